@@ -1,0 +1,42 @@
+"""`lcp`: one command for training, testing, data tools and tracking.
+
+Each sub-command lives in its own module exposing HELP, add_arguments(parser) and
+main(args) -> int. Modules import their heavy dependencies (torch, mmdet) inside main so
+that `lcp --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lcp.errors import LCPError
+
+COMMANDS = {
+    "env": "lcp.tools.env",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lcp", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._main(args) or 0)
+    except LCPError as exc:
+        print(f"lcp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""`lcp env`: what is installed, and whether it is what the project pins."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as metadata
+import platform
+import sys
+
+HELP = "print the installed toolchain (torch, mmcv-full ops, mmdet, ...) and check it against the pins"
+
+PACKAGES = (
+    "torch", "torchvision", "mmcv-full", "mmdet", "numpy", "opencv-python-headless",
+    "pycocotools", "snakemake", "snakemake-executor-plugin-slurm", "mlflow", "pandas",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true",
+                        help="exit non-zero if a pinned package or mmcv's compiled ops are missing")
+
+
+def pinned_versions() -> dict[str, str]:
+    """The `name==version` pins that the installed lcp distribution declares."""
+    pins = {}
+    for requirement in metadata.requires("lcp") or []:
+        if ";" in requirement or "==" not in requirement:
+            continue
+        name, version = requirement.split("==")
+        pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def toolchain_report() -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Rows (package, installed, pinned) and a list of problems."""
+    pins = pinned_versions()
+    rows, problems = [], []
+    for name in PACKAGES:
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = "missing"
+        pinned = pins.get(name, "")
+        rows.append((name, installed, pinned))
+        if pinned and installed.split("+")[0] != pinned:
+            problems.append(f"{name} is {installed}, the project pins {pinned}")
+    try:
+        import torch
+        from mmcv.ops import nms
+        from mmcv.utils import get_compiling_cuda_version
+
+        boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]])
+        nms(boxes, torch.tensor([0.9, 0.8]), 0.5)
+        rows.append(("mmcv ops", "ok", f"CUDA {get_compiling_cuda_version()}"))
+        rows.append(("CUDA device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none", ""))
+    except Exception as exc:  # report whatever stops the compiled ops from loading
+        rows.append(("mmcv ops", "broken", ""))
+        problems.append(f"mmcv's compiled ops do not load: {exc}")
+    return rows, problems
+
+
+def main(args: argparse.Namespace) -> int:
+    rows, problems = toolchain_report()
+    print(f"python {platform.python_version()} ({sys.executable})")
+    width = max(len(row[0]) for row in rows)
+    for name, installed, pinned in rows:
+        print(f"{name:<{width}}  {installed:<14} {pinned}")
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return 1 if problems and args.check else 0

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Set up the project's virtual environment from nothing, idempotently:
+#   python >= 3.11 venv -> torch/torchvision -> mmcv-full 1.7.2 (built once from its PyPI
+#   sdist and cached outside the work tree) -> the lcp package with its pinned deps.
+# Environment knobs:
+#   LCP_VENV            venv folder (default: .venv in the repo)
+#   LCP_PYTHON          interpreter to build the venv from (default: python3)
+#   LCP_WHEEL_CACHE     where built mmcv-full wheels are kept (default: ~/.cache/lcp/wheels)
+#   FORCE_CUDA=1        build mmcv-full's CUDA ops (with TORCH_CUDA_ARCH_LIST, e.g. "8.0;9.0")
+#   MAX_JOBS            parallel compile jobs (default: number of cores)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${LCP_VENV:-$repo/.venv}
+python=${LCP_PYTHON:-python3}
+cache=${LCP_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lcp/wheels}
+pins=$repo/scripts/pins.env
+# shellcheck source=pins.env
+. "$pins"
+
+die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
+say() { printf 'install: %s\n' "$*" >&2; }
+
+command -v "$python" >/dev/null 2>&1 || die "'$python' not found; install Python >= 3.11 or set LCP_PYTHON"
+"$python" - <<'PY' || die "Python >= 3.11 is required, '$python' is $("$python" -c 'import sys; print(sys.version.split()[0])'); set LCP_PYTHON to a newer interpreter"
+import sys
+sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+stamp=$venv/.lcp-installed
+want=$(cat "$pins" "$repo/pyproject.toml" "$repo/scripts/install.sh" | sha256sum | cut -c1-16)-${FORCE_CUDA:-0}
+if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+    say "environment up to date ($venv)"
+    exit 0
+fi
+
+if [[ ! -x $venv/bin/python ]]; then
+    say "creating virtual environment $venv"
+    "$python" -m venv "$venv" || die "could not create a venv with '$python' (on Debian/Ubuntu: apt-get install python3-venv)"
+fi
+vpy=$venv/bin/python
+pipi() { "$vpy" -m pip install --disable-pip-version-check -q "$@"; }
+
+pipi "setuptools==$SETUPTOOLS" wheel ninja "opencv-python-headless==$OPENCV" "numpy==$NUMPY"
+pipi "torch==$TORCH" "torchvision==$TORCHVISION"
+
+mmcv_installed=$("$vpy" -c 'import importlib.metadata as m; print(m.version("mmcv-full"))' 2>/dev/null || true)
+torch_v=$("$vpy" -c 'import torch; print(torch.__version__.split("+")[0])')
+py_tag=$("$vpy" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+if [[ ${FORCE_CUDA:-0} == 1 ]]; then
+    flavour=cuda-$(echo "${TORCH_CUDA_ARCH_LIST:-native}" | tr ' ;.' '__p')
+else
+    flavour=cpu
+fi
+wheel_dir=$cache/mmcv-full-$MMCV-$py_tag-torch$torch_v-$flavour
+wheel=$(ls "$wheel_dir"/mmcv_full-*.whl 2>/dev/null | head -n1 || true)
+
+if [[ -z $wheel ]]; then
+    say "building mmcv-full $MMCV ($flavour ops) from source; takes ~10 min on 2 cores, done once per machine"
+    command -v gcc >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 \
+        || die "gcc/g++ not found: mmcv-full compiles C++ ops (on Debian/Ubuntu: apt-get install build-essential)"
+    inc=$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+    [[ -f $inc/Python.h ]] || die "Python headers missing ($inc/Python.h); on Debian/Ubuntu: apt-get install python3-dev"
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    "$vpy" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: -d "$work" "mmcv-full==$MMCV"
+    tar -xzf "$work"/mmcv-full-"$MMCV".tar.gz -C "$work"
+    src=$work/mmcv-full-$MMCV
+    # torch >= 2.14 headers need C++20; mmcv's setup.py hard-codes c++17.
+    if "$vpy" -c 'import sys, torch; v = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]); sys.exit(0 if v >= (2, 14) else 1)'; then
+        sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py"
+        grep -q 'c++20' "$src/setup.py" || die "could not raise mmcv-full's C++ standard in $src/setup.py"
+    fi
+    (cd "$src" && MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+        "$vpy" -m pip wheel --disable-pip-version-check -q --no-deps --no-build-isolation -w "$work/dist" .) \
+        || die "mmcv-full build failed (see the compiler output above)"
+    built=$(ls "$work"/dist/mmcv_full-*.whl)
+    # Debug info makes the wheel ~30 MB instead of ~1.5 MB.
+    "$vpy" -m wheel unpack -d "$work/unpacked" "$built" >/dev/null
+    find "$work/unpacked" -name '*.so' -exec strip --strip-debug {} +
+    rm "$built"
+    "$vpy" -m wheel pack -d "$work/dist" "$work"/unpacked/* >/dev/null
+    mkdir -p "$wheel_dir"
+    tmp=$(mktemp -d "$wheel_dir/.tmp.XXXX")
+    cp "$work"/dist/mmcv_full-*.whl "$tmp/"
+    mv "$tmp"/*.whl "$wheel_dir/" && rmdir "$tmp"
+    wheel=$(ls "$wheel_dir"/mmcv_full-*.whl | head -n1)
+    say "cached $wheel"
+fi
+if [[ $mmcv_installed != "$MMCV" ]]; then
+    pipi --no-deps "$wheel"
+fi
+
+say "installing lcp and its pinned dependencies"
+pipi -e "$repo[test]"
+"$vpy" -m lcp.cli env --check >/dev/null || die "environment check failed: run '$vpy -m lcp.cli env --check'"
+echo "$want" > "$stamp"
+say "ready: $venv"
