@@ -15,6 +15,7 @@ from lcp.errors import LCPError
 
 COMMANDS = {
     "env": "lcp.tools.env",
+    "data": "lcp.data.cli",
 }
 
 

@@ -1,0 +1,1 @@
+"""Data tools: converters, degradation synthesis, synthesis checks and the demo scene."""
