@@ -21,17 +21,34 @@ pins=$repo/scripts/pins.env
 die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
 say() { printf 'install: %s\n' "$*" >&2; }
 
-command -v "$python" >/dev/null 2>&1 || die "'$python' not found; install Python >= 3.11 or set LCP_PYTHON"
-"$python" - <<'PY' || die "Python >= 3.11 is required, '$python' is $("$python" -c 'import sys; print(sys.version.split()[0])'); set LCP_PYTHON to a newer interpreter"
-import sys
-sys.exit(0 if sys.version_info >= (3, 11) else 1)
-PY
+command -v "$python" >/dev/null 2>&1 || die "'$python' not found; install Python >= $PYTHON_MIN or set LCP_PYTHON"
+py_version=$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) \
+    || die "'$python' does not run; set LCP_PYTHON to a Python >= $PYTHON_MIN"
+if [[ $(printf '%s\n' "$PYTHON_MIN" "$py_version" | sort -V | head -n1) != "$PYTHON_MIN" ]]; then
+    die "Python >= $PYTHON_MIN is required, '$python' is $py_version; set LCP_PYTHON to a newer interpreter"
+fi
 
 stamp=$venv/.lcp-installed
 want=$(cat "$pins" "$repo/pyproject.toml" "$repo/scripts/install.sh" | sha256sum | cut -c1-16)-${FORCE_CUDA:-0}
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
     say "environment up to date ($venv)"
     exit 0
+fi
+
+py_tag=cp$(echo "$py_version" | cut -d. -f1,2 | tr -d .)
+if [[ ${FORCE_CUDA:-0} == 1 ]]; then
+    flavour=cuda-$(echo "${TORCH_CUDA_ARCH_LIST:-native}" | tr ' ;.' '__p')
+else
+    flavour=cpu
+fi
+wheel_dir=$cache/mmcv-full-$MMCV-$py_tag-torch$TORCH-$flavour
+wheel=$(ls "$wheel_dir"/mmcv_full-*.whl 2>/dev/null | head -n1 || true)
+if [[ -z $wheel ]]; then
+    # Fail before spending minutes on downloads if the compile cannot work.
+    command -v gcc >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 \
+        || die "gcc/g++ not found: mmcv-full compiles C++ ops (on Debian/Ubuntu: apt-get install build-essential)"
+    inc=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+    [[ -f $inc/Python.h ]] || die "Python headers missing ($inc/Python.h): mmcv-full compiles against them (on Debian/Ubuntu: apt-get install python3-dev)"
 fi
 
 if [[ ! -x $venv/bin/python ]]; then
@@ -45,22 +62,9 @@ pipi "setuptools==$SETUPTOOLS" wheel ninja "opencv-python-headless==$OPENCV" "nu
 pipi "torch==$TORCH" "torchvision==$TORCHVISION"
 
 mmcv_installed=$("$vpy" -c 'import importlib.metadata as m; print(m.version("mmcv-full"))' 2>/dev/null || true)
-torch_v=$("$vpy" -c 'import torch; print(torch.__version__.split("+")[0])')
-py_tag=$("$vpy" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
-if [[ ${FORCE_CUDA:-0} == 1 ]]; then
-    flavour=cuda-$(echo "${TORCH_CUDA_ARCH_LIST:-native}" | tr ' ;.' '__p')
-else
-    flavour=cpu
-fi
-wheel_dir=$cache/mmcv-full-$MMCV-$py_tag-torch$torch_v-$flavour
-wheel=$(ls "$wheel_dir"/mmcv_full-*.whl 2>/dev/null | head -n1 || true)
 
 if [[ -z $wheel ]]; then
     say "building mmcv-full $MMCV ($flavour ops) from source; takes ~10 min on 2 cores, done once per machine"
-    command -v gcc >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 \
-        || die "gcc/g++ not found: mmcv-full compiles C++ ops (on Debian/Ubuntu: apt-get install build-essential)"
-    inc=$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
-    [[ -f $inc/Python.h ]] || die "Python headers missing ($inc/Python.h); on Debian/Ubuntu: apt-get install python3-dev"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     "$vpy" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: -d "$work" "mmcv-full==$MMCV"
