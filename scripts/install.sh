@@ -92,7 +92,7 @@ if [[ -z $wheel ]]; then
     say "cached $wheel"
 fi
 if [[ $mmcv_installed != "$MMCV" ]]; then
-    pipi --no-deps "$wheel"
+    pipi "$wheel"
 fi
 
 say "installing lcp and its pinned dependencies"

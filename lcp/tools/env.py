@@ -47,7 +47,7 @@ def toolchain_report() -> tuple[list[tuple[str, str, str]], list[str]]:
     try:
         import torch
         from mmcv.ops import nms
-        from mmcv.utils import get_compiling_cuda_version
+        from mmcv.ops import get_compiling_cuda_version
 
         boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]])
         nms(boxes, torch.tensor([0.9, 0.8]), 0.5)
