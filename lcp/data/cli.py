@@ -7,7 +7,11 @@ import importlib
 
 HELP = "convert data sets, synthesise degradations, check them, make the demo scene"
 
-DATA_COMMANDS: dict[str, str] = {}
+DATA_COMMANDS: dict[str, str] = {
+    "demo": "lcp.data.demo",
+    "synth": "lcp.data.synth",
+    "convert": "lcp.data.convert.cli",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

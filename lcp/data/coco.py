@@ -1,0 +1,97 @@
+"""COCO detection annotations: loading with structural checks, building, writing, renaming.
+
+Layout the configs read: `<scene>/annotations/<imageset>_<split>.json`, whose images'
+`file_name` is the image's name inside the flat image folder `<scene>/<imageset>/`.
+Boxes are COCO `[x, y, width, height]` in pixels; category ids start at 1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from lcp.errors import LCPError
+from lcp.io import read_json, write_json
+
+
+def load_coco(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a COCO json; an LCPError names the file when it is not a COCO detection file.
+
+    Only the structure is checked here (lists of dicts with the keys detection needs);
+    content problems (boxes, ids, categories) are the business of `lcp data check`.
+    """
+    path = Path(path)
+    coco = read_json(path)
+    if not isinstance(coco, dict):
+        raise LCPError(f"{path}: not a COCO file (top level is not an object)")
+    required = {"images": ("id", "file_name"), "annotations": ("id", "image_id", "category_id", "bbox"),
+                "categories": ("id", "name")}
+    for section, keys in required.items():
+        entries = coco.get(section)
+        if not isinstance(entries, list):
+            raise LCPError(f"{path}: not a COCO file (no '{section}' list)")
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or any(key not in entry for key in keys):
+                raise LCPError(f"{path}: {section}[{index}] lacks one of {', '.join(keys)}")
+    return coco
+
+
+def categories_for(classes: Iterable[str]) -> list[dict[str, Any]]:
+    """COCO categories for class names, ids 1..N in the given order."""
+    return [{"id": index, "name": name, "supercategory": "object"}
+            for index, name in enumerate(classes, start=1)]
+
+
+def build_coco(images: list[dict], annotations: list[dict], categories: list[dict],
+               description: str = "") -> dict[str, Any]:
+    return {
+        "info": {"description": description},
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
+
+
+def write_coco(path: str | os.PathLike, coco: Mapping[str, Any], overwrite: bool = False) -> None:
+    """Write atomically; an existing file is an LCPError unless overwrite."""
+    write_json(path, coco, overwrite=overwrite)
+
+
+def subset(coco: Mapping[str, Any], image_ids: Iterable[int]) -> dict[str, Any]:
+    """The images with these ids (in the coco's order) and their annotations."""
+    keep = set(image_ids)
+    images = [image for image in coco["images"] if image["id"] in keep]
+    annotations = [ann for ann in coco["annotations"] if ann["image_id"] in keep]
+    return {**coco, "images": images, "annotations": annotations}
+
+
+def rename_images(coco: Mapping[str, Any], renames: Mapping[str, list[str]],
+                  source: str | os.PathLike = "annotations") -> dict[str, Any]:
+    """Replace each image by one entry per new name in `renames[file_name]`, with its annotations.
+
+    With one new name per image, image and annotation ids are kept; with several (one
+    synthesised image per parameter setting) images and annotations are renumbered from 1.
+    A file_name missing from `renames` is an LCPError naming `source`.
+    """
+    missing = [image["file_name"] for image in coco["images"] if image["file_name"] not in renames]
+    if missing:
+        raise LCPError(f"{source}: {len(missing)} image(s) not among the synthesised sources, "
+                       f"e.g. {missing[0]!r}")
+    keep_ids = all(len(renames[image["file_name"]]) == 1 for image in coco["images"])
+    by_image: dict[Any, list[dict]] = {}
+    for ann in coco["annotations"]:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    images, annotations = [], []
+    for image in coco["images"]:
+        for new_name in renames[image["file_name"]]:
+            new_image = {**image, "file_name": new_name}
+            if not keep_ids:
+                new_image["id"] = len(images) + 1
+            images.append(new_image)
+            for ann in by_image.get(image["id"], []):
+                new_ann = {**ann, "image_id": new_image["id"]}
+                if not keep_ids:
+                    new_ann["id"] = len(annotations) + 1
+                annotations.append(new_ann)
+    return {**coco, "images": images, "annotations": annotations}

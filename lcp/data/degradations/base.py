@@ -1,0 +1,69 @@
+"""The interface every degradation model implements (see lcp.data.degradations)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+def format_value(value: Any) -> str:
+    """How a parameter value is written in file names: 0.02 -> '0.02', 3.0 -> '3'."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class Degradation:
+    """A physical model that turns a clean image (+ depth) into a low-quality one.
+
+    Images are float32 BGR arrays in [0, 1]; depth is float32 metres of the same size.
+    One instance holds the parameter settings chosen on the command line; `variants()`
+    lists them, and each variant gives one output image per clean image.
+    """
+
+    name: ClassVar[str]                     # the command-line name: fog, rain, underwater
+    marker: ClassVar[str]                   # the file-name marker: foggy, rain, underwater
+    model: ClassVar[str]                    # the imaging equation, for the sidecar
+    statistic: ClassVar[str]                # the measurement summarised per set by the check
+    depth_defaults: ClassVar[dict[str, float]]  # near/far/horizon of the fallback depth
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Degradation":
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """The dict that build_degradation() turns back into this instance."""
+        raise NotImplementedError
+
+    def variants(self) -> list[dict[str, Any]]:
+        """Parameter settings, each one output image per clean image; the keys go in the name."""
+        raise NotImplementedError
+
+    def suffix(self, variant: dict[str, Any]) -> str:
+        pairs = "_".join(f"{key}_{format_value(value)}" for key, value in variant.items())
+        return f"_{self.marker}_{pairs}"
+
+    def synthesise(self, clean: np.ndarray, depth: np.ndarray, variant: dict[str, Any],
+                   rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        """The degraded image and a json-able record of the per-image parameters.
+
+        The record also holds the values the check expects to measure (`expected`).
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def measure(cls, clean: np.ndarray, lowq: np.ndarray, record: dict[str, Any] | None) -> dict[str, float]:
+        """Statistics of the degradation of `lowq` against `clean` (record: the sidecar's, if any)."""
+        raise NotImplementedError
+
+    @classmethod
+    def judge(cls, measured: dict[str, float], record: dict[str, Any] | None) -> list[tuple[str, str]]:
+        """(reason, detail) for each way the measurement fails: 'not_degraded' or
+        'degradation_out_of_range'. Without a record only the presence is judged."""
+        raise NotImplementedError

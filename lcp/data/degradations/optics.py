@@ -1,0 +1,77 @@
+"""Estimates shared by the scattering models: atmospheric light and transmission."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Pixels whose colour differs from the airlight by less than this (in [0, 1] units) say
+# nothing about transmission: (I - A) / (J - A) is dominated by JPEG noise there.
+MIN_CONTRAST_TO_LIGHT = 0.1
+
+
+def dark_channel(image: np.ndarray, patch: int) -> np.ndarray:
+    import cv2
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (patch, patch))
+    return cv2.erode(image.min(axis=2), kernel)
+
+
+def atmospheric_light(image: np.ndarray) -> np.ndarray:
+    """He et al.'s estimate: mean colour of the brightest 0.1% of the dark channel (BGR)."""
+    height, width = image.shape[:2]
+    patch = int(np.clip(min(height, width) // 40, 3, 15)) | 1
+    dark = dark_channel(image, patch).ravel()
+    count = max(1, int(round(dark.size * 0.001)))
+    brightest = np.argpartition(dark, dark.size - count)[dark.size - count:]
+    return image.reshape(-1, 3)[brightest].mean(axis=0).astype(np.float32)
+
+
+def contrast_mask(clean: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """Pixels where the clean colour is far enough from the light to measure transmission."""
+    return np.abs(clean - light).max(axis=2) >= MIN_CONTRAST_TO_LIGHT
+
+
+def pixel_transmission(clean: np.ndarray, lowq: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """Per-pixel least-squares t of lowq = t * clean + (1 - t) * light over the channels."""
+    direct = clean - light
+    return (((lowq - light) * direct).sum(axis=2) / np.maximum((direct * direct).sum(axis=2), 1e-6))
+
+
+def median_transmission(clean: np.ndarray, lowq: np.ndarray, light: np.ndarray) -> float | None:
+    """Median estimated transmission over the measurable pixels; None if under 1% are."""
+    mask = contrast_mask(clean, light)
+    if mask.mean() < 0.01:
+        return None
+    return float(np.median(pixel_transmission(clean, lowq, light)[mask]))
+
+
+def true_median_transmission(clean: np.ndarray, light: np.ndarray, transmission: np.ndarray) -> float | None:
+    """The median of the model's transmission over the pixels the check will measure."""
+    mask = contrast_mask(clean, light)
+    if mask.mean() < 0.01:
+        return None
+    return float(np.median(transmission[mask]))
+
+
+def channel_transmission(clean: np.ndarray, lowq: np.ndarray, light: np.ndarray,
+                         transmission: np.ndarray | None = None) -> list[float | None]:
+    """Per channel (BGR): the median of (I_c - B_c) / (J_c - B_c), or, when `transmission`
+    (H, W, 3) is given, the median of the model's own transmission, over the pixels where
+    |J_c - B_c| is measurable."""
+    medians = []
+    for c in range(3):
+        direct = clean[..., c] - light[c]
+        mask = np.abs(direct) >= MIN_CONTRAST_TO_LIGHT
+        if mask.mean() < 0.01:
+            medians.append(None)
+            continue
+        if transmission is None:
+            values = (lowq[..., c][mask] - light[c]) / direct[mask]
+        else:
+            values = transmission[..., c][mask]
+        medians.append(float(np.median(values)))
+    return medians
+
+
+def gray(image: np.ndarray) -> np.ndarray:
+    return image @ np.array([0.114, 0.587, 0.299], dtype=np.float32)

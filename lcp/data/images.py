@@ -1,0 +1,147 @@
+"""Image folders: listing, integrity checks, decoding, deterministic JPEG writing, atomic folders.
+
+Shared by the data tools (demo, synth, check, converters). An image folder is flat: the
+images lie directly in it (no sub-folders) and other files (sidecar json) are ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from lcp.errors import LCPError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+JPEG_QUALITY = 95
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")
+
+
+def list_images(folder: str | os.PathLike, allow_empty: bool = False) -> list[Path]:
+    """The image files directly inside `folder`, sorted by name.
+
+    A missing folder, or one without images (unless allow_empty), is an LCPError.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LCPError(f"{folder}: image folder not found")
+    images = sorted(p for p in folder.iterdir() if p.is_file() and is_image_name(p.name))
+    if not images and not allow_empty:
+        raise LCPError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    return images
+
+
+def image_file_problem(path: str | os.PathLike) -> str | None:
+    """Why the file at `path` is not a complete, decodable image; None when it is.
+
+    OpenCV decodes a truncated JPEG without error (it fills the missing part with grey), so
+    completeness is checked on the bytes: a JPEG must end with its EOI marker and a PNG with
+    its IEND chunk (trailing zero padding is tolerated).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if not data:
+        return "empty file (0 bytes)"
+    body = data.rstrip(b"\x00")
+    if data[:3] == b"\xff\xd8\xff":
+        if not body.endswith(b"\xff\xd9"):
+            return "truncated JPEG (no end-of-image marker)"
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        if not body.endswith(b"IEND\xaeB`\x82"):
+            return "truncated PNG (no IEND chunk)"
+    else:
+        return "not a JPEG or PNG file"
+    if decode_image(data) is None:
+        return "cannot be decoded"
+    return None
+
+
+def decode_image(data: bytes, flags: int | None = None) -> np.ndarray | None:
+    """Decode encoded image bytes to a BGR uint8 array (or as `flags` says); None on failure."""
+    import cv2
+
+    flags = cv2.IMREAD_COLOR if flags is None else flags
+    return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """A BGR uint8 image; an LCPError naming the file if it is missing, truncated or undecodable."""
+    problem = image_file_problem(path)
+    if problem is not None:
+        raise LCPError(f"{path}: {problem}")
+    return decode_image(Path(path).read_bytes())
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of a decodable image."""
+    height, width = read_image(path).shape[:2]
+    return width, height
+
+
+def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """JPEG bytes of a BGR uint8 image; the same pixels always give the same bytes."""
+    import cv2
+
+    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the image as JPEG")
+    return buffer.tobytes()
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes (lossless; uint8 or uint16, one or three channels)."""
+    import cv2
+
+    ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the image as PNG")
+    return buffer.tobytes()
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """A float image in [0, 1] rounded to uint8 (values outside are clipped)."""
+    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """A uint8 image as float32 in [0, 1]."""
+    return image.astype(np.float32) / 255.0
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; on success it replaces `path` at once.
+
+    An existing `path` is an LCPError unless overwrite is True. On failure the temporary
+    folder is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

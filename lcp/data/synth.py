@@ -1,0 +1,192 @@
+"""`lcp data synth fog|rain|underwater`: synthesise a low-quality image set from clean images.
+
+Output: OUT_DIR/<clean stem>_<marker>_<key>_<value>....jpg for each clean image and each
+parameter setting, plus OUT_DIR/synthesis.json (the model, its parameters, the depth source
+and every image's own parameters and expected measurements, read by `lcp data check`).
+Each image draws its randomness from (seed, file name), so the output does not depend on
+the number of workers or on the order the images are processed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lcp.data.coco import load_coco, rename_images, write_coco
+from lcp.data.degradations import DEGRADATIONS, Degradation
+from lcp.data.depth import DepthSource
+from lcp.data.images import JPEG_QUALITY, atomic_folder, encode_jpeg, list_images, read_image, to_float, to_uint8
+from lcp.errors import LCPError
+from lcp.io import write_json
+
+HELP = "synthesise fog, rain or underwater images from clean ones (physical models, depth-aware)"
+SIDECAR_NAME = "synthesis.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="degradation", required=True, metavar="DEGRADATION")
+    for name, cls in DEGRADATIONS.items():
+        command = sub.add_parser(name, help=cls.model, description=f"{cls.model}. {_depth_help(cls)}")
+        _add_common_arguments(command, cls)
+        cls.add_arguments(command)
+
+
+def _depth_help(cls: type[Degradation]) -> str:
+    d = cls.depth_defaults
+    return (f"Depth: Cityscapes disparity (--disparity-dir + --camera-dir), else depth maps (--depth-dir), "
+            f"else a ground plane with horizon {d['horizon']:g} of the height, {d['near']:g} m at the "
+            f"bottom row, {d['far']:g} m at most.")
+
+
+def _add_common_arguments(parser: argparse.ArgumentParser, cls: type[Degradation]) -> None:
+    parser.add_argument("--src", required=True, help="folder of clean images (.jpg/.png)")
+    parser.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
+    parser.add_argument("--ann", action="append", default=[], metavar="COCO.json",
+                        help="COCO file over --src images to rewrite for the output (repeatable, "
+                             "one --ann-out each)")
+    parser.add_argument("--ann-out", action="append", default=[], metavar="OUT.json",
+                        help="where the rewritten --ann goes (file_names -> synthesised names)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes (default: all cores); the output does not depend on it")
+    parser.add_argument("--quality", type=int, default=JPEG_QUALITY, help=f"JPEG quality (default {JPEG_QUALITY})")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    depth = parser.add_argument_group("depth")
+    depth.add_argument("--disparity-dir", help="Cityscapes disparity folder (*_disparity.png, searched recursively)")
+    depth.add_argument("--camera-dir", help="Cityscapes camera folder (*_camera.json, searched recursively)")
+    depth.add_argument("--depth-dir", help="depth maps <stem>.npy (metres) or <stem>.png (16-bit, metres*256)")
+    d = cls.depth_defaults
+    depth.add_argument("--near", type=float, default=d["near"], help=f"nearest depth in m (default {d['near']:g})")
+    depth.add_argument("--far", type=float, default=d["far"], help=f"farthest depth in m (default {d['far']:g})")
+    depth.add_argument("--horizon", type=float, default=d["horizon"],
+                       help=f"fallback ground plane: horizon row / height (default {d['horizon']:g})")
+
+
+def main(args: argparse.Namespace) -> int:
+    degradation = DEGRADATIONS[args.degradation].from_args(args)
+    depth = DepthSource.from_folders(args.near, args.far, args.horizon, args.depth_dir,
+                                     args.disparity_dir, args.camera_dir)
+    if len(args.ann) != len(args.ann_out):
+        raise LCPError(f"--ann/--ann-out: give one --ann-out per --ann (got {len(args.ann)} and {len(args.ann_out)})")
+    sidecar = synthesise_folder(degradation, Path(args.src), Path(args.out), depth, seed=args.seed,
+                                workers=args.workers, annotations=list(zip(args.ann, args.ann_out)),
+                                overwrite=args.overwrite, quality=args.quality, progress=not args.no_progress)
+    print(f"{args.out}: {len(sidecar['images'])} {degradation.name} images from {args.src} "
+          f"(sidecar {SIDECAR_NAME})")
+    return 0
+
+
+def image_rng(seed: int, file_name: str) -> np.random.Generator:
+    """The random stream of one image: a function of (seed, file name) only."""
+    digest = hashlib.sha256(file_name.encode("utf-8")).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
+@dataclass
+class _Job:
+    degradation: Degradation
+    depth: DepthSource
+    out_dir: Path
+    seed: int
+    quality: int
+
+
+_JOB: _Job | None = None
+
+
+def _init_worker(job: _Job) -> None:
+    import cv2
+
+    global _JOB
+    _JOB = job
+    cv2.setNumThreads(1)
+
+
+def _synthesise_image(source: Path) -> list[tuple[str, dict[str, Any]]]:
+    job = _JOB
+    clean = to_float(read_image(source))
+    height, width = clean.shape[:2]
+    depth = job.depth.depth_for(source, height, width)
+    results = []
+    for variant in job.degradation.variants():
+        degraded, record = job.degradation.synthesise(clean, depth, variant, image_rng(job.seed, source.name))
+        name = source.stem + job.degradation.suffix(variant) + ".jpg"
+        (job.out_dir / name).write_bytes(encode_jpeg(to_uint8(degraded), job.quality))
+        results.append((name, {"source": source.name, "params": variant, **record}))
+    return results
+
+
+def output_names(degradation: Degradation, sources: list[Path]) -> dict[str, list[str]]:
+    """Source file name -> the names of its synthesised images (one per variant)."""
+    names: dict[str, list[str]] = {}
+    seen: dict[str, str] = {}
+    for source in sources:
+        outputs = [source.stem + degradation.suffix(variant) + ".jpg" for variant in degradation.variants()]
+        for output in outputs:
+            if output in seen:
+                raise LCPError(f"{source}: would be written as {output}, as {seen[output]} already is "
+                               "(two sources with the same stem)")
+            seen[output] = source.name
+        names[source.name] = outputs
+    return names
+
+
+def synthesise_folder(degradation: Degradation, src: Path, out: Path, depth: DepthSource, seed: int = 0,
+                      workers: int = 1, annotations: list[tuple[str, str]] = (), overwrite: bool = False,
+                      quality: int = JPEG_QUALITY, progress: bool = True) -> dict[str, Any]:
+    """Write the synthesised folder (atomically) and the rewritten annotations; return the sidecar."""
+    from tqdm import tqdm
+
+    sources = list_images(src)
+    renames = output_names(degradation, sources)
+    rewritten = []
+    for ann_in, ann_out in annotations:  # fail on bad annotations before the long part
+        if Path(ann_out).exists() and not overwrite:
+            raise LCPError(f"{ann_out}: already exists; remove it or pass --overwrite")
+        rewritten.append((ann_out, rename_images(load_coco(ann_in), renames, source=ann_in)))
+    if out.exists() and not overwrite:
+        raise LCPError(f"{out}: already exists; remove it or pass --overwrite")
+
+    images: dict[str, Any] = {}
+    with atomic_folder(out, overwrite=overwrite) as tmp:
+        job = _Job(degradation, depth, tmp, seed, quality)
+        bar = tqdm(total=len(sources), unit="img", desc=f"synth {degradation.name}", disable=not progress)
+        with bar:
+            if workers <= 1:
+                _init_worker(job)
+                results = map(_synthesise_image, sources)
+                for result in results:
+                    images.update(result)
+                    bar.update()
+            else:
+                import multiprocessing
+
+                with multiprocessing.Pool(min(workers, len(sources)), _init_worker, (job,)) as pool:
+                    chunk = max(1, min(16, len(sources) // (4 * workers)))
+                    for result in pool.imap(_synthesise_image, sources, chunksize=chunk):
+                        images.update(result)
+                        bar.update()
+        sidecar = {
+            "tool": "lcp data synth",
+            "degradation": degradation.name,
+            "model": degradation.model,
+            "config": degradation.config(),
+            "variants": degradation.variants(),
+            "depth": depth.describe(),
+            "seed": seed,
+            "jpeg_quality": quality,
+            "source_dir": os.path.relpath(src, out),
+            "naming": f"<clean stem>{degradation.suffix({'<key>': '<value>'})}[_<key>_<value>...].jpg",
+            "images": images,
+        }
+        write_json(tmp / SIDECAR_NAME, sidecar)
+    for ann_out, coco in rewritten:
+        write_coco(ann_out, coco, overwrite=overwrite)
+    return sidecar
