@@ -97,6 +97,6 @@ fi
 
 say "installing lcp and its pinned dependencies"
 pipi -e "$repo[test]"
-"$vpy" -m lcp.cli env --check >/dev/null || die "environment check failed: run '$vpy -m lcp.cli env --check'"
+check=$("$vpy" -m lcp.cli env --check 2>&1) || { printf '%s\n' "$check" >&2; die "environment check failed (above)"; }
 echo "$want" > "$stamp"
 say "ready: $venv"
