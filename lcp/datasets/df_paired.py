@@ -1,0 +1,105 @@
+"""`DFPairedDataset`: each low-quality training sample gets an unpaired detection-favoured image.
+
+Which detection-favoured (DF) image a sample gets is a pure function of (seed, epoch,
+sample index) - `df_choice` below - so it does not depend on the number of data-loader
+workers, on their start method (fork or spawn) or on anything a worker did before.
+
+The epoch reaches the workers as follows. mmcv's EpochBasedRunner.train() calls the
+`before_train_epoch` hooks and only then iterates the data loader; without persistent
+workers, every `iter(data_loader)` starts new workers, which get the dataset as it is at
+that moment (a fork copies it, a spawn pickles it). `DFPairingHook` (lcp/hooks/pairing.py)
+calls `set_epoch(runner.epoch)` in `before_train_epoch`, so the workers of epoch e see
+epoch e. Persistent workers would keep the first epoch's copy forever: the hook refuses
+them. A dataset whose epoch was never set refuses to produce samples, so a config that
+forgets the hook fails at once instead of silently reusing one pairing every epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import os.path as osp
+from typing import Any
+
+import numpy as np
+from mmdet.datasets import DATASETS, build_dataset
+
+from lcp.datasets.checks import check_dataset_cfg, list_images
+from lcp.errors import LCPError
+
+
+def df_choice(seed: int, epoch: int, index: int, num_df_images: int) -> int:
+    """Index of the DF image that sample `index` gets in `epoch` (0-based) for `seed`."""
+    return int(np.random.default_rng((seed, epoch, index)).integers(num_df_images))
+
+
+@DATASETS.register_module()
+class DFPairedDataset:
+    """Wrap an mmdet dataset of low-quality images; pair each sample with a DF image.
+
+    Args:
+        dataset (dict): config of the wrapped dataset (e.g. a CocoDataset with
+            `classes`); its pipeline must contain `LoadDFImage` after
+            `LoadImageFromFile`, and `DFFormatBundle` + `Collect(keys=[..., 'img_df'])`.
+        df_img_prefix (str): a flat folder of detection-favoured images (no annotations).
+        data_root (str, optional): a relative df_img_prefix is joined to it (as mmdet
+            does for img_prefix).
+        seed (int): pairing seed; `lcp train` fills in the run's seed when it is None.
+    """
+
+    def __init__(self, dataset: dict, df_img_prefix: str, data_root: str | None = None,
+                 seed: int | None = None):
+        check_dataset_cfg(dataset)
+        if data_root is not None and df_img_prefix and not osp.isabs(df_img_prefix):
+            df_img_prefix = osp.join(data_root, df_img_prefix)
+        self.df_img_prefix = df_img_prefix
+        self.df_filenames = list_images(df_img_prefix, "detection-favoured image folder (df_img_prefix)")
+        self.dataset = build_dataset(copy.deepcopy(dataset))
+        self.seed = 0 if seed is None else int(seed)
+        self.epoch: int | None = None
+        self.CLASSES = self.dataset.CLASSES
+        self.PALETTE = getattr(self.dataset, "PALETTE", None)
+        self.test_mode = getattr(self.dataset, "test_mode", False)
+        # mmdet's GroupSampler batches images of the same aspect-ratio group.
+        self.flag = getattr(self.dataset, "flag", np.zeros(len(self.dataset), dtype=np.uint8))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def df_filename(self, index: int) -> str:
+        if self.epoch is None:
+            raise LCPError(
+                "DFPairedDataset: the epoch was never set; add dict(type='DFPairingHook') to "
+                "custom_hooks (or call dataset.set_epoch(epoch) before iterating)")
+        return self.df_filenames[df_choice(self.seed, self.epoch, index, len(self.df_filenames))]
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if self.test_mode:
+            return self.dataset[index]
+        while True:
+            data = self._prepare_train(index)
+            if data is not None:
+                return data
+            # the pipeline dropped the sample (e.g. no box left): mmdet picks another one
+            index = self.dataset._rand_another(index)
+
+    def _prepare_train(self, index: int) -> dict[str, Any] | None:
+        # mirrors mmdet's CustomDataset.prepare_train_img, adding the DF image's name
+        dataset = self.dataset
+        results = dict(img_info=dataset.data_infos[index], ann_info=dataset.get_ann_info(index))
+        if getattr(dataset, "proposals", None) is not None:
+            results["proposals"] = dataset.proposals[index]
+        dataset.pre_pipeline(results)
+        results["df_prefix"] = self.df_img_prefix
+        results["df_info"] = dict(filename=self.df_filename(index))
+        return dataset.pipeline(results)
+
+    def evaluate(self, *args, **kwargs):
+        return self.dataset.evaluate(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(dataset={type(self.dataset).__name__} of {len(self)} images, "
+                f"df_img_prefix={self.df_img_prefix!r} with {len(self.df_filenames)} images, "
+                f"seed={self.seed})")
