@@ -1,0 +1,20 @@
+# Runtime settings shared by every config (mmdet 2.x names).
+checkpoint_config = dict(interval=1)
+log_config = dict(interval=50, hooks=[dict(type='TextLoggerHook')])
+# custom_hooks and auto_scale_lr live in the schedules: the LCP schedule adds its own hooks.
+
+dist_params = dict(backend='nccl')
+log_level = 'INFO'
+load_from = None
+resume_from = None
+workflow = [('train', 1)]
+# `lcp train` uses this seed unless --seed is given (mmdet's own tools draw a random one);
+# it also seeds the detection-favoured pairing of DFPairedDataset.
+seed = 0
+
+opencv_num_threads = 0
+mp_start_method = 'fork'
+
+# lcp.models registers LCPDetector/LCPResNet/CruxLearner, lcp.datasets DFPairedDataset and its
+# pipeline steps, lcp.hooks TrainModeHook and DFPairingHook.
+custom_imports = dict(imports=['lcp.models', 'lcp.datasets', 'lcp.hooks'], allow_failed_imports=False)

@@ -1,0 +1,14 @@
+# LCP on Cascade R-CNN R50-FPN (/work/shared/design/lcp-model.md): the crux learner masks the
+# normalised image, the LCPResNet backbone adds the catch-up residual and fuses both branches.
+_base_ = './cascade_rcnn_r50_fpn.py'
+
+# weight of the KL loss of the catch-up learner (scene configs: 100 URPC, 1 Cityscapes)
+kl_loss_weight = 1
+
+model = dict(
+    type='LCPDetector',
+    # Which stages train is decided per epoch by TrainModeHook (set_train_mode), not by
+    # frozen_stages.
+    backbone=dict(type='LCPResNet', frozen_stages=-1),
+    crux_learner=dict(type='CruxLearner', in_channels=3, mid_channels=16, num_blocks=3, k=10, mask_thr=0.5),
+    kl_loss_weight='${kl_loss_weight}')

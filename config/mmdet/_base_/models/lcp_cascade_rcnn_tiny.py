@@ -1,0 +1,10 @@
+# LCP on the tiny Cascade R-CNN (cascade_rcnn_tiny.py): the same LCP parts as
+# lcp_cascade_rcnn_r50_fpn.py on an LCPResNet-18 with 8 base channels.
+_base_ = './cascade_rcnn_tiny.py'
+
+kl_loss_weight = 1
+model = dict(
+    type='LCPDetector',
+    backbone=dict(type='LCPResNet', frozen_stages=-1),
+    crux_learner=dict(type='CruxLearner', in_channels=3, mid_channels=16, num_blocks=3, k=10, mask_thr=0.5),
+    kl_loss_weight='${kl_loss_weight}')

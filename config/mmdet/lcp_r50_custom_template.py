@@ -1,0 +1,48 @@
+# LCP-50 on your own low-quality data set: copy this file, edit the keys below, train with
+#   lcp train config/mmdet/my_scene.py --work-dir work_dirs/my_scene
+# Every key below can also be set without editing, e.g.
+#   lcp train config/mmdet/lcp_r50_custom_template.py \
+#     --cfg-options data_root=/data/harbour/ "classes=(boat,buoy,person)" num_classes=3 \
+#                   load_from=checkpoints/cascade_rcnn_r50_harbour_clear.pth
+# (lcp train/test/infer apply --cfg-options first and then resolve the ${...} references in
+# the base configs, so a changed data_root moves every path below.)
+#
+# What you need (the layout `lcp data convert` writes):
+#   <data_root>/<train_img_dir>   low-quality training images, one flat folder
+#   <data_root>/<train_ann>       their COCO annotations (categories in `classes` order)
+#   <data_root>/<df_img_dir>      detection-favoured images of similar scenes (clear, well lit,
+#                                 ...); unpaired and unannotated: any number, any names
+#   <data_root>/<test_img_dir>    low-quality test images, <data_root>/<test_ann> their COCO json
+#   load_from                     a Cascade R-CNN R50-FPN trained on detection-favoured
+#                                 images of your classes (cascade_rcnn_r50_dfui.py shows how)
+_base_ = [
+    '_base_/models/lcp_cascade_rcnn_r50_fpn.py',
+    '_base_/datasets/lcp_paired_detection.py',
+    '_base_/schedules/lcp_24e.py',
+    '_base_/default_runtime.py',
+]
+
+# Class names, in the order of the annotation files' categories; num_classes must match.
+classes = ('class_a', 'class_b')
+num_classes = len(classes)
+
+# Paths; relative ones are joined to data_root (absolute ones are used as they are).
+data_root = 'data/my_scene/'
+train_img_dir = 'lowq/'
+train_ann = 'annotations/lowq_train.json'
+df_img_dir = 'clean/'
+test_img_dir = 'lowq/'
+test_ann = 'annotations/lowq_test.json'
+
+# Initial detector; the LCP-only modules (crux learner, catch-up learner, fusion) are not in
+# it and start from PyTorch's default initialisation (lcp train lists them).
+load_from = 'checkpoints/cascade_rcnn_r50_my_scene.pth'
+
+# The published settings: kl_loss_weight 100 and crux lr x100 for underwater images, 1 and 1
+# for fog and rain; lr 0.001-0.002 for 2 images per GPU.
+kl_loss_weight = 1
+crux_lr_mult = 1
+optimizer = dict(lr=0.002)
+data = dict(samples_per_gpu=2, workers_per_gpu=2)
+# Input size (width, height) for training and testing (keep_ratio=False).
+img_scale = (1333, 800)

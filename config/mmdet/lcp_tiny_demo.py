@@ -1,0 +1,38 @@
+# The demo scene on the tiny LCP detector: low-quality (foggy) images paired with the clean
+# ones, starting from the tiny detector pretrained by cascade_rcnn_tiny_demo.py. A short mode
+# plan: epoch 1 catch-up learner, 2 crux learner, then alternating.
+_base_ = [
+    '_base_/models/lcp_cascade_rcnn_tiny.py',
+    '_base_/datasets/lcp_paired_detection.py',
+    '_base_/schedules/lcp_24e.py',
+    '_base_/default_runtime.py',
+]
+
+classes = ('circle', 'square', 'triangle')
+num_classes = len(classes)
+
+data_root = 'data/demo/'
+train_img_dir = 'lowq/'
+train_ann = 'annotations/lowq_train.json'
+df_img_dir = 'clean/'
+test_img_dir = 'lowq/'
+test_ann = 'annotations/lowq_test.json'
+img_scale = (128, 128)
+
+# where `lcp train config/mmdet/cascade_rcnn_tiny_demo.py` (run from the repository) leaves
+# its last checkpoint
+load_from = 'work_dirs/cascade_rcnn_tiny_demo/latest.pth'
+kl_loss_weight = 1
+crux_lr_mult = 1
+
+data = dict(samples_per_gpu=2, workers_per_gpu=1)
+optimizer = dict(lr=0.01)
+lr_config = dict(warmup_iters=20, warmup_ratio=0.1, step=[3])
+runner = dict(max_epochs=4)
+custom_hooks = [
+    dict(type='NumClassCheckHook'),
+    dict(type='TrainModeHook', num_epoch=[1, 1, 2], modes=['catch_up_learner', 'crux_learner', 'alter']),
+    dict(type='DFPairingHook'),
+]
+log_config = dict(interval=10)
+evaluation = dict(interval=2)
