@@ -1,0 +1,73 @@
+"""`lcp data convert folder` and the shared pieces: flat names, split draws, output safety."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from helpers.convert_sources import convert, load_coco, write_image
+
+from lcp.data.convert.common import Sample, flat_names, split_by_fraction
+
+
+@pytest.fixture
+def dfui(tmp_path: Path) -> Path:
+    src = tmp_path / "DFUI"
+    write_image(src / "a/x.png", 20, 10, seed=1)
+    write_image(src / "b/x.png", 30, 10, seed=2)
+    write_image(src / "b/deeper/Y.JPG", 16, 16, seed=3)
+    write_image(src / ".cache/hidden.jpg", seed=4)  # hidden folders are not data
+    (src / "notes.txt").write_text("not an image")
+    return src
+
+
+def test_collects_recursively_flat_with_unique_names(dfui, tmp_path, capsys):
+    out = tmp_path / "urpc"
+    code, stdout, stderr = convert(capsys, "folder", dfui, out, "--name", "dfui", "--workers", "2")
+    assert code == 0, stderr
+    assert sorted(p.name for p in (out / "dfui").iterdir()) == ["Y.jpg", "a__x_png.jpg", "b__x_png.jpg"]
+    coco = load_coco(out / "annotations/dfui_train.json")
+    sizes = {img["file_name"]: (img["width"], img["height"]) for img in coco.loadImgs(coco.getImgIds())}
+    assert sizes == {"Y.jpg": (16, 16), "a__x_png.jpg": (20, 10), "b__x_png.jpg": (30, 10)}
+    assert coco.dataset["annotations"] == [] and coco.dataset["categories"] == []
+    assert not (out / "annotations/dfui_test.json").exists()
+    assert "notes.txt: not an image file" in stderr and "1  not an image file" in stdout
+
+
+def test_undecodable_image_is_an_error_and_nothing_is_left(dfui, tmp_path, capsys):
+    (dfui / "b/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "scene"
+    code, _, stderr = convert(capsys, "folder", dfui, out, "--workers", "2")
+    assert code == 2 and "b/broken.png: not a readable image" in stderr
+    assert list(out.iterdir()) == []
+
+
+def test_bad_names_and_missing_source_are_errors(dfui, tmp_path, capsys):
+    code, _, stderr = convert(capsys, "folder", dfui, tmp_path / "s", "--name", "annotations")
+    assert code == 2 and "not usable as an image set name" in stderr
+    code, _, stderr = convert(capsys, "folder", tmp_path / "nowhere", tmp_path / "s")
+    assert code == 2 and "nowhere: not a folder" in stderr
+
+
+def test_flat_names_ignore_listing_order_and_case_clashes():
+    paths = [Path("/d/a/img.png"), Path("/d/b/IMG.jpg"), Path("/d/a/other.png"), Path("/d/a__img_png.jpg")]
+    names = flat_names(paths)
+    assert names == ["a__img_png.jpg", "b__IMG_jpg.jpg", "other.jpg", "a__img_png_2.jpg"]
+    shuffled = paths[::-1]
+    assert flat_names(shuffled) == names[::-1]
+    assert len({n.lower() for n in names}) == len(names)
+
+
+def test_split_draw_is_seeded_exact_and_follows_stems_across_folders():
+    def draw(root: str, order: list[int], seed: int) -> dict[str, str]:
+        samples = [Sample(Path(f"{root}/{i:04d}.jpg")) for i in order]
+        split_by_fraction(samples, 0.25, seed)
+        return {s.image.stem: s.split for s in samples}
+
+    stems = list(range(40))
+    shuffled = random.Random(1).sample(stems, len(stems))
+    first = draw("/urpc/train/image", stems, seed=0)
+    assert sum(split == "test" for split in first.values()) == 10
+    assert draw("/dfui/images", shuffled, seed=0) == first  # same stems, other folder and order
+    assert draw("/urpc/train/image", stems, seed=1) != first
