@@ -1,0 +1,155 @@
+"""Pascal VOC: one xml per image (<object><name>, <bndbox> xmin ymin xmax ymax), images beside.
+
+Images and xml files are found below SRC (by default SRC/JPEGImages and SRC/Annotations when
+SRC has the VOC layout, else anywhere below SRC; --images/--annotations override) and paired
+by file stem, not by the xml's <filename>, which often disagrees with the real file name.
+
+Rules:
+  * classes: --classes fixes the list and its order (category ids 1..N); boxes of other
+    classes are dropped and counted. Without it, every class found is used, sorted by name.
+  * corners are used as given (width = xmax - xmin), as mmdet's XMLDataset reads them; boxes
+    reaching outside the decoded image are clipped, boxes left without area dropped, both
+    reported.
+  * <difficult>1</difficult> objects become crowd boxes (COCO iscrowd 1): ignored in
+    training and evaluation, as VOC's own evaluation ignores them.
+  * an xml whose image is missing, or an unreadable xml or image: error naming the file.
+    An image without an xml is skipped with a warning.
+  * images left with no box are kept as negatives unless --drop-empty.
+  * split: --test-list (e.g. ImageSets/Main/test.txt) or a seeded --test-fraction draw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from lcp.data.convert.common import (
+    Box,
+    Report,
+    Sample,
+    add_drop_empty_argument,
+    add_output_arguments,
+    add_split_arguments,
+    assign_splits,
+    check_output_free,
+    class_list,
+    is_image_file,
+    walk_files,
+    write_image_set,
+)
+from lcp.errors import LCPError
+
+HELP = "Pascal VOC xml boxes + images (your own data)"
+
+
+def parse_voc_xml(path: Path) -> list[Box]:
+    """The objects of one VOC xml file; LCPError naming the file when it is malformed."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise LCPError(f"{path}: not valid XML ({exc})") from None
+    except OSError as exc:
+        raise LCPError(f"{path}: cannot read ({exc.strerror})") from None
+    if root.tag != "annotation":
+        raise LCPError(f"{path}: root element is <{root.tag}>, a VOC file has <annotation>")
+    boxes = []
+    for number, obj in enumerate(root.findall("object"), start=1):
+        label = (obj.findtext("name") or "").strip()
+        if not label:
+            raise LCPError(f"{path}: object {number} has no <name>")
+        origin = f"{path}: object {number} ({label})"
+        bndbox = obj.find("bndbox")
+        if bndbox is None:
+            raise LCPError(f"{origin}: no <bndbox>")
+        corners = []
+        for tag in ("xmin", "ymin", "xmax", "ymax"):
+            text = bndbox.findtext(tag)
+            try:
+                corners.append(float(text))
+            except (TypeError, ValueError):
+                raise LCPError(f"{origin}: <{tag}> is {'missing' if text is None else repr(text)}, not a number") from None
+        difficult = (obj.findtext("difficult") or "0").strip() in {"1", "1.0", "true", "True"}
+        boxes.append(Box(label, *corners, origin=origin, crowd=difficult))
+    return boxes
+
+
+def pair_by_stem(images_root: Path, annotations_root: Path, report: Report) -> list[tuple[Path, Path]]:
+    """(image, xml) pairs matched by file stem; missing images are errors, missing xml a warning."""
+    images: dict[str, Path] = {}
+    annotations: dict[str, Path] = {}
+    roots = {images_root, annotations_root}
+    files = sorted({f for root in roots for f in walk_files(root)})
+    for path in files:
+        if path.suffix.lower() == ".xml" and path.is_relative_to(annotations_root):
+            table = annotations
+        elif is_image_file(path) and path.is_relative_to(images_root):
+            table = images
+        else:
+            report.warn("neither an image nor an xml file, ignored", path)
+            continue
+        if path.stem in table:
+            raise LCPError(f"{path}: same stem as {table[path.stem]}; images and xml files are paired by stem, so stems must be unique")
+        table[path.stem] = path
+    for stem in sorted(set(images) - set(annotations)):
+        report.warn("image without an xml file, skipped", images[stem])
+    pairs = []
+    for stem, xml in sorted(annotations.items()):
+        if stem not in images:
+            raise LCPError(f"{xml}: no image named {stem}.<jpg|png|...> below {images_root}")
+        pairs.append((images[stem], xml))
+    return pairs
+
+
+def source_folders(args: argparse.Namespace) -> tuple[Path, Path]:
+    src: Path = args.src
+    if not src.is_dir():
+        raise LCPError(f"{src}: not a folder")
+    voc_layout = (src / "JPEGImages").is_dir() and (src / "Annotations").is_dir()
+    images = args.images or (src / "JPEGImages" if voc_layout else src)
+    annotations = args.annotations or (src / "Annotations" if voc_layout else src)
+    return images, annotations
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("src", type=Path, metavar="SRC", help=f"{what} folder")
+    parser.add_argument("--images", type=Path, default=None, help="folder searched for images (default: see above)")
+    parser.add_argument("--annotations", type=Path, default=None, help="folder searched for xml files (default: see above)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_source_arguments(parser, "VOC")
+    add_output_arguments(parser, default_name="images")
+    parser.add_argument(
+        "--classes", type=class_list, default=None,
+        help="comma-separated class names in category order; other classes are dropped "
+        "(default: all found, sorted)",
+    )
+    add_split_arguments(parser, default_fraction=0.2, own_split=False)
+    add_drop_empty_argument(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    report = Report("voc")
+    images_root, annotations_root = source_folders(args)
+    check_output_free(args.out, [args.name], args.overwrite)
+    samples = [Sample(image, boxes=parse_voc_xml(xml)) for image, xml in pair_by_stem(images_root, annotations_root, report)]
+    classes = args.classes or sorted({box.label for s in samples for box in s.boxes})
+    if not classes:
+        raise LCPError(f"{annotations_root}: no objects in any xml file, and no --classes given")
+    for sample in samples:
+        kept = []
+        for box in sample.boxes:
+            if box.label in classes:
+                kept.append(box)
+            else:
+                report.count(f"box of class {box.label!r} (not in --classes), dropped")
+        sample.boxes = kept
+    assign_splits(samples, args, report)
+    write_image_set(
+        samples, out=args.out, name=args.name, classes=classes, workers=args.workers,
+        overwrite=args.overwrite, report=report, drop_empty=args.drop_empty,
+        description=f"VOC {args.src}",
+    )
+    report.print()
+    return 0

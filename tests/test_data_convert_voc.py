@@ -1,0 +1,63 @@
+"""`lcp data convert voc`: Pascal VOC layout, class list given or collected, list-file split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.convert_sources import boxes_by_file, category_names, convert, load_coco, write_image, write_voc_xml
+
+
+@pytest.fixture
+def voc(tmp_path: Path) -> Path:
+    root = tmp_path / "VOC"
+    objects = {
+        "2008_000001": [("dog", 1, 2, 11, 12), ("cat", 12, 3, 20, 9, 1)],  # difficult cat: crowd
+        "2008_000002": [("cat", 0, 0, 31, 23), ("bird", 3, 3, 6, 6)],
+        "2008_000003": [("dog", 4, 4, 10, 22)],
+        "2008_000004": [("bird", 5, 5, 9, 9)],
+    }
+    for seed, (stem, objs) in enumerate(objects.items()):
+        write_image(root / "JPEGImages" / f"{stem}.jpg", seed=seed)
+        write_voc_xml(root / "Annotations" / f"{stem}.xml", f"{stem}.jpg", objs)
+        # VOC's segmentation PNGs share the stems: the VOC layout must keep them out
+        write_image(root / "SegmentationClass" / f"{stem}.png", seed=seed)
+    (root / "ImageSets/Main").mkdir(parents=True)
+    (root / "ImageSets/Main/test.txt").write_text("2008_000002\n2008_000004\n")
+    return root
+
+
+def test_given_classes_fix_order_and_drop_others(voc, tmp_path, capsys):
+    out = tmp_path / "scene"
+    code, stdout, stderr = convert(capsys, "voc", voc, out, "--name", "clear", "--classes", "dog,cat",
+                                   "--test-list", voc / "ImageSets/Main/test.txt", "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(out / "annotations/clear_train.json")
+    test = load_coco(out / "annotations/clear_test.json")
+    assert category_names(train) == ["dog", "cat"] == category_names(test)
+    assert boxes_by_file(train) == {
+        "2008_000001.jpg": [("cat", [12.0, 3.0, 8.0, 6.0], 1), ("dog", [1.0, 2.0, 10.0, 10.0], 0)],
+        "2008_000003.jpg": [("dog", [4.0, 4.0, 6.0, 18.0], 0)],
+    }
+    assert boxes_by_file(test) == {"2008_000002.jpg": [("cat", [0.0, 0.0, 31.0, 23.0], 0)], "2008_000004.jpg": []}
+    assert "2  box of class 'bird' (not in --classes), dropped" in stdout
+    assert sorted(p.name for p in (out / "clear").iterdir()) == [f"2008_00000{i}.jpg" for i in range(1, 5)]
+
+
+def test_classes_collected_sorted_without_a_list(voc, tmp_path, capsys):
+    out = tmp_path / "scene"
+    code, _, stderr = convert(capsys, "voc", voc, out, "--test-fraction", "0", "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(out / "annotations/images_train.json")
+    assert category_names(train) == ["bird", "cat", "dog"]
+    assert len(train.getAnnIds(iscrowd=None)) == 6
+    assert not (out / "annotations/images_test.json").exists()
+
+
+def test_missing_tags_and_wrong_root_are_errors(voc, tmp_path, capsys):
+    (voc / "Annotations/2008_000003.xml").write_text("<annotation><object><bndbox><xmin>1</xmin></bndbox></object></annotation>")
+    code, _, stderr = convert(capsys, "voc", voc, tmp_path / "a")
+    assert code == 2 and "2008_000003.xml: object 1 has no <name>" in stderr
+    (voc / "Annotations/2008_000003.xml").write_text("<notvoc/>")
+    code, _, stderr = convert(capsys, "voc", voc, tmp_path / "b")
+    assert code == 2 and "2008_000003.xml: root element is <notvoc>" in stderr
