@@ -1,0 +1,259 @@
+"""Cityscapes gtFine instance polygons -> detection boxes, for clear, foggy and rainy images.
+
+ROOT holds gtFine/{train,val}/<city>/*_gtFine_polygons.json and (for the clear set)
+leftImg8bit/{train,val}/<city>/*_leftImg8bit.png. gtFine train is the train split, gtFine
+val the test split (the Cityscapes test split has no public annotations).
+
+Rules:
+  * the detection classes are the labels that cityscapesscripts.helpers.labels marks
+    hasInstances and not ignoreInEval (person, rider, car, truck, bus, train, motorcycle,
+    bicycle); --classes picks them and their category order (default: the order of the
+    configs). Polygons of other labels are ignored and counted; an unknown label is an
+    error naming the file.
+  * a box is the extent of its instance polygon; boxes reaching outside the image are
+    clipped, and reported.
+  * group polygons (e.g. "cargroup": several objects under one outline) become crowd boxes
+    (COCO iscrowd 1, ignored in training and evaluation), as in mmdet's own converter;
+    deleted polygons are skipped.
+  * images are flattened out of the city folders into one folder, names kept
+    (aachen_000000_000019_leftImg8bit.jpg).
+  * one image set per run: the clear leftImg8bit images; or with --foggy DIR Foggy
+    Cityscapes (*_leftImg8bit_foggy_beta_<BETA>.png, one --beta); or with --rainy DIR Rainy
+    Cityscapes (*_leftImg8bit_rain_alpha_A_beta_B_dropsize_D_pattern_P.png;
+    every variant that passes the --rain-* filters becomes an image of its own), matched
+    to the annotations by frame name. Images of frames without fine annotations (the test
+    split) are skipped and counted; a foggy frame missing is warned about, a rainy one only
+    counted (Rainy Cityscapes covers a subset of the frames).
+Output (scene folder OUT, e.g. data/city): OUT/NAME/ and OUT/annotations/NAME_{train,test}.json,
+NAME by default city_images, foggy_city_images or rainy_city_images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from lcp.data.convert.common import (
+    Box,
+    Report,
+    Sample,
+    add_drop_empty_argument,
+    add_output_arguments,
+    check_output_free,
+    class_list,
+    walk_files,
+    write_image_set,
+)
+from lcp.errors import LCPError
+
+HELP = "Cityscapes gtFine polygons -> 8 detection classes, with Foggy / Rainy Cityscapes images"
+
+# The class order of the LCP Cityscapes configs (category ids 1..8 follow it).
+CONFIG_CLASS_ORDER = ("bicycle", "bus", "person", "train", "truck", "motorcycle", "car", "rider")
+SPLIT_OF_FOLDER = {"train": "train", "val": "test"}
+FOGGY_BETAS = (0.005, 0.01, 0.02)
+
+ANNOTATION_SUFFIX = "_gtFine_polygons.json"
+CLEAR_PATTERN = re.compile(r"^(?P<frame>.+)_leftImg8bit\.png$")
+FOGGY_PATTERN = re.compile(r"^(?P<frame>.+)_leftImg8bit_foggy_beta_(?P<beta>[0-9.]+)\.png$")
+RAINY_PATTERN = re.compile(
+    r"^(?P<frame>.+)_leftImg8bit_rain_alpha_(?P<alpha>[0-9.]+)_beta_(?P<beta>[0-9.]+)"
+    r"_dropsize_(?P<dropsize>[0-9.]+)_pattern_(?P<pattern>[0-9]+)\.png$"
+)
+
+
+@dataclass
+class ImageSource:
+    """One image set to write: where its files are, which names belong to it, and what a
+    missing annotated frame means ("error", "warn" or "count")."""
+
+    name: str
+    folder: Path
+    pattern: re.Pattern
+    keep: Callable[[re.Match], bool]
+    what: str
+    missing_frame: str
+
+
+@dataclass
+class Frame:
+    """One annotated Cityscapes frame: its split and boxes, shared by all image variants."""
+
+    split: str
+    boxes: list[Box]
+    annotation: Path
+
+
+def detection_classes() -> list[str]:
+    from cityscapesscripts.helpers.labels import labels
+
+    return [label.name for label in labels if label.hasInstances and not label.ignoreInEval]
+
+
+def polygon_boxes(path: Path, classes: list[str], report: Report) -> list[Box]:
+    """The boxes of one gtFine polygon file: instance polygon extents of the wanted classes."""
+    from cityscapesscripts.helpers.annotation import Annotation
+    from cityscapesscripts.helpers.labels import assureSingleInstanceName, name2label
+
+    annotation = Annotation()
+    try:
+        annotation.fromJsonText(path.read_text())
+    except OSError as exc:
+        raise LCPError(f"{path}: cannot read ({exc.strerror})") from None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise LCPError(f"{path}: not a Cityscapes polygon file ({type(exc).__name__}: {exc})") from None
+    boxes = []
+    for obj in annotation.objects:
+        origin = f"{path}: object {obj.id + 1} ({obj.label})"
+        if obj.deleted:
+            report.count("deleted polygon, skipped")
+            continue
+        name = assureSingleInstanceName(obj.label)
+        if name is None and obj.label.endswith("group") and obj.label[: -len("group")] in name2label:
+            name = obj.label[: -len("group")]  # a group of a class without instances, e.g. "roadgroup"
+        if name is None:
+            raise LCPError(f"{origin}: unknown Cityscapes label {obj.label!r}")
+        label = name2label[name]
+        if not label.hasInstances:
+            report.count("polygon of a class without instances (road, sky, ...), ignored")
+            continue
+        if label.ignoreInEval:
+            report.count(f"{name} polygon (ignoreInEval in cityscapesscripts), ignored")
+            continue
+        if name not in classes:
+            report.count(f"{name} polygon (not in --classes), ignored")
+            continue
+        if not obj.polygon:
+            report.warn("polygon without points, skipped", origin)
+            continue
+        xs = [point.x for point in obj.polygon]
+        ys = [point.y for point in obj.polygon]
+        boxes.append(Box(name, min(xs), min(ys), max(xs), max(ys), origin=origin, crowd=obj.label != name))
+    return boxes
+
+
+def read_frames(gtfine: Path, classes: list[str], report: Report) -> dict[str, Frame]:
+    if not gtfine.is_dir():
+        raise LCPError(f"{gtfine}: not a folder (ROOT must hold the Cityscapes gtFine folder)")
+    frames: dict[str, Frame] = {}
+    for folder, split in SPLIT_OF_FOLDER.items():
+        if not (gtfine / folder).is_dir():
+            report.warn(f"no gtFine/{folder} folder: the {split} split stays empty", gtfine / folder)
+            continue
+        for path in walk_files(gtfine / folder):
+            if not path.name.endswith(ANNOTATION_SUFFIX):
+                continue
+            frame = path.name[: -len(ANNOTATION_SUFFIX)]
+            if frame in frames:
+                raise LCPError(f"{path}: frame {frame} is annotated twice (also {frames[frame].annotation})")
+            frames[frame] = Frame(split, polygon_boxes(path, classes, report), path)
+    if not frames:
+        raise LCPError(f"{gtfine}: no *{ANNOTATION_SUFFIX} files below train/ or val/")
+    return frames
+
+
+def find_variants(source: ImageSource, frames: dict[str, Frame], report: Report) -> dict[str, list[Path]]:
+    """The source's image files of annotated frames, by frame name."""
+    if not source.folder.is_dir():
+        raise LCPError(f"{source.folder}: not a folder ({source.what} images expected)")
+    found: dict[str, list[Path]] = {}
+    seen: dict[str, Path] = {}
+    for path in walk_files(source.folder):
+        match = source.pattern.match(path.name)
+        if match is None:
+            report.warn(f"file not named like {source.what} images, ignored", path)
+            continue
+        if not source.keep(match):
+            continue
+        if path.name in seen:
+            raise LCPError(f"{path}: the same {source.what} image name appears twice (also {seen[path.name]})")
+        seen[path.name] = path
+        if match["frame"] not in frames:
+            report.count(f"{source.what} image of a frame without fine annotations (e.g. test split), skipped")
+            continue
+        found.setdefault(match["frame"], []).append(path)
+    if not found:
+        raise LCPError(f"{source.folder}: no {source.what} images of annotated frames (with the chosen variant)")
+    return found
+
+
+def image_set_samples(source: ImageSource, frames: dict[str, Frame], report: Report) -> list[Sample]:
+    """One sample per image of the source, carrying its frame's split and boxes."""
+    variants = find_variants(source, frames, report)
+    samples = []
+    for frame_name, frame in frames.items():
+        paths = variants.get(frame_name)
+        if paths:
+            samples += [Sample(path, frame.split, list(frame.boxes)) for path in paths]
+        elif source.missing_frame == "error":
+            raise LCPError(f"{frame.annotation}: no {source.what} image of frame {frame_name} below {source.folder}")
+        elif source.missing_frame == "warn":
+            report.warn(f"annotated frame without a {source.what} image, left out", frame.annotation)
+        else:
+            report.count(f"annotated frame without a {source.what} image (that set covers a subset)")
+    return samples
+
+
+def matches_any(value: str, wanted: list[float] | None) -> bool:
+    return wanted is None or any(math.isclose(float(value), w, rel_tol=1e-9) for w in wanted)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root", type=Path, metavar="ROOT", help="Cityscapes folder with gtFine/ (and leftImg8bit/ for the clear set)")
+    add_output_arguments(parser, default_name=None)
+    parser.add_argument(
+        "--name", default=None,
+        help="image set name (default: city_images, foggy_city_images with --foggy, rainy_city_images with --rainy)",
+    )
+    parser.add_argument(
+        "--classes", type=class_list, default=list(CONFIG_CLASS_ORDER),
+        help="comma-separated detection classes in category order (default: %s)" % ",".join(CONFIG_CLASS_ORDER),
+    )
+    variant = parser.add_mutually_exclusive_group()
+    variant.add_argument("--foggy", type=Path, default=None, metavar="DIR", help="write the Foggy Cityscapes images of DIR (leftImg8bit_foggy)")
+    variant.add_argument("--rainy", type=Path, default=None, metavar="DIR", help="write the Rainy Cityscapes images of DIR (leftImg8bit_rain)")
+    parser.add_argument("--beta", type=float, choices=FOGGY_BETAS, default=0.02, help="with --foggy: the fog density (default: %(default)s)")
+    parser.add_argument("--rain-alpha", type=float, nargs="+", default=None, metavar="A", help="with --rainy: keep these alpha values (default: all)")
+    parser.add_argument("--rain-beta", type=float, nargs="+", default=None, metavar="B", help="with --rainy: keep these beta values (default: all)")
+    parser.add_argument("--rain-dropsize", type=float, nargs="+", default=None, metavar="D", help="with --rainy: keep these drop sizes (default: all)")
+    parser.add_argument("--rain-pattern", type=int, nargs="+", default=None, metavar="P", help="with --rainy: keep these rain patterns (default: all)")
+    add_drop_empty_argument(parser)
+
+
+def image_source(args: argparse.Namespace) -> ImageSource:
+    """Which images this run writes: clear leftImg8bit (default), --foggy or --rainy."""
+    if args.foggy is not None:
+        return ImageSource(args.name or "foggy_city_images", args.foggy, FOGGY_PATTERN,
+                           lambda m: matches_any(m["beta"], [args.beta]), "Foggy Cityscapes",
+                           missing_frame="warn")
+    if args.rainy is not None:
+        def keep_rainy(m: re.Match) -> bool:
+            return (matches_any(m["alpha"], args.rain_alpha) and matches_any(m["beta"], args.rain_beta)
+                    and matches_any(m["dropsize"], args.rain_dropsize)
+                    and (args.rain_pattern is None or int(m["pattern"]) in args.rain_pattern))
+        return ImageSource(args.name or "rainy_city_images", args.rainy, RAINY_PATTERN, keep_rainy,
+                           "Rainy Cityscapes", missing_frame="count")
+    return ImageSource(args.name or "city_images", args.root / "leftImg8bit", CLEAR_PATTERN,
+                       lambda m: True, "leftImg8bit", missing_frame="error")
+
+
+def main(args: argparse.Namespace) -> int:
+    report = Report("cityscapes")
+    known = detection_classes()
+    unknown = [name for name in args.classes if name not in known]
+    if unknown:
+        raise LCPError(f"--classes: {', '.join(unknown)} not a Cityscapes detection class ({', '.join(known)})")
+    source = image_source(args)
+    check_output_free(args.out, [source.name], args.overwrite)
+    frames = read_frames(args.root / "gtFine", args.classes, report)
+    write_image_set(
+        image_set_samples(source, frames, report), out=args.out, name=source.name, classes=args.classes,
+        workers=args.workers, overwrite=args.overwrite, report=report, drop_empty=args.drop_empty,
+        description=f"Cityscapes gtFine boxes on {source.what} images",
+    )
+    report.print()
+    return 0

@@ -1,0 +1,146 @@
+"""`lcp data convert cityscapes`: gtFine polygons -> boxes for clear, foggy and rainy images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.convert_sources import boxes_by_file, category_names, convert, load_coco, write_image, write_json
+
+CONFIG_ORDER = ["bicycle", "bus", "person", "train", "truck", "motorcycle", "car", "rider"]
+WIDTH, HEIGHT = 64, 32
+TRAIN_FRAME, VAL_FRAME, TEST_FRAME = "aachen_000000_000019", "frankfurt_000000_000294", "berlin_000000_000019"
+
+# Official gtFine polygon format: image size, then objects with label and [x, y] vertices.
+TRAIN_OBJECTS = [
+    {"label": "road", "polygon": [[0, 20], [63, 20], [63, 31], [0, 31]]},           # no instances: ignored
+    {"label": "car", "polygon": [[2, 3], [20, 3], [22, 15], [4, 14]]},
+    {"label": "person", "polygon": [[30, 5], [35, 4], [36, 25], [31, 26]]},
+    {"label": "cargroup", "polygon": [[40, 2], [50, 2], [50, 9], [40, 9]]},         # group: crowd box
+    {"label": "caravan", "polygon": [[10, 20], [18, 20], [18, 28]]},                # ignoreInEval: ignored
+    {"label": "bicycle", "polygon": [[58, 20], [70, 24], [60, 31]]},                # leaves the image: clipped
+    {"label": "rider", "polygon": [[1, 1], [9, 1], [9, 9]], "deleted": 1},          # deleted: skipped
+    {"label": "sky", "polygon": [[0, 0], [63, 0], [63, 5]]},                        # no instances: ignored
+]
+VAL_OBJECTS = [{"label": "bus", "polygon": [[5, 6], [25, 6], [25, 20], [5, 20]]},
+               {"label": "rider", "polygon": [[40.5, 10.25], [44, 18], [38, 16]]}]
+
+
+def extent(polygon, width=WIDTH, height=HEIGHT):
+    """The polygon's extent as COCO [x, y, w, h], clipped to the image."""
+    xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
+    x1, y1, x2, y2 = max(min(xs), 0), max(min(ys), 0), min(max(xs), width), min(max(ys), height)
+    return [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
+
+
+def write_polygons(root: Path, split: str, frame: str, objects: list[dict]) -> Path:
+    city = frame.split("_")[0]
+    path = root / "gtFine" / split / city / f"{frame}_gtFine_polygons.json"
+    write_json(path, {"imgHeight": HEIGHT, "imgWidth": WIDTH, "objects": objects})
+    return path
+
+
+@pytest.fixture
+def cityscapes(tmp_path: Path) -> dict[str, Path]:
+    root = tmp_path / "cityscapes"
+    write_polygons(root, "train", TRAIN_FRAME, TRAIN_OBJECTS)
+    write_polygons(root, "val", VAL_FRAME, VAL_OBJECTS)
+    write_polygons(root, "test", TEST_FRAME, [{"label": "car", "polygon": [[1, 1], [5, 5]]}])  # test split: unused
+    foggy, rainy = tmp_path / "leftImg8bit_foggy", tmp_path / "leftImg8bit_rain"
+    for seed, (split, frame) in enumerate([("train", TRAIN_FRAME), ("val", VAL_FRAME), ("test", TEST_FRAME)]):
+        city = frame.split("_")[0]
+        write_image(root / "leftImg8bit" / split / city / f"{frame}_leftImg8bit.png", WIDTH, HEIGHT, seed)
+        for beta in ("0.005", "0.01", "0.02"):
+            write_image(foggy / split / city / f"{frame}_leftImg8bit_foggy_beta_{beta}.png", WIDTH, HEIGHT, seed)
+    for pattern in (1, 2):  # Rainy Cityscapes covers only some frames: none of val here
+        name = f"{TRAIN_FRAME}_leftImg8bit_rain_alpha_0.01_beta_0.005_dropsize_0.01_pattern_{pattern}.png"
+        write_image(rainy / "train" / "aachen" / name, WIDTH, HEIGHT, pattern)
+    return {"root": root, "foggy": foggy, "rainy": rainy, "out": tmp_path / "city"}
+
+
+def expected_train_boxes():
+    by_label = {obj["label"]: obj["polygon"] for obj in TRAIN_OBJECTS}
+    return sorted([
+        ("car", extent(by_label["car"]), 0),
+        ("person", extent(by_label["person"]), 0),
+        ("car", extent(by_label["cargroup"]), 1),
+        ("bicycle", extent(by_label["bicycle"]), 0),
+    ])
+
+
+def test_clear_set_boxes_are_polygon_extents(cityscapes, capsys):
+    code, stdout, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(cityscapes["out"] / "annotations/city_images_train.json")
+    test = load_coco(cityscapes["out"] / "annotations/city_images_test.json")
+    assert category_names(train) == CONFIG_ORDER == category_names(test)
+    assert boxes_by_file(train) == {f"{TRAIN_FRAME}_leftImg8bit.jpg": expected_train_boxes()}
+    assert boxes_by_file(test) == {f"{VAL_FRAME}_leftImg8bit.jpg": sorted(
+        [("bus", extent(VAL_OBJECTS[0]["polygon"]), 0), ("rider", extent(VAL_OBJECTS[1]["polygon"]), 0)])}
+    assert train.loadImgs(train.getImgIds())[0]["width"] == WIDTH
+    assert sorted(p.name for p in (cityscapes["out"] / "city_images").iterdir()) == [
+        f"{TRAIN_FRAME}_leftImg8bit.jpg", f"{VAL_FRAME}_leftImg8bit.jpg"]  # flat, test split left out
+    assert "bicycle" in stderr and "clipped" in stderr
+    assert "caravan polygon (ignoreInEval in cityscapesscripts), ignored" in stdout
+    assert "2  polygon of a class without instances" in stdout  # road, sky
+    assert "1  deleted polygon, skipped" in stdout
+    assert "leftImg8bit image of a frame without fine annotations" in stdout
+
+
+def test_foggy_set_takes_one_beta_with_the_same_boxes(cityscapes, capsys):
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"],
+                              "--foggy", cityscapes["foggy"], "--beta", "0.01", "--workers", "2")
+    assert code == 0, stderr
+    train = load_coco(cityscapes["out"] / "annotations/foggy_city_images_train.json")
+    assert boxes_by_file(train) == {f"{TRAIN_FRAME}_leftImg8bit_foggy_beta_0.01.jpg": expected_train_boxes()}
+    test = load_coco(cityscapes["out"] / "annotations/foggy_city_images_test.json")
+    assert list(boxes_by_file(test)) == [f"{VAL_FRAME}_leftImg8bit_foggy_beta_0.01.jpg"]
+    assert len(list((cityscapes["out"] / "foggy_city_images").iterdir())) == 2
+    assert not (cityscapes["out"] / "city_images").exists()
+
+
+def test_rainy_variants_selected_by_pattern(cityscapes, capsys):
+    out = cityscapes["out"]
+    code, stdout, stderr = convert(capsys, "cityscapes", cityscapes["root"], out, "--rainy", cityscapes["rainy"], "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(out / "annotations/rainy_city_images_train.json")
+    assert len(train.getImgIds()) == 2  # both patterns, each an image with the frame's boxes
+    assert all(boxes == expected_train_boxes() for boxes in boxes_by_file(train).values())
+    assert not (out / "annotations/rainy_city_images_test.json").exists()
+    assert "1  annotated frame without a Rainy Cityscapes image" in stdout
+
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], out, "--rainy", cityscapes["rainy"],
+                              "--rain-pattern", "2", "--name", "rain_p2", "--workers", "1")
+    assert code == 0, stderr
+    names = list(boxes_by_file(load_coco(out / "annotations/rain_p2_train.json")))
+    assert names == [f"{TRAIN_FRAME}_leftImg8bit_rain_alpha_0.01_beta_0.005_dropsize_0.01_pattern_2.jpg"]
+
+
+def test_class_subset_and_order(cityscapes, capsys):
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--classes", "person,car", "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(cityscapes["out"] / "annotations/city_images_train.json")
+    assert category_names(train) == ["person", "car"]
+    assert [label for label, _, _ in next(iter(boxes_by_file(train).values()))] == ["car", "car", "person"]
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--classes", "person,caravan", "--overwrite")
+    assert code == 2 and "caravan" in stderr and "not a Cityscapes detection class" in stderr
+
+
+@pytest.mark.parametrize(
+    "objects, message",
+    [([{"label": "spaceship", "polygon": [[1, 1], [5, 5]]}], "unknown Cityscapes label 'spaceship'"),
+     ([{"label": "car"}], "not a Cityscapes polygon file")],
+    ids=["unknown-label", "no-polygon"],
+)
+def test_malformed_polygons_name_the_file(cityscapes, capsys, objects, message):
+    path = write_polygons(cityscapes["root"], "val", VAL_FRAME, objects)
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--workers", "1")
+    assert code == 2
+    assert str(path) in stderr and message in stderr
+    assert not (cityscapes["out"] / "city_images").exists()
+
+
+def test_missing_clear_image_is_an_error(cityscapes, capsys):
+    (cityscapes["root"] / "leftImg8bit" / "val" / "frankfurt" / f"{VAL_FRAME}_leftImg8bit.png").unlink()
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"])
+    assert code == 2 and f"{VAL_FRAME}_gtFine_polygons.json" in stderr and "no leftImg8bit image" in stderr
