@@ -1,0 +1,82 @@
+"""`lcp data convert coco`: re-map categories, keep or re-split, copy images flat."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.convert_sources import boxes_by_file, category_names, convert, load_coco, write_image, write_json
+
+
+def coco_file(images: list[tuple[int, str]], annotations: list[tuple[int, int, list]], **extra) -> dict:
+    return {
+        "images": [{"id": i, "file_name": name, "width": 1, "height": 1} for i, name in images],  # sizes are wrong on purpose
+        "annotations": [{"id": n, "image_id": i, "category_id": c, "bbox": b, "iscrowd": 0}
+                        for n, (i, c, b) in enumerate(annotations, start=1)],
+        "categories": [{"id": 5, "name": "car"}, {"id": 9, "name": "person"}, {"id": 11, "name": "van"}],
+        **extra,
+    }
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> dict[str, Path]:
+    images = tmp_path / "src_images"
+    write_image(images / "day/x.png", seed=1)
+    write_image(images / "night/x.png", seed=2)  # same stem: flat names must keep both
+    write_image(images / "night/y.jpg", seed=3)
+    train = tmp_path / "train.json"
+    test = tmp_path / "test.json"
+    write_json(train, coco_file([(1, "day/x.png"), (2, "night/x.png")],
+                                [(1, 5, [1, 2, 10, 5]), (1, 11, [20, 2, 5, 5]), (2, 9, [28, 20, 10, 10])]))
+    write_json(test, coco_file([(7, "night/y.jpg")], [(7, 9, [0, 0, 4, 4])]))
+    return {"images": images, "train": train, "test": test, "out": tmp_path / "scene"}
+
+
+def test_remaps_categories_and_keeps_the_given_split(source, capsys):
+    code, stdout, stderr = convert(capsys, "coco", source["images"], source["out"], "--train", source["train"],
+                                   "--test", source["test"], "--rename", "van=car", "--classes", "person,car", "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(source["out"] / "annotations/images_train.json")
+    test = load_coco(source["out"] / "annotations/images_test.json")
+    assert category_names(train) == ["person", "car"]
+    assert boxes_by_file(train) == {
+        "day__x_png.jpg": [("car", [1.0, 2.0, 10.0, 5.0], 0), ("car", [20.0, 2.0, 5.0, 5.0], 0)],  # van merged into car
+        "night__x_png.jpg": [("person", [28.0, 20.0, 4.0, 4.0], 0)],  # clipped to the decoded 32x24
+    }
+    assert boxes_by_file(test) == {"y.jpg": [("person", [0.0, 0.0, 4.0, 4.0], 0)]}
+    assert train.loadImgs(train.getImgIds())[0]["width"] == 32
+
+
+def test_resplit_pools_both_files(source, capsys):
+    code, _, stderr = convert(capsys, "coco", source["images"], source["out"], "--train", source["train"],
+                              "--test", source["test"], "--test-fraction", "0.34", "--seed", "3", "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(source["out"] / "annotations/images_train.json")
+    test = load_coco(source["out"] / "annotations/images_test.json")
+    assert len(train.getImgIds()) == 2 and len(test.getImgIds()) == 1
+    assert category_names(train) == ["car", "person", "van"]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [(lambda d: d["images"].append({"id": 3, "file_name": "gone.jpg"}), "images[2]: image file"),
+     (lambda d: d["annotations"].append({"id": 9, "image_id": 42, "category_id": 5, "bbox": [0, 0, 1, 1]}), "annotations[3]: image_id 42 is not in `images`"),
+     (lambda d: d["annotations"].append({"id": 9, "image_id": 1, "category_id": 77, "bbox": [0, 0, 1, 1]}), "annotations[3]: category_id 77 is not in `categories`"),
+     (lambda d: d["annotations"].append({"id": 9, "image_id": 1, "category_id": 5, "bbox": [0, 0, 1]}), "annotations[3]: `bbox` is [0, 0, 1]"),
+     (lambda d: d.pop("categories"), "`categories` must be a list")],
+    ids=["missing-image", "unknown-image", "unknown-category", "short-bbox", "no-categories"],
+)
+def test_malformed_coco_names_file_and_entry(source, capsys, edit, message):
+    import json
+
+    data = json.loads(source["train"].read_text())
+    edit(data)
+    write_json(source["train"], data)
+    code, _, stderr = convert(capsys, "coco", source["images"], source["out"], "--train", source["train"])
+    assert code == 2 and str(source["train"]) in stderr and message in stderr
+
+
+def test_image_in_both_files_is_an_error(source, capsys):
+    write_json(source["test"], coco_file([(7, "day/x.png")], []))
+    code, _, stderr = convert(capsys, "coco", source["images"], source["out"], "--train", source["train"], "--test", source["test"])
+    assert code == 2 and "is also listed in" in stderr

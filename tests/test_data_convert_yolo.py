@@ -1,0 +1,76 @@
+"""`lcp data convert yolo`: normalised txt labels -> pixel COCO boxes, split from the folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.convert_sources import boxes_by_file, category_names, convert, load_coco, write_image
+
+W, H = 40, 20
+
+
+@pytest.fixture
+def yolo(tmp_path: Path) -> Path:
+    root = tmp_path / "yolo"
+    write_image(root / "images/train/a.jpg", W, H, seed=1)
+    write_image(root / "images/train/c.png", W, H, seed=3)  # no label file: a negative
+    write_image(root / "images/val/b.bmp", W, H, seed=2)
+    (root / "labels/train").mkdir(parents=True)
+    (root / "labels/val").mkdir(parents=True)
+    (root / "labels/train/a.txt").write_text("0 0.25 0.5 0.5 0.4\n\n2 0.95 0.5 0.2 0.2\n")  # 2nd box leaves the image
+    (root / "labels/val/b.txt").write_text("1 0.5 0.5 0.1 1.0\n")
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames:\n  0: boat\n  1: buoy\n  2: person\n")
+    return root
+
+
+def test_split_folders_and_pixel_boxes(yolo, tmp_path, capsys):
+    out = tmp_path / "scene"
+    code, stdout, stderr = convert(capsys, "yolo", yolo, out, "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(out / "annotations/images_train.json")
+    test = load_coco(out / "annotations/images_test.json")
+    assert category_names(train) == ["boat", "buoy", "person"]
+    assert boxes_by_file(train) == {
+        "a.jpg": [("boat", [0.0, 6.0, 20.0, 8.0], 0), ("person", [34.0, 8.0, 6.0, 4.0], 0)],  # clipped at x=40
+        "c.jpg": [],
+    }
+    assert boxes_by_file(test) == {"b.jpg": [("buoy", [18.0, 0.0, 4.0, 20.0], 0)]}
+    assert "labels/train/a.txt:3 (person)" in stderr and "clipped" in stderr
+    assert "1  image without a label file (no objects)" in stdout
+
+
+def test_names_file_with_class_subset_and_resplit(yolo, tmp_path, capsys):
+    names = tmp_path / "obj.names"
+    names.write_text("boat\nbuoy\nperson\n")
+    out = tmp_path / "scene"
+    code, stdout, stderr = convert(capsys, "yolo", yolo, out, "--names", names, "--classes", "person,boat",
+                                   "--test-fraction", "0", "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(out / "annotations/images_train.json")
+    assert category_names(train) == ["person", "boat"]
+    assert len(train.getImgIds()) == 3  # re-split: the val image joins train
+    assert "1  box of class 'buoy' (not in --classes), dropped" in stdout
+
+
+@pytest.mark.parametrize(
+    "label_text, message",
+    [("7 0.5 0.5 0.1 0.1\n", "labels/val/b.txt:1: class index 7 is not one of 0..2"),
+     ("1 0.5 0.5 0.1\n", "labels/val/b.txt:1: expected 'class cx cy w h' (5 numbers), got 4 fields"),
+     ("1 0.5 x 0.1 0.1\n", "labels/val/b.txt:1: not numbers")],
+    ids=["class-out-of-range", "too-few-fields", "not-a-number"],
+)
+def test_malformed_labels_name_file_and_line(yolo, tmp_path, capsys, label_text, message):
+    (yolo / "labels/val/b.txt").write_text(label_text)
+    code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "scene")
+    assert code == 2 and message in stderr
+
+
+def test_label_without_image_and_unknown_names(yolo, tmp_path, capsys):
+    (yolo / "labels/train/ghost.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "a")
+    assert code == 2 and "labels/train/ghost.txt: label file without an image" in stderr
+    (yolo / "labels/train/ghost.txt").unlink()
+    (yolo / "data.yaml").unlink()
+    code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "b")
+    assert code == 2 and "class names unknown" in stderr
