@@ -1,0 +1,114 @@
+"""LCPDetector: Cascade R-CNN whose features always come through the crux learner and catch-up branch."""
+
+from __future__ import annotations
+
+import torch
+from mmcv.runner import auto_fp16
+from mmdet.models.builder import DETECTORS, MODELS
+from mmdet.models.detectors import CascadeRCNN
+
+from lcp.errors import LCPError
+from lcp.models.kl_loss import feature_kl_divergence
+
+TRAIN_MODES = ("catch_up_learner", "crux_learner")
+
+
+@DETECTORS.register_module()
+class LCPDetector(CascadeRCNN):
+    """Cascade R-CNN with LCP's crux learner (`crux_learner`) and an LCP backbone.
+
+    Training alternates between two modes (see set_train_mode, and TrainModeHook in
+    lcp/hooks/mode_controller.py which picks the mode of each epoch):
+
+    - 'catch_up_learner': loss = kl_loss_weight * KL(P_df || P_catch), where catch is
+      layer2-with-catch-up of crux_learner(img) and df is plain layer2 of
+      crux_learner(img_df); only backbone.catch_up_learner trains.
+    - 'crux_learner': the ordinary Cascade R-CNN losses; crux_learner, catch_up_fusion,
+      the stages after layer2, neck, rpn_head and roi_head train.
+
+    `train_mode` is None until set_train_mode is called: the model is built with every
+    parameter as its config makes it, so that mmcv's optimizer constructor (built once,
+    before the first epoch) gives every parameter its param-wise options such as the
+    crux learner's lr_mult; it puts parameters that are frozen at build time in a group
+    without them.
+    """
+
+    def __init__(self, backbone, neck=None, rpn_head=None, roi_head=None, train_cfg=None,
+                 test_cfg=None, pretrained=None, init_cfg=None, crux_learner=None,
+                 kl_loss_weight: float = 1.0, train_mode: str | None = None):
+        super().__init__(backbone=backbone, neck=neck, rpn_head=rpn_head, roi_head=roi_head,
+                         train_cfg=train_cfg, test_cfg=test_cfg, pretrained=pretrained,
+                         init_cfg=init_cfg)
+        if not hasattr(self.backbone, "shallow"):
+            raise LCPError(
+                f"LCPDetector: backbone type {type(self.backbone).__name__} has no catch-up branch; "
+                "use LCPResNet or LCPResNeXt")
+        self.crux_learner = MODELS.build(dict(type="CruxLearner") if crux_learner is None else crux_learner)
+        self.kl_loss_weight = float(kl_loss_weight)
+        # Frozen by the config itself (frozen_stages, norm_cfg requires_grad=False): no mode unfreezes these.
+        self._frozen_by_config = {name for name, p in self.named_parameters() if not p.requires_grad}
+        self.train_mode = None
+        if train_mode is not None:
+            self.set_train_mode(train_mode)
+
+    def trainable_prefixes(self, mode: str) -> tuple[str, ...]:
+        """State-dict name prefixes of the parameters that train in `mode`."""
+        if mode == "catch_up_learner":
+            return ("backbone.catch_up_learner.",)
+        if mode == "crux_learner":
+            deep_stages = tuple(f"backbone.{name}." for name in self.backbone.res_layers[2:])
+            return ("crux_learner.", "backbone.catch_up_fusion.") + deep_stages + ("neck.", "rpn_head.", "roi_head.")
+        raise LCPError(f"LCPDetector: unknown train mode {mode!r}; expected one of {TRAIN_MODES}")
+
+    def set_train_mode(self, mode: str) -> None:
+        """Make exactly the parameters of `mode` trainable and guarantee the others do not move.
+
+        How a frozen parameter is kept bit-identical: it gets requires_grad=False and its
+        .grad is set to None here. Autograd then never gives it a gradient again, and
+        PyTorch's optimizers skip every parameter whose .grad is None: no weight decay, no
+        momentum update, even though mmcv's optimizer holds all parameters and keeps the
+        momentum buffers of the other mode. (mmcv's OptimizerHook zeroes gradients with
+        zero_grad(), which only touches existing .grad tensors, so None stays None.)
+        """
+        prefixes = self.trainable_prefixes(mode)
+        for name, param in self.named_parameters():
+            trainable = name.startswith(prefixes) and name not in self._frozen_by_config
+            param.requires_grad_(trainable)
+            if not trainable:
+                param.grad = None
+        self.train_mode = mode
+
+    def extract_feat(self, img: torch.Tensor):
+        """Backbone + neck features; the crux branch runs at test time too."""
+        x = self.backbone(img, self.crux_learner(img))
+        if self.with_neck:
+            x = self.neck(x)
+        return x
+
+    @auto_fp16(apply_to=("img", "img_df"))
+    def forward(self, img, img_metas, return_loss=True, **kwargs):
+        """mmdet's forward, with the detection-favoured image `img_df` cast to fp16 as well."""
+        if not return_loss:
+            kwargs.pop("img_df", None)
+        return super().forward(img, img_metas, return_loss=return_loss, **kwargs)
+
+    def forward_train(self, img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore=None,
+                      img_df=None, **kwargs):
+        if self.train_mode == "catch_up_learner":
+            if img_df is None:
+                raise LCPError(
+                    "LCPDetector: catch_up_learner mode needs img_df (the detection-favoured image "
+                    "paired with each sample); the training dataset must collect 'img_df'")
+            return dict(kl_loss=self.kl_loss_weight * self.catch_up_divergence(img, img_df))
+        if self.train_mode == "crux_learner":
+            return super().forward_train(img, img_metas, gt_bboxes, gt_labels,
+                                         gt_bboxes_ignore=gt_bboxes_ignore, **kwargs)
+        raise LCPError(
+            "LCPDetector: train_mode is not set; add TrainModeHook to custom_hooks "
+            "or call set_train_mode('catch_up_learner' | 'crux_learner') before training")
+
+    def catch_up_divergence(self, img: torch.Tensor, img_df: torch.Tensor) -> torch.Tensor:
+        """KL(P_df || P_catch) between layer2 features (unweighted)."""
+        _, catch = self.backbone.shallow(self.crux_learner(img), catch_up=True)
+        _, target = self.backbone.shallow(self.crux_learner(img_df), catch_up=False)
+        return feature_kl_divergence(target, catch)
