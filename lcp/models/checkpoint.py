@@ -1,0 +1,105 @@
+"""Load mmdet / LCP checkpoints into an LCPDetector, refusing ones of another architecture."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+import zipfile
+from collections import OrderedDict
+from typing import Mapping, NamedTuple
+
+import torch
+
+from lcp.errors import LCPError
+
+
+class LoadResult(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def _read_state_dict(path_or_state) -> tuple[str, Mapping[str, torch.Tensor]]:
+    if isinstance(path_or_state, Mapping):
+        source, checkpoint = "<state dict>", path_or_state
+    else:
+        source = os.fspath(path_or_state)
+        checkpoint = _torch_load(source)
+    if not isinstance(checkpoint, Mapping):
+        raise LCPError(f"{source}: not a checkpoint (holds a {type(checkpoint).__name__}, not a dict)")
+    state = checkpoint.get("state_dict", checkpoint)
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise LCPError(f"{source}: not a checkpoint: its 'state_dict' is not a mapping of names to tensors")
+    # Checkpoints saved from a (distributed) data-parallel wrapper prefix every key with 'module.'.
+    if state and all(key.startswith("module.") for key in state):
+        state = OrderedDict((key[len("module."):], value) for key, value in state.items())
+    return source, state
+
+
+def _torch_load(path: str):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise LCPError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise LCPError(f"{path}: is a directory, not a checkpoint file") from None
+    except pickle.UnpicklingError as exc:
+        if not zipfile.is_zipfile(path):
+            raise LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
+        # A torch.save archive whose 'meta' keeps non-tensor objects (numpy scalars, ...),
+        # as mmcv checkpoints may: the weights-only unpickler refuses those; PyTorch < 2.6
+        # loaded every checkpoint the way below.
+        warnings.warn(f"{path}: holds Python objects beyond tensors; loading it with full "
+                      "unpickling (only load checkpoints you trust)")
+    except Exception as exc:  # torch raises RuntimeError/EOFError/... for non-checkpoint files
+        raise LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def _describe(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = False) -> LoadResult:
+    """Copy a checkpoint's weights into `model` and report which keys did not match.
+
+    `path_or_state`: a checkpoint file, a checkpoint dict (with 'state_dict') or a state
+    dict. A plain Cascade R-CNN checkpoint loads with strict=False and reports the
+    LCP-only keys (crux_learner.*, backbone.catch_up_*) as missing; those keep their
+    current values. Raises LCPError naming the file when the checkpoint is of another
+    architecture (no key in common, or a common key with another shape), and with
+    strict=True also when any key is missing or unexpected; nothing is copied then.
+    """
+    model = getattr(model, "module", model)  # MMDataParallel / DDP
+    source, state = _read_state_dict(path_or_state)
+    own = model.state_dict()
+    common = [key for key in own if key in state]
+    if not common:
+        raise LCPError(
+            f"{source}: none of the {len(own)} entries of {type(model).__name__} is in this checkpoint "
+            f"(its keys start: {_describe(list(state), 3) or 'none'}); it is a checkpoint of another architecture")
+    mismatched = [f"{key} {list(state[key].shape)} vs model {list(own[key].shape)}"
+                  for key in common if state[key].shape != own[key].shape]
+    if mismatched:
+        raise LCPError(f"{source}: {len(mismatched)} entries have another shape than in the model "
+                       f"({_describe(mismatched, 3)}); it is a checkpoint of another architecture")
+    missing = [key for key in own if key not in state]
+    unexpected = [key for key in state if key not in own]
+    if strict and (missing or unexpected):
+        problems = []
+        if missing:
+            problems.append(f"missing {_describe(missing)}")
+        if unexpected:
+            problems.append(f"unexpected {_describe(unexpected)}")
+        raise LCPError(f"{source}: does not match the model exactly: {'; '.join(problems)}")
+    model.load_state_dict(state, strict=False)
+    return LoadResult(missing, unexpected)
