@@ -1,0 +1,80 @@
+"""TrainModeHook: switch LCPDetector between catch-up and crux training, epoch by epoch."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from mmcv.runner import HOOKS, Hook
+
+from lcp.errors import LCPError
+
+PLAN_MODES = ("catch_up_learner", "crux_learner", "alter")
+ALTERNATION = ("catch_up_learner", "crux_learner")
+
+
+def check_plan(num_epoch: Sequence[int], modes: Sequence[str]) -> None:
+    """Raise LCPError naming the TrainModeHook setting that is wrong."""
+    if len(num_epoch) != len(modes) or not modes:
+        raise LCPError(f"TrainModeHook: num_epoch {list(num_epoch)} and modes {list(modes)} "
+                       "must be non-empty and of the same length")
+    for i, (count, mode) in enumerate(zip(num_epoch, modes)):
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise LCPError(f"TrainModeHook: num_epoch[{i}] = {count!r} is not a positive integer")
+        if mode not in PLAN_MODES:
+            raise LCPError(f"TrainModeHook: modes[{i}] = {mode!r} is not one of {list(PLAN_MODES)}")
+
+
+def mode_for_epoch(epoch: int, num_epoch: Sequence[int], modes: Sequence[str]) -> str:
+    """The train mode of 1-based `epoch` under the plan; a function of the epoch alone.
+
+    The plan runs its phases in order, phase i lasting num_epoch[i] epochs; an 'alter'
+    phase alternates catch_up_learner, crux_learner, ... starting with catch-up. The
+    published plan [6, 6, 12] x [catch_up_learner, crux_learner, alter] gives epochs 1-6
+    catch-up, 7-12 crux, 13 catch-up, 14 crux, ..., 24 crux.
+    """
+    check_plan(num_epoch, modes)
+    if epoch < 1 or epoch > sum(num_epoch):
+        raise LCPError(f"TrainModeHook: epoch {epoch} is outside the plan's epochs 1..{sum(num_epoch)}")
+    first = 1
+    for count, mode in zip(num_epoch, modes):
+        if epoch < first + count:
+            return ALTERNATION[(epoch - first) % 2] if mode == "alter" else mode
+        first += count
+    raise AssertionError("unreachable: the epoch range was checked above")
+
+
+@HOOKS.register_module()
+class TrainModeHook(Hook):
+    """Before each training epoch, set the detector's train mode from the epoch number.
+
+    mmcv's runner.epoch counts finished epochs (restored on resume), so the epoch about
+    to run is runner.epoch + 1 and a resumed run trains each epoch in the same mode as
+    an uninterrupted one.
+    """
+
+    def __init__(self, num_epoch: Sequence[int] = (6, 6, 12),
+                 modes: Sequence[str] = ("catch_up_learner", "crux_learner", "alter")):
+        check_plan(num_epoch, modes)
+        self.num_epoch = list(num_epoch)
+        self.modes = list(modes)
+
+    def before_run(self, runner) -> None:
+        max_epochs = getattr(runner, "max_epochs", None)
+        if max_epochs is None:
+            raise LCPError("TrainModeHook: needs an epoch-based runner (runner.max_epochs is not set)")
+        if max_epochs > sum(self.num_epoch):
+            raise LCPError(f"TrainModeHook: the plan num_epoch={self.num_epoch} covers {sum(self.num_epoch)} "
+                           f"epochs but the runner trains {max_epochs}")
+        if not hasattr(self._detector(runner), "set_train_mode"):
+            raise LCPError(f"TrainModeHook: the model {type(self._detector(runner)).__name__} "
+                           "has no train modes; use LCPDetector")
+
+    def before_train_epoch(self, runner) -> None:
+        epoch = runner.epoch + 1
+        mode = mode_for_epoch(epoch, self.num_epoch, self.modes)
+        self._detector(runner).set_train_mode(mode)
+        runner.logger.info(f"TrainModeHook: epoch {epoch} trains the {mode}")
+
+    @staticmethod
+    def _detector(runner):
+        return getattr(runner.model, "module", runner.model)
