@@ -117,3 +117,13 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert lcp(["data", "demo", "--out", str(tmp_path / "x"), "--num-images", "1"]) == 2
     assert "--num-images" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_lcp_data_check_passes_the_demo(demo, tmp_path, capsys):
+    anns = [str(p) for p in sorted((demo / "annotations").glob("*.json"))]
+    code = lcp(["data", "check", "--lowq", str(demo / "lowq"), "--clean", str(demo / "clean"), "--ann", *anns,
+                "--classes", "circle,square,triangle", "--report", str(tmp_path / "report.json"), "--no-progress"])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert code == 0, capsys.readouterr().out
+    assert report["ok"] and report["errors"] == {} and report["counts"]["pairs"] == NUM_IMAGES
+    assert report["counts"]["annotated_images"] == 2 * NUM_IMAGES

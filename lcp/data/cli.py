@@ -10,6 +10,7 @@ HELP = "convert data sets, synthesise degradations, check them, make the demo sc
 DATA_COMMANDS: dict[str, str] = {
     "demo": "lcp.data.demo",
     "synth": "lcp.data.synth",
+    "check": "lcp.data.check",
     "convert": "lcp.data.convert.cli",
 }
 

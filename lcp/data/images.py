@@ -40,8 +40,20 @@ def list_images(folder: str | os.PathLike, allow_empty: bool = False) -> list[Pa
 
 
 def image_file_problem(path: str | os.PathLike) -> str | None:
-    """Why the file at `path` is not a complete, decodable image; None when it is.
+    """Why the file at `path` is not a complete, decodable image; None when it is."""
+    problem = classify_image_file(path)
+    return None if problem is None else problem[1]
 
+
+def classify_image_file(path: str | os.PathLike) -> tuple[str, str] | None:
+    """(code, description) of what is wrong with the image file at `path`; None when nothing is."""
+    return inspect_image_file(path)[1]
+
+
+def inspect_image_file(path: str | os.PathLike) -> tuple[np.ndarray | None, tuple[str, str] | None]:
+    """(BGR uint8 image, None) for a sound image file, else (None, (code, description)).
+
+    Codes: 'missing_image', 'unreadable_image', 'empty_image_file', 'truncated_image'.
     OpenCV decodes a truncated JPEG without error (it fills the missing part with grey), so
     completeness is checked on the bytes: a JPEG must end with its EOI marker and a PNG with
     its IEND chunk (trailing zero padding is tolerated).
@@ -50,23 +62,24 @@ def image_file_problem(path: str | os.PathLike) -> str | None:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return "file not found"
+        return None, ("missing_image", "file not found")
     except OSError as exc:
-        return f"unreadable ({exc.strerror})"
+        return None, ("unreadable_image", f"unreadable ({exc.strerror})")
     if not data:
-        return "empty file (0 bytes)"
+        return None, ("empty_image_file", "empty file (0 bytes)")
     body = data.rstrip(b"\x00")
     if data[:3] == b"\xff\xd8\xff":
         if not body.endswith(b"\xff\xd9"):
-            return "truncated JPEG (no end-of-image marker)"
+            return None, ("truncated_image", "truncated JPEG (no end-of-image marker)")
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
         if not body.endswith(b"IEND\xaeB`\x82"):
-            return "truncated PNG (no IEND chunk)"
+            return None, ("truncated_image", "truncated PNG (no IEND chunk)")
     else:
-        return "not a JPEG or PNG file"
-    if decode_image(data) is None:
-        return "cannot be decoded"
-    return None
+        return None, ("unreadable_image", "not a JPEG or PNG file")
+    image = decode_image(data)
+    if image is None:
+        return None, ("unreadable_image", "cannot be decoded")
+    return image, None
 
 
 def decode_image(data: bytes, flags: int | None = None) -> np.ndarray | None:
@@ -79,10 +92,10 @@ def decode_image(data: bytes, flags: int | None = None) -> np.ndarray | None:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """A BGR uint8 image; an LCPError naming the file if it is missing, truncated or undecodable."""
-    problem = image_file_problem(path)
+    image, problem = inspect_image_file(path)
     if problem is not None:
-        raise LCPError(f"{path}: {problem}")
-    return decode_image(Path(path).read_bytes())
+        raise LCPError(f"{path}: {problem[1]}")
+    return image
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -92,10 +105,16 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    """JPEG bytes of a BGR uint8 image; the same pixels always give the same bytes."""
+    """JPEG bytes of a BGR uint8 image; the same pixels always give the same bytes.
+
+    Colour is kept at full resolution (4:4:4): with the usual 4:2:0 subsampling a
+    per-channel degradation (underwater colour cast) could not be measured back near edges.
+    """
     import cv2
 
-    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality),
+              cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    ok, buffer = cv2.imencode(".jpg", image, params)
     if not ok:
         raise RuntimeError("OpenCV could not encode the image as JPEG")
     return buffer.tobytes()

@@ -58,6 +58,12 @@ class Degradation:
         raise NotImplementedError
 
     @classmethod
+    def structure(cls, image: np.ndarray, record: dict[str, Any] | None) -> np.ndarray:
+        """The image as the check compares scenes: what the degradation adds that hides the
+        scene's edges is removed here (rain streaks); most degradations keep everything."""
+        return image
+
+    @classmethod
     def measure(cls, clean: np.ndarray, lowq: np.ndarray, record: dict[str, Any] | None) -> dict[str, float]:
         """Statistics of the degradation of `lowq` against `clean` (record: the sidecar's, if any)."""
         raise NotImplementedError

@@ -15,7 +15,7 @@ from lcp.errors import LCPError
 # The check's tolerances, in transmission units. The estimate comes from 8-bit JPEGs, so
 # it cannot be exact; a wrong beta (0.01 vs 0.02) moves the median transmission far more.
 PRESENT_BELOW = 0.98
-TOLERANCE = 0.08
+TOLERANCE = 0.05
 
 
 @register

@@ -27,10 +27,10 @@ WATER_TYPES = {
     "9C": ((0.95, 0.55, 0.85), (0.15, 0.40, 0.20)),
 }
 
-# Check: red must lose at least this much more transmission than the better of green/blue
-# (the colour cast), and each channel's transmission must be within the tolerance.
-PRESENT_CAST = 0.05
-TOLERANCE = 0.1
+# Check: red (the channel water absorbs most) must have lost transmission, and each
+# channel's transmission must be within the tolerance of the sidecar's.
+PRESENT_BELOW = 0.95
+TOLERANCE = 0.05
 
 
 @register
@@ -38,7 +38,7 @@ class Underwater(Degradation):
     name = "underwater"
     marker = "underwater"
     model = "I_c = J_c * t_c + B_c * (1 - t_c), t_c = exp(-beta_c * depth) per colour channel (Jerlov water types)"
-    statistic = "red_cast"
+    statistic = "red_transmission"
     depth_defaults = {"near": 1.0, "far": 10.0, "horizon": 0.0}
 
     def __init__(self, water: list[str] | None = None):
@@ -87,16 +87,15 @@ class Underwater(Degradation):
             transmission = [_slope(clean[..., c], lowq[..., c]) for c in (2, 1, 0)]
         red, green, blue = transmission
         cast = None if None in transmission else round(min(green, blue) - red, 5)
-        return {"transmission_rgb": transmission, "red_cast": cast}
+        return {"transmission_rgb": transmission, "red_transmission": red, "red_cast": cast}
 
     @classmethod
     def judge(cls, measured, record):
-        cast = measured["red_cast"]
-        if cast is None:
+        red = measured["red_transmission"]
+        if red is None:
             return []
-        if cast < PRESENT_CAST:
-            return [("not_degraded", f"red transmission only {cast:.3f} below green/blue "
-                                     f"(an underwater cast needs >= {PRESENT_CAST})")]
+        if red >= PRESENT_BELOW:
+            return [("not_degraded", f"red transmission {red:.3f} (no attenuation: >= {PRESENT_BELOW})")]
         expected = (record or {}).get("expected", {}).get("transmission_rgb")
         if expected:
             off = [abs(m - e) for m, e in zip(measured["transmission_rgb"], expected) if None not in (m, e)]

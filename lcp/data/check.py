@@ -1,0 +1,387 @@
+"""`lcp data check`: the gate before training; reads a synthesised set and modifies nothing.
+
+Pairing rule: a low-quality image `<clean stem>_<marker>_<key>_<value>....jpg` (marker
+foggy / rain / underwater, cut at its last occurrence) pairs with the one clean image
+`<clean stem>.<jpg|jpeg|png>`. Checked per pair: both files complete and decodable, same
+size, the same scene (band-pass correlation of the grey images), the sidecar (if
+OUT_DIR/synthesis.json exists) names this clean image as the source, and the degradation
+is present and, against the sidecar's expected values, in range. Per annotation file:
+every image exists and decodes, its recorded size is right, boxes have positive area and lie
+inside the image, category ids exist, names match --classes, ids are unique.
+
+Output: a short summary on stdout, the full report as json with --report (atomically),
+exit status 1 with the reasons when any error is found, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lcp.data.coco import load_coco
+from lcp.data.degradations import DEGRADATIONS, split_lowq_stem
+from lcp.data.images import inspect_image_file, list_images, to_float
+from lcp.data.synth import SIDECAR_NAME
+from lcp.errors import LCPError
+from lcp.io import read_json, write_json
+
+HELP = "check a synthesised low-quality set against its clean set and annotations (the gate before training)"
+
+# A low-quality image shows the same scene as its clean source when their band-passed grey
+# images correlate at least this much; unrelated demo images reach 0.25, degraded pairs stay above 0.5.
+MIN_SCENE_CORRELATION = 0.35
+BOX_SLACK_PX = 0.5
+EXAMPLES_SHOWN = 5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lowq", required=True, help="folder of low-quality images")
+    parser.add_argument("--clean", required=True, help="folder of clean images")
+    parser.add_argument("--ann", nargs="+", default=[], metavar="COCO.json",
+                        help="annotation files to check (images looked up in --lowq, then --clean)")
+    parser.add_argument("--classes", help="comma-separated class names the configs use, e.g. circle,square,triangle")
+    parser.add_argument("--degradation", choices=sorted(DEGRADATIONS),
+                        help="expected degradation (default: the sidecar's, else the file names' marker)")
+    parser.add_argument("--report", help="write the machine-readable report here (json)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    report = check_set(Path(args.lowq), Path(args.clean), [Path(a) for a in args.ann], classes=classes,
+                       degradation=args.degradation, workers=args.workers, progress=not args.no_progress)
+    if args.report:
+        write_json(args.report, report)
+    print(format_summary(report))
+    return 0 if report["ok"] else 1
+
+
+class Findings:
+    """Errors (fail the gate) and warnings, grouped by reason."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, list[dict[str, str]]] = defaultdict(list)
+        self.warnings: dict[str, list[dict[str, str]]] = defaultdict(list)
+
+    def error(self, reason: str, file: str | Path, detail: str) -> None:
+        self.errors[reason].append({"file": str(file), "detail": detail})
+
+    def warning(self, reason: str, file: str | Path, detail: str) -> None:
+        self.warnings[reason].append({"file": str(file), "detail": detail})
+
+    @staticmethod
+    def grouped(found: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
+        return {reason: {"count": len(items), "items": items} for reason, items in sorted(found.items())}
+
+
+def check_set(lowq_dir: Path, clean_dir: Path, annotation_files: list[Path], classes: list[str] | None = None,
+              degradation: str | None = None, workers: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Run every check; return the report (its 'ok' says whether the gate passes)."""
+    lowq_images = list_images(lowq_dir)
+    clean_images = list_images(clean_dir)
+    annotations = [(path, load_coco(path)) for path in annotation_files]  # bad json: LCPError now
+    findings = Findings()
+    sidecar = _read_sidecar(lowq_dir)
+    kind = _degradation_kind(degradation, sidecar, lowq_images, findings, lowq_dir)
+    records = sidecar.get("images", {}) if sidecar else {}
+
+    pairs = _pair(lowq_images, clean_images, kind, records, findings)
+    measured = _check_pairs(pairs, kind, records, findings, workers, progress)
+    # Sizes of the files already decoded (None: broken, already reported), for the annotations.
+    sizes = {Path(r[role]): r[f"{role}_size"] for r in measured for role in ("lowq", "clean")}
+    counts = {"lowq_images": len(lowq_images), "clean_images": len(clean_images), "pairs": len(pairs),
+              "annotation_files": len(annotations), "annotations": 0, "annotated_images": 0}
+    for path, coco in annotations:
+        _check_annotations(path, coco, lowq_dir, clean_dir, classes, sizes, findings)
+        counts["annotations"] += len(coco["annotations"])
+        counts["annotated_images"] += len(coco["images"])
+
+    return {
+        "ok": not findings.errors,
+        "lowq_dir": str(lowq_dir),
+        "clean_dir": str(clean_dir),
+        "annotation_files": [str(p) for p in annotation_files],
+        "classes": classes,
+        "degradation": kind,
+        "statistic": DEGRADATIONS[kind].statistic if kind else None,
+        "sidecar": str(lowq_dir / SIDECAR_NAME) if sidecar else None,
+        "counts": counts,
+        "errors": Findings.grouped(findings.errors),
+        "warnings": Findings.grouped(findings.warnings),
+        "degradation_summary": _summarise(measured, kind),
+        "images": {Path(r["lowq"]).name: {"clean": Path(r["clean"]).name, "measured": r.get("measured")}
+                   for r in measured},
+    }
+
+
+def _read_sidecar(lowq_dir: Path) -> dict | None:
+    path = lowq_dir / SIDECAR_NAME
+    if not path.exists():
+        return None
+    sidecar = read_json(path)
+    if not isinstance(sidecar, dict) or not isinstance(sidecar.get("images"), dict):
+        raise LCPError(f"{path}: not a synthesis sidecar (no 'images' object)")
+    return sidecar
+
+
+def _degradation_kind(requested: str | None, sidecar: dict | None, lowq_images: list[Path],
+                      findings: Findings, lowq_dir: Path) -> str:
+    recorded = sidecar.get("degradation") if sidecar else None
+    if requested and recorded and requested != recorded:
+        findings.error("degradation_mismatch", lowq_dir / SIDECAR_NAME,
+                       f"the sidecar says {recorded}, --degradation says {requested}")
+    kind = requested or recorded
+    if kind is None:
+        markers = {cls.marker: name for name, cls in DEGRADATIONS.items()}
+        found = {markers[split[1]] for p in lowq_images
+                 if (split := split_lowq_stem(p.stem, list(markers))) is not None}
+        if len(found) != 1:
+            raise LCPError(f"{lowq_dir}: cannot tell the degradation from the file names "
+                           f"(found {sorted(found) or 'none'}); pass --degradation")
+        kind = found.pop()
+    if kind not in DEGRADATIONS:
+        raise LCPError(f"{lowq_dir / SIDECAR_NAME}: unknown degradation {kind!r}")
+    return kind
+
+
+def _pair(lowq_images: list[Path], clean_images: list[Path], kind: str, records: dict,
+          findings: Findings) -> list[tuple[Path, Path, str]]:
+    """(low-quality path, clean path, variant label) for every low-quality image that pairs."""
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for path in clean_images:
+        by_stem[path.stem].append(path)
+    marker = DEGRADATIONS[kind].marker
+    pairs, used = [], set()
+    for lowq in lowq_images:
+        record = records.get(lowq.name)
+        if records and record is None:
+            findings.error("not_in_sidecar", lowq, f"{SIDECAR_NAME} has no entry for this image")
+        split = split_lowq_stem(lowq.stem, [marker])
+        if split is None:
+            findings.error("unpaired_lowq", lowq, f"name has no '_{marker}_' part, so no clean image pairs with it")
+            continue
+        clean_stem, _, params = split
+        candidates = by_stem.get(clean_stem, [])
+        if not candidates:
+            findings.error("unpaired_lowq", lowq, f"no clean image {clean_stem}.jpg/.png")
+            continue
+        if len(candidates) > 1:
+            findings.error("ambiguous_pair", lowq, "several clean images: " + ", ".join(p.name for p in candidates))
+            continue
+        clean = candidates[0]
+        if record is not None and record.get("source") != clean.name:
+            findings.error("mispaired", lowq, f"{SIDECAR_NAME} says it was made from {record.get('source')}, "
+                                              f"its name pairs it with {clean.name}")
+            continue
+        used.add(clean)
+        label = "_".join(f"{k}_{v}" for k, v in params.items())
+        pairs.append((lowq, clean, label))
+    for clean in clean_images:
+        if clean not in used:
+            findings.warning("clean_without_lowq", clean, "no low-quality image pairs with it")
+    return pairs
+
+
+def _check_pairs(pairs, kind, records, findings, workers, progress) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    tasks = [(str(lowq), str(clean), label, kind, records.get(lowq.name)) for lowq, clean, label in pairs]
+    results = []
+    bar = tqdm(total=len(tasks), unit="pair", desc="check", disable=not progress)
+    with bar:
+        if workers <= 1 or len(tasks) < 2:
+            iterator = map(check_pair, tasks)
+            for result in iterator:
+                results.append(result)
+                bar.update()
+        else:
+            import multiprocessing
+
+            with multiprocessing.Pool(min(workers, len(tasks))) as pool:
+                chunk = max(1, min(16, len(tasks) // (4 * workers)))
+                for result in pool.imap(check_pair, tasks, chunksize=chunk):
+                    results.append(result)
+                    bar.update()
+    for result in results:
+        for reason, file, detail in result.pop("problems"):
+            findings.error(reason, file, detail)
+    return results
+
+
+def check_pair(task: tuple[str, str, str, str, dict | None]) -> dict[str, Any]:
+    """Decode, compare and measure one (low-quality, clean) pair; problems as (reason, file, detail)."""
+    lowq_path, clean_path, label, kind, record = task
+    result: dict[str, Any] = {"lowq": lowq_path, "clean": clean_path, "variant": label, "problems": []}
+    images = {}
+    for role, path in (("lowq", lowq_path), ("clean", clean_path)):
+        image, problem = inspect_image_file(path)
+        if problem is not None:
+            result["problems"].append((problem[0], path, problem[1]))
+            result[f"{role}_size"] = None
+        else:
+            images[role] = image
+            result[f"{role}_size"] = [image.shape[1], image.shape[0]]
+    if len(images) < 2:
+        return result
+    lowq, clean = images["lowq"], images["clean"]
+    if lowq.shape != clean.shape:
+        result["problems"].append(("size_mismatch", lowq_path,
+                                   f"{lowq.shape[1]}x{lowq.shape[0]}, its clean image {Path(clean_path).name} is "
+                                   f"{clean.shape[1]}x{clean.shape[0]}"))
+        return result
+    lowq_f, clean_f = to_float(lowq), to_float(clean)
+    degradation = DEGRADATIONS[kind]
+    correlation = scene_correlation(degradation.structure(clean_f, record), degradation.structure(lowq_f, record))
+    result["scene_correlation"] = round(correlation, 4)
+    if correlation < MIN_SCENE_CORRELATION:
+        result["problems"].append(("content_mismatch", lowq_path,
+                                   f"does not show the scene of {Path(clean_path).name} "
+                                   f"(structure correlation {correlation:.2f} < {MIN_SCENE_CORRELATION})"))
+        return result
+    measured = degradation.measure(clean_f, lowq_f, record)
+    result["measured"] = measured
+    for reason, detail in degradation.judge(measured, record):
+        result["problems"].append((reason, lowq_path, detail))
+    return result
+
+
+def scene_correlation(clean: np.ndarray, lowq: np.ndarray) -> float:
+    """Correlation of the band-passed grey images: structure shared regardless of fog, colour
+    cast or thin streaks (they change contrast, not where the edges are)."""
+    import cv2
+
+    from lcp.data.degradations.optics import gray
+
+    scale = max(clean.shape[:2]) / 256.0
+    bands = []
+    for image in (clean, lowq):
+        g = gray(image)
+        bands.append(cv2.GaussianBlur(g, (0, 0), 1.0 * scale + 0.5) - cv2.GaussianBlur(g, (0, 0), 4.0 * scale + 1.0))
+    a, b = (x - x.mean() for x in bands)
+    denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denominator) if denominator > 1e-12 else 0.0
+
+
+def _check_annotations(path: Path, coco: dict, lowq_dir: Path, clean_dir: Path, classes: list[str] | None,
+                       sizes: dict[Path, list[int]], findings: Findings) -> None:
+    categories = {c["id"]: c["name"] for c in coco["categories"]}
+    if classes is not None:
+        names = list(categories.values())
+        for cid, name in categories.items():
+            if name not in classes:
+                findings.error("unknown_category", path, f"category {name!r} (id {cid}) is not one of the classes "
+                                                         f"{','.join(classes)}")
+        for name in classes:
+            if name not in names:
+                findings.error("category_mismatch", path, f"class {name!r} has no category in this file")
+    for key, reason in (("images", "duplicate_image_id"), ("annotations", "duplicate_annotation_id"),
+                        ("categories", "duplicate_category_id")):
+        seen = set()
+        for entry in coco[key]:
+            if entry["id"] in seen:
+                findings.error(reason, path, f"{key[:-1]} id {entry['id']} appears more than once")
+            seen.add(entry["id"])
+    images = {image["id"]: image for image in coco["images"]}
+    seen_names = set()
+    for image in coco["images"]:
+        name = image["file_name"]
+        if name in seen_names:
+            findings.error("duplicate_file_name", path, f"{name} is listed twice")
+        seen_names.add(name)
+        image["_size"] = _image_size(name, lowq_dir, clean_dir, sizes, findings, path)
+        if image["_size"] and {"width", "height"} <= image.keys() and [image["width"], image["height"]] != image["_size"]:
+            findings.error("size_mismatch", path, f"{name}: recorded {image['width']}x{image['height']}, "
+                                                  f"the file is {image['_size'][0]}x{image['_size'][1]}")
+    annotated = set()
+    for ann in coco["annotations"]:
+        where = f"annotation {ann['id']}"
+        if ann["category_id"] not in categories:
+            findings.error("unknown_category", path, f"{where}: category id {ann['category_id']} is not in categories")
+        image = images.get(ann["image_id"])
+        if image is None:
+            findings.error("orphan_annotation", path, f"{where}: image id {ann['image_id']} is not in images")
+            continue
+        annotated.add(ann["image_id"])
+        _check_box(ann["bbox"], image, where, path, findings)
+    for image in coco["images"]:
+        image.pop("_size", None)
+        if image["id"] not in annotated:
+            findings.warning("images_without_annotations", path, f"{image['file_name']} has no boxes")
+
+
+def _image_size(name: str, lowq_dir: Path, clean_dir: Path, sizes: dict[Path, list[int]],
+                findings: Findings, source: Path) -> list[int] | None:
+    for folder in (lowq_dir, clean_dir):
+        candidate = folder / name
+        if candidate in sizes:
+            return sizes[candidate]
+        if candidate.is_file():
+            image, problem = inspect_image_file(candidate)
+            if problem is not None:
+                findings.error(problem[0], candidate, f"{problem[1]} (referenced by {source})")
+                sizes[candidate] = None
+                return None
+            sizes[candidate] = [image.shape[1], image.shape[0]]
+            return sizes[candidate]
+    findings.error("missing_image", source, f"{name} is in neither {lowq_dir} nor {clean_dir}")
+    return None
+
+
+def _check_box(bbox: Any, image: dict, where: str, path: Path, findings: Findings) -> None:
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+        findings.error("invalid_box", path, f"{where}: bbox {bbox!r} is not [x, y, w, h]")
+        return
+    x, y, w, h = bbox
+    name = image["file_name"]
+    if w <= 0 or h <= 0:
+        findings.error("box_nonpositive_area", path, f"{where} on {name}: width {w}, height {h}")
+        return
+    size = image.get("_size")
+    if size and (x < -BOX_SLACK_PX or y < -BOX_SLACK_PX or x + w > size[0] + BOX_SLACK_PX
+                 or y + h > size[1] + BOX_SLACK_PX):
+        findings.error("box_outside_image", path,
+                       f"{where} on {name}: [{x}, {y}, {w}, {h}] leaves the {size[0]}x{size[1]} image")
+
+
+def _summarise(measured: list[dict[str, Any]], kind: str | None) -> dict[str, Any]:
+    if kind is None:
+        return {}
+    statistic = DEGRADATIONS[kind].statistic
+    by_variant: dict[str, list[float]] = defaultdict(list)
+    for result in measured:
+        value = (result.get("measured") or {}).get(statistic)
+        if value is not None:
+            by_variant[result["variant"]].append(value)
+    summary = {}
+    for variant, values in sorted(by_variant.items()):
+        array = np.array(values)
+        summary[variant] = {"images": len(values), "mean": round(float(array.mean()), 4),
+                            "min": round(float(array.min()), 4), "max": round(float(array.max()), 4)}
+    return {"statistic": statistic, "by_variant": summary}
+
+
+def format_summary(report: dict[str, Any]) -> str:
+    counts = report["counts"]
+    lines = [f"lcp data check ({report['degradation']}): {counts['lowq_images']} low-quality, "
+             f"{counts['clean_images']} clean images, {counts['pairs']} pairs; "
+             f"{counts['annotation_files']} annotation files, {counts['annotations']} boxes"]
+    summary = report["degradation_summary"]
+    for variant, stats in summary.get("by_variant", {}).items():
+        lines.append(f"  {summary['statistic']} [{variant}]: mean {stats['mean']:.3f}, "
+                     f"min {stats['min']:.3f}, max {stats['max']:.3f} over {stats['images']} images")
+    for title, found in (("warning", report["warnings"]), ("error", report["errors"])):
+        for reason, group in found.items():
+            lines.append(f"  {title} {reason} ({group['count']}):")
+            for item in group["items"][:EXAMPLES_SHOWN]:
+                lines.append(f"    {item['file']}: {item['detail']}")
+            if group["count"] > EXAMPLES_SHOWN:
+                lines.append(f"    ... {group['count'] - EXAMPLES_SHOWN} more")
+    total = sum(group["count"] for group in report["errors"].values())
+    lines.append("PASSED" if report["ok"] else f"FAILED: {total} error(s): " + ", ".join(report["errors"]))
+    return "\n".join(lines)

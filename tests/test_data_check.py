@@ -1,0 +1,185 @@
+"""`lcp data check`: passes a proper synthesised set, names every way a broken one is broken."""
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import pytest
+
+from lcp.cli import main as lcp
+
+SIZE = 64
+CLASSES = "circle,square,triangle"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("check") / "demo"
+    assert lcp(["data", "demo", "--out", str(out), "--num-images", "8", "--size", str(SIZE), "--seed", "2",
+                "--no-progress"]) == 0
+    return out
+
+
+@pytest.fixture
+def scene(pristine, tmp_path) -> Path:
+    """A private copy to break."""
+    return Path(shutil.copytree(pristine, tmp_path / "demo"))
+
+
+def check(scene: Path, *extra: str, lowq: str = "lowq", workers: str = "1") -> tuple[int, dict]:
+    report = scene.parent / "report.json"
+    report.unlink(missing_ok=True)
+    anns = [str(p) for p in sorted((scene / "annotations").glob("*.json"))]
+    code = lcp(["data", "check", "--lowq", str(scene / lowq), "--clean", str(scene / "clean"), "--ann", *anns,
+                "--classes", CLASSES, "--report", str(report), "--workers", workers, "--no-progress", *extra])
+    return code, json.loads(report.read_text())
+
+
+def lowq_name(index: int, beta: str = "0.04") -> str:
+    return f"demo_{index:06d}_foggy_beta_{beta}.jpg"
+
+
+def failing_files(report: dict, reason: str) -> set[str]:
+    return {Path(item["file"]).name for item in report["errors"].get(reason, {}).get("items", [])}
+
+
+def test_a_proper_set_passes(pristine, capsys):
+    code, report = check(pristine, workers="2")
+    assert code == 0 and report["ok"] and report["errors"] == {}
+    assert report["degradation"] == "fog" and report["counts"]["pairs"] == 8
+    summary = report["degradation_summary"]["by_variant"]["beta_0.04"]
+    assert summary["images"] == 8 and 0.5 < summary["mean"] < 0.95
+    assert "PASSED" in capsys.readouterr().out
+
+
+def test_swapped_images_do_not_show_their_clean_scene(scene, capsys):
+    a, b = scene / "lowq" / lowq_name(1), scene / "lowq" / lowq_name(2)
+    a.rename(scene / "tmp.jpg")
+    b.rename(a)
+    (scene / "tmp.jpg").rename(b)
+    code, report = check(scene)
+    assert code == 1 and not report["ok"]
+    assert failing_files(report, "content_mismatch") == {a.name, b.name}
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "content_mismatch" in out and a.name in out
+
+
+def test_renamed_and_resized_images_are_named(scene):
+    (scene / "lowq" / lowq_name(3)).rename(scene / "lowq" / lowq_name(99))
+    path = scene / "lowq" / lowq_name(4)
+    cv2.imwrite(str(path), cv2.resize(cv2.imread(str(path)), (SIZE + 8, SIZE)))
+    (scene / "lowq" / lowq_name(5)).rename(scene / "lowq" / "demo_000005.jpg")  # lost its suffix
+    code, report = check(scene)
+    assert code == 1
+    assert failing_files(report, "unpaired_lowq") == {lowq_name(99), "demo_000005.jpg"}
+    assert failing_files(report, "not_in_sidecar") == {lowq_name(99), "demo_000005.jpg"}
+    assert lowq_name(4) in failing_files(report, "size_mismatch")
+    assert "missing_image" in report["errors"]  # lowq_*.json still lists the renamed files
+
+
+def test_undegraded_copies_are_rejected_with_or_without_sidecar(scene):
+    for path in (scene / "lowq").glob("*.jpg"):
+        shutil.copyfile(scene / "clean" / path.name.replace("_foggy_beta_0.04", ""), path)
+    code, report = check(scene)
+    assert code == 1 and failing_files(report, "not_degraded") == {lowq_name(i) for i in range(1, 9)}
+    (scene / "lowq" / "synthesis.json").unlink()
+    code, report = check(scene)
+    assert code == 1 and len(failing_files(report, "not_degraded")) == 8
+
+
+def test_fog_of_another_strength_than_the_sidecar_says_is_out_of_range(scene):
+    assert lcp(["data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(scene / "thin"), "--beta", "0.01",
+                "--depth-dir", str(scene / "depth"), "--near", "3", "--far", "150", "--workers", "1",
+                "--no-progress"]) == 0
+    for path in (scene / "thin").glob("*.jpg"):
+        path.replace(scene / "lowq" / path.name.replace("beta_0.01", "beta_0.04"))
+    code, report = check(scene)
+    assert code == 1 and len(failing_files(report, "degradation_out_of_range")) >= 6
+    assert "beta gives" in report["errors"]["degradation_out_of_range"]["items"][0]["detail"]
+
+
+def test_truncated_and_empty_files(scene):
+    clean = scene / "clean" / "demo_000006.jpg"
+    clean.write_bytes(clean.read_bytes()[: clean.stat().st_size // 2])
+    (scene / "lowq" / lowq_name(7)).write_bytes(b"")
+    code, report = check(scene)
+    assert code == 1
+    assert failing_files(report, "truncated_image") == {"demo_000006.jpg"}
+    assert failing_files(report, "empty_image_file") == {lowq_name(7)}
+
+
+def edit(path: Path, change) -> None:
+    coco = json.loads(path.read_text())
+    change(coco)
+    path.write_text(json.dumps(coco))
+
+
+def test_annotation_problems_are_each_named(scene):
+    train = scene / "annotations" / "clean_train.json"
+
+    def break_it(coco):
+        coco["annotations"][0]["bbox"] = [SIZE - 10, 5, 30, 10]        # leaves the image
+        coco["annotations"][1]["bbox"] = [5, 5, 0, 10]                 # no area
+        coco["annotations"][2]["category_id"] = 99                     # no such category
+        coco["annotations"][3]["id"] = coco["annotations"][4]["id"]    # duplicate id
+        coco["images"][0]["width"] = SIZE * 2                          # wrong recorded size
+
+    edit(train, break_it)
+    edit(scene / "annotations" / "lowq_test.json",
+         lambda coco: coco["categories"].append({"id": 4, "name": "hexagon"}))
+    code, report = check(scene)
+    assert code == 1
+    errors = report["errors"]
+    for reason in ("box_outside_image", "box_nonpositive_area", "unknown_category", "duplicate_annotation_id",
+                   "size_mismatch"):
+        assert reason in errors, reason
+        assert any(item["file"] == str(train) for item in errors[reason]["items"]), reason
+    assert any("'hexagon'" in item["detail"] for item in errors["unknown_category"]["items"])
+    assert set(errors) == {"box_outside_image", "box_nonpositive_area", "unknown_category",
+                           "duplicate_annotation_id", "size_mismatch"}
+
+
+def test_configured_classes_must_all_be_categories(pristine, tmp_path):
+    report = tmp_path / "r.json"
+    code = lcp(["data", "check", "--lowq", str(pristine / "lowq"), "--clean", str(pristine / "clean"),
+                "--ann", str(pristine / "annotations" / "clean_test.json"), "--classes", "circle,square,star",
+                "--report", str(report), "--workers", "1", "--no-progress"])
+    errors = json.loads(report.read_text())["errors"]
+    assert code == 1 and set(errors) == {"unknown_category", "category_mismatch"}
+    assert "'star'" in errors["category_mismatch"]["items"][0]["detail"]
+
+
+@pytest.mark.parametrize("kind, options", [("rain", ["--intensity", "medium", "heavy"]),
+                                           ("underwater", ["--water", "I", "9C"])])
+def test_rain_and_underwater_sets_pass_and_their_copies_do_not(pristine, tmp_path, kind, options):
+    out = tmp_path / kind
+    assert lcp(["data", "synth", kind, "--src", str(pristine / "clean"), "--out", str(out), "--workers", "1",
+                "--no-progress", *options]) == 0
+    args = ["data", "check", "--lowq", str(out), "--clean", str(pristine / "clean"), "--workers", "1",
+            "--no-progress", "--report", str(tmp_path / "r.json")]
+    assert lcp(args) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["degradation"] == kind and len(report["degradation_summary"]["by_variant"]) == 2
+    sidecar = json.loads((out / "synthesis.json").read_text())
+    for name, record in sidecar["images"].items():
+        shutil.copyfile(pristine / "clean" / record["source"], out / name)
+    assert lcp(args) == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["errors"]["not_degraded"]["count"] == 16
+
+
+def test_bad_input_is_an_error_not_a_report(pristine, tmp_path, capsys):
+    (tmp_path / "bad.json").write_text("{not json")
+    code = lcp(["data", "check", "--lowq", str(pristine / "lowq"), "--clean", str(pristine / "clean"),
+                "--ann", str(tmp_path / "bad.json"), "--report", str(tmp_path / "r.json"), "--no-progress"])
+    assert code == 2 and "bad.json: not valid JSON" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+    code = lcp(["data", "check", "--lowq", str(tmp_path / "none"), "--clean", str(pristine / "clean")])
+    assert code == 2 and "image folder not found" in capsys.readouterr().err
+
+
+def test_the_check_modifies_nothing(pristine):
+    before = {p: p.stat().st_mtime_ns for p in pristine.rglob("*")}
+    check(pristine)
+    assert {p: p.stat().st_mtime_ns for p in pristine.rglob("*")} == before

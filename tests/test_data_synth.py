@@ -1,0 +1,172 @@
+"""`lcp data synth`: the physical models put on disk what they claim, reproducibly."""
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lcp.cli import main as lcp
+from lcp.data.degradations.rain import dominant_orientation, streak_layer
+from lcp.data.depth import ground_plane_depth
+
+SIZE = 64
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def synth(kind: str, src: Path, out: Path, *extra: str) -> int:
+    return lcp(["data", "synth", kind, "--src", str(src), "--out", str(out), "--no-progress", "--workers", "1",
+                *extra])
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "demo"
+    assert lcp(["data", "demo", "--out", str(out), "--num-images", "6", "--size", str(SIZE), "--no-progress"]) == 0
+    return out
+
+
+def flat_images(folder: Path, colours: list[tuple[int, int, int]], size=(48, 32)) -> list[str]:
+    """Uniform images (no texture), so the model's output can be predicted per pixel."""
+    folder.mkdir()
+    names = []
+    for index, colour in enumerate(colours):
+        image = np.zeros((size[1], size[0], 3), np.uint8)
+        image[:] = colour
+        image[:6, :6] = 255  # a white patch: the dark channel's brightest pixels, so A = white
+        names.append(f"flat{index}.png")
+        cv2.imwrite(str(folder / names[-1]), image)
+    return names
+
+
+@pytest.mark.parametrize("kind", ["fog", "rain", "underwater"])
+def test_same_seed_same_bytes_for_any_worker_count(scene, tmp_path, kind):
+    src = scene / "clean"
+    assert synth(kind, src, tmp_path / "one", "--seed", "3") == 0
+    assert lcp(["data", "synth", kind, "--src", str(src), "--out", str(tmp_path / "two"), "--seed", "3",
+                "--workers", "2", "--no-progress"]) == 0
+    assert digest(tmp_path / "one") == digest(tmp_path / "two")
+    assert synth(kind, src, tmp_path / "again", "--seed", "3") == 0
+    assert digest(tmp_path / "again") == digest(tmp_path / "one")
+    if kind == "rain":  # the only model with randomness
+        assert synth(kind, src, tmp_path / "other", "--seed", "4") == 0
+        assert digest(tmp_path / "other") != digest(tmp_path / "one")
+
+
+def test_fog_follows_koschmieder_with_a_given_depth_map(tmp_path):
+    flat_images(tmp_path / "clean", [(40, 90, 160)])
+    (tmp_path / "depth").mkdir()
+    depth = np.tile(np.linspace(10.0, 110.0, 48, dtype=np.float32), (32, 1))  # far to the right
+    np.save(tmp_path / "depth" / "flat0.npy", depth)
+    assert synth("fog", tmp_path / "clean", tmp_path / "fog", "--depth-dir", str(tmp_path / "depth"),
+                 "--beta", "0.01", "0.02", "--near", "1", "--far", "1000") == 0
+    sidecar = json.loads((tmp_path / "fog" / "synthesis.json").read_text())
+    assert sorted(sidecar["images"]) == ["flat0_foggy_beta_0.01.jpg", "flat0_foggy_beta_0.02.jpg"]
+    assert sidecar["depth"]["source"] == "depth-maps" and sidecar["model"].startswith("I = J * t")
+    light = np.array(sidecar["images"]["flat0_foggy_beta_0.02.jpg"]["atmospheric_light_rgb"][::-1])
+    assert np.allclose(light, 1.0, atol=0.01)
+    clean = np.array([40, 90, 160], np.float32) / 255
+    for beta in (0.01, 0.02):
+        foggy = cv2.imread(str(tmp_path / "fog" / f"flat0_foggy_beta_{beta}.jpg")).astype(np.float32) / 255
+        t = np.exp(-beta * depth)[..., None]
+        expected = clean * t + light * (1 - t)
+        assert np.abs(foggy[8:] - expected[8:]).max() < 0.03
+
+
+def test_cityscapes_disparity_gives_depth(tmp_path):
+    flat_images(tmp_path / "clean", [(30, 60, 200)])
+    (tmp_path / "clean" / "flat0.png").rename(tmp_path / "clean" / "aachen_000000_000019_leftImg8bit.png")
+    (tmp_path / "disparity" / "aachen").mkdir(parents=True)
+    (tmp_path / "camera" / "aachen").mkdir(parents=True)
+    baseline, fx = 0.2, 2000.0
+    true_depth = np.tile(np.linspace(20.0, 200.0, 48), (32, 1))
+    raw = np.rint(baseline * fx / true_depth * 256 + 1).astype(np.uint16)
+    raw[:, :4] = 0  # invalid: takes the nearest valid depth on the row
+    cv2.imwrite(str(tmp_path / "disparity" / "aachen" / "aachen_000000_000019_disparity.png"), raw)
+    (tmp_path / "camera" / "aachen" / "aachen_000000_000019_camera.json").write_text(
+        json.dumps({"extrinsic": {"baseline": baseline}, "intrinsic": {"fx": fx, "fy": fx}}))
+    assert synth("fog", tmp_path / "clean", tmp_path / "fog", "--disparity-dir", str(tmp_path / "disparity"),
+                 "--camera-dir", str(tmp_path / "camera"), "--beta", "0.01") == 0
+    record = json.loads((tmp_path / "fog" / "synthesis.json").read_text())
+    assert record["depth"]["source"] == "cityscapes-disparity"
+    depth_used = true_depth.copy()
+    depth_used[:, :4] = true_depth[:, 4:5]
+    expected_t = np.exp(-0.01 * depth_used).mean()
+    assert record["images"]["aachen_000000_000019_leftImg8bit_foggy_beta_0.01.jpg"]["mean_transmission"] == \
+        pytest.approx(expected_t, abs=2e-3)
+
+
+def test_ground_plane_fallback_is_near_at_the_bottom_and_far_above_the_horizon():
+    depth = ground_plane_depth(100, 10, near=5.0, far=300.0, horizon=0.4)
+    assert depth[-1, 0] == pytest.approx(5.0) and depth[0, 0] == 300.0
+    assert np.all(np.diff(depth[:, 0]) <= 0)  # never nearer further up
+
+
+def test_rain_streaks_fall_at_the_requested_angle_and_scale_with_intensity(scene, tmp_path):
+    for angle in (-25.0, 0.0, 20.0):
+        layer = streak_layer(256, 256, 0.004, 0.08, angle, np.random.default_rng(0))
+        measured, coherence = dominant_orientation(layer)
+        assert abs(measured - angle) < 4 and coherence > 0.5
+        assert 0.02 < (layer > 0.05).mean() < 0.2
+    assert synth("rain", scene / "clean", tmp_path / "rain", "--intensity", "light", "heavy", "--angle", "15",
+                 "--depth-dir", str(scene / "depth")) == 0
+    sidecar = json.loads((tmp_path / "rain" / "synthesis.json").read_text())
+    assert len(sidecar["images"]) == 12
+    name = next(n for n in sidecar["images"] if "_density_0.12_" in n)
+    assert name.startswith("demo_000001_rain_alpha_0.01_beta_0.015_dropsize_0.004_density_0.12_angle_15")
+    coverage = {level: np.mean([r["streak_coverage"] for n, r in sidecar["images"].items()
+                                if f"_density_{d}_" in n]) for level, d in (("light", 0.03), ("heavy", 0.12))}
+    assert coverage["heavy"] > 2 * coverage["light"]
+    assert all(abs(r["angle_deg"] - 15) <= 3 for r in sidecar["images"].values())
+
+
+def test_underwater_red_fades_first(tmp_path):
+    flat_images(tmp_path / "clean", [(128, 128, 128)])
+    assert synth("underwater", tmp_path / "clean", tmp_path / "water", "--water", "I", "9C") == 0
+    for water in ("I", "9C"):
+        image = cv2.imread(str(tmp_path / "water" / f"flat0_underwater_type_{water}.jpg")).astype(np.float32)
+        blue, green, red = image[8:].reshape(-1, 3).mean(axis=0)
+        assert red < green and red < blue and red < 128  # grey turned blue-green
+    clear = cv2.imread(str(tmp_path / "water" / "flat0_underwater_type_I.jpg")).astype(np.float32)
+    murky = cv2.imread(str(tmp_path / "water" / "flat0_underwater_type_9C.jpg")).astype(np.float32)
+    assert clear[8:, :, 0].mean() > murky[8:, :, 0].mean()  # murky coastal water swallows blue too
+
+
+def test_annotations_follow_the_new_names(scene, tmp_path):
+    ann = scene / "annotations" / "clean_train.json"
+    assert synth("fog", scene / "clean", tmp_path / "one", "--ann", str(ann), "--ann-out",
+                 str(tmp_path / "one.json")) == 0
+    source, single = json.loads(ann.read_text()), json.loads((tmp_path / "one.json").read_text())
+    assert [i["id"] for i in single["images"]] == [i["id"] for i in source["images"]]
+    assert [i["file_name"] for i in single["images"]] == [
+        i["file_name"].replace(".jpg", "_foggy_beta_0.02.jpg") for i in source["images"]]
+    assert single["annotations"] == source["annotations"]
+
+    assert synth("fog", scene / "clean", tmp_path / "two", "--beta", "0.01", "0.02", "--ann", str(ann),
+                 "--ann-out", str(tmp_path / "two.json")) == 0
+    double = json.loads((tmp_path / "two.json").read_text())
+    assert len(double["images"]) == 2 * len(source["images"])
+    assert len(double["annotations"]) == 2 * len(source["annotations"])
+    assert len({i["id"] for i in double["images"]}) == len(double["images"])
+    assert {i["file_name"] for i in double["images"]} <= {p.name for p in (tmp_path / "two").iterdir()}
+
+
+def test_bad_input_is_one_line_and_leaves_nothing(scene, tmp_path, capsys):
+    assert synth("fog", tmp_path / "nowhere", tmp_path / "out") == 2
+    assert "image folder not found" in capsys.readouterr().err
+    (tmp_path / "depth").mkdir()
+    np.save(tmp_path / "depth" / "unrelated.npy", np.ones((4, 4), np.float32))
+    assert synth("fog", scene / "clean", tmp_path / "out", "--depth-dir", str(tmp_path / "depth")) == 2
+    assert "no depth map demo_000001" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert synth("fog", scene / "clean", tmp_path / "out") == 0
+    assert synth("fog", scene / "clean", tmp_path / "out") == 2
+    assert "already exists" in capsys.readouterr().err
+    assert synth("fog", scene / "clean", tmp_path / "out", "--beta", "0") == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["depth", "out"]
