@@ -99,6 +99,9 @@ def check_dataset_cfg(cfg: Mapping[str, Any]) -> None:
         check_dataset_cfg(cfg["dataset"])
     if "datasets" in cfg:
         check_dataset_cfg(cfg["datasets"])
+    if "df_img_prefix" in cfg:  # DFPairedDataset
+        list_images(_join(cfg.get("data_root"), cfg["df_img_prefix"]),
+                    "detection-favoured image folder (df_img_prefix)")
     if "ann_file" not in cfg and "img_prefix" not in cfg:
         return
     data_root = cfg.get("data_root")

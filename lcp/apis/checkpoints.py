@@ -1,0 +1,45 @@
+"""Finding the checkpoint a killed training run resumes from.
+
+mmcv writes `epoch_N.pth` in place and then points the `latest.pth` symlink at it, so a run
+killed while saving can leave a truncated newest file (and, between the two steps, a
+missing or stale `latest.pth`). torch.save writes a zip archive whose central directory
+comes last, so a truncated checkpoint is recognised without loading it, and resuming falls
+back to the newest complete one.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+CHECKPOINT_NAME = re.compile(r"^(?:epoch|iter)_(\d+)\.pth$")
+
+
+def is_complete_checkpoint(path: Path) -> bool:
+    try:
+        return path.is_file() and zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def numbered_checkpoints(work_dir: str | Path) -> list[Path]:
+    """epoch_N.pth / iter_N.pth files of a work dir, newest (highest N) first."""
+    work_dir = Path(work_dir)
+    if not work_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in work_dir.iterdir() if (m := CHECKPOINT_NAME.match(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def find_resume_checkpoint(work_dir: str | Path) -> Path | None:
+    """The newest complete epoch_N.pth / iter_N.pth in `work_dir`, else a complete latest.pth.
+
+    latest.pth is only a pointer to the newest numbered checkpoint (a copy where symlinks
+    are unsupported), so the numbered files decide; a truncated one is skipped.
+    """
+    for path in numbered_checkpoints(work_dir):
+        if is_complete_checkpoint(path):
+            return path
+    latest = Path(work_dir) / "latest.pth"
+    return latest if is_complete_checkpoint(latest) else None

@@ -1,0 +1,82 @@
+"""Running a detector over a data set, and COCO bbox metrics with per-class AP as numbers.
+
+mmdet's CocoDataset.evaluate only prints its class-wise table; `coco_bbox_metrics` runs the
+same COCOeval with the same settings (all images and categories of the data set, maxDets
+100/300/1000, IoU 0.50:0.95) and returns the overall and per-class values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+SUMMARY_KEYS = ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l")
+
+
+def predict_dataset(model, data_loader, desc: str = "test") -> list:
+    """The model's (rescaled) results for every sample of the loader, in order."""
+    import torch
+    from tqdm import tqdm
+
+    model.eval()
+    results: list = []
+    for data in tqdm(data_loader, desc=desc, unit="batch", dynamic_ncols=True):
+        with torch.no_grad():
+            results.extend(model(return_loss=False, rescale=True, **data))
+    return results
+
+
+def coco_bbox_metrics(dataset, results: list) -> dict[str, Any]:
+    """{"bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s/m/l", "classwise": {name: AP}}.
+
+    AP values are in [0, 1]; a class without ground truth in the data set has AP None.
+    `dataset` is an mmdet CocoDataset in test mode and `results` its per-image detections
+    (lists of per-class (n, 5) arrays), as from predict_dataset.
+    """
+    from pycocotools.cocoeval import COCOeval
+
+    if len(results) != len(dataset):
+        raise ValueError(f"{len(results)} results for a data set of {len(dataset)} images")
+    classes = list(dataset.CLASSES)
+    detections = dataset._det2json(results)
+    if not detections:
+        return {**{key: 0.0 for key in SUMMARY_KEYS}, "classwise": {name: 0.0 for name in classes}}
+    coco_gt = dataset.coco
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_dt = coco_gt.loadRes(detections)
+        evaluator = COCOeval(coco_gt, coco_dt, "bbox")
+        evaluator.params.catIds = dataset.cat_ids
+        evaluator.params.imgIds = dataset.img_ids
+        evaluator.params.maxDets = [100, 300, 1000]
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    metrics: dict[str, Any] = {key: float(evaluator.stats[i]) for i, key in enumerate(SUMMARY_KEYS)}
+    # precision: [IoU thresholds, recall points, categories, area ranges, max dets]
+    precisions = evaluator.eval["precision"]
+    classwise = {}
+    for index, name in enumerate(classes):
+        precision = precisions[:, :, index, 0, -1]
+        precision = precision[precision > -1]
+        classwise[name] = float(np.mean(precision)) if precision.size else None
+    metrics["classwise"] = classwise
+    # COCOeval reports -1 where there is nothing to measure (no ground truth in that range)
+    for key in SUMMARY_KEYS:
+        if metrics[key] < 0 or math.isnan(metrics[key]):
+            metrics[key] = None
+    return metrics
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    def percent(value):
+        return "  n/a" if value is None else f"{100 * value:5.1f}"
+
+    lines = ["AP {}  AP50 {}  AP75 {}  (APs {}  APm {}  APl {})".format(
+        *(percent(metrics[key]) for key in SUMMARY_KEYS))]
+    width = max((len(name) for name in metrics["classwise"]), default=0)
+    lines += [f"  {name:<{width}}  AP {percent(ap)}" for name, ap in metrics["classwise"].items()]
+    return "\n".join(lines)

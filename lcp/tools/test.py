@@ -1,0 +1,127 @@
+"""`lcp test`: evaluate a checkpoint on a config's test set (mmdet's tools/test.py, single process).
+
+COCO bbox AP, AP50, AP75 and class-wise AP are printed; --eval-out writes them as json:
+{"bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l",
+ "classwise": {class: AP}, "num_images", "config", "checkpoint"} (AP in [0, 1], None for a
+class without ground truth).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lcp.apis.options import add_cfg_options, parse_cfg_options
+from lcp.errors import LCPError
+
+HELP = "evaluate a checkpoint on the config's test set (COCO bbox AP, AP50, AP75, per class)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="mmdet config file the checkpoint was trained with")
+    parser.add_argument("checkpoint", help="checkpoint file (.pth)")
+    parser.add_argument("--eval", nargs="+", choices=["bbox"], default=[],
+                        help="metrics to compute and print (bbox: COCO AP, AP50, AP75, class-wise)")
+    parser.add_argument("--eval-out", metavar="JSON", help="write the metrics as json (implies --eval bbox)")
+    parser.add_argument("--out", metavar="PKL", help="write the raw detections as a pickle file")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing --out/--eval-out files")
+    add_cfg_options(parser)
+    parser.add_argument("--fp16", action="store_true", help="run the model in half precision (mmdet's fp16)")
+    parser.add_argument("--gpu-id", type=int, default=0, help="GPU to use when there is one (default 0)")
+    parser.add_argument("--workers", type=int, help="data-loader workers (default: the config's)")
+
+
+def build_test_model(cfg, checkpoint: str, fp16: bool = False):
+    """The config's detector with the checkpoint's weights (strict: same architecture only)."""
+    from mmdet.models import build_detector
+
+    from lcp.models.checkpoint import load_lcp_checkpoint
+
+    if not Path(checkpoint).is_file():
+        raise LCPError(f"{checkpoint}: checkpoint file does not exist")
+    cfg.model.pretrained = None
+    cfg.model.train_cfg = None
+    try:
+        model = build_detector(cfg.model, test_cfg=cfg.get("test_cfg"))
+    except KeyError as exc:
+        raise LCPError(f"{cfg.filename}: {exc.args[0]}") from None
+    if fp16:
+        from mmcv.runner import wrap_fp16_model
+
+        wrap_fp16_model(model)
+    load_lcp_checkpoint(model, checkpoint, strict=True)
+    return model
+
+
+def checkpoint_classes(checkpoint: str) -> tuple[str, ...] | None:
+    """The class names mmdet stored in the checkpoint's meta, if any."""
+    import torch
+
+    try:
+        meta = torch.load(checkpoint, map_location="cpu", weights_only=False).get("meta", {})
+    except Exception:  # load_lcp_checkpoint has already named any problem with the file
+        return None
+    classes = meta.get("CLASSES") if isinstance(meta, dict) else None
+    return tuple(classes) if classes else None
+
+
+def main(args: argparse.Namespace) -> int:
+    import mmcv
+    from mmcv.parallel import MMDataParallel
+    from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTensor
+    from mmdet.utils import setup_multi_processes
+
+    from lcp.apis.config import load_config
+    from lcp.apis.evaluation import coco_bbox_metrics, format_metrics, predict_dataset
+    from lcp.apis.options import select_device
+    from lcp.datasets.checks import check_dataset_cfg
+    from lcp.io import atomic_path, write_json
+
+    metrics_wanted = bool(args.eval or args.eval_out)
+    if not metrics_wanted and not args.out:
+        raise LCPError("nothing to do: give --eval bbox, --eval-out JSON and/or --out PKL")
+    for path in (args.out, args.eval_out):
+        if path and Path(path).exists() and not args.overwrite:
+            raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
+    if args.out and not args.out.endswith((".pkl", ".pickle")):
+        raise LCPError(f"{args.out}: --out must be a .pkl file")
+
+    cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
+    setup_multi_processes(cfg)
+    device = select_device(args.gpu_id)
+
+    test_cfg = cfg.data.test
+    test_cfg.test_mode = True
+    loader_cfg = dict(samples_per_gpu=1, workers_per_gpu=cfg.data.get("workers_per_gpu", 2),
+                      dist=False, shuffle=False)
+    loader_cfg.update(cfg.data.get("test_dataloader", {}))
+    if args.workers is not None:
+        loader_cfg["workers_per_gpu"] = args.workers
+    if loader_cfg["samples_per_gpu"] > 1:
+        test_cfg.pipeline = replace_ImageToTensor(test_cfg.pipeline)
+    check_dataset_cfg(test_cfg)
+    dataset = build_dataset(test_cfg)
+    data_loader = build_dataloader(dataset, **loader_cfg)
+
+    model = build_test_model(cfg, args.checkpoint, fp16=args.fp16 or cfg.get("fp16") is not None)
+    trained_for = checkpoint_classes(args.checkpoint)
+    if trained_for is not None and tuple(trained_for) != tuple(dataset.CLASSES):
+        raise LCPError(f"{args.checkpoint}: trained for classes {list(trained_for)}, but the test set of "
+                       f"{args.config} has {list(dataset.CLASSES)}")
+    model.CLASSES = dataset.CLASSES
+    model = MMDataParallel(model.cuda(args.gpu_id), device_ids=[args.gpu_id]) if device == "cuda" \
+        else MMDataParallel(model)
+
+    results = predict_dataset(model, data_loader)
+    if args.out:
+        with atomic_path(args.out, overwrite=True) as tmp:
+            mmcv.dump(results, str(tmp), file_format="pkl")
+        print(f"detections written to {args.out}")
+    if metrics_wanted:
+        metrics = coco_bbox_metrics(dataset, results)
+        print(format_metrics(metrics))
+        if args.eval_out:
+            write_json(args.eval_out, {**metrics, "num_images": len(dataset), "config": args.config,
+                                       "checkpoint": args.checkpoint}, overwrite=True)
+            print(f"metrics written to {args.eval_out}")
+    return 0

@@ -1,0 +1,192 @@
+"""`lcp train`: train a detector from an mmdet config (mmdet's tools/train.py, made resumable).
+
+Differences from mmdet's tool, and why:
+- --auto-resume picks the newest *complete* checkpoint of the work dir (a run killed while
+  saving leaves a truncated file); without a resume flag, a work dir that already holds
+  checkpoints is refused instead of being silently overwritten.
+- The init checkpoint (`load_from`) is loaded non-strictly by lcp.models.checkpoint, which
+  names every missing key (for LCP: the crux learner, catch-up learner and fusion that a
+  plain Cascade R-CNN checkpoint lacks) and rejects checkpoints of another architecture.
+- The seed defaults to the config's `seed` (0) instead of a random one, and seeds the
+  detection-favoured pairing too.
+- Runs on a CPU when no GPU is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+
+from lcp.apis.options import add_cfg_options, parse_cfg_options
+from lcp.errors import LCPError
+
+HELP = "train a detector (plain Cascade R-CNN or LCP) from an mmdet config; resumable"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="mmdet config file, e.g. config/mmdet/lcp_r50_urpc.py")
+    parser.add_argument("--work-dir", help="where checkpoints and logs go "
+                        "(default: the config's work_dir, else work_dirs/CONFIG_NAME)")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume-from", metavar="CKPT", help="resume model, optimizer and epoch from CKPT")
+    resume.add_argument("--auto-resume", action="store_true",
+                        help="resume from the newest complete checkpoint in the work dir, if any")
+    parser.add_argument("--load-from", metavar="CKPT",
+                        help="initial weights, loaded non-strictly (overrides the config's load_from)")
+    parser.add_argument("--no-validate", action="store_true", help="skip evaluation during training")
+    add_cfg_options(parser)
+    parser.add_argument("--seed", type=int, help="random seed (default: the config's seed)")
+    parser.add_argument("--deterministic", action="store_true", help="deterministic cuDNN settings")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
+                        help="distributed launcher (default: none, one process)")
+    parser.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int, default=0,
+                        help=argparse.SUPPRESS)
+    gpus = parser.add_mutually_exclusive_group()
+    gpus.add_argument("--gpus", type=int, help="number of GPUs without a launcher (only 1 is supported)")
+    gpus.add_argument("--gpu-id", type=int, default=0, help="GPU to use without a launcher (default 0)")
+
+
+def _work_dir(args: argparse.Namespace, cfg) -> Path:
+    if args.work_dir:
+        return Path(args.work_dir)
+    if cfg.get("work_dir"):
+        return Path(cfg.work_dir)
+    return Path("work_dirs") / Path(args.config).stem
+
+
+def _resume_checkpoint(args: argparse.Namespace, cfg, work_dir: Path) -> str | None:
+    from lcp.apis.checkpoints import find_resume_checkpoint, numbered_checkpoints
+
+    if args.resume_from:
+        if not Path(args.resume_from).is_file():
+            raise LCPError(f"{args.resume_from}: checkpoint to resume from does not exist")
+        return args.resume_from
+    if args.auto_resume:
+        found = find_resume_checkpoint(work_dir)
+        return str(found) if found else None
+    if cfg.get("resume_from"):
+        return cfg.resume_from
+    existing = numbered_checkpoints(work_dir)
+    if existing:
+        raise LCPError(f"{work_dir}: already holds checkpoints (newest {existing[0].name}); pass "
+                       "--auto-resume to continue that run, or choose another --work-dir")
+    return None
+
+
+def _set_pairing_seed(dataset_cfg, seed: int) -> None:
+    """Give every DFPairedDataset without an explicit seed the run's seed."""
+    if isinstance(dataset_cfg, (list, tuple)):
+        for item in dataset_cfg:
+            _set_pairing_seed(item, seed)
+        return
+    if dataset_cfg.get("type") == "DFPairedDataset" and dataset_cfg.get("seed") is None:
+        dataset_cfg["seed"] = seed
+    for key in ("dataset", "datasets"):
+        if key in dataset_cfg:
+            _set_pairing_seed(dataset_cfg[key], seed)
+
+
+def _log_to_file(log_file: Path, log_level: str) -> logging.Logger:
+    """mmdet's root logger, writing to this run's log file (also when a process trains twice)."""
+    from mmdet.utils import get_root_logger
+
+    logger = get_root_logger(log_file=str(log_file), log_level=log_level)
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) != log_file.resolve():
+            logger.removeHandler(handler)
+            handler.close()
+    if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
+        handler = logging.FileHandler(log_file, "w")
+        handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+        logger.addHandler(handler)
+    return logger
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+    from mmcv.runner import get_dist_info, init_dist
+    from mmdet import __version__ as mmdet_version
+    from mmdet.apis import init_random_seed, set_random_seed, train_detector
+    from mmdet.datasets import build_dataset
+    from mmdet.models import build_detector
+    from mmdet.utils import collect_env, setup_multi_processes
+
+    from lcp.apis.config import load_config
+    from lcp.apis.options import select_device
+    from lcp.datasets.checks import check_dataset_cfg
+    from lcp.io import write_text
+    from lcp.models.checkpoint import load_lcp_checkpoint
+
+    cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
+    if args.load_from:
+        cfg.load_from = args.load_from
+    check_dataset_cfg(cfg.data.train)
+    if not args.no_validate:
+        check_dataset_cfg(cfg.data.val)
+    if "LOCAL_RANK" not in os.environ:
+        os.environ["LOCAL_RANK"] = str(args.local_rank)
+    setup_multi_processes(cfg)
+
+    work_dir = _work_dir(args, cfg)
+    cfg.work_dir = str(work_dir)
+    cfg.resume_from = _resume_checkpoint(args, cfg, work_dir)
+    cfg.auto_resume = False  # resolved above; mmdet's own lookup would pick truncated files
+    if cfg.resume_from is None and cfg.get("load_from") and not Path(cfg.load_from).is_file():
+        raise LCPError(f"{cfg.load_from}: initial checkpoint (load_from) does not exist")
+
+    if args.gpus is not None and args.gpus != 1 and args.launcher == "none":
+        raise LCPError(f"--gpus {args.gpus}: without a launcher one process trains on one GPU; "
+                       "use --launcher pytorch|slurm for several")
+    cfg.gpu_ids = [args.gpu_id]
+    distributed = args.launcher != "none"
+    if distributed:
+        init_dist(args.launcher, **cfg.dist_params)
+        cfg.gpu_ids = list(range(get_dist_info()[1]))
+    cfg.device = select_device(args.gpu_id if not distributed else int(os.environ["LOCAL_RANK"]))
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
+    logger = _log_to_file(work_dir / f"{timestamp}.log", cfg.log_level)
+    env_info = "\n".join(f"{k}: {v}" for k, v in collect_env().items())
+    logger.info("Environment info:\n%s", env_info)
+    seed = args.seed if args.seed is not None else cfg.get("seed")
+    seed = init_random_seed(seed, device=cfg.device)
+    set_random_seed(seed, deterministic=args.deterministic)
+    cfg.seed = seed
+    _set_pairing_seed(cfg.data.train, seed)
+    logger.info("Set random seed to %d, deterministic: %s", seed, args.deterministic)
+    write_text(work_dir / Path(args.config).name, cfg.pretty_text)
+    logger.info("Config (also in %s):\n%s", work_dir / Path(args.config).name, cfg.pretty_text)
+
+    try:
+        model = build_detector(cfg.model, train_cfg=cfg.get("train_cfg"), test_cfg=cfg.get("test_cfg"))
+    except KeyError as exc:  # an unregistered type: mmcv's message names it
+        raise LCPError(f"{args.config}: {exc.args[0]}") from None
+    model.init_weights()
+
+    datasets = [build_dataset(cfg.data.train)]
+
+    if cfg.resume_from:
+        # strict: a checkpoint of another architecture is refused before training starts;
+        # the runner then restores weights, optimizer state and epoch from it
+        load_lcp_checkpoint(model, cfg.resume_from, strict=True)
+        logger.info("Resuming from %s", cfg.resume_from)
+    elif cfg.get("load_from"):
+        missing, unexpected = load_lcp_checkpoint(model, cfg.load_from, strict=False)
+        logger.info("Initialised from %s; %d keys missing from it (keep their initialisation): %s; "
+                    "%d unexpected keys ignored: %s", cfg.load_from, len(missing), ", ".join(missing) or "-",
+                    len(unexpected), ", ".join(unexpected) or "-")
+        cfg.load_from = None  # loaded; mmdet's train_detector would load it again, silently
+    if cfg.checkpoint_config is not None:
+        cfg.checkpoint_config.meta = dict(mmdet_version=mmdet_version, CLASSES=datasets[0].CLASSES)
+    model.CLASSES = datasets[0].CLASSES
+
+    meta = dict(env_info=env_info, config=cfg.pretty_text, seed=seed, exp_name=Path(args.config).name)
+    train_detector(model, datasets, cfg, distributed=distributed, validate=not args.no_validate,
+                   timestamp=timestamp, meta=meta)
+    if distributed:
+        dist.barrier()
+    return 0
