@@ -16,6 +16,9 @@ from lcp.errors import LCPError
 COMMANDS = {
     "env": "lcp.tools.env",
     "data": "lcp.data.cli",
+    "train": "lcp.tools.train",
+    "test": "lcp.tools.test",
+    "infer": "lcp.tools.infer",
 }
 
 
