@@ -43,6 +43,8 @@ def resolve_references(cfg, source: str):
 
 def check_class_count(cfg, source: str) -> None:
     classes, num_classes = cfg.get("classes"), cfg.get("num_classes")
+    if isinstance(classes, str):  # a file of class names: checked against the annotations later
+        return
     if classes is not None and num_classes is not None and len(classes) != num_classes:
         raise LCPError(f"{source}: num_classes={num_classes} but classes has {len(classes)} names "
                        f"{list(classes)}; set both (e.g. --cfg-options num_classes={len(classes)})")

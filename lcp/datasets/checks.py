@@ -15,7 +15,6 @@ from typing import Any, Mapping, Sequence
 
 from lcp.errors import LCPError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _join(data_root: str | None, path: str | None) -> str | None:
@@ -37,12 +36,14 @@ def check_image_folder(folder: str | None, what: str = "image folder") -> Path:
 
 
 def list_images(folder: str, what: str = "image folder") -> list[str]:
-    """Sorted file names of the images directly inside `folder`; an empty folder is an error."""
-    folder_path = check_image_folder(folder, what)
-    names = sorted(p.name for p in folder_path.iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    """Sorted file names of the images directly inside `folder` (what the data tools count as
+    images); a missing or empty folder is an error naming its role `what`."""
+    from lcp.data.images import IMAGE_SUFFIXES, list_images as list_image_files
+
+    check_image_folder(folder, what)
+    names = [path.name for path in list_image_files(folder, allow_empty=True)]
     if not names:
-        raise LCPError(f"{folder}: {what} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise LCPError(f"{folder}: {what} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return names
 
 
