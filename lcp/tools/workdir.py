@@ -1,0 +1,120 @@
+"""`lcp workdir begin|finish`: resumable training steps for the workflow.
+
+A training step trains in a work dir that is not one of the step's declared outputs:
+Snakemake deletes the outputs of a failed or killed job, and the work dir's checkpoints
+are what lets the rerun resume (`lcp train --auto-resume`). That leaves two questions
+this command answers:
+
+- `begin DIR --request ... --input PATH...`: may DIR's checkpoints be resumed? Not when
+  DIR holds a finished run (the step is being rerun on purpose, e.g. `--forcerun`), nor
+  when they were made for another request (another command line, or changed input
+  files); then DIR is emptied and training starts over.
+- `finish DIR --checkpoint OUT`: publish DIR's newest complete checkpoint (the one
+  `lcp train --auto-resume` would pick) as OUT atomically (a hard link when possible, so
+  no copy of a large file) and mark DIR finished.
+A folder with files but no request record is refused rather than emptied: it was not
+made by this command, so it may hold something the user wants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from lcp.apis.checkpoints import find_resume_checkpoint
+from lcp.errors import LCPError
+from lcp.io import atomic_path, read_json, write_json
+
+HELP = "start or resume a training work dir, and publish its final checkpoint (used by the workflow)"
+
+REQUEST_FILE = "lcp-request.json"
+FINISHED_FILE = "lcp-finished.json"
+# Files up to this size are identified by content; larger ones (checkpoints) by size and mtime.
+HASH_LIMIT_BYTES = 16 * 2**20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="workdir_command", required=True, metavar="ACTION")
+    begin = sub.add_parser("begin", help="keep DIR for resuming, or empty it when it cannot be resumed")
+    begin.add_argument("work_dir", metavar="DIR")
+    begin.add_argument("--request", required=True,
+                       help="what the run is asked to do (e.g. the training command line)")
+    begin.add_argument("--input", dest="inputs", action="append", default=[], metavar="PATH",
+                       help="a file the run reads (config, initial checkpoint); repeatable")
+    begin.set_defaults(_main=main_begin)
+    finish = sub.add_parser("finish", help="publish DIR's last checkpoint as OUT and mark DIR finished")
+    finish.add_argument("work_dir", metavar="DIR")
+    finish.add_argument("--checkpoint", required=True, metavar="OUT", help="where the final checkpoint goes")
+    finish.set_defaults(_main=main_finish)
+
+
+def main(args: argparse.Namespace) -> int:  # replaced by the chosen action's main
+    raise AssertionError("unreachable: an action is required")
+
+
+def file_identity(path: str) -> dict:
+    file = Path(path)
+    if not file.is_file():
+        raise LCPError(f"{path}: input file does not exist")
+    stat = file.stat()
+    if stat.st_size <= HASH_LIMIT_BYTES:
+        return {"sha256": hashlib.sha256(file.read_bytes()).hexdigest()}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def begin(work_dir: str | os.PathLike, request: str, inputs: list[str]) -> str:
+    """Prepare `work_dir`; returns what happened: 'new', 'resume from <file>' or 'restart: <why>'.
+
+    A work dir with a request but no complete checkpoint yet is kept as it is ('new').
+    """
+    work_dir = Path(work_dir)
+    wanted = {"request": request, "inputs": {path: file_identity(path) for path in inputs}}
+    outcome = "new"
+    if (work_dir / FINISHED_FILE).exists():
+        outcome = "restart: the previous run in it finished"
+    elif (work_dir / REQUEST_FILE).exists():
+        recorded = read_json(work_dir / REQUEST_FILE)
+        if recorded != wanted:
+            changed = [key for key in ("request", "inputs") if recorded.get(key) != wanted[key]]
+            outcome = f"restart: its checkpoints were made for another {' and '.join(changed) or 'request'}"
+        elif (checkpoint := find_resume_checkpoint(work_dir)) is not None:
+            outcome = f"resume from {checkpoint.name}"
+    elif work_dir.exists() and any(work_dir.iterdir()):
+        raise LCPError(f"{work_dir}: holds files that no `lcp workdir begin` made; move them away or remove the folder")
+    if outcome.startswith("restart"):
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    write_json(work_dir / REQUEST_FILE, wanted)
+    return outcome
+
+
+def finish(work_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Publish the final checkpoint of `work_dir` as `out`; returns the checkpoint published."""
+    work_dir = Path(work_dir)
+    source = find_resume_checkpoint(work_dir)
+    if source is None:
+        raise LCPError(f"{work_dir}: no complete checkpoint (epoch_N.pth, iter_N.pth or latest.pth) to publish")
+    source = source.resolve()
+    with atomic_path(out) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:  # another file system, or links not supported
+            shutil.copyfile(source, tmp)
+    write_json(work_dir / FINISHED_FILE, {"checkpoint": source.name, "published_as": str(out)})
+    return source
+
+
+def main_begin(args: argparse.Namespace) -> int:
+    outcome = begin(args.work_dir, args.request, args.inputs)
+    print(f"lcp workdir: {args.work_dir}: {outcome}")
+    return 0
+
+
+def main_finish(args: argparse.Namespace) -> int:
+    source = finish(args.work_dir, args.checkpoint)
+    print(f"lcp workdir: published {source} as {args.checkpoint}")
+    return 0

@@ -1,0 +1,94 @@
+"""`lcp workdir begin|finish`: when a training work dir is resumed, restarted or refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lcp.errors import LCPError
+from lcp.tools.workdir import FINISHED_FILE, begin, finish
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_checkpoint(path: Path, payload: str) -> None:
+    """A file that passes for a complete torch checkpoint (a zip archive, as torch.save writes)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data.pkl", payload)
+
+
+def test_new_dir_then_resume_from_newest_complete_checkpoint(tmp_path):
+    work = tmp_path / "work"
+    config = tmp_path / "model.py"
+    config.write_text("x = 1\n")
+    assert begin(work, "train model.py --seed 0", [str(config)]) == "new"
+    write_checkpoint(work / "epoch_1.pth", "one")
+    write_checkpoint(work / "epoch_2.pth", "two")
+    (work / "epoch_3.pth").write_bytes(b"PK\x03\x04 truncated while saving")
+    assert begin(work, "train model.py --seed 0", [str(config)]) == "resume from epoch_2.pth"
+    assert (work / "epoch_1.pth").exists() and (work / "epoch_3.pth").exists()
+
+
+def test_changed_request_or_input_restarts(tmp_path):
+    work = tmp_path / "work"
+    config = tmp_path / "model.py"
+    config.write_text("lr = 0.01\n")
+    begin(work, "train model.py --seed 0", [str(config)])
+    write_checkpoint(work / "epoch_1.pth", "one")
+
+    outcome = begin(work, "train model.py --seed 1", [str(config)])
+    assert outcome == "restart: its checkpoints were made for another request"
+    assert not (work / "epoch_1.pth").exists()
+
+    write_checkpoint(work / "epoch_1.pth", "one")
+    config.write_text("lr = 0.02\n")
+    outcome = begin(work, "train model.py --seed 1", [str(config)])
+    assert outcome == "restart: its checkpoints were made for another inputs"
+    assert not (work / "epoch_1.pth").exists()
+
+
+def test_finish_publishes_newest_complete_checkpoint_and_next_begin_restarts(tmp_path):
+    work = tmp_path / "work"
+    begin(work, "train", [])
+    write_checkpoint(work / "epoch_1.pth", "one")
+    write_checkpoint(work / "epoch_2.pth", "two")
+    os.symlink("epoch_2.pth", work / "latest.pth")
+    out = tmp_path / "published" / "latest.pth"
+
+    assert finish(work, out) == (work / "epoch_2.pth").resolve()
+    assert zipfile.ZipFile(out).read("data.pkl") == b"two"
+    assert not out.is_symlink()
+    assert (work / FINISHED_FILE).exists()
+    # a forced rerun must train again, not "resume" the finished run
+    assert begin(work, "train", []) == "restart: the previous run in it finished"
+    assert sorted(p.name for p in work.iterdir()) == ["lcp-request.json"]
+    assert zipfile.ZipFile(out).read("data.pkl") == b"two"  # the published file survives
+
+
+def test_finish_without_checkpoint_and_foreign_folder_are_errors(tmp_path):
+    work = tmp_path / "work"
+    begin(work, "train", [])
+    with pytest.raises(LCPError, match="no complete checkpoint"):
+        finish(work, tmp_path / "out.pth")
+    assert not (tmp_path / "out.pth").exists()
+
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(LCPError, match="no `lcp workdir begin` made"):
+        begin(foreign, "train", [])
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_cli_reports_a_missing_input_as_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "lcp.cli", "workdir", "begin", str(tmp_path / "work"),
+         "--request", "train", "--input", str(tmp_path / "absent.py")],
+        capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"lcp workdir: error: {tmp_path / 'absent.py'}: input file does not exist"
