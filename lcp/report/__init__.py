@@ -1,0 +1,1 @@
+"""Per-scene report: tables and plots from `lcp test --eval-out` files."""

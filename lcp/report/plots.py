@@ -1,0 +1,53 @@
+"""PNG figures of the report tables (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from lcp.io import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+
+
+def plot_classwise(classwise: pd.DataFrame, path: str | os.PathLike, title: str) -> None:
+    """Grouped bars: AP per class (rows of `classwise`), one bar per method (its columns)."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(max(4.0, 1.2 * len(classwise) + 1.5), 3.5))
+    classwise.fillna(0.0).plot.bar(ax=axes, rot=0, width=0.8)
+    axes.set_ylabel("AP (%)")
+    axes.set_xlabel("")
+    axes.set_title(title)
+    axes.legend(title="")
+    axes.grid(axis="y", alpha=0.3)
+    _save(figure, path)
+    plt.close(figure)
+
+
+def plot_robustness(table: pd.DataFrame, path: str | os.PathLike, title: str) -> None:
+    """AP against the swept parameter, one line per method (rows of a robustness_table)."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(5.0, 3.5))
+    for method, rows in table.groupby("method", sort=False):
+        axes.plot(rows["value"], rows["AP"], marker="o", label=method)
+    parameter = table["parameter"].iloc[0] if len(table) else ""
+    axes.set_xlabel(parameter)
+    axes.set_ylabel("AP (%)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    _save(figure, path)
+    plt.close(figure)
