@@ -19,6 +19,8 @@ COMMANDS = {
     "train": "lcp.tools.train",
     "test": "lcp.tools.test",
     "infer": "lcp.tools.infer",
+    "workdir": "lcp.tools.workdir",
+    "report": "lcp.report.cli",
 }
 
 
