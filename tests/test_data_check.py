@@ -150,10 +150,12 @@ def test_configured_classes_must_all_be_categories(pristine, tmp_path):
     assert "'star'" in errors["category_mismatch"]["items"][0]["detail"]
 
 
-@pytest.mark.parametrize("kind, options", [("rain", ["--intensity", "medium", "heavy"]),
+@pytest.mark.parametrize("kind, options", [("rain", ["--intensity", "medium", "heavy", "--near", "3", "--far", "150"]),
                                            ("underwater", ["--water", "I", "9C"])])
 def test_rain_and_underwater_sets_pass_and_their_copies_do_not(pristine, tmp_path, kind, options):
     out = tmp_path / kind
+    if kind == "rain":  # the scene's own depth; underwater keeps the default 1-10 m ground plane
+        options = [*options, "--depth-dir", str(pristine / "depth")]
     assert lcp(["data", "synth", kind, "--src", str(pristine / "clean"), "--out", str(out), "--workers", "1",
                 "--no-progress", *options]) == 0
     args = ["data", "check", "--lowq", str(out), "--clean", str(pristine / "clean"), "--workers", "1",
