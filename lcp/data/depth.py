@@ -13,7 +13,8 @@ Three sources, in the order `lcp data synth` prefers them:
   (a fraction of the height from the top) are at the far limit; below it depth falls as
   near * (H - 1 - y_h) / (y - y_h), reaching `near` on the bottom row.
 
-All depths are clipped to [near, far] of the source's limits.
+Depth from files is capped at the far limit (tiny disparities mean huge depths); `near`
+only shapes the fallback ground plane.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ class DepthSource:
             depth = np.where(np.isfinite(depth), depth, self.far)
         if depth.shape != (height, width):
             depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
-        return np.clip(depth, self.near, self.far).astype(np.float32)
+        return np.minimum(depth, self.far).astype(np.float32)
 
 
 def cityscapes_prefix(stem: str) -> str:

@@ -63,8 +63,10 @@ def _add_common_arguments(parser: argparse.ArgumentParser, cls: type[Degradation
     depth.add_argument("--camera-dir", help="Cityscapes camera folder (*_camera.json, searched recursively)")
     depth.add_argument("--depth-dir", help="depth maps <stem>.npy (metres) or <stem>.png (16-bit, metres*256)")
     d = cls.depth_defaults
-    depth.add_argument("--near", type=float, default=d["near"], help=f"nearest depth in m (default {d['near']:g})")
-    depth.add_argument("--far", type=float, default=d["far"], help=f"farthest depth in m (default {d['far']:g})")
+    depth.add_argument("--near", type=float, default=d["near"],
+                       help=f"fallback ground plane: depth of the bottom row in m (default {d['near']:g})")
+    depth.add_argument("--far", type=float, default=d["far"],
+                       help=f"depth cap in m, for every source (default {d['far']:g})")
     depth.add_argument("--horizon", type=float, default=d["horizon"],
                        help=f"fallback ground plane: horizon row / height (default {d['horizon']:g})")
 
@@ -132,7 +134,7 @@ def output_names(degradation: Degradation, sources: list[Path]) -> dict[str, lis
         for output in outputs:
             if output in seen:
                 raise LCPError(f"{source}: would be written as {output}, as {seen[output]} already is "
-                               "(two sources with the same stem)")
+                               "(two sources with the same stem, or two identical parameter settings)")
             seen[output] = source.name
         names[source.name] = outputs
     return names
@@ -144,6 +146,10 @@ def synthesise_folder(degradation: Degradation, src: Path, out: Path, depth: Dep
     """Write the synthesised folder (atomically) and the rewritten annotations; return the sidecar."""
     from tqdm import tqdm
 
+    if seed < 0:
+        raise LCPError(f"--seed: must be >= 0, got {seed}")
+    if not 1 <= quality <= 100:
+        raise LCPError(f"--quality: JPEG quality is 1-100, got {quality}")
     sources = list_images(src)
     renames = output_names(degradation, sources)
     rewritten = []
