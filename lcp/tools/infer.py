@@ -96,6 +96,7 @@ def main(args: argparse.Namespace) -> int:
     from mmdet.datasets.pipelines import Compose
     from tqdm import tqdm
 
+    from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
     from lcp.apis.config import load_config
     from lcp.apis.options import select_device
     from lcp.io import atomic_path, write_json
@@ -113,6 +114,7 @@ def main(args: argparse.Namespace) -> int:
                                    "remove it or pass --overwrite")
 
     cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
+    accept_gpu_ids_in_mmcv_scatter()
     device = select_device(args.gpu_id)
     detector = build_test_model(cfg, args.checkpoint)
     class_names = checkpoint_classes(args.checkpoint) or tuple(cfg.get("classes") or ())
@@ -148,8 +150,10 @@ def main(args: argparse.Namespace) -> int:
         if detections:
             bboxes = np.array([d["bbox"] + [d["score"]] for d in detections], dtype=np.float32)
             labels = np.array([class_names.index(d["class"]) for d in detections], dtype=np.int64)
+            small = min(image.shape[:2]) < 400  # mmdet's defaults are sized for ~1333x800 images
             picture = imshow_det_bboxes(picture.copy(), bboxes, labels, class_names=list(class_names),
-                                        score_thr=0, show=False, out_file=None)
+                                        score_thr=0, thickness=1 if small else 2, font_size=7 if small else 13,
+                                        show=False, out_file=None)
         ok, encoded = cv2.imencode(".jpg", picture)
         if not ok:
             raise LCPError(f"{image_path}: could not encode the output picture")

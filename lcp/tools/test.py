@@ -71,6 +71,7 @@ def main(args: argparse.Namespace) -> int:
     from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTensor
     from mmdet.utils import setup_multi_processes
 
+    from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
     from lcp.apis.config import load_config
     from lcp.apis.evaluation import coco_bbox_metrics, format_metrics, predict_dataset
     from lcp.apis.options import select_device
@@ -87,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
         raise LCPError(f"{args.out}: --out must be a .pkl file")
 
     cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
+    accept_gpu_ids_in_mmcv_scatter()
     setup_multi_processes(cfg)
     device = select_device(args.gpu_id)
 

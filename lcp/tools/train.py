@@ -114,6 +114,7 @@ def main(args: argparse.Namespace) -> int:
     from mmdet.models import build_detector
     from mmdet.utils import collect_env, setup_multi_processes
 
+    from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
     from lcp.apis.config import load_config
     from lcp.apis.options import select_device
     from lcp.datasets.checks import check_dataset_cfg
@@ -121,6 +122,7 @@ def main(args: argparse.Namespace) -> int:
     from lcp.models.checkpoint import load_lcp_checkpoint
 
     cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
+    accept_gpu_ids_in_mmcv_scatter()
     if args.load_from:
         cfg.load_from = args.load_from
     check_dataset_cfg(cfg.data.train)
