@@ -41,14 +41,14 @@ def test_catch_up_step_casts_img_and_img_df_to_half_on_cpu():
     seen = []
 
     def record_and_feed_fp32(module, inputs):
-        seen.append(inputs[0].dtype)
+        seen.append((inputs[0].dtype, inputs[0].size(0)))
         return (inputs[0].float(),)
 
     model.crux_learner.register_forward_pre_hook(record_and_feed_fp32)
     with pytest.raises(RuntimeError, match="Half"):  # the real CPU limitation, without the hook
         model.backbone.shallow(batch()["img"].half(), catch_up=False)
     losses = model(**batch(), return_loss=True)
-    assert seen == [torch.half, torch.half]  # crux_learner(img), crux_learner(img_df)
+    assert seen == [(torch.half, 4)]  # crux_learner([img; img_df]): both images of the batch of 2, in one call
     assert losses["kl_loss"].dtype == torch.float32 and torch.isfinite(losses["kl_loss"])
     losses["kl_loss"].backward()
     assert all((param.grad is not None) == name.startswith("backbone.catch_up_learner.")

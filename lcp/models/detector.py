@@ -31,11 +31,17 @@ class LCPDetector(CascadeRCNN):
     before the first epoch) gives every parameter its param-wise options such as the
     crux learner's lr_mult; it puts parameters that are frozen at build time in a group
     without them.
+
+    channels_last=True keeps the convolution weights and the backbone's and neck's
+    activations in NHWC memory layout (faster cuDNN kernels with fp16 on recent GPUs; same
+    function). The neck's outputs go back to NCHW because mmcv's RoIAlign kernels index
+    their input as contiguous NCHW.
     """
 
     def __init__(self, backbone, neck=None, rpn_head=None, roi_head=None, train_cfg=None,
                  test_cfg=None, pretrained=None, init_cfg=None, crux_learner=None,
-                 kl_loss_weight: float = 1.0, train_mode: str | None = None):
+                 kl_loss_weight: float = 1.0, train_mode: str | None = None,
+                 channels_last: bool = False):
         super().__init__(backbone=backbone, neck=neck, rpn_head=rpn_head, roi_head=roi_head,
                          train_cfg=train_cfg, test_cfg=test_cfg, pretrained=pretrained,
                          init_cfg=init_cfg)
@@ -50,6 +56,10 @@ class LCPDetector(CascadeRCNN):
         self.train_mode = None
         if train_mode is not None:
             self.set_train_mode(train_mode)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            # load_state_dict and .cuda() keep a parameter's layout, so converting once suffices
+            self.to(memory_format=torch.channels_last)
 
     def trainable_prefixes(self, mode: str) -> tuple[str, ...]:
         """State-dict name prefixes of the parameters that train in `mode`."""
@@ -78,11 +88,17 @@ class LCPDetector(CascadeRCNN):
                 param.grad = None
         self.train_mode = mode
 
+    def _in_model_layout(self, img: torch.Tensor) -> torch.Tensor:
+        return img.contiguous(memory_format=torch.channels_last) if self.channels_last else img
+
     def extract_feat(self, img: torch.Tensor):
         """Backbone + neck features; the crux branch runs at test time too."""
+        img = self._in_model_layout(img)
         x = self.backbone(img, self.crux_learner(img))
         if self.with_neck:
             x = self.neck(x)
+        if self.channels_last:
+            x = tuple(level.contiguous() for level in x)
         return x
 
     @auto_fp16(apply_to=("img", "img_df"))
@@ -108,7 +124,23 @@ class LCPDetector(CascadeRCNN):
             "or call set_train_mode('catch_up_learner' | 'crux_learner') before training")
 
     def catch_up_divergence(self, img: torch.Tensor, img_df: torch.Tensor) -> torch.Tensor:
-        """KL(P_df || P_catch) between layer2 features (unweighted)."""
-        _, catch = self.backbone.shallow(self.crux_learner(img), catch_up=True)
-        _, target = self.backbone.shallow(self.crux_learner(img_df), catch_up=False)
-        return feature_kl_divergence(target, catch)
+        """KL(P_df || P_catch) between layer2 features (unweighted).
+
+        In catch-up training nothing before the catch-up learner trains, so the crux
+        learner and the shallow stages run once on [img; img_df] as one batch, without
+        autograd; the crux learner has no batch-dependent layer and the backbone batches
+        only when that keeps the function (BatchNorm on running statistics).
+        """
+        img, img_df = self._in_model_layout(img), self._in_model_layout(img_df)
+        upstream_trains = self.backbone.shallow_params_train() or any(
+            p.requires_grad for p in self.crux_learner.parameters())
+        needs_input_grad = img.requires_grad or img_df.requires_grad or upstream_trains
+        if not self.backbone.batch_shallow_passes(needs_input_grad):
+            _, catch = self.backbone.shallow(self.crux_learner(img), catch_up=True)
+            _, target = self.backbone.shallow(self.crux_learner(img_df), catch_up=False)
+            return feature_kl_divergence(target, catch)
+        n = img.size(0)
+        with torch.no_grad():
+            c2, c3 = self.backbone.shallow(self.crux_learner(torch.cat([img, img_df])), catch_up=False)
+        catch = c3[:n] + self.backbone.catch_up_learner(c2[:n])
+        return feature_kl_divergence(c3[n:], catch)
