@@ -9,8 +9,8 @@
 #
 # Nothing system-wide is used or changed: our slurm.conf is found through SLURM_CONF,
 # munged listens on its own socket with its own key, MariaDB has its own data folder,
-# and the daemons listen on 127.0.0.1 ports LCP_SLURM_PORT_BASE..+3 (default 16817..16820,
-# not SLURM's 6817-6819, so a real SLURM on the machine is left alone).
+# and the daemons listen on 127.0.0.1 ports LCP_SLURM_PORT_BASE..+3 (default: four ports
+# in 10000-29999 picked from the state folder's path; never SLURM's own 6817-6819).
 # Run again with the same settings, it says the cluster is running and exits 0.
 set -euo pipefail
 SCRIPT_NAME=start
@@ -43,7 +43,9 @@ done
 [ "$CPUS" -ge 1 ] || usage_error "--cpus must be at least 1"
 [ "$MEM" -ge 256 ] || usage_error "--mem must be at least 256 (MB)"
 
-PORT_BASE=${LCP_SLURM_PORT_BASE:-16817}
+# Each state folder gets its own four ports (derived from its path, below the kernel's
+# ephemeral range), so clusters of two checkouts can run side by side.
+PORT_BASE=${LCP_SLURM_PORT_BASE:-$((10000 + $(printf %s "$STATE" | cksum | cut -d' ' -f1) % 5000 * 4))}
 [[ $PORT_BASE =~ ^[0-9]+$ ]] && [ "$PORT_BASE" -ge 1024 ] && [ "$PORT_BASE" -le 65530 ] ||
     die "LCP_SLURM_PORT_BASE must be a port number between 1024 and 65530, got '$PORT_BASE'"
 CTLD_PORT=$PORT_BASE
@@ -59,6 +61,17 @@ SETTINGS="gpus=$GPUS cpus=$CPUS mem=$MEM port_base=$PORT_BASE"
 # The socket path must fit in a sockaddr_un (108 bytes).
 [ ${#STATE} -le 80 ] || die "state folder path '$STATE' is too long for its sockets (max 80 characters); set LCP_SLURM_DIR to a shorter path"
 
+reachable_by() {
+    local user=$1 dir=$STATE
+    until [ -e "$dir" ]; do dir=$(dirname "$dir"); done
+    runuser -u "$user" -- test -x "$dir"
+}
+for user in munge mysql; do
+    if getent passwd "$user" >/dev/null && ! reachable_by "$user"; then
+        die "user '$user' (munged/MariaDB run as it) cannot reach $STATE: a folder on the way is not world-searchable (chmod o+x it), or set LCP_SLURM_DIR elsewhere"
+    fi
+done
+
 all_running() {
     local daemon
     for daemon in "${DAEMONS[@]}"; do owned_pid "$daemon" >/dev/null || return 1; done
@@ -72,12 +85,20 @@ if owned_pid slurmctld >/dev/null || owned_pid slurmd >/dev/null; then
     fi
 fi
 if all_running; then
-    say "already running in $STATE ($SETTINGS)"
-    say "export SLURM_CONF=$SLURM_CONF"
+    say "already running in $STATE ($SETTINGS); to use it: source $STATE/env.sh"
     exit 0
 fi
 
 bash "$REPO/scripts/slurm/install.sh" >/dev/null
+
+# Writes stdin to PATH with MODE, atomically: daemons and jobs never read a half-written file.
+write_file() {
+    local path=$1 mode=$2 tmp
+    tmp=$(mktemp "$path.XXXXXX")
+    cat >"$tmp"
+    chmod "$mode" "$tmp"
+    mv -f "$tmp" "$path"
+}
 
 # What a daemon printed before it could open its own log file (config errors) goes here.
 startup_log_of() { echo "$LOG/$1.startup.log"; }
@@ -152,7 +173,7 @@ make_fake_gpus() {
 write_configs() {
     local db_password
     if [ ! -s "$ETC/db-password" ]; then
-        (umask 077 && head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$ETC/db-password")
+        head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | write_file "$ETC/db-password" 600
     fi
     db_password=$(cat "$ETC/db-password")
 
@@ -161,9 +182,9 @@ write_configs() {
         gres_line=" Gres=gpu:$GPUS"
         gres_conf+=$'\n'"NodeName=localhost Name=gpu File=$STATE/dev/nvidia[0-$((GPUS - 1))]"
     fi
-    echo "$gres_conf" >"$ETC/gres.conf"
+    echo "$gres_conf" | write_file "$ETC/gres.conf" 644
 
-    cat >"$ETC/slurm.conf" <<EOF
+    write_file "$ETC/slurm.conf" 644 <<EOF
 # Written by scripts/slurm/start.sh ($SETTINGS); rewritten on each start.
 ClusterName=$CLUSTER
 SlurmctldHost=localhost(127.0.0.1)
@@ -209,9 +230,9 @@ GresTypes=gpu
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM$gres_line State=UNKNOWN
 PartitionName=$PARTITION Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
-    : >"$ETC/plugstack.conf"
+    write_file "$ETC/plugstack.conf" 644 </dev/null
 
-    (umask 077 && cat >"$ETC/slurmdbd.conf" <<EOF
+    write_file "$ETC/slurmdbd.conf" 600 <<EOF
 # Written by scripts/slurm/start.sh; holds the database password, so readable by root only.
 AuthType=auth/munge
 AuthInfo=socket=$MUNGE_DIR/munge.socket
@@ -228,9 +249,7 @@ StorageUser=slurm
 StoragePass=$db_password
 StorageLoc=slurm_acct_db
 EOF
-    )
-    chmod 600 "$ETC/slurmdbd.conf"
-    echo "$SETTINGS" >"$STATE/settings"
+    echo "$SETTINGS" | write_file "$STATE/settings" 644
 }
 
 start_munge() {
@@ -288,12 +307,36 @@ register_accounting() {
     done
 }
 
+# snakemake-executor-plugin-slurm-jobstep (0.6.1) runs each job's `srun` with all SLURM_*
+# variables but the job's identity removed, SLURM_CONF too, and this cluster is found
+# only through SLURM_CONF (there is no /etc/slurm/slurm.conf). So env.sh puts this srun,
+# which restores it, first on PATH; jobs inherit PATH (the plugin submits --export=ALL).
+write_srun_wrapper() {
+    local real_srun
+    real_srun=$(PATH=${PATH//"$STATE/bin:"/} command -v srun) || die "srun not found on PATH"
+    mkdir -p "$STATE/bin"
+    write_file "$STATE/bin/srun" 755 <<EOF
+#!/bin/sh
+# Written by scripts/slurm/start.sh: srun for the cluster in $STATE (see start.sh).
+SLURM_CONF=\${SLURM_CONF:-$SLURM_CONF} exec $real_srun "\$@"
+EOF
+}
+
+write_env_file() {
+    write_file "$STATE/env.sh" 644 <<EOF
+# Source this to use the SLURM cluster in $STATE (written by scripts/slurm/start.sh).
+export SLURM_CONF=$SLURM_CONF
+case ":\$PATH:" in *":$STATE/bin:"*) ;; *) export PATH="$STATE/bin:\$PATH" ;; esac
+EOF
+}
+
 node_state() { sinfo -h -n localhost -o %T 2>/dev/null; }
 node_ready() { case $(node_state) in idle | mixed | allocated | completing) return 0 ;; *) return 1 ;; esac; }
 
 make_folders
 make_fake_gpus
 write_configs
+write_srun_wrapper
 start_munge
 start_mariadb
 start_daemon slurmdbd slurmdbd
@@ -307,6 +350,6 @@ if ! (wait_until "node localhost to become idle" slurmd 60 node_ready); then
     exit 1
 fi
 wait_until "sacct" slurmdbd 30 sacct -n -X --starttime now-1minutes
-printf 'export SLURM_CONF=%q\n' "$SLURM_CONF" >"$STATE/env.sh"
+write_env_file
 say "cluster '$CLUSTER' running in $STATE ($SETTINGS), partition '$PARTITION', node $(node_state)"
-say "to use it: source $STATE/env.sh    (or: export SLURM_CONF=$SLURM_CONF)"
+say "to use it: source $STATE/env.sh    (sets SLURM_CONF=$SLURM_CONF, puts $STATE/bin first on PATH)"
