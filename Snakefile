@@ -1,0 +1,33 @@
+# The lcp workflow: per scene, data -> synthesis checks -> pretraining on the
+# detection-favoured set -> baseline and LCP training on the low-quality set -> evaluation
+# (and a robustness sweep) -> report. Scenes and resources live in config/config.yaml.
+#
+#   snakemake --profile profiles/local                        # every scene in `run`
+#   snakemake --profile profiles/local results/demo/lcp/eval.json
+#   snakemake --profile profiles/slurm --config 'run=[foggy_city]'
+#   snakemake --report report.html                            # browsable report
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/tracking.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        [target for scene in config["run"] for target in scene_targets(scene)],
+    default_target: True

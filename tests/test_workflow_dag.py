@@ -1,0 +1,179 @@
+"""The Snakefile without running jobs: lint, the DAG of every scene, config errors, resources."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakemake
+
+SCENES = ("demo", "urpc", "foggy_city", "rainy_city", "custom")
+# Rules every scene runs once (the `check` step is record_unchecked_data where nothing is synthesised).
+PER_SCENE = {"pretrain": 1, "train_baseline": 1, "train_lcp": 1, "evaluate": 2, "report": 1, "all": 1}
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    prepare_workdir(tmp_path, repo_config())
+    return tmp_path
+
+
+def with_config(workdir, change):
+    config = repo_config()
+    change(config)
+    prepare_workdir(workdir, config)
+
+
+def test_lint_is_clean(workdir):
+    result = snakemake(workdir, "--lint")
+    assert result.returncode == 0, result.stdout
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout
+    assert "Lints for" not in result.stdout
+
+
+@pytest.mark.parametrize("scene", SCENES)
+def test_dry_run_builds_the_whole_dag_without_data(workdir, scene):
+    result = snakemake(workdir, "-n", "--config", f"run=[{scene}]")
+    assert result.returncode == 0, result.stdout
+    jobs = planned_jobs(result.stdout)
+    config = repo_config()["scenes"][scene]
+    assert {rule: jobs.get(rule) for rule in PER_SCENE} == PER_SCENE
+    sweep = sum(len(values) for values in config.get("robustness", {}).get("sweep", {}).values())
+    assert jobs.get("evaluate_robustness", 0) == 2 * sweep
+    assert jobs.get("synthesize_robustness_set", 0) == sweep
+    assert jobs.get("report_robustness", 0) == (1 if sweep else 0)
+    converted = [name for name, recipe in config.get("image_sets", {}).items() if "convert" in recipe]
+    assert jobs.get("convert_image_set", 0) == len(converted)
+    if scene == "demo":
+        assert jobs["make_demo_data"] == 1 and "does not exist" not in result.stdout
+    else:
+        # each data set folder that is not there yet is named with the key that sets it
+        for name in converted:
+            key = f"scenes.{scene}.image_sets.{name}.path"
+            if scene == "rainy_city" and name == "city_images":  # shared with foggy_city, defined there first
+                key = f"scenes.foggy_city.image_sets.{name}.path"
+            assert f"config {key}: {config['image_sets'][name]['path']} does not exist" in result.stdout
+    assert "Traceback" not in result.stdout
+    assert not (workdir / "results").exists() and not (workdir / "data").exists()
+
+
+def test_real_run_with_missing_data_stops_before_any_job(workdir):
+    result = snakemake(workdir, "-c1", "--config", "run=[urpc]")
+    assert result.returncode != 0
+    assert "config scenes.urpc.image_sets.urpc.path: /datasets/URPC2020 does not exist (the run stops here)" \
+        in result.stdout
+    assert "MissingInputException" in result.stdout and "Traceback" not in result.stdout
+    assert not (workdir / "results").exists()
+
+
+def unknown_scene_key(config):
+    config["scenes"]["demo"]["epochs"] = 3
+
+
+def wrong_type(config):
+    config["scenes"]["demo"]["demo"]["num_images"] = "many"
+
+
+def unknown_top_level_key(config):
+    config["gpus"] = 1
+
+
+def run_names_undefined_scene(config):
+    config["run"] = ["demo", "fogy_city"]
+
+
+def lowq_set_not_in_scene(config):
+    config["scenes"]["custom"]["lowq_set"] = "hazy"
+
+
+def synthesised_from_unknown_set(config):
+    config["scenes"]["custom"]["image_sets"]["foggy"]["from"] = "clean"
+
+
+def missing_model_config(config):
+    config["scenes"]["urpc"]["lcp"]["config"] = "config/mmdet/lcp_r50_urpc_v2.py"
+
+
+def bad_resources(config):
+    config["scenes"]["urpc"]["resources"]["train_lcp"]["gpus"] = -1
+
+
+def unknown_rule_in_resources(config):
+    config["resources"]["train"] = {"cpus": 2}
+
+
+def shared_set_made_two_ways(config):
+    config["scenes"]["rainy_city"]["image_sets"]["city_images"] = {"convert": "cityscapes", "path": "/elsewhere"}
+
+
+@pytest.mark.parametrize("change, message", [
+    (unknown_scene_key, "invalid config: scenes.demo: Additional properties are not allowed ('epochs' was unexpected)"),
+    (wrong_type, "invalid config: scenes.demo.demo.num_images: 'many' is not of type 'integer'"),
+    (unknown_top_level_key, "invalid config: (top level): Additional properties are not allowed ('gpus' was unexpected)"),
+    (run_names_undefined_scene, "run: scene 'fogy_city' is not defined under scenes"),
+    (lowq_set_not_in_scene, "scenes.custom.lowq_set: 'hazy' is not an image set of the scene (clear, foggy)"),
+    (synthesised_from_unknown_set, "scenes.custom.image_sets.foggy.from: 'clean' is not an image set of the scene"),
+    (missing_model_config, "scenes.urpc.lcp.config: config/mmdet/lcp_r50_urpc_v2.py does not exist"),
+    (bad_resources, "invalid config: scenes.urpc.resources.train_lcp.gpus: -1 is less than the minimum of 0"),
+    (unknown_rule_in_resources, "invalid config: resources: Additional properties are not allowed ('train' was unexpected)"),
+    (shared_set_made_two_ways, "scenes.rainy_city.image_sets.city_images differs from "
+                               "scenes.foggy_city.image_sets.city_images, which makes the same image set city/city_images"),
+])
+def test_bad_config_fails_before_any_job_naming_the_key(workdir, change, message):
+    with_config(workdir, change)
+    result = snakemake(workdir, "-c1")
+    assert result.returncode != 0
+    assert message in result.stdout
+    assert "Building DAG" not in result.stdout  # stopped while reading the workflow
+    assert not (workdir / "results").exists()
+
+
+def job_resources(output: str, rule: str) -> dict[str, str]:
+    """The resources of the first job of `rule` in a dry run's output."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() in (f"rule {rule}:", f"localrule {rule}:"))
+    line = next(line for line in lines[start:] if line.strip().startswith("resources:"))
+    return dict(item.split("=", 1) for item in line.split(":", 1)[1].replace(" ", "").split(","))
+
+
+def picked(resources: dict[str, str], *keys: str) -> dict[str, str]:
+    return {key: resources.get(key) for key in keys}
+
+
+KEYS = ("gpu", "cpus_per_task", "runtime", "mem_mb", "slurm_partition")
+
+
+def test_resources_come_from_the_scene_then_the_rule_then_the_default(workdir):
+    def partition(config):
+        config["resources"]["default"]["partition"] = "cpu"
+        config["scenes"]["urpc"]["resources"]["train_lcp"]["partition"] = "gpu"
+    with_config(workdir, partition)
+
+    urpc = snakemake(workdir, "-n", "--config", "run=[urpc]").stdout
+    assert picked(job_resources(urpc, "train_lcp"), *KEYS) == {
+        "gpu": "1", "cpus_per_task": "8", "runtime": "2880", "mem_mb": "48000", "slurm_partition": "gpu"}
+    assert picked(job_resources(urpc, "report"), *KEYS) == {
+        "gpu": "0", "cpus_per_task": "1", "runtime": "30", "mem_mb": "2000", "slurm_partition": "cpu"}
+
+    demo = snakemake(workdir, "-n", "--config", "run=[demo]").stdout
+    assert picked(job_resources(demo, "train_lcp"), *KEYS) == {
+        "gpu": "0", "cpus_per_task": "2", "runtime": "60", "mem_mb": "6000", "slurm_partition": "cpu"}
+
+
+def test_pretrained_checkpoint_replaces_pretraining(workdir):
+    checkpoint = workdir / "cascade_rcnn_r50_dfui.pth"
+    checkpoint.write_bytes(b"weights")
+
+    def bring_checkpoint(config):
+        config["scenes"]["urpc"]["pretrain"]["checkpoint"] = str(checkpoint)
+    with_config(workdir, bring_checkpoint)
+    jobs = planned_jobs(snakemake(workdir, "-n", "--config", "run=[urpc]").stdout)
+    assert jobs.get("import_pretrained") == 1 and "pretrain" not in jobs
+
+
+def test_one_target_of_another_scene(workdir):
+    result = snakemake(workdir, "-n", "results/foggy_city/lcp/eval.json")
+    jobs = planned_jobs(result.stdout)
+    assert jobs == {"convert_image_set": 2, "check_data": 1, "pretrain": 1, "train_lcp": 1, "evaluate": 1}
+    assert "rule train_baseline" not in result.stdout

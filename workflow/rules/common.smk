@@ -1,0 +1,400 @@
+# Helpers of the lcp workflow: config validation, scene lookups, paths, command lines and
+# job resources. The other .smk files hold rules only.
+
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from jsonschema.exceptions import ValidationError, best_match
+from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
+from snakemake.utils import validate
+
+# Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.
+os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+
+METHODS = ("baseline", "lcp")
+STEPS = ("pretrain",) + METHODS
+SPLITS = ("train", "test")
+NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
+# What the converters accept beyond SRC OUT (see `lcp data convert FORMAT --help`).
+CONVERTERS_WITH_CLASSES = {"cityscapes", "voc", "yolo", "coco", "folder"}
+CONVERTERS_WITH_SPLIT_SEED = {"urpc", "voc", "yolo", "coco", "folder"}
+# Converter options that name files or folders: they must exist before the run.
+PATH_OPTIONS = {"foggy", "rainy", "images", "annotations", "labels", "test-list"}
+DEFAULT_RESOURCES = {"gpus": 0, "cpus": 1, "mem_mb": 2000, "runtime": 60}
+
+
+# ---- configuration ------------------------------------------------------------------
+
+
+def validate_config(config):
+    """Schema check, with one readable line naming the offending key."""
+    try:
+        validate(config, "../schemas/config.schema.yaml")
+    except WorkflowError as exc:
+        error = exc.__context__
+        if not isinstance(error, ValidationError):
+            raise
+        error = best_match([error])
+        where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise WorkflowError(f"invalid config: {where}: {error.message}") from None
+
+
+def check_scene_references(config):
+    """What the schema cannot express: names that must refer to other entries."""
+    problems = []
+    for name in config["run"]:
+        if name not in config["scenes"]:
+            problems.append(f"run: scene {name!r} is not defined under scenes ({', '.join(config['scenes'])})")
+    for name, scene in config["scenes"].items():
+        key = f"scenes.{name}"
+        sets = scene.get("image_sets", {})
+        if ("demo" in scene) == bool(sets):
+            problems.append(f"{key}: give exactly one of `demo` (generated scene) and `image_sets`")
+        known = {"clean", "lowq", "depth"} if "demo" in scene else set(sets)
+        for role in ("clean_set", "lowq_set"):
+            if scene[role] not in known:
+                problems.append(f"{key}.{role}: {scene[role]!r} is not an image set of the scene ({', '.join(sorted(known))})")
+        for set_name, recipe in sets.items():
+            if "synthesize" in recipe and recipe["from"] not in sets:
+                problems.append(f"{key}.image_sets.{set_name}.from: {recipe['from']!r} is not an image set of the scene")
+            if "synthesize" in recipe and "synthesize" in sets.get(recipe["from"], {}):
+                problems.append(f"{key}.image_sets.{set_name}.from: synthesise from a converted set, not a synthesised one")
+        if "robustness" in scene and scene["degradation"] == "none":
+            problems.append(f"{key}.robustness: needs a `degradation` to synthesise the sweep with")
+        for step in STEPS:
+            if not Path(scene[step]["config"]).is_file():
+                problems.append(f"{key}.{step}.config: {scene[step]['config']} does not exist")
+    if problems:
+        raise WorkflowError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def collect_image_sets(config):
+    """(dataset, image set) -> (recipe, the config key that defines it); shared sets must agree."""
+    found = {}
+    for name, scene in config["scenes"].items():
+        for set_name, recipe in scene.get("image_sets", {}).items():
+            where = (scene.get("dataset", name), set_name)
+            key = f"scenes.{name}.image_sets.{set_name}"
+            if where in found and found[where][0] != recipe:
+                raise WorkflowError(f"invalid config: {key} differs from {found[where][1]}, "
+                                    f"which makes the same image set {'/'.join(where)}")
+            found.setdefault(where, (recipe, key))
+    return found
+
+
+validate_config(config)
+check_scene_references(config)
+
+SCENES = config["scenes"]
+DATA = config["data_dir"].rstrip("/")
+IMAGE_SETS = collect_image_sets(config)
+DEMO_DATASETS = {scene.get("dataset", name): name for name, scene in SCENES.items() if "demo" in scene}
+CONVERTED = {where for where, (recipe, _) in IMAGE_SETS.items() if "convert" in recipe}
+SYNTHESIZED = {where for where, (recipe, _) in IMAGE_SETS.items() if "synthesize" in recipe}
+if set(DEMO_DATASETS) & {dataset for dataset, _ in IMAGE_SETS}:
+    raise WorkflowError("invalid config: a dataset folder is shared by a demo scene and a converted one")
+
+
+def alternatives(names):
+    """A wildcard constraint matching exactly `names` (and nothing when there are none)."""
+    return "|".join(sorted(re.escape(name) for name in names)) or "(?!)"
+
+
+# ---- scenes and paths ---------------------------------------------------------------
+
+
+def dataset_of(scene_name):
+    return SCENES[scene_name].get("dataset", scene_name)
+
+
+def image_set_paths(scene_name, set_name):
+    """An image set's images folder and annotation file per split, relative to DATA.
+
+    Converters and `lcp data demo` write <dataset>/<set>/ and <dataset>/annotations/;
+    synthesised and robustness sets live in folders of their own, so a converter that
+    replaces its scene folder never takes them along.
+    """
+    dataset = dataset_of(scene_name)
+    if (dataset, set_name) in SYNTHESIZED:
+        base = f"synthesized/{dataset}/{set_name}"
+        return {"images": base, **{split: f"{base}_{split}.json" for split in SPLITS}}
+    return {"images": f"{dataset}/{set_name}", **{split: f"{dataset}/annotations/{set_name}_{split}.json" for split in SPLITS}}
+
+
+def robustness_set_paths(scene_name, severity):
+    base = f"robustness/{scene_name}/{severity}"
+    return {"images": base, "test": f"{base}_test.json"}
+
+
+def image_set_inputs(scene_name, set_name, splits=SPLITS):
+    """What a job reading an image set declares as input."""
+    dataset = dataset_of(scene_name)
+    if dataset in DEMO_DATASETS:  # `lcp data demo` makes the whole folder at once
+        return [f"{DATA}/{dataset}"]
+    paths = image_set_paths(scene_name, set_name)
+    return [f"{DATA}/{paths[key]}" for key in ("images", *splits)]
+
+
+def severities(scene_name):
+    """Robustness test sets of a scene, as `<option>_<value>` names (e.g. beta_0.02)."""
+    sweep = SCENES[scene_name].get("robustness", {}).get("sweep", {})
+    return [f"{option}_{value:g}" for option, values in sweep.items() for value in values]
+
+
+def severity_option(severity):
+    option, _, value = severity.rpartition("_")
+    return option, value
+
+
+def command_options(options):
+    """{'beta': 0.02, 'no-clear': True} -> ['--beta', '0.02', '--no-clear']."""
+    args = []
+    for flag, value in options.items():
+        if value is True:
+            args.append(f"--{flag}")
+        elif value is False:
+            continue
+        elif isinstance(value, list):
+            args += [f"--{flag}", *(f"{item:g}" if isinstance(item, float) else str(item) for item in value)]
+        else:
+            args += [f"--{flag}", f"{value:g}" if isinstance(value, float) else str(value)]
+    return args
+
+
+# ---- data sets on disk -----------------------------------------------------------------
+
+_reported_missing = set()
+
+
+def existing_paths(named_paths):
+    """`named_paths`: config key -> path that must exist before the run (a data set on disk).
+
+    A missing one is named with its config key. A dry run still builds the DAG (the path
+    is left out of the job's inputs); a real run stops with snakemake's missing-input error.
+    """
+    paths = []
+    for key, path in named_paths.items():
+        if not Path(path).exists():
+            if (key, path) not in _reported_missing:
+                _reported_missing.add((key, path))
+                action = "a real run will stop here" if workflow.dryrun else "the run stops here"
+                logger.error(f"config {key}: {path} does not exist ({action}); "
+                             "set the path in config/config.yaml or with --config")
+            if workflow.dryrun:
+                continue
+        paths.append(path)
+    return paths
+
+
+def convert_sources(wildcards):
+    recipe, key = IMAGE_SETS[(wildcards.dataset, wildcards.imageset)]
+    named = {f"{key}.path": recipe["path"]}
+    named.update({f"{key}.options.{flag}": value for flag, value in recipe.get("options", {}).items() if flag in PATH_OPTIONS})
+    return existing_paths(named)
+
+
+def pretrained_checkpoint(wildcards):
+    key = f"scenes.{wildcards.scene}.pretrain.checkpoint"
+    return existing_paths({key: SCENES[wildcards.scene]["pretrain"]["checkpoint"]})
+
+
+# ---- command lines ------------------------------------------------------------------
+
+
+def scene_of_dataset(dataset):
+    """The first scene (in config order) whose folder is `dataset`: its settings apply."""
+    return next(name for name in SCENES if dataset_of(name) == dataset)
+
+
+def convert_args(wildcards, threads):
+    recipe, _ = IMAGE_SETS[(wildcards.dataset, wildcards.imageset)]
+    fmt, options = recipe["convert"], dict(recipe.get("options", {}))
+    args = [fmt, recipe["path"], f"{DATA}/{wildcards.dataset}"]
+    if fmt == "cityscapes":
+        # one image set per job: the clear frames, or the foggy/rainy renderings alone
+        variant = "foggy" if "foggy" in options else "rainy" if "rainy" in options else "clear"
+        args += ([] if variant == "clear" else ["--no-clear"]) + [f"--{variant}-name", wildcards.imageset]
+    else:
+        args += ["--name", wildcards.imageset]
+    classes = SCENES[scene_of_dataset(wildcards.dataset)]["classes"]
+    if fmt in CONVERTERS_WITH_CLASSES and "classes" not in options:
+        args += ["--classes", ",".join(classes)]
+    if fmt in CONVERTERS_WITH_SPLIT_SEED and "seed" not in options:
+        args += ["--seed", str(config["seed"])]
+    args += ["--workers", str(threads)] + command_options(options)
+    return shlex.join(args)
+
+
+def synthesize_args(wildcards):
+    """`lcp data synth` arguments of a synthesised image set (from its clean set, both splits)."""
+    recipe, _ = IMAGE_SETS[(wildcards.dataset, wildcards.imageset)]
+    scene_name = scene_of_dataset(wildcards.dataset)
+    source = image_set_paths(scene_name, recipe["from"])
+    target = image_set_paths(scene_name, wildcards.imageset)
+    args = [recipe["synthesize"], "--src", f"{DATA}/{source['images']}", "--out", f"{DATA}/{target['images']}"]
+    for split in SPLITS:
+        args += ["--ann", f"{DATA}/{source[split]}", "--ann-out", f"{DATA}/{target[split]}"]
+    return shlex.join(args + ["--seed", str(config["seed"])] + command_options(recipe.get("options", {})))
+
+
+def robustness_args(wildcards):
+    """`lcp data synth` arguments of one robustness test set: the clean test images at one severity."""
+    scene = SCENES[wildcards.scene]
+    source = image_set_paths(wildcards.scene, scene["clean_set"])
+    target = robustness_set_paths(wildcards.scene, wildcards.severity)
+    option, value = severity_option(wildcards.severity)
+    options = dict(scene["robustness"].get("options", {}))
+    if dataset_of(wildcards.scene) in DEMO_DATASETS:  # the demo generator leaves its depth maps
+        options.setdefault("depth-dir", f"{DATA}/{dataset_of(wildcards.scene)}/depth")
+    args = [scene["degradation"], "--src", f"{DATA}/{source['images']}", "--out", f"{DATA}/{target['images']}",
+            "--ann", f"{DATA}/{source['test']}", "--ann-out", f"{DATA}/{target['test']}",
+            "--seed", str(config["seed"]), f"--{option}", value]
+    return shlex.join(args + command_options(options))
+
+
+def check_args(wildcards):
+    """`lcp data check` arguments: the low-quality set against its clean set."""
+    scene = SCENES[wildcards.scene]
+    clean = image_set_paths(wildcards.scene, scene["clean_set"])
+    lowq = image_set_paths(wildcards.scene, scene["lowq_set"])
+    args = ["--lowq", f"{DATA}/{lowq['images']}", "--clean", f"{DATA}/{clean['images']}",
+            "--ann", *(f"{DATA}/{lowq[split]}" for split in SPLITS),
+            "--classes", ",".join(scene["classes"]), "--degradation", scene["degradation"]]
+    return shlex.join(args)
+
+
+def cfg_options(scene_name, step, test_set=None):
+    """--cfg-options of a training or test run: the scene's image sets and classes."""
+    scene = SCENES[scene_name]
+    train = image_set_paths(scene_name, scene["clean_set" if step == "pretrain" else "lowq_set"])
+    test = test_set or train
+    classes = scene["classes"]
+    options = {
+        "data_root": f"{DATA}/",
+        "train_img_dir": f"{train['images']}/",
+        "train_ann": train["train"],
+        "test_img_dir": f"{test['images']}/",
+        "test_ann": test["test"],
+        "classes": "[" + ",".join(classes) + "]",
+        "num_classes": len(classes),
+    }
+    if step == "lcp":
+        options["df_img_dir"] = image_set_paths(scene_name, scene["clean_set"])["images"] + "/"
+    options.update(scene[step].get("cfg_options", {}))
+    return [f"{key}={value}" for key, value in options.items()]
+
+
+def train_args(step):
+    """Arguments of `lcp train` after the command (they also identify the run for resuming)."""
+
+    def args(wildcards, input):
+        words = [SCENES[wildcards.scene][step]["config"], "--seed", str(config["seed"])]
+        if step != "pretrain":
+            words += ["--load-from", input.init]
+        return shlex.join(words + ["--cfg-options"] + cfg_options(wildcards.scene, step))
+
+    return args
+
+
+def test_args(wildcards, input):
+    """Arguments of `lcp test`: the method's config and checkpoint on the wanted test set."""
+    severity = wildcards.get("severity")
+    test_set = robustness_set_paths(wildcards.scene, severity) if severity else None
+    words = [input.config, input.checkpoint, "--eval", "bbox", "--cfg-options"]
+    return shlex.join(words + cfg_options(wildcards.scene, wildcards.method, test_set))
+
+
+def training_inputs(step):
+    """Inputs of a training step: its config, the data gate, the image sets and the initial weights."""
+
+    def inputs(wildcards):
+        scene = SCENES[wildcards.scene]
+        sets = [scene["clean_set"]] if step != "baseline" else []
+        sets += [scene["lowq_set"]] if step != "pretrain" else []
+        named = {
+            "config": scene[step]["config"],
+            "check": f"results/{wildcards.scene}/data/check.json",
+            "data": [path for set_name in sets for path in image_set_inputs(wildcards.scene, set_name)],
+        }
+        if step != "pretrain":
+            named["init"] = f"results/{wildcards.scene}/pretrain/latest.pth"
+        return named
+
+    return inputs
+
+
+def evaluation_inputs(wildcards):
+    scene = SCENES[wildcards.scene]
+    severity = wildcards.get("severity")
+    if severity:
+        paths = robustness_set_paths(wildcards.scene, severity)
+        data = [f"{DATA}/{paths['images']}", f"{DATA}/{paths['test']}"]
+    else:
+        data = image_set_inputs(wildcards.scene, scene["lowq_set"], ["test"])
+    return {
+        "config": scene[wildcards.method]["config"],
+        "checkpoint": f"results/{wildcards.scene}/{wildcards.method}/latest.pth",
+        "data": data,
+    }
+
+
+# ---- targets ------------------------------------------------------------------------
+
+
+def scene_targets(scene_name):
+    targets = [f"results/{scene_name}/report/{name}" for name in ("metrics.csv", "summary.md", "classwise_ap.png")]
+    if severities(scene_name):
+        targets += [f"results/{scene_name}/report/{name}" for name in ("robustness.csv", "robustness.png")]
+    return targets
+
+
+# ---- job resources ------------------------------------------------------------------
+
+
+def job_setting(wildcards, rule_name, key):
+    """A resource of one job: the scene's setting for the rule, else its `default`, else the
+    global setting for the rule, else the global `default`."""
+    scene_name = wildcards.get("scene") or scene_of_dataset(wildcards.dataset)
+    layers = [DEFAULT_RESOURCES, config.get("resources", {}).get("default", {}), config.get("resources", {}).get(rule_name, {}),
+              SCENES[scene_name].get("resources", {}).get("default", {}), SCENES[scene_name].get("resources", {}).get(rule_name, {})]
+    value = None
+    for layer in layers:
+        value = layer.get(key, value)
+    return value
+
+
+def job_resources(rule_name):
+    """`resources:` of a rule, per job from the config (slurm executor names)."""
+    return {
+        "gpu": lambda wildcards: job_setting(wildcards, rule_name, "gpus"),
+        "cpus_per_task": lambda wildcards: job_setting(wildcards, rule_name, "cpus"),
+        "mem_mb": lambda wildcards: job_setting(wildcards, rule_name, "mem_mb"),
+        "runtime": lambda wildcards: job_setting(wildcards, rule_name, "runtime"),
+        # None leaves the partition to the cluster's default
+        "slurm_partition": lambda wildcards: job_setting(wildcards, rule_name, "partition") or None,
+    }
+
+
+def job_threads(rule_name):
+    return lambda wildcards: job_setting(wildcards, rule_name, "cpus")
+
+
+wildcard_constraints:
+    scene=alternatives(SCENES),
+    method="|".join(METHODS),
+    dataset=NAME_PATTERN,
+    imageset=NAME_PATTERN,
+    severity=NAME_PATTERN,
+
+
+def robustness_evaluations(wildcards):
+    """METHOD@SEVERITY -> its evaluation, for every method and severity of the scene's sweep."""
+    return {
+        f"{method}@{severity}": f"results/{wildcards.scene}/{method}/robustness/{severity}.json"
+        for method in METHODS
+        for severity in severities(wildcards.scene)
+    }

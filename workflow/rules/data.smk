@@ -1,0 +1,146 @@
+# Image sets: generated (demo), converted from a data set on disk, or synthesised from a
+# clean set; robustness test sets; and the synthesis check that gates training.
+
+
+rule make_demo_data:
+    output:
+        directory(f"{DATA}/{{dataset}}"),
+    params:
+        seed=lambda wildcards: SCENES[DEMO_DATASETS[wildcards.dataset]]["demo"].get("seed", config["seed"]),
+        num_images=lambda wildcards: SCENES[DEMO_DATASETS[wildcards.dataset]]["demo"].get("num_images", 300),
+    wildcard_constraints:
+        dataset=alternatives(DEMO_DATASETS),
+    log:
+        f"results/datasets/{{dataset}}/logs/make_demo_data.log",
+    benchmark:
+        f"results/datasets/{{dataset}}/benchmarks/make_demo_data.tsv"
+    threads: job_threads("make_demo_data")
+    resources:
+        **job_resources("make_demo_data"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "lcp data demo --out {output} --seed {params.seed} --num-images {params.num_images} > {log} 2>&1"
+
+
+rule convert_image_set:
+    input:
+        convert_sources,
+    output:
+        images=directory(f"{DATA}/{{dataset}}/{{imageset}}"),
+        annotations=expand(f"{DATA}/{{{{dataset}}}}/annotations/{{{{imageset}}}}_{{split}}.json", split=SPLITS),
+    params:
+        args=convert_args,
+    wildcard_constraints:
+        dataset=alternatives({dataset for dataset, _ in CONVERTED}),
+        imageset=alternatives({image_set for _, image_set in CONVERTED}),
+    log:
+        f"results/datasets/{{dataset}}/logs/convert_{{imageset}}.log",
+    benchmark:
+        f"results/datasets/{{dataset}}/benchmarks/convert_{{imageset}}.tsv"
+    threads: job_threads("convert_image_set")
+    resources:
+        **job_resources("convert_image_set"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "lcp data convert {params.args} > {log} 2>&1"
+
+
+rule synthesize_image_set:
+    input:
+        lambda wildcards: image_set_inputs(
+            scene_of_dataset(wildcards.dataset), IMAGE_SETS[(wildcards.dataset, wildcards.imageset)][0]["from"]
+        ),
+    output:
+        images=directory(f"{DATA}/synthesized/{{dataset}}/{{imageset}}"),
+        annotations=expand(f"{DATA}/synthesized/{{{{dataset}}}}/{{{{imageset}}}}_{{split}}.json", split=SPLITS),
+    params:
+        args=synthesize_args,
+    wildcard_constraints:
+        dataset=alternatives({dataset for dataset, _ in SYNTHESIZED}),
+        imageset=alternatives({image_set for _, image_set in SYNTHESIZED}),
+    log:
+        f"results/datasets/{{dataset}}/logs/synthesize_{{imageset}}.log",
+    benchmark:
+        f"results/datasets/{{dataset}}/benchmarks/synthesize_{{imageset}}.tsv"
+    threads: job_threads("synthesize_image_set")
+    resources:
+        **job_resources("synthesize_image_set"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "lcp data synth {params.args} --workers {threads} > {log} 2>&1"
+
+
+rule synthesize_robustness_set:
+    input:
+        lambda wildcards: image_set_inputs(wildcards.scene, SCENES[wildcards.scene]["clean_set"], ["test"]),
+    output:
+        images=directory(f"{DATA}/robustness/{{scene}}/{{severity}}"),
+        annotations=f"{DATA}/robustness/{{scene}}/{{severity}}_test.json",
+    params:
+        args=robustness_args,
+    log:
+        "results/{scene}/logs/synthesize_robustness_{severity}.log",
+    benchmark:
+        "results/{scene}/benchmarks/synthesize_robustness_{severity}.tsv"
+    threads: job_threads("synthesize_robustness_set")
+    resources:
+        **job_resources("synthesize_robustness_set"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "lcp data synth {params.args} --workers {threads} > {log} 2>&1"
+
+
+rule check_data:
+    input:
+        clean=lambda wildcards: image_set_inputs(wildcards.scene, SCENES[wildcards.scene]["clean_set"]),
+        lowq=lambda wildcards: image_set_inputs(wildcards.scene, SCENES[wildcards.scene]["lowq_set"]),
+    output:
+        report=report(
+            "results/{scene}/data/check.json",
+            caption="../report/check.rst",
+            category="{scene}",
+            subcategory="Data",
+        ),
+    params:
+        args=check_args,
+    wildcard_constraints:
+        scene=alternatives(name for name, scene in SCENES.items() if scene["degradation"] != "none"),
+    log:
+        "results/{scene}/logs/check_data.log",
+    benchmark:
+        "results/{scene}/benchmarks/check_data.tsv"
+    threads: job_threads("check_data")
+    resources:
+        **job_resources("check_data"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "lcp data check {params.args} --workers {threads} --report {output.report} > {log} 2>&1"
+
+
+rule record_unchecked_data:
+    input:
+        clean=lambda wildcards: image_set_inputs(wildcards.scene, SCENES[wildcards.scene]["clean_set"]),
+        lowq=lambda wildcards: image_set_inputs(wildcards.scene, SCENES[wildcards.scene]["lowq_set"]),
+    output:
+        report=report(
+            "results/{scene}/data/check.json",
+            caption="../report/check.rst",
+            category="{scene}",
+            subcategory="Data",
+        ),
+    wildcard_constraints:
+        scene=alternatives(name for name, scene in SCENES.items() if scene["degradation"] == "none"),
+    log:
+        "results/{scene}/logs/check_data.log",
+    localrule: True
+    run:
+        from lcp.io import write_json
+
+        # Real low-quality images (e.g. URPC2020) have no clean twin to pair with; the
+        # converters have validated their annotations already.
+        write_json(output.report, {"ok": True, "checked": False, "reason": "degradation: none", "inputs": list(input)})

@@ -1,0 +1,42 @@
+# COCO bbox AP, AP50, AP75 and class-wise AP of both methods on the scene's low-quality test
+# set, and on each robustness test set.
+
+
+rule evaluate:
+    input:
+        unpack(evaluation_inputs),
+    output:
+        metrics="results/{scene}/{method}/eval.json",
+    params:
+        args=test_args,
+    log:
+        "results/{scene}/logs/evaluate_{method}.log",
+    benchmark:
+        "results/{scene}/benchmarks/evaluate_{method}.tsv"
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "lcp test {params.args} --eval-out {output.metrics} > {log} 2>&1"
+
+
+rule evaluate_robustness:
+    input:
+        unpack(evaluation_inputs),
+    output:
+        metrics="results/{scene}/{method}/robustness/{severity}.json",
+    params:
+        args=test_args,
+    log:
+        "results/{scene}/logs/evaluate_{method}_{severity}.log",
+    benchmark:
+        "results/{scene}/benchmarks/evaluate_{method}_{severity}.tsv"
+    threads: job_threads("evaluate_robustness")
+    resources:
+        **job_resources("evaluate_robustness"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "lcp test {params.args} --eval-out {output.metrics} > {log} 2>&1"

@@ -1,0 +1,48 @@
+# The plain detector on the detection-favoured (clean) set; its checkpoint initialises both
+# the baseline and LCP. A scene may bring an already pretrained checkpoint instead.
+#
+# Resuming: `lcp train` keeps its checkpoints in a work dir that is not a declared output
+# (snakemake deletes the outputs of a failed or killed job, and with them any way to
+# resume). The job's one output is the final checkpoint, published atomically when
+# training has finished; see lcp/tools/workdir.py for when a work dir is resumed.
+
+
+rule pretrain:
+    input:
+        unpack(training_inputs("pretrain")),
+    output:
+        checkpoint="results/{scene}/pretrain/latest.pth",
+    params:
+        work_dir=lambda wildcards: f"results/{wildcards.scene}/pretrain/work",
+        args=train_args("pretrain"),
+    wildcard_constraints:
+        scene=alternatives(name for name, scene in SCENES.items() if "checkpoint" not in scene["pretrain"]),
+    log:
+        "results/{scene}/logs/pretrain.log",
+    benchmark:
+        "results/{scene}/benchmarks/pretrain.tsv"
+    threads: job_threads("pretrain")
+    resources:
+        **job_resources("pretrain"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "(lcp workdir begin {params.work_dir} --request {params.args:q} --input {input.config} --input {input.check}"
+        " && lcp train {params.args} --work-dir {params.work_dir} --auto-resume"
+        " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}) > {log} 2>&1"
+
+
+rule import_pretrained:
+    input:
+        pretrained_checkpoint,
+    output:
+        checkpoint="results/{scene}/pretrain/latest.pth",
+    wildcard_constraints:
+        scene=alternatives(name for name, scene in SCENES.items() if "checkpoint" in scene["pretrain"]),
+    log:
+        "results/{scene}/logs/import_pretrained.log",
+    localrule: True
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "(cp {input:q} {output.checkpoint:q}.partial && mv {output.checkpoint:q}.partial {output.checkpoint:q}) > {log} 2>&1"

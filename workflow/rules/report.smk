@@ -1,0 +1,70 @@
+# Per-scene report: metrics table (csv + markdown), class-wise AP plot and, for scenes with
+# a severity sweep, robustness curves. All are marked for `snakemake --report report.html`.
+
+
+rule report:
+    input:
+        baseline="results/{scene}/baseline/eval.json",
+        lcp="results/{scene}/lcp/eval.json",
+    output:
+        csv=report(
+            "results/{scene}/report/metrics.csv",
+            caption="../report/metrics.rst",
+            category="{scene}",
+            subcategory="Detection",
+        ),
+        markdown=report(
+            "results/{scene}/report/summary.md",
+            caption="../report/metrics.rst",
+            category="{scene}",
+            subcategory="Detection",
+        ),
+        plot=report(
+            "results/{scene}/report/classwise_ap.png",
+            caption="../report/classwise.rst",
+            category="{scene}",
+            subcategory="Detection",
+        ),
+    log:
+        "results/{scene}/logs/report.log",
+    benchmark:
+        "results/{scene}/benchmarks/report.tsv"
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "lcp report metrics --title {wildcards.scene:q} --eval baseline={input.baseline:q} --eval lcp={input.lcp:q}"
+        " --csv {output.csv} --markdown {output.markdown} --plot {output.plot} > {log} 2>&1"
+
+
+rule report_robustness:
+    input:
+        unpack(robustness_evaluations),
+    output:
+        csv=report(
+            "results/{scene}/report/robustness.csv",
+            caption="../report/robustness.rst",
+            category="{scene}",
+            subcategory="Robustness",
+        ),
+        plot=report(
+            "results/{scene}/report/robustness.png",
+            caption="../report/robustness.rst",
+            category="{scene}",
+            subcategory="Robustness",
+        ),
+    params:
+        evals=lambda wildcards, input: " ".join(f"--eval {name}={path}" for name, path in input.items()),
+    log:
+        "results/{scene}/logs/report_robustness.log",
+    benchmark:
+        "results/{scene}/benchmarks/report_robustness.tsv"
+    threads: job_threads("report_robustness")
+    resources:
+        **job_resources("report_robustness"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "lcp report robustness --title {wildcards.scene:q} {params.evals} --csv {output.csv} --plot {output.plot} > {log} 2>&1"

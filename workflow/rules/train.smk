@@ -1,0 +1,50 @@
+# Fine-tuning on the low-quality set from the pretrained detector: the plain Cascade R-CNN
+# (baseline) and LCP. Resumable like pretraining (see pretrain.smk).
+
+
+rule train_baseline:
+    input:
+        unpack(training_inputs("baseline")),
+    output:
+        checkpoint="results/{scene}/baseline/latest.pth",
+    params:
+        work_dir=lambda wildcards: f"results/{wildcards.scene}/baseline/work",
+        args=train_args("baseline"),
+    log:
+        "results/{scene}/logs/train_baseline.log",
+    benchmark:
+        "results/{scene}/benchmarks/train_baseline.tsv"
+    threads: job_threads("train_baseline")
+    resources:
+        **job_resources("train_baseline"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "(lcp workdir begin {params.work_dir} --request {params.args:q}"
+        " --input {input.config} --input {input.check} --input {input.init}"
+        " && lcp train {params.args} --work-dir {params.work_dir} --auto-resume"
+        " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}) > {log} 2>&1"
+
+
+rule train_lcp:
+    input:
+        unpack(training_inputs("lcp")),
+    output:
+        checkpoint="results/{scene}/lcp/latest.pth",
+    params:
+        work_dir=lambda wildcards: f"results/{wildcards.scene}/lcp/work",
+        args=train_args("lcp"),
+    log:
+        "results/{scene}/logs/train_lcp.log",
+    benchmark:
+        "results/{scene}/benchmarks/train_lcp.tsv"
+    threads: job_threads("train_lcp")
+    resources:
+        **job_resources("train_lcp"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "(lcp workdir begin {params.work_dir} --request {params.args:q}"
+        " --input {input.config} --input {input.check} --input {input.init}"
+        " && lcp train {params.args} --work-dir {params.work_dir} --auto-resume"
+        " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}) > {log} 2>&1"
