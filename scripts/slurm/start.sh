@@ -4,7 +4,7 @@
 # state under one folder (LCP_SLURM_DIR, default REPO/.slurm), with fake GPUs.
 #
 #   scripts/slurm/start.sh [--gpus N] [--cpus N] [--mem MB]
-#   source .slurm/env.sh        # sets SLURM_CONF for sbatch, sacct, snakemake
+#   source .slurm/env.sh        # SLURM_CONF and PATH for sbatch, sacct, snakemake
 #   scripts/slurm/stop.sh
 #
 # Nothing system-wide is used or changed: our slurm.conf is found through SLURM_CONF,
@@ -265,7 +265,8 @@ start_munge() {
         bash -c "munge -n --socket='$MUNGE_DIR/munge.socket' | unmunge --socket='$MUNGE_DIR/munge.socket'"
 }
 
-mariadb_sql() { mariadb --no-defaults --socket="$DB_DIR/mysqld.sock" -u root -e "$1"; }
+# Runs the SQL on stdin as MariaDB's root (through its socket; the password stays off argv).
+mariadb_sql() { mariadb --no-defaults --socket="$DB_DIR/mysqld.sock" -u root; }
 
 start_mariadb() {
     if [ ! -d "$DB_DIR/data/mysql" ]; then
@@ -285,11 +286,12 @@ start_mariadb() {
         mariadb-admin --no-defaults --socket="$DB_DIR/mysqld.sock" -u root ping
     local password
     password=$(cat "$ETC/db-password")
-    mariadb_sql "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
-        CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$password';
-        ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$password';
-        GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';" ||
-        die "could not create the slurm database user in MariaDB ($DB_DIR)"
+    mariadb_sql <<EOF || die "could not create the slurm database user in MariaDB ($DB_DIR)"
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$password';
+ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$password';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+EOF
 }
 
 # Cluster, account and user must be known to slurmdbd for jobs to be accounted.
