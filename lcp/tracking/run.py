@@ -1,0 +1,405 @@
+"""TrackedRun: one MLflow run that keeps working when the tracking server does not.
+
+Everything is sent through MlflowClient. When a call fails for a reason that may pass (no
+connection, timeout, a locked database, a 5xx), the run warns once, goes offline and
+appends what it could not send to its pending journal (lcp/tracking/journal.py); from
+then on it journals everything, and every `retry_secs` tries to replay the journal. The
+replay (also what `lcp tracking sync` runs) sends each record exactly once:
+
+- the run itself: found by its `lcp.run_key` tag before it is created, so a creation
+  whose answer was lost is not repeated;
+- metric points: only those (key, step, timestamp, value) the run does not hold yet;
+- params, tags, artifacts and the final status: idempotent in MLflow.
+
+A refusal that retrying cannot fix (invalid value, deleted run) is warned about and dropped.
+Metric points are buffered in memory and sent in batches (`flush_secs`, `max_buffer`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from lcp.tracking import settings
+from lcp.tracking.journal import Journal, journal_path
+
+log = logging.getLogger("lcp.tracking")
+
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_OR_TAGS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000
+MAX_TAG_LENGTH = 8000
+# MLflow error codes meaning "understood and refused": sending again gives the same answer.
+PERMANENT_ERRORS = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS",
+                    "BAD_REQUEST", "PERMISSION_DENIED", "INVALID_STATE", "UNAUTHENTICATED",
+                    "FEATURE_DISABLED", "NOT_IMPLEMENTED"}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether sending again later may succeed (connection, timeout, busy store, server error)."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(exc, MlflowException):
+        return exc.error_code not in PERMANENT_ERRORS
+    try:
+        import requests
+
+        if isinstance(exc, requests.RequestException):
+            return True
+    except ImportError:  # requests comes with mlflow; this is only defensive
+        pass
+    return isinstance(exc, OSError)
+
+
+def make_client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    settings.apply_network_defaults()
+    settings.prepare_local_store(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(client, name: str, artifact_location: str | None) -> str:
+    """The id of experiment `name`, created if missing (a concurrent creation is not an error)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+    if artifact_location:  # one folder per experiment under the store's artifact root
+        artifact_location = f"{artifact_location.rstrip('/')}/{name}"
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def find_run_by_key(client, experiment_id: str, run_key: str) -> str | None:
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{settings.TAG_RUN_KEY}` = '{run_key}'",
+                              max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def clip(value: Any, limit: int) -> str:
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    marker = f"...[{len(text)} chars]"
+    return text[:limit - len(marker)] + marker
+
+
+class _Sender:
+    """The MLflow calls of each journal operation, shared by live sending and replay."""
+
+    def __init__(self, client):
+        self.client = client
+        self._history: dict[tuple[str, str], set] = {}
+
+    def create_run(self, header: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+        experiment_id = ensure_experiment(self.client, header["experiment"], header.get("artifact_location"))
+        existing = find_run_by_key(self.client, experiment_id, header["run_key"])
+        if existing:
+            return existing
+        run = self.client.create_run(experiment_id, start_time=record["start_time"],
+                                     tags=dict(record["tags"]), run_name=record["run_name"])
+        return run.info.run_id
+
+    def metrics(self, run_id: str, points: list, dedupe: bool) -> None:
+        from mlflow.entities import Metric
+
+        if dedupe:
+            points = [p for p in points if not self._already_logged(run_id, p)]
+        for start in range(0, len(points), MAX_METRICS_PER_BATCH):
+            chunk = points[start:start + MAX_METRICS_PER_BATCH]
+            self.client.log_batch(run_id, metrics=[Metric(key, float(value), int(ts), int(step))
+                                                   for key, value, step, ts in chunk])
+            for point in chunk:
+                self._known(run_id, point[0]).add(_point_identity(point))
+
+    def params(self, run_id: str, params: Mapping[str, Any], dedupe: bool) -> None:
+        from mlflow.entities import Param
+
+        if dedupe:
+            logged = self.client.get_run(run_id).data.params
+            params = {k: v for k, v in params.items() if k not in logged}
+        items = [Param(k, clip(v, MAX_PARAM_LENGTH)) for k, v in params.items()]
+        for start in range(0, len(items), MAX_PARAMS_OR_TAGS_PER_BATCH):
+            self.client.log_batch(run_id, params=items[start:start + MAX_PARAMS_OR_TAGS_PER_BATCH])
+
+    def tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, clip(v, MAX_TAG_LENGTH)) for k, v in tags.items()]
+        for start in range(0, len(items), MAX_PARAMS_OR_TAGS_PER_BATCH):
+            self.client.log_batch(run_id, tags=items[start:start + MAX_PARAMS_OR_TAGS_PER_BATCH])
+
+    def artifact(self, run_id: str, local_path: str, artifact_path: str | None) -> None:
+        if Path(local_path).is_dir():
+            self.client.log_artifacts(run_id, local_path, artifact_path)
+        else:
+            self.client.log_artifact(run_id, local_path, artifact_path)
+
+    def terminate(self, run_id: str, status: str, end_time: int) -> None:
+        self.client.set_terminated(run_id, status=status, end_time=end_time)
+
+    def _known(self, run_id: str, key: str) -> set:
+        if (run_id, key) not in self._history:
+            history = self.client.get_metric_history(run_id, key)
+            self._history[(run_id, key)] = {_point_identity((m.key, m.value, m.step, m.timestamp))
+                                            for m in history}
+        return self._history[(run_id, key)]
+
+    def _already_logged(self, run_id: str, point) -> bool:
+        return _point_identity(point) in self._known(run_id, point[0])
+
+
+def _point_identity(point) -> tuple:
+    _, value, step, timestamp = point
+    value = float(value)
+    return int(step), int(timestamp), "nan" if math.isnan(value) else value
+
+
+@dataclass
+class ReplayResult:
+    journal: Path
+    run_id: str | None
+    sent: int
+    remaining: int
+    dropped: int
+    error: str | None = None
+
+
+def replay(journal: Journal, tracking_uri: str | None = None, client=None) -> ReplayResult:
+    """Send a journal's unacknowledged records in order, each exactly once (see the module doc).
+
+    Stops at the first transient failure (the rest stays pending); a permanent refusal is
+    warned about, acknowledged and skipped.
+    """
+    with journal.exclusive():
+        state = journal.read()
+        if state.header is None:
+            return ReplayResult(journal.path, None, 0, 0, 0)
+        uri = tracking_uri or state.header["tracking_uri"]
+        sender = _Sender(client or make_client(uri))
+        run_id, sent, dropped = state.run_id, 0, 0
+        for index, record in enumerate(state.pending):
+            try:
+                if record["op"] == "create_run":
+                    run_id = sender.create_run(state.header, record)
+                elif run_id is None:
+                    raise RuntimeError(f"{journal.path}: records for a run that was never created")
+                else:
+                    _apply(sender, run_id, record, dedupe=True)
+            except Exception as exc:  # noqa: BLE001  classified below
+                if is_transient(exc):
+                    return ReplayResult(journal.path, run_id, sent, len(state.pending) - index, dropped,
+                                        error=_short(exc))
+                log.warning("MLflow refused %s record of %s (dropped): %s", record["op"], journal.path, _short(exc))
+                dropped += 1
+            else:
+                sent += 1
+            journal.ack(record["id"], run_id)
+        return ReplayResult(journal.path, run_id, sent, 0, dropped)
+
+
+def _apply(sender: _Sender, run_id: str, record: Mapping[str, Any], dedupe: bool) -> None:
+    op = record["op"]
+    if op == "metrics":
+        sender.metrics(run_id, record["metrics"], dedupe)
+    elif op == "params":
+        sender.params(run_id, record["params"], dedupe)
+    elif op == "tags":
+        sender.tags(run_id, record["tags"])
+    elif op == "artifact":
+        sender.artifact(run_id, record["local_path"], record.get("artifact_path"))
+    elif op == "terminate":
+        sender.terminate(run_id, record["status"], record["end_time"])
+    else:
+        raise ValueError(f"unknown journal operation {op!r}")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return clip(f"{type(exc).__name__}: {text}", 300)
+
+
+class TrackedRun:
+    """One MLflow run (see the module doc). All methods swallow tracking failures."""
+
+    def __init__(self, *, experiment: str, run_name: str, work_dir: str | os.PathLike,
+                 tags: Mapping[str, Any] | None = None, tracking_uri: str | None = None,
+                 artifact_location: str | None = None, run_id: str | None = None,
+                 flush_secs: float = 5.0, retry_secs: float = 30.0, max_buffer: int = MAX_METRICS_PER_BATCH):
+        target = settings.resolve_target(tracking_uri)
+        self.tracking_uri = target.uri
+        self.artifact_location = artifact_location or target.artifact_location
+        self.experiment = experiment
+        self.run_name = run_name
+        self.work_dir = Path(work_dir)
+        self.tags = {k: str(v) for k, v in (tags or {}).items() if v is not None}
+        self.run_id = run_id
+        self.run_key = self.tags.get(settings.TAG_RUN_KEY) or uuid.uuid4().hex
+        self.tags[settings.TAG_RUN_KEY] = self.run_key
+        self.journal = Journal(journal_path(self.work_dir, self.run_key))
+        self.flush_secs = flush_secs
+        self.retry_secs = retry_secs
+        self.max_buffer = max_buffer
+        self.online = False
+        self._client = None
+        self._sender: _Sender | None = None
+        self._buffer: list[list] = []
+        self._last_flush = time.monotonic()
+        self._last_retry = time.monotonic()
+        self._warned = False
+        self.finished = False
+
+    # ---- life cycle -----------------------------------------------------------------
+
+    def start(self) -> "TrackedRun":
+        start_time = now_ms()
+        try:
+            self._client = make_client(self.tracking_uri)
+            self._sender = _Sender(self._client)
+            if self.run_id is None:
+                header = self._header()
+                self.run_id = self._sender.create_run(
+                    header, {"start_time": start_time, "tags": self.tags, "run_name": self.run_name})
+            else:  # resuming a run: make sure it exists and is marked running again
+                self._client.update_run(self.run_id, status="RUNNING")
+            self.online = True
+        except Exception as exc:  # noqa: BLE001
+            self._go_offline(exc, "start the run")
+            if self.run_id is None:
+                self.journal.add("create_run", run_name=self.run_name, tags=self.tags, start_time=start_time)
+        return self
+
+    def finish(self, status: str = "FINISHED") -> ReplayResult | None:
+        """Flush, record the final status, and replay what is pending once more."""
+        if self.finished:
+            return None
+        self.finished = True
+        self.flush()
+        self._do("terminate", status=status, end_time=now_ms())
+        if self.online:
+            return None
+        result = self.try_replay(force=True)
+        if result is not None and result.remaining:
+            log.warning("MLflow: %d record(s) of run %s are still pending in %s; when the tracking server is "
+                        "reachable again, run: lcp tracking sync %s", result.remaining, self.run_name,
+                        self.journal.path, self.work_dir)
+        return result
+
+    # ---- logging --------------------------------------------------------------------
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        if params:
+            self._do("params", params={k: clip(v, MAX_PARAM_LENGTH) for k, v in params.items()})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        tags = {k: clip(v, MAX_TAG_LENGTH) for k, v in tags.items() if v is not None}
+        if tags:
+            self._do("tags", tags=tags)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int, timestamp: int | None = None) -> None:
+        timestamp = now_ms() if timestamp is None else timestamp
+        for key, value in metrics.items():
+            self._buffer.append([key, float(value), int(step), timestamp])
+        if len(self._buffer) >= self.max_buffer or time.monotonic() - self._last_flush >= self.flush_secs:
+            self.flush()
+
+    def log_artifact(self, local_path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        local_path = Path(local_path)
+        if not local_path.exists():
+            log.warning("MLflow: artifact %s does not exist; not logged", local_path)
+            return
+        self._do("artifact", local_path=str(local_path.resolve()), artifact_path=artifact_path)
+
+    def flush(self) -> None:
+        points, self._buffer = self._buffer, []
+        self._last_flush = time.monotonic()
+        if points:
+            self._do("metrics", metrics=points)
+        elif not self.online:
+            self.try_replay()
+
+    # ---- online / offline -----------------------------------------------------------
+
+    def try_replay(self, force: bool = False) -> ReplayResult | None:
+        """Replay the journal if `retry_secs` have passed since the last try (or `force`)."""
+        if self.online or (not force and time.monotonic() - self._last_retry < self.retry_secs):
+            return None
+        self._last_retry = time.monotonic()
+        try:
+            result = replay(self.journal, self.tracking_uri)
+        except Exception as exc:  # noqa: BLE001  e.g. the client cannot even be made
+            log.debug("MLflow replay of %s failed: %s", self.journal.path, _short(exc))
+            return None
+        if result.remaining == 0:
+            self.run_id = result.run_id or self.run_id
+            self._client = None  # made again on the next call: the store may have restarted
+            self.online = True
+            log.warning("MLflow: tracking server reachable again; %d pending record(s) of %s sent",
+                        result.sent, self.run_name)
+        return result
+
+    def _do(self, op: str, **fields: Any) -> None:
+        if self.online:
+            try:
+                if self._client is None:
+                    self._client = make_client(self.tracking_uri)
+                    self._sender = _Sender(self._client)
+                _apply(self._sender, self.run_id, {"op": op, **fields}, dedupe=False)
+                return
+            except Exception as exc:  # noqa: BLE001
+                if not is_transient(exc):
+                    log.warning("MLflow refused %s of run %s (not retried): %s", op, self.run_name, _short(exc))
+                    return
+                self._go_offline(exc, f"send {op}")
+        if op == "artifact":
+            fields["local_path"] = self._keep_copy(fields["local_path"])
+        self.journal.add(op, **fields)
+        self.try_replay()
+
+    def _go_offline(self, exc: BaseException, what: str) -> None:
+        self.online = False
+        self._last_retry = time.monotonic()
+        self.journal.write_header(self._header())
+        if not self._warned:
+            self._warned = True
+            log.warning("MLflow: could not %s at %s (%s); training goes on, and what cannot be sent is kept "
+                        "in %s", what, self.tracking_uri, _short(exc), self.journal.path)
+
+    def _header(self) -> dict[str, Any]:
+        return {"run_key": self.run_key, "run_id": self.run_id, "tracking_uri": self.tracking_uri,
+                "experiment": self.experiment, "artifact_location": self.artifact_location,
+                "run_name": self.run_name}
+
+    def _keep_copy(self, local_path: str) -> str:
+        """A pending artifact is copied into the journal's folder: the original may be temporary."""
+        source = Path(local_path)
+        keep = self.journal.path.parent / f"{self.run_key}-files" / uuid.uuid4().hex[:8] / source.name
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, keep)
+        else:
+            shutil.copy2(source, keep)
+        return str(keep)
+
+
+def replay_all(journals: Iterable[Path], tracking_uri: str | None = None) -> list[ReplayResult]:
+    return [replay(Journal(path), tracking_uri) for path in journals]

@@ -1,0 +1,154 @@
+"""Where runs go and what they are called: tracking URI, experiment and run names, env vars.
+
+Kept free of mlflow imports so that the `lcp` command line starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lcp.errors import LCPError
+
+# The environment contract between the workflow, the jobs and this package.
+ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+ENV_INVOCATION_ID = "LCP_INVOCATION_ID"
+ENV_PARENT_RUN_IDS = "LCP_MLFLOW_PARENT_RUN_IDS"  # json object {scene: parent run id}
+ENV_SNAKEMAKE_RULE = "LCP_SNAKEMAKE_RULE"
+ENV_SNAKEMAKE_WILDCARDS = "LCP_SNAKEMAKE_WILDCARDS"  # json object {wildcard: value}
+
+# A dead tracking server must cost seconds, not MLflow's default of minutes of retries; a
+# failed request is not retried on the spot but journalled and replayed later (TrackedRun).
+NETWORK_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+}
+
+EXPERIMENT_PREFIX = "lcp/"
+LOCAL_STORE_DIR = Path("results") / "mlflow"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+# Tags every lcp run carries (besides MLflow's own mlflow.runName / mlflow.parentRunId).
+TAG_SCENE = "lcp.scene"
+TAG_STEP = "lcp.step"
+TAG_METHOD = "lcp.method"
+TAG_VARIANT = "lcp.variant"
+TAG_RUN_KEY = "lcp.run_key"
+TAG_INVOCATION = "lcp.invocation_id"
+TAG_ROLE = "lcp.role"  # "invocation" on the parent runs
+
+
+def apply_network_defaults() -> None:
+    """Short MLflow HTTP timeouts and retries, unless the user chose their own."""
+    for name, value in NETWORK_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The enclosing git checkout of `start` (default: the current folder), else `start` itself."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    uri: str
+    # Where new experiments keep artifacts; None lets the store or server decide.
+    artifact_location: str | None
+
+
+def local_store(root: Path | None = None) -> TrackingTarget:
+    """The default store: results/mlflow/mlflow.db (sqlite) with artifacts beside it."""
+    folder = project_root(root) / LOCAL_STORE_DIR
+    return TrackingTarget(uri=f"sqlite:///{folder / 'mlflow.db'}",
+                          artifact_location=(folder / "artifacts").as_uri())
+
+
+def resolve_target(configured: str | None = None) -> TrackingTarget:
+    """MLFLOW_TRACKING_URI, else the configured URI, else the local store under results/."""
+    uri = os.environ.get(ENV_TRACKING_URI) or configured
+    if not uri:
+        return local_store()
+    return TrackingTarget(uri=uri, artifact_location=_sqlite_artifact_location(uri))
+
+
+def _sqlite_database(uri: str) -> Path | None:
+    """The database file of a sqlite:/// URI (sqlite:////abs/path or sqlite:///relative/path)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0]).resolve()
+
+
+def _sqlite_artifact_location(uri: str) -> str | None:
+    """A server-less sqlite store keeps artifacts in an `artifacts` folder beside the database."""
+    database = _sqlite_database(uri)
+    return (database.parent / "artifacts").as_uri() if database else None
+
+
+def prepare_local_store(uri: str) -> None:
+    """Create the folder of a sqlite database; MLflow creates the file but not its folder."""
+    database = _sqlite_database(uri)
+    if database:
+        database.parent.mkdir(parents=True, exist_ok=True)
+
+
+def check_name(what: str, value: str) -> str:
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise LCPError(f"{what} {value!r}: use letters, digits, '_', '.', '-' (starting with a letter or digit)")
+    return value
+
+
+def experiment_name(scene: str) -> str:
+    return EXPERIMENT_PREFIX + check_name("scene", scene)
+
+
+def run_name(scene: str, step: str, method: str, variant: str | None = None) -> str:
+    """`{scene}/{step}/{method}[/{variant}]`: runs of the same step line up across methods."""
+    parts = [check_name("scene", scene), check_name("step", step), check_name("method", method)]
+    if variant:
+        parts.append(check_name("variant", variant))
+    return "/".join(parts)
+
+
+def snakemake_wildcards() -> dict[str, str]:
+    """LCP_SNAKEMAKE_WILDCARDS as a dict (empty when unset); LCPError when it is not a json object."""
+    raw = os.environ.get(ENV_SNAKEMAKE_WILDCARDS)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise LCPError(f"${ENV_SNAKEMAKE_WILDCARDS}: not valid JSON ({exc}): {raw!r}") from None
+    if not isinstance(value, dict):
+        raise LCPError(f"${ENV_SNAKEMAKE_WILDCARDS}: expected a JSON object of wildcards, got {raw!r}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def parent_run_ids() -> dict[str, str]:
+    """LCP_MLFLOW_PARENT_RUN_IDS as a dict {scene: run id}; LCPError when malformed."""
+    raw = os.environ.get(ENV_PARENT_RUN_IDS)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise LCPError(f"${ENV_PARENT_RUN_IDS}: not valid JSON ({exc}): {raw!r}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise LCPError(f"${ENV_PARENT_RUN_IDS}: expected a JSON object {{scene: run id}}, got {raw!r}")
+    return value
+
+
+def snakemake_env_prefix(rule: str, wildcards) -> str:
+    """`LCP_SNAKEMAKE_RULE=... LCP_SNAKEMAKE_WILDCARDS='{...}'`, to put before a job's command."""
+    import shlex
+
+    pairs = wildcards.items() if hasattr(wildcards, "items") else wildcards  # snakemake's Wildcards too
+    values = {str(k): str(v) for k, v in pairs if not str(k).startswith("_")}
+    return (f"{ENV_SNAKEMAKE_RULE}={shlex.quote(rule)} "
+            f"{ENV_SNAKEMAKE_WILDCARDS}={shlex.quote(json.dumps(values, sort_keys=True))}")
