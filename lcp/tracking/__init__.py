@@ -1,0 +1,78 @@
+"""MLflow tracking of every pretraining, training and evaluation run (workflow or command line).
+
+Where runs go
+    MLFLOW_TRACKING_URI if set, else the URI given (workflow config `tracking.uri`,
+    `--tracking-uri`), else the local store `sqlite:///<checkout>/results/mlflow/mlflow.db`
+    with artifacts in results/mlflow/artifacts/. Browse the local store, no server needed:
+        mlflow ui --backend-store-uri sqlite:///results/mlflow/mlflow.db
+    A team server (`mlflow server --host 127.0.0.1 ...` on a head node) works the same way:
+    export MLFLOW_TRACKING_URI=http://HOST:PORT before `snakemake` (SLURM jobs inherit it).
+
+Names
+    One experiment per scene: `lcp/<scene>`. One run per step, named
+    `<scene>/<step>/<method>[/<variant>]` with steps pretrain, train, evaluate (plus
+    check, report for artifact runs) and methods baseline, lcp; tags lcp.scene, lcp.step,
+    lcp.method, lcp.variant carry the same. Each workflow invocation has a parent run per
+    scene (`<scene>/workflow/<time>`, tag lcp.role=invocation); job runs sit beneath it.
+
+Environment (set by the workflow, read by jobs)
+    MLFLOW_TRACKING_URI          the store (open_invocation exports the resolved one)
+    LCP_INVOCATION_ID            id of the workflow invocation (tag lcp.invocation_id)
+    LCP_MLFLOW_PARENT_RUN_IDS    json {scene: parent run id}
+    LCP_SNAKEMAKE_RULE           the job's rule name (tag snakemake.rule)
+    LCP_SNAKEMAKE_WILDCARDS      json {wildcard: value} (tags snakemake.wildcard.<name>)
+    SLURM_JOB_ID, SLURMD_NODENAME are recorded as tags slurm.job_id / slurm.node, with host.
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES/_TIMEOUT default to 0 / 5 s here (a dead server costs seconds).
+
+Workflow API (Snakefile)
+    from lcp.tracking import open_invocation, close_invocation, snakemake_env_prefix
+    onstart:   open_invocation(SCENES, tracking_uri=config["tracking"]["uri"] or None)
+               # creates the parents (only this process ever does) and sets the env above
+    onsuccess: close_invocation("FINISHED")
+    onerror:   close_invocation("FAILED")
+    In a rule's shell command, before `lcp train/test`:  {params.tracking_env}
+    with params: tracking_env=lambda wildcards: snakemake_env_prefix("train_lcp", wildcards)
+    Shell equivalents: `eval "$(lcp tracking open-invocation --scene S ...)"`,
+    `lcp tracking close-invocation --status FAILED`.
+
+Command line
+    lcp train CONFIG --track --scene S --step pretrain|train --method baseline|lcp [--log-checkpoint]
+    lcp test CONFIG CKPT --eval-out J --track --scene S --method M [--variant beta_0.02]
+        Tracking is on with --track/--tracking-uri, or when MLFLOW_TRACKING_URI is set and
+        --no-track is not given; off otherwise (tests and the demo run without it).
+    lcp tracking log-artifacts FILE... --scene S --step check|report [--method M]
+    lcp tracking sync WORK_DIR...     replay what could not be sent (see below)
+    lcp tracking uri                  the store in use, and how to browse it
+    lcp compare [--experiment NAME] [--tag K=V] [--since ISO | --days N] [--out-dir DIR]
+
+Python API
+    add_tracking(cfg, scene=, step=, method=, ...)   append LCPMlflowLoggerHook to cfg.log_config
+    log_evaluation(eval_json, scene=, method=, ...)  one evaluation run from `lcp test`'s json
+    log_files(paths, scene=, step=, ...)             a run holding files as artifacts
+    LCPMlflowLoggerHook (lcp.tracking.hook)          what it logs: see that module
+
+When the tracking server is unreachable (at start or mid-run), nothing fails: the run warns
+once, keeps what it cannot send in <work dir>/mlflow-pending/<run key>.jsonl and replays it
+when the server answers again (tried every 30 s) or with `lcp tracking sync WORK_DIR`;
+every record reaches MLflow exactly once (lcp/tracking/run.py).
+"""
+
+from lcp.tracking.api import add_tracking, log_evaluation, log_files
+from lcp.tracking.invocation import close_invocation, open_invocation
+from lcp.tracking.settings import (ENV_INVOCATION_ID, ENV_PARENT_RUN_IDS, ENV_SNAKEMAKE_RULE,
+                                   ENV_SNAKEMAKE_WILDCARDS, ENV_TRACKING_URI, resolve_target,
+                                   snakemake_env_prefix)
+
+__all__ = [
+    "ENV_INVOCATION_ID", "ENV_PARENT_RUN_IDS", "ENV_SNAKEMAKE_RULE", "ENV_SNAKEMAKE_WILDCARDS", "ENV_TRACKING_URI",
+    "LCPMlflowLoggerHook", "add_tracking", "close_invocation", "log_evaluation", "log_files", "open_invocation",
+    "resolve_target", "snakemake_env_prefix",
+]
+
+
+def __getattr__(name):  # the hook imports mmcv: load it only when asked for
+    if name == "LCPMlflowLoggerHook":
+        from lcp.tracking.hook import LCPMlflowLoggerHook
+
+        return LCPMlflowLoggerHook
+    raise AttributeError(f"module 'lcp.tracking' has no attribute {name!r}")

@@ -1,0 +1,182 @@
+"""What the train/test tools and the workflow call: add_tracking, log_evaluation, log_files.
+
+Also the shared `--track/--no-track ...` command-line flags of `lcp train` and `lcp test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from lcp.errors import LCPError
+from lcp.tracking import settings
+
+
+def add_tracking(cfg, *, scene: str, step: str, method: str, variant: str | None = None,
+                 tracking_uri: str | None = None, log_checkpoint: bool = False, interval: int = 1,
+                 num_heatmaps: int = 4, sidecars: Sequence[str] = (), config_file: str | None = None) -> dict:
+    """Append LCPMlflowLoggerHook to cfg.log_config.hooks; returns the hook's config.
+
+    Call it after the config is final (work dir, seed set); the hook reads the resolved
+    config from runner.meta['config'] when training starts. Bad names or a malformed
+    LCP_SNAKEMAKE_WILDCARDS / LCP_MLFLOW_PARENT_RUN_IDS raise LCPError here, before training.
+    """
+    import lcp.tracking.hook  # noqa: F401  registers LCPMlflowLoggerHook
+
+    settings.run_name(scene, step, method, variant)
+    settings.snakemake_wildcards()
+    settings.parent_run_ids()
+    for sidecar in sidecars:
+        if not Path(sidecar).is_file():
+            raise LCPError(f"{sidecar}: degradation sidecar does not exist")
+    hook = dict(type="LCPMlflowLoggerHook", scene=scene, step=step, method=method, variant=variant,
+                tracking_uri=tracking_uri, log_checkpoint=log_checkpoint, interval=interval,
+                num_heatmaps=num_heatmaps, sidecars=list(sidecars), config_file=config_file)
+    if cfg.get("log_config") is None:
+        cfg.log_config = dict(interval=50, hooks=[])
+    cfg.log_config.setdefault("hooks", [])
+    cfg.log_config.hooks = [h for h in cfg.log_config.hooks if h.get("type") != "LCPMlflowLoggerHook"] + [hook]
+    return hook
+
+
+def start_run(*, scene: str, step: str, method: str, work_dir: str | os.PathLike, variant: str | None = None,
+              tracking_uri: str | None = None, source: str = "lcp", extra_tags: Mapping[str, Any] | None = None):
+    """A TrackedRun named `{scene}/{step}/{method}[/{variant}]` under the invocation's parent."""
+    from lcp.tracking.params import runtime_tags
+    from lcp.tracking.run import TrackedRun
+
+    name = settings.run_name(scene, step, method, variant)
+    tags = {**runtime_tags(), settings.TAG_SCENE: scene, settings.TAG_STEP: step, settings.TAG_METHOD: method,
+            settings.TAG_VARIANT: variant, "mlflow.source.name": source, **(extra_tags or {})}
+    parent = settings.parent_run_ids().get(scene)
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    return TrackedRun(experiment=settings.experiment_name(scene), run_name=name, work_dir=work_dir,
+                      tags=tags, tracking_uri=tracking_uri).start()
+
+
+def evaluation_metrics(metrics: Mapping[str, Any], prefix: str = "test") -> dict[str, float]:
+    """`lcp test` metrics json -> MLflow metrics: test/bbox_mAP, ..., test/bbox_AP/<class>."""
+    from lcp.tracking.params import safe_key
+
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        if key == "classwise" and isinstance(value, Mapping):
+            for cls, ap in value.items():
+                if isinstance(ap, (int, float)) and not isinstance(ap, bool):
+                    flat[safe_key(f"{prefix}/bbox_AP/{cls}")] = float(ap)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[safe_key(f"{prefix}/{key}")] = float(value)
+    return flat
+
+
+def log_evaluation(eval_json: str | os.PathLike | Mapping[str, Any], *, scene: str, method: str,
+                   step: str = "evaluate", variant: str | None = None, config=None,
+                   checkpoint: str | None = None, tracking_uri: str | None = None,
+                   work_dir: str | os.PathLike | None = None,
+                   artifacts: Sequence[str | os.PathLike] = ()) -> str | None:
+    """Record an evaluation (the json `lcp test --eval-out` writes, or that dict) as one run.
+
+    Metrics test/<key> and test/bbox_AP/<class>; params: the config (an mmcv Config or a
+    config file), its data fingerprints, versions and git state; the checkpoint path as tag
+    lcp.checkpoint; the eval json and `artifacts` as artifacts. Returns the run id (None
+    while the tracking server is unreachable: the run is then kept for `lcp tracking sync`
+    in work_dir, default the eval json's folder).
+    """
+    from lcp.io import read_json, write_json
+    from lcp.tracking import params as run_params
+
+    if isinstance(eval_json, Mapping):
+        metrics, eval_path = dict(eval_json), None
+    else:
+        eval_path = Path(eval_json)
+        metrics = read_json(eval_path)
+        if not isinstance(metrics, dict):
+            raise LCPError(f"{eval_path}: expected a json object of metrics")
+    if not evaluation_metrics(metrics):
+        raise LCPError(f"{eval_path or 'metrics'}: no numeric metrics to log (expected e.g. bbox_mAP)")
+    if config is not None and not hasattr(config, "_cfg_dict"):
+        from lcp.apis.config import load_config
+
+        config = load_config(config)
+    work_dir = Path(work_dir) if work_dir else (eval_path.parent if eval_path else Path.cwd())
+    run = start_run(scene=scene, step=step, method=method, variant=variant, work_dir=work_dir,
+                    tracking_uri=tracking_uri, source="lcp test",
+                    extra_tags={"lcp.checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None})
+    params: dict[str, Any] = {"scene": scene, "step": step, "method": method, **run_params.package_versions(),
+                              **run_params.git_state()}
+    if variant:
+        params["variant"] = variant
+    if config is not None:
+        params.update(run_params.config_params(config))
+        data = config.get("data") or {}
+        params.update(run_params.data_params(data))
+        params.update(run_params.degradation_params(run_params.sidecars_of(data)))
+    run.log_params(params)
+    run.log_metrics(evaluation_metrics(metrics), step=0)
+    if eval_path is None:
+        eval_path = Path(tempfile.mkdtemp(prefix="lcp-eval-")) / "eval.json"
+        write_json(eval_path, metrics)
+    run.log_artifact(eval_path, "evaluation")
+    for artifact in artifacts:
+        run.log_artifact(artifact, "evaluation")
+    run.finish("FINISHED")
+    return run.run_id
+
+
+def log_files(paths: Sequence[str | os.PathLike], *, scene: str, step: str, method: str = "all",
+              variant: str | None = None, artifact_path: str | None = None,
+              tracking_uri: str | None = None, work_dir: str | os.PathLike | None = None) -> str | None:
+    """One run `{scene}/{step}/{method}` holding `paths` as artifacts (check reports, report tables,
+    plots). Returns its run id (None while the server is unreachable; see log_evaluation)."""
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise LCPError(f"{missing[0]}: file to log does not exist")
+    if not paths:
+        raise LCPError("log-artifacts: no files given")
+    work_dir = Path(work_dir) if work_dir else Path(paths[0]).resolve().parent
+    run = start_run(scene=scene, step=step, method=method, variant=variant, work_dir=work_dir,
+                    tracking_uri=tracking_uri, source="lcp tracking log-artifacts")
+    for path in paths:
+        run.log_artifact(path, artifact_path)
+    run.finish("FINISHED")
+    return run.run_id
+
+
+# ---- command-line flags of lcp train / lcp test -------------------------------------------
+
+
+def add_tracking_arguments(parser: argparse.ArgumentParser, default_step: str) -> None:
+    group = parser.add_argument_group(
+        "MLflow tracking",
+        "On with --track, or when MLFLOW_TRACKING_URI is set (--no-track turns it off). The store is "
+        "--tracking-uri, else $MLFLOW_TRACKING_URI, else results/mlflow/mlflow.db (sqlite) in the checkout.")
+    switch = group.add_mutually_exclusive_group()
+    switch.add_argument("--track", dest="track", action="store_true", default=None, help="log this run to MLflow")
+    switch.add_argument("--no-track", dest="track", action="store_false", help="do not log to MLflow")
+    group.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (implies --track)")
+    group.add_argument("--scene", help="scene name: the run goes to experiment lcp/SCENE "
+                       "(default: the config file's name)")
+    group.add_argument("--method", choices=["baseline", "lcp"],
+                       help="default: lcp for an LCPDetector config, else baseline")
+    group.add_argument("--step", default=default_step,
+                       help=f"workflow step in the run name SCENE/STEP/METHOD (default: {default_step})")
+    group.add_argument("--variant", help="extra run-name part, e.g. a robustness severity (beta_0.02)")
+    group.add_argument("--log-checkpoint", action="store_true",
+                       help="upload the final checkpoint to MLflow (default: its path as a tag only)")
+
+
+def tracking_wanted(args: argparse.Namespace) -> bool:
+    if args.track is not None:
+        return args.track
+    return bool(args.tracking_uri or os.environ.get(settings.ENV_TRACKING_URI))
+
+
+def tracking_names(args: argparse.Namespace, cfg) -> dict[str, Any]:
+    """scene/step/method/variant from the flags, defaulted from the config."""
+    method = args.method or ("lcp" if cfg.get("model", {}).get("type") == "LCPDetector" else "baseline")
+    return dict(scene=args.scene or Path(cfg.filename or "run").stem, step=args.step, method=method,
+                variant=args.variant)

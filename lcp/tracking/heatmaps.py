@@ -1,0 +1,88 @@
+"""Crux heat-map pictures: what the crux learner keeps of a few test images.
+
+Each picture shows the image, the crux learner's soft mask m (0..1) and the crux the
+detector sees (the image with masked pixels faded to the mean colour, as img * m does on
+the normalised image).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from lcp.io import atomic_path
+
+
+def _unwrap(value):
+    """The tensor or dict inside mmcv DataContainers and MultiScaleFlipAug's lists."""
+    from mmcv.parallel import DataContainer
+
+    while isinstance(value, (list, tuple)):
+        value = value[0]
+    return value.data if isinstance(value, DataContainer) else value
+
+
+def crux_masks(model, dataset, count: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(file name, image HxWx3 uint8 RGB, mask HxW float, mean colour RGB) of the first test samples."""
+    import torch
+
+    detector = getattr(model, "module", model)
+    crux_learner = detector.crux_learner
+    parameter = next(crux_learner.parameters())
+    was_training = crux_learner.training
+    crux_learner.eval()
+    pictures = []
+    try:
+        for index in range(min(count, len(dataset))):
+            sample = dataset[index]
+            img = _unwrap(sample["img"])
+            meta = _unwrap(sample["img_metas"])
+            with torch.no_grad():
+                mask = crux_learner.mask(img[None].to(device=parameter.device, dtype=parameter.dtype))
+            height, width = meta["img_shape"][:2]
+            norm = meta.get("img_norm_cfg", {"mean": np.zeros(3), "std": np.ones(3), "to_rgb": False})
+            mean = np.asarray(norm["mean"], dtype=np.float64)
+            image = img.permute(1, 2, 0).float().cpu().numpy() * np.asarray(norm["std"]) + mean
+            if not norm.get("to_rgb", False):  # the tensor holds BGR
+                image, mean = image[..., ::-1], mean[::-1]
+            image = np.clip(image[:height, :width], 0, 255).astype(np.uint8)
+            pictures.append((os.path.basename(meta.get("ori_filename") or meta.get("filename") or f"{index}"),
+                             image, mask[0, 0, :height, :width].float().cpu().numpy(), mean))
+    finally:
+        crux_learner.train(was_training)
+    return pictures
+
+
+def save_crux_heatmaps(model, dataset_cfg: Mapping[str, Any], out_dir: str | os.PathLike,
+                       count: int = 4) -> list[Path]:
+    """Write `count` PNG pictures of the crux learner's masks on the test set to out_dir."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mmdet.datasets import build_dataset
+
+    dataset = build_dataset(dict(dataset_cfg, test_mode=True))
+    written = []
+    for name, image, mask, mean in crux_masks(model, dataset, count):
+        figure, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+        axes[0].imshow(image)
+        axes[0].set_title(name, fontsize=8)
+        shown = axes[1].imshow(mask, cmap="inferno", vmin=0.0, vmax=1.0)
+        axes[1].set_title("crux mask m", fontsize=8)
+        figure.colorbar(shown, ax=axes[1], fraction=0.046)
+        crux = image * mask[..., None] + mean * (1 - mask[..., None])  # a masked pixel becomes the mean
+        axes[2].imshow(np.clip(crux, 0, 255).astype(np.uint8))
+        axes[2].set_title("crux (img * m)", fontsize=8)
+        for axis in axes:
+            axis.axis("off")
+        figure.tight_layout()
+        path = Path(out_dir) / f"crux_{Path(name).stem}.png"
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=100)
+        plt.close(figure)
+        written.append(path)
+    return written

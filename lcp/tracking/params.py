@@ -1,0 +1,230 @@
+"""What a run records about itself: config, data, degradations, code and machine.
+
+MLflow keys may hold only letters, digits and `_ - . / : space` (at most 250 characters)
+and param values at most 6000 characters: `safe_key` and `clip` (lcp.tracking.run) make
+every key and value acceptable, so one odd config entry never loses a whole batch.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from lcp.tracking import settings
+
+MAX_KEY_LENGTH = 250
+PACKAGES = ("torch", "torchvision", "mmcv-full", "mmdet", "mlflow", "numpy", "lcp")
+SIDECAR_NAME = "synthesis.json"  # written by `lcp data synth` beside the images it makes
+DATA_SPLITS = ("train", "val", "test")
+
+
+def safe_key(key: str) -> str:
+    """`key` made valid as an MLflow param/metric/tag key (same key -> same result)."""
+    cleaned = re.sub(r"[^\w.\- :/]", "_", str(key))
+    cleaned = re.sub(r"/{2,}", "/", re.sub(r"\.{2,}", ".", cleaned)).strip("/ ")
+    cleaned = "/".join(part if part not in (".", "..") else "_" for part in cleaned.split("/")) or "_"
+    if len(cleaned) > MAX_KEY_LENGTH:
+        digest = hashlib.sha1(cleaned.encode()).hexdigest()[:12]
+        cleaned = f"{cleaned[:MAX_KEY_LENGTH - 13]}-{digest}"
+    return cleaned
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, str]:
+    """Nested dicts and lists of dicts as dotted keys (`model.backbone.depth`, `pipeline.0.type`)."""
+    flat: dict[str, str] = {}
+    for key, leaf in _leaves(value, prefix):
+        flat[safe_key(key)] = leaf
+    return flat
+
+
+def _leaves(value: Any, prefix: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        if not value:
+            yield prefix or "_", "{}"
+        for key, item in value.items():
+            yield from _leaves(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, (list, tuple)) and any(isinstance(item, Mapping) for item in value):
+        for index, item in enumerate(value):
+            yield from _leaves(item, f"{prefix}.{index}")
+    else:
+        yield prefix or "_", _scalar_text(value)
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return json.dumps([_plain(item) for item in value])
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+
+
+def config_params(cfg) -> dict[str, str]:
+    """The resolved mmdet config (an mmcv Config or a dict) as `cfg.<dotted key>` params."""
+    data = cfg._cfg_dict.to_dict() if hasattr(cfg, "_cfg_dict") else dict(cfg)
+    return flatten(data, "cfg")
+
+
+# ---- data sets ----------------------------------------------------------------------
+
+
+def _join_root(data_root: str | None, path: str | None) -> str | None:
+    if path is None:
+        return None
+    if data_root and not os.path.isabs(path):
+        return os.path.join(data_root, path)
+    return path
+
+
+def dataset_sources(dataset_cfg: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Annotation files and image folders of a dataset config, through wrappers (dataset(s))."""
+    found: list[dict[str, str]] = []
+    if isinstance(dataset_cfg, (list, tuple)):
+        for item in dataset_cfg:
+            found.extend(dataset_sources(item))
+        return found
+    if not isinstance(dataset_cfg, Mapping):
+        return found
+    root = dataset_cfg.get("data_root")
+    ann_files = dataset_cfg.get("ann_file")
+    ann_files = ann_files if isinstance(ann_files, (list, tuple)) else [ann_files] if ann_files else []
+    for ann_file in ann_files:
+        found.append({"ann_file": _join_root(root, ann_file),
+                      "img_prefix": _join_root(root, dataset_cfg.get("img_prefix"))})
+    if dataset_cfg.get("df_img_prefix"):
+        found.append({"img_prefix": _join_root(root, dataset_cfg["df_img_prefix"]), "role": "detection-favoured"})
+    for key in ("dataset", "datasets"):
+        if key in dataset_cfg:
+            found.extend(dataset_sources(dataset_cfg[key]))
+    return found
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def annotation_fingerprint(ann_file: str) -> dict[str, str]:
+    """sha256 and image count of a COCO annotation file ("missing" when it is not there)."""
+    path = Path(ann_file)
+    if not path.is_file():
+        return {"ann_file": ann_file, "ann_sha256": "missing"}
+    fingerprint = {"ann_file": ann_file, "ann_sha256": sha256_of(path)}
+    try:
+        images = json.loads(path.read_text()).get("images")
+        if isinstance(images, list):
+            fingerprint["num_images"] = str(len(images))
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        fingerprint["num_images"] = "unreadable"
+    return fingerprint
+
+
+def data_params(data_cfg: Mapping[str, Any]) -> dict[str, str]:
+    """`data.<split>[.<i>].{ann_file, ann_sha256, num_images, img_prefix}` for train/val/test."""
+    params: dict[str, str] = {}
+    for split in DATA_SPLITS:
+        if split not in data_cfg:
+            continue
+        sources = [s for s in dataset_sources(data_cfg[split]) if "ann_file" in s]
+        for index, source in enumerate(sources):
+            prefix = f"data.{split}" if len(sources) == 1 else f"data.{split}.{index}"
+            for key, value in annotation_fingerprint(source["ann_file"]).items():
+                params[safe_key(f"{prefix}.{key}")] = value
+            if source.get("img_prefix"):
+                params[safe_key(f"{prefix}.img_prefix")] = source["img_prefix"]
+    return params
+
+
+def sidecars_of(data_cfg: Mapping[str, Any]) -> list[Path]:
+    """Synthesis sidecars (`<image folder>/synthesis.json`) of every image folder in the config."""
+    folders = {s["img_prefix"] for split in DATA_SPLITS if split in data_cfg
+               for s in dataset_sources(data_cfg[split]) if s.get("img_prefix")}
+    return sorted(p for p in (Path(folder) / SIDECAR_NAME for folder in folders) if p.is_file())
+
+
+def degradation_params(sidecars: list[str | os.PathLike]) -> dict[str, str]:
+    """`degradation.<image folder>.*` from `lcp data synth` sidecars (the per-image list left out)."""
+    from lcp.io import read_json
+
+    params: dict[str, str] = {}
+    for sidecar in map(Path, sidecars):
+        content = read_json(sidecar)
+        if not isinstance(content, dict):
+            continue
+        summary = {key: value for key, value in content.items() if key != "images"}
+        summary["num_images"] = len(content.get("images") or {})
+        params.update(flatten(summary, f"degradation.{sidecar.parent.name}"))
+    return params
+
+
+# ---- code and machine ---------------------------------------------------------------
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"version.python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            versions[f"version.{name}"] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[f"version.{name}"] = "missing"
+    return versions
+
+
+def code_root() -> Path:
+    """The checkout this lcp package is imported from (its git state is the code's version)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def git_state(repo: Path | None = None) -> dict[str, str]:
+    """{"git.commit", "git.dirty"} of the checkout, or {} outside git."""
+    repo = repo or code_root()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                              timeout=20, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"git.commit": commit, "git.dirty": "true" if dirty else "false"}
+
+
+def runtime_tags() -> dict[str, str]:
+    """Who and where: host, user, SLURM job, Snakemake rule and wildcards, workflow invocation."""
+    tags = {"host": socket.gethostname()}
+    try:
+        tags["mlflow.user"] = getpass.getuser()
+    except (KeyError, OSError):
+        pass
+    for tag, variable in (("slurm.job_id", "SLURM_JOB_ID"), ("slurm.node", "SLURMD_NODENAME"),
+                          ("slurm.array_task_id", "SLURM_ARRAY_TASK_ID"),
+                          ("snakemake.rule", settings.ENV_SNAKEMAKE_RULE),
+                          (settings.TAG_INVOCATION, settings.ENV_INVOCATION_ID)):
+        if os.environ.get(variable):
+            tags[tag] = os.environ[variable]
+    wildcards = settings.snakemake_wildcards()
+    if wildcards:
+        tags["snakemake.wildcards"] = json.dumps(wildcards, sort_keys=True)
+        tags.update({safe_key(f"snakemake.wildcard.{k}"): v for k, v in wildcards.items()})
+    git = git_state()
+    if git:
+        tags["mlflow.source.git.commit"] = git["git.commit"]
+        tags["git.dirty"] = git["git.dirty"]
+    return tags
