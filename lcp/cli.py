@@ -21,6 +21,8 @@ COMMANDS = {
     "infer": "lcp.tools.infer",
     "workdir": "lcp.tools.workdir",
     "report": "lcp.report.cli",
+    "compare": "lcp.tracking.compare",
+    "tracking": "lcp.tracking.cli",
 }
 
 

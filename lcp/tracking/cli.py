@@ -1,0 +1,113 @@
+"""`lcp tracking ...`: workflow invocations, replay of pending records, artifacts, the store's URI."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+HELP = "MLflow tracking: open/close a workflow invocation, sync pending records, log artifacts"
+
+URI_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else results/mlflow/mlflow.db)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="tracking_command", required=True, metavar="ACTION")
+
+    opened = sub.add_parser("open-invocation", help="create the parent runs of a workflow invocation and print "
+                            "the environment its jobs need (as shell exports)")
+    opened.add_argument("--scene", action="append", required=True, help="scene of the invocation (repeatable)")
+    opened.add_argument("--invocation-id", help="default: $LCP_INVOCATION_ID, else a new id")
+    opened.add_argument("--tracking-uri", help=URI_HELP)
+    opened.set_defaults(_main=main_open)
+
+    closed = sub.add_parser("close-invocation", help="group the invocation's runs under its parents and end them")
+    closed.add_argument("--status", choices=["FINISHED", "FAILED", "KILLED"], default="FINISHED")
+    closed.add_argument("--invocation-id", help="default: $LCP_INVOCATION_ID")
+    closed.add_argument("--tracking-uri", help=URI_HELP)
+    closed.set_defaults(_main=main_close)
+
+    sync = sub.add_parser("sync", help="send what runs could not send (their mlflow-pending/ journals), once")
+    sync.add_argument("paths", nargs="+", metavar="WORK_DIR",
+                      help="work dirs (searched recursively for mlflow-pending/*.jsonl) or journal files")
+    sync.add_argument("--tracking-uri", help="send there instead of the URI each journal recorded")
+    sync.set_defaults(_main=main_sync)
+
+    files = sub.add_parser("log-artifacts", help="log files (check reports, report tables, plots) as a run "
+                           "SCENE/STEP/METHOD")
+    files.add_argument("files", nargs="+", metavar="FILE")
+    files.add_argument("--scene", required=True)
+    files.add_argument("--step", required=True, help="e.g. check, report")
+    files.add_argument("--method", default="all", help="e.g. baseline, lcp, an image set (default: all)")
+    files.add_argument("--variant")
+    files.add_argument("--artifact-path", help="folder inside the run's artifacts")
+    files.add_argument("--tracking-uri", help=URI_HELP)
+    files.set_defaults(_main=main_log_artifacts)
+
+    where = sub.add_parser("uri", help="print the tracking URI in use and how to browse it")
+    where.add_argument("--tracking-uri", help=URI_HELP)
+    where.set_defaults(_main=main_uri)
+
+
+def main(args: argparse.Namespace) -> int:  # replaced by the chosen action's main
+    raise AssertionError("unreachable: an action is required")
+
+
+def main_open(args: argparse.Namespace) -> int:
+    from lcp.tracking.invocation import open_invocation
+
+    invocation = open_invocation(args.scene, tracking_uri=args.tracking_uri, invocation_id=args.invocation_id,
+                                 set_env=False)
+    for name, value in invocation.environment().items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def main_close(args: argparse.Namespace) -> int:
+    from lcp.tracking.invocation import close_invocation
+
+    parents = close_invocation(args.status, invocation_id=args.invocation_id, tracking_uri=args.tracking_uri)
+    for scene, run_id in sorted(parents.items()):
+        print(f"{scene}: parent run {run_id} {args.status}")
+    return 0
+
+
+def main_sync(args: argparse.Namespace) -> int:
+    from lcp.tracking.journal import find_journals
+    from lcp.tracking.run import replay_all
+
+    journals = find_journals(args.paths)
+    if not journals:
+        print("lcp tracking sync: nothing pending")
+        return 0
+    incomplete = 0
+    for result in replay_all(journals, args.tracking_uri):
+        state = "complete" if result.remaining == 0 else f"{result.remaining} still pending ({result.error})"
+        print(f"{result.journal}: run {result.run_id or '(not created)'}: sent {result.sent}, "
+              f"dropped {result.dropped}, {state}")
+        incomplete += result.remaining > 0
+    if incomplete:
+        print(f"lcp tracking sync: {incomplete} journal(s) could not be completed; run it again when the "
+              "tracking server is reachable", file=sys.stderr)
+    return 1 if incomplete else 0
+
+
+def main_log_artifacts(args: argparse.Namespace) -> int:
+    from lcp.tracking.api import log_files
+
+    run_id = log_files(args.files, scene=args.scene, step=args.step, method=args.method, variant=args.variant,
+                       artifact_path=args.artifact_path, tracking_uri=args.tracking_uri)
+    print(f"logged {len(args.files)} file(s) to run {run_id or '(pending: see lcp tracking sync)'}")
+    return 0
+
+
+def main_uri(args: argparse.Namespace) -> int:
+    from lcp.tracking import settings
+
+    target = settings.resolve_target(args.tracking_uri)
+    print(target.uri)
+    if target.uri.startswith(("http://", "https://")):
+        print(f"browse: open {target.uri} in a browser", file=sys.stderr)
+    else:
+        print(f"browse: mlflow ui --backend-store-uri {shlex.quote(target.uri)}", file=sys.stderr)
+    return 0
