@@ -1,0 +1,77 @@
+"""`lcp compare` reads logged evaluation runs back and sets them beside the paper's LCP numbers."""
+
+import csv
+import json
+
+import pytest
+
+from lcp.cli import main as lcp
+from lcp.tracking import log_evaluation
+
+
+def metrics(ap, ap50, ap75):
+    return {"bbox_mAP": ap, "bbox_mAP_50": ap50, "bbox_mAP_75": ap75, "classwise": {"car": ap}}
+
+
+@pytest.fixture
+def server_env(monkeypatch, mlflow_server):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    for name in ("LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS", "LCP_SNAKEMAKE_RULE", "LCP_SNAKEMAKE_WILDCARDS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_compare_table_of_two_runs_with_paper_numbers_and_deltas(tmp_path, server_env, capsys):
+    # an older lcp run is superseded by the newer one; a robustness run (variant) is not a table row
+    log_evaluation(metrics(0.10, 0.20, 0.05), scene="foggy_city", method="lcp", work_dir=tmp_path)
+    log_evaluation(metrics(0.255, 0.43, 0.26), scene="foggy_city", method="baseline", work_dir=tmp_path)
+    log_evaluation(metrics(0.305, 0.471, 0.312), scene="foggy_city", method="lcp", work_dir=tmp_path)
+    log_evaluation(metrics(0.2, 0.3, 0.2), scene="foggy_city", method="lcp", variant="beta_0.04", work_dir=tmp_path)
+
+    out_dir = tmp_path / "compare"
+    assert lcp(["compare", "--experiment", "lcp/foggy_city", "--days", "1", "--out-dir", str(out_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "| foggy_city | lcp | 30.5 | 47.1 | 31.2 | 29.0 | 46.6 | 30.2 | +1.5 | +0.5 | +1.0 | +5.0 |" in printed
+
+    with open(out_dir / "compare.csv") as file:
+        rows = {row["method"]: row for row in csv.DictReader(file)}
+    assert set(rows) == {"baseline", "lcp"}
+    lcp_row, baseline_row = rows["lcp"], rows["baseline"]
+    assert [float(lcp_row[c]) for c in ("AP", "AP50", "AP75")] == pytest.approx([30.5, 47.1, 31.2])
+    assert [float(lcp_row[c]) for c in ("paper AP", "paper AP50", "paper AP75")] == [29.0, 46.6, 30.2]
+    assert [float(lcp_row[c]) for c in ("dAP", "dAP50", "dAP75")] == pytest.approx([1.5, 0.5, 1.0])
+    assert float(lcp_row["AP vs baseline"]) == pytest.approx(5.0)
+    assert float(baseline_row["AP"]) == pytest.approx(25.5) and baseline_row["paper AP"] == ""
+    assert lcp_row["run name"] == "foggy_city/evaluate/lcp"
+    assert (out_dir / "compare.md").read_text().startswith("| scene | method | AP |")
+    assert (out_dir / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # outputs are not replaced silently; filters that match nothing are a clear error
+    assert lcp(["compare", "--experiment", "lcp/foggy_city", "--out-dir", str(out_dir)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert lcp(["compare", "--experiment", "lcp/foggy_city", "--tag", "lcp.method=none",
+                "--out-dir", str(tmp_path / "none")]) == 2
+    assert "no evaluation runs match" in capsys.readouterr().err
+    assert lcp(["compare", "--experiment", "lcp/nonexistent", "--out-dir", str(tmp_path / "x")]) == 2
+    assert "no such experiment" in capsys.readouterr().err
+    assert lcp(["compare", "--since", "yesterday", "--out-dir", str(tmp_path / "y")]) == 2
+    assert "not an ISO date" in capsys.readouterr().err
+
+
+def test_evaluation_in_the_default_local_store_browsable_without_a_server(tmp_path, monkeypatch):
+    """No URI anywhere: results/mlflow/mlflow.db (sqlite) and results/mlflow/artifacts, as documented."""
+    from mlflow.tracking import MlflowClient
+
+    for name in ("MLFLOW_TRACKING_URI", "LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    eval_json = tmp_path / "results" / "demo" / "eval.json"
+    eval_json.parent.mkdir(parents=True)
+    eval_json.write_text(json.dumps(metrics(0.5, 0.7, 0.55)))
+    run_id = log_evaluation(eval_json, scene="demo", method="lcp", checkpoint=str(eval_json))
+
+    client = MlflowClient("sqlite:///results/mlflow/mlflow.db")  # the relative URI of `mlflow ui --backend-store-uri`
+    run = client.get_run(run_id)
+    assert run.data.metrics["test/bbox_mAP_75"] == pytest.approx(0.55)
+    assert run.data.tags["lcp.checkpoint"] == str(eval_json)
+    assert run.info.artifact_uri.startswith((tmp_path / "results" / "mlflow" / "artifacts").as_uri())
+    assert list((tmp_path / "results" / "mlflow" / "artifacts").glob("lcp/demo/*/artifacts/evaluation/eval.json"))

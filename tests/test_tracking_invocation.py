@@ -1,0 +1,80 @@
+"""A workflow invocation groups its job runs under one parent run per scene."""
+
+import json
+import os
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from lcp.cli import main as lcp
+from lcp.tracking import close_invocation, log_evaluation, open_invocation
+
+METRICS = {"bbox_mAP": 0.3, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.31, "classwise": {"car": 0.4, "bus": None}}
+
+
+@pytest.fixture
+def server_env(monkeypatch, mlflow_server):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    for name in ("LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS", "LCP_SNAKEMAKE_RULE", "LCP_SNAKEMAKE_WILDCARDS"):
+        monkeypatch.delenv(name, raising=False)
+    return MlflowClient(mlflow_server.uri)
+
+
+def runs_of(client, experiment, invocation_id):
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    return client.search_runs([experiment_id], filter_string=f"tags.`lcp.invocation_id` = '{invocation_id}'")
+
+
+def test_two_job_runs_of_one_invocation_share_one_parent(tmp_path, server_env, monkeypatch):
+    client = server_env
+    invocation = open_invocation(["invdemo"])
+    assert os.environ["LCP_INVOCATION_ID"] == invocation.invocation_id
+    parent_id = json.loads(os.environ["LCP_MLFLOW_PARENT_RUN_IDS"])["invdemo"]
+    again = open_invocation(["invdemo"])  # the same environment: no second parent
+    assert again.parent_run_ids == {"invdemo": parent_id}
+
+    child_ids = []
+    for method in ("baseline", "lcp"):  # two jobs, as their rules would run them
+        monkeypatch.setenv("LCP_SNAKEMAKE_RULE", "evaluate")
+        monkeypatch.setenv("LCP_SNAKEMAKE_WILDCARDS", json.dumps({"scene": "invdemo", "method": method}))
+        eval_json = tmp_path / method / "eval.json"
+        eval_json.parent.mkdir()
+        eval_json.write_text(json.dumps(METRICS))
+        child_ids.append(log_evaluation(eval_json, scene="invdemo", method=method))
+
+    assert close_invocation("FINISHED") == {"invdemo": parent_id}
+    runs = {r.info.run_id: r for r in runs_of(client, "lcp/invdemo", invocation.invocation_id)}
+    assert set(runs) == {parent_id, *child_ids}
+    parent = runs[parent_id]
+    assert parent.data.tags["lcp.role"] == "invocation" and parent.info.status == "FINISHED"
+    assert parent.info.run_name.startswith("invdemo/workflow/")
+    for child_id, method in zip(child_ids, ("baseline", "lcp")):
+        child = runs[child_id]
+        assert child.data.tags["mlflow.parentRunId"] == parent_id
+        assert child.info.run_name == f"invdemo/evaluate/{method}"
+        assert child.data.tags["snakemake.wildcard.method"] == method
+        assert child.data.metrics["test/bbox_mAP"] == pytest.approx(0.3)
+        assert child.data.metrics["test/bbox_AP/car"] == pytest.approx(0.4)
+        assert "test/bbox_AP/bus" not in child.data.metrics  # no ground truth: no AP
+        assert [a.path for a in client.list_artifacts(child_id, "evaluation")] == ["evaluation/eval.json"]
+
+
+def test_runs_of_a_scene_without_parent_are_adopted_when_the_invocation_closes(tmp_path, server_env, capsys):
+    client = server_env
+    # the shell form the workflow may use instead of the Python API
+    assert lcp(["tracking", "open-invocation", "--scene", "invopened"]) == 0
+    exports = dict(line[len("export "):].split("=", 1) for line in capsys.readouterr().out.splitlines())
+    invocation_id = exports["LCP_INVOCATION_ID"]
+    os.environ["LCP_INVOCATION_ID"] = invocation_id  # the job's environment (monkeypatch restores it)
+    try:
+        orphan = log_evaluation(dict(METRICS), scene="invlate", method="lcp", work_dir=tmp_path)
+    finally:
+        del os.environ["LCP_INVOCATION_ID"]
+    assert "mlflow.parentRunId" not in client.get_run(orphan).data.tags
+
+    assert lcp(["tracking", "close-invocation", "--invocation-id", invocation_id, "--status", "FAILED"]) == 0
+    parents = [r for r in runs_of(client, "lcp/invlate", invocation_id) if r.data.tags.get("lcp.role")]
+    assert len(parents) == 1 and parents[0].info.status == "FAILED"
+    assert client.get_run(orphan).data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+    opened = [r for r in runs_of(client, "lcp/invopened", invocation_id) if r.data.tags.get("lcp.role")]
+    assert len(opened) == 1 and opened[0].info.status == "FAILED"

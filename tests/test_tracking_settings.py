@@ -1,0 +1,98 @@
+"""Tracking URI precedence, names, MLflow-safe params, the env contract, class-wise table parsing."""
+
+import json
+
+import pytest
+from mlflow.utils.validation import _validate_metric_name, _validate_param
+
+from lcp.errors import LCPError
+from lcp.tracking import add_tracking, settings
+from lcp.tracking.classwise import ClasswiseCapture, parse_classwise_table
+from lcp.tracking.params import flatten, safe_key
+from lcp.tracking.run import clip
+
+
+def test_tracking_uri_precedence_env_then_config_then_local_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    default = settings.resolve_target(None)
+    assert default.uri == f"sqlite:///{tmp_path / 'results' / 'mlflow' / 'mlflow.db'}"
+    assert default.artifact_location == (tmp_path / "results" / "mlflow" / "artifacts").as_uri()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".git").mkdir()  # inside a checkout, the store is at its root, wherever the command runs
+    monkeypatch.chdir(tmp_path / "sub")
+    assert settings.resolve_target(None).uri == default.uri
+
+    assert settings.resolve_target("http://127.0.0.1:5000") == settings.TrackingTarget("http://127.0.0.1:5000", None)
+    relative = settings.resolve_target("sqlite:///store/m.db")
+    assert relative.artifact_location == (tmp_path / "sub" / "store" / "artifacts").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://head-node:5000")
+    assert settings.resolve_target("http://127.0.0.1:5000").uri == "http://head-node:5000"
+
+
+def test_run_and_experiment_names():
+    assert settings.experiment_name("foggy_city") == "lcp/foggy_city"
+    assert settings.run_name("foggy_city", "evaluate", "lcp") == "foggy_city/evaluate/lcp"
+    assert settings.run_name("demo", "evaluate", "lcp", "beta_0.02") == "demo/evaluate/lcp/beta_0.02"
+    with pytest.raises(LCPError, match="scene 'a/b'"):
+        settings.run_name("a/b", "train", "lcp")
+
+
+def test_flattened_config_keys_and_values_are_accepted_by_mlflow():
+    config = {"model": {"backbone": {"depth": 50, "out_indices": (0, 1, 2, 3)}},
+              "train_pipeline": [{"type": "LoadImageFromFile"}, {"type": "Resize", "img_scale": (1333, 800)}],
+              "odd key (with) 'quotes'": {"a..b": 1, "../up": 2}, "empty": {}, "classes": ("car", "bus"),
+              "long": "y" * 9000, "k" * 300: 1}
+    flat = flatten(config, "cfg")
+    assert flat["cfg.model.backbone.depth"] == "50"
+    assert flat["cfg.model.backbone.out_indices"] == "[0, 1, 2, 3]"
+    assert flat["cfg.train_pipeline.1.img_scale"] == "[1333, 800]"
+    assert flat["cfg.classes"] == '["car", "bus"]'
+    assert flat["cfg.empty"] == "{}"
+    assert len(flat) == 11  # no two keys collapsed into one
+    for key, value in flat.items():
+        _validate_param(key, clip(value, 6000))  # raises MlflowException if MLflow would refuse it
+        _validate_metric_name(key)
+    assert safe_key("k" * 300) == safe_key("k" * 300) != safe_key("k" * 299 + "j")
+
+
+def test_snakemake_environment_contract(monkeypatch):
+    prefix = settings.snakemake_env_prefix("train_lcp", {"scene": "demo", "method": "it's"})
+    assert prefix.startswith("LCP_SNAKEMAKE_RULE=train_lcp LCP_SNAKEMAKE_WILDCARDS=")
+    monkeypatch.setenv("LCP_SNAKEMAKE_WILDCARDS", json.dumps({"scene": "demo", "method": "it's"}))
+    assert settings.snakemake_wildcards() == {"scene": "demo", "method": "it's"}
+    monkeypatch.setenv("LCP_SNAKEMAKE_WILDCARDS", "scene=demo")
+    from mmcv import Config
+
+    cfg = Config(dict(log_config=dict(interval=5, hooks=[dict(type="TextLoggerHook")])))
+    with pytest.raises(LCPError, match="LCP_SNAKEMAKE_WILDCARDS: not valid JSON"):
+        add_tracking(cfg, scene="demo", step="train", method="lcp")
+    monkeypatch.delenv("LCP_SNAKEMAKE_WILDCARDS")
+    hook = add_tracking(cfg, scene="demo", step="train", method="lcp")
+    add_tracking(cfg, scene="demo", step="train", method="lcp")  # twice: still one tracking hook
+    assert [h["type"] for h in cfg.log_config.hooks] == ["TextLoggerHook", "LCPMlflowLoggerHook"]
+    assert cfg.log_config.hooks[-1]["scene"] == hook["scene"] == "demo"
+
+
+MMDET_TABLE = """
++----------+-------+----------+-------+----------+-------+
+| category | AP    | category | AP    | category | AP    |
++----------+-------+----------+-------+----------+-------+
+| person   | 0.312 | rider    | 0.405 | car      | nan   |
+| traffic light | 0.050 | None     | None  | None     | None  |
++----------+-------+----------+-------+----------+-------+"""
+
+
+def test_classwise_table_parsing():
+    assert parse_classwise_table(MMDET_TABLE) == {"person": 0.312, "rider": 0.405, "traffic light": 0.05}
+    assert parse_classwise_table("no table here") is None
+    capture = ClasswiseCapture()
+    import logging
+
+    logger = logging.getLogger("lcp-test-classwise")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(capture)
+    logger.info("Evaluating segm...")
+    logger.info("\n" + MMDET_TABLE)
+    assert capture.pop() == {"segm": {"person": 0.312, "rider": 0.405, "traffic light": 0.05}}
+    assert capture.pop() == {}
