@@ -91,6 +91,11 @@ def main(args: argparse.Namespace) -> int:
     accept_gpu_ids_in_mmcv_scatter()
     setup_multi_processes(cfg)
     device = select_device(args.gpu_id)
+    if device == "cuda":
+        import torch
+
+        # fixed input sizes (resize to img_scale, pad to 32) make cuDNN's autotuning pay off
+        torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", False))
 
     test_cfg = cfg.data.test
     test_cfg.test_mode = True

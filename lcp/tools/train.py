@@ -10,6 +10,10 @@ Differences from mmdet's tool, and why:
 - The seed defaults to the config's `seed` (0) instead of a random one, and seeds the
   detection-favoured pairing too.
 - Runs on a CPU when no GPU is visible.
+- Several processes (--launcher pytorch under torchrun, --launcher slurm under srun, one
+  process per GPU) train through lcp.apis.distributed: NCCL on GPUs, gloo on CPUs.
+- --fp16 trains with mmdet's mixed precision (the config's `fp16`, else a dynamic loss
+  scale); `cudnn_benchmark = True` in a config turns on cuDNN autotuning.
 """
 
 from __future__ import annotations
@@ -39,9 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-validate", action="store_true", help="skip evaluation during training")
     add_cfg_options(parser)
     parser.add_argument("--seed", type=int, help="random seed (default: the config's seed)")
-    parser.add_argument("--deterministic", action="store_true", help="deterministic cuDNN settings")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
-                        help="distributed launcher (default: none, one process)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic cuDNN settings (also turns the config's cudnn_benchmark off)")
+    parser.add_argument("--fp16", action="store_true",
+                        help="mixed precision (mmdet's fp16; the config's `fp16` settings, else a dynamic "
+                             "loss scale); needs a GPU")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none",
+                        help="distributed launcher: pytorch (torchrun) or slurm (srun, one task per GPU); "
+                             "default: none, one process")
     parser.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int, default=0,
                         help=argparse.SUPPRESS)
     gpus = parser.add_mutually_exclusive_group()
@@ -89,11 +98,17 @@ def _set_pairing_seed(dataset_cfg, seed: int) -> None:
             _set_pairing_seed(dataset_cfg[key], seed)
 
 
-def _log_to_file(log_file: Path, log_level: str) -> logging.Logger:
-    """mmdet's root logger, writing to this run's log file (also when a process trains twice)."""
+def _log_to_file(log_file: Path, log_level: str, rank: int = 0) -> logging.Logger:
+    """mmdet's root logger, writing to this run's log file (also when a process trains twice).
+
+    Only rank 0 writes the file: the other ranks of a distributed run would open the same
+    timestamped name and truncate it.
+    """
     from mmdet.utils import get_root_logger
 
     logger = get_root_logger(log_file=str(log_file), log_level=log_level)
+    if rank != 0:
+        return logger
     for handler in list(logger.handlers):
         if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) != log_file.resolve():
             logger.removeHandler(handler)
@@ -106,17 +121,19 @@ def _log_to_file(log_file: Path, log_level: str) -> logging.Logger:
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
     import torch.distributed as dist
-    from mmcv.runner import get_dist_info, init_dist
     from mmdet import __version__ as mmdet_version
-    from mmdet.apis import init_random_seed, set_random_seed, train_detector
+    from mmdet.apis import init_random_seed, set_random_seed
     from mmdet.datasets import build_dataset
     from mmdet.models import build_detector
     from mmdet.utils import collect_env, setup_multi_processes
 
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
     from lcp.apis.config import load_config
+    from lcp.apis.distributed import init_distributed
     from lcp.apis.options import select_device
+    from lcp.apis.train import check_distributed_cfg, train_detector
     from lcp.datasets.checks import check_dataset_cfg
     from lcp.io import write_text
     from lcp.models.checkpoint import load_lcp_checkpoint
@@ -144,14 +161,24 @@ def main(args: argparse.Namespace) -> int:
                        "use --launcher pytorch|slurm for several")
     cfg.gpu_ids = [args.gpu_id]
     distributed = args.launcher != "none"
+    rank = 0
     if distributed:
-        init_dist(args.launcher, **cfg.dist_params)
-        cfg.gpu_ids = list(range(get_dist_info()[1]))
-    cfg.device = select_device(args.gpu_id if not distributed else int(os.environ["LOCAL_RANK"]))
+        dist_env = init_distributed(args.launcher, backend=cfg.get("dist_params", {}).get("backend"))
+        cfg.gpu_ids = list(range(dist_env.world_size))
+        cfg.device, rank = dist_env.device, dist_env.rank
+    else:
+        cfg.device = select_device(args.gpu_id)
+    if args.fp16 and cfg.get("fp16") is None:
+        cfg.fp16 = dict(loss_scale="dynamic")
+    if cfg.get("fp16") is not None and cfg.device != "cuda":
+        raise LCPError(f"{args.config}: fp16 training runs under CUDA autocast and no GPU is visible; "
+                       "drop --fp16 (or the config's fp16) to train on the CPU")
+    # fixed input sizes (resize to img_scale, pad to 32) make cuDNN's autotuning pay off
+    torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", False))
 
     work_dir.mkdir(parents=True, exist_ok=True)
     timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
-    logger = _log_to_file(work_dir / f"{timestamp}.log", cfg.log_level)
+    logger = _log_to_file(work_dir / f"{timestamp}.log", cfg.log_level, rank)
     env_info = "\n".join(f"{k}: {v}" for k, v in collect_env().items())
     logger.info("Environment info:\n%s", env_info)
     seed = args.seed if args.seed is not None else cfg.get("seed")
@@ -168,6 +195,8 @@ def main(args: argparse.Namespace) -> int:
     except KeyError as exc:  # an unregistered type: mmcv's message names it
         raise LCPError(f"{args.config}: {exc.args[0]}") from None
     model.init_weights()
+    if distributed:
+        check_distributed_cfg(cfg, model, cfg.device, validate=not args.no_validate, source=args.config)
 
     datasets = [build_dataset(cfg.data.train)]
 
@@ -191,4 +220,5 @@ def main(args: argparse.Namespace) -> int:
                    timestamp=timestamp, meta=meta)
     if distributed:
         dist.barrier()
+        dist.destroy_process_group()
     return 0

@@ -8,3 +8,7 @@ model = dict(
     backbone=dict(type='LCPResNet', frozen_stages=-1),
     crux_learner=dict(type='CruxLearner', in_channels=3, mid_channels=16, num_blocks=3, k=10, mask_thr=0.5),
     kl_loss_weight='${kl_loss_weight}')
+
+# Each training mode freezes part of the model (TrainModeHook): distributed training must let
+# DDP skip the parameters a step does not use (lcp train refuses LCP configs without it).
+find_unused_parameters = True

@@ -1,0 +1,85 @@
+"""mmdet's train_detector (mmdet/apis/train.py, 2.28.2), with the model wrapped for several
+processes by lcp.apis.distributed instead of mmdet's build_ddp.
+
+mmdet's build_ddp accepts CUDA devices only and uses mmcv's MMDistributedDataParallel,
+whose train_step predates PyTorch 2 (see lcp/apis/distributed.py); everything else -
+data loaders, optimizer, runner, hooks, fp16 (Fp16OptimizerHook from the config's `fp16`),
+evaluation, resume - is mmdet's own code path, step for step.
+"""
+
+from __future__ import annotations
+
+from lcp.errors import LCPError
+
+
+def check_distributed_cfg(cfg, model, device: str, validate: bool, source: str) -> None:
+    """LCPError for settings a distributed run cannot train with, naming the config."""
+    if hasattr(model, "set_train_mode") and not cfg.get("find_unused_parameters", False):
+        raise LCPError(
+            f"{source}: distributed LCP training needs find_unused_parameters = True (each training mode "
+            "freezes part of the model, and DDP must skip the parameters a step does not use)")
+    if device == "cpu" and validate:
+        raise LCPError(f"{source}: distributed training on CPUs cannot evaluate during training (mmdet gathers "
+                       "the results on a GPU); pass --no-validate")
+
+
+def train_detector(model, datasets, cfg, distributed: bool = False, validate: bool = False,
+                   timestamp: str | None = None, meta: dict | None = None) -> None:
+    from mmcv.runner import (DistSamplerSeedHook, EpochBasedRunner, Fp16OptimizerHook, OptimizerHook,
+                             build_optimizer, build_runner)
+    from mmdet.apis.train import auto_scale_lr
+    from mmdet.core import DistEvalHook, EvalHook
+    from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTensor
+    from mmdet.utils import build_dp, compat_cfg, get_root_logger
+
+    from lcp.apis.distributed import wrap_distributed
+
+    cfg = compat_cfg(cfg)
+    logger = get_root_logger(log_level=cfg.log_level)
+    runner_type = cfg.runner["type"] if "runner" in cfg else "EpochBasedRunner"
+    train_loader_args = dict(samples_per_gpu=2, workers_per_gpu=2, num_gpus=len(cfg.gpu_ids), dist=distributed,
+                             seed=cfg.seed, runner_type=runner_type, persistent_workers=False)
+    train_loader_args.update(cfg.data.get("train_dataloader", {}))
+    data_loaders = [build_dataloader(dataset, **train_loader_args) for dataset in datasets]
+
+    if distributed:
+        model = wrap_distributed(model, cfg.device, find_unused_parameters=cfg.get("find_unused_parameters", False))
+    else:
+        model = build_dp(model, cfg.device, device_ids=cfg.gpu_ids)
+
+    auto_scale_lr(cfg, distributed, logger)
+    optimizer = build_optimizer(model, cfg.optimizer)
+    runner = build_runner(cfg.runner, default_args=dict(model=model, optimizer=optimizer, work_dir=cfg.work_dir,
+                                                        logger=logger, meta=meta))
+    runner.timestamp = timestamp  # .log and .log.json get the same name
+
+    fp16_cfg = cfg.get("fp16", None)
+    if fp16_cfg is not None:
+        optimizer_config = Fp16OptimizerHook(**cfg.optimizer_config, **fp16_cfg, distributed=distributed)
+    elif distributed and "type" not in cfg.optimizer_config:
+        optimizer_config = OptimizerHook(**cfg.optimizer_config)
+    else:
+        optimizer_config = cfg.optimizer_config
+    runner.register_training_hooks(cfg.lr_config, optimizer_config, cfg.checkpoint_config, cfg.log_config,
+                                   cfg.get("momentum_config", None), custom_hooks_config=cfg.get("custom_hooks", None))
+    if distributed and isinstance(runner, EpochBasedRunner):
+        runner.register_hook(DistSamplerSeedHook())
+
+    if validate:
+        val_loader_args = dict(samples_per_gpu=1, workers_per_gpu=2, dist=distributed, shuffle=False,
+                               persistent_workers=False)
+        val_loader_args.update(cfg.data.get("val_dataloader", {}))
+        if val_loader_args["samples_per_gpu"] > 1:
+            cfg.data.val.pipeline = replace_ImageToTensor(cfg.data.val.pipeline)
+        val_dataset = build_dataset(cfg.data.val, dict(test_mode=True))
+        val_loader = build_dataloader(val_dataset, **val_loader_args)
+        eval_cfg = cfg.get("evaluation", {})
+        eval_cfg["by_epoch"] = cfg.runner["type"] != "IterBasedRunner"
+        eval_hook = DistEvalHook if distributed else EvalHook
+        runner.register_hook(eval_hook(val_loader, **eval_cfg), priority="LOW")
+
+    if cfg.resume_from:
+        runner.resume(cfg.resume_from)
+    elif cfg.load_from:
+        runner.load_checkpoint(cfg.load_from)
+    runner.run(data_loaders, cfg.workflow)
