@@ -43,12 +43,20 @@ rule step:
 
 
 def slurm_env() -> dict[str, str]:
+    """The environment of the cluster's env.sh; exits with a message if the cluster is down."""
     state = Path(os.environ.get("LCP_SLURM_DIR") or REPO / ".slurm")
     env_file = state / "env.sh"
+    hint = "start it with scripts/slurm/start.sh"
     if not env_file.is_file():
-        sys.exit(f"bench: error: {env_file}: no running SLURM cluster; start one with scripts/slurm/start.sh")
-    out = subprocess.run(["bash", "-c", f"source {env_file} && env -0"], capture_output=True, check=True).stdout
-    return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+        sys.exit(f"bench: error: {env_file}: no SLURM cluster was started here; {hint}")
+    out = subprocess.run(["bash", "-c", 'source "$1" && env -0', "bash", str(env_file)],
+                         capture_output=True, check=True).stdout
+    env = dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+    if shutil.which("scontrol", path=env["PATH"]) is None:
+        sys.exit("bench: error: SLURM is not installed; run scripts/slurm/install.sh")
+    if subprocess.run(["scontrol", "ping"], env=env, capture_output=True, timeout=30).returncode != 0:
+        sys.exit(f"bench: error: the SLURM cluster in {state} is not running; {hint}")
+    return env
 
 
 def run_chain(profile: str, jobs: int, sleep: float, env: dict[str, str], extra: list[str]) -> tuple[float, str]:
@@ -90,8 +98,6 @@ def main() -> int:
     if args.jobs < 1 or args.sleep < 0:
         parser.error("--jobs must be >= 1 and --sleep >= 0")
     env = slurm_env()
-    if shutil.which("sbatch", path=env.get("PATH")) is None:
-        sys.exit("bench: error: sbatch not found; run scripts/slurm/install.sh")
 
     work = args.jobs * args.sleep
     local, _ = run_chain("local", args.jobs, args.sleep, env, [])
