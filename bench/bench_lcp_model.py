@@ -1,133 +1,316 @@
-"""Speed of LCPDetector R50-FPN against mmdet's plain Cascade R-CNN R50-FPN on one GPU.
+"""Speed of LCPDetector R50-FPN against mmdet's plain Cascade R-CNN R50-FPN, built from the project's configs.
 
-Builds both from mmdet's own Cascade R-CNN R50-FPN config (random weights), feeds batches of
-random 800x1344 images (the configs' 1333x800 resize padded to 32) with a few boxes, and
-prints images/s for a training step (forward, backward, SGD step) in each LCP mode and for
-inference, in fp32 and with mmcv's wrap_fp16_model, with the LCP/plain ratio.
+The detectors come from config/mmdet/lcp_r50_foggy_city.py and cascade_rcnn_r50_city.py
+(random weights: their backbones have init_cfg=None), fed batches of random images at the
+published scale (1333x800 resized, padded to 800x1344) with a few boxes each. One run on
+one device measures, in fp32 and in mmdet's fp16 (wrap_fp16_model + a GradScaler, as
+Fp16OptimizerHook trains):
 
-    .venv/bin/python bench/bench_lcp_model.py [--batch 2] [--iters 10] [--warmup 3]
+  train images/s  one optimizer step as mmcv's runner does it: model.train_step (forward,
+                  loss parsing with its .item() syncs), zero_grad, backward, SGD step;
+                  plain Cascade, and LCP in each training mode
+  test images/s   model(return_loss=False, rescale=True) under no_grad, as `lcp test`
+  peak memory     torch.cuda.max_memory_allocated of each measurement
+  GPU busy        summed CUDA kernel time / wall time of two profiled steps (low = the
+                  step waits on the CPU: Python, launches, syncs)
 
-Measured once on an H100 (torch 2.11, mmcv-full 1.7.2 CUDA build), batch 2, 10 iterations,
-img/s plain / LCP (ratio): fp32 train catch-up mode 14.7 / 50.7 (3.44), crux mode 14.7 / 11.4
-(0.78), test 36.7 / 33.2 (0.90); fp16 train catch-up 13.0 / 67.0, crux 13.0 / 10.8 (0.83),
-test 37.9 / 33.6 (0.89). Catch-up steps skip the heads and train four convs only.
+and the ratios to plain Cascade fp32 (the baseline) and to plain Cascade in the same
+precision. LCP rows are measured with the default forward (shallow_batching='auto') and
+with the alternatives the defaults were chosen against: 'always' batches the raw and crux
+shallow passes in crux-mode training too, 'never' is the straightforward two-pass forward,
+and channels-last memory layout.
+
+    python bench/bench_lcp_model.py [--batch 2] [--iters 20] [--warmup 5] [--profile-dir DIR] [--json OUT]
+    python bench/bench_lcp_model.py --tiny     # tiny configs at 128x128 on the CPU, in seconds
+
+--profile-dir writes torch.profiler tables (top ops by GPU time) of one LCP crux-mode
+training iteration, fp32 and fp16, and of one plain Cascade fp32 iteration.
+Figures measured on an H100 are in the README's "Speed" section.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import os
+import gc
+import sys
 import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
-
-def model_cfgs():
-    import mmdet
-    from mmcv import Config
-
-    path = os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs", "_base_", "models",
-                        "cascade_rcnn_r50_fpn.py")
-    plain = Config.fromfile(path).model
-    plain.backbone.init_cfg = None
-    plain.roi_head.bbox_head = [dict(head, num_classes=8) for head in plain.roi_head.bbox_head]
-    lcp = copy.deepcopy(plain)
-    lcp.type = "LCPDetector"
-    lcp.backbone.type = "LCPResNet"
-    lcp.crux_learner = dict(type="CruxLearner")
-    return plain, lcp
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "config" / "mmdet"
+PUBLISHED = dict(plain=CONFIGS / "cascade_rcnn_r50_city.py", lcp=CONFIGS / "lcp_r50_foggy_city.py",
+                 height=800, width=1344)
+TINY = dict(plain=CONFIGS / "cascade_rcnn_tiny_demo.py", lcp=CONFIGS / "lcp_tiny_demo.py",
+            height=128, width=128)
 
 
-def make_batch(batch_size, height, width, device, seed=0):
+@dataclass(frozen=True)
+class Variant:
+    """One row of the table: which detector, which step, which forward options."""
+    name: str
+    detector: str  # 'plain' | 'lcp'
+    step: str  # 'train' | 'test'
+    train_mode: str | None = None
+    shallow_batching: str = "auto"
+    channels_last: bool = False
+
+
+VARIANTS = [
+    Variant("plain train", "plain", "train"),
+    Variant("LCP train catch-up", "lcp", "train", "catch_up_learner"),
+    Variant("LCP train catch-up, never batch", "lcp", "train", "catch_up_learner", shallow_batching="never"),
+    Variant("LCP train catch-up, ch-last", "lcp", "train", "catch_up_learner", channels_last=True),
+    Variant("LCP train crux", "lcp", "train", "crux_learner"),
+    Variant("LCP train crux, always batch", "lcp", "train", "crux_learner", shallow_batching="always"),
+    Variant("LCP train crux, ch-last", "lcp", "train", "crux_learner", channels_last=True),
+    Variant("plain test", "plain", "test"),
+    Variant("LCP test", "lcp", "test"),
+    Variant("LCP test, never batch", "lcp", "test", shallow_batching="never"),
+    Variant("LCP test, ch-last", "lcp", "test", channels_last=True),
+]
+
+
+@dataclass
+class Result:
+    variant: str
+    step: str
+    precision: str
+    images_per_s: float
+    peak_mem_gib: float | None
+    gpu_busy: float | None
+
+
+def model_cfgs(scale: dict) -> dict:
+    """The model configs of the plain and the LCP config files, ${...} resolved."""
+    import lcp.models  # noqa: F401  registers LCPDetector & co.
+    from lcp.apis.config import load_config
+
+    return {name: load_config(scale[name]).model for name in ("plain", "lcp")}
+
+
+def variant_cfg(cfgs: dict, variant: Variant):
+    cfg = copy.deepcopy(cfgs[variant.detector])
+    if variant.detector == "lcp":
+        cfg.backbone.shallow_batching = variant.shallow_batching
+        cfg.channels_last = variant.channels_last
+    return cfg
+
+
+def make_batch(batch_size, height, width, num_classes, device, seed=0):
+    """Normalised-looking random images, mmdet image metas and 6 boxes per image; img_df for LCP."""
+    import numpy as np
+
     generator = torch.Generator().manual_seed(seed)
     metas, boxes, labels = [], [], []
     for _ in range(batch_size):
         metas.append(dict(img_shape=(height, width, 3), ori_shape=(height, width, 3), pad_shape=(height, width, 3),
-                          batch_input_shape=(height, width), scale_factor=torch.ones(4).numpy(), flip=False))
+                          batch_input_shape=(height, width), scale_factor=np.ones(4, dtype=np.float32),
+                          flip=False))
         xy = torch.rand(6, 2, generator=generator) * torch.tensor([width * 0.7, height * 0.7])
-        wh = 32 + torch.rand(6, 2, generator=generator) * torch.tensor([width * 0.25, height * 0.25])
+        wh = height / 25 + torch.rand(6, 2, generator=generator) * torch.tensor([width * 0.25, height * 0.25])
         boxes.append(torch.cat([xy, xy + wh], 1).to(device))
-        labels.append(torch.randint(0, 8, (6,), generator=generator).to(device))
+        labels.append(torch.randint(0, num_classes, (6,), generator=generator).to(device))
     img = torch.randn(batch_size, 3, height, width, generator=generator).to(device)
     img_df = torch.randn(batch_size, 3, height, width, generator=generator).to(device)
     return dict(img=img, img_metas=metas, gt_bboxes=boxes, gt_labels=labels, img_df=img_df)
 
 
-def timed(step, warmup, iters):
-    for _ in range(warmup):
-        step()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(iters):
-        step()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / iters
+def synchronize(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
-def measure(cfg, mode, fp16, data, args):
-    from mmcv.runner import build_optimizer, wrap_fp16_model
-    from mmdet.models import build_detector
+class Bench:
+    """Builds one variant's model and gives its step function."""
 
-    import lcp.models  # noqa: F401
+    def __init__(self, cfgs, data, device, fp16):
+        self.cfgs, self.data, self.device, self.fp16 = cfgs, data, device, fp16
 
-    torch.manual_seed(0)
-    model = build_detector(cfg).cuda()
-    if fp16:
-        wrap_fp16_model(model)
-    if mode == "test":
-        model.eval()
-        test_data = dict(img=[data["img"]], img_metas=[data["img_metas"]])
+    def build(self, variant: Variant):
+        from mmcv.runner import build_optimizer, wrap_fp16_model
+        from mmdet.models import build_detector
 
-        def step():
-            with torch.no_grad():
-                model(**test_data, return_loss=False, rescale=True)
-    else:
-        if mode != "plain":
-            model.set_train_mode(mode)
+        torch.manual_seed(0)
+        model = build_detector(variant_cfg(self.cfgs, variant)).to(self.device)
+        if self.fp16:
+            wrap_fp16_model(model)
+        if variant.step == "test":
+            model.eval()
+            inputs = dict(img=[self.data["img"]], img_metas=[self.data["img_metas"]])
+
+            def step():
+                with torch.no_grad():
+                    model(**inputs, return_loss=False, rescale=True)
+            return model, step
+
+        if variant.train_mode is not None:
+            model.set_train_mode(variant.train_mode)
         model.train()
-        optimizer = build_optimizer(model, dict(type="SGD", lr=1e-4, momentum=0.9, weight_decay=1e-4))
-        scaler = torch.cuda.amp.GradScaler(enabled=fp16)
-        train_data = data if mode != "plain" else {k: v for k, v in data.items() if k != "img_df"}
+        optimizer = build_optimizer(model, dict(type="SGD", lr=1e-5, momentum=0.9, weight_decay=1e-4))
+        scaler = torch.amp.GradScaler("cuda", enabled=self.fp16)
+        inputs = self.data if variant.detector == "lcp" else {k: v for k, v in self.data.items() if k != "img_df"}
 
         def step():
+            outputs = model.train_step(inputs, optimizer)
             optimizer.zero_grad()
-            loss, _ = model._parse_losses(model(**train_data, return_loss=True))
-            scaler.scale(loss).backward()
+            scaler.scale(outputs["loss"]).backward()
             scaler.step(optimizer)
             scaler.update()
-    seconds = timed(step, args.warmup, args.iters)
-    del model
-    torch.cuda.empty_cache()
-    return args.batch / seconds
+        return model, step
 
 
-def main():
+def kernel_seconds(profile) -> float:
+    """Summed CUDA kernel time of a torch.profiler run."""
+    total_us = 0.0
+    for event in profile.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            total_us += getattr(event, "device_time", None) or getattr(event, "cuda_time", 0.0)
+    return total_us / 1e6
+
+
+def profile_steps(step, device, steps):
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    synchronize(device)
+    start = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        synchronize(device)
+    return prof, time.perf_counter() - start
+
+
+def measure(bench: Bench, variant: Variant, args) -> Result:
+    model, step = bench.build(variant)
+    for _ in range(args.warmup):
+        step()
+    synchronize(bench.device)
+    if bench.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(args.iters):
+        step()
+    synchronize(bench.device)
+    seconds = (time.perf_counter() - start) / args.iters
+    peak = torch.cuda.max_memory_allocated() / 2**30 if bench.device == "cuda" else None
+    busy = None
+    if bench.device == "cuda" and args.busy_steps:
+        prof, wall = profile_steps(step, bench.device, args.busy_steps)
+        busy = kernel_seconds(prof) / wall
+    del model, step
+    gc.collect()
+    if bench.device == "cuda":
+        torch.cuda.empty_cache()
+    return Result(variant.name, variant.step, "fp16" if bench.fp16 else "fp32", args.batch / seconds, peak, busy)
+
+
+def write_profile(bench: Bench, variant: Variant, args, path: Path) -> None:
+    """torch.profiler's top ops (by GPU time, else CPU time) of one training iteration."""
+    from lcp.io import write_text
+
+    model, step = bench.build(variant)
+    for _ in range(max(args.warmup, 1)):
+        step()
+    prof, wall = profile_steps(step, bench.device, 1)
+    sort_by = "cuda_time_total" if bench.device == "cuda" else "cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort_by, row_limit=args.profile_rows)
+    kernels = kernel_seconds(prof) if bench.device == "cuda" else 0.0
+    header = (f"{variant.name}, {'fp16' if bench.fp16 else 'fp32'}, batch {args.batch} x {args.height}x{args.width}, "
+              f"one iteration: wall {wall * 1e3:.1f} ms, CUDA kernels {kernels * 1e3:.1f} ms\n")
+    write_text(path, header + table + "\n")
+    print(header + "\n".join(table.splitlines()[:args.profile_print + 3]))
+    del model, step
+    gc.collect()
+    if bench.device == "cuda":
+        torch.cuda.empty_cache()
+
+
+def print_table(results: list[Result]) -> None:
+    plain = {(r.precision, r.step): r.images_per_s for r in results if r.variant.startswith("plain")}
+    print(f"\n{'step':34} {'prec':4} {'img/s':>7} {'peak GiB':>8} {'GPU busy':>8} "
+          f"{'vs plain fp32':>13} {'vs plain same':>13}")
+    for r in results:
+        vs_fp32 = r.images_per_s / plain[("fp32", r.step)] if ("fp32", r.step) in plain else float("nan")
+        vs_same = r.images_per_s / plain[(r.precision, r.step)] if (r.precision, r.step) in plain else float("nan")
+        peak = f"{r.peak_mem_gib:8.2f}" if r.peak_mem_gib is not None else f"{'-':>8}"
+        busy = f"{100 * r.gpu_busy:7.0f}%" if r.gpu_busy is not None else f"{'-':>8}"
+        print(f"{r.variant:34} {r.precision:4} {r.images_per_s:7.2f} {peak} {busy} {vs_fp32:13.2f} {vs_same:13.2f}")
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="tiny configs at 128x128, one iteration, on the CPU")
+    parser.add_argument("--device", choices=["cuda", "cpu"], help="default: cuda unless --tiny")
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--iters", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--height", type=int, default=800)
-    parser.add_argument("--width", type=int, default=1344)
-    args = parser.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("bench_lcp_model: needs a CUDA GPU")
-    torch.backends.cudnn.benchmark = True
-    plain_cfg, lcp_cfg = model_cfgs()
-    data = make_batch(args.batch, args.height, args.width, "cuda")
-    print(f"{torch.cuda.get_device_name()}, batch {args.batch} x {args.height}x{args.width}, "
-          f"{args.iters} timed iterations after {args.warmup}")
-    print(f"{'precision':9} {'step':22} {'plain img/s':>11} {'LCP img/s':>10} {'LCP/plain':>9}")
-    for fp16 in (False, True):
-        precision = "fp16" if fp16 else "fp32"
-        plain_train = measure(plain_cfg, "plain", fp16, data, args)
-        for mode in ("catch_up_learner", "crux_learner"):
-            speed = measure(lcp_cfg, mode, fp16, data, args)
-            print(f"{precision:9} {'train ' + mode:22} {plain_train:11.1f} {speed:10.1f} {speed / plain_train:9.2f}")
-        plain_test = measure(plain_cfg, "test", fp16, data, args)
-        lcp_test = measure(lcp_cfg, "test", fp16, data, args)
-        print(f"{precision:9} {'test':22} {plain_test:11.1f} {lcp_test:10.1f} {lcp_test / plain_test:9.2f}")
+    parser.add_argument("--iters", type=int, help="timed iterations (default 20; 1 with --tiny)")
+    parser.add_argument("--warmup", type=int, help="untimed iterations first (default 5; 1 with --tiny)")
+    parser.add_argument("--busy-steps", type=int, default=2, help="profiled steps for the GPU-busy column (0: off)")
+    parser.add_argument("--precisions", nargs="+", choices=["fp32", "fp16"], help="default: both on a GPU")
+    parser.add_argument("--variants", nargs="+", metavar="NAME", help="subset of rows, by name")
+    parser.add_argument("--no-cudnn-benchmark", action="store_true", help="leave cuDNN autotuning off")
+    parser.add_argument("--profile-dir", type=Path, help="write torch.profiler tables here")
+    parser.add_argument("--profile-rows", type=int, default=40)
+    parser.add_argument("--profile-print", type=int, default=20)
+    parser.add_argument("--json", type=Path, help="also write the results as json")
+    args = parser.parse_args(argv)
+    scale = TINY if args.tiny else PUBLISHED
+    args.height = scale["height"]
+    args.width = scale["width"]
+    args.scale = scale
+    args.device = args.device or ("cpu" if args.tiny else "cuda")
+    args.iters = args.iters or (1 if args.tiny else 20)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.tiny else 5)
+    args.precisions = args.precisions or (["fp32"] if args.device == "cpu" else ["fp32", "fp16"])
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("no CUDA GPU is visible; use --tiny (or --device cpu) to run on the CPU")
+    if args.device == "cpu" and "fp16" in args.precisions:
+        parser.error("fp16: mmdet's mixed precision runs under CUDA autocast; on the CPU use fp32")
+    known = {v.name for v in VARIANTS}
+    if args.variants and not set(args.variants) <= known:
+        parser.error(f"unknown --variants {sorted(set(args.variants) - known)}; known: {sorted(known)}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from lcp.io import write_json
+
+    torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
+    cfgs = model_cfgs(args.scale)
+    num_classes = cfgs["plain"].roi_head.bbox_head[0].num_classes
+    data = make_batch(args.batch, args.height, args.width, num_classes, args.device)
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    print(f"{device_name}, torch {torch.__version__}, batch {args.batch} x {args.height}x{args.width}, "
+          f"{args.iters} timed iterations after {args.warmup}; cudnn.benchmark {torch.backends.cudnn.benchmark}, "
+          f"cudnn TF32 {torch.backends.cudnn.allow_tf32}, matmul TF32 {torch.backends.cuda.matmul.allow_tf32}")
+    variants = [v for v in VARIANTS if not args.variants or v.name in args.variants]
+    results = []
+    for precision in args.precisions:
+        bench = Bench(cfgs, data, args.device, fp16=precision == "fp16")
+        for variant in variants:
+            result = measure(bench, variant, args)
+            results.append(result)
+            print(f"  {precision} {variant.name:34} {result.images_per_s:7.2f} img/s", flush=True)
+    print_table(results)
+    if args.profile_dir:
+        crux = next(v for v in VARIANTS if v.name == "LCP train crux")
+        plain = next(v for v in VARIANTS if v.name == "plain train")
+        for precision in args.precisions:
+            bench = Bench(cfgs, data, args.device, fp16=precision == "fp16")
+            write_profile(bench, crux, args, args.profile_dir / f"profile_lcp_crux_{precision}.txt")
+        write_profile(Bench(cfgs, data, args.device, fp16=False), plain, args,
+                      args.profile_dir / "profile_plain_fp32.txt")
+    if args.json:
+        write_json(args.json, dict(device=device_name, torch=torch.__version__, batch=args.batch,
+                                   height=args.height, width=args.width, iters=args.iters, warmup=args.warmup,
+                                   results=[asdict(r) for r in results]))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
