@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lcp.apis.options import add_cfg_options, parse_cfg_options
 from lcp.errors import LCPError
+from lcp.tracking.api import add_tracking_arguments, tracking_names, tracking_wanted
 
 HELP = "evaluate a checkpoint on the config's test set (COCO bbox AP, AP50, AP75, per class)"
 
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fp16", action="store_true", help="run the model in half precision (mmdet's fp16)")
     parser.add_argument("--gpu-id", type=int, default=0, help="GPU to use when there is one (default 0)")
     parser.add_argument("--workers", type=int, help="data-loader workers (default: the config's)")
+    add_tracking_arguments(parser, default_step="evaluate", checkpoint_upload=False)
 
 
 def build_test_model(cfg, checkpoint: str, fp16: bool = False):
@@ -88,6 +90,8 @@ def main(args: argparse.Namespace) -> int:
         raise LCPError(f"{args.out}: --out must be a .pkl file")
 
     cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
+    track = metrics_wanted and tracking_wanted(args)
+    names = tracking_names(args, cfg) if track else {}  # bad names fail before the evaluation
     accept_gpu_ids_in_mmcv_scatter()
     setup_multi_processes(cfg)
     device = select_device(args.gpu_id)
@@ -131,4 +135,9 @@ def main(args: argparse.Namespace) -> int:
             write_json(args.eval_out, {**metrics, "num_images": len(dataset), "config": args.config,
                                        "checkpoint": args.checkpoint}, overwrite=True)
             print(f"metrics written to {args.eval_out}")
+        if track:
+            from lcp.tracking import log_evaluation
+
+            log_evaluation(args.eval_out or {**metrics, "num_images": len(dataset)}, **names, config=cfg,
+                           checkpoint=args.checkpoint, tracking_uri=args.tracking_uri)
     return 0

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from lcp.apis.options import add_cfg_options, parse_cfg_options
 from lcp.errors import LCPError
+from lcp.tracking.api import add_tracking_arguments, tracking_names, tracking_wanted
 
 HELP = "train a detector (plain Cascade R-CNN or LCP) from an mmdet config; resumable"
 
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gpus = parser.add_mutually_exclusive_group()
     gpus.add_argument("--gpus", type=int, help="number of GPUs without a launcher (only 1 is supported)")
     gpus.add_argument("--gpu-id", type=int, default=0, help="GPU to use without a launcher (default 0)")
+    add_tracking_arguments(parser, default_step="train")
 
 
 def _work_dir(args: argparse.Namespace, cfg) -> Path:
@@ -142,6 +144,11 @@ def main(args: argparse.Namespace) -> int:
     accept_gpu_ids_in_mmcv_scatter()
     if args.load_from:
         cfg.load_from = args.load_from
+    if tracking_wanted(args):
+        from lcp.tracking import add_tracking
+
+        add_tracking(cfg, **tracking_names(args, cfg), tracking_uri=args.tracking_uri,
+                     log_checkpoint=args.log_checkpoint, config_file=args.config)
     check_dataset_cfg(cfg.data.train)
     if not args.no_validate:
         check_dataset_cfg(cfg.data.val)
