@@ -27,6 +27,7 @@ def add_tracking(cfg, *, scene: str, step: str, method: str, variant: str | None
     import lcp.tracking.hook  # noqa: F401  registers LCPMlflowLoggerHook
 
     settings.run_name(scene, step, method, variant)
+    settings.check_target(settings.resolve_target(tracking_uri))
     settings.snakemake_wildcards()
     settings.parent_run_ids()
     for sidecar in sidecars:
@@ -49,6 +50,7 @@ def start_run(*, scene: str, step: str, method: str, work_dir: str | os.PathLike
     from lcp.tracking.run import TrackedRun
 
     name = settings.run_name(scene, step, method, variant)
+    settings.check_target(settings.resolve_target(tracking_uri))
     tags = {**runtime_tags(), settings.TAG_SCENE: scene, settings.TAG_STEP: step, settings.TAG_METHOD: method,
             settings.TAG_VARIANT: variant, "mlflow.source.name": source, **(extra_tags or {})}
     parent = settings.parent_run_ids().get(scene)
@@ -149,15 +151,16 @@ def log_files(paths: Sequence[str | os.PathLike], *, scene: str, step: str, meth
 # ---- command-line flags of lcp train / lcp test -------------------------------------------
 
 
-def add_tracking_arguments(parser: argparse.ArgumentParser, default_step: str) -> None:
+def add_tracking_arguments(parser: argparse.ArgumentParser, default_step: str, checkpoint_upload: bool = True) -> None:
     group = parser.add_argument_group(
         "MLflow tracking",
         "On with --track, or when MLFLOW_TRACKING_URI is set (--no-track turns it off). The store is "
-        "--tracking-uri, else $MLFLOW_TRACKING_URI, else results/mlflow/mlflow.db (sqlite) in the checkout.")
+        "$MLFLOW_TRACKING_URI, else --tracking-uri, else results/mlflow/mlflow.db (sqlite) in the checkout.")
     switch = group.add_mutually_exclusive_group()
     switch.add_argument("--track", dest="track", action="store_true", default=None, help="log this run to MLflow")
     switch.add_argument("--no-track", dest="track", action="store_false", help="do not log to MLflow")
-    group.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (implies --track)")
+    group.add_argument("--tracking-uri", metavar="URI",
+                       help="MLflow tracking URI when MLFLOW_TRACKING_URI is not set (implies --track)")
     group.add_argument("--scene", help="scene name: the run goes to experiment lcp/SCENE "
                        "(default: the config file's name)")
     group.add_argument("--method", choices=["baseline", "lcp"],
@@ -165,8 +168,9 @@ def add_tracking_arguments(parser: argparse.ArgumentParser, default_step: str) -
     group.add_argument("--step", default=default_step,
                        help=f"workflow step in the run name SCENE/STEP/METHOD (default: {default_step})")
     group.add_argument("--variant", help="extra run-name part, e.g. a robustness severity (beta_0.02)")
-    group.add_argument("--log-checkpoint", action="store_true",
-                       help="upload the final checkpoint to MLflow (default: its path as a tag only)")
+    if checkpoint_upload:
+        group.add_argument("--log-checkpoint", action="store_true",
+                           help="upload the final checkpoint to MLflow (default: its path as a tag only)")
 
 
 def tracking_wanted(args: argparse.Namespace) -> bool:
@@ -176,7 +180,11 @@ def tracking_wanted(args: argparse.Namespace) -> bool:
 
 
 def tracking_names(args: argparse.Namespace, cfg) -> dict[str, Any]:
-    """scene/step/method/variant from the flags, defaulted from the config."""
+    """scene/step/method/variant from the flags; scene defaults to the config file's name, method
+    to lcp for an LCPDetector config."""
     method = args.method or ("lcp" if cfg.get("model", {}).get("type") == "LCPDetector" else "baseline")
-    return dict(scene=args.scene or Path(cfg.filename or "run").stem, step=args.step, method=method,
-                variant=args.variant)
+    names = dict(scene=args.scene or Path(cfg.filename or "run").stem, step=args.step, method=method,
+                 variant=args.variant)
+    settings.run_name(**names)  # LCPError now for a bad name or store, not after training
+    settings.check_target(settings.resolve_target(args.tracking_uri))
+    return names

@@ -8,7 +8,7 @@ import sys
 
 HELP = "MLflow tracking: open/close a workflow invocation, sync pending records, log artifacts"
 
-URI_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else results/mlflow/mlflow.db)"
+URI_HELP = "MLflow tracking URI when MLFLOW_TRACKING_URI is not set (default: results/mlflow/mlflow.db)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where compare.csv/.md/.png go (default: results/compare)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--tracking-uri", metavar="URI",
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else results/mlflow/mlflow.db)")
+                        help="MLflow tracking URI when MLFLOW_TRACKING_URI is not set (default: results/mlflow/mlflow.db)")
 
 
 def since_millis(since: str | None, days: float | None) -> int | None:
@@ -195,7 +195,7 @@ def main(args: argparse.Namespace) -> int:
     existing = [out_dir / name for name in OUTPUTS if (out_dir / name).exists()]
     if existing and not args.overwrite:
         raise LCPError(f"{existing[0]}: already exists; remove it or pass --overwrite")
-    uri = settings.resolve_target(args.tracking_uri).uri
+    uri = settings.check_target(settings.resolve_target(args.tracking_uri)).uri
     settings.apply_network_defaults()
     tags, since_ms = parse_tags(args.tag), since_millis(args.since, args.days)
     try:

@@ -59,7 +59,7 @@ def open_invocation(scenes: Iterable[str], *, tracking_uri: str | None = None,
     from lcp.tracking.run import is_transient, make_client
 
     scenes = [settings.check_name("scene", scene) for scene in dict.fromkeys(scenes)]
-    target = settings.resolve_target(tracking_uri)
+    target = settings.check_target(settings.resolve_target(tracking_uri))
     invocation = Invocation(
         invocation_id=invocation_id or os.environ.get(settings.ENV_INVOCATION_ID) or uuid.uuid4().hex,
         tracking_uri=target.uri,

@@ -260,6 +260,7 @@ class TrackedRun:
         self.retry_secs = retry_secs
         self.max_buffer = max_buffer
         self.online = False
+        self.disabled = False  # MLflow refused the run itself: nothing to send, nothing to keep
         self._client = None
         self._sender: _Sender | None = None
         self._buffer: list[list] = []
@@ -283,6 +284,11 @@ class TrackedRun:
                 self._client.update_run(self.run_id, status="RUNNING")
             self.online = True
         except Exception as exc:  # noqa: BLE001
+            if not is_transient(exc):
+                self.disabled = True
+                log.warning("MLflow refused to start run %s at %s (%s); this run is not tracked",
+                            self.run_name, self.tracking_uri, _short(exc))
+                return self
             self._go_offline(exc, "start the run")
             if self.run_id is None:
                 self.journal.add("create_run", run_name=self.run_name, tags=self.tags, start_time=start_time)
@@ -341,7 +347,7 @@ class TrackedRun:
 
     def try_replay(self, force: bool = False) -> ReplayResult | None:
         """Replay the journal if `retry_secs` have passed since the last try (or `force`)."""
-        if self.online or (not force and time.monotonic() - self._last_retry < self.retry_secs):
+        if self.online or self.disabled or (not force and time.monotonic() - self._last_retry < self.retry_secs):
             return None
         self._last_retry = time.monotonic()
         try:
@@ -358,6 +364,8 @@ class TrackedRun:
         return result
 
     def _do(self, op: str, **fields: Any) -> None:
+        if self.disabled:
+            return
         if self.online:
             try:
                 if self._client is None:

@@ -78,6 +78,15 @@ def resolve_target(configured: str | None = None) -> TrackingTarget:
     return TrackingTarget(uri=uri, artifact_location=_sqlite_artifact_location(uri))
 
 
+def check_target(target: TrackingTarget) -> TrackingTarget:
+    """LCPError for a store MLflow 3 refuses: the file store (./mlruns, file://) without its opt-in."""
+    file_store = target.uri.startswith("file:") or "://" not in target.uri and not target.uri.startswith("databricks")
+    if file_store and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("true", "1"):
+        raise LCPError(f"tracking URI {target.uri}: MLflow 3 no longer writes the file store; use "
+                       "sqlite:///PATH/mlflow.db or http://HOST:PORT (or set MLFLOW_ALLOW_FILE_STORE=true)")
+    return target
+
+
 def _sqlite_database(uri: str) -> Path | None:
     """The database file of a sqlite:/// URI (sqlite:////abs/path or sqlite:///relative/path)."""
     if not uri.startswith("sqlite:///"):
