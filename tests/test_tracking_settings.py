@@ -96,3 +96,20 @@ def test_classwise_table_parsing():
     logger.info("\n" + MMDET_TABLE)
     assert capture.pop() == {"segm": {"person": 0.312, "rider": 0.405, "traffic light": 0.05}}
     assert capture.pop() == {}
+
+
+def test_a_store_mlflow_refuses_is_a_clear_error_before_training_and_never_journalled(tmp_path, monkeypatch):
+    from mmcv import Config
+
+    from lcp.tracking.run import TrackedRun
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    cfg = Config(dict(log_config=dict(interval=5, hooks=[])))
+    with pytest.raises(LCPError, match="no longer writes the file store"):
+        add_tracking(cfg, scene="demo", step="train", method="lcp", tracking_uri=(tmp_path / "mlruns").as_uri())
+    run = TrackedRun(experiment="lcp/demo", run_name="demo/train/lcp", work_dir=tmp_path,
+                     tracking_uri=(tmp_path / "mlruns").as_uri()).start()
+    run.log_metrics({"train/loss": 1.0}, step=1)
+    run.finish()
+    assert run.disabled and not (tmp_path / "mlflow-pending").exists()
