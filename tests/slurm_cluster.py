@@ -2,7 +2,8 @@
 
 It installs the Debian packages if needed and starts the cluster with
 scripts/slurm/start.sh (2 fake GPUs, 4 CPU slots), yields a `SlurmCluster` whose `env`
-subprocesses need (SLURM_CONF, PATH), and stops the cluster at the end if it started it.
+subprocesses need (SLURM_CONF, PATH), and stops the cluster at the end if a test session
+started it and no other session still uses it.
 Hosts that cannot run SLURM (not root, no apt-get) skip these tests, unless
 LCP_REQUIRE_SLURM=1 (set by CI), where that is a failure.
 """
@@ -10,6 +11,7 @@ LCP_REQUIRE_SLURM=1 (set by CI), where that is a failure.
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
 import shutil
 import subprocess
@@ -92,16 +94,28 @@ def slurm_cluster():
     if install.returncode != 0:
         skip_or_fail(f"scripts/slurm/install.sh failed: {install.stderr.strip()}")
 
-    state_dir = Path(os.environ.get("LCP_SLURM_DIR") or REPO / ".slurm").resolve()
-    start = run_script("start.sh", "--gpus", str(GPUS), "--cpus", str(CPUS), "--mem", str(MEM_MB),
-                       env=env, timeout=300)
-    if start.returncode != 0:
-        pytest.fail(f"scripts/slurm/start.sh failed:\n{start.stdout}{start.stderr}")
-    started_here = "already running" not in start.stdout
-    # What the state folder's env.sh sets (see scripts/slurm/start.sh).
-    env["SLURM_CONF"] = str(state_dir / "etc" / "slurm.conf")
-    env["PATH"] = f"{state_dir / 'bin'}{os.pathsep}{env['PATH']}"
-    yield SlurmCluster(state_dir=state_dir, env=env, gpus=GPUS, cpus=CPUS)
-    if started_here:
-        stop = run_script("stop.sh", env=env, timeout=120)
-        assert stop.returncode == 0, f"scripts/slurm/stop.sh failed:\n{stop.stdout}{stop.stderr}"
+    state_dir = Path(os.environ.get("LCP_SLURM_DIR") or REPO / ".slurm").absolute()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    # Several pytest sessions may share the cluster: each holds a shared lock on it while
+    # it runs, and the last one to leave stops the cluster if a test session started it.
+    with open(state_dir / "tests.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        start = run_script("start.sh", "--gpus", str(GPUS), "--cpus", str(CPUS), "--mem", str(MEM_MB),
+                           env=env, timeout=300)
+        if start.returncode != 0:
+            pytest.fail(f"scripts/slurm/start.sh failed:\n{start.stdout}{start.stderr}")
+        started_by_tests = state_dir / "started-by-tests"
+        if "already running" not in start.stdout:
+            started_by_tests.touch()
+        # What the state folder's env.sh sets (see scripts/slurm/start.sh).
+        env["SLURM_CONF"] = str(state_dir / "etc" / "slurm.conf")
+        env["PATH"] = f"{state_dir / 'bin'}{os.pathsep}{env['PATH']}"
+        yield SlurmCluster(state_dir=state_dir, env=env, gpus=GPUS, cpus=CPUS)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another session still uses the cluster
+        if started_by_tests.exists():
+            stop = run_script("stop.sh", env=env, timeout=120)
+            assert stop.returncode == 0, f"scripts/slurm/stop.sh failed:\n{stop.stdout}{stop.stderr}"
+            started_by_tests.unlink()

@@ -90,6 +90,9 @@ if all_running; then
 fi
 
 bash "$REPO/scripts/slurm/install.sh" >/dev/null
+# tests/slurm_cluster.py marks a cluster it started so that it stops it afterwards; this
+# start is not the tests' (they mark it again if it is).
+rm -f "$STATE/started-by-tests"
 
 # Writes stdin to PATH with MODE, atomically: daemons and jobs never read a half-written file.
 write_file() {
