@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from slurm_cluster import CPUS, GPUS, MEM_MB, REPO, SLURM_SCRIPTS, SlurmCluster
+from slurm_cluster import CPUS, GPUS, MEM_MB, REPO, SlurmCluster, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -80,13 +80,12 @@ def submitted_jobs(snakemake_output: str) -> dict[str, list[str]]:
 
 
 def test_start_is_idempotent_and_stop_stops_only_its_own_cluster(slurm_cluster: SlurmCluster):
-    same = subprocess.run(["bash", str(SLURM_SCRIPTS / "start.sh"), "--gpus", str(GPUS), "--cpus", str(CPUS),
-                           "--mem", str(MEM_MB)], env=slurm_cluster.env, capture_output=True, text=True, timeout=60)
+    same = run_script("start.sh", "--gpus", str(GPUS), "--cpus", str(CPUS), "--mem", str(MEM_MB),
+                      env=slurm_cluster.env, timeout=60)
     assert same.returncode == 0, same.stderr
     assert "already running" in same.stdout
 
-    other = subprocess.run(["bash", str(SLURM_SCRIPTS / "start.sh"), "--gpus", "1"],
-                           env=slurm_cluster.env, capture_output=True, text=True, timeout=60)
+    other = run_script("start.sh", "--gpus", "1", env=slurm_cluster.env, timeout=60)
     assert other.returncode == 1
     assert "already running" in other.stderr and "stop it first" in other.stderr
 
@@ -96,8 +95,7 @@ def test_start_is_idempotent_and_stop_stops_only_its_own_cluster(slurm_cluster: 
     env = {**slurm_cluster.env, "LCP_SLURM_DIR": str(folder / "state")}
 
     def script(name: str, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", str(SLURM_SCRIPTS / name), *args], env=env,
-                              capture_output=True, text=True, timeout=120)
+        return run_script(name, *args, env=env, timeout=120)
 
     try:
         first = script("start.sh", "--cpus", "1", "--mem", "512")
