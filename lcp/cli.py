@@ -26,14 +26,21 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lcp", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
+def add_subcommands(parser: argparse.ArgumentParser, commands: dict[str, str], dest: str,
+                    metavar: str) -> None:
+    """Add one sub-parser per module in `commands` (name -> module path); see this module's doc."""
+    sub = parser.add_subparsers(dest=dest, required=True, metavar=metavar)
+    for name, module_name in commands.items():
         module = importlib.import_module(module_name)
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        command = sub.add_parser(name, help=module.HELP, description=module.__doc__ or module.HELP,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
         command.set_defaults(_main=module.main)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lcp", description=__doc__.split("\n\n")[0])
+    add_subcommands(parser, COMMANDS, dest="command", metavar="COMMAND")
     return parser
 
 

@@ -1,9 +1,8 @@
-"""`lcp data ...`: the data tools, one module per sub-command (same contract as lcp/cli.py)."""
+"""`lcp data ...`: convert data sets, synthesise degradations, check them, make the demo scene."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 
 HELP = "convert data sets, synthesise degradations, check them, make the demo scene"
 
@@ -16,12 +15,9 @@ DATA_COMMANDS: dict[str, str] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="data_command", required=True, metavar="TOOL")
-    for name, module_name in DATA_COMMANDS.items():
-        module = importlib.import_module(module_name)
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(command)
-        command.set_defaults(_main=module.main)
+    from lcp.cli import add_subcommands
+
+    add_subcommands(parser, DATA_COMMANDS, dest="data_command", metavar="TOOL")
 
 
 def main(args: argparse.Namespace) -> int:  # replaced by the chosen tool's main
