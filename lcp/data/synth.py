@@ -32,7 +32,9 @@ SIDECAR_NAME = "synthesis.json"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="degradation", required=True, metavar="DEGRADATION")
     for name, cls in DEGRADATIONS.items():
-        command = sub.add_parser(name, help=cls.model, description=f"{cls.model}. {_depth_help(cls)}")
+        # argparse %-formats help strings; the models' formulas may contain a literal '%'.
+        command = sub.add_parser(name, help=cls.model.replace("%", "%%"),
+                                 description=f"{cls.model}. {_depth_help(cls)}")
         _add_common_arguments(command, cls)
         cls.add_arguments(command)
 
