@@ -27,6 +27,18 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+onstart:
+    start_tracking()
+
+
+onsuccess:
+    finish_tracking("FINISHED")
+
+
+onerror:
+    finish_tracking("FAILED")
+
+
 rule all:
     input:
         [target for scene in config["run"] for target in scene_targets(scene)],

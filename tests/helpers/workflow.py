@@ -21,10 +21,13 @@ SNAKEFILE = REPO / "Snakefile"
 CONFIG = REPO / "config" / "config.yaml"
 
 # The demo scene shrunk so that the whole DAG runs in a minute or two on two CPU cores:
-# 24 images of 128 px, one epoch of pretraining and baseline, two of LCP (one per mode).
+# 24 images of 128 px, one epoch of pretraining and baseline, two of LCP (one per mode),
+# a one-point severity sweep, and one core per job so that two jobs share the machine
+# (most of a tiny job is starting Python with torch and mmdet).
 TINY_DEMO = {
     "demo": {"num_images": 24, "seed": 0},
-    "robustness": {"sweep": {"beta": [0.02, 0.08]}},
+    "robustness": {"sweep": {"beta": [0.08]}},
+    "resources": {"default": {"cpus": 1}},
     "pretrain": {"config": "config/mmdet/cascade_rcnn_tiny_demo.py",
                  "cfg_options": {"runner.max_epochs": 1, "lr_config.step": "[1]", "evaluation.interval": 1}},
     "baseline": {"config": "config/mmdet/cascade_rcnn_tiny_demo.py",
@@ -44,7 +47,7 @@ def tiny_demo_config(workdir: Path) -> dict:
     config = repo_config()
     config["run"] = ["demo"]
     config["scenes"]["demo"].update(copy.deepcopy(TINY_DEMO))
-    config["tracking"] = {"enabled": True, "uri": f"file://{workdir / 'mlruns'}"}
+    config["tracking"] = {"enabled": True, "uri": f"sqlite:///{workdir / 'mlflow.db'}"}
     return config
 
 
@@ -68,10 +71,16 @@ def snakemake_command(workdir: Path, *args: str) -> list[str]:
             "--configfile", str(workdir / "test-config.yaml"), *args]
 
 
+def workflow_env(extra: dict | None = None) -> dict[str, str]:
+    """The test process's environment without an MLflow store of the user's (the config names one)."""
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    return {**env, **(extra or {})}
+
+
 def snakemake(workdir: Path, *args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run snakemake on `workdir`; stdout and stderr together in .stdout."""
     return subprocess.run(snakemake_command(workdir, *args), cwd=workdir, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env or dict(os.environ))
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout, env=workflow_env(env))
 
 
 def planned_jobs(output: str) -> dict[str, int]:

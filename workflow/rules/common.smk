@@ -288,24 +288,37 @@ def cfg_options(scene_name, step, test_set=None):
     return [f"{key}={value}" for key, value in options.items()]
 
 
+def pretrained_path(scene_name):
+    return f"results/{scene_name}/pretrain/latest.pth"
+
+
+def trained_path(scene_name, method):
+    return f"results/{scene_name}/{method}/latest.pth"
+
+
+# The argument functions below take wildcards only: snakemake ignores params computed from
+# `input` when deciding whether a changed setting calls for a rerun.
+
+
 def train_args(step):
     """Arguments of `lcp train` after the command (they also identify the run for resuming)."""
 
-    def args(wildcards, input):
+    def args(wildcards):
         words = [SCENES[wildcards.scene][step]["config"], "--seed", str(config["seed"])]
         if step != "pretrain":
-            words += ["--load-from", input.init]
+            words += ["--load-from", pretrained_path(wildcards.scene)]
         return shlex.join(words + ["--cfg-options"] + cfg_options(wildcards.scene, step))
 
     return args
 
 
-def test_args(wildcards, input):
+def test_args(wildcards):
     """Arguments of `lcp test`: the method's config and checkpoint on the wanted test set."""
     severity = wildcards.get("severity")
     test_set = robustness_set_paths(wildcards.scene, severity) if severity else None
-    words = [input.config, input.checkpoint, "--eval", "bbox", "--cfg-options"]
-    return shlex.join(words + cfg_options(wildcards.scene, wildcards.method, test_set))
+    scene = SCENES[wildcards.scene]
+    words = [scene[wildcards.method]["config"], trained_path(wildcards.scene, wildcards.method), "--eval", "bbox"]
+    return shlex.join(words + ["--cfg-options"] + cfg_options(wildcards.scene, wildcards.method, test_set))
 
 
 def training_inputs(step):
@@ -321,7 +334,7 @@ def training_inputs(step):
             "data": [path for set_name in sets for path in image_set_inputs(wildcards.scene, set_name)],
         }
         if step != "pretrain":
-            named["init"] = f"results/{wildcards.scene}/pretrain/latest.pth"
+            named["init"] = pretrained_path(wildcards.scene)
         return named
 
     return inputs
@@ -337,7 +350,7 @@ def evaluation_inputs(wildcards):
         data = image_set_inputs(wildcards.scene, scene["lowq_set"], ["test"])
     return {
         "config": scene[wildcards.method]["config"],
-        "checkpoint": f"results/{wildcards.scene}/{wildcards.method}/latest.pth",
+        "checkpoint": trained_path(wildcards.scene, wildcards.method),
         "data": data,
     }
 

@@ -107,6 +107,7 @@ rule check_data:
         ),
     params:
         args=check_args,
+        artifacts=artifact_logging("check_data", "check"),
     wildcard_constraints:
         scene=alternatives(name for name, scene in SCENES.items() if scene["degradation"] != "none"),
     log:
@@ -119,7 +120,7 @@ rule check_data:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "lcp data check {params.args} --workers {threads} --report {output.report} > {log} 2>&1"
+        "(lcp data check {params.args} --workers {threads} --report {output.report} && {params.artifacts}) > {log} 2>&1"
 
 
 rule record_unchecked_data:

@@ -9,6 +9,8 @@ rule evaluate:
         metrics="results/{scene}/{method}/eval.json",
     params:
         args=test_args,
+        tracking_env=tracking_env("evaluate"),
+        tracking=tracking_args("evaluate"),
     log:
         "results/{scene}/logs/evaluate_{method}.log",
     benchmark:
@@ -19,7 +21,7 @@ rule evaluate:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "lcp test {params.args} --eval-out {output.metrics} > {log} 2>&1"
+        "{params.tracking_env} lcp test {params.args} {params.tracking} --eval-out {output.metrics} > {log} 2>&1"
 
 
 rule evaluate_robustness:
@@ -29,6 +31,8 @@ rule evaluate_robustness:
         metrics="results/{scene}/{method}/robustness/{severity}.json",
     params:
         args=test_args,
+        tracking_env=tracking_env("evaluate_robustness"),
+        tracking=tracking_args("evaluate"),
     log:
         "results/{scene}/logs/evaluate_{method}_{severity}.log",
     benchmark:
@@ -39,4 +43,4 @@ rule evaluate_robustness:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "lcp test {params.args} --eval-out {output.metrics} > {log} 2>&1"
+        "{params.tracking_env} lcp test {params.args} {params.tracking} --eval-out {output.metrics} > {log} 2>&1"

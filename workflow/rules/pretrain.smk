@@ -15,6 +15,8 @@ rule pretrain:
     params:
         work_dir=lambda wildcards: f"results/{wildcards.scene}/pretrain/work",
         args=train_args("pretrain"),
+        tracking_env=tracking_env("pretrain"),
+        tracking=tracking_args("pretrain", "baseline"),
     wildcard_constraints:
         scene=alternatives(name for name, scene in SCENES.items() if "checkpoint" not in scene["pretrain"]),
     log:
@@ -28,7 +30,7 @@ rule pretrain:
         "../../envs/lcp.yaml"
     shell:
         "(lcp workdir begin {params.work_dir} --request {params.args:q} --input {input.config} --input {input.check}"
-        " && lcp train {params.args} --work-dir {params.work_dir} --auto-resume"
+        " && {params.tracking_env} lcp train {params.args} {params.tracking} --work-dir {params.work_dir} --auto-resume"
         " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}) > {log} 2>&1"
 
 

@@ -25,6 +25,8 @@ rule report:
             category="{scene}",
             subcategory="Detection",
         ),
+    params:
+        artifacts=artifact_logging("report", "report"),
     log:
         "results/{scene}/logs/report.log",
     benchmark:
@@ -35,8 +37,8 @@ rule report:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "lcp report metrics --title {wildcards.scene:q} --eval baseline={input.baseline:q} --eval lcp={input.lcp:q}"
-        " --csv {output.csv} --markdown {output.markdown} --plot {output.plot} > {log} 2>&1"
+        "(lcp report metrics --title {wildcards.scene:q} --eval baseline={input.baseline:q} --eval lcp={input.lcp:q}"
+        " --csv {output.csv} --markdown {output.markdown} --plot {output.plot} && {params.artifacts}) > {log} 2>&1"
 
 
 rule report_robustness:
@@ -56,7 +58,8 @@ rule report_robustness:
             subcategory="Robustness",
         ),
     params:
-        evals=lambda wildcards, input: " ".join(f"--eval {name}={path}" for name, path in input.items()),
+        evals=lambda wildcards, input: shlex.join(f"--eval={name}={path}" for name, path in input.items()),
+        artifacts=artifact_logging("report_robustness", "report", "robustness"),
     log:
         "results/{scene}/logs/report_robustness.log",
     benchmark:
@@ -67,4 +70,5 @@ rule report_robustness:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "lcp report robustness --title {wildcards.scene:q} {params.evals} --csv {output.csv} --plot {output.plot} > {log} 2>&1"
+        "(lcp report robustness --title {wildcards.scene:q} {params.evals} --csv {output.csv} --plot {output.plot}"
+        " && {params.artifacts}) > {log} 2>&1"

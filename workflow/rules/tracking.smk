@@ -1,10 +1,78 @@
-# MLflow tracking of the jobs: one experiment per scene, a parent run per invocation.
-# The jobs learn where to log from the environment; set here before `envvars:` asserts it.
+# MLflow tracking (lcp/tracking): one experiment per scene (lcp/<scene>), one parent run per
+# scene for each invocation of the workflow, and every training/evaluation job's run
+# beneath it, tagged with its rule and wildcards. The Snakefile's onstart/onsuccess/onerror
+# open and close the invocation; jobs learn the store and their parent from the
+# environment (exported to SLURM jobs as well).
 
-if config["tracking"]["uri"]:
-    os.environ.update(MLFLOW_TRACKING_URI=config["tracking"]["uri"])
-os.environ.setdefault("MLFLOW_TRACKING_URI", f"file://{Path('results/mlruns').resolve()}")
+TRACKING = config["tracking"]["enabled"]
+
+if TRACKING:
+    from lcp.tracking import close_invocation, open_invocation, resolve_target, snakemake_env_prefix
+
+    # The store: $MLFLOW_TRACKING_URI, else tracking.uri, else results/mlflow/ in the checkout.
+    os.environ.update(MLFLOW_TRACKING_URI=resolve_target(config["tracking"]["uri"] or None).uri)
+
+    envvars:
+        "MLFLOW_TRACKING_URI",
 
 
-envvars:
-    "MLFLOW_TRACKING_URI",
+def tracked_scenes():
+    """The scenes of this invocation: those in `run` and those of the jobs to run."""
+    scenes = set(config["run"])
+    for job in workflow.dag.needrun_jobs():
+        scene = job.wildcards.get("scene")
+        if scene is None and job.wildcards.get("dataset"):
+            scene = scene_of_dataset(job.wildcards.get("dataset"))
+        if scene is not None:
+            scenes.add(scene)
+    return sorted(scenes)
+
+
+def start_tracking():
+    if TRACKING:
+        open_invocation(tracked_scenes(), tracking_uri=config["tracking"]["uri"] or None)
+
+
+def finish_tracking(status):
+    if TRACKING:
+        close_invocation(status, tracking_uri=config["tracking"]["uri"] or None)
+
+
+# The two functions below take `input` although they do not read it: snakemake leaves such
+# params out of its rerun triggers, and switching tracking on or off changes no result.
+
+
+def tracking_env(rule_name):
+    """Shell prefix that names the job's rule and wildcards for its run's tags."""
+
+    def prefix(wildcards, input):
+        return snakemake_env_prefix(rule_name, wildcards) if TRACKING else ""
+
+    return prefix
+
+
+def tracking_args(step, method=None):
+    """`lcp train/test` flags naming the job's run <scene>/<step>/<method>[/<severity>]."""
+
+    def args(wildcards, input):
+        if not TRACKING:
+            return "--no-track"
+        words = ["--track", "--scene", wildcards.scene, "--step", step, "--method", method or wildcards.method]
+        if wildcards.get("severity"):
+            words += ["--variant", wildcards.severity]
+        return shlex.join(words)
+
+    return args
+
+
+def artifact_logging(rule_name, step, variant=None):
+    """A shell command that logs the job's outputs as artifacts of a run <scene>/<step> (or a no-op)."""
+
+    def command(wildcards, input, output):
+        if not TRACKING:
+            return ":"
+        words = ["lcp", "tracking", "log-artifacts", *output, "--scene", wildcards.scene, "--step", step]
+        words += ["--variant", variant] if variant else []
+        return f"{snakemake_env_prefix(rule_name, wildcards)} {shlex.join(words)}"
+
+    return command

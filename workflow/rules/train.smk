@@ -10,6 +10,8 @@ rule train_baseline:
     params:
         work_dir=lambda wildcards: f"results/{wildcards.scene}/baseline/work",
         args=train_args("baseline"),
+        tracking_env=tracking_env("train_baseline"),
+        tracking=tracking_args("train", "baseline"),
     log:
         "results/{scene}/logs/train_baseline.log",
     benchmark:
@@ -22,7 +24,7 @@ rule train_baseline:
     shell:
         "(lcp workdir begin {params.work_dir} --request {params.args:q}"
         " --input {input.config} --input {input.check} --input {input.init}"
-        " && lcp train {params.args} --work-dir {params.work_dir} --auto-resume"
+        " && {params.tracking_env} lcp train {params.args} {params.tracking} --work-dir {params.work_dir} --auto-resume"
         " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}) > {log} 2>&1"
 
 
@@ -34,6 +36,8 @@ rule train_lcp:
     params:
         work_dir=lambda wildcards: f"results/{wildcards.scene}/lcp/work",
         args=train_args("lcp"),
+        tracking_env=tracking_env("train_lcp"),
+        tracking=tracking_args("train", "lcp"),
     log:
         "results/{scene}/logs/train_lcp.log",
     benchmark:
@@ -46,5 +50,5 @@ rule train_lcp:
     shell:
         "(lcp workdir begin {params.work_dir} --request {params.args:q}"
         " --input {input.config} --input {input.check} --input {input.init}"
-        " && lcp train {params.args} --work-dir {params.work_dir} --auto-resume"
+        " && {params.tracking_env} lcp train {params.args} {params.tracking} --work-dir {params.work_dir} --auto-resume"
         " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}) > {log} 2>&1"

@@ -1,0 +1,162 @@
+"""The demo DAG run for real on this machine (profiles/local), then reruns and a killed training job."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+import zipfile
+
+import pytest
+import torch
+import yaml
+
+from helpers.workflow import (REPO, planned_jobs, prepare_workdir, snakemake, snakemake_command, tiny_demo_config,
+                              workflow_env)
+from lcp.apis.checkpoints import find_resume_checkpoint
+
+pytestmark = pytest.mark.slow
+
+PROFILE = ("--profile", str(REPO / "profiles" / "local"))
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def failure_details(workdir, result) -> str:
+    logs = sorted((workdir / "results").rglob("*.log")) if (workdir / "results").exists() else []
+    tails = [f"--- {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]) for log in logs]
+    return "\n".join(result.stdout.splitlines()[-40:] + tails)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A finished run of the tiny demo DAG; the tests below rerun parts of it in order."""
+    workdir = tmp_path_factory.mktemp("workflow-demo")
+    prepare_workdir(workdir, tiny_demo_config(workdir))
+    result = snakemake(workdir, *PROFILE, timeout=900)
+    assert result.returncode == 0, failure_details(workdir, result)
+    return workdir
+
+
+def test_demo_dag_evaluates_both_methods_and_reports(demo):
+    results = demo / "results" / "demo"
+    for method in ("baseline", "lcp"):
+        metrics = json.loads((results / method / "eval.json").read_text())
+        assert set(metrics["classwise"]) == {"circle", "square", "triangle"}
+        assert 0.0 <= metrics["bbox_mAP"] <= 1.0 and metrics["num_images"] > 0
+        robustness = json.loads((results / method / "robustness" / "beta_0.08.json").read_text())
+        assert robustness["num_images"] == metrics["num_images"]
+    assert json.loads((results / "data" / "check.json").read_text())["ok"] is True
+
+    rows = list(csv.DictReader((results / "report" / "metrics.csv").open()))
+    assert [row["method"] for row in rows] == ["baseline", "lcp"]
+    lcp_ap = json.loads((results / "lcp" / "eval.json").read_text())["bbox_mAP"]
+    assert float(rows[1]["AP"]) == pytest.approx(100 * lcp_ap, abs=0.01)
+    sweep = list(csv.DictReader((results / "report" / "robustness.csv").open()))
+    assert [(row["method"], row["value"]) for row in sweep] == [("baseline", "0.08"), ("lcp", "0.08")]
+    for png in ("classwise_ap.png", "robustness.png"):
+        assert (results / "report" / png).read_bytes()[:8] == PNG_SIGNATURE
+    assert "| lcp |" in (results / "report" / "summary.md").read_text()
+
+    # every job left a log and a benchmark; the training work dirs are kept for resuming
+    assert len(list((results / "logs").glob("*.log"))) == len(list((results / "benchmarks").glob("*.tsv"))) == 11
+    for step in ("pretrain", "baseline", "lcp"):
+        assert (results / step / "latest.pth").is_file() and (results / step / "work" / "lcp-finished.json").is_file()
+    assert not [p for p in demo.rglob("*") if p.name.endswith((".tmp", ".partial"))]
+
+
+def test_every_job_logged_to_mlflow_under_the_invocation(demo):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{demo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("lcp/demo")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    parents = [run for run in runs if run.data.tags.get("lcp.role") == "invocation"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == len(runs) - 1  # every job's run sits under the invocation
+    names = sorted(run.info.run_name for run in children)
+    assert names == sorted(["demo/pretrain/baseline", "demo/train/baseline", "demo/train/lcp",
+                            "demo/evaluate/baseline", "demo/evaluate/lcp",
+                            "demo/evaluate/baseline/beta_0.08", "demo/evaluate/lcp/beta_0.08",
+                            "demo/check/all", "demo/report/all", "demo/report/all/robustness"])
+    rules = {run.info.run_name: run.data.tags.get("snakemake.rule") for run in children}
+    assert rules == {"demo/pretrain/baseline": "pretrain", "demo/train/baseline": "train_baseline",
+                     "demo/train/lcp": "train_lcp", "demo/evaluate/baseline": "evaluate", "demo/evaluate/lcp": "evaluate",
+                     "demo/evaluate/baseline/beta_0.08": "evaluate_robustness",
+                     "demo/evaluate/lcp/beta_0.08": "evaluate_robustness", "demo/check/all": "check_data",
+                     "demo/report/all": "report", "demo/report/all/robustness": "report_robustness"}
+    evaluation = next(run for run in children if run.info.run_name == "demo/evaluate/lcp")
+    lcp_ap = json.loads((demo / "results" / "demo" / "lcp" / "eval.json").read_text())["bbox_mAP"]
+    assert evaluation.data.metrics["test/bbox_mAP"] == pytest.approx(lcp_ap)
+
+
+def test_rerun_does_only_what_is_needed(demo):
+    assert "Nothing to be done" in snakemake(demo, "-n").stdout
+
+    # rerunning one step: only that step, then only what depends on it
+    (demo / "results" / "demo" / "baseline" / "eval.json").unlink()
+    target = "results/demo/baseline/eval.json"
+    assert planned_jobs(snakemake(demo, "-n", target).stdout) == {"evaluate": 1}
+    rerun = snakemake(demo, *PROFILE, target)
+    assert rerun.returncode == 0, failure_details(demo, rerun)
+    # only the report may follow (snakemake skips it when the new eval.json has the same content)
+    assert set(planned_jobs(snakemake(demo, "-n").stdout)) <= {"report", "all"}
+    rerun = snakemake(demo, *PROFILE)
+    assert rerun.returncode == 0, failure_details(demo, rerun)
+
+    forced = planned_jobs(snakemake(demo, "-n", "--forcerun", "train_lcp").stdout)
+    assert forced == {"train_lcp": 1, "evaluate": 1, "evaluate_robustness": 1, "report": 1,
+                      "report_robustness": 1, "all": 1}
+    summary = snakemake(demo, "--summary").stdout
+    rows = [line.split("\t") for line in summary.splitlines() if "\t" in line]
+    statuses = {row[0]: row[4] for row in rows if row[0] != "output_file"}
+    assert statuses["results/demo/report/metrics.csv"] == "ok"
+    assert set(statuses.values()) == {"ok"}
+
+
+def test_report_html(demo):
+    result = snakemake(demo, "--report", "report.html", timeout=300)
+    assert result.returncode == 0, result.stdout
+    html = (demo / "report.html").read_text(errors="replace")
+    assert "classwise_ap.png" in html and "robustness.png" in html and "metrics.csv" in html
+
+
+def test_killed_training_resumes_and_finishes_its_epochs(demo):
+    """SIGKILL a training job mid-way (like a cluster time limit), rerun: it resumes, same epochs."""
+    config = yaml.safe_load((demo / "test-config.yaml").read_text())
+    config["scenes"]["demo"]["lcp"]["cfg_options"].update({"runner.max_epochs": 3, "lr_config.step": "[3]"})
+    (demo / "test-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    work = demo / "results" / "demo" / "lcp" / "work"
+    target = "results/demo/lcp/latest.pth"
+
+    job = subprocess.Popen(snakemake_command(demo, *PROFILE, target), cwd=demo, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True, env=workflow_env())
+    try:
+        deadline = time.monotonic() + 300
+        # the params changed, so the finished run is cleared first; wait for its first new checkpoint
+        while not ((work / "lcp-request.json").exists() and not (work / "lcp-finished.json").exists()
+                   and find_resume_checkpoint(work) is not None):
+            assert job.poll() is None, "snakemake ended before the training job could be killed"
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    killed_at = find_resume_checkpoint(work).name
+    assert killed_at in ("epoch_1.pth", "epoch_2.pth")
+    assert not (demo / target).exists()
+
+    assert snakemake(demo, "--unlock").returncode == 0
+    rerun = snakemake(demo, *PROFILE, target, timeout=600)
+    assert rerun.returncode == 0, failure_details(demo, rerun)
+    log = (demo / "results" / "demo" / "logs" / "train_lcp.log").read_text()
+    assert f"lcp workdir: results/demo/lcp/work: resume from {killed_at}" in log
+    checkpoint = torch.load(demo / target, map_location="cpu", weights_only=False)
+    assert checkpoint["meta"]["epoch"] == 3
+    assert zipfile.is_zipfile(demo / target)
+    # the resumed process trained only the epochs after the checkpoint it resumed from
+    trained = sorted({int(line.split("Epoch [")[1].split("]")[0]) for line in log.splitlines() if "Epoch [" in line})
+    assert trained == list(range(int(killed_at[6:-4]) + 1, 4))
