@@ -11,8 +11,9 @@ Fp16OptimizerHook trains):
                   plain Cascade, and LCP in each training mode
   test images/s   model(return_loss=False, rescale=True) under no_grad, as `lcp test`
   peak memory     torch.cuda.max_memory_allocated of each measurement
-  GPU busy        summed CUDA kernel time / wall time of two profiled steps (low = the
-                  step waits on the CPU: Python, launches, syncs)
+  GPU busy        CUDA kernel time of a step (from two profiled steps) / the step's
+                  unprofiled time; low = the GPU waits on the CPU (Python, kernel
+                  launches, host syncs such as NMS, nonzero, .item())
 
 and the ratios to plain Cascade fp32 (the baseline) and to plain Cascade in the same
 precision. LCP rows are measured with the default forward (shallow_batching='auto') and
@@ -23,9 +24,22 @@ and channels-last memory layout.
     python bench/bench_lcp_model.py [--batch 2] [--iters 20] [--warmup 5] [--profile-dir DIR] [--json OUT]
     python bench/bench_lcp_model.py --tiny     # tiny configs at 128x128 on the CPU, in seconds
 
---profile-dir writes torch.profiler tables (top ops by GPU time) of one LCP crux-mode
-training iteration, fp32 and fp16, and of one plain Cascade fp32 iteration.
-Figures measured on an H100 are in the README's "Speed" section.
+--profile-dir writes torch.profiler tables (top ops by their own GPU time) of one training
+iteration of LCP in crux mode and of plain Cascade, in each precision.
+
+Measured once on an H100 (torch 2.11+cu130, mmcv-full 1.7.2 CUDA build), batch 2 at
+800x1344, 15 iterations after 4, one run; img/s fp32 / fp16 (peak GiB fp32 / fp16):
+  train  plain 18.2 / 12.4 (3.7 / 2.6)   LCP catch-up 52.3 / 68.7 (2.3 / 1.4)
+         LCP crux 11.7 / 10.5 (7.8 / 4.8); always batch 9.7 / 10.3 (10.2 / 6.0);
+         channels-last 12.1 / 10.6
+  test   plain 43.3 / 30.7   LCP 31.6 / 31.0; never batch 31.8 / 27.4; channels-last 31.5 / 30.8
+CUDA kernel time of one profiled step: plain 49 ms fp32 / 35 ms fp16, LCP crux 94 / 64 ms,
+against 110 / 162 and 171 / 191 ms per unprofiled step: training is CPU-bound (87 host
+syncs per step in mmdet's heads), so fp16 shortens the kernels but autocast's extra CPU
+work per op makes the step slower; only the GPU-bound catch-up step gains (+31%). An
+earlier run on another H100 gave the same training figures within 10% (crux always-batch
+10.7, channels-last 12.0 img/s fp32) but LCP test 34.0 batched / 36.6 two passes: test
+differences below about 15% are run-to-run noise of these CPU-bound steps.
 """
 
 from __future__ import annotations
@@ -165,11 +179,8 @@ class Bench:
 
 def kernel_seconds(profile) -> float:
     """Summed CUDA kernel time of a torch.profiler run."""
-    total_us = 0.0
-    for event in profile.events():
-        if event.device_type == torch.autograd.DeviceType.CUDA:
-            total_us += getattr(event, "device_time", None) or getattr(event, "cuda_time", 0.0)
-    return total_us / 1e6
+    return sum(event.device_time_total for event in profile.events()
+               if event.device_type == torch.autograd.DeviceType.CUDA) / 1e6
 
 
 def profile_steps(step, device, steps):
@@ -200,8 +211,9 @@ def measure(bench: Bench, variant: Variant, args) -> Result:
     peak = torch.cuda.max_memory_allocated() / 2**30 if bench.device == "cuda" else None
     busy = None
     if bench.device == "cuda" and args.busy_steps:
-        prof, wall = profile_steps(step, bench.device, args.busy_steps)
-        busy = kernel_seconds(prof) / wall
+        # profiling slows the CPU side down, so the kernels are set against the unprofiled step
+        prof, _ = profile_steps(step, bench.device, args.busy_steps)
+        busy = kernel_seconds(prof) / args.busy_steps / seconds
     del model, step
     gc.collect()
     if bench.device == "cuda":
@@ -210,14 +222,14 @@ def measure(bench: Bench, variant: Variant, args) -> Result:
 
 
 def write_profile(bench: Bench, variant: Variant, args, path: Path) -> None:
-    """torch.profiler's top ops (by GPU time, else CPU time) of one training iteration."""
+    """torch.profiler's top ops (by their own GPU time, else CPU time) of one training iteration."""
     from lcp.io import write_text
 
     model, step = bench.build(variant)
     for _ in range(max(args.warmup, 1)):
         step()
     prof, wall = profile_steps(step, bench.device, 1)
-    sort_by = "cuda_time_total" if bench.device == "cuda" else "cpu_time_total"
+    sort_by = "self_device_time_total" if bench.device == "cuda" else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=sort_by, row_limit=args.profile_rows)
     kernels = kernel_seconds(prof) if bench.device == "cuda" else 0.0
     header = (f"{variant.name}, {'fp16' if bench.fp16 else 'fp32'}, batch {args.batch} x {args.height}x{args.width}, "
@@ -295,7 +307,12 @@ def main(argv=None) -> int:
         for variant in variants:
             result = measure(bench, variant, args)
             results.append(result)
-            print(f"  {precision} {variant.name:34} {result.images_per_s:7.2f} img/s", flush=True)
+            busy = f", GPU busy {100 * result.gpu_busy:.0f}%" if result.gpu_busy is not None else ""
+            print(f"  {precision} {variant.name:34} {result.images_per_s:7.2f} img/s{busy}", flush=True)
+            if args.json:  # after every row: a run cut short keeps what it measured
+                write_json(args.json, dict(device=device_name, torch=torch.__version__, batch=args.batch,
+                                           height=args.height, width=args.width, iters=args.iters,
+                                           warmup=args.warmup, results=[asdict(r) for r in results]))
     print_table(results)
     if args.profile_dir:
         crux = next(v for v in VARIANTS if v.name == "LCP train crux")
@@ -303,12 +320,7 @@ def main(argv=None) -> int:
         for precision in args.precisions:
             bench = Bench(cfgs, data, args.device, fp16=precision == "fp16")
             write_profile(bench, crux, args, args.profile_dir / f"profile_lcp_crux_{precision}.txt")
-        write_profile(Bench(cfgs, data, args.device, fp16=False), plain, args,
-                      args.profile_dir / "profile_plain_fp32.txt")
-    if args.json:
-        write_json(args.json, dict(device=device_name, torch=torch.__version__, batch=args.batch,
-                                   height=args.height, width=args.width, iters=args.iters, warmup=args.warmup,
-                                   results=[asdict(r) for r in results]))
+            write_profile(bench, plain, args, args.profile_dir / f"profile_plain_{precision}.txt")
     return 0
 
 
