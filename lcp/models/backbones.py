@@ -31,8 +31,8 @@ class CatchUpBackboneMixin:
                training the crux image needs an input gradient and the raw one does not;
                one batched pass would make backward compute it for both. Measured on an
                H100 (bench/bench_lcp_model.py): batching there was no faster and took
-               2.4 GiB more memory in fp32; at test and in catch-up training it was up to
-               13% faster in fp16 and even in fp32.
+               2.4 GiB more memory in fp32; at test and in catch-up training it was 4-13%
+               faster in fp16 and even, within noise, in fp32.
       'always' batch whenever the function allows it, gradients or not.
       'never'  two passes, the straightforward implementation.
     """
