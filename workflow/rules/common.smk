@@ -22,8 +22,10 @@ NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
 # What the converters accept beyond SRC OUT (see `lcp data convert FORMAT --help`).
 CONVERTERS_WITH_CLASSES = {"cityscapes", "voc", "yolo", "coco", "folder"}
 CONVERTERS_WITH_SPLIT_SEED = {"urpc", "voc", "yolo", "coco", "folder"}
-# Converter options that name files or folders: they must exist before the run.
-PATH_OPTIONS = {"foggy", "rainy", "images", "annotations", "labels", "test-list"}
+# Converter and synthesis options that name files or folders on disk: they must exist
+# before the run (see `lcp data convert FORMAT --help`, `lcp data synth fog --help`).
+PATH_OPTIONS = {"foggy", "rainy", "images", "annotations", "test-list", "train", "test", "names",
+                "disparity-dir", "camera-dir", "depth-dir"}
 DEFAULT_RESOURCES = {"gpus": 0, "cpus": 1, "mem_mb": 2000, "runtime": 60}
 
 
@@ -190,11 +192,29 @@ def existing_paths(named_paths):
     return paths
 
 
+def option_paths(options, key):
+    """Config key -> path, for the options that name something on disk."""
+    return {f"{key}.options.{flag}": value for flag, value in options.items() if flag in PATH_OPTIONS}
+
+
 def convert_sources(wildcards):
     recipe, key = IMAGE_SETS[(wildcards.dataset, wildcards.imageset)]
-    named = {f"{key}.path": recipe["path"]}
-    named.update({f"{key}.options.{flag}": value for flag, value in recipe.get("options", {}).items() if flag in PATH_OPTIONS})
-    return existing_paths(named)
+    return existing_paths({f"{key}.path": recipe["path"], **option_paths(recipe.get("options", {}), key)})
+
+
+def synthesis_sources(wildcards):
+    """The clean image set a synthesised set is made from, and any depth folders it reads."""
+    recipe, key = IMAGE_SETS[(wildcards.dataset, wildcards.imageset)]
+    clean = image_set_inputs(scene_of_dataset(wildcards.dataset), recipe["from"])
+    return clean + existing_paths(option_paths(recipe.get("options", {}), key))
+
+
+def robustness_sources(wildcards):
+    """The clean test set the sweep degrades, and any depth folders it reads."""
+    scene = SCENES[wildcards.scene]
+    clean = image_set_inputs(wildcards.scene, scene["clean_set"], ["test"])
+    key = f"scenes.{wildcards.scene}.robustness"
+    return clean + existing_paths(option_paths(scene["robustness"].get("options", {}), key))
 
 
 def pretrained_checkpoint(wildcards):
@@ -390,6 +410,11 @@ def job_resources(rule_name):
         # None leaves the partition to the cluster's default
         "slurm_partition": lambda wildcards: job_setting(wildcards, rule_name, "partition") or None,
     }
+
+
+def job_retries(rule_name):
+    """The rule's retries from the config; None leaves them to --retries."""
+    return config.get("retries", {}).get(rule_name)
 
 
 def job_threads(rule_name):

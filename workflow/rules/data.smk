@@ -15,6 +15,7 @@ rule make_demo_data:
     benchmark:
         f"results/datasets/{{dataset}}/benchmarks/make_demo_data.tsv"
     threads: job_threads("make_demo_data")
+    retries: job_retries("make_demo_data")
     resources:
         **job_resources("make_demo_data"),
     conda:
@@ -39,6 +40,7 @@ rule convert_image_set:
     benchmark:
         f"results/datasets/{{dataset}}/benchmarks/convert_{{imageset}}.tsv"
     threads: job_threads("convert_image_set")
+    retries: job_retries("convert_image_set")
     resources:
         **job_resources("convert_image_set"),
     conda:
@@ -49,9 +51,7 @@ rule convert_image_set:
 
 rule synthesize_image_set:
     input:
-        lambda wildcards: image_set_inputs(
-            scene_of_dataset(wildcards.dataset), IMAGE_SETS[(wildcards.dataset, wildcards.imageset)][0]["from"]
-        ),
+        synthesis_sources,
     output:
         images=directory(f"{DATA}/synthesized/{{dataset}}/{{imageset}}"),
         annotations=expand(f"{DATA}/synthesized/{{{{dataset}}}}/{{{{imageset}}}}_{{split}}.json", split=SPLITS),
@@ -65,6 +65,7 @@ rule synthesize_image_set:
     benchmark:
         f"results/datasets/{{dataset}}/benchmarks/synthesize_{{imageset}}.tsv"
     threads: job_threads("synthesize_image_set")
+    retries: job_retries("synthesize_image_set")
     resources:
         **job_resources("synthesize_image_set"),
     conda:
@@ -75,7 +76,7 @@ rule synthesize_image_set:
 
 rule synthesize_robustness_set:
     input:
-        lambda wildcards: image_set_inputs(wildcards.scene, SCENES[wildcards.scene]["clean_set"], ["test"]),
+        robustness_sources,
     output:
         images=directory(f"{DATA}/robustness/{{scene}}/{{severity}}"),
         annotations=f"{DATA}/robustness/{{scene}}/{{severity}}_test.json",
@@ -86,6 +87,7 @@ rule synthesize_robustness_set:
     benchmark:
         "results/{scene}/benchmarks/synthesize_robustness_{severity}.tsv"
     threads: job_threads("synthesize_robustness_set")
+    retries: job_retries("synthesize_robustness_set")
     resources:
         **job_resources("synthesize_robustness_set"),
     conda:
@@ -115,6 +117,7 @@ rule check_data:
     benchmark:
         "results/{scene}/benchmarks/check_data.tsv"
     threads: job_threads("check_data")
+    retries: job_retries("check_data")
     resources:
         **job_resources("check_data"),
     conda:

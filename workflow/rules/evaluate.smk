@@ -16,6 +16,7 @@ rule evaluate:
     benchmark:
         "results/{scene}/benchmarks/evaluate_{method}.tsv"
     threads: job_threads("evaluate")
+    retries: job_retries("evaluate")
     resources:
         **job_resources("evaluate"),
     conda:
@@ -38,6 +39,7 @@ rule evaluate_robustness:
     benchmark:
         "results/{scene}/benchmarks/evaluate_{method}_{severity}.tsv"
     threads: job_threads("evaluate_robustness")
+    retries: job_retries("evaluate_robustness")
     resources:
         **job_resources("evaluate_robustness"),
     conda:

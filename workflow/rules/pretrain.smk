@@ -24,6 +24,7 @@ rule pretrain:
     benchmark:
         "results/{scene}/benchmarks/pretrain.tsv"
     threads: job_threads("pretrain")
+    retries: job_retries("pretrain")
     resources:
         **job_resources("pretrain"),
     conda:

@@ -32,6 +32,7 @@ rule report:
     benchmark:
         "results/{scene}/benchmarks/report.tsv"
     threads: job_threads("report")
+    retries: job_retries("report")
     resources:
         **job_resources("report"),
     conda:
@@ -65,6 +66,7 @@ rule report_robustness:
     benchmark:
         "results/{scene}/benchmarks/report_robustness.tsv"
     threads: job_threads("report_robustness")
+    retries: job_retries("report_robustness")
     resources:
         **job_resources("report_robustness"),
     conda:

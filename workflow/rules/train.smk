@@ -17,6 +17,7 @@ rule train_baseline:
     benchmark:
         "results/{scene}/benchmarks/train_baseline.tsv"
     threads: job_threads("train_baseline")
+    retries: job_retries("train_baseline")
     resources:
         **job_resources("train_baseline"),
     conda:
@@ -43,6 +44,7 @@ rule train_lcp:
     benchmark:
         "results/{scene}/benchmarks/train_lcp.tsv"
     threads: job_threads("train_lcp")
+    retries: job_retries("train_lcp")
     resources:
         **job_resources("train_lcp"),
     conda:
