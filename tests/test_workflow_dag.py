@@ -103,6 +103,10 @@ def unknown_rule_in_resources(config):
     config["resources"]["train"] = {"cpus": 2}
 
 
+def two_gpus_for_training(config):
+    config["scenes"]["urpc"]["resources"]["train_lcp"]["gpus"] = 2
+
+
 def retries_of_unknown_rule(config):
     config["retries"]["train"] = 2
 
@@ -121,6 +125,7 @@ def shared_set_made_two_ways(config):
     (missing_model_config, "scenes.urpc.lcp.config: config/mmdet/lcp_r50_urpc_v2.py does not exist"),
     (bad_resources, "invalid config: scenes.urpc.resources.train_lcp.gpus: -1 is less than the minimum of 0"),
     (unknown_rule_in_resources, "invalid config: resources: Additional properties are not allowed ('train' was unexpected)"),
+    (two_gpus_for_training, "scenes.urpc.resources.train_lcp.gpus: a training or evaluation job uses one GPU, not 2"),
     (retries_of_unknown_rule, "invalid config: retries: 'train' is not one of ['make_demo_data', "),
     (shared_set_made_two_ways, "scenes.rainy_city.image_sets.city_images differs from "
                                "scenes.foggy_city.image_sets.city_images, which makes the same image set city/city_images"),

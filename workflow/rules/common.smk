@@ -70,6 +70,13 @@ def check_scene_references(config):
         for step in STEPS:
             if not Path(scene[step]["config"]).is_file():
                 problems.append(f"{key}.{step}.config: {scene[step]['config']} does not exist")
+    # `lcp train` without a launcher is one process on one GPU
+    for where, resources in [("resources", config.get("resources", {}))] + [
+            (f"scenes.{name}.resources", scene.get("resources", {})) for name, scene in config["scenes"].items()]:
+        for rule_name in ("default", "pretrain", "train_baseline", "train_lcp", "evaluate", "evaluate_robustness"):
+            if resources.get(rule_name, {}).get("gpus", 0) > 1:
+                problems.append(f"{where}.{rule_name}.gpus: a training or evaluation job uses one GPU, not "
+                                f"{resources[rule_name]['gpus']}")
     if problems:
         raise WorkflowError("invalid config:\n  " + "\n  ".join(problems))
 
