@@ -25,16 +25,13 @@ from pathlib import Path
 
 from lcp.data.convert.common import (
     Box,
-    Report,
     Sample,
-    add_drop_empty_argument,
+    add_classes_argument,
     add_output_arguments,
     add_split_arguments,
-    assign_splits,
-    check_output_free,
-    class_list,
-    wants_resplit,
-    write_image_set,
+    finish_conversion,
+    keep_classes,
+    start_conversion,
 )
 from lcp.errors import LCPError
 from lcp.io import read_json
@@ -56,6 +53,19 @@ def _entries(data: dict, key: str, path: Path) -> list[dict]:
     return entries
 
 
+def _numbered_entries(data: dict, key: str, path: Path) -> list[tuple[str, dict]]:
+    """The entries of `key`, each with where it stands for messages ("PATH: key[i]")."""
+    return [(f"{path}: {key}[{i}]", entry) for i, entry in enumerate(_entries(data, key, path))]
+
+
+def _new_id(entry: dict, where: str, seen: dict, what: str) -> int:
+    """The entry's `id`, refused when an earlier entry of `seen` has it."""
+    entry_id = _field(entry, "id", int, where)
+    if entry_id in seen:
+        raise LCPError(f"{where}: {what} id {entry_id} appears twice")
+    return entry_id
+
+
 def _field(entry: dict, key: str, kind, where: str):
     value = entry.get(key)
     if not isinstance(value, kind) or isinstance(value, bool):
@@ -70,25 +80,18 @@ def read_coco(path: Path, split: str, images_root: Path, renames: dict[str, str]
     if not isinstance(data, dict):
         raise LCPError(f"{path}: not a COCO file (the top level must be an object)")
     categories: dict[int, str] = {}
-    for i, entry in enumerate(_entries(data, "categories", path)):
-        where = f"{path}: categories[{i}]"
-        category_id = _field(entry, "id", int, where)
-        if category_id in categories:
-            raise LCPError(f"{where}: category id {category_id} appears twice")
+    for where, entry in _numbered_entries(data, "categories", path):
+        category_id = _new_id(entry, where, categories, "category")
         name = _field(entry, "name", str, where)
         categories[category_id] = renames.get(name, name)
     samples: dict[int, Sample] = {}
-    for i, entry in enumerate(_entries(data, "images", path)):
-        where = f"{path}: images[{i}]"
-        image_id = _field(entry, "id", int, where)
-        if image_id in samples:
-            raise LCPError(f"{where}: image id {image_id} appears twice")
+    for where, entry in _numbered_entries(data, "images", path):
+        image_id = _new_id(entry, where, samples, "image")
         image = images_root / _field(entry, "file_name", str, where)
         if not image.is_file():
             raise LCPError(f"{where}: image file {image} not found")
         samples[image_id] = Sample(image, split)
-    for i, entry in enumerate(_entries(data, "annotations", path)):
-        where = f"{path}: annotations[{i}]"
+    for where, entry in _numbered_entries(data, "annotations", path):
         sample = samples.get(_field(entry, "image_id", int, where))
         if sample is None:
             raise LCPError(f"{where}: image_id {entry['image_id']} is not in `images`")
@@ -109,21 +112,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", type=Path, default=None, metavar="JSON", help="COCO file of the train split")
     parser.add_argument("--test", type=Path, default=None, metavar="JSON", help="COCO file of the test split")
     parser.add_argument("--rename", type=rename_pair, action="append", default=[], metavar="OLD=NEW", help="rename a source category (repeatable)")
-    parser.add_argument(
-        "--classes", type=class_list, default=None,
-        help="comma-separated class names to write, in category order (default: the source categories)",
-    )
+    add_classes_argument(parser, "comma-separated class names to write, in category order (default: the source categories)")
     add_split_arguments(parser, default_fraction=0.2, own_split=True)
-    add_drop_empty_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    report = Report("coco")
     if args.train is None and args.test is None:
         raise LCPError(f"{args.images}: give --train JSON and/or --test JSON")
-    if not args.images.is_dir():
-        raise LCPError(f"{args.images}: not a folder")
-    check_output_free(args.out, [args.name], args.overwrite)
+    report = start_conversion("coco", args, args.images)
     renames = dict(args.rename)
     samples: list[Sample] = []
     source_classes: list[str] = []
@@ -142,17 +138,6 @@ def main(args: argparse.Namespace) -> int:
     classes = args.classes or list(dict.fromkeys(source_classes))
     if not classes:
         raise LCPError(f"{args.train or args.test}: no categories, and no --classes given")
-    for sample in samples:
-        for box in sample.boxes:
-            if box.label not in classes:
-                report.count(f"annotation of category {box.label!r} (not in --classes), dropped")
-        sample.boxes = [box for box in sample.boxes if box.label in classes]
-    if wants_resplit(args):
-        assign_splits(samples, args, report)
-    write_image_set(
-        samples, out=args.out, name=args.name, classes=classes, workers=args.workers,
-        overwrite=args.overwrite, report=report, drop_empty=args.drop_empty,
-        description=f"COCO {args.train or ''} {args.test or ''}".strip(),
-    )
-    report.print()
-    return 0
+    keep_classes(samples, classes, report, dropped="annotation of category")
+    description = f"COCO {args.train or ''} {args.test or ''}".strip()
+    return finish_conversion(samples, args, report, classes=classes, description=description, own_split=True)

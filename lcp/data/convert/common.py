@@ -153,8 +153,15 @@ def add_output_arguments(parser: argparse.ArgumentParser, default_name: str | No
     )
 
 
-def add_split_arguments(parser: argparse.ArgumentParser, default_fraction: float, own_split: bool) -> None:
-    """--test-fraction / --seed / --test-list. For sources with their own split these re-split."""
+def add_classes_argument(parser: argparse.ArgumentParser, help: str, default: list[str] | None = None) -> None:
+    parser.add_argument("--classes", type=class_list, default=default, help=help)
+
+
+def add_split_arguments(
+    parser: argparse.ArgumentParser, default_fraction: float, own_split: bool, drop_empty: bool = True
+) -> None:
+    """--test-fraction / --seed / --test-list (for sources with their own split these re-split),
+    then --drop-empty unless the format has no boxes to leave an image empty."""
     when = "re-split the whole set instead of keeping the data set's own split: " if own_split else ""
     default = "the data set's own split" if own_split else default_fraction
     parser.add_argument(
@@ -168,6 +175,10 @@ def add_split_arguments(parser: argparse.ArgumentParser, default_fraction: float
         "all others are train (e.g. VOC's ImageSets/Main/test.txt)",
     )
     parser.set_defaults(default_test_fraction=default_fraction)
+    if drop_empty:
+        add_drop_empty_argument(parser)
+    else:
+        parser.set_defaults(drop_empty=False)
 
 
 def add_drop_empty_argument(parser: argparse.ArgumentParser) -> None:
@@ -179,6 +190,15 @@ def add_drop_empty_argument(parser: argparse.ArgumentParser) -> None:
 
 def wants_resplit(args: argparse.Namespace) -> bool:
     return args.test_fraction is not None or args.test_list is not None
+
+
+def keep_classes(samples: Sequence[Sample], classes: Sequence[str], report: Report, dropped: str) -> None:
+    """Drop the boxes of classes not in --classes, counted as "<dropped> 'name' (not in --classes)"."""
+    for sample in samples:
+        for box in sample.boxes:
+            if box.label not in classes:
+                report.count(f"{dropped} {box.label!r} (not in --classes), dropped")
+        sample.boxes = [box for box in sample.boxes if box.label in classes]
 
 
 def assign_splits(samples: Sequence[Sample], args: argparse.Namespace, report: Report) -> None:
@@ -484,3 +504,37 @@ def _summary(out, name, classes, splits, image_counts, negatives, box_counts, cr
     for label, counts in rows:
         lines.append("  " + label.ljust(width) + "".join(f"{counts[split]:>8}" for split in SPLITS))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# The two ends every single-set converter's main shares
+
+
+def start_conversion(command: str, args: argparse.Namespace, source: Path | None = None) -> Report:
+    """Refuse a `source` that is not a folder, or an output that is taken, before any work."""
+    if source is not None and not source.is_dir():
+        raise LCPError(f"{source}: not a folder")
+    check_output_free(args.out, [args.name], args.overwrite)
+    return Report(command)
+
+
+def finish_conversion(
+    samples: Sequence[Sample],
+    args: argparse.Namespace,
+    report: Report,
+    *,
+    classes: Sequence[str],
+    description: str,
+    own_split: bool = False,
+) -> int:
+    """Split (unless the samples carry the source's own split and no re-split was asked for),
+    write OUT/NAME with the options of add_output_arguments and add_split_arguments, print
+    the summary; the command's exit status."""
+    if not own_split or wants_resplit(args):
+        assign_splits(samples, args, report)
+    write_image_set(
+        samples, out=args.out, name=args.name, classes=classes, workers=args.workers,
+        overwrite=args.overwrite, report=report, drop_empty=args.drop_empty, description=description,
+    )
+    report.print()
+    return 0

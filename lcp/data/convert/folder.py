@@ -17,16 +17,14 @@ import argparse
 from pathlib import Path
 
 from lcp.data.convert.common import (
-    Report,
     Sample,
+    add_classes_argument,
     add_output_arguments,
     add_split_arguments,
-    assign_splits,
-    check_output_free,
-    class_list,
+    finish_conversion,
     is_image_file,
+    start_conversion,
     walk_files,
-    write_image_set,
 )
 
 HELP = "a folder of images without annotations (detection-favoured sets such as DFUI)"
@@ -35,23 +33,16 @@ HELP = "a folder of images without annotations (detection-favoured sets such as 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", type=Path, metavar="SRC", help="folder searched recursively for images")
     add_output_arguments(parser, default_name="images")
-    parser.add_argument("--classes", type=class_list, default=[], help="comma-separated categories to list in the json (default: none)")
-    add_split_arguments(parser, default_fraction=0.0, own_split=False)
+    add_classes_argument(parser, "comma-separated categories to list in the json (default: none)", default=[])
+    add_split_arguments(parser, default_fraction=0.0, own_split=False, drop_empty=False)
 
 
 def main(args: argparse.Namespace) -> int:
-    report = Report("folder")
-    check_output_free(args.out, [args.name], args.overwrite)
+    report = start_conversion("folder", args)  # SRC is checked by walk_files
     samples = []
     for path in walk_files(args.src):
         if is_image_file(path):
             samples.append(Sample(path))
         else:
             report.warn("not an image file (by its extension), skipped", path)
-    assign_splits(samples, args, report)
-    write_image_set(
-        samples, out=args.out, name=args.name, classes=args.classes, workers=args.workers,
-        overwrite=args.overwrite, report=report, description=f"images of {args.src}",
-    )
-    report.print()
-    return 0
+    return finish_conversion(samples, args, report, classes=args.classes, description=f"images of {args.src}")

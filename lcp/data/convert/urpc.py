@@ -25,14 +25,11 @@ from __future__ import annotations
 import argparse
 
 from lcp.data.convert.common import (
-    Report,
     Sample,
-    add_drop_empty_argument,
     add_output_arguments,
     add_split_arguments,
-    assign_splits,
-    check_output_free,
-    write_image_set,
+    finish_conversion,
+    start_conversion,
 )
 from lcp.data.convert.voc import add_source_arguments, pair_by_stem, parse_voc_xml, source_folders
 from lcp.errors import LCPError
@@ -46,13 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_arguments(parser, "URPC2020")
     add_output_arguments(parser, default_name="urpc")
     add_split_arguments(parser, default_fraction=0.2, own_split=False)
-    add_drop_empty_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    report = Report("urpc")
     images_root, annotations_root = source_folders(args)
-    check_output_free(args.out, [args.name], args.overwrite)
+    report = start_conversion("urpc", args)
     samples = []
     for image, xml in pair_by_stem(images_root, annotations_root, report):
         boxes = []
@@ -64,11 +59,4 @@ def main(args: argparse.Namespace) -> int:
             else:
                 raise LCPError(f"{box.origin}: unknown class {box.label!r}; URPC2020 has {', '.join(CLASSES)} (and waterweed, dropped)")
         samples.append(Sample(image, boxes=boxes))
-    assign_splits(samples, args, report)
-    write_image_set(
-        samples, out=args.out, name=args.name, classes=CLASSES, workers=args.workers,
-        overwrite=args.overwrite, report=report, drop_empty=args.drop_empty,
-        description=f"URPC2020 {args.src}",
-    )
-    report.print()
-    return 0
+    return finish_conversion(samples, args, report, classes=CLASSES, description=f"URPC2020 {args.src}")

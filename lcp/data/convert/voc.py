@@ -28,15 +28,14 @@ from lcp.data.convert.common import (
     Box,
     Report,
     Sample,
-    add_drop_empty_argument,
+    add_classes_argument,
     add_output_arguments,
     add_split_arguments,
-    assign_splits,
-    check_output_free,
-    class_list,
+    finish_conversion,
     is_image_file,
+    keep_classes,
+    start_conversion,
     walk_files,
-    write_image_set,
 )
 from lcp.errors import LCPError
 
@@ -120,36 +119,18 @@ def add_source_arguments(parser: argparse.ArgumentParser, what: str) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_arguments(parser, "VOC")
     add_output_arguments(parser, default_name="images")
-    parser.add_argument(
-        "--classes", type=class_list, default=None,
-        help="comma-separated class names in category order; other classes are dropped "
-        "(default: all found, sorted)",
+    add_classes_argument(
+        parser, "comma-separated class names in category order; other classes are dropped (default: all found, sorted)"
     )
     add_split_arguments(parser, default_fraction=0.2, own_split=False)
-    add_drop_empty_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    report = Report("voc")
     images_root, annotations_root = source_folders(args)
-    check_output_free(args.out, [args.name], args.overwrite)
+    report = start_conversion("voc", args)
     samples = [Sample(image, boxes=parse_voc_xml(xml)) for image, xml in pair_by_stem(images_root, annotations_root, report)]
     classes = args.classes or sorted({box.label for s in samples for box in s.boxes})
     if not classes:
         raise LCPError(f"{annotations_root}: no objects in any xml file, and no --classes given")
-    for sample in samples:
-        kept = []
-        for box in sample.boxes:
-            if box.label in classes:
-                kept.append(box)
-            else:
-                report.count(f"box of class {box.label!r} (not in --classes), dropped")
-        sample.boxes = kept
-    assign_splits(samples, args, report)
-    write_image_set(
-        samples, out=args.out, name=args.name, classes=classes, workers=args.workers,
-        overwrite=args.overwrite, report=report, drop_empty=args.drop_empty,
-        description=f"VOC {args.src}",
-    )
-    report.print()
-    return 0
+    keep_classes(samples, classes, report, dropped="box of class")
+    return finish_conversion(samples, args, report, classes=classes, description=f"VOC {args.src}")

@@ -27,16 +27,15 @@ from lcp.data.convert.common import (
     Box,
     Report,
     Sample,
-    add_drop_empty_argument,
+    add_classes_argument,
     add_output_arguments,
     add_split_arguments,
-    assign_splits,
-    check_output_free,
-    class_list,
+    finish_conversion,
     is_image_file,
+    keep_classes,
+    start_conversion,
     walk_files,
     wants_resplit,
-    write_image_set,
 )
 from lcp.errors import LCPError
 
@@ -141,19 +140,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", type=Path, metavar="SRC", help="YOLO folder (images/ + labels/, or labels beside the images)")
     add_output_arguments(parser, default_name="images")
     parser.add_argument("--names", type=Path, default=None, metavar="FILE", help="class names by index: a text file (one a line) or a data .yaml")
-    parser.add_argument(
-        "--classes", type=class_list, default=None,
-        help="comma-separated class names to write, in category order (default: all names)",
-    )
+    add_classes_argument(parser, "comma-separated class names to write, in category order (default: all names)")
     add_split_arguments(parser, default_fraction=0.2, own_split=True)
-    add_drop_empty_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    report = Report("yolo")
-    if not args.src.is_dir():
-        raise LCPError(f"{args.src}: not a folder")
-    check_output_free(args.out, [args.name], args.overwrite)
+    report = start_conversion("yolo", args, args.src)
     names = resolve_names(args)
     classes = args.classes or list(dict.fromkeys(names))
     unknown = [c for c in classes if c not in names]
@@ -165,17 +157,7 @@ def main(args: argparse.Namespace) -> int:
             if not sample.split:
                 report.warn("image outside the train/val/test folders, skipped", sample.image)
         samples = [sample for sample in samples if sample.split]
-    else:
-        assign_splits(samples, args, report)
-    for sample in samples:
-        for box in sample.boxes:
-            if box.label not in classes:
-                report.count(f"box of class {box.label!r} (not in --classes), dropped")
-        sample.boxes = [box for box in sample.boxes if box.label in classes]
-    write_image_set(
-        samples, out=args.out, name=args.name, classes=classes, workers=args.workers,
-        overwrite=args.overwrite, report=report, drop_empty=args.drop_empty,
-        description=f"YOLO {args.src}",
+    keep_classes(samples, classes, report, dropped="box of class")
+    return finish_conversion(
+        samples, args, report, classes=classes, description=f"YOLO {args.src}", own_split=own_split
     )
-    report.print()
-    return 0
