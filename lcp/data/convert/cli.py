@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 
 HELP = "convert a data set (URPC2020, Cityscapes, image folder, VOC, YOLO, COCO) into the scene layout"
 
@@ -22,16 +21,10 @@ EPILOG = """Every format writes OUT/NAME/*.jpg (one flat folder) and OUT/annotat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from lcp.cli import add_subcommands
+
     parser.epilog = EPILOG
-    sub = parser.add_subparsers(dest="convert_format", required=True, metavar="FORMAT")
-    for name, module_name in FORMATS.items():
-        module = importlib.import_module(module_name)
-        command = sub.add_parser(
-            name, help=module.HELP, description=module.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        module.add_arguments(command)
-        command.set_defaults(_main=module.main)
+    add_subcommands(parser, FORMATS, dest="convert_format", metavar="FORMAT")
 
 
 def main(args: argparse.Namespace) -> int:  # replaced by the chosen format's main
