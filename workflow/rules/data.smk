@@ -46,7 +46,7 @@ rule convert_image_set:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "lcp data convert {params.args} > {log} 2>&1"
+        "lcp data convert {params.args} --workers {threads} > {log} 2>&1"
 
 
 rule synthesize_image_set:
