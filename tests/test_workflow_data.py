@@ -38,6 +38,7 @@ def test_custom_scene_converts_synthesises_and_checks(tmp_path):
     config["run"] = ["custom"]
     config["scenes"]["custom"]["image_sets"]["clear"]["path"] = str(source)
     config["scenes"]["custom"]["resources"] = {"default": {"cpus": 1}}
+    config["tracking"] = {"enabled": False}
     prepare_workdir(tmp_path, config)
 
     target = "results/custom/data/check.json"
@@ -54,5 +55,6 @@ def test_custom_scene_converts_synthesises_and_checks(tmp_path):
     synthesised = json.loads((tmp_path / "data" / "synthesized" / "custom" / "foggy_train.json").read_text())
     assert len(synthesised["images"]) == len(converted["images"]) == 8  # the converter's 0.2 test split
     assert all("_foggy_beta_0.02" in image["file_name"] for image in synthesised["images"])
+    assert not (tmp_path / "results" / "mlflow").exists()  # tracking off: no store made
     # the training steps read what the check passed
     assert planned_jobs(snakemake(tmp_path, "-n", "results/custom/pretrain/latest.pth").stdout) == {"pretrain": 1}
