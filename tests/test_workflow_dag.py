@@ -136,6 +136,7 @@ def test_bad_config_fails_before_any_job_naming_the_key(workdir, change, message
     assert result.returncode != 0
     assert message in result.stdout
     assert "Building DAG" not in result.stdout  # stopped while reading the workflow
+    assert "Traceback" not in result.stdout and 'File "' not in result.stdout
     assert not (workdir / "results").exists()
 
 
