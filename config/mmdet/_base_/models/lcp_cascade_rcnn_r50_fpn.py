@@ -1,4 +1,4 @@
-# LCP on Cascade R-CNN R50-FPN (/work/shared/design/lcp-model.md): the crux learner masks the
+# LCP on Cascade R-CNN R50-FPN (Fu et al., TCSVT 2024, as the authors released it): the crux learner masks the
 # normalised image, the LCPResNet backbone adds the catch-up residual and fuses both branches.
 _base_ = './cascade_rcnn_r50_fpn.py'
 

@@ -1,4 +1,4 @@
-# LCP schedule (/work/shared/design/lcp-model.md): 24 epochs of SGD, warm-up 500 iterations,
+# LCP schedule (Fu et al., TCSVT 2024, as the authors released it): 24 epochs of SGD, warm-up 500 iterations,
 # lr x0.1 at epochs 16 and 22. The scene configs set `optimizer.lr` and the crux learner's
 # lr multiplier `crux_lr_mult`.
 crux_lr_mult = 1
