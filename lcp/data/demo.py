@@ -20,11 +20,11 @@ import numpy as np
 from lcp.data.coco import build_coco, categories_for, subset, write_coco
 from lcp.data.degradations.fog import Fog
 from lcp.data.depth import DepthSource, encode_depth_png
-from lcp.data.images import atomic_folder, encode_jpeg
+from lcp.data.images import encode_jpeg
 from lcp.data.shapes_scene import CLASSES, FAR_M, HORIZON_RANGE, NEAR_M, OBJECT_MAX_DEPTH_M, render_scene
 from lcp.data.synth import SIDECAR_NAME, synthesise_folder
 from lcp.errors import LCPError
-from lcp.io import write_json
+from lcp.io import atomic_folder, write_json
 
 HELP = "generate the built-in demo scene: clean and foggy shapes with COCO annotations"
 

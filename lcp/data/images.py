@@ -6,12 +6,8 @@ images lie directly in it (no sub-folders) and other files (sidecar json) are ig
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -138,29 +134,3 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def to_float(image: np.ndarray) -> np.ndarray:
     """A uint8 image as float32 in [0, 1]."""
     return image.astype(np.float32) / 255.0
-
-
-@contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `path`; on success it replaces `path` at once.
-
-    An existing `path` is an LCPError unless overwrite is True. On failure the temporary
-    folder is removed and `path` is left as it was.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

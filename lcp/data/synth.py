@@ -21,9 +21,9 @@ import numpy as np
 from lcp.data.coco import load_coco, rename_images, write_coco
 from lcp.data.degradations import DEGRADATIONS, Degradation
 from lcp.data.depth import DepthSource
-from lcp.data.images import JPEG_QUALITY, atomic_folder, encode_jpeg, list_images, read_image, to_float, to_uint8
+from lcp.data.images import JPEG_QUALITY, encode_jpeg, list_images, read_image, to_float, to_uint8
 from lcp.errors import LCPError
-from lcp.io import write_json
+from lcp.io import atomic_folder, write_json
 
 HELP = "synthesise fog, rain or underwater images from clean ones (physical models, depth-aware)"
 SIDECAR_NAME = "synthesis.json"
