@@ -2,6 +2,7 @@
 
 import json
 import os
+import uuid
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -16,7 +17,10 @@ METRICS = {"bbox_mAP": 0.3, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.31, "classwise"
 def server_env(monkeypatch, mlflow_server):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
     for name in ("LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS", "LCP_SNAKEMAKE_RULE", "LCP_SNAKEMAKE_WILDCARDS"):
-        monkeypatch.delenv(name, raising=False)
+        # set, then delete: monkeypatch then removes what open_invocation exports at teardown,
+        # instead of leaking it into later tests' environments
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     return MlflowClient(mlflow_server.uri)
 
 
@@ -78,3 +82,13 @@ def test_runs_of_a_scene_without_parent_are_adopted_when_the_invocation_closes(t
     assert client.get_run(orphan).data.tags["mlflow.parentRunId"] == parents[0].info.run_id
     opened = [r for r in runs_of(client, "lcp/invopened", invocation_id) if r.data.tags.get("lcp.role")]
     assert len(opened) == 1 and opened[0].info.status == "FAILED"
+
+
+def test_a_new_invocation_never_reuses_the_parents_of_an_inherited_one(server_env):
+    # a workflow started from a shell that still holds an earlier invocation's variables
+    inherited = open_invocation(["invnew"])
+    fresh = open_invocation(["invnew"], invocation_id=uuid.uuid4().hex)
+    assert fresh.invocation_id != inherited.invocation_id
+    assert fresh.parent_run_ids["invnew"] != inherited.parent_run_ids["invnew"]
+    assert json.loads(os.environ["LCP_MLFLOW_PARENT_RUN_IDS"]) == fresh.parent_run_ids
+    assert close_invocation("FINISHED") == fresh.parent_run_ids

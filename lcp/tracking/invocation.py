@@ -52,18 +52,20 @@ def open_invocation(scenes: Iterable[str], *, tracking_uri: str | None = None,
                     invocation_id: str | None = None, set_env: bool = True) -> Invocation:
     """Create a parent run per scene and export the environment jobs read (see module doc).
 
-    Idempotent within one environment: when LCP_INVOCATION_ID is already set, its parents
-    are reused and only scenes without one get a new parent. An unreachable server is a
+    Idempotent within one environment: when LCP_INVOCATION_ID is already set (and no other
+    invocation_id is given), its parents are reused and only scenes without one get a new
+    parent. An unreachable server is a
     warning, not an error (jobs are adopted by close_invocation).
     """
     from lcp.tracking.run import is_transient, make_client
 
     scenes = [settings.check_name("scene", scene) for scene in dict.fromkeys(scenes)]
     target = settings.check_target(settings.resolve_target(tracking_uri))
+    inherited_id = os.environ.get(settings.ENV_INVOCATION_ID)
+    invocation_id = invocation_id or inherited_id or uuid.uuid4().hex
     invocation = Invocation(
-        invocation_id=invocation_id or os.environ.get(settings.ENV_INVOCATION_ID) or uuid.uuid4().hex,
-        tracking_uri=target.uri,
-        parent_run_ids=settings.parent_run_ids() if os.environ.get(settings.ENV_INVOCATION_ID) else {})
+        invocation_id=invocation_id, tracking_uri=target.uri,
+        parent_run_ids=settings.parent_run_ids() if invocation_id == inherited_id else {})
     try:
         client = make_client(target.uri)
         for scene in scenes:

@@ -4,6 +4,8 @@
 # open and close the invocation; jobs learn the store and their parent from the
 # environment (exported to SLURM jobs as well).
 
+import uuid
+
 TRACKING = config["tracking"]["enabled"]
 
 if TRACKING:
@@ -29,8 +31,11 @@ def tracked_scenes():
 
 
 def start_tracking():
+    # Each run of the workflow is a new invocation, even from a shell that still holds an
+    # earlier invocation's LCP_* variables (whose parent runs may live in another store).
     if TRACKING:
-        open_invocation(tracked_scenes(), tracking_uri=config["tracking"]["uri"] or None)
+        open_invocation(tracked_scenes(), tracking_uri=config["tracking"]["uri"] or None,
+                        invocation_id=uuid.uuid4().hex)
 
 
 def finish_tracking(status):
