@@ -125,32 +125,30 @@ def run_name(scene: str, step: str, method: str, variant: str | None = None) -> 
     return "/".join(parts)
 
 
-def snakemake_wildcards() -> dict[str, str]:
-    """LCP_SNAKEMAKE_WILDCARDS as a dict (empty when unset); LCPError when it is not a json object."""
-    raw = os.environ.get(ENV_SNAKEMAKE_WILDCARDS)
+def _env_json_object(name: str, expected: str, valid=lambda value: True) -> dict:
+    """The JSON object held by environment variable `name` (empty when unset); LCPError otherwise."""
+    raw = os.environ.get(name)
     if not raw:
         return {}
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise LCPError(f"${ENV_SNAKEMAKE_WILDCARDS}: not valid JSON ({exc}): {raw!r}") from None
-    if not isinstance(value, dict):
-        raise LCPError(f"${ENV_SNAKEMAKE_WILDCARDS}: expected a JSON object of wildcards, got {raw!r}")
-    return {str(k): str(v) for k, v in value.items()}
+        raise LCPError(f"${name}: not valid JSON ({exc}): {raw!r}") from None
+    if not isinstance(value, dict) or not valid(value):
+        raise LCPError(f"${name}: expected {expected}, got {raw!r}")
+    return value
+
+
+def snakemake_wildcards() -> dict[str, str]:
+    """LCP_SNAKEMAKE_WILDCARDS as a dict (empty when unset); LCPError when it is not a json object."""
+    wildcards = _env_json_object(ENV_SNAKEMAKE_WILDCARDS, "a JSON object of wildcards")
+    return {str(k): str(v) for k, v in wildcards.items()}
 
 
 def parent_run_ids() -> dict[str, str]:
     """LCP_MLFLOW_PARENT_RUN_IDS as a dict {scene: run id}; LCPError when malformed."""
-    raw = os.environ.get(ENV_PARENT_RUN_IDS)
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise LCPError(f"${ENV_PARENT_RUN_IDS}: not valid JSON ({exc}): {raw!r}") from None
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise LCPError(f"${ENV_PARENT_RUN_IDS}: expected a JSON object {{scene: run id}}, got {raw!r}")
-    return value
+    return _env_json_object(ENV_PARENT_RUN_IDS, "a JSON object {scene: run id}",
+                            lambda value: all(isinstance(v, str) for v in value.values()))
 
 
 def snakemake_env_prefix(rule: str, wildcards) -> str:
