@@ -18,9 +18,9 @@ def check_distributed_cfg(cfg, model, device: str, validate: bool, source: str) 
         raise LCPError(
             f"{source}: distributed LCP training needs find_unused_parameters = True (each training mode "
             "freezes part of the model, and DDP must skip the parameters a step does not use)")
-    if device == "cpu" and validate:
-        raise LCPError(f"{source}: distributed training on CPUs cannot evaluate during training (mmdet gathers "
-                       "the results on a GPU); pass --no-validate")
+    if device == "cpu" and validate and cfg.get("evaluation", {}).get("gpu_collect", False):
+        raise LCPError(f"{source}: evaluation.gpu_collect=True gathers the results on a GPU, which a distributed "
+                       "training on CPUs does not have; set it to False (gathers through the work dir)")
 
 
 def train_detector(model, datasets, cfg, distributed: bool = False, validate: bool = False,
