@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args._argv = argv  # a command may start itself again, e.g. `lcp train --gpus N` once per GPU
     try:
         return int(args._main(args) or 0)
     except LCPError as exc:

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from lcp.apis.distributed import process_launch_command
 from lcp.cli import main as lcp
+from lcp.errors import LCPError
 from lcp.datasets.df_paired import df_choice
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,12 +105,10 @@ def run_checked(args: list[str], env: dict[str, str], timeout: float = 240) -> N
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_train_both_modes_in_lockstep(scene, tmp_path):
+def test_two_gpus_outside_slurm_train_as_two_torchrun_processes_in_lockstep(scene, tmp_path):
     probe_dir = tmp_path / "probe"
     config = probe_config(scene, probe_dir)
-    run_checked([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                 "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
-                 "-m", "lcp.cli", "train", str(config), "--launcher", "pytorch", "--no-validate",
+    run_checked([sys.executable, "-m", "lcp.cli", "train", str(config), "--gpus", "2", "--no-validate",
                  "--work-dir", str(tmp_path / "work")], child_env())
     check_two_rank_run(probe_dir)
     assert {p.name for p in (tmp_path / "work").glob("epoch_*.pth")} == {"epoch_1.pth", "epoch_2.pth"}
@@ -124,6 +124,32 @@ def test_srun_two_tasks_train_both_modes_in_lockstep(scene, tmp_path, slurm_clus
                  sys.executable, "-m", "lcp.cli", "train", str(config), "--launcher", "slurm",
                  "--no-validate", "--work-dir", str(tmp_path / "work")], env)
     check_two_rank_run(probe_dir)
+
+
+SLURM_JOB = {"SLURM_JOB_ID": "7"}
+
+
+@pytest.mark.parametrize("environ, launcher", [
+    ({}, "torchrun"),
+    ({**SLURM_JOB, "SLURM_NTASKS": "4", "SLURM_JOB_NUM_NODES": "2"}, "srun"),
+    (SLURM_JOB, "srun"),  # snakemake's job step leaves only the job's id
+    ({**SLURM_JOB, "SLURM_NTASKS": "1", "SLURM_JOB_NUM_NODES": "1"}, "torchrun"),  # one task holding 4 GPUs
+])
+def test_several_gpus_start_srun_tasks_in_a_job_of_as_many_tasks_else_torchrun(environ, launcher):
+    command = process_launch_command(4, ["train", "cfg.py", "--gpus", "4"], environ)
+    if launcher == "srun":
+        assert command == ["srun", "--ntasks=4", "--kill-on-bad-exit=1", sys.executable, "-m", "lcp.cli", "train", "cfg.py",
+                           "--gpus", "4", "--launcher", "slurm"]
+    else:
+        assert command == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4",
+                           "-m", "lcp.cli", "train", "cfg.py", "--gpus", "4", "--launcher", "pytorch"]
+
+
+def test_several_gpus_in_a_multi_node_job_without_a_task_per_gpu_is_refused():
+    with pytest.raises(LCPError, match=r"--gpus 4: this SLURM job has 2 task\(s\) on 2 nodes; training on "
+                                       r"several nodes needs a job of one task per GPU"):
+        process_launch_command(4, ["train", "cfg.py"], {**SLURM_JOB, "SLURM_NTASKS": "2",
+                                                        "SLURM_JOB_NUM_NODES": "2"})
 
 
 def test_distributed_lcp_config_without_find_unused_parameters_is_refused(scene, tmp_path, capsys, monkeypatch):

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lcp.errors import LCPError
@@ -74,6 +76,29 @@ def slurm_environment() -> dict[str, str]:
     port = os.environ.get("MASTER_PORT") or str(DEFAULT_PORT + int(os.environ.get("SLURM_JOB_ID", "0")) % 20000)
     return dict(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(local_rank),
                 MASTER_ADDR=master_addr, MASTER_PORT=port)
+
+
+def process_launch_command(processes: int, lcp_argv: list[str], environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The command that runs `lcp LCP_ARGV` as `processes` distributed processes, one per GPU.
+
+    Inside a SLURM job of that many tasks (sbatch --gpus=N --ntasks-per-gpu=1, as the
+    workflow submits), srun starts them on every node of the job. snakemake's SLURM job
+    step clears the job's SLURM_* variables but its id, so a job without SLURM_NTASKS is
+    taken to be such a job. Elsewhere torchrun starts them on this machine, which a job
+    spanning several nodes cannot use.
+    """
+    lcp = [sys.executable, "-m", "lcp.cli", *lcp_argv]
+    if environ.get("SLURM_JOB_ID"):
+        tasks = environ.get("SLURM_NTASKS")
+        if tasks is None or tasks == str(processes):
+            return ["srun", f"--ntasks={processes}", "--kill-on-bad-exit=1", *lcp, "--launcher", "slurm"]
+        nodes = environ.get("SLURM_JOB_NUM_NODES", "1")
+        if nodes != "1":
+            raise LCPError(f"--gpus {processes}: this SLURM job has {tasks} task(s) on {nodes} nodes; training "
+                           f"on several nodes needs a job of one task per GPU (sbatch --gpus={processes} "
+                           "--ntasks-per-gpu=1)")
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+            "-m", "lcp.cli", *lcp_argv, "--launcher", "pytorch"]
 
 
 def init_distributed(launcher: str, backend: str | None = None, timeout_s: int | None = None) -> DistEnv:

@@ -12,6 +12,8 @@ Differences from mmdet's tool, and why:
 - Runs on a CPU when no GPU is visible.
 - Several processes (--launcher pytorch under torchrun, --launcher slurm under srun, one
   process per GPU) train through lcp.apis.distributed: NCCL on GPUs, gloo on CPUs.
+  `--gpus N` starts them itself: srun's tasks inside a SLURM job of N tasks, torchrun's
+  processes on this machine otherwise.
 - --fp16 trains with mmdet's mixed precision (the config's `fp16`, else a dynamic loss
   scale); `cudnn_benchmark = True` in a config turns on cuDNN autotuning.
 """
@@ -21,6 +23,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -55,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int, default=0,
                         help=argparse.SUPPRESS)
     gpus = parser.add_mutually_exclusive_group()
-    gpus.add_argument("--gpus", type=int, help="number of GPUs without a launcher (only 1 is supported)")
+    gpus.add_argument("--gpus", type=int, help="train on N GPUs, one process each (started with srun inside a "
+                                               "SLURM job of N tasks, else with torchrun on this machine)")
     gpus.add_argument("--gpu-id", type=int, default=0, help="GPU to use without a launcher (default 0)")
     add_tracking_arguments(parser, default_step="train")
 
@@ -122,7 +127,20 @@ def _log_to_file(log_file: Path, log_level: str, rank: int = 0) -> logging.Logge
     return logger
 
 
+def _train_on_several_gpus(args: argparse.Namespace) -> int:
+    from lcp.apis.distributed import process_launch_command
+
+    command = process_launch_command(args.gpus, args._argv)
+    print(f"lcp train: {args.gpus} processes: {' '.join(command)}", file=sys.stderr, flush=True)
+    return subprocess.run(command).returncode
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.gpus is not None and args.gpus < 1:
+        raise LCPError(f"--gpus {args.gpus}: give 1 or more (no GPU: leave --gpus out)")
+    if args.gpus is not None and args.gpus > 1 and args.launcher == "none":
+        return _train_on_several_gpus(args)
+
     import torch
     import torch.distributed as dist
     from mmdet import __version__ as mmdet_version
@@ -163,9 +181,6 @@ def main(args: argparse.Namespace) -> int:
     if cfg.resume_from is None and cfg.get("load_from") and not Path(cfg.load_from).is_file():
         raise LCPError(f"{cfg.load_from}: initial checkpoint (load_from) does not exist")
 
-    if args.gpus is not None and args.gpus != 1 and args.launcher == "none":
-        raise LCPError(f"--gpus {args.gpus}: without a launcher one process trains on one GPU; "
-                       "use --launcher pytorch|slurm for several")
     cfg.gpu_ids = [args.gpu_id]
     distributed = args.launcher != "none"
     rank = 0
