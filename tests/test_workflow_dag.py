@@ -103,8 +103,12 @@ def unknown_rule_in_resources(config):
     config["resources"]["train"] = {"cpus": 2}
 
 
-def two_gpus_for_training(config):
-    config["scenes"]["urpc"]["resources"]["train_lcp"]["gpus"] = 2
+def two_gpus_for_evaluation(config):
+    config["scenes"]["urpc"]["resources"]["evaluate"]["gpus"] = 2
+
+
+def more_nodes_than_gpus(config):
+    config["resources"]["train_lcp"]["nodes"] = 2
 
 
 def retries_of_unknown_rule(config):
@@ -125,7 +129,10 @@ def shared_set_made_two_ways(config):
     (missing_model_config, "scenes.urpc.lcp.config: config/mmdet/lcp_r50_urpc_v2.py does not exist"),
     (bad_resources, "invalid config: scenes.urpc.resources.train_lcp.gpus: -1 is less than the minimum of 0"),
     (unknown_rule_in_resources, "invalid config: resources: Additional properties are not allowed ('train' was unexpected)"),
-    (two_gpus_for_training, "scenes.urpc.resources.train_lcp.gpus: a training or evaluation job uses one GPU, not 2"),
+    (two_gpus_for_evaluation, "scenes.urpc: evaluate asks for gpus: 2, nodes: 1; only training jobs "
+                              "(pretrain, train_baseline, train_lcp) run on several GPUs or nodes"),
+    (more_nodes_than_gpus, "scenes.demo: train_lcp asks for gpus: 0, nodes: 2; a distributed training job runs "
+                           "one process per GPU, so it needs a GPU on each node"),
     (retries_of_unknown_rule, "invalid config: retries: 'train' is not one of ['make_demo_data', "),
     (shared_set_made_two_ways, "scenes.rainy_city.image_sets.city_images differs from "
                                "scenes.foggy_city.image_sets.city_images, which makes the same image set city/city_images"),
@@ -188,3 +195,28 @@ def test_one_target_of_another_scene(workdir):
     jobs = planned_jobs(result.stdout)
     assert jobs == {"convert_image_set": 2, "check_data": 1, "pretrain": 1, "train_lcp": 1, "evaluate": 1}
     assert "rule train_baseline" not in result.stdout
+
+
+def shell_command(output: str, rule: str) -> str:
+    """The shell command of the first job of `rule` in a dry run's (-p) output."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == f"rule {rule}:")
+    return next(line for line in lines[start:] if line.startswith("Shell command:"))
+
+
+def test_training_on_several_gpus_asks_for_a_task_per_gpu(workdir):
+    def four_gpus_on_two_nodes(config):
+        config["scenes"]["urpc"]["resources"]["train_lcp"].update(gpus=4, nodes=2)
+    with_config(workdir, four_gpus_on_two_nodes)
+
+    result = snakemake(workdir, "-n", "-p", "--config", "run=[urpc]")
+    assert result.returncode == 0, result.stdout[-3000:]
+    # on SLURM: sbatch --gpus=4 --nodes=2 --ntasks-per-gpu=1 --ntasks=4, the shell in the batch step
+    assert picked(job_resources(result.stdout, "train_lcp"), "gpu", "nodes", "tasks", "tasks_per_gpu", "mpi") == {
+        "gpu": "4", "nodes": "2", "tasks": "4", "tasks_per_gpu": "1", "mpi": "srun"}
+    command = shell_command(result.stdout, "train_lcp")
+    assert " --gpus 4 --track " in command and command.count("lcp train") == 1
+    # a one-GPU job stays one plain process
+    assert picked(job_resources(result.stdout, "train_baseline"), "gpu", "nodes", "tasks", "mpi") == {
+        "gpu": "1", "nodes": "1", "tasks": None, "mpi": None}
+    assert "--gpus" not in shell_command(result.stdout, "train_baseline")

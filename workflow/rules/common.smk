@@ -26,7 +26,10 @@ CONVERTERS_WITH_SPLIT_SEED = {"urpc", "voc", "yolo", "coco", "folder"}
 # before the run (see `lcp data convert FORMAT --help`, `lcp data synth fog --help`).
 PATH_OPTIONS = {"foggy", "rainy", "images", "annotations", "test-list", "train", "test", "names",
                 "disparity-dir", "camera-dir", "depth-dir"}
-DEFAULT_RESOURCES = {"gpus": 0, "cpus": 1, "mem_mb": 2000, "runtime": 60}
+DEFAULT_RESOURCES = {"gpus": 0, "nodes": 1, "cpus": 1, "mem_mb": 2000, "runtime": 60}
+TRAINING_RULES = ("pretrain", "train_baseline", "train_lcp")
+RESOURCE_RULES = ("make_demo_data", "convert_image_set", "synthesize_image_set", "synthesize_robustness_set",
+                  "check_data") + TRAINING_RULES + ("evaluate", "evaluate_robustness", "report", "report_robustness")
 
 
 # ---- configuration ------------------------------------------------------------------
@@ -36,6 +39,16 @@ def stop(message):
     """End the run before any job starts, with the message alone (no traceback)."""
     logger.error(message)
     sys.exit(1)
+
+
+def scene_rule_setting(config, scene_name, rule_name, key):
+    """A resource of a scene's rule: the scene's setting for the rule, else the scene's
+    `default`, else the global setting for the rule, else the global `default`."""
+    value = DEFAULT_RESOURCES.get(key)
+    for resources in (config.get("resources", {}), config["scenes"][scene_name].get("resources", {})):
+        for layer in ("default", rule_name):
+            value = resources.get(layer, {}).get(key, value)
+    return value
 
 
 def validate_config(config):
@@ -53,7 +66,7 @@ def validate_config(config):
 
 def check_scene_references(config):
     """What the schema cannot express: names that must refer to other entries, files that
-    must exist in the repository, and one GPU per training job."""
+    must exist in the repository, and several GPUs or nodes for training jobs only."""
     problems = []
     for name in config["run"]:
         if name not in config["scenes"]:
@@ -77,13 +90,16 @@ def check_scene_references(config):
         for step in STEPS:
             if not Path(scene[step]["config"]).is_file():
                 problems.append(f"{key}.{step}.config: {scene[step]['config']} does not exist")
-    # `lcp train` without a launcher is one process on one GPU
-    for where, resources in [("resources", config.get("resources", {}))] + [
-            (f"scenes.{name}.resources", scene.get("resources", {})) for name, scene in config["scenes"].items()]:
-        for rule_name in ("default", "pretrain", "train_baseline", "train_lcp", "evaluate", "evaluate_robustness"):
-            if resources.get(rule_name, {}).get("gpus", 0) > 1:
-                problems.append(f"{where}.{rule_name}.gpus: a training or evaluation job uses one GPU, not "
-                                f"{resources[rule_name]['gpus']}")
+    for name in config["scenes"]:
+        for rule_name in RESOURCE_RULES:
+            gpus, nodes = (scene_rule_setting(config, name, rule_name, key) for key in ("gpus", "nodes"))
+            where = f"scenes.{name}: {rule_name} asks for gpus: {gpus}, nodes: {nodes}"
+            if rule_name not in TRAINING_RULES and (gpus > 1 or nodes > 1):
+                problems.append(f"{where}; only training jobs (pretrain, train_baseline, train_lcp) "
+                                "run on several GPUs or nodes")
+            elif nodes > max(gpus, 1):
+                problems.append(f"{where}; a distributed training job runs one process per GPU, so it "
+                                "needs a GPU on each node")
     if problems:
         stop("invalid config:\n  " + "\n  ".join(problems))
 
@@ -414,19 +430,14 @@ def robustness_evaluations(wildcards):
 
 
 def job_setting(wildcards, rule_name, key):
-    """A resource of one job: the scene's setting for the rule, else the scene's `default`,
-    else the global setting for the rule, else the global `default`."""
+    """A resource of one job (see scene_rule_setting)."""
     scene_name = wildcards.get("scene") or scene_of_dataset(wildcards.dataset)
-    value = DEFAULT_RESOURCES.get(key)
-    for resources in (config.get("resources", {}), SCENES[scene_name].get("resources", {})):
-        for layer in ("default", rule_name):
-            value = resources.get(layer, {}).get(key, value)
-    return value
+    return scene_rule_setting(config, scene_name, rule_name, key)
 
 
 def job_resources(rule_name):
     """`resources:` of a rule, per job from the config (slurm executor names)."""
-    return {
+    resources = {
         "gpu": lambda wildcards: job_setting(wildcards, rule_name, "gpus"),
         "cpus_per_task": lambda wildcards: job_setting(wildcards, rule_name, "cpus"),
         "mem_mb": lambda wildcards: job_setting(wildcards, rule_name, "mem_mb"),
@@ -434,6 +445,44 @@ def job_resources(rule_name):
         # None leaves the partition to the cluster's default
         "slurm_partition": lambda wildcards: job_setting(wildcards, rule_name, "partition") or None,
     }
+    if rule_name in TRAINING_RULES:
+        # Several GPUs: one task per GPU (sbatch --gpus=N --ntasks-per-gpu=1 --ntasks=N
+        # --nodes=M), and `mpi` makes the job's shell run in the batch step itself, where
+        # `lcp train --gpus N` starts the tasks with srun.
+        distributed = lambda wildcards: training_processes(wildcards, rule_name) > 1
+        resources.update(
+            nodes=lambda wildcards: job_setting(wildcards, rule_name, "nodes"),
+            tasks=lambda wildcards: training_processes(wildcards, rule_name) if distributed(wildcards) else None,
+            tasks_per_gpu=lambda wildcards: 1 if distributed(wildcards) else None,
+            mpi=lambda wildcards: "srun" if distributed(wildcards) else None,
+        )
+    return resources
+
+
+def training_processes(wildcards, rule_name):
+    """A training job runs one process per GPU."""
+    return max(job_setting(wildcards, rule_name, "gpus"), 1)
+
+
+def train_gpus_option(rule_name):
+    """`--gpus N` for a training job on several GPUs: `lcp train` then starts one process
+    per GPU (srun's tasks inside this SLURM job, torchrun's on one machine)."""
+
+    def option(wildcards):
+        processes = training_processes(wildcards, rule_name)
+        return f"--gpus {processes}" if processes > 1 else ""
+
+    return option
+
+
+def train_command(inputs):
+    """The shell of a training rule. The work dir is claimed and published around the
+    training processes (see lcp/tools/workdir.py); `inputs`: the named inputs it records."""
+    recorded = " ".join(f"--input {{input.{name}}}" for name in inputs)
+    return (f"(lcp workdir begin {{params.work_dir}} --request {{params.args:q}} {recorded}"
+            " && {params.tracking_env} lcp train {params.args} {params.gpus} {params.tracking}"
+            " --work-dir {params.work_dir} --auto-resume"
+            " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}) > {log} 2>&1")
 
 
 def job_retries(rule_name):

@@ -16,6 +16,7 @@ rule pretrain:
         work_dir=lambda wildcards: f"results/{wildcards.scene}/pretrain/work",
         args=train_args("pretrain"),
         tracking_env=tracking_env("pretrain"),
+        gpus=train_gpus_option("pretrain"),
         tracking=tracking_args("pretrain", "baseline"),
     wildcard_constraints:
         scene=alternatives(name for name, scene in SCENES.items() if "checkpoint" not in scene["pretrain"]),
@@ -30,9 +31,7 @@ rule pretrain:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "(lcp workdir begin {params.work_dir} --request {params.args:q} --input {input.config} --input {input.check}"
-        " && {params.tracking_env} lcp train {params.args} {params.tracking} --work-dir {params.work_dir} --auto-resume"
-        " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}) > {log} 2>&1"
+        train_command(["config", "check"])
 
 
 rule import_pretrained:

@@ -11,6 +11,7 @@ rule train_baseline:
         work_dir=lambda wildcards: f"results/{wildcards.scene}/baseline/work",
         args=train_args("baseline"),
         tracking_env=tracking_env("train_baseline"),
+        gpus=train_gpus_option("train_baseline"),
         tracking=tracking_args("train", "baseline"),
     log:
         "results/{scene}/logs/train_baseline.log",
@@ -23,10 +24,7 @@ rule train_baseline:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "(lcp workdir begin {params.work_dir} --request {params.args:q}"
-        " --input {input.config} --input {input.check} --input {input.init}"
-        " && {params.tracking_env} lcp train {params.args} {params.tracking} --work-dir {params.work_dir} --auto-resume"
-        " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}) > {log} 2>&1"
+        train_command(["config", "check", "init"])
 
 
 rule train_lcp:
@@ -38,6 +36,7 @@ rule train_lcp:
         work_dir=lambda wildcards: f"results/{wildcards.scene}/lcp/work",
         args=train_args("lcp"),
         tracking_env=tracking_env("train_lcp"),
+        gpus=train_gpus_option("train_lcp"),
         tracking=tracking_args("train", "lcp"),
     log:
         "results/{scene}/logs/train_lcp.log",
@@ -50,7 +49,4 @@ rule train_lcp:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "(lcp workdir begin {params.work_dir} --request {params.args:q}"
-        " --input {input.config} --input {input.check} --input {input.init}"
-        " && {params.tracking_env} lcp train {params.args} {params.tracking} --work-dir {params.work_dir} --auto-resume"
-        " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}) > {log} 2>&1"
+        train_command(["config", "check", "init"])
