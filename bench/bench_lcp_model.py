@@ -14,9 +14,14 @@ Fp16OptimizerHook trains):
   GPU busy        CUDA kernel time of a step (from two profiled steps) / the step's
                   unprofiled time; low = the GPU waits on the CPU (Python, kernel
                   launches, host syncs such as NMS, nonzero, .item())
+  syncs/step      ops of a profiled step that make the host wait for a GPU (nonzero,
+                  .item(), unique, masked_select, NMS), counted on any device: the
+                  CPU-side cost that the GPU-busy figure shows, by cause
 
 and the ratios to plain Cascade fp32 (the baseline) and to plain Cascade in the same
-precision. LCP rows are measured with the default forward (shallow_batching='auto') and
+precision. The baseline is mmdet's stock Cascade R-CNN: MaxIoUAssigner where the project's
+configs use SyncFreeMaxIoUAssigner (same assignment, lcp/models/assigners.py); the row
+"plain train, sync-free assigner" measures that difference on its own. LCP rows are measured with the default forward (shallow_batching='auto') and
 with the alternatives the defaults were chosen against: 'always' batches the raw and crux
 shallow passes in crux-mode training too, 'never' is the straightforward two-pass forward,
 and channels-last memory layout.
@@ -40,6 +45,10 @@ work per op makes the step slower; only the GPU-bound catch-up step gains (+31%)
 earlier run on another H100 gave the same training figures within 10% (crux always-batch
 10.7, channels-last 12.0 img/s fp32) but LCP test 34.0 batched / 36.6 two passes: test
 differences below about 15% are run-to-run noise of these CPU-bound steps.
+Those GPU figures predate SyncFreeMaxIoUAssigner. Host syncs per training step, counted
+on the CPU at --tiny size: mmdet's assigner 166 / 203 / 293 with 6 / 20 / 50 boxes per
+image (two per ground-truth box and image in the RPN's low-quality matching), the
+sync-free one 112 whatever the number of boxes; LCP adds none of its own.
 """
 
 from __future__ import annotations
@@ -71,17 +80,19 @@ class Variant:
     train_mode: str | None = None
     shallow_batching: str = "auto"
     channels_last: bool = False
+    assigner: str = "SyncFreeMaxIoUAssigner"  # the configs' own
 
 
 VARIANTS = [
-    Variant("plain train", "plain", "train"),
+    Variant("plain train", "plain", "train", assigner="MaxIoUAssigner"),
+    Variant("plain train, sync-free assigner", "plain", "train"),
     Variant("LCP train catch-up", "lcp", "train", "catch_up_learner"),
     Variant("LCP train catch-up, never batch", "lcp", "train", "catch_up_learner", shallow_batching="never"),
     Variant("LCP train catch-up, ch-last", "lcp", "train", "catch_up_learner", channels_last=True),
     Variant("LCP train crux", "lcp", "train", "crux_learner"),
     Variant("LCP train crux, always batch", "lcp", "train", "crux_learner", shallow_batching="always"),
     Variant("LCP train crux, ch-last", "lcp", "train", "crux_learner", channels_last=True),
-    Variant("plain test", "plain", "test"),
+    Variant("plain test", "plain", "test", assigner="MaxIoUAssigner"),
     Variant("LCP test", "lcp", "test"),
     Variant("LCP test, never batch", "lcp", "test", shallow_batching="never"),
     Variant("LCP test, ch-last", "lcp", "test", channels_last=True),
@@ -96,6 +107,7 @@ class Result:
     images_per_s: float
     peak_mem_gib: float | None
     gpu_busy: float | None
+    syncs_per_step: float | None
 
 
 def model_cfgs(scale: dict) -> dict:
@@ -108,6 +120,10 @@ def model_cfgs(scale: dict) -> dict:
 
 def variant_cfg(cfgs: dict, variant: Variant):
     cfg = copy.deepcopy(cfgs[variant.detector])
+    train_cfg = cfg.get("train_cfg") or {}
+    for stage in [train_cfg.get("rpn")] + list(train_cfg.get("rcnn") or []):
+        if stage and "assigner" in stage:
+            stage.assigner.type = variant.assigner
     if variant.detector == "lcp":
         cfg.backbone.shallow_batching = variant.shallow_batching
         cfg.channels_last = variant.channels_last
@@ -183,6 +199,13 @@ def kernel_seconds(profile) -> float:
                if event.device_type == torch.autograd.DeviceType.CUDA) / 1e6
 
 
+SYNCING_OPS = {"aten::nonzero", "aten::_local_scalar_dense", "aten::_unique2", "aten::masked_select", "NMSop"}
+
+
+def syncs_per_step(profile, steps) -> float:
+    return sum(event.count for event in profile.key_averages() if event.key in SYNCING_OPS) / steps
+
+
 def profile_steps(step, device, steps):
     from torch.profiler import ProfilerActivity, profile
 
@@ -209,16 +232,19 @@ def measure(bench: Bench, variant: Variant, args) -> Result:
     synchronize(bench.device)
     seconds = (time.perf_counter() - start) / args.iters
     peak = torch.cuda.max_memory_allocated() / 2**30 if bench.device == "cuda" else None
-    busy = None
-    if bench.device == "cuda" and args.busy_steps:
-        # profiling slows the CPU side down, so the kernels are set against the unprofiled step
+    busy = syncs = None
+    if args.busy_steps:
         prof, _ = profile_steps(step, bench.device, args.busy_steps)
-        busy = kernel_seconds(prof) / args.busy_steps / seconds
+        syncs = syncs_per_step(prof, args.busy_steps)
+        if bench.device == "cuda":
+            # profiling slows the CPU side down, so the kernels are set against the unprofiled step
+            busy = kernel_seconds(prof) / args.busy_steps / seconds
     del model, step
     gc.collect()
     if bench.device == "cuda":
         torch.cuda.empty_cache()
-    return Result(variant.name, variant.step, "fp16" if bench.fp16 else "fp32", args.batch / seconds, peak, busy)
+    return Result(variant.name, variant.step, "fp16" if bench.fp16 else "fp32", args.batch / seconds, peak, busy,
+                  syncs)
 
 
 def write_profile(bench: Bench, variant: Variant, args, path: Path) -> None:
@@ -243,15 +269,17 @@ def write_profile(bench: Bench, variant: Variant, args, path: Path) -> None:
 
 
 def print_table(results: list[Result]) -> None:
-    plain = {(r.precision, r.step): r.images_per_s for r in results if r.variant.startswith("plain")}
-    print(f"\n{'step':34} {'prec':4} {'img/s':>7} {'peak GiB':>8} {'GPU busy':>8} "
+    plain = {(r.precision, r.step): r.images_per_s for r in results if r.variant in ("plain train", "plain test")}
+    print(f"\n{'step':34} {'prec':4} {'img/s':>7} {'peak GiB':>8} {'GPU busy':>8} {'syncs/step':>10} "
           f"{'vs plain fp32':>13} {'vs plain same':>13}")
     for r in results:
         vs_fp32 = r.images_per_s / plain[("fp32", r.step)] if ("fp32", r.step) in plain else float("nan")
         vs_same = r.images_per_s / plain[(r.precision, r.step)] if (r.precision, r.step) in plain else float("nan")
         peak = f"{r.peak_mem_gib:8.2f}" if r.peak_mem_gib is not None else f"{'-':>8}"
         busy = f"{100 * r.gpu_busy:7.0f}%" if r.gpu_busy is not None else f"{'-':>8}"
-        print(f"{r.variant:34} {r.precision:4} {r.images_per_s:7.2f} {peak} {busy} {vs_fp32:13.2f} {vs_same:13.2f}")
+        syncs = f"{r.syncs_per_step:10.0f}" if r.syncs_per_step is not None else f"{'-':>10}"
+        print(f"{r.variant:34} {r.precision:4} {r.images_per_s:7.2f} {peak} {busy} {syncs} "
+              f"{vs_fp32:13.2f} {vs_same:13.2f}")
 
 
 def parse_args(argv=None):
@@ -261,7 +289,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--iters", type=int, help="timed iterations (default 20; 1 with --tiny)")
     parser.add_argument("--warmup", type=int, help="untimed iterations first (default 5; 1 with --tiny)")
-    parser.add_argument("--busy-steps", type=int, default=2, help="profiled steps for the GPU-busy column (0: off)")
+    parser.add_argument("--busy-steps", type=int, default=2,
+                        help="profiled steps for the GPU-busy and syncs/step columns (0: off)")
     parser.add_argument("--precisions", nargs="+", choices=["fp32", "fp16"], help="default: both on a GPU")
     parser.add_argument("--variants", nargs="+", metavar="NAME", help="subset of rows, by name")
     parser.add_argument("--no-cudnn-benchmark", action="store_true", help="leave cuDNN autotuning off")

@@ -29,8 +29,9 @@ def test_model_bench_measures_both_detectors_and_profiles_a_crux_step(tmp_path, 
     results = json.loads((tmp_path / "speed.json").read_text())["results"]
     assert [(r["variant"], r["precision"]) for r in results] == [(v, "fp32") for v in variants]
     assert all(r["images_per_s"] > 0 and r["peak_mem_gib"] is None for r in results)
+    assert all(r["syncs_per_step"] > 0 for r in results)  # NMS at least, in every step
     table = capsys.readouterr().out
-    assert "vs plain fp32" in table and "LCP train crux, always batch" in table
+    assert "vs plain fp32" in table and "syncs/step" in table and "LCP train crux, always batch" in table
     profile = (tmp_path / "prof" / "profile_lcp_crux_fp32.txt").read_text()
     assert "LCP train crux, fp32" in profile and "aten::convolution" in profile
     assert (tmp_path / "prof" / "profile_plain_fp32.txt").is_file()

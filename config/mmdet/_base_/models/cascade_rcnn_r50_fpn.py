@@ -92,7 +92,7 @@ model = dict(
     train_cfg=dict(
         rpn=dict(
             assigner=dict(
-                type='MaxIoUAssigner',
+                type='SyncFreeMaxIoUAssigner',  # mmdet's MaxIoUAssigner without host syncs
                 pos_iou_thr=0.7,
                 neg_iou_thr=0.3,
                 min_pos_iou=0.3,
@@ -115,7 +115,7 @@ model = dict(
         rcnn=[
             dict(
                 assigner=dict(
-                    type='MaxIoUAssigner',
+                    type='SyncFreeMaxIoUAssigner',  # mmdet's MaxIoUAssigner without host syncs
                     pos_iou_thr=0.5,
                     neg_iou_thr=0.5,
                     min_pos_iou=0.5,
@@ -131,7 +131,7 @@ model = dict(
                 debug=False),
             dict(
                 assigner=dict(
-                    type='MaxIoUAssigner',
+                    type='SyncFreeMaxIoUAssigner',  # mmdet's MaxIoUAssigner without host syncs
                     pos_iou_thr=0.6,
                     neg_iou_thr=0.6,
                     min_pos_iou=0.6,
@@ -147,7 +147,7 @@ model = dict(
                 debug=False),
             dict(
                 assigner=dict(
-                    type='MaxIoUAssigner',
+                    type='SyncFreeMaxIoUAssigner',  # mmdet's MaxIoUAssigner without host syncs
                     pos_iou_thr=0.7,
                     neg_iou_thr=0.7,
                     min_pos_iou=0.7,

@@ -29,7 +29,7 @@ model = dict(
         rcnn=[
             dict(
                 assigner=dict(
-                    type='MaxIoUAssigner',
+                    type='SyncFreeMaxIoUAssigner',  # mmdet's MaxIoUAssigner without host syncs
                     pos_iou_thr=iou,
                     neg_iou_thr=iou,
                     min_pos_iou=iou,
