@@ -152,6 +152,18 @@ def test_several_gpus_in_a_multi_node_job_without_a_task_per_gpu_is_refused():
                                                         "SLURM_JOB_NUM_NODES": "2"})
 
 
+def test_several_gpus_check_the_inputs_once_before_starting_any_process(scene, tmp_path, capsys, monkeypatch):
+    config = probe_config(scene, tmp_path / "probe")
+    monkeypatch.syspath_prepend(str(HELPERS))
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "epoch_1.pth").write_bytes(b"")
+    code = lcp(["train", str(config), "--gpus", "2", "--work-dir", str(tmp_path / "work")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith(f"lcp train: error: {tmp_path / 'work'}: already holds checkpoints")
+    assert "processes:" not in err  # refused before the launcher
+
+
 def test_distributed_lcp_config_without_find_unused_parameters_is_refused(scene, tmp_path, capsys, monkeypatch):
     config = probe_config(scene, tmp_path / "probe")
     monkeypatch.syspath_prepend(str(HELPERS))

@@ -127,9 +127,36 @@ def _log_to_file(log_file: Path, log_level: str, rank: int = 0) -> logging.Logge
     return logger
 
 
+def _checked_config(args: argparse.Namespace):
+    """The run's config and work dir, with every input checked: what the command line, the
+    config, its data and the work dir get wrong fails here, before any training process."""
+    from lcp.apis.config import load_config
+    from lcp.datasets.checks import check_dataset_cfg
+
+    cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
+    if args.load_from:
+        cfg.load_from = args.load_from
+    if tracking_wanted(args):
+        from lcp.tracking import add_tracking
+
+        add_tracking(cfg, **tracking_names(args, cfg), tracking_uri=args.tracking_uri,
+                     log_checkpoint=args.log_checkpoint, config_file=args.config)
+    check_dataset_cfg(cfg.data.train)
+    if not args.no_validate:
+        check_dataset_cfg(cfg.data.val)
+    work_dir = _work_dir(args, cfg)
+    cfg.work_dir = str(work_dir)
+    cfg.resume_from = _resume_checkpoint(args, cfg, work_dir)
+    cfg.auto_resume = False  # resolved above; mmdet's own lookup would pick truncated files
+    if cfg.resume_from is None and cfg.get("load_from") and not Path(cfg.load_from).is_file():
+        raise LCPError(f"{cfg.load_from}: initial checkpoint (load_from) does not exist")
+    return cfg, work_dir
+
+
 def _train_on_several_gpus(args: argparse.Namespace) -> int:
     from lcp.apis.distributed import process_launch_command
 
+    _checked_config(args)  # once here, instead of in every process under the launcher's error report
     command = process_launch_command(args.gpus, args._argv)
     print(f"lcp train: {args.gpus} processes: {' '.join(command)}", file=sys.stderr, flush=True)
     return subprocess.run(command).returncode
@@ -150,36 +177,17 @@ def main(args: argparse.Namespace) -> int:
     from mmdet.utils import collect_env, setup_multi_processes
 
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
-    from lcp.apis.config import load_config
     from lcp.apis.distributed import init_distributed
     from lcp.apis.options import select_device
     from lcp.apis.train import check_distributed_cfg, train_detector
-    from lcp.datasets.checks import check_dataset_cfg
     from lcp.io import write_text
     from lcp.models.checkpoint import load_lcp_checkpoint
 
-    cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
+    cfg, work_dir = _checked_config(args)
     accept_gpu_ids_in_mmcv_scatter()
-    if args.load_from:
-        cfg.load_from = args.load_from
-    if tracking_wanted(args):
-        from lcp.tracking import add_tracking
-
-        add_tracking(cfg, **tracking_names(args, cfg), tracking_uri=args.tracking_uri,
-                     log_checkpoint=args.log_checkpoint, config_file=args.config)
-    check_dataset_cfg(cfg.data.train)
-    if not args.no_validate:
-        check_dataset_cfg(cfg.data.val)
     if "LOCAL_RANK" not in os.environ:
         os.environ["LOCAL_RANK"] = str(args.local_rank)
     setup_multi_processes(cfg)
-
-    work_dir = _work_dir(args, cfg)
-    cfg.work_dir = str(work_dir)
-    cfg.resume_from = _resume_checkpoint(args, cfg, work_dir)
-    cfg.auto_resume = False  # resolved above; mmdet's own lookup would pick truncated files
-    if cfg.resume_from is None and cfg.get("load_from") and not Path(cfg.load_from).is_file():
-        raise LCPError(f"{cfg.load_from}: initial checkpoint (load_from) does not exist")
 
     cfg.gpu_ids = [args.gpu_id]
     distributed = args.launcher != "none"
