@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from helpers.workflow import (REPO, planned_jobs, prepare_workdir, snakemake, snakemake_command, tiny_demo_config,
-                              workflow_env)
+                              workflow_env, write_config)
 from lcp.apis.checkpoints import find_resume_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -95,6 +95,14 @@ def test_every_job_logged_to_mlflow_under_the_invocation(demo):
 
 def test_rerun_does_only_what_is_needed(demo):
     assert "Nothing to be done" in snakemake(demo, "-n").stdout
+
+    # GPUs are a resource, not a setting of the result: more of them do not retrain a finished model
+    config = yaml.safe_load((demo / "test-config.yaml").read_text())
+    more_gpus = yaml.safe_load((demo / "test-config.yaml").read_text())
+    more_gpus["scenes"]["demo"]["resources"]["train_lcp"] = {"gpus": 2}
+    write_config(demo, more_gpus)
+    assert "Nothing to be done" in snakemake(demo, "-n").stdout
+    write_config(demo, config)
 
     # rerunning one step: only that step, then only what depends on it
     (demo / "results" / "demo" / "baseline" / "eval.json").unlink()

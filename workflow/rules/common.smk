@@ -466,9 +466,12 @@ def training_processes(wildcards, rule_name):
 
 def train_gpus_option(rule_name):
     """`--gpus N` for a training job on several GPUs: `lcp train` then starts one process
-    per GPU (srun's tasks inside this SLURM job, torchrun's on one machine)."""
+    per GPU (srun's tasks inside this SLURM job, torchrun's on one machine).
 
-    def option(wildcards):
+    Like the job's other resources it is no rerun trigger (a param that takes `input` is
+    left out of them): moving a finished training to more GPUs does not retrain it."""
+
+    def option(wildcards, input):
         processes = training_processes(wildcards, rule_name)
         return f"--gpus {processes}" if processes > 1 else ""
 
