@@ -84,3 +84,103 @@ def test_bad_sweep_name(tmp_path):
     result = lcp("report", "robustness", "--eval", f"lcp@strong={path}", "--csv", str(tmp_path / "r.csv"))
     assert result.returncode == 2
     assert "lcp@strong: expected METHOD@PARAMETER_VALUE" in result.stderr
+
+
+def crux_health(mean: float, collapsed: bool = False) -> dict:
+    verdict = f"crux learner collapsed: the mask is flat, {mean} on every pixel" if collapsed else None
+    return {"mask_mean": mean, "mask_std": 0.2, "mask_frac_above_half": 0.3, "mask_spatial_std": 0.1,
+            "collapsed": collapsed, "verdict": verdict}
+
+
+def test_metrics_over_seeds_mean_spread_and_paired_gain(tmp_path):
+    # baseline AP 30, 32, 34 and LCP 33, 36, 36 over seeds 0, 1, 2: LCP - baseline is 3, 4, 2
+    evals = []
+    for seed, (base, ours) in enumerate([(0.30, 0.33), (0.32, 0.36), (0.34, 0.36)]):
+        baseline = write_eval(tmp_path / f"b{seed}.json", base, {"car": base, "bus": None})
+        method = write_eval(tmp_path / f"l{seed}.json", ours, {"car": ours - 0.01, "bus": None},
+                            crux_health=crux_health(0.2 * (seed + 1), collapsed=seed == 1))
+        evals += ["--eval", f"baseline/seed{seed}={baseline}", "--eval", f"lcp/seed{seed}={method}"]
+    out = tmp_path / "report"
+    result = lcp("report", "metrics", "--title", "fog", *evals, "--csv", str(out / "metrics.csv"),
+                 "--markdown", str(out / "summary.md"), "--plot", str(out / "classwise.png"))
+    assert result.returncode == 0, result.stderr
+
+    rows = {(row["method"], row["seed"]): row for row in csv.DictReader((out / "metrics.csv").open())}
+    assert list(rows) == [(method, seed) for method in ("baseline", "lcp", "LCP - baseline")
+                          for seed in ("0", "1", "2", "mean", "std")]
+    assert float(rows["baseline", "mean"]["AP"]) == pytest.approx(32.0)
+    assert float(rows["baseline", "std"]["AP"]) == pytest.approx(2.0)
+    assert float(rows["lcp", "mean"]["AP"]) == pytest.approx(35.0)
+    assert float(rows["lcp", "std"]["AP"]) == pytest.approx(3 ** 0.5, abs=0.01)
+    assert [float(rows["LCP - baseline", seed]["AP"]) for seed in ("0", "1", "2", "mean", "std")] == \
+        pytest.approx([3.0, 4.0, 2.0, 3.0, 1.0])
+    assert float(rows["lcp", "mean"]["AP[car]"]) == pytest.approx(34.0)
+    # the crux statistics beside AP for LCP, none for the baseline
+    assert float(rows["lcp", "mean"]["crux_mask_mean"]) == pytest.approx(0.4)
+    assert float(rows["lcp", "1"]["crux_collapsed"]) == 1.0 and rows["lcp", "std"]["crux_collapsed"] == ""
+    assert rows["baseline", "0"]["crux_mask_mean"] == ""
+
+    summary = (out / "summary.md").read_text()
+    assert "mean ± standard deviation over seeds 0, 1, 2" in summary
+    assert "| baseline | 0, 1, 2 | 32.0 ± 2.0 | 52.0 ± 2.0 | 27.0 ± 2.0 |" in summary
+    assert "| lcp | 0, 1, 2 | 35.0 ± 1.7 |" in summary
+    assert "| 1 | 4.0 | 4.0 | 4.0 |" in summary and "| mean | 3.0 |" in summary and "| std | 1.0 |" in summary
+    assert "| lcp | 2 | 36.0 | 56.0 | 31.0 |" in summary  # every seed's numbers
+    # one plain sentence for the collapsed seed, with lcp test's verdict
+    assert "\nLCP (seed 1): crux learner collapsed: the mask is flat, 0.4 on every pixel.\n" in summary
+    assert summary.count("collapsed:") == 1
+    assert "| lcp | 0 | 0.200 | 0.200 | 0.300 | 0.100 | no |" in summary
+    assert "| lcp | mean | 0.400 | 0.200 | 0.300 | 0.100 | 1 of 3 |" in summary
+    assert "## Class-wise AP (mean over seeds)" in summary and "| car | 32.0 | 34.0 |" in summary
+    assert "- lcp/seed2: `" in summary
+    assert (out / "classwise.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_one_seed_with_crux_health_keeps_the_table_and_says_when_it_collapsed(tmp_path):
+    baseline = write_eval(tmp_path / "b.json", 0.30, {"car": 0.30})
+    method = write_eval(tmp_path / "l.json", 0.31, {"car": 0.31}, crux_health=crux_health(0.5, collapsed=True))
+    out = tmp_path / "report"
+    result = lcp("report", "metrics", "--eval", f"baseline={baseline}", "--eval", f"lcp={method}",
+                 "--csv", str(out / "metrics.csv"), "--markdown", str(out / "summary.md"))
+    assert result.returncode == 0, result.stderr
+    rows = {row["method"]: row for row in csv.DictReader((out / "metrics.csv").open())}
+    assert list(rows) == ["baseline", "lcp"] and "seed" not in rows["lcp"]
+    assert float(rows["lcp"]["crux_mask_mean"]) == pytest.approx(0.5) and rows["baseline"]["crux_mask_mean"] == ""
+    summary = (out / "summary.md").read_text()
+    assert "| LCP - baseline | 1.0 | 1.0 | 1.0 |" in summary
+    assert "±" not in summary and "seed" not in summary.split("## Sources")[0]
+    assert "\nLCP: crux learner collapsed: the mask is flat, 0.5 on every pixel.\n" in summary
+    assert "| lcp | 0.500 | 0.200 | 0.300 | 0.100 | yes |" in summary
+
+
+def test_robustness_over_seeds(tmp_path):
+    evals = []
+    for method, aps in (("baseline", (0.20, 0.24)), ("lcp", (0.25, 0.27))):
+        for seed, ap in enumerate(aps):
+            path = write_eval(tmp_path / f"{method}{seed}.json", ap, {"car": ap})
+            evals += ["--eval", f"{method}/seed{seed}@beta_0.05={path}"]
+    result = lcp("report", "robustness", *evals, "--csv", str(tmp_path / "r.csv"), "--plot", str(tmp_path / "r.png"))
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert [(r["method"], r["seed"], r["parameter"], r["value"]) for r in rows] == [
+        (method, seed, "beta", "0.05") for method in ("baseline", "lcp") for seed in ("0", "1", "mean", "std")]
+    assert [float(r["AP"]) for r in rows] == pytest.approx([20, 24, 22, 2 * 2 ** 0.5, 25, 27, 26, 2 ** 0.5], abs=1e-3)
+    assert (tmp_path / "r.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.parametrize("names, message", [
+    (["lcp/seed1", "lcp"], "lcp: lcp is given both with and without a seed"),
+    (["lcp/1"], "lcp/1: expected METHOD or METHOD/seedN"),
+])
+def test_bad_seed_names(tmp_path, names, message):
+    path = write_eval(tmp_path / "e.json", 0.3, {"car": 0.3})
+    evals = [item for name in names for item in ("--eval", f"{name}={path}")]
+    result = lcp("report", "metrics", *evals, "--csv", str(tmp_path / "m.csv"))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_bad_crux_health_is_one_clear_line(tmp_path):
+    bad = write_eval(tmp_path / "l.json", 0.3, {"car": 0.3}, crux_health={"mask_mean": "high", "collapsed": False})
+    result = lcp("report", "metrics", "--eval", f"lcp={bad}", "--csv", str(tmp_path / "m.csv"))
+    assert result.returncode == 2
+    assert f"{bad}: crux_health.mask_mean = 'high' is not a number or null" in result.stderr

@@ -2,6 +2,7 @@
 
     lcp report metrics --eval baseline=results/demo/baseline/eval.json \\
         --eval lcp=results/demo/lcp/eval.json --csv metrics.csv --markdown summary.md --plot classwise_ap.png
+    lcp report metrics --eval baseline/seed0=... --eval baseline/seed1=... --eval lcp/seed0=... --eval lcp/seed1=... ...
     lcp report robustness --eval baseline@beta_0.02=... --eval lcp@beta_0.02=... --csv robustness.csv --plot robustness.png
 """
 
@@ -25,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="report_command", required=True, metavar="REPORT")
     metrics = sub.add_parser("metrics", help="methods side by side on one test set: AP, AP50, AP75, class-wise")
     metrics.add_argument("--eval", dest="evals", type=_named_path, action="append", required=True,
-                         metavar="METHOD=EVAL.json", help="an `lcp test --eval-out` file; repeatable")
+                         metavar="METHOD[/seedN]=EVAL.json",
+                         help="an `lcp test --eval-out` file; repeatable. Name each seed's file METHOD/seedN "
+                              "for the mean and spread over seeds and the paired LCP - baseline per seed")
     metrics.add_argument("--csv", required=True, help="the table, one row per method")
     metrics.add_argument("--markdown", help="summary page with the tables")
     metrics.add_argument("--plot", help="class-wise AP bar chart (png)")
@@ -33,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     metrics.set_defaults(_main=main_metrics)
     robustness = sub.add_parser("robustness", help="AP of each method against a degradation parameter")
     robustness.add_argument("--eval", dest="evals", type=_named_path, action="append", required=True,
-                            metavar="METHOD@PARAMETER_VALUE=EVAL.json",
-                            help="an `lcp test --eval-out` file, e.g. lcp@beta_0.02=...; repeatable")
+                            metavar="METHOD[/seedN]@PARAMETER_VALUE=EVAL.json",
+                            help="an `lcp test --eval-out` file, e.g. lcp@beta_0.02=... or "
+                                 "lcp/seed1@beta_0.02=...; repeatable")
     robustness.add_argument("--csv", required=True, help="long table: method, parameter, value, AP, AP50, AP75")
     robustness.add_argument("--plot", help="AP against the parameter (png)")
     robustness.add_argument("--title", default="robustness", help="title of the plot (e.g. the scene)")
@@ -58,15 +62,21 @@ def _load_all(pairs: list[tuple[str, str]]) -> dict:
 
 def main_metrics(args: argparse.Namespace) -> int:
     from lcp.io import write_text
-    from lcp.report.metrics import classwise_table, metrics_table, summary_markdown
+    from lcp.report.metrics import (classwise_table, group_by_method, method_statistics, metrics_table,
+                                    several_seeds, summary_markdown, table_csv)
     from lcp.report.plots import plot_classwise
 
-    table = metrics_table(_load_all(args.evals))
-    write_text(args.csv, table.to_csv(float_format="%.2f"))
+    evaluations = _load_all(args.evals)
+    table = metrics_table(evaluations)
+    write_text(args.csv, table_csv(table))
     if args.markdown:
-        write_text(args.markdown, summary_markdown(args.title, table, dict(args.evals)))
+        write_text(args.markdown, summary_markdown(args.title, evaluations, dict(args.evals)))
     if args.plot:
-        plot_classwise(classwise_table(table), args.plot, f"{args.title}: class-wise AP")
+        mean, std = method_statistics(evaluations)
+        several = several_seeds(group_by_method(evaluations))
+        plot_classwise(classwise_table(mean), args.plot,
+                       f"{args.title}: class-wise AP" + (" (mean and std over seeds)" if several else ""),
+                       errors=classwise_table(std) if several else None)
     print(table[["AP", "AP50", "AP75"]].to_string(float_format=lambda v: f"{v:.1f}"))
     return 0
 
@@ -79,6 +89,7 @@ def main_robustness(args: argparse.Namespace) -> int:
     table = robustness_table(_load_all(args.evals))
     write_text(args.csv, table.to_csv(index=False, float_format="%.4g"))
     if args.plot:
-        plot_robustness(table, args.plot, f"{args.title}: AP against {table['parameter'].iloc[0]}")
+        spread = " (mean and std over seeds)" if "seed" in table else ""
+        plot_robustness(table, args.plot, f"{args.title}: AP against {table['parameter'].iloc[0]}{spread}")
     print(table.to_string(index=False))
     return 0

@@ -1,13 +1,23 @@
-"""Tables of `lcp test --eval-out` results: one scene's methods side by side, and severity sweeps.
+"""Tables of `lcp test --eval-out` results: one scene's methods side by side, severity sweeps,
+and the crux learner's health.
+
+An evaluation is named METHOD (the method trained once) or METHOD/seedN (one of several
+trainings of the method, with seed N). With one evaluation per method the tables have one
+row per method; with several seeds they hold every seed, the mean and the standard deviation
+over seeds (the sample one, n - 1), and the per-seed difference LCP - baseline: both
+methods of a seed start from the same pretrained detector, so that difference is paired and
+measures the fine-tuning alone.
 
 Values are COCO AP in percent (the eval files hold [0, 1]); None (nothing to measure,
-e.g. no small objects) stays empty.
+e.g. no small objects) stays empty. The crux learner's mask statistics (`crux_health`,
+written by `lcp test` for LCP models) stay in [0, 1].
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,6 +36,17 @@ SUMMARY_COLUMNS = {
     "bbox_mAP_l": "APl",
 }
 REQUIRED_KEYS = ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "classwise")
+# crux_health key -> column name (table), and its heading in the summary page
+CRUX_KEY = "crux_health"
+CRUX_STATISTICS = {
+    "mask_mean": ("crux_mask_mean", "mask mean"),
+    "mask_std": ("crux_mask_std", "mask std"),
+    "mask_frac_above_half": ("crux_mask_frac_above_half", "mask > 0.5"),
+    "mask_spatial_std": ("crux_mask_spatial_std", "spatial std"),
+}
+CRUX_COLLAPSED = "crux_collapsed"  # 1 collapsed, 0 not; the mean over seeds is the collapsed fraction
+PAIRED = "LCP - baseline"
+SEED_NAME = re.compile(r"seed(\d+)")
 
 
 def load_evaluation(path: str | os.PathLike) -> dict[str, Any]:
@@ -41,30 +62,147 @@ def load_evaluation(path: str | os.PathLike) -> dict[str, Any]:
     for key, value in [*((k, data.get(k)) for k in SUMMARY_COLUMNS), *data["classwise"].items()]:
         if value is not None and not (isinstance(value, (int, float)) and 0 <= value <= 1):
             raise LCPError(f"{path}: {key} = {value!r} is not an AP in [0, 1] or null")
+    _check_crux_health(path, data.get(CRUX_KEY))
     return data
+
+
+def _check_crux_health(path, health: Any) -> None:
+    if health is None:
+        return
+    if not isinstance(health, dict):
+        raise LCPError(f"{path}: {CRUX_KEY} must be a json object of mask statistics")
+    for key in CRUX_STATISTICS:
+        value = health.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise LCPError(f"{path}: {CRUX_KEY}.{key} = {value!r} is not a number or null")
+    if not isinstance(health.get("collapsed", False), bool):
+        raise LCPError(f"{path}: {CRUX_KEY}.collapsed = {health['collapsed']!r} is not true or false")
+    if not isinstance(health.get("verdict") or "", str):
+        raise LCPError(f"{path}: {CRUX_KEY}.verdict = {health['verdict']!r} is not a text or null")
 
 
 def percent(value: float | None) -> float:
     return math.nan if value is None else round(100 * float(value), 2)
 
 
+# ---- methods and seeds ------------------------------------------------------------------
+
+
+def parse_run_name(name: str) -> tuple[str, int | None]:
+    """'lcp' -> ('lcp', None); 'lcp/seed1' -> ('lcp', 1)."""
+    method, slash, seed = name.partition("/")
+    match = SEED_NAME.fullmatch(seed)
+    if not method or (slash and not match):
+        raise LCPError(f"{name}: expected METHOD or METHOD/seedN, e.g. lcp/seed1")
+    return method, int(match.group(1)) if match else None
+
+
+def group_by_method(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[int | None, Mapping[str, Any]]]:
+    """METHOD[/seedN] names -> {method: {seed: evaluation}} (seed None for a plain METHOD), seeds in order."""
+    grouped: dict[str, dict[int | None, Mapping[str, Any]]] = {}
+    for name, evaluation in evaluations.items():
+        method, seed = parse_run_name(name)
+        runs = grouped.setdefault(method, {})
+        if seed in runs:
+            raise LCPError(f"{name}: seed {seed} of {method} is given twice")
+        if runs and (seed is None or None in runs):
+            raise LCPError(f"{name}: {method} is given both with and without a seed")
+        runs[seed] = evaluation
+    return {method: dict(sorted(runs.items(), key=lambda item: item[0] or 0)) for method, runs in grouped.items()}
+
+
+def several_seeds(grouped: Mapping[str, Mapping]) -> bool:
+    return any(len(runs) > 1 for runs in grouped.values())
+
+
+def _class_names(evaluations) -> list[str]:
+    names: list[str] = []
+    for evaluation in evaluations:
+        names += [name for name in evaluation["classwise"] if name not in names]
+    return names
+
+
+def _columns(evaluations) -> list[str]:
+    """Summary AP, the crux statistics (when an evaluation has them), class-wise AP, image count."""
+    columns = list(SUMMARY_COLUMNS.values())
+    if any(evaluation.get(CRUX_KEY) for evaluation in evaluations):
+        columns += [column for column, _ in CRUX_STATISTICS.values()] + [CRUX_COLLAPSED]
+    return columns + [f"AP[{name}]" for name in _class_names(evaluations)] + ["images"]
+
+
+def evaluation_row(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {column: percent(evaluation.get(key)) for key, column in SUMMARY_COLUMNS.items()}
+    row.update({f"AP[{name}]": percent(value) for name, value in evaluation["classwise"].items()})
+    row["images"] = evaluation.get("num_images")
+    health = evaluation.get(CRUX_KEY)
+    if health:
+        for key, (column, _) in CRUX_STATISTICS.items():
+            row[column] = math.nan if health.get(key) is None else float(health[key])
+        row[CRUX_COLLAPSED] = float(bool(health.get("collapsed")))
+    return row
+
+
+def seed_table(runs: Mapping[int | None, Mapping[str, Any]], columns: list[str]) -> pd.DataFrame:
+    """One method's evaluations, one row per seed."""
+    table = pd.DataFrame([evaluation_row(evaluation) for evaluation in runs.values()], index=list(runs),
+                         columns=columns)
+    table.index.name = "seed"
+    return table.astype(float)
+
+
+def paired_differences(grouped: Mapping[str, Mapping[int | None, Mapping[str, Any]]]) -> pd.DataFrame | None:
+    """LCP - baseline per seed both were trained with (summary AP columns), or None without both methods."""
+    if not {"baseline", "lcp"} <= set(grouped):
+        return None
+    seeds = [seed for seed in grouped["lcp"] if seed in grouped["baseline"]]
+    if not seeds:
+        return None
+    summary = list(SUMMARY_COLUMNS.values())
+    lcp = seed_table({seed: grouped["lcp"][seed] for seed in seeds}, summary)
+    baseline = seed_table({seed: grouped["baseline"][seed] for seed in seeds}, summary)
+    return (lcp - baseline).round(2)
+
+
+def _with_statistics(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-seed rows, then the mean and the standard deviation over seeds (none for
+    the image count and the collapse flag, whose mean is the collapsed fraction)."""
+    statistics = pd.DataFrame([table.mean(), table.std()], index=["mean", "std"]).round(4)
+    statistics.loc["std", [column for column in ("images", CRUX_COLLAPSED) if column in table]] = math.nan
+    return pd.concat([table.set_axis(list(table.index), axis=0), statistics])
+
+
 def metrics_table(evaluations: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per method: AP, AP50, AP75, APs, APm, APl, then AP per class."""
-    class_names: list[str] = []
-    for evaluation in evaluations.values():
-        class_names += [name for name in evaluation["classwise"] if name not in class_names]
-    rows = []
-    for method, evaluation in evaluations.items():
-        row: dict[str, Any] = {"method": method}
-        row.update({column: percent(evaluation.get(key)) for key, column in SUMMARY_COLUMNS.items()})
-        row.update({f"AP[{name}]": percent(evaluation["classwise"].get(name)) for name in class_names})
-        row["images"] = evaluation.get("num_images")
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("method")
+    """One row per method (AP, AP50, AP75, APs, APm, APl, crux statistics, AP per class,
+    images); with several seeds, rows per (method, seed): every seed, then `mean` and `std`,
+    for each method and for the paired difference LCP - baseline."""
+    grouped = group_by_method(evaluations)
+    columns = _columns(evaluations.values())
+    if not several_seeds(grouped):
+        rows = {method: evaluation_row(next(iter(runs.values()))) for method, runs in grouped.items()}
+        table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns)
+        table.index.name = "method"
+        return table
+    parts = {method: _with_statistics(seed_table(runs, columns)) for method, runs in grouped.items()}
+    paired = paired_differences(grouped)
+    if paired is not None:
+        parts[PAIRED] = _with_statistics(paired).reindex(columns=columns)
+    table = pd.concat(parts, names=["method", "seed"])
+    return table
+
+
+def method_statistics(evaluations: Mapping[str, Mapping[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean and standard deviation over seeds, one row per method (std NaN for one seed)."""
+    grouped = group_by_method(evaluations)
+    columns = _columns(evaluations.values())
+    tables = {method: seed_table(runs, columns) for method, runs in grouped.items()}
+    mean = pd.DataFrame({method: table.mean() for method, table in tables.items()}).T.reindex(columns=columns)
+    std = pd.DataFrame({method: table.std() for method, table in tables.items()}).T.reindex(columns=columns)
+    mean.index.name = std.index.name = "method"
+    return mean, std
 
 
 def classwise_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Class-wise AP with one row per class and one column per method."""
+    """Class-wise AP with one row per class and one column per method (`table`: one row per method)."""
     columns = [column for column in table.columns if column.startswith("AP[")]
     classwise = table[columns].T
     classwise.index = [column[3:-1] for column in columns]
@@ -72,8 +210,23 @@ def classwise_table(table: pd.DataFrame) -> pd.DataFrame:
     return classwise
 
 
+def table_csv(table: pd.DataFrame) -> str:
+    """The table as csv: AP with two decimals, crux statistics with four, missing values empty."""
+    def formatted(column: str, values: pd.Series) -> pd.Series:
+        digits = 4 if column.startswith("crux_") else 2
+        if column == "images":
+            return values.map(lambda v: "" if v is None or pd.isna(v) else f"{v:g}")
+        return values.map(lambda v: "" if v is None or pd.isna(v) else f"{float(v):.{digits}f}")
+
+    return pd.DataFrame({column: formatted(column, table[column]) for column in table.columns},
+                        index=table.index).to_csv()
+
+
+# ---- severity sweeps -------------------------------------------------------------------
+
+
 def parse_sweep_name(name: str) -> tuple[str, str, float]:
-    """'lcp@beta_0.02' -> ('lcp', 'beta', 0.02)."""
+    """'lcp@beta_0.02' -> ('lcp', 'beta', 0.02); the method part may be METHOD/seedN."""
     method, at, severity = name.partition("@")
     parameter, _, value = severity.rpartition("_")
     try:
@@ -81,21 +234,43 @@ def parse_sweep_name(name: str) -> tuple[str, str, float]:
     except ValueError:
         number = math.nan
     if not at or not method or not parameter or math.isnan(number):
-        raise LCPError(f"{name}: expected METHOD@PARAMETER_VALUE, e.g. lcp@beta_0.02")
+        raise LCPError(f"{name}: expected METHOD@PARAMETER_VALUE, e.g. lcp@beta_0.02 (or lcp/seed1@beta_0.02)")
     return method, parameter, number
 
 
 def robustness_table(evaluations: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """Long table (method, parameter, value, AP, AP50, AP75) from METHOD@PARAMETER_VALUE names."""
-    rows = []
+    """Long table (method, parameter, value, AP, AP50, AP75) from METHOD[/seedN]@PARAMETER_VALUE
+    names; with several seeds a `seed` column after the method: each seed, then mean and std."""
+    metrics = list(SUMMARY_COLUMNS.values())[:3]
+    points: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for name, evaluation in evaluations.items():
-        method, parameter, value = parse_sweep_name(name)
-        rows.append({"method": method, "parameter": parameter, "value": value,
-                     **{SUMMARY_COLUMNS[key]: percent(evaluation.get(key)) for key in list(SUMMARY_COLUMNS)[:3]}})
-    parameters = {row["parameter"] for row in rows}
+        run, parameter, value = parse_sweep_name(name)
+        method, seed = parse_run_name(run)
+        points.setdefault((method, value), []).append(
+            {"method": method, "seed": seed, "parameter": parameter, "value": value,
+             **{SUMMARY_COLUMNS[key]: percent(evaluation.get(key)) for key in list(SUMMARY_COLUMNS)[:3]}})
+    parameters = {row["parameter"] for rows in points.values() for row in rows}
     if len(parameters) > 1:
         raise LCPError(f"a sweep varies one parameter, got {', '.join(sorted(parameters))}")
-    return pd.DataFrame(rows).sort_values(["method", "value"], kind="stable").reset_index(drop=True)
+    for (method, value), rows in points.items():
+        seeds = [row["seed"] for row in rows]
+        if len(set(seeds)) < len(seeds) or (len(seeds) > 1 and None in seeds):
+            raise LCPError(f"{method}@{rows[0]['parameter']}_{value:g}: give each seed once "
+                           "(METHOD@... for one training, METHOD/seedN@... for several)")
+    ordered = sorted(points.items(), key=lambda item: item[0])
+    if all(len(rows) == 1 for _, rows in ordered):
+        return pd.DataFrame([{k: v for k, v in rows[0].items() if k != "seed"} for _, rows in ordered],
+                            columns=["method", "parameter", "value", *metrics])
+    table = []
+    for (method, value), rows in ordered:
+        rows = sorted(rows, key=lambda row: row["seed"] if row["seed"] is not None else -1)
+        values = pd.DataFrame(rows)[metrics].astype(float)
+        table += rows + [{**rows[0], "seed": label, **getattr(values, label)().round(4).to_dict()}
+                         for label in ("mean", "std")]
+    return pd.DataFrame(table, columns=["method", "seed", "parameter", "value", *metrics])
+
+
+# ---- the summary page --------------------------------------------------------------------
 
 
 def markdown_table(frame: pd.DataFrame, index_name: str | None = None) -> str:
@@ -105,21 +280,112 @@ def markdown_table(frame: pd.DataFrame, index_name: str | None = None) -> str:
             return "-" if math.isnan(value) else f"{value:.1f}"
         return "-" if value is None else str(value)
 
-    header = [index_name or frame.index.name or ""] + [str(column) for column in frame.columns]
+    header = [index_name if index_name is not None else frame.index.name or ""]
+    header += [str(column) for column in frame.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(frame.columns)) + "|"]
     for index, row in frame.iterrows():
         lines.append("| " + " | ".join([str(index)] + [cell(value) for value in row]) + " |")
     return "\n".join(lines) + "\n"
 
 
-def summary_markdown(title: str, table: pd.DataFrame, sources: Mapping[str, str | Path]) -> str:
-    """The scene's summary page: overall metrics, class-wise AP, LCP's gain, and the sources."""
-    overall = table[[column for column in SUMMARY_COLUMNS.values()]]
-    parts = [f"# {title}: detection on the low-quality test set\n",
-             "COCO box AP in percent.\n\n", markdown_table(overall)]
-    if {"baseline", "lcp"} <= set(table.index):
-        gain = (overall.loc["lcp"] - overall.loc["baseline"]).to_frame("LCP - baseline").T
-        parts += ["\n", markdown_table(gain, index_name="")]
-    parts += ["\n## Class-wise AP\n\n", markdown_table(classwise_table(table))]
-    parts += ["\n## Sources\n\n"] + [f"- {method}: `{path}`\n" for method, path in sources.items()]
+def _mean_and_std(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.1f}" if math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+
+
+def _label(method: str) -> str:
+    return "LCP" if method == "lcp" else method
+
+
+def collapse_sentences(grouped: Mapping[str, Mapping[int | None, Mapping[str, Any]]]) -> list[str]:
+    """One plain sentence per collapsed crux learner: the method, the seed and `lcp test`'s
+    verdict, e.g. "LCP (seed 1): crux learner collapsed: the mask is flat, ..."."""
+    sentences = []
+    for method, runs in grouped.items():
+        for seed, evaluation in runs.items():
+            health = evaluation.get(CRUX_KEY) or {}
+            if not health.get("collapsed"):
+                continue
+            where = f" (seed {seed})" if seed is not None else ""
+            verdict = (health.get("verdict") or "crux learner collapsed").strip().rstrip(".")
+            sentences.append(f"{_label(method)}{where}: {verdict}.\n")
+    return sentences
+
+
+def crux_markdown(grouped: Mapping[str, Mapping[int | None, Mapping[str, Any]]]) -> str:
+    """The crux learner's mask statistics, per method (and seed, with their mean where several)."""
+    several = several_seeds(grouped)
+    header = ["method"] + (["seed"] if several else []) + [title for _, title in CRUX_STATISTICS.values()]
+    lines = ["| " + " | ".join(header + ["collapsed"]) + " |",
+             "|" + "|".join(["---"] * (2 if several else 1) + ["---:"] * (len(CRUX_STATISTICS) + 1)) + "|"]
+
+    def number(value: Any) -> str:
+        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{float(value):.3f}"
+
+    for method, runs in grouped.items():
+        healths = {seed: evaluation.get(CRUX_KEY) for seed, evaluation in runs.items() if evaluation.get(CRUX_KEY)}
+        for seed, health in healths.items():
+            cells = [method] + ([str(seed)] if several else []) + [number(health.get(key)) for key in CRUX_STATISTICS]
+            lines.append("| " + " | ".join(cells + ["yes" if health.get("collapsed") else "no"]) + " |")
+        if several and len(healths) > 1:
+            means = [pd.Series([h.get(key) for h in healths.values()], dtype=float).mean() for key in CRUX_STATISTICS]
+            collapsed = sum(bool(h.get("collapsed")) for h in healths.values())
+            lines.append("| " + " | ".join([method, "mean"] + [number(value) for value in means]
+                                          + [f"{collapsed} of {len(healths)}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(title: str, evaluations: Mapping[str, Mapping[str, Any]], sources: Mapping[str, str | Path]) -> str:
+    """The scene's summary page: overall metrics, LCP's gain, the crux learner's health,
+    class-wise AP, and the sources; over seeds where several."""
+    grouped = group_by_method(evaluations)
+    summary = list(SUMMARY_COLUMNS.values())
+    parts = [f"# {title}: detection on the low-quality test set\n\n"]
+    if not several_seeds(grouped):
+        table = metrics_table(evaluations)
+        parts += ["COCO box AP in percent.\n\n", *_paragraph(collapse_sentences(grouped)),
+                  markdown_table(table[summary])]
+        if {"baseline", "lcp"} <= set(table.index):
+            gain = (table.loc["lcp", summary] - table.loc["baseline", summary]).to_frame(PAIRED).T
+            parts += ["\n", markdown_table(gain, index_name="")]
+        classwise = classwise_table(table)
+    else:
+        mean, std = method_statistics(evaluations)
+        seeds = sorted({seed for runs in grouped.values() for seed in runs})
+        parts += [f"COCO box AP in percent: mean ± standard deviation over seeds {_listed(seeds)}. "
+                  "Every seed fine-tunes both methods from the same pretrained detector.\n\n",
+                  *_paragraph(collapse_sentences(grouped))]
+        overall = pd.DataFrame({"seeds": {method: _listed(list(runs)) for method, runs in grouped.items()},
+                                **{column: {method: _mean_and_std(mean.loc[method, column], std.loc[method, column])
+                                            for method in grouped} for column in summary}})
+        overall.index.name = "method"
+        parts.append(markdown_table(overall))
+        paired = paired_differences(grouped)
+        if paired is not None:
+            parts += [f"\n## {PAIRED}, per seed\n\n",
+                      "Paired: for each seed both methods start from the same pretrained weights, so the "
+                      "spread is that of LCP's gain, not of either method.\n\n",
+                      markdown_table(_with_statistics(paired), index_name="seed")]
+        per_seed = pd.concat({method: seed_table(runs, summary) for method, runs in grouped.items()},
+                             names=["method", "seed"]).reset_index(level="seed")
+        parts += ["\n## Per seed\n\n", markdown_table(per_seed.astype({"seed": str}))]
+        classwise = classwise_table(mean)
+    if any(evaluation.get(CRUX_KEY) for evaluation in evaluations.values()):
+        parts += ["\n## Crux learner\n\n",
+                  "The crux mask on the test images: its mean, spread, share of pixels above 0.5 and "
+                  "spatial spread within an image, in [0, 1]"
+                  + (", per seed and their mean.\n\n" if several_seeds(grouped) else ".\n\n"),
+                  crux_markdown(grouped)]
+    heading = "Class-wise AP" + (" (mean over seeds)" if several_seeds(grouped) else "")
+    parts += [f"\n## {heading}\n\n", markdown_table(classwise)]
+    parts += ["\n## Sources\n\n"] + [f"- {name}: `{path}`\n" for name, path in sources.items()]
     return "".join(parts)
+
+
+def _paragraph(sentences: list[str]) -> list[str]:
+    return sentences + ["\n"] if sentences else []
+
+
+def _listed(seeds: list) -> str:
+    return ", ".join(str(seed) for seed in seeds)

@@ -23,11 +23,14 @@ def _save(figure, path: str | os.PathLike) -> None:
         figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
-def plot_classwise(classwise: pd.DataFrame, path: str | os.PathLike, title: str) -> None:
-    """Grouped bars: AP per class (rows of `classwise`), one bar per method (its columns)."""
+def plot_classwise(classwise: pd.DataFrame, path: str | os.PathLike, title: str,
+                   errors: pd.DataFrame | None = None) -> None:
+    """Grouped bars: AP per class (rows of `classwise`), one bar per method (its columns);
+    `errors` (same shape, e.g. the std over seeds) as error bars."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(max(4.0, 1.2 * len(classwise) + 1.5), 3.5))
-    classwise.fillna(0.0).plot.bar(ax=axes, rot=0, width=0.8)
+    yerr = None if errors is None else errors.reindex_like(classwise).fillna(0.0)
+    classwise.fillna(0.0).plot.bar(ax=axes, rot=0, width=0.8, yerr=yerr, capsize=3)
     axes.set_ylabel("AP (%)")
     axes.set_xlabel("")
     axes.set_title(title)
@@ -38,11 +41,19 @@ def plot_classwise(classwise: pd.DataFrame, path: str | os.PathLike, title: str)
 
 
 def plot_robustness(table: pd.DataFrame, path: str | os.PathLike, title: str) -> None:
-    """AP against the swept parameter, one line per method (rows of a robustness_table)."""
+    """AP against the swept parameter, one line per method (rows of a robustness_table); with
+    several seeds, their mean with the standard deviation as error bars."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(5.0, 3.5))
-    for method, rows in table.groupby("method", sort=False):
-        axes.plot(rows["value"], rows["AP"], marker="o", label=method)
+    seeded = "seed" in table
+    means = table[table["seed"] == "mean"] if seeded else table
+    for method, rows in means.groupby("method", sort=False):
+        if seeded:
+            spread = table[(table["method"] == method) & (table["seed"] == "std")].set_index("value")["AP"]
+            axes.errorbar(rows["value"], rows["AP"], yerr=spread.reindex(rows["value"]).fillna(0.0).to_numpy(),
+                          marker="o", capsize=3, label=method)
+        else:
+            axes.plot(rows["value"], rows["AP"], marker="o", label=method)
     parameter = table["parameter"].iloc[0] if len(table) else ""
     axes.set_xlabel(parameter)
     axes.set_ylabel("AP (%)")
