@@ -74,6 +74,22 @@ def test_snakemake_environment_contract(monkeypatch):
     assert cfg.log_config.hooks[-1]["scene"] == hook["scene"] == "demo"
 
 
+def test_the_training_seed_in_the_environment_becomes_the_tag_lcp_seed(monkeypatch):
+    from lcp.tracking.params import runtime_tags
+
+    # a one-seed scene's empty {seed_dir} wildcard is left out; the seed travels as LCP_SEED
+    prefix = settings.snakemake_env_prefix("evaluate", {"scene": "demo", "method": "lcp", "seed_dir": ""}, seed=2)
+    assert prefix == ("LCP_SNAKEMAKE_RULE=evaluate LCP_SNAKEMAKE_WILDCARDS="
+                      "'{\"method\": \"lcp\", \"scene\": \"demo\"}' LCP_SEED=2")
+    monkeypatch.delenv("LCP_SEED", raising=False)
+    assert settings.job_seed() is None and "lcp.seed" not in runtime_tags()
+    monkeypatch.setenv("LCP_SEED", "2")
+    assert settings.job_seed() == 2 and runtime_tags()["lcp.seed"] == "2"
+    monkeypatch.setenv("LCP_SEED", "two")
+    with pytest.raises(LCPError, match="LCP_SEED: expected a non-negative integer seed, got 'two'"):
+        settings.job_seed()
+
+
 MMDET_TABLE = """
 +----------+-------+----------+-------+----------+-------+
 | category | AP    | category | AP    | category | AP    |

@@ -207,7 +207,8 @@ def git_state(repo: Path | None = None) -> dict[str, str]:
 
 
 def runtime_tags() -> dict[str, str]:
-    """Who and where: host, user, SLURM job, Snakemake rule and wildcards, workflow invocation."""
+    """Who and where: host, user, SLURM job, Snakemake rule and wildcards, workflow invocation,
+    and the training seed of the run's model (lcp.seed, from LCP_SEED)."""
     tags = {"host": socket.gethostname()}
     try:
         tags["mlflow.user"] = getpass.getuser()
@@ -219,6 +220,9 @@ def runtime_tags() -> dict[str, str]:
                           (settings.TAG_INVOCATION, settings.ENV_INVOCATION_ID)):
         if os.environ.get(variable):
             tags[tag] = os.environ[variable]
+    seed = settings.job_seed()
+    if seed is not None:
+        tags[settings.TAG_SEED] = str(seed)
     wildcards = settings.snakemake_wildcards()
     if wildcards:
         tags["snakemake.wildcards"] = json.dumps(wildcards, sort_keys=True)

@@ -19,6 +19,9 @@ ENV_INVOCATION_ID = "LCP_INVOCATION_ID"
 ENV_PARENT_RUN_IDS = "LCP_MLFLOW_PARENT_RUN_IDS"  # json object {scene: parent run id}
 ENV_SNAKEMAKE_RULE = "LCP_SNAKEMAKE_RULE"
 ENV_SNAKEMAKE_WILDCARDS = "LCP_SNAKEMAKE_WILDCARDS"  # json object {wildcard: value}
+# The training seed of the job's model: set by the workflow for training and evaluation jobs
+# and by `lcp train` for its own run; it becomes the tag lcp.seed.
+ENV_SEED = "LCP_SEED"
 
 # A dead tracking server must cost seconds, not MLflow's default of minutes of retries; a
 # failed request is not retried on the spot but journalled and replayed later (TrackedRun).
@@ -36,6 +39,7 @@ TAG_SCENE = "lcp.scene"
 TAG_STEP = "lcp.step"
 TAG_METHOD = "lcp.method"
 TAG_VARIANT = "lcp.variant"
+TAG_SEED = "lcp.seed"
 TAG_RUN_KEY = "lcp.run_key"
 TAG_INVOCATION = "lcp.invocation_id"
 TAG_ROLE = "lcp.role"  # "invocation" on the parent runs
@@ -151,11 +155,23 @@ def parent_run_ids() -> dict[str, str]:
                             lambda value: all(isinstance(v, str) for v in value.values()))
 
 
-def snakemake_env_prefix(rule: str, wildcards) -> str:
-    """`LCP_SNAKEMAKE_RULE=... LCP_SNAKEMAKE_WILDCARDS='{...}'`, to put before a job's command."""
+def snakemake_env_prefix(rule: str, wildcards, seed: int | None = None) -> str:
+    """`LCP_SNAKEMAKE_RULE=... LCP_SNAKEMAKE_WILDCARDS='{...}' [LCP_SEED=N]`, to put before a
+    job's command (wildcards that matched nothing are left out)."""
     import shlex
 
     pairs = wildcards.items() if hasattr(wildcards, "items") else wildcards  # snakemake's Wildcards too
-    values = {str(k): str(v) for k, v in pairs if not str(k).startswith("_")}
-    return (f"{ENV_SNAKEMAKE_RULE}={shlex.quote(rule)} "
-            f"{ENV_SNAKEMAKE_WILDCARDS}={shlex.quote(json.dumps(values, sort_keys=True))}")
+    values = {str(k): str(v) for k, v in pairs if not str(k).startswith("_") and str(v) != ""}
+    prefix = (f"{ENV_SNAKEMAKE_RULE}={shlex.quote(rule)} "
+              f"{ENV_SNAKEMAKE_WILDCARDS}={shlex.quote(json.dumps(values, sort_keys=True))}")
+    return prefix if seed is None else f"{prefix} {ENV_SEED}={int(seed)}"
+
+
+def job_seed() -> int | None:
+    """LCP_SEED as a number (None when unset); LCPError when it is not a non-negative integer."""
+    raw = os.environ.get(ENV_SEED, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise LCPError(f"${ENV_SEED}: expected a non-negative integer seed, got {raw!r}")
+    return int(raw)
