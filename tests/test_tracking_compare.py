@@ -30,7 +30,9 @@ def test_compare_table_of_two_runs_with_paper_numbers_and_deltas(tmp_path, serve
     out_dir = tmp_path / "compare"
     assert lcp(["compare", "--experiment", "lcp/foggy_city", "--days", "1", "--out-dir", str(out_dir)]) == 0
     printed = capsys.readouterr().out
-    assert "| foggy_city | lcp | 30.5 | 47.1 | 31.2 | 29.0 | 46.6 | 30.2 | +1.5 | +0.5 | +1.0 | +5.0 |" in printed
+    # runs without the tag lcp.seed: one run of an unknown seed each, no seeds listed, no spread
+    assert "| foggy_city | lcp |  | 30.5 | 47.1 | 31.2 | 29.0 | 46.6 | 30.2 | +1.5 | +0.5 | +1.0 | +5.0 |" in printed
+    assert "±" not in printed and "Per seed" not in printed
 
     with open(out_dir / "compare.csv") as file:
         rows = {row["method"]: row for row in csv.DictReader(file)}
@@ -42,7 +44,7 @@ def test_compare_table_of_two_runs_with_paper_numbers_and_deltas(tmp_path, serve
     assert float(lcp_row["AP vs baseline"]) == pytest.approx(5.0)
     assert float(baseline_row["AP"]) == pytest.approx(25.5) and baseline_row["paper AP"] == ""
     assert lcp_row["run name"] == "foggy_city/evaluate/lcp"
-    assert (out_dir / "compare.md").read_text().startswith("| scene | method | AP |")
+    assert (out_dir / "compare.md").read_text().startswith("| scene | method | seeds | AP |")
     assert (out_dir / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # outputs are not replaced silently; filters that match nothing are a clear error
@@ -75,3 +77,38 @@ def test_evaluation_in_the_default_local_store_browsable_without_a_server(tmp_pa
     assert run.data.tags["lcp.checkpoint"] == str(eval_json)
     assert run.info.artifact_uri.startswith((tmp_path / "results" / "mlflow" / "artifacts").as_uri())
     assert list((tmp_path / "results" / "mlflow" / "artifacts").glob("lcp/demo/*/artifacts/evaluation/eval.json"))
+
+
+def test_compare_over_seeds_mean_spread_and_paired_gain(tmp_path, server_env, monkeypatch, capsys):
+    # baseline AP 25, 27, 29 and LCP 28, 31, 31 over seeds 0, 1, 2: LCP - baseline is 3, 4, 2
+    for seed, (base, ours) in enumerate([(0.25, 0.28), (0.27, 0.31), (0.29, 0.31)]):
+        monkeypatch.setenv("LCP_SEED", str(seed))  # what the workflow sets for a seed's evaluation job
+        log_evaluation(metrics(base, base + 0.2, base), scene="rainy_city", method="baseline", work_dir=tmp_path)
+        log_evaluation(metrics(ours, ours + 0.2, ours), scene="rainy_city", method="lcp", work_dir=tmp_path)
+    monkeypatch.delenv("LCP_SEED")
+    # an untagged run from before seeds were tagged does not count as a fourth seed
+    log_evaluation(metrics(0.9, 0.9, 0.9), scene="rainy_city", method="lcp", work_dir=tmp_path)
+
+    out_dir = tmp_path / "compare"
+    assert lcp(["compare", "--experiment", "lcp/rainy_city", "--out-dir", str(out_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "| rainy_city | lcp | 0, 1, 2 | 30.0 ± 1.7 | 50.0 ± 1.7 | 30.0 ± 1.7 | 27.6 | 45.9 | 27.9 | +2.4 |" in printed
+    assert "| +3.0 ± 1.0 | rainy_city/evaluate/lcp |" in printed
+    assert "| rainy_city | baseline | 0, 1, 2 | 27.0 ± 2.0 |" in printed
+    assert "| rainy_city | lcp | 1 | 31.0 | 51.0 | 31.0 | +4.0 |" in printed  # the per-seed table
+
+    with open(out_dir / "compare.csv") as file:
+        rows = {row["method"]: row for row in csv.DictReader(file)}
+    assert float(rows["lcp"]["AP"]) == pytest.approx(30.0) and float(rows["lcp"]["AP std"]) == pytest.approx(3 ** 0.5, abs=0.01)
+    assert float(rows["lcp"]["AP vs baseline"]) == pytest.approx(3.0)
+    assert float(rows["lcp"]["AP vs baseline std"]) == pytest.approx(1.0)
+    assert rows["lcp"]["seeds"] == "0, 1, 2" and float(rows["lcp"]["paired seeds"]) == 3
+    with open(out_dir / "compare_seeds.csv") as file:
+        seeds = [(row["method"], row["seed"], float(row["AP"])) for row in csv.DictReader(file)]
+    assert seeds == [("baseline", "0", 25.0), ("baseline", "1", 27.0), ("baseline", "2", 29.0),
+                     ("lcp", "0", 28.0), ("lcp", "1", 31.0), ("lcp", "2", 31.0)]
+
+    # the seed is a tag (for filters) and a param of each evaluation run
+    assert lcp(["compare", "--experiment", "lcp/rainy_city", "--tag", "lcp.seed=1", "--out-dir",
+                str(tmp_path / "one")]) == 0
+    assert "| rainy_city | lcp | 1 | 31.0 | 51.0 | 31.0 |" in capsys.readouterr().out
