@@ -115,6 +115,18 @@ def retries_of_unknown_rule(config):
     config["retries"]["train"] = 2
 
 
+def no_seeds(config):
+    config["scenes"]["demo"]["seeds"] = []
+
+
+def repeated_seed(config):
+    config["scenes"]["demo"]["seeds"] = [0, 1, 0]
+
+
+def negative_seed(config):
+    config["scenes"]["demo"]["seeds"] = [0, -1]
+
+
 def shared_set_made_two_ways(config):
     config["scenes"]["rainy_city"]["image_sets"]["city_images"] = {"convert": "cityscapes", "path": "/elsewhere"}
 
@@ -134,6 +146,9 @@ def shared_set_made_two_ways(config):
     (more_nodes_than_gpus, "scenes.demo: train_lcp asks for gpus: 0, nodes: 2; a distributed training job runs "
                            "one process per GPU, so it needs a GPU on each node"),
     (retries_of_unknown_rule, "invalid config: retries: 'train' is not one of ['make_demo_data', "),
+    (no_seeds, "invalid config: scenes.demo.seeds: [] should be non-empty"),
+    (repeated_seed, "invalid config: scenes.demo.seeds: [0, 1, 0] has non-unique elements"),
+    (negative_seed, "invalid config: scenes.demo.seeds.1: -1 is less than the minimum of 0"),
     (shared_set_made_two_ways, "scenes.rainy_city.image_sets.city_images differs from "
                                "scenes.foggy_city.image_sets.city_images, which makes the same image set city/city_images"),
 ])
@@ -220,3 +235,89 @@ def test_training_on_several_gpus_asks_for_a_task_per_gpu(workdir):
     assert picked(job_resources(result.stdout, "train_baseline"), "gpu", "nodes", "tasks", "mpi") == {
         "gpu": "1", "nodes": "1", "tasks": None, "mpi": None}
     assert "--gpus" not in shell_command(result.stdout, "train_baseline")
+
+
+def with_seeds(workdir, seeds):
+    def change(config):
+        config["scenes"]["demo"]["seeds"] = seeds
+    with_config(workdir, change)
+
+
+def job_outputs(output: str, rule: str) -> list[str]:
+    """The output files of every job of `rule` in a dry run's output."""
+    lines, outputs = output.splitlines(), []
+    for start, line in enumerate(lines):
+        if line.strip() in (f"rule {rule}:", f"localrule {rule}:"):
+            found = next(entry for entry in lines[start:] if entry.strip().startswith("output:"))
+            outputs += [path.strip() for path in found.split(":", 1)[1].split(",")]
+    return sorted(outputs)
+
+
+def shell_commands(output: str, rule: str) -> list[str]:
+    lines = output.splitlines()
+    return [next(entry for entry in lines[start:] if entry.startswith("Shell command:"))
+            for start, line in enumerate(lines) if line.strip() == f"rule {rule}:"]
+
+
+def test_three_seeds_train_and_evaluate_each_method_three_times_from_one_pretraining(workdir):
+    with_seeds(workdir, [0, 1, 2])
+    result = snakemake(workdir, "-n", "-p", "--config", "run=[demo]")
+    assert result.returncode == 0, result.stdout[-3000:]
+    jobs = planned_jobs(result.stdout)
+    sweep = len(repo_config()["scenes"]["demo"]["robustness"]["sweep"]["beta"])
+    assert {rule: jobs.get(rule) for rule in ("pretrain", "train_baseline", "train_lcp", "evaluate",
+                                              "evaluate_robustness", "report", "report_robustness")} \
+        == {"pretrain": 1, "train_baseline": 3, "train_lcp": 3, "evaluate": 6, "evaluate_robustness": 6 * sweep,
+            "report": 1, "report_robustness": 1}
+    assert job_outputs(result.stdout, "pretrain") == ["results/demo/pretrain/latest.pth"]
+    assert job_outputs(result.stdout, "train_lcp") == [f"results/demo/lcp/seed{seed}/latest.pth" for seed in range(3)]
+    assert job_outputs(result.stdout, "evaluate") == [f"results/demo/{method}/seed{seed}/eval.json"
+                                                      for method in ("baseline", "lcp") for seed in range(3)]
+    assert "results/demo/lcp/seed2/robustness/beta_0.05.json" in job_outputs(result.stdout, "evaluate_robustness")
+    assert "results/demo/lcp/latest.pth" not in result.stdout and "results/demo/lcp/eval.json" not in result.stdout
+
+    # every seed fine-tunes the one pretrained detector (trained with the first seed) with its own seed
+    assert "--seed 0 " in shell_commands(result.stdout, "pretrain")[0]
+    for command in shell_commands(result.stdout, "train_lcp"):
+        seed = command.split(" --seed ")[1].split()[0]
+        assert f" --load-from results/demo/pretrain/latest.pth " in command
+        assert f"--work-dir results/demo/lcp/seed{seed}/work " in command and f" LCP_SEED={seed} " in command
+        assert f"> results/demo/logs/seed{seed}/train_lcp.log" in command
+    assert sorted(c.split(" --seed ")[1].split()[0] for c in shell_commands(result.stdout, "train_baseline")) == \
+        ["0", "1", "2"]
+    evaluate = [c for c in shell_commands(result.stdout, "evaluate") if "lcp/seed1/eval.json" in c]
+    assert len(evaluate) == 1 and " results/demo/lcp/seed1/latest.pth " in evaluate[0]
+    assert " LCP_SEED=1 " in evaluate[0]
+    report = shell_commands(result.stdout, "report")[0]
+    assert all(f"--eval={method}/seed{seed}=results/demo/{method}/seed{seed}/eval.json" in report
+               for method in ("baseline", "lcp") for seed in range(3))
+    robustness = shell_commands(result.stdout, "report_robustness")[0]
+    assert "--eval=lcp/seed2@beta_0.05=results/demo/lcp/seed2/robustness/beta_0.05.json" in robustness
+
+
+def test_one_seed_keeps_the_paths_of_a_scene_without_seeds(workdir):
+    with_seeds(workdir, [5])
+    result = snakemake(workdir, "-n", "-p", "--config", "run=[demo]")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert {rule: planned_jobs(result.stdout).get(rule) for rule in PER_SCENE} == PER_SCENE
+    assert job_outputs(result.stdout, "train_lcp") == ["results/demo/lcp/latest.pth"]
+    assert job_outputs(result.stdout, "evaluate") == ["results/demo/baseline/eval.json", "results/demo/lcp/eval.json"]
+    assert "seed5/" not in result.stdout
+    assert all(" --seed 5 " in command and " LCP_SEED=5 " in command
+               for rule in ("pretrain", "train_baseline", "train_lcp") for command in shell_commands(result.stdout, rule))
+    command = shell_commands(result.stdout, "train_lcp")[0]
+    assert "--work-dir results/demo/lcp/work " in command and "> results/demo/logs/train_lcp.log" in command
+    report = shell_commands(result.stdout, "report")[0]
+    assert "--eval=baseline=results/demo/baseline/eval.json --eval=lcp=results/demo/lcp/eval.json" in report
+
+
+def test_one_seed_of_several_as_a_target(workdir):
+    with_seeds(workdir, [0, 1, 2])
+    result = snakemake(workdir, "-n", "results/demo/lcp/seed1/eval.json")
+    assert planned_jobs(result.stdout) == {"make_demo_data": 1, "check_data": 1, "pretrain": 1, "train_lcp": 1,
+                                           "evaluate": 1}
+    # a seed the scene does not train, or the one-seed path of a scene with several, is named as such
+    for target in ("results/demo/lcp/seed7/eval.json", "results/demo/lcp/eval.json"):
+        result = snakemake(workdir, "-n", target)
+        assert result.returncode != 0
+        assert "scene demo trains seeds [0, 1, 2] (scenes.demo.seeds), in seed<N>/ folders" in result.stdout

@@ -88,6 +88,12 @@ def test_every_job_logged_to_mlflow_under_the_invocation(demo):
                      "demo/evaluate/baseline/beta_0.08": "evaluate_robustness",
                      "demo/evaluate/lcp/beta_0.08": "evaluate_robustness", "demo/check/all": "check_data",
                      "demo/report/all": "report", "demo/report/all/robustness": "report_robustness"}
+    # the training and evaluation runs carry the training seed (the scene's one seed: the top-level seed)
+    seeded = [run for run in children if run.data.tags.get("snakemake.rule") in
+              ("pretrain", "train_baseline", "train_lcp", "evaluate", "evaluate_robustness")]
+    assert len(seeded) == 7 and {run.data.tags.get("lcp.seed") for run in seeded} == {"0"}
+    assert {run.data.params.get("seed") for run in seeded if run.data.tags["snakemake.rule"].startswith(("train", "pre"))} \
+        == {"0"}
     evaluation = next(run for run in children if run.info.run_name == "demo/evaluate/lcp")
     lcp_ap = json.loads((demo / "results" / "demo" / "lcp" / "eval.json").read_text())["bbox_mAP"]
     assert evaluation.data.metrics["test/bbox_mAP"] == pytest.approx(lcp_ap)

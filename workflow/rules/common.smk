@@ -180,6 +180,40 @@ def severities(scene_name):
     return [f"{option}_{value:g}" for option, values in sweep.items() for value in values]
 
 
+def scene_seeds(scene_name):
+    """The scene's training seeds (`seeds`, by default the top-level `seed`); the first also pretrains."""
+    return SCENES[scene_name].get("seeds", [config["seed"]])
+
+
+def seed_dir(scene_name, seed):
+    """The folder of one seed's training and evaluations in results/<scene>/<method>/ (and of
+    its logs in results/<scene>/logs/): none ('') when the scene trains one seed, `seed<N>/`
+    when it trains several."""
+    return "" if len(scene_seeds(scene_name)) == 1 else f"seed{seed}/"
+
+
+def evaluation_name(scene_name, method, seed):
+    """A method's evaluation in the report: METHOD for one seed, METHOD/seed<N> for several."""
+    return method if len(scene_seeds(scene_name)) == 1 else f"{method}/seed{seed}"
+
+
+def seed_of(wildcards):
+    """The training seed of a job of the scene's methods, from its {seed_dir} wildcard."""
+    seeds = scene_seeds(wildcards.scene)
+    for seed in seeds:
+        if seed_dir(wildcards.scene, seed) == wildcards.seed_dir:
+            return seed
+    where = f"results/{wildcards.scene}/{wildcards.method}/{wildcards.seed_dir}"
+    layout = "the method's folder itself" if len(seeds) == 1 else "seed<N>/ folders"
+    raise WorkflowError(f"{where}: scene {wildcards.scene} trains seeds {seeds} (scenes.{wildcards.scene}.seeds), "
+                        f"in {layout}")
+
+
+def job_seed(wildcards):
+    """The seed a training or evaluation job's model is trained with (pretraining: the first)."""
+    return seed_of(wildcards) if "seed_dir" in wildcards.keys() else scene_seeds(wildcards.scene)[0]
+
+
 def severity_option(severity):
     option, _, value = severity.rpartition("_")
     return option, value
@@ -344,8 +378,13 @@ def pretrained_path(scene_name):
     return f"results/{scene_name}/pretrain/latest.pth"
 
 
-def trained_path(scene_name, method):
-    return f"results/{scene_name}/{method}/latest.pth"
+def run_dir(scene_name, method, seed):
+    """results/<scene>/<method>/, or results/<scene>/<method>/seed<N>/ where the scene trains several seeds."""
+    return f"results/{scene_name}/{method}/{seed_dir(scene_name, seed)}"
+
+
+def trained_path(scene_name, method, seed):
+    return f"{run_dir(scene_name, method, seed)}latest.pth"
 
 
 # The argument functions below take wildcards only: snakemake ignores params computed from
@@ -356,7 +395,7 @@ def train_args(step):
     """Arguments of `lcp train` after the command (they also identify the run for resuming)."""
 
     def args(wildcards):
-        words = [SCENES[wildcards.scene][step]["config"], "--seed", str(config["seed"])]
+        words = [SCENES[wildcards.scene][step]["config"], "--seed", str(job_seed(wildcards))]
         if step != "pretrain":
             words += ["--load-from", pretrained_path(wildcards.scene)]
         return shlex.join(words + ["--cfg-options"] + cfg_options(wildcards.scene, step))
@@ -369,7 +408,8 @@ def test_args(wildcards):
     severity = wildcards.get("severity")
     test_set = robustness_set_paths(wildcards.scene, severity) if severity else None
     scene = SCENES[wildcards.scene]
-    words = [scene[wildcards.method]["config"], trained_path(wildcards.scene, wildcards.method), "--eval", "bbox"]
+    words = [scene[wildcards.method]["config"], trained_path(wildcards.scene, wildcards.method, seed_of(wildcards)),
+             "--eval", "bbox"]
     return shlex.join(words + ["--cfg-options"] + cfg_options(wildcards.scene, wildcards.method, test_set))
 
 
@@ -402,7 +442,7 @@ def evaluation_inputs(wildcards):
         data = image_set_inputs(wildcards.scene, scene["lowq_set"], ["test"])
     return {
         "config": scene[wildcards.method]["config"],
-        "checkpoint": trained_path(wildcards.scene, wildcards.method),
+        "checkpoint": trained_path(wildcards.scene, wildcards.method, seed_of(wildcards)),
         "data": data,
     }
 
@@ -417,11 +457,22 @@ def scene_targets(scene_name):
     return targets
 
 
-def robustness_evaluations(wildcards):
-    """METHOD@SEVERITY -> its evaluation, for every method and severity of the scene's sweep."""
+def report_evaluations(wildcards):
+    """METHOD[/seedN] -> its evaluation on the low-quality test set, every method and seed."""
     return {
-        f"{method}@{severity}": f"results/{wildcards.scene}/{method}/robustness/{severity}.json"
+        evaluation_name(wildcards.scene, method, seed): f"{run_dir(wildcards.scene, method, seed)}eval.json"
         for method in METHODS
+        for seed in scene_seeds(wildcards.scene)
+    }
+
+
+def robustness_evaluations(wildcards):
+    """METHOD[/seedN]@SEVERITY -> its evaluation, for every method, seed and severity of the scene's sweep."""
+    return {
+        f"{evaluation_name(wildcards.scene, method, seed)}@{severity}":
+            f"{run_dir(wildcards.scene, method, seed)}robustness/{severity}.json"
+        for method in METHODS
+        for seed in scene_seeds(wildcards.scene)
         for severity in severities(wildcards.scene)
     }
 
@@ -500,6 +551,8 @@ def job_threads(rule_name):
 wildcard_constraints:
     scene=alternatives(SCENES),
     method="|".join(METHODS),
+    # empty where a scene trains one seed (results/<scene>/<method>/...), else seed<N>/
+    seed_dir="(seed[0-9]+/)?",
     dataset=NAME_PATTERN,
     imageset=NAME_PATTERN,
     severity=NAME_PATTERN,

@@ -1,11 +1,11 @@
 # Per-scene report: metrics table (csv + markdown), class-wise AP plot and, for scenes with
-# a severity sweep, robustness curves. All are marked for `snakemake --report report.html`.
+# a severity sweep, robustness curves; over every seed of the scene (mean and spread). All
+# are marked for `snakemake --report report.html`.
 
 
 rule report:
     input:
-        baseline="results/{scene}/baseline/eval.json",
-        lcp="results/{scene}/lcp/eval.json",
+        unpack(report_evaluations),
     output:
         csv=report(
             "results/{scene}/report/metrics.csv",
@@ -26,6 +26,7 @@ rule report:
             subcategory="Detection",
         ),
     params:
+        evals=lambda wildcards, input: shlex.join(f"--eval={name}={path}" for name, path in input.items()),
         artifacts=artifact_logging("report", "report"),
     log:
         "results/{scene}/logs/report.log",
@@ -38,7 +39,7 @@ rule report:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "(lcp report metrics --title {wildcards.scene:q} --eval baseline={input.baseline:q} --eval lcp={input.lcp:q}"
+        "(lcp report metrics --title {wildcards.scene:q} {params.evals}"
         " --csv {output.csv} --markdown {output.markdown} --plot {output.plot} && {params.artifacts}) > {log} 2>&1"
 
 

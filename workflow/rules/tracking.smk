@@ -1,8 +1,8 @@
 # MLflow tracking (lcp/tracking): one experiment per scene (lcp/<scene>), one parent run per
 # scene for each invocation of the workflow, and every training/evaluation job's run
-# beneath it, tagged with its rule and wildcards. The Snakefile's onstart/onsuccess/onerror
-# open and close the invocation; jobs learn the store and their parent from the
-# environment (exported to SLURM jobs as well).
+# beneath it, tagged with its rule, wildcards and training seed (lcp.seed). The Snakefile's
+# onstart/onsuccess/onerror open and close the invocation; jobs learn the store and their
+# parent from the environment (exported to SLURM jobs as well).
 
 import uuid
 
@@ -48,10 +48,10 @@ def finish_tracking(status):
 
 
 def tracking_env(rule_name):
-    """Shell prefix that names the job's rule and wildcards for its run's tags."""
+    """Shell prefix that names the job's rule, wildcards and training seed for its run's tags."""
 
     def prefix(wildcards, input):
-        return snakemake_env_prefix(rule_name, wildcards) if TRACKING else ""
+        return snakemake_env_prefix(rule_name, wildcards, seed=job_seed(wildcards)) if TRACKING else ""
 
     return prefix
 

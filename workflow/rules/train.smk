@@ -1,22 +1,23 @@
 # Fine-tuning on the low-quality set from the pretrained detector: the plain Cascade R-CNN
-# (baseline) and LCP. Resumable like pretraining (see pretrain.smk).
+# (baseline) and LCP, once per seed of the scene ({seed_dir}: empty for one seed, else
+# seed<N>/). Resumable like pretraining (see pretrain.smk).
 
 
 rule train_baseline:
     input:
         unpack(training_inputs("baseline")),
     output:
-        checkpoint="results/{scene}/baseline/latest.pth",
+        checkpoint="results/{scene}/baseline/{seed_dir}latest.pth",
     params:
-        work_dir=lambda wildcards: f"results/{wildcards.scene}/baseline/work",
+        work_dir="results/{scene}/baseline/{seed_dir}work",
         args=train_args("baseline"),
         tracking_env=tracking_env("train_baseline"),
         gpus=train_gpus_option("train_baseline"),
         tracking=tracking_args("train", "baseline"),
     log:
-        "results/{scene}/logs/train_baseline.log",
+        "results/{scene}/logs/{seed_dir}train_baseline.log",
     benchmark:
-        "results/{scene}/benchmarks/train_baseline.tsv"
+        "results/{scene}/benchmarks/{seed_dir}train_baseline.tsv"
     threads: job_threads("train_baseline")
     retries: job_retries("train_baseline")
     resources:
@@ -31,17 +32,17 @@ rule train_lcp:
     input:
         unpack(training_inputs("lcp")),
     output:
-        checkpoint="results/{scene}/lcp/latest.pth",
+        checkpoint="results/{scene}/lcp/{seed_dir}latest.pth",
     params:
-        work_dir=lambda wildcards: f"results/{wildcards.scene}/lcp/work",
+        work_dir="results/{scene}/lcp/{seed_dir}work",
         args=train_args("lcp"),
         tracking_env=tracking_env("train_lcp"),
         gpus=train_gpus_option("train_lcp"),
         tracking=tracking_args("train", "lcp"),
     log:
-        "results/{scene}/logs/train_lcp.log",
+        "results/{scene}/logs/{seed_dir}train_lcp.log",
     benchmark:
-        "results/{scene}/benchmarks/train_lcp.tsv"
+        "results/{scene}/benchmarks/{seed_dir}train_lcp.tsv"
     threads: job_threads("train_lcp")
     retries: job_retries("train_lcp")
     resources:
