@@ -33,6 +33,7 @@ custom_hooks = [
     dict(type='NumClassCheckHook'),
     dict(type='TrainModeHook', num_epoch=[1, 1, 2], modes=['catch_up_learner', 'crux_learner', 'alter']),
     dict(type='DFPairingHook'),
+    dict(type='CruxHealthHook'),
 ]
 log_config = dict(interval=10)
 evaluation = dict(interval=2)

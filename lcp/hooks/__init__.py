@@ -1,6 +1,8 @@
 """LCP's mmcv runner hooks; importing this package registers them (configs list it in custom_imports)."""
 
+from lcp.hooks.crux_health import CruxHealthHook, collapse_verdict, mask_statistics
 from lcp.hooks.mode_controller import TrainModeHook, mode_for_epoch
 from lcp.hooks.pairing import DFPairingHook
 
-__all__ = ["DFPairingHook", "TrainModeHook", "mode_for_epoch"]
+__all__ = ["CruxHealthHook", "DFPairingHook", "TrainModeHook", "collapse_verdict", "mask_statistics",
+           "mode_for_epoch"]

@@ -21,4 +21,5 @@ custom_hooks = [
     dict(type='NumClassCheckHook'),
     dict(type='TrainModeHook', num_epoch=[6, 6, 12], modes=['catch_up_learner', 'crux_learner', 'alter']),
     dict(type='DFPairingHook'),
+    dict(type='CruxHealthHook'),
 ]
