@@ -1,5 +1,6 @@
 """`lcp train --track` and `lcp test --track` on the tiny LCP config and a 3-image demo scene."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -41,12 +42,35 @@ def test_lcp_train_and_test_with_tracking(tmp_path, mlflow_server, monkeypatch, 
     heatmaps = [a.path for a in client.list_artifacts(run_id, "crux_heatmaps")]
     assert len(heatmaps) == 1 and heatmaps[0].endswith(".png")  # the demo's one test image
 
+    # CruxHealthHook (in the config's custom_hooks): per-epoch mask statistics as in the json log
+    (log_json,) = work_dir.glob("*.log.json")
+    logged = {entry["epoch"]: entry for entry in map(json.loads, log_json.read_text().splitlines())
+              if "crux/mask_mean" in entry}
+    assert sorted(logged) == [1, 2]
+    for name in ("mask_mean", "mask_std", "mask_frac_above_half", "mask_spatial_std"):
+        history = client.get_metric_history(run_id, f"epoch/crux_{name}")
+        assert [m.step for m in history] == [1, 2], name
+        assert [m.value for m in history] == pytest.approx([logged[1][f"crux/{name}"], logged[2][f"crux/{name}"]],
+                                                           abs=1e-4)
+    grad_norm = client.get_metric_history(run_id, "epoch/crux_grad_norm")
+    assert [m.step for m in grad_norm] == [2] and grad_norm[0].value > 0  # gradients in the crux epoch only
+    assert not [name for name in train_run.data.metrics if name.startswith("val/crux")]
+    health = train_run.data.tags["lcp.crux_health"]
+    assert health in ("alive", "collapsed")
+    assert (health == "collapsed") == train_run.data.tags.get("lcp.crux_verdict", "").startswith(
+        "crux learner collapsed: ")
+
     eval_json = tmp_path / "eval.json"
     assert lcp(["test", LCP_TINY, str(work_dir / "latest.pth"), "--eval-out", str(eval_json), *tracking,
                 *options]) == 0
     (eval_run,) = client.search_runs([experiment.experiment_id], "attributes.run_name = 'tinydemo/evaluate/lcp'")
     assert set(eval_run.data.metrics) >= {"test/bbox_mAP", "test/bbox_mAP_50", "test/bbox_mAP_75", "test/num_images"}
     assert eval_run.data.tags["lcp.checkpoint"] == str((work_dir / "latest.pth").resolve())
+    eval_health = json.loads(eval_json.read_text())["crux_health"]
+    for name in ("mask_mean", "mask_std", "mask_frac_above_half", "mask_spatial_std"):
+        assert eval_run.data.metrics[f"test/crux_{name}"] == pytest.approx(eval_health[name])
+    assert eval_run.data.tags["lcp.crux_health"] == ("collapsed" if eval_health["collapsed"] else "alive")
+    assert eval_run.data.tags.get("lcp.crux_verdict") == eval_health["verdict"]
 
     capsys.readouterr()
     assert lcp(["compare", "--tracking-uri", mlflow_server.uri, "--experiment", "lcp/tinydemo",

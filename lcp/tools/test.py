@@ -4,6 +4,12 @@ COCO bbox AP, AP50, AP75 and class-wise AP are printed; --eval-out writes them a
 {"bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l",
  "classwise": {class: AP}, "num_images", "config", "checkpoint"} (AP in [0, 1], None for a
 class without ground truth).
+
+For an LCP model (one with a crux learner) the json has "crux_health" as well: statistics of
+the crux learner's masks over the test images, each cropped to its img_shape -
+{"mask_mean", "mask_std", "mask_frac_above_half", "mask_spatial_std", "collapsed": bool,
+"verdict": "crux learner collapsed: ..." or null} (see lcp.hooks.crux_health); a plain
+detector has no such key.
 """
 
 from __future__ import annotations
@@ -67,6 +73,20 @@ def checkpoint_classes(checkpoint: str) -> tuple[str, ...] | None:
     return tuple(classes) if classes else None
 
 
+def crux_health(statistics) -> dict:
+    """The eval json's "crux_health" entry; prints the verdict."""
+    from lcp.hooks.crux_health import health_record
+
+    stats = statistics.summary()
+    if stats is None:
+        raise LCPError("crux health: the test set gave no crux masks to measure")
+    record = health_record(stats)
+    print("crux learner: mask mean {mask_mean:.3g}, std {mask_std:.3g}, spatial std {mask_spatial_std:.3g}, "
+          "{mask_frac_above_half:.1%} of pixels above 0.5".format(**record))
+    print(record["verdict"] or "crux learner alive")
+    return record
+
+
 def main(args: argparse.Namespace) -> int:
     import mmcv
     from mmcv.parallel import MMDataParallel
@@ -123,6 +143,13 @@ def main(args: argparse.Namespace) -> int:
     model = MMDataParallel(model.cuda(args.gpu_id), device_ids=[args.gpu_id]) if device == "cuda" \
         else MMDataParallel(model)
 
+    health = None
+    detector = getattr(model, "module", model)
+    if metrics_wanted and getattr(detector, "crux_learner", None) is not None:
+        from lcp.hooks.crux_health import MaskStatistics, MeasuredLoader
+
+        health = MaskStatistics()  # the masks of the model's own passes over the test images
+        data_loader = MeasuredLoader(data_loader, detector.crux_learner, health)
     results = predict_dataset(model, data_loader)
     if args.out:
         with atomic_path(args.out, overwrite=True) as tmp:
@@ -131,6 +158,8 @@ def main(args: argparse.Namespace) -> int:
     if metrics_wanted:
         metrics = coco_bbox_metrics(dataset, results)
         print(format_metrics(metrics))
+        if health is not None:
+            metrics["crux_health"] = crux_health(health)
         if args.eval_out:
             write_json(args.eval_out, {**metrics, "num_images": len(dataset), "config": args.config,
                                        "checkpoint": args.checkpoint}, overwrite=True)

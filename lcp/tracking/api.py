@@ -61,7 +61,8 @@ def start_run(*, scene: str, step: str, method: str, work_dir: str | os.PathLike
 
 
 def evaluation_metrics(metrics: Mapping[str, Any], prefix: str = "test") -> dict[str, float]:
-    """`lcp test` metrics json -> MLflow metrics: test/bbox_mAP, ..., test/bbox_AP/<class>."""
+    """`lcp test` metrics json -> MLflow metrics: test/bbox_mAP, ..., test/bbox_AP/<class>, and for
+    an LCP model test/crux_mask_mean, test/crux_mask_std, ... from its "crux_health"."""
     from lcp.tracking.params import safe_key
 
     flat: dict[str, float] = {}
@@ -70,9 +71,22 @@ def evaluation_metrics(metrics: Mapping[str, Any], prefix: str = "test") -> dict
             for cls, ap in value.items():
                 if isinstance(ap, (int, float)) and not isinstance(ap, bool):
                     flat[safe_key(f"{prefix}/bbox_AP/{cls}")] = float(ap)
+        elif key == "crux_health" and isinstance(value, Mapping):
+            for name, number in value.items():
+                if name.startswith("mask_") and isinstance(number, (int, float)) and not isinstance(number, bool):
+                    flat[safe_key(f"{prefix}/crux_{name}")] = float(number)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             flat[safe_key(f"{prefix}/{key}")] = float(value)
     return flat
+
+
+def crux_health_tags(health: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """lcp.crux_health ("alive" or "collapsed") and lcp.crux_verdict (the sentence; None, i.e. no
+    tag, when alive) of a crux-health record ({"collapsed", "verdict", ...}); {} without one."""
+    if not isinstance(health, Mapping) or "collapsed" not in health:
+        return {}
+    return {"lcp.crux_health": "collapsed" if health["collapsed"] else "alive",
+            "lcp.crux_verdict": health.get("verdict") or None}
 
 
 def log_evaluation(eval_json: str | os.PathLike | Mapping[str, Any], *, scene: str, method: str,
@@ -82,7 +96,8 @@ def log_evaluation(eval_json: str | os.PathLike | Mapping[str, Any], *, scene: s
                    artifacts: Sequence[str | os.PathLike] = ()) -> str | None:
     """Record an evaluation (the json `lcp test --eval-out` writes, or that dict) as one run.
 
-    Metrics test/<key> and test/bbox_AP/<class>; params: the config (an mmcv Config or a
+    Metrics test/<key> and test/bbox_AP/<class> (and test/crux_mask_* with the tags lcp.crux_health
+    "alive"/"collapsed" and lcp.crux_verdict for an LCP model's "crux_health"); params: the config (an mmcv Config or a
     config file), its data fingerprints, versions and git state; the checkpoint path as tag
     lcp.checkpoint; the eval json and `artifacts` as artifacts. Returns the run id (None
     while the tracking server is unreachable: the run is then kept for `lcp tracking sync`
@@ -107,7 +122,8 @@ def log_evaluation(eval_json: str | os.PathLike | Mapping[str, Any], *, scene: s
     work_dir = Path(work_dir) if work_dir else (eval_path.parent if eval_path else Path.cwd())
     run = start_run(scene=scene, step=step, method=method, variant=variant, work_dir=work_dir,
                     tracking_uri=tracking_uri, source="lcp test",
-                    extra_tags={"lcp.checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None})
+                    extra_tags={"lcp.checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+                                **crux_health_tags(metrics.get("crux_health"))})
     params: dict[str, Any] = {"scene": scene, "step": step, "method": method, **run_params.package_versions(),
                               **run_params.git_state()}
     if variant:

@@ -11,6 +11,10 @@ What it records (metric steps: the global iteration for train/*, the epoch for e
   `interval` iterations, from the iteration's own outputs (not the log buffer's averages);
 - epoch/crux_learner_mode (1 crux learner, 0 catch-up learner; also tag
   lcp.train_mode.epoch_NNN), epoch/img_per_s, epoch/train_time_s, epoch/peak_gpu_mem_mib (CUDA);
+- epoch/crux_mask_mean, epoch/crux_mask_std, epoch/crux_mask_frac_above_half,
+  epoch/crux_mask_spatial_std and epoch/crux_grad_norm when the config has CruxHealthHook
+  (lcp.hooks.crux_health), and at the end the tags lcp.crux_health ("alive"/"collapsed") and
+  lcp.crux_verdict (the "crux learner collapsed: ..." sentence; absent when alive);
 - val/<metric> (bbox_mAP, bbox_mAP_50, ...) and val/<metric>_AP/<class> after each evaluation;
 - artifacts: the resolved config, the run's logs, crux heat-map pictures (LCP models); the
   final checkpoint as the tag lcp.checkpoint, uploaded too with log_checkpoint=True.
@@ -42,6 +46,7 @@ log = logging.getLogger("lcp.tracking")
 RUN_FILE = "mlflow-run.json"
 ARTIFACT_DIR = "mlflow-artifacts"
 NOT_EVAL_KEYS = {"time", "data_time", "memory", "eval_iter_num", "lr"}
+HEALTH_PREFIX = "crux/"  # CruxHealthHook's keys in the log buffer: epoch metrics, not eval results
 TRAIN_MODE_VALUE = {"catch_up_learner": 0.0, "crux_learner": 1.0}
 
 
@@ -114,6 +119,7 @@ class LCPMlflowLoggerHook(LoggerHook):
         runner.logger.removeHandler(self._capture)
         atexit.unregister(self._on_exit)
         work_dir = Path(runner.work_dir)
+        self.run.set_tags(self._crux_health_tags(runner))
         self.run.flush()
         self._log_heatmaps(runner, work_dir)
         checkpoint = self._final_checkpoint(work_dir)
@@ -205,6 +211,10 @@ class LCPMlflowLoggerHook(LoggerHook):
 
         if torch.cuda.is_available():
             metrics["epoch/peak_gpu_mem_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        health = self._health_hook(runner)
+        if health is not None:
+            for name, value in health.epochs.get(epoch, {}).items():
+                metrics[f"epoch/crux_{name}"] = float(value)
         self.run.log_metrics(metrics, step=epoch)
 
     def _has_eval_results(self, runner) -> bool:
@@ -216,7 +226,7 @@ class LCPMlflowLoggerHook(LoggerHook):
         metrics = {}
         train_keys = set(((runner.outputs or {}).get("log_vars") or {}))
         for name, value in runner.log_buffer.output.items():
-            if name in NOT_EVAL_KEYS or name in train_keys:
+            if name in NOT_EVAL_KEYS or name in train_keys or name.startswith(HEALTH_PREFIX):
                 continue
             if isinstance(value, dict):  # a dataset that returns {class: AP} itself
                 for cls, ap in value.items():
@@ -230,9 +240,24 @@ class LCPMlflowLoggerHook(LoggerHook):
         if metrics and step != self._last_eval_step:
             self.run.log_metrics(metrics, step=step)
             self.run.flush()
-        self._last_eval_step = step
+            self._last_eval_step = step
 
     # ---- helpers --------------------------------------------------------------------
+
+    @staticmethod
+    def _health_hook(runner):
+        from lcp.hooks.crux_health import find_health_hook
+
+        return find_health_hook(runner)
+
+    def _crux_health_tags(self, runner) -> dict[str, Any]:
+        """lcp.crux_health and lcp.crux_verdict from CruxHealthHook's verdict (its after_run runs first)."""
+        from lcp.tracking.api import crux_health_tags
+
+        health = self._health_hook(runner)
+        if health is None or health.final_stats is None:
+            return {}
+        return crux_health_tags({"collapsed": health.verdict is not None, "verdict": health.verdict})
 
     @staticmethod
     def _resolved_config(runner):
