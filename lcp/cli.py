@@ -19,6 +19,7 @@ COMMANDS = {
     "train": "lcp.tools.train",
     "test": "lcp.tools.test",
     "infer": "lcp.tools.infer",
+    "heatmaps": "lcp.tools.heatmaps",
     "workdir": "lcp.tools.workdir",
     "report": "lcp.report.cli",
     "compare": "lcp.tracking.compare",
