@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import pytest
 
@@ -112,3 +113,8 @@ def test_compare_over_seeds_mean_spread_and_paired_gain(tmp_path, server_env, mo
     assert lcp(["compare", "--experiment", "lcp/rainy_city", "--tag", "lcp.seed=1", "--out-dir",
                 str(tmp_path / "one")]) == 0
     assert "| rainy_city | lcp | 1 | 31.0 | 51.0 | 31.0 |" in capsys.readouterr().out
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    run_id = rows["lcp"]["run id"].split()[1]
+    assert client.get_run(run_id).data.params["seed"] == client.get_run(run_id).data.tags["lcp.seed"] == "1"

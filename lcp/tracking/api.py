@@ -98,7 +98,8 @@ def log_evaluation(eval_json: str | os.PathLike | Mapping[str, Any], *, scene: s
 
     Metrics test/<key> and test/bbox_AP/<class> (and test/crux_mask_* with the tags lcp.crux_health
     "alive"/"collapsed" and lcp.crux_verdict for an LCP model's "crux_health"); params: the config (an mmcv Config or a
-    config file), its data fingerprints, versions and git state; the checkpoint path as tag
+    config file), its data fingerprints, versions and git state, and the model's training seed
+    from LCP_SEED (also the tag lcp.seed); the checkpoint path as tag
     lcp.checkpoint; the eval json and `artifacts` as artifacts. Returns the run id (None
     while the tracking server is unreachable: the run is then kept for `lcp tracking sync`
     in work_dir, default the eval json's folder).
@@ -128,6 +129,9 @@ def log_evaluation(eval_json: str | os.PathLike | Mapping[str, Any], *, scene: s
                               **run_params.git_state()}
     if variant:
         params["variant"] = variant
+    seed = settings.job_seed()  # the evaluated model's training seed, when the job names it (also tag lcp.seed)
+    if seed is not None:
+        params["seed"] = seed
     if config is not None:
         params.update(run_params.config_params(config))
         data = config.get("data") or {}
