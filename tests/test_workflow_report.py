@@ -129,8 +129,8 @@ def test_metrics_over_seeds_mean_spread_and_paired_gain(tmp_path):
     # one plain sentence for the collapsed seed, with lcp test's verdict
     assert "\nLCP (seed 1): crux learner collapsed: the mask is flat, 0.4 on every pixel.\n" in summary
     assert summary.count("collapsed:") == 1
-    assert "| lcp | 0 | 0.200 | 0.200 | 0.300 | 0.100 | no |" in summary
-    assert "| lcp | mean | 0.400 | 0.200 | 0.300 | 0.100 | 1 of 3 |" in summary
+    assert "| lcp | 0 | 0.2 | 0.2 | 0.3 | 0.1 | no |" in summary
+    assert "| lcp | mean | 0.4 | 0.2 | 0.3 | 0.1 | 1 of 3 |" in summary
     assert "## Class-wise AP (mean over seeds)" in summary and "| car | 32.0 | 34.0 |" in summary
     assert "- lcp/seed2: `" in summary
     assert (out / "classwise.png").read_bytes()[:8] == PNG_SIGNATURE
@@ -138,7 +138,9 @@ def test_metrics_over_seeds_mean_spread_and_paired_gain(tmp_path):
 
 def test_one_seed_with_crux_health_keeps_the_table_and_says_when_it_collapsed(tmp_path):
     baseline = write_eval(tmp_path / "b.json", 0.30, {"car": 0.30})
-    method = write_eval(tmp_path / "l.json", 0.31, {"car": 0.31}, crux_health=crux_health(0.5, collapsed=True))
+    # a collapsed mask's statistics are tiny: they keep their significant digits
+    health = {**crux_health(0.5, collapsed=True), "mask_spatial_std": 0.00034}
+    method = write_eval(tmp_path / "l.json", 0.31, {"car": 0.31}, crux_health=health)
     out = tmp_path / "report"
     result = lcp("report", "metrics", "--eval", f"baseline={baseline}", "--eval", f"lcp={method}",
                  "--csv", str(out / "metrics.csv"), "--markdown", str(out / "summary.md"))
@@ -146,11 +148,12 @@ def test_one_seed_with_crux_health_keeps_the_table_and_says_when_it_collapsed(tm
     rows = {row["method"]: row for row in csv.DictReader((out / "metrics.csv").open())}
     assert list(rows) == ["baseline", "lcp"] and "seed" not in rows["lcp"]
     assert float(rows["lcp"]["crux_mask_mean"]) == pytest.approx(0.5) and rows["baseline"]["crux_mask_mean"] == ""
+    assert rows["lcp"]["crux_mask_spatial_std"] == "0.00034"
     summary = (out / "summary.md").read_text()
     assert "| LCP - baseline | 1.0 | 1.0 | 1.0 |" in summary
     assert "±" not in summary and "seed" not in summary.split("## Sources")[0]
     assert "\nLCP: crux learner collapsed: the mask is flat, 0.5 on every pixel.\n" in summary
-    assert "| lcp | 0.500 | 0.200 | 0.300 | 0.100 | yes |" in summary
+    assert "| lcp | 0.5 | 0.2 | 0.3 | 0.00034 | yes |" in summary
 
 
 def test_robustness_over_seeds(tmp_path):

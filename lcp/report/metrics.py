@@ -211,12 +211,11 @@ def classwise_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def table_csv(table: pd.DataFrame) -> str:
-    """The table as csv: AP with two decimals, crux statistics with four, missing values empty."""
+    """The table as csv: AP with two decimals, crux statistics with four significant digits
+    (a collapsed mask's are tiny), missing values empty."""
     def formatted(column: str, values: pd.Series) -> pd.Series:
-        digits = 4 if column.startswith("crux_") else 2
-        if column == "images":
-            return values.map(lambda v: "" if v is None or pd.isna(v) else f"{v:g}")
-        return values.map(lambda v: "" if v is None or pd.isna(v) else f"{float(v):.{digits}f}")
+        spec = ".4g" if column.startswith("crux_") else "g" if column == "images" else ".2f"
+        return values.map(lambda v: "" if v is None or pd.isna(v) else f"{float(v):{spec}}")
 
     return pd.DataFrame({column: formatted(column, table[column]) for column in table.columns},
                         index=table.index).to_csv()
@@ -321,7 +320,7 @@ def crux_markdown(grouped: Mapping[str, Mapping[int | None, Mapping[str, Any]]])
              "|" + "|".join(["---"] * (2 if several else 1) + ["---:"] * (len(CRUX_STATISTICS) + 1)) + "|"]
 
     def number(value: Any) -> str:
-        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{float(value):.3f}"
+        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{float(value):.3g}"
 
     for method, runs in grouped.items():
         healths = {seed: evaluation.get(CRUX_KEY) for seed, evaluation in runs.items() if evaluation.get(CRUX_KEY)}
