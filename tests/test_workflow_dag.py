@@ -10,7 +10,8 @@ from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakema
 
 SCENES = ("demo", "urpc", "foggy_city", "rainy_city", "custom")
 # Rules every scene runs once (the `check` step is record_unchecked_data where nothing is synthesised).
-PER_SCENE = {"pretrain": 1, "train_baseline": 1, "train_lcp": 1, "evaluate": 2, "report": 1, "all": 1}
+PER_SCENE = {"pretrain": 1, "train_baseline": 1, "train_lcp": 1, "evaluate": 2, "report": 1, "crux_heatmaps": 1,
+             "all": 1}
 
 
 @pytest.fixture
@@ -266,9 +267,9 @@ def test_three_seeds_train_and_evaluate_each_method_three_times_from_one_pretrai
     jobs = planned_jobs(result.stdout)
     sweep = len(repo_config()["scenes"]["demo"]["robustness"]["sweep"]["beta"])
     assert {rule: jobs.get(rule) for rule in ("pretrain", "train_baseline", "train_lcp", "evaluate",
-                                              "evaluate_robustness", "report", "report_robustness")} \
+                                              "evaluate_robustness", "report", "report_robustness", "crux_heatmaps")} \
         == {"pretrain": 1, "train_baseline": 3, "train_lcp": 3, "evaluate": 6, "evaluate_robustness": 6 * sweep,
-            "report": 1, "report_robustness": 1}
+            "report": 1, "report_robustness": 1, "crux_heatmaps": 1}
     assert job_outputs(result.stdout, "pretrain") == ["results/demo/pretrain/latest.pth"]
     assert job_outputs(result.stdout, "train_lcp") == [f"results/demo/lcp/seed{seed}/latest.pth" for seed in range(3)]
     assert job_outputs(result.stdout, "evaluate") == [f"results/demo/{method}/seed{seed}/eval.json"
@@ -293,6 +294,12 @@ def test_three_seeds_train_and_evaluate_each_method_three_times_from_one_pretrai
                for method in ("baseline", "lcp") for seed in range(3))
     robustness = shell_commands(result.stdout, "report_robustness")[0]
     assert "--eval=lcp/seed2@beta_0.05=results/demo/lcp/seed2/robustness/beta_0.05.json" in robustness
+    # the heat maps are drawn from the first seed's LCP model, with the evaluation's data options
+    heatmaps = shell_commands(result.stdout, "crux_heatmaps")[0]
+    assert "lcp heatmaps config/mmdet/lcp_tiny_demo.py results/demo/lcp/seed0/latest.pth " in heatmaps
+    assert "--out-dir results/demo/report/crux_heatmaps --count 4 " in heatmaps
+    test_options = evaluate[0].split("--cfg-options", 1)[1].split(" --track")[0]
+    assert heatmaps.split("--cfg-options", 1)[1].split(" > ")[0] == test_options
 
 
 def test_one_seed_keeps_the_paths_of_a_scene_without_seeds(workdir):
@@ -309,6 +316,8 @@ def test_one_seed_keeps_the_paths_of_a_scene_without_seeds(workdir):
     assert "--work-dir results/demo/lcp/work " in command and "> results/demo/logs/train_lcp.log" in command
     report = shell_commands(result.stdout, "report")[0]
     assert "--eval=baseline=results/demo/baseline/eval.json --eval=lcp=results/demo/lcp/eval.json" in report
+    assert "lcp heatmaps config/mmdet/lcp_tiny_demo.py results/demo/lcp/latest.pth " in \
+        shell_commands(result.stdout, "crux_heatmaps")[0]
 
 
 def test_one_seed_of_several_as_a_target(workdir):

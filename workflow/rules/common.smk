@@ -29,7 +29,10 @@ PATH_OPTIONS = {"foggy", "rainy", "images", "annotations", "test-list", "train",
 DEFAULT_RESOURCES = {"gpus": 0, "nodes": 1, "cpus": 1, "mem_mb": 2000, "runtime": 60}
 TRAINING_RULES = ("pretrain", "train_baseline", "train_lcp")
 RESOURCE_RULES = ("make_demo_data", "convert_image_set", "synthesize_image_set", "synthesize_robustness_set",
-                  "check_data") + TRAINING_RULES + ("evaluate", "evaluate_robustness", "report", "report_robustness")
+                  "check_data") + TRAINING_RULES + ("evaluate", "evaluate_robustness", "report", "report_robustness",
+                                                    "crux_heatmaps")
+# Crux heat maps of the scene's LCP model in the report: the first test images, one picture each.
+HEATMAPS = 4
 
 
 # ---- configuration ------------------------------------------------------------------
@@ -413,6 +416,15 @@ def test_args(wildcards):
     return shlex.join(words + ["--cfg-options"] + cfg_options(wildcards.scene, wildcards.method, test_set))
 
 
+def heatmap_args(wildcards):
+    """Arguments of `lcp heatmaps`: the scene's LCP model (its first seed's) on the low-quality
+    test set, with the evaluation's --cfg-options."""
+    scene_name = wildcards.scene
+    words = [SCENES[scene_name]["lcp"]["config"], trained_path(scene_name, "lcp", scene_seeds(scene_name)[0]),
+             "--out-dir", str(Path(heatmap_paths(scene_name)[0]).parent), "--count", str(HEATMAPS), "--overwrite"]
+    return shlex.join(words + ["--cfg-options"] + cfg_options(scene_name, "lcp"))
+
+
 def training_inputs(step):
     """Inputs of a training step: its config, the data gate, the image sets and the initial weights."""
 
@@ -447,14 +459,28 @@ def evaluation_inputs(wildcards):
     }
 
 
+def heatmap_inputs(wildcards):
+    scene = SCENES[wildcards.scene]
+    return {
+        "config": scene["lcp"]["config"],
+        "checkpoint": trained_path(wildcards.scene, "lcp", scene_seeds(wildcards.scene)[0]),
+        "data": image_set_inputs(wildcards.scene, scene["lowq_set"], ["test"]),
+    }
+
+
 # ---- targets ------------------------------------------------------------------------
+
+
+def heatmap_paths(scene):
+    """The crux heat maps of a scene's report (`scene` may be the {scene} pattern)."""
+    return [f"results/{scene}/report/crux_heatmaps/crux_heatmap_{index}.png" for index in range(HEATMAPS)]
 
 
 def scene_targets(scene_name):
     targets = [f"results/{scene_name}/report/{name}" for name in ("metrics.csv", "summary.md", "classwise_ap.png")]
     if severities(scene_name):
         targets += [f"results/{scene_name}/report/{name}" for name in ("robustness.csv", "robustness.png")]
-    return targets
+    return targets + heatmap_paths(scene_name)
 
 
 def report_evaluations(wildcards):

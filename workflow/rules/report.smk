@@ -1,6 +1,6 @@
-# Per-scene report: metrics table (csv + markdown), class-wise AP plot and, for scenes with
-# a severity sweep, robustness curves; over every seed of the scene (mean and spread). All
-# are marked for `snakemake --report report.html`.
+# Per-scene report: metrics table (csv + markdown), class-wise AP plot, the crux heat maps
+# of the LCP model and, for scenes with a severity sweep, robustness curves; over every seed
+# of the scene (mean and spread). All are marked for `snakemake --report report.html`.
 
 
 rule report:
@@ -75,3 +75,29 @@ rule report_robustness:
     shell:
         "(lcp report robustness --title {wildcards.scene:q} {params.evals} --csv {output.csv} --plot {output.plot}"
         " && {params.artifacts}) > {log} 2>&1"
+
+
+rule crux_heatmaps:
+    input:
+        unpack(heatmap_inputs),
+    output:
+        heatmaps=report(
+            heatmap_paths("{scene}"),
+            caption="../report/heatmaps.rst",
+            category="{scene}",
+            subcategory="Crux learner",
+        ),
+    params:
+        args=heatmap_args,
+    log:
+        "results/{scene}/logs/crux_heatmaps.log",
+    benchmark:
+        "results/{scene}/benchmarks/crux_heatmaps.tsv"
+    threads: job_threads("crux_heatmaps")
+    retries: job_retries("crux_heatmaps")
+    resources:
+        **job_resources("crux_heatmaps"),
+    conda:
+        "../../envs/lcp.yaml"
+    shell:
+        "lcp heatmaps {params.args} > {log} 2>&1"
