@@ -125,6 +125,16 @@ class CatchUpBackboneMixin:
             outs.append(x)
         return tuple(out for i, out in enumerate(outs) if i in self.out_indices)
 
+    def start_fusion_as_passthrough(self) -> None:
+        """catch_up_fusion = [identity, 0] with no bias: its output is C3 whatever the crux
+        branch computes, so the backbone equals the plain ResNet with the same weights."""
+        with torch.no_grad():
+            weight = self.catch_up_fusion.weight
+            channels = weight.shape[0]
+            weight.zero_()
+            weight[:, :channels, 0, 0].copy_(torch.eye(channels, dtype=weight.dtype))
+            self.catch_up_fusion.bias.zero_()
+
     def init_weights(self) -> None:
         if not self._lcp_modules_keep_default_init:
             super().init_weights()

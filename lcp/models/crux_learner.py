@@ -50,13 +50,28 @@ class CruxLearner(BaseModule):
         self.k = float(k)
         self.mask_thr = float(mask_thr)
 
+    def start_in_sensitive_range(self) -> None:
+        """Centre the mask at 0.5, where sigmoid(k * (h - mask_thr)) has its steepest slope.
+
+        PyTorch's default initialisation gives h close to 0, so the mask starts saturated at
+        sigmoid(-k * mask_thr) (0.007 for k=10, thr=0.5) with a slope of about 0.07 * k, and a
+        short schedule never moves it. The last convolution's bias becomes mask_thr; its
+        weights stay random, so the mask keeps its small spatial variation and every layer
+        gets a gradient.
+        """
+        with torch.no_grad():
+            self.h_evaluation[-1].conv3.bias.fill_(self.mask_thr)
+
     def heatmap(self, img: torch.Tensor) -> torch.Tensor:
         """The raw heat map h, shape (N, 1, H, W)."""
         return self.h_evaluation(img)
 
+    def mask_from_heatmap(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.k * (h - self.mask_thr))
+
     def mask(self, img: torch.Tensor) -> torch.Tensor:
         """The soft crux mask in [0, 1], shape (N, 1, H, W); what `lcp infer` draws."""
-        return torch.sigmoid(self.k * (self.heatmap(img) - self.mask_thr))
+        return self.mask_from_heatmap(self.heatmap(img))
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         """The crux image img * mask."""

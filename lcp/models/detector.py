@@ -32,6 +32,14 @@ class LCPDetector(CascadeRCNN):
     crux learner's lr_mult; it puts parameters that are frozen at build time in a group
     without them.
 
+    start_as_pretrained=True (opt-in; the authors' release leaves it off) starts the LCP-only
+    modules so that, once the plain Cascade R-CNN's weights are loaded, the detector computes
+    exactly that detector's function: catch_up_fusion passes C3 through and gives the
+    catch-up branch zero weight, and the crux learner's mask starts at 0.5, in its sensitive
+    range, instead of saturated near 0 (see CruxLearner.start_in_sensitive_range). With the
+    authors' start (PyTorch's default initialisation) the fine-tuned detector begins behind
+    its pretrained weights: a random fusion mixes C3 with a random projection.
+
     channels_last=True keeps the convolution weights and the backbone's and neck's
     activations in NHWC memory layout (faster cuDNN kernels with fp16 on recent GPUs; same
     function). The neck's outputs go back to NCHW because mmcv's RoIAlign kernels index
@@ -41,7 +49,7 @@ class LCPDetector(CascadeRCNN):
     def __init__(self, backbone, neck=None, rpn_head=None, roi_head=None, train_cfg=None,
                  test_cfg=None, pretrained=None, init_cfg=None, crux_learner=None,
                  kl_loss_weight: float = 1.0, train_mode: str | None = None,
-                 channels_last: bool = False):
+                 channels_last: bool = False, start_as_pretrained: bool = False):
         super().__init__(backbone=backbone, neck=neck, rpn_head=rpn_head, roi_head=roi_head,
                          train_cfg=train_cfg, test_cfg=test_cfg, pretrained=pretrained,
                          init_cfg=init_cfg)
@@ -51,6 +59,7 @@ class LCPDetector(CascadeRCNN):
                 "use LCPResNet or LCPResNeXt")
         self.crux_learner = MODELS.build(dict(type="CruxLearner") if crux_learner is None else crux_learner)
         self.kl_loss_weight = float(kl_loss_weight)
+        self.start_as_pretrained = bool(start_as_pretrained)
         # Frozen by the config itself (frozen_stages, norm_cfg requires_grad=False): no mode unfreezes these.
         self._frozen_by_config = {name for name, p in self.named_parameters() if not p.requires_grad}
         self.train_mode = None
@@ -60,6 +69,12 @@ class LCPDetector(CascadeRCNN):
         if self.channels_last:
             # load_state_dict and .cuda() keep a parameter's layout, so converting once suffices
             self.to(memory_format=torch.channels_last)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.start_as_pretrained:  # a checkpoint loaded afterwards overrides what it holds
+            self.backbone.start_fusion_as_passthrough()
+            self.crux_learner.start_in_sensitive_range()
 
     def trainable_prefixes(self, mode: str) -> tuple[str, ...]:
         """State-dict name prefixes of the parameters that train in `mode`."""
