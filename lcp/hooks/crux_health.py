@@ -193,13 +193,8 @@ def crux_masks_of_batch(crux_learner, data: Mapping[str, Any]):
 
 
 def mask_from_heatmap(crux_learner, heatmap):
-    """The soft mask of a heat map h, as CruxLearner.mask computes it: sigmoid(k * (h - mask_thr))."""
-    import torch
-
-    convert = getattr(crux_learner, "mask_from_heatmap", None)
-    if convert is not None:
-        return convert(heatmap).float()
-    return torch.sigmoid(crux_learner.k * (heatmap.float() - crux_learner.mask_thr))
+    """The soft mask of a heat map h, as CruxLearner.mask computes it."""
+    return crux_learner.mask_from_heatmap(heatmap.float())
 
 
 class GradNorm:
