@@ -274,7 +274,7 @@ def test_three_seeds_train_and_evaluate_each_method_three_times_from_one_pretrai
     assert job_outputs(result.stdout, "train_lcp") == [f"results/demo/lcp/seed{seed}/latest.pth" for seed in range(3)]
     assert job_outputs(result.stdout, "evaluate") == [f"results/demo/{method}/seed{seed}/eval.json"
                                                       for method in ("baseline", "lcp") for seed in range(3)]
-    assert "results/demo/lcp/seed2/robustness/beta_0.05.json" in job_outputs(result.stdout, "evaluate_robustness")
+    assert "results/demo/lcp/seed2/robustness/beta_0.08.json" in job_outputs(result.stdout, "evaluate_robustness")
     assert "results/demo/lcp/latest.pth" not in result.stdout and "results/demo/lcp/eval.json" not in result.stdout
 
     # every seed fine-tunes the one pretrained detector (trained with the first seed) with its own seed
@@ -293,7 +293,7 @@ def test_three_seeds_train_and_evaluate_each_method_three_times_from_one_pretrai
     assert all(f"--eval={method}/seed{seed}=results/demo/{method}/seed{seed}/eval.json" in report
                for method in ("baseline", "lcp") for seed in range(3))
     robustness = shell_commands(result.stdout, "report_robustness")[0]
-    assert "--eval=lcp/seed2@beta_0.05=results/demo/lcp/seed2/robustness/beta_0.05.json" in robustness
+    assert "--eval=lcp/seed2@beta_0.08=results/demo/lcp/seed2/robustness/beta_0.08.json" in robustness
     # the heat maps are drawn from the first seed's LCP model, with the evaluation's data options
     heatmaps = shell_commands(result.stdout, "crux_heatmaps")[0]
     assert "lcp heatmaps config/mmdet/lcp_tiny_demo.py results/demo/lcp/seed0/latest.pth " in heatmaps

@@ -37,6 +37,11 @@ test_ann = 'annotations/lowq_test.json'
 # Initial detector; the LCP-only modules (crux learner, catch-up learner, fusion) are not in
 # it and start from PyTorch's default initialisation (lcp train lists them).
 load_from = 'checkpoints/cascade_rcnn_r50_my_scene.pth'
+# model = dict(start_as_pretrained=True) starts LCP as exactly the loaded detector (fusion
+# passes C3 through, crux mask at 0.5). On the demo it scored 16.8 AP against the authors'
+# start's 19.0 (seed 0, config/mmdet/lcp_tiny_demo.py): the fusion's catch-up half, zero at
+# the start, stays near zero in a short schedule. Watch crux/mask_spatial_std in the log: a
+# crux learner that ends flat is reported as collapsed.
 
 # The published settings: kl_loss_weight 100 and crux lr x100 for underwater images, 1 and 1
 # for fog and rain; lr 0.001-0.002 for 2 images per GPU.

@@ -22,10 +22,11 @@ CONFIG = REPO / "config" / "config.yaml"
 
 # The demo scene shrunk so that the whole DAG runs in a minute or two on two CPU cores:
 # 24 images of 128 px, one epoch of pretraining and baseline, two of LCP (one per mode),
-# a one-point severity sweep, and one core per job so that two jobs share the machine
+# one seed, a one-point severity sweep, and one core per job so that two jobs share the machine
 # (most of a tiny job is starting Python with torch and mmdet).
 TINY_DEMO = {
     "demo": {"num_images": 24, "seed": 0},
+    "seeds": [0],
     "robustness": {"sweep": {"beta": [0.08]}},
     "resources": {"default": {"cpus": 1}},
     "pretrain": {"config": "config/mmdet/cascade_rcnn_tiny_demo.py",

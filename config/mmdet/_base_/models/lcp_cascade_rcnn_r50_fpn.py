@@ -11,7 +11,10 @@ model = dict(
     # frozen_stages.
     backbone=dict(type='LCPResNet', frozen_stages=-1),
     crux_learner=dict(type='CruxLearner', in_channels=3, mid_channels=16, num_blocks=3, k=10, mask_thr=0.5),
-    kl_loss_weight='${kl_loss_weight}')
+    kl_loss_weight='${kl_loss_weight}',
+    # True: the LCP-only modules start so that the detector computes exactly the loaded
+    # Cascade R-CNN (see LCPDetector); False is the authors' release
+    start_as_pretrained=False)
 
 # Each training mode freezes part of the model (TrainModeHook): distributed training must let
 # DDP skip the parameters a step does not use (lcp train refuses LCP configs without it).

@@ -1,0 +1,149 @@
+"""Baseline vs LCP on the demo scene over several seeds: mean AP, spread, paired difference.
+
+Runs the demo scene's own settings (config/config.yaml, scene `demo`): the generated data,
+one pretrained tiny detector (shared by all seeds, as in the workflow), then per seed the
+baseline and LCP fine-tuning with `lcp train --seed N` and their evaluation with
+`lcp test`. Prints per seed AP of both, LCP - baseline, and the mean and standard
+deviation over seeds, plus the crux learner's final mask statistics where `lcp test`
+reports them. Pass seeds you did not tune the demo on.
+
+    python bench/bench_demo_seeds.py --seeds 10 11 12 [--work bench-out/demo-seeds]
+    python bench/bench_demo_seeds.py --tiny       # a few images and one epoch each: smoke test
+    ... --lcp-option model.start_as_pretrained=False   # compare a variant of LCP's settings
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("baseline", "lcp")
+
+
+def scene_settings(config_file: Path, scene: str) -> dict:
+    scenes = yaml.safe_load(config_file.read_text())["scenes"]
+    if "demo" not in scenes.get(scene, {}):
+        sys.exit(f"{config_file}: scenes.{scene} is not a generated demo scene")
+    return scenes[scene]
+
+
+def cfg_options(scene: dict, step: str, data: Path, extra: list[str]) -> list[str]:
+    """The --cfg-options the workflow gives the step (workflow/rules/common.smk: cfg_options)."""
+    train = scene["clean_set"] if step == "pretrain" else scene["lowq_set"]
+    options = {
+        "data_root": f"{data}/", "train_img_dir": f"{train}/", "train_ann": f"annotations/{train}_train.json",
+        "test_img_dir": f"{train}/", "test_ann": f"annotations/{train}_test.json",
+        "classes": "[" + ",".join(scene["classes"]) + "]", "num_classes": len(scene["classes"]),
+    }
+    if step == "lcp":
+        options["df_img_dir"] = f"{scene['clean_set']}/"
+    options.update(scene[step].get("cfg_options", {}))
+    return [f"{key}={value}" for key, value in options.items()] + extra
+
+
+def run(command: list[str], log: Path) -> float:
+    started = time.perf_counter()
+    with log.open("w") as out:
+        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    if result.returncode != 0:
+        sys.exit(f"failed ({log}): {' '.join(command)}")
+    return time.perf_counter() - started
+
+
+def train(lcp: str, scene: dict, step: str, work: Path, seed: int, data: Path, extra: list[str],
+          load_from: Path | None) -> Path:
+    checkpoint = work / "latest.pth"
+    if not checkpoint.is_file():
+        command = [lcp, "train", scene[step]["config"], "--seed", str(seed), "--work-dir", str(work),
+                   "--no-validate", "--auto-resume"]
+        if load_from is not None:
+            command += ["--load-from", str(load_from)]
+        work.mkdir(parents=True, exist_ok=True)
+        seconds = run(command + ["--cfg-options", *cfg_options(scene, step, data, extra)], work / "train.out")
+        print(f"  trained {step} seed {seed} in {seconds:.0f} s", flush=True)
+    return checkpoint
+
+
+def evaluate(lcp: str, scene: dict, step: str, checkpoint: Path, data: Path, extra: list[str]) -> dict:
+    out = checkpoint.parent / "eval.json"
+    if not out.is_file():
+        run([lcp, "test", scene[step]["config"], str(checkpoint), "--eval-out", str(out),
+             "--cfg-options", *cfg_options(scene, step, data, extra)], checkpoint.parent / "test.out")
+    return json.loads(out.read_text())
+
+
+def spread(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:6.2f} ± {std:4.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12], help="fine-tuning seeds")
+    parser.add_argument("--scene", default="demo", help="a generated scene of the config (default demo)")
+    parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench-out" / "demo-seeds",
+                        help="data, checkpoints and evaluations; finished steps are reused")
+    parser.add_argument("--baseline-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra --cfg-options for the baseline")
+    parser.add_argument("--lcp-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra --cfg-options for LCP (e.g. model.start_as_pretrained=False)")
+    parser.add_argument("--tiny", action="store_true", help="12 images, one epoch per step: a smoke test")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    scene = scene_settings(args.config, args.scene)
+    lcp = str(Path(sys.executable).parent / "lcp")
+    data = (args.work / "data").resolve()
+    extra = {"pretrain": [], "baseline": list(args.baseline_option), "lcp": list(args.lcp_option)}
+    if args.tiny:
+        for step in extra:
+            extra[step] += ["runner.max_epochs=1", "evaluation.interval=1", "lr_config.step=[1]"]
+        extra["lcp"] += ["custom_hooks.1.num_epoch=[1,1,1]", "custom_hooks.1.modes=[crux_learner,crux_learner,alter]"]
+    if not data.is_dir():
+        demo = dict(scene["demo"], **({"num_images": 12} if args.tiny else {}))
+        command = [lcp, "data", "demo", "--out", str(data), "--no-progress"]
+        command += [arg for key, value in demo.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
+        args.work.mkdir(parents=True, exist_ok=True)
+        run(command, args.work / "data.out")
+    pretrained = train(lcp, scene, "pretrain", args.work / "pretrain", 0, data, extra["pretrain"], None)
+
+    rows = []
+    for seed in args.seeds:
+        row = {"seed": seed}
+        for method in METHODS:
+            checkpoint = train(lcp, scene, method, args.work / method / f"seed{seed}", seed, data,
+                               extra[method], pretrained)
+            evaluation = evaluate(lcp, scene, method, checkpoint, data, extra[method])
+            row[method] = 100 * evaluation["bbox_mAP"]
+            if method == "lcp" and evaluation.get("crux_health"):
+                row["crux_health"] = evaluation["crux_health"]
+        rows.append(row)
+
+    print(f"\n{args.scene}: AP over seeds {args.seeds}")
+    print(f"{'seed':>6} {'baseline':>9} {'LCP':>7} {'LCP-base':>9}  crux mask (mean, spatial std)")
+    for row in rows:
+        health = row.get("crux_health") or {}
+        mask = (f"{health['mask_mean']:.3f}, {health['mask_spatial_std']:.3f}"
+                + (" COLLAPSED" if health.get("collapsed") else "")) if health else "-"
+        print(f"{row['seed']:>6} {row['baseline']:9.2f} {row['lcp']:7.2f} {row['lcp'] - row['baseline']:+9.2f}  {mask}")
+    differences = [row["lcp"] - row["baseline"] for row in rows]
+    print(f"{'mean':>6} {spread([r['baseline'] for r in rows])}  LCP {spread([r['lcp'] for r in rows])}"
+          f"  paired LCP-baseline {spread(differences)}")
+    if args.json:
+        args.json.write_text(json.dumps({"scene": args.scene, "seeds": args.seeds, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
