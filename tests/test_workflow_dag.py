@@ -39,9 +39,12 @@ def test_dry_run_builds_the_whole_dag_without_data(workdir, scene):
     assert result.returncode == 0, result.stdout
     jobs = planned_jobs(result.stdout)
     config = repo_config()["scenes"][scene]
-    assert {rule: jobs.get(rule) for rule in PER_SCENE} == PER_SCENE
+    seeds = len(config.get("seeds", [0]))
+    per_seed = {"train_baseline", "train_lcp", "evaluate"}
+    assert {rule: jobs.get(rule) for rule in PER_SCENE} == {
+        rule: count * (seeds if rule in per_seed else 1) for rule, count in PER_SCENE.items()}
     sweep = sum(len(values) for values in config.get("robustness", {}).get("sweep", {}).values())
-    assert jobs.get("evaluate_robustness", 0) == 2 * sweep
+    assert jobs.get("evaluate_robustness", 0) == 2 * sweep * seeds
     assert jobs.get("synthesize_robustness_set", 0) == sweep
     assert jobs.get("report_robustness", 0) == (1 if sweep else 0)
     converted = [name for name, recipe in config.get("image_sets", {}).items() if "convert" in recipe]
@@ -190,9 +193,10 @@ def test_resources_come_from_the_scene_then_the_rule_then_the_default(workdir):
     assert picked(job_resources(urpc, "report"), *KEYS) == {
         "gpu": "0", "cpus_per_task": "1", "runtime": "30", "mem_mb": "2000", "slurm_partition": "cpu"}
 
+    # the demo scene's own default (cpus: 1) comes before the global train_lcp setting (cpus: 2)
     demo = snakemake(workdir, "-n", "--config", "run=[demo]").stdout
     assert picked(job_resources(demo, "train_lcp"), *KEYS) == {
-        "gpu": "0", "cpus_per_task": "2", "runtime": "60", "mem_mb": "6000", "slurm_partition": "cpu"}
+        "gpu": "0", "cpus_per_task": "1", "runtime": "60", "mem_mb": "6000", "slurm_partition": "cpu"}
 
 
 def test_pretrained_checkpoint_replaces_pretraining(workdir):
