@@ -3,6 +3,7 @@
 pytest_plugins = ["slurm_cluster", "mlflow_server"]
 
 import logging
+import os
 import sys
 
 import pytest
@@ -23,3 +24,14 @@ def fresh_mmcv_loggers():
             logger.removeHandler(handler)
             handler.close()
         del mmcv_logging.logger_initialized[name]
+
+
+@pytest.fixture(autouse=True)
+def process_environment_restored():
+    """Commands run in-process set variables for the processes they start (`lcp train` sets
+    LCP_SEED for its MLflow tag, LOCAL_RANK for mmcv); a later test must not inherit them."""
+    saved = dict(os.environ)
+    yield
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update(saved)

@@ -31,7 +31,6 @@ from pathlib import Path
 from lcp.apis.options import add_cfg_options, parse_cfg_options
 from lcp.errors import LCPError
 from lcp.tracking.api import add_tracking_arguments, tracking_names, tracking_wanted
-from lcp.tracking.settings import ENV_SEED
 
 HELP = "train a detector (plain Cascade R-CNN or LCP) from an mmdet config; resumable"
 
@@ -216,7 +215,6 @@ def main(args: argparse.Namespace) -> int:
     seed = init_random_seed(seed, device=cfg.device)
     set_random_seed(seed, deterministic=args.deterministic)
     cfg.seed = seed
-    os.environ[ENV_SEED] = str(seed)  # the MLflow run's tag lcp.seed (lcp.tracking.params.runtime_tags)
     _set_pairing_seed(cfg.data.train, seed)
     logger.info("Set random seed to %d, deterministic: %s", seed, args.deterministic)
     write_text(work_dir / Path(args.config).name, cfg.pretty_text)

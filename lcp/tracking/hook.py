@@ -92,6 +92,9 @@ class LCPMlflowLoggerHook(LoggerHook):
                 settings.TAG_SCENE: self.scene, settings.TAG_STEP: self.step, settings.TAG_METHOD: self.method,
                 settings.TAG_VARIANT: self.variant, "lcp.work_dir": str(work_dir.resolve()),
                 "lcp.config_file": self.config_file, "mlflow.source.name": "lcp train"}
+        seed = (runner.meta or {}).get("seed", self.cfg.get("seed") if self.cfg else None)
+        if seed is not None:  # the seed this training really uses, whatever LCP_SEED says
+            tags[settings.TAG_SEED] = str(seed)
         parent = settings.parent_run_ids().get(self.scene)
         if parent:
             tags["mlflow.parentRunId"] = parent
