@@ -128,7 +128,9 @@ def test_detector_features_and_kl_loss_match_reference(tiny):
         model.set_train_mode("catch_up_learner")
         losses = model.forward_train(**data)
     assert list(losses) == ["kl_loss"]
-    torch.testing.assert_close(losses["kl_loss"], expected_kl)
+    # float32 sums over C*H*W terms that nearly cancel: the summation order (the CPU's vector
+    # width) moves the result by ~4e-5 relative
+    torch.testing.assert_close(losses["kl_loss"], expected_kl, rtol=2e-4, atol=1e-5)
     assert expected_kl > 0
 
 
