@@ -35,3 +35,13 @@ def process_environment_restored():
     for name in set(os.environ) - set(saved):
         del os.environ[name]
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A folder holding `demo/`, a 3-image demo scene, for the tests of the lcp commands."""
+    from lcp.cli import main as lcp
+
+    root = tmp_path_factory.mktemp("tools")
+    assert lcp(["data", "demo", "--out", str(root / "demo"), "--num-images", "3", "--no-progress"]) == 0
+    return root

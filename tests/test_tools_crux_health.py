@@ -21,13 +21,6 @@ LCP_TINY = str(CONFIGS / "lcp_tiny_demo.py")
 HEALTH_KEYS = {"mask_mean", "mask_std", "mask_frac_above_half", "mask_spatial_std", "collapsed", "verdict"}
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("crux_tools")
-    assert lcp(["data", "demo", "--out", str(root / "demo"), "--num-images", "3", "--no-progress"]) == 0
-    return root
-
-
 def options(workspace: Path) -> list[str]:
     return ["--cfg-options", f"data_root={workspace / 'demo'}/", "data.workers_per_gpu=0"]
 

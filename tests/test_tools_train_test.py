@@ -22,13 +22,6 @@ LCP_ONLY_KEY_PREFIXES = ("crux_learner.", "backbone.catch_up_learner.", "backbon
 QUICK = ["data.workers_per_gpu=0", "log_config.interval=1"]
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tools")
-    assert lcp(["data", "demo", "--out", str(root / "demo"), "--num-images", "3", "--no-progress"]) == 0
-    return root
-
-
 def scene_options(workspace: Path) -> list[str]:
     return [f"data_root={workspace / 'demo'}/", *QUICK]
 
