@@ -192,11 +192,6 @@ def crux_masks_of_batch(crux_learner, data: Mapping[str, Any]):
     return masks, shapes
 
 
-def mask_from_heatmap(crux_learner, heatmap):
-    """The soft mask of a heat map h, as CruxLearner.mask computes it."""
-    return crux_learner.mask_from_heatmap(heatmap.float())
-
-
 class GradNorm:
     """Mean L2 norm of a module's gradient over the iterations where it had one (kept on the device)."""
 
@@ -266,7 +261,7 @@ def add_batch(statistics: MaskStatistics, crux_learner, data: Mapping[str, Any],
     crux_learner.mask on the images again."""
     img, shapes = batch_images(data)
     if heatmap is not None and heatmap.shape[0] >= img.shape[0] and heatmap.shape[-2:] == img.shape[-2:]:
-        masks = mask_from_heatmap(crux_learner, heatmap[:img.shape[0]])
+        masks = crux_learner.mask_from_heatmap(heatmap[:img.shape[0]].float())
     else:
         masks, shapes = crux_masks_of_batch(crux_learner, data)
     statistics.update(masks, shapes)
