@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sync = sub.add_parser("sync", help="send what runs could not send (their mlflow-pending/ journals), once")
     sync.add_argument("paths", nargs="+", metavar="WORK_DIR",
                       help="work dirs (searched recursively for mlflow-pending/*.jsonl) or journal files")
-    sync.add_argument("--tracking-uri", help="send there instead of the URI each journal recorded")
+    sync.add_argument("--tracking-uri", help="send there (default: $MLFLOW_TRACKING_URI, else the URI each "
+                      "journal recorded)")
     sync.set_defaults(_main=main_sync)
 
     files = sub.add_parser("log-artifacts", help="log files (check reports, report tables, plots) as a run "
@@ -73,6 +74,7 @@ def main_close(args: argparse.Namespace) -> int:
 
 
 def main_sync(args: argparse.Namespace) -> int:
+    from lcp.tracking import settings
     from lcp.tracking.journal import find_journals
     from lcp.tracking.run import replay_all
 
@@ -81,14 +83,13 @@ def main_sync(args: argparse.Namespace) -> int:
         print("lcp tracking sync: nothing pending")
         return 0
     incomplete = 0
-    for result in replay_all(journals, args.tracking_uri):
-        state = "complete" if result.remaining == 0 else f"{result.remaining} still pending ({result.error})"
-        print(f"{result.journal}: run {result.run_id or '(not created)'}: sent {result.sent}, "
-              f"dropped {result.dropped}, {state}")
+    for result in replay_all(journals, settings.sync_uri(args.tracking_uri)):
+        state = "complete" if result.remaining == 0 else f"{result.remaining} kept: {result.error}"
+        print(f"{result.journal}: run {result.run_id or '(not created)'}: sent {result.sent}, {state}")
         incomplete += result.remaining > 0
     if incomplete:
-        print(f"lcp tracking sync: {incomplete} journal(s) could not be completed; run it again when the "
-              "tracking server is reachable", file=sys.stderr)
+        print(f"lcp tracking sync: {incomplete} journal(s) not complete, nothing was dropped; fix the reason "
+              "above (a server down, the wrong --tracking-uri, a deleted run) and sync again", file=sys.stderr)
     return 1 if incomplete else 0
 
 

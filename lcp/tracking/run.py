@@ -11,7 +11,9 @@ replay (also what `lcp tracking sync` runs) sends each record exactly once:
 - metric points: only those (key, step, timestamp, value) the run does not hold yet;
 - params, tags, artifacts and the final status: idempotent in MLflow.
 
-A refusal that retrying cannot fix (invalid value, deleted run) is warned about and dropped.
+Nothing is ever dropped: a record MLflow refuses (invalid value, a param that already holds
+another value, a deleted run) stays queued and the replay says why; a run the target server
+does not hold (a journal synced to another server) keeps all its records for the right one.
 Metric points are buffered in memory and sent in batches (`flush_secs`, `max_buffer`).
 """
 
@@ -25,8 +27,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
+from lcp.errors import LCPError
 from lcp.tracking import settings
 from lcp.tracking.journal import Journal, journal_path
 
@@ -44,6 +47,10 @@ PERMANENT_ERRORS = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOU
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+class Refused(Exception):
+    """The target cannot place a record (or its run), and sending it again unchanged will not help."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -134,12 +141,19 @@ class _Sender:
     def params(self, run_id: str, params: Mapping[str, Any], dedupe: bool) -> None:
         from mlflow.entities import Param
 
+        params = {k: clip(v, MAX_PARAM_LENGTH) for k, v in params.items()}
+        conflicts = {}
         if dedupe:
             logged = self.client.get_run(run_id).data.params
+            conflicts = {k: v for k, v in params.items() if k in logged and logged[k] != v}
             params = {k: v for k, v in params.items() if k not in logged}
-        items = [Param(k, clip(v, MAX_PARAM_LENGTH)) for k, v in params.items()]
+        items = [Param(k, v) for k, v in params.items()]
         for start in range(0, len(items), MAX_PARAMS_OR_TAGS_PER_BATCH):
             self.client.log_batch(run_id, params=items[start:start + MAX_PARAMS_OR_TAGS_PER_BATCH])
+        if conflicts:  # MLflow keeps a param's first value: the queued one would be silently lost
+            key, value = next(iter(conflicts.items()))
+            raise Refused(f"param {key} is {clip(logged[key], 80)!r} in the run, the queued record has "
+                          f"{clip(value, 80)!r} (MLflow never changes a param)")
 
     def tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -156,6 +170,22 @@ class _Sender:
 
     def terminate(self, run_id: str, status: str, end_time: int) -> None:
         self.client.set_terminated(run_id, status=status, end_time=end_time)
+
+    def check_run(self, run_id: str, uri: str, recorded: str | None) -> None:
+        """Refused unless the target holds run `run_id`, active: records of a run the server does not
+        hold can never be placed there, and must wait for the server that does."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            elsewhere = f" (its journal recorded {recorded})" if recorded and recorded != uri else ""
+            raise Refused(f"run {run_id} does not exist at {uri}{elsewhere}") from None
+        if run.info.lifecycle_stage == "deleted":
+            raise Refused(f"run {run_id} is deleted at {uri}; restore it (mlflow runs restore --run-id "
+                          f"{run_id}) to send its records")
 
     def _known(self, run_id: str, key: str) -> set:
         if (run_id, key) not in self._history:
@@ -179,42 +209,74 @@ class ReplayResult:
     journal: Path
     run_id: str | None
     sent: int
-    remaining: int
-    dropped: int
+    remaining: int  # records still queued: not placed, for the reason in `error`
+    refused: int = 0  # of those, the ones the target refused (sending again unchanged will not help)
     error: str | None = None
+    uri: str | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """Whether records were left unsent because the target could not be reached."""
+        return self.remaining > self.refused
 
 
 def replay(journal: Journal, tracking_uri: str | None = None, client=None) -> ReplayResult:
-    """Send a journal's unacknowledged records in order, each exactly once (see the module doc).
+    """Send a journal's unacknowledged records in order, each exactly once (see the module doc),
+    to `tracking_uri`, else to the URI the journal recorded.
 
-    Stops at the first transient failure (the rest stays pending); a permanent refusal is
-    warned about, acknowledged and skipped.
+    Only a placed record is acknowledged. Stops at the first transient failure; a record the
+    target refuses stays queued and the replay goes on with the next; a run the target does not
+    hold (or holds deleted) keeps all its records.
     """
     with journal.exclusive():
-        state = journal.read()
-        if state.header is None:
-            return ReplayResult(journal.path, None, 0, 0, 0)
-        uri = tracking_uri or state.header["tracking_uri"]
-        sender = _Sender(client or make_client(uri))
-        run_id, sent, dropped = state.run_id, 0, 0
-        for index, record in enumerate(state.pending):
+        try:
+            state = journal.read()
+        except LCPError as exc:
+            return ReplayResult(journal.path, None, 0, 1, 1, error=str(exc))
+        if state.header is None or not state.pending:
+            return ReplayResult(journal.path, state.run_id, 0, 0)
+        recorded = state.header.get("tracking_uri")
+        uri = tracking_uri or recorded
+        pending = state.pending
+
+        def kept(sent: int, remaining: int, refused: int, error: str) -> ReplayResult:
+            return ReplayResult(journal.path, run_id, sent, remaining, refused, error=error, uri=uri)
+
+        run_id = state.run_id
+        if not uri:
+            return kept(0, len(pending), len(pending), "the journal records no tracking URI; name one "
+                        "with --tracking-uri")
+        try:
+            sender = _Sender(client or make_client(uri))
+            if run_id is not None:
+                sender.check_run(run_id, uri, recorded)
+        except Exception as exc:  # noqa: BLE001  classified: nothing was sent
+            refused = 0 if is_transient(exc) else len(pending)
+            return kept(0, len(pending), refused, _short(exc))
+        sent, refusals = 0, []
+        for index, record in enumerate(pending):
             try:
                 if record["op"] == "create_run":
                     run_id = sender.create_run(state.header, record)
                 elif run_id is None:
-                    raise RuntimeError(f"{journal.path}: records for a run that was never created")
+                    raise Refused("the run was never created (its create_run record is missing)")
                 else:
                     _apply(sender, run_id, record, dedupe=True)
             except Exception as exc:  # noqa: BLE001  classified below
+                left = len(pending) - index
                 if is_transient(exc):
-                    return ReplayResult(journal.path, run_id, sent, len(state.pending) - index, dropped,
-                                        error=_short(exc))
-                log.warning("MLflow refused %s record of %s (dropped): %s", record["op"], journal.path, _short(exc))
-                dropped += 1
-            else:
-                sent += 1
+                    return kept(sent, left + len(refusals), len(refusals), _short(exc))
+                if run_id is None:  # nothing after it can be placed either
+                    return kept(sent, left + len(refusals), left + len(refusals), _short(exc))
+                log.warning("MLflow refused %s record of %s (kept): %s", record["op"], journal.path, _short(exc))
+                refusals.append(f"{record['op']}: {_short(exc)}")
+                continue
+            sent += 1
             journal.ack(record["id"], run_id)
-        return ReplayResult(journal.path, run_id, sent, 0, dropped)
+        if refusals:
+            more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
+            return kept(sent, len(refusals), len(refusals), refusals[0] + more)
+        return ReplayResult(journal.path, run_id, sent, 0, uri=uri)
 
 
 def _apply(sender: _Sender, run_id: str, record: Mapping[str, Any], dedupe: bool) -> None:
@@ -234,6 +296,8 @@ def _apply(sender: _Sender, run_id: str, record: Mapping[str, Any], dedupe: bool
 
 
 def _short(exc: BaseException) -> str:
+    if isinstance(exc, Refused):
+        return str(exc)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return clip(f"{type(exc).__name__}: {text}", 300)
 
@@ -305,9 +369,9 @@ class TrackedRun:
             return None
         result = self.try_replay(force=True)
         if result is not None and result.remaining:
-            log.warning("MLflow: %d record(s) of run %s are still pending in %s; when the tracking server is "
-                        "reachable again, run: lcp tracking sync %s", result.remaining, self.run_name,
-                        self.journal.path, self.work_dir)
+            log.warning("MLflow: %d record(s) of run %s are still queued in %s (%s); when that is fixed, "
+                        "run: lcp tracking sync %s", result.remaining, self.run_name, self.journal.path,
+                        result.error, self.work_dir)
         return result
 
     # ---- logging --------------------------------------------------------------------
@@ -355,7 +419,7 @@ class TrackedRun:
         except Exception as exc:  # noqa: BLE001  e.g. the client cannot even be made
             log.debug("MLflow replay of %s failed: %s", self.journal.path, _short(exc))
             return None
-        if result.remaining == 0:
+        if not result.stopped:  # records MLflow refused stay queued for `lcp tracking sync` to report
             self.run_id = result.run_id or self.run_id
             self._client = None  # made again on the next call: the store may have restarted
             self.online = True
@@ -375,13 +439,21 @@ class TrackedRun:
                 return
             except Exception as exc:  # noqa: BLE001
                 if not is_transient(exc):
-                    log.warning("MLflow refused %s of run %s (not retried): %s", op, self.run_name, _short(exc))
+                    self._keep_refused(op, fields, exc)
                     return
                 self._go_offline(exc, f"send {op}")
         if op == "artifact":
             fields["local_path"] = self._keep_copy(fields["local_path"])
         self.journal.add(op, **fields)
         self.try_replay()
+
+    def _keep_refused(self, op: str, fields: dict[str, Any], exc: BaseException) -> None:
+        """Queued, not lost: `lcp tracking sync` sends it again and says why it cannot be placed."""
+        log.warning("MLflow refused %s of run %s (%s); kept in %s", op, self.run_name, _short(exc), self.journal.path)
+        self.journal.write_header(self._header())
+        if op == "artifact":
+            fields["local_path"] = self._keep_copy(fields["local_path"])
+        self.journal.add(op, **fields)
 
     def _go_offline(self, exc: BaseException, what: str) -> None:
         self.online = False
@@ -409,5 +481,7 @@ class TrackedRun:
         return str(keep)
 
 
-def replay_all(journals: Iterable[Path], tracking_uri: str | None = None) -> list[ReplayResult]:
-    return [replay(Journal(path), tracking_uri) for path in journals]
+def replay_all(journals: Iterable[Path], tracking_uri: str | None = None) -> Iterator[ReplayResult]:
+    """Replay each journal in turn (one result each, as it is done)."""
+    for path in journals:
+        yield replay(Journal(path), tracking_uri)

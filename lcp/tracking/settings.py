@@ -82,6 +82,11 @@ def resolve_target(configured: str | None = None) -> TrackingTarget:
     return TrackingTarget(uri=uri, artifact_location=_sqlite_artifact_location(uri))
 
 
+def sync_uri(flag: str | None) -> str | None:
+    """Where `lcp tracking sync` sends: the flag, then MLFLOW_TRACKING_URI; None: each journal's own URI."""
+    return flag or os.environ.get(ENV_TRACKING_URI) or None
+
+
 def check_target(target: TrackingTarget) -> TrackingTarget:
     """LCPError for a store MLflow 3 refuses: the file store (./mlruns, file://) without its opt-in."""
     file_store = target.uri.startswith("file:") or "://" not in target.uri and not target.uri.startswith("databricks")
