@@ -4,13 +4,20 @@ mmdet's own tools resolve `${key}` references before applying --cfg-options, so 
 overridden `data_root` would not reach the paths built from it. Here the overrides come
 first and the references are resolved afterwards, repeatedly, so references to keys that
 are themselves references work too.
+
+Every --cfg-options key must already be in the config (mmcv's merge would silently add a
+misspelt one, `optimzer.lr=0.5`, and train without it), and its value must have the kind
+of the value it replaces: see check_cfg_options. A key written with a leading `+`
+(`+fp16.loss_scale=512`) may add settings the config does not have yet.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from lcp.errors import LCPError
 
@@ -50,20 +57,151 @@ def check_class_count(cfg, source: str) -> None:
                        f"{list(classes)}; set both (e.g. --cfg-options num_classes={len(classes)})")
 
 
-def load_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None = None):
-    """Read an mmdet config file, apply overrides, resolve references; LCPError on failure."""
+def _flat_keys(node: Any, prefix: str = "") -> list[str]:
+    """Every dotted key of a config (dict keys and list indices), at every depth."""
+    if isinstance(node, Mapping):
+        items = [(str(key), value) for key, value in node.items()]
+    elif isinstance(node, (list, tuple)):
+        items = [(str(index), value) for index, value in enumerate(node)]
+    else:
+        return []
+    keys = []
+    for key, value in items:
+        keys.append(prefix + key)
+        keys += _flat_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a text"
+    if isinstance(value, (list, tuple)):
+        kinds = {_kind(item) for item in value}
+        if len(kinds) == 1 and kinds <= {"a number", "a text"}:
+            return f"a list of {kinds.pop()[2:]}s"
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a group of settings"
+    return f"a {type(value).__name__}"
+
+
+def _same_kind(old: Any, new: Any) -> bool:
+    """Whether `new` may replace `old`: None sets or unsets anything; numbers replace numbers
+    (an int may replace a float and the other way round); a list of numbers (or of texts)
+    takes a list of the same or one such item (mmcv's `step=3` for `step=[3]`, a class
+    file for `classes`); a value of unknown type (a ${...} reference) takes anything."""
+    if old is None or new is None or (isinstance(old, str) and "${" in old):
+        return True
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) and isinstance(new, bool)
+    if isinstance(old, (int, float)):
+        return isinstance(new, (int, float))
+    if isinstance(old, str):
+        return isinstance(new, (str, list, tuple))
+    if isinstance(old, Mapping):
+        return False
+    if isinstance(old, (list, tuple)):
+        items = list(old)
+        news = list(new) if isinstance(new, (list, tuple)) else [new]
+        for kinds in ((int, float), (str,)):
+            if items and all(isinstance(v, kinds) and not isinstance(v, bool) for v in items):
+                return all(isinstance(v, kinds) and not isinstance(v, bool) for v in news)
+        return True
+    return True
+
+
+def check_cfg_options(cfg, cfg_options: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The --cfg-options to merge into `cfg`, each checked against the config as read:
+
+    - every part of a KEY must exist (a list's items by number), else one line names the key
+      and the nearest existing one; a KEY written `+KEY` may add what is missing;
+    - a VALUE must be of the kind of the value it replaces (see _same_kind), and a group of
+      settings (a dict) can only be changed key by key.
+
+    Returns the options without their `+`; a None that a `+KEY` reaches into is replaced by
+    an empty group in `cfg`, so that mmcv merges the new keys into it."""
+    from mmcv import ConfigDict
+
+    root = cfg._cfg_dict
+    checked: dict[str, Any] = {}
+    known: list[str] | None = None
+    for raw_key, value in cfg_options.items():
+        adding = raw_key.startswith("+")
+        key = raw_key[1:] if adding else raw_key
+        parts = key.split(".")
+        where = f"{source}: --cfg-options {raw_key}"
+        if not all(parts):
+            raise LCPError(f"{where}: not a KEY or dotted KEY.SUBKEY (an empty part)")
+        node, parent, walked = root, None, []
+        for part in parts:
+            prefix = ".".join(walked)
+            if isinstance(node, tuple):
+                raise LCPError(f"{where}: {prefix} is a tuple {node!r}; set it whole, e.g. {prefix}=(a,b)")
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise LCPError(f"{where}: {prefix} is a list of {len(node)} items; "
+                                   f"pick one by its number, {prefix}.0 to {prefix}.{len(node) - 1}")
+                parent, node = node, node[int(part)]
+            elif isinstance(node, Mapping) and part in node:
+                parent, node = node, node[part]
+            elif adding and (isinstance(node, Mapping) or node is None):
+                if node is None:  # e.g. +optimizer_config.grad_clip.max_norm=35 where grad_clip=None
+                    parent[walked[-1] if isinstance(parent, Mapping) else int(walked[-1])] = ConfigDict()
+                break
+            elif isinstance(node, Mapping):
+                if known is None:
+                    known = _flat_keys(root)
+                missing = ".".join([*walked, part])
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise LCPError(f"{where}: the config has no key {missing}{hint}; "
+                               f"to add a new key, write +{key}=VALUE")
+            elif node is None:
+                raise LCPError(f"{where}: {prefix} is None in the config; to give it settings, "
+                               f"write +{key}=VALUE")
+            else:
+                raise LCPError(f"{where}: {prefix} is {_kind(node)} ({node!r}), not a group of settings "
+                               f"with a key {part}")
+            walked.append(part)
+        else:
+            if not _same_kind(node, value):
+                if isinstance(node, Mapping):
+                    raise LCPError(f"{where}: {key} is a group of settings ({', '.join(map(str, node))}); "
+                                   f"set them one by one, e.g. {key}.{next(iter(node), 'KEY')}=VALUE")
+                raise LCPError(f"{where}: takes {_kind(node)} (the config has {node!r}), "
+                               f"not {_kind(value)} ({value!r})")
+        checked[key] = value
+    return checked
+
+
+def read_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None = None,
+                import_modules: bool = True):
+    """Read an mmdet config file and apply checked overrides, without resolving ${...}.
+
+    `import_modules=False` leaves the config's custom_imports (lcp's models, datasets and
+    hooks) unimported: the workflow's pre-flight reads configs this way, in seconds."""
     from mmcv import Config
 
     path = str(path)
     if not Path(path).is_file():
         raise LCPError(f"{path}: config file does not exist")
     try:
-        cfg = Config.fromfile(path)
+        cfg = Config.fromfile(path, import_custom_modules=import_modules)
     except (SyntaxError, KeyError, ValueError, TypeError, NameError, FileNotFoundError,
             ModuleNotFoundError) as exc:
         raise LCPError(f"{path}: cannot read the config ({type(exc).__name__}: {exc})") from None
     if cfg_options:
-        cfg.merge_from_dict(dict(cfg_options))
-    cfg = resolve_references(cfg, path)
+        cfg.merge_from_dict(check_cfg_options(cfg, cfg_options, path))
+    return cfg
+
+
+def load_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None = None):
+    """Read an mmdet config file, apply checked overrides, resolve references; LCPError on failure."""
+    path = str(path)
+    cfg = resolve_references(read_config(path, cfg_options), path)
     check_class_count(cfg, path)
     return cfg

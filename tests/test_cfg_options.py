@@ -1,0 +1,114 @@
+"""--cfg-options are checked against the config before anything runs: an unknown key (with the
+nearest existing one suggested) or a value of the wrong kind is one line and exit status 2
+from every command that reads a model config; `+KEY=VALUE` adds what the config lacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mmdet.models  # noqa: F401  (torch's import-time warnings come here, not in a command's stderr)
+import pytest
+
+from lcp.apis.config import read_config
+from lcp.apis.options import parse_cfg_options
+from lcp.cli import main as lcp
+from lcp.errors import LCPError
+
+REPO = Path(__file__).resolve().parents[1]
+LCP_TINY = str(REPO / "config" / "mmdet" / "lcp_tiny_demo.py")
+PLAIN_TINY = str(REPO / "config" / "mmdet" / "cascade_rcnn_tiny_demo.py")
+
+
+def one_error_line(capsys, argv: list[str]) -> str:
+    assert lcp(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and "\n" not in err, err
+    return err
+
+
+def command_line(command: str, workspace: Path, tmp_path: Path) -> list[str]:
+    """`lcp COMMAND` on the tiny LCP config, with inputs that exist (the config is read first)."""
+    checkpoint = tmp_path / "model.pth"
+    checkpoint.write_bytes(b"not read: the config fails first")
+    return {
+        "train": ["train", LCP_TINY, "--work-dir", str(tmp_path / "work")],
+        "test": ["test", LCP_TINY, str(checkpoint), "--eval", "bbox"],
+        "infer": ["infer", LCP_TINY, str(checkpoint), str(workspace / "demo" / "lowq"), "--out-dir",
+                  str(tmp_path / "out")],
+        "heatmaps": ["heatmaps", LCP_TINY, str(checkpoint), "--out-dir", str(tmp_path / "maps")],
+    }[command]
+
+
+@pytest.mark.parametrize("command", ["train", "test", "infer", "heatmaps"])
+def test_misspelt_key_is_refused_by_every_command_with_the_nearest_key(command, workspace, tmp_path, capsys):
+    argv = command_line(command, workspace, tmp_path) + ["--cfg-options", f"data_root={workspace / 'demo'}/",
+                                                         "optimzer.lr=0.5"]
+    assert one_error_line(capsys, argv) == (
+        f"lcp {command}: error: {LCP_TINY}: --cfg-options optimzer.lr: the config has no key optimzer "
+        "(did you mean optimizer.lr?); to add a new key, write +optimzer.lr=VALUE")
+    assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists() and not (tmp_path / "maps").exists()
+
+
+BAD_OPTIONS = [
+    ("runner.max_epoch=1",
+     ("runner.max_epoch: the config has no key runner.max_epoch (did you mean runner.max_epochs?); "
+      "to add a new key, write +runner.max_epoch=VALUE")),
+    ("model.backbone.frozen_stage=2",
+     ("model.backbone.frozen_stage: the config has no key model.backbone.frozen_stage "
+      "(did you mean model.backbone.frozen_stages?); to add a new key, write +model.backbone.frozen_stage=VALUE")),
+    ("runner.max_epochs=abc", "runner.max_epochs: takes a number (the config has 4), not a text ('abc')"),
+    ("runner.max_epochs=[1,2]", "runner.max_epochs: takes a number (the config has 4), not a list of numbers ([1, 2])"),
+    ("find_unused_parameters=1", "find_unused_parameters: takes true/false (the config has True), not a number (1)"),
+    ("data_root=7", "data_root: takes a text (the config has 'data/demo/'), not a number (7)"),
+    ("custom_hooks.1.num_epoch=[a,b]",
+     "custom_hooks.1.num_epoch: takes a list of numbers (the config has [1, 1, 2]), not a list of texts (['a', 'b'])"),
+    ("custom_hooks.4.interval=2",
+     ("custom_hooks.4.interval: custom_hooks is a list of 4 items; pick one by its number, custom_hooks.0 to "
+      "custom_hooks.3")),
+    ("custom_hooks.hook.interval=2",
+     ("custom_hooks.hook.interval: custom_hooks is a list of 4 items; pick one by its number, custom_hooks.0 to "
+      "custom_hooks.3")),
+    ("img_scale.0=256", "img_scale.0: img_scale is a tuple (128, 128); set it whole, e.g. img_scale=(a,b)"),
+    ("model=cascade",
+     ("model: model is a group of settings (type, backbone, neck, rpn_head, roi_head, train_cfg, test_cfg, "
+      "crux_learner, kl_loss_weight); set them one by one, e.g. model.type=VALUE")),
+    ("runner.max_epochs.value=3", ("runner.max_epochs.value: runner.max_epochs is a number (4), not a group of "
+                                  "settings with a key value")),
+    ("optimizer_config.grad_clip.max_norm=35",
+     ("optimizer_config.grad_clip.max_norm: optimizer_config.grad_clip is None in the config; to give it settings, "
+      "write +optimizer_config.grad_clip.max_norm=VALUE")),
+    ("model..depth=50", "model..depth: not a KEY or dotted KEY.SUBKEY (an empty part)"),
+]
+
+
+@pytest.mark.parametrize("option, message", BAD_OPTIONS, ids=[option for option, _ in BAD_OPTIONS])
+def test_bad_option_stops_lcp_train_before_anything_runs(option, message, tmp_path, capsys):
+    argv = ["train", LCP_TINY, "--work-dir", str(tmp_path / "work"), "--cfg-options", option]
+    assert one_error_line(capsys, argv) == f"lcp train: error: {LCP_TINY}: --cfg-options {message}"
+    assert not (tmp_path / "work").exists()
+
+
+def test_options_of_the_right_kind_are_merged():
+    cfg = read_config(LCP_TINY, parse_cfg_options([
+        "runner.max_epochs=6", "optimizer.lr=1",  # an int for a float
+        "lr_config.step=3",  # one step for a list of steps (mmcv takes both)
+        "custom_hooks.1.num_epoch=[1,1,4]", "classes=[a,b]", "num_classes=2", "load_from=None",
+        "model.backbone.frozen_stages=2", "data.train.dataset.pipeline.4.flip_ratio=0.0",
+    ]), import_modules=False)
+    assert (cfg.runner.max_epochs, cfg.optimizer.lr, cfg.lr_config.step) == (6, 1, 3)
+    assert cfg.custom_hooks[1].num_epoch == [1, 1, 4] and cfg.classes == ["a", "b"] and cfg.load_from is None
+    assert cfg.model.backbone.frozen_stages == 2 and cfg.data.train.dataset.pipeline[4].flip_ratio == 0.0
+
+
+def test_plus_adds_keys_the_config_lacks():
+    cfg = read_config(PLAIN_TINY, parse_cfg_options([
+        "+fp16.loss_scale=512",  # a whole new group
+        "+optimizer_config.grad_clip.max_norm=35",  # settings under a None
+        "+model.backbone.with_cp=True",  # a new argument of an existing component
+        "+runner.max_epochs=2",  # + on an existing key sets it as usual
+    ]), import_modules=False)
+    assert cfg.fp16 == {"loss_scale": 512} and cfg.optimizer_config.grad_clip == {"max_norm": 35}
+    assert cfg.model.backbone.with_cp is True and cfg.runner.max_epochs == 2
+    # still checked where the key exists
+    with pytest.raises(LCPError, match=r"--cfg-options \+runner.max_epochs: takes a number"):
+        read_config(PLAIN_TINY, parse_cfg_options(["+runner.max_epochs=abc"]), import_modules=False)
