@@ -4,9 +4,10 @@
 # The backbone starts from random weights (init_cfg=None) because nothing is downloaded at run
 # time. To start pretraining from ImageNet weights, point it at a local copy of torchvision's
 # ResNet-50 weights, e.g.
-#   --cfg-options model.backbone.init_cfg.type=Pretrained \
-#                 model.backbone.init_cfg.checkpoint=checkpoints/resnet50-0676ba61.pth
-# (or 'torchvision://resnet50' on a machine that may download).
+#   --cfg-options +model.backbone.init_cfg.type=Pretrained \
+#                 +model.backbone.init_cfg.checkpoint=checkpoints/resnet50-0676ba61.pth
+# (or 'torchvision://resnet50' on a machine that may download; the + adds keys the config
+# does not have, here under init_cfg=None).
 model = dict(
     type='CascadeRCNN',
     backbone=dict(
