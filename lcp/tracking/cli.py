@@ -107,6 +107,10 @@ def main_uri(args: argparse.Namespace) -> int:
 
     target = settings.resolve_target(args.tracking_uri)
     print(target.uri)
+    if settings.missing_store(target.uri):
+        print(f"not created yet: {settings.missing_store(target.uri)} (the first tracked run creates it)",
+              file=sys.stderr)
+        return 0
     if target.uri.startswith(("http://", "https://")):
         print(f"browse: open {target.uri} in a browser", file=sys.stderr)
     else:

@@ -275,6 +275,7 @@ def main(args: argparse.Namespace) -> int:
     if existing and not args.overwrite:
         raise LCPError(f"{existing[0]}: already exists; remove it or pass --overwrite")
     uri = settings.check_target(settings.resolve_target(args.tracking_uri)).uri
+    settings.check_store_exists(uri)
     settings.apply_network_defaults()
     tags, since_ms = parse_tags(args.tag), since_millis(args.since, args.days)
     try:

@@ -109,6 +109,20 @@ def _sqlite_artifact_location(uri: str) -> str | None:
     return (database.parent / "artifacts").as_uri() if database else None
 
 
+def missing_store(uri: str) -> Path | None:
+    """The database file of a sqlite URI when it does not exist (opening it would create it)."""
+    database = _sqlite_database(uri)
+    return database if database and not database.is_file() else None
+
+
+def check_store_exists(uri: str) -> None:
+    """LCPError for a sqlite store not created yet: commands that only read must not create one."""
+    database = missing_store(uri)
+    if database:
+        raise LCPError(f"{database}: no MLflow store here, nothing was logged to it (set MLFLOW_TRACKING_URI "
+                       "or --tracking-uri to read another store)")
+
+
 def prepare_local_store(uri: str) -> None:
     """Create the folder of a sqlite database; MLflow creates the file but not its folder."""
     database = _sqlite_database(uri)
