@@ -1,31 +1,166 @@
-"""Atomic output: a file or folder is either absent or complete, never half-written."""
+"""Output that is complete or absent, never destroys an input, and leaves nothing behind.
+
+Every file or folder lcp publishes is written under a temporary name beside its target and
+renamed onto it at the end:
+  * an output may not be, contain or lie inside one of the command's sources (symlinks
+    resolved), so no overwrite can reach the data it reads;
+  * a folder gets a `.lcp-output` marker, and `--overwrite` replaces only folders holding
+    one, so an unrelated folder given as the output is refused, not deleted;
+  * temporary names carry the host and process id, `.NAME.HOST-PID.RANDOM.tmp` (`.old`
+    while a replaced folder is being removed); the next write of NAME removes those of
+    processes on this host that no longer run (a killed run's leftovers);
+  * files and folders are created with the mode the kernel derives from the user's umask.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import socket
+import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from lcp.errors import LCPError
 
+MARKER = ".lcp-output"
+MARKER_TEXT = "This folder was written by lcp; `--overwrite` may replace it as a whole.\n"
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is renamed onto `path`.
+Sources = Iterable["str | os.PathLike | None"]
 
-    With overwrite=False an existing `path` is an error instead of being replaced.
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0]) or "host"
+
+
+def _temp_path(path: Path, kind: str) -> Path:
+    return path.parent / f".{path.name}.{_host()}-{os.getpid()}.{secrets.token_hex(4)}.{kind}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporaries of `path` left by processes of this host that have ended."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_host())}-(\d+)\.[0-9a-f]{{8}}\.(tmp|old)")
+    try:
+        entries = list(path.parent.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and not _alive(int(match[1])):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+
+
+def temp_folder(path: str | os.PathLike) -> Path:
+    """A new empty folder beside `path` (same file system) with a temporary name of `path`.
+
+    The caller removes it; one left by a killed process goes with the next call for `path`.
     """
     path = Path(path)
-    if not overwrite and path.exists():
-        raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    remove_stale_temporaries(path)
+    while True:
+        tmp = _temp_path(path, "tmp")
+        try:
+            tmp.mkdir(0o777)  # the umask applies
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _temp_file(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    while True:
+        tmp = _temp_path(path, "tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def check_outside_sources(out: str | os.PathLike, sources: Sources) -> None:
+    """Refuse an output that is, contains or lies inside one of `sources` (None entries skipped)."""
+    target = _resolve(out)
+    for source in sources:
+        if source is None:
+            continue
+        resolved = _resolve(source)
+        if target == resolved or (target.exists() and resolved.exists() and os.path.samefile(target, resolved)):
+            raise LCPError(f"{out}: is the source {source}; write the output elsewhere")
+        if resolved in target.parents:
+            raise LCPError(f"{out}: lies inside the source {source}; write the output elsewhere")
+        if target in resolved.parents:
+            raise LCPError(f"{out}: contains the source {source}; write the output elsewhere")
+
+
+def is_lcp_folder(path: str | os.PathLike) -> bool:
+    return (Path(path) / MARKER).is_file()
+
+
+def check_folder_output(path: str | os.PathLike, overwrite: bool, sources: Sources = ()) -> None:
+    """Refuse, before any work, a folder output that atomic_folder would not publish."""
+    path = Path(path)
+    check_outside_sources(path, sources)
+    if not os.path.lexists(path):
+        return
+    if not is_lcp_folder(path):
+        raise LCPError(f"{path}: already exists and holds no {MARKER} (lcp did not write it, or an lcp "
+                       "from before that marker did), so even --overwrite does not replace it; remove it by "
+                       "hand or choose another output")
+    if not overwrite:
+        raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
+
+
+def replace_folder(tmp: Path, path: Path) -> None:
+    """Rename the finished folder `tmp` onto `path`, removing the folder there (said on stderr)."""
+    if not os.path.lexists(path):
+        os.replace(tmp, path)
+        return
+    old = _temp_path(path, "old")
+    old.mkdir()
+    os.replace(path, old / path.name)
+    os.replace(tmp, path)
+    shutil.rmtree(old)
+    print(f"{path}: replaced the folder lcp wrote there before (--overwrite)", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, overwrite: bool = True, sources: Sources = ()) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`.
+
+    With overwrite=False an existing `path` is an error instead of being replaced; `path`
+    may never be or lie inside one of `sources`.
+    """
+    path = Path(path)
+    check_outside_sources(path, sources)
+    if path.is_dir():
+        raise LCPError(f"{path}: is a folder, not a file")
+    if not overwrite and os.path.lexists(path):
+        raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
+    tmp = _temp_file(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -34,38 +169,33 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_folder(path: str | os.PathLike, overwrite: bool = False, sources: Sources = ()) -> Iterator[Path]:
     """Yield an empty temporary folder beside `path`; on success it replaces `path` at once.
 
-    An existing `path` is an LCPError unless overwrite is True. On failure the temporary
-    folder is removed and `path` is left as it was.
+    The rules of check_folder_output hold when entering and again when publishing. The
+    published folder holds the MARKER file. On failure the temporary folder is removed and
+    `path` is left as it was.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    check_folder_output(path, overwrite, sources)
+    tmp = temp_folder(path)
     try:
         yield tmp
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
+        (tmp / MARKER).write_text(MARKER_TEXT)
+        check_folder_output(path, overwrite)  # nothing unmarked may have appeared meanwhile
+        replace_folder(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
 
 
-def write_text(path: str | os.PathLike, text: str, overwrite: bool = True) -> None:
-    with atomic_path(path, overwrite) as tmp:
+def write_text(path: str | os.PathLike, text: str, overwrite: bool = True, sources: Sources = ()) -> None:
+    with atomic_path(path, overwrite, sources) as tmp:
         tmp.write_text(text)
 
 
-def write_json(path: str | os.PathLike, obj: Any, overwrite: bool = True) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", overwrite)
+def write_json(path: str | os.PathLike, obj: Any, overwrite: bool = True, sources: Sources = ()) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", overwrite, sources)
 
 
 def read_json(path: str | os.PathLike) -> Any:

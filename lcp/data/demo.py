@@ -97,7 +97,7 @@ def make_demo(out: Path, seed: int = 0, num_images: int = 300, size: int = 128, 
             Fog(beta=beta), tmp / "clean", tmp / "lowq", depth, seed=seed, workers=1,
             annotations=[(str(tmp / "annotations" / f"clean_{s}.json"), str(tmp / "annotations" / f"lowq_{s}.json"))
                          for s in splits],
-            quality=95, progress=progress)
+            quality=95, progress=progress, depth_dirs=[str(tmp / "depth")])
         per_class = {name: sum(1 for a in annotations if a["category_id"] == cid) for name, cid in category_ids.items()}
         summary = {
             "tool": "lcp data demo",

@@ -23,7 +23,7 @@ from lcp.data.degradations import DEGRADATIONS, Degradation
 from lcp.data.depth import DepthSource
 from lcp.data.images import JPEG_QUALITY, encode_jpeg, list_images, read_image, to_float, to_uint8
 from lcp.errors import LCPError
-from lcp.io import atomic_folder, write_json
+from lcp.io import atomic_folder, check_folder_output, check_outside_sources, write_json
 
 HELP = "synthesise fog, rain or underwater images from clean ones (physical models, depth-aware)"
 SIDECAR_NAME = "synthesis.json"
@@ -81,7 +81,8 @@ def main(args: argparse.Namespace) -> int:
         raise LCPError(f"--ann/--ann-out: give one --ann-out per --ann (got {len(args.ann)} and {len(args.ann_out)})")
     sidecar = synthesise_folder(degradation, Path(args.src), Path(args.out), depth, seed=args.seed,
                                 workers=args.workers, annotations=list(zip(args.ann, args.ann_out)),
-                                overwrite=args.overwrite, quality=args.quality, progress=not args.no_progress)
+                                overwrite=args.overwrite, quality=args.quality, progress=not args.no_progress,
+                                depth_dirs=[args.depth_dir, args.disparity_dir, args.camera_dir])
     print(f"{args.out}: {len(sidecar['images'])} {degradation.name} images from {args.src} "
           f"(sidecar {SIDECAR_NAME})")
     return 0
@@ -144,8 +145,12 @@ def output_names(degradation: Degradation, sources: list[Path]) -> dict[str, lis
 
 def synthesise_folder(degradation: Degradation, src: Path, out: Path, depth: DepthSource, seed: int = 0,
                       workers: int = 1, annotations: list[tuple[str, str]] = (), overwrite: bool = False,
-                      quality: int = JPEG_QUALITY, progress: bool = True) -> dict[str, Any]:
-    """Write the synthesised folder (atomically) and the rewritten annotations; return the sidecar."""
+                      quality: int = JPEG_QUALITY, progress: bool = True,
+                      depth_dirs: list[str | None] = ()) -> dict[str, Any]:
+    """Write the synthesised folder (atomically) and the rewritten annotations; return the sidecar.
+
+    No output may be, contain or lie inside `src`, an --ann file or one of `depth_dirs`.
+    """
     from tqdm import tqdm
 
     if seed < 0:
@@ -154,16 +159,17 @@ def synthesise_folder(degradation: Degradation, src: Path, out: Path, depth: Dep
         raise LCPError(f"--quality: JPEG quality is 1-100, got {quality}")
     sources = list_images(src)
     renames = output_names(degradation, sources)
+    inputs = [src, *depth_dirs, *(ann_in for ann_in, _ in annotations)]
+    check_folder_output(out, overwrite, inputs)
     rewritten = []
     for ann_in, ann_out in annotations:  # fail on bad annotations before the long part
+        check_outside_sources(ann_out, inputs)
         if Path(ann_out).exists() and not overwrite:
             raise LCPError(f"{ann_out}: already exists; remove it or pass --overwrite")
         rewritten.append((ann_out, rename_images(load_coco(ann_in), renames, source=ann_in)))
-    if out.exists() and not overwrite:
-        raise LCPError(f"{out}: already exists; remove it or pass --overwrite")
 
     images: dict[str, Any] = {}
-    with atomic_folder(out, overwrite=overwrite) as tmp:
+    with atomic_folder(out, overwrite=overwrite, sources=inputs) as tmp:
         job = _Job(degradation, depth, tmp, seed, quality)
         bar = tqdm(total=len(sources), unit="img", desc=f"synth {degradation.name}", disable=not progress)
         with bar:
