@@ -26,7 +26,7 @@ def test_collects_recursively_flat_with_unique_names(dfui, tmp_path, capsys):
     out = tmp_path / "urpc"
     code, stdout, stderr = convert(capsys, "folder", dfui, out, "--name", "dfui", "--workers", "2")
     assert code == 0, stderr
-    assert sorted(p.name for p in (out / "dfui").iterdir()) == ["Y.jpg", "a__x_png.jpg", "b__x_png.jpg"]
+    assert sorted(p.name for p in (out / "dfui").glob("*.jpg")) == ["Y.jpg", "a__x_png.jpg", "b__x_png.jpg"]
     coco = load_coco(out / "annotations/dfui_train.json")
     sizes = {img["file_name"]: (img["width"], img["height"]) for img in coco.loadImgs(coco.getImgIds())}
     assert sizes == {"Y.jpg": (16, 16), "a__x_png.jpg": (20, 10), "b__x_png.jpg": (30, 10)}

@@ -52,7 +52,7 @@ def test_converts_pairs_by_stem_with_rules_and_summary(urpc_src, tmp_path, capsy
     assert len(splits["train"]) == 2 and len(splits["test"]) == 2
     everything = {**splits["train"], **splits["test"]}
     assert sorted(everything) == ["000001.jpg", "000002.jpg", "000003.jpg", "000004.jpg"]
-    assert sorted(p.name for p in (out / "urpc").iterdir()) == sorted(everything)
+    assert sorted(p.name for p in (out / "urpc").glob("*.jpg")) == sorted(everything)
 
     assert everything["000001.jpg"] == [("echinus", [2.0, 3.0, 8.0, 9.0], 0), ("starfish", [5.0, 5.0, 27.0, 19.0], 0)]
     assert everything["000002.jpg"] == [("holothurian", [1.0, 1.0, 7.0, 8.0], 0), ("scallop", [20.0, 10.0, 10.0, 10.0], 1)]
@@ -85,8 +85,8 @@ def test_same_output_with_one_or_two_workers_and_drop_empty(urpc_src, tmp_path, 
     for split in ("train", "test"):
         path = Path("annotations") / f"urpc_{split}.json"
         assert (one / path).read_text() == (two / path).read_text()
-    assert sorted(p.name for p in (one / "urpc").iterdir()) == ["000001.jpg", "000002.jpg", "000004.jpg"]
-    for image in (one / "urpc").iterdir():
+    assert sorted(p.name for p in (one / "urpc").glob("*.jpg")) == ["000001.jpg", "000002.jpg", "000004.jpg"]
+    for image in (one / "urpc").glob("*.jpg"):
         assert image.read_bytes() == (two / "urpc" / image.name).read_bytes()
 
 

@@ -41,7 +41,7 @@ def test_given_classes_fix_order_and_drop_others(voc, tmp_path, capsys):
     }
     assert boxes_by_file(test) == {"2008_000002.jpg": [("cat", [0.0, 0.0, 31.0, 23.0], 0)], "2008_000004.jpg": []}
     assert "2  box of class 'bird' (not in --classes), dropped" in stdout
-    assert sorted(p.name for p in (out / "clear").iterdir()) == [f"2008_00000{i}.jpg" for i in range(1, 5)]
+    assert sorted(p.name for p in (out / "clear").glob("*.jpg")) == [f"2008_00000{i}.jpg" for i in range(1, 5)]
 
 
 def test_classes_collected_sorted_without_a_list(voc, tmp_path, capsys):

@@ -45,6 +45,7 @@ from lcp.data.convert.common import (
     add_output_arguments,
     check_output_free,
     class_list,
+    source_paths,
     walk_files,
     write_image_set,
 )
@@ -248,7 +249,7 @@ def main(args: argparse.Namespace) -> int:
     if unknown:
         raise LCPError(f"--classes: {', '.join(unknown)} not a Cityscapes detection class ({', '.join(known)})")
     source = image_source(args)
-    check_output_free(args.out, [source.name], args.overwrite)
+    check_output_free(args.out, [source.name], args.overwrite, source_paths(args))
     frames = read_frames(args.root / "gtFine", args.classes, report)
     write_image_set(
         image_set_samples(source, frames, report), out=args.out, name=source.name, classes=args.classes,

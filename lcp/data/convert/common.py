@@ -19,7 +19,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,7 +26,16 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from lcp.errors import LCPError
-from lcp.io import write_json
+from lcp.io import (
+    MARKER,
+    MARKER_TEXT,
+    check_folder_output,
+    check_outside_sources,
+    is_lcp_folder,
+    replace_folder,
+    temp_folder,
+    write_json,
+)
 
 SPLITS = ("train", "test")
 IMAGE_EXTENSIONS = frozenset(
@@ -193,7 +201,18 @@ def wants_resplit(args: argparse.Namespace) -> bool:
 
 
 def keep_classes(samples: Sequence[Sample], classes: Sequence[str], report: Report, dropped: str) -> None:
-    """Drop the boxes of classes not in --classes, counted as "<dropped> 'name' (not in --classes)"."""
+    """Drop the boxes of classes not in --classes, counted as "<dropped> 'name' (not in --classes)".
+
+    A class without a box in the source (a mistyped --classes name, a category nobody
+    labelled) is refused: it would become a class the detector never sees and the
+    evaluation scores without ground truth.
+    """
+    found = Counter(box.label for sample in samples for box in sample.boxes)
+    empty = [name for name in classes if not found[name]]
+    if empty and found:  # a source without any box (images to run a detector on) is not refused here
+        which = f"class {empty[0]!r} has" if len(empty) == 1 else f"classes {', '.join(map(repr, empty))} have"
+        raise LCPError(f"{which} no box in the source; the classes with boxes are {', '.join(sorted(found))} "
+                       "(choose among them with --classes)")
     for sample in samples:
         for box in sample.boxes:
             if box.label not in classes:
@@ -357,16 +376,31 @@ def output_paths(out: Path, name: str) -> list[Path]:
     return [out / name] + [out / "annotations" / f"{name}_{split}.json" for split in SPLITS]
 
 
-def check_output_free(out: Path, names: Iterable[str], overwrite: bool) -> None:
-    """Refuse before any work when an image set would be replaced without --overwrite."""
+def source_paths(args: argparse.Namespace) -> list[Path]:
+    """Every path a converter reads: its Path arguments other than OUT."""
+    return [value for key, value in vars(args).items() if key != "out" and isinstance(value, Path)]
+
+
+def check_output_free(out: Path, names: Iterable[str], overwrite: bool, sources: Iterable[Path] = ()) -> None:
+    """Refuse before any work an image set that would touch a source, replace what lcp did
+    not write, or replace anything without --overwrite. The json files go with the folder:
+    they are replaced only beside an image set folder lcp wrote."""
     if out.exists() and not out.is_dir():
         raise LCPError(f"{out}: exists and is not a folder")
+    sources = list(sources)
     for name in names:
         check_name(name)
-        if not overwrite:
-            for path in output_paths(out, name):
-                if path.exists():
-                    raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
+        folder, *jsons = output_paths(out, name)
+        check_folder_output(folder, overwrite, sources)
+        for path in jsons:
+            check_outside_sources(path, sources)
+            if not path.exists():
+                continue
+            if not is_lcp_folder(folder):
+                raise LCPError(f"{path}: already exists beside no image set lcp wrote ({folder} has no {MARKER}), "
+                               "so even --overwrite does not replace it; remove it by hand or choose another name")
+            if not overwrite:
+                raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
 
 
 def _coco_box(box: Box, width: int, height: int, name: str, report: Report) -> list[float] | None:
@@ -399,7 +433,7 @@ def write_image_set(
     description: str = "",
 ) -> dict[str, dict]:
     """Write OUT/NAME/*.jpg and OUT/annotations/NAME_<split>.json; return the COCO dicts by split."""
-    check_output_free(out, [name], overwrite)
+    check_output_free(out, [name], overwrite, {sample.image.parent for sample in samples})
     if not samples:
         raise LCPError(f"{out / name}: no images to write (nothing usable was found in the source)")
     category_ids = {label: i + 1 for i, label in enumerate(classes)}
@@ -411,7 +445,7 @@ def write_image_set(
     samples = sorted(samples, key=lambda s: s.image.as_posix())
     file_names = flat_names([s.image for s in samples])
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=out))
+    staging = temp_folder(out / name)
     try:
         (staging / name).mkdir()
         jobs = [(str(s.image), str(staging / name / f)) for s, f in zip(samples, file_names)]
@@ -455,6 +489,10 @@ def write_image_set(
                 (crowd_counts if box.crowd else box_counts)[box.label][sample.split] += 1
         if not image_id:
             raise LCPError(f"{out / name}: no images left to write (all dropped; see the warnings)")
+        source_boxes = sum(len(sample.boxes) for sample in samples)
+        if source_boxes and not annotation_id:
+            raise LCPError(f"{out / name}: all {source_boxes} boxes of the source were dropped (see the warnings); "
+                           "a set without boxes has nothing to train or evaluate on")
 
         written = [split for split in SPLITS if image_counts[split]]
         for split in written:
@@ -470,20 +508,11 @@ def write_image_set(
 
 
 def _publish(staging: Path, out: Path, name: str, splits: list[str]) -> None:
-    """Move the staged image folder and json files into place, replacing an older set."""
-    target = out / name
+    """Move the staged image folder (marked as lcp's) and json files into place, replacing an older set."""
+    (staging / name / MARKER).write_text(MARKER_TEXT)
     annotations = out / "annotations"
     annotations.mkdir(exist_ok=True)
-    old = None
-    if target.exists():
-        old = staging / "replaced"
-        os.rename(target, old)
-    try:
-        os.rename(staging / name, target)
-    except OSError:
-        if old is not None:
-            os.rename(old, target)
-        raise
+    replace_folder(staging / name, out / name)
     for split in SPLITS:
         json_path = annotations / f"{name}_{split}.json"
         if split in splits:
@@ -514,7 +543,7 @@ def start_conversion(command: str, args: argparse.Namespace, source: Path | None
     """Refuse a `source` that is not a folder, or an output that is taken, before any work."""
     if source is not None and not source.is_dir():
         raise LCPError(f"{source}: not a folder")
-    check_output_free(args.out, [args.name], args.overwrite)
+    check_output_free(args.out, [args.name], args.overwrite, source_paths(args))
     return Report(command)
 
 
