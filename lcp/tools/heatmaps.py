@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     from lcp.apis.config import load_config
     from lcp.apis.options import select_device
     from lcp.datasets.checks import check_dataset_cfg
-    from lcp.io import atomic_path
+    from lcp.io import atomic_path, check_outside_sources
     from lcp.tools.test import build_test_model
     from lcp.tracking.heatmaps import render_crux_heatmaps
 
@@ -58,6 +58,9 @@ def main(args: argparse.Namespace) -> int:
     existing = existing_pictures(out_dir)
     if existing and not args.overwrite:
         raise LCPError(f"{existing[0]}: already exists; remove it or pass --overwrite")
+    targets = [out_dir / PICTURE.format(index) for index in range(args.count)]
+    for target in targets:
+        check_outside_sources(target, [args.config, args.checkpoint])
 
     cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
     test_cfg = cfg.data.test
@@ -76,7 +79,6 @@ def main(args: argparse.Namespace) -> int:
     model.eval()
 
     pictures = render_crux_heatmaps(model, dataset, args.count)
-    targets = [out_dir / PICTURE.format(index) for index in range(args.count)]
     for target, (_, png) in zip(targets, pictures):
         with atomic_path(target, overwrite=True) as tmp:
             tmp.write_bytes(png)

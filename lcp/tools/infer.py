@@ -4,12 +4,17 @@ For each image IMG, OUT_DIR gets IMG_STEM.json - {"image", "width", "height", "s
 "detections": [{"class", "score", "bbox": [x1, y1, x2, y2]}, ...]} with the detections at
 or above --score-thr - and IMG_STEM.jpg: the image with those boxes, and for an LCP
 detector the crux learner's soft mask laid over it as a heat map (red: regions the crux
-learner keeps for detection, blue: regions it suppresses).
+learner keeps for detection, blue: regions it suppresses). No output may replace an input
+image or lie in an input folder. Every input's file type is checked before the model loads,
+and the outputs are made in a temporary folder beside OUT_DIR and moved into it once all
+images are done, so a failed run leaves OUT_DIR as it was and its rerun is not refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -31,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def collect_images(items: list[str]) -> list[Path]:
+    import cv2
+
     from lcp.datasets.checks import list_images
 
     images: list[Path] = []
@@ -39,6 +46,8 @@ def collect_images(items: list[str]) -> list[Path]:
         if path.is_dir():
             images += [path / name for name in list_images(item, "image folder")]
         elif path.is_file():
+            if not cv2.haveImageReader(str(path)):
+                raise LCPError(f"{item}: not an image file OpenCV can read")
             images.append(path)
         else:
             raise LCPError(f"{item}: image does not exist")
@@ -87,11 +96,6 @@ def detections_above(result, class_names, score_thr: float) -> list[dict]:
 
 
 def main(args: argparse.Namespace) -> int:
-    import cv2
-    import numpy as np
-    import torch
-    from mmcv.parallel import collate, scatter
-    from mmdet.core.visualization import imshow_det_bboxes
     from mmdet.datasets import replace_ImageToTensor
     from mmdet.datasets.pipelines import Compose
     from tqdm import tqdm
@@ -99,19 +103,20 @@ def main(args: argparse.Namespace) -> int:
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
     from lcp.apis.config import load_config
     from lcp.apis.options import select_device
-    from lcp.io import atomic_path, write_json
+    from lcp.io import check_outside_sources, temp_folder, write_json
     from lcp.tools.test import build_test_model, checkpoint_classes
 
     if not 0 <= args.score_thr <= 1:
         raise LCPError(f"--score-thr {args.score_thr}: must be between 0 and 1")
     images = collect_images(args.images)
     out_dir = Path(args.out_dir)
-    if not args.overwrite:
-        for image in images:
-            for suffix in (".json", ".jpg"):
-                if (out_dir / f"{image.stem}{suffix}").exists():
-                    raise LCPError(f"{out_dir / (image.stem + suffix)}: already exists; "
-                                   "remove it or pass --overwrite")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LCPError(f"{out_dir}: exists and is not a folder")
+    outputs = [f"{image.stem}{suffix}" for image in images for suffix in (".json", ".jpg")]
+    for name in outputs:
+        check_outside_sources(out_dir / name, args.images)
+        if not args.overwrite and (out_dir / name).exists():
+            raise LCPError(f"{out_dir / name}: already exists; remove it or pass --overwrite")
 
     cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
     accept_gpu_ids_in_mmcv_scatter()
@@ -124,43 +129,58 @@ def main(args: argparse.Namespace) -> int:
     detector.CLASSES = class_names
     detector.cfg = cfg
     detector.to("cuda" if device == "cuda" else "cpu").eval()
-    has_crux_learner = hasattr(detector, "crux_learner")
     with warnings.catch_warnings():  # mmdet warns that it swaps ImageToTensor for batching; wanted here
         warnings.simplefilter("ignore", UserWarning)
         pipeline = Compose(replace_ImageToTensor(cfg.data.test.pipeline))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for image_path in tqdm(images, desc="infer", unit="image", dynamic_ncols=True):
-        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise LCPError(f"{image_path}: cannot read the image")
-        data = collate([pipeline(dict(img_info=dict(filename=str(image_path)), img_prefix=None))],
-                       samples_per_gpu=1)
-        data["img_metas"] = [metas.data[0] for metas in data["img_metas"]]
-        data["img"] = [img.data[0] for img in data["img"]]
-        if device == "cuda":
-            data = scatter(data, [args.gpu_id])[0]
-        with torch.no_grad():
-            result = detector(return_loss=False, rescale=True, **data)[0]
-        detections = detections_above(result, class_names, args.score_thr)
-
-        picture = image
-        if has_crux_learner:
-            picture = heat_map_overlay(image, crux_mask_for_image(detector, data["img"][0], data["img_metas"][0][0]))
-        if detections:
-            bboxes = np.array([d["bbox"] + [d["score"]] for d in detections], dtype=np.float32)
-            labels = np.array([class_names.index(d["class"]) for d in detections], dtype=np.int64)
-            small = min(image.shape[:2]) < 400  # mmdet's defaults are sized for ~1333x800 images
-            picture = imshow_det_bboxes(picture.copy(), bboxes, labels, class_names=list(class_names),
-                                        score_thr=0, thickness=1 if small else 2, font_size=7 if small else 13,
-                                        show=False, out_file=None)
-        ok, encoded = cv2.imencode(".jpg", picture)
-        if not ok:
-            raise LCPError(f"{image_path}: could not encode the output picture")
-        with atomic_path(out_dir / f"{image_path.stem}.jpg", overwrite=True) as tmp:
-            tmp.write_bytes(encoded.tobytes())
-        write_json(out_dir / f"{image_path.stem}.json",
-                   dict(image=str(image_path), width=image.shape[1], height=image.shape[0],
-                        score_thr=args.score_thr, detections=detections), overwrite=True)
+    staging = temp_folder(out_dir)
+    try:
+        for image_path in tqdm(images, desc="infer", unit="image", dynamic_ncols=True):
+            picture, record = infer_image(image_path, detector, pipeline, device, class_names, args)
+            (staging / f"{image_path.stem}.jpg").write_bytes(picture)
+            write_json(staging / f"{image_path.stem}.json", record)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in outputs:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     print(f"{len(images)} images -> {out_dir}")
     return 0
+
+
+def infer_image(image_path: Path, detector, pipeline, device: str, class_names, args) -> tuple[bytes, dict]:
+    """The output picture (JPEG bytes) and the json record of one image."""
+    import cv2
+    import numpy as np
+    import torch
+    from mmcv.parallel import collate, scatter
+    from mmdet.core.visualization import imshow_det_bboxes
+
+    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise LCPError(f"{image_path}: cannot read the image")
+    data = collate([pipeline(dict(img_info=dict(filename=str(image_path)), img_prefix=None))],
+                   samples_per_gpu=1)
+    data["img_metas"] = [metas.data[0] for metas in data["img_metas"]]
+    data["img"] = [img.data[0] for img in data["img"]]
+    if device == "cuda":
+        data = scatter(data, [args.gpu_id])[0]
+    with torch.no_grad():
+        result = detector(return_loss=False, rescale=True, **data)[0]
+    detections = detections_above(result, class_names, args.score_thr)
+
+    picture = image
+    if hasattr(detector, "crux_learner"):
+        picture = heat_map_overlay(image, crux_mask_for_image(detector, data["img"][0], data["img_metas"][0][0]))
+    if detections:
+        bboxes = np.array([d["bbox"] + [d["score"]] for d in detections], dtype=np.float32)
+        labels = np.array([class_names.index(d["class"]) for d in detections], dtype=np.int64)
+        small = min(image.shape[:2]) < 400  # mmdet's defaults are sized for ~1333x800 images
+        picture = imshow_det_bboxes(picture.copy(), bboxes, labels, class_names=list(class_names),
+                                    score_thr=0, thickness=1 if small else 2, font_size=7 if small else 13,
+                                    show=False, out_file=None)
+    ok, encoded = cv2.imencode(".jpg", picture)
+    if not ok:
+        raise LCPError(f"{image_path}: could not encode the output picture")
+    return encoded.tobytes(), dict(image=str(image_path), width=image.shape[1], height=image.shape[0],
+                                   score_thr=args.score_thr, detections=detections)
