@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from mmdet.models import build_detector
@@ -79,9 +81,6 @@ def test_synth_onto_its_own_source_is_refused(scene, capsys):
 
 
 def test_convert_yolo_into_its_own_source_is_refused(tmp_path, capsys):
-    import cv2
-    import numpy as np
-
     src = tmp_path / "yolo"
     (src / "images").mkdir(parents=True)
     (src / "labels").mkdir()
@@ -160,9 +159,6 @@ def test_an_unmarked_folder_from_an_older_lcp_is_not_replaced(scene, tmp_path, c
 def test_convert_overwrites_only_image_sets_it_wrote(tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()
-    import cv2
-    import numpy as np
-
     cv2.imwrite(str(src / "a.png"), np.full((16, 16, 3), 90, np.uint8))
     out = tmp_path / "scene"
     convert = ["data", "convert", "folder", str(src), str(out), "--name", "set", "--workers", "1",

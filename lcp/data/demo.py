@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beta", type=float, default=DEFAULT_BETA,
                         help=f"fog attenuation coefficient in 1/m (default {DEFAULT_BETA})")
     parser.add_argument("--test-fraction", type=float, default=0.2, help="share of images in the test split")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing scene folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace a scene folder an earlier lcp run wrote")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

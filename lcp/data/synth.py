@@ -58,7 +58,8 @@ def _add_common_arguments(parser: argparse.ArgumentParser, cls: type[Degradation
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes (default: all cores); the output does not depend on it")
     parser.add_argument("--quality", type=int, default=JPEG_QUALITY, help=f"JPEG quality (default {JPEG_QUALITY})")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an output folder (and --ann-out files) an earlier lcp run wrote")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     depth = parser.add_argument_group("depth")
     depth.add_argument("--disparity-dir", help="Cityscapes disparity folder (*_disparity.png, searched recursively)")
