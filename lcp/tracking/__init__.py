@@ -41,7 +41,7 @@ Command line
         Tracking is on with --track/--tracking-uri, or when MLFLOW_TRACKING_URI is set and
         --no-track is not given; off otherwise (tests and the demo run without it).
     lcp tracking log-artifacts FILE... --scene S --step check|report [--method M]
-    lcp tracking sync WORK_DIR...     replay what could not be sent (see below)
+    lcp tracking sync WORK_DIR... [--tracking-uri URI]   replay what could not be sent (see below)
     lcp tracking uri                  the store in use, and how to browse it
     lcp compare [--experiment NAME] [--tag K=V] [--since ISO | --days N] [--out-dir DIR]
 
@@ -54,7 +54,11 @@ Python API
 When the tracking server is unreachable (at start or mid-run), nothing fails: the run warns
 once, keeps what it cannot send in <work dir>/mlflow-pending/<run key>.jsonl and replays it
 when the server answers again (tried every 30 s) or with `lcp tracking sync WORK_DIR`;
-every record reaches MLflow exactly once (lcp/tracking/run.py).
+every record reaches MLflow exactly once (lcp/tracking/run.py). Sync sends to --tracking-uri,
+else MLFLOW_TRACKING_URI, else the URI the run used; it never drops a record: what cannot be
+placed (server down, a server without that run, a deleted run, a value MLflow refuses) stays
+queued and sync exits non-zero with the reason. Commands that only read (`lcp compare`,
+`lcp tracking uri`) never create a store.
 """
 
 from lcp.tracking.api import add_tracking, log_evaluation, log_files
