@@ -127,6 +127,19 @@ def _log_to_file(log_file: Path, log_level: str, rank: int = 0) -> logging.Logge
     return logger
 
 
+def _check_schedule(cfg, source: str) -> None:
+    """Refuse a runner that would train nothing: mmcv's runners run 0 epochs (or iterations)
+    without complaint and the command would exit 0 with no trained model."""
+    runner = cfg.get("runner") or {}
+    lengths = {key: runner[key] for key in ("max_epochs", "max_iters") if runner.get(key) is not None}
+    if not lengths and cfg.get("total_epochs") is not None:  # mmdet's older name for max_epochs
+        lengths = {"total_epochs": cfg.total_epochs}
+    for key, value in lengths.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            name = key if key == "total_epochs" else f"runner.{key}"
+            raise LCPError(f"{source}: {name}={value!r} trains nothing; give a whole number of 1 or more")
+
+
 def _checked_config(args: argparse.Namespace):
     """The run's config and work dir, with every input checked: what the command line, the
     config, its data and the work dir get wrong fails here, before any training process."""
@@ -134,6 +147,7 @@ def _checked_config(args: argparse.Namespace):
     from lcp.datasets.checks import check_dataset_cfg
 
     cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
+    _check_schedule(cfg, args.config)
     if args.load_from:
         cfg.load_from = args.load_from
     if tracking_wanted(args):
@@ -141,7 +155,7 @@ def _checked_config(args: argparse.Namespace):
 
         add_tracking(cfg, **tracking_names(args, cfg), tracking_uri=args.tracking_uri,
                      log_checkpoint=args.log_checkpoint, config_file=args.config)
-    check_dataset_cfg(cfg.data.train)
+    check_dataset_cfg(cfg.data.train, for_training=True)
     if not args.no_validate:
         check_dataset_cfg(cfg.data.val)
     work_dir = _work_dir(args, cfg)
