@@ -7,7 +7,8 @@ size, the same scene (band-pass correlation of the grey images), the sidecar (if
 OUT_DIR/synthesis.json exists) names this clean image as the source, and the degradation
 is present and, against the sidecar's expected values, in range. Per annotation file:
 every image exists and decodes, its recorded size is right, boxes have positive area and lie
-inside the image, category ids exist, names match --classes, ids are unique.
+inside the image, category ids exist, names match --classes, ids are unique. Over all
+annotation files: every category has at least one box.
 
 Output: a short summary on stdout, the full report as json with --report (atomically),
 exit status 1 with the reasons when any error is found, 0 otherwise.
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from lcp.data.coco import load_coco
+from lcp.data.convert.common import positive_int
 from lcp.data.degradations import DEGRADATIONS, split_lowq_stem
 from lcp.data.images import inspect_image_file, list_images, to_float
 from lcp.data.synth import SIDECAR_NAME
@@ -50,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--degradation", choices=sorted(DEGRADATIONS),
                         help="expected degradation (default: the sidecar's, else the file names' marker)")
     parser.add_argument("--report", help="write the machine-readable report here (json)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+                        help="processes (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -103,6 +106,8 @@ def check_set(lowq_dir: Path, clean_dir: Path, annotation_files: list[Path], cla
         _check_annotations(path, coco, lowq_dir, clean_dir, classes, sizes, findings)
         counts["annotations"] += len(coco["annotations"])
         counts["annotated_images"] += len(coco["images"])
+    if annotations:
+        _check_every_class_has_boxes(annotations, classes, findings)
 
     return {
         "ok": not findings.errors,
@@ -336,6 +341,30 @@ def _check_annotations(path: Path, coco: dict, lowq_dir: Path, clean_dir: Path, 
     for image in coco["images"]:
         if image["id"] not in annotated:
             findings.warning("images_without_annotations", path, f"{image['file_name']} has no boxes")
+
+
+def _check_every_class_has_boxes(annotations: list[tuple[Path, dict]], classes: list[str] | None,
+                                 findings: Findings) -> None:
+    """A category without a box in any file is an error: the detector never sees it and the
+    evaluation scores it without ground truth. One without a box in a single file is a
+    warning. With --classes only those are looked at (other categories, and classes without
+    a category, are errors already)."""
+    boxes: dict[str, int] = defaultdict(int)
+    for path, coco in annotations:
+        names = {c["id"]: c["name"] for c in coco["categories"]}
+        in_file: dict[str, int] = defaultdict(int)
+        for ann in coco["annotations"]:
+            in_file[names.get(ann["category_id"])] += 1
+        for name in names.values():
+            if classes is not None and name not in classes:
+                continue
+            boxes[name] += in_file[name]
+            if not in_file[name]:
+                findings.warning("class_without_boxes_in_file", path, f"class {name!r} has no box in this file")
+    for name, count in boxes.items():
+        if not count:
+            findings.error("class_without_boxes", ", ".join(str(path) for path, _ in annotations),
+                           f"class {name!r} has no box in any annotation file")
 
 
 def _image_size(name: str, lowq_dir: Path, clean_dir: Path, sizes: dict[Path, list[int]],

@@ -24,6 +24,17 @@ from lcp.tracking.api import add_tracking_arguments, tracking_names, tracking_wa
 HELP = "evaluate a checkpoint on the config's test set (COCO bbox AP, AP50, AP75, per class)"
 
 
+def worker_count(text: str) -> int:
+    """argparse type of --workers: a whole number >= 0 (mmdet's DataLoader fails deep inside on others)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="mmdet config file the checkpoint was trained with")
     parser.add_argument("checkpoint", help="checkpoint file (.pth)")
@@ -35,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_cfg_options(parser)
     parser.add_argument("--fp16", action="store_true", help="run the model in half precision (mmdet's fp16)")
     parser.add_argument("--gpu-id", type=int, default=0, help="GPU to use when there is one (default 0)")
-    parser.add_argument("--workers", type=int, help="data-loader workers (default: the config's)")
+    parser.add_argument("--workers", type=worker_count,
+                        help="data-loader processes, 0 loads in the main process (default: the config's)")
     add_tracking_arguments(parser, default_step="evaluate", checkpoint_upload=False)
 
 
