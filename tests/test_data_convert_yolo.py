@@ -74,3 +74,55 @@ def test_label_without_image_and_unknown_names(yolo, tmp_path, capsys):
     (yolo / "data.yaml").unlink()
     code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "b")
     assert code == 2 and "class names unknown" in stderr
+
+
+def test_pixel_coordinates_are_refused_naming_file_and_line(yolo, tmp_path, capsys):
+    # the a.jpg boxes in pixels of the 40x20 image: every one would fall outside the image
+    (yolo / "labels/train/a.txt").write_text("0 0.25 0.5 0.5 0.4\n0 10 10 20 8\n")
+    code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "scene")
+    assert code == 2
+    assert stderr.strip().splitlines() == [
+        f"lcp data: error: {yolo}/labels/train/a.txt:2: cx cy w h 10 10 20 8 are not normalised to 0..1; "
+        "YOLO labels give them as fractions of the image width and height (pixel coordinates? divide by the size)"]
+    assert not (tmp_path / "scene").exists()
+
+
+def test_a_conversion_that_drops_every_box_fails(yolo, tmp_path, capsys):
+    (yolo / "labels/train/a.txt").write_text("0 0.25 0.5 0 0.4\n")  # no width
+    (yolo / "labels/val/b.txt").write_text("1 0.5 0.5 0.1 0\n")     # no height
+    out = tmp_path / "scene"
+    code, _, stderr = convert(capsys, "yolo", yolo, out, "--classes", "boat,buoy", "--workers", "1")
+    assert code == 2
+    assert stderr.strip().splitlines()[-1] == (
+        f"lcp data: error: {out}/images: all 2 boxes of the source were dropped (see the warnings); "
+        "a set without boxes has nothing to train or evaluate on")
+    assert not (out / "images").exists() and not list(out.glob("annotations/*.json"))
+
+
+def test_a_class_without_boxes_is_refused_naming_the_classes_that_have_some(yolo, tmp_path, capsys):
+    (yolo / "labels/val/b.txt").write_text("0 0.5 0.5 0.1 0.1\n")  # no buoy left
+    code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "a", "--classes", "boat,buoy")
+    assert code == 2
+    assert stderr.strip() == ("lcp data: error: class 'buoy' has no box in the source; the classes with "
+                              "boxes are boat, person (choose among them with --classes)")
+    assert not (tmp_path / "a").exists()
+    # also a class of the names file nobody labelled, without --classes
+    code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "b")
+    assert code == 2 and "class 'buoy' has no box in the source" in stderr
+
+
+def test_a_mistyped_class_is_refused_not_given_the_boxes_of_its_index(yolo, tmp_path, capsys):
+    code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "a", "--classes", "boat,bouy,person")
+    assert code == 2
+    assert stderr.strip() == "lcp data: error: --classes: bouy not among the names (boat, buoy, person)"
+    assert not (tmp_path / "a").exists()
+
+
+def test_classes_in_another_order_reorder_the_categories_of_the_data_yaml_names(yolo, tmp_path, capsys):
+    out = tmp_path / "scene"
+    code, _, stderr = convert(capsys, "yolo", yolo, out, "--classes", "person,buoy,boat", "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(out / "annotations/images_train.json")
+    assert category_names(train) == ["person", "buoy", "boat"]
+    # each box keeps its data.yaml name, whatever the order of --classes
+    assert boxes_by_file(train)["a.jpg"] == [("boat", [0.0, 6.0, 20.0, 8.0], 0), ("person", [34.0, 8.0, 6.0, 4.0], 0)]

@@ -5,10 +5,11 @@ or the .txt files beside the images when SRC has no images/ and labels/ folders.
 
 Rules:
   * class names, by index: --names FILE (one name a line, or a YOLO data .yaml with
-    `names:`), else --classes, else SRC/classes.txt or SRC/data.yaml.
+    `names:`), else SRC/classes.txt or SRC/data.yaml, else --classes.
   * --classes fixes the written classes and their category order; boxes of other names are
     dropped and counted. Default: all names, in index order.
-  * a line that is not 5 numbers, or a class index outside the names: error naming file:line.
+  * a line that is not 5 numbers, a class index outside the names, or a coordinate above 1
+    (pixel coordinates, not YOLO's normalised ones): error naming file:line.
   * boxes reaching outside the image are clipped, boxes left without area dropped, both
     reported.
   * an image without a label file has no objects (YOLO's convention) and is kept as a
@@ -40,6 +41,9 @@ from lcp.data.convert.common import (
 from lcp.errors import LCPError
 
 HELP = "YOLO txt labels (class cx cy w h, normalised) + images (your own data)"
+# Normalised coordinates are at most 1; the slack absorbs label writers' float rounding. A
+# larger value means pixel coordinates, whose boxes would all land outside the image.
+MAX_NORMALISED = 1.0 + 1e-6
 SPLIT_OF_FOLDER = {"train": "train", "val": "test", "valid": "test", "test": "test"}
 NAMES_FILES = ("classes.txt", "data.yaml")
 
@@ -91,19 +95,25 @@ def parse_label_file(path: Path, names: list[str]) -> list[Box]:
             raise LCPError(f"{where}: not numbers: {line.strip()!r}") from None
         if not index_value.is_integer() or not 0 <= index_value < len(names):
             raise LCPError(f"{where}: class index {fields[0]} is not one of 0..{len(names) - 1} ({len(names)} names)")
+        if max(cx, cy, w, h) > MAX_NORMALISED:
+            raise LCPError(f"{where}: cx cy w h {' '.join(fields[1:])} are not normalised to 0..1; YOLO labels give "
+                           "them as fractions of the image width and height (pixel coordinates? divide by the size)")
         label = names[int(index_value)]
         boxes.append(Box(label, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, origin=f"{where} ({label})", relative=True))
     return boxes
 
 
 def resolve_names(args: argparse.Namespace) -> list[str]:
+    # The source's own names file comes before --classes, which then picks and orders among
+    # its names: --classes in another order reorders the categories instead of renaming the
+    # boxes, and a mistyped name is an error instead of a class without boxes.
     if args.names is not None:
         return read_names(args.names)
-    if args.classes is not None:
-        return list(args.classes)
     for candidate in NAMES_FILES:
         if (args.src / candidate).is_file():
             return read_names(args.src / candidate)
+    if args.classes is not None:
+        return list(args.classes)
     raise LCPError(f"{args.src}: class names unknown: give --names FILE or --classes, or put classes.txt in it")
 
 
