@@ -81,9 +81,9 @@ def test_pixel_coordinates_are_refused_naming_file_and_line(yolo, tmp_path, caps
     (yolo / "labels/train/a.txt").write_text("0 0.25 0.5 0.5 0.4\n0 10 10 20 8\n")
     code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "scene")
     assert code == 2
-    assert stderr.strip().splitlines() == [
+    assert stderr.strip() == (
         f"lcp data: error: {yolo}/labels/train/a.txt:2: cx cy w h 10 10 20 8 are not normalised to 0..1; "
-        "YOLO labels give them as fractions of the image width and height (pixel coordinates? divide by the size)"]
+        "YOLO labels give them as fractions of the image width and height (pixel coordinates? divide by the size)")
     assert not (tmp_path / "scene").exists()
 
 
