@@ -4,7 +4,9 @@ processes by lcp.apis.distributed instead of mmdet's build_ddp.
 mmdet's build_ddp accepts CUDA devices only and uses mmcv's MMDistributedDataParallel,
 whose train_step predates PyTorch 2 (see lcp/apis/distributed.py); everything else -
 data loaders, optimizer, runner, hooks, fp16 (Fp16OptimizerHook from the config's `fp16`),
-evaluation, resume - is mmdet's own code path, step for step.
+evaluation, resume - is mmdet's own code path, step for step. One hook is added to every
+run: lcp.hooks.RandomStateHook, which saves the random state with each checkpoint and
+restores it on resume, so that a resumed run ends bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def train_detector(model, datasets, cfg, distributed: bool = False, validate: bo
     from mmdet.utils import build_dp, compat_cfg, get_root_logger
 
     from lcp.apis.distributed import wrap_distributed
+    from lcp.hooks.random_state import RandomStateHook
 
     cfg = compat_cfg(cfg)
     logger = get_root_logger(log_level=cfg.log_level)
@@ -64,6 +67,10 @@ def train_detector(model, datasets, cfg, distributed: bool = False, validate: bo
                                    cfg.get("momentum_config", None), custom_hooks_config=cfg.get("custom_hooks", None))
     if distributed and isinstance(runner, EpochBasedRunner):
         runner.register_hook(DistSamplerSeedHook())
+    if not any(isinstance(hook, RandomStateHook) for hook in runner.hooks):
+        # before everything else: it restores the state before the epoch's hooks and loader
+        # draw, and captures it after the epoch before CheckpointHook saves runner.meta
+        runner.register_hook(RandomStateHook(), priority="HIGHEST")
 
     if validate:
         val_loader_args = dict(samples_per_gpu=1, workers_per_gpu=2, dist=distributed, shuffle=False,

@@ -1,8 +1,10 @@
-"""LCP's mmcv runner hooks; importing this package registers them (configs list it in custom_imports)."""
+"""LCP's mmcv runner hooks; importing this package registers them (configs list it in custom_imports;
+`lcp train` adds RandomStateHook to every run itself)."""
 
 from lcp.hooks.crux_health import CruxHealthHook, collapse_verdict, mask_statistics
 from lcp.hooks.mode_controller import TrainModeHook, mode_for_epoch
 from lcp.hooks.pairing import DFPairingHook
+from lcp.hooks.random_state import RandomStateHook
 
-__all__ = ["CruxHealthHook", "DFPairingHook", "TrainModeHook", "collapse_verdict", "mask_statistics",
-           "mode_for_epoch"]
+__all__ = ["CruxHealthHook", "DFPairingHook", "RandomStateHook", "TrainModeHook", "collapse_verdict",
+           "mask_statistics", "mode_for_epoch"]
