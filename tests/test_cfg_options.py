@@ -112,3 +112,15 @@ def test_plus_adds_keys_the_config_lacks():
     # still checked where the key exists
     with pytest.raises(LCPError, match=r"--cfg-options \+runner.max_epochs: takes a number"):
         read_config(PLAIN_TINY, parse_cfg_options(["+runner.max_epochs=abc"]), import_modules=False)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("runner = dict(max_epochs=2\n", ":1: not valid Python ('(' was never closed)"),
+    (f"_base_ = [{LCP_TINY!r}]\nrunner = dict(max_epochs=epochs)\n",
+     ": cannot read the config (NameError: name 'epochs' is not defined)"),
+])
+def test_unreadable_config_is_one_line(text, problem, tmp_path, capsys):
+    config = tmp_path / "broken.py"
+    config.write_text(text)
+    argv = ["train", str(config), "--work-dir", str(tmp_path / "work")]
+    assert one_error_line(capsys, argv) == f"lcp train: error: {config}{problem}"  # no 'Exception ignored' either

@@ -13,8 +13,10 @@ of the value it replaces: see check_cfg_options. A key written with a leading `+
 
 from __future__ import annotations
 
+import ast
 import difflib
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,14 @@ from typing import Any
 from lcp.errors import LCPError
 
 _MAX_REFERENCE_DEPTH = 10
+
+
+class CfgOptionError(LCPError):
+    """One --cfg-options KEY the config does not take: `key` as given, `problem` in words."""
+
+    def __init__(self, source: str, key: str, problem: str):
+        super().__init__(f"{source}: --cfg-options {key}: {problem}")
+        self.key, self.problem = key, problem
 
 
 def _has_reference(value: Any) -> bool:
@@ -133,18 +143,18 @@ def check_cfg_options(cfg, cfg_options: Mapping[str, Any], source: str) -> dict[
         adding = raw_key.startswith("+")
         key = raw_key[1:] if adding else raw_key
         parts = key.split(".")
-        where = f"{source}: --cfg-options {raw_key}"
         if not all(parts):
-            raise LCPError(f"{where}: not a KEY or dotted KEY.SUBKEY (an empty part)")
+            raise CfgOptionError(source, raw_key, "not a KEY or dotted KEY.SUBKEY (an empty part)")
         node, parent, walked = root, None, []
         for part in parts:
             prefix = ".".join(walked)
             if isinstance(node, tuple):
-                raise LCPError(f"{where}: {prefix} is a tuple {node!r}; set it whole, e.g. {prefix}=(a,b)")
+                raise CfgOptionError(source, raw_key,
+                                     f"{prefix} is a tuple {node!r}; set it whole, e.g. {prefix}=(a,b)")
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
-                    raise LCPError(f"{where}: {prefix} is a list of {len(node)} items; "
-                                   f"pick one by its number, {prefix}.0 to {prefix}.{len(node) - 1}")
+                    raise CfgOptionError(source, raw_key, f"{prefix} is a list of {len(node)} items; "
+                                         f"pick one by its number, {prefix}.0 to {prefix}.{len(node) - 1}")
                 parent, node = node, node[int(part)]
             elif isinstance(node, Mapping) and part in node:
                 parent, node = node, node[part]
@@ -158,24 +168,39 @@ def check_cfg_options(cfg, cfg_options: Mapping[str, Any], source: str) -> dict[
                 missing = ".".join([*walked, part])
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]}?)" if close else ""
-                raise LCPError(f"{where}: the config has no key {missing}{hint}; "
-                               f"to add a new key, write +{key}=VALUE")
+                raise CfgOptionError(source, raw_key, f"the config has no key {missing}{hint}; "
+                                     f"to add a new key, write +{key}=VALUE")
             elif node is None:
-                raise LCPError(f"{where}: {prefix} is None in the config; to give it settings, "
-                               f"write +{key}=VALUE")
+                raise CfgOptionError(source, raw_key, f"{prefix} is None in the config; to give it settings, "
+                                     f"write +{key}=VALUE")
             else:
-                raise LCPError(f"{where}: {prefix} is {_kind(node)} ({node!r}), not a group of settings "
-                               f"with a key {part}")
+                raise CfgOptionError(source, raw_key, f"{prefix} is {_kind(node)} ({node!r}), not a group of settings "
+                                     f"with a key {part}")
             walked.append(part)
         else:
             if not _same_kind(node, value):
                 if isinstance(node, Mapping):
-                    raise LCPError(f"{where}: {key} is a group of settings ({', '.join(map(str, node))}); "
-                                   f"set them one by one, e.g. {key}.{next(iter(node), 'KEY')}=VALUE")
-                raise LCPError(f"{where}: takes {_kind(node)} (the config has {node!r}), "
-                               f"not {_kind(value)} ({value!r})")
+                    raise CfgOptionError(source, raw_key, f"{key} is a group of settings "
+                                         f"({', '.join(map(str, node))}); set them one by one, "
+                                         f"e.g. {key}.{next(iter(node), 'KEY')}=VALUE")
+                raise CfgOptionError(source, raw_key, f"takes {_kind(node)} (the config has {node!r}), "
+                                     f"not {_kind(value)} ({value!r})")
         checked[key] = value
     return checked
+
+
+def _forget_temporary_files(traceback) -> None:
+    """mmcv's Config.fromfile fails inside a temporary folder that it removes on the way out,
+    leaving its open temporary copy of the config in the traceback's frames; closing that copy
+    later (when the traceback is dropped) fails to delete it and prints 'Exception ignored ...
+    FileNotFoundError'. Close those copies now, without deleting what is already gone."""
+    while traceback is not None:
+        for value in list(traceback.tb_frame.f_locals.values()):
+            closer = getattr(value, "_closer", None)
+            if isinstance(value, tempfile._TemporaryFileWrapper) and closer is not None:
+                closer.delete = False
+                value.close()
+        traceback = traceback.tb_next
 
 
 def read_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None = None,
@@ -189,11 +214,20 @@ def read_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None =
     path = str(path)
     if not Path(path).is_file():
         raise LCPError(f"{path}: config file does not exist")
+    if path.endswith(".py"):
+        try:
+            ast.parse(Path(path).read_text(encoding="utf-8"), path)
+        except SyntaxError as exc:
+            raise LCPError(f"{path}:{exc.lineno}: not valid Python ({exc.msg})") from None
+    problem = None
     try:
         cfg = Config.fromfile(path, import_custom_modules=import_modules)
     except (SyntaxError, KeyError, ValueError, TypeError, NameError, FileNotFoundError,
             ModuleNotFoundError) as exc:
-        raise LCPError(f"{path}: cannot read the config ({type(exc).__name__}: {exc})") from None
+        problem = f"{path}: cannot read the config ({type(exc).__name__}: {exc})"
+        _forget_temporary_files(exc.__traceback__)
+    if problem:
+        raise LCPError(problem)
     if cfg_options:
         cfg.merge_from_dict(check_cfg_options(cfg, cfg_options, path))
     return cfg
