@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lcp.errors import LCPError
-from lcp.tools.workdir import FINISHED_FILE, begin, finish
+from lcp.tools.workdir import FINISHED_FILE, begin, finish, is_placeholder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,6 +83,27 @@ def test_finish_without_checkpoint_and_foreign_folder_are_errors(tmp_path):
     with pytest.raises(LCPError, match="no `lcp workdir begin` made"):
         begin(foreign, "train", [])
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_begin_holds_a_placeholder_at_the_output_until_finish_publishes(tmp_path):
+    """The placeholder makes a job killed with snakemake leave an output snakemake can see as
+    incomplete; it must never touch the work dir's checkpoints."""
+    work, out = tmp_path / "work", tmp_path / "published" / "latest.pth"
+    assert begin(work, "train", [], checkpoint=out) == "new"
+    assert is_placeholder(out)
+    write_checkpoint(work / "epoch_1.pth", "one")
+    # a killed job's rerun: the placeholder is still there (snakemake removes it, or not)
+    assert begin(work, "train", [], checkpoint=out) == "resume from epoch_1.pth"
+    assert zipfile.ZipFile(work / "epoch_1.pth").read("data.pkl") == b"one"
+    out.unlink()
+    assert begin(work, "train", [], checkpoint=out) == "resume from epoch_1.pth"
+    assert is_placeholder(out) and zipfile.ZipFile(work / "epoch_1.pth").read("data.pkl") == b"one"
+    finish(work, out)
+    assert zipfile.ZipFile(out).read("data.pkl") == b"one" and not is_placeholder(out)
+    # a real checkpoint at the output is refused, not replaced by a placeholder
+    with pytest.raises(LCPError, match="already exists"):
+        begin(work, "train", [], checkpoint=out)
+    assert zipfile.ZipFile(out).read("data.pkl") == b"one"
 
 
 def test_cli_reports_a_missing_input_as_one_line(tmp_path):

@@ -12,6 +12,15 @@ this command answers:
 - `finish DIR --checkpoint OUT`: publish DIR's newest complete checkpoint (the one
   `lcp train --auto-resume` would pick) as OUT atomically (a hard link when possible, so
   no copy of a large file) and mark DIR finished.
+
+`begin --checkpoint OUT` also puts a placeholder at OUT while DIR trains. Snakemake deletes
+a job's outputs before it runs and marks them incomplete, but it only acts on the mark of
+a file that exists: a job killed with snakemake (SIGKILL, a lost node) would leave OUT
+missing, and a later run says "Nothing to be done" whenever the files made from OUT (an
+evaluation) are still there, from the previous model. With the placeholder, the killed
+job's OUT exists and is marked incomplete, so the next run reruns it (--rerun-incomplete,
+which the profiles set; without it snakemake stops and names the file). `finish` replaces
+the placeholder with the checkpoint.
 A folder with files but no request record is refused rather than emptied: it was not
 made by this command, so it may hold something the user wants.
 """
@@ -26,10 +35,11 @@ from pathlib import Path
 
 from lcp.apis.checkpoints import find_resume_checkpoint
 from lcp.errors import LCPError
-from lcp.io import atomic_path, read_json, write_json
+from lcp.io import atomic_path, read_json, write_json, write_text
 
 HELP = "start or resume a training work dir, and publish its final checkpoint (used by the workflow)"
 
+PLACEHOLDER = "lcp workdir: placeholder while {work_dir} trains; not a checkpoint\n"
 REQUEST_FILE = "lcp-request.json"
 FINISHED_FILE = "lcp-finished.json"
 # Files up to this size are identified by content; larger ones (checkpoints) by size and mtime.
@@ -44,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="what the run is asked to do (e.g. the training command line)")
     begin.add_argument("--input", dest="inputs", action="append", default=[], metavar="PATH",
                        help="a file the run reads (config, initial checkpoint); repeatable")
+    begin.add_argument("--checkpoint", metavar="OUT",
+                       help="where `finish` will publish the checkpoint: holds a placeholder until then, so "
+                            "that a killed job leaves an output snakemake knows is incomplete")
     begin.set_defaults(_main=main_begin)
     finish = sub.add_parser("finish", help="publish DIR's last checkpoint as OUT and mark DIR finished")
     finish.add_argument("work_dir", metavar="DIR")
@@ -65,12 +78,26 @@ def file_identity(path: str) -> dict:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def begin(work_dir: str | os.PathLike, request: str, inputs: list[str]) -> str:
+def is_placeholder(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    try:
+        return path.is_file() and path.stat().st_size < 4096 and path.read_text().startswith(PLACEHOLDER[:30])
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def begin(work_dir: str | os.PathLike, request: str, inputs: list[str],
+          checkpoint: str | os.PathLike | None = None) -> str:
     """Prepare `work_dir`; returns what happened: 'new', 'resume from <file>' or 'restart: <why>'.
 
     A work dir with a request but no complete checkpoint yet is kept as it is ('new').
+    `checkpoint`: the final checkpoint's path, which gets a placeholder (see the module);
+    an existing file there that is not one is refused, not replaced.
     """
     work_dir = Path(work_dir)
+    if checkpoint is not None and os.path.lexists(checkpoint) and not is_placeholder(checkpoint):
+        raise LCPError(f"{checkpoint}: already exists; remove it to train {work_dir} again "
+                       "(the workflow removes it itself before the job)")
     wanted = {"request": request, "inputs": {path: file_identity(path) for path in inputs}}
     outcome = "new"
     if (work_dir / FINISHED_FILE).exists():
@@ -80,14 +107,17 @@ def begin(work_dir: str | os.PathLike, request: str, inputs: list[str]) -> str:
         if recorded != wanted:
             changed = [key for key in ("request", "inputs") if recorded.get(key) != wanted[key]]
             outcome = f"restart: its checkpoints were made for another {' and '.join(changed) or 'request'}"
-        elif (checkpoint := find_resume_checkpoint(work_dir)) is not None:
-            outcome = f"resume from {checkpoint.name}"
+        elif (resumable := find_resume_checkpoint(work_dir)) is not None:
+            outcome = f"resume from {resumable.name}"
     elif work_dir.exists() and any(work_dir.iterdir()):
         raise LCPError(f"{work_dir}: holds files that no `lcp workdir begin` made; move them away or remove the folder")
     if outcome.startswith("restart"):
         shutil.rmtree(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     write_json(work_dir / REQUEST_FILE, wanted)
+    if checkpoint is not None:
+        Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+        write_text(checkpoint, PLACEHOLDER.format(work_dir=work_dir))
     return outcome
 
 
@@ -109,7 +139,7 @@ def finish(work_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 
 def main_begin(args: argparse.Namespace) -> int:
-    outcome = begin(args.work_dir, args.request, args.inputs)
+    outcome = begin(args.work_dir, args.request, args.inputs, args.checkpoint)
     print(f"lcp workdir: {args.work_dir}: {outcome}")
     return 0
 
