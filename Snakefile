@@ -11,6 +11,14 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+import sys
+
+from lcp.workflow_checks import yaml_problem
+
+# snakemake's own message for a YAML error names neither the line nor the column
+if problem := yaml_problem("config/config.yaml"):
+    sys.exit(f"invalid config: {problem}")
+
 
 configfile: "config/config.yaml"
 
@@ -28,6 +36,7 @@ include: "workflow/rules/report.smk"
 
 
 onstart:
+    forget_unfixable_failures()
     start_tracking()
 
 

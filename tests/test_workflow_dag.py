@@ -303,7 +303,7 @@ def test_three_seeds_train_and_evaluate_each_method_three_times_from_one_pretrai
     assert "lcp heatmaps config/mmdet/lcp_tiny_demo.py results/demo/lcp/seed0/latest.pth " in heatmaps
     assert "--out-dir results/demo/report/crux_heatmaps --count 4 " in heatmaps
     test_options = evaluate[0].split("--cfg-options", 1)[1].split(" --track")[0]
-    assert heatmaps.split("--cfg-options", 1)[1].split(" > ")[0] == test_options
+    assert heatmaps.split("--cfg-options", 1)[1].split(") > ")[0] == test_options
 
 
 def test_one_seed_keeps_the_paths_of_a_scene_without_seeds(workdir):

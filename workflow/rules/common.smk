@@ -12,6 +12,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
+from lcp.errors import LCPError
+from lcp.workflow_checks import check_model_step, clear_unfixable, missing_images, unfixable_guard
+
 # Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.
 os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
 
@@ -42,6 +45,13 @@ def stop(message):
     """End the run before any job starts, with the message alone (no traceback)."""
     logger.error(message)
     sys.exit(1)
+
+
+def config_source():
+    """The workflow config file(s) this run read, for messages: config/config.yaml and any --configfile."""
+    files = [os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+             for path in workflow.configfiles]
+    return ", ".join(dict.fromkeys(files)) or "config/config.yaml"
 
 
 def scene_rule_setting(config, scene_name, rule_name, key):
@@ -173,8 +183,34 @@ def image_set_inputs(scene_name, set_name, splits=SPLITS):
     dataset = dataset_of(scene_name)
     if dataset in DEMO_DATASETS:  # `lcp data demo` makes the whole folder at once
         return [f"{DATA}/{dataset}"]
+    check_converted_set(dataset, set_name)
     paths = image_set_paths(scene_name, set_name)
     return [f"{DATA}/{paths[key]}" for key in ("images", *splits)]
+
+
+_checked_sets = set()
+
+
+def check_converted_set(dataset, set_name):
+    """Stop the run (a dry run too) when a converted image set that a job reads has lost images
+    since its conversion: the converter's job would not run again (its folder exists), and the
+    training would fail on the first missing image hours later. Sets not converted yet pass."""
+    if (dataset, set_name) not in CONVERTED or (dataset, set_name) in _checked_sets or not workflow.is_main_process:
+        return
+    _checked_sets.add((dataset, set_name))
+    images = f"{DATA}/{dataset}/{set_name}"
+    for split in SPLITS:
+        ann_file = f"{DATA}/{dataset}/annotations/{set_name}_{split}.json"
+        if not (Path(images).is_dir() and Path(ann_file).is_file()):
+            return
+        try:
+            missing, listed = missing_images(images, ann_file)
+        except LCPError as exc:
+            stop(f"{exc}; convert the set again: remove {images} and the workflow remakes it")
+        if missing:
+            stop(f"{images}: {len(missing)} of the {listed} images of {ann_file} are missing, the first "
+                 f"{missing[0]} (changed since {IMAGE_SETS[(dataset, set_name)][1]} was converted); convert it "
+                 f"again: remove {images} and the workflow remakes it")
 
 
 def severities(scene_name):
@@ -377,6 +413,21 @@ def cfg_options(scene_name, step, test_set=None):
     return [f"{key}={value}" for key, value in options.items()]
 
 
+def preflight(scene_name, step, options):
+    """Stop the run, before any job starts and in a dry run too, when the step's mmdet config
+    does not take the --cfg-options its jobs would pass (a misspelt key, a value of the wrong
+    kind). Called while the DAG is built, for the scenes and steps it holds; each distinct
+    config and options is read once. Jobs on a cluster node skip it (the main process checked)."""
+    if not workflow.is_main_process:
+        return
+    step_config = SCENES[scene_name][step]
+    try:
+        check_model_step(step_config["config"], options, step_config.get("cfg_options", {}),
+                         where=f"scenes.{scene_name}.{step}")
+    except LCPError as exc:
+        stop(f"invalid config: {config_source()}: {exc}")
+
+
 def pretrained_path(scene_name):
     return f"results/{scene_name}/pretrain/latest.pth"
 
@@ -429,6 +480,7 @@ def training_inputs(step):
     """Inputs of a training step: its config, the data gate, the image sets and the initial weights."""
 
     def inputs(wildcards):
+        preflight(wildcards.scene, step, cfg_options(wildcards.scene, step))
         scene = SCENES[wildcards.scene]
         sets = [scene["clean_set"]] if step != "baseline" else []
         sets += [scene["lowq_set"]] if step != "pretrain" else []
@@ -447,8 +499,10 @@ def training_inputs(step):
 def evaluation_inputs(wildcards):
     scene = SCENES[wildcards.scene]
     severity = wildcards.get("severity")
+    test_set = robustness_set_paths(wildcards.scene, severity) if severity else None
+    preflight(wildcards.scene, wildcards.method, cfg_options(wildcards.scene, wildcards.method, test_set))
     if severity:
-        paths = robustness_set_paths(wildcards.scene, severity)
+        paths = test_set
         data = [f"{DATA}/{paths['images']}", f"{DATA}/{paths['test']}"]
     else:
         data = image_set_inputs(wildcards.scene, scene["lowq_set"], ["test"])
@@ -460,6 +514,7 @@ def evaluation_inputs(wildcards):
 
 
 def heatmap_inputs(wildcards):
+    preflight(wildcards.scene, "lcp", cfg_options(wildcards.scene, "lcp"))
     scene = SCENES[wildcards.scene]
     return {
         "config": scene["lcp"]["config"],
@@ -559,15 +614,29 @@ def train_command(inputs):
     """The shell of a training rule. The work dir is claimed and published around the
     training processes (see lcp/tools/workdir.py); `inputs`: the named inputs it records."""
     recorded = " ".join(f"--input {{input.{name}}}" for name in inputs)
-    return (f"(lcp workdir begin {{params.work_dir}} --request {{params.args:q}} {recorded}"
-            " && {params.tracking_env} lcp train {params.args} {params.gpus} {params.tracking}"
-            " --work-dir {params.work_dir} --auto-resume"
-            " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}) > {log} 2>&1")
+    return job_command("lcp workdir begin {params.work_dir} --checkpoint {output.checkpoint}"
+                       f" --request {{params.args:q}} {recorded}"
+                       " && {params.tracking_env} lcp train {params.args} {params.gpus} {params.tracking}"
+                       " --work-dir {params.work_dir} --auto-resume"
+                       " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}")
+
+
+def job_command(command):
+    """The shell of a job: `command` with its output in the job's log, and no second run after
+    it was refused for a reason a retry cannot fix (an `lcp` command's exit status 2: bad
+    input or config); a time limit, a lost node or a crash is retried (see job_retries)."""
+    return unfixable_guard(command, "{log}")
 
 
 def job_retries(rule_name):
-    """The rule's retries from the config; None leaves them to --retries."""
+    """The rule's retries from the config; None leaves them to --retries. A retry runs the job
+    again only when it did not fail for a reason a retry cannot fix (see job_command)."""
     return config.get("retries", {}).get(rule_name)
+
+
+def forget_unfixable_failures():
+    """A new run of the workflow tries again the jobs refused in an earlier one (onstart)."""
+    clear_unfixable([log for job in workflow.dag.needrun_jobs() for log in job.log])
 
 
 def job_threads(rule_name):

@@ -21,7 +21,7 @@ rule make_demo_data:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "lcp data demo --out {output} --seed {params.seed} --num-images {params.num_images} > {log} 2>&1"
+        job_command("lcp data demo --out {output} --seed {params.seed} --num-images {params.num_images}")
 
 
 rule convert_image_set:
@@ -46,7 +46,7 @@ rule convert_image_set:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "lcp data convert {params.args} --workers {threads} > {log} 2>&1"
+        job_command("lcp data convert {params.args} --workers {threads}")
 
 
 rule synthesize_image_set:
@@ -71,7 +71,7 @@ rule synthesize_image_set:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "lcp data synth {params.args} --workers {threads} > {log} 2>&1"
+        job_command("lcp data synth {params.args} --workers {threads}")
 
 
 rule synthesize_robustness_set:
@@ -93,7 +93,7 @@ rule synthesize_robustness_set:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "lcp data synth {params.args} --workers {threads} > {log} 2>&1"
+        job_command("lcp data synth {params.args} --workers {threads}")
 
 
 rule check_data:
@@ -123,7 +123,7 @@ rule check_data:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "(lcp data check {params.args} --workers {threads} --report {output.report} && {params.artifacts}) > {log} 2>&1"
+        job_command("lcp data check {params.args} --workers {threads} --report {output.report} && {params.artifacts}")
 
 
 rule record_unchecked_data:

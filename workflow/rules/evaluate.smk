@@ -22,7 +22,7 @@ rule evaluate:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "{params.tracking_env} lcp test {params.args} {params.tracking} --eval-out {output.metrics} > {log} 2>&1"
+        job_command("{params.tracking_env} lcp test {params.args} {params.tracking} --eval-out {output.metrics}")
 
 
 rule evaluate_robustness:
@@ -45,4 +45,4 @@ rule evaluate_robustness:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "{params.tracking_env} lcp test {params.args} {params.tracking} --eval-out {output.metrics} > {log} 2>&1"
+        job_command("{params.tracking_env} lcp test {params.args} {params.tracking} --eval-out {output.metrics}")

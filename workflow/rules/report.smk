@@ -39,8 +39,8 @@ rule report:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "(lcp report metrics --title {wildcards.scene:q} {params.evals}"
-        " --csv {output.csv} --markdown {output.markdown} --plot {output.plot} && {params.artifacts}) > {log} 2>&1"
+        job_command("lcp report metrics --title {wildcards.scene:q} {params.evals}"
+                    " --csv {output.csv} --markdown {output.markdown} --plot {output.plot} && {params.artifacts}")
 
 
 rule report_robustness:
@@ -73,8 +73,8 @@ rule report_robustness:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "(lcp report robustness --title {wildcards.scene:q} {params.evals} --csv {output.csv} --plot {output.plot}"
-        " && {params.artifacts}) > {log} 2>&1"
+        job_command("lcp report robustness --title {wildcards.scene:q} {params.evals} --csv {output.csv}"
+                    " --plot {output.plot} && {params.artifacts}")
 
 
 rule crux_heatmaps:
@@ -100,4 +100,4 @@ rule crux_heatmaps:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        "lcp heatmaps {params.args} > {log} 2>&1"
+        job_command("lcp heatmaps {params.args}")

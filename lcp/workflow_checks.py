@@ -1,0 +1,113 @@
+"""What the workflow checks before any job starts (in a dry run too), and how its jobs avoid
+retries that cannot help. workflow/rules/common.smk calls these; each problem is one line.
+
+- yaml_problem: a config file that is not valid YAML, with its line and column (snakemake's
+  own message names neither).
+- check_model_step: a scene's mmdet config read with the --cfg-options its jobs will pass, so
+  that a misspelt key or a value of the wrong kind stops the run instead of a job hours later.
+- missing_images: the images of a converted set that are no longer in its folder (the
+  converter ran in an earlier run; a later deletion would only show inside a training job).
+- unfixable_guard: the shell around a job's command that records a failure a retry cannot
+  fix (exit status 2: `lcp` refused its input or config) so that snakemake's retries of that
+  job end at once instead of running it again; any other failure (a time limit, a lost node,
+  a crash) is retried as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+
+from lcp.errors import LCPError
+
+# The exit status of an `lcp` command that refused its input or config (lcp.cli.main), and of
+# a command line it could not parse (argparse).
+UNFIXABLE_STATUS = 2
+UNFIXABLE_SUFFIX = ".unfixable"
+
+
+def yaml_problem(path: str | Path) -> str | None:
+    """None when `path` is valid YAML (or absent), else `PATH:LINE:COLUMN: not valid YAML: WHAT`."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        return f"{path}: not a text file ({exc.reason} at byte {exc.start})"
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = ": ".join(part for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
+        tabs = "; indent with spaces, not tabs" if "'\\t'" in what else ""
+        return f"{where}: not valid YAML: {what or type(exc).__name__}{tabs}"
+    return None
+
+
+@cache
+def _check_config(config: str, options: tuple[str, ...]) -> None:
+    from lcp.apis.config import read_config
+    from lcp.apis.options import parse_cfg_options
+
+    read_config(config, parse_cfg_options(list(options)), import_modules=False)
+
+
+def check_model_step(config: str, options: Sequence[str], scene_options: Mapping[str, object], where: str) -> None:
+    """Read the mmdet `config` with a job's `options` (KEY=VALUE, as the job's command line
+    passes them); LCPError naming `where` (e.g. scenes.demo.lcp) and the key otherwise.
+
+    `scene_options`: the step's own cfg_options from the workflow config (the other options
+    are the workflow's: data paths, classes). Each distinct config and options is read once."""
+    from lcp.apis.config import CfgOptionError
+
+    try:
+        _check_config(config, tuple(options))
+    except CfgOptionError as exc:
+        if exc.key in scene_options:
+            raise LCPError(f"{where}.cfg_options: {exc.key}: {exc.problem} (in {config})") from None
+        raise LCPError(f"{where}.config: {config} does not take the workflow's --cfg-options "
+                       f"{exc.key}: {exc.problem}") from None
+    except LCPError as exc:
+        raise LCPError(f"{where}.config: {exc}") from None
+
+
+def missing_images(images: str | Path, ann_file: str | Path) -> tuple[list[str], int]:
+    """(the file names listed in a COCO annotation file that are not in `images`, how many it
+    lists); a stat per image, nothing decoded. LCPError when the file is not COCO JSON."""
+    import json
+
+    try:
+        data = json.loads(Path(ann_file).read_text(encoding="utf-8"))
+        names = [image["file_name"] for image in data["images"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LCPError(f"{ann_file}: not a readable COCO annotation file ({type(exc).__name__}: {exc})") from None
+    folder = Path(images)
+    return [name for name in names if not (folder / str(name)).is_file()], len(names)
+
+
+def unfixable_guard(command: str, log: str) -> str:
+    """Shell that runs `command` with its output in `log`, unless an earlier attempt of the job
+    failed with UNFIXABLE_STATUS (its log kept in LOG.unfixable): then it puts that attempt's
+    log back (snakemake empties a job's log before each attempt), adds why the command did not
+    run, says so on stderr and fails at once. The record is cleared when a workflow run starts
+    (clear_unfixable). `log`: a path the shell needs no quotes for (the workflow's logs), or
+    snakemake's {log}. Works under snakemake's `set -euo pipefail`."""
+    marker = log + UNFIXABLE_SUFFIX
+    refusal = (f"{log}: not run again: an earlier attempt was refused for a reason a retry cannot fix"
+               f" (exit status {UNFIXABLE_STATUS}): $(tail -n 1 {marker})")
+    return (
+        f"if [ -e {marker} ]; then cp {marker} {log}; echo \"{refusal}\" | tee -a {log} >&2;"
+        f" exit {UNFIXABLE_STATUS}; fi;"
+        f" status=0; ({command}) > {log} 2>&1 || status=$?;"
+        f" if [ $status -eq {UNFIXABLE_STATUS} ]; then cp {log} {marker}; fi;"
+        " exit $status"
+    )
+
+
+def clear_unfixable(logs: Sequence[str | Path]) -> None:
+    """Forget the unfixable failures recorded beside these job logs (a new run tries again)."""
+    for log in logs:
+        Path(f"{log}{UNFIXABLE_SUFFIX}").unlink(missing_ok=True)

@@ -1,0 +1,235 @@
+"""The workflow's pre-flight: what would fail hours into a cluster run stops the run (and the
+dry run) before any job starts, with one line naming the config file, the scene and the key;
+and a job refused for a reason a retry cannot fix is not run again by snakemake's retries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from helpers.workflow import prepare_workdir, repo_config, snakemake
+
+from lcp.workflow_checks import clear_unfixable, unfixable_guard, yaml_problem
+
+SOURCE = "test-config.yaml"  # the --configfile of helpers.workflow
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    prepare_workdir(tmp_path, repo_config())
+    return tmp_path
+
+
+def with_config(workdir, change):
+    config = repo_config()
+    change(config)
+    prepare_workdir(workdir, config)
+
+
+def assert_stopped_before_any_job(result, message):
+    assert result.returncode != 0
+    assert message in result.stdout, result.stdout[-3000:]
+    assert "Traceback" not in result.stdout and 'File "' not in result.stdout
+    assert "Job stats" not in result.stdout
+
+
+def misspelt_key(config):
+    config["scenes"]["demo"]["lcp"]["cfg_options"]["runner.max_epoch"] = 6
+
+
+def text_for_a_number(config):
+    config["scenes"]["demo"]["baseline"]["cfg_options"]["runner.max_epochs"] = "three"
+
+
+def list_for_a_number(config):
+    config["scenes"]["demo"]["pretrain"]["cfg_options"]["evaluation.interval"] = "[2,4]"
+
+
+def list_item_out_of_range(config):
+    config["scenes"]["demo"]["lcp"]["cfg_options"]["custom_hooks.7.num_epoch"] = "[1,1,4]"
+
+
+def plain_config_for_lcp(config):
+    config["scenes"]["demo"]["lcp"]["config"] = "config/mmdet/cascade_rcnn_tiny_demo.py"
+    config["scenes"]["demo"]["lcp"]["cfg_options"] = {}
+
+
+@pytest.mark.parametrize("change, message", [
+    (misspelt_key, (f"invalid config: {SOURCE}: scenes.demo.lcp.cfg_options: runner.max_epoch: the config has no key "
+                   "runner.max_epoch (did you mean runner.max_epochs?); to add a new key, write "
+                   "+runner.max_epoch=VALUE (in config/mmdet/lcp_tiny_demo.py)")),
+    (text_for_a_number, (f"invalid config: {SOURCE}: scenes.demo.baseline.cfg_options: runner.max_epochs: takes a "
+                        "number (the config has 8), not a text ('three') (in config/mmdet/cascade_rcnn_tiny_demo.py)")),
+    (list_for_a_number, (f"invalid config: {SOURCE}: scenes.demo.pretrain.cfg_options: evaluation.interval: takes a "
+                        "number (the config has 4), not a list of numbers ([2, 4]) "
+                        "(in config/mmdet/cascade_rcnn_tiny_demo.py)")),
+    (list_item_out_of_range, (f"invalid config: {SOURCE}: scenes.demo.lcp.cfg_options: custom_hooks.7.num_epoch: "
+                             "custom_hooks is a list of 4 items; pick one by its number, custom_hooks.0 to "
+                             "custom_hooks.3 (in config/mmdet/lcp_tiny_demo.py)")),
+    (plain_config_for_lcp, (f"invalid config: {SOURCE}: scenes.demo.lcp.config: config/mmdet/cascade_rcnn_tiny_demo.py "
+                           "does not take the workflow's --cfg-options df_img_dir: the config has no key df_img_dir")),
+])
+def test_cfg_options_error_stops_the_dry_run_with_the_key_named(workdir, change, message):
+    with_config(workdir, change)
+    result = snakemake(workdir, "-n")
+    assert_stopped_before_any_job(result, message)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("runner = dict(max_epochs=2\n", "config/broken.py:1: not valid Python ('(' was never closed)"),
+    ("_base_ = ['mmdet/cascade_rcnn_tiny_demo.py']\nrunner = dict(max_epochs=epochs)\n",
+     "config/broken.py: cannot read the config (NameError: name 'epochs' is not defined)"),
+])
+def test_unreadable_model_config_stops_the_dry_run(workdir, text, problem):
+    (workdir / "config" / "broken.py").write_text(text)
+
+    def use_broken(config):
+        config["scenes"]["demo"]["baseline"]["config"] = "config/broken.py"
+    with_config(workdir, use_broken)
+    result = snakemake(workdir, "-n")
+    assert_stopped_before_any_job(result, f"invalid config: {SOURCE}: scenes.demo.baseline.config: {problem}")
+    assert "Exception ignored" not in result.stdout
+
+
+def test_scene_of_a_target_is_checked_and_scenes_outside_the_run_are_not(workdir):
+    def typo_in_urpc(config):
+        config["scenes"]["urpc"]["baseline"]["cfg_options"] = {"optimzer.lr": 0.01}
+    with_config(workdir, typo_in_urpc)
+    # the demo scene's DAG does not hold urpc's jobs
+    result = snakemake(workdir, "-n")
+    assert result.returncode == 0, result.stdout[-3000:]
+    # a target of urpc brings its baseline into the DAG, and with it the check
+    result = snakemake(workdir, "-n", "results/urpc/baseline/eval.json")
+    assert_stopped_before_any_job(
+        result, f"invalid config: {SOURCE}: scenes.urpc.baseline.cfg_options: optimzer.lr: the config has no key "
+                "optimzer (did you mean optimizer.lr?)")
+
+
+def test_plus_key_adds_a_setting_and_the_dag_is_built(workdir):
+    def add_fp16(config):
+        config["scenes"]["demo"]["lcp"]["cfg_options"]["+fp16.loss_scale"] = 512
+    with_config(workdir, add_fp16)
+    result = snakemake(workdir, "-n", "-p")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " +fp16.loss_scale=512 " in result.stdout
+
+
+def test_invalid_yaml_in_the_workflow_config_names_line_and_column(workdir):
+    (workdir / "config" / "config.yaml").write_text("run: [demo]\nscenes:\n  demo: {seeds: [0, 1}\n")
+    result = snakemake(workdir, "-n")
+    assert result.returncode != 0
+    assert "invalid config: config/config.yaml:3:22: not valid YAML: while parsing a flow sequence: " \
+           "expected ',' or ']', but got '}'" in result.stdout
+    assert "Traceback" not in result.stdout
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("a: [1, 2\n", ("x.yaml:2:1: not valid YAML: while parsing a flow sequence: expected ',' or ']', but got "
+                   "'<stream end>'")),
+    ("a: 1\n\tb: 2\n", ("x.yaml:2:1: not valid YAML: while scanning for the next token: found character '\\t' "
+                     "that cannot start any token; indent with spaces, not tabs")),
+    ("a: 1\n b: 2\n", "x.yaml:2:3: not valid YAML: mapping values are not allowed here"),
+    ("a: {b: 1\n", ("x.yaml:2:1: not valid YAML: while parsing a flow mapping: expected ',' or '}', but got "
+                   "'<stream end>'")),
+    ("a: 'open\n", "x.yaml:2:1: not valid YAML: while scanning a quoted scalar: found unexpected end of stream"),
+    ("a: 1\n", None),
+])
+def test_yaml_problem_names_line_and_column(tmp_path, monkeypatch, text, problem):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.yaml").write_text(text)
+    assert yaml_problem("x.yaml") == problem
+
+
+def test_converted_set_that_lost_images_stops_the_dry_run(workdir):
+    """A set converted in an earlier run whose folder lost an image: its converter would not
+    run again (the folder exists), and training would fail on the image hours later."""
+    def custom_run(config):
+        config["run"] = ["custom"]
+    with_config(workdir, custom_run)
+    images = workdir / "data" / "custom" / "clear"
+    images.mkdir(parents=True)
+    (workdir / "data" / "custom" / "annotations").mkdir()
+    for split, names in (("train", ["a.jpg", "b.jpg"]), ("test", ["c.jpg"])):
+        for name in names:
+            (images / name).write_bytes(b"jpeg")
+        coco = {"images": [{"id": i, "file_name": name} for i, name in enumerate(names)], "annotations": [],
+                "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "car"}]}
+        (workdir / "data" / "custom" / "annotations" / f"clear_{split}.json").write_text(json.dumps(coco))
+    result = snakemake(workdir, "-n")
+    assert result.returncode == 0, result.stdout[-3000:]
+
+    (images / "c.jpg").unlink()
+    result = snakemake(workdir, "-n")
+    assert_stopped_before_any_job(
+        result, "data/custom/clear: 1 of the 1 images of data/custom/annotations/clear_test.json are missing, the "
+                "first c.jpg (changed since scenes.custom.image_sets.clear was converted); convert it again: "
+                "remove data/custom/clear and the workflow remakes it")
+
+
+# ---- retries ------------------------------------------------------------------------
+
+
+def guarded(tmp_path, command: str) -> subprocess.CompletedProcess:
+    """A job's shell as snakemake runs it (bash strict mode), with its log in tmp_path."""
+    script = "set -euo pipefail; " + unfixable_guard(command, str(tmp_path / "job.log"))
+    return subprocess.run(["bash", "-c", script], check=False, capture_output=True, text=True, timeout=60)
+
+
+def test_a_refused_job_is_not_run_again_until_the_next_workflow_run(tmp_path):
+    runs = tmp_path / "runs"
+    command = f"echo run >> {runs} && echo 'lcp train: error: cfg.py: bad key' >&2 && exit 2"
+    first = guarded(tmp_path, command)
+    assert first.returncode == 2 and (tmp_path / "job.log").read_text() == "lcp train: error: cfg.py: bad key\n"
+    (tmp_path / "job.log").write_text("")  # what snakemake does before each attempt
+    retry = guarded(tmp_path, command)
+    assert retry.returncode == 2 and runs.read_text() == "run\n"  # not run again
+    refusal = (f"{tmp_path}/job.log: not run again: an earlier attempt was refused for a reason a retry cannot "
+               "fix (exit status 2): lcp train: error: cfg.py: bad key")
+    assert retry.stderr.strip() == refusal
+    # the refused attempt's log is back, with the reason
+    assert (tmp_path / "job.log").read_text() == f"lcp train: error: cfg.py: bad key\n{refusal}\n"
+    clear_unfixable([tmp_path / "job.log"])  # what the next workflow run does first
+    assert guarded(tmp_path, command).returncode == 2 and runs.read_text() == "run\nrun\n"
+
+
+@pytest.mark.parametrize("failure, status", [
+    ("exit 1", 1),  # a crash (a Python traceback)
+    ("sh -c 'kill -TERM $$'", 143),  # a time limit: SLURM terminates the job
+    ("sh -c 'kill -KILL $$'", 137),  # out of memory, a lost node
+])
+def test_other_failures_are_run_again(tmp_path, failure, status):
+    runs = tmp_path / "runs"
+    for attempt in (1, 2):
+        result = guarded(tmp_path, f"echo run >> {runs} && {failure}")
+        assert result.returncode == status
+        assert runs.read_text() == "run\n" * attempt
+    assert not (tmp_path / "job.log.unfixable").exists()
+    assert guarded(tmp_path, "echo fine").returncode == 0 and (tmp_path / "job.log").read_text() == "fine\n"
+
+
+def test_workflow_job_refused_for_bad_input_is_attempted_once_despite_retries(workdir):
+    """A converter refusing its input (exit status 2) with 2 retries: the converter runs once,
+    its log keeps its error, and each retry ends at once saying why; a new run tries again."""
+    source = workdir / "my_voc"
+    source.mkdir()  # exists (the pre-flight passes) but holds no VOC data set
+
+    def empty_voc(config):
+        config["scenes"]["custom"]["image_sets"]["clear"]["path"] = str(source)
+        config["run"] = ["custom"]
+        config["tracking"]["enabled"] = False
+    with_config(workdir, empty_voc)
+    target = "data/custom/clear"
+    result = snakemake(workdir, "-c1", "--retries", "2", target, timeout=300)
+    assert result.returncode != 0
+    log = workdir / "results" / "datasets" / "custom" / "logs" / "convert_clear.log"
+    error, refusal = log.read_text().strip().splitlines()[-2:]
+    assert error.startswith("lcp data: error: ")
+    assert refusal == (f"results/datasets/custom/logs/convert_clear.log: not run again: an earlier attempt was "
+                       f"refused for a reason a retry cannot fix (exit status 2): {error}")
+    assert result.stdout.count(refusal) == 2, result.stdout[-4000:]  # the two retries
+    assert result.stdout.count("Trying to restart job") == 2
+
+    again = snakemake(workdir, "-c1", "--retries", "0", target, timeout=300)
+    assert again.returncode != 0 and refusal not in again.stdout, again.stdout[-4000:]
+    assert log.read_text().strip().splitlines() == [error]
