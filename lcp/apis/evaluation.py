@@ -44,7 +44,7 @@ def coco_bbox_metrics(dataset, results: list) -> dict[str, Any]:
     classes = list(dataset.CLASSES)
     detections = dataset._det2json(results)
     if not detections:
-        return {**{key: 0.0 for key in SUMMARY_KEYS}, "classwise": {name: 0.0 for name in classes}}
+        return _metrics_without_detections(dataset)
     coco_gt = dataset.coco
     with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes(detections)
@@ -68,6 +68,26 @@ def coco_bbox_metrics(dataset, results: list) -> dict[str, Any]:
     for key in SUMMARY_KEYS:
         if metrics[key] < 0 or math.isnan(metrics[key]):
             metrics[key] = None
+    return metrics
+
+
+AREA_RANGES = {"bbox_mAP_s": (0, 32**2), "bbox_mAP_m": (32**2, 96**2), "bbox_mAP_l": (96**2, 1e10)}
+
+
+def _metrics_without_detections(dataset) -> dict[str, Any]:
+    """What COCOeval would report for no detections at all (it cannot load an empty result):
+    AP 0 wherever there is ground truth to miss, None where there is none (as with detections)."""
+    gt = [ann for ann in dataset.coco.loadAnns(dataset.coco.getAnnIds(imgIds=dataset.img_ids))
+          if not ann.get("iscrowd", 0) and not ann.get("ignore", 0)]
+
+    def zero_if(anns) -> float | None:
+        return 0.0 if anns else None
+
+    metrics: dict[str, Any] = {key: zero_if(gt) for key in ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75")}
+    for key, (low, high) in AREA_RANGES.items():
+        metrics[key] = zero_if([ann for ann in gt if low <= ann["area"] <= high])
+    metrics["classwise"] = {name: zero_if([ann for ann in gt if ann["category_id"] == cat_id])
+                            for name, cat_id in zip(dataset.CLASSES, dataset.cat_ids)}
     return metrics
 
 
