@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from helpers.workflow import planned_jobs, prepare_workdir, snakemake, snakemake_command, tiny_demo_config, workflow_env
 from lcp.errors import LCPError
 from lcp.tools.workdir import FINISHED_FILE, begin, finish, is_placeholder
 
@@ -113,3 +116,42 @@ def test_cli_reports_a_missing_input_as_one_line(tmp_path):
         capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2
     assert result.stderr.strip() == f"lcp workdir: error: {tmp_path / 'absent.py'}: input file does not exist"
+
+
+@pytest.mark.slow
+def test_a_forced_training_killed_with_snakemake_is_known_incomplete_and_rerun_with_what_follows(tmp_path):
+    """Issue 12: SIGKILL snakemake and its jobs during `--forcerun train_lcp`; the next run must
+    not say "Nothing to be done" while the evaluation is the old model's."""
+    config = tiny_demo_config(tmp_path)
+    config["tracking"] = {"enabled": False}
+    config["scenes"]["demo"]["demo"]["num_images"] = 8
+    prepare_workdir(tmp_path, config)
+    target = "results/demo/lcp/eval.json"
+    first = snakemake(tmp_path, "--cores", "2", target, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:]
+
+    log = tmp_path / "results" / "demo" / "logs" / "train_lcp.log"
+    log.unlink()  # the first run's, which says the same
+    job = subprocess.Popen(snakemake_command(tmp_path, "--cores", "2", "--forcerun", "train_lcp", target), cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                           env=workflow_env())
+    try:
+        deadline = time.monotonic() + 600
+        while not (log.exists() and "TrainModeHook: epoch 2 trains" in log.read_text(errors="replace")):
+            assert job.poll() is None, "snakemake ended before the training job could be killed"
+            assert time.monotonic() < deadline, "the forced training did not reach its second epoch"
+            time.sleep(0.05)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    assert is_placeholder(tmp_path / "results" / "demo" / "lcp" / "latest.pth")
+    assert (tmp_path / target).exists()  # the old model's evaluation
+
+    assert snakemake(tmp_path, "--unlock").returncode == 0  # snakemake's lock outlives a SIGKILL
+    plain = snakemake(tmp_path, "-n", target)
+    assert plain.returncode != 0 and "Nothing to be done" not in plain.stdout
+    assert "IncompleteFilesException" in plain.stdout and "results/demo/lcp/latest.pth" in plain.stdout
+    # with --rerun-incomplete (the profiles set it) the training is rerun, and what is made from it
+    rerun = snakemake(tmp_path, "-n", "--rerun-incomplete", target)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert planned_jobs(rerun.stdout) == {"train_lcp": 1, "evaluate": 1}
