@@ -122,6 +122,7 @@ def runs(workspace, config) -> tuple[Path, Path]:
     return whole, resumed
 
 
+@pytest.mark.slow
 def test_killed_in_both_modes_and_resumed_ends_with_the_same_weights(runs):
     whole, resumed = runs
     expected = torch.load(whole / "epoch_4.pth", map_location="cpu", weights_only=False)["state_dict"]
@@ -132,6 +133,7 @@ def test_killed_in_both_modes_and_resumed_ends_with_the_same_weights(runs):
     assert not differing, f"{len(differing)} of {len(expected)} tensors differ, e.g. {list(differing.items())[:3]}"
 
 
+@pytest.mark.slow
 def test_killed_in_both_modes_and_resumed_logs_the_same_losses_crux_statistics_and_metrics(runs):
     whole, resumed = runs
     expected, got = log_lines(whole), log_lines(resumed)

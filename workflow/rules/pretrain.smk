@@ -4,7 +4,10 @@
 # Resuming: `lcp train` keeps its checkpoints in a work dir that is not a declared output
 # (snakemake deletes the outputs of a failed or killed job, and with them any way to
 # resume). The job's one output is the final checkpoint, published atomically when
-# training has finished; see lcp/tools/workdir.py for when a work dir is resumed.
+# training has finished; until then it is a placeholder, so that a job killed together with
+# snakemake leaves an output snakemake knows is incomplete (rerun with --rerun-incomplete,
+# which the profiles set). See lcp/tools/workdir.py for when a work dir is resumed; a
+# resumed training ends bit-identical to an uninterrupted one (lcp.hooks.RandomStateHook).
 
 
 rule pretrain:
