@@ -3,7 +3,9 @@
 Differences from mmdet's tool, and why:
 - --auto-resume picks the newest *complete* checkpoint of the work dir (a run killed while
   saving leaves a truncated file); without a resume flag, a work dir that already holds
-  checkpoints is refused instead of being silently overwritten.
+  checkpoints is refused instead of being silently overwritten. A resumed run ends
+  bit-identical to an uninterrupted one on the CPU: every checkpoint carries the random
+  state, which lcp.hooks.RandomStateHook restores (lcp.apis.train adds it to every run).
 - The init checkpoint (`load_from`) is loaded non-strictly by lcp.models.checkpoint, which
   names every missing key (for LCP: the crux learner, catch-up learner and fusion that a
   plain Cascade R-CNN checkpoint lacks) and rejects checkpoints of another architecture.
