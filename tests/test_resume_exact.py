@@ -12,6 +12,7 @@ loader draws from the generator between two epochs).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -23,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mmcv.runner import CheckpointHook, EpochBasedRunner, Hook, OptimizerHook
 
-from lcp.hooks.random_state import capture_random_state, restore_random_state
+from lcp.hooks.random_state import RandomStateHook, capture_random_state, restore_random_state
 
 REPO = Path(__file__).resolve().parents[1]
 LCP_TINY = REPO / "config" / "mmdet" / "lcp_tiny_demo.py"
@@ -49,6 +51,72 @@ def test_restoring_a_captured_state_repeats_every_generators_draws():
     restore_random_state(loaded)
     assert (random.random(), np.random.permutation(10).tolist(), np.random.normal(),
             torch.randperm(10).tolist()) == first
+
+
+class NoisyModel(torch.nn.Module):
+    """One weight fitted to noisy targets: every step draws from torch's generator."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def train_step(self, data, optimizer):
+        loss = ((self.weight - data - torch.rand(1)) ** 2).sum()
+        return {"loss": loss, "log_vars": {"loss": float(loss.detach())}, "num_samples": len(data)}
+
+
+class DrawBetweenEpochs(Hook):
+    """Draws from the generators after each epoch's checkpoint, as evaluation's loader does."""
+
+    def after_train_epoch(self, runner) -> None:
+        torch.rand(3), np.random.rand(3), random.random()
+
+
+class KeepMessages(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def train_tiny(work_dir: Path, epochs: int, resume_from: Path | None = None) -> tuple[torch.Tensor, list[str]]:
+    """A real mmcv runner, as lcp.apis.train sets it up: (final weight, messages logged)."""
+    torch.manual_seed(0), np.random.seed(0), random.seed(0)
+    model = NoisyModel()
+    logger = logging.getLogger(f"tiny-{work_dir.name}")
+    kept = KeepMessages()
+    logger.addHandler(kept)
+    runner = EpochBasedRunner(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                              work_dir=str(work_dir), logger=logger, meta={}, max_epochs=epochs)
+    runner.register_optimizer_hook(OptimizerHook())
+    runner.register_hook(CheckpointHook(interval=1))
+    runner.register_hook(DrawBetweenEpochs(), priority="LOW")
+    runner.register_hook(RandomStateHook(), priority="HIGHEST")
+    if resume_from is not None:
+        runner.resume(str(resume_from))
+    loader = torch.utils.data.DataLoader(torch.arange(6.0), batch_size=2, shuffle=True)
+    runner.run([loader], [("train", 1)])
+    logger.removeHandler(kept)
+    return model.weight.detach().clone(), kept.messages
+
+
+def test_a_resumed_runner_draws_what_an_uninterrupted_one_draws_also_after_draws_between_epochs(tmp_path):
+    whole, _ = train_tiny(tmp_path / "whole", 3)
+    for epoch in (1, 2):
+        resumed, warnings = train_tiny(tmp_path / f"resumed{epoch}", 3, tmp_path / "whole" / f"epoch_{epoch}.pth")
+        assert torch.equal(resumed, whole), f"resumed from epoch {epoch}"
+        assert not any("RandomStateHook" in line for line in warnings)
+
+
+def test_resuming_a_checkpoint_without_random_state_says_it_is_not_exact(tmp_path):
+    train_tiny(tmp_path / "whole", 1)
+    checkpoint = torch.load(tmp_path / "whole" / "epoch_1.pth", weights_only=True)
+    del checkpoint["meta"]["random_state"]
+    torch.save(checkpoint, tmp_path / "old.pth")
+    _, warnings = train_tiny(tmp_path / "resumed", 2, tmp_path / "old.pth")
+    assert any("the checkpoint resumed at epoch 1 holds no random state" in line for line in warnings)
 
 
 @pytest.fixture(scope="module")
