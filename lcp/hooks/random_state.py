@@ -3,9 +3,9 @@ exactly what an uninterrupted one draws.
 
 What draws random numbers while training, and from where:
 - mmdet's GroupSampler shuffles (and pads) each epoch from numpy's global generator;
-- every `iter(data_loader)` with workers draws the workers' base seed from torch's global
-  generator; without workers, the pipeline (RandomFlip, ...) draws from numpy's and
-  Python's global generators in this process;
+- every `iter(data_loader)` (training's each epoch, evaluation's too) draws a base seed for
+  its workers from torch's global generator, with or without workers; without workers,
+  the pipeline (RandomFlip, ...) draws from numpy's and Python's global generators here;
 - the model draws from torch's (proposal sampling: torch.randperm) and CUDA's generators.
 The detection-favoured pairing (a function of seed, epoch and index), the train mode (of the
 epoch), DistributedGroupSampler (seeded with seed + epoch) and the workers (mmdet seeds them
