@@ -5,57 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers.convert_sources import boxes_by_file, category_names, convert, load_coco, write_image, write_json
-
-CONFIG_ORDER = ["bicycle", "bus", "person", "train", "truck", "motorcycle", "car", "rider"]
-WIDTH, HEIGHT = 64, 32
-TRAIN_FRAME, VAL_FRAME, TEST_FRAME = "aachen_000000_000019", "frankfurt_000000_000294", "berlin_000000_000019"
-
-# Official gtFine polygon format: image size, then objects with label and [x, y] vertices.
-TRAIN_OBJECTS = [
-    {"label": "road", "polygon": [[0, 20], [63, 20], [63, 31], [0, 31]]},           # no instances: ignored
-    {"label": "car", "polygon": [[2, 3], [20, 3], [22, 15], [4, 14]]},
-    {"label": "person", "polygon": [[30, 5], [35, 4], [36, 25], [31, 26]]},
-    {"label": "cargroup", "polygon": [[40, 2], [50, 2], [50, 9], [40, 9]]},         # group: crowd box
-    {"label": "caravan", "polygon": [[10, 20], [18, 20], [18, 28]]},                # ignoreInEval: ignored
-    {"label": "bicycle", "polygon": [[58, 20], [70, 24], [60, 31]]},                # leaves the image: clipped
-    {"label": "rider", "polygon": [[1, 1], [9, 1], [9, 9]], "deleted": 1},          # deleted: skipped
-    {"label": "sky", "polygon": [[0, 0], [63, 0], [63, 5]]},                        # no instances: ignored
-]
-VAL_OBJECTS = [{"label": "bus", "polygon": [[5, 6], [25, 6], [25, 20], [5, 20]]},
-               {"label": "rider", "polygon": [[40.5, 10.25], [44, 18], [38, 16]]}]
-
-
-def extent(polygon, width=WIDTH, height=HEIGHT):
-    """The polygon's extent as COCO [x, y, w, h], clipped to the image."""
-    xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
-    x1, y1, x2, y2 = max(min(xs), 0), max(min(ys), 0), min(max(xs), width), min(max(ys), height)
-    return [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
-
-
-def write_polygons(root: Path, split: str, frame: str, objects: list[dict]) -> Path:
-    city = frame.split("_")[0]
-    path = root / "gtFine" / split / city / f"{frame}_gtFine_polygons.json"
-    write_json(path, {"imgHeight": HEIGHT, "imgWidth": WIDTH, "objects": objects})
-    return path
+from helpers.convert_sources import (CONFIG_ORDER, TRAIN_FRAME, TRAIN_OBJECTS, VAL_FRAME, VAL_OBJECTS, WIDTH, boxes_by_file,
+                                     category_names, convert, extent, load_coco, write_cityscapes, write_polygons)
 
 
 @pytest.fixture
 def cityscapes(tmp_path: Path) -> dict[str, Path]:
-    root = tmp_path / "cityscapes"
-    write_polygons(root, "train", TRAIN_FRAME, TRAIN_OBJECTS)
-    write_polygons(root, "val", VAL_FRAME, VAL_OBJECTS)
-    write_polygons(root, "test", TEST_FRAME, [{"label": "car", "polygon": [[1, 1], [5, 5]]}])  # test split: unused
-    foggy, rainy = tmp_path / "leftImg8bit_foggy", tmp_path / "leftImg8bit_rain"
-    for seed, (split, frame) in enumerate([("train", TRAIN_FRAME), ("val", VAL_FRAME), ("test", TEST_FRAME)]):
-        city = frame.split("_")[0]
-        write_image(root / "leftImg8bit" / split / city / f"{frame}_leftImg8bit.png", WIDTH, HEIGHT, seed)
-        for beta in ("0.005", "0.01", "0.02"):
-            write_image(foggy / split / city / f"{frame}_leftImg8bit_foggy_beta_{beta}.png", WIDTH, HEIGHT, seed)
-    for pattern in (1, 2):  # Rainy Cityscapes covers only some frames: none of val here
-        name = f"{TRAIN_FRAME}_leftImg8bit_rain_alpha_0.01_beta_0.005_dropsize_0.01_pattern_{pattern}.png"
-        write_image(rainy / "train" / "aachen" / name, WIDTH, HEIGHT, pattern)
-    return {"root": root, "foggy": foggy, "rainy": rainy, "out": tmp_path / "city"}
+    return write_cityscapes(tmp_path)
 
 
 def expected_train_boxes():

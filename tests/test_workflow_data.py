@@ -9,7 +9,7 @@ import pytest
 import cv2
 import numpy as np
 
-from helpers.convert_sources import write_voc_xml
+from helpers.convert_sources import write_cityscapes, write_voc_xml
 from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakemake
 
 pytestmark = pytest.mark.slow
@@ -58,3 +58,27 @@ def test_custom_scene_converts_synthesises_and_checks(tmp_path):
     assert not (tmp_path / "results" / "mlflow").exists()  # tracking off: no store made
     # the training steps read what the check passed
     assert planned_jobs(snakemake(tmp_path, "-n", "results/custom/pretrain/latest.pth").stdout) == {"pretrain": 1}
+
+
+def test_foggy_cityscapes_scene_converts_both_image_sets(tmp_path):
+    """The published foggy_city scene's own recipe, pointed at a tiny Cityscapes: the clear
+    frames and the beta 0.02 renderings each become an image set with the same boxes."""
+    city = write_cityscapes(tmp_path / "sources")
+    config = repo_config()
+    config["run"] = ["foggy_city"]
+    del config["scenes"]["rainy_city"]  # shares city/city_images, from another path
+    image_sets = config["scenes"]["foggy_city"]["image_sets"]
+    image_sets["city_images"]["path"] = image_sets["foggy_city_images"]["path"] = str(city["root"])
+    image_sets["foggy_city_images"]["options"]["foggy"] = str(city["foggy"])
+    config["scenes"]["foggy_city"]["resources"] = {"default": {"cpus": 1}}
+    config["tracking"] = {"enabled": False}
+    prepare_workdir(tmp_path, config)
+
+    targets = [f"data/city/annotations/{name}_train.json" for name in ("city_images", "foggy_city_images")]
+    result = snakemake(tmp_path, "-c2", *targets, timeout=300)
+    assert result.returncode == 0, result.stdout[-5000:]
+    clear, foggy = (json.loads((tmp_path / target).read_text()) for target in targets)
+    assert [image["file_name"] for image in foggy["images"]] == [
+        image["file_name"].replace("_leftImg8bit.jpg", "_leftImg8bit_foggy_beta_0.02.jpg") for image in clear["images"]]
+    assert [ann["bbox"] for ann in foggy["annotations"]] == [ann["bbox"] for ann in clear["annotations"]]
+    assert [c["name"] for c in clear["categories"]] == config["scenes"]["foggy_city"]["classes"]

@@ -339,13 +339,7 @@ def scene_of_dataset(dataset):
 def convert_args(wildcards):
     recipe, _ = IMAGE_SETS[(wildcards.dataset, wildcards.imageset)]
     fmt, options = recipe["convert"], dict(recipe.get("options", {}))
-    args = [fmt, recipe["path"], f"{DATA}/{wildcards.dataset}"]
-    if fmt == "cityscapes":
-        # one image set per job: the clear frames, or the foggy/rainy renderings alone
-        variant = "foggy" if "foggy" in options else "rainy" if "rainy" in options else "clear"
-        args += ([] if variant == "clear" else ["--no-clear"]) + [f"--{variant}-name", wildcards.imageset]
-    else:
-        args += ["--name", wildcards.imageset]
+    args = [fmt, recipe["path"], f"{DATA}/{wildcards.dataset}", "--name", wildcards.imageset]
     classes = SCENES[scene_of_dataset(wildcards.dataset)]["classes"]
     if fmt in CONVERTERS_WITH_CLASSES and "classes" not in options:
         args += ["--classes", ",".join(classes)]
