@@ -49,14 +49,18 @@ def capture_random_state() -> dict[str, Any]:
 
 
 def restore_random_state(state: dict[str, Any]) -> None:
-    """Set the global generators to `state` (from capture_random_state)."""
+    """Set the global generators to `state` (from capture_random_state).
+
+    mmcv's resume maps a checkpoint's tensors to the GPU when there is one; the generators
+    take their states on the CPU.
+    """
     random.setstate(_as_tuples(state["python"]))
     numpy = state["numpy"]
-    np.random.set_state((numpy["kind"], numpy["key"].numpy().astype(np.uint32), numpy["pos"],
+    np.random.set_state((numpy["kind"], numpy["key"].cpu().numpy().astype(np.uint32), numpy["pos"],
                          numpy["has_gauss"], numpy["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"].cpu())
 
 
 def _as_tuples(value):
