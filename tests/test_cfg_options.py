@@ -71,7 +71,7 @@ BAD_OPTIONS = [
     ("img_scale.0=256", "img_scale.0: img_scale is a tuple (128, 128); set it whole, e.g. img_scale=(a,b)"),
     ("model=cascade",
      ("model: model is a group of settings (type, backbone, neck, rpn_head, roi_head, train_cfg, test_cfg, "
-      "crux_learner, kl_loss_weight); set them one by one, e.g. model.type=VALUE")),
+      "crux_learner, kl_loss_weight, start_as_pretrained); set them one by one, e.g. model.type=VALUE")),
     ("runner.max_epochs.value=3", ("runner.max_epochs.value: runner.max_epochs is a number (4), not a group of "
                                   "settings with a key value")),
     ("optimizer_config.grad_clip.max_norm=35",
