@@ -55,7 +55,7 @@ def test_names_file_with_class_subset_and_resplit(yolo, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "label_text, message",
-    [("7 0.5 0.5 0.1 0.1\n", "labels/val/b.txt:1: class index 7 is not one of 0..2"),
+    [("7 0.5 0.5 0.1 0.1\n", "labels/val/b.txt:1: class id 7 has no name (the names: 0 boat, 1 buoy, 2 person)"),
      ("1 0.5 0.5 0.1\n", "labels/val/b.txt:1: expected 'class cx cy w h' (5 numbers), got 4 fields"),
      ("1 0.5 x 0.1 0.1\n", "labels/val/b.txt:1: not numbers")],
     ids=["class-out-of-range", "too-few-fields", "not-a-number"],
@@ -73,7 +73,9 @@ def test_label_without_image_and_unknown_names(yolo, tmp_path, capsys):
     (yolo / "labels/train/ghost.txt").unlink()
     (yolo / "data.yaml").unlink()
     code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "b")
-    assert code == 2 and "class names unknown" in stderr
+    assert code == 2 and stderr.strip() == (
+        f"lcp data: error: {yolo} or {yolo}/labels: no classes.txt or data.yaml names the class ids; give --names "
+        "FILE (one name a line, line i for id i) — --classes only picks and orders classes by name")
 
 
 def test_pixel_coordinates_are_refused_naming_file_and_line(yolo, tmp_path, capsys):
@@ -114,7 +116,8 @@ def test_a_class_without_boxes_is_refused_naming_the_classes_that_have_some(yolo
 def test_a_mistyped_class_is_refused_not_given_the_boxes_of_its_index(yolo, tmp_path, capsys):
     code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "a", "--classes", "boat,bouy,person")
     assert code == 2
-    assert stderr.strip() == "lcp data: error: --classes: bouy not among the names (boat, buoy, person)"
+    assert stderr.strip() == (f"lcp data: error: --classes: bouy not among the names of {yolo}/data.yaml "
+                              "(0 boat, 1 buoy, 2 person)")
     assert not (tmp_path / "a").exists()
 
 
@@ -126,3 +129,81 @@ def test_classes_in_another_order_reorder_the_categories_of_the_data_yaml_names(
     assert category_names(train) == ["person", "buoy", "boat"]
     # each box keeps its data.yaml name, whatever the order of --classes
     assert boxes_by_file(train)["a.jpg"] == [("boat", [0.0, 6.0, 20.0, 8.0], 0), ("person", [34.0, 8.0, 6.0, 4.0], 0)]
+
+
+def write_pair(folder: Path, stem: str, label_folder: Path, lines: str) -> None:
+    write_image(folder / f"{stem}.jpg", W, H, seed=len(stem))
+    (label_folder / f"{stem}.txt").parent.mkdir(parents=True, exist_ok=True)
+    (label_folder / f"{stem}.txt").write_text(lines)
+
+
+def test_classes_in_another_order_than_classes_txt_never_rename_the_boxes(tmp_path, capsys):
+    """The issue's case: classes.txt says car, person; the scene's classes are person, car.
+    Before, --classes was the id map and every car became a person."""
+    src = tmp_path / "set"
+    write_pair(src, "a", src, "0 0.25 0.5 0.5 0.4\n")  # id 0: car
+    write_pair(src, "bb", src, "1 0.5 0.5 0.1 1.0\n")  # id 1: person
+    (src / "classes.txt").write_text("car\nperson\n")
+    out = tmp_path / "scene"
+    code, _, stderr = convert(capsys, "yolo", src, out, "--classes", "person,car", "--test-fraction", "0",
+                              "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(out / "annotations/images_train.json")
+    assert category_names(train) == ["person", "car"]
+    assert boxes_by_file(train) == {"a.jpg": [("car", [0.0, 6.0, 20.0, 8.0], 0)],
+                                    "bb.jpg": [("person", [18.0, 0.0, 4.0, 20.0], 0)]}
+
+
+def test_classes_do_not_stand_in_for_missing_names(tmp_path, capsys):
+    src = tmp_path / "set"
+    write_pair(src, "a", src, "0 0.25 0.5 0.5 0.4\n")
+    code, _, stderr = convert(capsys, "yolo", src, tmp_path / "scene", "--classes", "person,car")
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert "no classes.txt or data.yaml names the class ids; give --names FILE" in stderr
+    assert not (tmp_path / "scene").exists()
+
+
+def test_labels_in_a_sibling_folder_with_their_classes_txt(tmp_path, capsys):
+    images, labels = tmp_path / "Fog", tmp_path / "Fog_YOLO_darknet"
+    write_pair(images, "a", labels, "1 0.25 0.5 0.5 0.4\n")
+    write_pair(images / "sub", "b", labels / "sub", "0 0.5 0.5 0.1 1.0\n")
+    (labels / "classes.txt").write_text("car\nperson\n")
+    out = tmp_path / "scene"
+    code, _, stderr = convert(capsys, "yolo", images, out, "--labels", labels, "--test-fraction", "0", "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(out / "annotations/images_train.json")
+    assert boxes_by_file(train) == {"a.jpg": [("person", [0.0, 6.0, 20.0, 8.0], 0)],
+                                    "b.jpg": [("car", [18.0, 0.0, 4.0, 20.0], 0)]}
+    code, _, stderr = convert(capsys, "yolo", images, tmp_path / "x", "--labels", tmp_path / "nowhere")
+    assert code == 2 and f"{tmp_path}/nowhere: not a folder (--labels)" in stderr
+
+
+def test_sparse_ids_of_an_ultralytics_data_yaml(tmp_path, capsys):
+    src = tmp_path / "set"
+    write_pair(src / "images/train", "a", src / "labels/train", "1 0.25 0.5 0.5 0.4\n6 0.5 0.5 0.1 1.0\n")
+    write_pair(src / "images/val", "b", src / "labels/val", "2 0.5 0.5 0.1 1.0\n")
+    (src / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnc: 3\n"
+                                   "names: {1: boat, 2: buoy, 6: person}\n")
+    out = tmp_path / "scene"
+    code, _, stderr = convert(capsys, "yolo", src, out, "--classes", "person,boat,buoy", "--workers", "1")
+    assert code == 0, stderr
+    train = load_coco(out / "annotations/images_train.json")
+    assert category_names(train) == ["person", "boat", "buoy"]
+    assert boxes_by_file(train)["a.jpg"] == [("boat", [0.0, 6.0, 20.0, 8.0], 0), ("person", [18.0, 0.0, 4.0, 20.0], 0)]
+    (src / "labels/val/b.txt").write_text("3 0.5 0.5 0.1 1.0\n")  # an id the gaps leave without a name
+    code, _, stderr = convert(capsys, "yolo", src, tmp_path / "x")
+    assert code == 2 and stderr.strip() == (f"lcp data: error: {src}/labels/val/b.txt:1: class id 3 has no name "
+                                            "(the names: 1 boat, 2 buoy, 6 person)")
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("car\n\nperson\n", "line 2 is empty; line i names class id i, so every line must hold a name"),
+    ("car\nperson\ncar\n", "'car' names two ids; each class id needs a name of its own"),
+], ids=["blank-line-inside", "name-twice"])
+def test_a_names_file_that_would_shift_or_merge_ids_is_refused(tmp_path, capsys, text, problem):
+    src = tmp_path / "set"
+    write_pair(src, "a", src, "0 0.25 0.5 0.5 0.4\n")
+    names = tmp_path / "obj.names"
+    names.write_text(text)
+    code, _, stderr = convert(capsys, "yolo", src, tmp_path / "scene", "--names", names)
+    assert code == 2 and stderr.strip() == f"lcp data: error: {names}: {problem}"

@@ -1,14 +1,18 @@
-"""YOLO: one .txt per image, a line `class cx cy w h` per box (class index, the rest in 0..1).
+"""YOLO: one .txt per image, a line `class cx cy w h` per box (class id, the rest in 0..1).
 
 Layout: SRC/images/... with SRC/labels/... mirroring it (images/a/b.jpg -> labels/a/b.txt),
-or the .txt files beside the images when SRC has no images/ and labels/ folders.
+the .txt files beside the images when SRC has no images/ and labels/ folders, or --labels DIR
+mirroring SRC (images in Fog/, labels in Fog_YOLO_darknet/).
 
 Rules:
-  * class names, by index: --names FILE (one name a line, or a YOLO data .yaml with
-    `names:`), else SRC/classes.txt or SRC/data.yaml, else --classes.
-  * --classes fixes the written classes and their category order; boxes of other names are
-    dropped and counted. Default: all names, in index order.
-  * a line that is not 5 numbers, a class index outside the names, or a coordinate above 1
+  * class names, by id: --names FILE, else classes.txt or data.yaml in SRC (then in the
+    labels folder). A names file is one name a line (line i is id i) or a data .yaml with
+    `names:` as Ultralytics writes it, a list or an id: name mapping, whose ids may have
+    gaps (sparse ids 1, 2, 6). Without names the conversion is refused: --classes never
+    stands in for them, since a set's ids follow its own names, not the scene's order.
+  * --classes picks classes by name and fixes their category order (as VOC's); boxes of
+    other names are dropped and counted. Default: all names, in id order.
+  * a line that is not 5 numbers, a class id without a name, or a coordinate above 1
     (pixel coordinates, not YOLO's normalised ones): error naming file:line.
   * boxes reaching outside the image are clipped, boxes left without area dropped, both
     reported.
@@ -48,13 +52,20 @@ SPLIT_OF_FOLDER = {"train": "train", "val": "test", "valid": "test", "test": "te
 NAMES_FILES = ("classes.txt", "data.yaml")
 
 
-def read_names(path: Path) -> list[str]:
-    """Class names by index from a names file (one a line) or a YOLO data .yaml (`names:`)."""
+def read_names(path: Path) -> dict[int, str]:
+    """Class names by id from a names file (one a line) or a YOLO data .yaml (`names:`)."""
     try:
         text = path.read_text()
-    except OSError as exc:
-        raise LCPError(f"{path}: cannot read the names file ({exc.strerror})") from None
-    if path.suffix.lower() in {".yaml", ".yml"}:
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LCPError(f"{path}: cannot read the names file ({exc})") from None
+    if path.suffix.lower() not in {".yaml", ".yml"}:
+        lines = text.strip("\n").splitlines()
+        if any(not line.strip() for line in lines):
+            # a blank line inside the list would shift every later id by one
+            raise LCPError(f"{path}: line {[line.strip() for line in lines].index('') + 1} is empty; "
+                           "line i names class id i, so every line must hold a name")
+        names = {i: line.strip() for i, line in enumerate(lines)}
+    else:
         import yaml
 
         try:
@@ -62,21 +73,25 @@ def read_names(path: Path) -> list[str]:
         except yaml.YAMLError as exc:
             raise LCPError(f"{path}: not valid YAML ({exc})") from None
         names = data.get("names") if isinstance(data, dict) else None
-        if isinstance(names, dict) and all(isinstance(k, int) for k in names):
-            if sorted(names) != list(range(len(names))):
-                raise LCPError(f"{path}: `names` indices must be 0..{len(names) - 1}")
-            names = [names[i] for i in range(len(names))]
-        if not isinstance(names, list) or not names:
-            raise LCPError(f"{path}: no `names:` list (or index: name mapping)")
-        names = [str(name).strip() for name in names]
-    else:
-        names = [line.strip() for line in text.splitlines() if line.strip()]
+        if isinstance(names, list):
+            names = dict(enumerate(names))
+        if not isinstance(names, dict) or not all(isinstance(k, int) and k >= 0 for k in names):
+            raise LCPError(f"{path}: `names:` must be a list of names or a mapping of class ids (0, 1, ...) to names")
+        names = {k: str(v).strip() for k, v in sorted(names.items())}
     if not names:
         raise LCPError(f"{path}: no class names")
+    twice = sorted({name for name in names.values() if list(names.values()).count(name) > 1})
+    if twice or not all(names.values()):
+        what = f"{twice[0]!r} names two ids" if twice else "an empty name"
+        raise LCPError(f"{path}: {what}; each class id needs a name of its own")
     return names
 
 
-def parse_label_file(path: Path, names: list[str]) -> list[Box]:
+def describe(names: dict[int, str]) -> str:
+    return ", ".join(f"{i} {name}" for i, name in names.items())
+
+
+def parse_label_file(path: Path, names: dict[int, str]) -> list[Box]:
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -93,8 +108,8 @@ def parse_label_file(path: Path, names: list[str]) -> list[Box]:
             index_value, cx, cy, w, h = (float(field) for field in fields)
         except ValueError:
             raise LCPError(f"{where}: not numbers: {line.strip()!r}") from None
-        if not index_value.is_integer() or not 0 <= index_value < len(names):
-            raise LCPError(f"{where}: class index {fields[0]} is not one of 0..{len(names) - 1} ({len(names)} names)")
+        if not index_value.is_integer() or int(index_value) not in names:
+            raise LCPError(f"{where}: class id {fields[0]} has no name (the names: {describe(names)})")
         if max(cx, cy, w, h) > MAX_NORMALISED:
             raise LCPError(f"{where}: cx cy w h {' '.join(fields[1:])} are not normalised to 0..1; YOLO labels give "
                            "them as fractions of the image width and height (pixel coordinates? divide by the size)")
@@ -103,27 +118,37 @@ def parse_label_file(path: Path, names: list[str]) -> list[Box]:
     return boxes
 
 
-def resolve_names(args: argparse.Namespace) -> list[str]:
-    # The source's own names file comes before --classes, which then picks and orders among
-    # its names: --classes in another order reorders the categories instead of renaming the
-    # boxes, and a mistyped name is an error instead of a class without boxes.
+def layout(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(images root, labels root) of the three layouts."""
+    if args.labels is not None:
+        if not args.labels.is_dir():
+            raise LCPError(f"{args.labels}: not a folder (--labels)")
+        return args.src, args.labels
+    if (args.src / "images").is_dir() and (args.src / "labels").is_dir():
+        return args.src / "images", args.src / "labels"
+    return args.src, args.src
+
+
+def names_file(args: argparse.Namespace, labels: Path) -> Path:
+    # Names are only ever the set's own: --classes in the scene's order taken as the id map
+    # would silently give every box of one class another class's name.
     if args.names is not None:
-        return read_names(args.names)
-    for candidate in NAMES_FILES:
-        if (args.src / candidate).is_file():
-            return read_names(args.src / candidate)
-    if args.classes is not None:
-        return list(args.classes)
-    raise LCPError(f"{args.src}: class names unknown: give --names FILE or --classes, or put classes.txt in it")
+        return args.names
+    for folder in dict.fromkeys([args.src, labels]):
+        for candidate in NAMES_FILES:
+            if (folder / candidate).is_file():
+                return folder / candidate
+    where = " or ".join(str(folder) for folder in dict.fromkeys([args.src, labels]))
+    raise LCPError(f"{where}: no classes.txt or data.yaml names the class ids; give --names FILE "
+                   "(one name a line, line i for id i) — --classes only picks and orders classes by name")
 
 
-def collect(src: Path, names: list[str], names_file: Path | None, report: Report) -> tuple[list[Sample], bool]:
+def collect(images_root: Path, labels_root: Path, names: dict[int, str], names_path: Path,
+            report: Report) -> tuple[list[Sample], bool]:
     """Samples with their boxes, and whether the source has its own split folders."""
-    separate = (src / "images").is_dir() and (src / "labels").is_dir()
-    images_root = src / "images" if separate else src
-    labels_root = src / "labels" if separate else src
+    separate = images_root != labels_root
     samples = []
-    used_labels = {names_file.resolve()} if names_file is not None else set()
+    used_labels = {names_path.resolve()}
     for path in walk_files(images_root):
         if not is_image_file(path):
             if not (path.suffix.lower() == ".txt" and not separate) and path.name not in NAMES_FILES:
@@ -147,21 +172,29 @@ def collect(src: Path, names: list[str], names_file: Path | None, report: Report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", type=Path, metavar="SRC", help="YOLO folder (images/ + labels/, or labels beside the images)")
+    parser.add_argument("src", type=Path, metavar="SRC",
+                        help="YOLO folder (images/ + labels/, or labels beside the images, or images only with --labels)")
     add_output_arguments(parser, default_name="images")
-    parser.add_argument("--names", type=Path, default=None, metavar="FILE", help="class names by index: a text file (one a line) or a data .yaml")
-    add_classes_argument(parser, "comma-separated class names to write, in category order (default: all names)")
+    parser.add_argument("--labels", type=Path, default=None, metavar="DIR",
+                        help="folder of the label files, mirroring SRC (default: SRC/labels beside SRC/images, else SRC)")
+    parser.add_argument("--names", type=Path, default=None, metavar="FILE",
+                        help="class names by id: a text file (one a line) or a data .yaml "
+                        "(default: classes.txt or data.yaml in SRC, then in the labels folder)")
+    add_classes_argument(parser, "comma-separated class names to write, picked by name, in category order "
+                         "(default: all names, in id order)")
     add_split_arguments(parser, default_fraction=0.2, own_split=True)
 
 
 def main(args: argparse.Namespace) -> int:
     report = start_conversion("yolo", args, args.src)
-    names = resolve_names(args)
-    classes = args.classes or list(dict.fromkeys(names))
-    unknown = [c for c in classes if c not in names]
+    images, labels = layout(args)
+    names_path = names_file(args, labels)
+    names = read_names(names_path)
+    classes = args.classes or list(names.values())
+    unknown = [c for c in classes if c not in names.values()]
     if unknown:
-        raise LCPError(f"--classes: {', '.join(unknown)} not among the names ({', '.join(names)})")
-    samples, own_split = collect(args.src, names, args.names, report)
+        raise LCPError(f"--classes: {', '.join(unknown)} not among the names of {names_path} ({describe(names)})")
+    samples, own_split = collect(images, labels, names, names_path, report)
     if own_split and not wants_resplit(args):
         for sample in samples:
             if not sample.split:
