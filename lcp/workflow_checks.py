@@ -7,6 +7,11 @@ retries that cannot help. workflow/rules/common.smk calls these; each problem is
   that a misspelt key or a value of the wrong kind stops the run instead of a job hours later.
 - missing_images: the images of a converted set that are no longer in its folder (the
   converter ran in an earlier run; a later deletion would only show inside a training job).
+- image_source, same_images: whether a scene's clean and low-quality sets are converted
+  from the same images (LCP's KL loss between the two is then exactly 0).
+- training_boxes: the boxes per scene class in a training set's converted annotation file
+  (a set without any box of the scene's classes makes mmdet fail in every retry with
+  "need at least one array to concatenate").
 - unfixable_guard: the shell around a job's command that records a failure a retry cannot
   fix (exit status 2: `lcp` refused its input or config) so that snakemake's retries of that
   job end at once instead of running it again; any other failure (a time limit, a lost node,
@@ -86,6 +91,41 @@ def missing_images(images: str | Path, ann_file: str | Path) -> tuple[list[str],
         raise LCPError(f"{ann_file}: not a readable COCO annotation file ({type(exc).__name__}: {exc})") from None
     folder = Path(images)
     return [name for name in names if not (folder / str(name)).is_file()], len(names)
+
+
+# Converter options that name the folder the images are read from instead of the recipe's path
+# (Cityscapes' fog and rain renderings, VOC's --images).
+IMAGE_FOLDER_OPTIONS = ("foggy", "rainy", "images")
+
+
+def image_source(recipe: Mapping[str, object]) -> Path | None:
+    """The resolved folder a converted image set's images are read from; None for another recipe."""
+    if "convert" not in recipe:
+        return None
+    options = recipe.get("options") or {}
+    folder = next((options[key] for key in IMAGE_FOLDER_OPTIONS if key in options), recipe["path"])
+    return Path(str(folder)).expanduser().resolve()
+
+
+def same_images(clean: Mapping[str, object], lowq: Mapping[str, object]) -> Path | None:
+    """The folder both recipes convert their images from, or None when they differ."""
+    source = image_source(clean)
+    return source if source is not None and source == image_source(lowq) else None
+
+
+def training_boxes(ann_file: str | Path, classes: Sequence[str]) -> dict[str, int]:
+    """Scene class -> boxes (not crowd) of that category name in a COCO annotation file, as
+    mmdet counts them when the scene's classes select its categories by name."""
+    import json
+    from collections import Counter
+
+    try:
+        data = json.loads(Path(ann_file).read_text(encoding="utf-8"))
+        names = {category["id"]: category["name"] for category in data["categories"]}
+        found = Counter(names.get(ann["category_id"]) for ann in data["annotations"] if not ann.get("iscrowd"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LCPError(f"{ann_file}: not a readable COCO annotation file ({type(exc).__name__}: {exc})") from None
+    return {name: found[name] for name in classes}
 
 
 def unfixable_guard(command: str, log: str) -> str:

@@ -141,21 +141,35 @@ def test_yaml_problem_names_line_and_column(tmp_path, monkeypatch, text, problem
     assert yaml_problem("x.yaml") == problem
 
 
-def test_converted_set_that_lost_images_stops_the_dry_run(workdir):
-    """A set converted in an earlier run whose folder lost an image: its converter would not
-    run again (the folder exists), and training would fail on the image hours later."""
-    def custom_run(config):
-        config["run"] = ["custom"]
-    with_config(workdir, custom_run)
+# ---- training sets of a scene ---------------------------------------------------------
+
+
+def write_converted_set(workdir, categories, boxes):
+    """data/custom/clear as a converter leaves it: two train images, one test image; `boxes`:
+    the category id of each train box."""
     images = workdir / "data" / "custom" / "clear"
     images.mkdir(parents=True)
     (workdir / "data" / "custom" / "annotations").mkdir()
     for split, names in (("train", ["a.jpg", "b.jpg"]), ("test", ["c.jpg"])):
         for name in names:
             (images / name).write_bytes(b"jpeg")
-        coco = {"images": [{"id": i, "file_name": name} for i, name in enumerate(names)], "annotations": [],
-                "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "car"}]}
+        annotations = [{"id": i, "image_id": 0, "category_id": c, "bbox": [1, 1, 5, 5], "iscrowd": 0}
+                       for i, c in enumerate(boxes if split == "train" else [])]
+        coco = {"images": [{"id": i, "file_name": name} for i, name in enumerate(names)], "annotations": annotations,
+                "categories": [{"id": i + 1, "name": name} for i, name in enumerate(categories)]}
         (workdir / "data" / "custom" / "annotations" / f"clear_{split}.json").write_text(json.dumps(coco))
+
+
+def custom_run(config):
+    config["run"] = ["custom"]
+
+
+def test_converted_set_that_lost_images_stops_the_dry_run(workdir):
+    """A set converted in an earlier run whose folder lost an image: its converter would not
+    run again (the folder exists), and training would fail on the image hours later."""
+    with_config(workdir, custom_run)
+    write_converted_set(workdir, ["person", "car"], [1, 2])
+    images = workdir / "data" / "custom" / "clear"
     result = snakemake(workdir, "-n")
     assert result.returncode == 0, result.stdout[-3000:]
 
@@ -165,6 +179,64 @@ def test_converted_set_that_lost_images_stops_the_dry_run(workdir):
         result, "data/custom/clear: 1 of the 1 images of data/custom/annotations/clear_test.json are missing, the "
                 "first c.jpg (changed since scenes.custom.image_sets.clear was converted); convert it again: "
                 "remove data/custom/clear and the workflow remakes it")
+
+
+def test_a_clean_set_without_the_scenes_classes_stops_the_dry_run(workdir):
+    """Clear photos of another domain: pretraining would fail in every retry with mmdet's
+    'need at least one array to concatenate'."""
+    with_config(workdir, custom_run)
+    write_converted_set(workdir, ["dog", "cat", "person"], [1, 2, 2])  # person: a category without boxes
+    result = snakemake(workdir, "-n")
+    assert_stopped_before_any_job(
+        result, "data/custom/annotations/clear_train.json: no box of the scene's classes (person, car) in the train "
+                "split of scenes.custom.clean_set 'clear'; nothing to train on")
+    assert sum("no box of the scene's classes" in line for line in result.stdout.splitlines()) == 1
+
+
+def test_a_scene_class_without_a_box_is_a_warning(workdir):
+    with_config(workdir, custom_run)
+    write_converted_set(workdir, ["person", "car"], [1, 1])
+    result = snakemake(workdir, "-n")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert ("warning: data/custom/annotations/clear_train.json: no box of car (classes of scenes.custom) in the "
+            "train split of scenes.custom.clean_set 'clear'; the detector never learns it") in result.stdout
+
+
+def test_a_folder_of_images_as_training_set_stops_the_dry_run(workdir):
+    def folder_clean_set(config):
+        custom_run(config)
+        config["scenes"]["custom"]["image_sets"]["clear"] = {"convert": "folder", "path": str(workdir)}
+    with_config(workdir, folder_clean_set)
+    assert_stopped_before_any_job(
+        snakemake(workdir, "-n"),
+        f"invalid config: {SOURCE}: scenes.custom.clean_set: 'clear' comes from `convert: folder`, images without "
+        "boxes; a training set needs boxes of the scene's classes")
+
+
+@pytest.mark.parametrize("same", ["same-set", "same-folder"])
+def test_the_same_images_as_clean_and_low_quality_set_need_allow_same_sets(workdir, same):
+    source = workdir / "my_voc"
+    source.mkdir()
+
+    def same_images(config, allow=False):
+        custom_run(config)
+        scene = config["scenes"]["custom"]
+        scene["image_sets"]["clear"]["path"] = str(source)
+        if same == "same-set":
+            scene["lowq_set"] = "clear"
+        else:  # another spelling of the same folder
+            scene["image_sets"]["foggy"] = {"convert": "voc", "path": f"{workdir}/./my_voc/"}
+        if allow:
+            scene["allow_same_sets"] = True
+    with_config(workdir, same_images)
+    what = "the same image set 'clear'" if same == "same-set" else f"the images of {source}"
+    assert_stopped_before_any_job(
+        snakemake(workdir, "-n"),
+        f"invalid config: {SOURCE}: scenes.custom: clean_set and lowq_set are {what}; LCP learns from the difference "
+        "between the two (its KL loss would be exactly 0); set scenes.custom.allow_same_sets: true if this is intended")
+    with_config(workdir, lambda config: same_images(config, allow=True))
+    result = snakemake(workdir, "-n")
+    assert result.returncode == 0, result.stdout[-3000:]
 
 
 # ---- retries ------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from lcp.errors import LCPError
-from lcp.workflow_checks import check_model_step, clear_unfixable, missing_images, unfixable_guard
+from lcp.workflow_checks import (check_model_step, clear_unfixable, missing_images, same_images, training_boxes,
+                                 unfixable_guard)
 
 # Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.
 os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
@@ -27,7 +28,7 @@ CONVERTERS_WITH_CLASSES = {"cityscapes", "voc", "yolo", "coco", "folder"}
 CONVERTERS_WITH_SPLIT_SEED = {"urpc", "voc", "yolo", "coco", "folder"}
 # Converter and synthesis options that name files or folders on disk: they must exist
 # before the run (see `lcp data convert FORMAT --help`, `lcp data synth fog --help`).
-PATH_OPTIONS = {"foggy", "rainy", "images", "annotations", "test-list", "train", "test", "names",
+PATH_OPTIONS = {"foggy", "rainy", "images", "annotations", "test-list", "train", "test", "names", "labels",
                 "disparity-dir", "camera-dir", "depth-dir"}
 DEFAULT_RESOURCES = {"gpus": 0, "nodes": 1, "cpus": 1, "mem_mb": 2000, "runtime": 60}
 TRAINING_RULES = ("pretrain", "train_baseline", "train_lcp")
@@ -211,6 +212,52 @@ def check_converted_set(dataset, set_name):
             stop(f"{images}: {len(missing)} of the {listed} images of {ann_file} are missing, the first "
                  f"{missing[0]} (changed since {IMAGE_SETS[(dataset, set_name)][1]} was converted); convert it "
                  f"again: remove {images} and the workflow remakes it")
+
+
+_checked_scenes = set()
+
+
+def check_training_sets(scene_name):
+    """Stop the run (a dry run too) when a scene's training sets cannot train it: the clean
+    and low-quality set converted from the same images (LCP's KL loss would be exactly 0;
+    `allow_same_sets: true` allows it), a set converted with `folder` (images without boxes),
+    or a set converted in an earlier run whose train split has no box of the scene's
+    classes; warn about a class without a box there. A set not converted yet is checked by
+    its converter, which refuses a scene class the source has no box of (exit status 2)."""
+    if scene_name in _checked_scenes or not workflow.is_main_process or dataset_of(scene_name) in DEMO_DATASETS:
+        return
+    _checked_scenes.add(scene_name)
+    scene, key = SCENES[scene_name], f"scenes.{scene_name}"
+    dataset, classes = dataset_of(scene_name), scene["classes"]
+    recipes = {role: IMAGE_SETS[(dataset, scene[role])][0] for role in ("clean_set", "lowq_set")}
+    if not scene.get("allow_same_sets", False):
+        shared = same_images(*recipes.values())
+        if scene["clean_set"] == scene["lowq_set"] or shared:
+            same_set = scene["clean_set"] == scene["lowq_set"]
+            what = f"the same image set {scene['clean_set']!r}" if same_set else f"the images of {shared}"
+            stop(f"invalid config: {config_source()}: {key}: clean_set and lowq_set are {what}; LCP learns "
+                 "from the difference between the two (its KL loss would be exactly 0); set "
+                 f"{key}.allow_same_sets: true if this is intended")
+    for role, recipe in recipes.items():
+        source = IMAGE_SETS[(dataset, recipe["from"])][0] if "synthesize" in recipe else recipe
+        if source.get("convert") == "folder":
+            stop(f"invalid config: {config_source()}: {key}.{role}: {scene[role]!r} comes from `convert: folder`, "
+                 "images without boxes; a training set needs boxes of the scene's classes")
+        ann_file = f"{DATA}/{image_set_paths(scene_name, scene[role])['train']}"
+        if not Path(ann_file).is_file():
+            continue
+        try:
+            boxes = training_boxes(ann_file, classes)
+        except LCPError as exc:
+            stop(f"{exc}; convert the set again: remove {DATA}/{image_set_paths(scene_name, scene[role])['images']}")
+        if not any(boxes.values()):
+            stop(f"{ann_file}: no box of the scene's classes ({', '.join(classes)}) in the train split of "
+                 f"{key}.{role} {scene[role]!r}; nothing to train on")
+        empty = [name for name, count in boxes.items() if not count]
+        if empty:
+            logger.warning(f"warning: {ann_file}: no box of {', '.join(empty)} (classes of {key}) in the train "
+                           f"split of {key}.{role} {scene[role]!r}; the detector never learns "
+                           f"{'it' if len(empty) == 1 else 'them'}")
 
 
 def severities(scene_name):
@@ -475,6 +522,7 @@ def training_inputs(step):
 
     def inputs(wildcards):
         preflight(wildcards.scene, step, cfg_options(wildcards.scene, step))
+        check_training_sets(wildcards.scene)
         scene = SCENES[wildcards.scene]
         sets = [scene["clean_set"]] if step != "baseline" else []
         sets += [scene["lowq_set"]] if step != "pretrain" else []
