@@ -82,3 +82,33 @@ def test_foggy_cityscapes_scene_converts_both_image_sets(tmp_path):
         image["file_name"].replace("_leftImg8bit.jpg", "_leftImg8bit_foggy_beta_0.02.jpg") for image in clear["images"]]
     assert [ann["bbox"] for ann in foggy["annotations"]] == [ann["bbox"] for ann in clear["annotations"]]
     assert [c["name"] for c in clear["categories"]] == config["scenes"]["foggy_city"]["classes"]
+
+
+def test_yolo_scene_with_names_in_another_order_converts_with_the_right_labels(tmp_path):
+    """The issue's case through the workflow: the set's classes.txt says car, person, the
+    scene's classes are [person, car], and the labels sit in a sibling folder. The workflow
+    passes the scene's classes as --classes; they pick and order by name, the ids keep the
+    set's own names."""
+    images, labels = tmp_path / "Fog", tmp_path / "Fog_YOLO_darknet"
+    labels.mkdir()
+    (labels / "classes.txt").write_text("car\nperson\n")
+    for index in range(5):
+        write_street(images / f"street_{index}.jpg", seed=index)
+        # id 0 (car) on the left half, id 1 (person) in the right quarter
+        (labels / f"street_{index}.txt").write_text("0 0.25 0.5 0.5 0.5\n1 0.875 0.5 0.25 1.0\n")
+    config = repo_config()
+    config["run"] = ["custom"]
+    config["scenes"]["custom"]["image_sets"]["clear"] = {
+        "convert": "yolo", "path": str(images), "options": {"labels": str(labels), "test-fraction": 0.2}}
+    config["scenes"]["custom"]["resources"] = {"default": {"cpus": 1}}
+    config["tracking"] = {"enabled": False}
+    prepare_workdir(tmp_path, config)
+
+    target = "data/custom/annotations/clear_train.json"
+    result = snakemake(tmp_path, "-c1", target, timeout=300)
+    assert result.returncode == 0, result.stdout[-5000:]
+    converted = json.loads((tmp_path / target).read_text())
+    names = {c["id"]: c["name"] for c in converted["categories"]}
+    assert list(names.values()) == ["person", "car"]  # the scene's class order
+    boxes = sorted((names[ann["category_id"]], ann["bbox"]) for ann in converted["annotations"])
+    assert boxes == [("car", [0.0, 16.0, 48.0, 32.0])] * 4 + [("person", [72.0, 0.0, 24.0, 64.0])] * 4
