@@ -169,3 +169,46 @@ def test_bad_input_is_one_line_and_leaves_nothing(scene, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert synth("fog", scene / "clean", tmp_path / "out", "--beta", "0") == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["depth", "out"]
+
+
+def write_coco_boxes(path: Path, file_name: str, size: tuple[int, int], boxes: list[list[float]]) -> None:
+    path.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": file_name, "width": size[0], "height": size[1]}],
+        "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1, "bbox": b, "area": b[2] * b[3], "iscrowd": 0}
+                        for i, b in enumerate(boxes)],
+        "categories": [{"id": 1, "name": "thing"}]}))
+
+
+def test_the_sidecar_records_each_box_visibility_and_the_depth_source(tmp_path):
+    flat_images(tmp_path / "clean", [(40, 90, 160)])
+    (tmp_path / "depth").mkdir()
+    depth = np.tile(np.linspace(10.0, 110.0, 48, dtype=np.float32), (32, 1))  # far to the right
+    np.save(tmp_path / "depth" / "flat0.npy", depth)
+    near_box, far_box = [0, 8, 8, 8], [40, 8, 8, 8.5]
+    write_coco_boxes(tmp_path / "ann.json", "flat0.png", (48, 32), [near_box, far_box])
+    assert synth("fog", tmp_path / "clean", tmp_path / "fog", "--depth-dir", str(tmp_path / "depth"),
+                 "--beta", "0.03", "--near", "1", "--far", "1000",
+                 "--ann", str(tmp_path / "ann.json"), "--ann-out", str(tmp_path / "out.json")) == 0
+    record = json.loads((tmp_path / "fog" / "synthesis.json").read_text())["images"]["flat0_foggy_beta_0.03.jpg"]
+    assert record["depth"] == {"source": "depth-maps", "fallback": False, "file": "flat0.npy"}
+    t = np.exp(-0.03 * depth)
+    assert [b["bbox"] for b in record["boxes"]] == [near_box, far_box]
+    assert record["boxes"][0]["visibility"] == pytest.approx(t[8:16, 0:8].mean(), abs=1e-4)
+    assert record["boxes"][1]["visibility"] == pytest.approx(t[8:17, 40:48].mean(), abs=1e-4)  # partial row counts
+    assert record["visibility"]["mean"] == pytest.approx(t.mean(), abs=1e-4)
+    assert record["visibility"]["whitened_share"] == pytest.approx((t < 0.1).mean(), abs=1e-4)
+
+
+@pytest.mark.parametrize("kind, options", [("rain", ["--intensity", "heavy"]), ("underwater", ["--water", "9C"])])
+def test_rain_and_underwater_record_what_they_leave_visible(tmp_path, kind, options, capsys):
+    # No depth: the fallback ground plane, which the sidecar and the command's output name.
+    flat_images(tmp_path / "clean", [(40, 90, 160)], size=(64, 64))
+    bottom, top = [8, 52, 12, 12], [8, 2, 12, 12]
+    write_coco_boxes(tmp_path / "ann.json", "flat0.png", (64, 64), [bottom, top])
+    assert synth(kind, tmp_path / "clean", tmp_path / kind, *options,
+                 "--ann", str(tmp_path / "ann.json"), "--ann-out", str(tmp_path / "out.json")) == 0
+    assert "1 images used the fallback depth" in capsys.readouterr().out
+    (record,) = json.loads((tmp_path / kind / "synthesis.json").read_text())["images"].values()
+    assert record["depth"] == {"source": "ground-plane", "fallback": True}
+    near, far = (b["visibility"] for b in record["boxes"])
+    assert 0 <= far < near <= 1  # the ground plane is nearest at the bottom

@@ -147,6 +147,17 @@ class DepthSource:
             described["horizon"] = self.horizon
         return described
 
+    def source_for(self, image_path: Path) -> dict:
+        """Where the depth of this image comes from, for the sidecar: the source and its file."""
+        if self.kind == "ground-plane":
+            return {"source": self.kind, "fallback": True}
+        if self.kind == "cityscapes-disparity":
+            prefix = cityscapes_prefix(image_path.stem)
+            path = self.disparity_files.get(prefix)
+        else:
+            path = self.depth_files.get(image_path.stem)
+        return {"source": self.kind, "fallback": False, "file": path.name if path else None}
+
     def depth_for(self, image_path: Path, height: int, width: int) -> np.ndarray:
         """Depth in metres, shape (height, width), for the image at `image_path`."""
         import cv2

@@ -3,6 +3,10 @@
 Output: OUT_DIR/<clean stem>_<marker>_<key>_<value>....jpg for each clean image and each
 parameter setting, plus OUT_DIR/synthesis.json (the model, its parameters, the depth source
 and every image's own parameters and expected measurements, read by `lcp data check`).
+Per image the sidecar also names the depth source used (disparity, depth map or the
+ground-plane fallback), the image's visibility (mean, and the share of erased pixels) and,
+for every box of the --ann files on its clean image, the box's visibility: the mean share of
+the clean image the degradation leaves over the box (fog: the transmission).
 Each image draws its randomness from (seed, file name), so the output does not depend on
 the number of workers or on the order the images are processed in.
 """
@@ -20,6 +24,7 @@ import numpy as np
 
 from lcp.data.coco import load_coco, rename_images, write_coco
 from lcp.data.degradations import DEGRADATIONS, Degradation
+from lcp.data.degradations.base import ERASED_BELOW, WHITENED_IMAGE_SHARE
 from lcp.data.depth import DepthSource
 from lcp.data.images import JPEG_QUALITY, encode_jpeg, list_images, read_image, to_float, to_uint8
 from lcp.errors import LCPError
@@ -86,7 +91,21 @@ def main(args: argparse.Namespace) -> int:
                                 depth_dirs=[args.depth_dir, args.disparity_dir, args.camera_dir])
     print(f"{args.out}: {len(sidecar['images'])} {degradation.name} images from {args.src} "
           f"(sidecar {SIDECAR_NAME})")
+    note = fallback_note(sidecar)
+    if note:
+        print(note)
     return 0
+
+
+def fallback_note(sidecar: dict[str, Any]) -> str | None:
+    """One line when images were degraded with the ground-plane fallback depth, else None."""
+    fallback = [r for r in sidecar["images"].values() if r.get("depth", {}).get("fallback")]
+    if not fallback:
+        return None
+    whitened = sum(1 for r in fallback if r["visibility"]["whitened_share"] > WHITENED_IMAGE_SHARE)
+    return (f"note: {len(fallback)} images used the fallback depth (a road-scene ground plane, no disparity or "
+            f"depth map); {whitened} of them have more than {WHITENED_IMAGE_SHARE:.0%} of their pixels erased "
+            "(pass --depth-dir, or --near/--far/--horizon that fit the scene)")
 
 
 def image_rng(seed: int, file_name: str) -> np.random.Generator:
@@ -102,6 +121,7 @@ class _Job:
     out_dir: Path
     seed: int
     quality: int
+    boxes: dict[str, list[list[float]]]  # clean file name -> its boxes in all --ann files
 
 
 _JOB: _Job | None = None
@@ -121,12 +141,46 @@ def _synthesise_image(source: Path) -> list[tuple[str, dict[str, Any]]]:
     height, width = clean.shape[:2]
     depth = job.depth.depth_for(source, height, width)
     results = []
+    depth_source = job.depth.source_for(source)
+    boxes = job.boxes.get(source.name)
     for variant in job.degradation.variants():
-        degraded, record = job.degradation.synthesise(clean, depth, variant, image_rng(job.seed, source.name))
+        degraded, visibility, record = job.degradation.synthesise(clean, depth, variant,
+                                                                  image_rng(job.seed, source.name))
         name = source.stem + job.degradation.suffix(variant) + ".jpg"
         (job.out_dir / name).write_bytes(encode_jpeg(to_uint8(degraded), job.quality))
-        results.append((name, {"source": source.name, "params": variant, **record}))
+        record = {"source": source.name, "params": variant, **record, "depth": depth_source,
+                  "visibility": {"mean": round(float(visibility.mean()), 4),
+                                 "whitened_share": round(float((visibility < ERASED_BELOW).mean()), 4)}}
+        if boxes is not None:
+            record["boxes"] = [{"bbox": bbox, "visibility": box_visibility(visibility, bbox)} for bbox in boxes]
+        results.append((name, record))
     return results
+
+
+def box_visibility(visibility: np.ndarray, bbox: list[float]) -> float | None:
+    """Mean visibility over the pixels a [x, y, w, h] box covers; None if it covers none."""
+    x, y, w, h = bbox
+    height, width = visibility.shape
+    x0, y0 = max(0, int(np.floor(x))), max(0, int(np.floor(y)))
+    x1, y1 = min(width, int(np.ceil(x + w))), min(height, int(np.ceil(y + h)))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return round(float(visibility[y0:y1, x0:x1].mean()), 4)
+
+
+def boxes_by_image(cocos: list[dict]) -> dict[str, list[list[float]]]:
+    """Clean file name -> its well-formed boxes (bad ones are the check's to report)."""
+    boxes: dict[str, list[list[float]]] = {}
+    for coco in cocos:
+        names = {image["id"]: image["file_name"] for image in coco["images"]}
+        for name in names.values():
+            boxes.setdefault(name, [])
+        for ann in coco["annotations"]:
+            bbox = ann.get("bbox")
+            if ann.get("image_id") in names and isinstance(bbox, list) and len(bbox) == 4 \
+                    and all(isinstance(v, (int, float)) for v in bbox) and bbox[2] > 0 and bbox[3] > 0:
+                boxes[names[ann["image_id"]]].append(bbox)
+    return boxes
 
 
 def output_names(degradation: Degradation, sources: list[Path]) -> dict[str, list[str]]:
@@ -162,16 +216,18 @@ def synthesise_folder(degradation: Degradation, src: Path, out: Path, depth: Dep
     renames = output_names(degradation, sources)
     inputs = [src, *depth_dirs, *(ann_in for ann_in, _ in annotations)]
     check_folder_output(out, overwrite, inputs)
-    rewritten = []
+    rewritten, cocos = [], []
     for ann_in, ann_out in annotations:  # fail on bad annotations before the long part
         check_outside_sources(ann_out, inputs)
         if Path(ann_out).exists() and not overwrite:
             raise LCPError(f"{ann_out}: already exists; remove it or pass --overwrite")
-        rewritten.append((ann_out, rename_images(load_coco(ann_in), renames, source=ann_in)))
+        cocos.append(load_coco(ann_in))
+        rewritten.append((ann_out, rename_images(cocos[-1], renames, source=ann_in)))
+    boxes = boxes_by_image(cocos) if annotations else {}
 
     images: dict[str, Any] = {}
     with atomic_folder(out, overwrite=overwrite, sources=inputs) as tmp:
-        job = _Job(degradation, depth, tmp, seed, quality)
+        job = _Job(degradation, depth, tmp, seed, quality, boxes)
         bar = tqdm(total=len(sources), unit="img", desc=f"synth {degradation.name}", disable=not progress)
         with bar:
             if workers <= 1:

@@ -7,6 +7,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+# A pixel (or a box) keeping less than this share of the clean image is erased: what the
+# detector could see of it is under 10% of its contrast, at most a few grey levels.
+ERASED_BELOW = 0.1
+# An image with more than this share of its pixels erased is mostly whitened (or tinted) out:
+# with the fallback ground-plane depth, the sign that the plane does not fit the scene.
+WHITENED_IMAGE_SHARE = 0.5
+
 
 def format_value(value: Any) -> str:
     """How a parameter value is written in file names: 0.02 -> '0.02', 3.0 -> '3'."""
@@ -50,10 +57,14 @@ class Degradation:
         return f"_{self.marker}_{pairs}"
 
     def synthesise(self, clean: np.ndarray, depth: np.ndarray, variant: dict[str, Any],
-                   rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-        """The degraded image and a json-able record of the per-image parameters.
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """The degraded image, its visibility and a json-able record of the per-image parameters.
 
-        The record also holds the values the check expects to measure (`expected`).
+        Visibility (float32, height x width, in [0, 1]) is the weight of the clean image in
+        each output pixel: how much of an object's contrast the degradation leaves (fog: the
+        transmission; rain: the transmission less the streaks; underwater: the mean of the
+        colour channels' transmissions). The record also holds the values the check expects
+        to measure (`expected`).
         """
         raise NotImplementedError
 

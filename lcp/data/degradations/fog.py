@@ -56,7 +56,7 @@ class Fog(Degradation):
             "mean_transmission": round(float(transmission.mean()), 5),
             "expected": {"transmission": _rounded(true_median_transmission(clean, light, transmission[..., 0]))},
         }
-        return foggy, record
+        return foggy, transmission[..., 0], record
 
     @classmethod
     def measure(cls, clean, lowq, record):

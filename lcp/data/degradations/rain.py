@@ -113,7 +113,7 @@ class Rain(Degradation):
             "expected": {"angle_deg": round(float(angle), 3),
                          "veil_transmission": _rounded(true_median_transmission(clean, light, transmission))},
         }
-        return rainy, record
+        return rainy, (transmission - streaks).astype(np.float32), record
 
     @classmethod
     def structure(cls, image, record):

@@ -76,7 +76,7 @@ class Underwater(Degradation):
             "mean_transmission_rgb": [round(float(transmission[..., c].mean()), 5) for c in (2, 1, 0)],
             "expected": {"transmission_rgb": _rounded(expected[::-1])},
         }
-        return underwater, record
+        return underwater, transmission.mean(axis=2), record
 
     @classmethod
     def measure(cls, clean, lowq, record):
