@@ -185,3 +185,125 @@ def test_the_check_modifies_nothing(pristine):
     before = {p: p.stat().st_mtime_ns for p in pristine.rglob("*")}
     check(pristine)
     assert {p: p.stat().st_mtime_ns for p in pristine.rglob("*")} == before
+
+
+# Objects erased by the degradation (issue 13, part 4).
+
+def synth_fog_with_boxes(scene: Path, out: str, *options: str) -> Path:
+    anns = []
+    for split in ("train", "test"):
+        anns += ["--ann", str(scene / "annotations" / f"clean_{split}.json"),
+                 "--ann-out", str(scene / "annotations" / f"{out}_{split}.json")]
+    assert lcp(["data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(scene / out), *anns,
+                "--workers", "1", "--no-progress", *options]) == 0
+    return scene / out
+
+
+def check_lowq(scene: Path, lowq: str, *extra: str) -> tuple[int, dict]:
+    report = scene.parent / f"{lowq}.json"
+    anns = [str(scene / "annotations" / f"{lowq}_{split}.json") for split in ("train", "test")]
+    code = lcp(["data", "check", "--lowq", str(scene / lowq), "--clean", str(scene / "clean"), "--ann", *anns,
+                "--classes", CLASSES, "--report", str(report), "--workers", "1", "--no-progress", *extra])
+    return code, json.loads(report.read_text())
+
+
+def test_a_proper_set_reports_its_depth_and_visible_boxes(pristine):
+    code, report = check(pristine)
+    assert code == 0 and report["depth_sources"] == {"depth-maps": 8}
+    boxes = report["box_visibility"]["by_variant"]["beta_0.04"]
+    lowq_boxes = sum(len(json.loads((pristine / "annotations" / f"lowq_{s}.json").read_text())["annotations"])
+                     for s in ("train", "test"))
+    assert boxes["boxes"] == lowq_boxes and boxes["erased"] == 0
+    assert report["images"][lowq_name(1)]["depth_source"] == "depth-maps"
+    assert not {"fallback_depth", "boxes_erased", "box_visibility_unknown"} & set(report["warnings"])
+
+
+def test_a_fog_check_fails_when_the_boxes_are_erased(scene, capsys):
+    # No depth given: the road-scene ground plane puts everything above its horizon (45% down)
+    # at 300 m, where beta 0.05 leaves a transmission of 3e-7; many of the objects stand there.
+    synth_fog_with_boxes(scene, "fallback", "--beta", "0.05")
+    assert "images used the fallback depth" in capsys.readouterr().out
+    code, report = check_lowq(scene, "fallback")
+    assert code == 1 and set(report["errors"]) == {"boxes_erased"}
+    boxes = report["box_visibility"]["by_variant"]["beta_0.05"]
+    assert boxes["boxes"] == report["counts"]["annotations"] and boxes["erased_share"] > 0.1
+    detail = report["errors"]["boxes_erased"]["items"][0]["detail"]
+    assert f"{boxes['erased']} of {boxes['boxes']} boxes" in detail and "8 ground-plane" in detail
+    assert report["depth_sources"] == {"ground-plane": 8}
+    assert report["warnings"]["fallback_depth"]["count"] == 1
+    assert report["warnings"]["fallback_depth_whitens"]["count"] == 8
+    assert sum(e.get("boxes_erased", 0) for e in report["images"].values()) == boxes["erased"]
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "box visibility [beta_0.05]" in out and "8 images ground-plane" in out
+
+
+def test_the_erased_share_and_threshold_are_options(scene):
+    synth_fog_with_boxes(scene, "fallback", "--beta", "0.05")
+    code, report = check_lowq(scene, "fallback", "--max-erased-share", "0.9")
+    assert code == 0 and report["errors"] == {} and report["warnings"]["boxes_erased"]["count"] >= 1
+    code, report = check_lowq(scene, "fallback", "--erased-below", "0")
+    assert code == 0 and "boxes_erased" not in report["warnings"]
+    code = lcp(["data", "check", "--lowq", str(scene / "lowq"), "--clean", str(scene / "clean"),
+                "--max-erased-share", "1.5"])
+    assert code == 2
+
+
+def test_a_sidecar_without_box_visibility_is_named(scene):
+    assert lcp(["data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(scene / "nobox"),
+                "--depth-dir", str(scene / "depth"), "--near", "3", "--far", "150", "--workers", "1",
+                "--no-progress"]) == 0
+    code, report = check(scene, lowq="nobox")
+    assert report["warnings"]["box_visibility_unknown"]["items"][0]["detail"].startswith("8 images")
+    assert "boxes_erased" not in report["errors"]
+
+
+# Real low-quality sets: nothing synthesised, nothing to pair (issue 13, part 5).
+
+def real_set(scene: Path) -> tuple[Path, list[str]]:
+    """The clean images and their annotations stand in for a real low-quality set (no markers, no sidecar)."""
+    return scene / "clean", [str(scene / "annotations" / f"clean_{split}.json") for split in ("train", "test")]
+
+
+def check_real(scene: Path, *extra: str) -> tuple[int, dict]:
+    images, anns = real_set(scene)
+    report = scene.parent / "real.json"
+    report.unlink(missing_ok=True)
+    code = lcp(["data", "check", "--lowq", str(images), "--ann", *anns, "--classes", CLASSES,
+                "--report", str(report), "--workers", "2", "--no-progress", *extra])
+    return code, json.loads(report.read_text()) if report.exists() else {}
+
+
+def test_a_real_low_quality_set_is_checked_without_pairing(pristine, capsys):
+    code, report = check_real(pristine)
+    assert code == 0 and report["ok"] and report["errors"] == {}
+    assert report["mode"] == "annotations-and-images" and report["degradation"] is None
+    assert report["counts"]["pairs"] == 0 and report["counts"]["lowq_images"] == 8
+    assert "annotations and images only" in capsys.readouterr().out
+    # the workflow's form for a `degradation: none` scene names the clean set too
+    code, report = check_real(pristine, "--clean", str(pristine / "lowq"), "--degradation", "none")
+    assert code == 0 and report["clean_dir"] is None and report["counts"]["pairs"] == 0
+
+
+def test_a_broken_real_set_is_named_without_pairing(scene):
+    images, anns = real_set(scene)
+    (images / "demo_000006.jpg").write_bytes((images / "demo_000006.jpg").read_bytes()[:300])
+    (images / "stray.jpg").write_bytes(b"")                      # in no annotation file, and empty
+    shutil.copyfile(images / "demo_000001.jpg", scene / "lowq" / "demo_000002.jpg")
+    (images / "demo_000002.jpg").unlink()                        # missing; not taken from --clean
+    edit(Path(anns[0]), lambda coco: coco["annotations"][0].update(bbox=[SIZE - 4, 0, 20, 20]))
+    code, report = check_real(scene, "--clean", str(scene / "lowq"), "--degradation", "none")
+    assert code == 1
+    assert failing_files(report, "truncated_image") == {"demo_000006.jpg"}
+    assert failing_files(report, "empty_image_file") == {"stray.jpg"}
+    assert "demo_000002.jpg" in report["errors"]["missing_image"]["items"][0]["detail"]
+    assert failing_files(report, "box_outside_image") == {"clean_train.json"}
+    assert {Path(i["file"]).name for i in report["warnings"]["image_not_annotated"]["items"]} == {"stray.jpg"}
+    assert not {"unpaired_lowq", "not_degraded", "content_mismatch"} & set(report["errors"])
+
+
+def test_an_unmarked_set_with_a_clean_set_still_asks_which_degradation(pristine, capsys):
+    images, anns = real_set(pristine)
+    code = lcp(["data", "check", "--lowq", str(images), "--clean", str(pristine / "lowq"), "--no-progress"])
+    assert code == 2 and "or none for a real low-quality set" in capsys.readouterr().err
+    code = lcp(["data", "check", "--lowq", str(pristine / "lowq"), "--no-progress"])  # a fog sidecar, no --clean
+    assert code == 2 and "pass --clean, or --degradation none" in capsys.readouterr().err

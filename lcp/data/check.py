@@ -1,4 +1,10 @@
-"""`lcp data check`: the gate before training; reads a synthesised set and modifies nothing.
+"""`lcp data check`: the gate before training; reads an image set and modifies nothing.
+
+Two modes. A synthesised set (--degradation fog|rain|underwater, or the sidecar's, or the
+file names' marker) is checked against its clean set (--clean), pair by pair, as below. A
+real low-quality set (--degradation none, or neither a sidecar nor a marker in the names and
+no --clean) has nothing to pair with: its images (all of --lowq, decodable) and annotations
+(looked up in --lowq only) are checked alone.
 
 Pairing rule: a low-quality image `<clean stem>_<marker>_<key>_<value>....jpg` (marker
 foggy / rain / underwater, cut at its last occurrence) pairs with the one clean image
@@ -8,7 +14,15 @@ OUT_DIR/synthesis.json exists) names this clean image as the source, and the deg
 is present and, against the sidecar's expected values, in range. Per annotation file:
 every image exists and decodes, its recorded size is right, boxes have positive area and lie
 inside the image, category ids exist, names match --classes, ids are unique. Over all
-annotation files: every category has at least one box.
+annotation files: every category has at least one box; in --degradation none mode, every
+image of --lowq is listed in some annotation file (a warning).
+
+Objects: the sidecar records, per synthesised image, the depth source (disparity, depth map
+or the ground-plane fallback) and the visibility of each annotated box (the share of the
+clean image the degradation leaves over it; fog: the mean transmission). A box below
+--erased-below is erased (a warning per image); more than --max-erased-share of a variant's
+boxes erased is an error. Images synthesised with the fallback depth are named (a warning
+per set), and so is each of them the fallback mostly whitened (more than half its pixels erased).
 
 Output: a short summary on stdout, the full report as json with --report (atomically),
 exit status 1 with the reasons when any error is found, 0 otherwise.
@@ -27,12 +41,15 @@ import numpy as np
 from lcp.data.coco import load_coco
 from lcp.data.convert.common import positive_int
 from lcp.data.degradations import DEGRADATIONS, split_lowq_stem
+from lcp.data.degradations.base import ERASED_BELOW, WHITENED_IMAGE_SHARE
 from lcp.data.images import inspect_image_file, list_images, to_float
 from lcp.data.synth import SIDECAR_NAME
 from lcp.errors import LCPError
 from lcp.io import read_json, write_json
 
-HELP = "check a synthesised low-quality set against its clean set and annotations (the gate before training)"
+HELP = ("check a low-quality set and its annotations, a synthesised one against its clean set "
+        "(the gate before training)")
+NONE = "none"  # --degradation of a real low-quality set: annotations and images alone
 
 # A low-quality image shows the same scene as its clean source when their edge strengths
 # correlate locally at least this much. Measured on demo-scene images (64-128 px): unrelated
@@ -41,16 +58,25 @@ MIN_SCENE_CORRELATION = 0.25
 SCENE_COMPARISON_SIZE = 512
 BOX_SLACK_PX = 0.5
 EXAMPLES_SHOWN = 5
+# Default of --max-erased-share: above it, a variant hides too many objects to train on.
+MAX_ERASED_SHARE = 0.1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lowq", required=True, help="folder of low-quality images")
-    parser.add_argument("--clean", required=True, help="folder of clean images")
+    parser.add_argument("--clean", help="folder of clean images (needed for a synthesised set)")
     parser.add_argument("--ann", nargs="+", default=[], metavar="COCO.json",
                         help="annotation files to check (images looked up in --lowq, then --clean)")
     parser.add_argument("--classes", help="comma-separated class names the configs use, e.g. circle,square,triangle")
-    parser.add_argument("--degradation", choices=sorted(DEGRADATIONS),
-                        help="expected degradation (default: the sidecar's, else the file names' marker)")
+    parser.add_argument("--degradation", choices=[*sorted(DEGRADATIONS), NONE],
+                        help="expected degradation (default: the sidecar's, else the file names' marker); "
+                             "none: a real low-quality set, its annotations and images checked alone")
+    parser.add_argument("--erased-below", type=float, default=ERASED_BELOW,
+                        help=f"a box whose visibility (the share of it the degradation leaves) is below this "
+                             f"is erased (default {ERASED_BELOW})")
+    parser.add_argument("--max-erased-share", type=float, default=MAX_ERASED_SHARE,
+                        help=f"fail when more than this share of a variant's boxes is erased "
+                             f"(default {MAX_ERASED_SHARE})")
     parser.add_argument("--report", help="write the machine-readable report here (json)")
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                         help="processes (default: all cores)")
@@ -59,8 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
-    report = check_set(Path(args.lowq), Path(args.clean), [Path(a) for a in args.ann], classes=classes,
-                       degradation=args.degradation, workers=args.workers, progress=not args.no_progress)
+    for option, value in (("--erased-below", args.erased_below), ("--max-erased-share", args.max_erased_share)):
+        if not 0 <= value <= 1:
+            raise LCPError(f"{option}: a share in [0, 1], got {value}")
+    report = check_set(Path(args.lowq), Path(args.clean) if args.clean else None, [Path(a) for a in args.ann],
+                       classes=classes, degradation=args.degradation, workers=args.workers,
+                       progress=not args.no_progress, erased_below=args.erased_below,
+                       max_erased_share=args.max_erased_share)
     if args.report:
         write_json(args.report, report)
     print(format_summary(report))
@@ -85,34 +116,58 @@ class Findings:
         return {reason: {"count": len(items), "items": items} for reason, items in sorted(found.items())}
 
 
-def check_set(lowq_dir: Path, clean_dir: Path, annotation_files: list[Path], classes: list[str] | None = None,
-              degradation: str | None = None, workers: int = 1, progress: bool = True) -> dict[str, Any]:
+def check_set(lowq_dir: Path, clean_dir: Path | None, annotation_files: list[Path],
+              classes: list[str] | None = None, degradation: str | None = None, workers: int = 1,
+              progress: bool = True, erased_below: float = ERASED_BELOW,
+              max_erased_share: float = MAX_ERASED_SHARE) -> dict[str, Any]:
     """Run every check; return the report (its 'ok' says whether the gate passes)."""
     lowq_images = list_images(lowq_dir)
-    clean_images = list_images(clean_dir)
     annotations = [(path, load_coco(path)) for path in annotation_files]  # bad json: LCPError now
     findings = Findings()
-    sidecar = _read_sidecar(lowq_dir)
-    kind = _degradation_kind(degradation, sidecar, lowq_images, findings, lowq_dir)
+    sidecar = _read_sidecar(lowq_dir) if degradation != NONE else None
+    kind = _degradation_kind(degradation, sidecar, lowq_images, findings, lowq_dir, clean_dir)
     records = sidecar.get("images", {}) if sidecar else {}
 
-    pairs = _pair(lowq_images, clean_images, kind, records, findings)
-    measured = _check_pairs(pairs, kind, records, findings, workers, progress)
-    # Sizes of the files already decoded (None: broken, already reported), for the annotations.
-    sizes = {Path(r[role]): r[f"{role}_size"] for r in measured for role in ("lowq", "clean")}
+    if kind is None:  # nothing synthesised: decode every image, pair none
+        clean_dir, clean_images, pairs = None, [], []
+        measured = _map(inspect_size, [str(p) for p in lowq_images], workers, progress, "image")
+        for result in measured:
+            if result["problem"] is not None:
+                findings.error(result["problem"][0], result["lowq"], result["problem"][1])
+        sizes = {Path(r["lowq"]): r["lowq_size"] for r in measured}
+        measured, objects = [], {}
+    else:
+        clean_images = list_images(clean_dir)
+        pairs = _pair(lowq_images, clean_images, kind, records, findings)
+        measured = _check_pairs(pairs, kind, records, findings, workers, progress)
+        # Sizes of the files already decoded (None: broken, already reported), for the annotations.
+        sizes = {Path(r[role]): r[f"{role}_size"] for r in measured for role in ("lowq", "clean")}
+        objects = _check_objects(lowq_dir, lowq_images, kind, records, bool(annotations), erased_below,
+                                 max_erased_share, findings)
+    folders = [lowq_dir] if clean_dir is None else [lowq_dir, clean_dir]
     counts = {"lowq_images": len(lowq_images), "clean_images": len(clean_images), "pairs": len(pairs),
               "annotation_files": len(annotations), "annotations": 0, "annotated_images": 0}
     for path, coco in annotations:
-        _check_annotations(path, coco, lowq_dir, clean_dir, classes, sizes, findings)
+        _check_annotations(path, coco, folders, classes, sizes, findings)
         counts["annotations"] += len(coco["annotations"])
         counts["annotated_images"] += len(coco["images"])
     if annotations:
         _check_every_class_has_boxes(annotations, classes, findings)
+        if kind is None:
+            listed = {image["file_name"] for _, coco in annotations for image in coco["images"]}
+            for path in lowq_images:
+                if path.name not in listed:
+                    findings.warning("image_not_annotated", path, "in no annotation file")
 
+    images = {Path(r["lowq"]).name: {"clean": Path(r["clean"]).name, "measured": r.get("measured")}
+              for r in measured}
+    for name, entry in objects.get("images", {}).items():
+        images.setdefault(name, {}).update(entry)
     return {
         "ok": not findings.errors,
+        "mode": "annotations-and-images" if kind is None else "synthesised-pairs",
         "lowq_dir": str(lowq_dir),
-        "clean_dir": str(clean_dir),
+        "clean_dir": None if clean_dir is None else str(clean_dir),
         "annotation_files": [str(p) for p in annotation_files],
         "classes": classes,
         "degradation": kind,
@@ -122,8 +177,9 @@ def check_set(lowq_dir: Path, clean_dir: Path, annotation_files: list[Path], cla
         "errors": Findings.grouped(findings.errors),
         "warnings": Findings.grouped(findings.warnings),
         "degradation_summary": _summarise(measured, kind),
-        "images": {Path(r["lowq"]).name: {"clean": Path(r["clean"]).name, "measured": r.get("measured")}
-                   for r in measured},
+        "depth_sources": objects.get("depth_sources", {}),
+        "box_visibility": objects.get("box_visibility", {}),
+        "images": images,
     }
 
 
@@ -138,7 +194,10 @@ def _read_sidecar(lowq_dir: Path) -> dict | None:
 
 
 def _degradation_kind(requested: str | None, sidecar: dict | None, lowq_images: list[Path],
-                      findings: Findings, lowq_dir: Path) -> str:
+                      findings: Findings, lowq_dir: Path, clean_dir: Path | None) -> str | None:
+    """The degradation to check, or None: a real low-quality set, checked without pairing."""
+    if requested == NONE:
+        return None
     recorded = sidecar.get("degradation") if sidecar else None
     if requested and recorded and requested != recorded:
         findings.error("degradation_mismatch", lowq_dir / SIDECAR_NAME,
@@ -148,12 +207,18 @@ def _degradation_kind(requested: str | None, sidecar: dict | None, lowq_images: 
         markers = {cls.marker: name for name, cls in DEGRADATIONS.items()}
         found = {markers[split[1]] for p in lowq_images
                  if (split := split_lowq_stem(p.stem, list(markers))) is not None}
+        if not found and clean_dir is None:
+            return None
         if len(found) != 1:
             raise LCPError(f"{lowq_dir}: cannot tell the degradation from the file names "
-                           f"(found {sorted(found) or 'none'}); pass --degradation")
+                           f"(found {sorted(found) or 'none'}); pass --degradation "
+                           f"({'|'.join(sorted(DEGRADATIONS))}, or none for a real low-quality set)")
         kind = found.pop()
     if kind not in DEGRADATIONS:
         raise LCPError(f"{lowq_dir / SIDECAR_NAME}: unknown degradation {kind!r}")
+    if clean_dir is None:
+        raise LCPError(f"{lowq_dir}: a {kind} set is checked against its clean images; pass --clean, "
+                       "or --degradation none to check its annotations and images alone")
     return kind
 
 
@@ -195,16 +260,15 @@ def _pair(lowq_images: list[Path], clean_images: list[Path], kind: str, records:
     return pairs
 
 
-def _check_pairs(pairs, kind, records, findings, workers, progress) -> list[dict[str, Any]]:
+def _map(function, tasks: list, workers: int, progress: bool, unit: str) -> list[dict[str, Any]]:
+    """`function` over `tasks` in order, in `workers` processes, with a progress bar."""
     from tqdm import tqdm
 
-    tasks = [(str(lowq), str(clean), label, kind, records.get(lowq.name)) for lowq, clean, label in pairs]
     results = []
-    bar = tqdm(total=len(tasks), unit="pair", desc="check", disable=not progress)
+    bar = tqdm(total=len(tasks), unit=unit, desc="check", disable=not progress)
     with bar:
         if workers <= 1 or len(tasks) < 2:
-            iterator = map(check_pair, tasks)
-            for result in iterator:
+            for result in map(function, tasks):
                 results.append(result)
                 bar.update()
         else:
@@ -212,9 +276,22 @@ def _check_pairs(pairs, kind, records, findings, workers, progress) -> list[dict
 
             with multiprocessing.Pool(min(workers, len(tasks))) as pool:
                 chunk = max(1, min(16, len(tasks) // (4 * workers)))
-                for result in pool.imap(check_pair, tasks, chunksize=chunk):
+                for result in pool.imap(function, tasks, chunksize=chunk):
                     results.append(result)
                     bar.update()
+    return results
+
+
+def inspect_size(path: str) -> dict[str, Any]:
+    """Decode one image: its [width, height], or the problem (code, description)."""
+    image, problem = inspect_image_file(path)
+    return {"lowq": path, "lowq_size": None if image is None else [image.shape[1], image.shape[0]],
+            "problem": problem}
+
+
+def _check_pairs(pairs, kind, records, findings, workers, progress) -> list[dict[str, Any]]:
+    tasks = [(str(lowq), str(clean), label, kind, records.get(lowq.name)) for lowq, clean, label in pairs]
+    results = _map(check_pair, tasks, workers, progress, "pair")
     for result in results:
         for reason, file, detail in result.pop("problems"):
             findings.error(reason, file, detail)
@@ -259,6 +336,71 @@ def check_pair(task: tuple[str, str, str, str, dict | None]) -> dict[str, Any]:
     return result
 
 
+def _check_objects(lowq_dir: Path, lowq_images: list[Path], kind: str, records: dict, annotated: bool,
+                   erased_below: float, max_erased_share: float, findings: Findings) -> dict[str, Any]:
+    """Depth sources and box visibility, from the sidecar's records of the images on disk."""
+    sidecar = lowq_dir / SIDECAR_NAME
+    marker = DEGRADATIONS[kind].marker
+    depth_sources: dict[str, int] = defaultdict(int)
+    variants: dict[str, list[float]] = defaultdict(list)
+    images, fallback, unknown = {}, [], 0
+    for path in lowq_images:
+        record = records.get(path.name)
+        if not isinstance(record, dict):
+            continue
+        entry = images[path.name] = {}
+        depth = record.get("depth") or {}
+        if "source" in depth:
+            entry["depth_source"] = depth["source"]
+            depth_sources[depth["source"]] += 1
+            whitened = (record.get("visibility") or {}).get("whitened_share")
+            if depth.get("fallback"):
+                fallback.append(path)
+                if whitened is not None and whitened > WHITENED_IMAGE_SHARE:
+                    findings.warning("fallback_depth_whitens", path,
+                                     f"{whitened:.0%} of its pixels erased (visibility < {ERASED_BELOW}) by the "
+                                     "fallback ground-plane depth: the plane does not fit this scene")
+        boxes = record.get("boxes")
+        if not isinstance(boxes, list):
+            unknown += 1
+            continue
+        split = split_lowq_stem(path.stem, [marker])
+        label = "_".join(f"{k}_{v}" for k, v in split[2].items()) if split else ""
+        visible = [b["visibility"] for b in boxes if isinstance(b, dict) and b.get("visibility") is not None]
+        variants[label].extend(visible)
+        erased = [b for b in boxes if isinstance(b, dict) and b.get("visibility") is not None
+                  and b["visibility"] < erased_below]
+        entry["boxes"], entry["boxes_erased"] = len(boxes), len(erased)
+        if erased:
+            shown = ", ".join(f"{b['bbox']} {b['visibility']:.2f}" for b in erased[:3])
+            findings.warning("boxes_erased", path, f"{len(erased)} of {len(boxes)} boxes keep less than "
+                                                   f"{erased_below:g} of their contrast: {shown}")
+    if fallback:
+        findings.warning("fallback_depth", sidecar,
+                         f"{len(fallback)} of {len(images)} images were degraded with the fallback depth (a "
+                         "road-scene ground plane), not their own; it fits road scenes seen from a car only")
+    if annotated and unknown:
+        findings.warning("box_visibility_unknown", sidecar if records else lowq_dir,
+                         f"{unknown if records else len(lowq_images)} images have no box visibility recorded "
+                         "(synthesised without --ann, or by an older lcp): erased boxes are not checked")
+    summary = {}
+    for label, values in sorted(variants.items()):
+        array = np.array(values, dtype=np.float64)
+        erased = int((array < erased_below).sum())
+        share = erased / len(array) if len(array) else 0.0
+        summary[label] = {"boxes": len(array), "erased": erased, "erased_share": round(share, 4),
+                          "median": round(float(np.median(array)), 4) if len(array) else None}
+        if share > max_erased_share:
+            sources = ", ".join(f"{n} {source}" for source, n in sorted(depth_sources.items()))
+            findings.error("boxes_erased", sidecar,
+                           f"[{label}] {erased} of {len(array)} boxes ({share:.0%}) keep less than "
+                           f"{erased_below:g} of their contrast, more than --max-erased-share "
+                           f"{max_erased_share:g} (depth: {sources or 'not recorded'})")
+    return {"images": images, "depth_sources": dict(sorted(depth_sources.items())),
+            "box_visibility": {"erased_below": erased_below, "max_erased_share": max_erased_share,
+                               "by_variant": summary} if summary else {}}
+
+
 def scene_correlation(clean: np.ndarray, lowq: np.ndarray) -> float:
     """Local correlation of the two images' edge strength, pooled over the image.
 
@@ -295,7 +437,7 @@ def scene_correlation(clean: np.ndarray, lowq: np.ndarray) -> float:
     return float(covariance.sum() / total) if total > 1e-12 else 0.0
 
 
-def _check_annotations(path: Path, coco: dict, lowq_dir: Path, clean_dir: Path, classes: list[str] | None,
+def _check_annotations(path: Path, coco: dict, folders: list[Path], classes: list[str] | None,
                        sizes: dict[Path, list[int]], findings: Findings) -> None:
     categories = {c["id"]: c["name"] for c in coco["categories"]}
     if classes is not None:
@@ -322,7 +464,7 @@ def _check_annotations(path: Path, coco: dict, lowq_dir: Path, clean_dir: Path, 
         if name in seen_names:
             findings.error("duplicate_file_name", path, f"{name} is listed twice")
         seen_names.add(name)
-        size = file_sizes[image["id"]] = _image_size(name, lowq_dir, clean_dir, sizes, findings, path)
+        size = file_sizes[image["id"]] = _image_size(name, folders, sizes, findings, path)
         recorded = [image.get("width"), image.get("height")]
         if size and None not in recorded and recorded != size:
             findings.error("size_mismatch", path, f"{name}: recorded {recorded[0]}x{recorded[1]}, "
@@ -367,9 +509,9 @@ def _check_every_class_has_boxes(annotations: list[tuple[Path, dict]], classes: 
                            f"class {name!r} has no box in any annotation file")
 
 
-def _image_size(name: str, lowq_dir: Path, clean_dir: Path, sizes: dict[Path, list[int]],
+def _image_size(name: str, folders: list[Path], sizes: dict[Path, list[int]],
                 findings: Findings, source: Path) -> list[int] | None:
-    for folder in (lowq_dir, clean_dir):
+    for folder in folders:
         candidate = folder / name
         if candidate in sizes:
             return sizes[candidate]
@@ -381,7 +523,7 @@ def _image_size(name: str, lowq_dir: Path, clean_dir: Path, sizes: dict[Path, li
                 return None
             sizes[candidate] = [image.shape[1], image.shape[0]]
             return sizes[candidate]
-    findings.error("missing_image", source, f"{name} is in neither {lowq_dir} nor {clean_dir}")
+    findings.error("missing_image", source, f"{name} is not in " + " nor ".join(str(f) for f in folders))
     return None
 
 
@@ -418,13 +560,23 @@ def _summarise(measured: list[dict[str, Any]], kind: str | None) -> dict[str, An
 
 def format_summary(report: dict[str, Any]) -> str:
     counts = report["counts"]
-    lines = [f"lcp data check ({report['degradation']}): {counts['lowq_images']} low-quality, "
-             f"{counts['clean_images']} clean images, {counts['pairs']} pairs; "
-             f"{counts['annotation_files']} annotation files, {counts['annotations']} boxes"]
+    if report["degradation"] is None:
+        lines = [f"lcp data check (no degradation: annotations and images only): {counts['lowq_images']} images; "
+                 f"{counts['annotation_files']} annotation files, {counts['annotations']} boxes"]
+    else:
+        lines = [f"lcp data check ({report['degradation']}): {counts['lowq_images']} low-quality, "
+                 f"{counts['clean_images']} clean images, {counts['pairs']} pairs; "
+                 f"{counts['annotation_files']} annotation files, {counts['annotations']} boxes"]
     summary = report["degradation_summary"]
     for variant, stats in summary.get("by_variant", {}).items():
         lines.append(f"  {summary['statistic']} [{variant}]: mean {stats['mean']:.3f}, "
                      f"min {stats['min']:.3f}, max {stats['max']:.3f} over {stats['images']} images")
+    if report["depth_sources"]:
+        lines.append("  depth: " + ", ".join(f"{n} images {source}" for source, n in report["depth_sources"].items()))
+    visibility = report["box_visibility"]
+    for variant, stats in visibility.get("by_variant", {}).items():
+        lines.append(f"  box visibility [{variant}]: median {stats['median']:.3f}, {stats['erased']} of "
+                     f"{stats['boxes']} boxes erased (< {visibility['erased_below']:g})")
     for title, found in (("warning", report["warnings"]), ("error", report["errors"])):
         for reason, group in found.items():
             lines.append(f"  {title} {reason} ({group['count']}):")
