@@ -1,5 +1,7 @@
 # Image sets: generated (demo), converted from a data set on disk, or synthesised from a
-# clean set; robustness test sets; and the synthesis check that gates training.
+# clean set; robustness test sets; and the data check that gates training (a scene with
+# `degradation: none` gets `lcp data check --degradation none`: its real low-quality images
+# and annotations checked alone, nothing paired).
 
 
 rule make_demo_data:
@@ -110,8 +112,6 @@ rule check_data:
     params:
         args=check_args,
         artifacts=artifact_logging("check_data", "check"),
-    wildcard_constraints:
-        scene=alternatives(name for name, scene in SCENES.items() if scene["degradation"] != "none"),
     log:
         "results/{scene}/logs/check_data.log",
     benchmark:
@@ -124,27 +124,3 @@ rule check_data:
         "../../envs/lcp.yaml"
     shell:
         job_command("lcp data check {params.args} --workers {threads} --report {output.report} && {params.artifacts}")
-
-
-rule record_unchecked_data:
-    input:
-        clean=lambda wildcards: image_set_inputs(wildcards.scene, SCENES[wildcards.scene]["clean_set"]),
-        lowq=lambda wildcards: image_set_inputs(wildcards.scene, SCENES[wildcards.scene]["lowq_set"]),
-    output:
-        report=report(
-            "results/{scene}/data/check.json",
-            caption="../report/check.rst",
-            category="{scene}",
-            subcategory="Data",
-        ),
-    wildcard_constraints:
-        scene=alternatives(name for name, scene in SCENES.items() if scene["degradation"] == "none"),
-    log:
-        "results/{scene}/logs/check_data.log",
-    localrule: True
-    run:
-        from lcp.io import write_json
-
-        # Real low-quality images (e.g. URPC2020) have no clean twin to pair with; the
-        # converters have validated their annotations already.
-        write_json(output.report, {"ok": True, "checked": False, "reason": "degradation: none", "inputs": list(input)})
