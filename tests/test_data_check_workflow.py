@@ -17,3 +17,13 @@ def test_a_scene_without_synthesis_gets_the_annotation_and_image_check(tmp_path)
     (command,) = re.findall(r"lcp data check [^&]*", result.stdout)
     assert "--lowq data/urpc/urpc " in command and "--degradation none" in command
     assert "--ann data/urpc/annotations/urpc_train.json data/urpc/annotations/urpc_test.json" in command
+
+
+def test_a_scene_passes_its_check_options(tmp_path):
+    config = repo_config()
+    config["scenes"]["urpc"]["check_options"] = {"max-erased-share": 0.25, "erased-below": 0.05}
+    prepare_workdir(tmp_path, config)
+    result = snakemake(tmp_path, "-n", "-p", "--config", "run=[urpc]")
+    assert result.returncode == 0, result.stdout
+    (command,) = re.findall(r"lcp data check [^&]*", result.stdout)
+    assert "--max-erased-share 0.25 --erased-below 0.05" in command

@@ -430,7 +430,7 @@ def check_args(wildcards):
     args = ["--lowq", f"{DATA}/{lowq['images']}", "--clean", f"{DATA}/{clean['images']}",
             "--ann", *(f"{DATA}/{lowq[split]}" for split in SPLITS),
             "--classes", ",".join(scene["classes"]), "--degradation", scene["degradation"]]
-    return shlex.join(args)
+    return shlex.join(args + command_options(scene.get("check_options", {})))
 
 
 def cfg_options(scene_name, step, test_set=None):
