@@ -9,7 +9,7 @@ import pytest
 from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakemake
 
 SCENES = ("demo", "urpc", "foggy_city", "rainy_city", "custom")
-# Rules every scene runs once (the `check` step is record_unchecked_data where nothing is synthesised).
+# Rules every scene runs once (`check_data` too: a real low-quality set gets the annotation and image check).
 PER_SCENE = {"pretrain": 1, "train_baseline": 1, "train_lcp": 1, "evaluate": 2, "report": 1, "crux_heatmaps": 1,
              "all": 1}
 
