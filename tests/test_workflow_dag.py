@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakemake
+from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakemake, with_config
 
 SCENES = ("demo", "urpc", "foggy_city", "rainy_city", "custom")
 # Rules every scene runs once (`check_data` too: a real low-quality set gets the annotation and image check).
@@ -18,12 +18,6 @@ PER_SCENE = {"pretrain": 1, "train_baseline": 1, "train_lcp": 1, "evaluate": 2, 
 def workdir(tmp_path):
     prepare_workdir(tmp_path, repo_config())
     return tmp_path
-
-
-def with_config(workdir, change):
-    config = repo_config()
-    change(config)
-    prepare_workdir(workdir, config)
 
 
 def test_lint_is_clean(workdir):

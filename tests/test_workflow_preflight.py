@@ -8,7 +8,7 @@ import json
 import subprocess
 
 import pytest
-from helpers.workflow import prepare_workdir, repo_config, snakemake
+from helpers.workflow import prepare_workdir, repo_config, snakemake, with_config
 
 from lcp.workflow_checks import clear_unfixable, unfixable_guard, yaml_problem
 
@@ -19,12 +19,6 @@ SOURCE = "test-config.yaml"  # the --configfile of helpers.workflow
 def workdir(tmp_path):
     prepare_workdir(tmp_path, repo_config())
     return tmp_path
-
-
-def with_config(workdir, change):
-    config = repo_config()
-    change(config)
-    prepare_workdir(workdir, config)
 
 
 def assert_stopped_before_any_job(result, message):

@@ -61,6 +61,13 @@ def prepare_workdir(workdir: Path, config: dict) -> Path:
     return write_config(workdir, config)
 
 
+def with_config(workdir: Path, change) -> Path:
+    """Write the repository's config with `change(config)` applied as `workdir`'s config."""
+    config = repo_config()
+    change(config)
+    return prepare_workdir(workdir, config)
+
+
 def write_config(workdir: Path, config: dict) -> Path:
     path = workdir / "test-config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
