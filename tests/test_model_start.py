@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from model_configs import batch, build, mmdet_cascade_r50_cfg, randomize_bn_statistics, tiny_lcp_cfg
+from model_configs import batch, build, randomize_bn_statistics, tiny_lcp_cfg
 
 
 def plain_tiny_cfg(lcp_cfg):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakemake, with_config
@@ -279,7 +277,7 @@ def test_three_seeds_train_and_evaluate_each_method_three_times_from_one_pretrai
     assert "--seed 0 " in shell_commands(result.stdout, "pretrain")[0]
     for command in shell_commands(result.stdout, "train_lcp"):
         seed = command.split(" --seed ")[1].split()[0]
-        assert f" --load-from results/demo/pretrain/latest.pth " in command
+        assert " --load-from results/demo/pretrain/latest.pth " in command
         assert f"--work-dir results/demo/lcp/seed{seed}/work " in command and f" LCP_SEED={seed} " in command
         assert f"> results/demo/logs/seed{seed}/train_lcp.log" in command
     assert sorted(c.split(" --seed ")[1].split()[0] for c in shell_commands(result.stdout, "train_baseline")) == \
