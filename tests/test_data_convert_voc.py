@@ -61,3 +61,19 @@ def test_missing_tags_and_wrong_root_are_errors(voc, tmp_path, capsys):
     (voc / "Annotations/2008_000003.xml").write_text("<notvoc/>")
     code, _, stderr = convert(capsys, "voc", voc, tmp_path / "b")
     assert code == 2 and "2008_000003.xml: root element is <notvoc>" in stderr
+
+
+def test_summary_names_other_label_files_and_counts_disagreeing_filenames(tmp_path, capsys):
+    """Images, xml files and YOLO .txt labels side by side, two xml <filename>s naming other
+    files: the pairing by stem holds, and the summary says what it ignored and what disagreed."""
+    root = tmp_path / "mixed"
+    for index in range(3):
+        stem = f"street_{index}"
+        write_image(root / f"{stem}.jpg", seed=index)
+        write_voc_xml(root / f"{stem}.xml", f"{stem}.jpg" if index == 0 else f"IMG_{index}.JPG", [("dog", 1, 2, 11, 12)])
+        (root / f"{stem}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    code, stdout, stderr = convert(capsys, "voc", root, tmp_path / "scene", "--test-fraction", "0", "--workers", "1")
+    assert code == 0, stderr
+    assert "3  .txt file, neither an image nor a VOC xml, ignored" in stdout
+    assert "2  xml whose <filename> names another file than its image (paired by file stem)" in stdout
+    assert len(load_coco(tmp_path / "scene/annotations/images_train.json").getAnnIds()) == 3

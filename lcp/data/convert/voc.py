@@ -85,7 +85,8 @@ def pair_by_stem(images_root: Path, annotations_root: Path, report: Report) -> l
         elif is_image_file(path) and path.is_relative_to(images_root):
             table = images
         else:
-            report.warn("neither an image nor an xml file, ignored", path)
+            kind = f"{path.suffix.lower()} file" if path.suffix else "file without a suffix"
+            report.warn(f"{kind}, neither an image nor a VOC xml, ignored", path)
             continue
         if path.stem in table:
             raise LCPError(f"{path}: same stem as {table[path.stem]}; images and xml files are paired by stem, so stems must be unique")
@@ -97,7 +98,19 @@ def pair_by_stem(images_root: Path, annotations_root: Path, report: Report) -> l
         if stem not in images:
             raise LCPError(f"{xml}: no image named {stem}.<jpg|png|...> below {images_root}")
         pairs.append((images[stem], xml))
+    count_filename_mismatches(pairs, report)
     return pairs
+
+
+def count_filename_mismatches(pairs: list[tuple[Path, Path]], report: Report) -> None:
+    """Count the xml files whose <filename> names another file than the image paired with them."""
+    for image, xml in pairs:
+        try:
+            named = (ET.parse(xml).getroot().findtext("filename") or "").strip()
+        except (ET.ParseError, OSError):
+            continue  # parse_voc_xml names the file
+        if named and Path(named).name != image.name:
+            report.count("xml whose <filename> names another file than its image (paired by file stem)")
 
 
 def source_folders(args: argparse.Namespace) -> tuple[Path, Path]:
