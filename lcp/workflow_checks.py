@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
+from lcp.data.coco import load_coco
 from lcp.errors import LCPError
 
 # The exit status of an `lcp` command that refused its input or config (lcp.cli.main), and of
@@ -82,15 +83,9 @@ def check_model_step(config: str, options: Sequence[str], scene_options: Mapping
 def missing_images(images: str | Path, ann_file: str | Path) -> tuple[list[str], int]:
     """(the file names listed in a COCO annotation file that are not in `images`, how many it
     lists); a stat per image, nothing decoded. LCPError when the file is not COCO JSON."""
-    import json
-
-    try:
-        data = json.loads(Path(ann_file).read_text(encoding="utf-8"))
-        names = [image["file_name"] for image in data["images"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise LCPError(f"{ann_file}: not a readable COCO annotation file ({type(exc).__name__}: {exc})") from None
+    names = [str(image["file_name"]) for image in load_coco(ann_file)["images"]]
     folder = Path(images)
-    return [name for name in names if not (folder / str(name)).is_file()], len(names)
+    return [name for name in names if not (folder / name).is_file()], len(names)
 
 
 # Converter options that name the folder the images are read from instead of the recipe's path
@@ -116,15 +111,11 @@ def same_images(clean: Mapping[str, object], lowq: Mapping[str, object]) -> Path
 def training_boxes(ann_file: str | Path, classes: Sequence[str]) -> dict[str, int]:
     """Scene class -> boxes (not crowd) of that category name in a COCO annotation file, as
     mmdet counts them when the scene's classes select its categories by name."""
-    import json
     from collections import Counter
 
-    try:
-        data = json.loads(Path(ann_file).read_text(encoding="utf-8"))
-        names = {category["id"]: category["name"] for category in data["categories"]}
-        found = Counter(names.get(ann["category_id"]) for ann in data["annotations"] if not ann.get("iscrowd"))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise LCPError(f"{ann_file}: not a readable COCO annotation file ({type(exc).__name__}: {exc})") from None
+    data = load_coco(ann_file)
+    names = {category["id"]: category["name"] for category in data["categories"]}
+    found = Counter(names.get(ann["category_id"]) for ann in data["annotations"] if not ann.get("iscrowd"))
     return {name: found[name] for name in classes}
 
 
