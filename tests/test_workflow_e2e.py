@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
-import subprocess
-import time
 import zipfile
 
 import pytest
 import torch
 import yaml
 
-from helpers.workflow import (REPO, planned_jobs, prepare_workdir, snakemake, snakemake_command, tiny_demo_config,
-                              workflow_env, write_config)
+from helpers.workflow import (REPO, kill_snakemake_when, planned_jobs, prepare_workdir, snakemake, tiny_demo_config,
+                              write_config)
 from lcp.apis.checkpoints import find_resume_checkpoint
 from lcp.tools.workdir import is_placeholder
 
@@ -151,19 +147,12 @@ def test_killed_training_resumes_and_finishes_its_epochs(demo):
     work = demo / "results" / "demo" / "lcp" / "work"
     target = "results/demo/lcp/latest.pth"
 
-    job = subprocess.Popen(snakemake_command(demo, *PROFILE, target), cwd=demo, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True, env=workflow_env())
-    try:
-        deadline = time.monotonic() + 300
-        # the params changed, so the finished run is cleared first; wait for its first new checkpoint
-        while not ((work / "lcp-request.json").exists() and not (work / "lcp-finished.json").exists()
-                   and find_resume_checkpoint(work) is not None):
-            assert job.poll() is None, "snakemake ended before the training job could be killed"
-            assert time.monotonic() < deadline, "no checkpoint within 300 s"
-            time.sleep(0.05)
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait()
+    # the params changed, so the finished run is cleared first; kill at its first new checkpoint
+    kill_snakemake_when(
+        demo, *PROFILE, target, timeout=300,
+        ready=lambda: ((work / "lcp-request.json").exists() and not (work / "lcp-finished.json").exists()
+                       and find_resume_checkpoint(work) is not None),
+        waiting_for="no checkpoint")
     killed_at = find_resume_checkpoint(work).name
     assert killed_at in ("epoch_1.pth", "epoch_2.pth")
     assert is_placeholder(demo / target)  # marked incomplete, not missing (see lcp workdir begin)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from helpers.workflow import planned_jobs, prepare_workdir, snakemake, snakemake_command, tiny_demo_config, workflow_env
+from helpers.workflow import kill_snakemake_when, planned_jobs, prepare_workdir, snakemake, tiny_demo_config
 from lcp.errors import LCPError
 from lcp.tools.workdir import FINISHED_FILE, begin, finish, is_placeholder
 
@@ -132,18 +130,10 @@ def test_a_forced_training_killed_with_snakemake_is_known_incomplete_and_rerun_w
 
     log = tmp_path / "results" / "demo" / "logs" / "train_lcp.log"
     log.unlink()  # the first run's, which says the same
-    job = subprocess.Popen(snakemake_command(tmp_path, "--cores", "2", "--forcerun", "train_lcp", target), cwd=tmp_path,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                           env=workflow_env())
-    try:
-        deadline = time.monotonic() + 600
-        while not (log.exists() and "TrainModeHook: epoch 2 trains" in log.read_text(errors="replace")):
-            assert job.poll() is None, "snakemake ended before the training job could be killed"
-            assert time.monotonic() < deadline, "the forced training did not reach its second epoch"
-            time.sleep(0.05)
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait()
+    kill_snakemake_when(
+        tmp_path, "--cores", "2", "--forcerun", "train_lcp", target, timeout=600,
+        ready=lambda: log.exists() and "TrainModeHook: epoch 2 trains" in log.read_text(errors="replace"),
+        waiting_for="the forced training did not reach its second epoch")
     assert is_placeholder(tmp_path / "results" / "demo" / "lcp" / "latest.pth")
     assert (tmp_path / target).exists()  # the old model's evaluation
 

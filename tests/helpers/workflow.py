@@ -10,8 +10,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -105,3 +107,19 @@ def planned_jobs(output: str) -> dict[str, int]:
             break
         jobs[parts[0]] = int(parts[1])
     return jobs
+
+
+def kill_snakemake_when(workdir: Path, *args: str, ready, timeout: float, waiting_for: str) -> None:
+    """Run snakemake with `args` in its own process group and SIGKILL the whole group (as a
+    cluster time limit would) once `ready()` is true; fail if it ends first or after `timeout` s."""
+    job = subprocess.Popen(snakemake_command(workdir, *args), cwd=workdir, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True, env=workflow_env())
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert job.poll() is None, "snakemake ended before the training job could be killed"
+            assert time.monotonic() < deadline, f"{waiting_for} within {timeout:g} s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
