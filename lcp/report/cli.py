@@ -1,18 +1,24 @@
-"""`lcp report metrics|robustness`: tables (csv, markdown) and plots (png) from eval files.
+"""`lcp report metrics|robustness|check|detections`: the per-scene report's tables (csv,
+markdown, html), plots (png) and sample detection pictures.
 
     lcp report metrics --eval baseline=results/demo/baseline/eval.json \\
-        --eval lcp=results/demo/lcp/eval.json --csv metrics.csv --markdown summary.md --plot classwise_ap.png
+        --eval lcp=results/demo/lcp/eval.json --csv metrics.csv --markdown summary.md --plot classwise_ap.png \\
+        --html summary.html --samples baseline=b_0.jpg --samples lcp=l_0.jpg
     lcp report metrics --eval baseline/seed0=... --eval baseline/seed1=... --eval lcp/seed0=... --eval lcp/seed1=... ...
     lcp report robustness --eval baseline@beta_0.02=... --eval lcp@beta_0.02=... --csv robustness.csv --plot robustness.png
+    lcp report check results/demo/data/check.json --html data_check.html
+    lcp report detections CONFIG CHECKPOINT --out detection_0.jpg --out detection_1.jpg [--cfg-options ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 
+from lcp.apis.options import add_cfg_options
 from lcp.errors import LCPError
 
-HELP = "tables and plots of evaluation results (the workflow's per-scene report)"
+HELP = "tables, plots and sample detections of evaluation results (the workflow's per-scene report)"
 
 
 def _named_path(text: str) -> tuple[str, str]:
@@ -32,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     metrics.add_argument("--csv", required=True, help="the table, one row per method")
     metrics.add_argument("--markdown", help="summary page with the tables")
     metrics.add_argument("--plot", help="class-wise AP bar chart (png)")
+    metrics.add_argument("--html", help="the summary page as HTML (what Snakemake's report shows in the page)")
+    metrics.add_argument("--samples", type=_named_path, action="append", default=[], metavar="METHOD=PICTURE",
+                         help="a sample detection picture shown in the --html page, methods side by side; "
+                              "repeatable, in image order")
     metrics.add_argument("--title", default="results", help="title of the page and plot (e.g. the scene)")
     metrics.set_defaults(_main=main_metrics)
     robustness = sub.add_parser("robustness", help="AP of each method against a degradation parameter")
@@ -41,8 +51,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                  "lcp/seed1@beta_0.02=...; repeatable")
     robustness.add_argument("--csv", required=True, help="long table: method, parameter, value, AP, AP50, AP75")
     robustness.add_argument("--plot", help="AP against the parameter (png)")
+    robustness.add_argument("--html", help="the table as an HTML page")
     robustness.add_argument("--title", default="robustness", help="title of the plot (e.g. the scene)")
     robustness.set_defaults(_main=main_robustness)
+    check = sub.add_parser("check", help="the data check (`lcp data check --report`) as an HTML page")
+    check.add_argument("report", metavar="CHECK.json", help="the data check's json report")
+    check.add_argument("--html", required=True, help="the page to write")
+    check.set_defaults(_main=main_check)
+    detections = sub.add_parser("detections", help="a detector's boxes on the first test images (jpg pictures)")
+    detections.add_argument("config", help="mmdet config file the checkpoint was trained with (its data.test is drawn)")
+    detections.add_argument("checkpoint", help="checkpoint file (.pth)")
+    detections.add_argument("--out", dest="outputs", action="append", required=True, metavar="PICTURE.jpg",
+                            help="a picture to write, one per test image in data-set order; repeatable")
+    add_cfg_options(detections)
+    detections.add_argument("--gpu-id", type=int, default=0, help="GPU to use when there is one (default 0)")
+    detections.set_defaults(_main=main_detections)
 
 
 def main(args: argparse.Namespace) -> int:  # replaced by the chosen report's main
@@ -62,8 +85,16 @@ def _load_all(pairs: list[tuple[str, str]]) -> dict:
 
 def main_metrics(args: argparse.Namespace) -> int:
     from lcp.io import write_text
-    from lcp.report.metrics import (classwise_table, group_by_method, method_statistics, metrics_table,
-                                    several_seeds, summary_markdown, table_csv)
+    from lcp.report.html import markdown_to_html, page, samples_html
+    from lcp.report.metrics import (
+        classwise_table,
+        group_by_method,
+        method_statistics,
+        metrics_table,
+        several_seeds,
+        summary_markdown,
+        table_csv,
+    )
     from lcp.report.plots import plot_classwise
 
     evaluations = _load_all(args.evals)
@@ -71,6 +102,12 @@ def main_metrics(args: argparse.Namespace) -> int:
     write_text(args.csv, table_csv(table))
     if args.markdown:
         write_text(args.markdown, summary_markdown(args.title, evaluations, dict(args.evals)))
+    if args.html:
+        samples: dict[str, list[str]] = {}
+        for method, picture in args.samples:
+            samples.setdefault(method, []).append(picture)
+        body = markdown_to_html(summary_markdown(args.title, evaluations, dict(args.evals)))
+        write_text(args.html, page(f"{args.title}: detection", body + (samples_html(samples) if samples else "")))
     if args.plot:
         mean, std = method_statistics(evaluations)
         several = several_seeds(group_by_method(evaluations))
@@ -83,6 +120,7 @@ def main_metrics(args: argparse.Namespace) -> int:
 
 def main_robustness(args: argparse.Namespace) -> int:
     from lcp.io import write_text
+    from lcp.report.html import frame_to_html, page
     from lcp.report.metrics import robustness_table
     from lcp.report.plots import plot_robustness
 
@@ -91,5 +129,30 @@ def main_robustness(args: argparse.Namespace) -> int:
     if args.plot:
         spread = " (mean and std over seeds)" if "seed" in table else ""
         plot_robustness(table, args.plot, f"{args.title}: AP against {table['parameter'].iloc[0]}{spread}")
+    if args.html:
+        title = f"{args.title}: AP against {table['parameter'].iloc[0]}"
+        write_text(args.html, page(title, f"<h1>{html.escape(title)}</h1>\n<p>COCO box AP in percent.</p>\n"
+                                          + frame_to_html(table)))
     print(table.to_string(index=False))
+    return 0
+
+
+def main_check(args: argparse.Namespace) -> int:
+    from lcp.io import read_json, write_text
+    from lcp.report.html import check_html, page
+
+    check = read_json(args.report)
+    if not isinstance(check, dict) or "ok" not in check:
+        raise LCPError(f"{args.report}: not a data check report (no 'ok' key)")
+    write_text(args.html, page("data check", check_html(check, args.report)))
+    return 0
+
+
+def main_detections(args: argparse.Namespace) -> int:
+    from lcp.apis.options import parse_cfg_options
+    from lcp.report.detections import draw_sample_detections
+
+    draw_sample_detections(args.config, args.checkpoint, args.outputs, parse_cfg_options(args.cfg_options),
+                           gpu_id=args.gpu_id)
+    print(f"{len(args.outputs)} sample detection picture{'s' * (len(args.outputs) != 1)} written")
     return 0

@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -352,8 +353,8 @@ def summary_markdown(title: str, evaluations: Mapping[str, Mapping[str, Any]], s
     else:
         mean, std = method_statistics(evaluations)
         seeds = sorted({seed for runs in grouped.values() for seed in runs})
-        parts += [f"COCO box AP in percent: mean ± standard deviation over seeds {_listed(seeds)}. "
-                  "Every seed fine-tunes both methods from the same pretrained detector.\n\n",
+        parts += [(f"COCO box AP in percent: mean ± standard deviation over seeds {_listed(seeds)}. "
+                  "Every seed fine-tunes both methods from the same pretrained detector.\n\n"),
                   *_paragraph(collapse_sentences(grouped))]
         overall = pd.DataFrame({"seeds": {method: _listed(list(runs)) for method, runs in grouped.items()},
                                 **{column: {method: _mean_and_std(mean.loc[method, column], std.loc[method, column])
@@ -363,8 +364,8 @@ def summary_markdown(title: str, evaluations: Mapping[str, Mapping[str, Any]], s
         paired = paired_differences(grouped)
         if paired is not None:
             parts += [f"\n## {PAIRED}, per seed\n\n",
-                      "Paired: for each seed both methods start from the same pretrained weights, so the "
-                      "spread is that of LCP's gain, not of either method.\n\n",
+                      ("Paired: for each seed both methods start from the same pretrained weights, so the "
+                      "spread is that of LCP's gain, not of either method.\n\n"),
                       markdown_table(_with_statistics(paired), index_name="seed")]
         per_seed = pd.concat({method: seed_table(runs, summary) for method, runs in grouped.items()},
                              names=["method", "seed"]).reset_index(level="seed")

@@ -108,10 +108,10 @@ rule check_data:
             caption="../report/check.rst",
             category="{scene}",
             subcategory="Data",
+            labels={"result": "data check (json, downloads)"},
         ),
     params:
         args=check_args,
-        artifacts=artifact_logging("check_data", "check"),
     log:
         "results/{scene}/logs/check_data.log",
     benchmark:
@@ -123,4 +123,5 @@ rule check_data:
     conda:
         "../../envs/lcp.yaml"
     shell:
-        job_command("lcp data check {params.args} --workers {threads} --report {output.report} && {params.artifacts}")
+        job_command("lcp data check {params.args} --workers {threads} --report {output.report}"
+                    + log_artifacts("check_data", "check"))

@@ -70,14 +70,14 @@ def tracking_args(step, method=None):
     return args
 
 
-def artifact_logging(rule_name, step, variant=None):
-    """A shell command that logs the job's outputs as artifacts of a run <scene>/<step> (or a no-op)."""
-
-    def command(wildcards, input, output):
-        if not TRACKING:
-            return ":"
-        words = ["lcp", "tracking", "log-artifacts", *output, "--scene", wildcards.scene, "--step", step]
-        words += ["--variant", variant] if variant else []
-        return f"{snakemake_env_prefix(rule_name, wildcards)} {shlex.join(words)}"
-
-    return command
+def log_artifacts(rule_name, step, variant=None):
+    """Shell text that logs a job's outputs as artifacts of a run <scene>/<step>[/<variant>], to end
+    the job's command with (empty without tracking). It is part of the command, not a param, so
+    that it stays out of the job parameters Snakemake's report shows beside each result."""
+    if not TRACKING:
+        return ""
+    mark = "SCENE_WILDCARD"
+    env = snakemake_env_prefix(rule_name, {"scene": mark}).replace("{", "{{").replace("}", "}}")
+    env = env.replace(mark, "{wildcards.scene}")  # scene names are [A-Za-z0-9_.-]: safe in json and quotes
+    words = ["--step", step] + (["--variant", variant] if variant else [])
+    return f" && {env} lcp tracking log-artifacts {{output:q}} --scene {{wildcards.scene:q}} {shlex.join(words)}"

@@ -1,0 +1,69 @@
+"""Sample detections of the report: a detector's boxes on the first images of its config's test set.
+
+The pictures are `lcp infer`'s (boxes with score >= 0.3, and an LCP detector's crux mask as a
+heat map), written to the given paths in data-set order, so every method of a scene is drawn
+on the same images.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+from lcp.errors import LCPError
+
+SCORE_THR = 0.3
+
+
+def first_test_images(cfg, count: int, config_path: str) -> list[Path]:
+    """The first `count` images of the config's test set, in data-set order."""
+    from mmdet.datasets import build_dataset
+
+    from lcp.datasets.checks import check_dataset_cfg
+
+    test_cfg = cfg.data.test
+    test_cfg.test_mode = True
+    check_dataset_cfg(test_cfg)
+    dataset = build_dataset(test_cfg)
+    if len(dataset) < count:
+        raise LCPError(f"{config_path}: the test set has {len(dataset)} image{'s' * (len(dataset) != 1)}, "
+                       f"fewer than the {count} pictures asked for")
+    return [Path(dataset.img_prefix or "") / dataset.data_infos[index]["filename"] for index in range(count)]
+
+
+def draw_sample_detections(config_path: str, checkpoint: str, outputs: list[str | os.PathLike],
+                           cfg_options: dict | None = None, gpu_id: int = 0) -> None:
+    """Write one JPEG picture per path in `outputs`: the detector's boxes on the test images."""
+    import warnings
+
+    from mmdet.datasets import replace_ImageToTensor
+    from mmdet.datasets.pipelines import Compose
+
+    from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
+    from lcp.apis.config import load_config
+    from lcp.apis.options import select_device
+    from lcp.io import atomic_path, check_outside_sources
+    from lcp.tools.infer import infer_image
+    from lcp.tools.test import build_test_model, checkpoint_classes
+
+    for output in outputs:
+        if Path(output).suffix.lower() not in (".jpg", ".jpeg"):
+            raise LCPError(f"{output}: sample detections are JPEG pictures; name the file .jpg")
+        check_outside_sources(output, [config_path, checkpoint])
+    cfg = load_config(config_path, cfg_options or {})
+    images = first_test_images(cfg, len(outputs), config_path)
+    accept_gpu_ids_in_mmcv_scatter()
+    device = select_device(gpu_id)
+    detector = build_test_model(cfg, checkpoint)
+    class_names = checkpoint_classes(checkpoint) or tuple(cfg.get("classes") or ())
+    detector.CLASSES, detector.cfg = class_names, cfg
+    detector.to("cuda" if device == "cuda" else "cpu").eval()
+    with warnings.catch_warnings():  # mmdet warns that it swaps ImageToTensor for batching; wanted here
+        warnings.simplefilter("ignore", UserWarning)
+        pipeline = Compose(replace_ImageToTensor(cfg.data.test.pipeline))
+    options = SimpleNamespace(score_thr=SCORE_THR, gpu_id=gpu_id)
+    pictures = [infer_image(image, detector, pipeline, device, class_names, options)[0] for image in images]
+    for output, picture in zip(outputs, pictures):
+        with atomic_path(output, overwrite=True) as tmp:
+            tmp.write_bytes(picture)
