@@ -33,9 +33,9 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from lcp.data.convert.common import (
     Box,
@@ -212,7 +212,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--classes", type=class_list, default=list(CONFIG_CLASS_ORDER),
-        help="comma-separated detection classes in category order (default: %s)" % ",".join(CONFIG_CLASS_ORDER),
+        help=f"comma-separated detection classes in category order (default: {','.join(CONFIG_CLASS_ORDER)})",
     )
     variant = parser.add_mutually_exclusive_group()
     variant.add_argument("--foggy", type=Path, default=None, metavar="DIR", help="write the Foggy Cityscapes images of DIR (leftImg8bit_foggy)")

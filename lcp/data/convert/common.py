@@ -20,10 +20,10 @@ import random
 import shutil
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from lcp.errors import LCPError
 from lcp.io import (
@@ -36,6 +36,7 @@ from lcp.io import (
     temp_folder,
     write_json,
 )
+from lcp.progress import progress
 
 SPLITS = ("train", "test")
 IMAGE_EXTENSIONS = frozenset(
@@ -351,16 +352,14 @@ def transcode_image(job: tuple[str, str]) -> tuple[int, int] | str:
 
 
 def parallel_map(fn: Callable, items: Sequence, workers: int, desc: str) -> list:
-    """fn over items in order, in `workers` processes, with a progress bar."""
-    from tqdm import tqdm
-
-    bar = dict(total=len(items), desc=desc, unit="img", disable=None, leave=False)
+    """fn over items in order, in `workers` processes, with its progress (lcp.progress: a bar in
+    a terminal, a line every few seconds in a job log)."""
     if workers <= 1 or len(items) <= 1:
-        return [fn(item) for item in tqdm(items, **bar)]
+        return [fn(item) for item in progress(items, total=len(items), desc=desc)]
     workers = min(workers, len(items))
     chunksize = max(1, min(16, len(items) // (workers * 4)))
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-        return list(tqdm(pool.map(fn, items, chunksize=chunksize), **bar))
+        return list(progress(pool.map(fn, items, chunksize=chunksize), total=len(items), desc=desc))
 
 
 # ---------------------------------------------------------------------------------------
@@ -449,7 +448,7 @@ def write_image_set(
     try:
         (staging / name).mkdir()
         jobs = [(str(s.image), str(staging / name / f)) for s, f in zip(samples, file_names)]
-        sizes = parallel_map(transcode_image, jobs, workers, desc=name)
+        sizes = parallel_map(transcode_image, jobs, workers, desc=f"convert {name}")
         for sample, size in zip(samples, sizes):
             if isinstance(size, str):
                 raise LCPError(f"{sample.image}: {size}")
