@@ -5,6 +5,11 @@ killed while saving can leave a truncated newest file (and, between the two step
 missing or stale `latest.pth`). torch.save writes a zip archive whose central directory
 comes last, so a truncated checkpoint is recognised without loading it, and resuming falls
 back to the newest complete one.
+
+With evaluation during training, mmcv's EvalHook (save_best) also keeps the best checkpoint
+as `best_<metric>_epoch_N.pth`, and its score in runner.meta. It evaluates after the epoch's
+checkpoint is saved, so `epoch_N.pth` does not know that epoch N was the best:
+`restore_best_record` gives a resumed runner the record of the best checkpoint on disk.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 CHECKPOINT_NAME = re.compile(r"^(?:epoch|iter)_(\d+)\.pth$")
+BEST_CHECKPOINT_NAME = re.compile(r"^best_.+_(?:epoch|iter)_(\d+)\.pth$")
 
 
 def is_complete_checkpoint(path: Path) -> bool:
@@ -43,3 +49,25 @@ def find_resume_checkpoint(work_dir: str | Path) -> Path | None:
             return path
     latest = Path(work_dir) / "latest.pth"
     return latest if is_complete_checkpoint(latest) else None
+
+
+def restore_best_record(runner, by_epoch: bool = True) -> Path | None:
+    """Point a resumed runner's best-checkpoint record (runner.meta["hook_msgs"]: best_score,
+    best_ckpt) at the newest complete best_*_N.pth of its work dir with N up to the resumed
+    epoch (or iteration), so that the next better score replaces that file instead of
+    keeping a second one, and a worse one does not. Returns the file, or None."""
+    import torch
+
+    reached = runner.epoch if by_epoch else runner.iter
+    found = sorted((int(m.group(1)), p) for p in Path(runner.work_dir).iterdir()
+                   if (m := BEST_CHECKPOINT_NAME.match(p.name)) and int(m.group(1)) <= reached)
+    for _, path in reversed(found):
+        if not is_complete_checkpoint(path):
+            continue
+        meta = torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("meta") or {}
+        record = meta.get("hook_msgs", {})
+        if "best_score" in record:
+            hook_msgs = runner.meta.setdefault("hook_msgs", {})
+            hook_msgs.update(best_score=record["best_score"], best_ckpt=str(path))
+            return path
+    return None

@@ -18,13 +18,15 @@ SUMMARY_KEYS = ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mA
 
 
 def predict_dataset(model, data_loader, desc: str = "test") -> list:
-    """The model's (rescaled) results for every sample of the loader, in order."""
+    """The model's (rescaled) results for every sample of the loader, in order (with its
+    progress on stderr: a bar on a terminal, lines in a job log)."""
     import torch
-    from tqdm import tqdm
+
+    from lcp.progress import progress
 
     model.eval()
     results: list = []
-    for data in tqdm(data_loader, desc=desc, unit="batch", dynamic_ncols=True):
+    for data in progress(data_loader, desc=desc, unit="batch"):
         with torch.no_grad():
             results.extend(model(return_loss=False, rescale=True, **data))
     return results

@@ -7,6 +7,11 @@ data loaders, optimizer, runner, hooks, fp16 (Fp16OptimizerHook from the config'
 evaluation, resume - is mmdet's own code path, step for step. One hook is added to every
 run: lcp.hooks.RandomStateHook, which saves the random state with each checkpoint and
 restores it on resume, so that a resumed run ends bit-identical to an uninterrupted one.
+
+Evaluation during training keeps the best checkpoint (mmcv's save_best; `auto` unless the
+config's `evaluation.save_best` says otherwise, `+evaluation.save_best=None` turns it off),
+beside the last `checkpoint_config.max_keep_ckpts` epoch checkpoints (default_runtime.py),
+and a resumed run goes on replacing the same best file (lcp.apis.checkpoints.restore_best_record).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ def train_detector(model, datasets, cfg, distributed: bool = False, validate: bo
     from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTensor
     from mmdet.utils import build_dp, compat_cfg, get_root_logger
 
+    from lcp.apis.checkpoints import restore_best_record
     from lcp.apis.distributed import wrap_distributed
     from lcp.hooks.random_state import RandomStateHook
 
@@ -82,11 +88,15 @@ def train_detector(model, datasets, cfg, distributed: bool = False, validate: bo
         val_loader = build_dataloader(val_dataset, **val_loader_args)
         eval_cfg = cfg.get("evaluation", {})
         eval_cfg["by_epoch"] = cfg.runner["type"] != "IterBasedRunner"
+        # keep the best checkpoint beside the last checkpoint_config.max_keep_ckpts ones
+        eval_cfg.setdefault("save_best", "auto")
         eval_hook = DistEvalHook if distributed else EvalHook
         runner.register_hook(eval_hook(val_loader, **eval_cfg), priority="LOW")
 
     if cfg.resume_from:
         runner.resume(cfg.resume_from)
+        if validate and eval_cfg.get("save_best"):
+            restore_best_record(runner, by_epoch=eval_cfg["by_epoch"])
     elif cfg.load_from:
         runner.load_checkpoint(cfg.load_from)
     runner.run(data_loaders, cfg.workflow)

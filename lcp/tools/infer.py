@@ -98,12 +98,12 @@ def detections_above(result, class_names, score_thr: float) -> list[dict]:
 def main(args: argparse.Namespace) -> int:
     from mmdet.datasets import replace_ImageToTensor
     from mmdet.datasets.pipelines import Compose
-    from tqdm import tqdm
 
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
     from lcp.apis.config import load_config
     from lcp.apis.options import select_device
     from lcp.io import check_outside_sources, temp_folder, write_json
+    from lcp.progress import progress
     from lcp.tools.test import build_test_model, checkpoint_classes
 
     if not 0 <= args.score_thr <= 1:
@@ -135,7 +135,7 @@ def main(args: argparse.Namespace) -> int:
 
     staging = temp_folder(out_dir)
     try:
-        for image_path in tqdm(images, desc="infer", unit="image", dynamic_ncols=True):
+        for image_path in progress(images, desc="infer", unit="image"):
             picture, record = infer_image(image_path, detector, pipeline, device, class_names, args)
             (staging / f"{image_path.stem}.jpg").write_bytes(picture)
             write_json(staging / f"{image_path.stem}.json", record)

@@ -18,6 +18,13 @@ Differences from mmdet's tool, and why:
   processes on this machine otherwise.
 - --fp16 trains with mmdet's mixed precision (the config's `fp16`, else a dynamic loss
   scale); `cudnn_benchmark = True` in a config turns on cuDNN autotuning.
+- --auto-scale-lr is mmdet's: the config's `auto_scale_lr.base_batch_size` is the total
+  batch its lr is for, and the lr is scaled linearly to GPUs x samples_per_gpu (the log
+  says from what to what). A config without that key is refused instead of warned about.
+- Checkpoints: the last `checkpoint_config.max_keep_ckpts` (3, default_runtime.py) plus,
+  with evaluation, the best one (best_bbox_mAP_epoch_N.pth); see lcp.apis.train.
+- Evaluation progress is written as whole lines when stdout is no terminal (a job log),
+  not as a bar redrawn with carriage returns.
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-validate", action="store_true", help="skip evaluation during training")
     add_cfg_options(parser)
     parser.add_argument("--seed", type=int, help="random seed (default: the config's seed)")
+    parser.add_argument("--auto-scale-lr", action="store_true",
+                        help="scale the lr linearly from the config's auto_scale_lr.base_batch_size to the "
+                             "actual total batch (GPUs x samples_per_gpu), as mmdet's --auto-scale-lr")
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic cuDNN settings (also turns the config's cudnn_benchmark off)")
     parser.add_argument("--fp16", action="store_true",
@@ -142,6 +152,14 @@ def _check_schedule(cfg, source: str) -> None:
             raise LCPError(f"{source}: {name}={value!r} trains nothing; give a whole number of 1 or more")
 
 
+def _enable_auto_scale_lr(cfg, source: str) -> None:
+    settings = cfg.get("auto_scale_lr")
+    if not settings or not settings.get("base_batch_size"):
+        raise LCPError(f"{source}: --auto-scale-lr needs auto_scale_lr.base_batch_size, the total batch the "
+                       "config's lr is for; add it, e.g. --cfg-options +auto_scale_lr.base_batch_size=16")
+    settings.enable = True
+
+
 def _checked_config(args: argparse.Namespace):
     """The run's config and work dir, with every input checked: what the command line, the
     config, its data and the work dir get wrong fails here, before any training process."""
@@ -150,6 +168,8 @@ def _checked_config(args: argparse.Namespace):
 
     cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
     _check_schedule(cfg, args.config)
+    if args.auto_scale_lr:
+        _enable_auto_scale_lr(cfg, args.config)
     if args.load_from:
         cfg.load_from = args.load_from
     if tracking_wanted(args):
@@ -192,7 +212,7 @@ def main(args: argparse.Namespace) -> int:
     from mmdet.models import build_detector
     from mmdet.utils import collect_env, setup_multi_processes
 
-    from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
+    from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter, progress_lines_in_mmcv_progress_bar
     from lcp.apis.distributed import init_distributed
     from lcp.apis.options import select_device
     from lcp.apis.train import check_distributed_cfg, train_detector
@@ -201,6 +221,7 @@ def main(args: argparse.Namespace) -> int:
 
     cfg, work_dir = _checked_config(args)
     accept_gpu_ids_in_mmcv_scatter()
+    progress_lines_in_mmcv_progress_bar()
     if "LOCAL_RANK" not in os.environ:
         os.environ["LOCAL_RANK"] = str(args.local_rank)
     setup_multi_processes(cfg)

@@ -1,5 +1,8 @@
 # Runtime settings shared by every config (mmdet 2.x names).
-checkpoint_config = dict(interval=1)
+# Keeps the last 3 epoch checkpoints (an R50 one with its optimizer state is about 0.5 GB);
+# evaluation during training keeps the best one too (evaluation.save_best, 'auto' in lcp train).
+# max_keep_ckpts=-1 keeps them all.
+checkpoint_config = dict(interval=1, max_keep_ckpts=3)
 log_config = dict(interval=50, hooks=[dict(type='TextLoggerHook')])
 # custom_hooks and auto_scale_lr live in the schedules: the LCP schedule adds its own hooks.
 
