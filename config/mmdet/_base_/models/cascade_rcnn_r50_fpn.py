@@ -1,13 +1,11 @@
 # Cascade R-CNN R50-FPN as in mmdetection 2.28.2 (configs/_base_/models/cascade_rcnn_r50_fpn.py),
 # with the class count taken from the config's top-level `num_classes`.
 #
-# The backbone starts from random weights (init_cfg=None) because nothing is downloaded at run
-# time. To start pretraining from ImageNet weights, point it at a local copy of torchvision's
-# ResNet-50 weights, e.g.
-#   --cfg-options +model.backbone.init_cfg.type=Pretrained \
-#                 +model.backbone.init_cfg.checkpoint=checkpoints/resnet50-0676ba61.pth
-# (or 'torchvision://resnet50' on a machine that may download; the + adds keys the config
-# does not have, here under init_cfg=None).
+# The backbone starts from torchvision's ImageNet ResNet-50, as mmdetection's does. lcp train
+# reads it from torch's hub cache and never downloads it (a compute node may have no internet):
+# `lcp weights fetch` puts it there once. A run with load_from or a resume does not need it
+# (the checkpoint replaces those weights). `--cfg-options model.backbone.init_cfg=None` trains
+# from scratch. The tiny and the LCP model bases set init_cfg=None (config/README.md).
 model = dict(
     type='CascadeRCNN',
     backbone=dict(
@@ -19,7 +17,7 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=True,
         style='pytorch',
-        init_cfg=None),
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')),
     neck=dict(
         type='FPN',
         in_channels=[256, 512, 1024, 2048],

@@ -5,7 +5,8 @@
 _base_ = './cascade_rcnn_r50_fpn.py'
 
 model = dict(
-    backbone=dict(depth=18, base_channels=8),
+    # no ImageNet weights exist for this backbone: it starts from random weights
+    backbone=dict(depth=18, base_channels=8, init_cfg=None),
     neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),
     rpn_head=dict(in_channels=16, feat_channels=16),
     roi_head=dict(

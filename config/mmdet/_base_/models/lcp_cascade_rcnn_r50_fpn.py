@@ -8,8 +8,9 @@ kl_loss_weight = 1
 model = dict(
     type='LCPDetector',
     # Which stages train is decided per epoch by TrainModeHook (set_train_mode), not by
-    # frozen_stages.
-    backbone=dict(type='LCPResNet', frozen_stages=-1),
+    # frozen_stages. No ImageNet init: LCP starts from a pretrained detector (load_from), and
+    # with init_cfg=None its LCP-only modules keep PyTorch's default init (LCPResNet).
+    backbone=dict(type='LCPResNet', frozen_stages=-1, init_cfg=None),
     crux_learner=dict(type='CruxLearner', in_channels=3, mid_channels=16, num_blocks=3, k=10, mask_thr=0.5),
     kl_loss_weight='${kl_loss_weight}',
     # True: the LCP-only modules start so that the detector computes exactly the loaded
