@@ -1,5 +1,7 @@
 # Pretraining of the plain Cascade R-CNN R50-FPN on DFUI, the detection-favoured underwater
 # images (annotated with the URPC classes); its checkpoint initialises lcp_r50_urpc.py.
+# The ResNet-50 starts from ImageNet (torchvision://resnet50, read from torch's hub cache; fetch it
+# once with `lcp weights fetch`); as a baseline with load_from it starts from that checkpoint.
 _base_ = [
     '_base_/models/cascade_rcnn_r50_fpn.py',
     '_base_/datasets/coco_detection.py',
