@@ -22,18 +22,22 @@ def server_env(monkeypatch, mlflow_server):
 
 
 def test_compare_table_of_two_runs_with_paper_numbers_and_deltas(tmp_path, server_env, capsys):
-    # an older lcp run is superseded by the newer one; a robustness run (variant) is not a table row
+    # an older lcp run is superseded by the newer one; a sweep point (variant) joins the robustness summary
     log_evaluation(metrics(0.10, 0.20, 0.05), scene="foggy_city", method="lcp", work_dir=tmp_path)
     log_evaluation(metrics(0.255, 0.43, 0.26), scene="foggy_city", method="baseline", work_dir=tmp_path)
     log_evaluation(metrics(0.305, 0.471, 0.312), scene="foggy_city", method="lcp", work_dir=tmp_path)
     log_evaluation(metrics(0.2, 0.3, 0.2), scene="foggy_city", method="lcp", variant="beta_0.04", work_dir=tmp_path)
 
     out_dir = tmp_path / "compare"
+    capsys.readouterr()  # the runs' own lines
     assert lcp(["compare", "--experiment", "lcp/foggy_city", "--days", "1", "--out-dir", str(out_dir)]) == 0
     printed = capsys.readouterr().out
     # runs without the tag lcp.seed: one run of an unknown seed each, no seeds listed, no spread
     assert "| foggy_city | lcp |  | 30.5 | 47.1 | 31.2 | 29.0 | 46.6 | 30.2 | +1.5 | +0.5 | +1.0 | +5.0 |" in printed
     assert "±" not in printed and "Per seed" not in printed
+    # the sweep point is no row of the main table but of the robustness summary: P 30.5, mPC 20, rPC 65.6 %
+    assert "| method | seeds | beta_0.04 | P (test set) | mPC | rPC (%) | mPC vs baseline |" in printed
+    assert "| lcp |  | 20.0 | 30.5 | 20.0 | 65.6 |  |" in printed
 
     with open(out_dir / "compare.csv") as file:
         rows = {row["method"]: row for row in csv.DictReader(file)}
@@ -48,9 +52,23 @@ def test_compare_table_of_two_runs_with_paper_numbers_and_deltas(tmp_path, serve
     assert (out_dir / "compare.md").read_text().startswith("| scene | method | seeds | AP |")
     assert (out_dir / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # outputs are not replaced silently; filters that match nothing are a clear error
-    assert lcp(["compare", "--experiment", "lcp/foggy_city", "--out-dir", str(out_dir)]) == 2
-    assert "already exists" in capsys.readouterr().err
+    # a rerun replaces its own folder and prints and writes the same table
+    outputs = {path.name: path.read_bytes() for path in out_dir.iterdir() if path.suffix in (".csv", ".md")}
+    assert lcp(["compare", "--experiment", "lcp/foggy_city", "--days", "1", "--out-dir", str(out_dir)]) == 0
+    assert capsys.readouterr().out == printed
+    assert {path.name: path.read_bytes() for path in out_dir.iterdir() if path.suffix in (".csv", ".md")} == outputs
+    assert sorted(path.name for path in out_dir.iterdir()) == [
+        ".lcp-output", "compare.csv", "compare.md", "compare.png", "compare_robustness.csv",
+        "compare_robustness_seeds.csv", "compare_seeds.csv"]
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".compare")] == []
+
+    # a folder lcp did not write is never replaced; filters that match nothing are a clear error
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert lcp(["compare", "--experiment", "lcp/foggy_city", "--out-dir", str(mine)]) == 2
+    assert "holds no .lcp-output" in capsys.readouterr().err
+    assert [path.name for path in mine.iterdir()] == ["notes.txt"]
     assert lcp(["compare", "--experiment", "lcp/foggy_city", "--tag", "lcp.method=none",
                 "--out-dir", str(tmp_path / "none")]) == 2
     assert "no evaluation runs match" in capsys.readouterr().err
@@ -60,7 +78,7 @@ def test_compare_table_of_two_runs_with_paper_numbers_and_deltas(tmp_path, serve
     assert "not an ISO date" in capsys.readouterr().err
 
 
-def test_evaluation_in_the_default_local_store_browsable_without_a_server(tmp_path, monkeypatch):
+def test_evaluation_in_the_default_local_store_browsable_without_a_server(tmp_path, monkeypatch, capsys):
     """No URI anywhere: results/mlflow/mlflow.db (sqlite) and results/mlflow/artifacts, as documented."""
     from mlflow.tracking import MlflowClient
 
@@ -74,10 +92,18 @@ def test_evaluation_in_the_default_local_store_browsable_without_a_server(tmp_pa
 
     client = MlflowClient("sqlite:///results/mlflow/mlflow.db")  # the relative URI of `mlflow ui --backend-store-uri`
     run = client.get_run(run_id)
-    assert run.data.metrics["test/bbox_mAP_75"] == pytest.approx(0.55)
+    assert run.data.metrics["test/AP75"] == pytest.approx(55.0)  # percent, as lcp.tracking.metrics logs AP
     assert run.data.tags["lcp.checkpoint"] == str(eval_json)
     assert run.info.artifact_uri.startswith((tmp_path / "results" / "mlflow" / "artifacts").as_uri())
     assert list((tmp_path / "results" / "mlflow" / "artifacts").glob("lcp/demo/*/artifacts/evaluation/eval.json"))
+
+    # compare reads that store into results/compare, twice alike, and never writes into or over the store
+    assert lcp(["compare"]) == 0 and lcp(["compare"]) == 0
+    assert (tmp_path / "results" / "compare" / "compare.md").read_text().count("| demo | lcp |") == 1
+    for inside_or_over_the_store in ("results/mlflow/compare", "results"):
+        assert lcp(["compare", "--out-dir", inside_or_over_the_store]) == 2
+        assert "the source" in capsys.readouterr().err
+    assert client.get_run(run_id).data.metrics["test/AP"] == pytest.approx(50.0)
 
 
 def test_compare_over_seeds_mean_spread_and_paired_gain(tmp_path, server_env, monkeypatch, capsys):
