@@ -52,7 +52,7 @@ def cfg_options(scene: dict, step: str, data: Path, extra: list[str]) -> list[st
 def run(command: list[str], log: Path) -> float:
     started = time.perf_counter()
     with log.open("w") as out:
-        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        result = subprocess.run(command, check=False, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     if result.returncode != 0:
         sys.exit(f"failed ({log}): {' '.join(command)}")
     return time.perf_counter() - started
@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
     parser.add_argument("--work", type=Path, default=ROOT / "bench-out" / "demo-seeds",
                         help="data, checkpoints and evaluations; finished steps are reused")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra --cfg-options for every step (pretraining, baseline, LCP)")
     parser.add_argument("--baseline-option", action="append", default=[], metavar="KEY=VALUE",
                         help="extra --cfg-options for the baseline")
     parser.add_argument("--lcp-option", action="append", default=[], metavar="KEY=VALUE",
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     scene = scene_settings(args.config, args.scene)
     lcp = str(Path(sys.executable).parent / "lcp")
     data = (args.work / "data").resolve()
-    extra = {"pretrain": [], "baseline": list(args.baseline_option), "lcp": list(args.lcp_option)}
+    extra = {"pretrain": list(args.option), "baseline": args.option + args.baseline_option,
+             "lcp": args.option + args.lcp_option}
     if args.tiny:
         for step in extra:
             extra[step] += ["runner.max_epochs=1", "evaluation.interval=1", "lr_config.step=[1]"]
