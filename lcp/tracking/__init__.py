@@ -63,9 +63,15 @@ queued and sync exits non-zero with the reason. Commands that only read (`lcp co
 
 from lcp.tracking.api import add_tracking, log_evaluation, log_files
 from lcp.tracking.invocation import close_invocation, open_invocation
-from lcp.tracking.settings import (ENV_INVOCATION_ID, ENV_PARENT_RUN_IDS, ENV_SNAKEMAKE_RULE,
-                                   ENV_SNAKEMAKE_WILDCARDS, ENV_TRACKING_URI, resolve_target,
-                                   snakemake_env_prefix)
+from lcp.tracking.settings import (
+    ENV_INVOCATION_ID,
+    ENV_PARENT_RUN_IDS,
+    ENV_SNAKEMAKE_RULE,
+    ENV_SNAKEMAKE_WILDCARDS,
+    ENV_TRACKING_URI,
+    resolve_target,
+    snakemake_env_prefix,
+)
 
 __all__ = [
     "ENV_INVOCATION_ID", "ENV_PARENT_RUN_IDS", "ENV_SNAKEMAKE_RULE", "ENV_SNAKEMAKE_WILDCARDS", "ENV_TRACKING_URI",

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from lcp.errors import LCPError
 from lcp.tracking import settings
@@ -17,12 +18,15 @@ from lcp.tracking import settings
 
 def add_tracking(cfg, *, scene: str, step: str, method: str, variant: str | None = None,
                  tracking_uri: str | None = None, log_checkpoint: bool = False, interval: int = 1,
-                 num_heatmaps: int = 4, sidecars: Sequence[str] = (), config_file: str | None = None) -> dict:
+                 num_heatmaps: int = 4, sidecars: Sequence[str] = (), config_file: str | None = None,
+                 register_model: bool | None = None) -> dict:
     """Append LCPMlflowLoggerHook to cfg.log_config.hooks; returns the hook's config.
 
     Call it after the config is final (work dir, seed set); the hook reads the resolved
     config from runner.meta['config'] when training starts. Bad names or a malformed
-    LCP_SNAKEMAKE_WILDCARDS / LCP_MLFLOW_PARENT_RUN_IDS raise LCPError here, before training.
+    LCP_SNAKEMAKE_WILDCARDS / LCP_MLFLOW_PARENT_RUN_IDS / LCP_REGISTER_MODEL raise LCPError here,
+    before training. register_model=True uploads the final checkpoint and registers it as a
+    version of `lcp-<scene>-<method>`; None leaves it to LCP_REGISTER_MODEL.
     """
     import lcp.tracking.hook  # noqa: F401  registers LCPMlflowLoggerHook
 
@@ -30,14 +34,16 @@ def add_tracking(cfg, *, scene: str, step: str, method: str, variant: str | None
     settings.check_target(settings.resolve_target(tracking_uri))
     settings.snakemake_wildcards()
     settings.parent_run_ids()
+    register_model = settings.register_model_wanted(register_model)
     for sidecar in sidecars:
         if not Path(sidecar).is_file():
             raise LCPError(f"{sidecar}: degradation sidecar does not exist")
-    hook = dict(type="LCPMlflowLoggerHook", scene=scene, step=step, method=method, variant=variant,
-                tracking_uri=tracking_uri, log_checkpoint=log_checkpoint, interval=interval,
-                num_heatmaps=num_heatmaps, sidecars=list(sidecars), config_file=config_file)
+    hook = {"type": "LCPMlflowLoggerHook", "scene": scene, "step": step, "method": method, "variant": variant,
+            "tracking_uri": tracking_uri, "log_checkpoint": log_checkpoint, "interval": interval,
+            "num_heatmaps": num_heatmaps, "sidecars": list(sidecars), "config_file": config_file,
+            "register_model": register_model}
     if cfg.get("log_config") is None:
-        cfg.log_config = dict(interval=50, hooks=[])
+        cfg.log_config = {"interval": 50, "hooks": []}
     cfg.log_config.setdefault("hooks", [])
     cfg.log_config.hooks = [h for h in cfg.log_config.hooks if h.get("type") != "LCPMlflowLoggerHook"] + [hook]
     return hook
@@ -60,26 +66,6 @@ def start_run(*, scene: str, step: str, method: str, work_dir: str | os.PathLike
                       tags=tags, tracking_uri=tracking_uri).start()
 
 
-def evaluation_metrics(metrics: Mapping[str, Any], prefix: str = "test") -> dict[str, float]:
-    """`lcp test` metrics json -> MLflow metrics: test/bbox_mAP, ..., test/bbox_AP/<class>, and for
-    an LCP model test/crux_mask_mean, test/crux_mask_std, ... from its "crux_health"."""
-    from lcp.tracking.params import safe_key
-
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        if key == "classwise" and isinstance(value, Mapping):
-            for cls, ap in value.items():
-                if isinstance(ap, (int, float)) and not isinstance(ap, bool):
-                    flat[safe_key(f"{prefix}/bbox_AP/{cls}")] = float(ap)
-        elif key == "crux_health" and isinstance(value, Mapping):
-            for name, number in value.items():
-                if name.startswith("mask_") and isinstance(number, (int, float)) and not isinstance(number, bool):
-                    flat[safe_key(f"{prefix}/crux_{name}")] = float(number)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[safe_key(f"{prefix}/{key}")] = float(value)
-    return flat
-
-
 def crux_health_tags(health: Mapping[str, Any] | None) -> dict[str, str | None]:
     """lcp.crux_health ("alive" or "collapsed") and lcp.crux_verdict (the sentence; None, i.e. no
     tag, when alive) of a crux-health record ({"collapsed", "verdict", ...}); {} without one."""
@@ -96,16 +82,19 @@ def log_evaluation(eval_json: str | os.PathLike | Mapping[str, Any], *, scene: s
                    artifacts: Sequence[str | os.PathLike] = ()) -> str | None:
     """Record an evaluation (the json `lcp test --eval-out` writes, or that dict) as one run.
 
-    Metrics test/<key> and test/bbox_AP/<class> (and test/crux_mask_* with the tags lcp.crux_health
-    "alive"/"collapsed" and lcp.crux_verdict for an LCP model's "crux_health"); params: the config (an mmcv Config or a
-    config file), its data fingerprints, versions and git state, and the model's training seed
-    from LCP_SEED (also the tag lcp.seed); the checkpoint path as tag
-    lcp.checkpoint; the eval json and `artifacts` as artifacts. Returns the run id (None
-    while the tracking server is unreachable: the run is then kept for `lcp tracking sync`
-    in work_dir, default the eval json's folder).
+    Metrics test/AP, test/AP50, ..., test/AP/<class> in percent (lcp.tracking.metrics), test/num_images,
+    and test/crux_mask_* with the tags lcp.crux_health "alive"/"collapsed" and lcp.crux_verdict for an
+    LCP model's "crux_health"; params: the settings of the config (an mmcv Config or a config file;
+    lcp.tracking.params.training_params), its data fingerprints, versions and git state, and the
+    model's training seed from LCP_SEED (also the tag lcp.seed); the test annotation file as a
+    dataset input (context evaluation); the checkpoint path as tag lcp.checkpoint; the eval json,
+    the config and `artifacts` as artifacts. Prints the run's name, id and UI page. Returns the
+    run id (None while the tracking server is unreachable: the run is then kept for `lcp
+    tracking sync` in work_dir, default the eval json's folder).
     """
-    from lcp.io import read_json, write_json
+    from lcp.io import read_json, write_json, write_text
     from lcp.tracking import params as run_params
+    from lcp.tracking.metrics import evaluation_metrics
 
     if isinstance(eval_json, Mapping):
         metrics, eval_path = dict(eval_json), None
@@ -132,20 +121,26 @@ def log_evaluation(eval_json: str | os.PathLike | Mapping[str, Any], *, scene: s
     seed = settings.job_seed()  # the evaluated model's training seed, when the job names it (also tag lcp.seed)
     if seed is not None:
         params["seed"] = seed
+    data = (config.get("data") or {}) if config is not None else {}
     if config is not None:
-        params.update(run_params.config_params(config))
-        data = config.get("data") or {}
+        params.update(run_params.training_params(config))
         params.update(run_params.data_params(data))
         params.update(run_params.degradation_params(run_params.sidecars_of(data)))
     run.log_params(params)
+    run.log_inputs(run_params.dataset_inputs(data, {"test": "evaluation"}))
     run.log_metrics(evaluation_metrics(metrics), step=0)
+    scratch = Path(tempfile.mkdtemp(prefix="lcp-eval-"))
     if eval_path is None:
-        eval_path = Path(tempfile.mkdtemp(prefix="lcp-eval-")) / "eval.json"
+        eval_path = scratch / "eval.json"
         write_json(eval_path, metrics)
     run.log_artifact(eval_path, "evaluation")
+    if config is not None:
+        write_text(scratch / "config.py", config.pretty_text)
+        run.log_artifact(scratch / "config.py", "config")
     for artifact in artifacts:
         run.log_artifact(artifact, "evaluation")
     run.finish("FINISHED")
+    print(run.where())
     return run.run_id
 
 
@@ -190,7 +185,8 @@ def add_tracking_arguments(parser: argparse.ArgumentParser, default_step: str, c
     group.add_argument("--variant", help="extra run-name part, e.g. a robustness severity (beta_0.02)")
     if checkpoint_upload:
         group.add_argument("--log-checkpoint", action="store_true",
-                           help="upload the final checkpoint to MLflow (default: its path as a tag only)")
+                           help="upload the final checkpoint to MLflow as the artifact model/<file> "
+                           "(default: its path as a tag only)")
 
 
 def tracking_wanted(args: argparse.Namespace) -> bool:
@@ -203,8 +199,8 @@ def tracking_names(args: argparse.Namespace, cfg) -> dict[str, Any]:
     """scene/step/method/variant from the flags; scene defaults to the config file's name, method
     to lcp for an LCPDetector config."""
     method = args.method or ("lcp" if cfg.get("model", {}).get("type") == "LCPDetector" else "baseline")
-    names = dict(scene=args.scene or Path(cfg.filename or "run").stem, step=args.step, method=method,
-                 variant=args.variant)
+    names = {"scene": args.scene or Path(cfg.filename or "run").stem, "step": args.step, "method": method,
+             "variant": args.variant}
     settings.run_name(**names)  # LCPError now for a bad name or store, not after training
     settings.check_target(settings.resolve_target(args.tracking_uri))
     return names

@@ -10,8 +10,9 @@ lcp.hooks.crux_health) gets the verdict as a red headline.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -5,19 +5,31 @@ in a config: `log_config = dict(hooks=[..., dict(type='LCPMlflowLoggerHook', sce
 step=..., method=...)])` with 'lcp.tracking.hook' in custom_imports.
 
 What it records (metric steps: the global iteration for train/*, the epoch for epoch/* and val/*):
-- params: the resolved config (runner.meta['config'], flattened), seed, scene/step/method,
-  annotation fingerprints, degradation sidecars, package versions, git commit/dirty;
-- train/<loss term> (kl_loss included), train/lr, train/momentum, train/img_per_s every
-  `interval` iterations, from the iteration's own outputs (not the log buffer's averages);
+- params: scene/step/method, seed, gpus and the settings that tell runs apart
+  (lcp.tracking.params.training_params: lr, epochs, batch, image scale, init, KL weight, crux
+  lr_mult, mode plan), annotation fingerprints, degradation sidecars, package versions, git
+  commit/dirty; the whole resolved config (runner.meta['config']) is the artifact config/config.py;
+- dataset inputs: the train annotation file (context training) and the val/test ones
+  (context evaluation), with their sha256 as digest;
+- the loss terms of every `interval`-th iteration, from its own outputs (not the log buffer's
+  averages), one series per LCP training mode: train/catch_up/kl_loss, train/crux/loss_rpn_cls,
+  ... (train/<term> for a model without modes); train/lr, train/momentum, train/img_per_s;
 - epoch/crux_learner_mode (1 crux learner, 0 catch-up learner; also tag
   lcp.train_mode.epoch_NNN), epoch/img_per_s, epoch/train_time_s, epoch/peak_gpu_mem_mib (CUDA);
 - epoch/crux_mask_mean, epoch/crux_mask_std, epoch/crux_mask_frac_above_half,
   epoch/crux_mask_spatial_std and epoch/crux_grad_norm when the config has CruxHealthHook
   (lcp.hooks.crux_health), and at the end the tags lcp.crux_health ("alive"/"collapsed") and
   lcp.crux_verdict (the "crux learner collapsed: ..." sentence; absent when alive);
-- val/<metric> (bbox_mAP, bbox_mAP_50, ...) and val/<metric>_AP/<class> after each evaluation;
+- val/AP, val/AP50, ..., val/AP/<class> in percent after each evaluation (lcp.tracking.metrics;
+  mmdet's -1 for an area range without ground truth is left out);
+- system/* (CPU, memory, disk, network; GPU where nvidia-ml-py is installed) from MLflow's
+  system metrics monitor, every `system_metrics_secs` (MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL);
 - artifacts: the resolved config, the run's logs, crux heat-map pictures (LCP models); the
-  final checkpoint as the tag lcp.checkpoint, uploaded too with log_checkpoint=True.
+  final checkpoint as the tag lcp.checkpoint, uploaded as the artifact model/<file> with
+  log_checkpoint=True or register_model=True, which also registers it as a new version of
+  `lcp-<scene>-<method>` in the model registry (register_model=None: LCP_REGISTER_MODEL decides).
+
+The log names the run, its id and where to see it in the UI when training starts.
 
 Tracking failures never stop training (lcp.tracking.run.TrackedRun journals and replays).
 A resumed training (runner.epoch > 0 at the start) continues the MLflow run recorded in
@@ -29,13 +41,15 @@ from __future__ import annotations
 import atexit
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from mmcv.runner import HOOKS, get_dist_info
 from mmcv.runner.hooks.logger import LoggerHook
 
 from lcp.io import read_json, write_json, write_text
+from lcp.tracking import metrics as run_metrics
 from lcp.tracking import params as run_params
 from lcp.tracking import settings
 from lcp.tracking.classwise import ClasswiseCapture
@@ -48,6 +62,9 @@ ARTIFACT_DIR = "mlflow-artifacts"
 NOT_EVAL_KEYS = {"time", "data_time", "memory", "eval_iter_num", "lr"}
 HEALTH_PREFIX = "crux/"  # CruxHealthHook's keys in the log buffer: epoch metrics, not eval results
 TRAIN_MODE_VALUE = {"catch_up_learner": 0.0, "crux_learner": 1.0}
+MODEL_ARTIFACT = "model"
+# which splits' annotation files are the run's dataset inputs, and in what context
+INPUT_CONTEXTS = {"train": "training", "val": "evaluation", "test": "evaluation"}
 
 
 @HOOKS.register_module()
@@ -55,6 +72,7 @@ class LCPMlflowLoggerHook(LoggerHook):
     def __init__(self, scene: str, step: str, method: str, variant: str | None = None,
                  tracking_uri: str | None = None, interval: int = 1, log_checkpoint: bool = False,
                  num_heatmaps: int = 4, sidecars: Sequence[str] = (), config_file: str | None = None,
+                 register_model: bool | None = None, system_metrics_secs: float = 10.0,
                  flush_secs: float = 5.0, retry_secs: float = 30.0, ignore_last: bool = True,
                  reset_flag: bool = False, by_epoch: bool = True):
         super().__init__(interval=interval, ignore_last=ignore_last, reset_flag=reset_flag, by_epoch=by_epoch)
@@ -64,7 +82,10 @@ class LCPMlflowLoggerHook(LoggerHook):
         self.variant = variant
         self.run_name = settings.run_name(scene, step, method, variant)  # validates the names
         self.tracking_uri = tracking_uri
-        self.log_checkpoint = log_checkpoint
+        self.register_model = settings.register_model_wanted(register_model)
+        self.log_checkpoint = log_checkpoint or self.register_model
+        self.system_metrics_secs = system_metrics_secs
+        self._system_metrics = None
         self.num_heatmaps = num_heatmaps
         self.sidecars = list(sidecars)
         self.config_file = config_file
@@ -105,6 +126,7 @@ class LCPMlflowLoggerHook(LoggerHook):
                               run_id=previous.get("run_id") if previous else None,
                               flush_secs=self.flush_secs, retry_secs=self.retry_secs).start()
         self._save_run_file(work_dir)
+        runner.logger.info(self.run.where())
         if previous:
             self.run.set_tags({f"lcp.resumed_at_epoch.{runner.epoch:03d}": runner.iter})
         else:
@@ -113,6 +135,8 @@ class LCPMlflowLoggerHook(LoggerHook):
                 config_copy = work_dir / ARTIFACT_DIR / "config.py"
                 write_text(config_copy, self.cfg.pretty_text)
                 self.run.log_artifact(config_copy, "config")
+                self.run.log_inputs(run_params.dataset_inputs(self.cfg.get("data") or {}, INPUT_CONTEXTS))
+        self._system_metrics = self.run.start_system_metrics(self.system_metrics_secs, resumed=bool(previous))
         runner.logger.addHandler(self._capture)
         atexit.register(self._on_exit)
 
@@ -121,6 +145,7 @@ class LCPMlflowLoggerHook(LoggerHook):
             return
         runner.logger.removeHandler(self._capture)
         atexit.unregister(self._on_exit)
+        self._stop_system_metrics()
         work_dir = Path(runner.work_dir)
         self.run.set_tags(self._crux_health_tags(runner))
         self.run.flush()
@@ -129,7 +154,10 @@ class LCPMlflowLoggerHook(LoggerHook):
         if checkpoint:
             self.run.set_tags({"lcp.checkpoint": str(checkpoint)})
             if self.log_checkpoint:
-                self.run.log_artifact(checkpoint, "checkpoints")
+                self.run.log_artifact(checkpoint, MODEL_ARTIFACT)
+            if self.register_model:
+                self.run.register_model(settings.registered_model_name(self.scene, self.method), MODEL_ARTIFACT,
+                                        description=f"{self.run_name}: {checkpoint.name}")
         timestamp = getattr(runner, "timestamp", None)
         for suffix in (".log", ".log.json"):
             if timestamp and (work_dir / f"{timestamp}{suffix}").is_file():
@@ -139,8 +167,14 @@ class LCPMlflowLoggerHook(LoggerHook):
 
     def _on_exit(self) -> None:
         """The process ends without after_run (training raised): close the run as FAILED."""
+        self._stop_system_metrics()
         if self.run is not None and not self.run.finished:
             self.run.finish("FAILED")
+
+    def _stop_system_metrics(self) -> None:
+        if self._system_metrics is not None:
+            self._system_metrics.finish()
+            self._system_metrics = None
 
     # ---- per iteration and per epoch ------------------------------------------------
 
@@ -188,9 +222,10 @@ class LCPMlflowLoggerHook(LoggerHook):
 
     def _log_iteration(self, runner) -> None:
         metrics = {}
+        mode = getattr(getattr(runner.model, "module", runner.model), "train_mode", None)
         for name, value in ((runner.outputs or {}).get("log_vars") or {}).items():
             if self.is_scalar(value):
-                metrics[run_params.safe_key(f"train/{name}")] = float(value)
+                metrics[run_params.safe_key(run_metrics.loss_series(name, mode))] = float(value)
         for name, value in {**self.get_lr_tags(runner), **self.get_momentum_tags(runner)}.items():
             name = name.replace("learning_rate", "lr")
             metrics[run_params.safe_key(f"train/{name}")] = float(value)
@@ -225,21 +260,20 @@ class LCPMlflowLoggerHook(LoggerHook):
         return runner.log_buffer.ready and self.get_mode(runner) == "val"
 
     def _log_eval(self, runner, step: int) -> None:
-        """Numeric eval results of the log buffer, and the class-wise AP mmdet logged as a table."""
-        metrics = {}
-        train_keys = set(((runner.outputs or {}).get("log_vars") or {}))
-        for name, value in runner.log_buffer.output.items():
-            if name in NOT_EVAL_KEYS or name in train_keys or name.startswith(HEALTH_PREFIX):
+        """The log buffer's eval results (AP in percent, lcp.tracking.metrics), and the class-wise AP
+        mmdet logged as a table."""
+        train_keys = set((runner.outputs or {}).get("log_vars") or {})
+        results = {name: value for name, value in runner.log_buffer.output.items()
+                   if name not in NOT_EVAL_KEYS and name not in train_keys and not name.startswith(HEALTH_PREFIX)}
+        metrics = run_metrics.ap_metrics(results, "val")
+        for name, value in results.items():
+            if name in run_metrics.AP_NAMES:
                 continue
             if isinstance(value, dict):  # a dataset that returns {class: AP} itself
-                for cls, ap in value.items():
-                    if self.is_scalar(ap):
-                        metrics[run_params.safe_key(f"val/{name}/{cls}")] = float(ap)
-            elif self.is_scalar(value):
+                metrics.update(run_metrics.classwise_metrics(value, "val"))
+            elif run_metrics.is_number(value):
                 metrics[run_params.safe_key(f"val/{name}")] = float(value)
-        for metric, table in self._capture.pop().items():
-            for cls, ap in table.items():
-                metrics[run_params.safe_key(f"val/{metric}_AP/{cls}")] = ap
+        metrics.update(run_metrics.classwise_metrics(self._capture.pop().get("bbox", {}), "val"))
         if metrics and step != self._last_eval_step:
             self.run.log_metrics(metrics, step=step)
             self.run.flush()
@@ -279,12 +313,13 @@ class LCPMlflowLoggerHook(LoggerHook):
     def _params(self, runner) -> dict[str, Any]:
         meta = runner.meta or {}
         params: dict[str, Any] = {"scene": self.scene, "step": self.step, "method": self.method,
-                                  "seed": meta.get("seed", self.cfg.get("seed") if self.cfg else None)}
+                                  "seed": meta.get("seed", self.cfg.get("seed") if self.cfg else None),
+                                  "gpus": get_dist_info()[1]}
         if self.variant:
             params["variant"] = self.variant
         sidecars = list(self.sidecars)
         if self.cfg is not None:
-            params.update(run_params.config_params(self.cfg))
+            params.update(run_params.training_params(self.cfg))
             data = self.cfg.get("data") or {}
             params.update(run_params.data_params(data))
             sidecars += [str(path) for path in run_params.sidecars_of(data)]

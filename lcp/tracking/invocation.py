@@ -6,6 +6,12 @@ their parent from LCP_MLFLOW_PARENT_RUN_IDS ({scene: run id}) and tag their run 
 LCP_INVOCATION_ID. A job whose scene has no parent yet (the server was unreachable at
 onstart, or the scene was not announced) is adopted by close_invocation, which creates
 the missing parent then and sets the job's mlflow.parentRunId.
+
+A scene's experiment carries the scene's description (open_invocation's `descriptions`, from
+the workflow config). When the invocation closes, each parent run summarises its children:
+metrics <step>/<method>[/<variant>][/seed<N>]/<name> with name AP (an evaluation's test/AP),
+val_AP_last and val_AP_best (a training's val/AP), all in percent, and the artifact
+summary/children.md, a table of every child run.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from lcp.tracking import settings
 
@@ -36,11 +42,12 @@ class Invocation:
                 settings.ENV_PARENT_RUN_IDS: json.dumps(self.parent_run_ids, sort_keys=True)}
 
 
-def _create_parent(client, scene: str, invocation_id: str, artifact_location: str | None) -> str:
+def _create_parent(client, scene: str, invocation_id: str, artifact_location: str | None,
+                   description: str | None = None) -> str:
     from lcp.tracking.params import runtime_tags
     from lcp.tracking.run import ensure_experiment
 
-    experiment_id = ensure_experiment(client, settings.experiment_name(scene), artifact_location)
+    experiment_id = ensure_experiment(client, settings.experiment_name(scene), artifact_location, description)
     tags = {**runtime_tags(), settings.TAG_INVOCATION: invocation_id, settings.TAG_ROLE: "invocation",
             settings.TAG_SCENE: scene, settings.TAG_STEP: "workflow", "mlflow.source.name": "snakemake"}
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -49,8 +56,12 @@ def _create_parent(client, scene: str, invocation_id: str, artifact_location: st
 
 
 def open_invocation(scenes: Iterable[str], *, tracking_uri: str | None = None,
-                    invocation_id: str | None = None, set_env: bool = True) -> Invocation:
+                    invocation_id: str | None = None, set_env: bool = True,
+                    descriptions: Mapping[str, str | None] | None = None) -> Invocation:
     """Create a parent run per scene and export the environment jobs read (see module doc).
+
+    `descriptions` ({scene: text}, e.g. the workflow config's scene descriptions) become the
+    descriptions of the scenes' experiments.
 
     Idempotent within one environment: when LCP_INVOCATION_ID is already set (and no other
     invocation_id is given), its parents are reused and only scenes without one get a new
@@ -71,8 +82,9 @@ def open_invocation(scenes: Iterable[str], *, tracking_uri: str | None = None,
         for scene in scenes:
             if scene not in invocation.parent_run_ids:
                 invocation.parent_run_ids[scene] = _create_parent(
-                    client, scene, invocation.invocation_id, target.artifact_location)
-    except Exception as exc:  # noqa: BLE001
+                    client, scene, invocation.invocation_id, target.artifact_location,
+                    (descriptions or {}).get(scene))
+    except Exception as exc:
         if not is_transient(exc):
             raise
         log.warning("MLflow: could not create the parent runs at %s (%s); jobs log without a parent and "
@@ -113,9 +125,15 @@ def close_invocation(status: str = "FINISHED", *, invocation_id: str | None = No
             if scene not in parents:
                 parents[scene] = _create_parent(client, scene, invocation_id, target.artifact_location)
             client.set_tag(run.info.run_id, "mlflow.parentRunId", parents[scene])
-        for parent in parents.values():
+        for scene, parent in parents.items():
+            children = [run for run in runs if run.data.tags.get(settings.TAG_SCENE) == scene
+                        and run.data.tags.get(settings.TAG_ROLE) != "invocation"]
+            try:
+                summarise_children(client, parent, children)
+            except Exception as exc:  # noqa: BLE001  a summary is a courtesy; closing the parent is not
+                log.warning("MLflow: could not summarise the runs of parent %s (%s)", parent, exc)
             client.set_terminated(parent, status=status)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if not is_transient(exc):
             raise
         log.warning("MLflow: could not close invocation %s at %s (%s); run `lcp tracking close-invocation "
@@ -136,3 +154,46 @@ def _invocation_runs(client, invocation_id: str) -> list:
         token = page.token
         if not token:
             return runs
+
+
+def child_summary(client, run) -> dict[str, float]:
+    """The summary metrics of one child run (see the module doc), keyed without the run's prefix."""
+    metrics = run.data.metrics
+    if "test/AP" in metrics:
+        return {"AP": metrics["test/AP"]}
+    if "val/AP" in metrics:
+        history = [m.value for m in client.get_metric_history(run.info.run_id, "val/AP")]
+        return {"val_AP_last": metrics["val/AP"], "val_AP_best": max(history, default=metrics["val/AP"])}
+    return {}
+
+
+def summarise_children(client, parent_id: str, children: list) -> None:
+    """Log the children's summary metrics and the table summary/children.md on the parent run."""
+    import tempfile
+    from pathlib import Path
+
+    from mlflow.entities import Metric
+
+    from lcp.io import write_text
+    from lcp.tracking.params import safe_key
+    from lcp.tracking.run import now_ms
+
+    if not children:
+        return
+    metrics, rows = [], []
+    for run in sorted(children, key=lambda r: (r.info.run_name or "", r.data.tags.get(settings.TAG_SEED, ""))):
+        tags = run.data.tags
+        seed = tags.get(settings.TAG_SEED)
+        parts = [tags.get(settings.TAG_STEP), tags.get(settings.TAG_METHOD), tags.get(settings.TAG_VARIANT),
+                 f"seed{seed}" if seed else None]
+        prefix = "/".join(part for part in parts if part)
+        summary = child_summary(client, run)
+        metrics += [Metric(safe_key(f"{prefix}/{name}"), value, now_ms(), 0) for name, value in summary.items()]
+        values = ", ".join(f"{name} {value:.1f}" for name, value in summary.items())
+        rows.append(f"| {run.info.run_name} | {seed or ''} | {run.info.status} | {values} | {run.info.run_id} |")
+    if metrics:
+        client.log_batch(parent_id, metrics=metrics)
+    table = ["| run | seed | status | AP (percent) | run id |", "| --- | --- | --- | --- | --- |", *rows]
+    path = Path(tempfile.mkdtemp(prefix="lcp-summary-")) / "children.md"
+    write_text(path, "\n".join(table) + "\n")
+    client.log_artifact(parent_id, str(path), "summary")

@@ -15,9 +15,10 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from lcp.tracking import settings
 
@@ -25,6 +26,7 @@ MAX_KEY_LENGTH = 250
 PACKAGES = ("torch", "torchvision", "mmcv-full", "mmdet", "mlflow", "numpy", "lcp")
 SIDECAR_NAME = "synthesis.json"  # written by `lcp data synth` beside the images it makes
 DATA_SPLITS = ("train", "val", "test")
+DATASET_DIGEST_LENGTH = 16  # MLflow keeps at most 36 characters of a dataset digest
 
 
 def safe_key(key: str) -> str:
@@ -71,10 +73,66 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 
-def config_params(cfg) -> dict[str, str]:
-    """The resolved mmdet config (an mmcv Config or a dict) as `cfg.<dotted key>` params."""
-    data = cfg._cfg_dict.to_dict() if hasattr(cfg, "_cfg_dict") else dict(cfg)
-    return flatten(data, "cfg")
+def config_dict(cfg) -> dict[str, Any]:
+    return cfg._cfg_dict.to_dict() if hasattr(cfg, "_cfg_dict") else dict(cfg)
+
+
+def training_params(cfg) -> dict[str, str]:
+    """The settings that tell runs apart, from the resolved config (which is logged whole as an
+    artifact): detector, optimizer, lr, epochs, batch_per_gpu, image_scale, init.load_from,
+    init.backbone, and for LCP kl_loss_weight, crux_lr_mult and mode_plan."""
+    config = config_dict(cfg)
+    model = config.get("model") or {}
+    optimizer = config.get("optimizer") or {}
+    runner = config.get("runner") or {}
+    custom_keys = (optimizer.get("paramwise_cfg") or {}).get("custom_keys") or {}
+    params = {
+        "detector": model.get("type"),
+        "optimizer": optimizer.get("type"),
+        "lr": optimizer.get("lr"),
+        "epochs": runner.get("max_epochs", config.get("total_epochs")),
+        "iterations": runner.get("max_iters"),
+        "batch_per_gpu": (config.get("data") or {}).get("samples_per_gpu"),
+        "image_scale": train_image_scale(config.get("data") or {}),
+        "init.load_from": config.get("load_from") or "none",
+        "init.backbone": backbone_init(model),
+        "kl_loss_weight": model.get("kl_loss_weight"),
+        "crux_lr_mult": (custom_keys.get("crux_learner") or {}).get("lr_mult"),
+        "mode_plan": mode_plan(config.get("custom_hooks") or []),
+    }
+    return {key: _scalar_text(value) for key, value in params.items() if value is not None}
+
+
+def train_image_scale(data_cfg: Mapping[str, Any]) -> Any:
+    """img_scale of the training pipeline's Resize (through dataset wrappers); None without one."""
+    pending = [data_cfg.get("train")]
+    while pending:
+        dataset = pending.pop(0)
+        if isinstance(dataset, (list, tuple)):
+            pending.extend(dataset)
+        elif isinstance(dataset, Mapping):
+            for step in dataset.get("pipeline") or []:
+                if isinstance(step, Mapping) and step.get("type") == "Resize" and "img_scale" in step:
+                    return step["img_scale"]
+            pending.extend(dataset[key] for key in ("dataset", "datasets") if key in dataset)
+    return None
+
+
+def backbone_init(model: Mapping[str, Any]) -> str:
+    """Where the backbone's weights start: a checkpoint (e.g. torchvision://resnet50) or random."""
+    backbone = model.get("backbone") or {}
+    init = backbone.get("init_cfg") or {}
+    checkpoint = init.get("checkpoint") if isinstance(init, Mapping) else None
+    return str(checkpoint or backbone.get("pretrained") or model.get("pretrained") or "random")
+
+
+def mode_plan(custom_hooks: list) -> str | None:
+    """LCP's TrainModeHook plan as text, e.g. "6 catch_up_learner, 6 crux_learner, 12 alter"."""
+    for hook in custom_hooks:
+        if isinstance(hook, Mapping) and hook.get("type") == "TrainModeHook":
+            return ", ".join(f"{epochs} {mode}" for epochs, mode in zip(hook.get("num_epoch") or [],
+                                                                          hook.get("modes") or []))
+    return None
 
 
 # ---- data sets ----------------------------------------------------------------------
@@ -148,6 +206,29 @@ def data_params(data_cfg: Mapping[str, Any]) -> dict[str, str]:
             if source.get("img_prefix"):
                 params[safe_key(f"{prefix}.img_prefix")] = source["img_prefix"]
     return params
+
+
+def dataset_inputs(data_cfg: Mapping[str, Any], contexts: Mapping[str, str]) -> list[dict[str, str]]:
+    """MLflow dataset inputs (name, digest, source, profile, context) of the annotation files of the
+    splits in `contexts` ({"train": "training", "test": "evaluation"}); a file used by two splits
+    is one input, of the first split's context."""
+    inputs: dict[str, dict[str, str]] = {}
+    for split, context in contexts.items():
+        for source in dataset_sources(data_cfg.get(split) or {}):
+            ann_file = source.get("ann_file")
+            if not ann_file or str(Path(ann_file).resolve()) in inputs:
+                continue
+            path = Path(ann_file).resolve()
+            fingerprint = annotation_fingerprint(ann_file)
+            if fingerprint["ann_sha256"] == "missing":
+                continue
+            name = f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "annotations" else path.stem
+            profile = {"num_images": fingerprint.get("num_images"), "images": source.get("img_prefix"),
+                       "sha256": fingerprint["ann_sha256"]}
+            inputs[str(path)] = {"name": name, "digest": fingerprint["ann_sha256"][:DATASET_DIGEST_LENGTH],
+                                 "source_type": "local", "source": json.dumps({"uri": path.as_uri()}),
+                                 "profile": json.dumps(profile), "context": context}
+    return list(inputs.values())
 
 
 def sidecars_of(data_cfg: Mapping[str, Any]) -> list[Path]:

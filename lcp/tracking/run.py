@@ -25,9 +25,10 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from lcp.errors import LCPError
 from lcp.tracking import settings
@@ -77,23 +78,30 @@ def make_client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def ensure_experiment(client, name: str, artifact_location: str | None) -> str:
-    """The id of experiment `name`, created if missing (a concurrent creation is not an error)."""
+def ensure_experiment(client, name: str, artifact_location: str | None, description: str | None = None) -> str:
+    """The id of experiment `name`, created if missing (a concurrent creation is not an error), as
+    a model-training experiment (the UI's view of runs, not its GenAI view) with `description`."""
     from mlflow.exceptions import MlflowException
 
+    tags = {settings.EXPERIMENT_KIND_TAG: settings.EXPERIMENT_KIND}
+    if description:
+        tags[settings.DESCRIPTION_TAG] = description
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        if experiment.lifecycle_stage == "deleted":
-            client.restore_experiment(experiment.experiment_id)
-        return experiment.experiment_id
-    if artifact_location:  # one folder per experiment under the store's artifact root
-        artifact_location = f"{artifact_location.rstrip('/')}/{name}"
-    try:
-        return client.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-        return client.get_experiment_by_name(name).experiment_id
+    if experiment is None:
+        if artifact_location:  # one folder per experiment under the store's artifact root
+            artifact_location = f"{artifact_location.rstrip('/')}/{name}"
+        try:
+            return client.create_experiment(name, artifact_location=artifact_location, tags=tags)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = client.get_experiment_by_name(name)
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    for key, value in tags.items():  # experiments of older stores, or a scene whose description changed
+        if experiment.tags.get(key) != value:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
 
 
 def find_run_by_key(client, experiment_id: str, run_key: str) -> str | None:
@@ -167,6 +175,30 @@ class _Sender:
             self.client.log_artifacts(run_id, local_path, artifact_path)
         else:
             self.client.log_artifact(run_id, local_path, artifact_path)
+
+    def inputs(self, run_id: str, datasets: list) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        self.client.log_inputs(run_id, [
+            DatasetInput(Dataset(name=d["name"], digest=d["digest"], source_type=d["source_type"], source=d["source"],
+                                 profile=d.get("profile")), tags=[InputTag("mlflow.data.context", d["context"])])
+            for d in datasets])
+
+    def register_model(self, run_id: str, name: str, artifact_path: str, description: str | None) -> None:
+        """Version of registered model `name` from the run's artifact folder `artifact_path`; at most one
+        version per run, so a replay does not register twice."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name, description=description)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        if self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+            return
+        source = f"{self.client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
+        self.client.create_model_version(name, source, run_id=run_id, description=description,
+                                         await_creation_for=0)
 
     def terminate(self, run_id: str, status: str, end_time: int) -> None:
         self.client.set_terminated(run_id, status=status, end_time=end_time)
@@ -289,6 +321,10 @@ def _apply(sender: _Sender, run_id: str, record: Mapping[str, Any], dedupe: bool
         sender.tags(run_id, record["tags"])
     elif op == "artifact":
         sender.artifact(run_id, record["local_path"], record.get("artifact_path"))
+    elif op == "inputs":
+        sender.inputs(run_id, record["datasets"])
+    elif op == "register_model":
+        sender.register_model(run_id, record["name"], record["artifact_path"], record.get("description"))
     elif op == "terminate":
         sender.terminate(run_id, record["status"], record["end_time"])
     else:
@@ -335,7 +371,7 @@ class TrackedRun:
 
     # ---- life cycle -----------------------------------------------------------------
 
-    def start(self) -> "TrackedRun":
+    def start(self) -> TrackedRun:
         start_time = now_ms()
         try:
             self._client = make_client(self.tracking_uri)
@@ -399,6 +435,15 @@ class TrackedRun:
             return
         self._do("artifact", local_path=str(local_path.resolve()), artifact_path=artifact_path)
 
+    def log_inputs(self, datasets: list[dict[str, str]]) -> None:
+        """Dataset inputs, as lcp.tracking.params.dataset_inputs describes them."""
+        if datasets:
+            self._do("inputs", datasets=datasets)
+
+    def register_model(self, name: str, artifact_path: str, description: str | None = None) -> None:
+        """Register the run's artifact folder `artifact_path` as a version of model `name`."""
+        self._do("register_model", name=name, artifact_path=artifact_path, description=description)
+
     def flush(self) -> None:
         points, self._buffer = self._buffer, []
         self._last_flush = time.monotonic()
@@ -406,6 +451,42 @@ class TrackedRun:
             self._do("metrics", metrics=points)
         elif not self.online:
             self.try_replay()
+
+    # ---- where to see it -------------------------------------------------------------
+
+    def where(self) -> str:
+        """One line naming the run, its id and its page in the MLflow UI."""
+        if self.run_id is None:
+            return (f"MLflow run {self.run_name}: not created yet ({self.tracking_uri} unreachable); "
+                    f"its records wait in {self.journal.path}")
+        try:
+            experiment_id = self._client.get_run(self.run_id).info.experiment_id
+        except Exception:  # noqa: BLE001  the line is a courtesy
+            return f"MLflow run {self.run_name} (id {self.run_id}) at {self.tracking_uri}"
+        page = f"#/experiments/{experiment_id}/runs/{self.run_id}"
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"MLflow run {self.run_name} (id {self.run_id}): {self.tracking_uri.rstrip('/')}/{page}"
+        return (f"MLflow run {self.run_name} (id {self.run_id}): run `mlflow ui --backend-store-uri "
+                f"{self.tracking_uri}`, then open http://127.0.0.1:5000/{page}")
+
+    def start_system_metrics(self, interval_secs: float, resumed: bool = False):
+        """MLflow's system metrics monitor (system/cpu_utilization_percentage, system/system_memory_usage_megabytes,
+        ...; GPU ones where nvidia-ml-py is installed) on this run, or None: it needs psutil and a run
+        the server holds, and samples the store directly, not through the journal (a sample lost while
+        the server is down is not worth replaying)."""
+        if self.run_id is None or not self.online or interval_secs <= 0:
+            return None
+        try:
+            import psutil  # noqa: F401  the monitor's CPU and memory readings
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            monitor = SystemMetricsMonitor(self.run_id, sampling_interval=interval_secs, resume_logging=resumed,
+                                           tracking_uri=self.tracking_uri)
+            monitor.start()
+        except Exception as exc:  # noqa: BLE001  no psutil, or the monitor could not start
+            log.warning("MLflow: system metrics not logged (%s)", _short(exc))
+            return None
+        return monitor
 
     # ---- online / offline -----------------------------------------------------------
 

@@ -23,6 +23,16 @@ ENV_SNAKEMAKE_WILDCARDS = "LCP_SNAKEMAKE_WILDCARDS"  # json object {wildcard: va
 # and by `lcp train` for its own run; it becomes the tag lcp.seed.
 ENV_SEED = "LCP_SEED"
 
+# Set (to 1/true/yes) to register each training's final checkpoint in the model registry as a
+# version of `lcp-<scene>-<method>` (lcp train --register-model does the same for one run).
+ENV_REGISTER_MODEL = "LCP_REGISTER_MODEL"
+
+# MLflow's UI shows an experiment without this tag in its GenAI view (traces, judges); with it,
+# as a model-training experiment (runs, metrics, models). The description is MLflow's note.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+DESCRIPTION_TAG = "mlflow.note.content"
+
 # A dead tracking server must cost seconds, not MLflow's default of minutes of retries; a
 # failed request is not retried on the spot but journalled and replayed later (TrackedRun).
 NETWORK_DEFAULTS = {
@@ -146,6 +156,23 @@ def run_name(scene: str, step: str, method: str, variant: str | None = None) -> 
     if variant:
         parts.append(check_name("variant", variant))
     return "/".join(parts)
+
+
+def registered_model_name(scene: str, method: str) -> str:
+    """The model-registry name of a scene's trained detectors of one method (no '/' allowed there)."""
+    return f"lcp-{check_name('scene', scene)}-{check_name('method', method)}"
+
+
+def register_model_wanted(flag: bool | None = None) -> bool:
+    """The flag when given, else LCP_REGISTER_MODEL; LCPError for a value that is not a yes or no."""
+    if flag is not None:
+        return flag
+    raw = os.environ.get(ENV_REGISTER_MODEL, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise LCPError(f"${ENV_REGISTER_MODEL}: expected 1/true/yes or 0/false/no, got {raw!r}")
 
 
 def _env_json_object(name: str, expected: str, valid=lambda value: True) -> dict:
