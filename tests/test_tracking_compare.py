@@ -112,17 +112,32 @@ def test_compare_over_seeds_mean_spread_and_paired_gain(tmp_path, server_env, mo
         monkeypatch.setenv("LCP_SEED", str(seed))  # what the workflow sets for a seed's evaluation job
         log_evaluation(metrics(base, base + 0.2, base), scene="rainy_city", method="baseline", work_dir=tmp_path)
         log_evaluation(metrics(ours, ours + 0.2, ours), scene="rainy_city", method="lcp", work_dir=tmp_path)
+        # the robustness sweep: each seed's models on a rain_0.5 test set (AP 5 and 4 points lower)
+        for method, ap in (("baseline", base - 0.05), ("lcp", ours - 0.04)):
+            log_evaluation(metrics(ap, ap, ap), scene="rainy_city", method=method, variant="rain_0.5",
+                           work_dir=tmp_path)
+    log_evaluation(metrics(0.5, 0.5, 0.5), scene="rainy_city", method="lcp", variant="by-hand", work_dir=tmp_path)
     monkeypatch.delenv("LCP_SEED")
     # an untagged run from before seeds were tagged does not count as a fourth seed
     log_evaluation(metrics(0.9, 0.9, 0.9), scene="rainy_city", method="lcp", work_dir=tmp_path)
 
     out_dir = tmp_path / "compare"
+    capsys.readouterr()  # the runs' own lines
     assert lcp(["compare", "--experiment", "lcp/rainy_city", "--out-dir", str(out_dir)]) == 0
     printed = capsys.readouterr().out
     assert "| rainy_city | lcp | 0, 1, 2 | 30.0 ± 1.7 | 50.0 ± 1.7 | 30.0 ± 1.7 | 27.6 | 45.9 | 27.9 | +2.4 |" in printed
     assert "| +3.0 ± 1.0 | rainy_city/evaluate/lcp |" in printed
     assert "| rainy_city | baseline | 0, 1, 2 | 27.0 ± 2.0 |" in printed
     assert "| rainy_city | lcp | 1 | 31.0 | 51.0 | 31.0 | +4.0 |" in printed  # the per-seed table
+    # mPC over seeds: baseline 20, 22, 24 and LCP 24, 27, 27; rPC = mPC / test-set AP, e.g. 24 / 28 = 85.7 %;
+    # paired mPC gain 4, 5, 3. A variant that is no severity (by-hand) is in neither table.
+    assert "| baseline | 0, 1, 2 | 22.0 ± 2.0 | 27.0 ± 2.0 | 22.0 ± 2.0 | 81.4 ± 1.4 |  |" in printed
+    assert "| lcp | 0, 1, 2 | 26.0 ± 1.7 | 30.0 ± 1.7 | 26.0 ± 1.7 | 86.6 ± 0.8 | +4.0 ± 1.0 |" in printed
+    assert "by-hand" not in printed
+    with open(out_dir / "compare_robustness_seeds.csv") as file:
+        sweep = [(row["method"], row["seed"], float(row["mPC"]), float(row["rPC"])) for row in csv.DictReader(file)]
+    assert sweep == [("baseline", "0", 20.0, 80.0), ("baseline", "1", 22.0, 81.48), ("baseline", "2", 24.0, 82.76),
+                     ("lcp", "0", 24.0, 85.71), ("lcp", "1", 27.0, 87.1), ("lcp", "2", 27.0, 87.1)]
 
     with open(out_dir / "compare.csv") as file:
         rows = {row["method"]: row for row in csv.DictReader(file)}
