@@ -3,12 +3,14 @@
 import json
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from lcp.cli import main as lcp
 from lcp.tracking import close_invocation, log_evaluation, open_invocation
+from lcp.tracking.api import start_run
 
 METRICS = {"bbox_mAP": 0.3, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.31, "classwise": {"car": 0.4, "bus": None}}
 
@@ -29,9 +31,14 @@ def runs_of(client, experiment, invocation_id):
     return client.search_runs([experiment_id], filter_string=f"tags.`lcp.invocation_id` = '{invocation_id}'")
 
 
-def test_two_job_runs_of_one_invocation_share_one_parent(tmp_path, server_env, monkeypatch):
+def test_two_job_runs_of_one_invocation_share_one_parent(tmp_path, server_env, monkeypatch, capsys):
     client = server_env
-    invocation = open_invocation(["invdemo"])
+    invocation = open_invocation(["invdemo"], descriptions={"invdemo": "shapes in fog", "other": "not opened"})
+    experiment = client.get_experiment_by_name("lcp/invdemo")
+    # the UI shows it as a model-training experiment (not its GenAI view), with the scene's description
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.tags["mlflow.note.content"] == "shapes in fog"
+    assert client.get_experiment_by_name("lcp/other") is None
     assert os.environ["LCP_INVOCATION_ID"] == invocation.invocation_id
     parent_id = json.loads(os.environ["LCP_MLFLOW_PARENT_RUN_IDS"])["invdemo"]
     again = open_invocation(["invdemo"])  # the same environment: no second parent
@@ -45,6 +52,13 @@ def test_two_job_runs_of_one_invocation_share_one_parent(tmp_path, server_env, m
         eval_json.parent.mkdir()
         eval_json.write_text(json.dumps(METRICS))
         child_ids.append(log_evaluation(eval_json, scene="invdemo", method=method))
+        assert f"MLflow run invdemo/evaluate/{method} (id {child_ids[-1]}): http://127.0.0.1:" in capsys.readouterr().out
+    monkeypatch.setenv("LCP_SEED", "1")
+    training = start_run(scene="invdemo", step="train", method="lcp", work_dir=tmp_path)
+    for epoch, ap in enumerate((20.0, 35.0, 30.0), start=1):
+        training.log_metrics({"val/AP": ap}, step=epoch)
+    training.finish()
+    child_ids.append(training.run_id)
 
     assert close_invocation("FINISHED") == {"invdemo": parent_id}
     runs = {r.info.run_id: r for r in runs_of(client, "lcp/invdemo", invocation.invocation_id)}
@@ -52,14 +66,20 @@ def test_two_job_runs_of_one_invocation_share_one_parent(tmp_path, server_env, m
     parent = runs[parent_id]
     assert parent.data.tags["lcp.role"] == "invocation" and parent.info.status == "FINISHED"
     assert parent.info.run_name.startswith("invdemo/workflow/")
-    for child_id, method in zip(child_ids, ("baseline", "lcp")):
+    # the parent summarises its children: their AP (percent) as metrics, and a table
+    assert parent.data.metrics == {"evaluate/baseline/AP": pytest.approx(30.0), "evaluate/lcp/AP": pytest.approx(30.0),
+                                   "train/lcp/seed1/val_AP_last": 30.0, "train/lcp/seed1/val_AP_best": 35.0}
+    table = Path(client.download_artifacts(parent_id, "summary/children.md", str(tmp_path))).read_text()
+    assert "| invdemo/train/lcp | 1 | FINISHED | val_AP_last 30.0, val_AP_best 35.0 |" in table
+    assert table.count("| invdemo/evaluate/") == 2
+    for child_id, method in zip(child_ids[:2], ("baseline", "lcp")):
         child = runs[child_id]
         assert child.data.tags["mlflow.parentRunId"] == parent_id
         assert child.info.run_name == f"invdemo/evaluate/{method}"
         assert child.data.tags["snakemake.wildcard.method"] == method
-        assert child.data.metrics["test/bbox_mAP"] == pytest.approx(0.3)
-        assert child.data.metrics["test/bbox_AP/car"] == pytest.approx(0.4)
-        assert "test/bbox_AP/bus" not in child.data.metrics  # no ground truth: no AP
+        assert child.data.metrics["test/AP"] == pytest.approx(30.0)  # percent, as the reports and the paper
+        assert child.data.metrics["test/AP/car"] == pytest.approx(40.0)
+        assert "test/AP/bus" not in child.data.metrics  # no ground truth: no AP
         assert [a.path for a in client.list_artifacts(child_id, "evaluation")] == ["evaluation/eval.json"]
 
 
