@@ -124,3 +124,32 @@ def test_unreadable_config_is_one_line(text, problem, tmp_path, capsys):
     config.write_text(text)
     argv = ["train", str(config), "--work-dir", str(tmp_path / "work")]
     assert one_error_line(capsys, argv) == f"lcp train: error: {config}{problem}"  # no 'Exception ignored' either
+
+
+BAD_EVAL_OPTIONS = [
+    ("iou_thr=0.5", "--eval-options iou_thr: not an evaluation setting lcp test takes (did you mean iou_thrs? it "
+                    "takes jsonfile_prefix, iou_thrs; class-wise AP is always computed)"),
+    ("iou_thrs=abc", "--eval-options iou_thrs=abc: takes IoU thresholds in (0, 1], e.g. iou_thrs=0.5 or "
+                     "iou_thrs=[0.5,0.75]"),
+    ("iou_thrs=[0.5,1.5]", "--eval-options iou_thrs=[0.5,1.5]: takes IoU thresholds in (0, 1], e.g. iou_thrs=0.5 or "
+                           "iou_thrs=[0.5,0.75]"),
+    ("jsonfile_prefix=", "--eval-options jsonfile_prefix=: takes a path prefix, not ''"),
+    ("classwise", "--eval-options 'classwise': expected KEY=VALUE"),
+]
+
+
+@pytest.mark.parametrize("option, message", BAD_EVAL_OPTIONS, ids=[option for option, _ in BAD_EVAL_OPTIONS])
+def test_bad_eval_option_stops_lcp_test_before_anything_runs(option, message, tmp_path, capsys):
+    checkpoint = tmp_path / "model.pth"
+    checkpoint.write_bytes(b"not read: the option fails first")
+    argv = ["test", LCP_TINY, str(checkpoint), "--eval", "bbox", "--eval-options", option]
+    assert one_error_line(capsys, argv) == f"lcp test: error: {message}"
+
+
+def test_auto_scale_lr_needs_the_batch_the_lr_is_for(tmp_path, capsys):
+    argv = ["train", PLAIN_TINY, "--work-dir", str(tmp_path / "work"), "--auto-scale-lr",
+            "--cfg-options", "auto_scale_lr.base_batch_size=None"]
+    assert one_error_line(capsys, argv) == (
+        f"lcp train: error: {PLAIN_TINY}: --auto-scale-lr needs auto_scale_lr.base_batch_size, the total batch the "
+        "config's lr is for; add it, e.g. --cfg-options +auto_scale_lr.base_batch_size=16")
+    assert not (tmp_path / "work").exists()

@@ -180,3 +180,50 @@ def test_infer_writes_boxes_above_the_threshold(workspace, resumed):
         assert detection["class"] in CLASSES and 0 <= detection["score"] <= 1
         x1, y1, x2, y2 = detection["bbox"]
         assert 0 <= x1 <= x2 <= 128 and 0 <= y1 <= y2 <= 128
+
+
+def test_show_dir_draws_each_test_image_with_its_detections(workspace, pretrained, capsys):
+    show_dir = workspace / "shown"
+    command = ["test", PLAIN_TINY, str(pretrained), "--show-dir", str(show_dir), "--show-score-thr", "0",
+               "--cfg-options", *scene_options(workspace), "model.test_cfg.rcnn.score_thr=0"]
+    assert lcp(command) == 0
+    tested = json.loads((workspace / "demo" / "annotations" / "clean_test.json").read_text())["images"]
+    assert sorted(p.name for p in show_dir.glob("*.jpg")) == sorted(image["file_name"] for image in tested)
+    for image in tested:
+        original = cv2.imread(str(workspace / "demo" / "clean" / image["file_name"])).astype(np.float32)
+        drawn = cv2.imread(str(show_dir / image["file_name"])).astype(np.float32)
+        assert drawn.shape == original.shape and np.abs(drawn - original).mean() > 3  # boxes, not re-encoding
+    capsys.readouterr()
+    assert lcp(command) == 2
+    assert capsys.readouterr().err.strip() == f"lcp test: error: {show_dir}: already exists; remove it or pass --overwrite"
+    assert lcp([*command, "--overwrite"]) == 0
+    inside = workspace / "demo" / "clean" / "shown"
+    assert lcp(["test", PLAIN_TINY, str(pretrained), "--show-dir", str(inside), "--cfg-options",
+                *scene_options(workspace)]) == 2
+    assert "lies inside the source" in capsys.readouterr().err and not inside.exists()
+
+
+def test_format_only_writes_coco_results_without_evaluating(workspace, pretrained, capsys):
+    prefix = workspace / "submission"
+    assert lcp(["test", PLAIN_TINY, str(pretrained), "--format-only", "--eval-options", f"jsonfile_prefix={prefix}",
+                "--cfg-options", *scene_options(workspace), "model.test_cfg.rcnn.score_thr=0"]) == 0
+    out = capsys.readouterr().out
+    assert "AP" not in out and f"written to {prefix}.bbox.json" in out
+    detections = json.loads(Path(f"{prefix}.bbox.json").read_text())
+    tested = json.loads((workspace / "demo" / "annotations" / "clean_test.json").read_text())
+    assert detections and {d["image_id"] for d in detections} <= {image["id"] for image in tested["images"]}
+    for detection in detections:
+        assert set(detection) == {"image_id", "bbox", "score", "category_id"} and detection["category_id"] in (1, 2, 3)
+    assert lcp(["test", PLAIN_TINY, str(pretrained), "--format-only"]) == 2
+    assert capsys.readouterr().err.strip() == ("lcp test: error: --format-only: give where the results go, "
+                                               "--eval-options jsonfile_prefix=PREFIX (writes PREFIX.bbox.json)")
+
+
+def test_eval_options_set_the_iou_thresholds_and_keep_the_results_file(workspace, pretrained):
+    eval_out, prefix = workspace / "eval_at_50.json", workspace / "kept"
+    assert lcp(["test", PLAIN_TINY, str(pretrained), "--eval-out", str(eval_out), "--eval-options", "iou_thrs=0.5",
+                f"jsonfile_prefix={prefix}", "--cfg-options", *scene_options(workspace)]) == 0
+    metrics = json.loads(eval_out.read_text())
+    assert metrics["eval_options"] == {"iou_thrs": [0.5], "jsonfile_prefix": str(prefix)}
+    assert metrics["bbox_mAP"] == metrics["bbox_mAP_50"] and metrics["bbox_mAP_75"] is None
+    assert isinstance(json.loads(Path(f"{prefix}.bbox.json").read_text()), list)

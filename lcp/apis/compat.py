@@ -49,7 +49,8 @@ def progress_lines_in_mmcv_progress_bar(desc: str = "evaluation", unit: str = "i
     class ProgressBar(mmcv.ProgressBar):
         writes_lines_off_terminal = True
 
-        def __init__(self, task_num=0, bar_width=50, start=True, file=sys.stdout):
+        def __init__(self, task_num=0, bar_width=50, start=True, file=None):
+            file = sys.stdout if file is None else file  # mmcv binds the stdout of its import time
             self.lines = None if is_terminal(file) else ProgressLines(task_num, desc, unit, file)
             super().__init__(task_num, bar_width, start, file)
 

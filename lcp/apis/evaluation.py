@@ -32,12 +32,14 @@ def predict_dataset(model, data_loader, desc: str = "test") -> list:
     return results
 
 
-def coco_bbox_metrics(dataset, results: list) -> dict[str, Any]:
+def coco_bbox_metrics(dataset, results: list, iou_thrs: list[float] | None = None) -> dict[str, Any]:
     """{"bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s/m/l", "classwise": {name: AP}}.
 
     AP values are in [0, 1]; a class without ground truth in the data set has AP None.
     `dataset` is an mmdet CocoDataset in test mode and `results` its per-image detections
-    (lists of per-class (n, 5) arrays), as from predict_dataset.
+    (lists of per-class (n, 5) arrays), as from predict_dataset. `iou_thrs` replaces the
+    IoU thresholds 0.50:0.95 (mmdet's eval option): AP and class-wise AP average over them,
+    and AP50 or AP75 is None unless 0.5 or 0.75 is one of them.
     """
     from pycocotools.cocoeval import COCOeval
 
@@ -54,6 +56,8 @@ def coco_bbox_metrics(dataset, results: list) -> dict[str, Any]:
         evaluator.params.catIds = dataset.cat_ids
         evaluator.params.imgIds = dataset.img_ids
         evaluator.params.maxDets = [100, 300, 1000]
+        if iou_thrs is not None:
+            evaluator.params.iouThrs = np.array(iou_thrs, dtype=float)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
@@ -71,6 +75,13 @@ def coco_bbox_metrics(dataset, results: list) -> dict[str, Any]:
         if metrics[key] < 0 or math.isnan(metrics[key]):
             metrics[key] = None
     return metrics
+
+
+def coco_results_json(dataset, results: list) -> str:
+    """The detections in COCO's results format (mmdet's `format_results`/`jsonfile_prefix` file)."""
+    import json
+
+    return json.dumps(dataset._det2json(results))
 
 
 AREA_RANGES = {"bbox_mAP_s": (0, 32**2), "bbox_mAP_m": (32**2, 96**2), "bbox_mAP_l": (96**2, 1e10)}

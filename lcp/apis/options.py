@@ -32,6 +32,51 @@ def parse_cfg_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
+# mmdet's CocoDataset.evaluate keywords that `lcp test` honours, and what each takes
+EVAL_OPTIONS = {
+    "jsonfile_prefix": "a path prefix; the detections are written to PREFIX.bbox.json (COCO results)",
+    "iou_thrs": "IoU thresholds in (0, 1] that AP averages over, a number or a list (default 0.50:0.95)",
+}
+
+
+def add_eval_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--eval-options", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="evaluation settings, as mmdet's: " + "; ".join(
+                            f"{key}: {what}" for key, what in EVAL_OPTIONS.items()))
+
+
+def parse_eval_options(items: list[str]) -> dict[str, Any]:
+    """--eval-options KEY=VALUE strings -> {"jsonfile_prefix": str, "iou_thrs": [float, ...]}, each
+    key one that lcp test honours and each value of its kind, else one LCPError line."""
+    import difflib
+
+    from mmcv import DictAction
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise LCPError(f"--eval-options {item!r}: expected KEY=VALUE")
+        if key not in EVAL_OPTIONS:
+            close = difflib.get_close_matches(key, EVAL_OPTIONS, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise LCPError(f"--eval-options {key}: not an evaluation setting lcp test takes ({hint}it takes "
+                           f"{', '.join(EVAL_OPTIONS)}; class-wise AP is always computed)")
+        value = DictAction._parse_iterable(text)
+        if key == "jsonfile_prefix":
+            if not isinstance(value, str) or not value:
+                raise LCPError(f"--eval-options {item}: takes a path prefix, not {value!r}")
+        else:
+            values = list(value) if isinstance(value, (list, tuple)) else [value]
+            if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1
+                                     for v in values):
+                raise LCPError(f"--eval-options {item}: takes IoU thresholds in (0, 1], e.g. {key}=0.5 or "
+                               f"{key}=[0.5,0.75]")
+            value = sorted(float(v) for v in values)
+        options[key] = value
+    return options
+
+
 def select_device(gpu_id: int = 0) -> str:
     """'cuda' when a GPU is visible, else 'cpu' (mmcv's data-parallel wrapper runs on both)."""
     import torch

@@ -84,6 +84,12 @@ def crux_mask_for_image(detector, img_tensor, img_meta):
     return cv2.resize(mask.copy(), (ori_width, ori_height), interpolation=cv2.INTER_LINEAR)
 
 
+def box_style(image) -> dict:
+    """Line thickness and font size for boxes drawn on `image` (mmdet's defaults suit ~1333x800)."""
+    small = min(image.shape[:2]) < 400
+    return dict(thickness=1 if small else 2, font_size=7 if small else 13)
+
+
 def detections_above(result, class_names, score_thr: float) -> list[dict]:
     bbox_result = result[0] if isinstance(result, tuple) else result
     detections = []
@@ -175,10 +181,8 @@ def infer_image(image_path: Path, detector, pipeline, device: str, class_names, 
     if detections:
         bboxes = np.array([d["bbox"] + [d["score"]] for d in detections], dtype=np.float32)
         labels = np.array([class_names.index(d["class"]) for d in detections], dtype=np.int64)
-        small = min(image.shape[:2]) < 400  # mmdet's defaults are sized for ~1333x800 images
         picture = imshow_det_bboxes(picture.copy(), bboxes, labels, class_names=list(class_names),
-                                    score_thr=0, thickness=1 if small else 2, font_size=7 if small else 13,
-                                    show=False, out_file=None)
+                                    score_thr=0, show=False, out_file=None, **box_style(image))
     ok, encoded = cv2.imencode(".jpg", picture)
     if not ok:
         raise LCPError(f"{image_path}: could not encode the output picture")

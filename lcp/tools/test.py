@@ -10,6 +10,14 @@ the crux learner's masks over the test images, each cropped to its img_shape -
 {"mask_mean", "mask_std", "mask_frac_above_half", "mask_spatial_std", "collapsed": bool,
 "verdict": "crux learner collapsed: ..." or null} (see lcp.hooks.crux_health); a plain
 detector has no such key.
+
+As in mmdet's tools/test.py: --show-dir DIR draws each test image's detections above
+--show-score-thr into DIR (same file names; made in a temporary folder beside DIR and moved
+there at the end, never inside the test images' folder); --format-only writes the
+detections in COCO's results format to PREFIX.bbox.json (--eval-options
+jsonfile_prefix=PREFIX) without evaluating, e.g. for a benchmark server; --eval-options
+jsonfile_prefix=PREFIX with --eval keeps that file beside the metrics, and iou_thrs=...
+sets the IoU thresholds AP averages over (recorded in the json as "eval_options").
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lcp.apis.options import add_cfg_options, parse_cfg_options
+from lcp.apis.options import add_cfg_options, add_eval_options, parse_cfg_options, parse_eval_options
 from lcp.errors import LCPError
 from lcp.tracking.api import add_tracking_arguments, tracking_names, tracking_wanted
 
@@ -41,8 +49,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval", nargs="+", choices=["bbox"], default=[],
                         help="metrics to compute and print (bbox: COCO AP, AP50, AP75, class-wise)")
     parser.add_argument("--eval-out", metavar="JSON", help="write the metrics as json (implies --eval bbox)")
+    add_eval_options(parser)
+    parser.add_argument("--format-only", action="store_true",
+                        help="only write the detections in COCO's results format to PREFIX.bbox.json, without "
+                             "evaluating (needs --eval-options jsonfile_prefix=PREFIX)")
     parser.add_argument("--out", metavar="PKL", help="write the raw detections as a pickle file")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing --out/--eval-out files")
+    parser.add_argument("--show-dir", metavar="DIR", help="draw each test image with its detections into DIR")
+    parser.add_argument("--show-score-thr", type=float, default=0.3,
+                        help="lowest score drawn with --show-dir (default 0.3)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing --out/--eval-out/results files and a --show-dir lcp wrote")
     add_cfg_options(parser)
     parser.add_argument("--fp16", action="store_true", help="run the model in half precision (mmdet's fp16)")
     parser.add_argument("--gpu-id", type=int, default=0, help="GPU to use when there is one (default 0)")
@@ -99,6 +115,47 @@ def crux_health(statistics) -> dict:
     return record
 
 
+def _checked_outputs(args: argparse.Namespace, eval_options: dict) -> dict[str, str]:
+    """The files the run writes (besides --show-dir), each checked before any work."""
+    metrics_wanted = bool(args.eval or args.eval_out)
+    prefix = eval_options.get("jsonfile_prefix")
+    if args.format_only and metrics_wanted:
+        raise LCPError("--format-only writes the detections without evaluating; leave out --eval/--eval-out")
+    if args.format_only and not prefix:
+        raise LCPError("--format-only: give where the results go, --eval-options jsonfile_prefix=PREFIX "
+                       "(writes PREFIX.bbox.json)")
+    if not (metrics_wanted or args.out or args.format_only or args.show_dir):
+        raise LCPError("nothing to do: give --eval bbox, --eval-out JSON, --out PKL, --format-only and/or --show-dir")
+    if not 0 <= args.show_score_thr <= 1:
+        raise LCPError(f"--show-score-thr {args.show_score_thr}: must be between 0 and 1")
+    if args.out and not args.out.endswith((".pkl", ".pickle")):
+        raise LCPError(f"{args.out}: --out must be a .pkl file")
+    outputs = {"out": args.out, "eval_out": args.eval_out, "results": f"{prefix}.bbox.json" if prefix else None}
+    for path in outputs.values():
+        if path and Path(path).exists() and not args.overwrite:
+            raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
+    return {name: path for name, path in outputs.items() if path}
+
+
+def draw_detections(detector, dataset, results: list, out_dir: str, score_thr: float, overwrite: bool,
+                    sources: list[str]) -> None:
+    """Each test image with its detections above `score_thr` (mmdet's show_result), published as
+    `out_dir` at once; the pictures keep the images' file names."""
+    import mmcv
+
+    from lcp.io import atomic_folder
+    from lcp.progress import progress
+    from lcp.tools.infer import box_style
+
+    palette = getattr(dataset, "PALETTE", None)
+    with atomic_folder(out_dir, overwrite=overwrite, sources=sources) as tmp:
+        for info, result in progress(list(zip(dataset.data_infos, results)), desc="show", unit="img"):
+            image = mmcv.imread(str(Path(dataset.img_prefix or "") / info["filename"]))
+            detector.show_result(image, result, score_thr=score_thr, bbox_color=palette, text_color=palette,
+                                 show=False, out_file=str(tmp / info["filename"]), **box_style(image))
+    print(f"{len(results)} picture{'s' * (len(results) != 1)} of detections written to {out_dir}")
+
+
 def main(args: argparse.Namespace) -> int:
     import mmcv
     from mmcv.parallel import MMDataParallel
@@ -107,19 +164,14 @@ def main(args: argparse.Namespace) -> int:
 
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
     from lcp.apis.config import load_config
-    from lcp.apis.evaluation import coco_bbox_metrics, format_metrics, predict_dataset
+    from lcp.apis.evaluation import coco_bbox_metrics, coco_results_json, format_metrics, predict_dataset
     from lcp.apis.options import select_device
     from lcp.datasets.checks import check_dataset_cfg
-    from lcp.io import atomic_path, write_json
+    from lcp.io import atomic_path, check_folder_output, check_outside_sources, write_json, write_text
 
+    eval_options = parse_eval_options(args.eval_options)
+    outputs = _checked_outputs(args, eval_options)
     metrics_wanted = bool(args.eval or args.eval_out)
-    if not metrics_wanted and not args.out:
-        raise LCPError("nothing to do: give --eval bbox, --eval-out JSON and/or --out PKL")
-    for path in (args.out, args.eval_out):
-        if path and Path(path).exists() and not args.overwrite:
-            raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
-    if args.out and not args.out.endswith((".pkl", ".pickle")):
-        raise LCPError(f"{args.out}: --out must be a .pkl file")
 
     cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
     track = metrics_wanted and tracking_wanted(args)
@@ -144,6 +196,11 @@ def main(args: argparse.Namespace) -> int:
         test_cfg.pipeline = replace_ImageToTensor(test_cfg.pipeline)
     check_dataset_cfg(test_cfg)
     dataset = build_dataset(test_cfg)
+    sources = [args.config, args.checkpoint, dataset.ann_file, dataset.img_prefix or None]
+    for path in outputs.values():
+        check_outside_sources(path, sources)
+    if args.show_dir:
+        check_folder_output(args.show_dir, args.overwrite, sources)
     data_loader = build_dataloader(dataset, **loader_cfg)
 
     model = build_test_model(cfg, args.checkpoint, fp16=args.fp16 or cfg.get("fp16") is not None)
@@ -167,11 +224,18 @@ def main(args: argparse.Namespace) -> int:
         with atomic_path(args.out, overwrite=True) as tmp:
             mmcv.dump(results, str(tmp), file_format="pkl")
         print(f"detections written to {args.out}")
+    if "results" in outputs:
+        write_text(outputs["results"], coco_results_json(dataset, results))
+        print(f"detections in COCO's results format written to {outputs['results']}")
+    if args.show_dir:
+        draw_detections(detector, dataset, results, args.show_dir, args.show_score_thr, args.overwrite, sources)
     if metrics_wanted:
-        metrics = coco_bbox_metrics(dataset, results)
+        metrics = coco_bbox_metrics(dataset, results, iou_thrs=eval_options.get("iou_thrs"))
         print(format_metrics(metrics))
         if health is not None:
             metrics["crux_health"] = crux_health(health)
+        if eval_options:
+            metrics["eval_options"] = eval_options
         if args.eval_out:
             write_json(args.eval_out, {**metrics, "num_images": len(dataset), "config": args.config,
                                        "checkpoint": args.checkpoint}, overwrite=True)

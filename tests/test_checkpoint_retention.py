@@ -1,0 +1,88 @@
+"""Bounded checkpoints: mmcv's CheckpointHook keeps the last max_keep_ckpts epochs and its
+EvalHook the best one, and a resumed run goes on replacing that one best file (mmcv saves
+the epoch's checkpoint before evaluating it, so epoch_N.pth does not know that N was best).
+
+A real mmcv runner with a one-weight model and an evaluation whose scores are scripted per
+epoch, as lcp.apis.train sets the hooks up."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from mmcv.runner import CheckpointHook, EpochBasedRunner, EvalHook, OptimizerHook
+
+from lcp.apis.checkpoints import find_resume_checkpoint, restore_best_record
+
+
+class OneWeight(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def train_step(self, data, optimizer):
+        loss = ((self.weight - data) ** 2).sum()
+        return {"loss": loss, "log_vars": {"loss": float(loss.detach())}, "num_samples": len(data)}
+
+    def forward(self, return_loss=False, x=None):
+        return [0] * len(x)
+
+
+class ScriptedScores(torch.utils.data.Dataset):
+    """One sample to evaluate; evaluate() returns the next scripted score."""
+
+    def __init__(self, scores: list[float]):
+        self.scores = list(scores)
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        return {"x": torch.zeros(1)}
+
+    def evaluate(self, results, logger=None):
+        return {"score": self.scores.pop(0)}
+
+
+def train(work_dir: Path, epochs: int, scores: list[float], resume_from: Path | None = None) -> None:
+    model = OneWeight()
+    runner = EpochBasedRunner(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), work_dir=str(work_dir),
+                              logger=logging.getLogger("retention"), meta={}, max_epochs=epochs)
+    runner.register_optimizer_hook(OptimizerHook())
+    runner.register_hook(CheckpointHook(interval=1, max_keep_ckpts=1))
+    evaluation = torch.utils.data.DataLoader(ScriptedScores(scores), batch_size=1)
+    runner.register_hook(EvalHook(evaluation, interval=1, save_best="score", rule="greater"), priority="LOW")
+    if resume_from is not None:
+        runner.resume(str(resume_from))
+        restore_best_record(runner)
+    runner.run([torch.utils.data.DataLoader(torch.arange(2.0), batch_size=2)], [("train", 1)])
+
+
+def checkpoints(work_dir: Path) -> set[str]:
+    return {path.name for path in work_dir.glob("*.pth")}
+
+
+def test_the_last_epochs_and_the_best_are_kept_and_a_resumed_run_replaces_the_same_best(tmp_path):
+    train(tmp_path, 2, scores=[0.1, 0.5])
+    assert checkpoints(tmp_path) == {"epoch_2.pth", "latest.pth", "best_score_epoch_2.pth"}
+
+    # epoch 3 scores below epoch 2: epoch_2.pth's own record says the best was 0.1 (epoch 1)
+    train(tmp_path, 3, scores=[0.3], resume_from=find_resume_checkpoint(tmp_path))
+    assert checkpoints(tmp_path) == {"epoch_3.pth", "latest.pth", "best_score_epoch_2.pth"}
+
+    train(tmp_path, 4, scores=[0.9], resume_from=find_resume_checkpoint(tmp_path))
+    assert checkpoints(tmp_path) == {"epoch_4.pth", "latest.pth", "best_score_epoch_4.pth"}
+    best = torch.load(tmp_path / "best_score_epoch_4.pth", weights_only=False)["meta"]["hook_msgs"]
+    assert best["best_score"] == 0.9
+
+
+def test_a_best_checkpoint_from_after_the_resumed_epoch_is_not_adopted(tmp_path):
+    train(tmp_path, 2, scores=[0.1, 0.5])
+    runner = EpochBasedRunner(OneWeight(), work_dir=str(tmp_path), logger=logging.getLogger("retention"), meta={})
+    runner.resume(str(tmp_path / "epoch_2.pth"), resume_optimizer=False)
+    assert restore_best_record(runner) == tmp_path / "best_score_epoch_2.pth"
+    assert runner.meta["hook_msgs"]["best_score"] == 0.5
+    runner._epoch = 1  # as if resumed from epoch_1.pth, before the best epoch
+    runner.meta["hook_msgs"] = {}
+    assert restore_best_record(runner) is None and runner.meta["hook_msgs"] == {}

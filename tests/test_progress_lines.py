@@ -1,0 +1,65 @@
+"""Progress in job logs: whole lines, no carriage returns, where the stream is no terminal
+(lcp.progress, and mmcv's ProgressBar as mmdet's evaluation during training uses it)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+
+import torch
+
+from lcp.progress import ProgressLines, progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_off_a_terminal_progress_is_whole_lines_ending_with_the_total():
+    out = io.StringIO()
+    assert list(progress(range(25), desc="convert lowq", file=out)) == list(range(25))
+    text = out.getvalue()
+    assert "\r" not in text and text.endswith("\n")
+    assert re.fullmatch(r"convert lowq: 25/25 img \(100%\), [\d.]+ img/s, elapsed \d+ s", text.splitlines()[-1])
+
+
+def test_lines_count_the_work_and_give_an_eta_until_the_end():
+    out = io.StringIO()
+    lines = ProgressLines(4, "evaluation", "img", out, interval=0)
+    for _ in range(4):
+        lines.update()
+    written = out.getvalue().splitlines()
+    assert [line.split(" ")[1] for line in written] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all("ETA" in line for line in written[:3]) and "ETA" not in written[3]
+
+
+def test_on_a_terminal_it_is_tqdms_bar():
+    out = Terminal()
+    list(progress(range(3), desc="infer", unit="image", file=out))
+    assert "\r" in out.getvalue() and "infer" in out.getvalue()
+
+
+class Nothing(torch.nn.Module):
+    def forward(self, return_loss=False, rescale=True, x=None):
+        return [0] * len(x)
+
+
+def test_mmdets_evaluation_writes_lines_in_a_log():
+    from mmdet.apis import single_gpu_test
+
+    from lcp.apis.compat import progress_lines_in_mmcv_progress_bar
+
+    progress_lines_in_mmcv_progress_bar()
+    progress_lines_in_mmcv_progress_bar()  # idempotent
+    loader = torch.utils.data.DataLoader([{"x": torch.zeros(1)}] * 3, batch_size=1)
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        assert single_gpu_test(Nothing(), loader) == [0, 0, 0]
+    assert "\r" not in log.getvalue()
+    assert log.getvalue().splitlines()[-1].startswith("evaluation: 3/3 img (100%)")
+    terminal = Terminal()
+    with contextlib.redirect_stdout(terminal):
+        single_gpu_test(Nothing(), loader)
+    assert "\r[" in terminal.getvalue()  # mmcv's own bar on a terminal
