@@ -127,12 +127,12 @@ def test_unreadable_config_is_one_line(text, problem, tmp_path, capsys):
 
 
 BAD_EVAL_OPTIONS = [
-    ("iou_thr=0.5", "--eval-options iou_thr: not an evaluation setting lcp test takes (did you mean iou_thrs? it "
-                    "takes jsonfile_prefix, iou_thrs; class-wise AP is always computed)"),
-    ("iou_thrs=abc", "--eval-options iou_thrs=abc: takes IoU thresholds in (0, 1], e.g. iou_thrs=0.5 or "
-                     "iou_thrs=[0.5,0.75]"),
-    ("iou_thrs=[0.5,1.5]", "--eval-options iou_thrs=[0.5,1.5]: takes IoU thresholds in (0, 1], e.g. iou_thrs=0.5 or "
-                           "iou_thrs=[0.5,0.75]"),
+    ("iou_thr=0.5", ("--eval-options iou_thr: not an evaluation setting lcp test takes (did you mean iou_thrs? "
+                     "it takes jsonfile_prefix, iou_thrs; class-wise AP is always computed)")),
+    ("iou_thrs=abc", ("--eval-options iou_thrs=abc: takes IoU thresholds in (0, 1], e.g. iou_thrs=0.5 or "
+                      "iou_thrs=[0.5,0.75]")),
+    ("iou_thrs=[0.5,1.5]", ("--eval-options iou_thrs=[0.5,1.5]: takes IoU thresholds in (0, 1], e.g. iou_thrs=0.5 "
+                            "or iou_thrs=[0.5,0.75]")),
     ("jsonfile_prefix=", "--eval-options jsonfile_prefix=: takes a path prefix, not ''"),
     ("classwise", "--eval-options 'classwise': expected KEY=VALUE"),
 ]

@@ -87,7 +87,7 @@ def crux_mask_for_image(detector, img_tensor, img_meta):
 def box_style(image) -> dict:
     """Line thickness and font size for boxes drawn on `image` (mmdet's defaults suit ~1333x800)."""
     small = min(image.shape[:2]) < 400
-    return dict(thickness=1 if small else 2, font_size=7 if small else 13)
+    return {"thickness": 1 if small else 2, "font_size": 7 if small else 13}
 
 
 def detections_above(result, class_names, score_thr: float) -> list[dict]:
