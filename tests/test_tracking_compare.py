@@ -159,3 +159,12 @@ def test_compare_over_seeds_mean_spread_and_paired_gain(tmp_path, server_env, mo
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     run_id = rows["lcp"]["run id"].split()[1]
     assert client.get_run(run_id).data.params["seed"] == client.get_run(run_id).data.tags["lcp.seed"] == "1"
+
+    # a seed tag set by hand to no number: that run is left out, with one line naming it
+    (untagged,) = client.search_runs([client.get_experiment_by_name("lcp/rainy_city").experiment_id],
+                                     "metrics.`test/AP` > 80")
+    client.set_tag(untagged.info.run_id, "lcp.seed", "best")
+    assert lcp(["compare", "--experiment", "lcp/rainy_city", "--out-dir", str(out_dir)]) == 0
+    captured = capsys.readouterr()
+    assert f"warning: run {untagged.info.run_id}: tag lcp.seed = 'best' is not a seed number; left out" in captured.err
+    assert captured.out == printed
