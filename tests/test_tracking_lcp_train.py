@@ -12,7 +12,7 @@ LCP_TINY = str(Path(__file__).resolve().parents[1] / "config" / "mmdet" / "lcp_t
 
 
 @pytest.mark.slow
-def test_lcp_train_and_test_with_tracking(tmp_path, mlflow_server, monkeypatch, capsys):
+def test_lcp_train_and_test_with_tracking(tmp_path, mlflow_server, monkeypatch):
     for name in ("MLFLOW_TRACKING_URI", "LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS",
                  "LCP_SNAKEMAKE_RULE", "LCP_SNAKEMAKE_WILDCARDS"):
         monkeypatch.delenv(name, raising=False)
@@ -29,15 +29,21 @@ def test_lcp_train_and_test_with_tracking(tmp_path, mlflow_server, monkeypatch, 
     run_id = train_run.info.run_id
     assert train_run.info.status == "FINISHED"
     params = train_run.data.params
-    assert params["cfg.model.type"] == "LCPDetector" and params["method"] == "lcp"
-    assert params["cfg.model.crux_learner.type"] == "CruxLearner"
+    assert params["detector"] == "LCPDetector" and params["method"] == "lcp"
+    assert params["kl_loss_weight"] == "100" and params["crux_lr_mult"] == "10" and params["lr"] == "0.02"
+    assert params["mode_plan"] == "1 catch_up_learner, 1 crux_learner, 2 alter" and params["epochs"] == "2"
+    assert params["image_scale"] == "[128, 128]" and params["init.load_from"] == "none"
     assert params["data.train.num_images"] == "2" and len(params["data.train.ann_sha256"]) == 64
+    inputs = {i.dataset.name: i for i in train_run.inputs.dataset_inputs}
+    assert set(inputs) == {"demo/lowq_train", "demo/lowq_test"}
+    assert inputs["demo/lowq_train"].dataset.digest == params["data.train.ann_sha256"][:16]
+    assert [(t.key, t.value) for t in inputs["demo/lowq_test"].tags] == [("mlflow.data.context", "evaluation")]
     assert params["degradation.lowq.degradation"] == "fog"  # the demo's synthesis sidecar
-    iterations = len(client.get_metric_history(run_id, "train/loss"))
-    assert iterations == 2  # one batch of 2 images per epoch
-    assert [m.step for m in client.get_metric_history(run_id, "train/kl_loss")] == [1]  # epoch 1: catch-up
-    assert {m.step for m in client.get_metric_history(run_id, "train/s0.loss_cls")} == {2}  # epoch 2: crux
-    assert sorted(m.step for m in client.get_metric_history(run_id, "val/bbox_mAP")) == [1, 2]
+    # one batch of 2 images per epoch; epoch 1 trains the catch-up learner, epoch 2 the crux learner
+    assert [m.step for m in client.get_metric_history(run_id, "train/catch_up/kl_loss")] == [1]
+    assert [m.step for m in client.get_metric_history(run_id, "train/crux/loss")] == [2]
+    assert {m.step for m in client.get_metric_history(run_id, "train/crux/s0.loss_cls")} == {2}
+    assert sorted(m.step for m in client.get_metric_history(run_id, "val/AP")) == [1, 2]
     assert train_run.data.tags["lcp.checkpoint"] == str((work_dir / "epoch_2.pth").resolve())
     heatmaps = [a.path for a in client.list_artifacts(run_id, "crux_heatmaps")]
     assert len(heatmaps) == 1 and heatmaps[0].endswith(".png")  # the demo's one test image
@@ -64,15 +70,14 @@ def test_lcp_train_and_test_with_tracking(tmp_path, mlflow_server, monkeypatch, 
     assert lcp(["test", LCP_TINY, str(work_dir / "latest.pth"), "--eval-out", str(eval_json), *tracking,
                 *options]) == 0
     (eval_run,) = client.search_runs([experiment.experiment_id], "attributes.run_name = 'tinydemo/evaluate/lcp'")
-    assert set(eval_run.data.metrics) >= {"test/bbox_mAP", "test/bbox_mAP_50", "test/bbox_mAP_75", "test/num_images"}
+    assert set(eval_run.data.metrics) >= {"test/AP", "test/AP50", "test/AP75", "test/num_images"}
+    assert eval_run.data.metrics["test/AP"] == pytest.approx(100 * json.loads(eval_json.read_text())["bbox_mAP"])
+    (test_input,) = eval_run.inputs.dataset_inputs
+    assert test_input.dataset.name == "demo/lowq_test"
+    assert [a.path for a in client.list_artifacts(eval_run.info.run_id, "config")] == ["config/config.py"]
     assert eval_run.data.tags["lcp.checkpoint"] == str((work_dir / "latest.pth").resolve())
     eval_health = json.loads(eval_json.read_text())["crux_health"]
     for name in ("mask_mean", "mask_std", "mask_frac_above_half", "mask_spatial_std"):
         assert eval_run.data.metrics[f"test/crux_{name}"] == pytest.approx(eval_health[name])
     assert eval_run.data.tags["lcp.crux_health"] == ("collapsed" if eval_health["collapsed"] else "alive")
     assert eval_run.data.tags.get("lcp.crux_verdict") == eval_health["verdict"]
-
-    capsys.readouterr()
-    assert lcp(["compare", "--tracking-uri", mlflow_server.uri, "--experiment", "lcp/tinydemo",
-                "--out-dir", str(tmp_path / "compare")]) == 0
-    assert "| tinydemo | lcp |" in capsys.readouterr().out
