@@ -2,7 +2,8 @@
 
 Each sub-command lives in its own module exposing HELP, add_arguments(parser) and
 main(args) -> int. Modules import their heavy dependencies (torch, mmdet) inside main so
-that `lcp --help` stays fast.
+that `lcp --help` stays fast. Plumbing - commands the workflow's rules run, not users - is
+registered like the others but left out of the command list (the epilog names it).
 """
 
 from __future__ import annotations
@@ -20,28 +21,38 @@ COMMANDS = {
     "test": "lcp.tools.test",
     "infer": "lcp.tools.infer",
     "heatmaps": "lcp.tools.heatmaps",
-    "workdir": "lcp.tools.workdir",
     "report": "lcp.report.cli",
     "compare": "lcp.tracking.compare",
     "tracking": "lcp.tracking.cli",
 }
+PLUMBING = {
+    "workdir": "lcp.tools.workdir",
+}
+EPILOG = """plumbing, run by the workflow's rules (each has --help):
+  lcp workdir begin|finish        resumable training work dirs
+  lcp tracking open-invocation|close-invocation|log-artifacts
+                                  MLflow parent runs and the check and report files"""
 
 
 def add_subcommands(parser: argparse.ArgumentParser, commands: dict[str, str], dest: str,
-                    metavar: str) -> None:
-    """Add one sub-parser per module in `commands` (name -> module path); see this module's doc."""
+                    metavar: str, plumbing: dict[str, str] | None = None) -> argparse._SubParsersAction:
+    """Add one sub-parser per module in `commands` and `plumbing` (name -> module path; see this
+    module's doc); a plumbing parser gets no `help`, which keeps it out of the parent's list."""
     sub = parser.add_subparsers(dest=dest, required=True, metavar=metavar)
-    for name, module_name in commands.items():
+    for name, module_name in {**commands, **(plumbing or {})}.items():
         module = importlib.import_module(module_name)
-        command = sub.add_parser(name, help=module.HELP, description=module.__doc__ or module.HELP,
+        listed = {} if name in (plumbing or {}) else {"help": module.HELP}
+        command = sub.add_parser(name, **listed, description=module.__doc__ or module.HELP,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
         command.set_defaults(_main=module.main)
+    return sub
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lcp", description=__doc__.split("\n\n")[0])
-    add_subcommands(parser, COMMANDS, dest="command", metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="lcp", description=__doc__.split("\n\n")[0], epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_subcommands(parser, COMMANDS, dest="command", metavar="COMMAND", plumbing=PLUMBING)
     return parser
 
 

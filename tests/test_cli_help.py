@@ -29,3 +29,39 @@ def test_every_group_is_reachable():
 def test_help_renders(name, parser):
     text = parser.format_help()
     assert text.startswith(f"usage: {name}")
+
+
+def options_without_help(parser: argparse.ArgumentParser) -> list[str]:
+    return [", ".join(action.option_strings) or action.dest for action in parser._actions
+            if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) and not action.help]
+
+
+@pytest.mark.parametrize("name,parser", PARSERS, ids=[name for name, _ in PARSERS])
+def test_every_option_and_argument_has_help(name, parser):
+    assert options_without_help(parser) == [], f"`{name}`: add help= to these"
+
+
+def listed_commands(parser: argparse.ArgumentParser) -> set[str]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {choice.dest for choice in action._choices_actions}
+
+
+def test_lcp_help_lists_user_commands_and_names_the_plumbing_apart():
+    parser = build_parser()
+    assert listed_commands(parser) == {"env", "data", "train", "test", "infer", "heatmaps", "report", "compare",
+                                       "tracking"}
+    text = parser.format_help()
+    commands, epilog = text.split("plumbing, run by the workflow's rules")
+    assert "workdir" not in commands and "invocation" not in commands
+    assert "lcp workdir begin|finish" in epilog and "open-invocation|close-invocation|log-artifacts" in epilog
+    tracking = dict(PARSERS)["lcp tracking"]
+    assert listed_commands(tracking) == {"sync", "uri"}
+    # plumbing still runs
+    args = parser.parse_args(["workdir", "finish", "work", "--checkpoint", "out.pth"])
+    assert (args.command, args.workdir_command, args.checkpoint) == ("workdir", "finish", "out.pth")
+    assert parser.parse_args(["tracking", "close-invocation"]).status == "FINISHED"
+
+
+def test_data_convert_help_speaks_to_users():
+    text = dict(PARSERS)["lcp data convert"].format_help()
+    assert "lcp/cli.py" not in text and "lcp data convert FORMAT --help" in text

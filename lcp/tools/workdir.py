@@ -49,7 +49,7 @@ HASH_LIMIT_BYTES = 16 * 2**20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="workdir_command", required=True, metavar="ACTION")
     begin = sub.add_parser("begin", help="keep DIR for resuming, or empty it when it cannot be resumed")
-    begin.add_argument("work_dir", metavar="DIR")
+    begin.add_argument("work_dir", metavar="DIR", help="the training work dir")
     begin.add_argument("--request", required=True,
                        help="what the run is asked to do (e.g. the training command line)")
     begin.add_argument("--input", dest="inputs", action="append", default=[], metavar="PATH",
@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "that a killed job leaves an output snakemake knows is incomplete")
     begin.set_defaults(_main=main_begin)
     finish = sub.add_parser("finish", help="publish DIR's last checkpoint as OUT and mark DIR finished")
-    finish.add_argument("work_dir", metavar="DIR")
+    finish.add_argument("work_dir", metavar="DIR", help="the training work dir")
     finish.add_argument("--checkpoint", required=True, metavar="OUT", help="where the final checkpoint goes")
     finish.set_defaults(_main=main_finish)
 

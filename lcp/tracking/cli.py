@@ -1,4 +1,5 @@
-"""`lcp tracking ...`: workflow invocations, replay of pending records, artifacts, the store's URI."""
+"""`lcp tracking ...`: replay of pending records and the store's URI; plumbing for the workflow
+(invocations, artifacts), left out of the action list."""
 
 from __future__ import annotations
 
@@ -6,23 +7,30 @@ import argparse
 import shlex
 import sys
 
-HELP = "MLflow tracking: open/close a workflow invocation, sync pending records, log artifacts"
+HELP = "MLflow tracking: send what runs could not send (sync), print the store's URI (uri)"
+EPILOG = """plumbing, run by the workflow's rules (each has --help):
+  open-invocation, close-invocation   the parent runs of a workflow invocation
+  log-artifacts                       check reports, report tables and plots as a run"""
 
 URI_HELP = "MLflow tracking URI when MLFLOW_TRACKING_URI is not set (default: results/mlflow/mlflow.db)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     sub = parser.add_subparsers(dest="tracking_command", required=True, metavar="ACTION")
 
-    opened = sub.add_parser("open-invocation", help="create the parent runs of a workflow invocation and print "
-                            "the environment its jobs need (as shell exports)")
+    # plumbing: add_parser without help= keeps an action out of the list
+    opened = sub.add_parser("open-invocation", description="create the parent runs of a workflow invocation and "
+                            "print the environment its jobs need (as shell exports)")
     opened.add_argument("--scene", action="append", required=True, help="scene of the invocation (repeatable)")
     opened.add_argument("--invocation-id", help="default: $LCP_INVOCATION_ID, else a new id")
     opened.add_argument("--tracking-uri", help=URI_HELP)
     opened.set_defaults(_main=main_open)
 
-    closed = sub.add_parser("close-invocation", help="group the invocation's runs under its parents and end them")
-    closed.add_argument("--status", choices=["FINISHED", "FAILED", "KILLED"], default="FINISHED")
+    closed = sub.add_parser("close-invocation", description="group the invocation's runs under its parents and "
+                            "end them")
+    closed.add_argument("--status", choices=["FINISHED", "FAILED", "KILLED"], default="FINISHED",
+                        help="how the invocation ended (default FINISHED)")
     closed.add_argument("--invocation-id", help="default: $LCP_INVOCATION_ID")
     closed.add_argument("--tracking-uri", help=URI_HELP)
     closed.set_defaults(_main=main_close)
@@ -34,13 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "journal recorded)")
     sync.set_defaults(_main=main_sync)
 
-    files = sub.add_parser("log-artifacts", help="log files (check reports, report tables, plots) as a run "
+    files = sub.add_parser("log-artifacts", description="log files (check reports, report tables, plots) as a run "
                            "SCENE/STEP/METHOD")
-    files.add_argument("files", nargs="+", metavar="FILE")
-    files.add_argument("--scene", required=True)
+    files.add_argument("files", nargs="+", metavar="FILE", help="files to log")
+    files.add_argument("--scene", required=True, help="scene the files belong to")
     files.add_argument("--step", required=True, help="e.g. check, report")
     files.add_argument("--method", default="all", help="e.g. baseline, lcp, an image set (default: all)")
-    files.add_argument("--variant")
+    files.add_argument("--variant", help="which of the step's runs, e.g. a severity of the robustness sweep")
     files.add_argument("--artifact-path", help="folder inside the run's artifacts")
     files.add_argument("--tracking-uri", help=URI_HELP)
     files.set_defaults(_main=main_log_artifacts)
