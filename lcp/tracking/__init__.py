@@ -9,11 +9,21 @@ Where runs go
     export MLFLOW_TRACKING_URI=http://HOST:PORT before `snakemake` (SLURM jobs inherit it).
 
 Names
-    One experiment per scene: `lcp/<scene>`. One run per step, named
+    One experiment per scene: `lcp/<scene>`, a model-training experiment (tag
+    mlflow.experimentKind) with the scene's description (open_invocation's `descriptions`).
+    One run per step, named
     `<scene>/<step>/<method>[/<variant>]` with steps pretrain, train, evaluate (plus
     check, report for artifact runs) and methods baseline, lcp; tags lcp.scene, lcp.step,
     lcp.method, lcp.variant carry the same. Each workflow invocation has a parent run per
-    scene (`<scene>/workflow/<time>`, tag lcp.role=invocation); job runs sit beneath it.
+    scene (`<scene>/workflow/<time>`, tag lcp.role=invocation); job runs sit beneath it, and
+    when the invocation closes the parent holds each child's AP as metrics and the table
+    summary/children.md. A registered model per scene and method: `lcp-<scene>-<method>`.
+
+What a run holds
+    Params: a curated set (lcp.tracking.params.training_params, data fingerprints, versions);
+    the resolved config is the artifact config/config.py. Dataset inputs: the annotation files.
+    Metrics (lcp.tracking.metrics): AP in percent (test/AP, val/AP, .../AP/<class>), loss
+    series per LCP training mode (train/catch_up/*, train/crux/*), system/* (MLflow's monitor).
 
 Environment (set by the workflow, read by jobs)
     MLFLOW_TRACKING_URI          the store (open_invocation exports the resolved one)
@@ -21,12 +31,14 @@ Environment (set by the workflow, read by jobs)
     LCP_MLFLOW_PARENT_RUN_IDS    json {scene: parent run id}
     LCP_SNAKEMAKE_RULE           the job's rule name (tag snakemake.rule)
     LCP_SNAKEMAKE_WILDCARDS      json {wildcard: value} (tags snakemake.wildcard.<name>)
+    LCP_REGISTER_MODEL           1: trainings upload and register their final checkpoint
     SLURM_JOB_ID, SLURMD_NODENAME are recorded as tags slurm.job_id / slurm.node, with host.
     MLFLOW_HTTP_REQUEST_MAX_RETRIES/_TIMEOUT default to 0 / 5 s here (a dead server costs seconds).
 
 Workflow API (Snakefile)
     from lcp.tracking import open_invocation, close_invocation, snakemake_env_prefix
-    onstart:   open_invocation(SCENES, tracking_uri=config["tracking"]["uri"] or None)
+    onstart:   open_invocation(SCENES, tracking_uri=config["tracking"]["uri"] or None,
+                               descriptions={scene: text, ...})
                # creates the parents (only this process ever does) and sets the env above
     onsuccess: close_invocation("FINISHED")
     onerror:   close_invocation("FAILED")
