@@ -135,9 +135,7 @@ def _percent(run, name: str, key: str) -> float:
 
 
 def _seed_text(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
+    return "" if _missing(value) else str(value)
 
 
 def _texts(runs, column: str):
