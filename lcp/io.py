@@ -144,7 +144,7 @@ def replace_folder(tmp: Path, path: Path) -> None:
     os.replace(path, old / path.name)
     os.replace(tmp, path)
     shutil.rmtree(old)
-    print(f"{path}: replaced the folder lcp wrote there before (--overwrite)", file=sys.stderr)
+    print(f"{path}: replaced the folder lcp wrote there before", file=sys.stderr)
 
 
 @contextlib.contextmanager

@@ -66,16 +66,19 @@ def test_server_killed_mid_run_training_completes_and_sync_replays_exactly_once(
     client = MlflowClient(server.uri)
     run = client.get_run(state.run_id)
     assert run.info.status == "RUNNING"
-    before = steps_of(client, state.run_id, "train/loss")
+    before = steps_of(client, state.run_id, "train/catch_up/loss") + steps_of(client, state.run_id, "train/crux/loss")
     assert set(range(1, 11)) <= set(before) and 16 not in before  # 3..6 were caught up during the run
 
     assert lcp(["tracking", "sync", str(work_dir)]) == 0
     assert "complete" in capsys.readouterr().out
     expected_loss = [v["loss"] for v in model.logged]
-    history = sorted(client.get_metric_history(state.run_id, "train/loss"), key=lambda m: m.step)
+    # epoch 1 trains the catch-up learner, epoch 2 the crux learner: one loss series per mode
+    history = sorted(client.get_metric_history(state.run_id, "train/catch_up/loss")
+                     + client.get_metric_history(state.run_id, "train/crux/loss"), key=lambda m: m.step)
     assert [m.step for m in history] == list(range(1, 17))  # every iteration, each exactly once
     assert [m.value for m in history] == pytest.approx(expected_loss)
-    assert steps_of(client, state.run_id, "val/bbox_mAP") == [1, 2]
+    assert steps_of(client, state.run_id, "train/catch_up/loss") == list(range(1, 9))
+    assert steps_of(client, state.run_id, "val/AP") == [1, 2]
     assert steps_of(client, state.run_id, "epoch/crux_learner_mode") == [1, 2]
     run = client.get_run(state.run_id)
     assert run.info.status == "FINISHED"
@@ -84,7 +87,7 @@ def test_server_killed_mid_run_training_completes_and_sync_replays_exactly_once(
 
     assert lcp(["tracking", "sync", str(work_dir)]) == 0  # nothing left: sends nothing twice
     assert "sent 0" in capsys.readouterr().out
-    assert steps_of(client, state.run_id, "train/loss") == list(range(1, 17))
+    assert steps_of(client, state.run_id, "train/crux/loss") == list(range(9, 17))
 
 
 def test_server_unreachable_from_the_start_defers_the_run_until_sync(tmp_path, mlflow_server, clean_env, capsys):
@@ -108,9 +111,9 @@ def test_server_unreachable_from_the_start_defers_the_run_until_sync(tmp_path, m
     assert [r.info.run_name for r in runs] == ["toydead/train/lcp"]
     run_id = runs[0].info.run_id
     assert runs[0].info.status == "FINISHED"
-    assert steps_of(client, run_id, "train/loss") == [1, 2, 3]
-    assert steps_of(client, run_id, "val/bbox_mAP") == [1]
-    assert runs[0].data.params["cfg.optimizer.lr"] == "0.01"
+    assert steps_of(client, run_id, "train/catch_up/loss") == [1, 2, 3]
+    assert steps_of(client, run_id, "val/AP") == [1]
+    assert runs[0].data.params["lr"] == "0.01"
 
 
 def test_journal_survives_a_torn_line_from_a_killed_writer(tmp_path):

@@ -411,7 +411,7 @@ def plot(table, path: Path) -> None:
 
 def store_folder(uri: str) -> Path | None:
     """The folder of a local sqlite store (its database, and artifacts beside it): no output may touch it."""
-    database = settings._sqlite_database(uri)
+    database = settings.sqlite_database(uri)
     return database.parent if database else None
 
 

@@ -106,7 +106,7 @@ def check_target(target: TrackingTarget) -> TrackingTarget:
     return target
 
 
-def _sqlite_database(uri: str) -> Path | None:
+def sqlite_database(uri: str) -> Path | None:
     """The database file of a sqlite:/// URI (sqlite:////abs/path or sqlite:///relative/path)."""
     if not uri.startswith("sqlite:///"):
         return None
@@ -115,13 +115,13 @@ def _sqlite_database(uri: str) -> Path | None:
 
 def _sqlite_artifact_location(uri: str) -> str | None:
     """A server-less sqlite store keeps artifacts in an `artifacts` folder beside the database."""
-    database = _sqlite_database(uri)
+    database = sqlite_database(uri)
     return (database.parent / "artifacts").as_uri() if database else None
 
 
 def missing_store(uri: str) -> Path | None:
     """The database file of a sqlite URI when it does not exist (opening it would create it)."""
-    database = _sqlite_database(uri)
+    database = sqlite_database(uri)
     return database if database and not database.is_file() else None
 
 
@@ -135,7 +135,7 @@ def check_store_exists(uri: str) -> None:
 
 def prepare_local_store(uri: str) -> None:
     """Create the folder of a sqlite database; MLflow creates the file but not its folder."""
-    database = _sqlite_database(uri)
+    database = sqlite_database(uri)
     if database:
         database.parent.mkdir(parents=True, exist_ok=True)
 
