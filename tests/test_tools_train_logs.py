@@ -24,7 +24,7 @@ def job(workspace) -> tuple[Path, str]:
         status = subprocess.run(
             [str(LCP_COMMAND), "train", str(PLAIN_TINY), "--work-dir", str(work_dir), "--auto-scale-lr",
              "--cfg-options", f"data_root={workspace / 'demo'}/", "data.workers_per_gpu=0", "runner.max_epochs=3",
-             "evaluation.interval=1", "checkpoint_config.max_keep_ckpts=1"],
+             "evaluation.interval=1", "checkpoint_config.max_keep_ckpts=1", "auto_scale_lr.base_batch_size=16"],
             check=False, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
             timeout=900).returncode
     assert status == 0, log.read_text()[-3000:]
@@ -42,7 +42,7 @@ def test_evaluation_progress_is_whole_lines_in_a_job_log(job):
 @pytest.mark.slow
 def test_auto_scale_lr_scales_the_lr_to_the_actual_batch(job):
     _, log = job
-    # schedule_2x's lr 0.02 is for a batch of 16; the tiny config trains 2 images on one device
+    # lr 0.02 for a batch of 16 (the job's base_batch_size); the tiny config trains 2 images on one device
     assert "LR has been automatically scaled from 0.02 to 0.0025" in log
 
 
