@@ -24,7 +24,10 @@ COMMANDS = {
     "report": "lcp.report.cli",
     "compare": "lcp.tracking.compare",
     "tracking": "lcp.tracking.cli",
+    "weights": "lcp.tools.weights",
 }
+# commands that build a detector: they import mmcv and mmdet the quick way (lcp.deferred_imports)
+MMDET_COMMANDS = {"train", "test", "infer", "heatmaps"}
 PLUMBING = {
     "workdir": "lcp.tools.workdir",
 }
@@ -60,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args._argv = argv  # a command may start itself again, e.g. `lcp train --gpus N` once per GPU
+    if args.command in MMDET_COMMANDS:
+        from lcp.deferred_imports import import_mmdet
+
+        import_mmdet()
     try:
         return int(args._main(args) or 0)
     except LCPError as exc:

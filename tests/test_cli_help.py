@@ -49,7 +49,7 @@ def listed_commands(parser: argparse.ArgumentParser) -> set[str]:
 def test_lcp_help_lists_user_commands_and_names_the_plumbing_apart():
     parser = build_parser()
     assert listed_commands(parser) == {"env", "data", "train", "test", "infer", "heatmaps", "report", "compare",
-                                       "tracking"}
+                                       "tracking", "weights"}
     text = parser.format_help()
     commands, epilog = text.split("plumbing, run by the workflow's rules")
     assert "workdir" not in commands and "invocation" not in commands

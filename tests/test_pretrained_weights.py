@@ -183,3 +183,18 @@ def test_fetch_keeps_what_the_cache_holds(hub_cache, capsys):
     assert (hub_cache / RESNET50_FILE).read_bytes() == b"cached"
     with pytest.raises(LCPError, match="^--url and --from take one NAME, not 2$"):
         weights(["fetch", "resnet50", "resnet101", "--from", "x.pth"])
+
+
+def test_lcp_train_checks_the_cache_before_it_builds_anything(hub_cache, workspace, tmp_path, capsys):
+    from lcp.cli import main as lcp
+
+    data = workspace / "demo"
+    work_dir = tmp_path / "work"
+    status = lcp(["train", str(CONFIGS / "cascade_rcnn_r50_dfui.py"), "--work-dir", str(work_dir), "--cfg-options",
+                  f"data_root={data}/", "train_img_dir=clean/", "train_ann=annotations/clean_train.json",
+                  "test_img_dir=clean/", "test_ann=annotations/clean_test.json", "classes=[circle,square,triangle]",
+                  "num_classes=3"])
+    assert status == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and str(hub_cache / RESNET50_FILE) in error[0] and "lcp weights fetch" in error[0]
+    assert not list(work_dir.glob("*.pth")) and not hub_cache.parent.parent.exists()

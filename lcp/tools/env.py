@@ -59,6 +59,39 @@ def toolchain_report() -> tuple[list[tuple[str, str, str]], list[str]]:
     return rows, problems
 
 
+def run_environment() -> dict[str, str]:
+    """What mmdet's collect_env() logs at the start of a training, without importing torchvision
+    for its version (3 s of a short job's start-up; see lcp.deferred_imports)."""
+    import subprocess
+
+    import cv2
+    import torch
+    from mmcv.ops import get_compiler_version, get_compiling_cuda_version
+
+    info = {"sys.platform": sys.platform, "Python": sys.version.replace("\n", ""),
+            "CUDA available": str(torch.cuda.is_available())}
+    for index in range(torch.cuda.device_count()):
+        info[f"GPU {index}"] = torch.cuda.get_device_name(index)
+    try:
+        gcc = subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=True, timeout=30)
+        info["GCC"] = gcc.stdout.splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        info["GCC"] = "n/a"
+    info["PyTorch"] = torch.__version__
+    info["PyTorch CUDA"] = str(torch.version.cuda)
+    info["PyTorch compiling details"] = torch.__config__.show()
+    for label, package in (("TorchVision", "torchvision"), ("MMCV", "mmcv-full"), ("MMDetection", "mmdet"),
+                           ("lcp", "lcp")):
+        try:
+            info[label] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            info[label] = "missing"
+    info["OpenCV"] = cv2.__version__
+    info["MMCV Compiler"] = get_compiler_version()
+    info["MMCV CUDA Compiler"] = get_compiling_cuda_version()
+    return info
+
+
 def main(args: argparse.Namespace) -> int:
     rows, problems = toolchain_report()
     print(f"python {platform.python_version()} ({sys.executable})")

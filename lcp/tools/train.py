@@ -186,6 +186,9 @@ def _checked_config(args: argparse.Namespace):
     cfg.auto_resume = False  # resolved above; mmdet's own lookup would pick truncated files
     if cfg.resume_from is None and cfg.get("load_from") and not Path(cfg.load_from).is_file():
         raise LCPError(f"{cfg.load_from}: initial checkpoint (load_from) does not exist")
+    from lcp.models.pretrained import prepare_pretrained_init
+
+    prepare_pretrained_init(cfg, args.config)
     return cfg, work_dir
 
 
@@ -210,7 +213,7 @@ def main(args: argparse.Namespace) -> int:
     from mmdet.apis import init_random_seed, set_random_seed
     from mmdet.datasets import build_dataset
     from mmdet.models import build_detector
-    from mmdet.utils import collect_env, setup_multi_processes
+    from mmdet.utils import setup_multi_processes
 
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter, progress_lines_in_mmcv_progress_bar
     from lcp.apis.distributed import init_distributed
@@ -218,6 +221,7 @@ def main(args: argparse.Namespace) -> int:
     from lcp.apis.train import check_distributed_cfg, train_detector
     from lcp.io import write_text
     from lcp.models.checkpoint import load_lcp_checkpoint
+    from lcp.tools.env import run_environment
 
     cfg, work_dir = _checked_config(args)
     accept_gpu_ids_in_mmcv_scatter()
@@ -246,7 +250,7 @@ def main(args: argparse.Namespace) -> int:
     work_dir.mkdir(parents=True, exist_ok=True)
     timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
     logger = _log_to_file(work_dir / f"{timestamp}.log", cfg.log_level, rank)
-    env_info = "\n".join(f"{k}: {v}" for k, v in collect_env().items())
+    env_info = "\n".join(f"{k}: {v}" for k, v in run_environment().items())
     logger.info("Environment info:\n%s", env_info)
     seed = args.seed if args.seed is not None else cfg.get("seed")
     seed = init_random_seed(seed, device=cfg.device)
