@@ -24,6 +24,6 @@ optimizer = dict(lr=0.02)
 lr_config = dict(warmup_iters=20, warmup_ratio=0.1, step=[6])
 runner = dict(max_epochs=8)
 # the lr above is for this batch, not for 8 GPUs
-auto_scale_lr = dict(enable=False)
+auto_scale_lr = dict(enable=False, base_batch_size=2)
 log_config = dict(interval=10)
 evaluation = dict(interval=4)

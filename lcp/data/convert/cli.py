@@ -1,4 +1,5 @@
-"""`lcp data convert FORMAT ...`: one sub-command per source format (same contract as lcp/cli.py)."""
+"""`lcp data convert FORMAT ...`: convert a data set in one of these formats into the scene layout;
+`lcp data convert FORMAT --help` gives each format's options."""
 
 from __future__ import annotations
 
