@@ -107,7 +107,10 @@ def main_metrics(args: argparse.Namespace) -> int:
         for method, picture in args.samples:
             samples.setdefault(method, []).append(picture)
         body = markdown_to_html(summary_markdown(args.title, evaluations, dict(args.evals)))
-        write_text(args.html, page(f"{args.title}: detection", body + (samples_html(samples) if samples else "")))
+        if samples:  # before the sources, which end the page
+            sources = body.rindex("<h2>Sources</h2>")
+            body = body[:sources] + samples_html(samples) + body[sources:]
+        write_text(args.html, page(f"{args.title}: detection", body))
     if args.plot:
         mean, std = method_statistics(evaluations)
         several = several_seeds(group_by_method(evaluations))
