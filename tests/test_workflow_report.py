@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import subprocess
@@ -23,7 +24,8 @@ def write_eval(path: Path, ap: float, classwise: dict, **extra) -> Path:
 
 
 def lcp(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lcp.cli", *args], capture_output=True, text=True, cwd=REPO)
+    return subprocess.run([sys.executable, "-m", "lcp.cli", *args], check=False, capture_output=True, text=True,
+                          cwd=REPO)
 
 
 def test_metrics_tables_and_plot(tmp_path):
@@ -187,3 +189,85 @@ def test_bad_crux_health_is_one_clear_line(tmp_path):
     result = lcp("report", "metrics", "--eval", f"lcp={bad}", "--csv", str(tmp_path / "m.csv"))
     assert result.returncode == 2
     assert f"{bad}: crux_health.mask_mean = 'high' is not a number or null" in result.stderr
+
+
+def test_html_summary_has_the_tables_and_the_samples_side_by_side(tmp_path):
+    import cv2
+    import numpy as np
+
+    baseline = write_eval(tmp_path / "b.json", 0.30, {"car": 0.25, "bus": None})
+    method = write_eval(tmp_path / "l.json", 0.34, {"car": 0.31, "bus": None})
+    pictures = []
+    for name in ("b0", "l0", "b1", "l1"):
+        cv2.imwrite(str(tmp_path / f"{name}.jpg"), np.full((40, 1000, 3), 128, np.uint8))
+        pictures.append(tmp_path / f"{name}.jpg")
+    samples = [item for method_name, picture in zip(["baseline", "lcp"] * 2, pictures)
+               for item in ("--samples", f"{method_name}={picture}")]
+    page = tmp_path / "summary.html"
+    result = lcp("report", "metrics", "--title", "fog", "--eval", f"baseline={baseline}", "--eval", f"lcp={method}",
+                 "--csv", str(tmp_path / "m.csv"), "--html", str(page), *samples)
+    assert result.returncode == 0, result.stderr
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<h1>fog: detection on the low-quality test set</h1>" in html
+    # the markdown table as an HTML table, numbers right-aligned, a class without ground truth as '-'
+    assert "<th>method</th><th>AP</th><th>AP50</th>" in html
+    assert '<tr><td>baseline</td><td class="number">30.0</td><td class="number">50.0</td>' in html
+    assert '<tr><td>bus</td><td class="number">-</td><td class="number">-</td></tr>' in html
+    assert "<code>" + str(baseline) + "</code>" in html and "|" not in html.split("<body>")[1]
+    # two rows of samples, one column per method, embedded and shrunk to 640 px wide; before the sources
+    samples_part = html[html.index("<h2>Sample detections</h2>"):html.index("<h2>Sources</h2>")]
+    assert "<th>image</th><th>baseline</th><th>lcp</th>" in samples_part
+    assert samples_part.count("<img src=\"data:image/jpeg;base64,") == 4 and "test image 2" in samples_part
+    first = samples_part.split("base64,")[1].split('"')[0]
+    shrunk = cv2.imdecode(np.frombuffer(base64.b64decode(first), np.uint8), cv2.IMREAD_COLOR)
+    assert shrunk.shape[1] == 640
+
+
+def test_html_robustness_table(tmp_path):
+    evals = []
+    for method, ap in (("baseline", 0.2), ("lcp", 0.25)):
+        path = write_eval(tmp_path / f"{method}.json", ap, {"car": ap})
+        evals += ["--eval", f"{method}@beta_0.05={path}"]
+    result = lcp("report", "robustness", "--title", "fog", *evals, "--csv", str(tmp_path / "r.csv"),
+                 "--html", str(tmp_path / "r.html"))
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "<h1>fog: AP against beta</h1>" in html
+    assert '<tr><td>lcp</td><td>beta</td><td class="number">0.05</td><td class="number">25</td>' in html
+
+
+def test_data_check_page(tmp_path):
+    check = {"ok": False, "lowq_dir": "data/x/foggy", "clean_dir": "data/x/clear", "degradation": "fog",
+             "classes": ["car", "person"], "counts": {"lowq_images": 10, "pairs": 9},
+             "errors": {"missing_pair": {"count": 1, "items": [{"file": "a.jpg", "detail": "no clean image"}]}},
+             "warnings": {}, "degradation_summary": {"statistic": "transmission",
+                                                     "by_variant": {"beta_0.02": {"images": 9, "mean": 0.81}}}}
+    path = tmp_path / "check.json"
+    path.write_text(json.dumps(check))
+    result = lcp("report", "check", str(path), "--html", str(tmp_path / "check.html"))
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "check.html").read_text()
+    assert '<p class="failed">Failed.</p>' in html and "<td>car, person</td>" in html
+    assert "<li>missing_pair: 1 (first: file: a.jpg, detail: no clean image)</li>" in html
+    assert '<tr><td>lowq images</td><td class="number">10</td></tr>' in html
+    assert '<tr><td>beta_0.02</td><td class="number">9</td><td class="number">0.81</td></tr>' in html
+    assert "Warnings" not in html  # none found: no empty section
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[1, 2]", "not a data check report (no 'ok' key)"),
+    ("{", "check.json: "),
+])
+def test_bad_data_check_is_one_clear_line(tmp_path, content, message):
+    path = tmp_path / "check.json"
+    path.write_text(content)
+    result = lcp("report", "check", str(path), "--html", str(tmp_path / "check.html"))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "check.html").exists()
+
+
+def test_sample_detections_must_be_jpeg(tmp_path):
+    result = lcp("report", "detections", "config/mmdet/lcp_tiny_demo.py", str(tmp_path / "model.pth"),
+                 "--out", str(tmp_path / "sample.png"))
+    assert result.returncode == 2
+    assert f"{tmp_path / 'sample.png'}: sample detections are JPEG pictures" in result.stderr
