@@ -24,7 +24,7 @@ model = dict(
         out_channels=256,
         num_outs=5),
     rpn_head=dict(
-        type='RPNHead',
+        type='SyncFreeRPNHead',  # mmdet's RPNHead, its training targets and loss without host syncs
         in_channels=256,
         feat_channels=256,
         anchor_generator=dict(
@@ -39,17 +39,17 @@ model = dict(
         loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
         loss_bbox=dict(type='SmoothL1Loss', beta=1.0 / 9.0, loss_weight=1.0)),
     roi_head=dict(
-        type='CascadeRoIHead',
+        type='SyncFreeCascadeRoIHead',  # mmdet's CascadeRoIHead trained without host syncs
         num_stages=3,
         stage_loss_weights=[1, 0.5, 0.25],
         bbox_roi_extractor=dict(
-            type='SingleRoIExtractor',
+            type='SyncFreeRoIExtractor',  # mmdet's SingleRoIExtractor without per-level nonzero
             roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
             out_channels=256,
             featmap_strides=[4, 8, 16, 32]),
         bbox_head=[
             dict(
-                type='Shared2FCBBoxHead',
+                type='SyncFreeShared2FCBBoxHead',
                 in_channels=256,
                 fc_out_channels=1024,
                 roi_feat_size=7,
@@ -62,7 +62,7 @@ model = dict(
                 loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
                 loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0)),
             dict(
-                type='Shared2FCBBoxHead',
+                type='SyncFreeShared2FCBBoxHead',
                 in_channels=256,
                 fc_out_channels=1024,
                 roi_feat_size=7,
@@ -75,7 +75,7 @@ model = dict(
                 loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
                 loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0)),
             dict(
-                type='Shared2FCBBoxHead',
+                type='SyncFreeShared2FCBBoxHead',
                 in_channels=256,
                 fc_out_channels=1024,
                 roi_feat_size=7,
@@ -98,7 +98,7 @@ model = dict(
                 match_low_quality=True,
                 ignore_iof_thr=-1),
             sampler=dict(
-                type='RandomSampler',
+                type='SyncFreeRandomSampler',  # mmdet's RandomSampler, fixed-size and on the device
                 num=256,
                 pos_fraction=0.5,
                 neg_pos_ub=-1,
@@ -121,7 +121,7 @@ model = dict(
                     match_low_quality=False,
                     ignore_iof_thr=-1),
                 sampler=dict(
-                    type='RandomSampler',
+                    type='SyncFreeRandomSampler',  # mmdet's RandomSampler, fixed-size and on the device
                     num=512,
                     pos_fraction=0.25,
                     neg_pos_ub=-1,
@@ -137,7 +137,7 @@ model = dict(
                     match_low_quality=False,
                     ignore_iof_thr=-1),
                 sampler=dict(
-                    type='RandomSampler',
+                    type='SyncFreeRandomSampler',  # mmdet's RandomSampler, fixed-size and on the device
                     num=512,
                     pos_fraction=0.25,
                     neg_pos_ub=-1,
@@ -153,7 +153,7 @@ model = dict(
                     match_low_quality=False,
                     ignore_iof_thr=-1),
                 sampler=dict(
-                    type='RandomSampler',
+                    type='SyncFreeRandomSampler',  # mmdet's RandomSampler, fixed-size and on the device
                     num=512,
                     pos_fraction=0.25,
                     neg_pos_ub=-1,

@@ -13,7 +13,7 @@ model = dict(
         bbox_roi_extractor=dict(out_channels=16),
         bbox_head=[
             dict(
-                type='Shared2FCBBoxHead',
+                type='SyncFreeShared2FCBBoxHead',
                 in_channels=16,
                 fc_out_channels=32,
                 roi_feat_size=7,
@@ -36,7 +36,8 @@ model = dict(
                     min_pos_iou=iou,
                     match_low_quality=False,
                     ignore_iof_thr=-1),
-                sampler=dict(type='RandomSampler', num=64, pos_fraction=0.25, neg_pos_ub=-1, add_gt_as_proposals=True),
+                sampler=dict(
+                    type='SyncFreeRandomSampler', num=64, pos_fraction=0.25, neg_pos_ub=-1, add_gt_as_proposals=True),
                 pos_weight=-1,
                 debug=False)
             for iou in (0.5, 0.6, 0.7)
