@@ -19,12 +19,15 @@ Fp16OptimizerHook trains):
                   CPU-side cost that the GPU-busy figure shows, by cause
 
 and the ratios to plain Cascade fp32 (the baseline) and to plain Cascade in the same
-precision. The baseline is mmdet's stock Cascade R-CNN: MaxIoUAssigner where the project's
-configs use SyncFreeMaxIoUAssigner (same assignment without host syncs,
-lcp/models/assigners.py); the row "plain train, sync-free" measures that difference alone. LCP rows are measured with the default forward (shallow_batching='auto') and
-with the alternatives the defaults were chosen against: 'always' batches the raw and crux
-shallow passes in crux-mode training too, 'never' is the straightforward two-pass forward,
-and channels-last memory layout.
+precision, with host ms and eager ATen ops per step against plain Cascade in the same
+precision. The baseline is mmdet's stock Cascade R-CNN: mmdet's MaxIoUAssigner,
+RandomSampler, RPNHead, CascadeRoIHead, Shared2FCBBoxHead and SingleRoIExtractor where
+the project's configs use their sync-free counterparts (same function without host syncs,
+lcp/models/sync_free.py lists them); the row "plain train, sync-free" measures that
+difference alone. LCP rows are measured with the default forward (shallow_batching='auto')
+and with the alternatives the defaults were chosen against: 'always' batches the raw and
+crux shallow passes in crux-mode training too, 'never' is the straightforward two-pass
+forward, and channels-last memory layout.
 
     python bench/bench_lcp_model.py [--batch 2] [--iters 20] [--warmup 5] [--profile-dir DIR] [--json OUT]
     python bench/bench_lcp_model.py --tiny     # tiny configs at 128x128 on the CPU, in seconds
@@ -45,12 +48,25 @@ work per op makes the step slower; only the GPU-bound catch-up step gains (+31%)
 earlier run on another H100 gave the same training figures within 10% (crux always-batch
 10.7, channels-last 12.0 img/s fp32) but LCP test 34.0 batched / 36.6 two passes: test
 differences below about 15% are run-to-run noise of these CPU-bound steps.
-Those GPU figures predate SyncFreeMaxIoUAssigner. Host syncs per training step, counted
-on the CPU at --tiny size: stock mmdet 166 / 203 / 293 with 6 / 20 / 50 boxes per image
-(its assigner costs two per ground-truth box and image in the RPN's low-quality
-matching), the project's configs 112 whatever the number of boxes. LCP adds none of its
-own. The largest remaining sources: the samplers' nonzero/unique (32), mmdet's per-level
-RoI selection (12, at test time too) and loss parsing (12).
+Those GPU figures predate SyncFreeMaxIoUAssigner and the sync-free sampler, heads and RoI
+extractor. Host syncs per step, counted on the CPU at --tiny size (the project's 2-core
+machine, shared): stock mmdet 166 / 203 / 293 per training step with 6 / 20 / 50 boxes per
+image (its assigner costs two per ground-truth box and image in the RPN's low-quality
+matching); with SyncFreeMaxIoUAssigner alone the project's configs had 112 (LCP crux 109)
+and 28 per LCP test batch. With the sync-free sampler, RPN and Cascade heads and RoI
+extractor: plain training 23, LCP crux training 20, plain test 19, LCP test 16 (from 31 /
+28), whatever the number of boxes; LCP adds none of its own. What remains: mmdet's loss
+parsing (one .item() per logged value, 12 per training step), the RPN's proposal NMS and
+its min_bbox_size check (two per image), and at test time NMS (RPN and R-CNN, per image).
+Eager ATen ops per step against stock plain Cascade in the same run: sync-free plain
+training 0.94, LCP crux training 0.98, LCP test 1.03 (of plain test). Host time on that CPU
+(best of 8 steps, one thread; whole-run figures there vary 3x with the machine's load):
+stock plain training 82-86 ms, sync-free plain 101-109 ms, of which the RoI extractor is
+about 18 ms (every level's RoIAlign visits every RoI, the other levels' as empty boxes) and
+the sampler and heads about 4 ms; LCP crux 240 ms; plain test 39 ms, LCP test 66 ms. On the
+CPU a sync costs nothing, so these are the extra host work the GPU step trades for its
+syncs; whether the RoI extractor pays on a GPU is still to be measured (config type
+SingleRoIExtractor brings mmdet's back, independently of the other components).
 """
 
 from __future__ import annotations
@@ -82,7 +98,7 @@ class Variant:
     train_mode: str | None = None
     shallow_batching: str = "auto"
     channels_last: bool = False
-    stock_mmdet: bool = False  # mmdet's own assigner instead of the configs' sync-free one
+    stock_mmdet: bool = False  # mmdet's own components instead of the configs' sync-free ones
 
 
 VARIANTS = [
@@ -110,6 +126,8 @@ class Result:
     peak_mem_gib: float | None
     gpu_busy: float | None
     syncs_per_step: float | None
+    aten_ops_per_step: float | None
+    ms_per_step: float
 
 
 def model_cfgs(scale: dict) -> dict:
@@ -123,8 +141,9 @@ def model_cfgs(scale: dict) -> dict:
 def variant_cfg(cfgs: dict, variant: Variant):
     cfg = copy.deepcopy(cfgs[variant.detector])
     if variant.stock_mmdet:
-        for stage in [cfg.train_cfg.rpn] + list(cfg.train_cfg.rcnn):
-            stage.assigner.type = "MaxIoUAssigner"
+        from lcp.models.sync_free import with_stock_mmdet
+
+        cfg = with_stock_mmdet(cfg)
     if variant.detector == "lcp":
         cfg.backbone.shallow_batching = variant.shallow_batching
         cfg.channels_last = variant.channels_last
@@ -207,6 +226,11 @@ def syncs_per_step(profile, steps) -> float:
     return sum(event.count for event in profile.key_averages() if event.key in SYNCING_OPS) / steps
 
 
+def aten_ops_per_step(profile, steps) -> float:
+    """Eager ATen op calls, nested ones included: each costs the host a dispatch."""
+    return sum(event.count for event in profile.key_averages() if event.key.startswith("aten::")) / steps
+
+
 def profile_steps(step, device, steps):
     from torch.profiler import ProfilerActivity, profile
 
@@ -233,10 +257,11 @@ def measure(bench: Bench, variant: Variant, args) -> Result:
     synchronize(bench.device)
     seconds = (time.perf_counter() - start) / args.iters
     peak = torch.cuda.max_memory_allocated() / 2**30 if bench.device == "cuda" else None
-    busy = syncs = None
+    busy = syncs = ops = None
     if args.busy_steps:
         prof, _ = profile_steps(step, bench.device, args.busy_steps)
         syncs = syncs_per_step(prof, args.busy_steps)
+        ops = aten_ops_per_step(prof, args.busy_steps)
         if bench.device == "cuda":
             # profiling slows the CPU side down, so the kernels are set against the unprofiled step
             busy = kernel_seconds(prof) / args.busy_steps / seconds
@@ -245,7 +270,7 @@ def measure(bench: Bench, variant: Variant, args) -> Result:
     if bench.device == "cuda":
         torch.cuda.empty_cache()
     return Result(variant.name, variant.step, "fp16" if bench.fp16 else "fp32", args.batch / seconds, peak, busy,
-                  syncs)
+                  syncs, ops, 1e3 * seconds)
 
 
 def write_profile(bench: Bench, variant: Variant, args, path: Path) -> None:
@@ -270,17 +295,23 @@ def write_profile(bench: Bench, variant: Variant, args, path: Path) -> None:
 
 
 def print_table(results: list[Result]) -> None:
-    plain = {(r.precision, r.step): r.images_per_s for r in results if r.variant in ("plain train", "plain test")}
+    """img/s against plain Cascade; host ms and ATen ops per step against plain Cascade in the same precision."""
+    plain = {(r.precision, r.step): r for r in results if r.variant in ("plain train", "plain test")}
     print(f"\n{'step':34} {'prec':4} {'img/s':>7} {'peak GiB':>8} {'GPU busy':>8} {'syncs/step':>10} "
-          f"{'vs plain fp32':>13} {'vs plain same':>13}")
+          f"{'vs plain fp32':>13} {'vs plain same':>13} {'host ms':>8} {'x plain':>7} {'ATen ops':>8} {'x plain':>7}")
+    nan = float("nan")
     for r in results:
-        vs_fp32 = r.images_per_s / plain[("fp32", r.step)] if ("fp32", r.step) in plain else float("nan")
-        vs_same = r.images_per_s / plain[(r.precision, r.step)] if (r.precision, r.step) in plain else float("nan")
+        fp32, same = plain.get(("fp32", r.step)), plain.get((r.precision, r.step))
+        vs_fp32 = r.images_per_s / fp32.images_per_s if fp32 else nan
+        vs_same = r.images_per_s / same.images_per_s if same else nan
+        ms_ratio = r.ms_per_step / same.ms_per_step if same else nan
+        ops_ratio = r.aten_ops_per_step / same.aten_ops_per_step if same and r.aten_ops_per_step else nan
         peak = f"{r.peak_mem_gib:8.2f}" if r.peak_mem_gib is not None else f"{'-':>8}"
         busy = f"{100 * r.gpu_busy:7.0f}%" if r.gpu_busy is not None else f"{'-':>8}"
         syncs = f"{r.syncs_per_step:10.0f}" if r.syncs_per_step is not None else f"{'-':>10}"
+        ops = f"{r.aten_ops_per_step:8.0f}" if r.aten_ops_per_step is not None else f"{'-':>8}"
         print(f"{r.variant:34} {r.precision:4} {r.images_per_s:7.2f} {peak} {busy} {syncs} "
-              f"{vs_fp32:13.2f} {vs_same:13.2f}")
+              f"{vs_fp32:13.2f} {vs_same:13.2f} {r.ms_per_step:8.0f} {ms_ratio:7.2f} {ops} {ops_ratio:7.2f}")
 
 
 def parse_args(argv=None):
