@@ -65,8 +65,9 @@ stock plain training 82-86 ms, sync-free plain 101-109 ms, of which the RoI extr
 about 18 ms (every level's RoIAlign visits every RoI, the other levels' as empty boxes) and
 the sampler and heads about 4 ms; LCP crux 240 ms; plain test 39 ms, LCP test 66 ms. On the
 CPU a sync costs nothing, so these are the extra host work the GPU step trades for its
-syncs; whether the RoI extractor pays on a GPU is still to be measured (config type
-SingleRoIExtractor brings mmdet's back, independently of the other components).
+syncs. Whether the RoI extractor pays on a GPU is still to be measured, so the configs keep
+mmdet's SingleRoIExtractor (12 more syncs: LCP crux training 32, LCP test 28) and the rows
+"sync-free RoI" measure lcp's SyncFreeRoIExtractor beside it.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class Variant:
     shallow_batching: str = "auto"
     channels_last: bool = False
     stock_mmdet: bool = False  # mmdet's own components instead of the configs' sync-free ones
+    sync_free_extractor: bool = False  # lcp's SyncFreeRoIExtractor where the configs keep mmdet's
 
 
 VARIANTS = [
@@ -110,10 +112,12 @@ VARIANTS = [
     Variant("LCP train crux", "lcp", "train", "crux_learner"),
     Variant("LCP train crux, always batch", "lcp", "train", "crux_learner", shallow_batching="always"),
     Variant("LCP train crux, ch-last", "lcp", "train", "crux_learner", channels_last=True),
+    Variant("LCP train crux, sync-free RoI", "lcp", "train", "crux_learner", sync_free_extractor=True),
     Variant("plain test", "plain", "test"),
     Variant("LCP test", "lcp", "test"),
     Variant("LCP test, never batch", "lcp", "test", shallow_batching="never"),
     Variant("LCP test, ch-last", "lcp", "test", channels_last=True),
+    Variant("LCP test, sync-free RoI", "lcp", "test", sync_free_extractor=True),
 ]
 
 
@@ -144,6 +148,8 @@ def variant_cfg(cfgs: dict, variant: Variant):
         from lcp.models.sync_free import with_stock_mmdet
 
         cfg = with_stock_mmdet(cfg)
+    if variant.sync_free_extractor:
+        cfg.roi_head.bbox_roi_extractor.type = "SyncFreeRoIExtractor"
     if variant.detector == "lcp":
         cfg.backbone.shallow_batching = variant.shallow_batching
         cfg.channels_last = variant.channels_last

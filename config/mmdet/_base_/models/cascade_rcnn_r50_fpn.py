@@ -43,7 +43,10 @@ model = dict(
         num_stages=3,
         stage_loss_weights=[1, 0.5, 0.25],
         bbox_roi_extractor=dict(
-            type='SyncFreeRoIExtractor',  # mmdet's SingleRoIExtractor without per-level nonzero
+            # mmdet's; lcp's SyncFreeRoIExtractor (no per-level nonzero) runs RoIAlign over every
+            # RoI at every level: 18 ms more host time per tiny CPU step, a gain only a GPU can show
+            # (bench/bench_lcp_model.py measures both)
+            type='SingleRoIExtractor',
             roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
             out_channels=256,
             featmap_strides=[4, 8, 16, 32]),
