@@ -9,6 +9,7 @@ from mmdet.models.detectors import CascadeRCNN
 
 from lcp.errors import LCPError
 from lcp.models.kl_loss import feature_kl_divergence
+from lcp.models.loss_parsing import parse_losses
 
 TRAIN_MODES = ("catch_up_learner", "crux_learner")
 
@@ -84,6 +85,9 @@ class LCPDetector(CascadeRCNN):
             deep_stages = tuple(f"backbone.{name}." for name in self.backbone.res_layers[2:])
             return ("crux_learner.", "backbone.catch_up_fusion.") + deep_stages + ("neck.", "rpn_head.", "roi_head.")
         raise LCPError(f"LCPDetector: unknown train mode {mode!r}; expected one of {TRAIN_MODES}")
+
+    def _parse_losses(self, losses):
+        return parse_losses(losses)  # mmdet's, with one host transfer instead of one per logged value
 
     def set_train_mode(self, mode: str) -> None:
         """Make exactly the parameters of `mode` trainable and guarantee the others do not move.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 STOCK_TYPES = {
+    "OneSyncCascadeRCNN": "CascadeRCNN",
     "SyncFreeMaxIoUAssigner": "MaxIoUAssigner",
     "SyncFreeRandomSampler": "RandomSampler",
     "SyncFreeRPNHead": "RPNHead",

@@ -7,7 +7,7 @@
 # (the checkpoint replaces those weights). `--cfg-options model.backbone.init_cfg=None` trains
 # from scratch. The tiny and the LCP model bases set init_cfg=None (config/README.md).
 model = dict(
-    type='CascadeRCNN',
+    type='OneSyncCascadeRCNN',  # mmdet's CascadeRCNN, its losses logged with one host transfer per step
     backbone=dict(
         type='ResNet',
         depth=50,
