@@ -15,7 +15,12 @@ setup:
 demo: setup
 	$(PY) -m snakemake --profile profiles/local
 	$(PY) -m snakemake --profile profiles/local --report results/report.html
-	@echo "demo: results/demo/report/summary.md, results/report.html"
+	@echo "demo done. What it shows:"
+	@echo "  results/demo/report/summary.html   AP of baseline and LCP, crux health, sample detections"
+	@echo "  results/report.html                the Snakemake report (every table, plot and heat map)"
+	@echo "  $(VENV)/bin/lcp compare              scenes x methods over seeds, robustness mPC/rPC"
+	@echo "  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///results/mlflow/mlflow.db"
+	@echo "      then http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (the runs, not GenAI)"
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

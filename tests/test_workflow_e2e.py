@@ -57,12 +57,15 @@ def test_demo_dag_evaluates_both_methods_and_reports(demo):
         assert (results / "report" / png).read_bytes()[:8] == PNG_SIGNATURE
     assert sorted(path.name for path in (results / "report" / "crux_heatmaps").iterdir()) == \
         [f"crux_heatmap_{i}.png" for i in range(4)]
+    assert sorted(path.name for path in (results / "report" / "detections").iterdir()) == \
+        [f"{method}_{i}.jpg" for method in ("baseline", "lcp") for i in range(3)]
+    assert "Sample detections" in (results / "report" / "summary.html").read_text()
     summary = (results / "report" / "summary.md").read_text()
     assert "| lcp |" in summary and "±" not in summary  # one seed: no spread
     assert "crux_health" in json.loads((results / "lcp" / "eval.json").read_text()) and "## Crux learner" in summary
 
     # every job left a log and a benchmark; the training work dirs are kept for resuming
-    assert len(list((results / "logs").glob("*.log"))) == len(list((results / "benchmarks").glob("*.tsv"))) == 12
+    assert len(list((results / "logs").glob("*.log"))) == len(list((results / "benchmarks").glob("*.tsv"))) == 14
     for step in ("pretrain", "baseline", "lcp"):
         assert (results / step / "latest.pth").is_file() and (results / step / "work" / "lcp-finished.json").is_file()
     assert not [p for p in demo.rglob("*") if p.name.endswith((".tmp", ".partial"))]
@@ -73,6 +76,8 @@ def test_every_job_logged_to_mlflow_under_the_invocation(demo):
 
     client = MlflowClient(f"sqlite:///{demo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("lcp/demo")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # not MLflow's GenAI view
+    assert experiment.tags["mlflow.note.content"].startswith("generated street-like shapes")  # the scene's description
     runs = client.search_runs([experiment.experiment_id], max_results=100)
     parents = [run for run in runs if run.data.tags.get("lcp.role") == "invocation"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -123,7 +128,7 @@ def test_rerun_does_only_what_is_needed(demo):
 
     forced = planned_jobs(snakemake(demo, "-n", "--forcerun", "train_lcp").stdout)
     assert forced == {"train_lcp": 1, "evaluate": 1, "evaluate_robustness": 1, "report": 1,
-                      "report_robustness": 1, "crux_heatmaps": 1, "all": 1}
+                      "report_robustness": 1, "crux_heatmaps": 1, "sample_detections": 1, "all": 1}
     summary = snakemake(demo, "--summary").stdout
     rows = [line.split("\t") for line in summary.splitlines() if "\t" in line]
     statuses = {row[0]: row[4] for row in rows if row[0] != "output_file"}

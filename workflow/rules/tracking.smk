@@ -35,7 +35,8 @@ def start_tracking():
     # earlier invocation's LCP_* variables (whose parent runs may live in another store).
     if TRACKING:
         open_invocation(tracked_scenes(), tracking_uri=config["tracking"]["uri"] or None,
-                        invocation_id=uuid.uuid4().hex)
+                        invocation_id=uuid.uuid4().hex,
+                        descriptions={name: scene.get("description") for name, scene in config["scenes"].items()})
 
 
 def finish_tracking(status):
