@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 from mmdet.core.bbox.assigners import MaxIoUAssigner
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from lcp.models.assigners import SyncFreeMaxIoUAssigner
+from sync_probe import SyncingOps
 
 SETTINGS = [
     dict(pos_iou_thr=0.7, neg_iou_thr=0.3, min_pos_iou=0.3, match_low_quality=True),  # the RPN's
@@ -19,9 +19,6 @@ SETTINGS = [
     dict(pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0.1, match_low_quality=True, gt_max_assign_all=False),
     dict(pos_iou_thr=0.6, neg_iou_thr=0.4, min_pos_iou=0.0, match_low_quality=True, ignore_iof_thr=0.5),
 ]
-# Reading a value back, or writing through a boolean mask (which finds its True entries
-# with nonzero first), waits for the GPU.
-SYNCING_OPS = {"nonzero", "_local_scalar_dense", "masked_select", "index_put_", "_unique2"}
 
 
 def random_boxes(generator, count, grid=8):
@@ -65,18 +62,6 @@ def test_low_quality_matches_let_the_later_ground_truth_win_as_mmdet_does():
         got = SyncFreeMaxIoUAssigner(**settings).assign(boxes, gts, gt_labels=torch.tensor([3, 4]))
         assert expected.gt_inds.tolist() == got.gt_inds.tolist() == [2, 0]
         assert expected.labels.tolist() == got.labels.tolist() == [4, -1]
-
-
-class SyncingOps(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.overloadpacket.__name__
-        if name in SYNCING_OPS:
-            self.seen.append(name)
-        return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.parametrize("settings", SETTINGS[:4])
