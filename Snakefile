@@ -50,5 +50,5 @@ onerror:
 
 rule all:
     input:
-        [target for scene in config["run"] for target in scene_targets(scene)],
+        [target for scene in config["run"] for target in paths.scene_targets(config, scene)],
     default_target: True

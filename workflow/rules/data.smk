@@ -13,9 +13,9 @@ rule make_demo_data:
     wildcard_constraints:
         dataset=alternatives(DEMO_DATASETS),
     log:
-        f"results/datasets/{{dataset}}/logs/make_demo_data.log",
+        paths.dataset_log("{dataset}", "make_demo_data"),
     benchmark:
-        f"results/datasets/{{dataset}}/benchmarks/make_demo_data.tsv"
+        paths.dataset_benchmark("{dataset}", "make_demo_data")
     threads: job_threads("make_demo_data")
     retries: job_retries("make_demo_data")
     resources:
@@ -30,17 +30,17 @@ rule convert_image_set:
     input:
         convert_sources,
     output:
-        images=directory(f"{DATA}/{{dataset}}/{{imageset}}"),
-        annotations=expand(f"{DATA}/{{{{dataset}}}}/annotations/{{{{imageset}}}}_{{split}}.json", split=SPLITS),
+        images=directory(f"{DATA}/{paths.converted_set('{dataset}', '{imageset}')['images']}"),
+        annotations=[f"{DATA}/{paths.converted_set('{dataset}', '{imageset}')[split]}" for split in SPLITS],
     params:
-        args=convert_args,
+        args=lambda wildcards: commands.convert_args(config, wildcards.dataset, wildcards.imageset),
     wildcard_constraints:
         dataset=alternatives({dataset for dataset, _ in CONVERTED}),
         imageset=alternatives({image_set for _, image_set in CONVERTED}),
     log:
-        f"results/datasets/{{dataset}}/logs/convert_{{imageset}}.log",
+        paths.dataset_log("{dataset}", "convert_{imageset}"),
     benchmark:
-        f"results/datasets/{{dataset}}/benchmarks/convert_{{imageset}}.tsv"
+        paths.dataset_benchmark("{dataset}", "convert_{imageset}")
     threads: job_threads("convert_image_set")
     retries: job_retries("convert_image_set")
     resources:
@@ -55,17 +55,17 @@ rule synthesize_image_set:
     input:
         synthesis_sources,
     output:
-        images=directory(f"{DATA}/synthesized/{{dataset}}/{{imageset}}"),
-        annotations=expand(f"{DATA}/synthesized/{{{{dataset}}}}/{{{{imageset}}}}_{{split}}.json", split=SPLITS),
+        images=directory(f"{DATA}/{paths.synthesized_set('{dataset}', '{imageset}')['images']}"),
+        annotations=[f"{DATA}/{paths.synthesized_set('{dataset}', '{imageset}')[split]}" for split in SPLITS],
     params:
-        args=synthesize_args,
+        args=lambda wildcards: commands.synthesize_args(config, wildcards.dataset, wildcards.imageset),
     wildcard_constraints:
         dataset=alternatives({dataset for dataset, _ in SYNTHESIZED}),
         imageset=alternatives({image_set for _, image_set in SYNTHESIZED}),
     log:
-        f"results/datasets/{{dataset}}/logs/synthesize_{{imageset}}.log",
+        paths.dataset_log("{dataset}", "synthesize_{imageset}"),
     benchmark:
-        f"results/datasets/{{dataset}}/benchmarks/synthesize_{{imageset}}.tsv"
+        paths.dataset_benchmark("{dataset}", "synthesize_{imageset}")
     threads: job_threads("synthesize_image_set")
     retries: job_retries("synthesize_image_set")
     resources:
@@ -80,14 +80,14 @@ rule synthesize_robustness_set:
     input:
         robustness_sources,
     output:
-        images=directory(f"{DATA}/robustness/{{scene}}/{{severity}}"),
-        annotations=f"{DATA}/robustness/{{scene}}/{{severity}}_test.json",
+        images=directory(f"{DATA}/{paths.robustness_set('{scene}', '{severity}')['images']}"),
+        annotations=f"{DATA}/{paths.robustness_set('{scene}', '{severity}')['test']}",
     params:
-        args=robustness_args,
+        args=lambda wildcards: commands.robustness_args(config, wildcards.scene, wildcards.severity),
     log:
-        "results/{scene}/logs/synthesize_robustness_{severity}.log",
+        paths.log("{scene}", "synthesize_robustness_{severity}"),
     benchmark:
-        "results/{scene}/benchmarks/synthesize_robustness_{severity}.tsv"
+        paths.benchmark("{scene}", "synthesize_robustness_{severity}")
     threads: job_threads("synthesize_robustness_set")
     retries: job_retries("synthesize_robustness_set")
     resources:
@@ -100,22 +100,21 @@ rule synthesize_robustness_set:
 
 rule check_data:
     input:
-        clean=lambda wildcards: image_set_inputs(wildcards.scene, SCENES[wildcards.scene]["clean_set"]),
-        lowq=lambda wildcards: image_set_inputs(wildcards.scene, SCENES[wildcards.scene]["lowq_set"]),
+        unpack(check_inputs),
     output:
         report=report(
-            "results/{scene}/data/check.json",
+            paths.data_check("{scene}"),
             caption="../report/check.rst",
             category="{scene}",
             subcategory="Data",
             labels={"result": "data check (json, downloads)"},
         ),
     params:
-        args=check_args,
+        args=lambda wildcards: commands.check_args(config, wildcards.scene),
     log:
-        "results/{scene}/logs/check_data.log",
+        paths.log("{scene}", "check_data"),
     benchmark:
-        "results/{scene}/benchmarks/check_data.tsv"
+        paths.benchmark("{scene}", "check_data")
     threads: job_threads("check_data")
     retries: job_retries("check_data")
     resources:

@@ -14,19 +14,16 @@ rule pretrain:
     input:
         unpack(training_inputs("pretrain")),
     output:
-        checkpoint="results/{scene}/pretrain/latest.pth",
+        checkpoint=paths.pretrained("{scene}"),
     params:
-        work_dir=lambda wildcards: f"results/{wildcards.scene}/pretrain/work",
-        args=train_args("pretrain"),
-        tracking_env=tracking_env("pretrain"),
-        gpus=train_gpus_option("pretrain"),
-        tracking=tracking_args("pretrain", "baseline"),
+        work_dir=paths.work_dir("{scene}", "pretrain"),
+        **training_params("pretrain", "pretrain", "pretrain", "baseline"),
     wildcard_constraints:
         scene=alternatives(name for name, scene in SCENES.items() if "checkpoint" not in scene["pretrain"]),
     log:
-        "results/{scene}/logs/pretrain.log",
+        paths.log("{scene}", "pretrain"),
     benchmark:
-        "results/{scene}/benchmarks/pretrain.tsv"
+        paths.benchmark("{scene}", "pretrain")
     threads: job_threads("pretrain")
     retries: job_retries("pretrain")
     resources:
@@ -41,11 +38,11 @@ rule import_pretrained:
     input:
         pretrained_checkpoint,
     output:
-        checkpoint="results/{scene}/pretrain/latest.pth",
+        checkpoint=paths.pretrained("{scene}"),
     wildcard_constraints:
         scene=alternatives(name for name, scene in SCENES.items() if "checkpoint" in scene["pretrain"]),
     log:
-        "results/{scene}/logs/import_pretrained.log",
+        paths.log("{scene}", "import_pretrained"),
     localrule: True
     conda:
         "../../envs/lcp.yaml"

@@ -4,6 +4,7 @@
 # onstart/onsuccess/onerror open and close the invocation; jobs learn the store and their
 # parent from the environment (exported to SLURM jobs as well).
 
+import shlex
 import uuid
 
 TRACKING = config["tracking"]["enabled"]
@@ -24,7 +25,7 @@ def tracked_scenes():
     for job in workflow.dag.needrun_jobs():
         scene = job.wildcards.get("scene")
         if scene is None and job.wildcards.get("dataset"):
-            scene = scene_of_dataset(job.wildcards.get("dataset"))
+            scene = scene_of_dataset(config, job.wildcards.get("dataset"))
         if scene is not None:
             scenes.add(scene)
     return sorted(scenes)

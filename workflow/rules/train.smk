@@ -1,23 +1,21 @@
 # Fine-tuning on the low-quality set from the pretrained detector: the plain Cascade R-CNN
 # (baseline) and LCP, once per seed of the scene ({seed_dir}: empty for one seed, else
-# seed<N>/). Resumable like pretraining (see pretrain.smk).
+# seed<N>/). Resumable like pretraining (see pretrain.smk). train_lcp is train_baseline with
+# the other method.
 
 
 rule train_baseline:
     input:
         unpack(training_inputs("baseline")),
     output:
-        checkpoint="results/{scene}/baseline/{seed_dir}latest.pth",
+        checkpoint=paths.checkpoint("{scene}", "baseline", "{seed_dir}"),
     params:
-        work_dir="results/{scene}/baseline/{seed_dir}work",
-        args=train_args("baseline"),
-        tracking_env=tracking_env("train_baseline"),
-        gpus=train_gpus_option("train_baseline"),
-        tracking=tracking_args("train", "baseline"),
+        work_dir=paths.work_dir("{scene}", "baseline", "{seed_dir}"),
+        **training_params("baseline", "train_baseline", "train", "baseline"),
     log:
-        "results/{scene}/logs/{seed_dir}train_baseline.log",
+        paths.log("{scene}", "{seed_dir}train_baseline"),
     benchmark:
-        "results/{scene}/benchmarks/{seed_dir}train_baseline.tsv"
+        paths.benchmark("{scene}", "{seed_dir}train_baseline")
     threads: job_threads("train_baseline")
     retries: job_retries("train_baseline")
     resources:
@@ -28,26 +26,19 @@ rule train_baseline:
         train_command(["config", "check", "init"])
 
 
-rule train_lcp:
+use rule train_baseline as train_lcp with:
     input:
         unpack(training_inputs("lcp")),
     output:
-        checkpoint="results/{scene}/lcp/{seed_dir}latest.pth",
+        checkpoint=paths.checkpoint("{scene}", "lcp", "{seed_dir}"),
     params:
-        work_dir="results/{scene}/lcp/{seed_dir}work",
-        args=train_args("lcp"),
-        tracking_env=tracking_env("train_lcp"),
-        gpus=train_gpus_option("train_lcp"),
-        tracking=tracking_args("train", "lcp"),
+        work_dir=paths.work_dir("{scene}", "lcp", "{seed_dir}"),
+        **training_params("lcp", "train_lcp", "train", "lcp"),
     log:
-        "results/{scene}/logs/{seed_dir}train_lcp.log",
+        paths.log("{scene}", "{seed_dir}train_lcp"),
     benchmark:
-        "results/{scene}/benchmarks/{seed_dir}train_lcp.tsv"
+        paths.benchmark("{scene}", "{seed_dir}train_lcp")
     threads: job_threads("train_lcp")
     retries: job_retries("train_lcp")
     resources:
         **job_resources("train_lcp"),
-    conda:
-        "../../envs/lcp.yaml"
-    shell:
-        train_command(["config", "check", "init"])

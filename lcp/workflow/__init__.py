@@ -1,0 +1,11 @@
+"""The Snakemake workflow's logic, as plain functions of its config dict (the parsed
+config/config.yaml), so that it can be unit-tested without Snakemake; workflow/rules/*.smk
+only glue these to rules.
+
+- scenes: the config's vocabulary (methods, steps, splits), scene lookups and image sets.
+- checks: what the config must satisfy beyond its schema, and the data sets' checks.
+- paths: the one owner of every data and results/<scene>/... path.
+- converters: which options each `lcp data convert` format and `lcp data synth` take.
+- commands: the command line of each rule's job.
+- resources: a job's resources from the config, and their mapping onto SLURM.
+"""

@@ -1,0 +1,150 @@
+"""What the workflow config must satisfy beyond its schema, and the checks of the image sets
+a run reads that an earlier run converted. Each problem is one line; the workflow prints
+it and stops before any job starts (in a dry run too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from lcp.errors import LCPError
+from lcp.workflow import paths
+from lcp.workflow.resources import resource_setting
+from lcp.workflow.scenes import (
+    SPLITS,
+    STEPS,
+    TRAINING_RULES,
+    converted_sets,
+    data_dir,
+    dataset_of,
+    image_sets,
+    resource_rules,
+)
+from lcp.workflow_checks import missing_images, same_images, training_boxes
+
+
+def scene_reference_problems(config: Mapping) -> list[str]:
+    """What the schema cannot express: names that must refer to other entries, files that
+    must exist in the repository, and several GPUs or nodes for training jobs only."""
+    problems = []
+    for name in config["run"]:
+        if name not in config["scenes"]:
+            problems.append(f"run: scene {name!r} is not defined under scenes ({', '.join(config['scenes'])})")
+    for name, scene in config["scenes"].items():
+        key = f"scenes.{name}"
+        sets = scene.get("image_sets", {})
+        if ("demo" in scene) == bool(sets):
+            problems.append(f"{key}: give exactly one of `demo` (generated scene) and `image_sets`")
+        known = {"clean", "lowq", "depth"} if "demo" in scene else set(sets)
+        for role in ("clean_set", "lowq_set"):
+            if scene[role] not in known:
+                problems.append(
+                    f"{key}.{role}: {scene[role]!r} is not an image set of the scene ({', '.join(sorted(known))})"
+                )
+        for set_name, recipe in sets.items():
+            if "synthesize" in recipe and recipe["from"] not in sets:
+                problems.append(
+                    f"{key}.image_sets.{set_name}.from: {recipe['from']!r} is not an image set of the scene"
+                )
+            if "synthesize" in recipe and "synthesize" in sets.get(recipe["from"], {}):
+                problems.append(
+                    f"{key}.image_sets.{set_name}.from: synthesise from a converted set, not a synthesised one"
+                )
+        if "robustness" in scene and scene["degradation"] == "none":
+            problems.append(f"{key}.robustness: needs a `degradation` to synthesise the sweep with")
+        for step in STEPS:
+            if not Path(scene[step]["config"]).is_file():
+                problems.append(f"{key}.{step}.config: {scene[step]['config']} does not exist")
+    for name in config["scenes"]:
+        for rule_name in resource_rules():
+            gpus, nodes = (resource_setting(config, name, rule_name, key) or 0 for key in ("gpus", "nodes"))
+            where = f"scenes.{name}: {rule_name} asks for gpus: {gpus}, nodes: {nodes}"
+            if rule_name not in TRAINING_RULES and (gpus > 1 or nodes > 1):
+                problems.append(
+                    f"{where}; only training jobs (pretrain, train_baseline, train_lcp) run on several GPUs or nodes"
+                )
+            elif nodes > max(gpus, 1):
+                problems.append(
+                    f"{where}; a distributed training job runs one process per GPU, so it needs a GPU on each node"
+                )
+    return problems
+
+
+def converted_set_problem(config: Mapping, dataset: str, set_name: str) -> str | None:
+    """Why a converted image set that a job reads cannot be used as it is: it lost images
+    since its conversion (the converter's job would not run again, its folder exists, and the
+    training would fail on the first missing image hours later). None for a set not converted yet."""
+    if (dataset, set_name) not in converted_sets(config):
+        return None
+    data, files = data_dir(config), paths.converted_set(dataset, set_name)
+    images = f"{data}/{files['images']}"
+    for split in SPLITS:
+        ann_file = f"{data}/{files[split]}"
+        if not (Path(images).is_dir() and Path(ann_file).is_file()):
+            return None
+        try:
+            missing, listed = missing_images(images, ann_file)
+        except LCPError as exc:
+            return f"{exc}; convert the set again: remove {images} and the workflow remakes it"
+        if missing:
+            return (
+                f"{images}: {len(missing)} of the {listed} images of {ann_file} are missing, the first "
+                f"{missing[0]} (changed since {image_sets(config)[(dataset, set_name)][1]} was converted); "
+                f"convert it again: remove {images} and the workflow remakes it"
+            )
+    return None
+
+
+def training_set_problems(config: Mapping, scene_name: str, config_source: str) -> tuple[str | None, list[str]]:
+    """(why a scene's training sets cannot train it, or None; warnings).
+
+    Refused: the clean and low-quality set converted from the same images (LCP's KL loss would
+    be exactly 0; `allow_same_sets: true` allows it), a set converted with `folder` (images
+    without boxes), or a set converted in an earlier run whose train split has no box of the
+    scene's classes. Warned: a class without a box there. A set not converted yet is checked
+    by its converter, which refuses a scene class the source has no box of (exit status 2).
+    `config_source` names the config file(s) in the messages.
+    """
+    scene, key, sets = config["scenes"][scene_name], f"scenes.{scene_name}", image_sets(config)
+    dataset, classes, data = dataset_of(config, scene_name), scene["classes"], data_dir(config)
+    recipes = {role: sets[(dataset, scene[role])][0] for role in ("clean_set", "lowq_set")}
+    if not scene.get("allow_same_sets", False):
+        shared = same_images(*recipes.values())
+        if scene["clean_set"] == scene["lowq_set"] or shared:
+            same_set = scene["clean_set"] == scene["lowq_set"]
+            what = f"the same image set {scene['clean_set']!r}" if same_set else f"the images of {shared}"
+            return (
+                f"invalid config: {config_source}: {key}: clean_set and lowq_set are {what}; LCP learns "
+                "from the difference between the two (its KL loss would be exactly 0); set "
+                f"{key}.allow_same_sets: true if this is intended"
+            ), []
+    warnings = []
+    for role, recipe in recipes.items():
+        source = sets[(dataset, recipe["from"])][0] if "synthesize" in recipe else recipe
+        if source.get("convert") == "folder":
+            return (
+                f"invalid config: {config_source}: {key}.{role}: {scene[role]!r} comes from `convert: folder`, "
+                "images without boxes; a training set needs boxes of the scene's classes"
+            ), warnings
+        files = paths.image_set_paths(config, scene_name, scene[role])
+        ann_file = f"{data}/{files['train']}"
+        if not Path(ann_file).is_file():
+            continue
+        try:
+            boxes = training_boxes(ann_file, classes)
+        except LCPError as exc:
+            return f"{exc}; convert the set again: remove {data}/{files['images']}", warnings
+        if not any(boxes.values()):
+            return (
+                f"{ann_file}: no box of the scene's classes ({', '.join(classes)}) in the train split of "
+                f"{key}.{role} {scene[role]!r}; nothing to train on"
+            ), warnings
+        empty = [name for name, count in boxes.items() if not count]
+        if empty:
+            warnings.append(
+                f"warning: {ann_file}: no box of {', '.join(empty)} (classes of {key}) in the train "
+                f"split of {key}.{role} {scene[role]!r}; the detector never learns "
+                f"{'it' if len(empty) == 1 else 'them'}"
+            )
+    return None, warnings

@@ -1,0 +1,64 @@
+"""What each workflow job reads: its declared inputs, from the config alone.
+
+The workflow's glue runs the checks (lcp.workflow.checks) on the image sets these name
+before handing them to Snakemake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from lcp.workflow import paths
+from lcp.workflow.commands import report_evaluations, test_set
+from lcp.workflow.scenes import METHODS, data_dir, scene_seeds
+
+
+def training_sets(config: Mapping, scene_name: str, step: str) -> list[str]:
+    """The image sets a training step reads: pretraining the clean set, the baseline the
+    low-quality set, LCP both."""
+    scene = config["scenes"][scene_name]
+    return ([scene["clean_set"]] if step != "baseline" else []) + ([scene["lowq_set"]] if step != "pretrain" else [])
+
+
+def training_inputs(config: Mapping, scene_name: str, step: str) -> dict:
+    """Its config, the data gate, the image sets and (after pretraining) the initial weights."""
+    named = {
+        "config": config["scenes"][scene_name][step]["config"],
+        "check": paths.data_check(scene_name),
+        "data": [
+            path
+            for set_name in training_sets(config, scene_name, step)
+            for path in paths.image_set_files(config, scene_name, set_name)
+        ],
+    }
+    if step != "pretrain":
+        named["init"] = paths.pretrained(scene_name)
+    return named
+
+
+def lowq_test_files(config: Mapping, scene_name: str) -> list[str]:
+    return paths.image_set_files(config, scene_name, config["scenes"][scene_name]["lowq_set"], ["test"])
+
+
+def evaluation_inputs(config: Mapping, scene_name: str, method: str, seed: int, severity: str | None = None) -> dict:
+    """A method's config and checkpoint, and the test set: the low-quality one or a severity's."""
+    robustness = test_set(scene_name, severity)
+    data = lowq_test_files(config, scene_name)
+    if robustness:
+        data = [f"{data_dir(config)}/{robustness[key]}" for key in ("images", "test")]
+    return {
+        "config": config["scenes"][scene_name][method]["config"],
+        "checkpoint": paths.trained(config, scene_name, method, seed),
+        "data": data,
+    }
+
+
+def first_model_inputs(config: Mapping, scene_name: str, method: str) -> dict:
+    """The method's model of the scene's first seed on the low-quality test set (heat maps, sample detections)."""
+    return evaluation_inputs(config, scene_name, method, scene_seeds(config, scene_name)[0])
+
+
+def report_inputs(config: Mapping, scene_name: str) -> dict:
+    """The report's evaluations (METHOD[/seedN] -> eval.json), the data check and the sample detections."""
+    samples = [path for method in METHODS for path in paths.sample_detections(scene_name, method)]
+    return {**report_evaluations(config, scene_name), "check": paths.data_check(scene_name), "samples": samples}

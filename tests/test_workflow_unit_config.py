@@ -1,0 +1,144 @@
+"""lcp.workflow's config checks and job resources, from config/config.yaml's scenes, without Snakemake."""
+
+import json
+import re
+
+import pytest
+from helpers.workflow import REPO, repo_config
+
+from lcp.errors import LCPError
+from lcp.workflow.checks import converted_set_problem, scene_reference_problems, training_set_problems
+from lcp.workflow.resources import job_resources, resource_setting, train_gpus_option
+from lcp.workflow.scenes import TRAINING_RULES, image_sets, resource_rules
+
+
+@pytest.fixture
+def config(monkeypatch):
+    monkeypatch.chdir(REPO)  # the scenes' model configs are relative to the repository
+    return repo_config()
+
+
+def test_the_resource_rules_are_the_workflows_rules():
+    defined = set()
+    for rules in (REPO / "workflow" / "rules").glob("*.smk"):
+        for plain, derived in re.findall(r"^(?:rule (\w+):|use rule \w+ as (\w+))", rules.read_text(), re.MULTILINE):
+            defined.add(plain or derived)
+    assert set(resource_rules()) <= defined
+    assert set(TRAINING_RULES) <= set(resource_rules())
+    assert {"train_lcp", "evaluate_robustness"} <= defined
+
+
+def test_resources_layer_scene_rule_over_scene_default_over_global(config):
+    assert resource_setting(config, "demo", "evaluate", "mem_mb") == 4000  # global rule
+    assert resource_setting(config, "demo", "check_data", "runtime") == 30  # global default
+    assert resource_setting(config, "urpc", "train_lcp", "mem_mb") == 48000  # scene rule
+    config["scenes"]["urpc"]["resources"]["default"] = {"runtime": 5}
+    assert resource_setting(config, "urpc", "check_data", "runtime") == 5  # scene default
+    assert resource_setting(config, "urpc", "train_lcp", "runtime") == 2880
+    assert resource_setting(config, "urpc", "train_lcp", "nodes") == 1
+
+
+def test_a_training_job_on_several_gpus_runs_one_slurm_task_per_gpu(config):
+    one = job_resources(config, "urpc", "train_lcp")
+    assert (one["gpu"], one["tasks"], one["mpi"]) == (1, None, None)
+    assert train_gpus_option(config, "urpc", "train_lcp") == ""
+    config["scenes"]["urpc"]["resources"]["train_lcp"].update(gpus=4, nodes=2, partition="gpu")
+    four = job_resources(config, "urpc", "train_lcp")
+    assert {key: four[key] for key in ("gpu", "nodes", "tasks", "tasks_per_gpu", "mpi", "slurm_partition")} == {
+        "gpu": 4,
+        "nodes": 2,
+        "tasks": 4,
+        "tasks_per_gpu": 1,
+        "mpi": "srun",
+        "slurm_partition": "gpu",
+    }
+    assert train_gpus_option(config, "urpc", "train_lcp") == "--gpus 4"
+    assert "nodes" not in job_resources(config, "urpc", "evaluate")
+    assert job_resources(config, "urpc", "evaluate")["slurm_partition"] is None
+
+
+def test_the_shipped_config_has_no_reference_problem(config):
+    assert scene_reference_problems(config) == []
+
+
+def test_reference_problems_name_the_key(config):
+    config["run"] = ["demo", "fog"]
+    config["scenes"]["urpc"]["lowq_set"] = "murky"
+    config["scenes"]["urpc"]["resources"]["evaluate"]["gpus"] = 2
+    config["scenes"]["demo"]["resources"] = {"train_lcp": {"nodes": 2}}
+    assert scene_reference_problems(config) == [
+        "run: scene 'fog' is not defined under scenes (demo, urpc, foggy_city, rainy_city, custom)",
+        "scenes.urpc.lowq_set: 'murky' is not an image set of the scene (dfui, urpc)",
+        (
+            "scenes.demo: train_lcp asks for gpus: 0, nodes: 2; a distributed training job runs one process per GPU, "
+            "so it needs a GPU on each node"
+        ),
+        (
+            "scenes.urpc: evaluate asks for gpus: 2, nodes: 1; only training jobs (pretrain, train_baseline, train_lcp) "
+            "run on several GPUs or nodes"
+        ),
+    ]
+
+
+def test_scenes_sharing_a_folder_must_define_its_sets_alike(config):
+    assert image_sets(config)[("city", "city_images")][1] == "scenes.foggy_city.image_sets.city_images"
+    config["scenes"]["rainy_city"]["image_sets"]["city_images"]["path"] = "/elsewhere"
+    with pytest.raises(
+        LCPError,
+        match="invalid config: scenes.rainy_city.image_sets.city_images differs from "
+        "scenes.foggy_city.image_sets.city_images, which makes the same image set "
+        "city/city_images",
+    ):
+        image_sets(config)
+
+
+def converted(tmp_path, config, names):
+    """A converted set custom/clear under tmp_path whose annotations list `names`, one image file on disk."""
+    config["data_dir"] = str(tmp_path)
+    folder = tmp_path / "custom" / "clear"
+    folder.mkdir(parents=True)
+    (folder / names[0]).write_bytes(b"\xff\xd8")
+    (tmp_path / "custom" / "annotations").mkdir()
+    coco = {
+        "images": [{"id": i + 1, "file_name": name, "width": 8, "height": 8} for i, name in enumerate(names)],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "car"}],
+    }
+    for split in ("train", "test"):
+        (tmp_path / "custom" / "annotations" / f"clear_{split}.json").write_text(json.dumps(coco))
+    return folder
+
+
+def test_a_converted_set_that_lost_an_image_is_refused(tmp_path, config):
+    folder = converted(tmp_path, config, ["a.jpg", "b.jpg"])
+    problem = converted_set_problem(config, "custom", "clear")
+    assert problem == (
+        f"{folder}: 1 of the 2 images of {tmp_path}/custom/annotations/clear_train.json are missing, "
+        "the first b.jpg (changed since scenes.custom.image_sets.clear was converted); convert it "
+        f"again: remove {folder} and the workflow remakes it"
+    )
+    (folder / "b.jpg").write_bytes(b"\xff\xd8")
+    assert converted_set_problem(config, "custom", "clear") is None
+    assert converted_set_problem(config, "custom", "foggy") is None  # synthesised, not converted
+
+
+def test_training_sets_are_checked_against_the_scene(tmp_path, config):
+    converted(tmp_path, config, ["a.jpg"])
+    problem, warnings = training_set_problems(config, "custom", "my.yaml")
+    assert problem is None
+    assert warnings == [
+        (
+            f"warning: {tmp_path}/custom/annotations/clear_train.json: no box of car (classes of "
+            "scenes.custom) in the train split of scenes.custom.clean_set 'clear'; the detector never "
+            "learns it"
+        )
+    ]
+    config["scenes"]["custom"]["lowq_set"] = "clear"
+    problem, _ = training_set_problems(config, "custom", "my.yaml")
+    assert problem.startswith(
+        "invalid config: my.yaml: scenes.custom: clean_set and lowq_set are the same image set 'clear'; LCP learns"
+    )
+    config["scenes"]["custom"]["allow_same_sets"] = True
+    config["scenes"]["custom"]["image_sets"]["clear"]["convert"] = "folder"
+    problem, _ = training_set_problems(config, "custom", "my.yaml")
+    assert "comes from `convert: folder`, images without boxes" in problem
