@@ -13,7 +13,7 @@ min_version("9.0")
 
 import sys
 
-from lcp.workflow_checks import yaml_problem
+from lcp.workflow.preflight import yaml_problem
 
 # snakemake's own message for a YAML error names neither the line nor the column
 if problem := yaml_problem("config/config.yaml"):

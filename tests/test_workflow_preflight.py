@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from helpers.workflow import prepare_workdir, repo_config, snakemake, with_config
 
-from lcp.workflow_checks import clear_unfixable, unfixable_guard, yaml_problem
+from lcp.workflow.preflight import clear_unfixable, unfixable_guard, yaml_problem
 
 SOURCE = "test-config.yaml"  # the --configfile of helpers.workflow
 

@@ -4,8 +4,10 @@ only glue these to rules.
 
 - scenes: the config's vocabulary (methods, steps, splits), scene lookups and image sets.
 - checks: what the config must satisfy beyond its schema, and the data sets' checks.
+- preflight: the checks' primitives (YAML, model configs, image files) and the retry guard of jobs.
 - paths: the one owner of every data and results/<scene>/... path.
 - converters: which options each `lcp data convert` format and `lcp data synth` take.
 - commands: the command line of each rule's job.
+- inputs: what each job reads.
 - resources: a job's resources from the config, and their mapping onto SLURM.
 """

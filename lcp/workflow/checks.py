@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lcp.errors import LCPError
 from lcp.workflow import paths
+from lcp.workflow.preflight import missing_images, same_images, training_boxes
 from lcp.workflow.resources import resource_setting
 from lcp.workflow.scenes import (
     SPLITS,
@@ -21,7 +22,6 @@ from lcp.workflow.scenes import (
     image_sets,
     resource_rules,
 )
-from lcp.workflow_checks import missing_images, same_images, training_boxes
 
 
 def scene_reference_problems(config: Mapping) -> list[str]:

@@ -18,7 +18,7 @@ from lcp.workflow.checks import converted_set_problem, scene_reference_problems,
 from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, converter_options, option_paths
 from lcp.workflow.scenes import (METHODS, NAME_PATTERN, SPLITS, alternatives, converted_sets, data_dir, dataset_of,
                                  demo_datasets, image_sets, scene_of_dataset, scene_seeds, synthesized_sets)
-from lcp.workflow_checks import check_model_step, clear_unfixable, unfixable_guard
+from lcp.workflow.preflight import check_model_step, clear_unfixable, unfixable_guard
 
 # Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.
 os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
@@ -187,8 +187,7 @@ def forget_unfixable_failures():
     clear_unfixable([log for job in workflow.dag.needrun_jobs() for log in job.log])
 
 
-# ---- inputs (wildcards only: snakemake ignores params computed from `input` when deciding
-# whether a changed setting calls for a rerun) ---------------------------------------------
+# ---- inputs ---------------------------------------------------------------------------
 
 
 def convert_sources(wildcards):
@@ -257,7 +256,8 @@ def first_model_inputs(method=None):
     return named
 
 
-# ---- command lines --------------------------------------------------------------------
+# ---- command lines (from wildcards only: snakemake ignores params computed from `input` when
+# deciding whether a changed setting calls for a rerun) -------------------------------------
 
 
 def test_args(wildcards):

@@ -1,5 +1,5 @@
 """What the workflow checks before any job starts (in a dry run too), and how its jobs avoid
-retries that cannot help. workflow/rules/common.smk calls these; each problem is one line.
+retries that cannot help. workflow/rules/common.smk and lcp.workflow.checks call these; each problem is one line.
 
 - yaml_problem: a config file that is not valid YAML, with its line and column (snakemake's
   own message names neither).
@@ -74,8 +74,9 @@ def check_model_step(config: str, options: Sequence[str], scene_options: Mapping
     except CfgOptionError as exc:
         if exc.key in scene_options:
             raise LCPError(f"{where}.cfg_options: {exc.key}: {exc.problem} (in {config})") from None
-        raise LCPError(f"{where}.config: {config} does not take the workflow's --cfg-options "
-                       f"{exc.key}: {exc.problem}") from None
+        raise LCPError(
+            f"{where}.config: {config} does not take the workflow's --cfg-options {exc.key}: {exc.problem}"
+        ) from None
     except LCPError as exc:
         raise LCPError(f"{where}.config: {exc}") from None
 
@@ -127,10 +128,12 @@ def unfixable_guard(command: str, log: str) -> str:
     (clear_unfixable). `log`: a path the shell needs no quotes for (the workflow's logs), or
     snakemake's {log}. Works under snakemake's `set -euo pipefail`."""
     marker = log + UNFIXABLE_SUFFIX
-    refusal = (f"{log}: not run again: an earlier attempt was refused for a reason a retry cannot fix"
-               f" (exit status {UNFIXABLE_STATUS}): $(tail -n 1 {marker})")
+    refusal = (
+        f"{log}: not run again: an earlier attempt was refused for a reason a retry cannot fix"
+        f" (exit status {UNFIXABLE_STATUS}): $(tail -n 1 {marker})"
+    )
     return (
-        f"if [ -e {marker} ]; then cp {marker} {log}; echo \"{refusal}\" | tee -a {log} >&2;"
+        f'if [ -e {marker} ]; then cp {marker} {log}; echo "{refusal}" | tee -a {log} >&2;'
         f" exit {UNFIXABLE_STATUS}; fi;"
         f" status=0; ({command}) > {log} 2>&1 || status=$?;"
         f" if [ $status -eq {UNFIXABLE_STATUS} ]; then cp {log} {marker}; fi;"
