@@ -1,5 +1,5 @@
-"""`lcp tracking ...`: replay of pending records and the store's URI; plumbing for the workflow
-(invocations, artifacts), left out of the action list."""
+"""`lcp tracking ...`: replay of pending records, the store's URI, repair of a moved store; plumbing for
+the workflow (invocations, artifacts), left out of the action list."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import argparse
 import shlex
 import sys
 
-HELP = "MLflow tracking: send what runs could not send (sync), print the store's URI (uri)"
+HELP = ("MLflow tracking: send what runs could not send (sync), print the store's URI (uri), repair a moved "
+        "store (relocate)")
 EPILOG = """plumbing, run by the workflow's rules (each has --help):
   open-invocation, close-invocation   the parent runs of a workflow invocation
   log-artifacts                       check reports, report tables and plots as a run"""
@@ -56,6 +57,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = sub.add_parser("uri", help="print the tracking URI in use and how to browse it")
     where.add_argument("--tracking-uri", help=URI_HELP)
     where.set_defaults(_main=main_uri)
+
+    moved = sub.add_parser("relocate", help="after moving or copying results/: point the local store's artifact "
+                           "locations at where it is now, so mlflow ui shows the artifacts again")
+    moved.add_argument("store", nargs="?", metavar="STORE",
+                       help="sqlite:///PATH/mlflow.db, the database file or its folder (default: the store "
+                       "`lcp tracking uri` prints)")
+    moved.add_argument("--from", dest="from_folder", metavar="OLD_FOLDER",
+                       help="the store's folder before the move; needed only when the folder was renamed, or "
+                       "locations point into several old folders")
+    moved.set_defaults(_main=main_relocate)
 
 
 def main(args: argparse.Namespace) -> int:  # replaced by the chosen action's main
@@ -123,4 +134,39 @@ def main_uri(args: argparse.Namespace) -> int:
         print(f"browse: open {target.uri} in a browser", file=sys.stderr)
     else:
         print(f"browse: mlflow ui --backend-store-uri {shlex.quote(target.uri)}", file=sys.stderr)
+        warn_if_moved(target.uri)
+    return 0
+
+
+def warn_if_moved(uri: str) -> None:
+    """A warning on stderr when a local store's artifact locations still point to where it was before."""
+    from lcp.tracking import settings
+    from lcp.tracking.relocate import moved_from
+
+    database = settings.sqlite_database(uri)
+    old = database and moved_from(database)
+    if old:
+        print(f"warning: {database}: this store was moved or copied from {old}; its artifacts do not show until "
+              "`lcp tracking relocate` (nothing is rewritten without it)", file=sys.stderr)
+
+
+def main_relocate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lcp.tracking import settings
+    from lcp.tracking.relocate import relocate, store_database
+
+    database = store_database(args.store)
+    settings.check_store_exists(f"sqlite:///{database}")
+    from_folder = Path(args.from_folder).expanduser().absolute() if args.from_folder else None
+    plan = relocate(database, from_folder)
+    if not plan.changes:
+        print(f"{database}: nothing to change, no artifact location points into an earlier place of this store "
+              "(if its folder was renamed when it moved, pass --from OLD_FOLDER)")
+        return 0
+    old = next(iter(plan.old_folders))
+    print(f"{database}: artifact locations moved from {old} to {plan.store}")
+    for column, rows in plan.counts().items():
+        print(f"  {column}: {rows} row(s)")
+    print(f"rewrote {plan.rows} row(s); browse: mlflow ui --backend-store-uri {shlex.quote(f'sqlite:///{database}')}")
     return 0

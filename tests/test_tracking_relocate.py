@@ -1,0 +1,170 @@
+"""`lcp tracking relocate`: a local MLflow store moved or copied elsewhere shows its artifacts again.
+
+A real store made by `lcp tracking log-artifacts` (run and artifact) and the MLflow client (a
+registered model version and a logged model) in a checkout under tmp; the whole checkout is then
+moved, as a results/ folder copied off a cluster would be.
+"""
+
+import hashlib
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
+
+from lcp.cli import main as lcp
+from lcp.tracking.relocate import LOCATION_COLUMNS
+
+PAYLOAD = b"AP table of a run that moved\n"
+
+
+def locations(database):
+    """Every artifact location the database holds, per table.column."""
+    found = {}
+    with sqlite3.connect(database) as connection:
+        for table, column, condition in LOCATION_COLUMNS:
+            where = f'"{column}" IS NOT NULL' + (f" AND {condition}" if condition else "")
+            query = f'SELECT "{column}" FROM "{table}" WHERE {where}'
+            found[f"{table}.{column}"] = sorted(value for (value,) in connection.execute(query))
+    return found
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def moved_store(tmp_path, monkeypatch, capsys):
+    """A checkout with a store at results/mlflow, moved from cluster/ to laptop/ after logging."""
+    for name in ("MLFLOW_TRACKING_URI", "LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS", "LCP_REGISTER_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    checkout = tmp_path / "cluster" / "lcp"
+    (checkout / ".git").mkdir(parents=True)
+    monkeypatch.chdir(checkout)
+    (checkout / "table.md").write_bytes(PAYLOAD)
+    assert lcp(["tracking", "log-artifacts", "table.md", "--scene", "demo", "--step", "report"]) == 0
+    run_id = capsys.readouterr().out.split()[-1]
+    database = checkout / "results" / "mlflow" / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{database}")
+    run = client.get_run(run_id)
+    client.create_registered_model("lcp-demo-all")
+    client.create_model_version("lcp-demo-all", f"{run.info.artifact_uri}/table.md", run_id=run_id,
+                                await_creation_for=0)
+    client.create_logged_model(run.info.experiment_id, name="detector", source_run_id=run_id)
+
+    old_store = database.parent
+    assert all(uri.startswith(old_store.as_uri() + "/artifacts/") for uri in locations(database)["runs.artifact_uri"])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "laptop").mkdir()
+    moved = tmp_path / "laptop" / "lcp"
+    shutil.move(checkout, moved)
+    monkeypatch.chdir(moved)
+    return moved / "results" / "mlflow" / "mlflow.db", old_store, run_id
+
+
+def test_relocate_makes_a_moved_stores_artifacts_downloadable_again(moved_store, tmp_path, capsys):
+    database, old_store, run_id = moved_store
+    client = MlflowClient(f"sqlite:///{database}")
+    assert client.list_artifacts(run_id) == []
+    with pytest.raises((OSError, MlflowException)):
+        client.download_artifacts(run_id, "table.md", str(tmp_path))
+
+    assert lcp(["tracking", "uri"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {database}: this store was moved or copied from {old_store};" in err
+
+    assert lcp(["tracking", "relocate"]) == 0
+    out = capsys.readouterr().out
+    assert f"{database}: artifact locations moved from {old_store} to {database.parent}" in out
+    for column in ("experiments.artifact_location", "runs.artifact_uri", "model_versions.source",
+                   "model_versions.storage_location", "logged_models.artifact_location"):
+        assert f"  {column}: " in out
+    assert not database.with_name("mlflow.db.before-relocate").exists()
+
+    assert [f.path for f in client.list_artifacts(run_id)] == ["table.md"]
+    downloaded = tmp_path / "download"
+    downloaded.mkdir()
+    assert Path(client.download_artifacts(run_id, "table.md", str(downloaded))).read_bytes() == PAYLOAD
+    version_uri = client.get_model_version_download_uri("lcp-demo-all", "1")
+    assert version_uri.startswith(database.parent.as_uri() + "/artifacts/")
+    assert Path(download_artifacts(artifact_uri=version_uri, dst_path=str(downloaded / "v1"))).read_bytes() == PAYLOAD
+    (logged_model,) = client.search_logged_models([client.get_run(run_id).info.experiment_id])
+    assert logged_model.artifact_location.startswith(database.parent.as_uri() + "/artifacts/")
+    assert not any(str(old_store) in value for values in locations(database).values() for value in values)
+
+    before = digest(database)
+    assert lcp(["tracking", "relocate", str(database.parent)]) == 0
+    assert "nothing to change" in capsys.readouterr().out
+    assert digest(database) == before
+    assert lcp(["tracking", "uri"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_store_renamed_in_the_move_is_relocated_from_the_folder_given(moved_store, capsys):
+    database, old_store, run_id = moved_store
+    renamed = database.parent.with_name("mlflow-from-cluster")
+    database.parent.rename(renamed)
+    database = renamed / "mlflow.db"
+
+    assert lcp(["tracking", "relocate", str(renamed)]) == 0
+    assert "nothing to change" in capsys.readouterr().out
+    assert lcp(["tracking", "relocate", str(renamed), "--from", str(old_store)]) == 0
+    assert f"artifact locations moved from {old_store} to {renamed}" in capsys.readouterr().out
+    client = MlflowClient(f"sqlite:///{database}")
+    assert [f.path for f in client.list_artifacts(run_id)] == ["table.md"]
+
+
+def test_a_failing_relocate_changes_nothing(moved_store, capsys):
+    database, _, _ = moved_store
+    # model versions are rewritten after experiments and runs: their updates must be rolled back too
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TRIGGER refuse BEFORE UPDATE ON model_versions "
+                           "BEGIN SELECT RAISE(ABORT, 'model versions are read-only'); END")
+    before = locations(database)
+
+    assert lcp(["tracking", "relocate", f"sqlite:///{database}"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"lcp tracking: error: {database}: could not rewrite the artifact locations (model versions "
+                   "are read-only); nothing was changed\n")
+    assert locations(database) == before
+    assert not database.with_name("mlflow.db.before-relocate").exists()
+
+    with sqlite3.connect(database) as connection:
+        connection.execute("DROP TRIGGER refuse")
+    assert lcp(["tracking", "relocate", str(database)]) == 0
+    assert locations(database) != before
+
+
+def test_relocate_waits_for_no_other_writer_and_changes_nothing(moved_store, capsys):
+    database, _, _ = moved_store
+    before = locations(database)
+    writer = sqlite3.connect(database, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # what a running mlflow server or job holds while it writes
+    try:
+        assert lcp(["tracking", "relocate"]) == 2
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert capsys.readouterr().err == (f"lcp tracking: error: {database}: in use by another writer (an mlflow "
+                                       "server, or a running job); stop it and run lcp tracking relocate again; "
+                                       "nothing was changed\n")
+    assert locations(database) == before
+
+
+@pytest.mark.parametrize("how", ["argument", "env"])
+def test_relocate_refuses_a_tracking_server_in_one_line(how, monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["tracking", "relocate"]
+    if how == "argument":
+        args.append("http://127.0.0.1:5000")
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert lcp(args) == 2
+    assert capsys.readouterr().err == ("lcp tracking: error: http://127.0.0.1:5000: relocate rewrites a local "
+                                       "sqlite store (sqlite:///PATH/mlflow.db); for a tracking server, stop it "
+                                       "and relocate its own sqlite database\n")
+    assert list(tmp_path.iterdir()) == []
