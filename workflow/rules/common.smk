@@ -16,9 +16,9 @@ from lcp.errors import LCPError
 from lcp.workflow import commands, inputs, paths, resources
 from lcp.workflow.checks import converted_set_problem, scene_reference_problems, training_set_problems
 from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, converter_options, option_paths
+from lcp.workflow.preflight import check_model_step, clear_unfixable, unfixable_guard
 from lcp.workflow.scenes import (METHODS, NAME_PATTERN, SPLITS, alternatives, converted_sets, data_dir, dataset_of,
                                  demo_datasets, image_sets, scene_of_dataset, scene_seeds, synthesized_sets)
-from lcp.workflow.preflight import check_model_step, clear_unfixable, unfixable_guard
 
 # Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.
 os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
