@@ -55,7 +55,7 @@ def test_lcp_help_lists_user_commands_and_names_the_plumbing_apart():
     assert "workdir" not in commands and "invocation" not in commands
     assert "lcp workdir begin|finish" in epilog and "open-invocation|close-invocation|log-artifacts" in epilog
     tracking = dict(PARSERS)["lcp tracking"]
-    assert listed_commands(tracking) == {"sync", "uri"}
+    assert listed_commands(tracking) == {"sync", "uri", "relocate"}
     # plumbing still runs
     args = parser.parse_args(["workdir", "finish", "work", "--checkpoint", "out.pth"])
     assert (args.command, args.workdir_command, args.checkpoint) == ("workdir", "finish", "out.pth")

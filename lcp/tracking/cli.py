@@ -134,20 +134,10 @@ def main_uri(args: argparse.Namespace) -> int:
         print(f"browse: open {target.uri} in a browser", file=sys.stderr)
     else:
         print(f"browse: mlflow ui --backend-store-uri {shlex.quote(target.uri)}", file=sys.stderr)
+        from lcp.tracking.relocate import warn_if_moved
+
         warn_if_moved(target.uri)
     return 0
-
-
-def warn_if_moved(uri: str) -> None:
-    """A warning on stderr when a local store's artifact locations still point to where it was before."""
-    from lcp.tracking import settings
-    from lcp.tracking.relocate import moved_from
-
-    database = settings.sqlite_database(uri)
-    old = database and moved_from(database)
-    if old:
-        print(f"warning: {database}: this store was moved or copied from {old}; its artifacts do not show until "
-              "`lcp tracking relocate` (nothing is rewritten without it)", file=sys.stderr)
 
 
 def main_relocate(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from lcp.errors import LCPError
 from lcp.tracking import settings
+from lcp.tracking.relocate import warn_if_moved
 
 HELP = ("compare evaluated runs (AP, AP50, AP75 per scene and method, over seeds) with the paper's LCP results, "
         "and summarise robustness sweeps (mPC, rPC)")
@@ -421,6 +422,7 @@ def main(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     uri = settings.check_target(settings.resolve_target(args.tracking_uri)).uri
     settings.check_store_exists(uri)
+    warn_if_moved(uri)
     sources = [store_folder(uri)]
     check_folder_output(out_dir, overwrite=True, sources=sources)
     settings.apply_network_defaults()

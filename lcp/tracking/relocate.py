@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -259,3 +260,12 @@ def _failed(database: Path, exc: sqlite3.Error, busy: bool = False) -> str:
         return (f"{database}: in use by another writer (an mlflow server, or a running job); stop it and run "
                 "lcp tracking relocate again; nothing was changed")
     return f"{database}: could not rewrite the artifact locations ({exc}); nothing was changed"
+
+
+def warn_if_moved(uri: str) -> None:
+    """A warning on stderr when a local store's artifact locations still point to where it was before."""
+    database = settings.sqlite_database(uri)
+    old = database and moved_from(database)
+    if old:
+        print(f"warning: {database}: this store was moved or copied from {old}; its artifacts do not show until "
+              "`lcp tracking relocate` (nothing is rewritten without it)", file=sys.stderr)
