@@ -28,25 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("baseline", "lcp")
 
 
-def scene_settings(config_file: Path, scene: str) -> dict:
-    scenes = yaml.safe_load(config_file.read_text())["scenes"]
-    if "demo" not in scenes.get(scene, {}):
+def demo_config(config_file: Path, scene: str, data_dir: Path) -> dict:
+    """The workflow config with its data under `data_dir`; the scene must be a generated demo scene."""
+    config = yaml.safe_load(config_file.read_text())
+    if "demo" not in config["scenes"].get(scene, {}):
         sys.exit(f"{config_file}: scenes.{scene} is not a generated demo scene")
-    return scenes[scene]
-
-
-def cfg_options(scene: dict, step: str, data: Path, extra: list[str]) -> list[str]:
-    """The --cfg-options the workflow gives the step (workflow/rules/common.smk: cfg_options)."""
-    train = scene["clean_set"] if step == "pretrain" else scene["lowq_set"]
-    options = {
-        "data_root": f"{data}/", "train_img_dir": f"{train}/", "train_ann": f"annotations/{train}_train.json",
-        "test_img_dir": f"{train}/", "test_ann": f"annotations/{train}_test.json",
-        "classes": "[" + ",".join(scene["classes"]) + "]", "num_classes": len(scene["classes"]),
-    }
-    if step == "lcp":
-        options["df_img_dir"] = f"{scene['clean_set']}/"
-    options.update(scene[step].get("cfg_options", {}))
-    return [f"{key}={value}" for key, value in options.items()] + extra
+    return dict(config, data_dir=str(data_dir))
 
 
 def run(command: list[str], log: Path) -> float:
@@ -58,7 +45,7 @@ def run(command: list[str], log: Path) -> float:
     return time.perf_counter() - started
 
 
-def train(lcp: str, scene: dict, step: str, work: Path, seed: int, data: Path, extra: list[str],
+def train(lcp: str, scene: dict, step: str, work: Path, seed: int, options: list[str],
           load_from: Path | None) -> Path:
     checkpoint = work / "latest.pth"
     if not checkpoint.is_file():
@@ -67,16 +54,16 @@ def train(lcp: str, scene: dict, step: str, work: Path, seed: int, data: Path, e
         if load_from is not None:
             command += ["--load-from", str(load_from)]
         work.mkdir(parents=True, exist_ok=True)
-        seconds = run(command + ["--cfg-options", *cfg_options(scene, step, data, extra)], work / "train.out")
+        seconds = run(command + ["--cfg-options", *options], work / "train.out")
         print(f"  trained {step} seed {seed} in {seconds:.0f} s", flush=True)
     return checkpoint
 
 
-def evaluate(lcp: str, scene: dict, step: str, checkpoint: Path, data: Path, extra: list[str]) -> dict:
+def evaluate(lcp: str, scene: dict, step: str, checkpoint: Path, options: list[str]) -> dict:
     out = checkpoint.parent / "eval.json"
     if not out.is_file():
         run([lcp, "test", scene[step]["config"], str(checkpoint), "--eval-out", str(out),
-             "--cfg-options", *cfg_options(scene, step, data, extra)], checkpoint.parent / "test.out")
+             "--cfg-options", *options], checkpoint.parent / "test.out")
     return json.loads(out.read_text())
 
 
@@ -103,9 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
-    scene = scene_settings(args.config, args.scene)
+    from lcp.workflow.commands import cfg_options
+    from lcp.workflow.paths import dataset_of
+
+    config = demo_config(args.config, args.scene, args.work.resolve())
+    scene = config["scenes"][args.scene]
     lcp = str(Path(sys.executable).parent / "lcp")
-    data = (args.work / "data").resolve()
+    data = args.work.resolve() / dataset_of(config, args.scene)
     extra = {"pretrain": list(args.option), "baseline": args.option + args.baseline_option,
              "lcp": args.option + args.lcp_option}
     if args.tiny:
@@ -118,15 +109,18 @@ def main(argv: list[str] | None = None) -> int:
         command += [arg for key, value in demo.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
         args.work.mkdir(parents=True, exist_ok=True)
         run(command, args.work / "data.out")
-    pretrained = train(lcp, scene, "pretrain", args.work / "pretrain", 0, data, extra["pretrain"], None)
+    def options(step: str) -> list[str]:  # what the workflow gives the step, then this run's extras
+        return cfg_options(config, args.scene, step) + extra[step]
+
+    pretrained = train(lcp, scene, "pretrain", args.work / "pretrain", 0, options("pretrain"), None)
 
     rows = []
     for seed in args.seeds:
         row = {"seed": seed}
         for method in METHODS:
-            checkpoint = train(lcp, scene, method, args.work / method / f"seed{seed}", seed, data,
-                               extra[method], pretrained)
-            evaluation = evaluate(lcp, scene, method, checkpoint, data, extra[method])
+            checkpoint = train(lcp, scene, method, args.work / method / f"seed{seed}", seed, options(method),
+                               pretrained)
+            evaluation = evaluate(lcp, scene, method, checkpoint, options(method))
             row[method] = 100 * evaluation["bbox_mAP"]
             if method == "lcp" and evaluation.get("crux_health"):
                 row["crux_health"] = evaluation["crux_health"]
