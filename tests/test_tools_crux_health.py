@@ -137,7 +137,7 @@ def test_heatmaps_writes_exactly_the_numbered_pictures(workspace, checkpoints, c
 
 
 @pytest.mark.parametrize("which,count,message", [
-    ("plain", "1", "the model (CascadeRCNN) has no crux learner; lcp heatmaps draws LCP models only"),
+    ("plain", "1", "the model (OneSyncCascadeRCNN) has no crux learner; lcp heatmaps draws LCP models only"),
     ("stuck", "2", "the test set has 1 image, fewer than --count 2"),
     ("stuck", "0", "--count 0: must be at least 1"),
 ])
