@@ -261,25 +261,18 @@ def _pair(lowq_images: list[Path], clean_images: list[Path], kind: str, records:
 
 
 def _map(function, tasks: list, workers: int, progress: bool, unit: str) -> list[dict[str, Any]]:
-    """`function` over `tasks` in order, in `workers` processes, with a progress bar."""
-    from tqdm import tqdm
+    """`function` over `tasks` in order, in `workers` processes, with its progress (lcp.progress)."""
+    from lcp.progress import progress as shown
 
-    results = []
-    bar = tqdm(total=len(tasks), unit=unit, desc="check", disable=not progress)
-    with bar:
-        if workers <= 1 or len(tasks) < 2:
-            for result in map(function, tasks):
-                results.append(result)
-                bar.update()
-        else:
-            import multiprocessing
+    if workers <= 1 or len(tasks) < 2:
+        results = map(function, tasks)
+        return list(shown(results, desc="check", unit=unit, total=len(tasks)) if progress else results)
+    import multiprocessing
 
-            with multiprocessing.Pool(min(workers, len(tasks))) as pool:
-                chunk = max(1, min(16, len(tasks) // (4 * workers)))
-                for result in pool.imap(function, tasks, chunksize=chunk):
-                    results.append(result)
-                    bar.update()
-    return results
+    with multiprocessing.Pool(min(workers, len(tasks))) as pool:
+        chunk = max(1, min(16, len(tasks) // (4 * workers)))
+        results = pool.imap(function, tasks, chunksize=chunk)
+        return list(shown(results, desc="check", unit=unit, total=len(tasks)) if progress else results)
 
 
 def inspect_size(path: str) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
 def make_demo(out: Path, seed: int = 0, num_images: int = 300, size: int = 128, beta: float = DEFAULT_BETA,
               test_fraction: float = 0.2, overwrite: bool = False, progress: bool = True) -> dict:
     """Write the demo scene folder; return the content of its demo.json."""
-    from tqdm import tqdm
+    from lcp.progress import progress as shown
 
     if seed < 0:
         raise LCPError(f"--seed: must be >= 0, got {seed}")
@@ -75,7 +75,8 @@ def make_demo(out: Path, seed: int = 0, num_images: int = 300, size: int = 128, 
         for folder in ("clean", "depth", "annotations"):
             (tmp / folder).mkdir()
         images, annotations = [], []
-        for index in tqdm(range(1, num_images + 1), unit="img", desc="demo scene", disable=not progress):
+        indices = range(1, num_images + 1)
+        for index in shown(indices, desc="demo scene") if progress else indices:
             scene = render_scene(size, np.random.default_rng([seed, index]))
             name = f"{IMAGE_PREFIX}{index:06d}"
             (tmp / "clean" / f"{name}.jpg").write_bytes(encode_jpeg(scene.image))

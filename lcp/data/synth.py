@@ -206,7 +206,7 @@ def synthesise_folder(degradation: Degradation, src: Path, out: Path, depth: Dep
 
     No output may be, contain or lie inside `src`, an --ann file or one of `depth_dirs`.
     """
-    from tqdm import tqdm
+    from lcp.progress import progress as shown
 
     if seed < 0:
         raise LCPError(f"--seed: must be >= 0, got {seed}")
@@ -228,22 +228,21 @@ def synthesise_folder(degradation: Degradation, src: Path, out: Path, depth: Dep
     images: dict[str, Any] = {}
     with atomic_folder(out, overwrite=overwrite, sources=inputs) as tmp:
         job = _Job(degradation, depth, tmp, seed, quality, boxes)
-        bar = tqdm(total=len(sources), unit="img", desc=f"synth {degradation.name}", disable=not progress)
-        with bar:
-            if workers <= 1:
-                _init_worker(job)
-                results = map(_synthesise_image, sources)
-                for result in results:
-                    images.update(result)
-                    bar.update()
-            else:
-                import multiprocessing
 
-                with multiprocessing.Pool(min(workers, len(sources)), _init_worker, (job,)) as pool:
-                    chunk = max(1, min(16, len(sources) // (4 * workers)))
-                    for result in pool.imap(_synthesise_image, sources, chunksize=chunk):
-                        images.update(result)
-                        bar.update()
+        def shown_if_asked(results):
+            return shown(results, desc=f"synth {degradation.name}", total=len(sources)) if progress else results
+
+        if workers <= 1:
+            _init_worker(job)
+            for result in shown_if_asked(map(_synthesise_image, sources)):
+                images.update(result)
+        else:
+            import multiprocessing
+
+            with multiprocessing.Pool(min(workers, len(sources)), _init_worker, (job,)) as pool:
+                chunk = max(1, min(16, len(sources) // (4 * workers)))
+                for result in shown_if_asked(pool.imap(_synthesise_image, sources, chunksize=chunk)):
+                    images.update(result)
         sidecar = {
             "tool": "lcp data synth",
             "degradation": degradation.name,
