@@ -100,13 +100,14 @@ def main_metrics(args: argparse.Namespace) -> int:
     evaluations = _load_all(args.evals)
     table = metrics_table(evaluations)
     write_text(args.csv, table_csv(table))
+    summary = summary_markdown(args.title, evaluations, dict(args.evals)) if args.markdown or args.html else None
     if args.markdown:
-        write_text(args.markdown, summary_markdown(args.title, evaluations, dict(args.evals)))
+        write_text(args.markdown, summary)
     if args.html:
         samples: dict[str, list[str]] = {}
         for method, picture in args.samples:
             samples.setdefault(method, []).append(picture)
-        body = markdown_to_html(summary_markdown(args.title, evaluations, dict(args.evals)))
+        body = markdown_to_html(summary)
         if samples:  # before the sources, which end the page
             sources = body.rindex("<h2>Sources</h2>")
             body = body[:sources] + samples_html(samples) + body[sources:]

@@ -37,6 +37,9 @@ def draw_sample_detections(config_path: str, checkpoint: str, outputs: list[str 
     """Write one JPEG picture per path in `outputs`: the detector's boxes on the test images."""
     import warnings
 
+    from lcp.deferred_imports import import_mmdet
+
+    import_mmdet()  # before mmdet's first import, as `lcp test` does (lcp.cli)
     from mmdet.datasets import replace_ImageToTensor
     from mmdet.datasets.pipelines import Compose
 
