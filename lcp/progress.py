@@ -5,16 +5,20 @@ itself off where its stream is no terminal: in a SLURM or Snakemake log file a l
 either silent or one line of thousands of characters. Off a terminal, progress is written
 as whole lines instead, one every few seconds and one at the end:
 "convert lowq: 120/500 img (24%), 3.2 img/s, elapsed 38 s, ETA 1 min 59 s".
+
+`map_with_progress` is the one loop the data tools (convert, synth, check) run their images
+through: in this process or in a process pool, with these progress lines.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TypeVar
 
 Item = TypeVar("Item")
+Result = TypeVar("Result")
 LINE_INTERVAL_S = 5.0
 
 
@@ -80,3 +84,26 @@ def progress(items: Iterable[Item], desc: str, unit: str = "img", total: int | N
     for item in items:
         yield item
         lines.update()
+
+
+def map_with_progress(fn: Callable[[Item], Result], items: Sequence[Item], workers: int, desc: str,
+                      unit: str = "img", show: bool = True, initializer: Callable[..., None] | None = None,
+                      initargs: tuple = ()) -> list[Result]:
+    """[fn(item) for item in items], in input order, with `progress` when `show`.
+
+    With workers <= 1 (or fewer than two items) fn runs in this process, else in a pool of
+    min(workers, len(items)) processes. `initializer(*initargs)` runs first in every process
+    that runs fn, this one included when serial, so fn may rely on what it sets up.
+    """
+    if workers <= 1 or len(items) < 2:
+        if initializer is not None:
+            initializer(*initargs)
+        results: Iterable[Result] = map(fn, items)
+        return list(progress(results, desc, unit, total=len(items)) if show else results)
+    import multiprocessing
+
+    workers = min(workers, len(items))
+    chunksize = max(1, min(16, len(items) // (4 * workers)))
+    with multiprocessing.Pool(workers, initializer, initargs) as pool:
+        results = pool.imap(fn, items, chunksize=chunksize)
+        return list(progress(results, desc, unit, total=len(items)) if show else results)

@@ -63,3 +63,37 @@ def test_mmdets_evaluation_writes_lines_in_a_log():
     with contextlib.redirect_stdout(terminal):
         single_gpu_test(Nothing(), loader)
     assert "\r[" in terminal.getvalue()  # mmcv's own bar on a terminal
+
+
+_OFFSET = 0
+
+
+def _set_offset(offset: int) -> None:
+    global _OFFSET
+    _OFFSET = offset
+
+
+def _offset_pid(item: int) -> tuple[int, int]:
+    import os
+
+    return item + _OFFSET, os.getpid()
+
+
+def test_map_with_progress_keeps_input_order_in_a_pool_and_runs_the_initializer_everywhere():
+    import os
+
+    from lcp.progress import map_with_progress
+
+    for workers in (1, 3):
+        out = io.StringIO()
+        with contextlib.redirect_stderr(out):
+            results = map_with_progress(_offset_pid, list(range(40)), workers, "check", "pair",
+                                        initializer=_set_offset, initargs=(100 * workers,))
+        assert [value for value, _ in results] == [100 * workers + i for i in range(40)]
+        pids = {pid for _, pid in results}
+        assert (pids == {os.getpid()}) if workers == 1 else (os.getpid() not in pids)
+        assert out.getvalue().splitlines()[-1].startswith("check: 40/40 pair (100%)")
+    quiet = io.StringIO()
+    with contextlib.redirect_stderr(quiet):
+        map_with_progress(_offset_pid, [1, 2], 2, "check", show=False)
+    assert quiet.getvalue() == ""

@@ -46,6 +46,7 @@ from lcp.data.images import inspect_image_file, list_images, to_float
 from lcp.data.synth import SIDECAR_NAME
 from lcp.errors import LCPError
 from lcp.io import read_json, write_json
+from lcp.progress import map_with_progress
 
 HELP = ("check a low-quality set and its annotations, a synthesised one against its clean set "
         "(the gate before training)")
@@ -130,7 +131,8 @@ def check_set(lowq_dir: Path, clean_dir: Path | None, annotation_files: list[Pat
 
     if kind is None:  # nothing synthesised: decode every image, pair none
         clean_dir, clean_images, pairs = None, [], []
-        measured = _map(inspect_size, [str(p) for p in lowq_images], workers, progress, "image")
+        measured = map_with_progress(inspect_size, [str(p) for p in lowq_images], workers, "check", "image",
+                                     show=progress)
         for result in measured:
             if result["problem"] is not None:
                 findings.error(result["problem"][0], result["lowq"], result["problem"][1])
@@ -260,21 +262,6 @@ def _pair(lowq_images: list[Path], clean_images: list[Path], kind: str, records:
     return pairs
 
 
-def _map(function, tasks: list, workers: int, progress: bool, unit: str) -> list[dict[str, Any]]:
-    """`function` over `tasks` in order, in `workers` processes, with its progress (lcp.progress)."""
-    from lcp.progress import progress as shown
-
-    if workers <= 1 or len(tasks) < 2:
-        results = map(function, tasks)
-        return list(shown(results, desc="check", unit=unit, total=len(tasks)) if progress else results)
-    import multiprocessing
-
-    with multiprocessing.Pool(min(workers, len(tasks))) as pool:
-        chunk = max(1, min(16, len(tasks) // (4 * workers)))
-        results = pool.imap(function, tasks, chunksize=chunk)
-        return list(shown(results, desc="check", unit=unit, total=len(tasks)) if progress else results)
-
-
 def inspect_size(path: str) -> dict[str, Any]:
     """Decode one image: its [width, height], or the problem (code, description)."""
     image, problem = inspect_image_file(path)
@@ -284,7 +271,7 @@ def inspect_size(path: str) -> dict[str, Any]:
 
 def _check_pairs(pairs, kind, records, findings, workers, progress) -> list[dict[str, Any]]:
     tasks = [(str(lowq), str(clean), label, kind, records.get(lowq.name)) for lowq, clean, label in pairs]
-    results = _map(check_pair, tasks, workers, progress, "pair")
+    results = map_with_progress(check_pair, tasks, workers, "check", "pair", show=progress)
     for result in results:
         for reason, file, detail in result.pop("problems"):
             findings.error(reason, file, detail)

@@ -29,6 +29,7 @@ from lcp.data.depth import DepthSource
 from lcp.data.images import JPEG_QUALITY, encode_jpeg, list_images, read_image, to_float, to_uint8
 from lcp.errors import LCPError
 from lcp.io import atomic_folder, check_folder_output, check_outside_sources, write_json
+from lcp.progress import map_with_progress
 
 HELP = "synthesise fog, rain or underwater images from clean ones (physical models, depth-aware)"
 SIDECAR_NAME = "synthesis.json"
@@ -86,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
     if len(args.ann) != len(args.ann_out):
         raise LCPError(f"--ann/--ann-out: give one --ann-out per --ann (got {len(args.ann)} and {len(args.ann_out)})")
     sidecar = synthesise_folder(degradation, Path(args.src), Path(args.out), depth, seed=args.seed,
-                                workers=args.workers, annotations=list(zip(args.ann, args.ann_out)),
+                                workers=args.workers, annotations=list(zip(args.ann, args.ann_out, strict=True)),
                                 overwrite=args.overwrite, quality=args.quality, progress=not args.no_progress,
                                 depth_dirs=[args.depth_dir, args.disparity_dir, args.camera_dir])
     print(f"{args.out}: {len(sidecar['images'])} {degradation.name} images from {args.src} "
@@ -206,8 +207,6 @@ def synthesise_folder(degradation: Degradation, src: Path, out: Path, depth: Dep
 
     No output may be, contain or lie inside `src`, an --ann file or one of `depth_dirs`.
     """
-    from lcp.progress import progress as shown
-
     if seed < 0:
         raise LCPError(f"--seed: must be >= 0, got {seed}")
     if not 1 <= quality <= 100:
@@ -229,20 +228,9 @@ def synthesise_folder(degradation: Degradation, src: Path, out: Path, depth: Dep
     with atomic_folder(out, overwrite=overwrite, sources=inputs) as tmp:
         job = _Job(degradation, depth, tmp, seed, quality, boxes)
 
-        def shown_if_asked(results):
-            return shown(results, desc=f"synth {degradation.name}", total=len(sources)) if progress else results
-
-        if workers <= 1:
-            _init_worker(job)
-            for result in shown_if_asked(map(_synthesise_image, sources)):
-                images.update(result)
-        else:
-            import multiprocessing
-
-            with multiprocessing.Pool(min(workers, len(sources)), _init_worker, (job,)) as pool:
-                chunk = max(1, min(16, len(sources) // (4 * workers)))
-                for result in shown_if_asked(pool.imap(_synthesise_image, sources, chunksize=chunk)):
-                    images.update(result)
+        for result in map_with_progress(_synthesise_image, sources, workers, f"synth {degradation.name}",
+                                        show=progress, initializer=_init_worker, initargs=(job,)):
+            images.update(result)
         sidecar = {
             "tool": "lcp data synth",
             "degradation": degradation.name,
