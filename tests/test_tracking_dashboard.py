@@ -15,7 +15,8 @@ from lcp.tracking import settings
 from lcp.tracking.journal import Journal
 from lcp.tracking.metrics import evaluation_metrics, loss_series
 from lcp.tracking.params import dataset_inputs, training_params
-from lcp.tracking.run import TrackedRun, replay
+from lcp.tracking.replay import replay
+from lcp.tracking.run import TrackedRun
 
 CONFIGS = Path(__file__).resolve().parents[1] / "config" / "mmdet"
 
@@ -94,8 +95,8 @@ def test_inputs_and_registration_queued_while_the_server_is_down_are_replayed_on
     assert version.run_id == result.run_id and version.source.endswith("/model")
 
     # the same record sent again (a replay whose acknowledgement was lost) makes no second version
-    from lcp.tracking.run import _Sender
+    from lcp.tracking.sender import Sender
 
-    _Sender(client).register_model(result.run_id, "lcp-dashqueue-lcp", "model", None)
+    Sender(client).register_model(result.run_id, "lcp-dashqueue-lcp", "model", None)
     assert len(client.search_model_versions("name = 'lcp-dashqueue-lcp'")) == 1
     assert replay(journal, mlflow_server.uri).sent == 0

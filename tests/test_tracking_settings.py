@@ -8,8 +8,8 @@ from mlflow.utils.validation import _validate_metric_name, _validate_param
 from lcp.errors import LCPError
 from lcp.tracking import add_tracking, settings
 from lcp.tracking.classwise import ClasswiseCapture, parse_classwise_table
+from lcp.tracking.client import clip
 from lcp.tracking.params import flatten, safe_key
-from lcp.tracking.run import clip
 
 
 def test_tracking_uri_precedence_env_then_config_then_local_store(tmp_path, monkeypatch):

@@ -26,7 +26,7 @@ def parse_classwise_table(text: str) -> dict[str, float] | None:
     values: dict[str, float] = {}
     for row in rows[1:]:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
-        for name, value in zip(cells[0::2], cells[1::2]):
+        for name, value in zip(cells[0::2], cells[1::2], strict=False):
             if not name or value in ("", "None"):
                 continue
             try:

@@ -95,7 +95,7 @@ def main_close(args: argparse.Namespace) -> int:
 def main_sync(args: argparse.Namespace) -> int:
     from lcp.tracking import settings
     from lcp.tracking.journal import find_journals
-    from lcp.tracking.run import replay_all
+    from lcp.tracking.replay import replay_all
 
     journals = find_journals(args.paths)
     if not journals:

@@ -44,8 +44,8 @@ class Invocation:
 
 def _create_parent(client, scene: str, invocation_id: str, artifact_location: str | None,
                    description: str | None = None) -> str:
+    from lcp.tracking.client import ensure_experiment
     from lcp.tracking.params import runtime_tags
-    from lcp.tracking.run import ensure_experiment
 
     experiment_id = ensure_experiment(client, settings.experiment_name(scene), artifact_location, description)
     tags = {**runtime_tags(), settings.TAG_INVOCATION: invocation_id, settings.TAG_ROLE: "invocation",
@@ -68,7 +68,7 @@ def open_invocation(scenes: Iterable[str], *, tracking_uri: str | None = None,
     parent. An unreachable server is a
     warning, not an error (jobs are adopted by close_invocation).
     """
-    from lcp.tracking.run import is_transient, make_client
+    from lcp.tracking.client import is_transient, make_client
 
     scenes = [settings.check_name("scene", scene) for scene in dict.fromkeys(scenes)]
     target = settings.check_target(settings.resolve_target(tracking_uri))
@@ -101,7 +101,7 @@ def close_invocation(status: str = "FINISHED", *, invocation_id: str | None = No
     Returns {scene: parent run id}. Reads LCP_INVOCATION_ID / LCP_MLFLOW_PARENT_RUN_IDS
     when not given. An unreachable server is a warning (returns what is known).
     """
-    from lcp.tracking.run import is_transient, make_client
+    from lcp.tracking.client import is_transient, make_client
 
     if status not in STATUSES:
         raise ValueError(f"status {status!r}: expected one of {STATUSES}")
@@ -175,8 +175,8 @@ def summarise_children(client, parent_id: str, children: list) -> None:
     from mlflow.entities import Metric
 
     from lcp.io import write_text
+    from lcp.tracking.client import now_ms
     from lcp.tracking.params import safe_key
-    from lcp.tracking.run import now_ms
 
     if not children:
         return

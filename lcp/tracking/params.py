@@ -1,7 +1,7 @@
 """What a run records about itself: config, data, degradations, code and machine.
 
 MLflow keys may hold only letters, digits and `_ - . / : space` (at most 250 characters)
-and param values at most 6000 characters: `safe_key` and `clip` (lcp.tracking.run) make
+and param values at most 6000 characters: `safe_key` and `clip` (lcp.tracking.client) make
 every key and value acceptable, so one odd config entry never loses a whole batch.
 """
 
@@ -130,8 +130,8 @@ def mode_plan(custom_hooks: list) -> str | None:
     """LCP's TrainModeHook plan as text, e.g. "6 catch_up_learner, 6 crux_learner, 12 alter"."""
     for hook in custom_hooks:
         if isinstance(hook, Mapping) and hook.get("type") == "TrainModeHook":
-            return ", ".join(f"{epochs} {mode}" for epochs, mode in zip(hook.get("num_epoch") or [],
-                                                                          hook.get("modes") or []))
+            plan = zip(hook.get("num_epoch") or [], hook.get("modes") or [], strict=False)
+            return ", ".join(f"{epochs} {mode}" for epochs, mode in plan)
     return None
 
 
