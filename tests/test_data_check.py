@@ -178,7 +178,7 @@ def test_bad_input_is_an_error_not_a_report(pristine, tmp_path, capsys):
     assert code == 2 and "bad.json: not valid JSON" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
     code = lcp(["data", "check", "--lowq", str(tmp_path / "none"), "--clean", str(pristine / "clean")])
-    assert code == 2 and "image folder not found" in capsys.readouterr().err
+    assert code == 2 and capsys.readouterr().err.strip().endswith(f"{tmp_path / 'none'}: image folder does not exist")
 
 
 def test_the_check_modifies_nothing(pristine):

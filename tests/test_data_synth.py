@@ -158,7 +158,7 @@ def test_annotations_follow_the_new_names(scene, tmp_path):
 
 def test_bad_input_is_one_line_and_leaves_nothing(scene, tmp_path, capsys):
     assert synth("fog", tmp_path / "nowhere", tmp_path / "out") == 2
-    assert "image folder not found" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip().endswith(f"{tmp_path / 'nowhere'}: image folder does not exist")
     (tmp_path / "depth").mkdir()
     np.save(tmp_path / "depth" / "unrelated.npy", np.ones((4, 4), np.float32))
     assert synth("fog", scene / "clean", tmp_path / "out", "--depth-dir", str(tmp_path / "depth")) == 2

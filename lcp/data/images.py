@@ -1,7 +1,9 @@
-"""Image folders: listing, integrity checks, decoding, deterministic JPEG writing, atomic folders.
+"""Image I/O, the one module for it: which files are images, listing image folders, integrity
+checks, decoding, deterministic JPEG and PNG writing.
 
-Shared by the data tools (demo, synth, check, converters). An image folder is flat: the
-images lie directly in it (no sub-folders) and other files (sidecar json) are ignored.
+Shared by the data tools (demo, synth, check, converters), the datasets' config checks, infer
+and the report's thumbnails. An image folder is flat: the images lie directly in it (no
+sub-folders) and other files (sidecar json) are ignored.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import numpy as np
 
 from lcp.errors import LCPError
 
+# What an image folder holds (converted, synthesised and demo sets; infer's inputs).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# What a converter accepts as a source image: whatever OpenCV decodes, written out as .jpg.
+SOURCE_IMAGE_SUFFIXES = frozenset({*IMAGE_SUFFIXES, ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
 JPEG_QUALITY = 95
 
 
@@ -21,17 +26,34 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")
 
 
-def list_images(folder: str | os.PathLike, allow_empty: bool = False) -> list[Path]:
+def is_source_image(path: str | os.PathLike) -> bool:
+    """Whether a converter takes the file at `path` for an image (by its suffix)."""
+    return Path(path).suffix.lower() in SOURCE_IMAGE_SUFFIXES
+
+
+def check_image_folder(folder: str | os.PathLike | None, what: str = "image folder") -> Path:
+    """`folder` as a Path; an LCPError naming its role `what` when it is not given, missing or
+    not a folder."""
+    if not folder:
+        raise LCPError(f"{what}: no folder given")
+    path = Path(folder)
+    if not path.exists():
+        raise LCPError(f"{folder}: {what} does not exist")
+    if not path.is_dir():
+        raise LCPError(f"{folder}: {what} is not a folder")
+    return path
+
+
+def list_images(folder: str | os.PathLike | None, what: str = "image folder", allow_empty: bool = False) -> list[Path]:
     """The image files directly inside `folder`, sorted by name.
 
-    A missing folder, or one without images (unless allow_empty), is an LCPError.
+    A missing folder, or one without images (unless allow_empty), is an LCPError naming the
+    folder and its role `what`.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise LCPError(f"{folder}: image folder not found")
-    images = sorted(p for p in folder.iterdir() if p.is_file() and is_image_name(p.name))
+    path = check_image_folder(folder, what)
+    images = sorted(p for p in path.iterdir() if p.is_file() and is_image_name(p.name))
     if not images and not allow_empty:
-        raise LCPError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        raise LCPError(f"{folder}: {what} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return images
 
 
@@ -100,16 +122,18 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     return width, height
 
 
-def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY, subsample_chroma: bool = False) -> bytes:
     """JPEG bytes of a BGR uint8 image; the same pixels always give the same bytes.
 
-    Colour is kept at full resolution (4:4:4): with the usual 4:2:0 subsampling a
-    per-channel degradation (underwater colour cast) could not be measured back near edges.
+    Colour is kept at full resolution (4:4:4) unless `subsample_chroma`: with the usual 4:2:0
+    subsampling a per-channel degradation (underwater colour cast) could not be measured back
+    near edges. The converters' transcoded sources and the report's thumbnails are 4:2:0.
     """
     import cv2
 
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality),
-              cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    if not subsample_chroma:
+        params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
     ok, buffer = cv2.imencode(".jpg", image, params)
     if not ok:
         raise RuntimeError("OpenCV could not encode the image as JPEG")

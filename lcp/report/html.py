@@ -111,16 +111,15 @@ def picture_data_uri(path: str | os.PathLike, width: int = EMBEDDED_WIDTH) -> st
     """A JPEG data URI of the picture at `path`, shrunk to at most `width` pixels wide."""
     import cv2
 
+    from lcp.data.images import encode_jpeg
+
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise LCPError(f"{path}: cannot read the picture")
     if image.shape[1] > width:
         height = round(image.shape[0] * width / image.shape[1])
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    if not ok:
-        raise LCPError(f"{path}: could not encode the picture")
-    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+    return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(image, 85, subsample_chroma=True)).decode("ascii")
 
 
 def samples_html(samples: Mapping[str, list[str]]) -> str:

@@ -1,0 +1,157 @@
+"""Build-time checks of dataset configs: each problem becomes one LCPError naming the path.
+
+mmdet itself fails late and obscurely on these (a missing image folder only shows up as a
+FileNotFoundError inside a data-loader worker; categories that are missing from the
+annotation file, or listed in another order, silently shift the labels), so the
+datasets and tools call these checks before building anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os.path as osp
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lcp.data.images import check_image_folder, list_images
+from lcp.errors import LCPError
+
+
+def _join(data_root: str | None, path: str | None) -> str | None:
+    """Resolve `path` against a dataset's data_root the way mmdet's CustomDataset does."""
+    if path is None or data_root is None or osp.isabs(path):
+        return path
+    return osp.join(data_root, path)
+
+
+def read_annotation_file(ann_file: str) -> dict:
+    """A COCO annotation file's content, with its `categories` list checked."""
+    path = Path(ann_file)
+    if not path.is_file():
+        raise LCPError(f"{ann_file}: annotation file does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LCPError(f"{ann_file}: annotation file is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
+        raise LCPError(f"{ann_file}: not a COCO annotation file (no 'categories' list)")
+    return data
+
+
+def annotation_categories(ann_file: str, data: dict | None = None) -> list[str]:
+    """Category names of a COCO annotation file, in the file's order."""
+    if data is None:
+        data = read_annotation_file(ann_file)
+    try:
+        return [str(category["name"]) for category in data["categories"]]
+    except (KeyError, TypeError):
+        raise LCPError(f"{ann_file}: a category has no 'name'") from None
+
+
+def check_categories(ann_file: str, classes: Sequence[str], data: dict | None = None) -> None:
+    """`classes` must all be categories of `ann_file`, in the same relative order.
+
+    mmdet 2.x numbers labels in the annotation file's category order, not in the order of
+    `classes`, so a different order would silently give every box the wrong class name.
+    Extra categories in the file are allowed: mmdet ignores their boxes.
+    """
+    in_file = annotation_categories(ann_file, data)
+    classes = [str(name) for name in classes]
+    missing = [name for name in classes if name not in in_file]
+    if missing:
+        raise LCPError(
+            f"{ann_file}: categories do not match the config's classes: "
+            f"missing {missing}; the file has {in_file}, the config has {classes}")
+    in_file_order = [name for name in in_file if name in classes]
+    if in_file_order != classes:
+        raise LCPError(
+            f"{ann_file}: categories are in another order than the config's classes: "
+            f"the file has {in_file_order}, the config has {classes} "
+            "(mmdet numbers labels in the file's order; reorder `classes`)")
+
+
+def _has_trainable_box(data: dict, classes: Sequence[str] | None) -> bool:
+    """Whether mmdet's CocoDataset would train on any box: one of the classes, not crowd or
+    ignored, at least 1 px wide and high (its _parse_ann_info drops the others)."""
+    wanted = {category.get("id") for category in data["categories"]
+              if isinstance(category, dict) and (classes is None or str(category.get("name")) in classes)}
+    for ann in data.get("annotations") or []:
+        if not isinstance(ann, dict) or ann.get("category_id") not in wanted or ann.get("iscrowd") \
+                or ann.get("ignore"):
+            continue
+        bbox = ann.get("bbox")
+        if isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox) \
+                and bbox[2] >= 1 and bbox[3] >= 1:
+            return True
+    return False
+
+
+def check_annotation_file(ann_file: str, img_prefix: str | None, classes: Sequence[str] | None = None,
+                          need_boxes: bool = False) -> None:
+    """A COCO annotation file the dataset can use: categories matching `classes`, at least one
+    image, every image present in `img_prefix` (a stat each, nothing decoded) and, with
+    `need_boxes` (a training set), at least one box to train on.
+
+    mmdet would evaluate a set of no images as AP 0 for every class, fail a training set
+    without boxes with "need at least one array to concatenate", and find a missing image
+    only inside a data-loader worker once training has started.
+    """
+    data = read_annotation_file(ann_file)
+    if classes:
+        check_categories(ann_file, classes, data)
+    images = data.get("images")
+    if not isinstance(images, list):
+        raise LCPError(f"{ann_file}: not a COCO annotation file (no 'images' list)")
+    if not images:
+        raise LCPError(f"{ann_file}: lists no images; an empty set has nothing to train or evaluate on")
+    names = [image.get("file_name") if isinstance(image, dict) else None for image in images]
+    if not all(isinstance(name, str) and name for name in names):
+        raise LCPError(f"{ann_file}: an image has no 'file_name'")
+    missing = [name for name in names if not osp.isfile(osp.join(img_prefix, name) if img_prefix else name)]
+    if missing:
+        raise LCPError(f"{ann_file}: {len(missing)} of its {len(names)} images missing from "
+                       f"{img_prefix or 'the working directory'}, the first {missing[0]}")
+    if need_boxes and not _has_trainable_box(data, classes):
+        which = f" of the classes {list(classes)}" if classes else ""
+        raise LCPError(f"{ann_file}: no boxes{which} in its {len(images)} images; training needs at least one")
+
+
+def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False) -> None:
+    """Check the paths, classes and annotation files of an mmdet dataset config before it is
+    built; `for_training`: it is a training set, so it needs boxes.
+
+    Wrappers (RepeatDataset, DFPairedDataset, ...) are followed through their `dataset`
+    key; ConcatDataset-style lists of configs are checked one by one.
+    """
+    if isinstance(cfg, (list, tuple)):
+        for item in cfg:
+            check_dataset_cfg(item, for_training)
+        return
+    if "dataset" in cfg:
+        check_dataset_cfg(cfg["dataset"], for_training)
+    if "datasets" in cfg:
+        check_dataset_cfg(cfg["datasets"], for_training)
+    if "df_img_prefix" in cfg:  # DFPairedDataset
+        list_images(_join(cfg.get("data_root"), cfg["df_img_prefix"]),
+                    "detection-favoured image folder (df_img_prefix)")
+    if "ann_file" not in cfg and "img_prefix" not in cfg:
+        return
+    data_root = cfg.get("data_root")
+    ann_file = _join(data_root, cfg.get("ann_file"))
+    img_prefix = _join(data_root, cfg.get("img_prefix"))
+    if isinstance(ann_file, (list, tuple)):
+        raise LCPError(f"{list(ann_file)}: give one annotation file per dataset")
+    if img_prefix is not None:
+        check_image_folder(img_prefix, "image folder (img_prefix)")
+    if ann_file:
+        if not Path(ann_file).is_file():
+            raise LCPError(f"{ann_file}: annotation file does not exist")
+        classes = cfg.get("classes")
+        if isinstance(classes, str):  # mmdet also reads classes from a text file, one a line
+            if not Path(classes).is_file():
+                raise LCPError(f"{classes}: classes file does not exist")
+            classes = [line.strip() for line in Path(classes).read_text().splitlines() if line.strip()]
+        if ann_file.endswith(".json"):
+            check_annotation_file(ann_file, img_prefix, [str(name) for name in classes] if classes else None,
+                                  need_boxes=for_training)
