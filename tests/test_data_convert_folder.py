@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from helpers.convert_sources import convert, load_coco, write_image
 
-from lcp.data.convert.common import Sample, flat_names, split_by_fraction
+from lcp.data.convert.output import flat_names
+from lcp.data.convert.samples import Sample
+from lcp.data.convert.splits import split_by_fraction
 
 
 @pytest.fixture

@@ -30,28 +30,18 @@ NAME by default city_images, foggy_city_images or rainy_city_images.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lcp.data.convert.common import (
-    Box,
-    Report,
-    Sample,
-    add_drop_empty_argument,
-    add_output_arguments,
-    check_output_free,
-    class_list,
-    source_paths,
-    walk_files,
-    write_image_set,
-)
+from lcp.data.convert.image_set import write_image_set
+from lcp.data.convert.output import Output, check_output_free
+from lcp.data.convert.report import Report
+from lcp.data.convert.samples import Box, Sample
+from lcp.data.convert.sources import walk_files
 from lcp.errors import LCPError
-
-HELP = "Cityscapes gtFine polygons -> 8 detection classes, with Foggy / Rainy Cityscapes images"
 
 # The class order of the LCP Cityscapes configs (category ids 1..8 follow it).
 CONFIG_CLASS_ORDER = ("bicycle", "bus", "person", "train", "truck", "motorcycle", "car", "rider")
@@ -72,7 +62,6 @@ class ImageSource:
     """One image set to write: where its files are, which names belong to it, and what a
     missing annotated frame means ("error", "warn" or "count")."""
 
-    name: str
     folder: Path
     pattern: re.Pattern
     keep: Callable[[re.Match], bool]
@@ -95,7 +84,7 @@ def detection_classes() -> list[str]:
     return [label.name for label in labels if label.hasInstances and not label.ignoreInEval]
 
 
-def polygon_boxes(path: Path, classes: list[str], report: Report) -> list[Box]:
+def polygon_boxes(path: Path, classes: Sequence[str], report: Report) -> list[Box]:
     """The boxes of one gtFine polygon file: instance polygon extents of the wanted classes."""
     from cityscapesscripts.helpers.annotation import Annotation
     from cityscapesscripts.helpers.labels import assureSingleInstanceName, name2label
@@ -137,7 +126,7 @@ def polygon_boxes(path: Path, classes: list[str], report: Report) -> list[Box]:
     return boxes
 
 
-def read_frames(gtfine: Path, classes: list[str], report: Report) -> dict[str, Frame]:
+def read_frames(gtfine: Path, classes: Sequence[str], report: Report) -> dict[str, Frame]:
     if not gtfine.is_dir():
         raise LCPError(f"{gtfine}: not a folder (ROOT must hold the Cityscapes gtFine folder)")
     frames: dict[str, Frame] = {}
@@ -199,62 +188,50 @@ def image_set_samples(source: ImageSource, frames: dict[str, Frame], report: Rep
     return samples
 
 
-def matches_any(value: str, wanted: list[float] | None) -> bool:
+def matches_any(value: str, wanted: Sequence[float] | None) -> bool:
     return wanted is None or any(math.isclose(float(value), w, rel_tol=1e-9) for w in wanted)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("root", type=Path, metavar="ROOT", help="Cityscapes folder with gtFine/ (and leftImg8bit/ for the clear set)")
-    add_output_arguments(parser, default_name=None)
-    parser.add_argument(
-        "--name", default=None,
-        help="image set name (default: city_images, foggy_city_images with --foggy, rainy_city_images with --rainy)",
-    )
-    parser.add_argument(
-        "--classes", type=class_list, default=list(CONFIG_CLASS_ORDER),
-        help=f"comma-separated detection classes in category order (default: {','.join(CONFIG_CLASS_ORDER)})",
-    )
-    variant = parser.add_mutually_exclusive_group()
-    variant.add_argument("--foggy", type=Path, default=None, metavar="DIR", help="write the Foggy Cityscapes images of DIR (leftImg8bit_foggy)")
-    variant.add_argument("--rainy", type=Path, default=None, metavar="DIR", help="write the Rainy Cityscapes images of DIR (leftImg8bit_rain)")
-    parser.add_argument("--beta", type=float, choices=FOGGY_BETAS, default=0.02, help="with --foggy: the fog density (default: %(default)s)")
-    parser.add_argument("--rain-alpha", type=float, nargs="+", default=None, metavar="A", help="with --rainy: keep these alpha values (default: all)")
-    parser.add_argument("--rain-beta", type=float, nargs="+", default=None, metavar="B", help="with --rainy: keep these beta values (default: all)")
-    parser.add_argument("--rain-dropsize", type=float, nargs="+", default=None, metavar="D", help="with --rainy: keep these drop sizes (default: all)")
-    parser.add_argument("--rain-pattern", type=int, nargs="+", default=None, metavar="P", help="with --rainy: keep these rain patterns (default: all)")
-    add_drop_empty_argument(parser)
+def default_name(foggy: Path | None, rainy: Path | None) -> str:
+    """The image set name when none is given: city_images, foggy_city_images or rainy_city_images."""
+    return "foggy_city_images" if foggy is not None else "rainy_city_images" if rainy is not None else "city_images"
 
 
-def image_source(args: argparse.Namespace) -> ImageSource:
-    """Which images this run writes: clear leftImg8bit (default), --foggy or --rainy."""
-    if args.foggy is not None:
-        return ImageSource(args.name or "foggy_city_images", args.foggy, FOGGY_PATTERN,
-                           lambda m: matches_any(m["beta"], [args.beta]), "Foggy Cityscapes",
+def image_source(
+    root: Path, foggy: Path | None = None, beta: float = 0.02, rainy: Path | None = None,
+    rain_alpha: Sequence[float] | None = None, rain_beta: Sequence[float] | None = None,
+    rain_dropsize: Sequence[float] | None = None, rain_pattern: Sequence[int] | None = None,
+) -> ImageSource:
+    """Which images this run writes: clear leftImg8bit (default), `foggy` or `rainy`."""
+    if foggy is not None:
+        return ImageSource(foggy, FOGGY_PATTERN, lambda m: matches_any(m["beta"], [beta]), "Foggy Cityscapes",
                            missing_frame="warn")
-    if args.rainy is not None:
+    if rainy is not None:
         def keep_rainy(m: re.Match) -> bool:
-            return (matches_any(m["alpha"], args.rain_alpha) and matches_any(m["beta"], args.rain_beta)
-                    and matches_any(m["dropsize"], args.rain_dropsize)
-                    and (args.rain_pattern is None or int(m["pattern"]) in args.rain_pattern))
-        return ImageSource(args.name or "rainy_city_images", args.rainy, RAINY_PATTERN, keep_rainy,
-                           "Rainy Cityscapes", missing_frame="count")
-    return ImageSource(args.name or "city_images", args.root / "leftImg8bit", CLEAR_PATTERN,
-                       lambda m: True, "leftImg8bit", missing_frame="error")
+            return (matches_any(m["alpha"], rain_alpha) and matches_any(m["beta"], rain_beta)
+                    and matches_any(m["dropsize"], rain_dropsize)
+                    and (rain_pattern is None or int(m["pattern"]) in rain_pattern))
+        return ImageSource(rainy, RAINY_PATTERN, keep_rainy, "Rainy Cityscapes", missing_frame="count")
+    return ImageSource(root / "leftImg8bit", CLEAR_PATTERN, lambda m: True, "leftImg8bit", missing_frame="error")
 
 
-def main(args: argparse.Namespace) -> int:
+def convert(root: Path, output: Output, *, classes: Sequence[str] = CONFIG_CLASS_ORDER, foggy: Path | None = None,
+            beta: float = 0.02, rainy: Path | None = None, rain_alpha: Sequence[float] | None = None,
+            rain_beta: Sequence[float] | None = None, rain_dropsize: Sequence[float] | None = None,
+            rain_pattern: Sequence[int] | None = None, drop_empty: bool = False) -> Report:
+    """Write the boxes of the gtFine annotations below `root` on the clear, `foggy` (one
+    `beta`) or `rainy` (every variant the rain_* filters keep, None: all) images as the
+    image set `output`; `classes` in category order."""
+    if foggy is not None and rainy is not None:
+        raise LCPError(f"{foggy}: give Foggy or Rainy Cityscapes images, not both (also {rainy})")
     report = Report("cityscapes")
     known = detection_classes()
-    unknown = [name for name in args.classes if name not in known]
+    unknown = [name for name in classes if name not in known]
     if unknown:
         raise LCPError(f"--classes: {', '.join(unknown)} not a Cityscapes detection class ({', '.join(known)})")
-    source = image_source(args)
-    check_output_free(args.out, [source.name], args.overwrite, source_paths(args))
-    frames = read_frames(args.root / "gtFine", args.classes, report)
-    write_image_set(
-        image_set_samples(source, frames, report), out=args.out, name=source.name, classes=args.classes,
-        workers=args.workers, overwrite=args.overwrite, report=report, drop_empty=args.drop_empty,
-        description=f"Cityscapes gtFine boxes on {source.what} images",
-    )
-    report.print()
-    return 0
+    source = image_source(root, foggy, beta, rainy, rain_alpha, rain_beta, rain_dropsize, rain_pattern)
+    check_output_free(output.out, [output.name], output.overwrite, [root, foggy, rainy])
+    frames = read_frames(root / "gtFine", classes, report)
+    write_image_set(image_set_samples(source, frames, report), output, classes=classes, report=report,
+                    drop_empty=drop_empty, description=f"Cityscapes gtFine boxes on {source.what} images")
+    return report

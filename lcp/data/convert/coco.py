@@ -19,31 +19,19 @@ Rules:
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Iterable, Sequence
 from numbers import Real
 from pathlib import Path
 
-from lcp.data.convert.common import (
-    Box,
-    Sample,
-    add_classes_argument,
-    add_output_arguments,
-    add_split_arguments,
-    finish_conversion,
-    keep_classes,
-    start_conversion,
-)
+from lcp.data.convert.image_set import begin, finish
+from lcp.data.convert.output import Output
+from lcp.data.convert.report import Report
+from lcp.data.convert.samples import Box, Sample, keep_classes
+from lcp.data.convert.splits import DEFAULT_SPLIT, Split
 from lcp.errors import LCPError
 from lcp.io import read_json
 
-HELP = "COCO json + images: re-map categories, re-split, copy images flat (your own data)"
-
-
-def rename_pair(text: str) -> tuple[str, str]:
-    old, sep, new = text.partition("=")
-    if not sep or not old.strip() or not new.strip():
-        raise argparse.ArgumentTypeError(f"expected OLD=NEW, got {text!r}")
-    return old.strip(), new.strip()
+DEFAULT_TEST_FRACTION = 0.2
 
 
 def _entries(data: dict, key: str, path: Path) -> list[dict]:
@@ -99,35 +87,31 @@ def read_coco(path: Path, split: str, images_root: Path, renames: dict[str, str]
         if label is None:
             raise LCPError(f"{where}: category_id {entry['category_id']} is not in `categories`")
         bbox = entry.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, Real) and not isinstance(v, bool) for v in bbox)):
+        numbers = isinstance(bbox, list) and all(isinstance(v, Real) and not isinstance(v, bool) for v in bbox)
+        if not (numbers and len(bbox) == 4):
             raise LCPError(f"{where}: `bbox` is {bbox!r}, expected [x, y, width, height]")
         x, y, w, h = (float(v) for v in bbox)
-        sample.boxes.append(Box(label, x, y, x + w, y + h, origin=f"{where} ({label})", crowd=bool(entry.get("iscrowd", 0))))
+        crowd = bool(entry.get("iscrowd", 0))
+        sample.boxes.append(Box(label, x, y, x + w, y + h, origin=f"{where} ({label})", crowd=crowd))
     return list(samples.values()), [categories[i] for i in sorted(categories)]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", type=Path, metavar="IMAGES", help="folder the json file_names are relative to")
-    add_output_arguments(parser, default_name="images")
-    parser.add_argument("--train", type=Path, default=None, metavar="JSON", help="COCO file of the train split")
-    parser.add_argument("--test", type=Path, default=None, metavar="JSON", help="COCO file of the test split")
-    parser.add_argument("--rename", type=rename_pair, action="append", default=[], metavar="OLD=NEW", help="rename a source category (repeatable)")
-    add_classes_argument(parser, "comma-separated class names to write, in category order (default: the source categories)")
-    add_split_arguments(parser, default_fraction=0.2, own_split=True)
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.train is None and args.test is None:
-        raise LCPError(f"{args.images}: give --train JSON and/or --test JSON")
-    report = start_conversion("coco", args, args.images)
-    renames = dict(args.rename)
+def convert(images: Path, output: Output, *, train: Path | None = None, test: Path | None = None,
+            renames: Iterable[tuple[str, str]] = (), classes: Sequence[str] | None = None, split: Split = DEFAULT_SPLIT,
+            drop_empty: bool = False) -> Report:
+    """Write the images of the COCO files `train` and/or `test` (file_names relative to
+    `images`) as the image set `output`; `renames` are (old, new) category names, `classes`
+    (default: the source categories in id order) the category order written."""
+    if train is None and test is None:
+        raise LCPError(f"{images}: give --train JSON and/or --test JSON")
+    report = begin("coco", output, [images, train, test, split.test_list], source_folder=images)
     samples: list[Sample] = []
     source_classes: list[str] = []
     first_file: dict[Path, Path] = {}
-    for split, path in (("train", args.train), ("test", args.test)):
+    for split_name, path in (("train", train), ("test", test)):
         if path is None:
             continue
-        file_samples, names = read_coco(path, split, args.images, renames)
+        file_samples, names = read_coco(path, split_name, images, dict(renames))
         for sample in file_samples:
             key = sample.image.resolve()
             if key in first_file:
@@ -135,9 +119,10 @@ def main(args: argparse.Namespace) -> int:
             first_file[key] = path
         samples += file_samples
         source_classes += names
-    classes = args.classes or list(dict.fromkeys(source_classes))
+    classes = classes or list(dict.fromkeys(source_classes))
     if not classes:
-        raise LCPError(f"{args.train or args.test}: no categories, and no --classes given")
+        raise LCPError(f"{train or test}: no categories, and no --classes given")
     keep_classes(samples, classes, report, dropped="annotation of category")
-    description = f"COCO {args.train or ''} {args.test or ''}".strip()
-    return finish_conversion(samples, args, report, classes=classes, description=description, own_split=True)
+    description = f"COCO {train or ''} {test or ''}".strip()
+    return finish(samples, output, report, split=split, default_test_fraction=DEFAULT_TEST_FRACTION,
+                  classes=classes, description=description, own_split=True, drop_empty=drop_empty)

@@ -13,36 +13,28 @@ Rules:
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
-from lcp.data.convert.common import (
-    Sample,
-    add_classes_argument,
-    add_output_arguments,
-    add_split_arguments,
-    finish_conversion,
-    is_image_file,
-    start_conversion,
-    walk_files,
-)
+from lcp.data.convert.image_set import begin, finish
+from lcp.data.convert.output import Output
+from lcp.data.convert.report import Report
+from lcp.data.convert.samples import Sample
+from lcp.data.convert.sources import walk_files
+from lcp.data.convert.splits import DEFAULT_SPLIT, Split
+from lcp.data.images import is_source_image
 
-HELP = "a folder of images without annotations (detection-favoured sets such as DFUI)"
+DEFAULT_TEST_FRACTION = 0.0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", type=Path, metavar="SRC", help="folder searched recursively for images")
-    add_output_arguments(parser, default_name="images")
-    add_classes_argument(parser, "comma-separated categories to list in the json (default: none)", default=[])
-    add_split_arguments(parser, default_fraction=0.0, own_split=False, drop_empty=False)
-
-
-def main(args: argparse.Namespace) -> int:
-    report = start_conversion("folder", args)  # SRC is checked by walk_files
+def convert(src: Path, output: Output, *, classes: Sequence[str] = (), split: Split = DEFAULT_SPLIT) -> Report:
+    """Write the images below `src` as the image set `output`, listing `classes` as categories."""
+    report = begin("folder", output, [src, split.test_list])  # SRC is checked by walk_files
     samples = []
-    for path in walk_files(args.src):
-        if is_image_file(path):
+    for path in walk_files(src):
+        if is_source_image(path):
             samples.append(Sample(path))
         else:
             report.warn("not an image file (by its extension), skipped", path)
-    return finish_conversion(samples, args, report, classes=args.classes, description=f"images of {args.src}")
+    return finish(samples, output, report, split=split, default_test_fraction=DEFAULT_TEST_FRACTION,
+                  classes=classes, description=f"images of {src}")

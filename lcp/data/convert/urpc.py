@@ -22,32 +22,26 @@ fraction, DFUI gets the same split as URPC2020 when both hold the same image ste
 
 from __future__ import annotations
 
-import argparse
+from pathlib import Path
 
-from lcp.data.convert.common import (
-    Sample,
-    add_output_arguments,
-    add_split_arguments,
-    finish_conversion,
-    start_conversion,
-)
-from lcp.data.convert.voc import add_source_arguments, pair_by_stem, parse_voc_xml, source_folders
+from lcp.data.convert.image_set import begin, finish
+from lcp.data.convert.output import Output
+from lcp.data.convert.report import Report
+from lcp.data.convert.samples import Sample
+from lcp.data.convert.splits import DEFAULT_SPLIT, Split
+from lcp.data.convert.voc import pair_by_stem, parse_voc_xml, source_folders
 from lcp.errors import LCPError
 
-HELP = "URPC2020 underwater data set (VOC xml; echinus, holothurian, scallop, starfish)"
 CLASSES = ("echinus", "holothurian", "scallop", "starfish")
 DROPPED_CLASSES = frozenset({"waterweed"})
+DEFAULT_TEST_FRACTION = 0.2
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_source_arguments(parser, "URPC2020")
-    add_output_arguments(parser, default_name="urpc")
-    add_split_arguments(parser, default_fraction=0.2, own_split=False)
-
-
-def main(args: argparse.Namespace) -> int:
-    images_root, annotations_root = source_folders(args)
-    report = start_conversion("urpc", args)
+def convert(src: Path, output: Output, *, split: Split = DEFAULT_SPLIT, images: Path | None = None,
+            annotations: Path | None = None, drop_empty: bool = False) -> Report:
+    """Write the URPC2020 (or DFUI) set at `src` as the image set `output`."""
+    images_root, annotations_root = source_folders(src, images, annotations)
+    report = begin("urpc", output, [src, images, annotations, split.test_list])
     samples = []
     for image, xml in pair_by_stem(images_root, annotations_root, report):
         boxes = []
@@ -57,6 +51,8 @@ def main(args: argparse.Namespace) -> int:
             elif box.label in CLASSES:
                 boxes.append(box)
             else:
-                raise LCPError(f"{box.origin}: unknown class {box.label!r}; URPC2020 has {', '.join(CLASSES)} (and waterweed, dropped)")
+                raise LCPError(f"{box.origin}: unknown class {box.label!r}; "
+                               f"URPC2020 has {', '.join(CLASSES)} (and waterweed, dropped)")
         samples.append(Sample(image, boxes=boxes))
-    return finish_conversion(samples, args, report, classes=CLASSES, description=f"URPC2020 {args.src}")
+    return finish(samples, output, report, split=split, default_test_fraction=DEFAULT_TEST_FRACTION,
+                  classes=CLASSES, description=f"URPC2020 {src}", drop_empty=drop_empty)

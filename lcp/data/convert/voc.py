@@ -20,26 +20,20 @@ Rules:
 
 from __future__ import annotations
 
-import argparse
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 
-from lcp.data.convert.common import (
-    Box,
-    Report,
-    Sample,
-    add_classes_argument,
-    add_output_arguments,
-    add_split_arguments,
-    finish_conversion,
-    is_image_file,
-    keep_classes,
-    start_conversion,
-    walk_files,
-)
+from lcp.data.convert.image_set import begin, finish
+from lcp.data.convert.output import Output
+from lcp.data.convert.report import Report
+from lcp.data.convert.samples import Box, Sample, keep_classes
+from lcp.data.convert.sources import walk_files
+from lcp.data.convert.splits import DEFAULT_SPLIT, Split
+from lcp.data.images import is_source_image
 from lcp.errors import LCPError
 
-HELP = "Pascal VOC xml boxes + images (your own data)"
+DEFAULT_TEST_FRACTION = 0.2
 
 
 def parse_voc_xml(path: Path) -> list[Box]:
@@ -67,7 +61,8 @@ def parse_voc_xml(path: Path) -> list[Box]:
             try:
                 corners.append(float(text))
             except (TypeError, ValueError):
-                raise LCPError(f"{origin}: <{tag}> is {'missing' if text is None else repr(text)}, not a number") from None
+                value = "missing" if text is None else repr(text)
+                raise LCPError(f"{origin}: <{tag}> is {value}, not a number") from None
         difficult = (obj.findtext("difficult") or "0").strip() in {"1", "1.0", "true", "True"}
         boxes.append(Box(label, *corners, origin=origin, crowd=difficult))
     return boxes
@@ -82,14 +77,15 @@ def pair_by_stem(images_root: Path, annotations_root: Path, report: Report) -> l
     for path in files:
         if path.suffix.lower() == ".xml" and path.is_relative_to(annotations_root):
             table = annotations
-        elif is_image_file(path) and path.is_relative_to(images_root):
+        elif is_source_image(path) and path.is_relative_to(images_root):
             table = images
         else:
             kind = f"{path.suffix.lower()} file" if path.suffix else "file without a suffix"
             report.warn(f"{kind}, neither an image nor a VOC xml, ignored", path)
             continue
         if path.stem in table:
-            raise LCPError(f"{path}: same stem as {table[path.stem]}; images and xml files are paired by stem, so stems must be unique")
+            raise LCPError(f"{path}: same stem as {table[path.stem]}; images and xml files are paired by stem, "
+                           "so stems must be unique")
         table[path.stem] = path
     for stem in sorted(set(images) - set(annotations)):
         report.warn("image without an xml file, skipped", images[stem])
@@ -113,37 +109,28 @@ def count_filename_mismatches(pairs: list[tuple[Path, Path]], report: Report) ->
             report.count("xml whose <filename> names another file than its image (paired by file stem)")
 
 
-def source_folders(args: argparse.Namespace) -> tuple[Path, Path]:
-    src: Path = args.src
+def source_folders(src: Path, images: Path | None, annotations: Path | None) -> tuple[Path, Path]:
+    """The folders searched for images and for xml files: as given, else SRC/JPEGImages and
+    SRC/Annotations when SRC has the VOC layout, else SRC."""
     if not src.is_dir():
         raise LCPError(f"{src}: not a folder")
     voc_layout = (src / "JPEGImages").is_dir() and (src / "Annotations").is_dir()
-    images = args.images or (src / "JPEGImages" if voc_layout else src)
-    annotations = args.annotations or (src / "Annotations" if voc_layout else src)
+    images = images or (src / "JPEGImages" if voc_layout else src)
+    annotations = annotations or (src / "Annotations" if voc_layout else src)
     return images, annotations
 
 
-def add_source_arguments(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("src", type=Path, metavar="SRC", help=f"{what} folder")
-    parser.add_argument("--images", type=Path, default=None, help="folder searched for images (default: see above)")
-    parser.add_argument("--annotations", type=Path, default=None, help="folder searched for xml files (default: see above)")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_source_arguments(parser, "VOC")
-    add_output_arguments(parser, default_name="images")
-    add_classes_argument(
-        parser, "comma-separated class names in category order; other classes are dropped (default: all found, sorted)"
-    )
-    add_split_arguments(parser, default_fraction=0.2, own_split=False)
-
-
-def main(args: argparse.Namespace) -> int:
-    images_root, annotations_root = source_folders(args)
-    report = start_conversion("voc", args)
-    samples = [Sample(image, boxes=parse_voc_xml(xml)) for image, xml in pair_by_stem(images_root, annotations_root, report)]
-    classes = args.classes or sorted({box.label for s in samples for box in s.boxes})
+def convert(src: Path, output: Output, *, classes: Sequence[str] | None = None, split: Split = DEFAULT_SPLIT,
+            images: Path | None = None, annotations: Path | None = None, drop_empty: bool = False) -> Report:
+    """Write the VOC set at `src` as the image set `output`; `classes` (default: all found,
+    sorted) in category order."""
+    images_root, annotations_root = source_folders(src, images, annotations)
+    report = begin("voc", output, [src, images, annotations, split.test_list])
+    pairs = pair_by_stem(images_root, annotations_root, report)
+    samples = [Sample(image, boxes=parse_voc_xml(xml)) for image, xml in pairs]
+    classes = classes or sorted({box.label for s in samples for box in s.boxes})
     if not classes:
         raise LCPError(f"{annotations_root}: no objects in any xml file, and no --classes given")
     keep_classes(samples, classes, report, dropped="box of class")
-    return finish_conversion(samples, args, report, classes=classes, description=f"VOC {args.src}")
+    return finish(samples, output, report, split=split, default_test_fraction=DEFAULT_TEST_FRACTION,
+                  classes=classes, description=f"VOC {src}", drop_empty=drop_empty)

@@ -25,26 +25,19 @@ Rules:
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
-from lcp.data.convert.common import (
-    Box,
-    Report,
-    Sample,
-    add_classes_argument,
-    add_output_arguments,
-    add_split_arguments,
-    finish_conversion,
-    is_image_file,
-    keep_classes,
-    start_conversion,
-    walk_files,
-    wants_resplit,
-)
+from lcp.data.convert.image_set import begin, finish
+from lcp.data.convert.output import Output
+from lcp.data.convert.report import Report
+from lcp.data.convert.samples import Box, Sample, keep_classes
+from lcp.data.convert.sources import walk_files
+from lcp.data.convert.splits import DEFAULT_SPLIT, Split
+from lcp.data.images import is_source_image
 from lcp.errors import LCPError
 
-HELP = "YOLO txt labels (class cx cy w h, normalised) + images (your own data)"
+DEFAULT_TEST_FRACTION = 0.2
 # Normalised coordinates are at most 1; the slack absorbs label writers' float rounding. A
 # larger value means pixel coordinates, whose boxes would all land outside the image.
 MAX_NORMALISED = 1.0 + 1e-6
@@ -114,31 +107,32 @@ def parse_label_file(path: Path, names: dict[int, str]) -> list[Box]:
             raise LCPError(f"{where}: cx cy w h {' '.join(fields[1:])} are not normalised to 0..1; YOLO labels give "
                            "them as fractions of the image width and height (pixel coordinates? divide by the size)")
         label = names[int(index_value)]
-        boxes.append(Box(label, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, origin=f"{where} ({label})", relative=True))
+        corners = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        boxes.append(Box(label, *corners, origin=f"{where} ({label})", relative=True))
     return boxes
 
 
-def layout(args: argparse.Namespace) -> tuple[Path, Path]:
+def layout(src: Path, labels: Path | None) -> tuple[Path, Path]:
     """(images root, labels root) of the three layouts."""
-    if args.labels is not None:
-        if not args.labels.is_dir():
-            raise LCPError(f"{args.labels}: not a folder (--labels)")
-        return args.src, args.labels
-    if (args.src / "images").is_dir() and (args.src / "labels").is_dir():
-        return args.src / "images", args.src / "labels"
-    return args.src, args.src
+    if labels is not None:
+        if not labels.is_dir():
+            raise LCPError(f"{labels}: not a folder (--labels)")
+        return src, labels
+    if (src / "images").is_dir() and (src / "labels").is_dir():
+        return src / "images", src / "labels"
+    return src, src
 
 
-def names_file(args: argparse.Namespace, labels: Path) -> Path:
+def names_file(src: Path, labels: Path, names: Path | None) -> Path:
     # Names are only ever the set's own: --classes in the scene's order taken as the id map
     # would silently give every box of one class another class's name.
-    if args.names is not None:
-        return args.names
-    for folder in dict.fromkeys([args.src, labels]):
+    if names is not None:
+        return names
+    for folder in dict.fromkeys([src, labels]):
         for candidate in NAMES_FILES:
             if (folder / candidate).is_file():
                 return folder / candidate
-    where = " or ".join(str(folder) for folder in dict.fromkeys([args.src, labels]))
+    where = " or ".join(str(folder) for folder in dict.fromkeys([src, labels]))
     raise LCPError(f"{where}: no classes.txt or data.yaml names the class ids; give --names FILE "
                    "(one name a line, line i for id i) — --classes only picks and orders classes by name")
 
@@ -150,7 +144,7 @@ def collect(images_root: Path, labels_root: Path, names: dict[int, str], names_p
     samples = []
     used_labels = {names_path.resolve()}
     for path in walk_files(images_root):
-        if not is_image_file(path):
+        if not is_source_image(path):
             if not (path.suffix.lower() == ".txt" and not separate) and path.name not in NAMES_FILES:
                 report.warn("not an image file (by its extension), skipped", path)
             continue
@@ -166,41 +160,30 @@ def collect(images_root: Path, labels_root: Path, names: dict[int, str], names_p
         samples.append(sample)
     for path in walk_files(labels_root):
         if path.suffix.lower() == ".txt" and path.resolve() not in used_labels and path.name not in NAMES_FILES:
-            raise LCPError(f"{path}: label file without an image (looked for {images_root}/{path.relative_to(labels_root).with_suffix('')}.<jpg|png|...>)")
+            looked_for = f"{images_root}/{path.relative_to(labels_root).with_suffix('')}.<jpg|png|...>"
+            raise LCPError(f"{path}: label file without an image (looked for {looked_for})")
     own_split = any(sample.split for sample in samples)
     return samples, own_split
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", type=Path, metavar="SRC",
-                        help="YOLO folder (images/ + labels/, or labels beside the images, or images only with --labels)")
-    add_output_arguments(parser, default_name="images")
-    parser.add_argument("--labels", type=Path, default=None, metavar="DIR",
-                        help="folder of the label files, mirroring SRC (default: SRC/labels beside SRC/images, else SRC)")
-    parser.add_argument("--names", type=Path, default=None, metavar="FILE",
-                        help="class names by id: a text file (one a line) or a data .yaml "
-                        "(default: classes.txt or data.yaml in SRC, then in the labels folder)")
-    add_classes_argument(parser, "comma-separated class names to write, picked by name, in category order "
-                         "(default: all names, in id order)")
-    add_split_arguments(parser, default_fraction=0.2, own_split=True)
-
-
-def main(args: argparse.Namespace) -> int:
-    report = start_conversion("yolo", args, args.src)
-    images, labels = layout(args)
-    names_path = names_file(args, labels)
-    names = read_names(names_path)
-    classes = args.classes or list(names.values())
-    unknown = [c for c in classes if c not in names.values()]
+def convert(src: Path, output: Output, *, labels: Path | None = None, names: Path | None = None,
+            classes: Sequence[str] | None = None, split: Split = DEFAULT_SPLIT, drop_empty: bool = False) -> Report:
+    """Write the YOLO set at `src` as the image set `output`; `classes` (default: all names, in
+    id order) picked by name, in category order."""
+    report = begin("yolo", output, [src, labels, names, split.test_list], source_folder=src)
+    images_root, labels_root = layout(src, labels)
+    names_path = names_file(src, labels_root, names)
+    names_by_id = read_names(names_path)
+    classes = classes or list(names_by_id.values())
+    unknown = [c for c in classes if c not in names_by_id.values()]
     if unknown:
-        raise LCPError(f"--classes: {', '.join(unknown)} not among the names of {names_path} ({describe(names)})")
-    samples, own_split = collect(images, labels, names, names_path, report)
-    if own_split and not wants_resplit(args):
+        raise LCPError(f"--classes: {', '.join(unknown)} not among the names of {names_path} ({describe(names_by_id)})")
+    samples, own_split = collect(images_root, labels_root, names_by_id, names_path, report)
+    if own_split and not split.resplit:
         for sample in samples:
             if not sample.split:
                 report.warn("image outside the train/val/test folders, skipped", sample.image)
         samples = [sample for sample in samples if sample.split]
     keep_classes(samples, classes, report, dropped="box of class")
-    return finish_conversion(
-        samples, args, report, classes=classes, description=f"YOLO {args.src}", own_split=own_split
-    )
+    return finish(samples, output, report, split=split, default_test_fraction=DEFAULT_TEST_FRACTION,
+                  classes=classes, description=f"YOLO {src}", own_split=own_split, drop_empty=drop_empty)

@@ -1,0 +1,104 @@
+"""Where an image set goes and how it gets there: OUT/NAME/*.jpg with flat unique names and
+OUT/annotations/NAME_{train,test}.json, refused before any work when it would touch a source
+or replace what it may not, and published by renames so a reader never sees half a set."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lcp.data.convert.splits import SPLITS
+from lcp.errors import LCPError
+from lcp.io import MARKER, MARKER_TEXT, check_folder_output, check_outside_sources, is_lcp_folder, replace_folder
+
+
+@dataclass(frozen=True)
+class Output:
+    """The image set a conversion writes: OUT/NAME and its json files, made by `workers`
+    processes, replacing an earlier set of that name only when `overwrite`."""
+
+    out: Path
+    name: str
+    workers: int = 1
+    overwrite: bool = False
+
+
+def check_name(name: str) -> None:
+    if not name or name in {".", "..", "annotations"} or name.startswith(".") or "/" in name or "\\" in name:
+        raise LCPError(f"{name!r}: not usable as an image set name (a plain folder name, not 'annotations')")
+
+
+def output_paths(out: Path, name: str) -> list[Path]:
+    return [out / name] + [out / "annotations" / f"{name}_{split}.json" for split in SPLITS]
+
+
+def check_output_free(out: Path, names: Iterable[str], overwrite: bool, sources: Iterable[Path | None] = ()) -> None:
+    """Refuse before any work an image set that would touch a source, replace what lcp did
+    not write, or replace anything without --overwrite. The json files go with the folder:
+    they are replaced only beside an image set folder lcp wrote."""
+    if out.exists() and not out.is_dir():
+        raise LCPError(f"{out}: exists and is not a folder")
+    sources = list(sources)
+    for name in names:
+        check_name(name)
+        folder, *jsons = output_paths(out, name)
+        check_folder_output(folder, overwrite, sources)
+        for path in jsons:
+            check_outside_sources(path, sources)
+            if not path.exists():
+                continue
+            if not is_lcp_folder(folder):
+                raise LCPError(f"{path}: already exists beside no image set lcp wrote ({folder} has no {MARKER}), "
+                               "so even --overwrite does not replace it; remove it by hand or choose another name")
+            if not overwrite:
+                raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
+
+
+def flat_names(paths: Sequence[Path]) -> list[str]:
+    """Unique flat .jpg names for `paths`, also on case-insensitive file systems.
+
+    A file keeps its stem unless another file shares it (ignoring case); then each file of
+    that group is named after its path below the common folder, folders joined with '__'
+    and the extension kept as '_ext' (a/x.png -> a__x_png.jpg). The result depends only on
+    the set of paths, not on their listing order.
+    """
+    if not paths:
+        return []
+    root = Path(os.path.commonpath([p.parent for p in paths]))
+    relative = [p.relative_to(root) for p in paths]
+    stems = Counter(r.stem.lower() for r in relative)
+    candidates = []
+    for r in relative:
+        if stems[r.stem.lower()] == 1:
+            candidates.append(r.stem)
+        else:
+            candidates.append("__".join([*r.parent.parts, f"{r.stem}_{r.suffix.lstrip('.').lower()}"]))
+    # a derived name can still meet another file's stem (or differ from it only in case)
+    used: set[str] = set()
+    names = [""] * len(paths)
+    for i in sorted(range(len(paths)), key=lambda i: relative[i].as_posix()):
+        name, n = candidates[i], 1
+        while name.lower() in used:
+            n += 1
+            name = f"{candidates[i]}_{n}"
+        used.add(name.lower())
+        names[i] = name + ".jpg"
+    return names
+
+
+def publish(staging: Path, out: Path, name: str, splits: Sequence[str]) -> None:
+    """Move the staged image folder (marked as lcp's) and the json files of `splits` from
+    `staging` into place, replacing an older set."""
+    (staging / name / MARKER).write_text(MARKER_TEXT)
+    annotations = out / "annotations"
+    annotations.mkdir(exist_ok=True)
+    replace_folder(staging / name, out / name)
+    for split in SPLITS:
+        json_path = annotations / f"{name}_{split}.json"
+        if split in splits:
+            os.replace(staging / "annotations" / json_path.name, json_path)
+        else:
+            json_path.unlink(missing_ok=True)  # a split the replaced set had and the new one lacks

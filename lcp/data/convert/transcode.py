@@ -1,0 +1,63 @@
+"""Every source image decoded once and written as .jpg, in parallel.
+
+JPEG sources are copied byte for byte (a second lossy encoding would only lose detail),
+others are encoded by lcp.data.images.encode_jpeg with 4:2:0 chroma subsampling, as they
+always were (the same source gives the same bytes); the decoded size is what the boxes are
+clipped to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from lcp.data.images import decode_image, encode_jpeg
+from lcp.errors import LCPError
+from lcp.progress import map_with_progress
+
+
+def _one_thread_per_process() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # the pool already runs one process per core
+
+
+def transcode_image(job: tuple[str, str]) -> tuple[int, int] | str:
+    """Decode `src`, write it to `dst` as JPEG; return (width, height) or what went wrong."""
+    import cv2
+
+    src, dst = job
+    try:
+        data = Path(src).read_bytes()
+    except OSError as exc:
+        return f"cannot read the image ({exc.strerror})"
+    try:
+        image = decode_image(data) if data else None
+    except cv2.error:
+        image = None
+    if image is None:
+        return "not a readable image (decoding failed)"
+    if data[:3] == b"\xff\xd8\xff":
+        Path(dst).write_bytes(data)
+    else:
+        try:
+            encoded = encode_jpeg(image, subsample_chroma=True)
+        except RuntimeError:
+            return "could not be encoded as JPEG"
+        Path(dst).write_bytes(encoded)
+    height, width = image.shape[:2]
+    return width, height
+
+
+def transcode_images(sources: Sequence[Path], targets: Sequence[Path], workers: int,
+                     desc: str) -> list[tuple[int, int]]:
+    """Write each source image to its target as .jpg, with progress; the (width, height) of
+    each, or an LCPError naming the first source that could not be converted."""
+    jobs = [(str(source), str(target)) for source, target in zip(sources, targets, strict=True)]
+    # in a pool only: a serial run leaves the calling process's OpenCV threads alone
+    initializer = _one_thread_per_process if workers > 1 else None
+    sizes = map_with_progress(transcode_image, jobs, workers, desc, initializer=initializer)
+    for source, size in zip(sources, sizes, strict=True):
+        if isinstance(size, str):
+            raise LCPError(f"{source}: {size}")
+    return sizes
