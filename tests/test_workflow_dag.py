@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
+from helpers.dry_run import RECORDINGS, dry_run_listing
 from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakemake, with_config
 
 SCENES = ("demo", "urpc", "foggy_city", "rainy_city", "custom")
@@ -52,6 +52,12 @@ def test_dry_run_builds_the_whole_dag_without_data(workdir, scene):
             assert f"config {key}: {config['image_sets'][name]['path']} does not exist" in result.stdout
     assert "Traceback" not in result.stdout
     assert not (workdir / "results").exists() and not (workdir / "data").exists()
+
+
+@pytest.mark.parametrize("scene", SCENES)
+def test_dry_run_lists_the_recorded_jobs_and_commands(tmp_path, scene):
+    """A deliberate change of a job's command re-records (tests/helpers/dry_run.py) in its own commit."""
+    assert dry_run_listing(tmp_path, scene) == (RECORDINGS / f"{scene}.txt").read_text()
 
 
 def test_real_run_with_missing_data_stops_before_any_job(workdir):
@@ -130,13 +136,15 @@ def shared_set_made_two_ways(config):
 @pytest.mark.parametrize("change, message", [
     (unknown_scene_key, "invalid config: scenes.demo: Additional properties are not allowed ('epochs' was unexpected)"),
     (wrong_type, "invalid config: scenes.demo.demo.num_images: 'many' is not of type 'integer'"),
-    (unknown_top_level_key, "invalid config: (top level): Additional properties are not allowed ('gpus' was unexpected)"),
+    (unknown_top_level_key,
+     "invalid config: (top level): Additional properties are not allowed ('gpus' was unexpected)"),
     (run_names_undefined_scene, "run: scene 'fogy_city' is not defined under scenes"),
     (lowq_set_not_in_scene, "scenes.custom.lowq_set: 'hazy' is not an image set of the scene (clear, foggy)"),
     (synthesised_from_unknown_set, "scenes.custom.image_sets.foggy.from: 'clean' is not an image set of the scene"),
     (missing_model_config, "scenes.urpc.lcp.config: config/mmdet/lcp_r50_urpc_v2.py does not exist"),
     (bad_resources, "invalid config: scenes.urpc.resources.train_lcp.gpus: -1 is less than the minimum of 0"),
-    (unknown_rule_in_resources, "invalid config: resources: Additional properties are not allowed ('train' was unexpected)"),
+    (unknown_rule_in_resources,
+     "invalid config: resources: Additional properties are not allowed ('train' was unexpected)"),
     (two_gpus_for_evaluation, "scenes.urpc: evaluate asks for gpus: 2, nodes: 1; only training jobs "
                               "(pretrain, train_baseline, train_lcp) run on several GPUs or nodes"),
     (more_nodes_than_gpus, "scenes.demo: train_lcp asks for gpus: 0, nodes: 2; a distributed training job runs "
@@ -146,7 +154,8 @@ def shared_set_made_two_ways(config):
     (repeated_seed, "invalid config: scenes.demo.seeds: [0, 1, 0] has non-unique elements"),
     (negative_seed, "invalid config: scenes.demo.seeds.1: -1 is less than the minimum of 0"),
     (shared_set_made_two_ways, "scenes.rainy_city.image_sets.city_images differs from "
-                               "scenes.foggy_city.image_sets.city_images, which makes the same image set city/city_images"),
+                               "scenes.foggy_city.image_sets.city_images, which makes the same image set "
+                               "city/city_images"),
 ])
 def test_bad_config_fails_before_any_job_naming_the_key(workdir, change, message):
     with_config(workdir, change)
@@ -307,7 +316,8 @@ def test_one_seed_keeps_the_paths_of_a_scene_without_seeds(workdir):
     assert job_outputs(result.stdout, "evaluate") == ["results/demo/baseline/eval.json", "results/demo/lcp/eval.json"]
     assert "seed5/" not in result.stdout
     assert all(" --seed 5 " in command and " LCP_SEED=5 " in command
-               for rule in ("pretrain", "train_baseline", "train_lcp") for command in shell_commands(result.stdout, rule))
+               for rule in ("pretrain", "train_baseline", "train_lcp")
+               for command in shell_commands(result.stdout, rule))
     command = shell_commands(result.stdout, "train_lcp")[0]
     assert "--work-dir results/demo/lcp/work " in command and "> results/demo/logs/train_lcp.log" in command
     report = shell_commands(result.stdout, "report")[0]
