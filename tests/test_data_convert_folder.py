@@ -73,3 +73,17 @@ def test_split_draw_is_seeded_exact_and_follows_stems_across_folders():
     assert sum(split == "test" for split in first.values()) == 10
     assert draw("/dfui/images", shuffled, seed=0) == first  # same stems, other folder and order
     assert draw("/urpc/train/image", stems, seed=1) != first
+
+
+def test_a_converter_is_called_with_plain_arguments_and_returns_its_report(dfui, tmp_path, capsys):
+    from lcp.data.convert import folder
+    from lcp.data.convert.output import Output
+    from lcp.data.convert.splits import Split
+
+    out = tmp_path / "scene"
+    report = folder.convert(dfui, Output(out, "dfui", workers=1), classes=["fish"], split=Split(test_fraction=0.5))
+    assert capsys.readouterr().out == ""  # the summary is the caller's to print
+    assert report.render().startswith("lcp data convert folder: done\n")
+    train, test = (load_coco(out / f"annotations/dfui_{split}.json") for split in ("train", "test"))
+    assert len(train.getImgIds()) + len(test.getImgIds()) == 3 and len(test.getImgIds()) == 2  # round(1.5)
+    assert [c["name"] for c in train.dataset["categories"]] == ["fish"]
