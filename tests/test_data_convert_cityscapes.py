@@ -5,8 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers.convert_sources import (CONFIG_ORDER, TRAIN_FRAME, TRAIN_OBJECTS, VAL_FRAME, VAL_OBJECTS, WIDTH, boxes_by_file,
-                                     category_names, convert, extent, load_coco, write_cityscapes, write_polygons)
+from helpers.convert_sources import (
+    CONFIG_ORDER,
+    TRAIN_FRAME,
+    TRAIN_OBJECTS,
+    VAL_FRAME,
+    VAL_OBJECTS,
+    WIDTH,
+    boxes_by_file,
+    category_names,
+    convert,
+    extent,
+    load_coco,
+    write_cityscapes,
+    write_polygons,
+)
 
 
 @pytest.fixture
@@ -57,7 +70,8 @@ def test_foggy_set_takes_one_beta_with_the_same_boxes(cityscapes, capsys):
 
 def test_rainy_variants_selected_by_pattern(cityscapes, capsys):
     out = cityscapes["out"]
-    code, stdout, stderr = convert(capsys, "cityscapes", cityscapes["root"], out, "--rainy", cityscapes["rainy"], "--workers", "1")
+    code, stdout, stderr = convert(capsys, "cityscapes", cityscapes["root"], out, "--rainy", cityscapes["rainy"],
+                                   "--workers", "1")
     assert code == 0, stderr
     train = load_coco(out / "annotations/rainy_city_images_train.json")
     assert len(train.getImgIds()) == 2  # both patterns, each an image with the frame's boxes
@@ -73,12 +87,14 @@ def test_rainy_variants_selected_by_pattern(cityscapes, capsys):
 
 
 def test_class_subset_and_order(cityscapes, capsys):
-    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--classes", "person,car", "--workers", "1")
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--classes", "person,car",
+                              "--workers", "1")
     assert code == 0, stderr
     train = load_coco(cityscapes["out"] / "annotations/city_images_train.json")
     assert category_names(train) == ["person", "car"]
     assert [label for label, _, _ in next(iter(boxes_by_file(train).values()))] == ["car", "car", "person"]
-    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--classes", "person,caravan", "--overwrite")
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--classes",
+                              "person,caravan", "--overwrite")
     assert code == 2 and "caravan" in stderr and "not a Cityscapes detection class" in stderr
 
 

@@ -25,7 +25,8 @@ def urpc_src(tmp_path: Path) -> Path:
     # <filename> disagrees with the real file name: pairing is by stem
     write_voc_xml(src / "train/box/000001.xml", "c000001.jpg",
                   [("echinus", 2, 3, 10, 12), ("starfish", 5, 5, 40, 30)])  # starfish leaves the 32x24 image
-    write_voc_xml(src / "train/box/000002.xml", "000002.jpg", [("holothurian", 1, 1, 8, 9), ("scallop", 20, 10, 30, 20, 1)])
+    write_voc_xml(src / "train/box/000002.xml", "000002.jpg",
+                  [("holothurian", 1, 1, 8, 9), ("scallop", 20, 10, 30, 20, 1)])
     write_voc_xml(src / "train/box/000003.xml", "000003.jpg", [("waterweed", 4, 4, 9, 9)])  # only waterweed
     write_voc_xml(src / "train/box/000004.xml", "000004.jpg", [("scallop", 10.5, 2.5, 19.5, 11.5)])
     return src
@@ -55,7 +56,8 @@ def test_converts_pairs_by_stem_with_rules_and_summary(urpc_src, tmp_path, capsy
     assert sorted(p.name for p in (out / "urpc").glob("*.jpg")) == sorted(everything)
 
     assert everything["000001.jpg"] == [("echinus", [2.0, 3.0, 8.0, 9.0], 0), ("starfish", [5.0, 5.0, 27.0, 19.0], 0)]
-    assert everything["000002.jpg"] == [("holothurian", [1.0, 1.0, 7.0, 8.0], 0), ("scallop", [20.0, 10.0, 10.0, 10.0], 1)]
+    assert everything["000002.jpg"] == [("holothurian", [1.0, 1.0, 7.0, 8.0], 0),
+                                        ("scallop", [20.0, 10.0, 10.0, 10.0], 1)]
     assert everything["000003.jpg"] == []  # waterweed dropped, image kept as a negative
     assert everything["000004.jpg"] == [("scallop", [10.5, 2.5, 9.0, 9.0], 0)]
 
@@ -108,9 +110,12 @@ def test_refuses_to_overwrite_unless_asked(urpc_src, tmp_path, capsys):
     [
         (lambda src: (src / "train/box/000002.xml").write_text("<annotation><object>"), "000002.xml", "not valid XML"),
         (lambda src: (src / "train/image/000003.jpg").unlink(), "000003.xml", "no image named 000003"),
-        (lambda src: write_voc_xml(src / "train/box/000004.xml", "x.jpg", [("fish", 1, 1, 5, 5)]), "000004.xml", "unknown class 'fish'"),
-        (lambda src: (src / "train/image/000004.jpg").write_text("this is text, not a jpeg"), "000004.jpg", "not a readable image"),
-        (lambda src: write_voc_xml(src / "train/box/000001.xml", "x.jpg", [("echinus", 1, "a", 5, 5)]), "000001.xml", "<ymin> is 'a'"),
+        (lambda src: write_voc_xml(src / "train/box/000004.xml", "x.jpg", [("fish", 1, 1, 5, 5)]),
+         "000004.xml", "unknown class 'fish'"),
+        (lambda src: (src / "train/image/000004.jpg").write_text("this is text, not a jpeg"),
+         "000004.jpg", "not a readable image"),
+        (lambda src: write_voc_xml(src / "train/box/000001.xml", "x.jpg", [("echinus", 1, "a", 5, 5)]),
+         "000001.xml", "<ymin> is 'a'"),
     ],
     ids=["broken-xml", "missing-image", "unknown-class", "non-image", "bad-number"],
 )

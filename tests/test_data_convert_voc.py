@@ -55,7 +55,8 @@ def test_classes_collected_sorted_without_a_list(voc, tmp_path, capsys):
 
 
 def test_missing_tags_and_wrong_root_are_errors(voc, tmp_path, capsys):
-    (voc / "Annotations/2008_000003.xml").write_text("<annotation><object><bndbox><xmin>1</xmin></bndbox></object></annotation>")
+    (voc / "Annotations/2008_000003.xml").write_text(
+        "<annotation><object><bndbox><xmin>1</xmin></bndbox></object></annotation>")
     code, _, stderr = convert(capsys, "voc", voc, tmp_path / "a")
     assert code == 2 and "2008_000003.xml: object 1 has no <name>" in stderr
     (voc / "Annotations/2008_000003.xml").write_text("<notvoc/>")
@@ -70,7 +71,8 @@ def test_summary_names_other_label_files_and_counts_disagreeing_filenames(tmp_pa
     for index in range(3):
         stem = f"street_{index}"
         write_image(root / f"{stem}.jpg", seed=index)
-        write_voc_xml(root / f"{stem}.xml", f"{stem}.jpg" if index == 0 else f"IMG_{index}.JPG", [("dog", 1, 2, 11, 12)])
+        named = f"{stem}.jpg" if index == 0 else f"IMG_{index}.JPG"
+        write_voc_xml(root / f"{stem}.xml", named, [("dog", 1, 2, 11, 12)])
         (root / f"{stem}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     code, stdout, stderr = convert(capsys, "voc", root, tmp_path / "scene", "--test-fraction", "0", "--workers", "1")
     assert code == 0, stderr

@@ -20,7 +20,8 @@ def yolo(tmp_path: Path) -> Path:
     (root / "labels/val").mkdir(parents=True)
     (root / "labels/train/a.txt").write_text("0 0.25 0.5 0.5 0.4\n\n2 0.95 0.5 0.2 0.2\n")  # 2nd box leaves the image
     (root / "labels/val/b.txt").write_text("1 0.5 0.5 0.1 1.0\n")
-    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames:\n  0: boat\n  1: buoy\n  2: person\n")
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\n"
+                                    "names:\n  0: boat\n  1: buoy\n  2: person\n")
     return root
 
 
