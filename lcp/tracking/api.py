@@ -52,16 +52,12 @@ def add_tracking(cfg, *, scene: str, step: str, method: str, variant: str | None
 def start_run(*, scene: str, step: str, method: str, work_dir: str | os.PathLike, variant: str | None = None,
               tracking_uri: str | None = None, source: str = "lcp", extra_tags: Mapping[str, Any] | None = None):
     """A TrackedRun named `{scene}/{step}/{method}[/{variant}]` under the invocation's parent."""
-    from lcp.tracking.params import runtime_tags
+    from lcp.tracking.params import run_tags
     from lcp.tracking.run import TrackedRun
 
     name = settings.run_name(scene, step, method, variant)
     settings.check_target(settings.resolve_target(tracking_uri))
-    tags = {**runtime_tags(), settings.TAG_SCENE: scene, settings.TAG_STEP: step, settings.TAG_METHOD: method,
-            settings.TAG_VARIANT: variant, "mlflow.source.name": source, **(extra_tags or {})}
-    parent = settings.parent_run_ids().get(scene)
-    if parent:
-        tags["mlflow.parentRunId"] = parent
+    tags = run_tags(scene, step, method, variant, source=source, **(extra_tags or {}))
     return TrackedRun(experiment=settings.experiment_name(scene), run_name=name, work_dir=work_dir,
                       tags=tags, tracking_uri=tracking_uri).start()
 

@@ -33,38 +33,35 @@ The log names the run, its id and where to see it in the UI when training starts
 
 Tracking failures never stop training (lcp.tracking.run.TrackedRun journals and replays).
 A resumed training (runner.epoch > 0 at the start) continues the MLflow run recorded in
-<work_dir>/mlflow-run.json. Only rank 0 logs.
+<work_dir>/mlflow-run.json (lcp.tracking.run_file). Only rank 0 logs.
+
+The hook only gathers what the runner holds and sends it: what is recorded is computed by
+lcp.tracking.training_record, images/s by lcp.tracking.throughput.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from mmcv.runner import HOOKS, get_dist_info
 from mmcv.runner.hooks.logger import LoggerHook
 
-from lcp.io import read_json, write_json, write_text
-from lcp.tracking import metrics as run_metrics
+from lcp.io import write_text
 from lcp.tracking import params as run_params
 from lcp.tracking import settings
+from lcp.tracking import training_record as record
 from lcp.tracking.classwise import ClasswiseCapture
 from lcp.tracking.run import TrackedRun
+from lcp.tracking.run_file import previous_run, save_run_file
+from lcp.tracking.throughput import Throughput
 
 log = logging.getLogger("lcp.tracking")
 
-RUN_FILE = "mlflow-run.json"
 ARTIFACT_DIR = "mlflow-artifacts"
-NOT_EVAL_KEYS = {"time", "data_time", "memory", "eval_iter_num", "lr"}
-HEALTH_PREFIX = "crux/"  # CruxHealthHook's keys in the log buffer: epoch metrics, not eval results
-TRAIN_MODE_VALUE = {"catch_up_learner": 0.0, "crux_learner": 1.0}
 MODEL_ARTIFACT = "model"
-# which splits' annotation files are the run's dataset inputs, and in what context
-INPUT_CONTEXTS = {"train": "training", "val": "evaluation", "test": "evaluation"}
 
 
 @HOOKS.register_module()
@@ -95,9 +92,7 @@ class LCPMlflowLoggerHook(LoggerHook):
         self.cfg = None
         self._capture = ClasswiseCapture()
         self._last_eval_step: int | None = None
-        self._epoch_start = self._last_point = self._last_iter_end = 0.0
-        self._epoch_images = self._point_images = 0
-        self._epoch_timed = False
+        self._throughput = Throughput()
 
     # ---- start and end --------------------------------------------------------------
 
@@ -105,37 +100,34 @@ class LCPMlflowLoggerHook(LoggerHook):
         super().before_run(runner)  # makes the last logger hook reset the log buffer
         if get_dist_info()[0] != 0:
             return
-        self.cfg = self._resolved_config(runner)
+        self.cfg = record.resolved_config(runner.meta)
         work_dir = Path(runner.work_dir)
         resumed = runner.epoch > 0 or runner.iter > 0
-        previous = self._previous_run(work_dir) if resumed else None
-        tags = {**run_params.runtime_tags(),
-                settings.TAG_SCENE: self.scene, settings.TAG_STEP: self.step, settings.TAG_METHOD: self.method,
-                settings.TAG_VARIANT: self.variant, "lcp.work_dir": str(work_dir.resolve()),
-                "lcp.config_file": self.config_file, "mlflow.source.name": "lcp train"}
-        seed = (runner.meta or {}).get("seed", self.cfg.get("seed") if self.cfg else None)
+        previous = previous_run(work_dir, self.run_name) if resumed else None
+        seed = record.training_seed(runner.meta, self.cfg)
+        extra = {"lcp.work_dir": str(work_dir.resolve()), "lcp.config_file": self.config_file}
         if seed is not None:  # the seed this training really uses, whatever LCP_SEED says
-            tags[settings.TAG_SEED] = str(seed)
-        parent = settings.parent_run_ids().get(self.scene)
-        if parent:
-            tags["mlflow.parentRunId"] = parent
+            extra[settings.TAG_SEED] = str(seed)
         if previous:
-            tags[settings.TAG_RUN_KEY] = previous["run_key"]
+            extra[settings.TAG_RUN_KEY] = previous["run_key"]
+        tags = run_params.run_tags(self.scene, self.step, self.method, self.variant, source="lcp train", **extra)
         self.run = TrackedRun(experiment=settings.experiment_name(self.scene), run_name=self.run_name,
                               work_dir=work_dir, tags=tags, tracking_uri=self.tracking_uri,
                               run_id=previous.get("run_id") if previous else None,
                               flush_secs=self.flush_secs, retry_secs=self.retry_secs).start()
-        self._save_run_file(work_dir)
+        save_run_file(work_dir, self.run)
         runner.logger.info(self.run.where())
         if previous:
             self.run.set_tags({f"lcp.resumed_at_epoch.{runner.epoch:03d}": runner.iter})
         else:
-            self.run.log_params(self._params(runner))
+            self.run.log_params(record.start_params(
+                scene=self.scene, step=self.step, method=self.method, variant=self.variant, seed=seed,
+                gpus=get_dist_info()[1], cfg=self.cfg, sidecars=self.sidecars))
             if self.cfg is not None:
                 config_copy = work_dir / ARTIFACT_DIR / "config.py"
                 write_text(config_copy, self.cfg.pretty_text)
                 self.run.log_artifact(config_copy, "config")
-                self.run.log_inputs(run_params.dataset_inputs(self.cfg.get("data") or {}, INPUT_CONTEXTS))
+                self.run.log_inputs(run_params.dataset_inputs(self.cfg.get("data") or {}, record.INPUT_CONTEXTS))
         self._system_metrics = self.run.start_system_metrics(self.system_metrics_secs, resumed=bool(previous))
         runner.logger.addHandler(self._capture)
         atexit.register(self._on_exit)
@@ -150,7 +142,7 @@ class LCPMlflowLoggerHook(LoggerHook):
         self.run.set_tags(self._crux_health_tags(runner))
         self.run.flush()
         self._log_heatmaps(runner, work_dir)
-        checkpoint = self._final_checkpoint(work_dir)
+        checkpoint = record.final_checkpoint(work_dir)
         if checkpoint:
             self.run.set_tags({"lcp.checkpoint": str(checkpoint)})
             if self.log_checkpoint:
@@ -163,7 +155,7 @@ class LCPMlflowLoggerHook(LoggerHook):
             if timestamp and (work_dir / f"{timestamp}{suffix}").is_file():
                 self.run.log_artifact(work_dir / f"{timestamp}{suffix}", "logs")
         self.run.finish("FINISHED")
-        self._save_run_file(work_dir)
+        save_run_file(work_dir, self.run)
 
     def _on_exit(self) -> None:
         """The process ends without after_run (training raised): close the run as FAILED."""
@@ -180,21 +172,14 @@ class LCPMlflowLoggerHook(LoggerHook):
 
     def before_train_epoch(self, runner) -> None:
         super().before_epoch(runner)
-        self._epoch_images = self._point_images = 0
-        self._epoch_timed = False
+        self._throughput.start_epoch()
 
     def before_train_iter(self, runner) -> None:
-        # timed from the first iteration: mmcv's EpochBasedRunner sleeps 2 s after before_train_epoch
-        if not self._epoch_timed:
-            self._epoch_timed = True
-            self._epoch_start = self._last_point = self._last_iter_end = time.perf_counter()
+        self._throughput.before_iteration()
 
     def after_train_iter(self, runner) -> None:
         if self.run is not None:
-            images = int((runner.outputs or {}).get("num_samples", 0)) * get_dist_info()[1]
-            self._epoch_images += images
-            self._point_images += images
-            self._last_iter_end = time.perf_counter()
+            self._throughput.after_iteration(int((runner.outputs or {}).get("num_samples", 0)) * get_dist_info()[1])
             due = (self.every_n_inner_iters(runner, self.interval) if self.by_epoch
                    else self.every_n_iters(runner, self.interval))
             if due:
@@ -221,38 +206,22 @@ class LCPMlflowLoggerHook(LoggerHook):
             self._log_eval(runner, self.get_epoch(runner))
 
     def _log_iteration(self, runner) -> None:
-        metrics = {}
-        mode = getattr(getattr(runner.model, "module", runner.model), "train_mode", None)
-        for name, value in ((runner.outputs or {}).get("log_vars") or {}).items():
-            if self.is_scalar(value):
-                metrics[run_params.safe_key(run_metrics.loss_series(name, mode))] = float(value)
-        for name, value in {**self.get_lr_tags(runner), **self.get_momentum_tags(runner)}.items():
-            name = name.replace("learning_rate", "lr")
-            metrics[run_params.safe_key(f"train/{name}")] = float(value)
-        elapsed = self._last_iter_end - self._last_point
-        if elapsed > 0 and self._point_images:
-            metrics["train/img_per_s"] = self._point_images / elapsed
-        self._last_point, self._point_images = self._last_iter_end, 0
+        losses = {name: value for name, value in ((runner.outputs or {}).get("log_vars") or {}).items()
+                  if self.is_scalar(value)}
+        schedule = {**self.get_lr_tags(runner), **self.get_momentum_tags(runner)}
+        metrics = record.iteration_metrics(losses, schedule, self._train_mode(runner), self._throughput.point_rate())
         self.run.log_metrics(metrics, step=runner.iter + 1)
 
     def _log_epoch(self, runner, epoch: int) -> None:
-        metrics = {}
-        train_time = self._last_iter_end - self._epoch_start
-        if train_time > 0:
-            metrics["epoch/train_time_s"] = train_time
-            metrics["epoch/img_per_s"] = self._epoch_images / train_time
-        mode = getattr(getattr(runner.model, "module", runner.model), "train_mode", None)
-        if mode in TRAIN_MODE_VALUE:
-            metrics["epoch/crux_learner_mode"] = TRAIN_MODE_VALUE[mode]
-            self.run.set_tags({f"lcp.train_mode.epoch_{epoch:03d}": mode})
         import torch
 
-        if torch.cuda.is_available():
-            metrics["epoch/peak_gpu_mem_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        mode = self._train_mode(runner)
         health = self._health_hook(runner)
-        if health is not None:
-            for name, value in health.epochs.get(epoch, {}).items():
-                metrics[f"epoch/crux_{name}"] = float(value)
+        metrics = record.epoch_metrics(
+            train_mode=mode, train_time=self._throughput.epoch_time(), images=self._throughput.epoch_images,
+            peak_gpu_mem_mib=torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+            crux_stats=health.epochs.get(epoch, {}) if health is not None else {})
+        self.run.set_tags(record.epoch_tags(mode, epoch))
         self.run.log_metrics(metrics, step=epoch)
 
     def _has_eval_results(self, runner) -> bool:
@@ -260,20 +229,9 @@ class LCPMlflowLoggerHook(LoggerHook):
         return runner.log_buffer.ready and self.get_mode(runner) == "val"
 
     def _log_eval(self, runner, step: int) -> None:
-        """The log buffer's eval results (AP in percent, lcp.tracking.metrics), and the class-wise AP
-        mmdet logged as a table."""
-        train_keys = set((runner.outputs or {}).get("log_vars") or {})
-        results = {name: value for name, value in runner.log_buffer.output.items()
-                   if name not in NOT_EVAL_KEYS and name not in train_keys and not name.startswith(HEALTH_PREFIX)}
-        metrics = run_metrics.ap_metrics(results, "val")
-        for name, value in results.items():
-            if name in run_metrics.AP_NAMES:
-                continue
-            if isinstance(value, dict):  # a dataset that returns {class: AP} itself
-                metrics.update(run_metrics.classwise_metrics(value, "val"))
-            elif run_metrics.is_number(value):
-                metrics[run_params.safe_key(f"val/{name}")] = float(value)
-        metrics.update(run_metrics.classwise_metrics(self._capture.pop().get("bbox", {}), "val"))
+        """The log buffer's eval results and the class-wise AP mmdet logged as a table, once per step."""
+        metrics = record.eval_metrics(runner.log_buffer.output, (runner.outputs or {}).get("log_vars") or {},
+                                      self._capture.pop().get("bbox", {}))
         if metrics and step != self._last_eval_step:
             self.run.log_metrics(metrics, step=step)
             self.run.flush()
@@ -282,12 +240,16 @@ class LCPMlflowLoggerHook(LoggerHook):
     # ---- helpers --------------------------------------------------------------------
 
     @staticmethod
+    def _train_mode(runner) -> str | None:
+        return getattr(getattr(runner.model, "module", runner.model), "train_mode", None)
+
+    @staticmethod
     def _health_hook(runner):
         from lcp.hooks.crux_health import find_health_hook
 
         return find_health_hook(runner)
 
-    def _crux_health_tags(self, runner) -> dict[str, Any]:
+    def _crux_health_tags(self, runner) -> dict[str, str | None]:
         """lcp.crux_health and lcp.crux_verdict from CruxHealthHook's verdict (its after_run runs first)."""
         from lcp.tracking.api import crux_health_tags
 
@@ -295,58 +257,6 @@ class LCPMlflowLoggerHook(LoggerHook):
         if health is None or health.final_stats is None:
             return {}
         return crux_health_tags({"collapsed": health.verdict is not None, "verdict": health.verdict})
-
-    @staticmethod
-    def _resolved_config(runner):
-        """The config the runner trains with, from runner.meta['config'] (mmdet's train tools set it)."""
-        text = (runner.meta or {}).get("config")
-        if not text:
-            return None
-        from mmcv import Config
-
-        try:
-            return Config.fromstring(text, ".py")
-        except Exception as exc:  # noqa: BLE001  params are a record, not worth stopping training for
-            log.warning("MLflow: could not read the config from runner.meta (%s); config params not logged", exc)
-            return None
-
-    def _params(self, runner) -> dict[str, Any]:
-        meta = runner.meta or {}
-        params: dict[str, Any] = {"scene": self.scene, "step": self.step, "method": self.method,
-                                  "seed": meta.get("seed", self.cfg.get("seed") if self.cfg else None),
-                                  "gpus": get_dist_info()[1]}
-        if self.variant:
-            params["variant"] = self.variant
-        sidecars = list(self.sidecars)
-        if self.cfg is not None:
-            params.update(run_params.training_params(self.cfg))
-            data = self.cfg.get("data") or {}
-            params.update(run_params.data_params(data))
-            sidecars += [str(path) for path in run_params.sidecars_of(data)]
-        try:
-            params.update(run_params.degradation_params(list(dict.fromkeys(sidecars))))
-        except Exception as exc:  # noqa: BLE001  an unreadable sidecar must not stop training
-            log.warning("MLflow: degradation params not logged: %s", exc)
-        params.update(run_params.package_versions())
-        params.update(run_params.git_state())
-        return params
-
-    def _previous_run(self, work_dir: Path) -> dict[str, Any] | None:
-        path = work_dir / RUN_FILE
-        if not path.is_file():
-            return None
-        try:
-            previous = read_json(path)
-        except Exception:  # noqa: BLE001  a damaged record: start a new run
-            return None
-        if previous.get("run_name") != self.run_name or not previous.get("run_key"):
-            return None
-        return previous
-
-    def _save_run_file(self, work_dir: Path) -> None:
-        write_json(work_dir / RUN_FILE, {"run_key": self.run.run_key, "run_id": self.run.run_id,
-                                         "run_name": self.run_name, "experiment": self.run.experiment,
-                                         "tracking_uri": self.run.tracking_uri})
 
     def _log_heatmaps(self, runner, work_dir: Path) -> None:
         model = getattr(runner.model, "module", runner.model)
@@ -362,11 +272,3 @@ class LCPMlflowLoggerHook(LoggerHook):
             log.warning("MLflow: crux heat maps not made: %s", exc)
             return
         self.run.log_artifact(out_dir, "crux_heatmaps")
-
-    @staticmethod
-    def _final_checkpoint(work_dir: Path) -> Path | None:
-        latest = work_dir / "latest.pth"
-        if latest.exists():
-            return latest.resolve()
-        numbered = sorted(work_dir.glob("epoch_*.pth"), key=lambda p: p.stat().st_mtime)
-        return numbered[-1].resolve() if numbered else None

@@ -20,8 +20,6 @@ from typing import Any
 AP_NAMES = {"bbox_mAP": "AP", "bbox_mAP_50": "AP50", "bbox_mAP_75": "AP75",
             "bbox_mAP_s": "AP_small", "bbox_mAP_m": "AP_medium", "bbox_mAP_l": "AP_large"}
 CLASSWISE_AP = "AP"  # <prefix>/AP/<class>
-# The loss series of each LCP training mode: train/catch_up/kl_loss, train/crux/loss_rpn_cls, ...
-MODE_SERIES = {"catch_up_learner": "catch_up", "crux_learner": "crux"}
 
 
 def is_number(value: Any) -> bool:
@@ -74,6 +72,6 @@ def evaluation_metrics(metrics: Mapping[str, Any], prefix: str = "test") -> dict
 
 
 def loss_series(name: str, train_mode: str | None) -> str:
-    """train/<mode>/<term> while an LCP model trains one learner, else train/<term>."""
-    mode = MODE_SERIES.get(train_mode or "")
-    return f"train/{mode}/{name}" if mode else f"train/{name}"
+    """train/<learner>/<term> while an LCP model trains one learner (train/catch_up/kl_loss,
+    train/crux/loss_rpn_cls, ...: the train mode without its _learner), else train/<term>."""
+    return f"train/{train_mode.removesuffix('_learner')}/{name}" if train_mode else f"train/{name}"

@@ -313,3 +313,16 @@ def runtime_tags() -> dict[str, str]:
         tags["mlflow.source.git.commit"] = git["git.commit"]
         tags["git.dirty"] = git["git.dirty"]
     return tags
+
+
+def run_tags(scene: str, step: str, method: str, variant: str | None, *, source: str,
+             **extra: Any) -> dict[str, Any]:
+    """The tags a run starts with: who and where (runtime_tags), its names, the command that made it
+    (mlflow.source.name), `extra` (over runtime_tags' own), and the invocation's parent run of its scene.
+    A None value is no tag."""
+    tags = {**runtime_tags(), settings.TAG_SCENE: scene, settings.TAG_STEP: step, settings.TAG_METHOD: method,
+            settings.TAG_VARIANT: variant, "mlflow.source.name": source, **extra}
+    parent = settings.parent_run_ids().get(scene)
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    return tags
