@@ -8,8 +8,9 @@ Boxes are COCO `[x, y, width, height]` in pixels; category ids start at 1.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from lcp.errors import LCPError
 from lcp.io import read_json, write_json

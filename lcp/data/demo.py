@@ -12,7 +12,6 @@ The same seed gives byte-identical files. The folder appears complete or not at 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -26,34 +25,10 @@ from lcp.data.synth import SIDECAR_NAME, synthesise_folder
 from lcp.errors import LCPError
 from lcp.io import atomic_folder, write_json
 
-HELP = "generate the built-in demo scene: clean and foggy shapes with COCO annotations"
-
 # At the demo's 3-150 m ground plane, beta 0.04 keeps near objects clear (t ~ 0.8 at 5 m)
 # and leaves the farthest ones (30 m) at t ~ 0.3: visibly foggy but still detectable.
 DEFAULT_BETA = 0.04
 IMAGE_PREFIX = "demo_"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="scene folder to create, e.g. data/demo")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--num-images", type=int, default=300, help="number of images (default 300)")
-    parser.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
-    parser.add_argument("--beta", type=float, default=DEFAULT_BETA,
-                        help=f"fog attenuation coefficient in 1/m (default {DEFAULT_BETA})")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of images in the test split")
-    parser.add_argument("--overwrite", action="store_true", help="replace a scene folder an earlier lcp run wrote")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def main(args: argparse.Namespace) -> int:
-    summary = make_demo(Path(args.out), seed=args.seed, num_images=args.num_images, size=args.size,
-                        beta=args.beta, test_fraction=args.test_fraction, overwrite=args.overwrite,
-                        progress=not args.no_progress)
-    counts = summary["counts"]
-    print(f"{args.out}: {counts['images']} images ({counts['train']} train, {counts['test']} test), "
-          f"{counts['objects']} objects, fog beta {args.beta:g}")
-    return 0
 
 
 def make_demo(out: Path, seed: int = 0, num_images: int = 300, size: int = 128, beta: float = DEFAULT_BETA,

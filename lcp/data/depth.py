@@ -119,7 +119,7 @@ class DepthSource:
 
     @classmethod
     def from_folders(cls, near: float, far: float, horizon: float, depth_dir: str | None = None,
-                     disparity_dir: str | None = None, camera_dir: str | None = None) -> "DepthSource":
+                     disparity_dir: str | None = None, camera_dir: str | None = None) -> DepthSource:
         if not near > 0 or not far > near:
             raise LCPError(f"depth limits: need 0 < near < far, got near={near} far={far}")
         if not 0 <= horizon < 1:

@@ -13,7 +13,6 @@ the number of workers or on the order the images are processed in.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from lcp.data.coco import load_coco, rename_images, write_coco
-from lcp.data.degradations import DEGRADATIONS, Degradation
+from lcp.data.degradations import Degradation
 from lcp.data.degradations.base import ERASED_BELOW, WHITENED_IMAGE_SHARE
 from lcp.data.depth import DepthSource
 from lcp.data.images import JPEG_QUALITY, encode_jpeg, list_images, read_image, to_float, to_uint8
@@ -31,71 +30,7 @@ from lcp.errors import LCPError
 from lcp.io import atomic_folder, check_folder_output, check_outside_sources, write_json
 from lcp.progress import map_with_progress
 
-HELP = "synthesise fog, rain or underwater images from clean ones (physical models, depth-aware)"
 SIDECAR_NAME = "synthesis.json"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="degradation", required=True, metavar="DEGRADATION")
-    for name, cls in DEGRADATIONS.items():
-        # argparse %-formats help strings; the models' formulas may contain a literal '%'.
-        command = sub.add_parser(name, help=cls.model.replace("%", "%%"),
-                                 description=f"{cls.model}. {_depth_help(cls)}")
-        _add_common_arguments(command, cls)
-        cls.add_arguments(command)
-
-
-def _depth_help(cls: type[Degradation]) -> str:
-    d = cls.depth_defaults
-    return (f"Depth: Cityscapes disparity (--disparity-dir + --camera-dir), else depth maps (--depth-dir), "
-            f"else a ground plane with horizon {d['horizon']:g} of the height, {d['near']:g} m at the "
-            f"bottom row, {d['far']:g} m at most.")
-
-
-def _add_common_arguments(parser: argparse.ArgumentParser, cls: type[Degradation]) -> None:
-    parser.add_argument("--src", required=True, help="folder of clean images (.jpg/.png)")
-    parser.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
-    parser.add_argument("--ann", action="append", default=[], metavar="COCO.json",
-                        help="COCO file over --src images to rewrite for the output (repeatable, "
-                             "one --ann-out each)")
-    parser.add_argument("--ann-out", action="append", default=[], metavar="OUT.json",
-                        help="where the rewritten --ann goes (file_names -> synthesised names)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="processes (default: all cores); the output does not depend on it")
-    parser.add_argument("--quality", type=int, default=JPEG_QUALITY, help=f"JPEG quality (default {JPEG_QUALITY})")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an output folder (and --ann-out files) an earlier lcp run wrote")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    depth = parser.add_argument_group("depth")
-    depth.add_argument("--disparity-dir", help="Cityscapes disparity folder (*_disparity.png, searched recursively)")
-    depth.add_argument("--camera-dir", help="Cityscapes camera folder (*_camera.json, searched recursively)")
-    depth.add_argument("--depth-dir", help="depth maps <stem>.npy (metres) or <stem>.png (16-bit, metres*256)")
-    d = cls.depth_defaults
-    depth.add_argument("--near", type=float, default=d["near"],
-                       help=f"fallback ground plane: depth of the bottom row in m (default {d['near']:g})")
-    depth.add_argument("--far", type=float, default=d["far"],
-                       help=f"depth cap in m, for every source (default {d['far']:g})")
-    depth.add_argument("--horizon", type=float, default=d["horizon"],
-                       help=f"fallback ground plane: horizon row / height (default {d['horizon']:g})")
-
-
-def main(args: argparse.Namespace) -> int:
-    degradation = DEGRADATIONS[args.degradation].from_args(args)
-    depth = DepthSource.from_folders(args.near, args.far, args.horizon, args.depth_dir,
-                                     args.disparity_dir, args.camera_dir)
-    if len(args.ann) != len(args.ann_out):
-        raise LCPError(f"--ann/--ann-out: give one --ann-out per --ann (got {len(args.ann)} and {len(args.ann_out)})")
-    sidecar = synthesise_folder(degradation, Path(args.src), Path(args.out), depth, seed=args.seed,
-                                workers=args.workers, annotations=list(zip(args.ann, args.ann_out, strict=True)),
-                                overwrite=args.overwrite, quality=args.quality, progress=not args.no_progress,
-                                depth_dirs=[args.depth_dir, args.disparity_dir, args.camera_dir])
-    print(f"{args.out}: {len(sidecar['images'])} {degradation.name} images from {args.src} "
-          f"(sidecar {SIDECAR_NAME})")
-    note = fallback_note(sidecar)
-    if note:
-        print(note)
-    return 0
 
 
 def fallback_note(sidecar: dict[str, Any]) -> str | None:
