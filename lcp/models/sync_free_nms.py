@@ -1,0 +1,115 @@
+"""mmcv's greedy NMS over fixed-size groups of candidates, returning keep masks instead of index lists.
+
+mmcv's nms returns the kept indices with masked_select (its CUDA kernel scans the
+suppression bitmask on the device, then reads the count back), and mmdet calls it behind
+boolean filtering (min_bbox_size, score_thr) and one call per image: each a host sync.
+Here candidates stay in fixed-size groups (a pyramid level, or a class, of one image) with
+a validity mask, and greedy NMS is solved on the whole (group, candidate) grid at once:
+
+  - each group is sorted by score (stable: equal scores keep their input order, where
+    mmcv's unstable sort picks an arbitrary order);
+  - `suppresses[g, a, b]`: candidate a comes before b and their IoU is above the threshold,
+    with mmcv's formula for the device (its CPU kernel divides, its CUDA kernel multiplies);
+  - greedy NMS keeps a candidate iff no kept candidate before it suppresses it. That is
+    decided in rounds (Blelloch, Fineman and Shun's parallel greedy MIS): a candidate whose
+    earlier neighbours are all decided is kept, and the candidates it suppresses are
+    dropped. Every round decides at least the first undecided candidate of each group, so
+    the rounds end with exactly the greedy result; their number is the depth of the
+    suppression chains (a few on real detections, up to half the group when every box
+    overlaps its successor along a chain).
+
+Greedy NMS is inherently sequential (P-complete), so the number of rounds depends on the
+data: the rounds run in blocks of `rounds_per_check`, and after each block one boolean
+(is anything still undecided, in any group?) is read back. That is one host sync per call
+for all images, levels and classes of a batch when the chains are shorter than a block.
+"""
+
+from __future__ import annotations
+
+import torch
+
+ROUNDS_PER_CHECK = 16
+SUPPORTED_NMS_KEYS = {"type", "iou_threshold", "offset"}
+
+
+def check_nms_cfg(nms_cfg) -> tuple[float, int]:
+    """(iou_threshold, offset) of an mmcv batched_nms config of type 'nms'; anything else is refused."""
+    unsupported = set(nms_cfg) - SUPPORTED_NMS_KEYS
+    if nms_cfg.get("type", "nms") != "nms" or unsupported or nms_cfg.get("class_agnostic"):
+        raise ValueError(f"the sync-free NMS computes mmcv's plain per-group 'nms' (iou_threshold, offset); "
+                         f"not {dict(nms_cfg)}")
+    return float(nms_cfg["iou_threshold"]), int(nms_cfg.get("offset", 0))
+
+
+def with_group_offsets(boxes: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """mmcv batched_nms's boxes_for_nms: group g of each image shifted by g * (largest valid coordinate + 1).
+
+    boxes (B, G, K, 4), valid (B, G, K). The shift keeps groups apart; it is applied here too
+    because it changes the IoUs' rounding, and so, rarely, a decision at the threshold.
+    """
+    largest = torch.where(valid[..., None], boxes, -torch.inf).amax(dim=(1, 2, 3))
+    largest = torch.where(torch.isfinite(largest), largest, 0)  # no valid box: nothing to keep apart
+    groups = torch.arange(boxes.size(1), device=boxes.device).to(boxes.dtype)
+    offsets = groups[None, :] * (largest[:, None] + 1)
+    return boxes + offsets[:, :, None, None]
+
+
+def pairwise_suppression(boxes: torch.Tensor, iou_threshold: float, offset: int = 0) -> torch.Tensor:
+    """(G, K, K) bool: candidate a suppresses b (a < b in each group's order) as mmcv's nms kernel decides it."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    areas = (x2 - x1 + offset) * (y2 - y1 + offset)
+    width = (torch.minimum(x2[:, :, None], x2[:, None, :]) - torch.maximum(x1[:, :, None], x1[:, None, :])
+             + offset).clamp(min=0)
+    height = (torch.minimum(y2[:, :, None], y2[:, None, :]) - torch.maximum(y1[:, :, None], y1[:, None, :])
+              + offset).clamp(min=0)
+    inter = width * height
+    union = areas[:, :, None] + areas[:, None, :] - inter
+    if boxes.is_cuda:  # mmcv's devIoU
+        overlaps = inter > iou_threshold * union
+    else:  # mmcv's nms_cpu
+        overlaps = inter / union > iou_threshold
+    num = boxes.size(1)
+    later = torch.ones(num, num, dtype=torch.bool, device=boxes.device).triu(diagonal=1)
+    return overlaps & later
+
+
+def greedy_keep(suppresses: torch.Tensor, candidates: torch.Tensor,
+                rounds_per_check: int = ROUNDS_PER_CHECK) -> torch.Tensor:
+    """Greedy NMS keep mask (G, K) of the candidates, each group in its order, given `suppresses` (G, K, K)."""
+    undecided = candidates.clone()
+    kept = torch.zeros_like(candidates)
+    for _ in range(candidates.size(1)):  # the bound is never reached: see the check below
+        for _ in range(rounds_per_check):
+            blocked = (suppresses & undecided[:, :, None]).any(dim=1)
+            newly_kept = undecided & ~blocked
+            kept |= newly_kept
+            # undecided candidates never have a kept one before them: each round drops what it keeps suppresses
+            undecided &= ~newly_kept & ~(suppresses & newly_kept[:, :, None]).any(dim=1)
+        if not bool(undecided.any()):  # the one host read-back per block of rounds
+            break
+    return kept
+
+
+def grouped_nms(boxes: torch.Tensor, scores: torch.Tensor, valid: torch.Tensor, iou_threshold: float,
+                offset: int = 0, rounds_per_check: int = ROUNDS_PER_CHECK) -> torch.Tensor:
+    """mmcv's nms within each group of fixed-size candidates, as a keep mask in the input positions.
+
+    boxes (G, K, 4) (already shifted as mmcv's batched_nms shifts them), scores and valid
+    (G, K); invalid candidates are neither kept nor suppress anything.
+    """
+    if boxes.size(1) == 0:
+        return valid.clone()
+    order = torch.where(valid, scores, -torch.inf).sort(dim=1, descending=True, stable=True).indices
+    sorted_boxes = boxes.gather(1, order[..., None].expand(-1, -1, 4))
+    suppresses = pairwise_suppression(sorted_boxes, iou_threshold, offset)
+    kept_sorted = greedy_keep(suppresses, valid.gather(1, order), rounds_per_check)
+    return torch.zeros_like(valid).scatter(1, order, kept_sorted)
+
+
+def top_kept(keys: torch.Tensor, keep: torch.Tensor, num: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `num` highest kept keys of each row (B, M) in mmdet's order (score, then position; stable):
+    (indices (B, num), present (B, num)); rows with fewer kept entries end with absent slots."""
+    num = min(num, keys.size(1)) if num > 0 else keys.size(1)
+    masked = torch.where(keep, keys, -torch.inf)
+    ranked, indices = masked.sort(dim=1, descending=True, stable=True)
+    return indices[:, :num], ranked[:, :num] > -torch.inf
