@@ -8,6 +8,7 @@ from mmdet.models.builder import DETECTORS, MODELS
 from mmdet.models.detectors import CascadeRCNN
 
 from lcp.errors import LCPError
+from lcp.models.graph_capture import FrontGraphs
 from lcp.models.kl_loss import feature_kl_divergence
 from lcp.models.loss_parsing import parse_losses
 
@@ -45,12 +46,17 @@ class LCPDetector(CascadeRCNN):
     activations in NHWC memory layout (faster cuDNN kernels with fp16 on recent GPUs; same
     function). The neck's outputs go back to NCHW because mmcv's RoIAlign kernels index
     their input as contiguous NCHW.
+
+    graph_capture (FrontGraphs' arguments, lcp/models/graph_capture.py) replays the front, the
+    crux learner, backbone, FPN and RPN convolutions (`front`), as CUDA graphs in crux-mode
+    training and at test time: on by default, nothing happens on the CPU; dict(enabled=False)
+    runs it eagerly everywhere.
     """
 
     def __init__(self, backbone, neck=None, rpn_head=None, roi_head=None, train_cfg=None,
                  test_cfg=None, pretrained=None, init_cfg=None, crux_learner=None,
                  kl_loss_weight: float = 1.0, train_mode: str | None = None,
-                 channels_last: bool = False, start_as_pretrained: bool = False):
+                 channels_last: bool = False, start_as_pretrained: bool = False, graph_capture: dict | None = None):
         super().__init__(backbone=backbone, neck=neck, rpn_head=rpn_head, roi_head=roi_head,
                          train_cfg=train_cfg, test_cfg=test_cfg, pretrained=pretrained,
                          init_cfg=init_cfg)
@@ -63,6 +69,7 @@ class LCPDetector(CascadeRCNN):
         self.start_as_pretrained = bool(start_as_pretrained)
         # Frozen by the config itself (frozen_stages, norm_cfg requires_grad=False): no mode unfreezes these.
         self._frozen_by_config = {name for name, p in self.named_parameters() if not p.requires_grad}
+        self.front_graphs = FrontGraphs(**(graph_capture or {}))
         self.train_mode = None
         if train_mode is not None:
             self.set_train_mode(train_mode)
@@ -105,6 +112,8 @@ class LCPDetector(CascadeRCNN):
             param.requires_grad_(trainable)
             if not trainable:
                 param.grad = None
+        if mode != self.train_mode:  # the graphs computed the gradients of the other mode's parameters
+            self.front_graphs.clear()
         self.train_mode = mode
 
     def _in_model_layout(self, img: torch.Tensor) -> torch.Tensor:
@@ -119,6 +128,12 @@ class LCPDetector(CascadeRCNN):
         if self.channels_last:
             x = tuple(level.contiguous() for level in x)
         return x
+
+    def front(self, img: torch.Tensor):
+        """(FPN features, (RPN class scores, RPN box deltas)): all a crux-mode step or a test computes
+        before anything depends on the boxes, with shapes fixed by the padded batch."""
+        x = self.extract_feat(img)
+        return x, self.rpn_head(x)
 
     @auto_fp16(apply_to=("img", "img_df"))
     def forward(self, img, img_metas, return_loss=True, **kwargs):
@@ -136,11 +151,33 @@ class LCPDetector(CascadeRCNN):
                     "paired with each sample); the training dataset must collect 'img_df'")
             return dict(kl_loss=self.kl_loss_weight * self.catch_up_divergence(img, img_df))
         if self.train_mode == "crux_learner":
-            return super().forward_train(img, img_metas, gt_bboxes, gt_labels,
-                                         gt_bboxes_ignore=gt_bboxes_ignore, **kwargs)
+            return self.detection_losses(img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore, **kwargs)
         raise LCPError(
             "LCPDetector: train_mode is not set; add TrainModeHook to custom_hooks "
             "or call set_train_mode('catch_up_learner' | 'crux_learner') before training")
+
+    def detection_losses(self, img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore=None, gt_masks=None,
+                         proposals=None, **kwargs):
+        """mmdet's TwoStageDetector.forward_train (RPN head's forward_train inlined), the front
+        through front_graphs: same losses, same order of random draws."""
+        if not self.with_rpn:
+            return super().forward_train(img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore=gt_bboxes_ignore,
+                                         gt_masks=gt_masks, proposals=proposals, **kwargs)
+        x, rpn_outs = self.front_graphs.run(self, img)
+        losses = dict(self.rpn_head.loss(*rpn_outs, gt_bboxes, img_metas, gt_bboxes_ignore=gt_bboxes_ignore))
+        proposal_cfg = self.train_cfg.get("rpn_proposal", self.test_cfg.rpn)
+        proposal_list = self.rpn_head.get_bboxes(*rpn_outs, img_metas=img_metas, cfg=proposal_cfg)
+        losses.update(self.roi_head.forward_train(x, img_metas, proposal_list, gt_bboxes, gt_labels,
+                                                  gt_bboxes_ignore, gt_masks, **kwargs))
+        return losses
+
+    def simple_test(self, img, img_metas, proposals=None, rescale=False):
+        """mmdet's TwoStageDetector.simple_test, the front through front_graphs."""
+        if proposals is not None or not self.with_rpn:
+            return super().simple_test(img, img_metas, proposals=proposals, rescale=rescale)
+        x, rpn_outs = self.front_graphs.run(self, img)
+        proposal_list = self.rpn_head.get_bboxes(*rpn_outs, img_metas=img_metas)
+        return self.roi_head.simple_test(x, proposal_list, img_metas, rescale=rescale)
 
     def catch_up_divergence(self, img: torch.Tensor, img_df: torch.Tensor) -> torch.Tensor:
         """KL(P_df || P_catch) between layer2 features (unweighted).
