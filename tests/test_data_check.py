@@ -8,6 +8,7 @@ import cv2
 import pytest
 
 from lcp.cli import main as lcp
+from lcp.errors import LCPError
 
 SIZE = 64
 CLASSES = "circle,square,triangle"
@@ -307,3 +308,20 @@ def test_an_unmarked_set_with_a_clean_set_still_asks_which_degradation(pristine,
     assert code == 2 and "or none for a real low-quality set" in capsys.readouterr().err
     code = lcp(["data", "check", "--lowq", str(pristine / "lowq"), "--no-progress"])  # a fog sidecar, no --clean
     assert code == 2 and "pass --clean, or --degradation none" in capsys.readouterr().err
+
+
+def test_the_library_takes_plain_arguments_and_prints_nothing(pristine, tmp_path, capsys):
+    """What `lcp data check` reports, check_set returns to a Python caller; printing is the command's."""
+    from lcp.data.check import check_set, format_summary
+
+    anns = sorted((pristine / "annotations").glob("lowq_*.json"))
+    report = check_set(pristine / "lowq", pristine / "clean", anns, classes=CLASSES.split(","), workers=2,
+                       progress=False)
+    assert capsys.readouterr() == ("", "")
+    assert report["ok"] and report["counts"]["pairs"] == 8 and format_summary(report).endswith("PASSED")
+    code = lcp(["data", "check", "--lowq", str(pristine / "lowq"), "--clean", str(pristine / "clean"), "--ann",
+                *map(str, anns), "--classes", CLASSES, "--report", str(tmp_path / "r.json"), "--no-progress"])
+    assert code == 0 and capsys.readouterr().out == format_summary(report) + "\n"
+    assert json.loads((tmp_path / "r.json").read_text()) == json.loads(json.dumps(report))
+    with pytest.raises(LCPError, match=r"^--max-erased-share: a share in \[0, 1\], got 1.5$"):
+        check_set(pristine / "lowq", pristine / "clean", anns, max_erased_share=1.5)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ HELP = "convert data sets, synthesise degradations, check them, make the demo sc
 @dataclass(frozen=True)
 class Tool:
     """One `lcp data` sub-command: its help line, the module whose doc is its --help text, and
-    its argument parsing and running."""
+    its argument parsing and running (convert's live in their own package, lcp.commands.convert)."""
 
     help: str
     doc_module: str
@@ -25,8 +24,9 @@ class Tool:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from lcp.commands import convert
+
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="TOOL")
-    convert = importlib.import_module(_convert_command())
     tools = {**TOOLS, "convert": Tool(convert.HELP, convert.__name__, convert.add_arguments, convert.main)}
     for name, tool in tools.items():
         command = sub.add_parser(name, help=tool.help, description=importlib.import_module(tool.doc_module).__doc__,
@@ -183,14 +183,6 @@ def run_check(args: argparse.Namespace) -> int:
         write_json(args.report, report)
     print(format_summary(report))
     return 0 if report["ok"] else 1
-
-
-# --- lcp data convert: its own package, lcp.commands.convert -------------------------
-
-
-def _convert_command() -> str:
-    """The convert command's module: lcp.commands.convert once it is there, else its old home."""
-    return "lcp.commands.convert" if importlib.util.find_spec("lcp.commands.convert") else "lcp.data.convert.cli"
 
 
 TOOLS: dict[str, Tool] = {
