@@ -5,7 +5,9 @@ selects the positive rows by boolean indexing; refine_bboxes finds each image's 
 nonzero and drops the sampled ground truths by boolean indexing. These versions work on
 the slots of SyncFreeRandomSampler (lcp/models/samplers.py): invalid slots get zero
 weight, the normalisers stay tensors, and refinement returns every slot's box with a mask
-of the ones mmdet would keep. Same parameters; test-time methods are mmdet's.
+of the ones mmdet would keep. At test time `get_slot_bboxes` gives mmdet's get_bboxes
+detections of a batch in fixed slots (mmdet's multiclass_nms without boolean filtering or a
+kept count read back). Same parameters.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import torch
 from mmcv.runner import force_fp32
 from mmdet.models.builder import HEADS
 from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead
+
+from lcp.models.sync_free_nms import multiclass_nms_slots
 
 
 @HEADS.register_module()
@@ -67,6 +71,21 @@ class SyncFreeShared2FCBBoxHead(Shared2FCBBoxHead):
             boxes.append(self.regress_by_class(image_rois[:, 1:], image_labels, image_preds, img_meta))
             keep.append(sample.valid & ~sample.is_gt)
         return boxes, keep
+
+    def get_slot_bboxes(self, rois, cls_score, bbox_pred, present, img_metas, rescale=False, cfg=None):
+        """BBoxHead.get_bboxes for a batch of images with the same number of RoI slots, `present` (B, N)
+        marking the RoIs that exist: detections (B, M, 5), labels (B, M) and the mask of the slots
+        holding one (lcp.models.sync_free_nms.multiclass_nms_slots)."""
+        num_imgs, num_slots = present.shape
+        boxes, scores = [], []
+        for image_rois, image_scores, image_preds, img_meta in zip(
+                rois.split(num_slots), cls_score.split(num_slots), bbox_pred.split(num_slots), img_metas, strict=True):
+            image_boxes, image_scores = self.get_bboxes(image_rois, image_scores, image_preds, img_meta["img_shape"],
+                                                        img_meta["scale_factor"], rescale=rescale, cfg=None)
+            boxes.append(image_boxes)
+            scores.append(image_scores)
+        return multiclass_nms_slots(torch.stack(boxes), torch.stack(scores), present, cfg.score_thr, cfg.nms,
+                                    cfg.max_per_img)
 
 
 def masked_accuracy(cls_score, labels, valid):

@@ -26,6 +26,7 @@ for all images, levels and classes of a batch when the chains are shorter than a
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 ROUNDS_PER_CHECK = 16
@@ -113,3 +114,47 @@ def top_kept(keys: torch.Tensor, keep: torch.Tensor, num: int) -> tuple[torch.Te
     masked = torch.where(keep, keys, -torch.inf)
     ranked, indices = masked.sort(dim=1, descending=True, stable=True)
     return indices[:, :num], ranked[:, :num] > -torch.inf
+
+
+def multiclass_nms_slots(multi_bboxes: torch.Tensor, multi_scores: torch.Tensor, present: torch.Tensor,
+                         score_thr: float, nms_cfg, max_num: int = -1,
+                         rounds_per_check: int = ROUNDS_PER_CHECK) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """mmdet's multiclass_nms for a batch of images in fixed slots.
+
+    multi_bboxes (B, N, 4) or (B, N, C * 4), multi_scores (B, N, C + 1) (background last),
+    present (B, N): the RoIs that exist. Returns detections (B, M, 5), labels (B, M) and
+    the mask (B, M) of the slots holding one: mmdet's detections of each image, in its order
+    (score, then RoI, then class), M = max_num (all candidates when max_num <= 0).
+    """
+    iou_threshold, offset = check_nms_cfg(nms_cfg)
+    num_imgs, num_rois = multi_scores.shape[:2]
+    num_classes = multi_scores.size(2) - 1
+    if multi_bboxes.size(-1) > 4:
+        boxes = multi_bboxes.view(num_imgs, num_rois, num_classes, 4)
+    else:
+        boxes = multi_bboxes[:, :, None].expand(-1, -1, num_classes, -1)
+    scores = multi_scores[..., :num_classes]
+    candidates = (scores > score_thr) & present[..., None]
+
+    # one NMS group per image and class, as batched_nms separates the labels
+    class_boxes = with_group_offsets(boxes.transpose(1, 2), candidates.transpose(1, 2))
+    keep = grouped_nms(class_boxes.flatten(0, 1), scores.transpose(1, 2).flatten(0, 1),
+                       candidates.transpose(1, 2).flatten(0, 1), iou_threshold, offset, rounds_per_check)
+    keep = keep.view(num_imgs, num_classes, num_rois).transpose(1, 2).reshape(num_imgs, -1)
+    scores = scores.reshape(num_imgs, -1)
+    top, found = top_kept(scores, keep, max_num)
+    det_boxes = boxes.reshape(num_imgs, -1, 4).gather(1, top[..., None].expand(-1, -1, 4))
+    detections = torch.cat([det_boxes, scores.gather(1, top)[..., None]], dim=-1)
+    return detections, top % num_classes, found
+
+
+def slots_to_results(detections: torch.Tensor, labels: torch.Tensor, found: torch.Tensor,
+                     num_classes: int) -> list[list[np.ndarray]]:
+    """mmdet's bbox2result for every image of a batch of detection slots, in one device-to-host transfer."""
+    packed = torch.cat([detections.float(), labels[..., None].float(), found[..., None].float()], dim=-1)
+    results = []
+    for image in packed.cpu().numpy():
+        image = image[image[:, 6] > 0]
+        image_labels = image[:, 5].astype(np.int64)
+        results.append([image[image_labels == i, :5] for i in range(num_classes)])
+    return results
