@@ -9,7 +9,7 @@ from pathlib import Path
 import mmdet.models  # noqa: F401  (torch's import-time warnings come here, not in a command's stderr)
 import pytest
 
-from lcp.apis.config import read_config
+from lcp.apis.config import load_config, read_config
 from lcp.apis.options import parse_cfg_options
 from lcp.cli import main as lcp
 from lcp.errors import LCPError
@@ -60,8 +60,8 @@ BAD_OPTIONS = [
     ("runner.max_epochs=[1,2]", "runner.max_epochs: takes a number (the config has 4), not a list of numbers ([1, 2])"),
     ("find_unused_parameters=1", "find_unused_parameters: takes true/false (the config has True), not a number (1)"),
     ("data_root=7", "data_root: takes a text (the config has 'data/demo/'), not a number (7)"),
-    ("custom_hooks.1.num_epoch=[a,b]",
-     "custom_hooks.1.num_epoch: takes a list of numbers (the config has [1, 1, 2]), not a list of texts (['a', 'b'])"),
+    ("mode_plan.num_epoch=[a,b]",
+     "mode_plan.num_epoch: takes a list of numbers (the config has [1, 1, 2]), not a list of texts (['a', 'b'])"),
     ("custom_hooks.4.interval=2",
      ("custom_hooks.4.interval: custom_hooks is a list of 4 items; pick one by its number, custom_hooks.0 to "
       "custom_hooks.3")),
@@ -92,11 +92,11 @@ def test_options_of_the_right_kind_are_merged():
     cfg = read_config(LCP_TINY, parse_cfg_options([
         "runner.max_epochs=6", "optimizer.lr=1",  # an int for a float
         "lr_config.step=3",  # one step for a list of steps (mmcv takes both)
-        "custom_hooks.1.num_epoch=[1,1,4]", "classes=[a,b]", "num_classes=2", "load_from=None",
+        "mode_plan.num_epoch=[1,1,4]", "classes=[a,b]", "num_classes=2", "load_from=None",
         "model.backbone.frozen_stages=2", "data.train.dataset.pipeline.4.flip_ratio=0.0",
     ]), import_modules=False)
     assert (cfg.runner.max_epochs, cfg.optimizer.lr, cfg.lr_config.step) == (6, 1, 3)
-    assert cfg.custom_hooks[1].num_epoch == [1, 1, 4] and cfg.classes == ["a", "b"] and cfg.load_from is None
+    assert cfg.mode_plan.num_epoch == [1, 1, 4] and cfg.classes == ["a", "b"] and cfg.load_from is None
     assert cfg.model.backbone.frozen_stages == 2 and cfg.data.train.dataset.pipeline[4].flip_ratio == 0.0
 
 
@@ -153,3 +153,39 @@ def test_auto_scale_lr_needs_the_batch_the_lr_is_for(tmp_path, capsys):
         f"lcp train: error: {PLAIN_TINY}: --auto-scale-lr needs auto_scale_lr.base_batch_size, the total batch the "
         "config's lr is for; add it, e.g. --cfg-options +auto_scale_lr.base_batch_size=16")
     assert not (tmp_path / "work").exists()
+
+
+def test_mode_plan_is_one_named_key_that_reaches_the_hook():
+    for config in (LCP_TINY, str(REPO / "config" / "mmdet" / "lcp_r50_urpc.py")):
+        cfg = load_config(config, parse_cfg_options(["mode_plan.num_epoch=[1,1,4]"]))
+        hook = next(hook for hook in cfg.custom_hooks if hook.type == "TrainModeHook")
+        assert hook.num_epoch == [1, 1, 4] and hook.modes == ["catch_up_learner", "crux_learner", "alter"]
+
+
+def test_the_old_list_position_of_the_mode_plan_is_refused_naming_the_key(tmp_path, capsys):
+    argv = ["train", LCP_TINY, "--work-dir", str(tmp_path / "work"),
+            "--cfg-options", "custom_hooks.1.num_epoch=[1,1,4]"]
+    assert one_error_line(capsys, argv) == (
+        f"lcp train: error: {LCP_TINY}: custom_hooks.1 (TrainModeHook) has num_epoch=[1, 1, 4], which ignores the "
+        "config's mode_plan; set the plan there (--cfg-options mode_plan.num_epoch=[1,1,4]) and leave the hook's "
+        "num_epoch='${mode_plan.num_epoch}'")
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_config_whose_own_hook_list_would_ignore_mode_plan_is_refused(tmp_path):
+    config = tmp_path / "mine.py"
+    config.write_text(f"_base_ = [{LCP_TINY!r}]\ncustom_hooks = [dict(type='TrainModeHook', num_epoch=[2, 2], "
+                      "modes=['crux_learner', 'alter'])]\n")
+    with pytest.raises(LCPError, match=r"custom_hooks.0 \(TrainModeHook\) has num_epoch=\[2, 2\], which ignores"):
+        read_config(config, import_modules=False)
+
+
+def test_configs_that_give_the_hook_its_plan_still_load(tmp_path):
+    """The authors' style (no mode_plan, the plan in the hook) and a work dir's resolved copy of a config."""
+    authors = tmp_path / "authors.py"
+    authors.write_text("custom_hooks = [dict(type='TrainModeHook', num_epoch=[6, 6, 12], "
+                       "modes=['catch_up_learner', 'crux_learner', 'alter'])]\n")
+    assert read_config(authors, import_modules=False).custom_hooks[0].num_epoch == [6, 6, 12]
+    resolved = tmp_path / "lcp_tiny_demo.py"
+    resolved.write_text(load_config(LCP_TINY, parse_cfg_options(["mode_plan.num_epoch=[1,1,4]"])).pretty_text)
+    assert read_config(resolved, import_modules=False).custom_hooks[1].num_epoch == [1, 1, 4]

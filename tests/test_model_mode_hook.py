@@ -1,16 +1,21 @@
 """The train-mode plan: a pure function of the epoch, so resuming anywhere trains the same modes."""
 
 import logging
+from pathlib import Path
 
 import pytest
 from mmcv.runner import HOOKS, EpochBasedRunner
-
-from lcp.errors import LCPError
-from lcp.hooks.mode_controller import TrainModeHook, mode_for_epoch
 from model_configs import build, tiny_lcp_cfg
 
-PLAN = dict(num_epoch=[6, 6, 12], modes=["catch_up_learner", "crux_learner", "alter"])
-CATCH, CRUX = "catch_up_learner", "crux_learner"
+from lcp.apis.config import load_config
+from lcp.errors import LCPError
+from lcp.hooks.mode_controller import TrainModeHook, mode_for_epoch
+from lcp.models import TRAIN_MODES
+from lcp.modes import ALTER, CATCH_UP, CRUX, PLAN_MODES
+
+REPO = Path(__file__).resolve().parents[1]
+PLAN = dict(num_epoch=[6, 6, 12], modes=[CATCH_UP, CRUX, ALTER])
+CATCH = CATCH_UP
 # Written out from the design note: 1-6 catch-up, 7-12 crux, then alternating from catch-up at 13.
 PUBLISHED = [CATCH] * 6 + [CRUX] * 6 + [CATCH, CRUX] * 6
 
@@ -21,7 +26,7 @@ def test_published_plan_epoch_by_epoch():
 
 
 def test_alter_phase_restarts_with_catch_up_wherever_it_sits():
-    plan = dict(num_epoch=[3, 2], modes=["alter", "alter"])
+    plan = dict(num_epoch=[3, 2], modes=[ALTER, ALTER])
     assert [mode_for_epoch(epoch, **plan) for epoch in range(1, 6)] == [CATCH, CRUX, CATCH, CATCH, CRUX]
 
 
@@ -76,3 +81,14 @@ def test_hook_refuses_a_run_longer_than_its_plan():
     runner.register_hook(TrainModeHook(**PLAN))
     with pytest.raises(LCPError, match="covers 24 epochs but the runner trains 30"):
         runner.call_hook("before_run")
+
+
+def test_the_detector_and_the_plan_know_the_same_modes():
+    assert tuple(TRAIN_MODES) == PLAN_MODES[:2] == (CATCH_UP, CRUX)
+
+
+def test_the_hook_takes_its_plan_from_the_configs_mode_plan():
+    cfg = load_config(REPO / "config" / "mmdet" / "lcp_tiny_demo.py", {"mode_plan.num_epoch": [1, 1, 4]})
+    hook = HOOKS.build(next(dict(h) for h in cfg.custom_hooks if h.type == "TrainModeHook"))
+    assert [mode_for_epoch(epoch, hook.num_epoch, hook.modes) for epoch in range(1, 7)] == \
+        [CATCH, CRUX, CATCH, CRUX, CATCH, CRUX]

@@ -44,6 +44,11 @@ def list_item_out_of_range(config):
     config["scenes"]["demo"]["lcp"]["cfg_options"]["custom_hooks.7.num_epoch"] = "[1,1,4]"
 
 
+def mode_plan_by_list_position(config):
+    options = config["scenes"]["demo"]["lcp"]["cfg_options"]
+    options["custom_hooks.1.num_epoch"] = options.pop("mode_plan.num_epoch")
+
+
 def plain_config_for_lcp(config):
     config["scenes"]["demo"]["lcp"]["config"] = "config/mmdet/cascade_rcnn_tiny_demo.py"
     config["scenes"]["demo"]["lcp"]["cfg_options"] = {}
@@ -61,6 +66,9 @@ def plain_config_for_lcp(config):
     (list_item_out_of_range, (f"invalid config: {SOURCE}: scenes.demo.lcp.cfg_options: custom_hooks.7.num_epoch: "
                              "custom_hooks is a list of 4 items; pick one by its number, custom_hooks.0 to "
                              "custom_hooks.3 (in config/mmdet/lcp_tiny_demo.py)")),
+    (mode_plan_by_list_position, (f"invalid config: {SOURCE}: scenes.demo.lcp.config: config/mmdet/lcp_tiny_demo.py: "
+                                  "custom_hooks.1 (TrainModeHook) has num_epoch=[1, 1, 4], which ignores the config's "
+                                  "mode_plan; set the plan there (--cfg-options mode_plan.num_epoch=[1,1,4])")),
     (plain_config_for_lcp, (f"invalid config: {SOURCE}: scenes.demo.lcp.config: config/mmdet/cascade_rcnn_tiny_demo.py "
                            "does not take the workflow's --cfg-options df_img_dir: the config has no key df_img_dir")),
 ])

@@ -38,11 +38,6 @@ data = dict(samples_per_gpu=2, workers_per_gpu=1)
 optimizer = dict(lr=0.02)
 lr_config = dict(warmup_iters=20, warmup_ratio=0.1, step=[3])
 runner = dict(max_epochs=4)
-custom_hooks = [
-    dict(type='NumClassCheckHook'),
-    dict(type='TrainModeHook', num_epoch=[1, 1, 2], modes=['catch_up_learner', 'crux_learner', 'alter']),
-    dict(type='DFPairingHook'),
-    dict(type='CruxHealthHook'),
-]
+mode_plan = dict(num_epoch=[1, 1, 2])
 log_config = dict(interval=10)
 evaluation = dict(interval=2)

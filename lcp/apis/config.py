@@ -189,6 +189,30 @@ def check_cfg_options(cfg, cfg_options: Mapping[str, Any], source: str) -> dict[
     return checked
 
 
+# How TrainModeHook's arguments take the plan from a config's top-level `mode_plan`.
+MODE_PLAN_REFERENCES = {"num_epoch": "${mode_plan.num_epoch}", "modes": "${mode_plan.modes}"}
+
+
+def check_mode_plan_used(cfg, source: str) -> None:
+    """Refuse a config with a `mode_plan` whose TrainModeHook would train another plan: a hook
+    given its own num_epoch or modes (an old `custom_hooks.N.num_epoch` override, a copied hook
+    list) would silently ignore mode_plan and every override of it. A resolved config (a work
+    dir's copy) passes: its hook holds mode_plan's values."""
+    plan = cfg.get("mode_plan")
+    if plan is None:  # the authors' configs: the hook's own arguments are the plan
+        return
+    for index, hook in enumerate(cfg.get("custom_hooks") or []):
+        if not isinstance(hook, Mapping) or hook.get("type") != "TrainModeHook":
+            continue
+        for key, reference in MODE_PLAN_REFERENCES.items():
+            value = hook.get(key)
+            if value != reference and (key not in plan or list(value or []) != list(plan[key])):
+                example = f"[{','.join(map(str, value))}]" if isinstance(value, (list, tuple)) else "[...]"
+                raise LCPError(f"{source}: custom_hooks.{index} (TrainModeHook) has {key}={value!r}, which ignores "
+                               f"the config's mode_plan; set the plan there (--cfg-options mode_plan.{key}={example}) "
+                               f"and leave the hook's {key}='{reference}'")
+
+
 def _forget_temporary_files(traceback) -> None:
     """mmcv's Config.fromfile fails inside a temporary folder that it removes on the way out,
     leaving its open temporary copy of the config in the traceback's frames; closing that copy
@@ -230,6 +254,7 @@ def read_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None =
         raise LCPError(problem)
     if cfg_options:
         cfg.merge_from_dict(check_cfg_options(cfg, cfg_options, path))
+    check_mode_plan_used(cfg, path)
     return cfg
 
 

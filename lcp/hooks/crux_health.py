@@ -33,7 +33,8 @@ gradient norm), logs them, and warns at the end of training when the mask has co
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from mmcv.runner import HOOKS, Hook, get_dist_info
 

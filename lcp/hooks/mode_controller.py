@@ -1,15 +1,18 @@
-"""TrainModeHook: switch LCPDetector between catch-up and crux training, epoch by epoch."""
+"""TrainModeHook: switch LCPDetector between catch-up and crux training, epoch by epoch.
+
+The configs give the plan as the top-level key `mode_plan = dict(num_epoch=[...], modes=[...])`,
+which the hook's arguments refer to (`num_epoch='${mode_plan.num_epoch}'`); lcp.apis.config
+refuses a config whose hook would ignore its mode_plan.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from mmcv.runner import HOOKS, Hook
 
 from lcp.errors import LCPError
-
-PLAN_MODES = ("catch_up_learner", "crux_learner", "alter")
-ALTERNATION = ("catch_up_learner", "crux_learner")
+from lcp.modes import ALTER, CATCH_UP, CRUX, PLAN_MODES, TRAIN_MODES
 
 
 def check_plan(num_epoch: Sequence[int], modes: Sequence[str]) -> None:
@@ -17,7 +20,7 @@ def check_plan(num_epoch: Sequence[int], modes: Sequence[str]) -> None:
     if len(num_epoch) != len(modes) or not modes:
         raise LCPError(f"TrainModeHook: num_epoch {list(num_epoch)} and modes {list(modes)} "
                        "must be non-empty and of the same length")
-    for i, (count, mode) in enumerate(zip(num_epoch, modes)):
+    for i, (count, mode) in enumerate(zip(num_epoch, modes, strict=True)):
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise LCPError(f"TrainModeHook: num_epoch[{i}] = {count!r} is not a positive integer")
         if mode not in PLAN_MODES:
@@ -36,9 +39,9 @@ def mode_for_epoch(epoch: int, num_epoch: Sequence[int], modes: Sequence[str]) -
     if epoch < 1 or epoch > sum(num_epoch):
         raise LCPError(f"TrainModeHook: epoch {epoch} is outside the plan's epochs 1..{sum(num_epoch)}")
     first = 1
-    for count, mode in zip(num_epoch, modes):
+    for count, mode in zip(num_epoch, modes, strict=True):
         if epoch < first + count:
-            return ALTERNATION[(epoch - first) % 2] if mode == "alter" else mode
+            return TRAIN_MODES[(epoch - first) % 2] if mode == ALTER else mode
         first += count
     raise AssertionError("unreachable: the epoch range was checked above")
 
@@ -53,7 +56,7 @@ class TrainModeHook(Hook):
     """
 
     def __init__(self, num_epoch: Sequence[int] = (6, 6, 12),
-                 modes: Sequence[str] = ("catch_up_learner", "crux_learner", "alter")):
+                 modes: Sequence[str] = (CATCH_UP, CRUX, ALTER)):
         check_plan(num_epoch, modes)
         self.num_epoch = list(num_epoch)
         self.modes = list(modes)

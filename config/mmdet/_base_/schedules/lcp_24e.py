@@ -14,12 +14,15 @@ runner = dict(type='EpochBasedRunner', max_epochs=24)
 # the published learning rates are per 2 images per GPU, not scaled
 auto_scale_lr = dict(enable=False, base_batch_size=2)
 
-# Epochs 1-6 train the catch-up learner, 7-12 the crux learner (with the detector), then the
-# two alternate from epoch 13 (catch-up) to 24 (crux). DFPairingHook tells the paired
-# dataset the epoch so the detection-favoured pairing is reproducible.
+# The mode plan: phase i trains modes[i] for num_epoch[i] epochs ('alter' alternates the two,
+# catch-up first). Epochs 1-6 train the catch-up learner, 7-12 the crux learner (with the
+# detector), then the two alternate from epoch 13 (catch-up) to 24 (crux). A scene changes it
+# with e.g. --cfg-options mode_plan.num_epoch=[1,1,4]; TrainModeHook reads it.
+mode_plan = dict(num_epoch=[6, 6, 12], modes=['catch_up_learner', 'crux_learner', 'alter'])
+# DFPairingHook tells the paired dataset the epoch so the detection-favoured pairing is reproducible.
 custom_hooks = [
     dict(type='NumClassCheckHook'),
-    dict(type='TrainModeHook', num_epoch=[6, 6, 12], modes=['catch_up_learner', 'crux_learner', 'alter']),
+    dict(type='TrainModeHook', num_epoch='${mode_plan.num_epoch}', modes='${mode_plan.modes}'),
     dict(type='DFPairingHook'),
     dict(type='CruxHealthHook'),
 ]
