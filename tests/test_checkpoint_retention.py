@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from mmcv.runner import CheckpointHook, EpochBasedRunner, EvalHook, OptimizerHook
 
-from lcp.apis.checkpoints import find_resume_checkpoint, restore_best_record
+from lcp.apis.resume import find_resume_checkpoint, restore_best_record
 
 
 class OneWeight(torch.nn.Module):

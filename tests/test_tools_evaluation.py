@@ -12,9 +12,9 @@ import pytest
 import torch
 from mmdet.datasets import build_dataset
 
-from lcp.apis.checkpoints import find_resume_checkpoint
 from lcp.apis.config import load_config
 from lcp.apis.evaluation import coco_bbox_metrics
+from lcp.apis.resume import find_resume_checkpoint
 from lcp.cli import main as lcp
 
 REPO = Path(__file__).resolve().parents[1]

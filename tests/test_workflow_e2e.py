@@ -9,10 +9,17 @@ import zipfile
 import pytest
 import torch
 import yaml
+from helpers.workflow import (
+    REPO,
+    kill_snakemake_when,
+    planned_jobs,
+    prepare_workdir,
+    snakemake,
+    tiny_demo_config,
+    write_config,
+)
 
-from helpers.workflow import (REPO, kill_snakemake_when, planned_jobs, prepare_workdir, snakemake, tiny_demo_config,
-                              write_config)
-from lcp.apis.checkpoints import find_resume_checkpoint
+from lcp.apis.resume import find_resume_checkpoint
 from lcp.tools.workdir import is_placeholder
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ restores it on resume, so that a resumed run ends bit-identical to an uninterrup
 Evaluation during training keeps the best checkpoint (mmcv's save_best; `auto` unless the
 config's `evaluation.save_best` says otherwise, `+evaluation.save_best=None` turns it off),
 beside the last `checkpoint_config.max_keep_ckpts` epoch checkpoints (default_runtime.py),
-and a resumed run goes on replacing the same best file (lcp.apis.checkpoints.restore_best_record).
+and a resumed run goes on replacing the same best file (lcp.apis.resume.restore_best_record).
 """
 
 from __future__ import annotations
@@ -32,15 +32,21 @@ def check_distributed_cfg(cfg, model, device: str, validate: bool, source: str) 
 
 def train_detector(model, datasets, cfg, distributed: bool = False, validate: bool = False,
                    timestamp: str | None = None, meta: dict | None = None) -> None:
-    from mmcv.runner import (DistSamplerSeedHook, EpochBasedRunner, Fp16OptimizerHook, OptimizerHook,
-                             build_optimizer, build_runner)
+    from mmcv.runner import (
+        DistSamplerSeedHook,
+        EpochBasedRunner,
+        Fp16OptimizerHook,
+        OptimizerHook,
+        build_optimizer,
+        build_runner,
+    )
     from mmdet.apis.train import auto_scale_lr
     from mmdet.core import DistEvalHook, EvalHook
     from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTensor
     from mmdet.utils import build_dp, compat_cfg, get_root_logger
 
-    from lcp.apis.checkpoints import restore_best_record
     from lcp.apis.distributed import wrap_distributed
+    from lcp.apis.resume import restore_best_record
     from lcp.hooks.random_state import RandomStateHook
 
     cfg = compat_cfg(cfg)

@@ -86,7 +86,7 @@ def _work_dir(args: argparse.Namespace, cfg) -> Path:
 
 
 def _resume_checkpoint(args: argparse.Namespace, cfg, work_dir: Path) -> str | None:
-    from lcp.apis.checkpoints import find_resume_checkpoint, numbered_checkpoints
+    from lcp.apis.resume import find_resume_checkpoint, numbered_checkpoints
 
     if args.resume_from:
         if not Path(args.resume_from).is_file():

@@ -33,7 +33,7 @@ import os
 import shutil
 from pathlib import Path
 
-from lcp.apis.checkpoints import find_resume_checkpoint
+from lcp.apis.resume import find_resume_checkpoint
 from lcp.errors import LCPError
 from lcp.io import atomic_path, read_json, write_json, write_text
 

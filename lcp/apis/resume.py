@@ -1,4 +1,4 @@
-"""Finding the checkpoint a killed training run resumes from.
+"""Finding the checkpoint a killed training run resumes from (lcp.models.checkpoint loads weights).
 
 mmcv writes `epoch_N.pth` in place and then points the `latest.pth` symlink at it, so a run
 killed while saving can leave a truncated newest file (and, between the two steps, a
