@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from lcp.tracking.compare import ap_figure
+from lcp.tracking.comparison_output import ap_figure
 from lcp.tracking.robustness import method_summary, seed_summary, severities
 
 

@@ -1,11 +1,8 @@
-"""What the train/test tools and the workflow call: add_tracking, log_evaluation, log_files.
-
-Also the shared `--track/--no-track ...` command-line flags of `lcp train` and `lcp test`.
-"""
+"""What the train/test commands and the workflow call: add_tracking, log_evaluation, log_files,
+start_run, and run_names (the names of a tracked `lcp train` or `lcp test`)."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -159,44 +156,22 @@ def log_files(paths: Sequence[str | os.PathLike], *, scene: str, step: str, meth
     return run.run_id
 
 
-# ---- command-line flags of lcp train / lcp test -------------------------------------------
-
-
-def add_tracking_arguments(parser: argparse.ArgumentParser, default_step: str, checkpoint_upload: bool = True) -> None:
-    group = parser.add_argument_group(
-        "MLflow tracking",
-        "On with --track, or when MLFLOW_TRACKING_URI is set (--no-track turns it off). The store is "
-        "$MLFLOW_TRACKING_URI, else --tracking-uri, else results/mlflow/mlflow.db (sqlite) in the checkout.")
-    switch = group.add_mutually_exclusive_group()
-    switch.add_argument("--track", dest="track", action="store_true", default=None, help="log this run to MLflow")
-    switch.add_argument("--no-track", dest="track", action="store_false", help="do not log to MLflow")
-    group.add_argument("--tracking-uri", metavar="URI",
-                       help="MLflow tracking URI when MLFLOW_TRACKING_URI is not set (implies --track)")
-    group.add_argument("--scene", help="scene name: the run goes to experiment lcp/SCENE "
-                       "(default: the config file's name)")
-    group.add_argument("--method", choices=["baseline", "lcp"],
-                       help="default: lcp for an LCPDetector config, else baseline")
-    group.add_argument("--step", default=default_step,
-                       help=f"workflow step in the run name SCENE/STEP/METHOD (default: {default_step})")
-    group.add_argument("--variant", help="extra run-name part, e.g. a robustness severity (beta_0.02)")
-    if checkpoint_upload:
-        group.add_argument("--log-checkpoint", action="store_true",
-                           help="upload the final checkpoint to MLflow as the artifact model/<file> "
-                           "(default: its path as a tag only)")
-
-
-def tracking_wanted(args: argparse.Namespace) -> bool:
-    if args.track is not None:
-        return args.track
-    return bool(args.tracking_uri or os.environ.get(settings.ENV_TRACKING_URI))
-
-
-def tracking_names(args: argparse.Namespace, cfg) -> dict[str, Any]:
-    """scene/step/method/variant from the flags; scene defaults to the config file's name, method
-    to lcp for an LCPDetector config."""
-    method = args.method or ("lcp" if cfg.get("model", {}).get("type") == "LCPDetector" else "baseline")
-    names = {"scene": args.scene or Path(cfg.filename or "run").stem, "step": args.step, "method": method,
-             "variant": args.variant}
-    settings.run_name(**names)  # LCPError now for a bad name or store, not after training
-    settings.check_target(settings.resolve_target(args.tracking_uri))
+def run_names(cfg, *, step: str, scene: str | None = None, method: str | None = None, variant: str | None = None,
+              tracking_uri: str | None = None) -> dict[str, Any]:
+    """The scene/step/method/variant of a tracked `lcp train` or `lcp test` of `cfg`: scene defaults to
+    the config file's name, method to lcp for an LCPDetector config, else baseline. LCPError now for a
+    bad name or store, not after training."""
+    method = method or ("lcp" if cfg.get("model", {}).get("type") == "LCPDetector" else "baseline")
+    names = {"scene": scene or Path(cfg.filename or "run").stem, "step": step, "method": method,
+             "variant": variant}
+    settings.run_name(**names)
+    settings.check_target(settings.resolve_target(tracking_uri))
     return names
+
+
+def __getattr__(name):  # until lcp/tools/train.py and test.py import the flags from lcp.commands.tracking_flags
+    if name in ("add_tracking_arguments", "tracking_wanted", "tracking_names"):
+        from lcp.commands import tracking_flags
+
+        return getattr(tracking_flags, name)
+    raise AttributeError(f"module 'lcp.tracking.api' has no attribute {name!r}")

@@ -92,6 +92,14 @@ def resolve_target(configured: str | None = None) -> TrackingTarget:
     return TrackingTarget(uri=uri, artifact_location=_sqlite_artifact_location(uri))
 
 
+def tracking_on(track: bool | None, tracking_uri: str | None) -> bool:
+    """Whether `lcp train` / `lcp test` track: --track or --no-track when given, else whether a store is
+    named (--tracking-uri or MLFLOW_TRACKING_URI)."""
+    if track is not None:
+        return track
+    return bool(tracking_uri or os.environ.get(ENV_TRACKING_URI))
+
+
 def sync_uri(flag: str | None) -> str | None:
     """Where `lcp tracking sync` sends: the flag, then MLFLOW_TRACKING_URI; None: each journal's own URI."""
     return flag or os.environ.get(ENV_TRACKING_URI) or None
