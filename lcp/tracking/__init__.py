@@ -7,70 +7,72 @@ Where runs go
         mlflow ui --backend-store-uri sqlite:///results/mlflow/mlflow.db
     A team server (`mlflow server --host 127.0.0.1 ...` on a head node) works the same way:
     export MLFLOW_TRACKING_URI=http://HOST:PORT before `snakemake` (SLURM jobs inherit it).
+    A local store moved or copied elsewhere: `lcp tracking relocate` (relocate.py).
 
 Names
-    One experiment per scene: `lcp/<scene>`, a model-training experiment (tag
-    mlflow.experimentKind) with the scene's description (open_invocation's `descriptions`).
-    One run per step, named
-    `<scene>/<step>/<method>[/<variant>]` with steps pretrain, train, evaluate (plus
-    check, report for artifact runs) and methods baseline, lcp; tags lcp.scene, lcp.step,
-    lcp.method, lcp.variant carry the same. Each workflow invocation has a parent run per
-    scene (`<scene>/workflow/<time>`, tag lcp.role=invocation); job runs sit beneath it, and
-    when the invocation closes the parent holds each child's AP as metrics and the table
-    summary/children.md. A registered model per scene and method: `lcp-<scene>-<method>`.
+    One experiment per scene, `lcp/<scene>`: a model-training experiment (tag
+    mlflow.experimentKind) with the scene's description. One run per job, named
+    `<scene>/<step>/<method>[/<variant>]` with steps pretrain, train, evaluate (check, report
+    for artifact runs) and methods baseline, lcp; tags lcp.scene, lcp.step, lcp.method,
+    lcp.variant carry the same, lcp.seed the model's training seed. Each workflow invocation has a
+    parent run per scene (`<scene>/workflow/<time>`, tag lcp.role=invocation) with the job runs
+    beneath it; when the invocation closes, the parent holds each child's AP as metrics and the
+    table summary/children.md. A registered model per scene and method: `lcp-<scene>-<method>`.
 
 What a run holds
-    Params: a curated set (lcp.tracking.params.training_params, data fingerprints, versions);
-    the resolved config is the artifact config/config.py. Dataset inputs: the annotation files.
-    Metrics (lcp.tracking.metrics): AP in percent (test/AP, val/AP, .../AP/<class>), loss
-    series per LCP training mode (train/catch_up/*, train/crux/*), system/* (MLflow's monitor).
+    Params: a curated set (params.training_params, data fingerprints, versions, git state); the
+    resolved config is the artifact config/config.py. Dataset inputs: the annotation files.
+    Metrics (metrics.py): AP in percent (test/AP, val/AP, .../AP/<class>), loss series per LCP
+    training mode (train/catch_up/*, train/crux/*), epoch/* (images/s, the learner trained, the crux
+    mask's health), system/* (MLflow's monitor). hook.py lists what a training records.
 
-Environment (set by the workflow, read by jobs)
+How the workflow uses it (workflow/rules/tracking.smk)
+    onstart opens an invocation: open_invocation(scenes, tracking_uri=, invocation_id=<new>,
+    descriptions=) creates the parents (only the workflow's own process ever does) and exports the
+    environment below; onsuccess / onerror call close_invocation("FINISHED" / "FAILED"). Each job's
+    command starts with snakemake_env_prefix(rule, wildcards, seed=) and passes `lcp train` /
+    `lcp test` the flags --track --scene --step --method [--variant] (--no-track when tracking is
+    off); check and report jobs end with `lcp tracking log-artifacts`. Shell equivalents of the
+    invocation: `eval "$(lcp tracking open-invocation --scene S ...)"`, `lcp tracking
+    close-invocation --status FAILED`.
+
+Environment (set by the workflow, read by jobs; settings.py)
     MLFLOW_TRACKING_URI          the store (open_invocation exports the resolved one)
     LCP_INVOCATION_ID            id of the workflow invocation (tag lcp.invocation_id)
     LCP_MLFLOW_PARENT_RUN_IDS    json {scene: parent run id}
     LCP_SNAKEMAKE_RULE           the job's rule name (tag snakemake.rule)
     LCP_SNAKEMAKE_WILDCARDS      json {wildcard: value} (tags snakemake.wildcard.<name>)
+    LCP_SEED                     the training seed of the job's model (tag lcp.seed)
     LCP_REGISTER_MODEL           1: trainings upload and register their final checkpoint
     SLURM_JOB_ID, SLURMD_NODENAME are recorded as tags slurm.job_id / slurm.node, with host.
     MLFLOW_HTTP_REQUEST_MAX_RETRIES/_TIMEOUT default to 0 / 5 s here (a dead server costs seconds).
 
-Workflow API (Snakefile)
-    from lcp.tracking import open_invocation, close_invocation, snakemake_env_prefix
-    onstart:   open_invocation(SCENES, tracking_uri=config["tracking"]["uri"] or None,
-                               descriptions={scene: text, ...})
-               # creates the parents (only this process ever does) and sets the env above
-    onsuccess: close_invocation("FINISHED")
-    onerror:   close_invocation("FAILED")
-    In a rule's shell command, before `lcp train/test`:  {params.tracking_env}
-    with params: tracking_env=lambda wildcards: snakemake_env_prefix("train_lcp", wildcards)
-    Shell equivalents: `eval "$(lcp tracking open-invocation --scene S ...)"`,
-    `lcp tracking close-invocation --status FAILED`.
-
-Command line
-    lcp train CONFIG --track --scene S --step pretrain|train --method baseline|lcp [--log-checkpoint]
-    lcp test CONFIG CKPT --eval-out J --track --scene S --method M [--variant beta_0.02]
+Commands (lcp/commands/: compare.py, tracking.py, and the flags of train/test in tracking_flags.py)
+    lcp train CONFIG --track [--scene S --step pretrain|train --method baseline|lcp] [--log-checkpoint]
+    lcp test CONFIG CKPT --eval-out J --track [--scene S --method M --variant beta_0.02]
         Tracking is on with --track/--tracking-uri, or when MLFLOW_TRACKING_URI is set and
         --no-track is not given; off otherwise (tests and the demo run without it).
-    lcp tracking log-artifacts FILE... --scene S --step check|report [--method M]
-    lcp tracking sync WORK_DIR... [--tracking-uri URI]   replay what could not be sent (see below)
-    lcp tracking uri                  the store in use, and how to browse it
-    lcp compare [--experiment NAME] [--tag K=V] [--since ISO | --days N] [--out-dir DIR]
+    lcp compare                       our runs beside the paper's numbers (comparison.py, comparison_output.py)
+    lcp tracking sync WORK_DIR...     replay what could not be sent (see below)
+    lcp tracking uri | relocate       the store in use; repair a moved store
+    lcp tracking open-invocation | close-invocation | log-artifacts   plumbing for the workflow
 
-Python API
+Python API (plain arguments)
     add_tracking(cfg, scene=, step=, method=, ...)   append LCPMlflowLoggerHook to cfg.log_config
     log_evaluation(eval_json, scene=, method=, ...)  one evaluation run from `lcp test`'s json
     log_files(paths, scene=, step=, ...)             a run holding files as artifacts
-    LCPMlflowLoggerHook (lcp.tracking.hook)          what it logs: see that module
+    open_invocation / close_invocation               a workflow invocation's parent runs (invocation.py)
+    LCPMlflowLoggerHook (hook.py)                    the mmcv hook; what it records is computed by
+                                                     training_record.py and throughput.py
 
-When the tracking server is unreachable (at start or mid-run), nothing fails: the run warns
-once, keeps what it cannot send in <work dir>/mlflow-pending/<run key>.jsonl and replays it
-when the server answers again (tried every 30 s) or with `lcp tracking sync WORK_DIR`;
-every record reaches MLflow exactly once (lcp/tracking/run.py). Sync sends to --tracking-uri,
-else MLFLOW_TRACKING_URI, else the URI the run used; it never drops a record: what cannot be
-placed (server down, a server without that run, a deleted run, a value MLflow refuses) stays
-queued and sync exits non-zero with the reason. Commands that only read (`lcp compare`,
-`lcp tracking uri`) never create a store.
+When the tracking server is unreachable (at start or mid-run), nothing fails: the run (run.py)
+warns once, keeps what it cannot send in <work dir>/mlflow-pending/<run key>.jsonl (journal.py)
+and replays it (replay.py, through sender.py and client.py) when the server answers again (tried
+every 30 s) or with `lcp tracking sync WORK_DIR`; every record reaches MLflow exactly once. Sync
+sends to --tracking-uri, else MLFLOW_TRACKING_URI, else the URI the run used; it never drops a
+record: what cannot be placed (server down, a server without that run, a deleted run, a value
+MLflow refuses) stays queued and sync exits non-zero with the reason. Commands that only read
+(`lcp compare`, `lcp tracking uri`) never create a store.
 """
 
 from lcp.tracking.api import add_tracking, log_evaluation, log_files
