@@ -27,7 +27,12 @@ lcp/models/sync_free.py lists them); the row "plain train, sync-free" measures t
 difference alone. LCP rows are measured with the default forward (shallow_batching='auto')
 and with the alternatives the defaults were chosen against: 'always' batches the raw and
 crux shallow passes in crux-mode training too, 'never' is the straightforward two-pass
-forward, and channels-last memory layout.
+forward, and channels-last memory layout. Each optimisation also has a row without it: "LCP
+... stock mmdet" (mmdet's heads, assigner and sampler with their host syncs) and, on a GPU
+only, "LCP ... no graphs" (the front run eagerly instead of from CUDA graphs,
+lcp/models/graph_capture.py; the column "graphs" says how many the detector held, 0 where a
+row meant to replay one did not). --json writes every row with its ratios, after each row.
+bench/gpu/run.sh runs this at the published scale on a bare GPU machine in one command.
 
     python bench/bench_lcp_model.py [--batch 2] [--iters 20] [--warmup 5] [--profile-dir DIR] [--json OUT]
     python bench/bench_lcp_model.py --tiny     # tiny configs at 128x128 on the CPU, in seconds
@@ -35,8 +40,9 @@ forward, and channels-last memory layout.
 --profile-dir writes torch.profiler tables (top ops by their own GPU time) of one training
 iteration of LCP in crux mode and of plain Cascade, in each precision.
 
-Measured once on an H100 (torch 2.11+cu130, mmcv-full 1.7.2 CUDA build), batch 2 at
-800x1344, 15 iterations after 4, one run; img/s fp32 / fp16 (peak GiB fp32 / fp16):
+The GPU figures below predate the CUDA graphs. Measured once on an H100 (torch 2.11+cu130,
+mmcv-full 1.7.2 CUDA build), batch 2 at 800x1344, 15 iterations after 4, one run; img/s fp32 /
+fp16 (peak GiB fp32 / fp16):
   train  plain 18.2 / 12.4 (3.7 / 2.6)   LCP catch-up 52.3 / 68.7 (2.3 / 1.4)
          LCP crux 11.7 / 10.5 (7.8 / 4.8); always batch 9.7 / 10.3 (10.2 / 6.0);
          channels-last 12.1 / 10.6
@@ -104,6 +110,7 @@ class Variant:
     channels_last: bool = False
     stock_mmdet: bool = False  # mmdet's own components instead of the configs' sync-free ones
     sync_free_extractor: bool = False  # lcp's SyncFreeRoIExtractor where the configs keep mmdet's
+    graph_capture: bool = True  # LCPDetector's CUDA graphs of its front (a no-op on the CPU)
 
 
 VARIANTS = [
@@ -116,11 +123,15 @@ VARIANTS = [
     Variant("LCP train crux, always batch", "lcp", "train", "crux_learner", shallow_batching="always"),
     Variant("LCP train crux, ch-last", "lcp", "train", "crux_learner", channels_last=True),
     Variant("LCP train crux, sync-free RoI", "lcp", "train", "crux_learner", sync_free_extractor=True),
+    Variant("LCP train crux, stock mmdet", "lcp", "train", "crux_learner", stock_mmdet=True),
+    Variant("LCP train crux, no graphs", "lcp", "train", "crux_learner", graph_capture=False),
     Variant("plain test", "plain", "test"),
     Variant("LCP test", "lcp", "test"),
     Variant("LCP test, never batch", "lcp", "test", shallow_batching="never"),
     Variant("LCP test, ch-last", "lcp", "test", channels_last=True),
     Variant("LCP test, sync-free RoI", "lcp", "test", sync_free_extractor=True),
+    Variant("LCP test, stock mmdet", "lcp", "test", stock_mmdet=True),
+    Variant("LCP test, no graphs", "lcp", "test", graph_capture=False),
 ]
 
 
@@ -135,6 +146,9 @@ class Result:
     syncs_per_step: float | None
     aten_ops_per_step: float | None
     ms_per_step: float
+    graphs: int | None = None  # CUDA graphs LCPDetector held after the row's steps
+    vs_plain_fp32: float | None = None
+    vs_plain_same: float | None = None
 
 
 def model_cfgs(scale: dict) -> dict:
@@ -156,6 +170,7 @@ def variant_cfg(cfgs: dict, variant: Variant):
     if variant.detector == "lcp":
         cfg.backbone.shallow_batching = variant.shallow_batching
         cfg.channels_last = variant.channels_last
+        cfg.graph_capture = dict(cfg.get("graph_capture") or {}, enabled=variant.graph_capture)
     return cfg
 
 
@@ -266,6 +281,7 @@ def measure(bench: Bench, variant: Variant, args) -> Result:
     synchronize(bench.device)
     seconds = (time.perf_counter() - start) / args.iters
     peak = torch.cuda.max_memory_allocated() / 2**30 if bench.device == "cuda" else None
+    graphs = len(model.front_graphs.graphs) if hasattr(model, "front_graphs") else None
     busy = syncs = ops = None
     if args.busy_steps:
         prof, _ = profile_steps(step, bench.device, args.busy_steps)
@@ -279,7 +295,16 @@ def measure(bench: Bench, variant: Variant, args) -> Result:
     if bench.device == "cuda":
         torch.cuda.empty_cache()
     return Result(variant.name, variant.step, "fp16" if bench.fp16 else "fp32", args.batch / seconds, peak, busy,
-                  syncs, ops, 1e3 * seconds)
+                  syncs, ops, 1e3 * seconds, graphs)
+
+
+def add_ratios(results: list[Result]) -> None:
+    """img/s against plain Cascade fp32 and against plain Cascade in the same precision, where measured."""
+    plain = {(r.precision, r.step): r for r in results if r.variant in ("plain train", "plain test")}
+    for r in results:
+        fp32, same = plain.get(("fp32", r.step)), plain.get((r.precision, r.step))
+        r.vs_plain_fp32 = r.images_per_s / fp32.images_per_s if fp32 else None
+        r.vs_plain_same = r.images_per_s / same.images_per_s if same else None
 
 
 def write_profile(bench: Bench, variant: Variant, args, path: Path) -> None:
@@ -307,20 +332,22 @@ def print_table(results: list[Result]) -> None:
     """img/s against plain Cascade; host ms and ATen ops per step against plain Cascade in the same precision."""
     plain = {(r.precision, r.step): r for r in results if r.variant in ("plain train", "plain test")}
     print(f"\n{'step':34} {'prec':4} {'img/s':>7} {'peak GiB':>8} {'GPU busy':>8} {'syncs/step':>10} "
-          f"{'vs plain fp32':>13} {'vs plain same':>13} {'host ms':>8} {'x plain':>7} {'ATen ops':>8} {'x plain':>7}")
+          f"{'vs plain fp32':>13} {'vs plain same':>13} {'host ms':>8} {'x plain':>7} {'ATen ops':>8} {'x plain':>7} "
+          f"{'graphs':>6}")
     nan = float("nan")
     for r in results:
-        fp32, same = plain.get(("fp32", r.step)), plain.get((r.precision, r.step))
-        vs_fp32 = r.images_per_s / fp32.images_per_s if fp32 else nan
-        vs_same = r.images_per_s / same.images_per_s if same else nan
+        same = plain.get((r.precision, r.step))
+        vs_fp32 = nan if r.vs_plain_fp32 is None else r.vs_plain_fp32
+        vs_same = nan if r.vs_plain_same is None else r.vs_plain_same
         ms_ratio = r.ms_per_step / same.ms_per_step if same else nan
         ops_ratio = r.aten_ops_per_step / same.aten_ops_per_step if same and r.aten_ops_per_step else nan
         peak = f"{r.peak_mem_gib:8.2f}" if r.peak_mem_gib is not None else f"{'-':>8}"
         busy = f"{100 * r.gpu_busy:7.0f}%" if r.gpu_busy is not None else f"{'-':>8}"
         syncs = f"{r.syncs_per_step:10.0f}" if r.syncs_per_step is not None else f"{'-':>10}"
         ops = f"{r.aten_ops_per_step:8.0f}" if r.aten_ops_per_step is not None else f"{'-':>8}"
+        graphs = f"{r.graphs:6d}" if r.graphs is not None else f"{'-':>6}"
         print(f"{r.variant:34} {r.precision:4} {r.images_per_s:7.2f} {peak} {busy} {syncs} "
-              f"{vs_fp32:13.2f} {vs_same:13.2f} {r.ms_per_step:8.0f} {ms_ratio:7.2f} {ops} {ops_ratio:7.2f}")
+              f"{vs_fp32:13.2f} {vs_same:13.2f} {r.ms_per_step:8.0f} {ms_ratio:7.2f} {ops} {ops_ratio:7.2f} {graphs}")
 
 
 def parse_args(argv=None):
@@ -358,6 +385,13 @@ def parse_args(argv=None):
     return args
 
 
+def selected_variants(names: list[str] | None, device: str) -> list[Variant]:
+    """The named rows, else all of them but those that differ from another row only on a GPU."""
+    if names:
+        return [v for v in VARIANTS if v.name in names]
+    return [v for v in VARIANTS if v.graph_capture or device == "cuda"]
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from lcp.io import write_json
@@ -370,7 +404,7 @@ def main(argv=None) -> int:
     print(f"{device_name}, torch {torch.__version__}, batch {args.batch} x {args.height}x{args.width}, "
           f"{args.iters} timed iterations after {args.warmup}; cudnn.benchmark {torch.backends.cudnn.benchmark}, "
           f"cudnn TF32 {torch.backends.cudnn.allow_tf32}, matmul TF32 {torch.backends.cuda.matmul.allow_tf32}")
-    variants = [v for v in VARIANTS if not args.variants or v.name in args.variants]
+    variants = selected_variants(args.variants, args.device)
     results = []
     for precision in args.precisions:
         bench = Bench(cfgs, data, args.device, fp16=precision == "fp16")
@@ -379,10 +413,12 @@ def main(argv=None) -> int:
             results.append(result)
             busy = f", GPU busy {100 * result.gpu_busy:.0f}%" if result.gpu_busy is not None else ""
             print(f"  {precision} {variant.name:34} {result.images_per_s:7.2f} img/s{busy}", flush=True)
+            add_ratios(results)
             if args.json:  # after every row: a run cut short keeps what it measured
                 write_json(args.json, dict(device=device_name, torch=torch.__version__, batch=args.batch,
                                            height=args.height, width=args.width, iters=args.iters,
-                                           warmup=args.warmup, results=[asdict(r) for r in results]))
+                                           warmup=args.warmup, cudnn_benchmark=torch.backends.cudnn.benchmark,
+                                           results=[asdict(r) for r in results]))
     print_table(results)
     if args.profile_dir:
         crux = next(v for v in VARIANTS if v.name == "LCP train crux")

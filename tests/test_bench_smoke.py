@@ -29,6 +29,10 @@ def test_model_bench_measures_both_detectors_and_profiles_a_crux_step(tmp_path, 
     results = json.loads((tmp_path / "speed.json").read_text())["results"]
     assert [(r["variant"], r["precision"]) for r in results] == [(v, "fp32") for v in variants]
     assert all(r["images_per_s"] > 0 and r["peak_mem_gib"] is None for r in results)
+    assert {r["variant"]: r["graphs"] for r in results} == dict.fromkeys(variants, 0) | {"plain train": None,
+                                                                                          "plain test": None}
+    ratios = {r["variant"]: (r["vs_plain_fp32"], r["vs_plain_same"]) for r in results}
+    assert ratios["plain train"] == (1.0, 1.0) and ratios["LCP test, ch-last"][0] > 0
     syncs = {r["variant"]: r["syncs_per_step"] for r in results}
     assert syncs.pop("LCP train catch-up") == 0  # KL loss only, logged with one transfer the probe does not see
     assert all(count > 0 for count in syncs.values())  # NMS at least, in every detection step
@@ -42,11 +46,21 @@ def test_model_bench_measures_both_detectors_and_profiles_a_crux_step(tmp_path, 
 @pytest.mark.slow
 def test_demo_seeds_bench_trains_and_compares_both_methods(tmp_path, capsys):
     bench = load_bench("bench_demo_seeds")
-    assert bench.main(["--tiny", "--seeds", "3", "--work", str(tmp_path / "work"), "--json", str(tmp_path / "ap.json")]) == 0
+    argv = ["--tiny", "--seeds", "3", "--work", str(tmp_path / "work"), "--json", str(tmp_path / "ap.json")]
+    assert bench.main(argv) == 0
     rows = json.loads((tmp_path / "ap.json").read_text())["rows"]
     assert [row["seed"] for row in rows] == [3] and {"baseline", "lcp", "crux_health"} <= set(rows[0])
     assert "paired LCP-baseline" in capsys.readouterr().out
     assert (tmp_path / "work" / "demo" / "annotations" / "lowq_test.json").is_file()  # the workflow's data layout
+
+
+def test_model_bench_leaves_rows_that_differ_only_on_a_gpu_out_on_the_cpu():
+    bench = load_bench("bench_lcp_model")
+    on_cpu = {v.name for v in bench.selected_variants(None, "cpu")}
+    on_gpu = {v.name for v in bench.selected_variants(None, "cuda")}
+    assert on_gpu - on_cpu == {"LCP train crux, no graphs", "LCP test, no graphs"}
+    assert {"LCP train crux, stock mmdet", "LCP test, stock mmdet", "plain train"} <= on_cpu
+    assert [v.name for v in bench.selected_variants(["LCP test, no graphs"], "cpu")] == ["LCP test, no graphs"]
 
 
 def test_model_bench_refuses_fp16_on_the_cpu(capsys):
