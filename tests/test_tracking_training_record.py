@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from lcp.modes import CATCH_UP, CRUX
 from lcp.tracking.run_file import RUN_FILE, previous_run, save_run_file
 from lcp.tracking.throughput import Throughput
 from lcp.tracking.training_record import epoch_metrics, epoch_tags, eval_metrics, final_checkpoint, iteration_metrics
@@ -15,7 +16,7 @@ from lcp.tracking.training_record import epoch_metrics, epoch_tags, eval_metrics
 def test_a_logging_point_has_one_loss_series_per_learner_and_mmcvs_lr_names_shortened():
     losses = {"kl_loss": 0.5, "loss": 0.75}
     schedule = {"learning_rate/backbone": 0.01, "learning_rate/crux_learner": 1.0, "momentum/backbone": 0.9}
-    assert iteration_metrics(losses, schedule, "catch_up_learner", 12.5) == {
+    assert iteration_metrics(losses, schedule, CATCH_UP, 12.5) == {
         "train/catch_up/kl_loss": 0.5, "train/catch_up/loss": 0.75, "train/lr/backbone": 0.01,
         "train/lr/crux_learner": 1.0, "train/momentum/backbone": 0.9, "train/img_per_s": 12.5}
     plain = iteration_metrics({"loss_cls": 1}, {"learning_rate": 0.02, "momentum": 0.9}, None, None)
@@ -23,15 +24,15 @@ def test_a_logging_point_has_one_loss_series_per_learner_and_mmcvs_lr_names_shor
 
 
 def test_an_epoch_says_which_learner_trained_only_for_a_model_with_modes():
-    crux = epoch_metrics(train_mode="crux_learner", train_time=4.0, images=10, peak_gpu_mem_mib=None,
+    crux = epoch_metrics(train_mode=CRUX, train_time=4.0, images=10, peak_gpu_mem_mib=None,
                          crux_stats={"mask_mean": 0.25})
     assert crux == {"epoch/train_time_s": 4.0, "epoch/img_per_s": 2.5, "epoch/crux_learner_mode": 1.0,
                     "epoch/crux_mask_mean": 0.25}
-    catch_up = epoch_metrics(train_mode="catch_up_learner", train_time=0.0, images=0, peak_gpu_mem_mib=512.0,
+    catch_up = epoch_metrics(train_mode=CATCH_UP, train_time=0.0, images=0, peak_gpu_mem_mib=512.0,
                              crux_stats={})
     assert catch_up == {"epoch/crux_learner_mode": 0.0, "epoch/peak_gpu_mem_mib": 512.0}  # nothing timed
     assert epoch_metrics(train_mode=None, train_time=0.0, images=0, peak_gpu_mem_mib=None, crux_stats={}) == {}
-    assert epoch_tags("crux_learner", 7) == {"lcp.train_mode.epoch_007": "crux_learner"}
+    assert epoch_tags(CRUX, 7) == {"lcp.train_mode.epoch_007": "crux_learner"}
     assert epoch_tags(None, 7) == {}
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lcp.modes import CRUX
 from lcp.tracking import metrics as run_metrics
 from lcp.tracking import params as run_params
 
@@ -90,7 +91,7 @@ def epoch_metrics(*, train_mode: str | None, train_time: float, images: int, pea
         metrics["epoch/train_time_s"] = train_time
         metrics["epoch/img_per_s"] = images / train_time
     if train_mode is not None:
-        metrics["epoch/crux_learner_mode"] = float(train_mode == "crux_learner")
+        metrics["epoch/crux_learner_mode"] = float(train_mode == CRUX)
     if peak_gpu_mem_mib is not None:
         metrics["epoch/peak_gpu_mem_mib"] = peak_gpu_mem_mib
     for name, value in crux_stats.items():
