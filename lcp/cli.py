@@ -15,21 +15,21 @@ import sys
 from lcp.errors import LCPError
 
 COMMANDS = {
-    "env": "lcp.tools.env",
+    "env": "lcp.commands.env",
     "data": "lcp.data.cli",
-    "train": "lcp.tools.train",
-    "test": "lcp.tools.test",
-    "infer": "lcp.tools.infer",
-    "heatmaps": "lcp.tools.heatmaps",
-    "report": "lcp.report.cli",
+    "train": "lcp.commands.train",
+    "test": "lcp.commands.test",
+    "infer": "lcp.commands.infer",
+    "heatmaps": "lcp.commands.heatmaps",
+    "report": "lcp.commands.report",
     "compare": "lcp.tracking.compare",
     "tracking": "lcp.tracking.cli",
-    "weights": "lcp.tools.weights",
+    "weights": "lcp.commands.weights",
 }
 # commands that build a detector: they import mmcv and mmdet the quick way (lcp.deferred_imports)
 MMDET_COMMANDS = {"train", "test", "infer", "heatmaps"}
 PLUMBING = {
-    "workdir": "lcp.tools.workdir",
+    "workdir": "lcp.commands.workdir",
 }
 EPILOG = """plumbing, run by the workflow's rules (each has --help):
   lcp workdir begin|finish        resumable training work dirs

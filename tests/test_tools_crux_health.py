@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from crux_health_helpers import make_live, make_stuck
+
 from lcp.cli import main as lcp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,11 +74,12 @@ def test_test_reports_a_stuck_crux_learner_as_collapsed(workspace, checkpoints, 
 
 def test_test_reports_a_live_crux_learner_with_the_statistics_of_its_test_masks(workspace, checkpoints,
                                                                                 monkeypatch):
+    from mmdet.datasets import build_dataset
+
     from lcp.apis.config import load_config
+    from lcp.apis.inference import build_test_model
     from lcp.hooks import crux_health
     from lcp.hooks.crux_health import mask_statistics
-    from lcp.tools.test import build_test_model
-    from mmdet.datasets import build_dataset
 
     def second_pass(*args):
         raise AssertionError("the masks come from the detector's own pass, not a second crux-learner pass")

@@ -20,7 +20,7 @@ from helpers.workflow import (
 )
 
 from lcp.apis.resume import find_resume_checkpoint
-from lcp.tools.workdir import is_placeholder
+from lcp.workflow.workdir import is_placeholder
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +97,8 @@ def test_every_job_logged_to_mlflow_under_the_invocation(demo):
                             "demo/check/all", "demo/report/all", "demo/report/all/robustness"])
     rules = {run.info.run_name: run.data.tags.get("snakemake.rule") for run in children}
     assert rules == {"demo/pretrain/baseline": "pretrain", "demo/train/baseline": "train_baseline",
-                     "demo/train/lcp": "train_lcp", "demo/evaluate/baseline": "evaluate", "demo/evaluate/lcp": "evaluate",
+                     "demo/train/lcp": "train_lcp", "demo/evaluate/baseline": "evaluate",
+                     "demo/evaluate/lcp": "evaluate",
                      "demo/evaluate/baseline/beta_0.08": "evaluate_robustness",
                      "demo/evaluate/lcp/beta_0.08": "evaluate_robustness", "demo/check/all": "check_data",
                      "demo/report/all": "report", "demo/report/all/robustness": "report_robustness"}

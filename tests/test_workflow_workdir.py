@@ -9,10 +9,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers.workflow import (
+    kill_snakemake_when,
+    planned_jobs,
+    prepare_workdir,
+    snakemake,
+    tiny_demo_config,
+)
 
-from helpers.workflow import kill_snakemake_when, planned_jobs, prepare_workdir, snakemake, tiny_demo_config
 from lcp.errors import LCPError
-from lcp.tools.workdir import FINISHED_FILE, begin, finish, is_placeholder
+from lcp.workflow.workdir import FINISHED_FILE, begin, finish, is_placeholder
 
 REPO = Path(__file__).resolve().parents[1]
 

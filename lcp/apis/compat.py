@@ -1,7 +1,7 @@
-"""Adaptations of mmcv 1.7, applied by the lcp tools.
+"""Adaptations of mmcv 1.7, applied by the lcp commands.
 
-To the PyTorch this project pins: mmcv 1.7's Scatter (what MMDataParallel uses to move a batch to the GPU) passes GPU ids as
-ints to torch's private `_get_stream`, which takes a torch.device in current PyTorch:
+To the PyTorch this project pins: mmcv 1.7's Scatter (what MMDataParallel uses to move a batch to
+the GPU) passes GPU ids as ints to torch's private `_get_stream`, which takes a torch.device in current PyTorch:
 every GPU training or test step fails with "'int' object has no attribute 'type'"
 (open-mmlab/mmdetection#10720). CPU runs never reach it.
 

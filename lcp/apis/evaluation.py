@@ -100,7 +100,7 @@ def _metrics_without_detections(dataset) -> dict[str, Any]:
     for key, (low, high) in AREA_RANGES.items():
         metrics[key] = zero_if([ann for ann in gt if low <= ann["area"] <= high])
     metrics["classwise"] = {name: zero_if([ann for ann in gt if ann["category_id"] == cat_id])
-                            for name, cat_id in zip(dataset.CLASSES, dataset.cat_ids)}
+                            for name, cat_id in zip(dataset.CLASSES, dataset.cat_ids, strict=True)}
     return metrics
 
 

@@ -10,4 +10,5 @@ only glue these to rules.
 - commands: the command line of each rule's job.
 - inputs: what each job reads.
 - resources: a job's resources from the config, and their mapping onto SLURM.
+- workdir: when a training job's work dir is resumed, and publishing its final checkpoint.
 """

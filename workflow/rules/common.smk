@@ -281,7 +281,7 @@ def training_params(step, rule_name, tracking_step, tracking_method):
 
 def train_command(recorded_inputs):
     """The shell of a training rule. The work dir is claimed and published around the
-    training processes (see lcp/tools/workdir.py); `recorded_inputs`: the named inputs it records."""
+    training processes (see lcp/workflow/workdir.py); `recorded_inputs`: the named inputs it records."""
     recorded = " ".join(f"--input {{input.{name}}}" for name in recorded_inputs)
     return job_command("lcp workdir begin {params.work_dir} --checkpoint {output.checkpoint}"
                        f" --request {{params.args:q}} {recorded}"

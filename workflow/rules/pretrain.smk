@@ -6,7 +6,7 @@
 # resume). The job's one output is the final checkpoint, published atomically when
 # training has finished; until then it is a placeholder, so that a job killed together with
 # snakemake leaves an output snakemake knows is incomplete (rerun with --rerun-incomplete,
-# which the profiles set). See lcp/tools/workdir.py for when a work dir is resumed; a
+# which the profiles set). See lcp/workflow/workdir.py for when a work dir is resumed; a
 # resumed training ends bit-identical to an uninterrupted one (lcp.hooks.RandomStateHook).
 
 

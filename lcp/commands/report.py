@@ -4,8 +4,10 @@ markdown, html), plots (png) and sample detection pictures.
     lcp report metrics --eval baseline=results/demo/baseline/eval.json \\
         --eval lcp=results/demo/lcp/eval.json --csv metrics.csv --markdown summary.md --plot classwise_ap.png \\
         --html summary.html --samples baseline=b_0.jpg --samples lcp=l_0.jpg
-    lcp report metrics --eval baseline/seed0=... --eval baseline/seed1=... --eval lcp/seed0=... --eval lcp/seed1=... ...
-    lcp report robustness --eval baseline@beta_0.02=... --eval lcp@beta_0.02=... --csv robustness.csv --plot robustness.png
+    lcp report metrics --eval baseline/seed0=... --eval baseline/seed1=... --eval lcp/seed0=... \\
+        --eval lcp/seed1=... ...
+    lcp report robustness --eval baseline@beta_0.02=... --eval lcp@beta_0.02=... --csv robustness.csv \\
+        --plot robustness.png
     lcp report check results/demo/data/check.json --html data_check.html
     lcp report detections CONFIG CHECKPOINT --out detection_0.jpg --out detection_1.jpg [--cfg-options ...]
 """

@@ -1,23 +1,15 @@
-"""`lcp env`: what is installed, and whether it is what the project pins."""
+"""What is installed: the toolchain against the project's pins (`lcp env`), and the environment a
+training logs at its start."""
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata as metadata
-import platform
 import sys
-
-HELP = "print the installed toolchain (torch, mmcv-full ops, mmdet, ...) and check it against the pins"
 
 PACKAGES = (
     "torch", "torchvision", "mmcv-full", "mmdet", "numpy", "opencv-python-headless",
     "pycocotools", "snakemake", "snakemake-executor-plugin-slurm", "mlflow", "pandas",
 )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--check", action="store_true",
-                        help="exit non-zero if a pinned package or mmcv's compiled ops are missing")
 
 
 def pinned_versions() -> dict[str, str]:
@@ -46,8 +38,7 @@ def toolchain_report() -> tuple[list[tuple[str, str, str]], list[str]]:
             problems.append(f"{name} is {installed}, the project pins {pinned}")
     try:
         import torch
-        from mmcv.ops import nms
-        from mmcv.ops import get_compiling_cuda_version
+        from mmcv.ops import get_compiling_cuda_version, nms
 
         boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]])
         nms(boxes, torch.tensor([0.9, 0.8]), 0.5)
@@ -90,14 +81,3 @@ def run_environment() -> dict[str, str]:
     info["MMCV Compiler"] = get_compiler_version()
     info["MMCV CUDA Compiler"] = get_compiling_cuda_version()
     return info
-
-
-def main(args: argparse.Namespace) -> int:
-    rows, problems = toolchain_report()
-    print(f"python {platform.python_version()} ({sys.executable})")
-    width = max(len(row[0]) for row in rows)
-    for name, installed, pinned in rows:
-        print(f"{name:<{width}}  {installed:<14} {pinned}")
-    for problem in problems:
-        print(f"problem: {problem}", file=sys.stderr)
-    return 1 if problems and args.check else 0

@@ -1,4 +1,4 @@
-"""`lcp workdir begin|finish`: resumable training steps for the workflow.
+"""Resumable training work dirs for the workflow (`lcp workdir begin|finish`).
 
 A training step trains in a work dir that is not one of the step's declared outputs:
 Snakemake deletes the outputs of a failed or killed job, and the work dir's checkpoints
@@ -27,7 +27,6 @@ made by this command, so it may hold something the user wants.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import shutil
@@ -37,35 +36,11 @@ from lcp.apis.resume import find_resume_checkpoint
 from lcp.errors import LCPError
 from lcp.io import atomic_path, read_json, write_json, write_text
 
-HELP = "start or resume a training work dir, and publish its final checkpoint (used by the workflow)"
-
 PLACEHOLDER = "lcp workdir: placeholder while {work_dir} trains; not a checkpoint\n"
 REQUEST_FILE = "lcp-request.json"
 FINISHED_FILE = "lcp-finished.json"
 # Files up to this size are identified by content; larger ones (checkpoints) by size and mtime.
 HASH_LIMIT_BYTES = 16 * 2**20
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="workdir_command", required=True, metavar="ACTION")
-    begin = sub.add_parser("begin", help="keep DIR for resuming, or empty it when it cannot be resumed")
-    begin.add_argument("work_dir", metavar="DIR", help="the training work dir")
-    begin.add_argument("--request", required=True,
-                       help="what the run is asked to do (e.g. the training command line)")
-    begin.add_argument("--input", dest="inputs", action="append", default=[], metavar="PATH",
-                       help="a file the run reads (config, initial checkpoint); repeatable")
-    begin.add_argument("--checkpoint", metavar="OUT",
-                       help="where `finish` will publish the checkpoint: holds a placeholder until then, so "
-                            "that a killed job leaves an output snakemake knows is incomplete")
-    begin.set_defaults(_main=main_begin)
-    finish = sub.add_parser("finish", help="publish DIR's last checkpoint as OUT and mark DIR finished")
-    finish.add_argument("work_dir", metavar="DIR", help="the training work dir")
-    finish.add_argument("--checkpoint", required=True, metavar="OUT", help="where the final checkpoint goes")
-    finish.set_defaults(_main=main_finish)
-
-
-def main(args: argparse.Namespace) -> int:  # replaced by the chosen action's main
-    raise AssertionError("unreachable: an action is required")
 
 
 def file_identity(path: str) -> dict:
@@ -136,15 +111,3 @@ def finish(work_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
             shutil.copyfile(source, tmp)
     write_json(work_dir / FINISHED_FILE, {"checkpoint": source.name, "published_as": str(out)})
     return source
-
-
-def main_begin(args: argparse.Namespace) -> int:
-    outcome = begin(args.work_dir, args.request, args.inputs, args.checkpoint)
-    print(f"lcp workdir: {args.work_dir}: {outcome}")
-    return 0
-
-
-def main_finish(args: argparse.Namespace) -> int:
-    source = finish(args.work_dir, args.checkpoint)
-    print(f"lcp workdir: published {source} as {args.checkpoint}")
-    return 0

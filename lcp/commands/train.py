@@ -164,7 +164,7 @@ def _checked_config(args: argparse.Namespace):
     """The run's config and work dir, with every input checked: what the command line, the
     config, its data and the work dir get wrong fails here, before any training process."""
     from lcp.apis.config import load_config
-    from lcp.datasets.checks import check_dataset_cfg
+    from lcp.datasets.config_checks import check_dataset_cfg
 
     cfg = load_config(args.config, parse_cfg_options(args.cfg_options))
     _check_schedule(cfg, args.config)
@@ -215,13 +215,16 @@ def main(args: argparse.Namespace) -> int:
     from mmdet.models import build_detector
     from mmdet.utils import setup_multi_processes
 
-    from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter, progress_lines_in_mmcv_progress_bar
+    from lcp.apis.compat import (
+        accept_gpu_ids_in_mmcv_scatter,
+        progress_lines_in_mmcv_progress_bar,
+    )
     from lcp.apis.distributed import init_distributed
+    from lcp.apis.environment import run_environment
     from lcp.apis.options import select_device
     from lcp.apis.train import check_distributed_cfg, train_detector
     from lcp.io import write_text
     from lcp.models.checkpoint import load_lcp_checkpoint
-    from lcp.tools.env import run_environment
 
     cfg, work_dir = _checked_config(args)
     accept_gpu_ids_in_mmcv_scatter()

@@ -1,0 +1,225 @@
+"""A trained detector on images: building it from a config and checkpoint, its detections above a
+score as records, and pictures of them (boxes, and an LCP detector's crux mask as a heat map).
+
+`lcp test`, `lcp infer`, `lcp heatmaps` and the report's sample detections share these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lcp.errors import LCPError
+
+
+def build_test_model(cfg, checkpoint: str, fp16: bool = False):
+    """The config's detector with the checkpoint's weights (strict: same architecture only)."""
+    from mmdet.models import build_detector
+
+    from lcp.models.checkpoint import load_lcp_checkpoint
+
+    if not Path(checkpoint).is_file():
+        raise LCPError(f"{checkpoint}: checkpoint file does not exist")
+    cfg.model.pretrained = None
+    cfg.model.train_cfg = None
+    try:
+        model = build_detector(cfg.model, test_cfg=cfg.get("test_cfg"))
+    except KeyError as exc:
+        raise LCPError(f"{cfg.filename}: {exc.args[0]}") from None
+    if fp16:
+        from mmcv.runner import wrap_fp16_model
+
+        wrap_fp16_model(model)
+    load_lcp_checkpoint(model, checkpoint, strict=True)
+    return model
+
+
+def checkpoint_classes(checkpoint: str) -> tuple[str, ...] | None:
+    """The class names mmdet stored in the checkpoint's meta, if any."""
+    import torch
+
+    try:
+        meta = torch.load(checkpoint, map_location="cpu", weights_only=False).get("meta", {})
+    except Exception:  # load_lcp_checkpoint has already named any problem with the file
+        return None
+    classes = meta.get("CLASSES") if isinstance(meta, dict) else None
+    return tuple(classes) if classes else None
+
+
+def collect_images(items: list[str]) -> list[Path]:
+    """Image files, and every image of the folders among `items`; names whose outputs would collide refused."""
+    import cv2
+
+    from lcp.data.images import list_images
+
+    images: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            images += [path / image.name for image in list_images(item, "image folder")]
+        elif path.is_file():
+            if not cv2.haveImageReader(str(path)):
+                raise LCPError(f"{item}: not an image file OpenCV can read")
+            images.append(path)
+        else:
+            raise LCPError(f"{item}: image does not exist")
+    by_stem: dict[str, Path] = {}
+    for image in images:
+        if image.stem in by_stem:
+            raise LCPError(f"{image}: has the same name as {by_stem[image.stem]}; their outputs would collide")
+        by_stem[image.stem] = image
+    return images
+
+
+def heat_map_overlay(image, mask, alpha: float = 0.45):
+    """The BGR image with a [0, 1] mask of the same height/width blended over it as a JET heat map."""
+    import cv2
+    import numpy as np
+
+    heat = cv2.applyColorMap(np.clip(mask * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.addWeighted(image, 1 - alpha, heat, alpha, 0)
+
+
+def crux_mask_for_image(detector, img_tensor, img_meta):
+    """The crux learner's mask on the network input, cropped and resized to the original image."""
+    import cv2
+    import torch
+
+    with torch.no_grad():
+        mask = detector.crux_learner.mask(img_tensor)[0, 0].float().cpu().numpy()
+    height, width = img_meta["img_shape"][:2]
+    mask = mask[:height, :width]
+    if img_meta.get("flip"):
+        direction = img_meta.get("flip_direction", "horizontal")
+        mask = mask[:, ::-1] if direction == "horizontal" else mask[::-1, :]
+    ori_height, ori_width = img_meta["ori_shape"][:2]
+    return cv2.resize(mask.copy(), (ori_width, ori_height), interpolation=cv2.INTER_LINEAR)
+
+
+def box_style(image) -> dict:
+    """Line thickness and font size for boxes drawn on `image` (mmdet's defaults suit ~1333x800)."""
+    small = min(image.shape[:2]) < 400
+    return {"thickness": 1 if small else 2, "font_size": 7 if small else 13}
+
+
+def detections_above(result, class_names, score_thr: float) -> list[dict]:
+    bbox_result = result[0] if isinstance(result, tuple) else result
+    detections = []
+    for label, boxes in enumerate(bbox_result):
+        for x1, y1, x2, y2, score in boxes.tolist():
+            if score >= score_thr:
+                detections.append(dict(**{"class": class_names[label]}, score=round(score, 4),
+                                       bbox=[round(v, 2) for v in (x1, y1, x2, y2)]))
+    return sorted(detections, key=lambda d: -d["score"])
+
+
+def infer_image(image_path: Path, detector, pipeline, device: str, class_names, score_thr: float,
+                gpu_id: int = 0) -> tuple[bytes, dict]:
+    """The output picture (JPEG bytes) and the json record of one image: the detections at or above
+    `score_thr`, drawn over the image (and over an LCP detector's crux mask)."""
+    import cv2
+    import numpy as np
+    import torch
+    from mmcv.parallel import collate, scatter
+    from mmdet.core.visualization import imshow_det_bboxes
+
+    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise LCPError(f"{image_path}: cannot read the image")
+    data = collate([pipeline(dict(img_info=dict(filename=str(image_path)), img_prefix=None))],
+                   samples_per_gpu=1)
+    data["img_metas"] = [metas.data[0] for metas in data["img_metas"]]
+    data["img"] = [img.data[0] for img in data["img"]]
+    if device == "cuda":
+        data = scatter(data, [gpu_id])[0]
+    with torch.no_grad():
+        result = detector(return_loss=False, rescale=True, **data)[0]
+    detections = detections_above(result, class_names, score_thr)
+
+    picture = image
+    if hasattr(detector, "crux_learner"):
+        picture = heat_map_overlay(image, crux_mask_for_image(detector, data["img"][0], data["img_metas"][0][0]))
+    if detections:
+        bboxes = np.array([d["bbox"] + [d["score"]] for d in detections], dtype=np.float32)
+        labels = np.array([class_names.index(d["class"]) for d in detections], dtype=np.int64)
+        picture = imshow_det_bboxes(picture.copy(), bboxes, labels, class_names=list(class_names),
+                                    score_thr=0, show=False, out_file=None, **box_style(image))
+    ok, encoded = cv2.imencode(".jpg", picture)
+    if not ok:
+        raise LCPError(f"{image_path}: could not encode the output picture")
+    return encoded.tobytes(), dict(image=str(image_path), width=image.shape[1], height=image.shape[0],
+                                   score_thr=score_thr, detections=detections)
+
+
+def draw_detections(detector, dataset, results: list, out_dir: str, score_thr: float, overwrite: bool,
+                    sources: list[str]) -> None:
+    """Each test image with its detections above `score_thr` (mmdet's show_result), published as
+    `out_dir` at once; the pictures keep the images' file names."""
+    import mmcv
+
+    from lcp.io import atomic_folder
+    from lcp.progress import progress
+
+    palette = getattr(dataset, "PALETTE", None)
+    with atomic_folder(out_dir, overwrite=overwrite, sources=sources) as tmp:
+        for info, result in progress(list(zip(dataset.data_infos, results, strict=True)), desc="show", unit="img"):
+            image = mmcv.imread(str(Path(dataset.img_prefix or "") / info["filename"]))
+            detector.show_result(image, result, score_thr=score_thr, bbox_color=palette, text_color=palette,
+                                 show=False, out_file=str(tmp / info["filename"]), **box_style(image))
+
+
+def infer_images(config: str, checkpoint: str, items: list[str], out_dir: str | Path, score_thr: float = 0.3,
+                 overwrite: bool = False, cfg_options: dict | None = None, gpu_id: int = 0) -> list[Path]:
+    """`lcp infer`: IMG_STEM.json and IMG_STEM.jpg in `out_dir` for each image of `items` (files or
+    folders), made in a temporary folder and moved into `out_dir` once all are done. Returns the images."""
+    import os
+    import shutil
+    import warnings
+
+    from mmdet.datasets import replace_ImageToTensor
+    from mmdet.datasets.pipelines import Compose
+
+    from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
+    from lcp.apis.config import load_config
+    from lcp.apis.options import select_device
+    from lcp.io import check_outside_sources, temp_folder, write_json
+    from lcp.progress import progress
+
+    if not 0 <= score_thr <= 1:
+        raise LCPError(f"--score-thr {score_thr}: must be between 0 and 1")
+    images = collect_images(items)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LCPError(f"{out_dir}: exists and is not a folder")
+    outputs = [f"{image.stem}{suffix}" for image in images for suffix in (".json", ".jpg")]
+    for name in outputs:
+        check_outside_sources(out_dir / name, items)
+        if not overwrite and (out_dir / name).exists():
+            raise LCPError(f"{out_dir / name}: already exists; remove it or pass --overwrite")
+
+    cfg = load_config(config, cfg_options or {})
+    accept_gpu_ids_in_mmcv_scatter()
+    device = select_device(gpu_id)
+    detector = build_test_model(cfg, checkpoint)
+    class_names = checkpoint_classes(checkpoint) or tuple(cfg.get("classes") or ())
+    if len(class_names) != detector.roi_head.bbox_head[-1].num_classes:
+        raise LCPError(f"{checkpoint}: no class names in the checkpoint, and the config's classes "
+                       f"{list(class_names)} do not fit its {detector.roi_head.bbox_head[-1].num_classes} classes")
+    detector.CLASSES = class_names
+    detector.cfg = cfg
+    detector.to("cuda" if device == "cuda" else "cpu").eval()
+    with warnings.catch_warnings():  # mmdet warns that it swaps ImageToTensor for batching; wanted here
+        warnings.simplefilter("ignore", UserWarning)
+        pipeline = Compose(replace_ImageToTensor(cfg.data.test.pipeline))
+
+    staging = temp_folder(out_dir)
+    try:
+        for image_path in progress(images, desc="infer", unit="image"):
+            picture, record = infer_image(image_path, detector, pipeline, device, class_names, score_thr, gpu_id)
+            (staging / f"{image_path.stem}.jpg").write_bytes(picture)
+            write_json(staging / f"{image_path.stem}.json", record)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in outputs:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return images
