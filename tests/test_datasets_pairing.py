@@ -4,6 +4,7 @@ whatever the data-loader workers and their start method, and the pair is transfo
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -150,3 +151,41 @@ def test_a_dataset_whose_epoch_was_never_set_names_the_missing_hook(scene):
     dataset = build_dataset(paired_train_cfg(scene))
     with pytest.raises(LCPError, match="DFPairingHook"):
         dataset[0]
+
+
+def write_synthesis_record(scene: Path, sources: dict[str, str]) -> None:
+    images = {name: {"source": source} for name, source in sources.items()}
+    (scene / "lowq" / "synthesis.json").write_text(json.dumps({"tool": "lcp data synth", "images": images}))
+
+
+def test_source_pairing_gives_each_sample_the_clean_image_it_was_made_from(tmp_path):
+    scene = make_tiny_scene(tmp_path / "scene", num_train=4, num_test=1)
+    clean = sorted(p.name for p in (scene / "clean").glob("*.jpg"))
+    # a shifted record: sample i was made from clean image i+1, so a by-name match would be wrong
+    lowq = [info["file_name"] for info in json.loads(
+        (scene / "annotations" / "lowq_train.json").read_text())["images"]]
+    sources = {name: clean[(i + 1) % len(clean)] for i, name in enumerate(lowq)}
+    write_synthesis_record(scene, sources)
+    train = paired_train_cfg(scene)
+    train.pairing = "source"
+    dataset = build_dataset(train)
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        assert {dataset.dataset.data_infos[i]["filename"]: dataset.df_filename(i)
+                for i in range(len(dataset))} == sources
+
+
+def test_source_pairing_names_the_record_and_the_sample_it_cannot_pair(tmp_path):
+    scene = make_tiny_scene(tmp_path / "scene", num_train=2, num_test=1)
+    train = paired_train_cfg(scene)
+    train.pairing = "source"
+    with pytest.raises(LCPError, match=r"lowq/synthesis.json: pairing='source' needs the synthesis record"):
+        build_dataset(train)
+    lowq = [info["file_name"] for info in json.loads(
+        (scene / "annotations" / "lowq_train.json").read_text())["images"]]
+    write_synthesis_record(scene, {lowq[0]: "img_000.jpg", lowq[1]: "not_there.jpg"})
+    with pytest.raises(LCPError, match=rf"{lowq[1]} has no source image in .*recorded source: not_there.jpg"):
+        build_dataset(train)
+    train.pairing = "by_name"
+    with pytest.raises(LCPError, match=r"pairing='by_name' is not one of \['random', 'source'\]"):
+        build_dataset(train)

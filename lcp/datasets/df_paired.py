@@ -1,4 +1,10 @@
-"""`DFPairedDataset`: each low-quality training sample gets an unpaired detection-favoured image.
+"""`DFPairedDataset`: each low-quality training sample gets a detection-favoured image.
+
+By default (pairing='random', the authors' recipe) the detection-favoured image is unpaired:
+any image of the DF folder. With pairing='source' a synthesised low-quality sample gets the
+clean image it was made from (its `source` in the synthesis.json that `lcp data synth`
+writes beside its images), so the catch-up learner's KL compares an image's features with
+its own clean features.
 
 Which detection-favoured (DF) image a sample gets is a pure function of (seed, epoch,
 sample index) - `df_choice` below - so it does not depend on the number of data-loader
@@ -17,13 +23,15 @@ forgets the hook fails at once instead of silently reusing one pairing every epo
 from __future__ import annotations
 
 import copy
+import json
 import os.path as osp
 from typing import Any
 
 import numpy as np
 from mmdet.datasets import DATASETS, build_dataset
 
-from lcp.datasets.checks import check_dataset_cfg, list_images
+from lcp.data.images import list_images
+from lcp.datasets.config_checks import check_dataset_cfg
 from lcp.errors import LCPError
 
 
@@ -44,16 +52,26 @@ class DFPairedDataset:
         data_root (str, optional): a relative df_img_prefix is joined to it (as mmdet
             does for img_prefix).
         seed (int): pairing seed; `lcp train` fills in the run's seed when it is None.
+        pairing (str): 'random' (an unpaired DF image drawn by `df_choice`, the authors'
+            recipe) or 'source' (the DF image each training image was synthesised from; the
+            training images must come from `lcp data synth`).
     """
 
+    PAIRINGS = ("random", "source")
+
     def __init__(self, dataset: dict, df_img_prefix: str, data_root: str | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, pairing: str = "random"):
         check_dataset_cfg(dataset)
         if data_root is not None and df_img_prefix and not osp.isabs(df_img_prefix):
             df_img_prefix = osp.join(data_root, df_img_prefix)
         self.df_img_prefix = df_img_prefix
-        self.df_filenames = list_images(df_img_prefix, "detection-favoured image folder (df_img_prefix)")
+        what = "detection-favoured image folder (df_img_prefix)"
+        self.df_filenames = [path.name for path in list_images(df_img_prefix, what)]
         self.dataset = build_dataset(copy.deepcopy(dataset))
+        if pairing not in self.PAIRINGS:
+            raise LCPError(f"DFPairedDataset: pairing={pairing!r} is not one of {list(self.PAIRINGS)}")
+        self.pairing = pairing
+        self.sources = self._synthesis_sources() if pairing == "source" else None
         self.seed = 0 if seed is None else int(seed)
         self.epoch: int | None = None
         self.CLASSES = self.dataset.CLASSES
@@ -70,7 +88,29 @@ class DFPairedDataset:
             raise LCPError(
                 "DFPairedDataset: the epoch was never set; add dict(type='DFPairingHook') to "
                 "custom_hooks (or call dataset.set_epoch(epoch) before iterating)")
+        if self.sources is not None:
+            return self.sources[index]
         return self.df_filenames[df_choice(self.seed, self.epoch, index, len(self.df_filenames))]
+
+    def _synthesis_sources(self) -> list[str]:
+        """The DF image name of every sample, read from its image folder's synthesis.json."""
+        names = [info["filename"] for info in self.dataset.data_infos]
+        record_file = osp.join(self.dataset.img_prefix or "", "synthesis.json")
+        try:
+            with open(record_file) as f:
+                images = json.load(f)["images"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise LCPError(f"{record_file}: pairing='source' needs the synthesis record that `lcp data synth` "
+                           f"writes beside the low-quality images ({exc})") from None
+        available = set(self.df_filenames)
+        sources = []
+        for name in names:
+            source = images.get(osp.basename(name), {}).get("source")
+            if source not in available:
+                raise LCPError(f"{record_file}: {osp.basename(name)} has no source image in {self.df_img_prefix} "
+                               f"(pairing='source'; recorded source: {source})")
+            sources.append(source)
+        return sources
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -102,4 +142,4 @@ class DFPairedDataset:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(dataset={type(self.dataset).__name__} of {len(self)} images, "
                 f"df_img_prefix={self.df_img_prefix!r} with {len(self.df_filenames)} images, "
-                f"seed={self.seed})")
+                f"seed={self.seed}, pairing={self.pairing!r})")

@@ -21,6 +21,9 @@ data = dict(
         type='DFPairedDataset',
         data_root='${data_root}',
         df_img_prefix='${df_img_dir}',
+        # 'random': an unpaired DF image per sample and epoch (the authors' recipe); 'source':
+        # the clean image a synthesised sample was made from (lcp/datasets/df_paired.py)
+        pairing='random',
         dataset=dict(
             type='CocoDataset',
             data_root='${data_root}',
