@@ -113,7 +113,8 @@ def main(argv=None) -> int:
     fast_total = report("faster-coco-eval", fast_times)
     difference = float(np.max(np.abs(fast_stats[:len(stats)] - stats)))
     verdict = "matches pycocotools" if difference < 1e-4 else "DIFFERS from pycocotools: do not use it"
-    print(f"faster-coco-eval: {baseline / fast_total:.1f}x faster, largest summary difference {difference:.2e}: {verdict}")
+    print(f"faster-coco-eval: {baseline / fast_total:.1f}x faster, largest summary difference {difference:.2e}: "
+          f"{verdict}")
     return 0
 
 

@@ -69,10 +69,10 @@ def write_scene(root: Path, classes: list[str], num_images: int, num_df: int, wi
 
 def paired_dataset(root: Path, img_scale: tuple[int, int] | None):
     """The published LCP training set (config's data.train) on the generated scene."""
-    import lcp.datasets  # noqa: F401  registers DFPairedDataset and its pipeline steps
-    import lcp.models  # noqa: F401
     from mmdet.datasets import build_dataset
 
+    import lcp.datasets  # noqa: F401  registers DFPairedDataset and its pipeline steps
+    import lcp.models  # noqa: F401
     from lcp.apis.config import load_config
 
     options = dict(data_root=f"{root}/", train_img_dir="lowq/", train_ann="annotations/lowq_train.json",

@@ -366,7 +366,10 @@ def parse_args(argv=None):
     parser.add_argument("--profile-rows", type=int, default=40)
     parser.add_argument("--profile-print", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write the results as json")
+    parser.add_argument("--table", type=Path, metavar="JSON", help="only print the table of a --json file")
     args = parser.parse_args(argv)
+    if args.table:
+        return args
     scale = TINY if args.tiny else PUBLISHED
     args.height = scale["height"]
     args.width = scale["width"]
@@ -395,6 +398,12 @@ def selected_variants(names: list[str] | None, device: str) -> list[Variant]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from lcp.io import write_json
+
+    if args.table:
+        import json
+
+        print_table([Result(**row) for row in json.loads(args.table.read_text())["results"]])
+        return 0
 
     torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
     cfgs = model_cfgs(args.scale)

@@ -41,6 +41,9 @@ def test_model_bench_measures_both_detectors_and_profiles_a_crux_step(tmp_path, 
     profile = (tmp_path / "prof" / "profile_lcp_crux_fp32.txt").read_text()
     assert "LCP train crux, fp32" in profile and "aten::convolution" in profile
     assert (tmp_path / "prof" / "profile_plain_fp32.txt").is_file()
+    assert bench.main(["--table", str(tmp_path / "speed.json")]) == 0  # what bench/gpu/run.sh prints after a cut
+    rows = [line.split()[0:3] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [" ".join(row[:2]) for row in rows[:2]] == ["plain train", "LCP train"] and len(rows) == len(variants)
 
 
 @pytest.mark.slow
