@@ -1,18 +1,24 @@
 """The sync-free RPN head, Cascade RoI head, box head and RoI extractor compute mmdet's
 function: with sampling made deterministic (more slots than boxes) a Cascade R-CNN built
 from them gives mmdet's losses and gradients for the same weights, also with an image
-without ground truth and with ignored regions; at test time the same detections; and their
-training step reads nothing back from the device (sampling with random keys is compared
-with mmdet's in tests/test_speed_sampler.py)."""
+without ground truth, with ignored regions and with absent proposal slots; the same
+proposals (min_bbox_size, fewer proposals than slots) and, at test time, the same
+detections, also on the project's tiny LCP config; their training step reads nothing back
+from the device, proposals and test-time detections one boolean per NMS (sampling with
+random keys is compared with mmdet's in tests/test_speed_sampler.py, the NMS on adversarial
+inputs in tests/test_speed_sync_free_nms.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
-
-from lcp.models.sync_free import with_sync_free
 from model_configs import batch, build, mmdet_cascade_r50_cfg, randomize_bn_statistics
 from sync_probe import SyncingOps
+
+from lcp.models.rpn_head import is_proposal
+from lcp.models.sync_free import with_stock_mmdet, with_sync_free
 
 ALL = 100000  # more sampling slots than boxes: every candidate is sampled, no randomness
 
@@ -65,9 +71,12 @@ def adversarial(case):
     return data
 
 
-@pytest.mark.parametrize("case", ["boxes", "image without ground truth", "ignored regions"])
+@pytest.mark.parametrize("case", ["boxes", "image without ground truth", "ignored regions", "absent proposal slots"])
 def test_same_losses_and_gradients_as_mmdet(case):
-    stock, sync_free = twins(tiny_cascade_cfg(ignore_iof_thr=0.5 if case == "ignored regions" else -1))
+    cfg = tiny_cascade_cfg(ignore_iof_thr=0.5 if case == "ignored regions" else -1)
+    if case == "absent proposal slots":  # more slots than NMS leaves: absent ones must not be sampled
+        cfg.train_cfg.rpn_proposal.update(max_per_img=1000, min_bbox_size=6)
+    stock, sync_free = twins(cfg)
     data = adversarial(case)
     expected, expected_grads = losses_and_grads(stock, data)
     got, grads = losses_and_grads(sync_free, data)
@@ -91,6 +100,72 @@ def test_same_detections_as_mmdet():
         for expected, got in zip(expected_image, got_image, strict=True):
             assert got.shape == expected.shape
             assert (got == expected).all()
+
+
+@pytest.mark.parametrize("case", ["train", "test", "min_bbox_size", "fewer proposals than slots"])
+def test_same_proposals_as_mmdet(case):
+    """mmdet's proposals, in mmdet's order, then absent slots."""
+    cfg = tiny_cascade_cfg()
+    proposal_cfg = cfg.train_cfg.rpn_proposal if case == "train" else cfg.test_cfg.rpn
+    if case == "min_bbox_size":
+        proposal_cfg.min_bbox_size = 30  # most boxes of a 96x80 image are smaller
+    if case == "fewer proposals than slots":
+        proposal_cfg.update(nms_pre=2000, max_per_img=5000)
+    stock, sync_free = twins(cfg)
+    for seed in range(3):
+        data = batch(num_images=2, height=96, width=80, seed=seed)
+        with torch.no_grad():
+            outs = stock.rpn_head(stock.extract_feat(data["img"]))
+            expected = stock.rpn_head.get_bboxes(*outs, img_metas=data["img_metas"], cfg=proposal_cfg)
+            got = sync_free.rpn_head.get_bboxes(*outs, img_metas=data["img_metas"], cfg=proposal_cfg)
+        for expected_image, got_image in zip(expected, got, strict=True):
+            present = is_proposal(got_image)
+            assert got_image.shape == (min(proposal_cfg.max_per_img, 5 * proposal_cfg.nms_pre), 5)
+            # sigmoid over the batch at once may round a score 1 ulp apart from mmdet's per image
+            torch.testing.assert_close(got_image[present], expected_image, rtol=0, atol=1e-6)
+            assert torch.equal(present, torch.arange(len(got_image)) < len(expected_image))
+            if case == "fewer proposals than slots":
+                assert len(expected_image) < len(got_image) // 2
+            if case == "min_bbox_size":
+                assert len(expected_image) < proposal_cfg.max_per_img
+
+
+def project_tiny_lcp_twins(**test_cfg):
+    """The project's tiny LCP detector (config/mmdet/lcp_tiny_demo.py) with random weights and
+    random BatchNorm statistics, and the same detector with mmdet's heads, same weights."""
+    from lcp.apis.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "config" / "mmdet" / "lcp_tiny_demo.py").model
+    cfg.roi_head.bbox_roi_extractor.type = "SyncFreeRoIExtractor"
+    cfg.test_cfg.rcnn.update(test_cfg)
+    torch.manual_seed(0)
+    sync_free = build(cfg)
+    randomize_bn_statistics(sync_free)
+    stock = build(with_stock_mmdet(cfg))
+    stock.load_state_dict(sync_free.state_dict())
+    return stock.eval(), sync_free.eval()
+
+
+@pytest.mark.parametrize("case", ["detections", "no detection"])
+def test_project_tiny_lcp_gives_todays_detections(case):
+    """Same weights, same images: mmdet's heads' and the sync-free heads' detections agree
+    (same count per class, boxes and scores within 1e-5), with one read-back per NMS."""
+    stock, sync_free = project_tiny_lcp_twins(**(dict(score_thr=1.0) if case == "no detection" else {}))
+    data = batch(num_images=3, height=128, width=128, num_classes=3, seed=7)
+    with torch.no_grad():
+        expected = stock.simple_test(data["img"], data["img_metas"], rescale=True)
+        with SyncingOps() as probe:
+            got = sync_free.simple_test(data["img"], data["img_metas"], rescale=True)
+    assert probe.seen == ["_local_scalar_dense"] * 2  # the RPN's NMS and the final one
+    counts = []
+    for expected_image, got_image in zip(expected, got, strict=True):
+        assert len(got_image) == len(expected_image) == 3
+        for expected_class, got_class in zip(expected_image, got_image, strict=True):
+            assert got_class.shape == expected_class.shape and got_class.dtype == expected_class.dtype
+            torch.testing.assert_close(torch.from_numpy(got_class), torch.from_numpy(expected_class),
+                                       rtol=0, atol=1e-5)
+            counts.append(len(expected_class))
+    assert sum(counts) == 0 if case == "no detection" else sum(counts) > 30
 
 
 def test_roi_extractor_gives_mmdet_features_and_gradients():
@@ -134,3 +209,19 @@ def test_training_heads_read_nothing_back_from_the_device():
         seen[name] = mode.seen
     assert seen["mmdet"]
     assert seen["sync-free"] == []
+
+
+def test_proposals_read_back_one_boolean():
+    """mmdet reads back the min_bbox_size check and the NMS count of every image."""
+    data = batch(num_images=2, height=96, width=80, seed=1)
+    seen = {}
+    for name, model in zip(("mmdet", "sync-free"), twins(sampling_cfg()), strict=True):
+        cfg = model.train_cfg.rpn_proposal
+        cfg.min_bbox_size = 4
+        with torch.no_grad():
+            rpn_outs = model.rpn_head(model.extract_feat(data["img"]))
+            with SyncingOps() as mode:
+                model.rpn_head.get_bboxes(*rpn_outs, img_metas=data["img_metas"], cfg=cfg)
+        seen[name] = mode.seen
+    assert len(seen["mmdet"]) >= 4
+    assert seen["sync-free"] == ["_local_scalar_dense"]

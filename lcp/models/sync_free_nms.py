@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-ROUNDS_PER_CHECK = 16
+ROUNDS_PER_CHECK = 8
 SUPPORTED_NMS_KEYS = {"type", "iou_threshold", "offset"}
 
 
@@ -81,12 +81,12 @@ def greedy_keep(suppresses: torch.Tensor, candidates: torch.Tensor,
     kept = torch.zeros_like(candidates)
     for _ in range(candidates.size(1)):  # the bound is never reached: see the check below
         for _ in range(rounds_per_check):
-            blocked = (suppresses & undecided[:, :, None]).any(dim=1)
-            newly_kept = undecided & ~blocked
+            # for booleans a > b is a & ~b
+            newly_kept = undecided > (suppresses & undecided.unsqueeze(2)).any(dim=1)
             kept |= newly_kept
             # undecided candidates never have a kept one before them: each round drops what it keeps suppresses
-            undecided &= ~newly_kept & ~(suppresses & newly_kept[:, :, None]).any(dim=1)
-        if not bool(undecided.any()):  # the one host read-back per block of rounds
+            undecided = undecided > (newly_kept | (suppresses & newly_kept.unsqueeze(2)).any(dim=1))
+        if not undecided.any():  # the one host read-back per block of rounds
             break
     return kept
 
