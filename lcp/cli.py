@@ -16,7 +16,7 @@ from lcp.errors import LCPError
 
 COMMANDS = {
     "env": "lcp.commands.env",
-    "data": "lcp.data.cli",
+    "data": "lcp.commands.data",
     "train": "lcp.commands.train",
     "test": "lcp.commands.test",
     "infer": "lcp.commands.infer",

@@ -35,7 +35,7 @@ def hub_cache(tmp_path, monkeypatch) -> Path:
 def weights(argv: list[str]) -> int:
     """`lcp weights ARGV...` as the lcp command parses and runs it."""
     parser = argparse.ArgumentParser(prog="lcp")
-    add_subcommands(parser, {"weights": "lcp.tools.weights"}, dest="command", metavar="COMMAND")
+    add_subcommands(parser, {"weights": "lcp.commands.weights"}, dest="command", metavar="COMMAND")
     args = parser.parse_args(["weights", *argv])
     return args._main(args)
 

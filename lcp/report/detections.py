@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 from lcp.errors import LCPError
 
@@ -20,7 +19,7 @@ def first_test_images(cfg, count: int, config_path: str) -> list[Path]:
     """The first `count` images of the config's test set, in data-set order."""
     from mmdet.datasets import build_dataset
 
-    from lcp.datasets.checks import check_dataset_cfg
+    from lcp.datasets.config_checks import check_dataset_cfg
 
     test_cfg = cfg.data.test
     test_cfg.test_mode = True
@@ -47,8 +46,7 @@ def draw_sample_detections(config_path: str, checkpoint: str, outputs: list[str 
     from lcp.apis.config import load_config
     from lcp.apis.options import select_device
     from lcp.io import atomic_path, check_outside_sources
-    from lcp.tools.infer import infer_image
-    from lcp.tools.test import build_test_model, checkpoint_classes
+    from lcp.apis.inference import build_test_model, checkpoint_classes, infer_image
 
     for output in outputs:
         if Path(output).suffix.lower() not in (".jpg", ".jpeg"):
@@ -65,8 +63,8 @@ def draw_sample_detections(config_path: str, checkpoint: str, outputs: list[str 
     with warnings.catch_warnings():  # mmdet warns that it swaps ImageToTensor for batching; wanted here
         warnings.simplefilter("ignore", UserWarning)
         pipeline = Compose(replace_ImageToTensor(cfg.data.test.pipeline))
-    options = SimpleNamespace(score_thr=SCORE_THR, gpu_id=gpu_id)
-    pictures = [infer_image(image, detector, pipeline, device, class_names, options)[0] for image in images]
+    pictures = [infer_image(image, detector, pipeline, device, class_names, SCORE_THR, gpu_id)[0]
+                for image in images]
     for output, picture in zip(outputs, pictures):
         with atomic_path(output, overwrite=True) as tmp:
             tmp.write_bytes(picture)

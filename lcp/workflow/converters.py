@@ -29,7 +29,7 @@ class ConverterOptions:
 @cache
 def converter_options(fmt: str) -> ConverterOptions:
     """The options of `lcp data convert FMT` that the workflow fills in or checks."""
-    from lcp.data.convert.cli import FORMATS
+    from lcp.commands.convert import FORMATS
 
     parser = argparse.ArgumentParser()
     importlib.import_module(FORMATS[fmt]).add_arguments(parser)
