@@ -13,10 +13,11 @@ would not compute the same function):
            whose grad mode is not its own (training without autograd, a test with it),
            BatchNorm or dropout in training mode inside the front (batch statistics and
            random masks: the published configs freeze BN with norm_eval), distributed
-           training (DDP's gradient hooks are untested with graphs), a stream already
-           being captured, the first `warmup_iters` calls of a key (cuDNN autotuning and
-           lazy initialisation stay out of the graph), and every new key once `max_graphs`
-           are held (each graph keeps its own activation memory);
+           training (DDP's gradient hooks are untested with graphs), gradients kept from an
+           earlier step (accumulation over steps), a stream already being captured, the
+           first `warmup_iters` calls of a key (cuDNN autotuning and lazy initialisation
+           stay out of the graph), and every new key once `max_graphs` are held (each graph
+           keeps its own activation memory);
   capture  the call after the warmup: capture, check the graph against the eager front
            on the same batch (outputs, and in training the parameter gradients; a mismatch
            raises GraphCaptureError), then replay;
@@ -49,8 +50,9 @@ FRONT_MODULES = ("crux_learner", "backbone", "neck", "rpn_head")
 EAGER, CAPTURE, REPLAY = "eager", "capture", "replay"
 CAPTURED_PHASES = ("crux_learner", "test")
 # Largest difference allowed between a graph's and the eager front's tensors, relative to the
-# eager tensor's largest magnitude: both run the same kernels, so only atomics reorder sums.
-TOLERANCE = {torch.float32: 1e-3, torch.float16: 2e-2, torch.bfloat16: 2e-2}
+# eager tensor's largest magnitude: both run the same kernels, so only atomics reorder sums; a
+# graph reading stale or freed memory is off by the order of the values themselves.
+TOLERANCE = dict(fp32=5e-3, mixed=5e-2)
 
 
 class GraphCaptureError(LCPError):
@@ -117,14 +119,14 @@ def _flat_tensors(outputs) -> list[torch.Tensor]:
     return torch.utils._pytree.tree_leaves(outputs)
 
 
-def _mismatch(name: str, actual: torch.Tensor | None, expected: torch.Tensor | None) -> str | None:
+def _mismatch(name: str, actual: torch.Tensor | None, expected: torch.Tensor | None, tolerance: float) -> str | None:
     if actual is None or expected is None:
         return None if actual is None and expected is None else f"{name}: one of the two is None"
     if actual.shape != expected.shape or actual.dtype != expected.dtype:
         return f"{name}: {tuple(actual.shape)} {actual.dtype} against {tuple(expected.shape)} {expected.dtype}"
     scale = expected.detach().abs().max().float().clamp(min=1e-6)
     difference = (actual.detach().float() - expected.detach().float()).abs().max() / scale
-    if not bool(difference <= TOLERANCE.get(expected.dtype, 1e-3)):  # NaN fails too
+    if not bool(difference <= tolerance):  # NaN fails too
         return f"{name}: largest difference {float(difference):.3g} of its largest magnitude"
     return None
 
@@ -183,6 +185,11 @@ class FrontGraphs:
                     return f"{type(module).__name__} in training mode in {name}"
         if dist.is_available() and dist.is_initialized():
             return "distributed training"
+        if detector.training and any(p.grad is not None for name in FRONT_MODULES
+                                     for p in getattr(detector, name).parameters()):
+            # a graph hands out the same gradient buffers every step, which autograd may make the
+            # parameters' .grad: a kept gradient would be overwritten, then added to itself
+            return "gradients kept from an earlier step (zero them with set_to_none, mmcv's default)"
         if not img.is_cuda:
             return "not on CUDA"
         if torch.cuda.is_current_stream_capturing():
@@ -251,9 +258,11 @@ class FrontGraphs:
     def check(detector, graphed, img: torch.Tensor) -> None:
         """Raise GraphCaptureError unless the graph's outputs (and, in training, the parameter
         gradients for one set of output gradients) match the eager front's on img."""
+        tolerance = TOLERANCE["mixed" if torch.is_autocast_enabled("cuda") or img.dtype != torch.float32 else "fp32"]
         expected = _flat_tensors(detector.front(img))
         actual = _flat_tensors(graphed(img))
-        problems = [_mismatch(f"output {i}", a, e) for i, (a, e) in enumerate(zip(actual, expected, strict=True))]
+        problems = [_mismatch(f"output {i}", a, e, tolerance)
+                    for i, (a, e) in enumerate(zip(actual, expected, strict=True))]
         if detector.training:
             params = [p for name in FRONT_MODULES for p in getattr(detector, name).parameters() if p.requires_grad]
             generator = torch.Generator(device=img.device).manual_seed(0)
@@ -264,7 +273,7 @@ class FrontGraphs:
                                                  allow_unused=True)
             actual_grads = torch.autograd.grad([actual[i] for i in differentiable], params, grad_outputs,
                                                allow_unused=True)
-            problems += [_mismatch(f"gradient of parameter {i}", a, e)
+            problems += [_mismatch(f"gradient of parameter {i}", a, e, tolerance)
                          for i, (a, e) in enumerate(zip(actual_grads, expected_grads, strict=True))]
         problems = [problem for problem in problems if problem]
         if problems:
