@@ -134,11 +134,13 @@ def test_what_runs_eagerly_whatever_the_shape():
     assert "test with" in model.front_graphs.ineligible(model.eval(), img)
     with torch.no_grad():
         assert model.front_graphs.ineligible(model, img) == "not on CUDA"
-    next(model.rpn_head.parameters()).grad = torch.zeros(1)  # a gradient kept over steps
+    model.train()
+    kept = next(model.rpn_head.parameters())
+    kept.grad = torch.zeros_like(kept)  # a gradient kept over steps
     assert model.front_graphs.ineligible(model, img).startswith("gradients kept from an earlier step")
     model.zero_grad(set_to_none=True)
     assert model.front_graphs.ineligible(model, img) == "not on CUDA"
-    model.train().set_train_mode("catch_up_learner")
+    model.set_train_mode("catch_up_learner")
     assert model.front_graphs.ineligible(model, img) == "phase 'catch_up_learner' is not captured"
     model.set_train_mode("crux_learner")
     model.backbone.norm_eval = False  # batch statistics: a graph would not compute them per batch
