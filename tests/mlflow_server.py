@@ -45,7 +45,7 @@ class MlflowServer:
     def backend_uri(self) -> str:
         return f"sqlite:///{self.root / 'mlflow.db'}"
 
-    def start(self) -> "MlflowServer":
+    def start(self) -> MlflowServer:
         assert self.process is None, "already running"
         mlflow = Path(sys.executable).parent / "mlflow"
         env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")

@@ -125,7 +125,8 @@ def test_compare_over_seeds_mean_spread_and_paired_gain(tmp_path, server_env, mo
     capsys.readouterr()  # the runs' own lines
     assert lcp(["compare", "--experiment", "lcp/rainy_city", "--out-dir", str(out_dir)]) == 0
     printed = capsys.readouterr().out
-    assert "| rainy_city | lcp | 0, 1, 2 | 30.0 ± 1.7 | 50.0 ± 1.7 | 30.0 ± 1.7 | 27.6 | 45.9 | 27.9 | +2.4 |" in printed
+    assert ("| rainy_city | lcp | 0, 1, 2 | 30.0 ± 1.7 | 50.0 ± 1.7 | 30.0 ± 1.7 | 27.6 | 45.9 | 27.9 | +2.4 |"
+            in printed)
     assert "| +3.0 ± 1.0 | rainy_city/evaluate/lcp |" in printed
     assert "| rainy_city | baseline | 0, 1, 2 | 27.0 ± 2.0 |" in printed
     assert "| rainy_city | lcp | 1 | 31.0 | 51.0 | 31.0 | +4.0 |" in printed  # the per-seed table
@@ -141,7 +142,8 @@ def test_compare_over_seeds_mean_spread_and_paired_gain(tmp_path, server_env, mo
 
     with open(out_dir / "compare.csv") as file:
         rows = {row["method"]: row for row in csv.DictReader(file)}
-    assert float(rows["lcp"]["AP"]) == pytest.approx(30.0) and float(rows["lcp"]["AP std"]) == pytest.approx(3 ** 0.5, abs=0.01)
+    assert float(rows["lcp"]["AP"]) == pytest.approx(30.0)
+    assert float(rows["lcp"]["AP std"]) == pytest.approx(3 ** 0.5, abs=0.01)
     assert float(rows["lcp"]["AP vs baseline"]) == pytest.approx(3.0)
     assert float(rows["lcp"]["AP vs baseline std"]) == pytest.approx(1.0)
     assert rows["lcp"]["seeds"] == "0, 1, 2" and float(rows["lcp"]["paired seeds"]) == 3

@@ -52,7 +52,8 @@ def test_two_job_runs_of_one_invocation_share_one_parent(tmp_path, server_env, m
         eval_json.parent.mkdir()
         eval_json.write_text(json.dumps(METRICS))
         child_ids.append(log_evaluation(eval_json, scene="invdemo", method=method))
-        assert f"MLflow run invdemo/evaluate/{method} (id {child_ids[-1]}): http://127.0.0.1:" in capsys.readouterr().out
+        printed = capsys.readouterr().out
+        assert f"MLflow run invdemo/evaluate/{method} (id {child_ids[-1]}): http://127.0.0.1:" in printed
     monkeypatch.setenv("LCP_SEED", "1")
     training = start_run(scene="invdemo", step="train", method="lcp", work_dir=tmp_path)
     for epoch, ap in enumerate((20.0, 35.0, 30.0), start=1):
@@ -72,7 +73,7 @@ def test_two_job_runs_of_one_invocation_share_one_parent(tmp_path, server_env, m
     table = Path(client.download_artifacts(parent_id, "summary/children.md", str(tmp_path))).read_text()
     assert "| invdemo/train/lcp | 1 | FINISHED | val_AP_last 30.0, val_AP_best 35.0 |" in table
     assert table.count("| invdemo/evaluate/") == 2
-    for child_id, method in zip(child_ids[:2], ("baseline", "lcp")):
+    for child_id, method in zip(child_ids[:2], ("baseline", "lcp"), strict=True):
         child = runs[child_id]
         assert child.data.tags["mlflow.parentRunId"] == parent_id
         assert child.info.run_name == f"invdemo/evaluate/{method}"

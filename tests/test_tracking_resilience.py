@@ -2,13 +2,13 @@
 
 import pytest
 from mlflow.tracking import MlflowClient
+from mlflow_server import free_port
 from mmcv.runner import Hook
+from tracking_helpers import make_coco, run_toy_training, toy_config
 
 from lcp.cli import main as lcp
 from lcp.tracking import add_tracking
 from lcp.tracking.journal import Journal
-from mlflow_server import free_port
-from tracking_helpers import make_coco, run_toy_training, toy_config
 
 
 class ServerControl(Hook):

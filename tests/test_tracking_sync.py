@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
+from mlflow_server import free_port
 
 from lcp.cli import main as lcp
 from lcp.tracking.journal import Journal
 from lcp.tracking.run import TrackedRun
-from mlflow_server import free_port
 
 LIVE_STEPS = [1, 2, 3, 4]  # sent while the server is up
 QUEUED_STEPS = [5, 6, 7, 8]  # logged after it died: queued in the journal

@@ -120,7 +120,8 @@ def train_batches(count: int) -> list[dict]:
 
 
 def run_toy_training(work_dir: Path, cfg: Config, tracking: dict, epochs: int = 3, iters_per_epoch: int = 3,
-                     extra_hooks: list[Hook] = (), resume_from: str | None = None) -> tuple[EpochBasedRunner, ToyDetector]:
+                     extra_hooks: list[Hook] = (),
+                     resume_from: str | None = None) -> tuple[EpochBasedRunner, ToyDetector]:
     """Train the toy for `epochs` with LCPMlflowLoggerHook(**tracking) in log_config, like `lcp train`."""
     torch.manual_seed(0)
     model = ToyDetector()
