@@ -19,6 +19,7 @@ from lcp.models.graph_capture import (
     EAGER,
     REPLAY,
     FrontGraphs,
+    GraphCaptureError,
     capture_safe_autocast,
     front_key,
     parameter_signature,
@@ -160,6 +161,22 @@ def test_settings_come_from_the_config_and_copies_hold_no_graphs():
     assert not any("front_graphs" in key for key in model.state_dict())
     with pytest.raises(LCPError, match="warmup_iters"):
         FrontGraphs(warmup_iters=0)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_graph_that_computes_something_else_is_refused_loudly(training):
+    """The check run on every new graph, here on the CPU with the eager front standing in for the
+    graph: itself passes; scaled outputs (what a graph reading stale memory gives) raise."""
+    model = tiny_detector().train(training)
+    img = batch()["img"]
+
+    def scaled_front(img):
+        return torch.utils._pytree.tree_map(lambda t: 1.5 * t, model.front(img))
+
+    with torch.set_grad_enabled(training):
+        FrontGraphs.check(model, model.front, img)
+        with pytest.raises(GraphCaptureError, match="differs from the eager front.*graph_capture.enabled=False"):
+            FrontGraphs.check(model, scaled_front, img)
 
 
 class Fp16Probe(BaseModule):
