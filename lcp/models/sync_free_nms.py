@@ -69,23 +69,28 @@ def pairwise_suppression(boxes: torch.Tensor, iou_threshold: float, offset: int 
         overlaps = inter > iou_threshold * union
     else:  # mmcv's nms_cpu
         overlaps = inter / union > iou_threshold
-    num = boxes.size(1)
-    later = torch.ones(num, num, dtype=torch.bool, device=boxes.device).triu(diagonal=1)
-    return overlaps & later
+    return overlaps.triu(diagonal=1)  # only an earlier candidate suppresses a later one
 
 
 def greedy_keep(suppresses: torch.Tensor, candidates: torch.Tensor,
                 rounds_per_check: int = ROUNDS_PER_CHECK) -> torch.Tensor:
     """Greedy NMS keep mask (G, K) of the candidates, each group in its order, given `suppresses` (G, K, K)."""
+    # "does any marked candidate suppress b" as a batched vector-matrix product: BLAS, no (G, K, K) temporary;
+    # the sums are counts of ones, so even half precision keeps every positive one positive
+    weights = suppresses.to(torch.float16 if suppresses.is_cuda else torch.float32)
+
+    def suppressed_by(marked):
+        return torch.bmm(marked.to(weights.dtype).unsqueeze(1), weights).squeeze(1) > 0
+
     undecided = candidates.clone()
     kept = torch.zeros_like(candidates)
     for _ in range(candidates.size(1)):  # the bound is never reached: see the check below
         for _ in range(rounds_per_check):
             # for booleans a > b is a & ~b
-            newly_kept = undecided > (suppresses & undecided.unsqueeze(2)).any(dim=1)
+            newly_kept = undecided > suppressed_by(undecided)
             kept |= newly_kept
             # undecided candidates never have a kept one before them: each round drops what it keeps suppresses
-            undecided = undecided > (newly_kept | (suppresses & newly_kept.unsqueeze(2)).any(dim=1))
+            undecided = undecided > (newly_kept | suppressed_by(newly_kept))
         if not undecided.any():  # the one host read-back per block of rounds
             break
     return kept
