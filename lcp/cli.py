@@ -22,8 +22,8 @@ COMMANDS = {
     "infer": "lcp.commands.infer",
     "heatmaps": "lcp.commands.heatmaps",
     "report": "lcp.commands.report",
-    "compare": "lcp.tracking.compare",
-    "tracking": "lcp.tracking.cli",
+    "compare": "lcp.commands.compare",
+    "tracking": "lcp.commands.tracking",
     "weights": "lcp.commands.weights",
 }
 # commands that build a detector: they import mmcv and mmdet the quick way (lcp.deferred_imports)

@@ -26,8 +26,8 @@ import argparse
 from pathlib import Path
 
 from lcp.apis.options import add_cfg_options, add_eval_options, parse_cfg_options, parse_eval_options
+from lcp.commands.tracking_flags import add_tracking_arguments, tracking_names, tracking_wanted
 from lcp.errors import LCPError
-from lcp.tracking.api import add_tracking_arguments, tracking_names, tracking_wanted
 
 HELP = "evaluate a checkpoint on the config's test set (COCO bbox AP, AP50, AP75, per class)"
 

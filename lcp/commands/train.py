@@ -38,8 +38,8 @@ import time
 from pathlib import Path
 
 from lcp.apis.options import add_cfg_options, parse_cfg_options
+from lcp.commands.tracking_flags import add_tracking_arguments, tracking_names, tracking_wanted
 from lcp.errors import LCPError
-from lcp.tracking.api import add_tracking_arguments, tracking_names, tracking_wanted
 
 HELP = "train a detector (plain Cascade R-CNN or LCP) from an mmdet config; resumable"
 

@@ -168,10 +168,3 @@ def run_names(cfg, *, step: str, scene: str | None = None, method: str | None = 
     settings.check_target(settings.resolve_target(tracking_uri))
     return names
 
-
-def __getattr__(name):  # until lcp/tools/train.py and test.py import the flags from lcp.commands.tracking_flags
-    if name in ("add_tracking_arguments", "tracking_wanted", "tracking_names"):
-        from lcp.commands import tracking_flags
-
-        return getattr(tracking_flags, name)
-    raise AttributeError(f"module 'lcp.tracking.api' has no attribute {name!r}")
