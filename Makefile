@@ -4,7 +4,7 @@ SHELL := bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test
+.PHONY: setup demo lint format test
 
 setup:
 	@bash scripts/install.sh
@@ -22,5 +22,16 @@ demo: setup
 	@echo "  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///results/mlflow/mlflow.db"
 	@echo "      then http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (the runs, not GenAI)"
 
-test: setup
+# ruff (lint + format) and snakefmt, configured in pyproject.toml; `make format` applies them
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --check Snakefile workflow/
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/snakefmt Snakefile workflow/
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -49,6 +49,6 @@ onerror:
 
 
 rule all:
+    default_target: True
     input:
         [target for scene in config["run"] for target in paths.scene_targets(config, scene)],
-    default_target: True

@@ -39,8 +39,16 @@ def synthetic_coco(num_images: int, seed: int = 0, width: int = 2048, height: in
             x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
             category = int(rng.integers(1, NUM_CLASSES + 1))
             gts.append((x, y, w, h, category))
-            annotations.append(dict(id=len(annotations) + 1, image_id=image_id, category_id=category,
-                                    bbox=[x, y, w, h], area=w * h, iscrowd=0))
+            annotations.append(
+                dict(
+                    id=len(annotations) + 1,
+                    image_id=image_id,
+                    category_id=category,
+                    bbox=[x, y, w, h],
+                    area=w * h,
+                    iscrowd=0,
+                )
+            )
         for _ in range(100):
             if gts and rng.random() < 0.5:
                 x, y, w, h, category = gts[int(rng.integers(len(gts)))]
@@ -53,8 +61,14 @@ def synthetic_coco(num_images: int, seed: int = 0, width: int = 2048, height: in
                 w, h = rng.uniform(8, width / 3), rng.uniform(8, height / 3)
                 x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
                 category = int(rng.integers(1, NUM_CLASSES + 1))
-            detections.append(dict(image_id=image_id, category_id=category, score=float(rng.random()),
-                                   bbox=[float(x), float(y), float(max(w, 1)), float(max(h, 1))]))
+            detections.append(
+                dict(
+                    image_id=image_id,
+                    category_id=category,
+                    score=float(rng.random()),
+                    bbox=[float(x), float(y), float(max(w, 1)), float(max(h, 1))],
+                )
+            )
     categories = [dict(id=i, name=f"class_{i}") for i in range(1, NUM_CLASSES + 1)]
     return dict(images=images, annotations=annotations, categories=categories), detections
 
@@ -97,8 +111,10 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
     ground_truth, detections = synthetic_coco(num_images)
-    print(f"{num_images} images, {len(ground_truth['annotations'])} ground-truth boxes, {len(detections)} "
-          f"detections ({time.perf_counter() - start:.1f} s to generate)")
+    print(
+        f"{num_images} images, {len(ground_truth['annotations'])} ground-truth boxes, {len(detections)} "
+        f"detections ({time.perf_counter() - start:.1f} s to generate)"
+    )
     stats, times = run_eval(COCO, COCOeval, ground_truth, detections)
     baseline = report("pycocotools", times)
     print(f"{'':18} AP {100 * stats[0]:.2f}  AP50 {100 * stats[1]:.2f}  AP75 {100 * stats[2]:.2f}")
@@ -111,10 +127,11 @@ def main(argv=None) -> int:
 
     fast_stats, fast_times = run_eval(FastCOCO, COCOeval_faster, ground_truth, detections)
     fast_total = report("faster-coco-eval", fast_times)
-    difference = float(np.max(np.abs(fast_stats[:len(stats)] - stats)))
+    difference = float(np.max(np.abs(fast_stats[: len(stats)] - stats)))
     verdict = "matches pycocotools" if difference < 1e-4 else "DIFFERS from pycocotools: do not use it"
-    print(f"faster-coco-eval: {baseline / fast_total:.1f}x faster, largest summary difference {difference:.2e}: "
-          f"{verdict}")
+    print(
+        f"faster-coco-eval: {baseline / fast_total:.1f}x faster, largest summary difference {difference:.2e}: {verdict}"
+    )
     return 0
 
 

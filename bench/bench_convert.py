@@ -34,7 +34,7 @@ def make_images(folder: Path, count: int, width: int, height: int, suffix: str) 
         image = np.repeat(np.repeat(ramp[None, :, None], height, 0), 3, 2)
         for _ in range(8):
             x, y = int(rng.integers(width)), int(rng.integers(height))
-            image[y:y + height // 6, x:x + width // 8] = rng.integers(0, 255, 3)
+            image[y : y + height // 6, x : x + width // 8] = rng.integers(0, 255, 3)
         image += rng.normal(0, 4, image.shape).astype(np.float32)
         cv2.imwrite(str(folder / f"img_{i:05d}{suffix}"), np.clip(image, 0, 255).astype(np.uint8))
 

@@ -65,12 +65,34 @@ def main() -> None:
     row = "{:>16} {:>10} {:>7} {:>8} {:>9.1f} {:>8.2f}x"
     with tempfile.TemporaryDirectory(prefix="bench_data_") as tmp:
         tmp = Path(tmp)
-        demo_rate = args.small / run(["data", "demo", "--out", str(tmp / "demo"), "--num-images", str(args.small),
-                                      "--size", "128", "--no-progress"])
+        demo_rate = args.small / run(
+            [
+                "data",
+                "demo",
+                "--out",
+                str(tmp / "demo"),
+                "--num-images",
+                str(args.small),
+                "--size",
+                "128",
+                "--no-progress",
+            ]
+        )
         print(row.format("demo", "128x128", args.small, 1, demo_rate, 1.0))
         demo_large = max(2, args.large // 2)
-        rate = demo_large / run(["data", "demo", "--out", str(tmp / "demo_large"), "--num-images", str(demo_large),
-                                 "--size", "1024", "--no-progress"])
+        rate = demo_large / run(
+            [
+                "data",
+                "demo",
+                "--out",
+                str(tmp / "demo_large"),
+                "--num-images",
+                str(demo_large),
+                "--size",
+                "1024",
+                "--no-progress",
+            ]
+        )
         print(row.format("demo", "1024x1024", demo_large, 1, rate, 1.0))
 
         for width, height, count in ((128, 128, args.small), (2048, 1024, args.large)):
@@ -84,14 +106,38 @@ def main() -> None:
                 for workers in args.workers:
                     out = tmp / f"{kind}_{size}"
                     shutil.rmtree(out, ignore_errors=True)
-                    rate = count / run(["data", "synth", kind, "--src", str(src), "--out", str(out),
-                                        "--workers", str(workers), "--no-progress", *depth_args])
+                    rate = count / run(
+                        [
+                            "data",
+                            "synth",
+                            kind,
+                            "--src",
+                            str(src),
+                            "--out",
+                            str(out),
+                            "--workers",
+                            str(workers),
+                            "--no-progress",
+                            *depth_args,
+                        ]
+                    )
                     baseline = baseline or rate
                     print(row.format(f"synth {kind}", size, count, workers, rate, rate / baseline))
             baseline = None
             for workers in args.workers:
-                rate = count / run(["data", "check", "--lowq", str(tmp / f"fog_{size}"), "--clean", str(src),
-                                    "--workers", str(workers), "--no-progress"])
+                rate = count / run(
+                    [
+                        "data",
+                        "check",
+                        "--lowq",
+                        str(tmp / f"fog_{size}"),
+                        "--clean",
+                        str(src),
+                        "--workers",
+                        str(workers),
+                        "--no-progress",
+                    ]
+                )
                 baseline = baseline or rate
                 print(row.format("check fog", size, count, workers, rate, rate / baseline))
 

@@ -43,8 +43,9 @@ def synthetic_image(rng: np.random.Generator, width: int, height: int) -> np.nda
     return np.clip(img + noise, 0, 255).astype(np.uint8)
 
 
-def write_scene(root: Path, classes: list[str], num_images: int, num_df: int, width: int, height: int,
-                fmt: str, seed: int = 0) -> None:
+def write_scene(
+    root: Path, classes: list[str], num_images: int, num_df: int, width: int, height: int, fmt: str, seed: int = 0
+) -> None:
     """root/lowq/*.{fmt} with root/annotations/lowq_train.json, and root/clean/*.{fmt}."""
     rng = np.random.default_rng(seed)
     (root / "lowq").mkdir(parents=True)
@@ -58,13 +59,22 @@ def write_scene(root: Path, classes: list[str], num_images: int, num_df: int, wi
         for _ in range(4):
             w, h = float(rng.uniform(16, width / 4)), float(rng.uniform(16, height / 4))
             x, y = float(rng.uniform(0, width - w)), float(rng.uniform(0, height - h))
-            annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, bbox=[x, y, w, h], area=w * h,
-                                    iscrowd=0, category_id=int(rng.integers(len(classes))) + 1))
+            annotations.append(
+                dict(
+                    id=len(annotations) + 1,
+                    image_id=i + 1,
+                    bbox=[x, y, w, h],
+                    area=w * h,
+                    iscrowd=0,
+                    category_id=int(rng.integers(len(classes))) + 1,
+                )
+            )
     for i in range(num_df):
         cv2.imwrite(str(root / "clean" / f"clean_{i:04d}.{fmt}"), synthetic_image(rng, width, height))
     categories = [dict(id=i + 1, name=name) for i, name in enumerate(classes)]
     (root / "annotations" / "lowq_train.json").write_text(
-        json.dumps(dict(images=images, annotations=annotations, categories=categories)))
+        json.dumps(dict(images=images, annotations=annotations, categories=categories))
+    )
 
 
 def paired_dataset(root: Path, img_scale: tuple[int, int] | None):
@@ -75,8 +85,9 @@ def paired_dataset(root: Path, img_scale: tuple[int, int] | None):
     import lcp.models  # noqa: F401
     from lcp.apis.config import load_config
 
-    options = dict(data_root=f"{root}/", train_img_dir="lowq/", train_ann="annotations/lowq_train.json",
-                   df_img_dir="clean/")
+    options = dict(
+        data_root=f"{root}/", train_img_dir="lowq/", train_ann="annotations/lowq_train.json", df_img_dir="clean/"
+    )
     if img_scale is not None:
         options["img_scale"] = img_scale
     cfg = load_config(LCP_CONFIG, options)
@@ -88,8 +99,16 @@ def paired_dataset(root: Path, img_scale: tuple[int, int] | None):
 def images_per_second(dataset, workers: int, batch: int, batches: int, seed: int = 0) -> float:
     from mmdet.datasets import build_dataloader
 
-    loader = build_dataloader(dataset, samples_per_gpu=batch, workers_per_gpu=workers, num_gpus=1, dist=False,
-                              shuffle=True, seed=seed, persistent_workers=False)
+    loader = build_dataloader(
+        dataset,
+        samples_per_gpu=batch,
+        workers_per_gpu=workers,
+        num_gpus=1,
+        dist=False,
+        shuffle=True,
+        seed=seed,
+        persistent_workers=False,
+    )
     iterator = iter(loader)
     first = next(iterator)  # starts the workers; not timed
     assert first["img"].data[0].shape == first["img_df"].data[0].shape
@@ -113,8 +132,12 @@ def main(argv=None) -> int:
     parser.add_argument("--tiny", action="store_true", help="256x128 images resized to 256x128, a few batches")
     parser.add_argument("--images", type=int, help="low-quality images (default 48; 8 with --tiny)")
     parser.add_argument("--df-images", type=int, default=16, help="detection-favoured images (default 16)")
-    parser.add_argument("--workers", type=int, nargs="+", help="data-loader workers to compare "
-                        "(default 0 2 4 8 up to the CPU count; 0 1 with --tiny)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        help="data-loader workers to compare (default 0 2 4 8 up to the CPU count; 0 1 with --tiny)",
+    )
     parser.add_argument("--batch", type=int, default=2, help="images per GPU (default 2)")
     parser.add_argument("--batches", type=int, help="timed batches per worker count (default 20; 3 with --tiny)")
     parser.add_argument("--format", choices=["jpg", "png"], default="jpg", help="image files (default jpg)")
@@ -134,11 +157,15 @@ def main(argv=None) -> int:
         classes = ["bicycle", "bus", "person", "train", "truck", "motorcycle", "car", "rider"]
         start = time.perf_counter()
         write_scene(root, classes, num_images, args.df_images, width, height, args.format)
-        print(f"{num_images} low-quality + {args.df_images} detection-favoured {width}x{height} {args.format} "
-              f"images written in {time.perf_counter() - start:.1f} s; {cpus} CPUs")
+        print(
+            f"{num_images} low-quality + {args.df_images} detection-favoured {width}x{height} {args.format} "
+            f"images written in {time.perf_counter() - start:.1f} s; {cpus} CPUs"
+        )
         cfg, dataset = paired_dataset(root, img_scale)
-        print(f"pipeline: {' -> '.join(step['type'] for step in cfg.data.train.dataset.pipeline)}; "
-              f"img_scale {tuple(cfg.img_scale)}, batch {args.batch}, {batches} timed batches")
+        print(
+            f"pipeline: {' -> '.join(step['type'] for step in cfg.data.train.dataset.pipeline)}; "
+            f"img_scale {tuple(cfg.img_scale)}, batch {args.batch}, {batches} timed batches"
+        )
         print(f"{'workers':>7} {'img/s':>8} {'vs 0 workers':>12}")
         baseline = None
         for count in workers:

@@ -45,12 +45,20 @@ def run(command: list[str], log: Path) -> float:
     return time.perf_counter() - started
 
 
-def train(lcp: str, scene: dict, step: str, work: Path, seed: int, options: list[str],
-          load_from: Path | None) -> Path:
+def train(lcp: str, scene: dict, step: str, work: Path, seed: int, options: list[str], load_from: Path | None) -> Path:
     checkpoint = work / "latest.pth"
     if not checkpoint.is_file():
-        command = [lcp, "train", scene[step]["config"], "--seed", str(seed), "--work-dir", str(work),
-                   "--no-validate", "--auto-resume"]
+        command = [
+            lcp,
+            "train",
+            scene[step]["config"],
+            "--seed",
+            str(seed),
+            "--work-dir",
+            str(work),
+            "--no-validate",
+            "--auto-resume",
+        ]
         if load_from is not None:
             command += ["--load-from", str(load_from)]
         work.mkdir(parents=True, exist_ok=True)
@@ -62,8 +70,10 @@ def train(lcp: str, scene: dict, step: str, work: Path, seed: int, options: list
 def evaluate(lcp: str, scene: dict, step: str, checkpoint: Path, options: list[str]) -> dict:
     out = checkpoint.parent / "eval.json"
     if not out.is_file():
-        run([lcp, "test", scene[step]["config"], str(checkpoint), "--eval-out", str(out),
-             "--cfg-options", *options], checkpoint.parent / "test.out")
+        run(
+            [lcp, "test", scene[step]["config"], str(checkpoint), "--eval-out", str(out), "--cfg-options", *options],
+            checkpoint.parent / "test.out",
+        )
     return json.loads(out.read_text())
 
 
@@ -78,14 +88,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12], help="fine-tuning seeds")
     parser.add_argument("--scene", default="demo", help="a generated scene of the config (default demo)")
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
-    parser.add_argument("--work", type=Path, default=ROOT / "bench-out" / "demo-seeds",
-                        help="data, checkpoints and evaluations; finished steps are reused")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra --cfg-options for every step (pretraining, baseline, LCP)")
-    parser.add_argument("--baseline-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra --cfg-options for the baseline")
-    parser.add_argument("--lcp-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra --cfg-options for LCP (e.g. model.start_as_pretrained=False)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "bench-out" / "demo-seeds",
+        help="data, checkpoints and evaluations; finished steps are reused",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra --cfg-options for every step (pretraining, baseline, LCP)",
+    )
+    parser.add_argument(
+        "--baseline-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra --cfg-options for the baseline",
+    )
+    parser.add_argument(
+        "--lcp-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra --cfg-options for LCP (e.g. model.start_as_pretrained=False)",
+    )
     parser.add_argument("--tiny", action="store_true", help="12 images, one epoch per step: a smoke test")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -97,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     scene = config["scenes"][args.scene]
     lcp = str(Path(sys.executable).parent / "lcp")
     data = args.work.resolve() / dataset_of(config, args.scene)
-    extra = {"pretrain": list(args.option), "baseline": args.option + args.baseline_option,
-             "lcp": args.option + args.lcp_option}
+    extra = {
+        "pretrain": list(args.option),
+        "baseline": args.option + args.baseline_option,
+        "lcp": args.option + args.lcp_option,
+    }
     if args.tiny:
         for step in extra:
             extra[step] += ["runner.max_epochs=1", "evaluation.interval=1", "lr_config.step=[1]"]
@@ -109,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         command += [arg for key, value in demo.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
         args.work.mkdir(parents=True, exist_ok=True)
         run(command, args.work / "data.out")
+
     def options(step: str) -> list[str]:  # what the workflow gives the step, then this run's extras
         return cfg_options(config, args.scene, step) + extra[step]
 
@@ -118,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         row = {"seed": seed}
         for method in METHODS:
-            checkpoint = train(lcp, scene, method, args.work / method / f"seed{seed}", seed, options(method),
-                               pretrained)
+            checkpoint = train(
+                lcp, scene, method, args.work / method / f"seed{seed}", seed, options(method), pretrained
+            )
             evaluation = evaluate(lcp, scene, method, checkpoint, options(method))
             row[method] = 100 * evaluation["bbox_mAP"]
             if method == "lcp" and evaluation.get("crux_health"):
@@ -130,12 +164,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'seed':>6} {'baseline':>9} {'LCP':>7} {'LCP-base':>9}  crux mask (mean, spatial std)")
     for row in rows:
         health = row.get("crux_health") or {}
-        mask = (f"{health['mask_mean']:.3f}, {health['mask_spatial_std']:.3f}"
-                + (" COLLAPSED" if health.get("collapsed") else "")) if health else "-"
+        mask = (
+            (
+                f"{health['mask_mean']:.3f}, {health['mask_spatial_std']:.3f}"
+                + (" COLLAPSED" if health.get("collapsed") else "")
+            )
+            if health
+            else "-"
+        )
         print(f"{row['seed']:>6} {row['baseline']:9.2f} {row['lcp']:7.2f} {row['lcp'] - row['baseline']:+9.2f}  {mask}")
     differences = [row["lcp"] - row["baseline"] for row in rows]
-    print(f"{'mean':>6} {spread([r['baseline'] for r in rows])}  LCP {spread([r['lcp'] for r in rows])}"
-          f"  paired LCP-baseline {spread(differences)}")
+    print(
+        f"{'mean':>6} {spread([r['baseline'] for r in rows])}  LCP {spread([r['lcp'] for r in rows])}"
+        f"  paired LCP-baseline {spread(differences)}"
+    )
     if args.json:
         args.json.write_text(json.dumps({"scene": args.scene, "seeds": args.seeds, "rows": rows}, indent=1))
     return 0

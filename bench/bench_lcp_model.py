@@ -99,15 +99,16 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "config" / "mmdet"
-PUBLISHED = dict(plain=CONFIGS / "cascade_rcnn_r50_city.py", lcp=CONFIGS / "lcp_r50_foggy_city.py",
-                 height=800, width=1344)
-TINY = dict(plain=CONFIGS / "cascade_rcnn_tiny_demo.py", lcp=CONFIGS / "lcp_tiny_demo.py",
-            height=128, width=128)
+PUBLISHED = dict(
+    plain=CONFIGS / "cascade_rcnn_r50_city.py", lcp=CONFIGS / "lcp_r50_foggy_city.py", height=800, width=1344
+)
+TINY = dict(plain=CONFIGS / "cascade_rcnn_tiny_demo.py", lcp=CONFIGS / "lcp_tiny_demo.py", height=128, width=128)
 
 
 @dataclass(frozen=True)
 class Variant:
     """One row of the table: which detector, which step, which forward options."""
+
     name: str
     detector: str  # 'plain' | 'lcp'
     step: str  # 'train' | 'test'
@@ -187,9 +188,16 @@ def make_batch(batch_size, height, width, num_classes, device, seed=0):
     generator = torch.Generator().manual_seed(seed)
     metas, boxes, labels = [], [], []
     for _ in range(batch_size):
-        metas.append(dict(img_shape=(height, width, 3), ori_shape=(height, width, 3), pad_shape=(height, width, 3),
-                          batch_input_shape=(height, width), scale_factor=np.ones(4, dtype=np.float32),
-                          flip=False))
+        metas.append(
+            dict(
+                img_shape=(height, width, 3),
+                ori_shape=(height, width, 3),
+                pad_shape=(height, width, 3),
+                batch_input_shape=(height, width),
+                scale_factor=np.ones(4, dtype=np.float32),
+                flip=False,
+            )
+        )
         xy = torch.rand(6, 2, generator=generator) * torch.tensor([width * 0.7, height * 0.7])
         wh = height / 25 + torch.rand(6, 2, generator=generator) * torch.tensor([width * 0.25, height * 0.25])
         boxes.append(torch.cat([xy, xy + wh], 1).to(device))
@@ -225,6 +233,7 @@ class Bench:
             def step():
                 with torch.no_grad():
                     model(**inputs, return_loss=False, rescale=True)
+
             return model, step
 
         if variant.train_mode is not None:
@@ -240,13 +249,18 @@ class Bench:
             scaler.scale(outputs["loss"]).backward()
             scaler.step(optimizer)
             scaler.update()
+
         return model, step
 
 
 def kernel_seconds(profile) -> float:
     """Summed CUDA kernel time of a torch.profiler run."""
-    return sum(event.device_time_total for event in profile.events()
-               if event.device_type == torch.autograd.DeviceType.CUDA) / 1e6
+    return (
+        sum(
+            event.device_time_total for event in profile.events() if event.device_type == torch.autograd.DeviceType.CUDA
+        )
+        / 1e6
+    )
 
 
 SYNCING_OPS = {"aten::nonzero", "aten::_local_scalar_dense", "aten::_unique2", "aten::masked_select", "NMSop"}
@@ -300,8 +314,18 @@ def measure(bench: Bench, variant: Variant, args) -> Result:
     gc.collect()
     if bench.device == "cuda":
         torch.cuda.empty_cache()
-    return Result(variant.name, variant.step, "fp16" if bench.fp16 else "fp32", args.batch / seconds, peak, busy,
-                  syncs, ops, 1e3 * seconds, graphs)
+    return Result(
+        variant.name,
+        variant.step,
+        "fp16" if bench.fp16 else "fp32",
+        args.batch / seconds,
+        peak,
+        busy,
+        syncs,
+        ops,
+        1e3 * seconds,
+        graphs,
+    )
 
 
 def add_ratios(results: list[Result]) -> None:
@@ -324,10 +348,12 @@ def write_profile(bench: Bench, variant: Variant, args, path: Path) -> None:
     sort_by = "self_device_time_total" if bench.device == "cuda" else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=sort_by, row_limit=args.profile_rows)
     kernels = kernel_seconds(prof) if bench.device == "cuda" else 0.0
-    header = (f"{variant.name}, {'fp16' if bench.fp16 else 'fp32'}, batch {args.batch} x {args.height}x{args.width}, "
-              f"one iteration: wall {wall * 1e3:.1f} ms, CUDA kernels {kernels * 1e3:.1f} ms\n")
+    header = (
+        f"{variant.name}, {'fp16' if bench.fp16 else 'fp32'}, batch {args.batch} x {args.height}x{args.width}, "
+        f"one iteration: wall {wall * 1e3:.1f} ms, CUDA kernels {kernels * 1e3:.1f} ms\n"
+    )
     write_text(path, header + table + "\n")
-    print(header + "\n".join(table.splitlines()[:args.profile_print + 3]))
+    print(header + "\n".join(table.splitlines()[: args.profile_print + 3]))
     del model, step
     gc.collect()
     if bench.device == "cuda":
@@ -337,9 +363,11 @@ def write_profile(bench: Bench, variant: Variant, args, path: Path) -> None:
 def print_table(results: list[Result]) -> None:
     """img/s against plain Cascade; host ms and ATen ops per step against plain Cascade in the same precision."""
     plain = {(r.precision, r.step): r for r in results if r.variant in ("plain train", "plain test")}
-    print(f"\n{'step':34} {'prec':4} {'img/s':>7} {'peak GiB':>8} {'GPU busy':>8} {'syncs/step':>10} "
-          f"{'vs plain fp32':>13} {'vs plain same':>13} {'host ms':>8} {'x plain':>7} {'ATen ops':>8} {'x plain':>7} "
-          f"{'graphs':>6}")
+    print(
+        f"\n{'step':34} {'prec':4} {'img/s':>7} {'peak GiB':>8} {'GPU busy':>8} {'syncs/step':>10} "
+        f"{'vs plain fp32':>13} {'vs plain same':>13} {'host ms':>8} {'x plain':>7} {'ATen ops':>8} {'x plain':>7} "
+        f"{'graphs':>6}"
+    )
     nan = float("nan")
     for r in results:
         same = plain.get((r.precision, r.step))
@@ -352,8 +380,10 @@ def print_table(results: list[Result]) -> None:
         syncs = f"{r.syncs_per_step:10.0f}" if r.syncs_per_step is not None else f"{'-':>10}"
         ops = f"{r.aten_ops_per_step:8.0f}" if r.aten_ops_per_step is not None else f"{'-':>8}"
         graphs = f"{r.graphs:6d}" if r.graphs is not None else f"{'-':>6}"
-        print(f"{r.variant:34} {r.precision:4} {r.images_per_s:7.2f} {peak} {busy} {syncs} "
-              f"{vs_fp32:13.2f} {vs_same:13.2f} {r.ms_per_step:8.0f} {ms_ratio:7.2f} {ops} {ops_ratio:7.2f} {graphs}")
+        print(
+            f"{r.variant:34} {r.precision:4} {r.images_per_s:7.2f} {peak} {busy} {syncs} "
+            f"{vs_fp32:13.2f} {vs_same:13.2f} {r.ms_per_step:8.0f} {ms_ratio:7.2f} {ops} {ops_ratio:7.2f} {graphs}"
+        )
 
 
 def parse_args(argv=None):
@@ -363,8 +393,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--iters", type=int, help="timed iterations (default 20; 1 with --tiny)")
     parser.add_argument("--warmup", type=int, help="untimed iterations first (default 5; 1 with --tiny)")
-    parser.add_argument("--busy-steps", type=int, default=2,
-                        help="profiled steps for the GPU-busy and syncs/step columns (0: off)")
+    parser.add_argument(
+        "--busy-steps", type=int, default=2, help="profiled steps for the GPU-busy and syncs/step columns (0: off)"
+    )
     parser.add_argument("--precisions", nargs="+", choices=["fp32", "fp16"], help="default: both on a GPU")
     parser.add_argument("--variants", nargs="+", metavar="NAME", help="subset of rows, by name")
     parser.add_argument("--no-cudnn-benchmark", action="store_true", help="leave cuDNN autotuning off")
@@ -416,9 +447,11 @@ def main(argv=None) -> int:
     num_classes = cfgs["plain"].roi_head.bbox_head[0].num_classes
     data = make_batch(args.batch, args.height, args.width, num_classes, args.device)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
-    print(f"{device_name}, torch {torch.__version__}, batch {args.batch} x {args.height}x{args.width}, "
-          f"{args.iters} timed iterations after {args.warmup}; cudnn.benchmark {torch.backends.cudnn.benchmark}, "
-          f"cudnn TF32 {torch.backends.cudnn.allow_tf32}, matmul TF32 {torch.backends.cuda.matmul.allow_tf32}")
+    print(
+        f"{device_name}, torch {torch.__version__}, batch {args.batch} x {args.height}x{args.width}, "
+        f"{args.iters} timed iterations after {args.warmup}; cudnn.benchmark {torch.backends.cudnn.benchmark}, "
+        f"cudnn TF32 {torch.backends.cudnn.allow_tf32}, matmul TF32 {torch.backends.cuda.matmul.allow_tf32}"
+    )
     variants = selected_variants(args.variants, args.device)
     results = []
     for precision in args.precisions:
@@ -430,10 +463,20 @@ def main(argv=None) -> int:
             print(f"  {precision} {variant.name:34} {result.images_per_s:7.2f} img/s{busy}", flush=True)
             add_ratios(results)
             if args.json:  # after every row: a run cut short keeps what it measured
-                write_json(args.json, dict(device=device_name, torch=torch.__version__, batch=args.batch,
-                                           height=args.height, width=args.width, iters=args.iters,
-                                           warmup=args.warmup, cudnn_benchmark=torch.backends.cudnn.benchmark,
-                                           results=[asdict(r) for r in results]))
+                write_json(
+                    args.json,
+                    dict(
+                        device=device_name,
+                        torch=torch.__version__,
+                        batch=args.batch,
+                        height=args.height,
+                        width=args.width,
+                        iters=args.iters,
+                        warmup=args.warmup,
+                        cudnn_benchmark=torch.backends.cudnn.benchmark,
+                        results=[asdict(r) for r in results],
+                    ),
+                )
     print_table(results)
     if args.profile_dir:
         crux = next(v for v in VARIANTS if v.name == "LCP train crux")

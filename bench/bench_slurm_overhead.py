@@ -49,8 +49,9 @@ def slurm_env() -> dict[str, str]:
     hint = "start it with scripts/slurm/start.sh"
     if not env_file.is_file():
         sys.exit(f"bench: error: {env_file}: no SLURM cluster was started here; {hint}")
-    out = subprocess.run(["bash", "-c", 'source "$1" && env -0', "bash", str(env_file)],
-                         capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", "-c", 'source "$1" && env -0', "bash", str(env_file)], capture_output=True, check=True
+    ).stdout
     env = dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
     if shutil.which("scontrol", path=env["PATH"]) is None:
         sys.exit("bench: error: SLURM is not installed; run scripts/slurm/install.sh")
@@ -63,8 +64,17 @@ def run_chain(profile: str, jobs: int, sleep: float, env: dict[str, str], extra:
     """Seconds snakemake took for the whole chain, in a fresh folder, and its output."""
     with tempfile.TemporaryDirectory(prefix="bench-slurm-") as tmp:
         Path(tmp, "Snakefile").write_text(CHAIN_SNAKEFILE.format(jobs=jobs, sleep=sleep))
-        command = [sys.executable, "-m", "snakemake", "--profile", str(REPO / "profiles" / profile),
-                   "--retries", "0", "all", *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--profile",
+            str(REPO / "profiles" / profile),
+            "--retries",
+            "0",
+            "all",
+            *extra,
+        ]
         start = time.monotonic()
         result = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True)
         seconds = time.monotonic() - start
@@ -79,9 +89,24 @@ def slurm_job_times(output: str, env: dict[str, str]) -> tuple[float, float]:
     match = re.search(r"SLURM run ID: (\S+)", output)
     if not match:
         sys.exit("bench: error: no 'SLURM run ID' in snakemake's output")
-    rows = subprocess.run(["sacct", "-X", "--parsable2", "--noheader", "--name", match.group(1),
-                           "--starttime", "now-1days", "--format", "Submit,Start,End"],
-                          env=env, capture_output=True, text=True, check=True).stdout.split()
+    rows = subprocess.run(
+        [
+            "sacct",
+            "-X",
+            "--parsable2",
+            "--noheader",
+            "--name",
+            match.group(1),
+            "--starttime",
+            "now-1days",
+            "--format",
+            "Submit,Start,End",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     times = [[datetime.fromisoformat(t) for t in row.split("|")] for row in rows]
     queued = sum((start - submit).total_seconds() for submit, start, _ in times) / len(times)
     ran = sum((end - start).total_seconds() for _, start, end in times) / len(times)
@@ -92,8 +117,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=5, help="jobs in the chain (default 5)")
     parser.add_argument("--sleep", type=float, default=1.0, help="seconds of work per job (default 1)")
-    parser.add_argument("--init-seconds", type=int, nargs="*", default=[],
-                        help="values of slurm-init-seconds-before-status-checks to try (default: the profile's)")
+    parser.add_argument(
+        "--init-seconds",
+        type=int,
+        nargs="*",
+        default=[],
+        help="values of slurm-init-seconds-before-status-checks to try (default: the profile's)",
+    )
     args = parser.parse_args()
     if args.jobs < 1 or args.sleep < 0:
         parser.error("--jobs must be >= 1 and --sleep >= 0")
@@ -102,9 +132,11 @@ def main() -> int:
     work = args.jobs * args.sleep
     local, _ = run_chain("local", args.jobs, args.sleep, env, [])
     local_overhead = (local - work) / args.jobs
-    print(f"chain of {args.jobs} jobs x sleep {args.sleep:g} s (work {work:g} s); per job: overhead = "
-          "(wall - work) / jobs; for SLURM also time queued, job run time beyond the sleep "
-          "(snakemake starting inside the job), and the rest (status polling, submission)")
+    print(
+        f"chain of {args.jobs} jobs x sleep {args.sleep:g} s (work {work:g} s); per job: overhead = "
+        "(wall - work) / jobs; for SLURM also time queued, job run time beyond the sleep "
+        "(snakemake starting inside the job), and the rest (status polling, submission)"
+    )
     print(f"{'run':<28} {'wall s':>7} {'overhead s/job':>15} {'ratio':>6} {'queued':>7} {'in job':>7} {'rest':>6}")
     print(f"{'local':<28} {local:7.1f} {local_overhead:15.2f} {1:6.1f}")
     for init in args.init_seconds or [None]:
@@ -114,8 +146,10 @@ def main() -> int:
         overhead = (wall - work) / args.jobs
         queued, ran = slurm_job_times(output, env)
         rest = overhead - queued - (ran - args.sleep)
-        print(f"{label:<28} {wall:7.1f} {overhead:15.2f} {overhead / local_overhead:6.1f} "
-              f"{queued:7.1f} {ran - args.sleep:7.1f} {rest:6.1f}")
+        print(
+            f"{label:<28} {wall:7.1f} {overhead:15.2f} {overhead / local_overhead:6.1f} "
+            f"{queued:7.1f} {ran - args.sleep:7.1f} {rest:6.1f}"
+        )
     return 0
 
 

@@ -24,16 +24,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-METRICS = ["loss", "kl_loss", "loss_rpn_cls", "loss_rpn_bbox", "s0.loss_cls", "s0.loss_bbox", "s1.loss_cls",
-           "s2.loss_cls", "lr", "momentum", "img_per_s"]
+METRICS = [
+    "loss",
+    "kl_loss",
+    "loss_rpn_cls",
+    "loss_rpn_bbox",
+    "s0.loss_cls",
+    "s0.loss_bbox",
+    "s1.loss_cls",
+    "s2.loss_cls",
+    "lr",
+    "momentum",
+    "img_per_s",
+]
 
 
 def time_logging(uri: str, work_dir: Path, iterations: int, flush_secs: float) -> float:
     """Seconds per iteration of log_metrics (+ the final flush) through a TrackedRun."""
     from lcp.tracking.run import TrackedRun
 
-    run = TrackedRun(experiment="lcp/bench", run_name=f"bench/tracking/flush{flush_secs:g}", work_dir=work_dir,
-                     tracking_uri=uri, flush_secs=flush_secs).start()
+    run = TrackedRun(
+        experiment="lcp/bench",
+        run_name=f"bench/tracking/flush{flush_secs:g}",
+        work_dir=work_dir,
+        tracking_uri=uri,
+        flush_secs=flush_secs,
+    ).start()
     start = time.perf_counter()
     for step in range(1, iterations + 1):
         run.log_metrics({f"train/{name}": 1.0 / step for name in METRICS}, step=step)
@@ -56,15 +72,21 @@ def main() -> int:
         tmp = Path(tmp)
         server = MlflowServer(tmp / "server").start()
         try:
-            stores = {"local sqlite": f"sqlite:///{tmp / 'local' / 'mlflow.db'}", "live server": server.uri,
-                      "dead server": f"http://127.0.0.1:{free_port()}"}
-            print(f"{iterations} iterations x {len(METRICS)} metrics; ratio = tracking time / {args.iteration_ms:g} ms "
-                  "training iteration")
+            stores = {
+                "local sqlite": f"sqlite:///{tmp / 'local' / 'mlflow.db'}",
+                "live server": server.uri,
+                "dead server": f"http://127.0.0.1:{free_port()}",
+            }
+            print(
+                f"{iterations} iterations x {len(METRICS)} metrics; ratio = tracking time / {args.iteration_ms:g} ms "
+                "training iteration"
+            )
             print(f"{'store':<14} {'flush':>8} {'ms/iter':>9} {'ratio':>8}")
             for name, uri in stores.items():
                 for flush_secs in (5.0, 0.0):
-                    seconds = time_logging(uri, tmp / f"work-{name.replace(' ', '-')}-{flush_secs:g}",
-                                           iterations, flush_secs)
+                    seconds = time_logging(
+                        uri, tmp / f"work-{name.replace(' ', '-')}-{flush_secs:g}", iterations, flush_secs
+                    )
                     label = "5 s" if flush_secs else "each"
                     print(f"{name:<14} {label:>8} {1000 * seconds:9.3f} {1000 * seconds / args.iteration_ms:8.4f}")
         finally:

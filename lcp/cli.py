@@ -37,24 +37,37 @@ EPILOG = """plumbing, run by the workflow's rules (each has --help):
                                   MLflow parent runs and the check and report files"""
 
 
-def add_subcommands(parser: argparse.ArgumentParser, commands: dict[str, str], dest: str,
-                    metavar: str, plumbing: dict[str, str] | None = None) -> argparse._SubParsersAction:
+def add_subcommands(
+    parser: argparse.ArgumentParser,
+    commands: dict[str, str],
+    dest: str,
+    metavar: str,
+    plumbing: dict[str, str] | None = None,
+) -> argparse._SubParsersAction:
     """Add one sub-parser per module in `commands` and `plumbing` (name -> module path; see this
     module's doc); a plumbing parser gets no `help`, which keeps it out of the parent's list."""
     sub = parser.add_subparsers(dest=dest, required=True, metavar=metavar)
     for name, module_name in {**commands, **(plumbing or {})}.items():
         module = importlib.import_module(module_name)
         listed = {} if name in (plumbing or {}) else {"help": module.HELP}
-        command = sub.add_parser(name, **listed, description=module.__doc__ or module.HELP,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        command = sub.add_parser(
+            name,
+            **listed,
+            description=module.__doc__ or module.HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(command)
         command.set_defaults(_main=module.main)
     return sub
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lcp", description=__doc__.split("\n\n")[0], epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="lcp",
+        description=__doc__.split("\n\n")[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_subcommands(parser, COMMANDS, dest="command", metavar="COMMAND", plumbing=PLUMBING)
     return parser
 

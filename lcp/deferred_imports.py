@@ -48,8 +48,11 @@ class DeferredModule(types.ModuleType):
             if real is None:
                 name = self.__name__
                 top = name.partition(".")[0]
-                for key in [key for key, module in sys.modules.items()
-                            if isinstance(module, DeferredModule) and (key == top or key.startswith(top + "."))]:
+                for key in [
+                    key
+                    for key, module in sys.modules.items()
+                    if isinstance(module, DeferredModule) and (key == top or key.startswith(top + "."))
+                ]:
                     del sys.modules[key]
                 real = importlib.import_module(name)
                 self.__dict__["_lcp_real"] = real
@@ -89,7 +92,7 @@ def _placeholders(names: tuple[str, ...]) -> dict[str, DeferredModule]:
     added: dict[str, DeferredModule] = {}
     for name in names:
         parts = name.split(".")
-        chain = [".".join(parts[:i + 1]) for i in range(len(parts))]
+        chain = [".".join(parts[: i + 1]) for i in range(len(parts))]
         missing = [part for part in chain if part not in sys.modules and part not in added]
         specs = {part: _spec(part) for part in missing}
         if not missing or any(spec is None for spec in specs.values()):

@@ -22,8 +22,9 @@ import secrets
 import shutil
 import socket
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from lcp.errors import LCPError
 
@@ -127,9 +128,11 @@ def check_folder_output(path: str | os.PathLike, overwrite: bool, sources: Sourc
     if not os.path.lexists(path):
         return
     if not is_lcp_folder(path):
-        raise LCPError(f"{path}: already exists and holds no {MARKER} (lcp did not write it, or an lcp "
-                       "from before that marker did), so even --overwrite does not replace it; remove it by "
-                       "hand or choose another output")
+        raise LCPError(
+            f"{path}: already exists and holds no {MARKER} (lcp did not write it, or an lcp "
+            "from before that marker did), so even --overwrite does not replace it; remove it by "
+            "hand or choose another output"
+        )
     if not overwrite:
         raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
 

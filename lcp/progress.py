@@ -69,8 +69,9 @@ class ProgressLines:
         return text
 
 
-def progress(items: Iterable[Item], desc: str, unit: str = "img", total: int | None = None,
-             file: IO[str] | None = None) -> Iterator[Item]:
+def progress(
+    items: Iterable[Item], desc: str, unit: str = "img", total: int | None = None, file: IO[str] | None = None
+) -> Iterator[Item]:
     """`items`, with a tqdm bar on a terminal and progress lines (see the module) elsewhere;
     `total` defaults to len(items)."""
     file = file if file is not None else sys.stderr
@@ -86,9 +87,16 @@ def progress(items: Iterable[Item], desc: str, unit: str = "img", total: int | N
         lines.update()
 
 
-def map_with_progress(fn: Callable[[Item], Result], items: Sequence[Item], workers: int, desc: str,
-                      unit: str = "img", show: bool = True, initializer: Callable[..., None] | None = None,
-                      initargs: tuple = ()) -> list[Result]:
+def map_with_progress(
+    fn: Callable[[Item], Result],
+    items: Sequence[Item],
+    workers: int,
+    desc: str,
+    unit: str = "img",
+    show: bool = True,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+) -> list[Result]:
     """[fn(item) for item in items], in input order, with `progress` when `show`.
 
     With workers <= 1 (or fewer than two items) fn runs in this process, else in a pool of

@@ -80,9 +80,16 @@ def batch(num_images=2, height=64, width=64, num_boxes=3, num_classes=2, seed=0)
     img_df = torch.randn(num_images, 3, height, width, generator=generator)
     metas, boxes, labels = [], [], []
     for _ in range(num_images):
-        metas.append(dict(img_shape=(height, width, 3), ori_shape=(height, width, 3),
-                          pad_shape=(height, width, 3), batch_input_shape=(height, width),
-                          scale_factor=torch.ones(4).numpy(), flip=False))
+        metas.append(
+            dict(
+                img_shape=(height, width, 3),
+                ori_shape=(height, width, 3),
+                pad_shape=(height, width, 3),
+                batch_input_shape=(height, width),
+                scale_factor=torch.ones(4).numpy(),
+                flip=False,
+            )
+        )
         xy = torch.rand(num_boxes, 2, generator=generator) * torch.tensor([width * 0.6, height * 0.6])
         wh = 8 + torch.rand(num_boxes, 2, generator=generator) * torch.tensor([width * 0.35, height * 0.35])
         boxes.append(torch.cat([xy, xy + wh], dim=1))

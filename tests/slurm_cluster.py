@@ -47,9 +47,20 @@ class SlurmCluster:
     def sacct(self, job_ids: list[str]) -> dict[str, dict[str, str]]:
         """Accounting records of the given jobs (allocations only, no steps), by job id."""
         fields = ["JobID", "JobName", "State", "ExitCode", "AllocTRES", "Account", "Start", "End"]
-        out = self.run("sacct", "-X", "--parsable2", "--noheader", "--starttime", "now-1days",
-                       "--format", ",".join(fields), "--jobs", ",".join(job_ids)).stdout
-        rows = (dict(zip(fields, row)) for row in csv.reader(out.splitlines(), delimiter="|"))
+        out = self.run(
+            "sacct",
+            "-X",
+            "--parsable2",
+            "--noheader",
+            "--starttime",
+            "now-1days",
+            "--format",
+            ",".join(fields),
+            "--jobs",
+            ",".join(job_ids),
+        ).stdout
+        # --parsable2 rows have exactly the asked fields
+        rows = (dict(zip(fields, row, strict=True)) for row in csv.reader(out.splitlines(), delimiter="|"))
         return {row["JobID"]: row for row in rows}
 
     def wait_finished(self, job_ids: list[str], timeout: float = 60) -> dict[str, dict[str, str]]:
@@ -80,8 +91,9 @@ def skip_or_fail(reason: str) -> None:
 
 
 def run_script(name: str, *args: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SLURM_SCRIPTS / name), *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["bash", str(SLURM_SCRIPTS / name), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +112,9 @@ def slurm_cluster():
     # it runs, and the last one to leave stops the cluster if a test session started it.
     with open(state_dir / "tests.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_SH)
-        start = run_script("start.sh", "--gpus", str(GPUS), "--cpus", str(CPUS), "--mem", str(MEM_MB),
-                           env=env, timeout=300)
+        start = run_script(
+            "start.sh", "--gpus", str(GPUS), "--cpus", str(CPUS), "--mem", str(MEM_MB), env=env, timeout=300
+        )
         if start.returncode != 0:
             pytest.fail(f"scripts/slurm/start.sh failed:\n{start.stdout}{start.stderr}")
         started_by_tests = state_dir / "started-by-tests"

@@ -9,15 +9,17 @@ from __future__ import annotations
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-SYNCING_OPS = {"nonzero", "_local_scalar_dense", "masked_select", "_unique2", "unique_dim", "unique_consecutive",
-               "nms"}
+SYNCING_OPS = {"nonzero", "_local_scalar_dense", "masked_select", "_unique2", "unique_dim", "unique_consecutive", "nms"}
 INDEXING_OPS = {"index", "index_put", "index_put_", "_index_put_impl_"}
 
 
 def _has_bool_index(args) -> bool:
     indices = args[1] if len(args) > 1 else ()
-    return any(isinstance(index, torch.Tensor) and index.dtype in (torch.bool, torch.uint8)
-               for index in indices or () if index is not None)
+    return any(
+        isinstance(index, torch.Tensor) and index.dtype in (torch.bool, torch.uint8)
+        for index in indices or ()
+        if index is not None
+    )
 
 
 class SyncingOps(TorchDispatchMode):

@@ -25,8 +25,9 @@ def machine():
 
 
 def run(*args, **env):
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
 
 
 def test_help_says_how_to_prepare_and_run_it():
@@ -37,8 +38,13 @@ def test_help_says_how_to_prepare_and_run_it():
 
 
 def test_without_a_gpu_it_says_so_and_installs_nothing(tmp_path):
-    result = run("--out", str(tmp_path / "out"), PYTHON=sys.executable, CUDA_VISIBLE_DEVICES="",
-                 LCP_GPU_ENV=str(tmp_path / "env"))
+    result = run(
+        "--out",
+        str(tmp_path / "out"),
+        PYTHON=sys.executable,
+        CUDA_VISIBLE_DEVICES="",
+        LCP_GPU_ENV=str(tmp_path / "env"),
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("bench/gpu: no CUDA GPU is visible to torch ")
     assert "CUDA_VISIBLE_DEVICES=''" in result.stderr

@@ -24,13 +24,31 @@ def load_bench(name: str):
 def test_model_bench_measures_both_detectors_and_profiles_a_crux_step(tmp_path, capsys):
     bench = load_bench("bench_lcp_model")
     variants = ["plain train", "LCP train catch-up", "LCP train crux, always batch", "plain test", "LCP test, ch-last"]
-    assert bench.main(["--tiny", "--warmup", "0", "--variants", *variants, "--profile-dir", str(tmp_path / "prof"),
-                       "--profile-print", "0", "--json", str(tmp_path / "speed.json")]) == 0
+    assert (
+        bench.main(
+            [
+                "--tiny",
+                "--warmup",
+                "0",
+                "--variants",
+                *variants,
+                "--profile-dir",
+                str(tmp_path / "prof"),
+                "--profile-print",
+                "0",
+                "--json",
+                str(tmp_path / "speed.json"),
+            ]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "speed.json").read_text())["results"]
     assert [(r["variant"], r["precision"]) for r in results] == [(v, "fp32") for v in variants]
     assert all(r["images_per_s"] > 0 and r["peak_mem_gib"] is None for r in results)
-    assert {r["variant"]: r["graphs"] for r in results} == dict.fromkeys(variants, 0) | {"plain train": None,
-                                                                                          "plain test": None}
+    assert {r["variant"]: r["graphs"] for r in results} == dict.fromkeys(variants, 0) | {
+        "plain train": None,
+        "plain test": None,
+    }
     ratios = {r["variant"]: (r["vs_plain_fp32"], r["vs_plain_same"]) for r in results}
     assert ratios["plain train"] == (1.0, 1.0) and ratios["LCP test, ch-last"][0] > 0
     syncs = {r["variant"]: r["syncs_per_step"] for r in results}

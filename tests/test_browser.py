@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 
 import pytest
+
 from helpers.browser import Chromium, find_or_install_chromium
 from helpers.workflow import REPO, prepare_workdir, snakemake, tiny_demo_config
 from mlflow_server import MlflowServer
@@ -82,8 +83,7 @@ def test_mlflow_ui_shows_the_workflow_runs(demo, browser):
         runs = client.search_runs([experiment.experiment_id], max_results=100)
         parent = next(run for run in runs if run.data.tags.get("lcp.role") == "invocation")
         browser.open(f"{server.uri}/#/experiments/{experiment.experiment_id}/runs")
-        text = browser.wait_for_text(["Run Name", parent.info.run_name, f"{len(runs)} matching runs"],
-                                     PAGE_TIMEOUT_S)
+        text = browser.wait_for_text(["Run Name", parent.info.run_name, f"{len(runs)} matching runs"], PAGE_TIMEOUT_S)
         assert "lcp/demo" in text
         # the jobs' runs sit under the invocation's: its expander (the icon beside its name) lists them
         assert browser.evaluate(f"{CLICK_EXPANDER}({parent.info.run_name!r})"), "the invocation's run has no expander"
@@ -98,17 +98,23 @@ def test_report_shows_the_ap_table_labelled_entries_and_no_plumbing(demo, browse
     click(browser, "Results", ["demo"])
     subcategories = click(browser, "demo", ["Detection", "Data", "Robustness", "Crux learner", "Sample detections"])
     assert "Sample detections" in subcategories
-    entries = click(browser, "Detection", ["AP summary (tables, sample detections)", "class-wise AP (plot)",
-                                           "metrics table (csv, downloads)"])
+    entries = click(
+        browser,
+        "Detection",
+        ["AP summary (tables, sample detections)", "class-wise AP (plot)", "metrics table (csv, downloads)"],
+    )
     assert "summary.html" not in entries and "results/demo" not in entries  # labels, not paths
 
     assert browser.evaluate(f"{CLICK_ROW}('AP summary', 0)")
     frame = browser.wait_for_child_frame(PAGE_TIMEOUT_S)  # the summary shown in the page, not downloaded
     rows = {row["method"]: row for row in csv.DictReader((demo / "results/demo/report/metrics.csv").open())}
-    expected = ["\t".join([method] + [f"{float(rows[method][key]):.1f}" for key in ("AP", "AP50", "AP75")])
-                for method in ("baseline", "lcp")]
-    summary = browser.wait_for_text(["method\tAP\tAP50\tAP75", *expected, "Sample detections"], PAGE_TIMEOUT_S,
-                                    frame_id=frame)
+    expected = [
+        "\t".join([method] + [f"{float(rows[method][key]):.1f}" for key in ("AP", "AP50", "AP75")])
+        for method in ("baseline", "lcp")
+    ]
+    summary = browser.wait_for_text(
+        ["method\tAP\tAP50\tAP75", *expected, "Sample detections"], PAGE_TIMEOUT_S, frame_id=frame
+    )
     assert "LCP - baseline" in summary
     assert browser.evaluate("document.images.length", frame) == 6  # 3 test images x 2 methods
 

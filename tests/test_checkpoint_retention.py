@@ -47,8 +47,14 @@ class ScriptedScores(torch.utils.data.Dataset):
 
 def train(work_dir: Path, epochs: int, scores: list[float], resume_from: Path | None = None) -> None:
     model = OneWeight()
-    runner = EpochBasedRunner(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), work_dir=str(work_dir),
-                              logger=logging.getLogger("retention"), meta={}, max_epochs=epochs)
+    runner = EpochBasedRunner(
+        model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        work_dir=str(work_dir),
+        logger=logging.getLogger("retention"),
+        meta={},
+        max_epochs=epochs,
+    )
     runner.register_optimizer_hook(OptimizerHook())
     runner.register_hook(CheckpointHook(interval=1, max_keep_ckpts=1))
     evaluation = torch.utils.data.DataLoader(ScriptedScores(scores), batch_size=1)

@@ -21,8 +21,17 @@ PARSERS = list(all_parsers(build_parser()))
 
 def test_every_group_is_reachable():
     names = {name for name, _ in PARSERS}
-    assert {"lcp train", "lcp test", "lcp infer", "lcp data demo", "lcp data synth fog",
-            "lcp data check", "lcp data convert urpc", "lcp compare", "lcp tracking sync"} <= names
+    assert {
+        "lcp train",
+        "lcp test",
+        "lcp infer",
+        "lcp data demo",
+        "lcp data synth fog",
+        "lcp data check",
+        "lcp data convert urpc",
+        "lcp compare",
+        "lcp tracking sync",
+    } <= names
 
 
 @pytest.mark.parametrize("name,parser", PARSERS, ids=[name for name, _ in PARSERS])
@@ -32,8 +41,11 @@ def test_help_renders(name, parser):
 
 
 def options_without_help(parser: argparse.ArgumentParser) -> list[str]:
-    return [", ".join(action.option_strings) or action.dest for action in parser._actions
-            if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) and not action.help]
+    return [
+        ", ".join(action.option_strings) or action.dest
+        for action in parser._actions
+        if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) and not action.help
+    ]
 
 
 @pytest.mark.parametrize("name,parser", PARSERS, ids=[name for name, _ in PARSERS])
@@ -48,8 +60,18 @@ def listed_commands(parser: argparse.ArgumentParser) -> set[str]:
 
 def test_lcp_help_lists_user_commands_and_names_the_plumbing_apart():
     parser = build_parser()
-    assert listed_commands(parser) == {"env", "data", "train", "test", "infer", "heatmaps", "report", "compare",
-                                       "tracking", "weights"}
+    assert listed_commands(parser) == {
+        "env",
+        "data",
+        "train",
+        "test",
+        "infer",
+        "heatmaps",
+        "report",
+        "compare",
+        "tracking",
+        "weights",
+    }
     text = parser.format_help()
     commands, epilog = text.split("plumbing, run by the workflow's rules")
     assert "workdir" not in commands and "invocation" not in commands

@@ -12,10 +12,9 @@ import pytest
 import torch
 from mmcv.runner import HOOKS, EpochBasedRunner, build_optimizer
 
-from lcp.errors import LCPError
-from lcp.hooks.crux_health import (CruxHealthHook, MaskStatistics, collapse_verdict, health_record,
-                                   mask_statistics)
 from crux_health_helpers import make_live
+from lcp.errors import LCPError
+from lcp.hooks.crux_health import CruxHealthHook, MaskStatistics, collapse_verdict, health_record, mask_statistics
 from model_configs import batch, build, tiny_lcp_cfg
 
 # ---- statistics ----------------------------------------------------------------------------
@@ -70,29 +69,45 @@ def test_a_mask_stuck_at_its_initialisation_is_collapsed_and_the_sentence_names_
     assert health_record(STUCK_AT_ZERO) == {**STUCK_AT_ZERO, "collapsed": True, "verdict": verdict}
 
 
-@pytest.mark.parametrize("stats,words", [
-    (dict(mask_mean=0.995, mask_std=0.002, mask_frac_above_half=1.0, mask_spatial_std=0.002),
-     "0.995 on every pixel (std 0.002) and no pixel is below 0.5"),
-    (dict(mask_mean=0.012, mask_std=0.03, mask_frac_above_half=0.0, mask_spatial_std=0.03),
-     "0.012 on average (std 0.03) and no pixel is above 0.5"),
-    (dict(mask_mean=0.43, mask_std=0.05, mask_frac_above_half=0.0, mask_spatial_std=0.004),
-     "the mask is flat, 0.43 on every pixel (varying by 0.004 within an image, under 0.02)"),
-    (dict(mask_mean=0.513, mask_std=0.009, mask_frac_above_half=0.98, mask_spatial_std=0.009),  # centred start
-     "the mask is flat, 0.513 on every pixel (varying by 0.009 within an image, under 0.02)"),
-    (dict(mask_mean=0.027, mask_std=0.0006, mask_frac_above_half=0.0, mask_spatial_std=0.0006),  # init, seed 1
-     "the mask is flat, 0.027 on every pixel"),
-])
+@pytest.mark.parametrize(
+    "stats,words",
+    [
+        (
+            dict(mask_mean=0.995, mask_std=0.002, mask_frac_above_half=1.0, mask_spatial_std=0.002),
+            "0.995 on every pixel (std 0.002) and no pixel is below 0.5",
+        ),
+        (
+            dict(mask_mean=0.012, mask_std=0.03, mask_frac_above_half=0.0, mask_spatial_std=0.03),
+            "0.012 on average (std 0.03) and no pixel is above 0.5",
+        ),
+        (
+            dict(mask_mean=0.43, mask_std=0.05, mask_frac_above_half=0.0, mask_spatial_std=0.004),
+            "the mask is flat, 0.43 on every pixel (varying by 0.004 within an image, under 0.02)",
+        ),
+        (
+            dict(mask_mean=0.513, mask_std=0.009, mask_frac_above_half=0.98, mask_spatial_std=0.009),  # centred start
+            "the mask is flat, 0.513 on every pixel (varying by 0.009 within an image, under 0.02)",
+        ),
+        (
+            dict(mask_mean=0.027, mask_std=0.0006, mask_frac_above_half=0.0, mask_spatial_std=0.0006),  # init, seed 1
+            "the mask is flat, 0.027 on every pixel",
+        ),
+    ],
+)
 def test_stuck_at_one_stuck_near_zero_and_flat_masks_are_collapsed(stats, words):
     verdict = collapse_verdict(stats)
     assert verdict is not None and verdict.startswith("crux learner collapsed: ") and words in verdict
 
 
-@pytest.mark.parametrize("stats", [
-    dict(mask_mean=0.5, mask_std=0.5, mask_frac_above_half=0.5, mask_spatial_std=0.5),  # half kept
-    dict(mask_mean=0.015, mask_std=0.1, mask_frac_above_half=0.01, mask_spatial_std=0.1),  # marks 1%
-    dict(mask_mean=0.985, mask_std=0.1, mask_frac_above_half=0.99, mask_spatial_std=0.1),  # fades 1%
-    dict(mask_mean=0.43, mask_std=0.05, mask_frac_above_half=0.0, mask_spatial_std=0.021),  # soft, varied
-])
+@pytest.mark.parametrize(
+    "stats",
+    [
+        dict(mask_mean=0.5, mask_std=0.5, mask_frac_above_half=0.5, mask_spatial_std=0.5),  # half kept
+        dict(mask_mean=0.015, mask_std=0.1, mask_frac_above_half=0.01, mask_spatial_std=0.1),  # marks 1%
+        dict(mask_mean=0.985, mask_std=0.1, mask_frac_above_half=0.99, mask_spatial_std=0.1),  # fades 1%
+        dict(mask_mean=0.43, mask_std=0.05, mask_frac_above_half=0.0, mask_spatial_std=0.021),  # soft, varied
+    ],
+)
 def test_masks_that_mark_regions_are_alive(stats):
     assert collapse_verdict(stats) is None
     assert health_record(stats)["collapsed"] is False
@@ -109,15 +124,27 @@ def test_bad_interval_is_refused():
 def run_tiny(work_dir, model, crux_lr_mult=1.0, epochs=2, iters=1, interval=1):
     """`epochs` epochs of `iters` iterations on batches of seed 0, 1, ... (epoch 1 catch-up, then crux), with
     mmcv's OptimizerHook and TextLoggerHook, as mmdet's train_detector registers them."""
-    optimizer = build_optimizer(model, dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=1e-4, paramwise_cfg=dict(
-        custom_keys={"crux_learner": dict(lr_mult=crux_lr_mult, decay_mult=crux_lr_mult)})))
+    optimizer = build_optimizer(
+        model,
+        dict(
+            type="SGD",
+            lr=0.01,
+            momentum=0.9,
+            weight_decay=1e-4,
+            paramwise_cfg=dict(custom_keys={"crux_learner": dict(lr_mult=crux_lr_mult, decay_mult=crux_lr_mult)}),
+        ),
+    )
     logger = logging.getLogger(f"lcp-test-crux-health-{work_dir.name}")
     logger.setLevel(logging.INFO)
     runner = EpochBasedRunner(model, optimizer=optimizer, work_dir=str(work_dir), logger=logger, max_epochs=epochs)
-    runner.register_training_hooks(lr_config=None, optimizer_config=dict(grad_clip=None),
-                                   log_config=dict(interval=1, hooks=[dict(type="TextLoggerHook")]))
-    runner.register_hook(HOOKS.build(dict(type="TrainModeHook", num_epoch=[1, epochs - 1],
-                                          modes=["catch_up_learner", "crux_learner"])))
+    runner.register_training_hooks(
+        lr_config=None,
+        optimizer_config=dict(grad_clip=None),
+        log_config=dict(interval=1, hooks=[dict(type="TextLoggerHook")]),
+    )
+    runner.register_hook(
+        HOOKS.build(dict(type="TrainModeHook", num_epoch=[1, epochs - 1], modes=["catch_up_learner", "crux_learner"]))
+    )
     health = HOOKS.build(dict(type="CruxHealthHook", interval=interval))
     runner.register_hook(health)
     runner.run([[batch(seed=seed) for seed in range(iters)]], [("train", 1)])
@@ -197,8 +224,9 @@ class NoCrux(torch.nn.Linear):
 
 
 def test_the_hook_needs_a_model_with_a_crux_learner(tmp_path):
-    runner = EpochBasedRunner(NoCrux(1, 1), logger=logging.getLogger("lcp-test-no-crux"), max_epochs=1,
-                              work_dir=str(tmp_path))
+    runner = EpochBasedRunner(
+        NoCrux(1, 1), logger=logging.getLogger("lcp-test-no-crux"), max_epochs=1, work_dir=str(tmp_path)
+    )
     runner.register_hook(CruxHealthHook())
     with pytest.raises(LCPError, match="the model NoCrux has no crux learner; use it with LCPDetector"):
         runner.call_hook("before_run")
@@ -222,9 +250,9 @@ def _reduce_on_rank(rank, init_file, out_dir):
 def test_statistics_of_a_distributed_run_combine_every_rank(tmp_path):
     import torch.multiprocessing as mp
 
-    mp.start_processes(_reduce_on_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2,
-                       start_method="fork")
-    expected = mask_statistics(torch.cat([torch.linspace(0, 1, 64).reshape(1, 1, 8, 8),
-                                          torch.full((1, 1, 8, 8), 0.25)]))
+    mp.start_processes(_reduce_on_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, start_method="fork")
+    expected = mask_statistics(
+        torch.cat([torch.linspace(0, 1, 64).reshape(1, 1, 8, 8), torch.full((1, 1, 8, 8), 0.25)])
+    )
     for rank in (0, 1):
         assert torch.load(tmp_path / f"rank{rank}.pt") == pytest.approx(expected)

@@ -17,8 +17,24 @@ CLASSES = "circle,square,triangle"
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("check") / "demo"
-    assert lcp(["data", "demo", "--out", str(out), "--num-images", "8", "--size", str(SIZE), "--seed", "2",
-                "--no-progress"]) == 0
+    assert (
+        lcp(
+            [
+                "data",
+                "demo",
+                "--out",
+                str(out),
+                "--num-images",
+                "8",
+                "--size",
+                str(SIZE),
+                "--seed",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -32,8 +48,26 @@ def check(scene: Path, *extra: str, lowq: str = "lowq", workers: str = "1") -> t
     report = scene.parent / "report.json"
     report.unlink(missing_ok=True)
     anns = [str(p) for p in sorted((scene / "annotations").glob("*.json"))]
-    code = lcp(["data", "check", "--lowq", str(scene / lowq), "--clean", str(scene / "clean"), "--ann", *anns,
-                "--classes", CLASSES, "--report", str(report), "--workers", workers, "--no-progress", *extra])
+    code = lcp(
+        [
+            "data",
+            "check",
+            "--lowq",
+            str(scene / lowq),
+            "--clean",
+            str(scene / "clean"),
+            "--ann",
+            *anns,
+            "--classes",
+            CLASSES,
+            "--report",
+            str(report),
+            "--workers",
+            workers,
+            "--no-progress",
+            *extra,
+        ]
+    )
     return code, json.loads(report.read_text())
 
 
@@ -90,9 +124,31 @@ def test_undegraded_copies_are_rejected_with_or_without_sidecar(scene):
 
 
 def test_fog_of_another_strength_than_the_sidecar_says_is_out_of_range(scene):
-    assert lcp(["data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(scene / "thin"), "--beta", "0.01",
-                "--depth-dir", str(scene / "depth"), "--near", "3", "--far", "150", "--workers", "1",
-                "--no-progress"]) == 0
+    assert (
+        lcp(
+            [
+                "data",
+                "synth",
+                "fog",
+                "--src",
+                str(scene / "clean"),
+                "--out",
+                str(scene / "thin"),
+                "--beta",
+                "0.01",
+                "--depth-dir",
+                str(scene / "depth"),
+                "--near",
+                "3",
+                "--far",
+                "150",
+                "--workers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     for path in (scene / "thin").glob("*.jpg"):
         path.replace(scene / "lowq" / path.name.replace("beta_0.01", "beta_0.04"))
     code, report = check(scene)
@@ -120,47 +176,104 @@ def test_annotation_problems_are_each_named(scene):
     train = scene / "annotations" / "clean_train.json"
 
     def break_it(coco):
-        coco["annotations"][0]["bbox"] = [SIZE - 10, 5, 30, 10]        # leaves the image
-        coco["annotations"][1]["bbox"] = [5, 5, 0, 10]                 # no area
-        coco["annotations"][2]["category_id"] = 99                     # no such category
-        coco["annotations"][3]["id"] = coco["annotations"][4]["id"]    # duplicate id
-        coco["images"][0]["width"] = SIZE * 2                          # wrong recorded size
+        coco["annotations"][0]["bbox"] = [SIZE - 10, 5, 30, 10]  # leaves the image
+        coco["annotations"][1]["bbox"] = [5, 5, 0, 10]  # no area
+        coco["annotations"][2]["category_id"] = 99  # no such category
+        coco["annotations"][3]["id"] = coco["annotations"][4]["id"]  # duplicate id
+        coco["images"][0]["width"] = SIZE * 2  # wrong recorded size
 
     edit(train, break_it)
-    edit(scene / "annotations" / "lowq_test.json",
-         lambda coco: coco["categories"].append({"id": 4, "name": "hexagon"}))
+    edit(scene / "annotations" / "lowq_test.json", lambda coco: coco["categories"].append({"id": 4, "name": "hexagon"}))
     code, report = check(scene)
     assert code == 1
     errors = report["errors"]
-    for reason in ("box_outside_image", "box_nonpositive_area", "unknown_category", "duplicate_annotation_id",
-                   "size_mismatch"):
+    for reason in (
+        "box_outside_image",
+        "box_nonpositive_area",
+        "unknown_category",
+        "duplicate_annotation_id",
+        "size_mismatch",
+    ):
         assert reason in errors, reason
         assert any(item["file"] == str(train) for item in errors[reason]["items"]), reason
     assert any("'hexagon'" in item["detail"] for item in errors["unknown_category"]["items"])
-    assert set(errors) == {"box_outside_image", "box_nonpositive_area", "unknown_category",
-                           "duplicate_annotation_id", "size_mismatch"}
+    assert set(errors) == {
+        "box_outside_image",
+        "box_nonpositive_area",
+        "unknown_category",
+        "duplicate_annotation_id",
+        "size_mismatch",
+    }
 
 
 def test_configured_classes_must_all_be_categories(pristine, tmp_path):
     report = tmp_path / "r.json"
-    code = lcp(["data", "check", "--lowq", str(pristine / "lowq"), "--clean", str(pristine / "clean"),
-                "--ann", str(pristine / "annotations" / "clean_test.json"), "--classes", "circle,square,star",
-                "--report", str(report), "--workers", "1", "--no-progress"])
+    code = lcp(
+        [
+            "data",
+            "check",
+            "--lowq",
+            str(pristine / "lowq"),
+            "--clean",
+            str(pristine / "clean"),
+            "--ann",
+            str(pristine / "annotations" / "clean_test.json"),
+            "--classes",
+            "circle,square,star",
+            "--report",
+            str(report),
+            "--workers",
+            "1",
+            "--no-progress",
+        ]
+    )
     errors = json.loads(report.read_text())["errors"]
     assert code == 1 and set(errors) == {"unknown_category", "category_mismatch"}
     assert "'star'" in errors["category_mismatch"]["items"][0]["detail"]
 
 
-@pytest.mark.parametrize("kind, options", [("rain", ["--intensity", "medium", "heavy", "--near", "3", "--far", "150"]),
-                                           ("underwater", ["--water", "I", "9C"])])
+@pytest.mark.parametrize(
+    "kind, options",
+    [
+        ("rain", ["--intensity", "medium", "heavy", "--near", "3", "--far", "150"]),
+        ("underwater", ["--water", "I", "9C"]),
+    ],
+)
 def test_rain_and_underwater_sets_pass_and_their_copies_do_not(pristine, tmp_path, kind, options):
     out = tmp_path / kind
     if kind == "rain":  # the scene's own depth; underwater keeps the default 1-10 m ground plane
         options = [*options, "--depth-dir", str(pristine / "depth")]
-    assert lcp(["data", "synth", kind, "--src", str(pristine / "clean"), "--out", str(out), "--workers", "1",
-                "--no-progress", *options]) == 0
-    args = ["data", "check", "--lowq", str(out), "--clean", str(pristine / "clean"), "--workers", "1",
-            "--no-progress", "--report", str(tmp_path / "r.json")]
+    assert (
+        lcp(
+            [
+                "data",
+                "synth",
+                kind,
+                "--src",
+                str(pristine / "clean"),
+                "--out",
+                str(out),
+                "--workers",
+                "1",
+                "--no-progress",
+                *options,
+            ]
+        )
+        == 0
+    )
+    args = [
+        "data",
+        "check",
+        "--lowq",
+        str(out),
+        "--clean",
+        str(pristine / "clean"),
+        "--workers",
+        "1",
+        "--no-progress",
+        "--report",
+        str(tmp_path / "r.json"),
+    ]
     assert lcp(args) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["degradation"] == kind and len(report["degradation_summary"]["by_variant"]) == 2
@@ -174,8 +287,21 @@ def test_rain_and_underwater_sets_pass_and_their_copies_do_not(pristine, tmp_pat
 
 def test_bad_input_is_an_error_not_a_report(pristine, tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{not json")
-    code = lcp(["data", "check", "--lowq", str(pristine / "lowq"), "--clean", str(pristine / "clean"),
-                "--ann", str(tmp_path / "bad.json"), "--report", str(tmp_path / "r.json"), "--no-progress"])
+    code = lcp(
+        [
+            "data",
+            "check",
+            "--lowq",
+            str(pristine / "lowq"),
+            "--clean",
+            str(pristine / "clean"),
+            "--ann",
+            str(tmp_path / "bad.json"),
+            "--report",
+            str(tmp_path / "r.json"),
+            "--no-progress",
+        ]
+    )
     assert code == 2 and "bad.json: not valid JSON" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
     code = lcp(["data", "check", "--lowq", str(tmp_path / "none"), "--clean", str(pristine / "clean")])
@@ -190,21 +316,61 @@ def test_the_check_modifies_nothing(pristine):
 
 # Objects erased by the degradation (issue 13, part 4).
 
+
 def synth_fog_with_boxes(scene: Path, out: str, *options: str) -> Path:
     anns = []
     for split in ("train", "test"):
-        anns += ["--ann", str(scene / "annotations" / f"clean_{split}.json"),
-                 "--ann-out", str(scene / "annotations" / f"{out}_{split}.json")]
-    assert lcp(["data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(scene / out), *anns,
-                "--workers", "1", "--no-progress", *options]) == 0
+        anns += [
+            "--ann",
+            str(scene / "annotations" / f"clean_{split}.json"),
+            "--ann-out",
+            str(scene / "annotations" / f"{out}_{split}.json"),
+        ]
+    assert (
+        lcp(
+            [
+                "data",
+                "synth",
+                "fog",
+                "--src",
+                str(scene / "clean"),
+                "--out",
+                str(scene / out),
+                *anns,
+                "--workers",
+                "1",
+                "--no-progress",
+                *options,
+            ]
+        )
+        == 0
+    )
     return scene / out
 
 
 def check_lowq(scene: Path, lowq: str, *extra: str) -> tuple[int, dict]:
     report = scene.parent / f"{lowq}.json"
     anns = [str(scene / "annotations" / f"{lowq}_{split}.json") for split in ("train", "test")]
-    code = lcp(["data", "check", "--lowq", str(scene / lowq), "--clean", str(scene / "clean"), "--ann", *anns,
-                "--classes", CLASSES, "--report", str(report), "--workers", "1", "--no-progress", *extra])
+    code = lcp(
+        [
+            "data",
+            "check",
+            "--lowq",
+            str(scene / lowq),
+            "--clean",
+            str(scene / "clean"),
+            "--ann",
+            *anns,
+            "--classes",
+            CLASSES,
+            "--report",
+            str(report),
+            "--workers",
+            "1",
+            "--no-progress",
+            *extra,
+        ]
+    )
     return code, json.loads(report.read_text())
 
 
@@ -212,8 +378,10 @@ def test_a_proper_set_reports_its_depth_and_visible_boxes(pristine):
     code, report = check(pristine)
     assert code == 0 and report["depth_sources"] == {"depth-maps": 8}
     boxes = report["box_visibility"]["by_variant"]["beta_0.04"]
-    lowq_boxes = sum(len(json.loads((pristine / "annotations" / f"lowq_{s}.json").read_text())["annotations"])
-                     for s in ("train", "test"))
+    lowq_boxes = sum(
+        len(json.loads((pristine / "annotations" / f"lowq_{s}.json").read_text())["annotations"])
+        for s in ("train", "test")
+    )
     assert boxes["boxes"] == lowq_boxes and boxes["erased"] == 0
     assert report["images"][lowq_name(1)]["depth_source"] == "depth-maps"
     assert not {"fallback_depth", "boxes_erased", "box_visibility_unknown"} & set(report["warnings"])
@@ -244,21 +412,43 @@ def test_the_erased_share_and_threshold_are_options(scene):
     assert code == 0 and report["errors"] == {} and report["warnings"]["boxes_erased"]["count"] >= 1
     code, report = check_lowq(scene, "fallback", "--erased-below", "0")
     assert code == 0 and "boxes_erased" not in report["warnings"]
-    code = lcp(["data", "check", "--lowq", str(scene / "lowq"), "--clean", str(scene / "clean"),
-                "--max-erased-share", "1.5"])
+    code = lcp(
+        ["data", "check", "--lowq", str(scene / "lowq"), "--clean", str(scene / "clean"), "--max-erased-share", "1.5"]
+    )
     assert code == 2
 
 
 def test_a_sidecar_without_box_visibility_is_named(scene):
-    assert lcp(["data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(scene / "nobox"),
-                "--depth-dir", str(scene / "depth"), "--near", "3", "--far", "150", "--workers", "1",
-                "--no-progress"]) == 0
+    assert (
+        lcp(
+            [
+                "data",
+                "synth",
+                "fog",
+                "--src",
+                str(scene / "clean"),
+                "--out",
+                str(scene / "nobox"),
+                "--depth-dir",
+                str(scene / "depth"),
+                "--near",
+                "3",
+                "--far",
+                "150",
+                "--workers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     code, report = check(scene, lowq="nobox")
     assert report["warnings"]["box_visibility_unknown"]["items"][0]["detail"].startswith("8 images")
     assert "boxes_erased" not in report["errors"]
 
 
 # Real low-quality sets: nothing synthesised, nothing to pair (issue 13, part 5).
+
 
 def real_set(scene: Path) -> tuple[Path, list[str]]:
     """The clean images and their annotations stand in for a real low-quality set (no markers, no sidecar)."""
@@ -269,8 +459,24 @@ def check_real(scene: Path, *extra: str) -> tuple[int, dict]:
     images, anns = real_set(scene)
     report = scene.parent / "real.json"
     report.unlink(missing_ok=True)
-    code = lcp(["data", "check", "--lowq", str(images), "--ann", *anns, "--classes", CLASSES,
-                "--report", str(report), "--workers", "2", "--no-progress", *extra])
+    code = lcp(
+        [
+            "data",
+            "check",
+            "--lowq",
+            str(images),
+            "--ann",
+            *anns,
+            "--classes",
+            CLASSES,
+            "--report",
+            str(report),
+            "--workers",
+            "2",
+            "--no-progress",
+            *extra,
+        ]
+    )
     return code, json.loads(report.read_text()) if report.exists() else {}
 
 
@@ -288,9 +494,9 @@ def test_a_real_low_quality_set_is_checked_without_pairing(pristine, capsys):
 def test_a_broken_real_set_is_named_without_pairing(scene):
     images, anns = real_set(scene)
     (images / "demo_000006.jpg").write_bytes((images / "demo_000006.jpg").read_bytes()[:300])
-    (images / "stray.jpg").write_bytes(b"")                      # in no annotation file, and empty
+    (images / "stray.jpg").write_bytes(b"")  # in no annotation file, and empty
     shutil.copyfile(images / "demo_000001.jpg", scene / "lowq" / "demo_000002.jpg")
-    (images / "demo_000002.jpg").unlink()                        # missing; not taken from --clean
+    (images / "demo_000002.jpg").unlink()  # missing; not taken from --clean
     edit(Path(anns[0]), lambda coco: coco["annotations"][0].update(bbox=[SIZE - 4, 0, 20, 20]))
     code, report = check_real(scene, "--clean", str(scene / "lowq"), "--degradation", "none")
     assert code == 1
@@ -315,12 +521,28 @@ def test_the_library_takes_plain_arguments_and_prints_nothing(pristine, tmp_path
     from lcp.data.check import check_set, format_summary
 
     anns = sorted((pristine / "annotations").glob("lowq_*.json"))
-    report = check_set(pristine / "lowq", pristine / "clean", anns, classes=CLASSES.split(","), workers=2,
-                       progress=False)
+    report = check_set(
+        pristine / "lowq", pristine / "clean", anns, classes=CLASSES.split(","), workers=2, progress=False
+    )
     assert capsys.readouterr() == ("", "")
     assert report["ok"] and report["counts"]["pairs"] == 8 and format_summary(report).endswith("PASSED")
-    code = lcp(["data", "check", "--lowq", str(pristine / "lowq"), "--clean", str(pristine / "clean"), "--ann",
-                *map(str, anns), "--classes", CLASSES, "--report", str(tmp_path / "r.json"), "--no-progress"])
+    code = lcp(
+        [
+            "data",
+            "check",
+            "--lowq",
+            str(pristine / "lowq"),
+            "--clean",
+            str(pristine / "clean"),
+            "--ann",
+            *map(str, anns),
+            "--classes",
+            CLASSES,
+            "--report",
+            str(tmp_path / "r.json"),
+            "--no-progress",
+        ]
+    )
     assert code == 0 and capsys.readouterr().out == format_summary(report) + "\n"
     assert json.loads((tmp_path / "r.json").read_text()) == json.loads(json.dumps(report))
     with pytest.raises(LCPError, match=r"^--max-erased-share: a share in \[0, 1\], got 1.5$"):

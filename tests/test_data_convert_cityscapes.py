@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from helpers.convert_sources import (
     CONFIG_ORDER,
     TRAIN_FRAME,
@@ -29,12 +30,14 @@ def cityscapes(tmp_path: Path) -> dict[str, Path]:
 
 def expected_train_boxes():
     by_label = {obj["label"]: obj["polygon"] for obj in TRAIN_OBJECTS}
-    return sorted([
-        ("car", extent(by_label["car"]), 0),
-        ("person", extent(by_label["person"]), 0),
-        ("car", extent(by_label["cargroup"]), 1),
-        ("bicycle", extent(by_label["bicycle"]), 0),
-    ])
+    return sorted(
+        [
+            ("car", extent(by_label["car"]), 0),
+            ("person", extent(by_label["person"]), 0),
+            ("car", extent(by_label["cargroup"]), 1),
+            ("bicycle", extent(by_label["bicycle"]), 0),
+        ]
+    )
 
 
 def test_clear_set_boxes_are_polygon_extents(cityscapes, capsys):
@@ -44,11 +47,16 @@ def test_clear_set_boxes_are_polygon_extents(cityscapes, capsys):
     test = load_coco(cityscapes["out"] / "annotations/city_images_test.json")
     assert category_names(train) == CONFIG_ORDER == category_names(test)
     assert boxes_by_file(train) == {f"{TRAIN_FRAME}_leftImg8bit.jpg": expected_train_boxes()}
-    assert boxes_by_file(test) == {f"{VAL_FRAME}_leftImg8bit.jpg": sorted(
-        [("bus", extent(VAL_OBJECTS[0]["polygon"]), 0), ("rider", extent(VAL_OBJECTS[1]["polygon"]), 0)])}
+    assert boxes_by_file(test) == {
+        f"{VAL_FRAME}_leftImg8bit.jpg": sorted(
+            [("bus", extent(VAL_OBJECTS[0]["polygon"]), 0), ("rider", extent(VAL_OBJECTS[1]["polygon"]), 0)]
+        )
+    }
     assert train.loadImgs(train.getImgIds())[0]["width"] == WIDTH
     assert sorted(p.name for p in (cityscapes["out"] / "city_images").glob("*.jpg")) == [
-        f"{TRAIN_FRAME}_leftImg8bit.jpg", f"{VAL_FRAME}_leftImg8bit.jpg"]  # flat, test split left out
+        f"{TRAIN_FRAME}_leftImg8bit.jpg",
+        f"{VAL_FRAME}_leftImg8bit.jpg",
+    ]  # flat, test split left out
     assert "bicycle" in stderr and "clipped" in stderr
     assert "caravan polygon (ignoreInEval in cityscapesscripts), ignored" in stdout
     assert "2  polygon of a class without instances" in stdout  # road, sky
@@ -57,8 +65,18 @@ def test_clear_set_boxes_are_polygon_extents(cityscapes, capsys):
 
 
 def test_foggy_set_takes_one_beta_with_the_same_boxes(cityscapes, capsys):
-    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"],
-                              "--foggy", cityscapes["foggy"], "--beta", "0.01", "--workers", "2")
+    code, _, stderr = convert(
+        capsys,
+        "cityscapes",
+        cityscapes["root"],
+        cityscapes["out"],
+        "--foggy",
+        cityscapes["foggy"],
+        "--beta",
+        "0.01",
+        "--workers",
+        "2",
+    )
     assert code == 0, stderr
     train = load_coco(cityscapes["out"] / "annotations/foggy_city_images_train.json")
     assert boxes_by_file(train) == {f"{TRAIN_FRAME}_leftImg8bit_foggy_beta_0.01.jpg": expected_train_boxes()}
@@ -70,8 +88,9 @@ def test_foggy_set_takes_one_beta_with_the_same_boxes(cityscapes, capsys):
 
 def test_rainy_variants_selected_by_pattern(cityscapes, capsys):
     out = cityscapes["out"]
-    code, stdout, stderr = convert(capsys, "cityscapes", cityscapes["root"], out, "--rainy", cityscapes["rainy"],
-                                   "--workers", "1")
+    code, stdout, stderr = convert(
+        capsys, "cityscapes", cityscapes["root"], out, "--rainy", cityscapes["rainy"], "--workers", "1"
+    )
     assert code == 0, stderr
     train = load_coco(out / "annotations/rainy_city_images_train.json")
     assert len(train.getImgIds()) == 2  # both patterns, each an image with the frame's boxes
@@ -79,29 +98,45 @@ def test_rainy_variants_selected_by_pattern(cityscapes, capsys):
     assert not (out / "annotations/rainy_city_images_test.json").exists()
     assert "1  annotated frame without a Rainy Cityscapes image" in stdout
 
-    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], out, "--rainy", cityscapes["rainy"],
-                              "--rain-pattern", "2", "--name", "rain_p2", "--workers", "1")
+    code, _, stderr = convert(
+        capsys,
+        "cityscapes",
+        cityscapes["root"],
+        out,
+        "--rainy",
+        cityscapes["rainy"],
+        "--rain-pattern",
+        "2",
+        "--name",
+        "rain_p2",
+        "--workers",
+        "1",
+    )
     assert code == 0, stderr
     names = list(boxes_by_file(load_coco(out / "annotations/rain_p2_train.json")))
     assert names == [f"{TRAIN_FRAME}_leftImg8bit_rain_alpha_0.01_beta_0.005_dropsize_0.01_pattern_2.jpg"]
 
 
 def test_class_subset_and_order(cityscapes, capsys):
-    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--classes", "person,car",
-                              "--workers", "1")
+    code, _, stderr = convert(
+        capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--classes", "person,car", "--workers", "1"
+    )
     assert code == 0, stderr
     train = load_coco(cityscapes["out"] / "annotations/city_images_train.json")
     assert category_names(train) == ["person", "car"]
     assert [label for label, _, _ in next(iter(boxes_by_file(train).values()))] == ["car", "car", "person"]
-    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--classes",
-                              "person,caravan", "--overwrite")
+    code, _, stderr = convert(
+        capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--classes", "person,caravan", "--overwrite"
+    )
     assert code == 2 and "caravan" in stderr and "not a Cityscapes detection class" in stderr
 
 
 @pytest.mark.parametrize(
     "objects, message",
-    [([{"label": "spaceship", "polygon": [[1, 1], [5, 5]]}], "unknown Cityscapes label 'spaceship'"),
-     ([{"label": "car"}], "not a Cityscapes polygon file")],
+    [
+        ([{"label": "spaceship", "polygon": [[1, 1], [5, 5]]}], "unknown Cityscapes label 'spaceship'"),
+        ([{"label": "car"}], "not a Cityscapes polygon file"),
+    ],
     ids=["unknown-label", "no-polygon"],
 )
 def test_malformed_polygons_name_the_file(cityscapes, capsys, objects, message):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from helpers.convert_sources import boxes_by_file, category_names, convert, load_coco, write_image, write_json
 
 
@@ -12,8 +13,10 @@ def coco_file(images: list[tuple[int, str]], annotations: list[tuple[int, int, l
     return {
         # the sizes are wrong on purpose: the decoded images' sizes are used
         "images": [{"id": i, "file_name": name, "width": 1, "height": 1} for i, name in images],
-        "annotations": [{"id": n, "image_id": i, "category_id": c, "bbox": b, "iscrowd": 0}
-                        for n, (i, c, b) in enumerate(annotations, start=1)],
+        "annotations": [
+            {"id": n, "image_id": i, "category_id": c, "bbox": b, "iscrowd": 0}
+            for n, (i, c, b) in enumerate(annotations, start=1)
+        ],
         "categories": [{"id": 5, "name": "car"}, {"id": 9, "name": "person"}, {"id": 11, "name": "van"}],
         **extra,
     }
@@ -27,16 +30,34 @@ def source(tmp_path: Path) -> dict[str, Path]:
     write_image(images / "night/y.jpg", seed=3)
     train = tmp_path / "train.json"
     test = tmp_path / "test.json"
-    write_json(train, coco_file([(1, "day/x.png"), (2, "night/x.png")],
-                                [(1, 5, [1, 2, 10, 5]), (1, 11, [20, 2, 5, 5]), (2, 9, [28, 20, 10, 10])]))
+    write_json(
+        train,
+        coco_file(
+            [(1, "day/x.png"), (2, "night/x.png")],
+            [(1, 5, [1, 2, 10, 5]), (1, 11, [20, 2, 5, 5]), (2, 9, [28, 20, 10, 10])],
+        ),
+    )
     write_json(test, coco_file([(7, "night/y.jpg")], [(7, 9, [0, 0, 4, 4])]))
     return {"images": images, "train": train, "test": test, "out": tmp_path / "scene"}
 
 
 def test_remaps_categories_and_keeps_the_given_split(source, capsys):
-    code, stdout, stderr = convert(capsys, "coco", source["images"], source["out"], "--train", source["train"],
-                                   "--test", source["test"], "--rename", "van=car", "--classes", "person,car",
-                                   "--workers", "1")
+    code, stdout, stderr = convert(
+        capsys,
+        "coco",
+        source["images"],
+        source["out"],
+        "--train",
+        source["train"],
+        "--test",
+        source["test"],
+        "--rename",
+        "van=car",
+        "--classes",
+        "person,car",
+        "--workers",
+        "1",
+    )
     assert code == 0, stderr
     train = load_coco(source["out"] / "annotations/images_train.json")
     test = load_coco(source["out"] / "annotations/images_test.json")
@@ -50,8 +71,22 @@ def test_remaps_categories_and_keeps_the_given_split(source, capsys):
 
 
 def test_resplit_pools_both_files(source, capsys):
-    code, _, stderr = convert(capsys, "coco", source["images"], source["out"], "--train", source["train"],
-                              "--test", source["test"], "--test-fraction", "0.34", "--seed", "3", "--workers", "1")
+    code, _, stderr = convert(
+        capsys,
+        "coco",
+        source["images"],
+        source["out"],
+        "--train",
+        source["train"],
+        "--test",
+        source["test"],
+        "--test-fraction",
+        "0.34",
+        "--seed",
+        "3",
+        "--workers",
+        "1",
+    )
     assert code == 0, stderr
     train = load_coco(source["out"] / "annotations/images_train.json")
     test = load_coco(source["out"] / "annotations/images_test.json")
@@ -61,14 +96,22 @@ def test_resplit_pools_both_files(source, capsys):
 
 @pytest.mark.parametrize(
     "edit, message",
-    [(lambda d: d["images"].append({"id": 3, "file_name": "gone.jpg"}), "images[2]: image file"),
-     (lambda d: d["annotations"].append({"id": 9, "image_id": 42, "category_id": 5, "bbox": [0, 0, 1, 1]}),
-      "annotations[3]: image_id 42 is not in `images`"),
-     (lambda d: d["annotations"].append({"id": 9, "image_id": 1, "category_id": 77, "bbox": [0, 0, 1, 1]}),
-      "annotations[3]: category_id 77 is not in `categories`"),
-     (lambda d: d["annotations"].append({"id": 9, "image_id": 1, "category_id": 5, "bbox": [0, 0, 1]}),
-      "annotations[3]: `bbox` is [0, 0, 1]"),
-     (lambda d: d.pop("categories"), "`categories` must be a list")],
+    [
+        (lambda d: d["images"].append({"id": 3, "file_name": "gone.jpg"}), "images[2]: image file"),
+        (
+            lambda d: d["annotations"].append({"id": 9, "image_id": 42, "category_id": 5, "bbox": [0, 0, 1, 1]}),
+            "annotations[3]: image_id 42 is not in `images`",
+        ),
+        (
+            lambda d: d["annotations"].append({"id": 9, "image_id": 1, "category_id": 77, "bbox": [0, 0, 1, 1]}),
+            "annotations[3]: category_id 77 is not in `categories`",
+        ),
+        (
+            lambda d: d["annotations"].append({"id": 9, "image_id": 1, "category_id": 5, "bbox": [0, 0, 1]}),
+            "annotations[3]: `bbox` is [0, 0, 1]",
+        ),
+        (lambda d: d.pop("categories"), "`categories` must be a list"),
+    ],
     ids=["missing-image", "unknown-image", "unknown-category", "short-bbox", "no-categories"],
 )
 def test_malformed_coco_names_file_and_entry(source, capsys, edit, message):
@@ -83,6 +126,7 @@ def test_malformed_coco_names_file_and_entry(source, capsys, edit, message):
 
 def test_image_in_both_files_is_an_error(source, capsys):
     write_json(source["test"], coco_file([(7, "day/x.png")], []))
-    code, _, stderr = convert(capsys, "coco", source["images"], source["out"], "--train", source["train"],
-                              "--test", source["test"])
+    code, _, stderr = convert(
+        capsys, "coco", source["images"], source["out"], "--train", source["train"], "--test", source["test"]
+    )
     assert code == 2 and "is also listed in" in stderr

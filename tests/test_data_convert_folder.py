@@ -6,8 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
-from helpers.convert_sources import convert, load_coco, write_image
 
+from helpers.convert_sources import convert, load_coco, write_image
 from lcp.data.convert.output import flat_names
 from lcp.data.convert.samples import Sample
 from lcp.data.convert.splits import split_by_fraction

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from helpers.convert_sources import boxes_by_file, category_names, convert, load_coco, write_image, write_voc_xml
 
 URPC_CLASSES = ["echinus", "holothurian", "scallop", "starfish"]
@@ -23,10 +24,12 @@ def urpc_src(tmp_path: Path) -> Path:
     write_image(src / "train/image/unlabelled.jpg", seed=5)  # no xml: skipped with a warning
     (src / "readme.txt").write_text("not data")
     # <filename> disagrees with the real file name: pairing is by stem
-    write_voc_xml(src / "train/box/000001.xml", "c000001.jpg",
-                  [("echinus", 2, 3, 10, 12), ("starfish", 5, 5, 40, 30)])  # starfish leaves the 32x24 image
-    write_voc_xml(src / "train/box/000002.xml", "000002.jpg",
-                  [("holothurian", 1, 1, 8, 9), ("scallop", 20, 10, 30, 20, 1)])
+    write_voc_xml(
+        src / "train/box/000001.xml", "c000001.jpg", [("echinus", 2, 3, 10, 12), ("starfish", 5, 5, 40, 30)]
+    )  # starfish leaves the 32x24 image
+    write_voc_xml(
+        src / "train/box/000002.xml", "000002.jpg", [("holothurian", 1, 1, 8, 9), ("scallop", 20, 10, 30, 20, 1)]
+    )
     write_voc_xml(src / "train/box/000003.xml", "000003.jpg", [("waterweed", 4, 4, 9, 9)])  # only waterweed
     write_voc_xml(src / "train/box/000004.xml", "000004.jpg", [("scallop", 10.5, 2.5, 19.5, 11.5)])
     return src
@@ -56,8 +59,10 @@ def test_converts_pairs_by_stem_with_rules_and_summary(urpc_src, tmp_path, capsy
     assert sorted(p.name for p in (out / "urpc").glob("*.jpg")) == sorted(everything)
 
     assert everything["000001.jpg"] == [("echinus", [2.0, 3.0, 8.0, 9.0], 0), ("starfish", [5.0, 5.0, 27.0, 19.0], 0)]
-    assert everything["000002.jpg"] == [("holothurian", [1.0, 1.0, 7.0, 8.0], 0),
-                                        ("scallop", [20.0, 10.0, 10.0, 10.0], 1)]
+    assert everything["000002.jpg"] == [
+        ("holothurian", [1.0, 1.0, 7.0, 8.0], 0),
+        ("scallop", [20.0, 10.0, 10.0, 10.0], 1),
+    ]
     assert everything["000003.jpg"] == []  # waterweed dropped, image kept as a negative
     assert everything["000004.jpg"] == [("scallop", [10.5, 2.5, 9.0, 9.0], 0)]
 
@@ -72,7 +77,7 @@ def test_converts_pairs_by_stem_with_rules_and_summary(urpc_src, tmp_path, capsy
 
     assert "warning:" in stderr and "unlabelled.jpg" in stderr and "readme.txt" in stderr
     assert "000001.xml: object 2 (starfish)" in stderr  # the clipped box is named
-    summary = stdout[stdout.index("lcp data convert urpc: done"):]
+    summary = stdout[stdout.index("lcp data convert urpc: done") :]
     assert "1  waterweed box, dropped (URPC rule)" in summary
     assert "1  urpc: box outside the image, clipped to it" in summary
     assert "1  image without an xml file, skipped" in summary
@@ -110,12 +115,21 @@ def test_refuses_to_overwrite_unless_asked(urpc_src, tmp_path, capsys):
     [
         (lambda src: (src / "train/box/000002.xml").write_text("<annotation><object>"), "000002.xml", "not valid XML"),
         (lambda src: (src / "train/image/000003.jpg").unlink(), "000003.xml", "no image named 000003"),
-        (lambda src: write_voc_xml(src / "train/box/000004.xml", "x.jpg", [("fish", 1, 1, 5, 5)]),
-         "000004.xml", "unknown class 'fish'"),
-        (lambda src: (src / "train/image/000004.jpg").write_text("this is text, not a jpeg"),
-         "000004.jpg", "not a readable image"),
-        (lambda src: write_voc_xml(src / "train/box/000001.xml", "x.jpg", [("echinus", 1, "a", 5, 5)]),
-         "000001.xml", "<ymin> is 'a'"),
+        (
+            lambda src: write_voc_xml(src / "train/box/000004.xml", "x.jpg", [("fish", 1, 1, 5, 5)]),
+            "000004.xml",
+            "unknown class 'fish'",
+        ),
+        (
+            lambda src: (src / "train/image/000004.jpg").write_text("this is text, not a jpeg"),
+            "000004.jpg",
+            "not a readable image",
+        ),
+        (
+            lambda src: write_voc_xml(src / "train/box/000001.xml", "x.jpg", [("echinus", 1, "a", 5, 5)]),
+            "000001.xml",
+            "<ymin> is 'a'",
+        ),
     ],
     ids=["broken-xml", "missing-image", "unknown-class", "non-image", "bad-number"],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from helpers.convert_sources import boxes_by_file, category_names, convert, load_coco, write_image, write_voc_xml
 
 
@@ -29,8 +30,20 @@ def voc(tmp_path: Path) -> Path:
 
 def test_given_classes_fix_order_and_drop_others(voc, tmp_path, capsys):
     out = tmp_path / "scene"
-    code, stdout, stderr = convert(capsys, "voc", voc, out, "--name", "clear", "--classes", "dog,cat",
-                                   "--test-list", voc / "ImageSets/Main/test.txt", "--workers", "1")
+    code, stdout, stderr = convert(
+        capsys,
+        "voc",
+        voc,
+        out,
+        "--name",
+        "clear",
+        "--classes",
+        "dog,cat",
+        "--test-list",
+        voc / "ImageSets/Main/test.txt",
+        "--workers",
+        "1",
+    )
     assert code == 0, stderr
     train = load_coco(out / "annotations/clear_train.json")
     test = load_coco(out / "annotations/clear_test.json")
@@ -56,7 +69,8 @@ def test_classes_collected_sorted_without_a_list(voc, tmp_path, capsys):
 
 def test_missing_tags_and_wrong_root_are_errors(voc, tmp_path, capsys):
     (voc / "Annotations/2008_000003.xml").write_text(
-        "<annotation><object><bndbox><xmin>1</xmin></bndbox></object></annotation>")
+        "<annotation><object><bndbox><xmin>1</xmin></bndbox></object></annotation>"
+    )
     code, _, stderr = convert(capsys, "voc", voc, tmp_path / "a")
     assert code == 2 and "2008_000003.xml: object 1 has no <name>" in stderr
     (voc / "Annotations/2008_000003.xml").write_text("<notvoc/>")

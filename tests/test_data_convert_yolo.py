@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from helpers.convert_sources import boxes_by_file, category_names, convert, load_coco, write_image
 
 W, H = 40, 20
@@ -20,8 +21,9 @@ def yolo(tmp_path: Path) -> Path:
     (root / "labels/val").mkdir(parents=True)
     (root / "labels/train/a.txt").write_text("0 0.25 0.5 0.5 0.4\n\n2 0.95 0.5 0.2 0.2\n")  # 2nd box leaves the image
     (root / "labels/val/b.txt").write_text("1 0.5 0.5 0.1 1.0\n")
-    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\n"
-                                    "names:\n  0: boat\n  1: buoy\n  2: person\n")
+    (root / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: boat\n  1: buoy\n  2: person\n"
+    )
     return root
 
 
@@ -45,8 +47,20 @@ def test_names_file_with_class_subset_and_resplit(yolo, tmp_path, capsys):
     names = tmp_path / "obj.names"
     names.write_text("boat\nbuoy\nperson\n")
     out = tmp_path / "scene"
-    code, stdout, stderr = convert(capsys, "yolo", yolo, out, "--names", names, "--classes", "person,boat",
-                                   "--test-fraction", "0", "--workers", "1")
+    code, stdout, stderr = convert(
+        capsys,
+        "yolo",
+        yolo,
+        out,
+        "--names",
+        names,
+        "--classes",
+        "person,boat",
+        "--test-fraction",
+        "0",
+        "--workers",
+        "1",
+    )
     assert code == 0, stderr
     train = load_coco(out / "annotations/images_train.json")
     assert category_names(train) == ["person", "boat"]
@@ -56,9 +70,11 @@ def test_names_file_with_class_subset_and_resplit(yolo, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "label_text, message",
-    [("7 0.5 0.5 0.1 0.1\n", "labels/val/b.txt:1: class id 7 has no name (the names: 0 boat, 1 buoy, 2 person)"),
-     ("1 0.5 0.5 0.1\n", "labels/val/b.txt:1: expected 'class cx cy w h' (5 numbers), got 4 fields"),
-     ("1 0.5 x 0.1 0.1\n", "labels/val/b.txt:1: not numbers")],
+    [
+        ("7 0.5 0.5 0.1 0.1\n", "labels/val/b.txt:1: class id 7 has no name (the names: 0 boat, 1 buoy, 2 person)"),
+        ("1 0.5 0.5 0.1\n", "labels/val/b.txt:1: expected 'class cx cy w h' (5 numbers), got 4 fields"),
+        ("1 0.5 x 0.1 0.1\n", "labels/val/b.txt:1: not numbers"),
+    ],
     ids=["class-out-of-range", "too-few-fields", "not-a-number"],
 )
 def test_malformed_labels_name_file_and_line(yolo, tmp_path, capsys, label_text, message):
@@ -76,7 +92,8 @@ def test_label_without_image_and_unknown_names(yolo, tmp_path, capsys):
     code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "b")
     assert code == 2 and stderr.strip() == (
         f"lcp data: error: {yolo} or {yolo}/labels: no classes.txt or data.yaml names the class ids; give --names "
-        "FILE (one name a line, line i for id i) — --classes only picks and orders classes by name")
+        "FILE (one name a line, line i for id i) — --classes only picks and orders classes by name"
+    )
 
 
 def test_pixel_coordinates_are_refused_naming_file_and_line(yolo, tmp_path, capsys):
@@ -86,19 +103,21 @@ def test_pixel_coordinates_are_refused_naming_file_and_line(yolo, tmp_path, caps
     assert code == 2
     assert stderr.strip() == (
         f"lcp data: error: {yolo}/labels/train/a.txt:2: cx cy w h 10 10 20 8 are not normalised to 0..1; "
-        "YOLO labels give them as fractions of the image width and height (pixel coordinates? divide by the size)")
+        "YOLO labels give them as fractions of the image width and height (pixel coordinates? divide by the size)"
+    )
     assert not (tmp_path / "scene").exists()
 
 
 def test_a_conversion_that_drops_every_box_fails(yolo, tmp_path, capsys):
     (yolo / "labels/train/a.txt").write_text("0 0.25 0.5 0 0.4\n")  # no width
-    (yolo / "labels/val/b.txt").write_text("1 0.5 0.5 0.1 0\n")     # no height
+    (yolo / "labels/val/b.txt").write_text("1 0.5 0.5 0.1 0\n")  # no height
     out = tmp_path / "scene"
     code, _, stderr = convert(capsys, "yolo", yolo, out, "--classes", "boat,buoy", "--workers", "1")
     assert code == 2
     assert stderr.strip().splitlines()[-1] == (
         f"lcp data: error: {out}/images: all 2 boxes of the source were dropped (see the warnings); "
-        "a set without boxes has nothing to train or evaluate on")
+        "a set without boxes has nothing to train or evaluate on"
+    )
     assert not (out / "images").exists() and not list(out.glob("annotations/*.json"))
 
 
@@ -106,8 +125,10 @@ def test_a_class_without_boxes_is_refused_naming_the_classes_that_have_some(yolo
     (yolo / "labels/val/b.txt").write_text("0 0.5 0.5 0.1 0.1\n")  # no buoy left
     code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "a", "--classes", "boat,buoy")
     assert code == 2
-    assert stderr.strip() == ("lcp data: error: class 'buoy' has no box in the source; the classes with "
-                              "boxes are boat, person (choose among them with --classes)")
+    assert stderr.strip() == (
+        "lcp data: error: class 'buoy' has no box in the source; the classes with "
+        "boxes are boat, person (choose among them with --classes)"
+    )
     assert not (tmp_path / "a").exists()
     # also a class of the names file nobody labelled, without --classes
     code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "b")
@@ -117,8 +138,9 @@ def test_a_class_without_boxes_is_refused_naming_the_classes_that_have_some(yolo
 def test_a_mistyped_class_is_refused_not_given_the_boxes_of_its_index(yolo, tmp_path, capsys):
     code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "a", "--classes", "boat,bouy,person")
     assert code == 2
-    assert stderr.strip() == (f"lcp data: error: --classes: bouy not among the names of {yolo}/data.yaml "
-                              "(0 boat, 1 buoy, 2 person)")
+    assert stderr.strip() == (
+        f"lcp data: error: --classes: bouy not among the names of {yolo}/data.yaml (0 boat, 1 buoy, 2 person)"
+    )
     assert not (tmp_path / "a").exists()
 
 
@@ -146,13 +168,16 @@ def test_classes_in_another_order_than_classes_txt_never_rename_the_boxes(tmp_pa
     write_pair(src, "bb", src, "1 0.5 0.5 0.1 1.0\n")  # id 1: person
     (src / "classes.txt").write_text("car\nperson\n")
     out = tmp_path / "scene"
-    code, _, stderr = convert(capsys, "yolo", src, out, "--classes", "person,car", "--test-fraction", "0",
-                              "--workers", "1")
+    code, _, stderr = convert(
+        capsys, "yolo", src, out, "--classes", "person,car", "--test-fraction", "0", "--workers", "1"
+    )
     assert code == 0, stderr
     train = load_coco(out / "annotations/images_train.json")
     assert category_names(train) == ["person", "car"]
-    assert boxes_by_file(train) == {"a.jpg": [("car", [0.0, 6.0, 20.0, 8.0], 0)],
-                                    "bb.jpg": [("person", [18.0, 0.0, 4.0, 20.0], 0)]}
+    assert boxes_by_file(train) == {
+        "a.jpg": [("car", [0.0, 6.0, 20.0, 8.0], 0)],
+        "bb.jpg": [("person", [18.0, 0.0, 4.0, 20.0], 0)],
+    }
 
 
 def test_classes_do_not_stand_in_for_missing_names(tmp_path, capsys):
@@ -173,8 +198,10 @@ def test_labels_in_a_sibling_folder_with_their_classes_txt(tmp_path, capsys):
     code, _, stderr = convert(capsys, "yolo", images, out, "--labels", labels, "--test-fraction", "0", "--workers", "1")
     assert code == 0, stderr
     train = load_coco(out / "annotations/images_train.json")
-    assert boxes_by_file(train) == {"a.jpg": [("person", [0.0, 6.0, 20.0, 8.0], 0)],
-                                    "b.jpg": [("car", [18.0, 0.0, 4.0, 20.0], 0)]}
+    assert boxes_by_file(train) == {
+        "a.jpg": [("person", [0.0, 6.0, 20.0, 8.0], 0)],
+        "b.jpg": [("car", [18.0, 0.0, 4.0, 20.0], 0)],
+    }
     code, _, stderr = convert(capsys, "yolo", images, tmp_path / "x", "--labels", tmp_path / "nowhere")
     assert code == 2 and f"{tmp_path}/nowhere: not a folder (--labels)" in stderr
 
@@ -183,8 +210,9 @@ def test_sparse_ids_of_an_ultralytics_data_yaml(tmp_path, capsys):
     src = tmp_path / "set"
     write_pair(src / "images/train", "a", src / "labels/train", "1 0.25 0.5 0.5 0.4\n6 0.5 0.5 0.1 1.0\n")
     write_pair(src / "images/val", "b", src / "labels/val", "2 0.5 0.5 0.1 1.0\n")
-    (src / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnc: 3\n"
-                                   "names: {1: boat, 2: buoy, 6: person}\n")
+    (src / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnc: 3\nnames: {1: boat, 2: buoy, 6: person}\n"
+    )
     out = tmp_path / "scene"
     code, _, stderr = convert(capsys, "yolo", src, out, "--classes", "person,boat,buoy", "--workers", "1")
     assert code == 0, stderr
@@ -193,14 +221,19 @@ def test_sparse_ids_of_an_ultralytics_data_yaml(tmp_path, capsys):
     assert boxes_by_file(train)["a.jpg"] == [("boat", [0.0, 6.0, 20.0, 8.0], 0), ("person", [18.0, 0.0, 4.0, 20.0], 0)]
     (src / "labels/val/b.txt").write_text("3 0.5 0.5 0.1 1.0\n")  # an id the gaps leave without a name
     code, _, stderr = convert(capsys, "yolo", src, tmp_path / "x")
-    assert code == 2 and stderr.strip() == (f"lcp data: error: {src}/labels/val/b.txt:1: class id 3 has no name "
-                                            "(the names: 1 boat, 2 buoy, 6 person)")
+    assert code == 2 and stderr.strip() == (
+        f"lcp data: error: {src}/labels/val/b.txt:1: class id 3 has no name (the names: 1 boat, 2 buoy, 6 person)"
+    )
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("car\n\nperson\n", "line 2 is empty; line i names class id i, so every line must hold a name"),
-    ("car\nperson\ncar\n", "'car' names two ids; each class id needs a name of its own"),
-], ids=["blank-line-inside", "name-twice"])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("car\n\nperson\n", "line 2 is empty; line i names class id i, so every line must hold a name"),
+        ("car\nperson\ncar\n", "'car' names two ids; each class id needs a name of its own"),
+    ],
+    ids=["blank-line-inside", "name-twice"],
+)
 def test_a_names_file_that_would_shift_or_merge_ids_is_refused(tmp_path, capsys, text, problem):
     src = tmp_path / "set"
     write_pair(src, "a", src, "0 0.25 0.5 0.5 0.4\n")

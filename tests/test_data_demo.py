@@ -14,13 +14,30 @@ NUM_IMAGES, SIZE = 12, 64
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def make(out: Path, seed: int = 0, *extra: str) -> int:
-    return lcp(["data", "demo", "--out", str(out), "--seed", str(seed), "--num-images", str(NUM_IMAGES),
-                "--size", str(SIZE), "--no-progress", *extra])
+    return lcp(
+        [
+            "data",
+            "demo",
+            "--out",
+            str(out),
+            "--seed",
+            str(seed),
+            "--num-images",
+            str(NUM_IMAGES),
+            "--size",
+            str(SIZE),
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +54,11 @@ def test_layout_and_annotations(demo):
     assert len(clean) == len(lowq) == len(depth) == NUM_IMAGES
     assert lowq[0] == clean[0].replace(".jpg", "_foggy_beta_0.04.jpg")
     assert sorted(p.name for p in (demo / "annotations").iterdir()) == [
-        "clean_test.json", "clean_train.json", "lowq_test.json", "lowq_train.json"]
+        "clean_test.json",
+        "clean_train.json",
+        "lowq_test.json",
+        "lowq_train.json",
+    ]
 
     sidecar = json.loads((demo / "demo.json").read_text())
     assert sidecar["seed"] == 7 and sidecar["classes"] == ["circle", "square", "triangle"]
@@ -121,8 +142,23 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
 
 def test_lcp_data_check_passes_the_demo(demo, tmp_path, capsys):
     anns = [str(p) for p in sorted((demo / "annotations").glob("*.json"))]
-    code = lcp(["data", "check", "--lowq", str(demo / "lowq"), "--clean", str(demo / "clean"), "--ann", *anns,
-                "--classes", "circle,square,triangle", "--report", str(tmp_path / "report.json"), "--no-progress"])
+    code = lcp(
+        [
+            "data",
+            "check",
+            "--lowq",
+            str(demo / "lowq"),
+            "--clean",
+            str(demo / "clean"),
+            "--ann",
+            *anns,
+            "--classes",
+            "circle,square,triangle",
+            "--report",
+            str(tmp_path / "report.json"),
+            "--no-progress",
+        ]
+    )
     report = json.loads((tmp_path / "report.json").read_text())
     assert code == 0, capsys.readouterr().out
     assert report["ok"] and report["errors"] == {} and report["counts"]["pairs"] == NUM_IMAGES

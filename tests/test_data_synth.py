@@ -20,8 +20,7 @@ def digest(folder: Path) -> dict[str, str]:
 
 
 def synth(kind: str, src: Path, out: Path, *extra: str) -> int:
-    return lcp(["data", "synth", kind, "--src", str(src), "--out", str(out), "--no-progress", "--workers", "1",
-                *extra])
+    return lcp(["data", "synth", kind, "--src", str(src), "--out", str(out), "--no-progress", "--workers", "1", *extra])
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +47,25 @@ def flat_images(folder: Path, colours: list[tuple[int, int, int]], size=(48, 32)
 def test_same_seed_same_bytes_for_any_worker_count(scene, tmp_path, kind):
     src = scene / "clean"
     assert synth(kind, src, tmp_path / "one", "--seed", "3") == 0
-    assert lcp(["data", "synth", kind, "--src", str(src), "--out", str(tmp_path / "two"), "--seed", "3",
-                "--workers", "2", "--no-progress"]) == 0
+    assert (
+        lcp(
+            [
+                "data",
+                "synth",
+                kind,
+                "--src",
+                str(src),
+                "--out",
+                str(tmp_path / "two"),
+                "--seed",
+                "3",
+                "--workers",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert digest(tmp_path / "one") == digest(tmp_path / "two")
     assert synth(kind, src, tmp_path / "again", "--seed", "3") == 0
     assert digest(tmp_path / "again") == digest(tmp_path / "one")
@@ -63,8 +79,23 @@ def test_fog_follows_koschmieder_with_a_given_depth_map(tmp_path):
     (tmp_path / "depth").mkdir()
     depth = np.tile(np.linspace(10.0, 110.0, 48, dtype=np.float32), (32, 1))  # far to the right
     np.save(tmp_path / "depth" / "flat0.npy", depth)
-    assert synth("fog", tmp_path / "clean", tmp_path / "fog", "--depth-dir", str(tmp_path / "depth"),
-                 "--beta", "0.01", "0.02", "--near", "1", "--far", "1000") == 0
+    assert (
+        synth(
+            "fog",
+            tmp_path / "clean",
+            tmp_path / "fog",
+            "--depth-dir",
+            str(tmp_path / "depth"),
+            "--beta",
+            "0.01",
+            "0.02",
+            "--near",
+            "1",
+            "--far",
+            "1000",
+        )
+        == 0
+    )
     sidecar = json.loads((tmp_path / "fog" / "synthesis.json").read_text())
     assert sorted(sidecar["images"]) == ["flat0_foggy_beta_0.01.jpg", "flat0_foggy_beta_0.02.jpg"]
     assert sidecar["depth"]["source"] == "depth-maps" and sidecar["model"].startswith("I = J * t")
@@ -89,16 +120,30 @@ def test_cityscapes_disparity_gives_depth(tmp_path):
     raw[:, :4] = 0  # invalid: takes the nearest valid depth on the row
     cv2.imwrite(str(tmp_path / "disparity" / "aachen" / "aachen_000000_000019_disparity.png"), raw)
     (tmp_path / "camera" / "aachen" / "aachen_000000_000019_camera.json").write_text(
-        json.dumps({"extrinsic": {"baseline": baseline}, "intrinsic": {"fx": fx, "fy": fx}}))
-    assert synth("fog", tmp_path / "clean", tmp_path / "fog", "--disparity-dir", str(tmp_path / "disparity"),
-                 "--camera-dir", str(tmp_path / "camera"), "--beta", "0.01") == 0
+        json.dumps({"extrinsic": {"baseline": baseline}, "intrinsic": {"fx": fx, "fy": fx}})
+    )
+    assert (
+        synth(
+            "fog",
+            tmp_path / "clean",
+            tmp_path / "fog",
+            "--disparity-dir",
+            str(tmp_path / "disparity"),
+            "--camera-dir",
+            str(tmp_path / "camera"),
+            "--beta",
+            "0.01",
+        )
+        == 0
+    )
     record = json.loads((tmp_path / "fog" / "synthesis.json").read_text())
     assert record["depth"]["source"] == "cityscapes-disparity"
     depth_used = true_depth.copy()
     depth_used[:, :4] = true_depth[:, 4:5]
     expected_t = np.exp(-0.01 * depth_used).mean()
-    assert record["images"]["aachen_000000_000019_leftImg8bit_foggy_beta_0.01.jpg"]["mean_transmission"] == \
-        pytest.approx(expected_t, abs=2e-3)
+    assert record["images"]["aachen_000000_000019_leftImg8bit_foggy_beta_0.01.jpg"][
+        "mean_transmission"
+    ] == pytest.approx(expected_t, abs=2e-3)
 
 
 def test_ground_plane_fallback_is_near_at_the_bottom_and_far_above_the_horizon():
@@ -113,14 +158,29 @@ def test_rain_streaks_fall_at_the_requested_angle_and_scale_with_intensity(scene
         measured, coherence = dominant_orientation(layer)
         assert abs(measured - angle) < 4 and coherence > 0.5
         assert 0.02 < (layer > 0.05).mean() < 0.2
-    assert synth("rain", scene / "clean", tmp_path / "rain", "--intensity", "light", "heavy", "--angle", "15",
-                 "--depth-dir", str(scene / "depth")) == 0
+    assert (
+        synth(
+            "rain",
+            scene / "clean",
+            tmp_path / "rain",
+            "--intensity",
+            "light",
+            "heavy",
+            "--angle",
+            "15",
+            "--depth-dir",
+            str(scene / "depth"),
+        )
+        == 0
+    )
     sidecar = json.loads((tmp_path / "rain" / "synthesis.json").read_text())
     assert len(sidecar["images"]) == 12
     name = next(n for n in sidecar["images"] if "_density_0.12_" in n)
     assert name.startswith("demo_000001_rain_alpha_0.01_beta_0.015_dropsize_0.004_density_0.12_angle_15")
-    coverage = {level: np.mean([r["streak_coverage"] for n, r in sidecar["images"].items()
-                                if f"_density_{d}_" in n]) for level, d in (("light", 0.03), ("heavy", 0.12))}
+    coverage = {
+        level: np.mean([r["streak_coverage"] for n, r in sidecar["images"].items() if f"_density_{d}_" in n])
+        for level, d in (("light", 0.03), ("heavy", 0.12))
+    }
     assert coverage["heavy"] > 2 * coverage["light"]
     assert all(abs(r["angle_deg"] - 15) <= 3 for r in sidecar["images"].values())
 
@@ -139,16 +199,31 @@ def test_underwater_red_fades_first(tmp_path):
 
 def test_annotations_follow_the_new_names(scene, tmp_path):
     ann = scene / "annotations" / "clean_train.json"
-    assert synth("fog", scene / "clean", tmp_path / "one", "--ann", str(ann), "--ann-out",
-                 str(tmp_path / "one.json")) == 0
+    assert (
+        synth("fog", scene / "clean", tmp_path / "one", "--ann", str(ann), "--ann-out", str(tmp_path / "one.json")) == 0
+    )
     source, single = json.loads(ann.read_text()), json.loads((tmp_path / "one.json").read_text())
     assert [i["id"] for i in single["images"]] == [i["id"] for i in source["images"]]
     assert [i["file_name"] for i in single["images"]] == [
-        i["file_name"].replace(".jpg", "_foggy_beta_0.02.jpg") for i in source["images"]]
+        i["file_name"].replace(".jpg", "_foggy_beta_0.02.jpg") for i in source["images"]
+    ]
     assert single["annotations"] == source["annotations"]
 
-    assert synth("fog", scene / "clean", tmp_path / "two", "--beta", "0.01", "0.02", "--ann", str(ann),
-                 "--ann-out", str(tmp_path / "two.json")) == 0
+    assert (
+        synth(
+            "fog",
+            scene / "clean",
+            tmp_path / "two",
+            "--beta",
+            "0.01",
+            "0.02",
+            "--ann",
+            str(ann),
+            "--ann-out",
+            str(tmp_path / "two.json"),
+        )
+        == 0
+    )
     double = json.loads((tmp_path / "two.json").read_text())
     assert len(double["images"]) == 2 * len(source["images"])
     assert len(double["annotations"]) == 2 * len(source["annotations"])
@@ -172,11 +247,18 @@ def test_bad_input_is_one_line_and_leaves_nothing(scene, tmp_path, capsys):
 
 
 def write_coco_boxes(path: Path, file_name: str, size: tuple[int, int], boxes: list[list[float]]) -> None:
-    path.write_text(json.dumps({
-        "images": [{"id": 1, "file_name": file_name, "width": size[0], "height": size[1]}],
-        "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1, "bbox": b, "area": b[2] * b[3], "iscrowd": 0}
-                        for i, b in enumerate(boxes)],
-        "categories": [{"id": 1, "name": "thing"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": file_name, "width": size[0], "height": size[1]}],
+                "annotations": [
+                    {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": b, "area": b[2] * b[3], "iscrowd": 0}
+                    for i, b in enumerate(boxes)
+                ],
+                "categories": [{"id": 1, "name": "thing"}],
+            }
+        )
+    )
 
 
 def test_the_sidecar_records_each_box_visibility_and_the_depth_source(tmp_path):
@@ -186,9 +268,26 @@ def test_the_sidecar_records_each_box_visibility_and_the_depth_source(tmp_path):
     np.save(tmp_path / "depth" / "flat0.npy", depth)
     near_box, far_box = [0, 8, 8, 8], [40, 8, 8, 8.5]
     write_coco_boxes(tmp_path / "ann.json", "flat0.png", (48, 32), [near_box, far_box])
-    assert synth("fog", tmp_path / "clean", tmp_path / "fog", "--depth-dir", str(tmp_path / "depth"),
-                 "--beta", "0.03", "--near", "1", "--far", "1000",
-                 "--ann", str(tmp_path / "ann.json"), "--ann-out", str(tmp_path / "out.json")) == 0
+    assert (
+        synth(
+            "fog",
+            tmp_path / "clean",
+            tmp_path / "fog",
+            "--depth-dir",
+            str(tmp_path / "depth"),
+            "--beta",
+            "0.03",
+            "--near",
+            "1",
+            "--far",
+            "1000",
+            "--ann",
+            str(tmp_path / "ann.json"),
+            "--ann-out",
+            str(tmp_path / "out.json"),
+        )
+        == 0
+    )
     record = json.loads((tmp_path / "fog" / "synthesis.json").read_text())["images"]["flat0_foggy_beta_0.03.jpg"]
     assert record["depth"] == {"source": "depth-maps", "fallback": False, "file": "flat0.npy"}
     t = np.exp(-0.03 * depth)
@@ -205,8 +304,19 @@ def test_rain_and_underwater_record_what_they_leave_visible(tmp_path, kind, opti
     flat_images(tmp_path / "clean", [(40, 90, 160)], size=(64, 64))
     bottom, top = [8, 52, 12, 12], [8, 2, 12, 12]
     write_coco_boxes(tmp_path / "ann.json", "flat0.png", (64, 64), [bottom, top])
-    assert synth(kind, tmp_path / "clean", tmp_path / kind, *options,
-                 "--ann", str(tmp_path / "ann.json"), "--ann-out", str(tmp_path / "out.json")) == 0
+    assert (
+        synth(
+            kind,
+            tmp_path / "clean",
+            tmp_path / kind,
+            *options,
+            "--ann",
+            str(tmp_path / "ann.json"),
+            "--ann-out",
+            str(tmp_path / "out.json"),
+        )
+        == 0
+    )
     assert "1 images used the fallback depth" in capsys.readouterr().out
     (record,) = json.loads((tmp_path / kind / "synthesis.json").read_text())["images"].values()
     assert record["depth"] == {"source": "ground-plane", "fallback": True}

@@ -26,8 +26,18 @@ from lcp.hooks.pairing import DFPairingHook
 
 REPO = Path(__file__).resolve().parents[1]
 LCP_TINY = REPO / "config" / "mmdet" / "lcp_tiny_demo.py"
-META_KEYS = ("filename", "ori_filename", "ori_shape", "img_shape", "pad_shape", "scale_factor",
-             "flip", "flip_direction", "img_norm_cfg", "df_filename")
+META_KEYS = (
+    "filename",
+    "ori_filename",
+    "ori_shape",
+    "img_shape",
+    "pad_shape",
+    "scale_factor",
+    "flip",
+    "flip_direction",
+    "img_norm_cfg",
+    "df_filename",
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +125,25 @@ class EpochOfRecorder(Hook):
 def run_two_epochs(train_cfg, workers: int, start_method: str | None, tmp_path: Path, **loader_args):
     dataset = build_dataset(train_cfg)
     extra = {"multiprocessing_context": start_method} if workers and start_method else {}
-    loader = build_dataloader(dataset, samples_per_gpu=2, workers_per_gpu=workers, num_gpus=1,
-                              dist=False, shuffle=True, seed=0, **extra, **loader_args)
+    loader = build_dataloader(
+        dataset,
+        samples_per_gpu=2,
+        workers_per_gpu=workers,
+        num_gpus=1,
+        dist=False,
+        shuffle=True,
+        seed=0,
+        **extra,
+        **loader_args,
+    )
     model = PairRecorder()
-    runner = EpochBasedRunner(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
-                              work_dir=str(tmp_path), logger=logging.getLogger("pairing"),
-                              max_epochs=2)
+    runner = EpochBasedRunner(
+        model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+        work_dir=str(tmp_path),
+        logger=logging.getLogger("pairing"),
+        max_epochs=2,
+    )
     runner.register_hook(DFPairingHook())
     runner.register_hook(EpochOfRecorder())
     runner.run([loader], [("train", 1)])
@@ -129,9 +152,15 @@ def run_two_epochs(train_cfg, workers: int, start_method: str | None, tmp_path: 
 
 def expected_pairs(dataset, epochs=(0, 1)) -> dict[int, dict[str, str]]:
     inner = dataset.dataset
-    return {epoch: {inner.data_infos[i]["filename"]:
-                    dataset.df_filenames[df_choice(dataset.seed, epoch, i, len(dataset.df_filenames))]
-                    for i in range(len(inner))} for epoch in epochs}
+    return {
+        epoch: {
+            inner.data_infos[i]["filename"]: dataset.df_filenames[
+                df_choice(dataset.seed, epoch, i, len(dataset.df_filenames))
+            ]
+            for i in range(len(inner))
+        }
+        for epoch in epochs
+    }
 
 
 @pytest.mark.parametrize("workers,start_method", [(0, None), (1, "fork"), (2, "fork"), (2, "spawn")])
@@ -162,8 +191,7 @@ def test_source_pairing_gives_each_sample_the_clean_image_it_was_made_from(tmp_p
     scene = make_tiny_scene(tmp_path / "scene", num_train=4, num_test=1)
     clean = sorted(p.name for p in (scene / "clean").glob("*.jpg"))
     # a shifted record: sample i was made from clean image i+1, so a by-name match would be wrong
-    lowq = [info["file_name"] for info in json.loads(
-        (scene / "annotations" / "lowq_train.json").read_text())["images"]]
+    lowq = [info["file_name"] for info in json.loads((scene / "annotations" / "lowq_train.json").read_text())["images"]]
     sources = {name: clean[(i + 1) % len(clean)] for i, name in enumerate(lowq)}
     write_synthesis_record(scene, sources)
     train = paired_train_cfg(scene)
@@ -171,8 +199,9 @@ def test_source_pairing_gives_each_sample_the_clean_image_it_was_made_from(tmp_p
     dataset = build_dataset(train)
     for epoch in (0, 1):
         dataset.set_epoch(epoch)
-        assert {dataset.dataset.data_infos[i]["filename"]: dataset.df_filename(i)
-                for i in range(len(dataset))} == sources
+        assert {
+            dataset.dataset.data_infos[i]["filename"]: dataset.df_filename(i) for i in range(len(dataset))
+        } == sources
 
 
 def test_source_pairing_names_the_record_and_the_sample_it_cannot_pair(tmp_path):
@@ -181,8 +210,7 @@ def test_source_pairing_names_the_record_and_the_sample_it_cannot_pair(tmp_path)
     train.pairing = "source"
     with pytest.raises(LCPError, match=r"lowq/synthesis.json: pairing='source' needs the synthesis record"):
         build_dataset(train)
-    lowq = [info["file_name"] for info in json.loads(
-        (scene / "annotations" / "lowq_train.json").read_text())["images"]]
+    lowq = [info["file_name"] for info in json.loads((scene / "annotations" / "lowq_train.json").read_text())["images"]]
     write_synthesis_record(scene, {lowq[0]: "img_000.jpg", lowq[1]: "not_there.jpg"})
     with pytest.raises(LCPError, match=rf"{lowq[1]} has no source image in .*recorded source: not_there.jpg"):
         build_dataset(train)

@@ -11,8 +11,9 @@ import textwrap
 
 
 def run_fresh(code: str) -> str:
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=False, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], check=False, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -38,8 +39,14 @@ def test_mmdet_imports_without_the_deferred_modules_which_load_on_first_use():
               image.plt._lcp_real is matplotlib.pyplot)
         print("real", type(sys.modules["torchvision"]).__name__)
     """)
-    assert out.splitlines() == ["loaded []", "resnet50 True", "gmm sklearn.mixture._gaussian_mixture",
-                                "figure matplotlib.pyplot", "same True True True", "real module"]
+    assert out.splitlines() == [
+        "loaded []",
+        "resnet50 True",
+        "gmm sklearn.mixture._gaussian_mixture",
+        "figure matplotlib.pyplot",
+        "same True True True",
+        "real module",
+    ]
 
 
 def test_placeholders_leave_sys_modules_and_skip_missing_modules():
@@ -58,6 +65,11 @@ def test_placeholders_leave_sys_modules_and_skip_missing_modules():
         print("private after", hasattr(skm, "_gaussian_mixture"))
         print("now real", "sklearn.mixture" in sys.modules and type(sys.modules["sklearn.mixture"]).__name__)
     """)
-    assert out.splitlines() == ["deferred ['sklearn', 'sklearn.mixture']", "missing still ImportError",
-                                "private while importing False", "after False False", "private after True",
-                                "now real module"]
+    assert out.splitlines() == [
+        "deferred ['sklearn', 'sklearn.mixture']",
+        "missing still ImportError",
+        "private while importing False",
+        "after False False",
+        "private after True",
+        "now real module",
+    ]

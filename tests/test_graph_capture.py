@@ -10,7 +10,6 @@ import pytest
 import torch
 from mmcv.runner import BaseModule, auto_fp16, wrap_fp16_model
 from mmdet.models.detectors import CascadeRCNN
-from model_configs import batch, build, randomize_bn_statistics, tiny_lcp_cfg
 
 from lcp.apis.config import load_config
 from lcp.errors import LCPError
@@ -24,6 +23,7 @@ from lcp.models.graph_capture import (
     front_key,
     parameter_signature,
 )
+from model_configs import batch, build, randomize_bn_statistics, tiny_lcp_cfg
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -92,8 +92,12 @@ def test_keys_tell_phase_padded_shape_and_dtype_apart():
     key = front_key(model, img)
     assert key == front_key(model, torch.ones(2, 3, 64, 96))  # same padded batch, other pixels
     assert key[:3] == ("crux_learner", (2, 3, 64, 96), torch.float32)
-    others = [front_key(model, torch.zeros(2, 3, 96, 64)), front_key(model, torch.zeros(1, 3, 64, 96)),
-              front_key(model, img.half()), front_key(model.eval(), img)]
+    others = [
+        front_key(model, torch.zeros(2, 3, 96, 64)),
+        front_key(model, torch.zeros(1, 3, 64, 96)),
+        front_key(model, img.half()),
+        front_key(model.eval(), img),
+    ]
     assert len({key, *others}) == 5
     assert others[-1][0] == "test"
 
@@ -221,14 +225,23 @@ def assert_close(first, second, rtol):
 
 @cuda
 def test_captured_crux_steps_and_tests_match_eager_ones_on_a_gpu():
-    data = {key: ([v.cuda() for v in value] if isinstance(value, list) and torch.is_tensor(value[0])
-                  else value.cuda() if torch.is_tensor(value) else value) for key, value in batch().items()}
+    data = {
+        key: (
+            [v.cuda() for v in value]
+            if isinstance(value, list) and torch.is_tensor(value[0])
+            else value.cuda()
+            if torch.is_tensor(value)
+            else value
+        )
+        for key, value in batch().items()
+    }
     graphed = tiny_detector().cuda()
     eager = tiny_detector(graph_capture=dict(enabled=False)).cuda()
     eager.load_state_dict(graphed.state_dict())
     steps = graphed.front_graphs.warmup_iters + 3  # warm-up, capture (checked), replays
-    for (losses, grads), (eager_losses, eager_grads) in zip(step_outputs(graphed, data, steps),
-                                                            step_outputs(eager, data, steps), strict=True):
+    for (losses, grads), (eager_losses, eager_grads) in zip(
+        step_outputs(graphed, data, steps), step_outputs(eager, data, steps), strict=True
+    ):
         assert_close(losses, eager_losses, 1e-3)
         assert_close(grads, eager_grads, 1e-3)
     key = front_key(graphed, data["img"])
@@ -253,8 +266,12 @@ def test_captured_crux_steps_and_tests_match_eager_ones_on_a_gpu():
 @cuda
 def test_a_graph_captured_under_mmdet_fp16_matches_eager_fp16():
     data = batch()
-    data = dict(img=data["img"].cuda(), img_metas=data["img_metas"], gt_bboxes=[b.cuda() for b in data["gt_bboxes"]],
-                gt_labels=[label.cuda() for label in data["gt_labels"]])
+    data = dict(
+        img=data["img"].cuda(),
+        img_metas=data["img_metas"],
+        gt_bboxes=[b.cuda() for b in data["gt_bboxes"]],
+        gt_labels=[label.cuda() for label in data["gt_labels"]],
+    )
     graphed, eager = tiny_detector().cuda(), tiny_detector(graph_capture=dict(enabled=False)).cuda()
     eager.load_state_dict(graphed.state_dict())
     results = []

@@ -11,8 +11,12 @@ INSTALL = REPO / "scripts" / "install.sh"
 
 
 def run_install(tmp_path: Path, env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LCP_VENV": str(tmp_path / "venv"),
-           "LCP_WHEEL_CACHE": str(tmp_path / "empty-cache"), **env_overrides}
+    env = {
+        **os.environ,
+        "LCP_VENV": str(tmp_path / "venv"),
+        "LCP_WHEEL_CACHE": str(tmp_path / "empty-cache"),
+        **env_overrides,
+    }
     return subprocess.run(["bash", str(INSTALL)], env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -23,8 +27,8 @@ def test_too_old_python_is_named(tmp_path):
     result = run_install(tmp_path, {"LCP_PYTHON": str(old_python)})
     assert result.returncode != 0
     assert result.stderr.strip() == (
-        f"install: error: Python >= 3.11 is required, '{old_python}' is 3.10.14; "
-        "set LCP_PYTHON to a newer interpreter")
+        f"install: error: Python >= 3.11 is required, '{old_python}' is 3.10.14; set LCP_PYTHON to a newer interpreter"
+    )
     assert not (tmp_path / "venv").exists()
 
 

@@ -13,9 +13,12 @@ from sync_probe import SyncingOps
 def cascade_like_losses():
     generator = torch.Generator().manual_seed(0)
     values = lambda *shape: torch.rand(*shape, generator=generator, requires_grad=True)  # noqa: E731
-    return {"loss_rpn_cls": [values(4), values(2), values(1)], "loss_rpn_bbox": [values(3), values(2)],
-            **{f"s{i}.{name}": values(()) for i in range(3) for name in ("loss_cls", "acc", "loss_bbox")},
-            "s0.half": values(()).half()}
+    return {
+        "loss_rpn_cls": [values(4), values(2), values(1)],
+        "loss_rpn_bbox": [values(3), values(2)],
+        **{f"s{i}.{name}": values(()) for i in range(3) for name in ("loss_cls", "acc", "loss_bbox")},
+        "s0.half": values(()).half(),
+    }
 
 
 def test_same_total_loss_gradients_and_log_as_mmdet():

@@ -51,8 +51,10 @@ def test_catch_up_step_casts_img_and_img_df_to_half_on_cpu():
     assert seen == [(torch.half, 4)]  # crux_learner([img; img_df]): both images of the batch of 2, in one call
     assert losses["kl_loss"].dtype == torch.float32 and torch.isfinite(losses["kl_loss"])
     losses["kl_loss"].backward()
-    assert all((param.grad is not None) == name.startswith("backbone.catch_up_learner.")
-               for name, param in model.named_parameters())
+    assert all(
+        (param.grad is not None) == name.startswith("backbone.catch_up_learner.")
+        for name, param in model.named_parameters()
+    )
 
 
 @needs_cuda
@@ -72,8 +74,11 @@ def test_fp16_train_steps_in_both_modes_and_test_step_on_gpu():
         loss, log_vars = model._parse_losses(losses)
         assert torch.isfinite(loss), (mode, log_vars)
         loss.backward()
-        assert all(param.grad is not None for name, param in model.named_parameters()
-                   if name.startswith("crux_learner." if mode == "crux_learner" else "backbone.catch_up_learner."))
+        assert all(
+            param.grad is not None
+            for name, param in model.named_parameters()
+            if name.startswith("crux_learner." if mode == "crux_learner" else "backbone.catch_up_learner.")
+        )
         model.zero_grad()
     assert torch.half in catch_up_dtypes  # the features really ran in half precision
 

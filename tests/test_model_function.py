@@ -16,7 +16,7 @@ from model_configs import batch, build, randomize_bn_statistics, tiny_lcp_cfg
 
 
 def sub_state(state, prefix):
-    return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
 
 
 def reference_crux(crux_state, img, k=10.0, thr=0.5):
@@ -92,7 +92,12 @@ def test_catch_up_learner_has_exactly_one_relu(tiny):
     _, model, _ = tiny
     layers = model.backbone.catch_up_learner.layers
     assert [(name, type(module)) for name, module in layers.named_children()] == [
-        ("pooling", nn.MaxPool2d), ("conv1", nn.Conv2d), ("relu", nn.ReLU), ("conv2", nn.Conv2d), ("conv3", nn.Conv2d)]
+        ("pooling", nn.MaxPool2d),
+        ("conv1", nn.Conv2d),
+        ("relu", nn.ReLU),
+        ("conv2", nn.Conv2d),
+        ("conv3", nn.Conv2d),
+    ]
 
 
 @pytest.mark.parametrize("height,width", [(64, 96), (97, 131), (100, 100), (64, 66)])
@@ -105,7 +110,7 @@ def test_backbone_matches_reference_at_any_size(tiny, height, width):
         expected = reference(img, crux)
         plain_shapes = [out.shape for out in reference.resnet(img)]
     assert [out.shape for out in outputs] == plain_shapes
-    for out, ref in zip(outputs, expected):
+    for out, ref in zip(outputs, expected, strict=True):
         torch.testing.assert_close(out, ref)
 
 
@@ -116,7 +121,7 @@ def test_detector_features_and_kl_loss_match_reference(tiny):
     crux_state = model.crux_learner.state_dict()
     with torch.no_grad():
         crux = reference_crux(crux_state, img)
-        for out, ref in zip(model.extract_feat(img), model.neck(reference(img, crux))):
+        for out, ref in zip(model.extract_feat(img), model.neck(reference(img, crux)), strict=True):
             torch.testing.assert_close(out, ref)
 
         _, catch = reference.shallow(crux, catch_up=True)
@@ -144,13 +149,16 @@ def test_detector_tests_images_of_odd_size(tiny, height, width):
     assert all(dets.ndim == 2 and dets.shape[1] == 5 for dets in results[0])
 
 
-@pytest.mark.parametrize("backbone_cfg,stage_channels", [
-    (dict(type="LCPResNet", depth=18), (64, 128, 256, 512)),
-    (dict(type="LCPResNet", depth=34), (64, 128, 256, 512)),
-    (dict(type="LCPResNet", depth=50), (256, 512, 1024, 2048)),
-    (dict(type="LCPResNet", depth=101), (256, 512, 1024, 2048)),
-    (dict(type="LCPResNeXt", depth=50, groups=32, base_width=4), (256, 512, 1024, 2048)),
-])
+@pytest.mark.parametrize(
+    "backbone_cfg,stage_channels",
+    [
+        (dict(type="LCPResNet", depth=18), (64, 128, 256, 512)),
+        (dict(type="LCPResNet", depth=34), (64, 128, 256, 512)),
+        (dict(type="LCPResNet", depth=50), (256, 512, 1024, 2048)),
+        (dict(type="LCPResNet", depth=101), (256, 512, 1024, 2048)),
+        (dict(type="LCPResNeXt", depth=50, groups=32, base_width=4), (256, 512, 1024, 2048)),
+    ],
+)
 def test_every_depth_adapts_the_catch_up_channels(backbone_cfg, stage_channels):
     backbone = build_backbone(dict(backbone_cfg, init_cfg=None))
     backbone.eval()
@@ -161,7 +169,9 @@ def test_every_depth_adapts_the_catch_up_channels(backbone_cfg, stage_channels):
     img = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         outputs = backbone(img, img * 0.5)
-    assert [tuple(out.shape) for out in outputs] == [(1, c, 64 // s, 64 // s) for c, s in zip(stage_channels, (4, 8, 16, 32))]
+    assert [tuple(out.shape) for out in outputs] == [
+        (1, c, 64 // s, 64 // s) for c, s in zip(stage_channels, (4, 8, 16, 32), strict=True)
+    ]
 
 
 def test_lcp_modules_keep_pytorch_default_init():

@@ -49,7 +49,9 @@ def test_plain_cascade_checkpoint_reports_the_lcp_keys_missing(r50_models):
     result = load_lcp_checkpoint(lcp_model, cascade.state_dict(), strict=False)
     assert sorted(result.missing_keys) == sorted(MANIFEST)
     assert result.unexpected_keys == []
-    with pytest.raises(LCPError, match=r"does not match the model exactly: missing backbone\.catch_up_learner.*\(26 in all\)"):
+    with pytest.raises(
+        LCPError, match=r"does not match the model exactly: missing backbone\.catch_up_learner.*\(26 in all\)"
+    ):
         load_lcp_checkpoint(lcp_model, cascade.state_dict(), strict=True)
 
 
@@ -63,8 +65,13 @@ def test_checkpoint_file_from_data_parallel_loads(tiny_model, tmp_path):
     torch.manual_seed(2)
     source = build(tiny_lcp_cfg())
     path = tmp_path / "epoch_1.pth"
-    torch.save({"meta": {"epoch": 1, "CLASSES": ("a", "b")},
-                "state_dict": {"module." + key: value for key, value in source.state_dict().items()}}, path)
+    torch.save(
+        {
+            "meta": {"epoch": 1, "CLASSES": ("a", "b")},
+            "state_dict": {"module." + key: value for key, value in source.state_dict().items()},
+        },
+        path,
+    )
     result = load_lcp_checkpoint(tiny_model, path, strict=True)
     assert result == ([], [])
     for key, value in source.state_dict().items():
@@ -76,7 +83,9 @@ def test_checkpoint_of_other_shapes_is_refused_naming_the_file(tiny_model, tmp_p
     path = tmp_path / "wider.pth"
     torch.save({"state_dict": wider.state_dict()}, path)
     before = {key: value.clone() for key, value in tiny_model.state_dict().items()}
-    with pytest.raises(LCPError, match=rf"^{re.escape(str(path))}: \d+ entries have another shape.*another architecture"):
+    with pytest.raises(
+        LCPError, match=rf"^{re.escape(str(path))}: \d+ entries have another shape.*another architecture"
+    ):
         load_lcp_checkpoint(tiny_model, path)
     assert all(torch.equal(before[key], value) for key, value in tiny_model.state_dict().items())
 

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 from mmcv.runner import HOOKS, EpochBasedRunner
-from model_configs import build, tiny_lcp_cfg
 
 from lcp.apis.config import load_config
 from lcp.errors import LCPError
 from lcp.hooks.mode_controller import TrainModeHook, mode_for_epoch
 from lcp.models import TRAIN_MODES
 from lcp.modes import ALTER, CATCH_UP, CRUX, PLAN_MODES
+from model_configs import build, tiny_lcp_cfg
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = dict(num_epoch=[6, 6, 12], modes=[CATCH_UP, CRUX, ALTER])
@@ -30,11 +30,14 @@ def test_alter_phase_restarts_with_catch_up_wherever_it_sits():
     assert [mode_for_epoch(epoch, **plan) for epoch in range(1, 6)] == [CATCH, CRUX, CATCH, CATCH, CRUX]
 
 
-@pytest.mark.parametrize("num_epoch,modes,message", [
-    ([6, 6], ["catch_up_learner"], "same length"),
-    ([6, 0], ["catch_up_learner", "crux_learner"], r"num_epoch\[1\] = 0"),
-    ([6], ["crux"], r"modes\[0\] = 'crux'"),
-])
+@pytest.mark.parametrize(
+    "num_epoch,modes,message",
+    [
+        ([6, 6], ["catch_up_learner"], "same length"),
+        ([6, 0], ["catch_up_learner", "crux_learner"], r"num_epoch\[1\] = 0"),
+        ([6], ["crux"], r"modes\[0\] = 'crux'"),
+    ],
+)
 def test_bad_plans_are_refused(num_epoch, modes, message):
     with pytest.raises(LCPError, match=message):
         TrainModeHook(num_epoch=num_epoch, modes=modes)
@@ -72,7 +75,7 @@ def test_hook_follows_the_plan_and_resuming_anywhere_gives_the_same_modes(runner
     uninterrupted = modes_from(runner, 1)
     assert uninterrupted == PUBLISHED
     for start_epoch in range(2, 25):
-        assert modes_from(runner, start_epoch) == PUBLISHED[start_epoch - 1:], start_epoch
+        assert modes_from(runner, start_epoch) == PUBLISHED[start_epoch - 1 :], start_epoch
 
 
 def test_hook_refuses_a_run_longer_than_its_plan():
@@ -90,5 +93,11 @@ def test_the_detector_and_the_plan_know_the_same_modes():
 def test_the_hook_takes_its_plan_from_the_configs_mode_plan():
     cfg = load_config(REPO / "config" / "mmdet" / "lcp_tiny_demo.py", {"mode_plan.num_epoch": [1, 1, 4]})
     hook = HOOKS.build(next(dict(h) for h in cfg.custom_hooks if h.type == "TrainModeHook"))
-    assert [mode_for_epoch(epoch, hook.num_epoch, hook.modes) for epoch in range(1, 7)] == \
-        [CATCH, CRUX, CATCH, CRUX, CATCH, CRUX]
+    assert [mode_for_epoch(epoch, hook.num_epoch, hook.modes) for epoch in range(1, 7)] == [
+        CATCH,
+        CRUX,
+        CATCH,
+        CRUX,
+        CATCH,
+        CRUX,
+    ]

@@ -49,8 +49,8 @@ def test_start_as_pretrained_computes_the_plain_detectors_function(seed):
     data = batch(num_images=2, height=96, width=128, seed=seed)
     expected, got = detections(plain, data), detections(lcp, data)
     assert sum(len(boxes) for image in expected for boxes in image) > 20
-    for image_expected, image_got in zip(expected, got):
-        for boxes_expected, boxes_got in zip(image_expected, image_got):
+    for image_expected, image_got in zip(expected, got, strict=True):
+        for boxes_expected, boxes_got in zip(image_expected, image_got, strict=True):
             assert boxes_expected.shape == boxes_got.shape
             np.testing.assert_allclose(boxes_got, boxes_expected, atol=1e-5, rtol=0)
 

@@ -7,15 +7,27 @@ import pytest
 import torch
 from mmcv.runner import HOOKS, EpochBasedRunner, Hook, build_optimizer
 
-from lcp.errors import LCPError
 import lcp.hooks  # noqa: F401  registers TrainModeHook
+from lcp.errors import LCPError
 from model_configs import batch, build, tiny_lcp_cfg
 
 CATCH_UP_TRAINABLE = ("backbone.catch_up_learner.",)
-CRUX_TRAINABLE = ("crux_learner.", "backbone.catch_up_fusion.", "backbone.layer3.", "backbone.layer4.",
-                  "neck.", "rpn_head.", "roi_head.")
-OPTIMIZER = dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=1e-4,
-                 paramwise_cfg=dict(custom_keys={"crux_learner": dict(lr_mult=100)}))
+CRUX_TRAINABLE = (
+    "crux_learner.",
+    "backbone.catch_up_fusion.",
+    "backbone.layer3.",
+    "backbone.layer4.",
+    "neck.",
+    "rpn_head.",
+    "roi_head.",
+)
+OPTIMIZER = dict(
+    type="SGD",
+    lr=0.01,
+    momentum=0.9,
+    weight_decay=1e-4,
+    paramwise_cfg=dict(custom_keys={"crux_learner": dict(lr_mult=100)}),
+)
 
 
 def trainable(model):
@@ -35,8 +47,10 @@ def test_trainable_sets_of_both_modes(frozen_stages):
     model.set_train_mode("crux_learner")
     assert trainable(model) == names_with(model, CRUX_TRAINABLE)
     frozen = {name for name, _ in model.named_parameters()} - trainable(model)
-    assert frozen == names_with(model, ("backbone.conv1.", "backbone.bn1.", "backbone.layer1.",
-                                        "backbone.layer2.", "backbone.catch_up_learner."))
+    assert frozen == names_with(
+        model,
+        ("backbone.conv1.", "backbone.bn1.", "backbone.layer1.", "backbone.layer2.", "backbone.catch_up_learner."),
+    )
     model.set_train_mode("catch_up_learner")  # switching back restores the catch-up set exactly
     assert trainable(model) == names_with(model, CATCH_UP_TRAINABLE)
 
@@ -98,9 +112,9 @@ class ParamSnapshots(Hook):
         self.epochs = []
 
     def before_train_epoch(self, runner):
-        self.epochs.append(dict(mode=runner.model.train_mode,
-                                trainable=trainable(runner.model),
-                                before=self._snapshot(runner.model)))
+        self.epochs.append(
+            dict(mode=runner.model.train_mode, trainable=trainable(runner.model), before=self._snapshot(runner.model))
+        )
 
     def after_train_epoch(self, runner):
         self.epochs[-1]["after"] = self._snapshot(runner.model)
@@ -112,12 +126,21 @@ class ParamSnapshots(Hook):
 
 def make_runner(model, work_dir, max_epochs):
     optimizer = build_optimizer(model, OPTIMIZER)
-    runner = EpochBasedRunner(model, optimizer=optimizer, work_dir=str(work_dir),
-                              logger=logging.getLogger("lcp-test-runner"), max_epochs=max_epochs)
-    runner.register_training_hooks(lr_config=None, optimizer_config=dict(grad_clip=None),
-                                   checkpoint_config=dict(interval=1))
-    runner.register_hook(HOOKS.build(dict(type="TrainModeHook", num_epoch=[1, 1, 2],
-                                          modes=["catch_up_learner", "crux_learner", "alter"])))
+    runner = EpochBasedRunner(
+        model,
+        optimizer=optimizer,
+        work_dir=str(work_dir),
+        logger=logging.getLogger("lcp-test-runner"),
+        max_epochs=max_epochs,
+    )
+    runner.register_training_hooks(
+        lr_config=None, optimizer_config=dict(grad_clip=None), checkpoint_config=dict(interval=1)
+    )
+    runner.register_hook(
+        HOOKS.build(
+            dict(type="TrainModeHook", num_epoch=[1, 1, 2], modes=["catch_up_learner", "crux_learner", "alter"])
+        )
+    )
     snapshots = ParamSnapshots()
     runner.register_hook(snapshots, priority="LOW")  # after TrainModeHook (NORMAL)
     return runner, snapshots
@@ -127,7 +150,9 @@ def check_epoch(epoch):
     """Frozen parameters bit-identical; every trainable part moved (single parameters may not:
     a zero bias whose gradient is exactly zero, e.g. an FPN level no sampled anchor used)."""
     changed = {name for name, before in epoch["before"].items() if not torch.equal(before, epoch["after"][name])}
-    assert changed <= epoch["trainable"], f"{epoch['mode']}: frozen parameters changed: {sorted(changed - epoch['trainable'])}"
+    assert changed <= epoch["trainable"], (
+        f"{epoch['mode']}: frozen parameters changed: {sorted(changed - epoch['trainable'])}"
+    )
     prefixes = CATCH_UP_TRAINABLE if epoch["mode"] == "catch_up_learner" else CRUX_TRAINABLE
     for prefix in prefixes:
         assert any(name.startswith(prefix) for name in changed), f"{epoch['mode']}: nothing in {prefix} changed"

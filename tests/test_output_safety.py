@@ -73,10 +73,27 @@ def scene(tmp_path_factory) -> Path:
 def test_synth_onto_its_own_source_is_refused(scene, capsys):
     before = digest(scene)
     clean = scene / "clean"
-    refused(capsys, ["data", "synth", "fog", "--src", str(clean), "--out", str(clean), "--overwrite",
-                     "--ann", str(scene / "annotations/clean_train.json"),
-                     "--ann-out", str(scene / "annotations/fog_train.json"), "--no-progress", "--workers", "1"],
-            f"{clean}: is the source")
+    refused(
+        capsys,
+        [
+            "data",
+            "synth",
+            "fog",
+            "--src",
+            str(clean),
+            "--out",
+            str(clean),
+            "--overwrite",
+            "--ann",
+            str(scene / "annotations/clean_train.json"),
+            "--ann-out",
+            str(scene / "annotations/fog_train.json"),
+            "--no-progress",
+            "--workers",
+            "1",
+        ],
+        f"{clean}: is the source",
+    )
     assert digest(scene) == before
 
 
@@ -88,8 +105,11 @@ def test_convert_yolo_into_its_own_source_is_refused(tmp_path, capsys):
     (src / "labels/a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
     (src / "classes.txt").write_text("boat\n")
     before = digest(src)
-    refused(capsys, ["data", "convert", "yolo", str(src), str(src), "--overwrite", "--workers", "1"],
-            f"{src / 'images'}: lies inside the source {src}")
+    refused(
+        capsys,
+        ["data", "convert", "yolo", str(src), str(src), "--overwrite", "--workers", "1"],
+        f"{src / 'images'}: lies inside the source {src}",
+    )
     assert digest(src) == before
 
 
@@ -117,24 +137,55 @@ def test_an_output_inside_containing_or_linked_to_a_source_is_refused(scene, tmp
     link.symlink_to(clean)
     refused(capsys, [*synth, "--out", str(link)], f"{link}: is the source {clean}")
     depth = scene / "depth"
-    refused(capsys, [*synth, "--out", str(depth / "fog"), "--depth-dir", str(depth)],
-            f"{depth / 'fog'}: lies inside the source {depth}")
+    refused(
+        capsys,
+        [*synth, "--out", str(depth / "fog"), "--depth-dir", str(depth)],
+        f"{depth / 'fog'}: lies inside the source {depth}",
+    )
     assert digest(scene) == before
 
 
 def test_rewritten_annotations_may_not_replace_their_source(scene, tmp_path, capsys):
     ann = scene / "annotations/clean_test.json"
     before = ann.read_bytes()
-    refused(capsys, ["data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(tmp_path / "fog"),
-                     "--ann", str(ann), "--ann-out", str(ann), "--overwrite", "--no-progress", "--workers", "1"],
-            f"{ann}: is the source {ann}")
+    refused(
+        capsys,
+        [
+            "data",
+            "synth",
+            "fog",
+            "--src",
+            str(scene / "clean"),
+            "--out",
+            str(tmp_path / "fog"),
+            "--ann",
+            str(ann),
+            "--ann-out",
+            str(ann),
+            "--overwrite",
+            "--no-progress",
+            "--workers",
+            "1",
+        ],
+        f"{ann}: is the source {ann}",
+    )
     assert ann.read_bytes() == before and not (tmp_path / "fog").exists()
 
 
 def test_overwrite_replaces_a_folder_lcp_wrote_and_says_so(scene, tmp_path, capsys):
     out = tmp_path / "fog"
-    synth = ["data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(out), "--no-progress",
-             "--workers", "1"]
+    synth = [
+        "data",
+        "synth",
+        "fog",
+        "--src",
+        str(scene / "clean"),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--workers",
+        "1",
+    ]
     assert lcp([*synth, "--beta", "0.01"]) == 0
     assert (out / MARKER).is_file()
     capsys.readouterr()
@@ -147,12 +198,42 @@ def test_overwrite_replaces_a_folder_lcp_wrote_and_says_so(scene, tmp_path, caps
 def test_an_unmarked_folder_from_an_older_lcp_is_not_replaced(scene, tmp_path, capsys):
     """Folders written before the marker existed: the error line says to remove them by hand."""
     out = tmp_path / "fog"
-    assert lcp(["data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(out), "--no-progress",
-                "--workers", "1"]) == 0
+    assert (
+        lcp(
+            [
+                "data",
+                "synth",
+                "fog",
+                "--src",
+                str(scene / "clean"),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     (out / MARKER).unlink()
     before = digest(out)
-    refused(capsys, ["data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(out), "--overwrite",
-                     "--no-progress", "--workers", "1"], "remove it by hand")
+    refused(
+        capsys,
+        [
+            "data",
+            "synth",
+            "fog",
+            "--src",
+            str(scene / "clean"),
+            "--out",
+            str(out),
+            "--overwrite",
+            "--no-progress",
+            "--workers",
+            "1",
+        ],
+        "remove it by hand",
+    )
     assert digest(out) == before
 
 
@@ -161,8 +242,19 @@ def test_convert_overwrites_only_image_sets_it_wrote(tmp_path, capsys):
     src.mkdir()
     cv2.imwrite(str(src / "a.png"), np.full((16, 16, 3), 90, np.uint8))
     out = tmp_path / "scene"
-    convert = ["data", "convert", "folder", str(src), str(out), "--name", "set", "--workers", "1",
-               "--test-fraction", "0"]
+    convert = [
+        "data",
+        "convert",
+        "folder",
+        str(src),
+        str(out),
+        "--name",
+        "set",
+        "--workers",
+        "1",
+        "--test-fraction",
+        "0",
+    ]
     (out / "set").mkdir(parents=True)
     (out / "set/mine.jpg").write_bytes(b"not lcp's")
     refused(capsys, [*convert, "--overwrite"], f"{out / 'set'}: already exists and holds no {MARKER}")
@@ -172,8 +264,11 @@ def test_convert_overwrites_only_image_sets_it_wrote(tmp_path, capsys):
     (out / "set").rmdir()
     (out / "annotations").mkdir()
     (out / "annotations/set_train.json").write_text("{}")
-    refused(capsys, [*convert, "--overwrite"], f"{out / 'annotations/set_train.json'}: already exists beside no "
-                                               "image set lcp wrote")
+    refused(
+        capsys,
+        [*convert, "--overwrite"],
+        f"{out / 'annotations/set_train.json'}: already exists beside no image set lcp wrote",
+    )
     assert (out / "annotations/set_train.json").read_text() == "{}"
 
     (out / "annotations/set_train.json").unlink()
@@ -191,15 +286,53 @@ def test_modes_of_written_files_follow_the_umask(scene, tmp_path, umask):
     old = os.umask(umask)
     try:
         assert lcp(demo(tmp_path / "demo")) == 0
-        assert lcp(["data", "convert", "folder", str(scene / "clean"), str(tmp_path / "converted"),
-                    "--name", "clean", "--workers", "1"]) == 0
-        assert lcp(["data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(tmp_path / "fog"),
-                    "--ann", str(scene / "annotations/clean_test.json"), "--ann-out", str(tmp_path / "fog_test.json"),
-                    "--no-progress", "--workers", "1"]) == 0
+        assert (
+            lcp(
+                [
+                    "data",
+                    "convert",
+                    "folder",
+                    str(scene / "clean"),
+                    str(tmp_path / "converted"),
+                    "--name",
+                    "clean",
+                    "--workers",
+                    "1",
+                ]
+            )
+            == 0
+        )
+        assert (
+            lcp(
+                [
+                    "data",
+                    "synth",
+                    "fog",
+                    "--src",
+                    str(scene / "clean"),
+                    "--out",
+                    str(tmp_path / "fog"),
+                    "--ann",
+                    str(scene / "annotations/clean_test.json"),
+                    "--ann-out",
+                    str(tmp_path / "fog_test.json"),
+                    "--no-progress",
+                    "--workers",
+                    "1",
+                ]
+            )
+            == 0
+        )
     finally:
         os.umask(old)
-    written = [tmp_path / "demo", *(tmp_path / "demo").rglob("*"), tmp_path / "converted",
-               *(tmp_path / "converted").rglob("*"), tmp_path / "fog", tmp_path / "fog_test.json"]
+    written = [
+        tmp_path / "demo",
+        *(tmp_path / "demo").rglob("*"),
+        tmp_path / "converted",
+        *(tmp_path / "converted").rglob("*"),
+        tmp_path / "fog",
+        tmp_path / "fog_test.json",
+    ]
     assert any(p.suffix == ".json" for p in written)
     for path in written:
         expected = (0o777 if path.is_dir() else 0o666) & ~umask
@@ -211,8 +344,22 @@ def test_modes_of_written_files_follow_the_umask(scene, tmp_path, umask):
 
 def test_a_rerun_removes_what_a_killed_demo_left_and_keeps_a_live_ones(tmp_path):
     out = tmp_path / "demo"
-    process = subprocess.Popen([str(LCP_COMMAND), "data", "demo", "--out", str(out), "--num-images", "100000",
-                                "--size", "32", "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [
+            str(LCP_COMMAND),
+            "data",
+            "demo",
+            "--out",
+            str(out),
+            "--num-images",
+            "100000",
+            "--size",
+            "32",
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".demo.*.tmp")) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -241,14 +388,25 @@ def untrained(scene, tmp_path_factory) -> Path:
     """A real (untrained) checkpoint of the tiny LCP detector."""
     cfg = load_config(LCP_TINY, {"data_root": f"{scene}/"})
     path = tmp_path_factory.mktemp("ckpt") / "lcp_tiny.pth"
-    torch.save({"state_dict": build_detector(cfg.model).state_dict(),
-                "meta": {"CLASSES": ("circle", "square", "triangle")}}, path)
+    torch.save(
+        {"state_dict": build_detector(cfg.model).state_dict(), "meta": {"CLASSES": ("circle", "square", "triangle")}},
+        path,
+    )
     return path
 
 
 def infer(checkpoint: Path, scene: Path, images: list[Path], out_dir: Path, *extra: str) -> list[str]:
-    return ["infer", LCP_TINY, str(checkpoint), *map(str, images), "--out-dir", str(out_dir),
-            "--cfg-options", f"data_root={scene}/", *extra]
+    return [
+        "infer",
+        LCP_TINY,
+        str(checkpoint),
+        *map(str, images),
+        "--out-dir",
+        str(out_dir),
+        "--cfg-options",
+        f"data_root={scene}/",
+        *extra,
+    ]
 
 
 def test_infer_refuses_a_non_image_before_writing(scene, untrained, tmp_path, capsys):
@@ -274,7 +432,8 @@ def test_infer_failing_midway_writes_nothing_and_the_rerun_is_not_refused(scene,
 
     assert lcp(infer(untrained, scene, good, out_dir)) == 0
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
-        ["earlier.json", *(f"{p.stem}.json" for p in good), *(f"{p.stem}.jpg" for p in good)])
+        ["earlier.json", *(f"{p.stem}.json" for p in good), *(f"{p.stem}.jpg" for p in good)]
+    )
 
 
 def test_infer_never_writes_over_an_input_image(scene, untrained, tmp_path, capsys):

@@ -55,7 +55,13 @@ def test_conda_python_satisfies_requires_python():
 def test_install_script_builds_the_pinned_versions():
     package = pyproject_pins()
     script = install_script_pins()
-    for env_name, package_name in [("TORCH", "torch"), ("TORCHVISION", "torchvision"),
-                                   ("MMCV", "mmcv-full"), ("MMDET", "mmdet"), ("NUMPY", "numpy"),
-                                   ("OPENCV", "opencv-python-headless"), ("SETUPTOOLS", "setuptools")]:
+    for env_name, package_name in [
+        ("TORCH", "torch"),
+        ("TORCHVISION", "torchvision"),
+        ("MMCV", "mmcv-full"),
+        ("MMDET", "mmdet"),
+        ("NUMPY", "numpy"),
+        ("OPENCV", "opencv-python-headless"),
+        ("SETUPTOOLS", "setuptools"),
+    ]:
         assert script[env_name] == package[package_name], env_name

@@ -40,16 +40,19 @@ def weights(argv: list[str]) -> int:
     return args._main(args)
 
 
-@pytest.mark.parametrize("config,init", [
-    ("cascade_rcnn_r50_city.py", IMAGENET),
-    ("cascade_rcnn_r50_dfui.py", IMAGENET),
-    ("lcp_r50_urpc.py", None),
-    ("lcp_r50_foggy_city.py", None),
-    ("lcp_r50_rainy_city.py", None),
-    ("lcp_r50_custom_template.py", None),
-    ("cascade_rcnn_tiny_demo.py", None),
-    ("lcp_tiny_demo.py", None),
-])
+@pytest.mark.parametrize(
+    "config,init",
+    [
+        ("cascade_rcnn_r50_city.py", IMAGENET),
+        ("cascade_rcnn_r50_dfui.py", IMAGENET),
+        ("lcp_r50_urpc.py", None),
+        ("lcp_r50_foggy_city.py", None),
+        ("lcp_r50_rainy_city.py", None),
+        ("lcp_r50_custom_template.py", None),
+        ("cascade_rcnn_tiny_demo.py", None),
+        ("lcp_tiny_demo.py", None),
+    ],
+)
 def test_only_the_r50_pretraining_configs_start_from_imagenet(config, init):
     assert read_config(CONFIGS / config, import_modules=False).model.backbone.init_cfg == init
 
@@ -70,10 +73,12 @@ def test_pretraining_loads_the_cached_weights_into_the_backbone(hub_cache):
     from mmdet.models import build_backbone
 
     generator = torch.Generator().manual_seed(0)
-    imagenet = {"conv1.weight": torch.randn(64, 3, 7, 7, generator=generator),
-                "layer4.2.conv3.weight": torch.randn(2048, 512, 1, 1, generator=generator),
-                "bn1.running_mean": torch.randn(64, generator=generator),
-                "fc.weight": torch.randn(1000, 2048, generator=generator)}  # the classifier: not in the backbone
+    imagenet = {
+        "conv1.weight": torch.randn(64, 3, 7, 7, generator=generator),
+        "layer4.2.conv3.weight": torch.randn(2048, 512, 1, 1, generator=generator),
+        "bn1.running_mean": torch.randn(64, generator=generator),
+        "fc.weight": torch.randn(1000, 2048, generator=generator),
+    }  # the classifier: not in the backbone
     hub_cache.mkdir(parents=True)
     torch.save(imagenet, hub_cache / RESNET50_FILE)
     config = str(CONFIGS / "cascade_rcnn_r50_city.py")
@@ -100,7 +105,8 @@ def test_an_offline_machine_gets_one_line_naming_the_file_and_nothing_is_downloa
         f"{hub_cache / RESNET50_FILE} is not there (training downloads nothing): run `lcp weights fetch "
         "torchvision://resnet50` on a machine with internet and the same TORCH_HOME, or download "
         f"https://download.pytorch.org/models/{RESNET50_FILE} and put it there; "
-        "--cfg-options model.backbone.init_cfg=None trains from scratch")
+        "--cfg-options model.backbone.init_cfg=None trains from scratch"
+    )
     assert not hub_cache.parent.parent.exists()
 
 
@@ -179,7 +185,8 @@ def test_fetch_keeps_what_the_cache_holds(hub_cache, capsys):
     (hub_cache / RESNET50_FILE).write_bytes(b"cached")
     assert weights(["fetch"]) == 0
     assert capsys.readouterr().out == (
-        f"torchvision://resnet50: {hub_cache / RESNET50_FILE} already there (--overwrite replaces it)\n")
+        f"torchvision://resnet50: {hub_cache / RESNET50_FILE} already there (--overwrite replaces it)\n"
+    )
     assert (hub_cache / RESNET50_FILE).read_bytes() == b"cached"
     with pytest.raises(LCPError, match="^--url and --from take one NAME, not 2$"):
         weights(["fetch", "resnet50", "resnet101", "--from", "x.pth"])
@@ -190,10 +197,22 @@ def test_lcp_train_checks_the_cache_before_it_builds_anything(hub_cache, workspa
 
     data = workspace / "demo"
     work_dir = tmp_path / "work"
-    status = lcp(["train", str(CONFIGS / "cascade_rcnn_r50_dfui.py"), "--work-dir", str(work_dir), "--cfg-options",
-                  f"data_root={data}/", "train_img_dir=clean/", "train_ann=annotations/clean_train.json",
-                  "test_img_dir=clean/", "test_ann=annotations/clean_test.json", "classes=[circle,square,triangle]",
-                  "num_classes=3"])
+    status = lcp(
+        [
+            "train",
+            str(CONFIGS / "cascade_rcnn_r50_dfui.py"),
+            "--work-dir",
+            str(work_dir),
+            "--cfg-options",
+            f"data_root={data}/",
+            "train_img_dir=clean/",
+            "train_ann=annotations/clean_train.json",
+            "test_img_dir=clean/",
+            "test_ann=annotations/clean_test.json",
+            "classes=[circle,square,triangle]",
+            "num_classes=3",
+        ]
+    )
     assert status == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and str(hub_cache / RESNET50_FILE) in error[0] and "lcp weights fetch" in error[0]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from helpers.convert_sources import write_image
 
 
@@ -20,9 +21,25 @@ def test_convert_writes_progress_lines_to_a_job_log(tmp_path: Path, workers: str
     log = tmp_path / "convert.log"
     with open(log, "w") as stderr:
         result = subprocess.run(
-            [sys.executable, "-m", "lcp.cli", "data", "convert", "folder", str(src), str(tmp_path / "out"),
-             "--name", "photos", "--workers", workers],
-            check=False, stdout=subprocess.PIPE, stderr=stderr, text=True)
+            [
+                sys.executable,
+                "-m",
+                "lcp.cli",
+                "data",
+                "convert",
+                "folder",
+                str(src),
+                str(tmp_path / "out"),
+                "--name",
+                "photos",
+                "--workers",
+                workers,
+            ],
+            check=False,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     text = log.read_text()
     assert result.returncode == 0, text
     assert "\r" not in text

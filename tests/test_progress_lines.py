@@ -87,8 +87,15 @@ def test_map_with_progress_keeps_input_order_in_a_pool_and_runs_the_initializer_
     for workers in (1, 3):
         out = io.StringIO()
         with contextlib.redirect_stderr(out):
-            results = map_with_progress(_offset_pid, list(range(40)), workers, "check", "pair",
-                                        initializer=_set_offset, initargs=(100 * workers,))
+            results = map_with_progress(
+                _offset_pid,
+                list(range(40)),
+                workers,
+                "check",
+                "pair",
+                initializer=_set_offset,
+                initargs=(100 * workers,),
+            )
         assert [value for value, _ in results] == [100 * workers + i for i in range(40)]
         pids = {pid for _, pid in results}
         assert (pids == {os.getpid()}) if workers == 1 else (os.getpid() not in pids)

@@ -49,8 +49,12 @@ def test_restoring_a_captured_state_repeats_every_generators_draws():
     finally:
         path.unlink()
     restore_random_state(loaded)
-    assert (random.random(), np.random.permutation(10).tolist(), np.random.normal(),
-            torch.randperm(10).tolist()) == first
+    assert (
+        random.random(),
+        np.random.permutation(10).tolist(),
+        np.random.normal(),
+        torch.randperm(10).tolist(),
+    ) == first
 
 
 class NoisyModel(torch.nn.Module):
@@ -88,8 +92,14 @@ def train_tiny(work_dir: Path, epochs: int, resume_from: Path | None = None) -> 
     logger = logging.getLogger(f"tiny-{work_dir.name}")
     kept = KeepMessages()
     logger.addHandler(kept)
-    runner = EpochBasedRunner(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
-                              work_dir=str(work_dir), logger=logger, meta={}, max_epochs=epochs)
+    runner = EpochBasedRunner(
+        model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        work_dir=str(work_dir),
+        logger=logger,
+        meta={},
+        max_epochs=epochs,
+    )
     runner.register_optimizer_hook(OptimizerHook())
     runner.register_hook(CheckpointHook(interval=1))
     runner.register_hook(DrawBetweenEpochs(), priority="LOW")
@@ -128,15 +138,32 @@ def config(workspace) -> Path:
 
 
 def train_command(workspace: Path, config: Path, work_dir: Path, *extra: str) -> list[str]:
-    return [str(LCP_COMMAND), "train", str(config), "--work-dir", str(work_dir), *extra, "--cfg-options",
-            f"data_root={workspace / 'demo'}/", "data.samples_per_gpu=1", "data.workers_per_gpu=1",
-            "log_config.interval=1", "evaluation.interval=2", "runner.max_epochs=4"]
+    return [
+        str(LCP_COMMAND),
+        "train",
+        str(config),
+        "--work-dir",
+        str(work_dir),
+        *extra,
+        "--cfg-options",
+        f"data_root={workspace / 'demo'}/",
+        "data.samples_per_gpu=1",
+        "data.workers_per_gpu=1",
+        "log_config.interval=1",
+        "evaluation.interval=2",
+        "runner.max_epochs=4",
+    ]
 
 
 def start(command: list[str], log: Path) -> subprocess.Popen:
     with log.open("a") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        return subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
 
 
 def epoch_started(work_dir: Path, epoch: int) -> bool:
@@ -170,7 +197,8 @@ def log_lines(work_dir: Path) -> dict[tuple, dict]:
             entry = json.loads(text)
             if "mode" in entry:
                 lines[entry["mode"], entry["epoch"], entry["iter"]] = {
-                    key: value for key, value in entry.items() if key not in TIMINGS}
+                    key: value for key, value in entry.items() if key not in TIMINGS
+                }
     return lines
 
 
@@ -182,10 +210,12 @@ def runs(workspace, config) -> tuple[Path, Path]:
     logs.mkdir()
     uninterrupted = start(train_command(workspace, config, whole), logs / "whole.txt")
     kill_in_epoch(train_command(workspace, config, resumed), resumed, 2, logs / "resumed.txt")  # crux
-    kill_in_epoch(train_command(workspace, config, resumed, "--auto-resume"), resumed, 3,
-                  logs / "resumed.txt")  # catch-up
-    finish(start(train_command(workspace, config, resumed, "--auto-resume"), logs / "resumed.txt"),
-           logs / "resumed.txt")
+    kill_in_epoch(
+        train_command(workspace, config, resumed, "--auto-resume"), resumed, 3, logs / "resumed.txt"
+    )  # catch-up
+    finish(
+        start(train_command(workspace, config, resumed, "--auto-resume"), logs / "resumed.txt"), logs / "resumed.txt"
+    )
     finish(uninterrupted, logs / "whole.txt")
     return whole, resumed
 
@@ -196,8 +226,11 @@ def test_killed_in_both_modes_and_resumed_ends_with_the_same_weights(runs):
     expected = torch.load(whole / "epoch_4.pth", map_location="cpu", weights_only=False)["state_dict"]
     got = torch.load(resumed / "epoch_4.pth", map_location="cpu", weights_only=False)["state_dict"]
     assert got.keys() == expected.keys()
-    differing = {name: float((got[name].double() - expected[name].double()).abs().max())
-                 for name in expected if not torch.equal(got[name], expected[name])}
+    differing = {
+        name: float((got[name].double() - expected[name].double()).abs().max())
+        for name in expected
+        if not torch.equal(got[name], expected[name])
+    }
     assert not differing, f"{len(differing)} of {len(expected)} tensors differ, e.g. {list(differing.items())[:3]}"
 
 
@@ -210,5 +243,6 @@ def test_killed_in_both_modes_and_resumed_logs_the_same_losses_crux_statistics_a
     assert all("bbox_mAP" in expected["val", e, 1] and "crux/mask_mean" in expected["val", e, 1] for e in (2, 4))
     differing = [key for key in expected if got.get(key) != expected[key]]
     assert not differing, "log lines differ: " + "; ".join(
-        f"{key}: {got.get(key)} != {expected[key]}" for key in differing[:3])
+        f"{key}: {got.get(key)} != {expected[key]}" for key in differing[:3]
+    )
     assert got.keys() == expected.keys()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from slurm_cluster import CPUS, GPUS, MEM_MB, REPO, SlurmCluster, run_script
 
 pytestmark = pytest.mark.slow
@@ -80,8 +81,9 @@ def submitted_jobs(snakemake_output: str) -> dict[str, list[str]]:
 
 
 def test_start_is_idempotent_and_stop_stops_only_its_own_cluster(slurm_cluster: SlurmCluster):
-    same = run_script("start.sh", "--gpus", str(GPUS), "--cpus", str(CPUS), "--mem", str(MEM_MB),
-                      env=slurm_cluster.env, timeout=60)
+    same = run_script(
+        "start.sh", "--gpus", str(GPUS), "--cpus", str(CPUS), "--mem", str(MEM_MB), env=slurm_cluster.env, timeout=60
+    )
     assert same.returncode == 0, same.stderr
     assert "already running" in same.stdout
 
@@ -134,9 +136,12 @@ def test_failing_batch_job_is_recorded_failed(slurm_cluster: SlurmCluster):
 def test_gpu_jobs_get_their_own_device_and_a_third_waits(slurm_cluster: SlurmCluster, tmp_path: Path):
     assert slurm_cluster.gpus == 2
     request = {"a": "--gres=gpu:1", "b": "--gpus=1", "c": "--gpus=1"}
-    jobs = {name: slurm_cluster.sbatch(flag, "--output", str(tmp_path / f"{name}.out"),
-                                       "--wrap", "echo $CUDA_VISIBLE_DEVICES; sleep 4")
-            for name, flag in request.items()}
+    jobs = {
+        name: slurm_cluster.sbatch(
+            flag, "--output", str(tmp_path / f"{name}.out"), "--wrap", "echo $CUDA_VISIBLE_DEVICES; sleep 4"
+        )
+        for name, flag in request.items()
+    }
     ids = list(jobs.values())
 
     deadline = time.monotonic() + 60
@@ -166,12 +171,16 @@ def test_workflow_runs_through_slurm_profile(slurm_cluster: SlurmCluster, tmp_pa
     result = run_snakemake(tmp_path, "slurm", slurm_cluster.env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
-    ran = {name: where_it_ran((tmp_path / f"{name}.txt").read_text().splitlines()[-1])
-           for name in ("cpu", "gpu", "joined")}
+    ran = {
+        name: where_it_ran((tmp_path / f"{name}.txt").read_text().splitlines()[-1]) for name in ("cpu", "gpu", "joined")
+    }
     job_ids = [r["job"] for r in ran.values()]
     assert all(j.isdigit() for j in job_ids) and len(set(job_ids)) == 3
     assert submitted_jobs(result.stdout + result.stderr) == {
-        "cpu": [ran["cpu"]["job"]], "gpu": [ran["gpu"]["job"]], "join": [ran["joined"]["job"]]}
+        "cpu": [ran["cpu"]["job"]],
+        "gpu": [ran["gpu"]["job"]],
+        "join": [ran["joined"]["job"]],
+    }
 
     records = slurm_cluster.sacct(job_ids)
     assert {records[j]["State"] for j in job_ids} == {"COMPLETED"}
@@ -193,8 +202,9 @@ def test_workflow_runs_through_local_profile(tmp_path: Path):
 
 def test_failed_job_is_reported_and_a_flaky_one_retried(slurm_cluster: SlurmCluster, tmp_path: Path):
     (tmp_path / "Snakefile").write_text(FAILING_WORKFLOW)
-    result = run_snakemake(tmp_path, "slurm", slurm_cluster.env, "--retries", "1", "--keep-going",
-                           "flaky.txt", "broken.txt")
+    result = run_snakemake(
+        tmp_path, "slurm", slurm_cluster.env, "--retries", "1", "--keep-going", "flaky.txt", "broken.txt"
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert (tmp_path / "flaky.txt").read_text().strip() == "attempt=2"

@@ -30,8 +30,16 @@ def tiny_cascade_rcnn_config() -> Config:
 def batch(num_images: int = 2, size: int = 128):
     rng = np.random.default_rng(0)
     img = torch.from_numpy(rng.standard_normal((num_images, 3, size, size)).astype(np.float32))
-    metas = [dict(img_shape=(size, size, 3), ori_shape=(size, size, 3), pad_shape=(size, size, 3),
-                  scale_factor=np.ones(4, dtype=np.float32), flip=False) for _ in range(num_images)]
+    metas = [
+        dict(
+            img_shape=(size, size, 3),
+            ori_shape=(size, size, 3),
+            pad_shape=(size, size, 3),
+            scale_factor=np.ones(4, dtype=np.float32),
+            flip=False,
+        )
+        for _ in range(num_images)
+    ]
     boxes = [torch.tensor([[10.0, 12.0, 60.0, 70.0], [70.0, 64.0, 120.0, 110.0]]) for _ in range(num_images)]
     labels = [torch.tensor([0, 2]) for _ in range(num_images)]
     return img, metas, boxes, labels

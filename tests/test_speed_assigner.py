@@ -33,8 +33,10 @@ def assign_both(settings, seed, num_gts, num_boxes, with_labels=True, with_ignor
     boxes, gts = random_boxes(generator, num_boxes), random_boxes(generator, num_gts)
     labels = torch.randint(0, 5, (num_gts,), generator=generator) if with_labels else None
     ignore = random_boxes(generator, 3) if with_ignore else None
-    return [assigner_type(**settings).assign(boxes, gts, ignore, labels)
-            for assigner_type in (MaxIoUAssigner, SyncFreeMaxIoUAssigner)]
+    return [
+        assigner_type(**settings).assign(boxes, gts, ignore, labels)
+        for assigner_type in (MaxIoUAssigner, SyncFreeMaxIoUAssigner)
+    ]
 
 
 @pytest.mark.parametrize("settings", SETTINGS)
@@ -42,8 +44,9 @@ def assign_both(settings, seed, num_gts, num_boxes, with_labels=True, with_ignor
 def test_same_assignment_as_mmdet(settings, seed):
     for num_gts, num_boxes in ((7, 300), (1, 50), (25, 80), (0, 40), (4, 0)):
         for with_labels in (True, False):
-            expected, got = assign_both(settings, seed, num_gts, num_boxes, with_labels,
-                                        with_ignore="ignore_iof_thr" in settings)
+            expected, got = assign_both(
+                settings, seed, num_gts, num_boxes, with_labels, with_ignore="ignore_iof_thr" in settings
+            )
             assert got.num_gts == expected.num_gts
             assert torch.equal(got.gt_inds, expected.gt_inds), (num_gts, num_boxes)
             assert torch.equal(got.max_overlaps, expected.max_overlaps)
@@ -54,8 +57,8 @@ def test_same_assignment_as_mmdet(settings, seed):
 
 
 def test_low_quality_matches_let_the_later_ground_truth_win_as_mmdet_does():
-    boxes = torch.tensor([[0., 0., 10., 10.], [100., 100., 110., 110.]])
-    gts = torch.tensor([[0., 0., 10., 20.], [0., 0., 20., 10.]])  # both best match box 0 (IoU 0.5)
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [100.0, 100.0, 110.0, 110.0]])
+    gts = torch.tensor([[0.0, 0.0, 10.0, 20.0], [0.0, 0.0, 20.0, 10.0]])  # both best match box 0 (IoU 0.5)
     for settings in SETTINGS[0], SETTINGS[3]:
         settings = {**settings, "pos_iou_thr": 0.9}
         expected = MaxIoUAssigner(**settings).assign(boxes, gts, gt_labels=torch.tensor([3, 4]))

@@ -44,8 +44,10 @@ def count_stem_calls(model):
 
 def images(height, width, num_images=2, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(num_images, 3, height, width, generator=generator),
-            torch.randn(num_images, 3, height, width, generator=generator))
+    return (
+        torch.randn(num_images, 3, height, width, generator=generator),
+        torch.randn(num_images, 3, height, width, generator=generator),
+    )
 
 
 @pytest.mark.parametrize("height,width", SIZES)
@@ -59,7 +61,7 @@ def test_test_time_features_batch_the_two_passes_and_equal_two_passes(height, wi
         expected = straightforward.extract_feat(img)
         outputs = batched.extract_feat(img)
     assert batched_calls == [4] and separate_calls == [2, 2]
-    for out, ref in zip(outputs, expected):
+    for out, ref in zip(outputs, expected, strict=True):
         torch.testing.assert_close(out, ref)
 
 
@@ -71,7 +73,7 @@ def crux_mode_backward(model, img, weights=None):
     if weights is None:
         generator = torch.Generator().manual_seed(1)
         weights = [torch.randn(out.shape, generator=generator) for out in outputs]
-    sum(((out * w).sum() for out, w in zip(outputs, weights)), torch.zeros(())).backward()
+    sum(((out * w).sum() for out, w in zip(outputs, weights, strict=True)), torch.zeros(())).backward()
     grads = {name: param.grad.clone() for name, param in model.named_parameters() if param.grad is not None}
     return [out.detach() for out in outputs], grads, weights
 
@@ -85,7 +87,7 @@ def test_crux_mode_keeps_the_raw_path_out_of_autograd_and_gradients_match(height
     expected, expected_grads, weights = crux_mode_backward(straightforward, img)
     for model in (auto, batched):
         outputs, grads, _ = crux_mode_backward(model, img, weights)
-        for out, ref in zip(outputs, expected):
+        for out, ref in zip(outputs, expected, strict=True):
             torch.testing.assert_close(out, ref)
         assert grads.keys() == expected_grads.keys()
         assert any(name.startswith("crux_learner.") for name in grads)
@@ -111,8 +113,11 @@ def test_catch_up_loss_runs_one_batched_pass_and_equals_the_straightforward_loss
     (loss, grads), (expected_loss, expected_grads) = results
     assert crux_batches == [4]
     torch.testing.assert_close(loss, expected_loss)
-    assert set(grads) == set(expected_grads) == {
-        name for name, _ in batched.named_parameters() if name.startswith("backbone.catch_up_learner.")}
+    assert (
+        set(grads)
+        == set(expected_grads)
+        == {name for name, _ in batched.named_parameters() if name.startswith("backbone.catch_up_learner.")}
+    )
     for name, grad in grads.items():
         torch.testing.assert_close(grad, expected_grads[name], msg=name)
 
@@ -126,7 +131,7 @@ def test_no_batching_while_batchnorm_uses_batch_statistics():
     outputs, grads, weights = crux_mode_backward(always, img)
     expected, expected_grads, _ = crux_mode_backward(straightforward, img, weights)
     assert calls == [2, 2]
-    for out, ref in zip(outputs, expected):
+    for out, ref in zip(outputs, expected, strict=True):
         torch.testing.assert_close(out, ref)
     for name, grad in grads.items():
         torch.testing.assert_close(grad, expected_grads[name], msg=name)
@@ -146,12 +151,12 @@ def test_channels_last_detector_equals_the_contiguous_one(height, width):
     with torch.no_grad():
         features = channels_last.extract_feat(data["img"])
         assert all(level.is_contiguous() for level in features)  # what mmcv's RoIAlign indexes
-        for out, ref in zip(features, contiguous.extract_feat(data["img"])):
+        for out, ref in zip(features, contiguous.extract_feat(data["img"]), strict=True):
             torch.testing.assert_close(out, ref)
         detections = channels_last(**copy.deepcopy(test_inputs))[0]
         expected = contiguous(**copy.deepcopy(test_inputs))[0]
     assert sum(len(d) for d in expected) > 0
-    for dets, ref in zip(detections, expected):
+    for dets, ref in zip(detections, expected, strict=True):
         torch.testing.assert_close(torch.from_numpy(dets), torch.from_numpy(ref), rtol=1e-4, atol=1e-3)
 
     train = batch(height=height, width=width)

@@ -34,8 +34,11 @@ class KeyedRandomSampler(RandomSampler):
 
 def assignment(generator, num_boxes, num_gts, share_pos, share_ignored):
     draw = torch.rand(num_boxes, generator=generator)
-    gt_inds = torch.where(draw < share_pos, torch.randint(1, max(num_gts, 1) + 1, (num_boxes,), generator=generator),
-                          torch.where(draw < share_pos + share_ignored, -1, 0))
+    gt_inds = torch.where(
+        draw < share_pos,
+        torch.randint(1, max(num_gts, 1) + 1, (num_boxes,), generator=generator),
+        torch.where(draw < share_pos + share_ignored, -1, 0),
+    )
     if num_gts == 0:
         gt_inds = torch.where(gt_inds > 0, 0, gt_inds)
     labels = torch.where(gt_inds > 0, torch.randint(0, 3, (num_boxes,), generator=generator), -1)
@@ -43,8 +46,15 @@ def assignment(generator, num_boxes, num_gts, share_pos, share_ignored):
 
 
 CASES = [  # boxes, ground truths, share of positives, share ignored
-    (300, 5, 0.1, 0.1), (300, 5, 0.9, 0.0), (40, 3, 0.3, 0.3), (10, 2, 0.5, 0.0),
-    (200, 0, 0.0, 0.2), (100, 4, 0.0, 1.0), (100, 4, 0.5, 0.5), (0, 3, 0.0, 0.0), (1, 1, 1.0, 0.0),
+    (300, 5, 0.1, 0.1),
+    (300, 5, 0.9, 0.0),
+    (40, 3, 0.3, 0.3),
+    (10, 2, 0.5, 0.0),
+    (200, 0, 0.0, 0.2),
+    (100, 4, 0.0, 1.0),
+    (100, 4, 0.5, 0.5),
+    (0, 3, 0.0, 0.0),
+    (1, 1, 1.0, 0.0),
 ]
 
 
@@ -65,8 +75,9 @@ def sample_both(settings, seed, case):
 
 
 def _copy(assign):
-    return AssignResult(assign.num_gts, assign.gt_inds.clone(), assign.max_overlaps.clone(),
-                        labels=assign.labels.clone())
+    return AssignResult(
+        assign.num_gts, assign.gt_inds.clone(), assign.max_overlaps.clone(), labels=assign.labels.clone()
+    )
 
 
 @pytest.mark.parametrize("settings", SETTINGS)
@@ -92,8 +103,9 @@ def test_fresh_keys_sample_uniformly():
     sampler = SyncFreeRandomSampler(num=8, pos_fraction=0.5, add_gt_as_proposals=False)
     assign = AssignResult(1, torch.tensor([1] * 10 + [0] * 30), torch.zeros(40))
     torch.manual_seed(0)
-    taken = sum(sampler.sample(_copy_plain(assign), torch.zeros(40, 4), torch.zeros(1, 4)).pos_mask.float()
-                for _ in range(2000))
+    taken = sum(
+        sampler.sample(_copy_plain(assign), torch.zeros(40, 4), torch.zeros(1, 4)).pos_mask.float() for _ in range(2000)
+    )
     assert taken[:10].min() > 0.35 * 2000 and taken[:10].max() < 0.45 * 2000
     assert taken[10:].sum() == 0
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_configs import batch, build, mmdet_cascade_r50_cfg, randomize_bn_statistics
-from sync_probe import SyncingOps
 
 from lcp.models.rpn_head import is_proposal
 from lcp.models.sync_free import with_stock_mmdet, with_sync_free
+from model_configs import batch, build, mmdet_cascade_r50_cfg, randomize_bn_statistics
+from sync_probe import SyncingOps
 
 ALL = 100000  # more sampling slots than boxes: every candidate is sampled, no randomness
 
@@ -162,8 +162,7 @@ def test_project_tiny_lcp_gives_todays_detections(case):
         assert len(got_image) == len(expected_image) == 3
         for expected_class, got_class in zip(expected_image, got_image, strict=True):
             assert got_class.shape == expected_class.shape and got_class.dtype == expected_class.dtype
-            torch.testing.assert_close(torch.from_numpy(got_class), torch.from_numpy(expected_class),
-                                       rtol=0, atol=1e-5)
+            torch.testing.assert_close(torch.from_numpy(got_class), torch.from_numpy(expected_class), rtol=0, atol=1e-5)
             counts.append(len(expected_class))
     assert sum(counts) == 0 if case == "no detection" else sum(counts) > 30
 
@@ -202,8 +201,9 @@ def test_training_heads_read_nothing_back_from_the_device():
         proposals = model.rpn_head.get_bboxes(*rpn_outs, img_metas=data["img_metas"], cfg=model.train_cfg.rpn_proposal)
         with SyncingOps() as mode:
             losses = model.rpn_head.loss(*rpn_outs, data["gt_bboxes"], data["img_metas"])
-            losses.update(model.roi_head.forward_train(x, data["img_metas"], proposals, data["gt_bboxes"],
-                                                       data["gt_labels"]))
+            losses.update(
+                model.roi_head.forward_train(x, data["img_metas"], proposals, data["gt_bboxes"], data["gt_labels"])
+            )
             total = sum(sum(v) if isinstance(v, list) else v for k, v in losses.items() if "loss" in k)
             total.backward()
         seen[name] = mode.seen

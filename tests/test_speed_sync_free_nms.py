@@ -9,9 +9,9 @@ import pytest
 import torch
 from mmcv.ops import batched_nms
 from mmdet.core.post_processing import multiclass_nms
-from sync_probe import SyncingOps
 
 from lcp.models.sync_free_nms import grouped_nms, multiclass_nms_slots, with_group_offsets
+from sync_probe import SyncingOps
 
 
 def random_boxes(generator, *shape, extent=60.0, size=30.0):
@@ -28,8 +28,12 @@ def mmcv_keep(boxes, scores, valid, iou_threshold, offset=0):
     keep = torch.zeros(groups * num, dtype=torch.bool)
     if index.numel():
         ids = torch.arange(groups)[:, None].expand(groups, num).reshape(-1)
-        _, kept = batched_nms(boxes.reshape(-1, 4)[index], scores.reshape(-1)[index], ids[index],
-                              dict(type="nms", iou_threshold=iou_threshold, offset=offset))
+        _, kept = batched_nms(
+            boxes.reshape(-1, 4)[index],
+            scores.reshape(-1)[index],
+            ids[index],
+            dict(type="nms", iou_threshold=iou_threshold, offset=offset),
+        )
         keep[index[kept]] = True
     return keep.view(groups, num)
 
@@ -118,8 +122,9 @@ def as_set(dets, labels):
     return sorted(zip(labels.tolist(), [tuple(row) for row in dets.tolist()], strict=True))
 
 
-@pytest.mark.parametrize("case", ["class-agnostic boxes", "class boxes", "nothing above score_thr", "tied scores",
-                                  "all kept"])
+@pytest.mark.parametrize(
+    "case", ["class-agnostic boxes", "class boxes", "nothing above score_thr", "tied scores", "all kept"]
+)
 def test_multiclass_nms_gives_mmdet_detections(case):
     generator = torch.Generator().manual_seed(3)
     nms_cfg = dict(type="nms", iou_threshold=0.5)

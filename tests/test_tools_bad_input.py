@@ -36,8 +36,19 @@ def error_line(capsys, argv: list[str], after_logging: bool = False) -> str:
 
 
 def train_error(capsys, demo: Path, tmp_path: Path, *options: str) -> str:
-    return error_line(capsys, ["train", LCP_TINY, "--work-dir", str(tmp_path / "work"),
-                               "--cfg-options", f"data_root={demo}/", "load_from=None", *options])
+    return error_line(
+        capsys,
+        [
+            "train",
+            LCP_TINY,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--cfg-options",
+            f"data_root={demo}/",
+            "load_from=None",
+            *options,
+        ],
+    )
 
 
 def test_missing_image_folder_is_named(capsys, demo, tmp_path):
@@ -53,22 +64,28 @@ def test_missing_annotation_file_is_named(capsys, demo, tmp_path):
 
 def test_categories_that_do_not_match_the_classes_name_the_file_and_both_lists(capsys, demo, tmp_path):
     err = train_error(capsys, demo, tmp_path, "classes=(circle,square,star)")
-    assert err == (f"lcp train: error: {demo}/annotations/lowq_train.json: categories do not match the "
-                   "config's classes: missing ['star']; the file has ['circle', 'square', 'triangle'], "
-                   "the config has ['circle', 'square', 'star']")
+    assert err == (
+        f"lcp train: error: {demo}/annotations/lowq_train.json: categories do not match the "
+        "config's classes: missing ['star']; the file has ['circle', 'square', 'triangle'], "
+        "the config has ['circle', 'square', 'star']"
+    )
 
 
 def test_classes_in_another_order_than_the_categories_are_refused(capsys, demo, tmp_path):
     err = train_error(capsys, demo, tmp_path, "classes=(square,circle,triangle)")
-    assert err.startswith(f"lcp train: error: {demo}/annotations/lowq_train.json: categories are in another "
-                          "order than the config's classes: the file has ['circle', 'square', 'triangle'], "
-                          "the config has ['square', 'circle', 'triangle']")
+    assert err.startswith(
+        f"lcp train: error: {demo}/annotations/lowq_train.json: categories are in another "
+        "order than the config's classes: the file has ['circle', 'square', 'triangle'], "
+        "the config has ['square', 'circle', 'triangle']"
+    )
 
 
 def test_class_count_must_follow_the_classes(capsys, demo, tmp_path):
     err = train_error(capsys, demo, tmp_path, "classes=(circle,square)")
-    assert err == (f"lcp train: error: {LCP_TINY}: num_classes=3 but classes has 2 names ['circle', 'square']; "
-                   "set both (e.g. --cfg-options num_classes=2)")
+    assert err == (
+        f"lcp train: error: {LCP_TINY}: num_classes=3 but classes has 2 names ['circle', 'square']; "
+        "set both (e.g. --cfg-options num_classes=2)"
+    )
 
 
 def test_empty_detection_favoured_folder_is_named(capsys, demo, tmp_path):
@@ -76,8 +93,7 @@ def test_empty_detection_favoured_folder_is_named(capsys, demo, tmp_path):
     empty.mkdir()
     (empty / "notes.txt").write_text("no images here")
     err = train_error(capsys, demo, tmp_path, f"df_img_dir={empty}")
-    assert err.startswith(f"lcp train: error: {empty}: detection-favoured image folder (df_img_prefix) "
-                          "holds no images")
+    assert err.startswith(f"lcp train: error: {empty}: detection-favoured image folder (df_img_prefix) holds no images")
 
 
 def test_missing_config_is_named(capsys, tmp_path):
@@ -88,8 +104,7 @@ def test_missing_config_is_named(capsys, tmp_path):
 @pytest.fixture(scope="module")
 def other_architecture(demo, tmp_path_factory) -> Path:
     """A real checkpoint of another model: the tiny plain detector for 5 classes."""
-    cfg = load_config(PLAIN_TINY, {"data_root": f"{demo}/", "classes": ("a", "b", "c", "d", "e"),
-                                   "num_classes": 5})
+    cfg = load_config(PLAIN_TINY, {"data_root": f"{demo}/", "classes": ("a", "b", "c", "d", "e"), "num_classes": 5})
     model = build_detector(cfg.model)
     path = tmp_path_factory.mktemp("ckpt") / "five_classes.pth"
     torch.save({"state_dict": model.state_dict(), "meta": {"CLASSES": ("a", "b", "c", "d", "e")}}, path)
@@ -97,16 +112,28 @@ def other_architecture(demo, tmp_path_factory) -> Path:
 
 
 def test_test_names_a_checkpoint_of_another_architecture(capsys, demo, other_architecture):
-    err = error_line(capsys, ["test", PLAIN_TINY, str(other_architecture), "--eval", "bbox",
-                              "--cfg-options", f"data_root={demo}/"])
+    err = error_line(
+        capsys, ["test", PLAIN_TINY, str(other_architecture), "--eval", "bbox", "--cfg-options", f"data_root={demo}/"]
+    )
     assert err.startswith(f"lcp test: error: {other_architecture}: ")
     assert "another architecture" in err and "roi_head.bbox_head.0.fc_cls.weight" in err
 
 
 def test_train_refuses_an_init_checkpoint_of_another_architecture(capsys, demo, tmp_path, other_architecture):
-    err = error_line(capsys, ["train", LCP_TINY, "--work-dir", str(tmp_path / "work"),
-                              "--load-from", str(other_architecture), "--cfg-options", f"data_root={demo}/"],
-                     after_logging=True)
+    err = error_line(
+        capsys,
+        [
+            "train",
+            LCP_TINY,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--load-from",
+            str(other_architecture),
+            "--cfg-options",
+            f"data_root={demo}/",
+        ],
+        after_logging=True,
+    )
     assert err.startswith(f"lcp train: error: {other_architecture}: ") and "another architecture" in err
     assert not list((tmp_path / "work").glob("*.pth"))
 
@@ -115,6 +142,17 @@ def test_infer_names_a_checkpoint_that_is_no_detector(capsys, demo, tmp_path):
     not_a_detector = tmp_path / "resnet.pth"
     torch.save({"conv1.weight": torch.zeros(8, 3, 7, 7)}, not_a_detector)
     image = sorted((demo / "lowq").glob("*.jpg"))[0]
-    err = error_line(capsys, ["infer", LCP_TINY, str(not_a_detector), str(image), "--out-dir", str(tmp_path / "out"),
-                              "--cfg-options", f"data_root={demo}/"])
+    err = error_line(
+        capsys,
+        [
+            "infer",
+            LCP_TINY,
+            str(not_a_detector),
+            str(image),
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--cfg-options",
+            f"data_root={demo}/",
+        ],
+    )
     assert err.startswith(f"lcp infer: error: {not_a_detector}: ") and "another architecture" in err

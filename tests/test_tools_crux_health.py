@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from crux_health_helpers import make_live, make_stuck
 
+from crux_health_helpers import make_live, make_stuck
 from lcp.cli import main as lcp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,27 +53,41 @@ def save_model(config: str, workspace: Path, path: Path, crux: str | None = None
 
 @pytest.fixture(scope="module")
 def checkpoints(workspace) -> dict[str, Path]:
-    return {"stuck": save_model(LCP_TINY, workspace, workspace / "stuck.pth", "stuck"),
-            "live": save_model(LCP_TINY, workspace, workspace / "live.pth", "live"),
-            "plain": save_model(PLAIN_TINY, workspace, workspace / "plain.pth")}
+    return {
+        "stuck": save_model(LCP_TINY, workspace, workspace / "stuck.pth", "stuck"),
+        "live": save_model(LCP_TINY, workspace, workspace / "live.pth", "live"),
+        "plain": save_model(PLAIN_TINY, workspace, workspace / "plain.pth"),
+    }
 
 
 def test_test_reports_a_stuck_crux_learner_as_collapsed(workspace, checkpoints, capsys):
     eval_out = workspace / "stuck.json"
-    assert lcp(["test", LCP_TINY, str(checkpoints["stuck"]), "--eval-out", str(eval_out), "--no-track",
-                *options(workspace)]) == 0
+    assert (
+        lcp(
+            [
+                "test",
+                LCP_TINY,
+                str(checkpoints["stuck"]),
+                "--eval-out",
+                str(eval_out),
+                "--no-track",
+                *options(workspace),
+            ]
+        )
+        == 0
+    )
     health = json.loads(eval_out.read_text())["crux_health"]
     assert set(health) == HEALTH_KEYS
     # h = -0.2 everywhere: m = sigmoid(10 * (-0.2 - 0.5)) on every pixel
     assert health["mask_mean"] == pytest.approx(1 / (1 + np.exp(7.0)), rel=1e-4)
     assert health["mask_spatial_std"] < 1e-6 and health["mask_frac_above_half"] == 0
     assert health["collapsed"] is True and health["verdict"].startswith(
-        "crux learner collapsed: the mask is 0.00091 on every pixel")
+        "crux learner collapsed: the mask is 0.00091 on every pixel"
+    )
     assert health["verdict"] in capsys.readouterr().out
 
 
-def test_test_reports_a_live_crux_learner_with_the_statistics_of_its_test_masks(workspace, checkpoints,
-                                                                                monkeypatch):
+def test_test_reports_a_live_crux_learner_with_the_statistics_of_its_test_masks(workspace, checkpoints, monkeypatch):
     from mmdet.datasets import build_dataset
 
     from lcp.apis.config import load_config
@@ -86,8 +100,12 @@ def test_test_reports_a_live_crux_learner_with_the_statistics_of_its_test_masks(
 
     monkeypatch.setattr(crux_health, "crux_masks_of_batch", second_pass)
     eval_out = workspace / "live.json"
-    assert lcp(["test", LCP_TINY, str(checkpoints["live"]), "--eval-out", str(eval_out), "--no-track",
-                *options(workspace)]) == 0
+    assert (
+        lcp(
+            ["test", LCP_TINY, str(checkpoints["live"]), "--eval-out", str(eval_out), "--no-track", *options(workspace)]
+        )
+        == 0
+    )
     health = json.loads(eval_out.read_text())["crux_health"]
     assert health["collapsed"] is False and health["verdict"] is None
     # the same numbers as the masks of the test images, computed here on their own
@@ -105,8 +123,20 @@ def test_test_reports_a_live_crux_learner_with_the_statistics_of_its_test_masks(
 
 def test_test_of_a_plain_detector_has_no_crux_health(workspace, checkpoints):
     eval_out = workspace / "plain.json"
-    assert lcp(["test", PLAIN_TINY, str(checkpoints["plain"]), "--eval-out", str(eval_out), "--no-track",
-                *options(workspace)]) == 0
+    assert (
+        lcp(
+            [
+                "test",
+                PLAIN_TINY,
+                str(checkpoints["plain"]),
+                "--eval-out",
+                str(eval_out),
+                "--no-track",
+                *options(workspace),
+            ]
+        )
+        == 0
+    )
     assert "crux_health" not in json.loads(eval_out.read_text())
 
 
@@ -115,12 +145,40 @@ def test_heatmaps_writes_exactly_the_numbered_pictures(workspace, checkpoints, c
     out_dir.mkdir()  # Snakemake makes an output's folder before the job runs
     (out_dir / "crux_heatmap_5.png").write_bytes(b"stale")
     (out_dir / "notes.txt").write_text("not ours")
-    assert lcp(["heatmaps", LCP_TINY, str(checkpoints["stuck"]), "--out-dir", str(out_dir), "--count", "1",
-                *options(workspace)]) == 2
+    assert (
+        lcp(
+            [
+                "heatmaps",
+                LCP_TINY,
+                str(checkpoints["stuck"]),
+                "--out-dir",
+                str(out_dir),
+                "--count",
+                "1",
+                *options(workspace),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.strip() == (
-        f"lcp heatmaps: error: {out_dir / 'crux_heatmap_5.png'}: already exists; remove it or pass --overwrite")
-    assert lcp(["heatmaps", LCP_TINY, str(checkpoints["stuck"]), "--out-dir", str(out_dir), "--count", "1",
-                "--overwrite", *options(workspace)]) == 0
+        f"lcp heatmaps: error: {out_dir / 'crux_heatmap_5.png'}: already exists; remove it or pass --overwrite"
+    )
+    assert (
+        lcp(
+            [
+                "heatmaps",
+                LCP_TINY,
+                str(checkpoints["stuck"]),
+                "--out-dir",
+                str(out_dir),
+                "--count",
+                "1",
+                "--overwrite",
+                *options(workspace),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out_dir.iterdir()) == ["crux_heatmap_0.png", "notes.txt"]
     picture = cv2.imread(str(out_dir / "crux_heatmap_0.png"))
     assert picture is not None and picture.shape[1] > 3 * picture.shape[0]  # four panels side by side
@@ -130,23 +188,52 @@ def test_heatmaps_writes_exactly_the_numbered_pictures(workspace, checkpoints, c
     assert red.sum() > 50
 
     live_dir = workspace / "heatmaps_live"
-    assert lcp(["heatmaps", LCP_TINY, str(checkpoints["live"]), "--out-dir", str(live_dir), "--count", "1",
-                *options(workspace)]) == 0
+    assert (
+        lcp(
+            [
+                "heatmaps",
+                LCP_TINY,
+                str(checkpoints["live"]),
+                "--out-dir",
+                str(live_dir),
+                "--count",
+                "1",
+                *options(workspace),
+            ]
+        )
+        == 0
+    )
     live = cv2.imread(str(live_dir / "crux_heatmap_0.png"))
     top = live[: live.shape[0] // 8].astype(int)
     assert ((top[..., 2] > 150) & (top[..., 1] < 80) & (top[..., 0] < 80)).sum() == 0  # no headline
 
 
-@pytest.mark.parametrize("which,count,message", [
-    ("plain", "1", "the model (OneSyncCascadeRCNN) has no crux learner; lcp heatmaps draws LCP models only"),
-    ("stuck", "2", "the test set has 1 image, fewer than --count 2"),
-    ("stuck", "0", "--count 0: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "which,count,message",
+    [
+        ("plain", "1", "the model (OneSyncCascadeRCNN) has no crux learner; lcp heatmaps draws LCP models only"),
+        ("stuck", "2", "the test set has 1 image, fewer than --count 2"),
+        ("stuck", "0", "--count 0: must be at least 1"),
+    ],
+)
 def test_heatmaps_refuses_bad_input_with_one_line(workspace, checkpoints, capsys, which, count, message):
     config = PLAIN_TINY if which == "plain" else LCP_TINY
     out_dir = workspace / f"refused_{which}_{count}"
-    assert lcp(["heatmaps", config, str(checkpoints[which]), "--out-dir", str(out_dir), "--count", count,
-                *options(workspace)]) == 2
+    assert (
+        lcp(
+            [
+                "heatmaps",
+                config,
+                str(checkpoints[which]),
+                "--out-dir",
+                str(out_dir),
+                "--count",
+                count,
+                *options(workspace),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("lcp heatmaps: error: ") and err.endswith(message) and "\n" not in err
     assert not out_dir.exists()

@@ -22,11 +22,27 @@ def job(workspace) -> tuple[Path, str]:
     work_dir, log = workspace / "job", workspace / "job.log"
     with log.open("w") as out:
         status = subprocess.run(
-            [str(LCP_COMMAND), "train", str(PLAIN_TINY), "--work-dir", str(work_dir), "--auto-scale-lr",
-             "--cfg-options", f"data_root={workspace / 'demo'}/", "data.workers_per_gpu=0", "runner.max_epochs=3",
-             "evaluation.interval=1", "checkpoint_config.max_keep_ckpts=1", "auto_scale_lr.base_batch_size=16"],
-            check=False, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
-            timeout=900).returncode
+            [
+                str(LCP_COMMAND),
+                "train",
+                str(PLAIN_TINY),
+                "--work-dir",
+                str(work_dir),
+                "--auto-scale-lr",
+                "--cfg-options",
+                f"data_root={workspace / 'demo'}/",
+                "data.workers_per_gpu=0",
+                "runner.max_epochs=3",
+                "evaluation.interval=1",
+                "checkpoint_config.max_keep_ckpts=1",
+                "auto_scale_lr.base_batch_size=16",
+            ],
+            check=False,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            timeout=900,
+        ).returncode
     assert status == 0, log.read_text()[-3000:]
     return work_dir, log.read_text()
 

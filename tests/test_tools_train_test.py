@@ -30,8 +30,21 @@ def scene_options(workspace: Path) -> list[str]:
 def pretrained(workspace) -> Path:
     """One epoch of the plain tiny detector on the clean images."""
     work_dir = workspace / "pretrain"
-    assert lcp(["train", PLAIN_TINY, "--work-dir", str(work_dir), "--no-validate",
-                "--cfg-options", *scene_options(workspace), "runner.max_epochs=1"]) == 0
+    assert (
+        lcp(
+            [
+                "train",
+                PLAIN_TINY,
+                "--work-dir",
+                str(work_dir),
+                "--no-validate",
+                "--cfg-options",
+                *scene_options(workspace),
+                "runner.max_epochs=1",
+            ]
+        )
+        == 0
+    )
     return work_dir / "epoch_1.pth"
 
 
@@ -44,14 +57,26 @@ def repeat_config(workspace) -> Path:
         f"_base_ = {LCP_TINY!r}\n"
         "data = dict(train=dict(_delete_=True, type='RepeatDataset', times=4, dataset={{_base_.data.train}}))\n"
         "lr_config = dict(warmup=None)\n"
-        "kl_loss_weight = 100\n")
+        "kl_loss_weight = 100\n"
+    )
     return path
 
 
 def train_lcp(workspace, repeat_config, pretrained, *extra) -> int:
-    return lcp(["train", str(repeat_config), "--work-dir", str(workspace / "lcp"), "--no-validate",
-                *extra, "--cfg-options", *scene_options(workspace), f"load_from={pretrained}",
-                "data.train.dataset.dataset.pipeline.4.flip_ratio=0.0"])
+    return lcp(
+        [
+            "train",
+            str(repeat_config),
+            "--work-dir",
+            str(workspace / "lcp"),
+            "--no-validate",
+            *extra,
+            "--cfg-options",
+            *scene_options(workspace),
+            f"load_from={pretrained}",
+            "data.train.dataset.dataset.pipeline.4.flip_ratio=0.0",
+        ]
+    )
 
 
 def log_entries(work_dir: Path) -> list[dict]:
@@ -92,8 +117,7 @@ def test_each_mode_trains_its_own_loss_and_it_falls(lcp_run):
 
 @pytest.fixture(scope="module")
 def resumed(workspace, repeat_config, pretrained, lcp_run) -> Path:
-    assert train_lcp(workspace, repeat_config, pretrained, "--auto-resume",
-                     "--cfg-options", "runner.max_epochs=3") == 0
+    assert train_lcp(workspace, repeat_config, pretrained, "--auto-resume", "--cfg-options", "runner.max_epochs=3") == 0
     return lcp_run
 
 
@@ -109,21 +133,39 @@ def test_auto_resume_continues_with_the_mode_of_the_next_epoch(resumed):
 
 
 def test_a_work_dir_with_checkpoints_is_not_overwritten_without_a_resume_flag(
-        workspace, repeat_config, pretrained, resumed, capsys):
+    workspace, repeat_config, pretrained, resumed, capsys
+):
     assert train_lcp(workspace, repeat_config, pretrained) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"lcp train: error: {workspace / 'lcp'}: already holds checkpoints (newest epoch_3.pth); "
-                   "pass --auto-resume to continue that run, or choose another --work-dir")
+    assert err == (
+        f"lcp train: error: {workspace / 'lcp'}: already holds checkpoints (newest epoch_3.pth); "
+        "pass --auto-resume to continue that run, or choose another --work-dir"
+    )
 
 
 def test_eval_json_has_the_coco_metrics_per_class(workspace, resumed):
     eval_out, raw_out = workspace / "eval.json", workspace / "results.pkl"
     checkpoint = str(resumed / "epoch_3.pth")
-    assert lcp(["test", LCP_TINY, checkpoint, "--eval", "bbox", "--eval-out", str(eval_out),
-                "--out", str(raw_out), "--cfg-options", *scene_options(workspace)]) == 0
+    assert (
+        lcp(
+            [
+                "test",
+                LCP_TINY,
+                checkpoint,
+                "--eval",
+                "bbox",
+                "--eval-out",
+                str(eval_out),
+                "--out",
+                str(raw_out),
+                "--cfg-options",
+                *scene_options(workspace),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(eval_out.read_text())
-    assert {"bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "classwise", "num_images", "config",
-            "checkpoint"} <= set(metrics)
+    assert {"bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "classwise", "num_images", "config", "checkpoint"} <= set(metrics)
     assert metrics["num_images"] == 1 and metrics["checkpoint"] == checkpoint and metrics["config"] == LCP_TINY
     assert list(metrics["classwise"]) == CLASSES
     for value in [metrics["bbox_mAP"], metrics["bbox_mAP_50"], metrics["bbox_mAP_75"], *metrics["classwise"].values()]:
@@ -137,15 +179,31 @@ def test_test_refuses_to_overwrite_outputs(workspace, resumed, capsys):
     eval_out.write_text("{}")
     assert lcp(["test", LCP_TINY, str(resumed / "epoch_3.pth"), "--eval-out", str(eval_out)]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"lcp test: error: {eval_out}: already exists; remove it or pass --overwrite")
+        f"lcp test: error: {eval_out}: already exists; remove it or pass --overwrite"
+    )
     assert eval_out.read_text() == "{}"
 
 
 def picture_difference(workspace, config, checkpoint, image: Path, out_dir: Path) -> tuple[dict, float]:
     """Infer with a score threshold no detection reaches: the picture differs from the image
     only by what is drawn besides boxes."""
-    assert lcp(["infer", config, str(checkpoint), str(image), "--out-dir", str(out_dir),
-                "--score-thr", "1.0", "--cfg-options", *scene_options(workspace)]) == 0
+    assert (
+        lcp(
+            [
+                "infer",
+                config,
+                str(checkpoint),
+                str(image),
+                "--out-dir",
+                str(out_dir),
+                "--score-thr",
+                "1.0",
+                "--cfg-options",
+                *scene_options(workspace),
+            ]
+        )
+        == 0
+    )
     detections = json.loads((out_dir / f"{image.stem}.json").read_text())
     picture = cv2.imread(str(out_dir / f"{image.stem}.jpg")).astype(np.float32)
     original = cv2.imread(str(image)).astype(np.float32)
@@ -153,13 +211,14 @@ def picture_difference(workspace, config, checkpoint, image: Path, out_dir: Path
     return detections, float(np.abs(picture - original).mean())
 
 
-def test_infer_draws_the_crux_heat_map_for_lcp_and_only_boxes_for_a_plain_detector(
-        workspace, resumed, pretrained):
+def test_infer_draws_the_crux_heat_map_for_lcp_and_only_boxes_for_a_plain_detector(workspace, resumed, pretrained):
     image = sorted((workspace / "demo" / "lowq").glob("*.jpg"))[0]
-    lcp_json, lcp_difference = picture_difference(workspace, LCP_TINY, resumed / "epoch_3.pth", image,
-                                                  workspace / "infer_lcp")
-    plain_json, plain_difference = picture_difference(workspace, PLAIN_TINY, pretrained, image,
-                                                      workspace / "infer_plain")
+    lcp_json, lcp_difference = picture_difference(
+        workspace, LCP_TINY, resumed / "epoch_3.pth", image, workspace / "infer_lcp"
+    )
+    plain_json, plain_difference = picture_difference(
+        workspace, PLAIN_TINY, pretrained, image, workspace / "infer_plain"
+    )
     assert lcp_json["detections"] == [] and plain_json["detections"] == []
     assert (lcp_json["width"], lcp_json["height"]) == (128, 128) and lcp_json["image"] == str(image)
     assert plain_difference < 3  # jpeg re-encoding only
@@ -169,11 +228,27 @@ def test_infer_draws_the_crux_heat_map_for_lcp_and_only_boxes_for_a_plain_detect
 def test_infer_writes_boxes_above_the_threshold(workspace, resumed):
     image = sorted((workspace / "demo" / "lowq").glob("*.jpg"))[0]
     out_dir = workspace / "infer_all"
-    assert lcp(["infer", LCP_TINY, str(resumed / "epoch_3.pth"), str(image.parent), "--out-dir", str(out_dir),
-                "--score-thr", "0", "--cfg-options", *scene_options(workspace)]) == 0
+    assert (
+        lcp(
+            [
+                "infer",
+                LCP_TINY,
+                str(resumed / "epoch_3.pth"),
+                str(image.parent),
+                "--out-dir",
+                str(out_dir),
+                "--score-thr",
+                "0",
+                "--cfg-options",
+                *scene_options(workspace),
+            ]
+        )
+        == 0
+    )
     images = sorted((workspace / "demo" / "lowq").glob("*.jpg"))
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
-        [f"{p.stem}.json" for p in images] + [f"{p.stem}.jpg" for p in images])
+        [f"{p.stem}.json" for p in images] + [f"{p.stem}.jpg" for p in images]
+    )
     detections = json.loads((out_dir / f"{image.stem}.json").read_text())["detections"]
     assert detections, "an untrained tiny detector still proposes boxes at threshold 0"
     for detection in detections:
@@ -184,8 +259,18 @@ def test_infer_writes_boxes_above_the_threshold(workspace, resumed):
 
 def test_show_dir_draws_each_test_image_with_its_detections(workspace, pretrained, capsys):
     show_dir = workspace / "shown"
-    command = ["test", PLAIN_TINY, str(pretrained), "--show-dir", str(show_dir), "--show-score-thr", "0",
-               "--cfg-options", *scene_options(workspace), "model.test_cfg.rcnn.score_thr=0"]
+    command = [
+        "test",
+        PLAIN_TINY,
+        str(pretrained),
+        "--show-dir",
+        str(show_dir),
+        "--show-score-thr",
+        "0",
+        "--cfg-options",
+        *scene_options(workspace),
+        "model.test_cfg.rcnn.score_thr=0",
+    ]
     assert lcp(command) == 0
     tested = json.loads((workspace / "demo" / "annotations" / "clean_test.json").read_text())["images"]
     assert sorted(p.name for p in show_dir.glob("*.jpg")) == sorted(image["file_name"] for image in tested)
@@ -195,18 +280,38 @@ def test_show_dir_draws_each_test_image_with_its_detections(workspace, pretraine
         assert drawn.shape == original.shape and np.abs(drawn - original).mean() > 3  # boxes, not re-encoding
     capsys.readouterr()
     assert lcp(command) == 2
-    assert capsys.readouterr().err.strip() == f"lcp test: error: {show_dir}: already exists; remove it or pass --overwrite"
+    assert (
+        capsys.readouterr().err.strip() == f"lcp test: error: {show_dir}: already exists; remove it or pass --overwrite"
+    )
     assert lcp([*command, "--overwrite"]) == 0
     inside = workspace / "demo" / "clean" / "shown"
-    assert lcp(["test", PLAIN_TINY, str(pretrained), "--show-dir", str(inside), "--cfg-options",
-                *scene_options(workspace)]) == 2
+    assert (
+        lcp(
+            ["test", PLAIN_TINY, str(pretrained), "--show-dir", str(inside), "--cfg-options", *scene_options(workspace)]
+        )
+        == 2
+    )
     assert "lies inside the source" in capsys.readouterr().err and not inside.exists()
 
 
 def test_format_only_writes_coco_results_without_evaluating(workspace, pretrained, capsys):
     prefix = workspace / "submission"
-    assert lcp(["test", PLAIN_TINY, str(pretrained), "--format-only", "--eval-options", f"jsonfile_prefix={prefix}",
-                "--cfg-options", *scene_options(workspace), "model.test_cfg.rcnn.score_thr=0"]) == 0
+    assert (
+        lcp(
+            [
+                "test",
+                PLAIN_TINY,
+                str(pretrained),
+                "--format-only",
+                "--eval-options",
+                f"jsonfile_prefix={prefix}",
+                "--cfg-options",
+                *scene_options(workspace),
+                "model.test_cfg.rcnn.score_thr=0",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "AP" not in out and f"written to {prefix}.bbox.json" in out
     detections = json.loads(Path(f"{prefix}.bbox.json").read_text())
@@ -215,14 +320,31 @@ def test_format_only_writes_coco_results_without_evaluating(workspace, pretraine
     for detection in detections:
         assert set(detection) == {"image_id", "bbox", "score", "category_id"} and detection["category_id"] in (1, 2, 3)
     assert lcp(["test", PLAIN_TINY, str(pretrained), "--format-only"]) == 2
-    assert capsys.readouterr().err.strip() == ("lcp test: error: --format-only: give where the results go, "
-                                               "--eval-options jsonfile_prefix=PREFIX (writes PREFIX.bbox.json)")
+    assert capsys.readouterr().err.strip() == (
+        "lcp test: error: --format-only: give where the results go, "
+        "--eval-options jsonfile_prefix=PREFIX (writes PREFIX.bbox.json)"
+    )
 
 
 def test_eval_options_set_the_iou_thresholds_and_keep_the_results_file(workspace, pretrained):
     eval_out, prefix = workspace / "eval_at_50.json", workspace / "kept"
-    assert lcp(["test", PLAIN_TINY, str(pretrained), "--eval-out", str(eval_out), "--eval-options", "iou_thrs=0.5",
-                f"jsonfile_prefix={prefix}", "--cfg-options", *scene_options(workspace)]) == 0
+    assert (
+        lcp(
+            [
+                "test",
+                PLAIN_TINY,
+                str(pretrained),
+                "--eval-out",
+                str(eval_out),
+                "--eval-options",
+                "iou_thrs=0.5",
+                f"jsonfile_prefix={prefix}",
+                "--cfg-options",
+                *scene_options(workspace),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(eval_out.read_text())
     assert metrics["eval_options"] == {"iou_thrs": [0.5], "jsonfile_prefix": str(prefix)}
     assert metrics["bbox_mAP"] == metrics["bbox_mAP_50"] and metrics["bbox_mAP_75"] is None

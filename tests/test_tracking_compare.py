@@ -58,8 +58,14 @@ def test_compare_table_of_two_runs_with_paper_numbers_and_deltas(tmp_path, serve
     assert capsys.readouterr().out == printed
     assert {path.name: path.read_bytes() for path in out_dir.iterdir() if path.suffix in (".csv", ".md")} == outputs
     assert sorted(path.name for path in out_dir.iterdir()) == [
-        ".lcp-output", "compare.csv", "compare.md", "compare.png", "compare_robustness.csv",
-        "compare_robustness_seeds.csv", "compare_seeds.csv"]
+        ".lcp-output",
+        "compare.csv",
+        "compare.md",
+        "compare.png",
+        "compare_robustness.csv",
+        "compare_robustness_seeds.csv",
+        "compare_seeds.csv",
+    ]
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".compare")] == []
 
     # a folder lcp did not write is never replaced; filters that match nothing are a clear error
@@ -69,8 +75,20 @@ def test_compare_table_of_two_runs_with_paper_numbers_and_deltas(tmp_path, serve
     assert lcp(["compare", "--experiment", "lcp/foggy_city", "--out-dir", str(mine)]) == 2
     assert "holds no .lcp-output" in capsys.readouterr().err
     assert [path.name for path in mine.iterdir()] == ["notes.txt"]
-    assert lcp(["compare", "--experiment", "lcp/foggy_city", "--tag", "lcp.method=none",
-                "--out-dir", str(tmp_path / "none")]) == 2
+    assert (
+        lcp(
+            [
+                "compare",
+                "--experiment",
+                "lcp/foggy_city",
+                "--tag",
+                "lcp.method=none",
+                "--out-dir",
+                str(tmp_path / "none"),
+            ]
+        )
+        == 2
+    )
     assert "no evaluation runs match" in capsys.readouterr().err
     assert lcp(["compare", "--experiment", "lcp/nonexistent", "--out-dir", str(tmp_path / "x")]) == 2
     assert "no such experiment" in capsys.readouterr().err
@@ -114,8 +132,9 @@ def test_compare_over_seeds_mean_spread_and_paired_gain(tmp_path, server_env, mo
         log_evaluation(metrics(ours, ours + 0.2, ours), scene="rainy_city", method="lcp", work_dir=tmp_path)
         # the robustness sweep: each seed's models on a rain_0.5 test set (AP 5 and 4 points lower)
         for method, ap in (("baseline", base - 0.05), ("lcp", ours - 0.04)):
-            log_evaluation(metrics(ap, ap, ap), scene="rainy_city", method=method, variant="rain_0.5",
-                           work_dir=tmp_path)
+            log_evaluation(
+                metrics(ap, ap, ap), scene="rainy_city", method=method, variant="rain_0.5", work_dir=tmp_path
+            )
     log_evaluation(metrics(0.5, 0.5, 0.5), scene="rainy_city", method="lcp", variant="by-hand", work_dir=tmp_path)
     monkeypatch.delenv("LCP_SEED")
     # an untagged run from before seeds were tagged does not count as a fourth seed
@@ -125,8 +144,9 @@ def test_compare_over_seeds_mean_spread_and_paired_gain(tmp_path, server_env, mo
     capsys.readouterr()  # the runs' own lines
     assert lcp(["compare", "--experiment", "lcp/rainy_city", "--out-dir", str(out_dir)]) == 0
     printed = capsys.readouterr().out
-    assert ("| rainy_city | lcp | 0, 1, 2 | 30.0 ± 1.7 | 50.0 ± 1.7 | 30.0 ± 1.7 | 27.6 | 45.9 | 27.9 | +2.4 |"
-            in printed)
+    assert (
+        "| rainy_city | lcp | 0, 1, 2 | 30.0 ± 1.7 | 50.0 ± 1.7 | 30.0 ± 1.7 | 27.6 | 45.9 | 27.9 | +2.4 |" in printed
+    )
     assert "| +3.0 ± 1.0 | rainy_city/evaluate/lcp |" in printed
     assert "| rainy_city | baseline | 0, 1, 2 | 27.0 ± 2.0 |" in printed
     assert "| rainy_city | lcp | 1 | 31.0 | 51.0 | 31.0 | +4.0 |" in printed  # the per-seed table
@@ -137,24 +157,38 @@ def test_compare_over_seeds_mean_spread_and_paired_gain(tmp_path, server_env, mo
     assert "by-hand" not in printed
     with open(out_dir / "compare_robustness_seeds.csv") as file:
         sweep = [(row["method"], row["seed"], float(row["mPC"]), float(row["rPC"])) for row in csv.DictReader(file)]
-    assert sweep == [("baseline", "0", 20.0, 80.0), ("baseline", "1", 22.0, 81.48), ("baseline", "2", 24.0, 82.76),
-                     ("lcp", "0", 24.0, 85.71), ("lcp", "1", 27.0, 87.1), ("lcp", "2", 27.0, 87.1)]
+    assert sweep == [
+        ("baseline", "0", 20.0, 80.0),
+        ("baseline", "1", 22.0, 81.48),
+        ("baseline", "2", 24.0, 82.76),
+        ("lcp", "0", 24.0, 85.71),
+        ("lcp", "1", 27.0, 87.1),
+        ("lcp", "2", 27.0, 87.1),
+    ]
 
     with open(out_dir / "compare.csv") as file:
         rows = {row["method"]: row for row in csv.DictReader(file)}
     assert float(rows["lcp"]["AP"]) == pytest.approx(30.0)
-    assert float(rows["lcp"]["AP std"]) == pytest.approx(3 ** 0.5, abs=0.01)
+    assert float(rows["lcp"]["AP std"]) == pytest.approx(3**0.5, abs=0.01)
     assert float(rows["lcp"]["AP vs baseline"]) == pytest.approx(3.0)
     assert float(rows["lcp"]["AP vs baseline std"]) == pytest.approx(1.0)
     assert rows["lcp"]["seeds"] == "0, 1, 2" and float(rows["lcp"]["paired seeds"]) == 3
     with open(out_dir / "compare_seeds.csv") as file:
         seeds = [(row["method"], row["seed"], float(row["AP"])) for row in csv.DictReader(file)]
-    assert seeds == [("baseline", "0", 25.0), ("baseline", "1", 27.0), ("baseline", "2", 29.0),
-                     ("lcp", "0", 28.0), ("lcp", "1", 31.0), ("lcp", "2", 31.0)]
+    assert seeds == [
+        ("baseline", "0", 25.0),
+        ("baseline", "1", 27.0),
+        ("baseline", "2", 29.0),
+        ("lcp", "0", 28.0),
+        ("lcp", "1", 31.0),
+        ("lcp", "2", 31.0),
+    ]
 
     # the seed is a tag (for filters) and a param of each evaluation run
-    assert lcp(["compare", "--experiment", "lcp/rainy_city", "--tag", "lcp.seed=1", "--out-dir",
-                str(tmp_path / "one")]) == 0
+    assert (
+        lcp(["compare", "--experiment", "lcp/rainy_city", "--tag", "lcp.seed=1", "--out-dir", str(tmp_path / "one")])
+        == 0
+    )
     assert "| rainy_city | lcp | 1 | 31.0 | 51.0 | 31.0 |" in capsys.readouterr().out
     from mlflow.tracking import MlflowClient
 
@@ -163,8 +197,9 @@ def test_compare_over_seeds_mean_spread_and_paired_gain(tmp_path, server_env, mo
     assert client.get_run(run_id).data.params["seed"] == client.get_run(run_id).data.tags["lcp.seed"] == "1"
 
     # a seed tag set by hand to no number: that run is left out, with one line naming it
-    (untagged,) = client.search_runs([client.get_experiment_by_name("lcp/rainy_city").experiment_id],
-                                     "metrics.`test/AP` > 80")
+    (untagged,) = client.search_runs(
+        [client.get_experiment_by_name("lcp/rainy_city").experiment_id], "metrics.`test/AP` > 80"
+    )
     client.set_tag(untagged.info.run_id, "lcp.seed", "best")
     assert lcp(["compare", "--experiment", "lcp/rainy_city", "--out-dir", str(out_dir)]) == 0
     captured = capsys.readouterr()

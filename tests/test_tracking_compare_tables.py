@@ -15,13 +15,23 @@ def evaluation(ap):
 
 
 def test_mpc_and_rpc_per_seed_their_mean_and_spread_and_the_paired_mpc_gain(capsys):
-    test = {"baseline/seed0": evaluation(0.20), "baseline/seed1": evaluation(0.22),
-            "lcp/seed0": evaluation(0.21), "lcp/seed1": evaluation(0.23)}
-    sweep = {"baseline/seed0@beta_0.02": evaluation(0.24), "baseline/seed0@beta_0.08": evaluation(0.12),
-             "baseline/seed1@beta_0.02": evaluation(0.26), "baseline/seed1@beta_0.08": evaluation(0.14),
-             "lcp/seed0@beta_0.02": evaluation(0.25), "lcp/seed0@beta_0.08": evaluation(0.15),
-             "lcp/seed1@beta_0.08": evaluation(0.15), "lcp/seed1@beta_0.02": evaluation(0.29),
-             "lcp/seed2@beta_0.02": evaluation(0.30)}  # seed 2 lacks beta_0.08 (and a test-set run)
+    test = {
+        "baseline/seed0": evaluation(0.20),
+        "baseline/seed1": evaluation(0.22),
+        "lcp/seed0": evaluation(0.21),
+        "lcp/seed1": evaluation(0.23),
+    }
+    sweep = {
+        "baseline/seed0@beta_0.02": evaluation(0.24),
+        "baseline/seed0@beta_0.08": evaluation(0.12),
+        "baseline/seed1@beta_0.02": evaluation(0.26),
+        "baseline/seed1@beta_0.08": evaluation(0.14),
+        "lcp/seed0@beta_0.02": evaluation(0.25),
+        "lcp/seed0@beta_0.08": evaluation(0.15),
+        "lcp/seed1@beta_0.08": evaluation(0.15),
+        "lcp/seed1@beta_0.02": evaluation(0.29),
+        "lcp/seed2@beta_0.02": evaluation(0.30),
+    }  # seed 2 lacks beta_0.08 (and a test-set run)
 
     seeds = seed_summary(test, sweep, where="demo: ")
     assert severities(seeds) == ["beta_0.02", "beta_0.08"]
@@ -33,17 +43,20 @@ def test_mpc_and_rpc_per_seed_their_mean_and_spread_and_the_paired_mpc_gain(caps
 
     summary = method_summary(seeds)
     assert summary.loc["lcp", "seeds"] == "0, 1" and summary.loc["baseline", "seeds"] == "0, 1"
-    assert summary.loc["baseline", ["mPC", "mPC std"]].tolist() == pytest.approx([19.0, 2 ** 0.5])
+    assert summary.loc["baseline", ["mPC", "mPC std"]].tolist() == pytest.approx([19.0, 2**0.5])
     assert summary.loc["baseline", "rPC"] == pytest.approx((90.0 + 100 * 20 / 22) / 2)
     assert summary.loc["lcp", ["beta_0.02", "beta_0.08", "P"]].tolist() == pytest.approx([27.0, 15.0, 22.0])
-    assert summary.loc["lcp", ["mPC vs baseline", "mPC vs baseline std", "paired seeds"]].tolist() == \
-        pytest.approx([2.0, 0.0, 2])
+    assert summary.loc["lcp", ["mPC vs baseline", "mPC vs baseline std", "paired seeds"]].tolist() == pytest.approx(
+        [2.0, 0.0, 2]
+    )
     assert math.isnan(summary.loc["baseline", "mPC vs baseline"])
 
 
 def test_one_run_per_method_without_seeds_has_no_spread():
-    seeds = seed_summary({"lcp": evaluation(0.30), "baseline": evaluation(0.25)},
-                         {"lcp@rain_0.5": evaluation(0.24), "baseline@rain_0.5": evaluation(0.15)})
+    seeds = seed_summary(
+        {"lcp": evaluation(0.30), "baseline": evaluation(0.25)},
+        {"lcp@rain_0.5": evaluation(0.24), "baseline@rain_0.5": evaluation(0.15)},
+    )
     summary = method_summary(seeds)
     assert summary.loc["lcp", ["mPC", "rPC", "mPC vs baseline"]].tolist() == pytest.approx([24.0, 80.0, 9.0])
     assert summary.loc["lcp", "seeds"] == ""
@@ -64,7 +77,9 @@ def test_the_plot_draws_the_papers_bar_and_legend_entry_only_where_the_paper_rep
     both = _table([["demo", "lcp", 16.9, 0.9, math.nan], ["foggy_city", "lcp", 27.5, math.nan, 29.0]])
     axis = ap_figure(both).axes[0]
     assert [text.get_text() for text in axis.get_legend().get_texts()] == [
-        "ours (AP, ± std over seeds)", "paper LCP-50 (AP)"]
+        "ours (AP, ± std over seeds)",
+        "paper LCP-50 (AP)",
+    ]
     assert [patch.get_height() for patch in axis.patches] == pytest.approx([16.9, 27.5, 29.0])
     paper_bar, ours_beside = axis.patches[2], axis.patches[1]
     assert paper_bar.get_x() > ours_beside.get_x()  # beside foggy_city's own bar, not demo's

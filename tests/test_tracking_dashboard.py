@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from mlflow_server import free_port
 
 from lcp.apis.config import load_config
 from lcp.errors import LCPError
@@ -17,17 +16,32 @@ from lcp.tracking.metrics import evaluation_metrics, loss_series
 from lcp.tracking.params import dataset_inputs, training_params
 from lcp.tracking.replay import replay
 from lcp.tracking.run import TrackedRun
+from mlflow_server import free_port
 
 CONFIGS = Path(__file__).resolve().parents[1] / "config" / "mmdet"
 
 
 def test_ap_is_logged_in_percent_and_nothing_to_measure_is_left_out():
-    metrics = {"bbox_mAP": 0.305, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.0, "bbox_mAP_s": -1.0,
-               "bbox_mAP_m": None, "bbox_mAP_l": float("nan"), "classwise": {"car": 0.4, "bus": None, "van": -1},
-               "crux_health": {"mask_mean": 0.01, "collapsed": True}, "num_images": 32, "config": "x.py"}
+    metrics = {
+        "bbox_mAP": 0.305,
+        "bbox_mAP_50": 0.5,
+        "bbox_mAP_75": 0.0,
+        "bbox_mAP_s": -1.0,
+        "bbox_mAP_m": None,
+        "bbox_mAP_l": float("nan"),
+        "classwise": {"car": 0.4, "bus": None, "van": -1},
+        "crux_health": {"mask_mean": 0.01, "collapsed": True},
+        "num_images": 32,
+        "config": "x.py",
+    }
     assert evaluation_metrics(metrics) == {
-        "test/AP": pytest.approx(30.5), "test/AP50": 50.0, "test/AP75": 0.0, "test/AP/car": pytest.approx(40.0),
-        "test/crux_mask_mean": 0.01, "test/num_images": 32.0}
+        "test/AP": pytest.approx(30.5),
+        "test/AP50": 50.0,
+        "test/AP75": 0.0,
+        "test/AP/car": pytest.approx(40.0),
+        "test/crux_mask_mean": 0.01,
+        "test/num_images": 32.0,
+    }
 
 
 def test_each_training_mode_has_its_own_loss_series():
@@ -57,29 +71,47 @@ def test_register_model_switch_and_name(monkeypatch):
     assert settings.registered_model_name("foggy_city", "lcp") == "lcp-foggy_city-lcp"
 
 
-def test_inputs_and_registration_queued_while_the_server_is_down_are_replayed_once(tmp_path, monkeypatch,
-                                                                                   mlflow_server):
+def test_inputs_and_registration_queued_while_the_server_is_down_are_replayed_once(
+    tmp_path, monkeypatch, mlflow_server
+):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("LCP_REGISTER_MODEL", raising=False)
     annotations = tmp_path / "data" / "annotations"
     annotations.mkdir(parents=True)
     (annotations / "fog_train.json").write_text(json.dumps({"images": [{"id": 1}, {"id": 2}], "annotations": []}))
-    data = {"train": {"type": "CocoDataset", "data_root": str(tmp_path / "data"),
-                      "ann_file": "annotations/fog_train.json", "img_prefix": "fog/"}}
+    data = {
+        "train": {
+            "type": "CocoDataset",
+            "data_root": str(tmp_path / "data"),
+            "ann_file": "annotations/fog_train.json",
+            "img_prefix": "fog/",
+        }
+    }
     checkpoint = tmp_path / "latest.pth"
     checkpoint.write_bytes(b"weights")
 
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    run = TrackedRun(experiment="lcp/dashqueue", run_name="dashqueue/train/lcp", work_dir=tmp_path / "work",
-                     tracking_uri=dead, flush_secs=0.0, retry_secs=3600.0).start()
+    run = TrackedRun(
+        experiment="lcp/dashqueue",
+        run_name="dashqueue/train/lcp",
+        work_dir=tmp_path / "work",
+        tracking_uri=dead,
+        flush_secs=0.0,
+        retry_secs=3600.0,
+    ).start()
     assert not run.online and "not created yet" in run.where()
     run.log_inputs(dataset_inputs(data, {"train": "training"}))
     run.log_artifact(checkpoint, "model")
     run.register_model("lcp-dashqueue-lcp", "model", description="dashqueue/train/lcp: latest.pth")
     run.finish("FINISHED")
     journal = Journal(run.journal.path)
-    assert [r["op"] for r in journal.read().pending] == ["create_run", "inputs", "artifact", "register_model",
-                                                         "terminate"]
+    assert [r["op"] for r in journal.read().pending] == [
+        "create_run",
+        "inputs",
+        "artifact",
+        "register_model",
+        "terminate",
+    ]
 
     result = replay(journal, mlflow_server.uri)
     assert result.remaining == 0 and result.sent == 5

@@ -68,8 +68,12 @@ def test_two_job_runs_of_one_invocation_share_one_parent(tmp_path, server_env, m
     assert parent.data.tags["lcp.role"] == "invocation" and parent.info.status == "FINISHED"
     assert parent.info.run_name.startswith("invdemo/workflow/")
     # the parent summarises its children: their AP (percent) as metrics, and a table
-    assert parent.data.metrics == {"evaluate/baseline/AP": pytest.approx(30.0), "evaluate/lcp/AP": pytest.approx(30.0),
-                                   "train/lcp/seed1/val_AP_last": 30.0, "train/lcp/seed1/val_AP_best": 35.0}
+    assert parent.data.metrics == {
+        "evaluate/baseline/AP": pytest.approx(30.0),
+        "evaluate/lcp/AP": pytest.approx(30.0),
+        "train/lcp/seed1/val_AP_last": 30.0,
+        "train/lcp/seed1/val_AP_best": 35.0,
+    }
     table = Path(client.download_artifacts(parent_id, "summary/children.md", str(tmp_path))).read_text()
     assert "| invdemo/train/lcp | 1 | FINISHED | val_AP_last 30.0, val_AP_best 35.0 |" in table
     assert table.count("| invdemo/evaluate/") == 2
@@ -88,7 +92,7 @@ def test_runs_of_a_scene_without_parent_are_adopted_when_the_invocation_closes(t
     client = server_env
     # the shell form the workflow may use instead of the Python API
     assert lcp(["tracking", "open-invocation", "--scene", "invopened"]) == 0
-    exports = dict(line[len("export "):].split("=", 1) for line in capsys.readouterr().out.splitlines())
+    exports = dict(line[len("export ") :].split("=", 1) for line in capsys.readouterr().out.splitlines())
     invocation_id = exports["LCP_INVOCATION_ID"]
     os.environ["LCP_INVOCATION_ID"] = invocation_id  # the job's environment (monkeypatch restores it)
     try:

@@ -13,12 +13,24 @@ LCP_TINY = str(Path(__file__).resolve().parents[1] / "config" / "mmdet" / "lcp_t
 
 @pytest.mark.slow
 def test_lcp_train_and_test_with_tracking(tmp_path, mlflow_server, monkeypatch):
-    for name in ("MLFLOW_TRACKING_URI", "LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS",
-                 "LCP_SNAKEMAKE_RULE", "LCP_SNAKEMAKE_WILDCARDS"):
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "LCP_INVOCATION_ID",
+        "LCP_MLFLOW_PARENT_RUN_IDS",
+        "LCP_SNAKEMAKE_RULE",
+        "LCP_SNAKEMAKE_WILDCARDS",
+    ):
         monkeypatch.delenv(name, raising=False)
     assert lcp(["data", "demo", "--out", str(tmp_path / "demo"), "--num-images", "3", "--no-progress"]) == 0
-    options = ["--cfg-options", f"data_root={tmp_path / 'demo'}/", "data.workers_per_gpu=0", "log_config.interval=1",
-               "runner.max_epochs=2", "load_from=None", "evaluation.interval=1"]
+    options = [
+        "--cfg-options",
+        f"data_root={tmp_path / 'demo'}/",
+        "data.workers_per_gpu=0",
+        "log_config.interval=1",
+        "runner.max_epochs=2",
+        "load_from=None",
+        "evaluation.interval=1",
+    ]
     work_dir = tmp_path / "work"
     tracking = ["--tracking-uri", mlflow_server.uri, "--scene", "tinydemo"]
     assert lcp(["train", LCP_TINY, "--work-dir", str(work_dir), *tracking, *options]) == 0
@@ -50,25 +62,29 @@ def test_lcp_train_and_test_with_tracking(tmp_path, mlflow_server, monkeypatch):
 
     # CruxHealthHook (in the config's custom_hooks): per-epoch mask statistics as in the json log
     (log_json,) = work_dir.glob("*.log.json")
-    logged = {entry["epoch"]: entry for entry in map(json.loads, log_json.read_text().splitlines())
-              if "crux/mask_mean" in entry}
+    logged = {
+        entry["epoch"]: entry
+        for entry in map(json.loads, log_json.read_text().splitlines())
+        if "crux/mask_mean" in entry
+    }
     assert sorted(logged) == [1, 2]
     for name in ("mask_mean", "mask_std", "mask_frac_above_half", "mask_spatial_std"):
         history = client.get_metric_history(run_id, f"epoch/crux_{name}")
         assert [m.step for m in history] == [1, 2], name
-        assert [m.value for m in history] == pytest.approx([logged[1][f"crux/{name}"], logged[2][f"crux/{name}"]],
-                                                           abs=1e-4)
+        assert [m.value for m in history] == pytest.approx(
+            [logged[1][f"crux/{name}"], logged[2][f"crux/{name}"]], abs=1e-4
+        )
     grad_norm = client.get_metric_history(run_id, "epoch/crux_grad_norm")
     assert [m.step for m in grad_norm] == [2] and grad_norm[0].value > 0  # gradients in the crux epoch only
     assert not [name for name in train_run.data.metrics if name.startswith("val/crux")]
     health = train_run.data.tags["lcp.crux_health"]
     assert health in ("alive", "collapsed")
     assert (health == "collapsed") == train_run.data.tags.get("lcp.crux_verdict", "").startswith(
-        "crux learner collapsed: ")
+        "crux learner collapsed: "
+    )
 
     eval_json = tmp_path / "eval.json"
-    assert lcp(["test", LCP_TINY, str(work_dir / "latest.pth"), "--eval-out", str(eval_json), *tracking,
-                *options]) == 0
+    assert lcp(["test", LCP_TINY, str(work_dir / "latest.pth"), "--eval-out", str(eval_json), *tracking, *options]) == 0
     (eval_run,) = client.search_runs([experiment.experiment_id], "attributes.run_name = 'tinydemo/evaluate/lcp'")
     assert set(eval_run.data.metrics) >= {"test/AP", "test/AP50", "test/AP75", "test/num_images"}
     assert eval_run.data.metrics["test/AP"] == pytest.approx(100 * json.loads(eval_json.read_text())["bbox_mAP"])

@@ -35,8 +35,10 @@ def test_compare_without_a_store_creates_nothing_and_says_so_in_one_line(empty_f
     assert lcp(args) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == (f"lcp compare: error: {database}: no MLflow store here, nothing was logged to it "
-                   "(set MLFLOW_TRACKING_URI or --tracking-uri to read another store)\n")
+    assert err == (
+        f"lcp compare: error: {database}: no MLflow store here, nothing was logged to it "
+        "(set MLFLOW_TRACKING_URI or --tracking-uri to read another store)\n"
+    )
     assert everything_under(empty_folder) == []
 
 

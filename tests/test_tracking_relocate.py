@@ -51,8 +51,9 @@ def moved_store(tmp_path, monkeypatch, capsys):
     client = MlflowClient(f"sqlite:///{database}")
     run = client.get_run(run_id)
     client.create_registered_model("lcp-demo-all")
-    client.create_model_version("lcp-demo-all", f"{run.info.artifact_uri}/table.md", run_id=run_id,
-                                await_creation_for=0)
+    client.create_model_version(
+        "lcp-demo-all", f"{run.info.artifact_uri}/table.md", run_id=run_id, await_creation_for=0
+    )
     client.create_logged_model(run.info.experiment_id, name="detector", source_run_id=run_id)
 
     old_store = database.parent
@@ -79,8 +80,13 @@ def test_relocate_makes_a_moved_stores_artifacts_downloadable_again(moved_store,
     assert lcp(["tracking", "relocate"]) == 0
     out = capsys.readouterr().out
     assert f"{database}: artifact locations moved from {old_store} to {database.parent}" in out
-    for column in ("experiments.artifact_location", "runs.artifact_uri", "model_versions.source",
-                   "model_versions.storage_location", "logged_models.artifact_location"):
+    for column in (
+        "experiments.artifact_location",
+        "runs.artifact_uri",
+        "model_versions.source",
+        "model_versions.storage_location",
+        "logged_models.artifact_location",
+    ):
         assert f"  {column}: " in out
     assert not database.with_name("mlflow.db.before-relocate").exists()
 
@@ -121,15 +127,19 @@ def test_a_failing_relocate_changes_nothing(moved_store, capsys):
     database, _, _ = moved_store
     # model versions are rewritten after experiments and runs: their updates must be rolled back too
     with sqlite3.connect(database) as connection:
-        connection.execute("CREATE TRIGGER refuse BEFORE UPDATE ON model_versions "
-                           "BEGIN SELECT RAISE(ABORT, 'model versions are read-only'); END")
+        connection.execute(
+            "CREATE TRIGGER refuse BEFORE UPDATE ON model_versions "
+            "BEGIN SELECT RAISE(ABORT, 'model versions are read-only'); END"
+        )
     before = locations(database)
 
     assert lcp(["tracking", "relocate", f"sqlite:///{database}"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == (f"lcp tracking: error: {database}: could not rewrite the artifact locations (model versions "
-                   "are read-only); nothing was changed\n")
+    assert err == (
+        f"lcp tracking: error: {database}: could not rewrite the artifact locations (model versions "
+        "are read-only); nothing was changed\n"
+    )
     assert locations(database) == before
     assert not database.with_name("mlflow.db.before-relocate").exists()
 
@@ -149,9 +159,11 @@ def test_relocate_waits_for_no_other_writer_and_changes_nothing(moved_store, cap
     finally:
         writer.execute("ROLLBACK")
         writer.close()
-    assert capsys.readouterr().err == (f"lcp tracking: error: {database}: in use by another writer (an mlflow "
-                                       "server, or a running job); stop it and run lcp tracking relocate again; "
-                                       "nothing was changed\n")
+    assert capsys.readouterr().err == (
+        f"lcp tracking: error: {database}: in use by another writer (an mlflow "
+        "server, or a running job); stop it and run lcp tracking relocate again; "
+        "nothing was changed\n"
+    )
     assert locations(database) == before
 
 
@@ -164,7 +176,9 @@ def test_relocate_refuses_a_tracking_server_in_one_line(how, monkeypatch, tmp_pa
     else:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert lcp(args) == 2
-    assert capsys.readouterr().err == ("lcp tracking: error: http://127.0.0.1:5000: relocate rewrites a local "
-                                       "sqlite store (sqlite:///PATH/mlflow.db); for a tracking server, stop it "
-                                       "and relocate its own sqlite database\n")
+    assert capsys.readouterr().err == (
+        "lcp tracking: error: http://127.0.0.1:5000: relocate rewrites a local "
+        "sqlite store (sqlite:///PATH/mlflow.db); for a tracking server, stop it "
+        "and relocate its own sqlite database\n"
+    )
     assert list(tmp_path.iterdir()) == []

@@ -2,13 +2,13 @@
 
 import pytest
 from mlflow.tracking import MlflowClient
-from mlflow_server import free_port
 from mmcv.runner import Hook
-from tracking_helpers import make_coco, run_toy_training, toy_config
 
 from lcp.cli import main as lcp
 from lcp.tracking import add_tracking
 from lcp.tracking.journal import Journal
+from mlflow_server import free_port
+from tracking_helpers import make_coco, run_toy_training, toy_config
 
 
 class ServerControl(Hook):
@@ -37,13 +37,19 @@ def steps_of(client, run_id, key):
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("MLFLOW_TRACKING_URI", "LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS",
-                 "LCP_SNAKEMAKE_RULE", "LCP_SNAKEMAKE_WILDCARDS"):
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "LCP_INVOCATION_ID",
+        "LCP_MLFLOW_PARENT_RUN_IDS",
+        "LCP_SNAKEMAKE_RULE",
+        "LCP_SNAKEMAKE_WILDCARDS",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
 def test_server_killed_mid_run_training_completes_and_sync_replays_exactly_once(
-        tmp_path, mlflow_server_factory, clean_env, capsys, caplog):
+    tmp_path, mlflow_server_factory, clean_env, capsys, caplog
+):
     server = mlflow_server_factory()
     ann_file = make_coco(tmp_path / "data")
     cfg = toy_config(tmp_path / "data", ann_file)
@@ -73,8 +79,11 @@ def test_server_killed_mid_run_training_completes_and_sync_replays_exactly_once(
     assert "complete" in capsys.readouterr().out
     expected_loss = [v["loss"] for v in model.logged]
     # epoch 1 trains the catch-up learner, epoch 2 the crux learner: one loss series per mode
-    history = sorted(client.get_metric_history(state.run_id, "train/catch_up/loss")
-                     + client.get_metric_history(state.run_id, "train/crux/loss"), key=lambda m: m.step)
+    history = sorted(
+        client.get_metric_history(state.run_id, "train/catch_up/loss")
+        + client.get_metric_history(state.run_id, "train/crux/loss"),
+        key=lambda m: m.step,
+    )
     assert [m.step for m in history] == list(range(1, 17))  # every iteration, each exactly once
     assert [m.value for m in history] == pytest.approx(expected_loss)
     assert steps_of(client, state.run_id, "train/catch_up/loss") == list(range(1, 9))

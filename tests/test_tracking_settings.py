@@ -39,10 +39,15 @@ def test_run_and_experiment_names():
 
 
 def test_flattened_config_keys_and_values_are_accepted_by_mlflow():
-    config = {"model": {"backbone": {"depth": 50, "out_indices": (0, 1, 2, 3)}},
-              "train_pipeline": [{"type": "LoadImageFromFile"}, {"type": "Resize", "img_scale": (1333, 800)}],
-              "odd key (with) 'quotes'": {"a..b": 1, "../up": 2}, "empty": {}, "classes": ("car", "bus"),
-              "long": "y" * 9000, "k" * 300: 1}
+    config = {
+        "model": {"backbone": {"depth": 50, "out_indices": (0, 1, 2, 3)}},
+        "train_pipeline": [{"type": "LoadImageFromFile"}, {"type": "Resize", "img_scale": (1333, 800)}],
+        "odd key (with) 'quotes'": {"a..b": 1, "../up": 2},
+        "empty": {},
+        "classes": ("car", "bus"),
+        "long": "y" * 9000,
+        "k" * 300: 1,
+    }
     flat = flatten(config, "cfg")
     assert flat["cfg.model.backbone.depth"] == "50"
     assert flat["cfg.model.backbone.out_indices"] == "[0, 1, 2, 3]"
@@ -79,8 +84,9 @@ def test_the_training_seed_in_the_environment_becomes_the_tag_lcp_seed(monkeypat
 
     # a one-seed scene's empty {seed_dir} wildcard is left out; the seed travels as LCP_SEED
     prefix = settings.snakemake_env_prefix("evaluate", {"scene": "demo", "method": "lcp", "seed_dir": ""}, seed=2)
-    assert prefix == ("LCP_SNAKEMAKE_RULE=evaluate LCP_SNAKEMAKE_WILDCARDS="
-                      "'{\"method\": \"lcp\", \"scene\": \"demo\"}' LCP_SEED=2")
+    assert prefix == (
+        "LCP_SNAKEMAKE_RULE=evaluate LCP_SNAKEMAKE_WILDCARDS='{\"method\": \"lcp\", \"scene\": \"demo\"}' LCP_SEED=2"
+    )
     monkeypatch.delenv("LCP_SEED", raising=False)
     assert settings.job_seed() is None and "lcp.seed" not in runtime_tags()
     monkeypatch.setenv("LCP_SEED", "2")
@@ -124,8 +130,9 @@ def test_a_store_mlflow_refuses_is_a_clear_error_before_training_and_never_journ
     cfg = Config(dict(log_config=dict(interval=5, hooks=[])))
     with pytest.raises(LCPError, match="no longer writes the file store"):
         add_tracking(cfg, scene="demo", step="train", method="lcp", tracking_uri=(tmp_path / "mlruns").as_uri())
-    run = TrackedRun(experiment="lcp/demo", run_name="demo/train/lcp", work_dir=tmp_path,
-                     tracking_uri=(tmp_path / "mlruns").as_uri()).start()
+    run = TrackedRun(
+        experiment="lcp/demo", run_name="demo/train/lcp", work_dir=tmp_path, tracking_uri=(tmp_path / "mlruns").as_uri()
+    ).start()
     run.log_metrics({"train/loss": 1.0}, step=1)
     run.finish()
     assert run.disabled and not (tmp_path / "mlflow-pending").exists()

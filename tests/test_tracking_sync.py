@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
-from mlflow_server import free_port
 
 from lcp.cli import main as lcp
 from lcp.tracking.journal import Journal
 from lcp.tracking.run import TrackedRun
+from mlflow_server import free_port
 
 LIVE_STEPS = [1, 2, 3, 4]  # sent while the server is up
 QUEUED_STEPS = [5, 6, 7, 8]  # logged after it died: queued in the journal
@@ -23,14 +23,26 @@ QUEUED_STEPS = [5, 6, 7, 8]  # logged after it died: queued in the journal
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("MLFLOW_TRACKING_URI", "LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS",
-                 "LCP_SNAKEMAKE_RULE", "LCP_SNAKEMAKE_WILDCARDS"):
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "LCP_INVOCATION_ID",
+        "LCP_MLFLOW_PARENT_RUN_IDS",
+        "LCP_SNAKEMAKE_RULE",
+        "LCP_SNAKEMAKE_WILDCARDS",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
 def tracked_run(scene, work_dir, uri, **options):
-    return TrackedRun(experiment=f"lcp/{scene}", run_name=f"{scene}/train/lcp", work_dir=work_dir,
-                      tracking_uri=uri, flush_secs=0.0, retry_secs=3600.0, **options).start()
+    return TrackedRun(
+        experiment=f"lcp/{scene}",
+        run_name=f"{scene}/train/lcp",
+        work_dir=work_dir,
+        tracking_uri=uri,
+        flush_secs=0.0,
+        retry_secs=3600.0,
+        **options,
+    ).start()
 
 
 def queue_half_runs(server, work_root, scenes, **options):
@@ -69,7 +81,8 @@ def assert_complete(client, run_id, end_time):
 
 
 def test_sync_to_another_server_keeps_every_record_and_the_right_server_completes_the_run(
-        tmp_path, mlflow_server_factory, clean_env, monkeypatch, capsys):
+    tmp_path, mlflow_server_factory, clean_env, monkeypatch, capsys
+):
     home, other = mlflow_server_factory(), mlflow_server_factory()
     journal, run_id, end_time = queue_half_runs(home, tmp_path, ["work"])["work"]
     queued = journal.read().pending
@@ -157,8 +170,7 @@ def test_a_sync_killed_before_its_acks_sends_nothing_twice(restarted, clean_env,
     assert_complete(client, run_id, end_time)  # each point once, still FINISHED at its own end time
 
 
-def test_a_run_never_created_whose_creation_ack_was_lost_is_not_created_twice(
-        tmp_path, restarted, clean_env, capsys):
+def test_a_run_never_created_whose_creation_ack_was_lost_is_not_created_twice(tmp_path, restarted, clean_env, capsys):
     server, _ = restarted
     dead = f"http://127.0.0.1:{free_port()}"
     run = tracked_run("syncnocreate", tmp_path / "work", dead)
@@ -180,8 +192,7 @@ def test_two_syncs_at_once_send_each_record_once(restarted, clean_env):
     server, queued = restarted
     journal, run_id, end_time = queued["syncconcurrent"]
     command = [str(Path(sys.executable).parent / "lcp"), "tracking", "sync", str(journal.path)]
-    syncs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    syncs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [sync.communicate(timeout=120) for sync in syncs]
     assert [sync.returncode for sync in syncs] == [0, 0], outputs
     sent = sorted(int(out.split("sent ")[1].split(",")[0]) for out, _ in outputs)
@@ -189,17 +200,24 @@ def test_two_syncs_at_once_send_each_record_once(restarted, clean_env):
     assert_complete(MlflowClient(server.uri), run_id, end_time)
 
 
-def test_a_batch_half_sent_before_the_sync_died_is_completed_without_duplicates(
-        tmp_path, restarted, clean_env, capsys):
+def test_a_batch_half_sent_before_the_sync_died_is_completed_without_duplicates(tmp_path, restarted, clean_env, capsys):
     server, _ = restarted
     dead = f"http://127.0.0.1:{free_port()}"
     client = MlflowClient(server.uri)
     experiment = client.create_experiment("lcp/syncbatch")
     run_id = client.create_run(experiment, tags={"lcp.run_key": "syncbatch-key"}).info.run_id
     # a run whose server is unreachable buffers 2500 points into one record (3 batches of 1000)
-    run = TrackedRun(experiment="lcp/syncbatch", run_name="syncbatch/train/lcp", work_dir=tmp_path / "work",
-                     tracking_uri=dead, run_id=run_id, tags={"lcp.run_key": "syncbatch-key"},
-                     flush_secs=3600.0, retry_secs=3600.0, max_buffer=10_000).start()
+    run = TrackedRun(
+        experiment="lcp/syncbatch",
+        run_name="syncbatch/train/lcp",
+        work_dir=tmp_path / "work",
+        tracking_uri=dead,
+        run_id=run_id,
+        tags={"lcp.run_key": "syncbatch-key"},
+        flush_secs=3600.0,
+        retry_secs=3600.0,
+        max_buffer=10_000,
+    ).start()
     points = [("train/loss", 1.0 / step, step, 5000 + step) for step in range(1, 2501)]
     for key, value, step, timestamp in points:
         run.log_metrics({key: value}, step=step, timestamp=timestamp)
@@ -216,7 +234,8 @@ def test_a_batch_half_sent_before_the_sync_died_is_completed_without_duplicates(
 
 
 def test_a_record_mlflow_refuses_stays_queued_with_its_reason_and_the_rest_is_placed(
-        tmp_path, mlflow_server, clean_env, capsys):
+    tmp_path, mlflow_server, clean_env, capsys
+):
     run = tracked_run("syncrefused", tmp_path / "work", mlflow_server.uri)
     run.log_params({"lr": "0.01"})
     run.log_params({"lr": "0.02", "warmup": "5"})  # MLflow never changes a param: refused live, kept
@@ -253,10 +272,13 @@ def test_bad_journals_are_one_line_each_and_left_as_they_are(tmp_path, clean_env
     assert out[0].endswith("1 kept: " + f"{headless}: pending journal without its header line (which run?)")
     assert out[1].endswith("1 kept: the journal records no tracking URI; name one with --tracking-uri")
     assert {path: path.read_bytes() for path in pending.iterdir() if path.suffix == ".jsonl"} == {
-        path: data for path, data in before.items()}
+        path: data for path, data in before.items()
+    }
 
-    for path, message in [(tmp_path / "missing", "no such file or folder"),
-                          (tmp_path / "notes.txt", "not a pending journal")]:
+    for path, message in [
+        (tmp_path / "missing", "no such file or folder"),
+        (tmp_path / "notes.txt", "not a pending journal"),
+    ]:
         if path.suffix:
             path.write_text("x")
         assert lcp(["tracking", "sync", str(path)]) == 2

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from tracking_helpers import make_coco, predictions, run_toy_training, toy_config
 
 from lcp.apis.evaluation import coco_bbox_metrics
 from lcp.tracking import add_tracking
+from tracking_helpers import make_coco, predictions, run_toy_training, toy_config
 
 LONG_NOTE = "x" * 7000  # longer than MLflow's 6000-character param limit: kept whole in the config artifact
 
@@ -37,14 +37,24 @@ def history(client, run_id, key):
     return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
 
 
-def test_training_run_logs_params_metrics_tags_and_artifacts(tmp_path, tracking_env, monkeypatch, caplog,
-                                                            mlflow_server):
+def test_training_run_logs_params_metrics_tags_and_artifacts(
+    tmp_path, tracking_env, monkeypatch, caplog, mlflow_server
+):
     client = tracking_env
     monkeypatch.setenv("LCP_REGISTER_MODEL", "1")
     ann_file = make_coco(tmp_path / "data")
-    (tmp_path / "data" / "images" / "synthesis.json").write_text(json.dumps(
-        {"tool": "lcp data synth", "degradation": "fog", "model": "atmospheric scattering",
-         "config": {"beta": [0.02], "airlight": 0.8}, "seed": 3, "images": {"a.png": {}, "b.png": {}}}))
+    (tmp_path / "data" / "images" / "synthesis.json").write_text(
+        json.dumps(
+            {
+                "tool": "lcp data synth",
+                "degradation": "fog",
+                "model": "atmospheric scattering",
+                "config": {"beta": [0.02], "airlight": 0.8},
+                "seed": 3,
+                "images": {"a.png": {}, "b.png": {}},
+            }
+        )
+    )
     cfg = toy_config(tmp_path / "data", ann_file, note=LONG_NOTE)
     hook = add_tracking(cfg, scene="toytrain", step="train", method="lcp", num_heatmaps=2)
     assert cfg.log_config.hooks[-1] is hook or cfg.log_config.hooks[-1] == hook
@@ -88,7 +98,8 @@ def test_training_run_logs_params_metrics_tags_and_artifacts(tmp_path, tracking_
     assert len(logged) == 9
     catch_up_steps = [1, 2, 3, 7, 8, 9]  # epochs 1 and 3 train the catch-up learner
     assert history(client, run_id, "train/catch_up/loss") == [
-        (step, pytest.approx(logged[step - 1]["loss"])) for step in catch_up_steps]
+        (step, pytest.approx(logged[step - 1]["loss"])) for step in catch_up_steps
+    ]
     assert history(client, run_id, "train/crux/loss") == [(s, pytest.approx(logged[s - 1]["loss"])) for s in (4, 5, 6)]
     assert [s for s, _ in history(client, run_id, "train/catch_up/kl_loss")] == catch_up_steps
     assert [s for s, _ in history(client, run_id, "train/crux/s0.loss_cls")] == [4, 5, 6]
@@ -107,8 +118,9 @@ def test_training_run_logs_params_metrics_tags_and_artifacts(tmp_path, tracking_
     expected = coco_bbox_metrics(dataset, [predictions()[info["file_name"]] for info in dataset.data_infos])
     assert 0 < expected["classwise"]["square"] < expected["classwise"]["circle"]
     for key, name in (("bbox_mAP", "AP"), ("bbox_mAP_50", "AP50"), ("bbox_mAP_75", "AP75")):
-        assert history(client, run_id, f"val/{name}") == [(e, pytest.approx(100 * expected[key], abs=1e-2))
-                                                         for e in (1, 2, 3)]
+        assert history(client, run_id, f"val/{name}") == [
+            (e, pytest.approx(100 * expected[key], abs=1e-2)) for e in (1, 2, 3)
+        ]
     for cls in ("circle", "square"):
         values = history(client, run_id, f"val/AP/{cls}")
         assert values == [(e, pytest.approx(100 * expected["classwise"][cls], abs=0.1)) for e in (1, 2, 3)]
@@ -128,10 +140,16 @@ def test_training_run_logs_params_metrics_tags_and_artifacts(tmp_path, tracking_
     assert tags["lcp.train_mode.epoch_002"] == "crux_learner"
     assert tags["lcp.checkpoint"].endswith("epoch_3.pth")
 
-    artifacts = {a.path for folder in ("config", "crux_heatmaps", "model", "logs")
-                 for a in client.list_artifacts(run_id, folder)}
-    assert {"config/config.py", "crux_heatmaps/crux_a.png", "crux_heatmaps/crux_b.png",
-            "model/epoch_3.pth", "logs/toy.log.json"} <= artifacts
+    artifacts = {
+        a.path for folder in ("config", "crux_heatmaps", "model", "logs") for a in client.list_artifacts(run_id, folder)
+    }
+    assert {
+        "config/config.py",
+        "crux_heatmaps/crux_a.png",
+        "crux_heatmaps/crux_b.png",
+        "model/epoch_3.pth",
+        "logs/toy.log.json",
+    } <= artifacts
     config_text = Path(client.download_artifacts(run_id, "config/config.py", str(tmp_path))).read_text()
     assert "CocoDataset" in config_text and LONG_NOTE in config_text
 
@@ -149,12 +167,21 @@ def test_resumed_training_continues_the_same_run(tmp_path, tracking_env):
     client = tracking_env
     ann_file = make_coco(tmp_path / "data")
     cfg = toy_config(tmp_path / "data", ann_file)
-    tracking = {k: v for k, v in add_tracking(cfg, scene="toyresume", step="train", method="lcp",
-                                              num_heatmaps=0).items() if k != "type"}
+    tracking = {
+        k: v
+        for k, v in add_tracking(cfg, scene="toyresume", step="train", method="lcp", num_heatmaps=0).items()
+        if k != "type"
+    }
     run_toy_training(tmp_path / "work", cfg, tracking, epochs=2, iters_per_epoch=2)
 
-    runner, _ = run_toy_training(tmp_path / "work", cfg, tracking, epochs=3, iters_per_epoch=2,
-                                 resume_from=str(tmp_path / "work" / "epoch_2.pth"))
+    runner, _ = run_toy_training(
+        tmp_path / "work",
+        cfg,
+        tracking,
+        epochs=3,
+        iters_per_epoch=2,
+        resume_from=str(tmp_path / "work" / "epoch_2.pth"),
+    )
     assert runner.epoch == 3
     run = the_run(client, "lcp/toyresume", "toyresume/train/lcp")
     run_id = run.info.run_id

@@ -17,19 +17,28 @@ def test_a_logging_point_has_one_loss_series_per_learner_and_mmcvs_lr_names_shor
     losses = {"kl_loss": 0.5, "loss": 0.75}
     schedule = {"learning_rate/backbone": 0.01, "learning_rate/crux_learner": 1.0, "momentum/backbone": 0.9}
     assert iteration_metrics(losses, schedule, CATCH_UP, 12.5) == {
-        "train/catch_up/kl_loss": 0.5, "train/catch_up/loss": 0.75, "train/lr/backbone": 0.01,
-        "train/lr/crux_learner": 1.0, "train/momentum/backbone": 0.9, "train/img_per_s": 12.5}
+        "train/catch_up/kl_loss": 0.5,
+        "train/catch_up/loss": 0.75,
+        "train/lr/backbone": 0.01,
+        "train/lr/crux_learner": 1.0,
+        "train/momentum/backbone": 0.9,
+        "train/img_per_s": 12.5,
+    }
     plain = iteration_metrics({"loss_cls": 1}, {"learning_rate": 0.02, "momentum": 0.9}, None, None)
     assert plain == {"train/loss_cls": 1.0, "train/lr": 0.02, "train/momentum": 0.9}  # no rate: none logged
 
 
 def test_an_epoch_says_which_learner_trained_only_for_a_model_with_modes():
-    crux = epoch_metrics(train_mode=CRUX, train_time=4.0, images=10, peak_gpu_mem_mib=None,
-                         crux_stats={"mask_mean": 0.25})
-    assert crux == {"epoch/train_time_s": 4.0, "epoch/img_per_s": 2.5, "epoch/crux_learner_mode": 1.0,
-                    "epoch/crux_mask_mean": 0.25}
-    catch_up = epoch_metrics(train_mode=CATCH_UP, train_time=0.0, images=0, peak_gpu_mem_mib=512.0,
-                             crux_stats={})
+    crux = epoch_metrics(
+        train_mode=CRUX, train_time=4.0, images=10, peak_gpu_mem_mib=None, crux_stats={"mask_mean": 0.25}
+    )
+    assert crux == {
+        "epoch/train_time_s": 4.0,
+        "epoch/img_per_s": 2.5,
+        "epoch/crux_learner_mode": 1.0,
+        "epoch/crux_mask_mean": 0.25,
+    }
+    catch_up = epoch_metrics(train_mode=CATCH_UP, train_time=0.0, images=0, peak_gpu_mem_mib=512.0, crux_stats={})
     assert catch_up == {"epoch/crux_learner_mode": 0.0, "epoch/peak_gpu_mem_mib": 512.0}  # nothing timed
     assert epoch_metrics(train_mode=None, train_time=0.0, images=0, peak_gpu_mem_mib=None, crux_stats={}) == {}
     assert epoch_tags(CRUX, 7) == {"lcp.train_mode.epoch_007": "crux_learner"}
@@ -37,10 +46,22 @@ def test_an_epoch_says_which_learner_trained_only_for_a_model_with_modes():
 
 
 def test_evaluation_metrics_leave_out_training_values_timings_and_crux_statistics():
-    buffer = {"bbox_mAP": 0.312, "bbox_mAP_s": -1.0, "loss": 0.4, "time": 0.2, "crux/mask_mean": 0.1,
-              "recall": 0.5, "per_class": {"car": 0.25}, "note": "text"}
+    buffer = {
+        "bbox_mAP": 0.312,
+        "bbox_mAP_s": -1.0,
+        "loss": 0.4,
+        "time": 0.2,
+        "crux/mask_mean": 0.1,
+        "recall": 0.5,
+        "per_class": {"car": 0.25},
+        "note": "text",
+    }
     assert eval_metrics(buffer, train_keys={"loss"}, classwise={"bus": 0.5, "van": None}) == {
-        "val/AP": pytest.approx(31.2), "val/recall": 0.5, "val/AP/car": 25.0, "val/AP/bus": 50.0}
+        "val/AP": pytest.approx(31.2),
+        "val/recall": 0.5,
+        "val/AP/car": 25.0,
+        "val/AP/bus": 50.0,
+    }
 
 
 def test_images_per_second_are_timed_from_the_first_iteration_of_each_epoch():
@@ -79,12 +100,18 @@ def test_the_final_checkpoint_is_latests_target_else_the_newest_epoch(tmp_path):
 
 
 def test_a_resumed_training_finds_only_its_own_undamaged_run_record(tmp_path):
-    run = SimpleNamespace(run_key="k1", run_id="r1", run_name="demo/train/lcp", experiment="lcp/demo",
-                          tracking_uri="sqlite:///x.db")
+    run = SimpleNamespace(
+        run_key="k1", run_id="r1", run_name="demo/train/lcp", experiment="lcp/demo", tracking_uri="sqlite:///x.db"
+    )
     assert previous_run(tmp_path, "demo/train/lcp") is None
     save_run_file(tmp_path, run)
-    assert previous_run(tmp_path, "demo/train/lcp") == {"run_key": "k1", "run_id": "r1", "run_name": "demo/train/lcp",
-                                                        "experiment": "lcp/demo", "tracking_uri": "sqlite:///x.db"}
+    assert previous_run(tmp_path, "demo/train/lcp") == {
+        "run_key": "k1",
+        "run_id": "r1",
+        "run_name": "demo/train/lcp",
+        "experiment": "lcp/demo",
+        "tracking_uri": "sqlite:///x.db",
+    }
     assert previous_run(tmp_path, "demo/train/baseline") is None  # another run's record
     (tmp_path / RUN_FILE).write_text('{"run_key": ')
     assert previous_run(tmp_path, "demo/train/lcp") is None  # damaged

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import pytest
+
 from helpers.dry_run import RECORDINGS, dry_run_listing
 from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakemake, with_config
 
 SCENES = ("demo", "urpc", "foggy_city", "rainy_city", "custom")
 # Rules every scene runs once (`check_data` too: a real low-quality set gets the annotation and image check).
-PER_SCENE = {"pretrain": 1, "train_baseline": 1, "train_lcp": 1, "evaluate": 2, "report": 1, "crux_heatmaps": 1,
-             "all": 1}
+PER_SCENE = {
+    "pretrain": 1,
+    "train_baseline": 1,
+    "train_lcp": 1,
+    "evaluate": 2,
+    "report": 1,
+    "crux_heatmaps": 1,
+    "all": 1,
+}
 
 
 @pytest.fixture
@@ -34,7 +42,8 @@ def test_dry_run_builds_the_whole_dag_without_data(workdir, scene):
     seeds = len(config.get("seeds", [0]))
     per_seed = {"train_baseline", "train_lcp", "evaluate"}
     assert {rule: jobs.get(rule) for rule in PER_SCENE} == {
-        rule: count * (seeds if rule in per_seed else 1) for rule, count in PER_SCENE.items()}
+        rule: count * (seeds if rule in per_seed else 1) for rule, count in PER_SCENE.items()
+    }
     sweep = sum(len(values) for values in config.get("robustness", {}).get("sweep", {}).values())
     assert jobs.get("evaluate_robustness", 0) == 2 * sweep * seeds
     assert jobs.get("synthesize_robustness_set", 0) == sweep
@@ -63,8 +72,10 @@ def test_dry_run_lists_the_recorded_jobs_and_commands(tmp_path, scene):
 def test_real_run_with_missing_data_stops_before_any_job(workdir):
     result = snakemake(workdir, "-c1", "--config", "run=[urpc]")
     assert result.returncode != 0
-    assert "config scenes.urpc.image_sets.urpc.path: /datasets/URPC2020 does not exist (the run stops here)" \
+    assert (
+        "config scenes.urpc.image_sets.urpc.path: /datasets/URPC2020 does not exist (the run stops here)"
         in result.stdout
+    )
     assert "MissingInputException" in result.stdout and "Traceback" not in result.stdout
     assert not (workdir / "results").exists()
 
@@ -133,30 +144,49 @@ def shared_set_made_two_ways(config):
     config["scenes"]["rainy_city"]["image_sets"]["city_images"] = {"convert": "cityscapes", "path": "/elsewhere"}
 
 
-@pytest.mark.parametrize("change, message", [
-    (unknown_scene_key, "invalid config: scenes.demo: Additional properties are not allowed ('epochs' was unexpected)"),
-    (wrong_type, "invalid config: scenes.demo.demo.num_images: 'many' is not of type 'integer'"),
-    (unknown_top_level_key,
-     "invalid config: (top level): Additional properties are not allowed ('gpus' was unexpected)"),
-    (run_names_undefined_scene, "run: scene 'fogy_city' is not defined under scenes"),
-    (lowq_set_not_in_scene, "scenes.custom.lowq_set: 'hazy' is not an image set of the scene (clear, foggy)"),
-    (synthesised_from_unknown_set, "scenes.custom.image_sets.foggy.from: 'clean' is not an image set of the scene"),
-    (missing_model_config, "scenes.urpc.lcp.config: config/mmdet/lcp_r50_urpc_v2.py does not exist"),
-    (bad_resources, "invalid config: scenes.urpc.resources.train_lcp.gpus: -1 is less than the minimum of 0"),
-    (unknown_rule_in_resources,
-     "invalid config: resources: Additional properties are not allowed ('train' was unexpected)"),
-    (two_gpus_for_evaluation, "scenes.urpc: evaluate asks for gpus: 2, nodes: 1; only training jobs "
-                              "(pretrain, train_baseline, train_lcp) run on several GPUs or nodes"),
-    (more_nodes_than_gpus, "scenes.demo: train_lcp asks for gpus: 0, nodes: 2; a distributed training job runs "
-                           "one process per GPU, so it needs a GPU on each node"),
-    (retries_of_unknown_rule, "invalid config: retries: 'train' is not one of ['make_demo_data', "),
-    (no_seeds, "invalid config: scenes.demo.seeds: [] should be non-empty"),
-    (repeated_seed, "invalid config: scenes.demo.seeds: [0, 1, 0] has non-unique elements"),
-    (negative_seed, "invalid config: scenes.demo.seeds.1: -1 is less than the minimum of 0"),
-    (shared_set_made_two_ways, "scenes.rainy_city.image_sets.city_images differs from "
-                               "scenes.foggy_city.image_sets.city_images, which makes the same image set "
-                               "city/city_images"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            unknown_scene_key,
+            "invalid config: scenes.demo: Additional properties are not allowed ('epochs' was unexpected)",
+        ),
+        (wrong_type, "invalid config: scenes.demo.demo.num_images: 'many' is not of type 'integer'"),
+        (
+            unknown_top_level_key,
+            "invalid config: (top level): Additional properties are not allowed ('gpus' was unexpected)",
+        ),
+        (run_names_undefined_scene, "run: scene 'fogy_city' is not defined under scenes"),
+        (lowq_set_not_in_scene, "scenes.custom.lowq_set: 'hazy' is not an image set of the scene (clear, foggy)"),
+        (synthesised_from_unknown_set, "scenes.custom.image_sets.foggy.from: 'clean' is not an image set of the scene"),
+        (missing_model_config, "scenes.urpc.lcp.config: config/mmdet/lcp_r50_urpc_v2.py does not exist"),
+        (bad_resources, "invalid config: scenes.urpc.resources.train_lcp.gpus: -1 is less than the minimum of 0"),
+        (
+            unknown_rule_in_resources,
+            "invalid config: resources: Additional properties are not allowed ('train' was unexpected)",
+        ),
+        (
+            two_gpus_for_evaluation,
+            "scenes.urpc: evaluate asks for gpus: 2, nodes: 1; only training jobs "
+            "(pretrain, train_baseline, train_lcp) run on several GPUs or nodes",
+        ),
+        (
+            more_nodes_than_gpus,
+            "scenes.demo: train_lcp asks for gpus: 0, nodes: 2; a distributed training job runs "
+            "one process per GPU, so it needs a GPU on each node",
+        ),
+        (retries_of_unknown_rule, "invalid config: retries: 'train' is not one of ['make_demo_data', "),
+        (no_seeds, "invalid config: scenes.demo.seeds: [] should be non-empty"),
+        (repeated_seed, "invalid config: scenes.demo.seeds: [0, 1, 0] has non-unique elements"),
+        (negative_seed, "invalid config: scenes.demo.seeds.1: -1 is less than the minimum of 0"),
+        (
+            shared_set_made_two_ways,
+            "scenes.rainy_city.image_sets.city_images differs from "
+            "scenes.foggy_city.image_sets.city_images, which makes the same image set "
+            "city/city_images",
+        ),
+    ],
+)
 def test_bad_config_fails_before_any_job_naming_the_key(workdir, change, message):
     with_config(workdir, change)
     result = snakemake(workdir, "-c1")
@@ -186,18 +216,34 @@ def test_resources_come_from_the_scene_then_the_rule_then_the_default(workdir):
     def partition(config):
         config["resources"]["default"]["partition"] = "cpu"
         config["scenes"]["urpc"]["resources"]["train_lcp"]["partition"] = "gpu"
+
     with_config(workdir, partition)
 
     urpc = snakemake(workdir, "-n", "--config", "run=[urpc]").stdout
     assert picked(job_resources(urpc, "train_lcp"), *KEYS) == {
-        "gpu": "1", "cpus_per_task": "8", "runtime": "2880", "mem_mb": "48000", "slurm_partition": "gpu"}
+        "gpu": "1",
+        "cpus_per_task": "8",
+        "runtime": "2880",
+        "mem_mb": "48000",
+        "slurm_partition": "gpu",
+    }
     assert picked(job_resources(urpc, "report"), *KEYS) == {
-        "gpu": "0", "cpus_per_task": "1", "runtime": "30", "mem_mb": "2000", "slurm_partition": "cpu"}
+        "gpu": "0",
+        "cpus_per_task": "1",
+        "runtime": "30",
+        "mem_mb": "2000",
+        "slurm_partition": "cpu",
+    }
 
     # the demo scene's own default (cpus: 1) comes before the global train_lcp setting (cpus: 2)
     demo = snakemake(workdir, "-n", "--config", "run=[demo]").stdout
     assert picked(job_resources(demo, "train_lcp"), *KEYS) == {
-        "gpu": "0", "cpus_per_task": "1", "runtime": "60", "mem_mb": "6000", "slurm_partition": "cpu"}
+        "gpu": "0",
+        "cpus_per_task": "1",
+        "runtime": "60",
+        "mem_mb": "6000",
+        "slurm_partition": "cpu",
+    }
 
 
 def test_pretrained_checkpoint_replaces_pretraining(workdir):
@@ -206,6 +252,7 @@ def test_pretrained_checkpoint_replaces_pretraining(workdir):
 
     def bring_checkpoint(config):
         config["scenes"]["urpc"]["pretrain"]["checkpoint"] = str(checkpoint)
+
     with_config(workdir, bring_checkpoint)
     jobs = planned_jobs(snakemake(workdir, "-n", "--config", "run=[urpc]").stdout)
     assert jobs.get("import_pretrained") == 1 and "pretrain" not in jobs
@@ -228,24 +275,35 @@ def shell_command(output: str, rule: str) -> str:
 def test_training_on_several_gpus_asks_for_a_task_per_gpu(workdir):
     def four_gpus_on_two_nodes(config):
         config["scenes"]["urpc"]["resources"]["train_lcp"].update(gpus=4, nodes=2)
+
     with_config(workdir, four_gpus_on_two_nodes)
 
     result = snakemake(workdir, "-n", "-p", "--config", "run=[urpc]")
     assert result.returncode == 0, result.stdout[-3000:]
     # on SLURM: sbatch --gpus=4 --nodes=2 --ntasks-per-gpu=1 --ntasks=4, the shell in the batch step
     assert picked(job_resources(result.stdout, "train_lcp"), "gpu", "nodes", "tasks", "tasks_per_gpu", "mpi") == {
-        "gpu": "4", "nodes": "2", "tasks": "4", "tasks_per_gpu": "1", "mpi": "srun"}
+        "gpu": "4",
+        "nodes": "2",
+        "tasks": "4",
+        "tasks_per_gpu": "1",
+        "mpi": "srun",
+    }
     command = shell_command(result.stdout, "train_lcp")
     assert " --gpus 4 --track " in command and command.count("lcp train") == 1
     # a one-GPU job stays one plain process
     assert picked(job_resources(result.stdout, "train_baseline"), "gpu", "nodes", "tasks", "mpi") == {
-        "gpu": "1", "nodes": "1", "tasks": None, "mpi": None}
+        "gpu": "1",
+        "nodes": "1",
+        "tasks": None,
+        "mpi": None,
+    }
     assert "--gpus" not in shell_command(result.stdout, "train_baseline")
 
 
 def with_seeds(workdir, seeds):
     def change(config):
         config["scenes"]["demo"]["seeds"] = seeds
+
     with_config(workdir, change)
 
 
@@ -261,8 +319,11 @@ def job_outputs(output: str, rule: str) -> list[str]:
 
 def shell_commands(output: str, rule: str) -> list[str]:
     lines = output.splitlines()
-    return [next(entry for entry in lines[start:] if entry.startswith("Shell command:"))
-            for start, line in enumerate(lines) if line.strip() == f"rule {rule}:"]
+    return [
+        next(entry for entry in lines[start:] if entry.startswith("Shell command:"))
+        for start, line in enumerate(lines)
+        if line.strip() == f"rule {rule}:"
+    ]
 
 
 def test_three_seeds_train_and_evaluate_each_method_three_times_from_one_pretraining(workdir):
@@ -271,14 +332,33 @@ def test_three_seeds_train_and_evaluate_each_method_three_times_from_one_pretrai
     assert result.returncode == 0, result.stdout[-3000:]
     jobs = planned_jobs(result.stdout)
     sweep = len(repo_config()["scenes"]["demo"]["robustness"]["sweep"]["beta"])
-    assert {rule: jobs.get(rule) for rule in ("pretrain", "train_baseline", "train_lcp", "evaluate",
-                                              "evaluate_robustness", "report", "report_robustness", "crux_heatmaps")} \
-        == {"pretrain": 1, "train_baseline": 3, "train_lcp": 3, "evaluate": 6, "evaluate_robustness": 6 * sweep,
-            "report": 1, "report_robustness": 1, "crux_heatmaps": 1}
+    assert {
+        rule: jobs.get(rule)
+        for rule in (
+            "pretrain",
+            "train_baseline",
+            "train_lcp",
+            "evaluate",
+            "evaluate_robustness",
+            "report",
+            "report_robustness",
+            "crux_heatmaps",
+        )
+    } == {
+        "pretrain": 1,
+        "train_baseline": 3,
+        "train_lcp": 3,
+        "evaluate": 6,
+        "evaluate_robustness": 6 * sweep,
+        "report": 1,
+        "report_robustness": 1,
+        "crux_heatmaps": 1,
+    }
     assert job_outputs(result.stdout, "pretrain") == ["results/demo/pretrain/latest.pth"]
     assert job_outputs(result.stdout, "train_lcp") == [f"results/demo/lcp/seed{seed}/latest.pth" for seed in range(3)]
-    assert job_outputs(result.stdout, "evaluate") == [f"results/demo/{method}/seed{seed}/eval.json"
-                                                      for method in ("baseline", "lcp") for seed in range(3)]
+    assert job_outputs(result.stdout, "evaluate") == [
+        f"results/demo/{method}/seed{seed}/eval.json" for method in ("baseline", "lcp") for seed in range(3)
+    ]
     assert "results/demo/lcp/seed2/robustness/beta_0.08.json" in job_outputs(result.stdout, "evaluate_robustness")
     assert "results/demo/lcp/latest.pth" not in result.stdout and "results/demo/lcp/eval.json" not in result.stdout
 
@@ -289,14 +369,20 @@ def test_three_seeds_train_and_evaluate_each_method_three_times_from_one_pretrai
         assert " --load-from results/demo/pretrain/latest.pth " in command
         assert f"--work-dir results/demo/lcp/seed{seed}/work " in command and f" LCP_SEED={seed} " in command
         assert f"> results/demo/logs/seed{seed}/train_lcp.log" in command
-    assert sorted(c.split(" --seed ")[1].split()[0] for c in shell_commands(result.stdout, "train_baseline")) == \
-        ["0", "1", "2"]
+    assert sorted(c.split(" --seed ")[1].split()[0] for c in shell_commands(result.stdout, "train_baseline")) == [
+        "0",
+        "1",
+        "2",
+    ]
     evaluate = [c for c in shell_commands(result.stdout, "evaluate") if "lcp/seed1/eval.json" in c]
     assert len(evaluate) == 1 and " results/demo/lcp/seed1/latest.pth " in evaluate[0]
     assert " LCP_SEED=1 " in evaluate[0]
     report = shell_commands(result.stdout, "report")[0]
-    assert all(f"--eval={method}/seed{seed}=results/demo/{method}/seed{seed}/eval.json" in report
-               for method in ("baseline", "lcp") for seed in range(3))
+    assert all(
+        f"--eval={method}/seed{seed}=results/demo/{method}/seed{seed}/eval.json" in report
+        for method in ("baseline", "lcp")
+        for seed in range(3)
+    )
     robustness = shell_commands(result.stdout, "report_robustness")[0]
     assert "--eval=lcp/seed2@beta_0.08=results/demo/lcp/seed2/robustness/beta_0.08.json" in robustness
     # the heat maps are drawn from the first seed's LCP model, with the evaluation's data options
@@ -315,22 +401,31 @@ def test_one_seed_keeps_the_paths_of_a_scene_without_seeds(workdir):
     assert job_outputs(result.stdout, "train_lcp") == ["results/demo/lcp/latest.pth"]
     assert job_outputs(result.stdout, "evaluate") == ["results/demo/baseline/eval.json", "results/demo/lcp/eval.json"]
     assert "seed5/" not in result.stdout
-    assert all(" --seed 5 " in command and " LCP_SEED=5 " in command
-               for rule in ("pretrain", "train_baseline", "train_lcp")
-               for command in shell_commands(result.stdout, rule))
+    assert all(
+        " --seed 5 " in command and " LCP_SEED=5 " in command
+        for rule in ("pretrain", "train_baseline", "train_lcp")
+        for command in shell_commands(result.stdout, rule)
+    )
     command = shell_commands(result.stdout, "train_lcp")[0]
     assert "--work-dir results/demo/lcp/work " in command and "> results/demo/logs/train_lcp.log" in command
     report = shell_commands(result.stdout, "report")[0]
     assert "--eval=baseline=results/demo/baseline/eval.json --eval=lcp=results/demo/lcp/eval.json" in report
-    assert "lcp heatmaps config/mmdet/lcp_tiny_demo.py results/demo/lcp/latest.pth " in \
-        shell_commands(result.stdout, "crux_heatmaps")[0]
+    assert (
+        "lcp heatmaps config/mmdet/lcp_tiny_demo.py results/demo/lcp/latest.pth "
+        in shell_commands(result.stdout, "crux_heatmaps")[0]
+    )
 
 
 def test_one_seed_of_several_as_a_target(workdir):
     with_seeds(workdir, [0, 1, 2])
     result = snakemake(workdir, "-n", "results/demo/lcp/seed1/eval.json")
-    assert planned_jobs(result.stdout) == {"make_demo_data": 1, "check_data": 1, "pretrain": 1, "train_lcp": 1,
-                                           "evaluate": 1}
+    assert planned_jobs(result.stdout) == {
+        "make_demo_data": 1,
+        "check_data": 1,
+        "pretrain": 1,
+        "train_lcp": 1,
+        "evaluate": 1,
+    }
     # a seed the scene does not train, or the one-seed path of a scene with several, is named as such
     for target in ("results/demo/lcp/seed7/eval.json", "results/demo/lcp/eval.json"):
         result = snakemake(workdir, "-n", target)

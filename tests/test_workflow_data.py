@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import cv2
 import numpy as np
+import pytest
 
 from helpers.convert_sources import write_cityscapes, write_voc_xml
 from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakemake
@@ -27,8 +26,12 @@ def write_voc_set(root, count: int) -> None:
     for index in range(count):
         name = f"street_{index:03d}"
         write_street(root / "JPEGImages" / f"{name}.jpg", seed=index)
-        write_voc_xml(root / "Annotations" / f"{name}.xml", f"{name}.jpg",
-                      [("person", 10, 30, 24, 60), ("car", 40 + index % 20, 35, 80, 60)], size=(96, 64))
+        write_voc_xml(
+            root / "Annotations" / f"{name}.xml",
+            f"{name}.jpg",
+            [("person", 10, 30, 24, 60), ("car", 40 + index % 20, 35, 80, 60)],
+            size=(96, 64),
+        )
 
 
 def test_custom_scene_converts_synthesises_and_checks(tmp_path):
@@ -43,7 +46,10 @@ def test_custom_scene_converts_synthesises_and_checks(tmp_path):
 
     target = "results/custom/data/check.json"
     assert planned_jobs(snakemake(tmp_path, "-n", target).stdout) == {
-        "convert_image_set": 1, "synthesize_image_set": 1, "check_data": 1}
+        "convert_image_set": 1,
+        "synthesize_image_set": 1,
+        "check_data": 1,
+    }
     result = snakemake(tmp_path, "-c2", target, timeout=300)
     assert result.returncode == 0, result.stdout[-5000:]
 
@@ -79,7 +85,8 @@ def test_foggy_cityscapes_scene_converts_both_image_sets(tmp_path):
     assert result.returncode == 0, result.stdout[-5000:]
     clear, foggy = (json.loads((tmp_path / target).read_text()) for target in targets)
     assert [image["file_name"] for image in foggy["images"]] == [
-        image["file_name"].replace("_leftImg8bit.jpg", "_leftImg8bit_foggy_beta_0.02.jpg") for image in clear["images"]]
+        image["file_name"].replace("_leftImg8bit.jpg", "_leftImg8bit_foggy_beta_0.02.jpg") for image in clear["images"]
+    ]
     assert [ann["bbox"] for ann in foggy["annotations"]] == [ann["bbox"] for ann in clear["annotations"]]
     assert [c["name"] for c in clear["categories"]] == config["scenes"]["foggy_city"]["classes"]
 
@@ -99,7 +106,10 @@ def test_yolo_scene_with_names_in_another_order_converts_with_the_right_labels(t
     config = repo_config()
     config["run"] = ["custom"]
     config["scenes"]["custom"]["image_sets"]["clear"] = {
-        "convert": "yolo", "path": str(images), "options": {"labels": str(labels), "test-fraction": 0.2}}
+        "convert": "yolo",
+        "path": str(images),
+        "options": {"labels": str(labels), "test-fraction": 0.2},
+    }
     config["scenes"]["custom"]["resources"] = {"default": {"cpus": 1}}
     config["tracking"] = {"enabled": False}
     prepare_workdir(tmp_path, config)

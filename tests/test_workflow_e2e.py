@@ -9,6 +9,7 @@ import zipfile
 import pytest
 import torch
 import yaml
+
 from helpers.workflow import (
     REPO,
     kill_snakemake_when,
@@ -18,7 +19,6 @@ from helpers.workflow import (
     tiny_demo_config,
     write_config,
 )
-
 from lcp.apis.resume import find_resume_checkpoint
 from lcp.workflow.workdir import is_placeholder
 
@@ -62,10 +62,12 @@ def test_demo_dag_evaluates_both_methods_and_reports(demo):
     assert [(row["method"], row["value"]) for row in sweep] == [("baseline", "0.08"), ("lcp", "0.08")]
     for png in ("classwise_ap.png", "robustness.png", *(f"crux_heatmaps/crux_heatmap_{i}.png" for i in range(4))):
         assert (results / "report" / png).read_bytes()[:8] == PNG_SIGNATURE
-    assert sorted(path.name for path in (results / "report" / "crux_heatmaps").iterdir()) == \
-        [f"crux_heatmap_{i}.png" for i in range(4)]
-    assert sorted(path.name for path in (results / "report" / "detections").iterdir()) == \
-        [f"{method}_{i}.jpg" for method in ("baseline", "lcp") for i in range(3)]
+    assert sorted(path.name for path in (results / "report" / "crux_heatmaps").iterdir()) == [
+        f"crux_heatmap_{i}.png" for i in range(4)
+    ]
+    assert sorted(path.name for path in (results / "report" / "detections").iterdir()) == [
+        f"{method}_{i}.jpg" for method in ("baseline", "lcp") for i in range(3)
+    ]
     assert "Sample detections" in (results / "report" / "summary.html").read_text()
     summary = (results / "report" / "summary.md").read_text()
     assert "| lcp |" in summary and "±" not in summary  # one seed: no spread
@@ -91,20 +93,40 @@ def test_every_job_logged_to_mlflow_under_the_invocation(demo):
     children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(children) == len(runs) - 1  # every job's run sits under the invocation
     names = sorted(run.info.run_name for run in children)
-    assert names == sorted(["demo/pretrain/baseline", "demo/train/baseline", "demo/train/lcp",
-                            "demo/evaluate/baseline", "demo/evaluate/lcp",
-                            "demo/evaluate/baseline/beta_0.08", "demo/evaluate/lcp/beta_0.08",
-                            "demo/check/all", "demo/report/all", "demo/report/all/robustness"])
+    assert names == sorted(
+        [
+            "demo/pretrain/baseline",
+            "demo/train/baseline",
+            "demo/train/lcp",
+            "demo/evaluate/baseline",
+            "demo/evaluate/lcp",
+            "demo/evaluate/baseline/beta_0.08",
+            "demo/evaluate/lcp/beta_0.08",
+            "demo/check/all",
+            "demo/report/all",
+            "demo/report/all/robustness",
+        ]
+    )
     rules = {run.info.run_name: run.data.tags.get("snakemake.rule") for run in children}
-    assert rules == {"demo/pretrain/baseline": "pretrain", "demo/train/baseline": "train_baseline",
-                     "demo/train/lcp": "train_lcp", "demo/evaluate/baseline": "evaluate",
-                     "demo/evaluate/lcp": "evaluate",
-                     "demo/evaluate/baseline/beta_0.08": "evaluate_robustness",
-                     "demo/evaluate/lcp/beta_0.08": "evaluate_robustness", "demo/check/all": "check_data",
-                     "demo/report/all": "report", "demo/report/all/robustness": "report_robustness"}
+    assert rules == {
+        "demo/pretrain/baseline": "pretrain",
+        "demo/train/baseline": "train_baseline",
+        "demo/train/lcp": "train_lcp",
+        "demo/evaluate/baseline": "evaluate",
+        "demo/evaluate/lcp": "evaluate",
+        "demo/evaluate/baseline/beta_0.08": "evaluate_robustness",
+        "demo/evaluate/lcp/beta_0.08": "evaluate_robustness",
+        "demo/check/all": "check_data",
+        "demo/report/all": "report",
+        "demo/report/all/robustness": "report_robustness",
+    }
     # the training and evaluation runs carry the training seed (the scene's one seed: the top-level seed)
-    seeded = [run for run in children if run.data.tags.get("snakemake.rule") in
-              ("pretrain", "train_baseline", "train_lcp", "evaluate", "evaluate_robustness")]
+    seeded = [
+        run
+        for run in children
+        if run.data.tags.get("snakemake.rule")
+        in ("pretrain", "train_baseline", "train_lcp", "evaluate", "evaluate_robustness")
+    ]
     assert len(seeded) == 7
     assert {run.data.tags.get("lcp.seed") for run in seeded} == {run.data.params.get("seed") for run in seeded} == {"0"}
     evaluation = next(run for run in children if run.info.run_name == "demo/evaluate/lcp")
@@ -135,8 +157,16 @@ def test_rerun_does_only_what_is_needed(demo):
     assert rerun.returncode == 0, failure_details(demo, rerun)
 
     forced = planned_jobs(snakemake(demo, "-n", "--forcerun", "train_lcp").stdout)
-    assert forced == {"train_lcp": 1, "evaluate": 1, "evaluate_robustness": 1, "report": 1,
-                      "report_robustness": 1, "crux_heatmaps": 1, "sample_detections": 1, "all": 1}
+    assert forced == {
+        "train_lcp": 1,
+        "evaluate": 1,
+        "evaluate_robustness": 1,
+        "report": 1,
+        "report_robustness": 1,
+        "crux_heatmaps": 1,
+        "sample_detections": 1,
+        "all": 1,
+    }
     summary = snakemake(demo, "--summary").stdout
     rows = [line.split("\t") for line in summary.splitlines() if "\t" in line]
     statuses = {row[0]: row[4] for row in rows if row[0] != "output_file"}
@@ -162,10 +192,17 @@ def test_killed_training_resumes_and_finishes_its_epochs(demo):
 
     # the params changed, so the finished run is cleared first; kill at its first new checkpoint
     kill_snakemake_when(
-        demo, *PROFILE, target, timeout=300,
-        ready=lambda: ((work / "lcp-request.json").exists() and not (work / "lcp-finished.json").exists()
-                       and find_resume_checkpoint(work) is not None),
-        waiting_for="no checkpoint")
+        demo,
+        *PROFILE,
+        target,
+        timeout=300,
+        ready=lambda: (
+            (work / "lcp-request.json").exists()
+            and not (work / "lcp-finished.json").exists()
+            and find_resume_checkpoint(work) is not None
+        ),
+        waiting_for="no checkpoint",
+    )
     killed_at = find_resume_checkpoint(work).name
     assert killed_at in ("epoch_1.pth", "epoch_2.pth")
     assert is_placeholder(demo / target)  # marked incomplete, not missing (see lcp workdir begin)

@@ -8,8 +8,8 @@ import json
 import subprocess
 
 import pytest
-from helpers.workflow import prepare_workdir, repo_config, snakemake, with_config
 
+from helpers.workflow import prepare_workdir, repo_config, snakemake, with_config
 from lcp.workflow.preflight import clear_unfixable, unfixable_guard, yaml_problem
 
 SOURCE = "test-config.yaml"  # the --configfile of helpers.workflow
@@ -54,40 +54,79 @@ def plain_config_for_lcp(config):
     config["scenes"]["demo"]["lcp"]["cfg_options"] = {}
 
 
-@pytest.mark.parametrize("change, message", [
-    (misspelt_key, (f"invalid config: {SOURCE}: scenes.demo.lcp.cfg_options: runner.max_epoch: the config has no key "
-                   "runner.max_epoch (did you mean runner.max_epochs?); to add a new key, write "
-                   "+runner.max_epoch=VALUE (in config/mmdet/lcp_tiny_demo.py)")),
-    (text_for_a_number, (f"invalid config: {SOURCE}: scenes.demo.baseline.cfg_options: runner.max_epochs: takes a "
-                        "number (the config has 8), not a text ('three') (in config/mmdet/cascade_rcnn_tiny_demo.py)")),
-    (list_for_a_number, (f"invalid config: {SOURCE}: scenes.demo.pretrain.cfg_options: evaluation.interval: takes a "
-                        "number (the config has 4), not a list of numbers ([2, 4]) "
-                        "(in config/mmdet/cascade_rcnn_tiny_demo.py)")),
-    (list_item_out_of_range, (f"invalid config: {SOURCE}: scenes.demo.lcp.cfg_options: custom_hooks.7.num_epoch: "
-                             "custom_hooks is a list of 4 items; pick one by its number, custom_hooks.0 to "
-                             "custom_hooks.3 (in config/mmdet/lcp_tiny_demo.py)")),
-    (mode_plan_by_list_position, (f"invalid config: {SOURCE}: scenes.demo.lcp.config: config/mmdet/lcp_tiny_demo.py: "
-                                  "custom_hooks.1 (TrainModeHook) has num_epoch=[1, 1, 4], which ignores the config's "
-                                  "mode_plan; set the plan there (--cfg-options mode_plan.num_epoch=[1,1,4])")),
-    (plain_config_for_lcp, (f"invalid config: {SOURCE}: scenes.demo.lcp.config: config/mmdet/cascade_rcnn_tiny_demo.py "
-                           "does not take the workflow's --cfg-options df_img_dir: the config has no key df_img_dir")),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            misspelt_key,
+            (
+                f"invalid config: {SOURCE}: scenes.demo.lcp.cfg_options: runner.max_epoch: the config has no key "
+                "runner.max_epoch (did you mean runner.max_epochs?); to add a new key, write "
+                "+runner.max_epoch=VALUE (in config/mmdet/lcp_tiny_demo.py)"
+            ),
+        ),
+        (
+            text_for_a_number,
+            (
+                f"invalid config: {SOURCE}: scenes.demo.baseline.cfg_options: runner.max_epochs: takes a "
+                "number (the config has 8), not a text ('three') (in config/mmdet/cascade_rcnn_tiny_demo.py)"
+            ),
+        ),
+        (
+            list_for_a_number,
+            (
+                f"invalid config: {SOURCE}: scenes.demo.pretrain.cfg_options: evaluation.interval: takes a "
+                "number (the config has 4), not a list of numbers ([2, 4]) "
+                "(in config/mmdet/cascade_rcnn_tiny_demo.py)"
+            ),
+        ),
+        (
+            list_item_out_of_range,
+            (
+                f"invalid config: {SOURCE}: scenes.demo.lcp.cfg_options: custom_hooks.7.num_epoch: "
+                "custom_hooks is a list of 4 items; pick one by its number, custom_hooks.0 to "
+                "custom_hooks.3 (in config/mmdet/lcp_tiny_demo.py)"
+            ),
+        ),
+        (
+            mode_plan_by_list_position,
+            (
+                f"invalid config: {SOURCE}: scenes.demo.lcp.config: config/mmdet/lcp_tiny_demo.py: "
+                "custom_hooks.1 (TrainModeHook) has num_epoch=[1, 1, 4], which ignores the config's "
+                "mode_plan; set the plan there (--cfg-options mode_plan.num_epoch=[1,1,4])"
+            ),
+        ),
+        (
+            plain_config_for_lcp,
+            (
+                f"invalid config: {SOURCE}: scenes.demo.lcp.config: config/mmdet/cascade_rcnn_tiny_demo.py "
+                "does not take the workflow's --cfg-options df_img_dir: the config has no key df_img_dir"
+            ),
+        ),
+    ],
+)
 def test_cfg_options_error_stops_the_dry_run_with_the_key_named(workdir, change, message):
     with_config(workdir, change)
     result = snakemake(workdir, "-n")
     assert_stopped_before_any_job(result, message)
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("runner = dict(max_epochs=2\n", "config/broken.py:1: not valid Python ('(' was never closed)"),
-    ("_base_ = ['mmdet/cascade_rcnn_tiny_demo.py']\nrunner = dict(max_epochs=epochs)\n",
-     "config/broken.py: cannot read the config (NameError: name 'epochs' is not defined)"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("runner = dict(max_epochs=2\n", "config/broken.py:1: not valid Python ('(' was never closed)"),
+        (
+            "_base_ = ['mmdet/cascade_rcnn_tiny_demo.py']\nrunner = dict(max_epochs=epochs)\n",
+            "config/broken.py: cannot read the config (NameError: name 'epochs' is not defined)",
+        ),
+    ],
+)
 def test_unreadable_model_config_stops_the_dry_run(workdir, text, problem):
     (workdir / "config" / "broken.py").write_text(text)
 
     def use_broken(config):
         config["scenes"]["demo"]["baseline"]["config"] = "config/broken.py"
+
     with_config(workdir, use_broken)
     result = snakemake(workdir, "-n")
     assert_stopped_before_any_job(result, f"invalid config: {SOURCE}: scenes.demo.baseline.config: {problem}")
@@ -97,6 +136,7 @@ def test_unreadable_model_config_stops_the_dry_run(workdir, text, problem):
 def test_scene_of_a_target_is_checked_and_scenes_outside_the_run_are_not(workdir):
     def typo_in_urpc(config):
         config["scenes"]["urpc"]["baseline"]["cfg_options"] = {"optimzer.lr": 0.01}
+
     with_config(workdir, typo_in_urpc)
     # the demo scene's DAG does not hold urpc's jobs
     result = snakemake(workdir, "-n")
@@ -104,13 +144,16 @@ def test_scene_of_a_target_is_checked_and_scenes_outside_the_run_are_not(workdir
     # a target of urpc brings its baseline into the DAG, and with it the check
     result = snakemake(workdir, "-n", "results/urpc/baseline/eval.json")
     assert_stopped_before_any_job(
-        result, f"invalid config: {SOURCE}: scenes.urpc.baseline.cfg_options: optimzer.lr: the config has no key "
-                "optimzer (did you mean optimizer.lr?)")
+        result,
+        f"invalid config: {SOURCE}: scenes.urpc.baseline.cfg_options: optimzer.lr: the config has no key "
+        "optimzer (did you mean optimizer.lr?)",
+    )
 
 
 def test_plus_key_adds_a_setting_and_the_dag_is_built(workdir):
     def add_fp16(config):
         config["scenes"]["demo"]["lcp"]["cfg_options"]["+fp16.loss_scale"] = 512
+
     with_config(workdir, add_fp16)
     result = snakemake(workdir, "-n", "-p")
     assert result.returncode == 0, result.stdout[-3000:]
@@ -121,22 +164,36 @@ def test_invalid_yaml_in_the_workflow_config_names_line_and_column(workdir):
     (workdir / "config" / "config.yaml").write_text("run: [demo]\nscenes:\n  demo: {seeds: [0, 1}\n")
     result = snakemake(workdir, "-n")
     assert result.returncode != 0
-    assert "invalid config: config/config.yaml:3:22: not valid YAML: while parsing a flow sequence: " \
-           "expected ',' or ']', but got '}'" in result.stdout
+    assert (
+        "invalid config: config/config.yaml:3:22: not valid YAML: while parsing a flow sequence: "
+        "expected ',' or ']', but got '}'" in result.stdout
+    )
     assert "Traceback" not in result.stdout
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("a: [1, 2\n", ("x.yaml:2:1: not valid YAML: while parsing a flow sequence: expected ',' or ']', but got "
-                   "'<stream end>'")),
-    ("a: 1\n\tb: 2\n", ("x.yaml:2:1: not valid YAML: while scanning for the next token: found character '\\t' "
-                     "that cannot start any token; indent with spaces, not tabs")),
-    ("a: 1\n b: 2\n", "x.yaml:2:3: not valid YAML: mapping values are not allowed here"),
-    ("a: {b: 1\n", ("x.yaml:2:1: not valid YAML: while parsing a flow mapping: expected ',' or '}', but got "
-                   "'<stream end>'")),
-    ("a: 'open\n", "x.yaml:2:1: not valid YAML: while scanning a quoted scalar: found unexpected end of stream"),
-    ("a: 1\n", None),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        (
+            "a: [1, 2\n",
+            ("x.yaml:2:1: not valid YAML: while parsing a flow sequence: expected ',' or ']', but got '<stream end>'"),
+        ),
+        (
+            "a: 1\n\tb: 2\n",
+            (
+                "x.yaml:2:1: not valid YAML: while scanning for the next token: found character '\\t' "
+                "that cannot start any token; indent with spaces, not tabs"
+            ),
+        ),
+        ("a: 1\n b: 2\n", "x.yaml:2:3: not valid YAML: mapping values are not allowed here"),
+        (
+            "a: {b: 1\n",
+            ("x.yaml:2:1: not valid YAML: while parsing a flow mapping: expected ',' or '}', but got '<stream end>'"),
+        ),
+        ("a: 'open\n", "x.yaml:2:1: not valid YAML: while scanning a quoted scalar: found unexpected end of stream"),
+        ("a: 1\n", None),
+    ],
+)
 def test_yaml_problem_names_line_and_column(tmp_path, monkeypatch, text, problem):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x.yaml").write_text(text)
@@ -155,10 +212,15 @@ def write_converted_set(workdir, categories, boxes):
     for split, names in (("train", ["a.jpg", "b.jpg"]), ("test", ["c.jpg"])):
         for name in names:
             (images / name).write_bytes(b"jpeg")
-        annotations = [{"id": i, "image_id": 0, "category_id": c, "bbox": [1, 1, 5, 5], "iscrowd": 0}
-                       for i, c in enumerate(boxes if split == "train" else [])]
-        coco = {"images": [{"id": i, "file_name": name} for i, name in enumerate(names)], "annotations": annotations,
-                "categories": [{"id": i + 1, "name": name} for i, name in enumerate(categories)]}
+        annotations = [
+            {"id": i, "image_id": 0, "category_id": c, "bbox": [1, 1, 5, 5], "iscrowd": 0}
+            for i, c in enumerate(boxes if split == "train" else [])
+        ]
+        coco = {
+            "images": [{"id": i, "file_name": name} for i, name in enumerate(names)],
+            "annotations": annotations,
+            "categories": [{"id": i + 1, "name": name} for i, name in enumerate(categories)],
+        }
         (workdir / "data" / "custom" / "annotations" / f"clear_{split}.json").write_text(json.dumps(coco))
 
 
@@ -178,9 +240,11 @@ def test_converted_set_that_lost_images_stops_the_dry_run(workdir):
     (images / "c.jpg").unlink()
     result = snakemake(workdir, "-n")
     assert_stopped_before_any_job(
-        result, "data/custom/clear: 1 of the 1 images of data/custom/annotations/clear_test.json are missing, the "
-                "first c.jpg (changed since scenes.custom.image_sets.clear was converted); convert it again: "
-                "remove data/custom/clear and the workflow remakes it")
+        result,
+        "data/custom/clear: 1 of the 1 images of data/custom/annotations/clear_test.json are missing, the "
+        "first c.jpg (changed since scenes.custom.image_sets.clear was converted); convert it again: "
+        "remove data/custom/clear and the workflow remakes it",
+    )
 
 
 def test_a_clean_set_without_the_scenes_classes_stops_the_dry_run(workdir):
@@ -190,8 +254,10 @@ def test_a_clean_set_without_the_scenes_classes_stops_the_dry_run(workdir):
     write_converted_set(workdir, ["dog", "cat", "person"], [1, 2, 2])  # person: a category without boxes
     result = snakemake(workdir, "-n")
     assert_stopped_before_any_job(
-        result, "data/custom/annotations/clear_train.json: no box of the scene's classes (person, car) in the train "
-                "split of scenes.custom.clean_set 'clear'; nothing to train on")
+        result,
+        "data/custom/annotations/clear_train.json: no box of the scene's classes (person, car) in the train "
+        "split of scenes.custom.clean_set 'clear'; nothing to train on",
+    )
     assert sum("no box of the scene's classes" in line for line in result.stdout.splitlines()) == 1
 
 
@@ -200,19 +266,23 @@ def test_a_scene_class_without_a_box_is_a_warning(workdir):
     write_converted_set(workdir, ["person", "car"], [1, 1])
     result = snakemake(workdir, "-n")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert ("warning: data/custom/annotations/clear_train.json: no box of car (classes of scenes.custom) in the "
-            "train split of scenes.custom.clean_set 'clear'; the detector never learns it") in result.stdout
+    assert (
+        "warning: data/custom/annotations/clear_train.json: no box of car (classes of scenes.custom) in the "
+        "train split of scenes.custom.clean_set 'clear'; the detector never learns it"
+    ) in result.stdout
 
 
 def test_a_folder_of_images_as_training_set_stops_the_dry_run(workdir):
     def folder_clean_set(config):
         custom_run(config)
         config["scenes"]["custom"]["image_sets"]["clear"] = {"convert": "folder", "path": str(workdir)}
+
     with_config(workdir, folder_clean_set)
     assert_stopped_before_any_job(
         snakemake(workdir, "-n"),
         f"invalid config: {SOURCE}: scenes.custom.clean_set: 'clear' comes from `convert: folder`, images without "
-        "boxes; a training set needs boxes of the scene's classes")
+        "boxes; a training set needs boxes of the scene's classes",
+    )
 
 
 @pytest.mark.parametrize("same", ["same-set", "same-folder"])
@@ -230,12 +300,14 @@ def test_the_same_images_as_clean_and_low_quality_set_need_allow_same_sets(workd
             scene["image_sets"]["foggy"] = {"convert": "voc", "path": f"{workdir}/./my_voc/"}
         if allow:
             scene["allow_same_sets"] = True
+
     with_config(workdir, same_images)
     what = "the same image set 'clear'" if same == "same-set" else f"the images of {source}"
     assert_stopped_before_any_job(
         snakemake(workdir, "-n"),
         f"invalid config: {SOURCE}: scenes.custom: clean_set and lowq_set are {what}; LCP learns from the difference "
-        "between the two (its KL loss would be exactly 0); set scenes.custom.allow_same_sets: true if this is intended")
+        "between the two (its KL loss would be exactly 0); set scenes.custom.allow_same_sets: true if this is intended",
+    )
     with_config(workdir, lambda config: same_images(config, allow=True))
     result = snakemake(workdir, "-n")
     assert result.returncode == 0, result.stdout[-3000:]
@@ -258,8 +330,10 @@ def test_a_refused_job_is_not_run_again_until_the_next_workflow_run(tmp_path):
     (tmp_path / "job.log").write_text("")  # what snakemake does before each attempt
     retry = guarded(tmp_path, command)
     assert retry.returncode == 2 and runs.read_text() == "run\n"  # not run again
-    refusal = (f"{tmp_path}/job.log: not run again: an earlier attempt was refused for a reason a retry cannot "
-               "fix (exit status 2): lcp train: error: cfg.py: bad key")
+    refusal = (
+        f"{tmp_path}/job.log: not run again: an earlier attempt was refused for a reason a retry cannot "
+        "fix (exit status 2): lcp train: error: cfg.py: bad key"
+    )
     assert retry.stderr.strip() == refusal
     # the refused attempt's log is back, with the reason
     assert (tmp_path / "job.log").read_text() == f"lcp train: error: cfg.py: bad key\n{refusal}\n"
@@ -267,11 +341,14 @@ def test_a_refused_job_is_not_run_again_until_the_next_workflow_run(tmp_path):
     assert guarded(tmp_path, command).returncode == 2 and runs.read_text() == "run\nrun\n"
 
 
-@pytest.mark.parametrize("failure, status", [
-    ("exit 1", 1),  # a crash (a Python traceback)
-    ("sh -c 'kill -TERM $$'", 143),  # a time limit: SLURM terminates the job
-    ("sh -c 'kill -KILL $$'", 137),  # out of memory, a lost node
-])
+@pytest.mark.parametrize(
+    "failure, status",
+    [
+        ("exit 1", 1),  # a crash (a Python traceback)
+        ("sh -c 'kill -TERM $$'", 143),  # a time limit: SLURM terminates the job
+        ("sh -c 'kill -KILL $$'", 137),  # out of memory, a lost node
+    ],
+)
 def test_other_failures_are_run_again(tmp_path, failure, status):
     runs = tmp_path / "runs"
     for attempt in (1, 2):
@@ -292,6 +369,7 @@ def test_workflow_job_refused_for_bad_input_is_attempted_once_despite_retries(wo
         config["scenes"]["custom"]["image_sets"]["clear"]["path"] = str(source)
         config["run"] = ["custom"]
         config["tracking"]["enabled"] = False
+
     with_config(workdir, empty_voc)
     target = "data/custom/clear"
     result = snakemake(workdir, "-c1", "--retries", "2", target, timeout=300)
@@ -299,8 +377,10 @@ def test_workflow_job_refused_for_bad_input_is_attempted_once_despite_retries(wo
     log = workdir / "results" / "datasets" / "custom" / "logs" / "convert_clear.log"
     error, refusal = log.read_text().strip().splitlines()[-2:]
     assert error.startswith("lcp data: error: ")
-    assert refusal == (f"results/datasets/custom/logs/convert_clear.log: not run again: an earlier attempt was "
-                       f"refused for a reason a retry cannot fix (exit status 2): {error}")
+    assert refusal == (
+        f"results/datasets/custom/logs/convert_clear.log: not run again: an earlier attempt was "
+        f"refused for a reason a retry cannot fix (exit status 2): {error}"
+    )
     assert result.stdout.count(refusal) == 2, result.stdout[-4000:]  # the two retries
     assert result.stdout.count("Trying to restart job") == 2
 

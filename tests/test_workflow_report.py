@@ -16,25 +16,47 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def write_eval(path: Path, ap: float, classwise: dict, **extra) -> Path:
-    metrics = {"bbox_mAP": ap, "bbox_mAP_50": ap + 0.2, "bbox_mAP_75": ap - 0.05,
-               "bbox_mAP_s": None, "bbox_mAP_m": ap, "bbox_mAP_l": ap, "classwise": classwise,
-               "num_images": 10, **extra}
+    metrics = {
+        "bbox_mAP": ap,
+        "bbox_mAP_50": ap + 0.2,
+        "bbox_mAP_75": ap - 0.05,
+        "bbox_mAP_s": None,
+        "bbox_mAP_m": ap,
+        "bbox_mAP_l": ap,
+        "classwise": classwise,
+        "num_images": 10,
+        **extra,
+    }
     path.write_text(json.dumps(metrics))
     return path
 
 
 def lcp(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lcp.cli", *args], check=False, capture_output=True, text=True,
-                          cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "lcp.cli", *args], check=False, capture_output=True, text=True, cwd=REPO
+    )
 
 
 def test_metrics_tables_and_plot(tmp_path):
     baseline = write_eval(tmp_path / "b.json", 0.30, {"car": 0.25, "person": 0.35, "bus": None})
     method = write_eval(tmp_path / "l.json", 0.34, {"car": 0.31, "person": 0.36, "bus": None})
     out = tmp_path / "report"
-    result = lcp("report", "metrics", "--title", "fog", "--eval", f"baseline={baseline}", "--eval", f"lcp={method}",
-                 "--csv", str(out / "metrics.csv"), "--markdown", str(out / "summary.md"),
-                 "--plot", str(out / "classwise.png"))
+    result = lcp(
+        "report",
+        "metrics",
+        "--title",
+        "fog",
+        "--eval",
+        f"baseline={baseline}",
+        "--eval",
+        f"lcp={method}",
+        "--csv",
+        str(out / "metrics.csv"),
+        "--markdown",
+        str(out / "summary.md"),
+        "--plot",
+        str(out / "classwise.png"),
+    )
     assert result.returncode == 0, result.stderr
 
     rows = {row["method"]: row for row in csv.DictReader((out / "metrics.csv").open())}
@@ -55,22 +77,28 @@ def test_metrics_tables_and_plot(tmp_path):
 def test_robustness_table_sorted_by_severity(tmp_path):
     evals = []
     for method, aps in (("lcp", (0.3, 0.2)), ("baseline", (0.25, 0.1))):
-        for beta, ap in zip(("0.05", "0.01"), aps):
+        for beta, ap in zip(("0.05", "0.01"), aps, strict=True):
             path = write_eval(tmp_path / f"{method}_{beta}.json", ap, {"car": ap})
             evals += ["--eval", f"{method}@beta_{beta}={path}"]
     result = lcp("report", "robustness", *evals, "--csv", str(tmp_path / "r.csv"), "--plot", str(tmp_path / "r.png"))
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
     assert [(r["method"], r["parameter"], float(r["value"]), float(r["AP"])) for r in rows] == [
-        ("baseline", "beta", 0.01, 10.0), ("baseline", "beta", 0.05, 25.0),
-        ("lcp", "beta", 0.01, 20.0), ("lcp", "beta", 0.05, 30.0)]
+        ("baseline", "beta", 0.01, 10.0),
+        ("baseline", "beta", 0.05, 25.0),
+        ("lcp", "beta", 0.01, 20.0),
+        ("lcp", "beta", 0.05, 30.0),
+    ]
     assert (tmp_path / "r.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
-@pytest.mark.parametrize("content, message", [
-    ({"bbox_mAP": 0.3}, "missing bbox_mAP_50, bbox_mAP_75, classwise"),
-    ({"bbox_mAP": 30.0, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.2, "classwise": {}}, "bbox_mAP = 30.0 is not an AP"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ({"bbox_mAP": 0.3}, "missing bbox_mAP_50, bbox_mAP_75, classwise"),
+        ({"bbox_mAP": 30.0, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.2, "classwise": {}}, "bbox_mAP = 30.0 is not an AP"),
+    ],
+)
 def test_bad_eval_file_is_one_clear_line(tmp_path, content, message):
     bad = tmp_path / "eval.json"
     bad.write_text(json.dumps(content))
@@ -90,8 +118,14 @@ def test_bad_sweep_name(tmp_path):
 
 def crux_health(mean: float, collapsed: bool = False) -> dict:
     verdict = f"crux learner collapsed: the mask is flat, {mean} on every pixel" if collapsed else None
-    return {"mask_mean": mean, "mask_std": 0.2, "mask_frac_above_half": 0.3, "mask_spatial_std": 0.1,
-            "collapsed": collapsed, "verdict": verdict}
+    return {
+        "mask_mean": mean,
+        "mask_std": 0.2,
+        "mask_frac_above_half": 0.3,
+        "mask_spatial_std": 0.1,
+        "collapsed": collapsed,
+        "verdict": verdict,
+    }
 
 
 def test_metrics_over_seeds_mean_spread_and_paired_gain(tmp_path):
@@ -99,23 +133,40 @@ def test_metrics_over_seeds_mean_spread_and_paired_gain(tmp_path):
     evals = []
     for seed, (base, ours) in enumerate([(0.30, 0.33), (0.32, 0.36), (0.34, 0.36)]):
         baseline = write_eval(tmp_path / f"b{seed}.json", base, {"car": base, "bus": None})
-        method = write_eval(tmp_path / f"l{seed}.json", ours, {"car": ours - 0.01, "bus": None},
-                            crux_health=crux_health(0.2 * (seed + 1), collapsed=seed == 1))
+        method = write_eval(
+            tmp_path / f"l{seed}.json",
+            ours,
+            {"car": ours - 0.01, "bus": None},
+            crux_health=crux_health(0.2 * (seed + 1), collapsed=seed == 1),
+        )
         evals += ["--eval", f"baseline/seed{seed}={baseline}", "--eval", f"lcp/seed{seed}={method}"]
     out = tmp_path / "report"
-    result = lcp("report", "metrics", "--title", "fog", *evals, "--csv", str(out / "metrics.csv"),
-                 "--markdown", str(out / "summary.md"), "--plot", str(out / "classwise.png"))
+    result = lcp(
+        "report",
+        "metrics",
+        "--title",
+        "fog",
+        *evals,
+        "--csv",
+        str(out / "metrics.csv"),
+        "--markdown",
+        str(out / "summary.md"),
+        "--plot",
+        str(out / "classwise.png"),
+    )
     assert result.returncode == 0, result.stderr
 
     rows = {(row["method"], row["seed"]): row for row in csv.DictReader((out / "metrics.csv").open())}
-    assert list(rows) == [(method, seed) for method in ("baseline", "lcp", "LCP - baseline")
-                          for seed in ("0", "1", "2", "mean", "std")]
+    assert list(rows) == [
+        (method, seed) for method in ("baseline", "lcp", "LCP - baseline") for seed in ("0", "1", "2", "mean", "std")
+    ]
     assert float(rows["baseline", "mean"]["AP"]) == pytest.approx(32.0)
     assert float(rows["baseline", "std"]["AP"]) == pytest.approx(2.0)
     assert float(rows["lcp", "mean"]["AP"]) == pytest.approx(35.0)
-    assert float(rows["lcp", "std"]["AP"]) == pytest.approx(3 ** 0.5, abs=0.01)
-    assert [float(rows["LCP - baseline", seed]["AP"]) for seed in ("0", "1", "2", "mean", "std")] == \
-        pytest.approx([3.0, 4.0, 2.0, 3.0, 1.0])
+    assert float(rows["lcp", "std"]["AP"]) == pytest.approx(3**0.5, abs=0.01)
+    assert [float(rows["LCP - baseline", seed]["AP"]) for seed in ("0", "1", "2", "mean", "std")] == pytest.approx(
+        [3.0, 4.0, 2.0, 3.0, 1.0]
+    )
     assert float(rows["lcp", "mean"]["AP[car]"]) == pytest.approx(34.0)
     # the crux statistics beside AP for LCP, none for the baseline
     assert float(rows["lcp", "mean"]["crux_mask_mean"]) == pytest.approx(0.4)
@@ -144,8 +195,18 @@ def test_one_seed_with_crux_health_keeps_the_table_and_says_when_it_collapsed(tm
     health = {**crux_health(0.5, collapsed=True), "mask_spatial_std": 0.00034}
     method = write_eval(tmp_path / "l.json", 0.31, {"car": 0.31}, crux_health=health)
     out = tmp_path / "report"
-    result = lcp("report", "metrics", "--eval", f"baseline={baseline}", "--eval", f"lcp={method}",
-                 "--csv", str(out / "metrics.csv"), "--markdown", str(out / "summary.md"))
+    result = lcp(
+        "report",
+        "metrics",
+        "--eval",
+        f"baseline={baseline}",
+        "--eval",
+        f"lcp={method}",
+        "--csv",
+        str(out / "metrics.csv"),
+        "--markdown",
+        str(out / "summary.md"),
+    )
     assert result.returncode == 0, result.stderr
     rows = {row["method"]: row for row in csv.DictReader((out / "metrics.csv").open())}
     assert list(rows) == ["baseline", "lcp"] and "seed" not in rows["lcp"]
@@ -168,15 +229,19 @@ def test_robustness_over_seeds(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
     assert [(r["method"], r["seed"], r["parameter"], r["value"]) for r in rows] == [
-        (method, seed, "beta", "0.05") for method in ("baseline", "lcp") for seed in ("0", "1", "mean", "std")]
-    assert [float(r["AP"]) for r in rows] == pytest.approx([20, 24, 22, 2 * 2 ** 0.5, 25, 27, 26, 2 ** 0.5], abs=1e-3)
+        (method, seed, "beta", "0.05") for method in ("baseline", "lcp") for seed in ("0", "1", "mean", "std")
+    ]
+    assert [float(r["AP"]) for r in rows] == pytest.approx([20, 24, 22, 2 * 2**0.5, 25, 27, 26, 2**0.5], abs=1e-3)
     assert (tmp_path / "r.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
-@pytest.mark.parametrize("names, message", [
-    (["lcp/seed1", "lcp"], "lcp: lcp is given both with and without a seed"),
-    (["lcp/1"], "lcp/1: expected METHOD or METHOD/seedN"),
-])
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (["lcp/seed1", "lcp"], "lcp: lcp is given both with and without a seed"),
+        (["lcp/1"], "lcp/1: expected METHOD or METHOD/seedN"),
+    ],
+)
 def test_bad_seed_names(tmp_path, names, message):
     path = write_eval(tmp_path / "e.json", 0.3, {"car": 0.3})
     evals = [item for name in names for item in ("--eval", f"{name}={path}")]
@@ -201,11 +266,27 @@ def test_html_summary_has_the_tables_and_the_samples_side_by_side(tmp_path):
     for name in ("b0", "l0", "b1", "l1"):
         cv2.imwrite(str(tmp_path / f"{name}.jpg"), np.full((40, 1000, 3), 128, np.uint8))
         pictures.append(tmp_path / f"{name}.jpg")
-    samples = [item for method_name, picture in zip(["baseline", "lcp"] * 2, pictures)
-               for item in ("--samples", f"{method_name}={picture}")]
+    samples = [
+        item
+        for method_name, picture in zip(["baseline", "lcp"] * 2, pictures, strict=True)
+        for item in ("--samples", f"{method_name}={picture}")
+    ]
     page = tmp_path / "summary.html"
-    result = lcp("report", "metrics", "--title", "fog", "--eval", f"baseline={baseline}", "--eval", f"lcp={method}",
-                 "--csv", str(tmp_path / "m.csv"), "--html", str(page), *samples)
+    result = lcp(
+        "report",
+        "metrics",
+        "--title",
+        "fog",
+        "--eval",
+        f"baseline={baseline}",
+        "--eval",
+        f"lcp={method}",
+        "--csv",
+        str(tmp_path / "m.csv"),
+        "--html",
+        str(page),
+        *samples,
+    )
     assert result.returncode == 0, result.stderr
     html = page.read_text()
     assert html.startswith("<!DOCTYPE html>") and "<h1>fog: detection on the low-quality test set</h1>" in html
@@ -215,7 +296,7 @@ def test_html_summary_has_the_tables_and_the_samples_side_by_side(tmp_path):
     assert '<tr><td>bus</td><td class="number">-</td><td class="number">-</td></tr>' in html
     assert "<code>" + str(baseline) + "</code>" in html and "|" not in html.split("<body>")[1]
     # two rows of samples, one column per method, embedded and shrunk to 640 px wide; before the sources
-    samples_part = html[html.index("<h2>Sample detections</h2>"):html.index("<h2>Sources</h2>")]
+    samples_part = html[html.index("<h2>Sample detections</h2>") : html.index("<h2>Sources</h2>")]
     assert "<th>image</th><th>baseline</th><th>lcp</th>" in samples_part
     assert samples_part.count("<img src=\"data:image/jpeg;base64,") == 4 and "test image 2" in samples_part
     first = samples_part.split("base64,")[1].split('"')[0]
@@ -228,8 +309,17 @@ def test_html_robustness_table(tmp_path):
     for method, ap in (("baseline", 0.2), ("lcp", 0.25)):
         path = write_eval(tmp_path / f"{method}.json", ap, {"car": ap})
         evals += ["--eval", f"{method}@beta_0.05={path}"]
-    result = lcp("report", "robustness", "--title", "fog", *evals, "--csv", str(tmp_path / "r.csv"),
-                 "--html", str(tmp_path / "r.html"))
+    result = lcp(
+        "report",
+        "robustness",
+        "--title",
+        "fog",
+        *evals,
+        "--csv",
+        str(tmp_path / "r.csv"),
+        "--html",
+        str(tmp_path / "r.html"),
+    )
     assert result.returncode == 0, result.stderr
     html = (tmp_path / "r.html").read_text()
     assert "<h1>fog: AP against beta</h1>" in html
@@ -237,11 +327,17 @@ def test_html_robustness_table(tmp_path):
 
 
 def test_data_check_page(tmp_path):
-    check = {"ok": False, "lowq_dir": "data/x/foggy", "clean_dir": "data/x/clear", "degradation": "fog",
-             "classes": ["car", "person"], "counts": {"lowq_images": 10, "pairs": 9},
-             "errors": {"missing_pair": {"count": 1, "items": [{"file": "a.jpg", "detail": "no clean image"}]}},
-             "warnings": {}, "degradation_summary": {"statistic": "transmission",
-                                                     "by_variant": {"beta_0.02": {"images": 9, "mean": 0.81}}}}
+    check = {
+        "ok": False,
+        "lowq_dir": "data/x/foggy",
+        "clean_dir": "data/x/clear",
+        "degradation": "fog",
+        "classes": ["car", "person"],
+        "counts": {"lowq_images": 10, "pairs": 9},
+        "errors": {"missing_pair": {"count": 1, "items": [{"file": "a.jpg", "detail": "no clean image"}]}},
+        "warnings": {},
+        "degradation_summary": {"statistic": "transmission", "by_variant": {"beta_0.02": {"images": 9, "mean": 0.81}}},
+    }
     path = tmp_path / "check.json"
     path.write_text(json.dumps(check))
     result = lcp("report", "check", str(path), "--html", str(tmp_path / "check.html"))
@@ -254,10 +350,13 @@ def test_data_check_page(tmp_path):
     assert "Warnings" not in html  # none found: no empty section
 
 
-@pytest.mark.parametrize("content, message", [
-    ("[1, 2]", "not a data check report (no 'ok' key)"),
-    ("{", "check.json: "),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[1, 2]", "not a data check report (no 'ok' key)"),
+        ("{", "check.json: "),
+    ],
+)
 def test_bad_data_check_is_one_clear_line(tmp_path, content, message):
     path = tmp_path / "check.json"
     path.write_text(content)
@@ -267,7 +366,13 @@ def test_bad_data_check_is_one_clear_line(tmp_path, content, message):
 
 
 def test_sample_detections_must_be_jpeg(tmp_path):
-    result = lcp("report", "detections", "config/mmdet/lcp_tiny_demo.py", str(tmp_path / "model.pth"),
-                 "--out", str(tmp_path / "sample.png"))
+    result = lcp(
+        "report",
+        "detections",
+        "config/mmdet/lcp_tiny_demo.py",
+        str(tmp_path / "model.pth"),
+        "--out",
+        str(tmp_path / "sample.png"),
+    )
     assert result.returncode == 2
     assert f"{tmp_path / 'sample.png'}: sample detections are JPEG pictures" in result.stderr

@@ -5,28 +5,37 @@ from __future__ import annotations
 import re
 
 import pytest
-from slurm_cluster import SlurmCluster
 
 from helpers.workflow import REPO, prepare_workdir, snakemake, tiny_demo_config
+from slurm_cluster import SlurmCluster
 
 pytestmark = pytest.mark.slow
 
 
 def submitted_jobs(output: str) -> dict[str, str]:
     """SLURM job id by rule, from the slurm executor's log lines."""
-    return {rule: job_id for job_id, rule in
-            re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", output)}
+    return {
+        rule: job_id for job_id, rule in re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", output)
+    }
 
 
 def test_demo_trains_as_slurm_jobs_on_two_gpus_and_on_one(slurm_cluster: SlurmCluster, tmp_path):
     config = tiny_demo_config(tmp_path)
-    config["scenes"]["demo"]["resources"] = {"default": {"cpus": 1, "mem_mb": 1500},
-                                             "pretrain": {"gpus": 2, "mem_mb": 4000, "runtime": 10},
-                                             "train_baseline": {"gpus": 1, "mem_mb": 3000, "runtime": 10}}
+    config["scenes"]["demo"]["resources"] = {
+        "default": {"cpus": 1, "mem_mb": 1500},
+        "pretrain": {"gpus": 2, "mem_mb": 4000, "runtime": 10},
+        "train_baseline": {"gpus": 1, "mem_mb": 3000, "runtime": 10},
+    }
     prepare_workdir(tmp_path, config)
 
-    result = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "results/demo/baseline/latest.pth",
-                       timeout=500, env=slurm_cluster.env)
+    result = snakemake(
+        tmp_path,
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "results/demo/baseline/latest.pth",
+        timeout=500,
+        env=slurm_cluster.env,
+    )
     assert result.returncode == 0, result.stdout[-6000:]
 
     jobs = submitted_jobs(result.stdout)
@@ -41,8 +50,9 @@ def test_demo_trains_as_slurm_jobs_on_two_gpus_and_on_one(slurm_cluster: SlurmCl
     assert (tmp_path / "results" / "demo" / "baseline" / "latest.pth").is_file()
 
     # pretraining ran as one job step of two tasks, one per GPU, in one process group
-    steps = slurm_cluster.run("sacct", "--parsable2", "--noheader", "--format", "JobID,NTasks,State",
-                              "--jobs", jobs["pretrain"]).stdout.splitlines()
+    steps = slurm_cluster.run(
+        "sacct", "--parsable2", "--noheader", "--format", "JobID,NTasks,State", "--jobs", jobs["pretrain"]
+    ).stdout.splitlines()
     assert f"{jobs['pretrain']}.0|2|COMPLETED" in steps, steps
     log = (tmp_path / "results" / "demo" / "logs" / "pretrain.log").read_text()
     assert "lcp train: 2 processes: srun --ntasks=2 --kill-on-bad-exit=1 " in log

@@ -4,8 +4,8 @@ import json
 import re
 
 import pytest
-from helpers.workflow import REPO, repo_config
 
+from helpers.workflow import REPO, repo_config
 from lcp.errors import LCPError
 from lcp.workflow.checks import converted_set_problem, scene_reference_problems, training_set_problems
 from lcp.workflow.resources import job_resources, resource_setting, train_gpus_option
@@ -74,7 +74,8 @@ def test_reference_problems_name_the_key(config):
             "so it needs a GPU on each node"
         ),
         (
-            "scenes.urpc: evaluate asks for gpus: 2, nodes: 1; only training jobs (pretrain, train_baseline, train_lcp) "
+            "scenes.urpc: evaluate asks for gpus: 2, nodes: 1; "
+            "only training jobs (pretrain, train_baseline, train_lcp) "
             "run on several GPUs or nodes"
         ),
     ]

@@ -3,8 +3,8 @@
 import shlex
 
 import pytest
-from helpers.workflow import repo_config
 
+from helpers.workflow import repo_config
 from lcp.errors import LCPError
 from lcp.workflow import commands, inputs, paths
 from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, converter_options, option_paths

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from helpers.workflow import (
     kill_snakemake_when,
     planned_jobs,
@@ -16,7 +17,6 @@ from helpers.workflow import (
     snakemake,
     tiny_demo_config,
 )
-
 from lcp.errors import LCPError
 from lcp.workflow.workdir import FINISHED_FILE, begin, finish, is_placeholder
 
@@ -115,9 +115,22 @@ def test_begin_holds_a_placeholder_at_the_output_until_finish_publishes(tmp_path
 
 def test_cli_reports_a_missing_input_as_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "lcp.cli", "workdir", "begin", str(tmp_path / "work"),
-         "--request", "train", "--input", str(tmp_path / "absent.py")],
-        capture_output=True, text=True, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "lcp.cli",
+            "workdir",
+            "begin",
+            str(tmp_path / "work"),
+            "--request",
+            "train",
+            "--input",
+            str(tmp_path / "absent.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"lcp workdir: error: {tmp_path / 'absent.py'}: input file does not exist"
 
@@ -137,9 +150,16 @@ def test_a_forced_training_killed_with_snakemake_is_known_incomplete_and_rerun_w
     log = tmp_path / "results" / "demo" / "logs" / "train_lcp.log"
     log.unlink()  # the first run's, which says the same
     kill_snakemake_when(
-        tmp_path, "--cores", "2", "--forcerun", "train_lcp", target, timeout=600,
+        tmp_path,
+        "--cores",
+        "2",
+        "--forcerun",
+        "train_lcp",
+        target,
+        timeout=600,
         ready=lambda: log.exists() and "TrainModeHook: epoch 2 trains" in log.read_text(errors="replace"),
-        waiting_for="the forced training did not reach its second epoch")
+        waiting_for="the forced training did not reach its second epoch",
+    )
     assert is_placeholder(tmp_path / "results" / "demo" / "lcp" / "latest.pth")
     assert (tmp_path / target).exists()  # the old model's evaluation
 

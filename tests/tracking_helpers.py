@@ -45,10 +45,21 @@ def make_coco(root: Path) -> Path:
         cv2.imwrite(str(root / "images" / name), rng.integers(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8))
         images.append({"id": image_id, "file_name": name, "width": IMAGE_SIZE, "height": IMAGE_SIZE})
         for label, x1, y1, x2, y2 in boxes:
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": label + 1,
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
-    coco = {"images": images, "annotations": annotations,
-            "categories": [{"id": i + 1, "name": name} for i, name in enumerate(CLASSES)]}
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": label + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                }
+            )
+    coco = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i + 1, "name": name} for i, name in enumerate(CLASSES)],
+    }
     ann_file = root / "ann.json"
     ann_file.write_text(json.dumps(coco))
     return ann_file
@@ -82,9 +93,9 @@ class ToyDetector(torch.nn.Module):
 
     def train_step(self, data, optimizer=None):
         if self.train_mode == "catch_up_learner":
-            losses = {"kl_loss": self.weight ** 2}
+            losses = {"kl_loss": self.weight**2}
         else:
-            losses = {"loss_rpn_cls": 0.5 * self.weight ** 2, "s0.loss_cls": 0.25 * self.weight ** 2}
+            losses = {"loss_rpn_cls": 0.5 * self.weight**2, "s0.loss_cls": 0.25 * self.weight**2}
         loss = sum(losses.values())
         log_vars = {name: value.item() for name, value in losses.items()}
         log_vars["loss"] = loss.item()
@@ -99,47 +110,90 @@ def toy_config(data_root: Path, ann_file: Path, **extra) -> Config:
     """The config the toy run reports in runner.meta (as mmdet's train tools do)."""
     test_pipeline = [
         dict(type="LoadImageFromFile"),
-        dict(type="MultiScaleFlipAug", img_scale=(IMAGE_SIZE, IMAGE_SIZE), flip=False,
-             transforms=[dict(type="Resize", keep_ratio=True),
-                         dict(type="Normalize", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                              to_rgb=True),
-                         dict(type="Pad", size_divisor=32),
-                         dict(type="ImageToTensor", keys=["img"]),
-                         dict(type="Collect", keys=["img"])]),
+        dict(
+            type="MultiScaleFlipAug",
+            img_scale=(IMAGE_SIZE, IMAGE_SIZE),
+            flip=False,
+            transforms=[
+                dict(type="Resize", keep_ratio=True),
+                dict(type="Normalize", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True),
+                dict(type="Pad", size_divisor=32),
+                dict(type="ImageToTensor", keys=["img"]),
+                dict(type="Collect", keys=["img"]),
+            ],
+        ),
     ]
-    test = dict(type="CocoDataset", data_root=str(data_root) + "/", ann_file=ann_file.name, img_prefix="images/",
-                classes=CLASSES, pipeline=test_pipeline)
-    return Config(dict(model=dict(type="ToyDetector"), seed=0,
-                       optimizer=dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=0.0001),
-                       data=dict(samples_per_gpu=2, workers_per_gpu=0, train=test, val=test, test=test),
-                       evaluation=dict(interval=1, metric="bbox", classwise=True), **extra))
+    test = dict(
+        type="CocoDataset",
+        data_root=str(data_root) + "/",
+        ann_file=ann_file.name,
+        img_prefix="images/",
+        classes=CLASSES,
+        pipeline=test_pipeline,
+    )
+    return Config(
+        dict(
+            model=dict(type="ToyDetector"),
+            seed=0,
+            optimizer=dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=0.0001),
+            data=dict(samples_per_gpu=2, workers_per_gpu=0, train=test, val=test, test=test),
+            evaluation=dict(interval=1, metric="bbox", classwise=True),
+            **extra,
+        )
+    )
 
 
 def train_batches(count: int) -> list[dict]:
     return [dict(img=torch.zeros(2, 3, 8, 8)) for _ in range(count)]
 
 
-def run_toy_training(work_dir: Path, cfg: Config, tracking: dict, epochs: int = 3, iters_per_epoch: int = 3,
-                     extra_hooks: list[Hook] = (),
-                     resume_from: str | None = None) -> tuple[EpochBasedRunner, ToyDetector]:
+def run_toy_training(
+    work_dir: Path,
+    cfg: Config,
+    tracking: dict,
+    epochs: int = 3,
+    iters_per_epoch: int = 3,
+    extra_hooks: list[Hook] = (),
+    resume_from: str | None = None,
+) -> tuple[EpochBasedRunner, ToyDetector]:
     """Train the toy for `epochs` with LCPMlflowLoggerHook(**tracking) in log_config, like `lcp train`."""
     torch.manual_seed(0)
     model = ToyDetector()
     wrapped = MMDataParallel(model)
     logger = logging.getLogger(f"lcp-tracking-test-{work_dir.name}")
     logger.setLevel(logging.INFO)
-    runner = EpochBasedRunner(wrapped, optimizer=build_optimizer(model, cfg.optimizer), work_dir=str(work_dir),
-                              logger=logger, max_epochs=epochs, meta=dict(config=cfg.pretty_text, seed=cfg.seed))
+    runner = EpochBasedRunner(
+        wrapped,
+        optimizer=build_optimizer(model, cfg.optimizer),
+        work_dir=str(work_dir),
+        logger=logger,
+        max_epochs=epochs,
+        meta=dict(config=cfg.pretty_text, seed=cfg.seed),
+    )
     runner.timestamp = "toy"
     runner.register_training_hooks(
-        lr_config=dict(policy="step", step=[2]), optimizer_config=dict(grad_clip=None),
-        checkpoint_config=dict(interval=1), timer_config=dict(type="IterTimerHook"),
-        log_config=dict(interval=2, hooks=[dict(type="TextLoggerHook"),
-                                           dict(type="LCPMlflowLoggerHook", **tracking)]))
-    runner.register_hook(HOOKS.build(dict(type="TrainModeHook", num_epoch=[1, 1, max(1, epochs - 2)],
-                                          modes=["catch_up_learner", "crux_learner", "alter"])))
-    val_loader = build_dataloader(build_dataset(cfg.data.val, dict(test_mode=True)), samples_per_gpu=1,
-                                  workers_per_gpu=0, dist=False, shuffle=False)
+        lr_config=dict(policy="step", step=[2]),
+        optimizer_config=dict(grad_clip=None),
+        checkpoint_config=dict(interval=1),
+        timer_config=dict(type="IterTimerHook"),
+        log_config=dict(interval=2, hooks=[dict(type="TextLoggerHook"), dict(type="LCPMlflowLoggerHook", **tracking)]),
+    )
+    runner.register_hook(
+        HOOKS.build(
+            dict(
+                type="TrainModeHook",
+                num_epoch=[1, 1, max(1, epochs - 2)],
+                modes=["catch_up_learner", "crux_learner", "alter"],
+            )
+        )
+    )
+    val_loader = build_dataloader(
+        build_dataset(cfg.data.val, dict(test_mode=True)),
+        samples_per_gpu=1,
+        workers_per_gpu=0,
+        dist=False,
+        shuffle=False,
+    )
     runner.register_hook(EvalHook(val_loader, **cfg.evaluation), priority="LOW")
     for hook in extra_hooks:
         runner.register_hook(hook, priority="HIGHEST")

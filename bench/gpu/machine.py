@@ -17,8 +17,9 @@ FITS, NO_GPU, BUILD = 0, 2, 3
 PREBUILT = dict(python=(3, 12), torch="2.11", cuda="13.0", capability=(9, 0))
 
 
-def verdict(python: tuple[int, int], torch_version: str | None, cuda_version: str | None,
-            capability: tuple[int, int] | None) -> tuple[int, str]:
+def verdict(
+    python: tuple[int, int], torch_version: str | None, cuda_version: str | None, capability: tuple[int, int] | None
+) -> tuple[int, str]:
     """(exit code, sentence) for an interpreter with this torch, its CUDA and the GPU's capability."""
     if torch_version is None:
         return NO_GPU, "this Python has no torch: run with PYTHON=<the machine's python with a CUDA torch>"
@@ -26,9 +27,11 @@ def verdict(python: tuple[int, int], torch_version: str | None, cuda_version: st
         return NO_GPU, f"torch {torch_version} is a CPU build: this bench needs a CUDA torch and a GPU"
     if capability is None:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        return NO_GPU, (f"no CUDA GPU is visible to torch {torch_version}"
-                        + (f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else "")
-                        + ": this bench measures a GPU, run it on a machine with one")
+        return NO_GPU, (
+            f"no CUDA GPU is visible to torch {torch_version}"
+            + (f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else "")
+            + ": this bench measures a GPU, run it on a machine with one"
+        )
     differences = []
     if tuple(python) != PREBUILT["python"]:
         differences.append(f"Python {python[0]}.{python[1]} (not {'.'.join(map(str, PREBUILT['python']))})")
@@ -39,10 +42,15 @@ def verdict(python: tuple[int, int], torch_version: str | None, cuda_version: st
     if tuple(capability) != PREBUILT["capability"]:
         differences.append(f"a GPU of compute capability {capability[0]}.{capability[1]} (not sm_90)")
     if differences:
-        return BUILD, ("the prebuilt mmcv-full (Python 3.12, torch 2.11, CUDA 13, sm_90) does not fit this machine: "
-                       + ", ".join(differences) + "; mmcv-full 1.7.2 is built from its sdist instead")
-    return FITS, (f"Python {python[0]}.{python[1]}, torch {torch_version}, CUDA {cuda_version}, "
-                  f"sm_{capability[0]}{capability[1]}: the prebuilt mmcv-full fits")
+        return BUILD, (
+            "the prebuilt mmcv-full (Python 3.12, torch 2.11, CUDA 13, sm_90) does not fit this machine: "
+            + ", ".join(differences)
+            + "; mmcv-full 1.7.2 is built from its sdist instead"
+        )
+    return FITS, (
+        f"Python {python[0]}.{python[1]}, torch {torch_version}, CUDA {cuda_version}, "
+        f"sm_{capability[0]}{capability[1]}: the prebuilt mmcv-full fits"
+    )
 
 
 def this_machine() -> tuple[tuple[int, int], str | None, str | None, tuple[int, int] | None]:

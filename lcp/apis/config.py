@@ -52,10 +52,10 @@ def resolve_references(cfg, source: str):
         try:
             cfg = replace_cfg_vals(cfg)
         except KeyError as exc:
-            raise LCPError(f"{source}: the config refers to ${{{exc.args[0]}}}, "
-                           "which it does not define") from None
-    raise LCPError(f"{source}: ${{...}} references nest deeper than {_MAX_REFERENCE_DEPTH} "
-                   "levels (a key that refers to itself?)")
+            raise LCPError(f"{source}: the config refers to ${{{exc.args[0]}}}, which it does not define") from None
+    raise LCPError(
+        f"{source}: ${{...}} references nest deeper than {_MAX_REFERENCE_DEPTH} levels (a key that refers to itself?)"
+    )
 
 
 def check_class_count(cfg, source: str) -> None:
@@ -63,8 +63,10 @@ def check_class_count(cfg, source: str) -> None:
     if isinstance(classes, str):  # a file of class names: checked against the annotations later
         return
     if classes is not None and num_classes is not None and len(classes) != num_classes:
-        raise LCPError(f"{source}: num_classes={num_classes} but classes has {len(classes)} names "
-                       f"{list(classes)}; set both (e.g. --cfg-options num_classes={len(classes)})")
+        raise LCPError(
+            f"{source}: num_classes={num_classes} but classes has {len(classes)} names "
+            f"{list(classes)}; set both (e.g. --cfg-options num_classes={len(classes)})"
+        )
 
 
 def _flat_keys(node: Any, prefix: str = "") -> list[str]:
@@ -149,12 +151,17 @@ def check_cfg_options(cfg, cfg_options: Mapping[str, Any], source: str) -> dict[
         for part in parts:
             prefix = ".".join(walked)
             if isinstance(node, tuple):
-                raise CfgOptionError(source, raw_key,
-                                     f"{prefix} is a tuple {node!r}; set it whole, e.g. {prefix}=(a,b)")
+                raise CfgOptionError(
+                    source, raw_key, f"{prefix} is a tuple {node!r}; set it whole, e.g. {prefix}=(a,b)"
+                )
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
-                    raise CfgOptionError(source, raw_key, f"{prefix} is a list of {len(node)} items; "
-                                         f"pick one by its number, {prefix}.0 to {prefix}.{len(node) - 1}")
+                    raise CfgOptionError(
+                        source,
+                        raw_key,
+                        f"{prefix} is a list of {len(node)} items; "
+                        f"pick one by its number, {prefix}.0 to {prefix}.{len(node) - 1}",
+                    )
                 parent, node = node, node[int(part)]
             elif isinstance(node, Mapping) and part in node:
                 parent, node = node, node[part]
@@ -168,23 +175,31 @@ def check_cfg_options(cfg, cfg_options: Mapping[str, Any], source: str) -> dict[
                 missing = ".".join([*walked, part])
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]}?)" if close else ""
-                raise CfgOptionError(source, raw_key, f"the config has no key {missing}{hint}; "
-                                     f"to add a new key, write +{key}=VALUE")
+                raise CfgOptionError(
+                    source, raw_key, f"the config has no key {missing}{hint}; to add a new key, write +{key}=VALUE"
+                )
             elif node is None:
-                raise CfgOptionError(source, raw_key, f"{prefix} is None in the config; to give it settings, "
-                                     f"write +{key}=VALUE")
+                raise CfgOptionError(
+                    source, raw_key, f"{prefix} is None in the config; to give it settings, write +{key}=VALUE"
+                )
             else:
-                raise CfgOptionError(source, raw_key, f"{prefix} is {_kind(node)} ({node!r}), not a group of settings "
-                                     f"with a key {part}")
+                raise CfgOptionError(
+                    source, raw_key, f"{prefix} is {_kind(node)} ({node!r}), not a group of settings with a key {part}"
+                )
             walked.append(part)
         else:
             if not _same_kind(node, value):
                 if isinstance(node, Mapping):
-                    raise CfgOptionError(source, raw_key, f"{key} is a group of settings "
-                                         f"({', '.join(map(str, node))}); set them one by one, "
-                                         f"e.g. {key}.{next(iter(node), 'KEY')}=VALUE")
-                raise CfgOptionError(source, raw_key, f"takes {_kind(node)} (the config has {node!r}), "
-                                     f"not {_kind(value)} ({value!r})")
+                    raise CfgOptionError(
+                        source,
+                        raw_key,
+                        f"{key} is a group of settings "
+                        f"({', '.join(map(str, node))}); set them one by one, "
+                        f"e.g. {key}.{next(iter(node), 'KEY')}=VALUE",
+                    )
+                raise CfgOptionError(
+                    source, raw_key, f"takes {_kind(node)} (the config has {node!r}), not {_kind(value)} ({value!r})"
+                )
         checked[key] = value
     return checked
 
@@ -208,9 +223,11 @@ def check_mode_plan_used(cfg, source: str) -> None:
             value = hook.get(key)
             if value != reference and (key not in plan or list(value or []) != list(plan[key])):
                 example = f"[{','.join(map(str, value))}]" if isinstance(value, (list, tuple)) else "[...]"
-                raise LCPError(f"{source}: custom_hooks.{index} (TrainModeHook) has {key}={value!r}, which ignores "
-                               f"the config's mode_plan; set the plan there (--cfg-options mode_plan.{key}={example}) "
-                               f"and leave the hook's {key}='{reference}'")
+                raise LCPError(
+                    f"{source}: custom_hooks.{index} (TrainModeHook) has {key}={value!r}, which ignores "
+                    f"the config's mode_plan; set the plan there (--cfg-options mode_plan.{key}={example}) "
+                    f"and leave the hook's {key}='{reference}'"
+                )
 
 
 def _forget_temporary_files(traceback) -> None:
@@ -227,8 +244,7 @@ def _forget_temporary_files(traceback) -> None:
         traceback = traceback.tb_next
 
 
-def read_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None = None,
-                import_modules: bool = True):
+def read_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None = None, import_modules: bool = True):
     """Read an mmdet config file and apply checked overrides, without resolving ${...}.
 
     `import_modules=False` leaves the config's custom_imports (lcp's models, datasets and
@@ -246,8 +262,7 @@ def read_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None =
     problem = None
     try:
         cfg = Config.fromfile(path, import_custom_modules=import_modules)
-    except (SyntaxError, KeyError, ValueError, TypeError, NameError, FileNotFoundError,
-            ModuleNotFoundError) as exc:
+    except (SyntaxError, KeyError, ValueError, TypeError, NameError, FileNotFoundError, ModuleNotFoundError) as exc:
         problem = f"{path}: cannot read the config ({type(exc).__name__}: {exc})"
         _forget_temporary_files(exc.__traceback__)
     if problem:

@@ -45,8 +45,10 @@ class DistEnv:
 def _env_int(name: str, launcher: str) -> int:
     value = os.environ.get(name)
     if value is None:
-        raise LCPError(f"--launcher {launcher}: environment variable {name} is not set "
-                       f"({'start with torchrun' if launcher == 'pytorch' else 'start with srun'})")
+        raise LCPError(
+            f"--launcher {launcher}: environment variable {name} is not set "
+            f"({'start with torchrun' if launcher == 'pytorch' else 'start with srun'})"
+        )
     try:
         return int(value)
     except ValueError:
@@ -56,11 +58,13 @@ def _env_int(name: str, launcher: str) -> int:
 def first_slurm_host(nodelist: str) -> str:
     """The first host name of a SLURM node list such as 'gpu[01-04],big7'."""
     try:
-        hosts = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
-                               check=True).stdout.split()
+        hosts = subprocess.run(
+            ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True
+        ).stdout.split()
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise LCPError(f"--launcher slurm: cannot expand SLURM_NODELIST={nodelist!r} with scontrol ({exc}); "
-                       "set MASTER_ADDR") from None
+        raise LCPError(
+            f"--launcher slurm: cannot expand SLURM_NODELIST={nodelist!r} with scontrol ({exc}); set MASTER_ADDR"
+        ) from None
     if not hosts:
         raise LCPError(f"--launcher slurm: SLURM_NODELIST={nodelist!r} names no host; set MASTER_ADDR")
     return hosts[0]
@@ -74,8 +78,13 @@ def slurm_environment() -> dict[str, str]:
     master_addr = os.environ.get("MASTER_ADDR") or first_slurm_host(os.environ.get("SLURM_NODELIST", ""))
     # the same on every rank of the job, and different for jobs sharing a node
     port = os.environ.get("MASTER_PORT") or str(DEFAULT_PORT + int(os.environ.get("SLURM_JOB_ID", "0")) % 20000)
-    return dict(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(local_rank),
-                MASTER_ADDR=master_addr, MASTER_PORT=port)
+    return dict(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(local_rank),
+        MASTER_ADDR=master_addr,
+        MASTER_PORT=port,
+    )
 
 
 def process_launch_command(processes: int, lcp_argv: list[str], environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -94,11 +103,23 @@ def process_launch_command(processes: int, lcp_argv: list[str], environ: Mapping
             return ["srun", f"--ntasks={processes}", "--kill-on-bad-exit=1", *lcp, "--launcher", "slurm"]
         nodes = environ.get("SLURM_JOB_NUM_NODES", "1")
         if nodes != "1":
-            raise LCPError(f"--gpus {processes}: this SLURM job has {tasks} task(s) on {nodes} nodes; training "
-                           f"on several nodes needs a job of one task per GPU (sbatch --gpus={processes} "
-                           "--ntasks-per-gpu=1)")
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-            "-m", "lcp.cli", *lcp_argv, "--launcher", "pytorch"]
+            raise LCPError(
+                f"--gpus {processes}: this SLURM job has {tasks} task(s) on {nodes} nodes; training "
+                f"on several nodes needs a job of one task per GPU (sbatch --gpus={processes} "
+                "--ntasks-per-gpu=1)"
+            )
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        "-m",
+        "lcp.cli",
+        *lcp_argv,
+        "--launcher",
+        "pytorch",
+    ]
 
 
 def init_distributed(launcher: str, backend: str | None = None, timeout_s: int | None = None) -> DistEnv:
@@ -170,11 +191,17 @@ def wrap_distributed(model, device: str, find_unused_parameters: bool):
     import torch
 
     if getattr(model, "train_mode", None) is not None:
-        raise ValueError("wrap_distributed: wrap the LCPDetector before set_train_mode; DDP only synchronises "
-                         "parameters that require a gradient when it is built")
+        raise ValueError(
+            "wrap_distributed: wrap the LCPDetector before set_train_mode; DDP only synchronises "
+            "parameters that require a gradient when it is built"
+        )
     ddp_class = _ddp_class()
     if device == "cuda":
         model = model.cuda()
-        return ddp_class(model, device_ids=[torch.cuda.current_device()], broadcast_buffers=False,
-                         find_unused_parameters=find_unused_parameters)
+        return ddp_class(
+            model,
+            device_ids=[torch.cuda.current_device()],
+            broadcast_buffers=False,
+            find_unused_parameters=find_unused_parameters,
+        )
     return ddp_class(model, broadcast_buffers=False, find_unused_parameters=find_unused_parameters)

@@ -7,8 +7,17 @@ import importlib.metadata as metadata
 import sys
 
 PACKAGES = (
-    "torch", "torchvision", "mmcv-full", "mmdet", "numpy", "opencv-python-headless",
-    "pycocotools", "snakemake", "snakemake-executor-plugin-slurm", "mlflow", "pandas",
+    "torch",
+    "torchvision",
+    "mmcv-full",
+    "mmdet",
+    "numpy",
+    "opencv-python-headless",
+    "pycocotools",
+    "snakemake",
+    "snakemake-executor-plugin-slurm",
+    "mlflow",
+    "pandas",
 )
 
 
@@ -59,8 +68,11 @@ def run_environment() -> dict[str, str]:
     import torch
     from mmcv.ops import get_compiler_version, get_compiling_cuda_version
 
-    info = {"sys.platform": sys.platform, "Python": sys.version.replace("\n", ""),
-            "CUDA available": str(torch.cuda.is_available())}
+    info = {
+        "sys.platform": sys.platform,
+        "Python": sys.version.replace("\n", ""),
+        "CUDA available": str(torch.cuda.is_available()),
+    }
     for index in range(torch.cuda.device_count()):
         info[f"GPU {index}"] = torch.cuda.get_device_name(index)
     try:
@@ -71,8 +83,12 @@ def run_environment() -> dict[str, str]:
     info["PyTorch"] = torch.__version__
     info["PyTorch CUDA"] = str(torch.version.cuda)
     info["PyTorch compiling details"] = torch.__config__.show()
-    for label, package in (("TorchVision", "torchvision"), ("MMCV", "mmcv-full"), ("MMDetection", "mmdet"),
-                           ("lcp", "lcp")):
+    for label, package in (
+        ("TorchVision", "torchvision"),
+        ("MMCV", "mmcv-full"),
+        ("MMDetection", "mmdet"),
+        ("lcp", "lcp"),
+    ):
         try:
             info[label] = metadata.version(package)
         except metadata.PackageNotFoundError:

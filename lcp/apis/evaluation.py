@@ -90,8 +90,11 @@ AREA_RANGES = {"bbox_mAP_s": (0, 32**2), "bbox_mAP_m": (32**2, 96**2), "bbox_mAP
 def _metrics_without_detections(dataset) -> dict[str, Any]:
     """What COCOeval would report for no detections at all (it cannot load an empty result):
     AP 0 wherever there is ground truth to miss, None where there is none (as with detections)."""
-    gt = [ann for ann in dataset.coco.loadAnns(dataset.coco.getAnnIds(imgIds=dataset.img_ids))
-          if not ann.get("iscrowd", 0) and not ann.get("ignore", 0)]
+    gt = [
+        ann
+        for ann in dataset.coco.loadAnns(dataset.coco.getAnnIds(imgIds=dataset.img_ids))
+        if not ann.get("iscrowd", 0) and not ann.get("ignore", 0)
+    ]
 
     def zero_if(anns) -> float | None:
         return 0.0 if anns else None
@@ -99,8 +102,10 @@ def _metrics_without_detections(dataset) -> dict[str, Any]:
     metrics: dict[str, Any] = {key: zero_if(gt) for key in ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75")}
     for key, (low, high) in AREA_RANGES.items():
         metrics[key] = zero_if([ann for ann in gt if low <= ann["area"] <= high])
-    metrics["classwise"] = {name: zero_if([ann for ann in gt if ann["category_id"] == cat_id])
-                            for name, cat_id in zip(dataset.CLASSES, dataset.cat_ids, strict=True)}
+    metrics["classwise"] = {
+        name: zero_if([ann for ann in gt if ann["category_id"] == cat_id])
+        for name, cat_id in zip(dataset.CLASSES, dataset.cat_ids, strict=True)
+    }
     return metrics
 
 
@@ -108,8 +113,9 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     def percent(value):
         return "  n/a" if value is None else f"{100 * value:5.1f}"
 
-    lines = ["AP {}  AP50 {}  AP75 {}  (APs {}  APm {}  APl {})".format(
-        *(percent(metrics[key]) for key in SUMMARY_KEYS))]
+    lines = [
+        "AP {}  AP50 {}  AP75 {}  (APs {}  APm {}  APl {})".format(*(percent(metrics[key]) for key in SUMMARY_KEYS))
+    ]
     width = max((len(name) for name in metrics["classwise"]), default=0)
     lines += [f"  {name:<{width}}  AP {percent(ap)}" for name, ap in metrics["classwise"].items()]
     return "\n".join(lines)

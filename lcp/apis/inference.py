@@ -107,13 +107,19 @@ def detections_above(result, class_names, score_thr: float) -> list[dict]:
     for label, boxes in enumerate(bbox_result):
         for x1, y1, x2, y2, score in boxes.tolist():
             if score >= score_thr:
-                detections.append(dict(**{"class": class_names[label]}, score=round(score, 4),
-                                       bbox=[round(v, 2) for v in (x1, y1, x2, y2)]))
+                detections.append(
+                    dict(
+                        **{"class": class_names[label]},
+                        score=round(score, 4),
+                        bbox=[round(v, 2) for v in (x1, y1, x2, y2)],
+                    )
+                )
     return sorted(detections, key=lambda d: -d["score"])
 
 
-def infer_image(image_path: Path, detector, pipeline, device: str, class_names, score_thr: float,
-                gpu_id: int = 0) -> tuple[bytes, dict]:
+def infer_image(
+    image_path: Path, detector, pipeline, device: str, class_names, score_thr: float, gpu_id: int = 0
+) -> tuple[bytes, dict]:
     """The output picture (JPEG bytes) and the json record of one image: the detections at or above
     `score_thr`, drawn over the image (and over an LCP detector's crux mask)."""
     import cv2
@@ -125,8 +131,7 @@ def infer_image(image_path: Path, detector, pipeline, device: str, class_names, 
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     if image is None:
         raise LCPError(f"{image_path}: cannot read the image")
-    data = collate([pipeline(dict(img_info=dict(filename=str(image_path)), img_prefix=None))],
-                   samples_per_gpu=1)
+    data = collate([pipeline(dict(img_info=dict(filename=str(image_path)), img_prefix=None))], samples_per_gpu=1)
     data["img_metas"] = [metas.data[0] for metas in data["img_metas"]]
     data["img"] = [img.data[0] for img in data["img"]]
     if device == "cuda":
@@ -141,17 +146,27 @@ def infer_image(image_path: Path, detector, pipeline, device: str, class_names, 
     if detections:
         bboxes = np.array([d["bbox"] + [d["score"]] for d in detections], dtype=np.float32)
         labels = np.array([class_names.index(d["class"]) for d in detections], dtype=np.int64)
-        picture = imshow_det_bboxes(picture.copy(), bboxes, labels, class_names=list(class_names),
-                                    score_thr=0, show=False, out_file=None, **box_style(image))
+        picture = imshow_det_bboxes(
+            picture.copy(),
+            bboxes,
+            labels,
+            class_names=list(class_names),
+            score_thr=0,
+            show=False,
+            out_file=None,
+            **box_style(image),
+        )
     ok, encoded = cv2.imencode(".jpg", picture)
     if not ok:
         raise LCPError(f"{image_path}: could not encode the output picture")
-    return encoded.tobytes(), dict(image=str(image_path), width=image.shape[1], height=image.shape[0],
-                                   score_thr=score_thr, detections=detections)
+    return encoded.tobytes(), dict(
+        image=str(image_path), width=image.shape[1], height=image.shape[0], score_thr=score_thr, detections=detections
+    )
 
 
-def draw_detections(detector, dataset, results: list, out_dir: str, score_thr: float, overwrite: bool,
-                    sources: list[str]) -> None:
+def draw_detections(
+    detector, dataset, results: list, out_dir: str, score_thr: float, overwrite: bool, sources: list[str]
+) -> None:
     """Each test image with its detections above `score_thr` (mmdet's show_result), published as
     `out_dir` at once; the pictures keep the images' file names."""
     import mmcv
@@ -163,12 +178,28 @@ def draw_detections(detector, dataset, results: list, out_dir: str, score_thr: f
     with atomic_folder(out_dir, overwrite=overwrite, sources=sources) as tmp:
         for info, result in progress(list(zip(dataset.data_infos, results, strict=True)), desc="show", unit="img"):
             image = mmcv.imread(str(Path(dataset.img_prefix or "") / info["filename"]))
-            detector.show_result(image, result, score_thr=score_thr, bbox_color=palette, text_color=palette,
-                                 show=False, out_file=str(tmp / info["filename"]), **box_style(image))
+            detector.show_result(
+                image,
+                result,
+                score_thr=score_thr,
+                bbox_color=palette,
+                text_color=palette,
+                show=False,
+                out_file=str(tmp / info["filename"]),
+                **box_style(image),
+            )
 
 
-def infer_images(config: str, checkpoint: str, items: list[str], out_dir: str | Path, score_thr: float = 0.3,
-                 overwrite: bool = False, cfg_options: dict | None = None, gpu_id: int = 0) -> list[Path]:
+def infer_images(
+    config: str,
+    checkpoint: str,
+    items: list[str],
+    out_dir: str | Path,
+    score_thr: float = 0.3,
+    overwrite: bool = False,
+    cfg_options: dict | None = None,
+    gpu_id: int = 0,
+) -> list[Path]:
     """`lcp infer`: IMG_STEM.json and IMG_STEM.jpg in `out_dir` for each image of `items` (files or
     folders), made in a temporary folder and moved into `out_dir` once all are done. Returns the images."""
     import os
@@ -202,8 +233,10 @@ def infer_images(config: str, checkpoint: str, items: list[str], out_dir: str | 
     detector = build_test_model(cfg, checkpoint)
     class_names = checkpoint_classes(checkpoint) or tuple(cfg.get("classes") or ())
     if len(class_names) != detector.roi_head.bbox_head[-1].num_classes:
-        raise LCPError(f"{checkpoint}: no class names in the checkpoint, and the config's classes "
-                       f"{list(class_names)} do not fit its {detector.roi_head.bbox_head[-1].num_classes} classes")
+        raise LCPError(
+            f"{checkpoint}: no class names in the checkpoint, and the config's classes "
+            f"{list(class_names)} do not fit its {detector.roi_head.bbox_head[-1].num_classes} classes"
+        )
     detector.CLASSES = class_names
     detector.cfg = cfg
     detector.to("cuda" if device == "cuda" else "cpu").eval()

@@ -11,12 +11,19 @@ CFG_OPTIONS_HELP = (
     "override config keys, KEY=VALUE ... (mmcv syntax: lists as KEY=[a,b] or KEY=a,b, tuples as "
     "KEY=(a,b), list items as KEY.0.SUB=VALUE); applied before ${...} references are resolved, "
     "e.g. data_root=/data/city/ moves every data path. Each KEY must be in the config and each VALUE "
-    "of the kind it replaces; +KEY=VALUE adds a key the config lacks (e.g. +fp16.loss_scale=512)")
+    "of the kind it replaces; +KEY=VALUE adds a key the config lacks (e.g. +fp16.loss_scale=512)"
+)
 
 
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cfg-options", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help=CFG_OPTIONS_HELP + "; may be given several times")
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help=CFG_OPTIONS_HELP + "; may be given several times",
+    )
 
 
 def parse_cfg_options(items: list[str]) -> dict[str, Any]:
@@ -40,9 +47,14 @@ EVAL_OPTIONS = {
 
 
 def add_eval_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--eval-options", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="evaluation settings, as mmdet's: " + "; ".join(
-                            f"{key}: {what}" for key, what in EVAL_OPTIONS.items()))
+    parser.add_argument(
+        "--eval-options",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="evaluation settings, as mmdet's: " + "; ".join(f"{key}: {what}" for key, what in EVAL_OPTIONS.items()),
+    )
 
 
 def parse_eval_options(items: list[str]) -> dict[str, Any]:
@@ -60,18 +72,22 @@ def parse_eval_options(items: list[str]) -> dict[str, Any]:
         if key not in EVAL_OPTIONS:
             close = difflib.get_close_matches(key, EVAL_OPTIONS, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]}? " if close else ""
-            raise LCPError(f"--eval-options {key}: not an evaluation setting lcp test takes ({hint}it takes "
-                           f"{', '.join(EVAL_OPTIONS)}; class-wise AP is always computed)")
+            raise LCPError(
+                f"--eval-options {key}: not an evaluation setting lcp test takes ({hint}it takes "
+                f"{', '.join(EVAL_OPTIONS)}; class-wise AP is always computed)"
+            )
         value = DictAction._parse_iterable(text)
         if key == "jsonfile_prefix":
             if not isinstance(value, str) or not value:
                 raise LCPError(f"--eval-options {item}: takes a path prefix, not {value!r}")
         else:
             values = list(value) if isinstance(value, (list, tuple)) else [value]
-            if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1
-                                     for v in values):
-                raise LCPError(f"--eval-options {item}: takes IoU thresholds in (0, 1], e.g. {key}=0.5 or "
-                               f"{key}=[0.5,0.75]")
+            if not values or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1 for v in values
+            ):
+                raise LCPError(
+                    f"--eval-options {item}: takes IoU thresholds in (0, 1], e.g. {key}=0.5 or {key}=[0.5,0.75]"
+                )
             value = sorted(float(v) for v in values)
         options[key] = value
     return options

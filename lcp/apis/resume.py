@@ -59,8 +59,11 @@ def restore_best_record(runner, by_epoch: bool = True) -> Path | None:
     import torch
 
     reached = runner.epoch if by_epoch else runner.iter
-    found = sorted((int(m.group(1)), p) for p in Path(runner.work_dir).iterdir()
-                   if (m := BEST_CHECKPOINT_NAME.match(p.name)) and int(m.group(1)) <= reached)
+    found = sorted(
+        (int(m.group(1)), p)
+        for p in Path(runner.work_dir).iterdir()
+        if (m := BEST_CHECKPOINT_NAME.match(p.name)) and int(m.group(1)) <= reached
+    )
     for _, path in reversed(found):
         if not is_complete_checkpoint(path):
             continue

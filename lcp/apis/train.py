@@ -24,14 +24,24 @@ def check_distributed_cfg(cfg, model, device: str, validate: bool, source: str) 
     if hasattr(model, "set_train_mode") and not cfg.get("find_unused_parameters", False):
         raise LCPError(
             f"{source}: distributed LCP training needs find_unused_parameters = True (each training mode "
-            "freezes part of the model, and DDP must skip the parameters a step does not use)")
+            "freezes part of the model, and DDP must skip the parameters a step does not use)"
+        )
     if device == "cpu" and validate and cfg.get("evaluation", {}).get("gpu_collect", False):
-        raise LCPError(f"{source}: evaluation.gpu_collect=True gathers the results on a GPU, which a distributed "
-                       "training on CPUs does not have; set it to False (gathers through the work dir)")
+        raise LCPError(
+            f"{source}: evaluation.gpu_collect=True gathers the results on a GPU, which a distributed "
+            "training on CPUs does not have; set it to False (gathers through the work dir)"
+        )
 
 
-def train_detector(model, datasets, cfg, distributed: bool = False, validate: bool = False,
-                   timestamp: str | None = None, meta: dict | None = None) -> None:
+def train_detector(
+    model,
+    datasets,
+    cfg,
+    distributed: bool = False,
+    validate: bool = False,
+    timestamp: str | None = None,
+    meta: dict | None = None,
+) -> None:
     from mmcv.runner import (
         DistSamplerSeedHook,
         EpochBasedRunner,
@@ -52,8 +62,15 @@ def train_detector(model, datasets, cfg, distributed: bool = False, validate: bo
     cfg = compat_cfg(cfg)
     logger = get_root_logger(log_level=cfg.log_level)
     runner_type = cfg.runner["type"] if "runner" in cfg else "EpochBasedRunner"
-    train_loader_args = dict(samples_per_gpu=2, workers_per_gpu=2, num_gpus=len(cfg.gpu_ids), dist=distributed,
-                             seed=cfg.seed, runner_type=runner_type, persistent_workers=False)
+    train_loader_args = dict(
+        samples_per_gpu=2,
+        workers_per_gpu=2,
+        num_gpus=len(cfg.gpu_ids),
+        dist=distributed,
+        seed=cfg.seed,
+        runner_type=runner_type,
+        persistent_workers=False,
+    )
     train_loader_args.update(cfg.data.get("train_dataloader", {}))
     data_loaders = [build_dataloader(dataset, **train_loader_args) for dataset in datasets]
 
@@ -64,8 +81,9 @@ def train_detector(model, datasets, cfg, distributed: bool = False, validate: bo
 
     auto_scale_lr(cfg, distributed, logger)
     optimizer = build_optimizer(model, cfg.optimizer)
-    runner = build_runner(cfg.runner, default_args=dict(model=model, optimizer=optimizer, work_dir=cfg.work_dir,
-                                                        logger=logger, meta=meta))
+    runner = build_runner(
+        cfg.runner, default_args=dict(model=model, optimizer=optimizer, work_dir=cfg.work_dir, logger=logger, meta=meta)
+    )
     runner.timestamp = timestamp  # .log and .log.json get the same name
 
     fp16_cfg = cfg.get("fp16", None)
@@ -75,8 +93,14 @@ def train_detector(model, datasets, cfg, distributed: bool = False, validate: bo
         optimizer_config = OptimizerHook(**cfg.optimizer_config)
     else:
         optimizer_config = cfg.optimizer_config
-    runner.register_training_hooks(cfg.lr_config, optimizer_config, cfg.checkpoint_config, cfg.log_config,
-                                   cfg.get("momentum_config", None), custom_hooks_config=cfg.get("custom_hooks", None))
+    runner.register_training_hooks(
+        cfg.lr_config,
+        optimizer_config,
+        cfg.checkpoint_config,
+        cfg.log_config,
+        cfg.get("momentum_config", None),
+        custom_hooks_config=cfg.get("custom_hooks", None),
+    )
     if distributed and isinstance(runner, EpochBasedRunner):
         runner.register_hook(DistSamplerSeedHook())
     if not any(isinstance(hook, RandomStateHook) for hook in runner.hooks):
@@ -85,8 +109,9 @@ def train_detector(model, datasets, cfg, distributed: bool = False, validate: bo
         runner.register_hook(RandomStateHook(), priority="HIGHEST")
 
     if validate:
-        val_loader_args = dict(samples_per_gpu=1, workers_per_gpu=2, dist=distributed, shuffle=False,
-                               persistent_workers=False)
+        val_loader_args = dict(
+            samples_per_gpu=1, workers_per_gpu=2, dist=distributed, shuffle=False, persistent_workers=False
+        )
         val_loader_args.update(cfg.data.get("val_dataloader", {}))
         if val_loader_args["samples_per_gpu"] > 1:
             cfg.data.val.pipeline = replace_ImageToTensor(cfg.data.val.pipeline)

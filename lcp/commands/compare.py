@@ -24,24 +24,41 @@ from pathlib import Path
 from lcp.errors import LCPError
 from lcp.tracking import settings
 
-HELP = ("compare evaluated runs (AP, AP50, AP75 per scene and method, over seeds) with the paper's LCP results, "
-        "and summarise robustness sweeps (mPC, rPC)")
+HELP = (
+    "compare evaluated runs (AP, AP50, AP75 per scene and method, over seeds) with the paper's LCP results, "
+    "and summarise robustness sweeps (mPC, rPC)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--experiment", action="append", default=[], metavar="NAME",
-                        help="MLflow experiment (repeatable; default: every lcp/* experiment)")
-    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
-                        help="only runs with this tag value (repeatable), e.g. git.dirty=false")
+    parser.add_argument(
+        "--experiment",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="MLflow experiment (repeatable; default: every lcp/* experiment)",
+    )
+    parser.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only runs with this tag value (repeatable), e.g. git.dirty=false",
+    )
     since = parser.add_mutually_exclusive_group()
     since.add_argument("--since", metavar="ISO", help="only runs started at or after this time, e.g. 2026-11-01")
     since.add_argument("--days", type=float, metavar="N", help="only runs started in the last N days")
-    parser.add_argument("--out-dir", default=str(settings.project_root() / "results" / "compare"),
-                        help="folder of the tables and plot, replaced on every run (default: results/compare); "
-                             "a folder lcp did not write is refused")
-    parser.add_argument("--tracking-uri", metavar="URI",
-                        help="MLflow tracking URI when MLFLOW_TRACKING_URI is not set "
-                        "(default: results/mlflow/mlflow.db)")
+    parser.add_argument(
+        "--out-dir",
+        default=str(settings.project_root() / "results" / "compare"),
+        help="folder of the tables and plot, replaced on every run (default: results/compare); "
+        "a folder lcp did not write is refused",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI when MLFLOW_TRACKING_URI is not set (default: results/mlflow/mlflow.db)",
+    )
 
 
 def since_millis(since: str | None, days: float | None) -> int | None:

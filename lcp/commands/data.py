@@ -29,8 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="TOOL")
     tools = {**TOOLS, "convert": Tool(convert.HELP, convert.__name__, convert.add_arguments, convert.main)}
     for name, tool in tools.items():
-        command = sub.add_parser(name, help=tool.help, description=importlib.import_module(tool.doc_module).__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        command = sub.add_parser(
+            name,
+            help=tool.help,
+            description=importlib.import_module(tool.doc_module).__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         tool.add_arguments(command)
         command.set_defaults(_main=tool.main)
 
@@ -49,8 +53,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--num-images", type=int, default=300, help="number of images (default 300)")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
-    parser.add_argument("--beta", type=float, default=DEFAULT_BETA,
-                        help=f"fog attenuation coefficient in 1/m (default {DEFAULT_BETA})")
+    parser.add_argument(
+        "--beta", type=float, default=DEFAULT_BETA, help=f"fog attenuation coefficient in 1/m (default {DEFAULT_BETA})"
+    )
     parser.add_argument("--test-fraction", type=float, default=0.2, help="share of images in the test split")
     parser.add_argument("--overwrite", action="store_true", help="replace a scene folder an earlier lcp run wrote")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -59,12 +64,21 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from lcp.data.demo import make_demo
 
-    summary = make_demo(Path(args.out), seed=args.seed, num_images=args.num_images, size=args.size,
-                        beta=args.beta, test_fraction=args.test_fraction, overwrite=args.overwrite,
-                        progress=not args.no_progress)
+    summary = make_demo(
+        Path(args.out),
+        seed=args.seed,
+        num_images=args.num_images,
+        size=args.size,
+        beta=args.beta,
+        test_fraction=args.test_fraction,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
     counts = summary["counts"]
-    print(f"{args.out}: {counts['images']} images ({counts['train']} train, {counts['test']} test), "
-          f"{counts['objects']} objects, fog beta {args.beta:g}")
+    print(
+        f"{args.out}: {counts['images']} images ({counts['train']} train, {counts['test']} test), "
+        f"{counts['objects']} objects, fog beta {args.beta:g}"
+    )
     return 0
 
 
@@ -77,16 +91,19 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="degradation", required=True, metavar="DEGRADATION")
     for name, cls in DEGRADATIONS.items():
         # argparse %-formats help strings; the models' formulas may contain a literal '%'.
-        command = sub.add_parser(name, help=cls.model.replace("%", "%%"),
-                                 description=f"{cls.model}. {_depth_help(cls.depth_defaults)}")
+        command = sub.add_parser(
+            name, help=cls.model.replace("%", "%%"), description=f"{cls.model}. {_depth_help(cls.depth_defaults)}"
+        )
         _add_synth_common_arguments(command, cls.depth_defaults)
         cls.add_arguments(command)
 
 
 def _depth_help(d: dict[str, float]) -> str:
-    return (f"Depth: Cityscapes disparity (--disparity-dir + --camera-dir), else depth maps (--depth-dir), "
-            f"else a ground plane with horizon {d['horizon']:g} of the height, {d['near']:g} m at the "
-            f"bottom row, {d['far']:g} m at most.")
+    return (
+        f"Depth: Cityscapes disparity (--disparity-dir + --camera-dir), else depth maps (--depth-dir), "
+        f"else a ground plane with horizon {d['horizon']:g} of the height, {d['near']:g} m at the "
+        f"bottom row, {d['far']:g} m at most."
+    )
 
 
 def _add_synth_common_arguments(parser: argparse.ArgumentParser, d: dict[str, float]) -> None:
@@ -94,28 +111,53 @@ def _add_synth_common_arguments(parser: argparse.ArgumentParser, d: dict[str, fl
 
     parser.add_argument("--src", required=True, help="folder of clean images (.jpg/.png)")
     parser.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
-    parser.add_argument("--ann", action="append", default=[], metavar="COCO.json",
-                        help="COCO file over --src images to rewrite for the output (repeatable, "
-                             "one --ann-out each)")
-    parser.add_argument("--ann-out", action="append", default=[], metavar="OUT.json",
-                        help="where the rewritten --ann goes (file_names -> synthesised names)")
+    parser.add_argument(
+        "--ann",
+        action="append",
+        default=[],
+        metavar="COCO.json",
+        help="COCO file over --src images to rewrite for the output (repeatable, one --ann-out each)",
+    )
+    parser.add_argument(
+        "--ann-out",
+        action="append",
+        default=[],
+        metavar="OUT.json",
+        help="where the rewritten --ann goes (file_names -> synthesised names)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="processes (default: all cores); the output does not depend on it")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes (default: all cores); the output does not depend on it",
+    )
     parser.add_argument("--quality", type=int, default=JPEG_QUALITY, help=f"JPEG quality (default {JPEG_QUALITY})")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an output folder (and --ann-out files) an earlier lcp run wrote")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an output folder (and --ann-out files) an earlier lcp run wrote",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     depth = parser.add_argument_group("depth")
     depth.add_argument("--disparity-dir", help="Cityscapes disparity folder (*_disparity.png, searched recursively)")
     depth.add_argument("--camera-dir", help="Cityscapes camera folder (*_camera.json, searched recursively)")
     depth.add_argument("--depth-dir", help="depth maps <stem>.npy (metres) or <stem>.png (16-bit, metres*256)")
-    depth.add_argument("--near", type=float, default=d["near"],
-                       help=f"fallback ground plane: depth of the bottom row in m (default {d['near']:g})")
-    depth.add_argument("--far", type=float, default=d["far"],
-                       help=f"depth cap in m, for every source (default {d['far']:g})")
-    depth.add_argument("--horizon", type=float, default=d["horizon"],
-                       help=f"fallback ground plane: horizon row / height (default {d['horizon']:g})")
+    depth.add_argument(
+        "--near",
+        type=float,
+        default=d["near"],
+        help=f"fallback ground plane: depth of the bottom row in m (default {d['near']:g})",
+    )
+    depth.add_argument(
+        "--far", type=float, default=d["far"], help=f"depth cap in m, for every source (default {d['far']:g})"
+    )
+    depth.add_argument(
+        "--horizon",
+        type=float,
+        default=d["horizon"],
+        help=f"fallback ground plane: horizon row / height (default {d['horizon']:g})",
+    )
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -125,16 +167,25 @@ def run_synth(args: argparse.Namespace) -> int:
     from lcp.errors import LCPError
 
     degradation = DEGRADATIONS[args.degradation].from_args(args)
-    depth = DepthSource.from_folders(args.near, args.far, args.horizon, args.depth_dir,
-                                     args.disparity_dir, args.camera_dir)
+    depth = DepthSource.from_folders(
+        args.near, args.far, args.horizon, args.depth_dir, args.disparity_dir, args.camera_dir
+    )
     if len(args.ann) != len(args.ann_out):
         raise LCPError(f"--ann/--ann-out: give one --ann-out per --ann (got {len(args.ann)} and {len(args.ann_out)})")
-    sidecar = synthesise_folder(degradation, Path(args.src), Path(args.out), depth, seed=args.seed,
-                                workers=args.workers, annotations=list(zip(args.ann, args.ann_out, strict=True)),
-                                overwrite=args.overwrite, quality=args.quality, progress=not args.no_progress,
-                                depth_dirs=[args.depth_dir, args.disparity_dir, args.camera_dir])
-    print(f"{args.out}: {len(sidecar['images'])} {degradation.name} images from {args.src} "
-          f"(sidecar {SIDECAR_NAME})")
+    sidecar = synthesise_folder(
+        degradation,
+        Path(args.src),
+        Path(args.out),
+        depth,
+        seed=args.seed,
+        workers=args.workers,
+        annotations=list(zip(args.ann, args.ann_out, strict=True)),
+        overwrite=args.overwrite,
+        quality=args.quality,
+        progress=not args.no_progress,
+        depth_dirs=[args.depth_dir, args.disparity_dir, args.camera_dir],
+    )
+    print(f"{args.out}: {len(sidecar['images'])} {degradation.name} images from {args.src} (sidecar {SIDECAR_NAME})")
     note = fallback_note(sidecar)
     if note:
         print(note)
@@ -152,21 +203,37 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--lowq", required=True, help="folder of low-quality images")
     parser.add_argument("--clean", help="folder of clean images (needed for a synthesised set)")
-    parser.add_argument("--ann", nargs="+", default=[], metavar="COCO.json",
-                        help="annotation files to check (images looked up in --lowq, then --clean)")
+    parser.add_argument(
+        "--ann",
+        nargs="+",
+        default=[],
+        metavar="COCO.json",
+        help="annotation files to check (images looked up in --lowq, then --clean)",
+    )
     parser.add_argument("--classes", help="comma-separated class names the configs use, e.g. circle,square,triangle")
-    parser.add_argument("--degradation", choices=[*sorted(DEGRADATIONS), NONE],
-                        help="expected degradation (default: the sidecar's, else the file names' marker); "
-                             "none: a real low-quality set, its annotations and images checked alone")
-    parser.add_argument("--erased-below", type=float, default=ERASED_BELOW,
-                        help=f"a box whose visibility (the share of it the degradation leaves) is below this "
-                             f"is erased (default {ERASED_BELOW})")
-    parser.add_argument("--max-erased-share", type=float, default=MAX_ERASED_SHARE,
-                        help=f"fail when more than this share of a variant's boxes is erased "
-                             f"(default {MAX_ERASED_SHARE})")
+    parser.add_argument(
+        "--degradation",
+        choices=[*sorted(DEGRADATIONS), NONE],
+        help="expected degradation (default: the sidecar's, else the file names' marker); "
+        "none: a real low-quality set, its annotations and images checked alone",
+    )
+    parser.add_argument(
+        "--erased-below",
+        type=float,
+        default=ERASED_BELOW,
+        help=f"a box whose visibility (the share of it the degradation leaves) is below this "
+        f"is erased (default {ERASED_BELOW})",
+    )
+    parser.add_argument(
+        "--max-erased-share",
+        type=float,
+        default=MAX_ERASED_SHARE,
+        help=f"fail when more than this share of a variant's boxes is erased (default {MAX_ERASED_SHARE})",
+    )
     parser.add_argument("--report", help="write the machine-readable report here (json)")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
-                        help="processes (default: all cores)")
+    parser.add_argument(
+        "--workers", type=positive_int, default=os.cpu_count() or 1, help="processes (default: all cores)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -175,10 +242,17 @@ def run_check(args: argparse.Namespace) -> int:
     from lcp.io import write_json
 
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
-    report = check_set(Path(args.lowq), Path(args.clean) if args.clean else None, [Path(a) for a in args.ann],
-                       classes=classes, degradation=args.degradation, workers=args.workers,
-                       progress=not args.no_progress, erased_below=args.erased_below,
-                       max_erased_share=args.max_erased_share)
+    report = check_set(
+        Path(args.lowq),
+        Path(args.clean) if args.clean else None,
+        [Path(a) for a in args.ann],
+        classes=classes,
+        degradation=args.degradation,
+        workers=args.workers,
+        progress=not args.no_progress,
+        erased_below=args.erased_below,
+        max_erased_share=args.max_erased_share,
+    )
     if args.report:
         write_json(args.report, report)
     print(format_summary(report))
@@ -186,10 +260,23 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 TOOLS: dict[str, Tool] = {
-    "demo": Tool("generate the built-in demo scene: clean and foggy shapes with COCO annotations",
-                 "lcp.data.demo", add_demo_arguments, run_demo),
-    "synth": Tool("synthesise fog, rain or underwater images from clean ones (physical models, depth-aware)",
-                  "lcp.data.synth", add_synth_arguments, run_synth),
-    "check": Tool("check a low-quality set and its annotations, a synthesised one against its clean set "
-                  "(the gate before training)", "lcp.data.check", add_check_arguments, run_check),
+    "demo": Tool(
+        "generate the built-in demo scene: clean and foggy shapes with COCO annotations",
+        "lcp.data.demo",
+        add_demo_arguments,
+        run_demo,
+    ),
+    "synth": Tool(
+        "synthesise fog, rain or underwater images from clean ones (physical models, depth-aware)",
+        "lcp.data.synth",
+        add_synth_arguments,
+        run_synth,
+    ),
+    "check": Tool(
+        "check a low-quality set and its annotations, a synthesised one against its clean set "
+        "(the gate before training)",
+        "lcp.data.check",
+        add_check_arguments,
+        run_check,
+    ),
 }

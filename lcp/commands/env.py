@@ -12,8 +12,9 @@ HELP = "print the installed toolchain (torch, mmcv-full ops, mmdet, ...) and che
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--check", action="store_true",
-                        help="exit non-zero if a pinned package or mmcv's compiled ops are missing")
+    parser.add_argument(
+        "--check", action="store_true", help="exit non-zero if a pinned package or mmcv's compiled ops are missing"
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -24,16 +24,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", required=True, help="folder for crux_heatmap_0.png ... (may exist)")
     parser.add_argument("--count", type=int, default=4, help="number of test images drawn (default 4)")
     add_cfg_options(parser)
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace crux_heatmap_*.png files already in --out-dir")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace crux_heatmap_*.png files already in --out-dir"
+    )
     parser.add_argument("--gpu-id", type=int, default=0, help="GPU to use when there is one (default 0)")
 
 
 def main(args: argparse.Namespace) -> int:
     from lcp.report.heatmaps import write_crux_heatmaps
 
-    pictures = write_crux_heatmaps(args.config, args.checkpoint, args.out_dir, count=args.count,
-                                   overwrite=args.overwrite, cfg_options=parse_cfg_options(args.cfg_options),
-                                   gpu_id=args.gpu_id)
+    pictures = write_crux_heatmaps(
+        args.config,
+        args.checkpoint,
+        args.out_dir,
+        count=args.count,
+        overwrite=args.overwrite,
+        cfg_options=parse_cfg_options(args.cfg_options),
+        gpu_id=args.gpu_id,
+    )
     print(f"{len(pictures)} crux heat map{'s' * (len(pictures) != 1)} written to {args.out_dir}")
     return 0

@@ -33,8 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from lcp.apis.inference import infer_images
 
-    images = infer_images(args.config, args.checkpoint, args.images, args.out_dir, score_thr=args.score_thr,
-                          overwrite=args.overwrite, cfg_options=parse_cfg_options(args.cfg_options),
-                          gpu_id=args.gpu_id)
+    images = infer_images(
+        args.config,
+        args.checkpoint,
+        args.images,
+        args.out_dir,
+        score_thr=args.score_thr,
+        overwrite=args.overwrite,
+        cfg_options=parse_cfg_options(args.cfg_options),
+        gpu_id=args.gpu_id,
+    )
     print(f"{len(images)} images -> {args.out_dir}")
     return 0

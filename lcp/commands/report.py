@@ -33,24 +33,40 @@ def _named_path(text: str) -> tuple[str, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="report_command", required=True, metavar="REPORT")
     metrics = sub.add_parser("metrics", help="methods side by side on one test set: AP, AP50, AP75, class-wise")
-    metrics.add_argument("--eval", dest="evals", type=_named_path, action="append", required=True,
-                         metavar="METHOD[/seedN]=EVAL.json",
-                         help="an `lcp test --eval-out` file; repeatable. Name each seed's file METHOD/seedN "
-                              "for the mean and spread over seeds and the paired LCP - baseline per seed")
+    metrics.add_argument(
+        "--eval",
+        dest="evals",
+        type=_named_path,
+        action="append",
+        required=True,
+        metavar="METHOD[/seedN]=EVAL.json",
+        help="an `lcp test --eval-out` file; repeatable. Name each seed's file METHOD/seedN "
+        "for the mean and spread over seeds and the paired LCP - baseline per seed",
+    )
     metrics.add_argument("--csv", required=True, help="the table, one row per method")
     metrics.add_argument("--markdown", help="summary page with the tables")
     metrics.add_argument("--plot", help="class-wise AP bar chart (png)")
     metrics.add_argument("--html", help="the summary page as HTML (what Snakemake's report shows in the page)")
-    metrics.add_argument("--samples", type=_named_path, action="append", default=[], metavar="METHOD=PICTURE",
-                         help="a sample detection picture shown in the --html page, methods side by side; "
-                              "repeatable, in image order")
+    metrics.add_argument(
+        "--samples",
+        type=_named_path,
+        action="append",
+        default=[],
+        metavar="METHOD=PICTURE",
+        help="a sample detection picture shown in the --html page, methods side by side; repeatable, in image order",
+    )
     metrics.add_argument("--title", default="results", help="title of the page and plot (e.g. the scene)")
     metrics.set_defaults(_main=main_metrics)
     robustness = sub.add_parser("robustness", help="AP of each method against a degradation parameter")
-    robustness.add_argument("--eval", dest="evals", type=_named_path, action="append", required=True,
-                            metavar="METHOD[/seedN]@PARAMETER_VALUE=EVAL.json",
-                            help="an `lcp test --eval-out` file, e.g. lcp@beta_0.02=... or "
-                                 "lcp/seed1@beta_0.02=...; repeatable")
+    robustness.add_argument(
+        "--eval",
+        dest="evals",
+        type=_named_path,
+        action="append",
+        required=True,
+        metavar="METHOD[/seedN]@PARAMETER_VALUE=EVAL.json",
+        help="an `lcp test --eval-out` file, e.g. lcp@beta_0.02=... or lcp/seed1@beta_0.02=...; repeatable",
+    )
     robustness.add_argument("--csv", required=True, help="long table: method, parameter, value, AP, AP50, AP75")
     robustness.add_argument("--plot", help="AP against the parameter (png)")
     robustness.add_argument("--html", help="the table as an HTML page")
@@ -63,8 +79,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     detections = sub.add_parser("detections", help="a detector's boxes on the first test images (jpg pictures)")
     detections.add_argument("config", help="mmdet config file the checkpoint was trained with (its data.test is drawn)")
     detections.add_argument("checkpoint", help="checkpoint file (.pth)")
-    detections.add_argument("--out", dest="outputs", action="append", required=True, metavar="PICTURE.jpg",
-                            help="a picture to write, one per test image in data-set order; repeatable")
+    detections.add_argument(
+        "--out",
+        dest="outputs",
+        action="append",
+        required=True,
+        metavar="PICTURE.jpg",
+        help="a picture to write, one per test image in data-set order; repeatable",
+    )
     add_cfg_options(detections)
     detections.add_argument("--gpu-id", type=int, default=0, help="GPU to use when there is one (default 0)")
     detections.set_defaults(_main=main_detections)
@@ -117,9 +139,12 @@ def main_metrics(args: argparse.Namespace) -> int:
     if args.plot:
         mean, std = method_statistics(evaluations)
         several = several_seeds(group_by_method(evaluations))
-        plot_classwise(classwise_table(mean), args.plot,
-                       f"{args.title}: class-wise AP" + (" (mean and std over seeds)" if several else ""),
-                       errors=classwise_table(std) if several else None)
+        plot_classwise(
+            classwise_table(mean),
+            args.plot,
+            f"{args.title}: class-wise AP" + (" (mean and std over seeds)" if several else ""),
+            errors=classwise_table(std) if several else None,
+        )
     print(table[["AP", "AP50", "AP75"]].to_string(float_format=lambda v: f"{v:.1f}"))
     return 0
 
@@ -137,8 +162,10 @@ def main_robustness(args: argparse.Namespace) -> int:
         plot_robustness(table, args.plot, f"{args.title}: AP against {table['parameter'].iloc[0]}{spread}")
     if args.html:
         title = f"{args.title}: AP against {table['parameter'].iloc[0]}"
-        write_text(args.html, page(title, f"<h1>{html.escape(title)}</h1>\n<p>COCO box AP in percent.</p>\n"
-                                          + frame_to_html(table)))
+        write_text(
+            args.html,
+            page(title, f"<h1>{html.escape(title)}</h1>\n<p>COCO box AP in percent.</p>\n" + frame_to_html(table)),
+        )
     print(table.to_string(index=False))
     return 0
 
@@ -158,7 +185,8 @@ def main_detections(args: argparse.Namespace) -> int:
     from lcp.apis.options import parse_cfg_options
     from lcp.report.detections import draw_sample_detections
 
-    draw_sample_detections(args.config, args.checkpoint, args.outputs, parse_cfg_options(args.cfg_options),
-                           gpu_id=args.gpu_id)
+    draw_sample_detections(
+        args.config, args.checkpoint, args.outputs, parse_cfg_options(args.cfg_options), gpu_id=args.gpu_id
+    )
     print(f"{len(args.outputs)} sample detection picture{'s' * (len(args.outputs) != 1)} written")
     return 0

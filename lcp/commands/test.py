@@ -46,24 +46,39 @@ def worker_count(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="mmdet config file the checkpoint was trained with")
     parser.add_argument("checkpoint", help="checkpoint file (.pth)")
-    parser.add_argument("--eval", nargs="+", choices=["bbox"], default=[],
-                        help="metrics to compute and print (bbox: COCO AP, AP50, AP75, class-wise)")
+    parser.add_argument(
+        "--eval",
+        nargs="+",
+        choices=["bbox"],
+        default=[],
+        help="metrics to compute and print (bbox: COCO AP, AP50, AP75, class-wise)",
+    )
     parser.add_argument("--eval-out", metavar="JSON", help="write the metrics as json (implies --eval bbox)")
     add_eval_options(parser)
-    parser.add_argument("--format-only", action="store_true",
-                        help="only write the detections in COCO's results format to PREFIX.bbox.json, without "
-                             "evaluating (needs --eval-options jsonfile_prefix=PREFIX)")
+    parser.add_argument(
+        "--format-only",
+        action="store_true",
+        help="only write the detections in COCO's results format to PREFIX.bbox.json, without "
+        "evaluating (needs --eval-options jsonfile_prefix=PREFIX)",
+    )
     parser.add_argument("--out", metavar="PKL", help="write the raw detections as a pickle file")
     parser.add_argument("--show-dir", metavar="DIR", help="draw each test image with its detections into DIR")
-    parser.add_argument("--show-score-thr", type=float, default=0.3,
-                        help="lowest score drawn with --show-dir (default 0.3)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace existing --out/--eval-out/results files and a --show-dir lcp wrote")
+    parser.add_argument(
+        "--show-score-thr", type=float, default=0.3, help="lowest score drawn with --show-dir (default 0.3)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing --out/--eval-out/results files and a --show-dir lcp wrote",
+    )
     add_cfg_options(parser)
     parser.add_argument("--fp16", action="store_true", help="run the model in half precision (mmdet's fp16)")
     parser.add_argument("--gpu-id", type=int, default=0, help="GPU to use when there is one (default 0)")
-    parser.add_argument("--workers", type=worker_count,
-                        help="data-loader processes, 0 loads in the main process (default: the config's)")
+    parser.add_argument(
+        "--workers",
+        type=worker_count,
+        help="data-loader processes, 0 loads in the main process (default: the config's)",
+    )
     add_tracking_arguments(parser, default_step="evaluate", checkpoint_upload=False)
 
 
@@ -75,8 +90,10 @@ def crux_health(statistics) -> dict:
     if stats is None:
         raise LCPError("crux health: the test set gave no crux masks to measure")
     record = health_record(stats)
-    print("crux learner: mask mean {mask_mean:.3g}, std {mask_std:.3g}, spatial std {mask_spatial_std:.3g}, "
-          "{mask_frac_above_half:.1%} of pixels above 0.5".format(**record))
+    print(
+        "crux learner: mask mean {mask_mean:.3g}, std {mask_std:.3g}, spatial std {mask_spatial_std:.3g}, "
+        "{mask_frac_above_half:.1%} of pixels above 0.5".format(**record)
+    )
     print(record["verdict"] or "crux learner alive")
     return record
 
@@ -88,8 +105,9 @@ def _checked_outputs(args: argparse.Namespace, eval_options: dict) -> dict[str, 
     if args.format_only and metrics_wanted:
         raise LCPError("--format-only writes the detections without evaluating; leave out --eval/--eval-out")
     if args.format_only and not prefix:
-        raise LCPError("--format-only: give where the results go, --eval-options jsonfile_prefix=PREFIX "
-                       "(writes PREFIX.bbox.json)")
+        raise LCPError(
+            "--format-only: give where the results go, --eval-options jsonfile_prefix=PREFIX (writes PREFIX.bbox.json)"
+        )
     if not (metrics_wanted or args.out or args.format_only or args.show_dir):
         raise LCPError("nothing to do: give --eval bbox, --eval-out JSON, --out PKL, --format-only and/or --show-dir")
     if not 0 <= args.show_score_thr <= 1:
@@ -135,8 +153,7 @@ def main(args: argparse.Namespace) -> int:
 
     test_cfg = cfg.data.test
     test_cfg.test_mode = True
-    loader_cfg = dict(samples_per_gpu=1, workers_per_gpu=cfg.data.get("workers_per_gpu", 2),
-                      dist=False, shuffle=False)
+    loader_cfg = dict(samples_per_gpu=1, workers_per_gpu=cfg.data.get("workers_per_gpu", 2), dist=False, shuffle=False)
     loader_cfg.update(cfg.data.get("test_dataloader", {}))
     if args.workers is not None:
         loader_cfg["workers_per_gpu"] = args.workers
@@ -154,11 +171,14 @@ def main(args: argparse.Namespace) -> int:
     model = build_test_model(cfg, args.checkpoint, fp16=args.fp16 or cfg.get("fp16") is not None)
     trained_for = checkpoint_classes(args.checkpoint)
     if trained_for is not None and tuple(trained_for) != tuple(dataset.CLASSES):
-        raise LCPError(f"{args.checkpoint}: trained for classes {list(trained_for)}, but the test set of "
-                       f"{args.config} has {list(dataset.CLASSES)}")
+        raise LCPError(
+            f"{args.checkpoint}: trained for classes {list(trained_for)}, but the test set of "
+            f"{args.config} has {list(dataset.CLASSES)}"
+        )
     model.CLASSES = dataset.CLASSES
-    model = MMDataParallel(model.cuda(args.gpu_id), device_ids=[args.gpu_id]) if device == "cuda" \
-        else MMDataParallel(model)
+    model = (
+        MMDataParallel(model.cuda(args.gpu_id), device_ids=[args.gpu_id]) if device == "cuda" else MMDataParallel(model)
+    )
 
     health = None
     detector = getattr(model, "module", model)
@@ -186,12 +206,20 @@ def main(args: argparse.Namespace) -> int:
         if eval_options:
             metrics["eval_options"] = eval_options
         if args.eval_out:
-            write_json(args.eval_out, {**metrics, "num_images": len(dataset), "config": args.config,
-                                       "checkpoint": args.checkpoint}, overwrite=True)
+            write_json(
+                args.eval_out,
+                {**metrics, "num_images": len(dataset), "config": args.config, "checkpoint": args.checkpoint},
+                overwrite=True,
+            )
             print(f"metrics written to {args.eval_out}")
         if track:
             from lcp.tracking import log_evaluation
 
-            log_evaluation(args.eval_out or {**metrics, "num_images": len(dataset)}, **names, config=cfg,
-                           checkpoint=args.checkpoint, tracking_uri=args.tracking_uri)
+            log_evaluation(
+                args.eval_out or {**metrics, "num_images": len(dataset)},
+                **names,
+                config=cfg,
+                checkpoint=args.checkpoint,
+                tracking_uri=args.tracking_uri,
+            )
     return 0

@@ -7,8 +7,10 @@ import argparse
 import shlex
 import sys
 
-HELP = ("MLflow tracking: send what runs could not send (sync), print the store's URI (uri), repair a moved "
-        "store (relocate)")
+HELP = (
+    "MLflow tracking: send what runs could not send (sync), print the store's URI (uri), repair a moved "
+    "store (relocate)"
+)
 EPILOG = """plumbing, run by the workflow's rules (each has --help):
   open-invocation, close-invocation   the parent runs of a workflow invocation
   log-artifacts                       check reports, report tables and plots as a run"""
@@ -21,30 +23,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="tracking_command", required=True, metavar="ACTION")
 
     # plumbing: add_parser without help= keeps an action out of the list
-    opened = sub.add_parser("open-invocation", description="create the parent runs of a workflow invocation and "
-                            "print the environment its jobs need (as shell exports)")
+    opened = sub.add_parser(
+        "open-invocation",
+        description="create the parent runs of a workflow invocation and "
+        "print the environment its jobs need (as shell exports)",
+    )
     opened.add_argument("--scene", action="append", required=True, help="scene of the invocation (repeatable)")
     opened.add_argument("--invocation-id", help="default: $LCP_INVOCATION_ID, else a new id")
     opened.add_argument("--tracking-uri", help=URI_HELP)
     opened.set_defaults(_main=main_open)
 
-    closed = sub.add_parser("close-invocation", description="group the invocation's runs under its parents and "
-                            "end them")
-    closed.add_argument("--status", choices=["FINISHED", "FAILED", "KILLED"], default="FINISHED",
-                        help="how the invocation ended (default FINISHED)")
+    closed = sub.add_parser(
+        "close-invocation", description="group the invocation's runs under its parents and end them"
+    )
+    closed.add_argument(
+        "--status",
+        choices=["FINISHED", "FAILED", "KILLED"],
+        default="FINISHED",
+        help="how the invocation ended (default FINISHED)",
+    )
     closed.add_argument("--invocation-id", help="default: $LCP_INVOCATION_ID")
     closed.add_argument("--tracking-uri", help=URI_HELP)
     closed.set_defaults(_main=main_close)
 
     sync = sub.add_parser("sync", help="send what runs could not send (their mlflow-pending/ journals), once")
-    sync.add_argument("paths", nargs="+", metavar="WORK_DIR",
-                      help="work dirs (searched recursively for mlflow-pending/*.jsonl) or journal files")
-    sync.add_argument("--tracking-uri", help="send there (default: $MLFLOW_TRACKING_URI, else the URI each "
-                      "journal recorded)")
+    sync.add_argument(
+        "paths",
+        nargs="+",
+        metavar="WORK_DIR",
+        help="work dirs (searched recursively for mlflow-pending/*.jsonl) or journal files",
+    )
+    sync.add_argument(
+        "--tracking-uri", help="send there (default: $MLFLOW_TRACKING_URI, else the URI each journal recorded)"
+    )
     sync.set_defaults(_main=main_sync)
 
-    files = sub.add_parser("log-artifacts", description="log files (check reports, report tables, plots) as a run "
-                           "SCENE/STEP/METHOD")
+    files = sub.add_parser(
+        "log-artifacts", description="log files (check reports, report tables, plots) as a run SCENE/STEP/METHOD"
+    )
     files.add_argument("files", nargs="+", metavar="FILE", help="files to log")
     files.add_argument("--scene", required=True, help="scene the files belong to")
     files.add_argument("--step", required=True, help="e.g. check, report")
@@ -58,14 +74,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--tracking-uri", help=URI_HELP)
     where.set_defaults(_main=main_uri)
 
-    moved = sub.add_parser("relocate", help="after moving or copying results/: point the local store's artifact "
-                           "locations at where it is now, so mlflow ui shows the artifacts again")
-    moved.add_argument("store", nargs="?", metavar="STORE",
-                       help="sqlite:///PATH/mlflow.db, the database file or its folder (default: the store "
-                       "`lcp tracking uri` prints)")
-    moved.add_argument("--from", dest="from_folder", metavar="OLD_FOLDER",
-                       help="the store's folder before the move; needed only when the folder was renamed, or "
-                       "locations point into several old folders")
+    moved = sub.add_parser(
+        "relocate",
+        help="after moving or copying results/: point the local store's artifact "
+        "locations at where it is now, so mlflow ui shows the artifacts again",
+    )
+    moved.add_argument(
+        "store",
+        nargs="?",
+        metavar="STORE",
+        help="sqlite:///PATH/mlflow.db, the database file or its folder (default: the store `lcp tracking uri` prints)",
+    )
+    moved.add_argument(
+        "--from",
+        dest="from_folder",
+        metavar="OLD_FOLDER",
+        help="the store's folder before the move; needed only when the folder was renamed, or "
+        "locations point into several old folders",
+    )
     moved.set_defaults(_main=main_relocate)
 
 
@@ -76,8 +102,9 @@ def main(args: argparse.Namespace) -> int:  # replaced by the chosen action's ma
 def main_open(args: argparse.Namespace) -> int:
     from lcp.tracking.invocation import open_invocation
 
-    invocation = open_invocation(args.scene, tracking_uri=args.tracking_uri, invocation_id=args.invocation_id,
-                                 set_env=False)
+    invocation = open_invocation(
+        args.scene, tracking_uri=args.tracking_uri, invocation_id=args.invocation_id, set_env=False
+    )
     for name, value in invocation.environment().items():
         print(f"export {name}={shlex.quote(value)}")
     return 0
@@ -107,16 +134,26 @@ def main_sync(args: argparse.Namespace) -> int:
         print(f"{result.journal}: run {result.run_id or '(not created)'}: sent {result.sent}, {state}")
         incomplete += result.remaining > 0
     if incomplete:
-        print(f"lcp tracking sync: {incomplete} journal(s) not complete, nothing was dropped; fix the reason "
-              "above (a server down, the wrong --tracking-uri, a deleted run) and sync again", file=sys.stderr)
+        print(
+            f"lcp tracking sync: {incomplete} journal(s) not complete, nothing was dropped; fix the reason "
+            "above (a server down, the wrong --tracking-uri, a deleted run) and sync again",
+            file=sys.stderr,
+        )
     return 1 if incomplete else 0
 
 
 def main_log_artifacts(args: argparse.Namespace) -> int:
     from lcp.tracking.api import log_files
 
-    run_id = log_files(args.files, scene=args.scene, step=args.step, method=args.method, variant=args.variant,
-                       artifact_path=args.artifact_path, tracking_uri=args.tracking_uri)
+    run_id = log_files(
+        args.files,
+        scene=args.scene,
+        step=args.step,
+        method=args.method,
+        variant=args.variant,
+        artifact_path=args.artifact_path,
+        tracking_uri=args.tracking_uri,
+    )
     print(f"logged {len(args.files)} file(s) to run {run_id or '(pending: see lcp tracking sync)'}")
     return 0
 
@@ -127,8 +164,9 @@ def main_uri(args: argparse.Namespace) -> int:
     target = settings.resolve_target(args.tracking_uri)
     print(target.uri)
     if settings.missing_store(target.uri):
-        print(f"not created yet: {settings.missing_store(target.uri)} (the first tracked run creates it)",
-              file=sys.stderr)
+        print(
+            f"not created yet: {settings.missing_store(target.uri)} (the first tracked run creates it)", file=sys.stderr
+        )
         return 0
     if target.uri.startswith(("http://", "https://")):
         print(f"browse: open {target.uri} in a browser", file=sys.stderr)
@@ -151,8 +189,10 @@ def main_relocate(args: argparse.Namespace) -> int:
     from_folder = Path(args.from_folder).expanduser().absolute() if args.from_folder else None
     plan = relocate(database, from_folder)
     if not plan.changes:
-        print(f"{database}: nothing to change, no artifact location points into an earlier place of this store "
-              "(if its folder was renamed when it moved, pass --from OLD_FOLDER)")
+        print(
+            f"{database}: nothing to change, no artifact location points into an earlier place of this store "
+            "(if its folder was renamed when it moved, pass --from OLD_FOLDER)"
+        )
         return 0
     old = next(iter(plan.old_folders))
     print(f"{database}: artifact locations moved from {old} to {plan.store}")

@@ -13,23 +13,34 @@ def add_tracking_arguments(parser: argparse.ArgumentParser, default_step: str, c
     group = parser.add_argument_group(
         "MLflow tracking",
         "On with --track, or when MLFLOW_TRACKING_URI is set (--no-track turns it off). The store is "
-        "$MLFLOW_TRACKING_URI, else --tracking-uri, else results/mlflow/mlflow.db (sqlite) in the checkout.")
+        "$MLFLOW_TRACKING_URI, else --tracking-uri, else results/mlflow/mlflow.db (sqlite) in the checkout.",
+    )
     switch = group.add_mutually_exclusive_group()
     switch.add_argument("--track", dest="track", action="store_true", default=None, help="log this run to MLflow")
     switch.add_argument("--no-track", dest="track", action="store_false", help="do not log to MLflow")
-    group.add_argument("--tracking-uri", metavar="URI",
-                       help="MLflow tracking URI when MLFLOW_TRACKING_URI is not set (implies --track)")
-    group.add_argument("--scene", help="scene name: the run goes to experiment lcp/SCENE "
-                       "(default: the config file's name)")
-    group.add_argument("--method", choices=["baseline", "lcp"],
-                       help="default: lcp for an LCPDetector config, else baseline")
-    group.add_argument("--step", default=default_step,
-                       help=f"workflow step in the run name SCENE/STEP/METHOD (default: {default_step})")
+    group.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI when MLFLOW_TRACKING_URI is not set (implies --track)",
+    )
+    group.add_argument(
+        "--scene", help="scene name: the run goes to experiment lcp/SCENE (default: the config file's name)"
+    )
+    group.add_argument(
+        "--method", choices=["baseline", "lcp"], help="default: lcp for an LCPDetector config, else baseline"
+    )
+    group.add_argument(
+        "--step",
+        default=default_step,
+        help=f"workflow step in the run name SCENE/STEP/METHOD (default: {default_step})",
+    )
     group.add_argument("--variant", help="extra run-name part, e.g. a robustness severity (beta_0.02)")
     if checkpoint_upload:
-        group.add_argument("--log-checkpoint", action="store_true",
-                           help="upload the final checkpoint to MLflow as the artifact model/<file> "
-                           "(default: its path as a tag only)")
+        group.add_argument(
+            "--log-checkpoint",
+            action="store_true",
+            help="upload the final checkpoint to MLflow as the artifact model/<file> (default: its path as a tag only)",
+        )
 
 
 def tracking_wanted(args: argparse.Namespace) -> bool:
@@ -40,5 +51,6 @@ def tracking_names(args: argparse.Namespace, cfg) -> dict[str, Any]:
     """scene/step/method/variant from the flags (lcp.tracking.api.run_names fills in the defaults)."""
     from lcp.tracking.api import run_names
 
-    return run_names(cfg, scene=args.scene, step=args.step, method=args.method, variant=args.variant,
-                     tracking_uri=args.tracking_uri)
+    return run_names(
+        cfg, scene=args.scene, step=args.step, method=args.method, variant=args.variant, tracking_uri=args.tracking_uri
+    )

@@ -46,33 +46,50 @@ HELP = "train a detector (plain Cascade R-CNN or LCP) from an mmdet config; resu
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="mmdet config file, e.g. config/mmdet/lcp_r50_urpc.py")
-    parser.add_argument("--work-dir", help="where checkpoints and logs go "
-                        "(default: the config's work_dir, else work_dirs/CONFIG_NAME)")
+    parser.add_argument(
+        "--work-dir", help="where checkpoints and logs go (default: the config's work_dir, else work_dirs/CONFIG_NAME)"
+    )
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume-from", metavar="CKPT", help="resume model, optimizer and epoch from CKPT")
-    resume.add_argument("--auto-resume", action="store_true",
-                        help="resume from the newest complete checkpoint in the work dir, if any")
-    parser.add_argument("--load-from", metavar="CKPT",
-                        help="initial weights, loaded non-strictly (overrides the config's load_from)")
+    resume.add_argument(
+        "--auto-resume", action="store_true", help="resume from the newest complete checkpoint in the work dir, if any"
+    )
+    parser.add_argument(
+        "--load-from", metavar="CKPT", help="initial weights, loaded non-strictly (overrides the config's load_from)"
+    )
     parser.add_argument("--no-validate", action="store_true", help="skip evaluation during training")
     add_cfg_options(parser)
     parser.add_argument("--seed", type=int, help="random seed (default: the config's seed)")
-    parser.add_argument("--auto-scale-lr", action="store_true",
-                        help="scale the lr linearly from the config's auto_scale_lr.base_batch_size to the "
-                             "actual total batch (GPUs x samples_per_gpu), as mmdet's --auto-scale-lr")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="deterministic cuDNN settings (also turns the config's cudnn_benchmark off)")
-    parser.add_argument("--fp16", action="store_true",
-                        help="mixed precision (mmdet's fp16; the config's `fp16` settings, else a dynamic "
-                             "loss scale); needs a GPU")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none",
-                        help="distributed launcher: pytorch (torchrun) or slurm (srun, one task per GPU); "
-                             "default: none, one process")
-    parser.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int, default=0,
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--auto-scale-lr",
+        action="store_true",
+        help="scale the lr linearly from the config's auto_scale_lr.base_batch_size to the "
+        "actual total batch (GPUs x samples_per_gpu), as mmdet's --auto-scale-lr",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic cuDNN settings (also turns the config's cudnn_benchmark off)",
+    )
+    parser.add_argument(
+        "--fp16",
+        action="store_true",
+        help="mixed precision (mmdet's fp16; the config's `fp16` settings, else a dynamic loss scale); needs a GPU",
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=["none", "pytorch", "slurm"],
+        default="none",
+        help="distributed launcher: pytorch (torchrun) or slurm (srun, one task per GPU); default: none, one process",
+    )
+    parser.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int, default=0, help=argparse.SUPPRESS)
     gpus = parser.add_mutually_exclusive_group()
-    gpus.add_argument("--gpus", type=int, help="train on N GPUs, one process each (started with srun inside a "
-                                               "SLURM job of N tasks, else with torchrun on this machine)")
+    gpus.add_argument(
+        "--gpus",
+        type=int,
+        help="train on N GPUs, one process each (started with srun inside a "
+        "SLURM job of N tasks, else with torchrun on this machine)",
+    )
     gpus.add_argument("--gpu-id", type=int, default=0, help="GPU to use without a launcher (default 0)")
     add_tracking_arguments(parser, default_step="train")
 
@@ -99,8 +116,10 @@ def _resume_checkpoint(args: argparse.Namespace, cfg, work_dir: Path) -> str | N
         return cfg.resume_from
     existing = numbered_checkpoints(work_dir)
     if existing:
-        raise LCPError(f"{work_dir}: already holds checkpoints (newest {existing[0].name}); pass "
-                       "--auto-resume to continue that run, or choose another --work-dir")
+        raise LCPError(
+            f"{work_dir}: already holds checkpoints (newest {existing[0].name}); pass "
+            "--auto-resume to continue that run, or choose another --work-dir"
+        )
     return None
 
 
@@ -155,8 +174,10 @@ def _check_schedule(cfg, source: str) -> None:
 def _enable_auto_scale_lr(cfg, source: str) -> None:
     settings = cfg.get("auto_scale_lr")
     if not settings or not settings.get("base_batch_size"):
-        raise LCPError(f"{source}: --auto-scale-lr needs auto_scale_lr.base_batch_size, the total batch the "
-                       "config's lr is for; add it, e.g. --cfg-options +auto_scale_lr.base_batch_size=16")
+        raise LCPError(
+            f"{source}: --auto-scale-lr needs auto_scale_lr.base_batch_size, the total batch the "
+            "config's lr is for; add it, e.g. --cfg-options +auto_scale_lr.base_batch_size=16"
+        )
     settings.enable = True
 
 
@@ -175,8 +196,13 @@ def _checked_config(args: argparse.Namespace):
     if tracking_wanted(args):
         from lcp.tracking import add_tracking
 
-        add_tracking(cfg, **tracking_names(args, cfg), tracking_uri=args.tracking_uri,
-                     log_checkpoint=args.log_checkpoint, config_file=args.config)
+        add_tracking(
+            cfg,
+            **tracking_names(args, cfg),
+            tracking_uri=args.tracking_uri,
+            log_checkpoint=args.log_checkpoint,
+            config_file=args.config,
+        )
     check_dataset_cfg(cfg.data.train, for_training=True)
     if not args.no_validate:
         check_dataset_cfg(cfg.data.val)
@@ -245,8 +271,10 @@ def main(args: argparse.Namespace) -> int:
     if args.fp16 and cfg.get("fp16") is None:
         cfg.fp16 = dict(loss_scale="dynamic")
     if cfg.get("fp16") is not None and cfg.device != "cuda":
-        raise LCPError(f"{args.config}: fp16 training runs under CUDA autocast and no GPU is visible; "
-                       "drop --fp16 (or the config's fp16) to train on the CPU")
+        raise LCPError(
+            f"{args.config}: fp16 training runs under CUDA autocast and no GPU is visible; "
+            "drop --fp16 (or the config's fp16) to train on the CPU"
+        )
     # fixed input sizes (resize to img_scale, pad to 32) make cuDNN's autotuning pay off
     torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", False))
 
@@ -281,17 +309,24 @@ def main(args: argparse.Namespace) -> int:
         logger.info("Resuming from %s", cfg.resume_from)
     elif cfg.get("load_from"):
         missing, unexpected = load_lcp_checkpoint(model, cfg.load_from, strict=False)
-        logger.info("Initialised from %s; %d keys missing from it (keep their initialisation): %s; "
-                    "%d unexpected keys ignored: %s", cfg.load_from, len(missing), ", ".join(missing) or "-",
-                    len(unexpected), ", ".join(unexpected) or "-")
+        logger.info(
+            "Initialised from %s; %d keys missing from it (keep their initialisation): %s; "
+            "%d unexpected keys ignored: %s",
+            cfg.load_from,
+            len(missing),
+            ", ".join(missing) or "-",
+            len(unexpected),
+            ", ".join(unexpected) or "-",
+        )
         cfg.load_from = None  # loaded; mmdet's train_detector would load it again, silently
     if cfg.checkpoint_config is not None:
         cfg.checkpoint_config.meta = dict(mmdet_version=mmdet_version, CLASSES=datasets[0].CLASSES)
     model.CLASSES = datasets[0].CLASSES
 
     meta = dict(env_info=env_info, config=cfg.pretty_text, seed=seed, exp_name=Path(args.config).name)
-    train_detector(model, datasets, cfg, distributed=distributed, validate=not args.no_validate,
-                   timestamp=timestamp, meta=meta)
+    train_detector(
+        model, datasets, cfg, distributed=distributed, validate=not args.no_validate, timestamp=timestamp, meta=meta
+    )
     if distributed:
         dist.barrier()
         dist.destroy_process_group()

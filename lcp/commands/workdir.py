@@ -13,13 +13,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="workdir_command", required=True, metavar="ACTION")
     begin_parser = sub.add_parser("begin", help="keep DIR for resuming, or empty it when it cannot be resumed")
     begin_parser.add_argument("work_dir", metavar="DIR", help="the training work dir")
-    begin_parser.add_argument("--request", required=True,
-                              help="what the run is asked to do (e.g. the training command line)")
-    begin_parser.add_argument("--input", dest="inputs", action="append", default=[], metavar="PATH",
-                              help="a file the run reads (config, initial checkpoint); repeatable")
-    begin_parser.add_argument("--checkpoint", metavar="OUT",
-                              help="where `finish` will publish the checkpoint: holds a placeholder until then, so "
-                            "that a killed job leaves an output snakemake knows is incomplete")
+    begin_parser.add_argument(
+        "--request", required=True, help="what the run is asked to do (e.g. the training command line)"
+    )
+    begin_parser.add_argument(
+        "--input",
+        dest="inputs",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a file the run reads (config, initial checkpoint); repeatable",
+    )
+    begin_parser.add_argument(
+        "--checkpoint",
+        metavar="OUT",
+        help="where `finish` will publish the checkpoint: holds a placeholder until then, so "
+        "that a killed job leaves an output snakemake knows is incomplete",
+    )
     begin_parser.set_defaults(_main=main_begin)
     finish_parser = sub.add_parser("finish", help="publish DIR's last checkpoint as OUT and mark DIR finished")
     finish_parser.add_argument("work_dir", metavar="DIR", help="the training work dir")

@@ -62,33 +62,43 @@ def check_categories(ann_file: str, classes: Sequence[str], data: dict | None = 
     if missing:
         raise LCPError(
             f"{ann_file}: categories do not match the config's classes: "
-            f"missing {missing}; the file has {in_file}, the config has {classes}")
+            f"missing {missing}; the file has {in_file}, the config has {classes}"
+        )
     in_file_order = [name for name in in_file if name in classes]
     if in_file_order != classes:
         raise LCPError(
             f"{ann_file}: categories are in another order than the config's classes: "
             f"the file has {in_file_order}, the config has {classes} "
-            "(mmdet numbers labels in the file's order; reorder `classes`)")
+            "(mmdet numbers labels in the file's order; reorder `classes`)"
+        )
 
 
 def _has_trainable_box(data: dict, classes: Sequence[str] | None) -> bool:
     """Whether mmdet's CocoDataset would train on any box: one of the classes, not crowd or
     ignored, at least 1 px wide and high (its _parse_ann_info drops the others)."""
-    wanted = {category.get("id") for category in data["categories"]
-              if isinstance(category, dict) and (classes is None or str(category.get("name")) in classes)}
+    wanted = {
+        category.get("id")
+        for category in data["categories"]
+        if isinstance(category, dict) and (classes is None or str(category.get("name")) in classes)
+    }
     for ann in data.get("annotations") or []:
-        if not isinstance(ann, dict) or ann.get("category_id") not in wanted or ann.get("iscrowd") \
-                or ann.get("ignore"):
+        if not isinstance(ann, dict) or ann.get("category_id") not in wanted or ann.get("iscrowd") or ann.get("ignore"):
             continue
         bbox = ann.get("bbox")
-        if isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox) \
-                and bbox[2] >= 1 and bbox[3] >= 1:
+        if (
+            isinstance(bbox, list)
+            and len(bbox) == 4
+            and all(isinstance(v, (int, float)) for v in bbox)
+            and bbox[2] >= 1
+            and bbox[3] >= 1
+        ):
             return True
     return False
 
 
-def check_annotation_file(ann_file: str, img_prefix: str | None, classes: Sequence[str] | None = None,
-                          need_boxes: bool = False) -> None:
+def check_annotation_file(
+    ann_file: str, img_prefix: str | None, classes: Sequence[str] | None = None, need_boxes: bool = False
+) -> None:
     """A COCO annotation file the dataset can use: categories matching `classes`, at least one
     image, every image present in `img_prefix` (a stat each, nothing decoded) and, with
     `need_boxes` (a training set), at least one box to train on.
@@ -110,8 +120,10 @@ def check_annotation_file(ann_file: str, img_prefix: str | None, classes: Sequen
         raise LCPError(f"{ann_file}: an image has no 'file_name'")
     missing = [name for name in names if not osp.isfile(osp.join(img_prefix, name) if img_prefix else name)]
     if missing:
-        raise LCPError(f"{ann_file}: {len(missing)} of its {len(names)} images missing from "
-                       f"{img_prefix or 'the working directory'}, the first {missing[0]}")
+        raise LCPError(
+            f"{ann_file}: {len(missing)} of its {len(names)} images missing from "
+            f"{img_prefix or 'the working directory'}, the first {missing[0]}"
+        )
     if need_boxes and not _has_trainable_box(data, classes):
         which = f" of the classes {list(classes)}" if classes else ""
         raise LCPError(f"{ann_file}: no boxes{which} in its {len(images)} images; training needs at least one")
@@ -133,8 +145,9 @@ def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False) -> Non
     if "datasets" in cfg:
         check_dataset_cfg(cfg["datasets"], for_training)
     if "df_img_prefix" in cfg:  # DFPairedDataset
-        list_images(_join(cfg.get("data_root"), cfg["df_img_prefix"]),
-                    "detection-favoured image folder (df_img_prefix)")
+        list_images(
+            _join(cfg.get("data_root"), cfg["df_img_prefix"]), "detection-favoured image folder (df_img_prefix)"
+        )
     if "ann_file" not in cfg and "img_prefix" not in cfg:
         return
     data_root = cfg.get("data_root")
@@ -153,5 +166,6 @@ def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False) -> Non
                 raise LCPError(f"{classes}: classes file does not exist")
             classes = [line.strip() for line in Path(classes).read_text().splitlines() if line.strip()]
         if ann_file.endswith(".json"):
-            check_annotation_file(ann_file, img_prefix, [str(name) for name in classes] if classes else None,
-                                  need_boxes=for_training)
+            check_annotation_file(
+                ann_file, img_prefix, [str(name) for name in classes] if classes else None, need_boxes=for_training
+            )

@@ -59,8 +59,14 @@ class DFPairedDataset:
 
     PAIRINGS = ("random", "source")
 
-    def __init__(self, dataset: dict, df_img_prefix: str, data_root: str | None = None,
-                 seed: int | None = None, pairing: str = "random"):
+    def __init__(
+        self,
+        dataset: dict,
+        df_img_prefix: str,
+        data_root: str | None = None,
+        seed: int | None = None,
+        pairing: str = "random",
+    ):
         check_dataset_cfg(dataset)
         if data_root is not None and df_img_prefix and not osp.isabs(df_img_prefix):
             df_img_prefix = osp.join(data_root, df_img_prefix)
@@ -87,7 +93,8 @@ class DFPairedDataset:
         if self.epoch is None:
             raise LCPError(
                 "DFPairedDataset: the epoch was never set; add dict(type='DFPairingHook') to "
-                "custom_hooks (or call dataset.set_epoch(epoch) before iterating)")
+                "custom_hooks (or call dataset.set_epoch(epoch) before iterating)"
+            )
         if self.sources is not None:
             return self.sources[index]
         return self.df_filenames[df_choice(self.seed, self.epoch, index, len(self.df_filenames))]
@@ -100,15 +107,19 @@ class DFPairedDataset:
             with open(record_file) as f:
                 images = json.load(f)["images"]
         except (OSError, ValueError, KeyError) as exc:
-            raise LCPError(f"{record_file}: pairing='source' needs the synthesis record that `lcp data synth` "
-                           f"writes beside the low-quality images ({exc})") from None
+            raise LCPError(
+                f"{record_file}: pairing='source' needs the synthesis record that `lcp data synth` "
+                f"writes beside the low-quality images ({exc})"
+            ) from None
         available = set(self.df_filenames)
         sources = []
         for name in names:
             source = images.get(osp.basename(name), {}).get("source")
             if source not in available:
-                raise LCPError(f"{record_file}: {osp.basename(name)} has no source image in {self.df_img_prefix} "
-                               f"(pairing='source'; recorded source: {source})")
+                raise LCPError(
+                    f"{record_file}: {osp.basename(name)} has no source image in {self.df_img_prefix} "
+                    f"(pairing='source'; recorded source: {source})"
+                )
             sources.append(source)
         return sources
 
@@ -140,6 +151,8 @@ class DFPairedDataset:
         return self.dataset.evaluate(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(dataset={type(self.dataset).__name__} of {len(self)} images, "
-                f"df_img_prefix={self.df_img_prefix!r} with {len(self.df_filenames)} images, "
-                f"seed={self.seed}, pairing={self.pairing!r})")
+        return (
+            f"{type(self).__name__}(dataset={type(self.dataset).__name__} of {len(self)} images, "
+            f"df_img_prefix={self.df_img_prefix!r} with {len(self.df_filenames)} images, "
+            f"seed={self.seed}, pairing={self.pairing!r})"
+        )

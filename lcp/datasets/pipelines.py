@@ -30,8 +30,13 @@ class LoadDFImage:
     Collect's meta_keys to see the pairing in img_metas).
     """
 
-    def __init__(self, to_float32: bool = False, color_type: str = "color",
-                 channel_order: str = "bgr", file_client_args: dict | None = None):
+    def __init__(
+        self,
+        to_float32: bool = False,
+        color_type: str = "color",
+        channel_order: str = "bgr",
+        file_client_args: dict | None = None,
+    ):
         self.to_float32 = to_float32
         self.color_type = color_type
         self.channel_order = channel_order
@@ -40,16 +45,19 @@ class LoadDFImage:
 
     def __call__(self, results: dict) -> dict:
         if "df_info" not in results:
-            raise LCPError("LoadDFImage: the sample has no detection-favoured image; "
-                           "the training dataset must be a DFPairedDataset")
+            raise LCPError(
+                "LoadDFImage: the sample has no detection-favoured image; "
+                "the training dataset must be a DFPairedDataset"
+            )
         if "img" not in results:
             raise LCPError("LoadDFImage: put it after LoadImageFromFile in the pipeline")
         if self.file_client is None:
             self.file_client = mmcv.FileClient(**self.file_client_args)
         filename = osp.join(results["df_prefix"], results["df_info"]["filename"])
         try:
-            img = mmcv.imfrombytes(self.file_client.get(filename), flag=self.color_type,
-                                   channel_order=self.channel_order)
+            img = mmcv.imfrombytes(
+                self.file_client.get(filename), flag=self.color_type, channel_order=self.channel_order
+            )
         except Exception as exc:  # mmcv raises various errors for unreadable files
             raise LCPError(f"{filename}: cannot read the detection-favoured image ({exc})") from None
         if img is None:
@@ -65,8 +73,10 @@ class LoadDFImage:
         return results
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(to_float32={self.to_float32}, color_type={self.color_type!r}, "
-                f"channel_order={self.channel_order!r}, file_client_args={self.file_client_args})")
+        return (
+            f"{type(self).__name__}(to_float32={self.to_float32}, color_type={self.color_type!r}, "
+            f"channel_order={self.channel_order!r}, file_client_args={self.file_client_args})"
+        )
 
 
 def _image_to_chw_tensor(img: np.ndarray, to_float: bool):
@@ -86,5 +96,7 @@ class DFFormatBundle(DefaultFormatBundle):
         if "img_df" in results:
             results["img_df"] = DataContainer(
                 _image_to_chw_tensor(results["img_df"], self.img_to_float),
-                padding_value=self.pad_val["img"], stack=True)
+                padding_value=self.pad_val["img"],
+                stack=True,
+            )
         return results

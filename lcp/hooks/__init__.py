@@ -6,5 +6,12 @@ from lcp.hooks.mode_controller import TrainModeHook, mode_for_epoch
 from lcp.hooks.pairing import DFPairingHook
 from lcp.hooks.random_state import RandomStateHook
 
-__all__ = ["CruxHealthHook", "DFPairingHook", "RandomStateHook", "TrainModeHook", "collapse_verdict",
-           "mask_statistics", "mode_for_epoch"]
+__all__ = [
+    "CruxHealthHook",
+    "DFPairingHook",
+    "RandomStateHook",
+    "TrainModeHook",
+    "collapse_verdict",
+    "mask_statistics",
+    "mode_for_epoch",
+]

@@ -80,9 +80,18 @@ class MaskStatistics:
             mask = mask.double()
             if mask.numel() == 0:
                 continue
-            rows.append(torch.stack([
-                mask.new_full((), float(mask.numel())), mask.sum(), (mask * mask).sum(),
-                (mask > 0.5).sum().double(), mask.std(unbiased=False), mask.new_ones(())]))
+            rows.append(
+                torch.stack(
+                    [
+                        mask.new_full((), float(mask.numel())),
+                        mask.sum(),
+                        (mask * mask).sum(),
+                        (mask > 0.5).sum().double(),
+                        mask.std(unbiased=False),
+                        mask.new_ones(()),
+                    ]
+                )
+            )
         if rows:
             batch = torch.stack(rows).sum(0)
             self.sums = batch if self.sums is None else self.sums + batch.to(self.sums.device)
@@ -94,8 +103,11 @@ class MaskStatistics:
 
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
             return
-        device = self.sums.device if self.sums is not None else (
-            torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu")
+        device = (
+            self.sums.device
+            if self.sums is not None
+            else (torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu")
+        )
         sums = self.sums if self.sums is not None else torch.zeros(6, dtype=torch.float64, device=device)
         dist.all_reduce(sums)
         self.sums = sums if float(sums[self._IMAGES]) > 0 else None
@@ -107,8 +119,12 @@ class MaskStatistics:
         pixels, total, squares, above, spatial, images = self.sums.tolist()
         mean = total / pixels
         variance = max(squares / pixels - mean * mean, 0.0)
-        return {"mask_mean": mean, "mask_std": math.sqrt(variance), "mask_frac_above_half": above / pixels,
-                "mask_spatial_std": spatial / images}
+        return {
+            "mask_mean": mean,
+            "mask_std": math.sqrt(variance),
+            "mask_frac_above_half": above / pixels,
+            "mask_spatial_std": spatial / images,
+        }
 
 
 def mask_statistics(masks, img_shapes: Sequence[Sequence[int]] | None = None) -> dict[str, float] | None:
@@ -127,18 +143,27 @@ def collapse_verdict(stats: Mapping[str, float]) -> str | None:
     mean, std = stats["mask_mean"], stats["mask_std"]
     above, spatial = stats["mask_frac_above_half"], stats["mask_spatial_std"]
     flat = spatial < FLAT_SPATIAL_STD
-    level = (f"{_number(mean)} on every pixel (std {_number(std)})" if flat
-             else f"{_number(mean)} on average (std {_number(std)})")
+    level = (
+        f"{_number(mean)} on every pixel (std {_number(std)})"
+        if flat
+        else f"{_number(mean)} on average (std {_number(std)})"
+    )
     if mean < STUCK_LOW_MEAN and above == 0:
-        return (f"crux learner collapsed: the mask is {level} and no pixel is above 0.5; "
-                "it marks no regions and the crux branch sees the mean colour everywhere")
+        return (
+            f"crux learner collapsed: the mask is {level} and no pixel is above 0.5; "
+            "it marks no regions and the crux branch sees the mean colour everywhere"
+        )
     if mean > STUCK_HIGH_MEAN and above == 1:
-        return (f"crux learner collapsed: the mask is {level} and no pixel is below 0.5; "
-                "it marks no regions and the crux branch sees the whole image unmasked")
+        return (
+            f"crux learner collapsed: the mask is {level} and no pixel is below 0.5; "
+            "it marks no regions and the crux branch sees the whole image unmasked"
+        )
     if flat:
-        return (f"crux learner collapsed: the mask is flat, {_number(mean)} on every pixel (varying by "
-                f"{_number(spatial)} within an image, under {FLAT_SPATIAL_STD}); it scales the whole image "
-                "alike and marks no regions")
+        return (
+            f"crux learner collapsed: the mask is flat, {_number(mean)} on every pixel (varying by "
+            f"{_number(spatial)} within an image, under {FLAT_SPATIAL_STD}); it scales the whole image "
+            "alike and marks no regions"
+        )
     return None
 
 
@@ -262,7 +287,7 @@ def add_batch(statistics: MaskStatistics, crux_learner, data: Mapping[str, Any],
     crux_learner.mask on the images again."""
     img, shapes = batch_images(data)
     if heatmap is not None and heatmap.shape[0] >= img.shape[0] and heatmap.shape[-2:] == img.shape[-2:]:
-        masks = crux_learner.mask_from_heatmap(heatmap[:img.shape[0]].float())
+        masks = crux_learner.mask_from_heatmap(heatmap[: img.shape[0]].float())
     else:
         masks, shapes = crux_masks_of_batch(crux_learner, data)
     statistics.update(masks, shapes)
@@ -338,8 +363,9 @@ class CruxHealthHook(Hook):
         crux_learner = self._crux_learner(runner)
         if crux_learner is None:
             model = getattr(runner.model, "module", runner.model)
-            raise LCPError(f"CruxHealthHook: the model {type(model).__name__} has no crux learner; "
-                           "use it with LCPDetector")
+            raise LCPError(
+                f"CruxHealthHook: the model {type(model).__name__} has no crux learner; use it with LCPDetector"
+            )
         self._tap = HeatmapTap(crux_learner)
 
     def before_train_epoch(self, runner) -> None:
@@ -392,9 +418,10 @@ class CruxHealthHook(Hook):
         if self.verdict:
             runner.logger.warning(f"CruxHealthHook: {self.verdict}")
         else:
-            runner.logger.info("CruxHealthHook: crux learner alive: mask mean {mask_mean:.3g}, spatial std "
-                               "{mask_spatial_std:.3g}, {mask_frac_above_half:.1%} of pixels above 0.5"
-                               .format(**self.final_stats))
+            runner.logger.info(
+                "CruxHealthHook: crux learner alive: mask mean {mask_mean:.3g}, spatial std "
+                "{mask_spatial_std:.3g}, {mask_frac_above_half:.1%} of pixels above 0.5".format(**self.final_stats)
+            )
 
 
 def find_health_hook(runner) -> CruxHealthHook | None:

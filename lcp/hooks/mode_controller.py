@@ -18,8 +18,10 @@ from lcp.modes import ALTER, CATCH_UP, CRUX, PLAN_MODES, TRAIN_MODES
 def check_plan(num_epoch: Sequence[int], modes: Sequence[str]) -> None:
     """Raise LCPError naming the TrainModeHook setting that is wrong."""
     if len(num_epoch) != len(modes) or not modes:
-        raise LCPError(f"TrainModeHook: num_epoch {list(num_epoch)} and modes {list(modes)} "
-                       "must be non-empty and of the same length")
+        raise LCPError(
+            f"TrainModeHook: num_epoch {list(num_epoch)} and modes {list(modes)} "
+            "must be non-empty and of the same length"
+        )
     for i, (count, mode) in enumerate(zip(num_epoch, modes, strict=True)):
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise LCPError(f"TrainModeHook: num_epoch[{i}] = {count!r} is not a positive integer")
@@ -55,8 +57,7 @@ class TrainModeHook(Hook):
     an uninterrupted one.
     """
 
-    def __init__(self, num_epoch: Sequence[int] = (6, 6, 12),
-                 modes: Sequence[str] = (CATCH_UP, CRUX, ALTER)):
+    def __init__(self, num_epoch: Sequence[int] = (6, 6, 12), modes: Sequence[str] = (CATCH_UP, CRUX, ALTER)):
         check_plan(num_epoch, modes)
         self.num_epoch = list(num_epoch)
         self.modes = list(modes)
@@ -66,11 +67,14 @@ class TrainModeHook(Hook):
         if max_epochs is None:
             raise LCPError("TrainModeHook: needs an epoch-based runner (runner.max_epochs is not set)")
         if max_epochs > sum(self.num_epoch):
-            raise LCPError(f"TrainModeHook: the plan num_epoch={self.num_epoch} covers {sum(self.num_epoch)} "
-                           f"epochs but the runner trains {max_epochs}")
+            raise LCPError(
+                f"TrainModeHook: the plan num_epoch={self.num_epoch} covers {sum(self.num_epoch)} "
+                f"epochs but the runner trains {max_epochs}"
+            )
         if not hasattr(self._detector(runner), "set_train_mode"):
-            raise LCPError(f"TrainModeHook: the model {type(self._detector(runner)).__name__} "
-                           "has no train modes; use LCPDetector")
+            raise LCPError(
+                f"TrainModeHook: the model {type(self._detector(runner)).__name__} has no train modes; use LCPDetector"
+            )
 
     def before_train_epoch(self, runner) -> None:
         epoch = runner.epoch + 1

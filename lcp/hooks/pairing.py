@@ -40,6 +40,7 @@ class DFPairingHook(Hook):
             raise LCPError(
                 "DFPairingHook: the training data loader uses persistent workers, which would keep "
                 "the first epoch's detection-favoured pairing; set "
-                "data.train_dataloader.persistent_workers=False")
+                "data.train_dataloader.persistent_workers=False"
+            )
         for dataset in datasets:
             dataset.set_epoch(runner.epoch)

@@ -39,8 +39,13 @@ def capture_random_state() -> dict[str, Any]:
     kind, key, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     state = {
         "python": random.getstate(),
-        "numpy": {"kind": kind, "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "numpy": {
+            "kind": kind,
+            "key": torch.from_numpy(key.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -56,8 +61,15 @@ def restore_random_state(state: dict[str, Any]) -> None:
     """
     random.setstate(_as_tuples(state["python"]))
     numpy = state["numpy"]
-    np.random.set_state((numpy["kind"], numpy["key"].cpu().numpy().astype(np.uint32), numpy["pos"],
-                         numpy["has_gauss"], numpy["cached_gaussian"]))
+    np.random.set_state(
+        (
+            numpy["kind"],
+            numpy["key"].cpu().numpy().astype(np.uint32),
+            numpy["pos"],
+            numpy["has_gauss"],
+            numpy["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"].cpu())
@@ -95,7 +107,8 @@ class RandomStateHook(Hook):
         if runner.epoch > 0 and self._saved is None:
             runner.logger.warning(
                 f"RandomStateHook: the checkpoint resumed at epoch {runner.epoch} holds no random state "
-                "(made by an older lcp); this run draws other random numbers than an uninterrupted one")
+                "(made by an older lcp); this run draws other random numbers than an uninterrupted one"
+            )
 
     def after_train_epoch(self, runner) -> None:
         _, world_size = get_dist_info()
@@ -114,6 +127,7 @@ class RandomStateHook(Hook):
             runner.logger.warning(
                 f"RandomStateHook: the random state of epoch {runner.epoch} was saved by {len(saved['ranks'])} "
                 f"processes and this run has {world_size}; it is not restored, so this run draws other "
-                "random numbers than an uninterrupted one")
+                "random numbers than an uninterrupted one"
+            )
             return
         restore_random_state(saved["ranks"][rank])

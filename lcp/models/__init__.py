@@ -12,7 +12,18 @@ from lcp.models.roi_heads import SyncFreeCascadeRoIHead
 from lcp.models.rpn_head import SyncFreeRPNHead
 from lcp.models.samplers import SyncFreeRandomSampler
 
-__all__ = ["CatchUpLearner", "CruxLearner", "LCPDetector", "LCPResNeXt", "LCPResNet", "OneSyncCascadeRCNN",
-           "SyncFreeCascadeRoIHead",
-           "SyncFreeMaxIoUAssigner", "SyncFreeRPNHead", "SyncFreeRandomSampler", "SyncFreeRoIExtractor",
-           "SyncFreeShared2FCBBoxHead", "TRAIN_MODES"]
+__all__ = [
+    "CatchUpLearner",
+    "CruxLearner",
+    "LCPDetector",
+    "LCPResNeXt",
+    "LCPResNet",
+    "OneSyncCascadeRCNN",
+    "SyncFreeCascadeRoIHead",
+    "SyncFreeMaxIoUAssigner",
+    "SyncFreeRPNHead",
+    "SyncFreeRandomSampler",
+    "SyncFreeRoIExtractor",
+    "SyncFreeShared2FCBBoxHead",
+    "TRAIN_MODES",
+]

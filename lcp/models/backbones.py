@@ -39,14 +39,16 @@ class CatchUpBackboneMixin:
 
     def __init__(self, *args, catch_up_learner=None, shallow_batching: str = "auto", **kwargs):
         if shallow_batching not in SHALLOW_BATCHING:
-            raise ValueError(f"{type(self).__name__}: shallow_batching must be one of {SHALLOW_BATCHING}, "
-                             f"got {shallow_batching!r}")
+            raise ValueError(
+                f"{type(self).__name__}: shallow_batching must be one of {SHALLOW_BATCHING}, got {shallow_batching!r}"
+            )
         super().__init__(*args, **kwargs)
         self.shallow_batching = shallow_batching
         if self.num_stages < 2 or self.strides[1] != 2:
             raise ValueError(
                 f"{type(self).__name__}: the catch-up learner needs layer2 with stride 2 "
-                f"(num_stages={self.num_stages}, strides={tuple(self.strides)})")
+                f"(num_stages={self.num_stages}, strides={tuple(self.strides)})"
+            )
         c2_channels = self.block.expansion * self.base_channels
         c3_channels = 2 * c2_channels
         cfg = dict(type="CatchUpLearner") if catch_up_learner is None else dict(catch_up_learner)
@@ -56,8 +58,7 @@ class CatchUpBackboneMixin:
         self.catch_up_fusion = nn.Conv2d(2 * c3_channels, c3_channels, 1)
         # mmdet's ResNet falls back to Kaiming init for every Conv2d when given neither
         # init_cfg nor pretrained; the LCP-only modules must keep PyTorch's default init.
-        self._lcp_modules_keep_default_init = (
-            kwargs.get("init_cfg") is None and kwargs.get("pretrained") is None)
+        self._lcp_modules_keep_default_init = kwargs.get("init_cfg") is None and kwargs.get("pretrained") is None
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
         if self.deep_stem:
@@ -90,8 +91,9 @@ class CatchUpBackboneMixin:
         """
         if self.shallow_batching == "never":
             return False
-        batch_statistics = any(m.training for module in self._shallow_modules()
-                               for m in module.modules() if isinstance(m, _BatchNorm))
+        batch_statistics = any(
+            m.training for module in self._shallow_modules() for m in module.modules() if isinstance(m, _BatchNorm)
+        )
         if batch_statistics:  # each image's statistics would mix with the other's
             return False
         if self.shallow_batching == "always":
@@ -142,7 +144,7 @@ class CatchUpBackboneMixin:
         lcp_modules = (self.catch_up_learner, self.catch_up_fusion)
         saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in lcp_modules]
         super().init_weights()
-        for module, state in zip(lcp_modules, saved):
+        for module, state in zip(lcp_modules, saved, strict=True):
             module.load_state_dict(state)
 
 

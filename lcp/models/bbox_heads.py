@@ -33,12 +33,20 @@ class SyncFreeShared2FCBBoxHead(Shared2FCBBoxHead):
             pos = sample.is_pos
             labels.append(torch.where(pos, sample.assigned_gt_labels, self.num_classes))
             label_weights.append(torch.where(pos, pos_weight, sample.valid.float()))
-            targets = (sample.assigned_gt_bboxes if self.reg_decoded_bbox
-                       else self.bbox_coder.encode(sample.bboxes, sample.assigned_gt_bboxes))
+            targets = (
+                sample.assigned_gt_bboxes
+                if self.reg_decoded_bbox
+                else self.bbox_coder.encode(sample.bboxes, sample.assigned_gt_bboxes)
+            )
             bbox_targets.append(torch.where(pos[:, None], targets, 0))
             bbox_weights.append(pos[:, None].expand(-1, 4).to(targets.dtype))
-        return (torch.cat(labels), torch.cat(label_weights), torch.cat(bbox_targets), torch.cat(bbox_weights),
-                torch.cat([sample.valid for sample in samples]))
+        return (
+            torch.cat(labels),
+            torch.cat(label_weights),
+            torch.cat(bbox_targets),
+            torch.cat(bbox_weights),
+            torch.cat([sample.valid for sample in samples]),
+        )
 
     @force_fp32(apply_to=("cls_score", "bbox_pred"))
     def slot_loss(self, cls_score, bbox_pred, rois, labels, label_weights, bbox_targets, bbox_weights, valid):
@@ -56,8 +64,9 @@ class SyncFreeShared2FCBBoxHead(Shared2FCBBoxHead):
                 rows = bbox_pred.view(bbox_pred.size(0), -1, 4)
                 bbox_pred = rows[torch.arange(rows.size(0), device=rows.device), labels.clamp(max=rows.size(1) - 1)]
             # mmdet averages over all sampled RoIs, positive or not
-            losses["loss_bbox"] = self.loss_bbox(bbox_pred.view(-1, 4), bbox_targets, bbox_weights,
-                                                 avg_factor=num_sampled)
+            losses["loss_bbox"] = self.loss_bbox(
+                bbox_pred.view(-1, 4), bbox_targets, bbox_weights, avg_factor=num_sampled
+            )
         return losses
 
     @force_fp32(apply_to=("bbox_preds",))
@@ -67,7 +76,8 @@ class SyncFreeShared2FCBBoxHead(Shared2FCBBoxHead):
         sizes = [sample.num_slots for sample in samples]
         boxes, keep = [], []
         for image_rois, image_labels, image_preds, sample, img_meta in zip(
-                rois.split(sizes), labels.split(sizes), bbox_preds.split(sizes), samples, img_metas, strict=True):
+            rois.split(sizes), labels.split(sizes), bbox_preds.split(sizes), samples, img_metas, strict=True
+        ):
             boxes.append(self.regress_by_class(image_rois[:, 1:], image_labels, image_preds, img_meta))
             keep.append(sample.valid & ~sample.is_gt)
         return boxes, keep
@@ -79,13 +89,22 @@ class SyncFreeShared2FCBBoxHead(Shared2FCBBoxHead):
         num_imgs, num_slots = present.shape
         boxes, scores = [], []
         for image_rois, image_scores, image_preds, img_meta in zip(
-                rois.split(num_slots), cls_score.split(num_slots), bbox_pred.split(num_slots), img_metas, strict=True):
-            image_boxes, image_scores = self.get_bboxes(image_rois, image_scores, image_preds, img_meta["img_shape"],
-                                                        img_meta["scale_factor"], rescale=rescale, cfg=None)
+            rois.split(num_slots), cls_score.split(num_slots), bbox_pred.split(num_slots), img_metas, strict=True
+        ):
+            image_boxes, image_scores = self.get_bboxes(
+                image_rois,
+                image_scores,
+                image_preds,
+                img_meta["img_shape"],
+                img_meta["scale_factor"],
+                rescale=rescale,
+                cfg=None,
+            )
             boxes.append(image_boxes)
             scores.append(image_scores)
-        return multiclass_nms_slots(torch.stack(boxes), torch.stack(scores), present, cfg.score_thr, cfg.nms,
-                                    cfg.max_per_img)
+        return multiclass_nms_slots(
+            torch.stack(boxes), torch.stack(scores), present, cfg.score_thr, cfg.nms, cfg.max_per_img
+        )
 
 
 def masked_accuracy(cls_score, labels, valid):

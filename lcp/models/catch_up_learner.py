@@ -24,13 +24,17 @@ class CatchUpLearner(BaseModule):
 
     def __init__(self, in_channels: int = 256, out_channels: int = 512, init_cfg=None):
         super().__init__(init_cfg)
-        self.layers = nn.Sequential(OrderedDict([
-            ("pooling", nn.MaxPool2d(2, stride=2, ceil_mode=True)),
-            ("conv1", nn.Conv2d(in_channels, out_channels, 3, padding=1)),
-            ("relu", nn.ReLU(inplace=True)),
-            ("conv2", nn.Conv2d(out_channels, out_channels, 3, padding=1)),
-            ("conv3", nn.Conv2d(out_channels, out_channels, 3, padding=1)),
-        ]))
+        self.layers = nn.Sequential(
+            OrderedDict(
+                [
+                    ("pooling", nn.MaxPool2d(2, stride=2, ceil_mode=True)),
+                    ("conv1", nn.Conv2d(in_channels, out_channels, 3, padding=1)),
+                    ("relu", nn.ReLU(inplace=True)),
+                    ("conv2", nn.Conv2d(out_channels, out_channels, 3, padding=1)),
+                    ("conv3", nn.Conv2d(out_channels, out_channels, 3, padding=1)),
+                ]
+            )
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)

@@ -7,7 +7,8 @@ import pickle
 import warnings
 import zipfile
 from collections import OrderedDict
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import torch
 
@@ -32,7 +33,7 @@ def _read_state_dict(path_or_state) -> tuple[str, Mapping[str, torch.Tensor]]:
         raise LCPError(f"{source}: not a checkpoint: its 'state_dict' is not a mapping of names to tensors")
     # Checkpoints saved from a (distributed) data-parallel wrapper prefix every key with 'module.'.
     if state and all(key.startswith("module.") for key in state):
-        state = OrderedDict((key[len("module."):], value) for key, value in state.items())
+        state = OrderedDict((key[len("module.") :], value) for key, value in state.items())
     return source, state
 
 
@@ -49,8 +50,11 @@ def _torch_load(path: str):
         # A torch.save archive whose 'meta' keeps non-tensor objects (numpy scalars, ...),
         # as mmcv checkpoints may: the weights-only unpickler refuses those; PyTorch < 2.6
         # loaded every checkpoint the way below.
-        warnings.warn(f"{path}: holds Python objects beyond tensors; loading it with full "
-                      "unpickling (only load checkpoints you trust)")
+        warnings.warn(
+            f"{path}: holds Python objects beyond tensors; loading it with full "
+            "unpickling (only load checkpoints you trust)",
+            stacklevel=2,
+        )
     except Exception as exc:  # torch raises RuntimeError/EOFError/... for non-checkpoint files
         raise LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
     try:
@@ -86,12 +90,18 @@ def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = Fa
     if not common:
         raise LCPError(
             f"{source}: none of the {len(own)} entries of {type(model).__name__} is in this checkpoint "
-            f"(its keys start: {_describe(list(state), 3) or 'none'}); it is a checkpoint of another architecture")
-    mismatched = [f"{key} {list(state[key].shape)} vs model {list(own[key].shape)}"
-                  for key in common if state[key].shape != own[key].shape]
+            f"(its keys start: {_describe(list(state), 3) or 'none'}); it is a checkpoint of another architecture"
+        )
+    mismatched = [
+        f"{key} {list(state[key].shape)} vs model {list(own[key].shape)}"
+        for key in common
+        if state[key].shape != own[key].shape
+    ]
     if mismatched:
-        raise LCPError(f"{source}: {len(mismatched)} entries have another shape than in the model "
-                       f"({_describe(mismatched, 3)}); it is a checkpoint of another architecture")
+        raise LCPError(
+            f"{source}: {len(mismatched)} entries have another shape than in the model "
+            f"({_describe(mismatched, 3)}); it is a checkpoint of another architecture"
+        )
     missing = [key for key in own if key not in state]
     unexpected = [key for key in state if key not in own]
     if strict and (missing or unexpected):

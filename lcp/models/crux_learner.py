@@ -34,19 +34,30 @@ class CruxLearner(BaseModule):
     depthwise kernel 3 in every block but the last, which uses 5 (kernel_sizes overrides).
     """
 
-    def __init__(self, in_channels: int = 3, mid_channels: int = 16, num_blocks: int = 3,
-                 k: float = 10.0, mask_thr: float = 0.5, kernel_sizes=None, expansion: int = 3,
-                 init_cfg=None):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        mid_channels: int = 16,
+        num_blocks: int = 3,
+        k: float = 10.0,
+        mask_thr: float = 0.5,
+        kernel_sizes=None,
+        expansion: int = 3,
+        init_cfg=None,
+    ):
         super().__init__(init_cfg)
         if num_blocks < 1:
             raise ValueError(f"CruxLearner: num_blocks must be >= 1, got {num_blocks}")
         if kernel_sizes is None:
             kernel_sizes = (3,) * (num_blocks - 1) + (5,)
         if len(kernel_sizes) != num_blocks:
-            raise ValueError(f"CruxLearner: kernel_sizes {tuple(kernel_sizes)} must have num_blocks={num_blocks} entries")
+            raise ValueError(
+                f"CruxLearner: kernel_sizes {tuple(kernel_sizes)} must have num_blocks={num_blocks} entries"
+            )
         channels = [in_channels] + [mid_channels] * (num_blocks - 1) + [1]
-        self.h_evaluation = nn.Sequential(*[
-            HeatBlock(channels[i], channels[i + 1], kernel_sizes[i], expansion) for i in range(num_blocks)])
+        self.h_evaluation = nn.Sequential(
+            *[HeatBlock(channels[i], channels[i + 1], kernel_sizes[i], expansion) for i in range(num_blocks)]
+        )
         self.k = float(k)
         self.mask_thr = float(mask_thr)
 

@@ -53,17 +53,38 @@ class LCPDetector(CascadeRCNN):
     runs it eagerly everywhere.
     """
 
-    def __init__(self, backbone, neck=None, rpn_head=None, roi_head=None, train_cfg=None,
-                 test_cfg=None, pretrained=None, init_cfg=None, crux_learner=None,
-                 kl_loss_weight: float = 1.0, train_mode: str | None = None,
-                 channels_last: bool = False, start_as_pretrained: bool = False, graph_capture: dict | None = None):
-        super().__init__(backbone=backbone, neck=neck, rpn_head=rpn_head, roi_head=roi_head,
-                         train_cfg=train_cfg, test_cfg=test_cfg, pretrained=pretrained,
-                         init_cfg=init_cfg)
+    def __init__(
+        self,
+        backbone,
+        neck=None,
+        rpn_head=None,
+        roi_head=None,
+        train_cfg=None,
+        test_cfg=None,
+        pretrained=None,
+        init_cfg=None,
+        crux_learner=None,
+        kl_loss_weight: float = 1.0,
+        train_mode: str | None = None,
+        channels_last: bool = False,
+        start_as_pretrained: bool = False,
+        graph_capture: dict | None = None,
+    ):
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            rpn_head=rpn_head,
+            roi_head=roi_head,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            pretrained=pretrained,
+            init_cfg=init_cfg,
+        )
         if not hasattr(self.backbone, "shallow"):
             raise LCPError(
                 f"LCPDetector: backbone type {type(self.backbone).__name__} has no catch-up branch; "
-                "use LCPResNet or LCPResNeXt")
+                "use LCPResNet or LCPResNeXt"
+            )
         self.crux_learner = MODELS.build(dict(type="CruxLearner") if crux_learner is None else crux_learner)
         self.kl_loss_weight = float(kl_loss_weight)
         self.start_as_pretrained = bool(start_as_pretrained)
@@ -142,33 +163,46 @@ class LCPDetector(CascadeRCNN):
             kwargs.pop("img_df", None)
         return super().forward(img, img_metas, return_loss=return_loss, **kwargs)
 
-    def forward_train(self, img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore=None,
-                      img_df=None, **kwargs):
+    def forward_train(self, img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore=None, img_df=None, **kwargs):
         if self.train_mode == "catch_up_learner":
             if img_df is None:
                 raise LCPError(
                     "LCPDetector: catch_up_learner mode needs img_df (the detection-favoured image "
-                    "paired with each sample); the training dataset must collect 'img_df'")
+                    "paired with each sample); the training dataset must collect 'img_df'"
+                )
             return dict(kl_loss=self.kl_loss_weight * self.catch_up_divergence(img, img_df))
         if self.train_mode == "crux_learner":
             return self.detection_losses(img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore, **kwargs)
         raise LCPError(
             "LCPDetector: train_mode is not set; add TrainModeHook to custom_hooks "
-            "or call set_train_mode('catch_up_learner' | 'crux_learner') before training")
+            "or call set_train_mode('catch_up_learner' | 'crux_learner') before training"
+        )
 
-    def detection_losses(self, img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore=None, gt_masks=None,
-                         proposals=None, **kwargs):
+    def detection_losses(
+        self, img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore=None, gt_masks=None, proposals=None, **kwargs
+    ):
         """mmdet's TwoStageDetector.forward_train (RPN head's forward_train inlined), the front
         through front_graphs: same losses, same order of random draws."""
         if not self.with_rpn:
-            return super().forward_train(img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore=gt_bboxes_ignore,
-                                         gt_masks=gt_masks, proposals=proposals, **kwargs)
+            return super().forward_train(
+                img,
+                img_metas,
+                gt_bboxes,
+                gt_labels,
+                gt_bboxes_ignore=gt_bboxes_ignore,
+                gt_masks=gt_masks,
+                proposals=proposals,
+                **kwargs,
+            )
         x, rpn_outs = self.front_graphs.run(self, img)
         losses = dict(self.rpn_head.loss(*rpn_outs, gt_bboxes, img_metas, gt_bboxes_ignore=gt_bboxes_ignore))
         proposal_cfg = self.train_cfg.get("rpn_proposal", self.test_cfg.rpn)
         proposal_list = self.rpn_head.get_bboxes(*rpn_outs, img_metas=img_metas, cfg=proposal_cfg)
-        losses.update(self.roi_head.forward_train(x, img_metas, proposal_list, gt_bboxes, gt_labels,
-                                                  gt_bboxes_ignore, gt_masks, **kwargs))
+        losses.update(
+            self.roi_head.forward_train(
+                x, img_metas, proposal_list, gt_bboxes, gt_labels, gt_bboxes_ignore, gt_masks, **kwargs
+            )
+        )
         return losses
 
     def simple_test(self, img, img_metas, proposals=None, rescale=False):
@@ -189,7 +223,8 @@ class LCPDetector(CascadeRCNN):
         """
         img, img_df = self._in_model_layout(img), self._in_model_layout(img_df)
         upstream_trains = self.backbone.shallow_params_train() or any(
-            p.requires_grad for p in self.crux_learner.parameters())
+            p.requires_grad for p in self.crux_learner.parameters()
+        )
         needs_input_grad = img.requires_grad or img_df.requires_grad or upstream_trains
         if not self.backbone.batch_shallow_passes(needs_input_grad):
             _, catch = self.backbone.shallow(self.crux_learner(img), catch_up=True)

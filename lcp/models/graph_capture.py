@@ -88,8 +88,9 @@ def front_key(detector, img: torch.Tensor) -> tuple:
 def parameter_signature(detector) -> tuple:
     """Addresses and requires_grad of the front's parameters and buffers: what a graph was captured with."""
     modules = [getattr(detector, name) for name in FRONT_MODULES]
-    return (tuple((p.data_ptr(), p.requires_grad) for m in modules for p in m.parameters())
-            + tuple(b.data_ptr() for m in modules for b in m.buffers()))
+    return tuple((p.data_ptr(), p.requires_grad) for m in modules for p in m.parameters()) + tuple(
+        b.data_ptr() for m in modules for b in m.buffers()
+    )
 
 
 @contextlib.contextmanager
@@ -143,8 +144,10 @@ class FrontGraphs:
 
     def __init__(self, enabled: bool = True, warmup_iters: int = 2, max_graphs: int = 4, verify: bool = True):
         if warmup_iters < 1:
-            raise LCPError(f"graph_capture.warmup_iters must be >= 1 (cuDNN autotuning must stay out of the "
-                           f"graph), got {warmup_iters}")
+            raise LCPError(
+                f"graph_capture.warmup_iters must be >= 1 (cuDNN autotuning must stay out of the "
+                f"graph), got {warmup_iters}"
+            )
         if max_graphs < 0:
             raise LCPError(f"graph_capture.max_graphs must be >= 0, got {max_graphs}")
         self.enabled = bool(enabled)
@@ -164,8 +167,9 @@ class FrontGraphs:
         return FrontGraphs(self.enabled, self.warmup_iters, self.max_graphs, self.verify)
 
     def __getstate__(self):
-        return dict(enabled=self.enabled, warmup_iters=self.warmup_iters, max_graphs=self.max_graphs,
-                    verify=self.verify)
+        return dict(
+            enabled=self.enabled, warmup_iters=self.warmup_iters, max_graphs=self.max_graphs, verify=self.verify
+        )
 
     def __setstate__(self, state):
         self.__init__(**state)
@@ -185,8 +189,9 @@ class FrontGraphs:
                     return f"{type(module).__name__} in training mode in {name}"
         if dist.is_available() and dist.is_initialized():
             return "distributed training"
-        if detector.training and any(p.grad is not None for name in FRONT_MODULES
-                                     for p in getattr(detector, name).parameters()):
+        if detector.training and any(
+            p.grad is not None for name in FRONT_MODULES for p in getattr(detector, name).parameters()
+        ):
             # a graph hands out the same gradient buffers every step, which autograd may make the
             # parameters' .grad: a kept gradient would be overwritten, then added to itself
             return "gradients kept from an earlier step (zero them with set_to_none, mmcv's default)"
@@ -241,17 +246,21 @@ class FrontGraphs:
         except Exception as error:
             raise GraphCaptureError(
                 f"capturing LCPDetector's front for {front_key(detector, img)} failed: {error}; "
-                "--cfg-options model.graph_capture.enabled=False runs it eagerly") from error
+                "--cfg-options model.graph_capture.enabled=False runs it eagerly"
+            ) from error
         if self.verify:
             self.check(detector, graphed, img)
-        hooked = sorted(f"{name}.{sub}" for name in FRONT_MODULES
-                        for sub, module in getattr(detector, name).named_modules()
-                        if module._forward_hooks or module._forward_pre_hooks)
+        hooked = sorted(
+            f"{name}.{sub}"
+            for name in FRONT_MODULES
+            for sub, module in getattr(detector, name).named_modules()
+            if module._forward_hooks or module._forward_pre_hooks
+        )
         get_root_logger().info(
             f"graph capture: LCPDetector's front captured for phase {front_phase(detector)}, batch "
             f"{tuple(img.shape)} {img.dtype} ({len(self.graphs)} of at most {self.max_graphs} graphs)"
-            + (f"; forward hooks on {', '.join(hooked)} ran while capturing and do not run on replay"
-               if hooked else ""))
+            + (f"; forward hooks on {', '.join(hooked)} ran while capturing and do not run on replay" if hooked else "")
+        )
         return graphed
 
     @staticmethod
@@ -261,22 +270,30 @@ class FrontGraphs:
         tolerance = TOLERANCE["mixed" if torch.is_autocast_enabled("cuda") or img.dtype != torch.float32 else "fp32"]
         expected = _flat_tensors(detector.front(img))
         actual = _flat_tensors(graphed(img))
-        problems = [_mismatch(f"output {i}", a, e, tolerance)
-                    for i, (a, e) in enumerate(zip(actual, expected, strict=True))]
+        problems = [
+            _mismatch(f"output {i}", a, e, tolerance) for i, (a, e) in enumerate(zip(actual, expected, strict=True))
+        ]
         if detector.training:
             params = [p for name in FRONT_MODULES for p in getattr(detector, name).parameters() if p.requires_grad]
             generator = torch.Generator(device=img.device).manual_seed(0)
             differentiable = [i for i, e in enumerate(expected) if e.requires_grad]
-            grad_outputs = [torch.randn(expected[i].shape, generator=generator, device=img.device).to(expected[i].dtype)
-                            for i in differentiable]
-            expected_grads = torch.autograd.grad([expected[i] for i in differentiable], params, grad_outputs,
-                                                 allow_unused=True)
-            actual_grads = torch.autograd.grad([actual[i] for i in differentiable], params, grad_outputs,
-                                               allow_unused=True)
-            problems += [_mismatch(f"gradient of parameter {i}", a, e, tolerance)
-                         for i, (a, e) in enumerate(zip(actual_grads, expected_grads, strict=True))]
+            grad_outputs = [
+                torch.randn(expected[i].shape, generator=generator, device=img.device).to(expected[i].dtype)
+                for i in differentiable
+            ]
+            expected_grads = torch.autograd.grad(
+                [expected[i] for i in differentiable], params, grad_outputs, allow_unused=True
+            )
+            actual_grads = torch.autograd.grad(
+                [actual[i] for i in differentiable], params, grad_outputs, allow_unused=True
+            )
+            problems += [
+                _mismatch(f"gradient of parameter {i}", a, e, tolerance)
+                for i, (a, e) in enumerate(zip(actual_grads, expected_grads, strict=True))
+            ]
         problems = [problem for problem in problems if problem]
         if problems:
             raise GraphCaptureError(
                 f"the CUDA graph of LCPDetector's front for {front_key(detector, img)} differs from the eager "
-                f"front: {'; '.join(problems[:5])}; --cfg-options model.graph_capture.enabled=False runs it eagerly")
+                f"front: {'; '.join(problems[:5])}; --cfg-options model.graph_capture.enabled=False runs it eagerly"
+            )

@@ -34,8 +34,10 @@ def parse_losses(losses: dict) -> tuple[torch.Tensor, OrderedDict]:
         length = torch.tensor(len(log_vars), device=loss.device)
         dist.all_reduce(length)
         if length.item() != len(log_vars) * dist.get_world_size():
-            raise RuntimeError(f"rank {dist.get_rank()} logs {len(log_vars)} values ({','.join(log_vars)}), "
-                               "not as many as the other ranks")
+            raise RuntimeError(
+                f"rank {dist.get_rank()} logs {len(log_vars)} values ({','.join(log_vars)}), "
+                "not as many as the other ranks"
+            )
     log_vars["loss"] = loss
     stacked = torch.stack([value.detach().float().reshape(()) for value in log_vars.values()])
     if distributed:

@@ -65,8 +65,10 @@ def hub_checkpoint(name: str) -> HubCheckpoint | None:
         urls = get_torchvision_models()
         key = model.lower().replace("_weights", "")  # as mmcv's load_from_torchvision looks it up
         if key not in urls:
-            raise LCPError(f"{name}: torchvision has no weights of that name (e.g. torchvision://resnet50, "
-                           "torchvision://resnet101)")
+            raise LCPError(
+                f"{name}: torchvision has no weights of that name (e.g. torchvision://resnet50, "
+                "torchvision://resnet101)"
+            )
         return HubCheckpoint(name, urls[key])
     if name.startswith(("http://", "https://")):
         return HubCheckpoint(name, name)
@@ -118,15 +120,17 @@ def prepare_pretrained_init(cfg, source: str) -> None:
         checkpoint = hub_checkpoint(name)
         if checkpoint is None:
             if "://" not in name and not Path(name).is_file():
-                raise LCPError(f"{source}: {path}.checkpoint {name} does not exist; "
-                               f"--cfg-options {path}=None trains from scratch")
+                raise LCPError(
+                    f"{source}: {path}.checkpoint {name} does not exist; --cfg-options {path}=None trains from scratch"
+                )
             continue
         if not checkpoint.cache_path.is_file():
             raise LCPError(
                 f"{source}: {path} starts from the pretrained weights {name}, and {checkpoint.cache_path} is "
                 f"not there (training downloads nothing): run `lcp weights fetch {name}` on a machine with "
                 f"internet and the same TORCH_HOME, or download {checkpoint.url} and put it there; "
-                f"--cfg-options {path}=None trains from scratch")
+                f"--cfg-options {path}=None trains from scratch"
+            )
 
 
 def _check_hash(path: Path, checkpoint: HubCheckpoint, origin: str) -> None:
@@ -140,12 +144,18 @@ def _check_hash(path: Path, checkpoint: HubCheckpoint, origin: str) -> None:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     if not digest.hexdigest().startswith(prefix):
-        raise LCPError(f"{origin}: not {checkpoint.file_name} (its SHA-256 starts {digest.hexdigest()[:len(prefix)]}, "
-                       f"the name says {prefix}); nothing was written to {checkpoint.cache_path}")
+        raise LCPError(
+            f"{origin}: not {checkpoint.file_name} (its SHA-256 starts {digest.hexdigest()[: len(prefix)]}, "
+            f"the name says {prefix}); nothing was written to {checkpoint.cache_path}"
+        )
 
 
-def fetch_checkpoint(checkpoint: HubCheckpoint, url: str | None = None, from_file: str | os.PathLike | None = None,
-                     overwrite: bool = False) -> tuple[Path, bool]:
+def fetch_checkpoint(
+    checkpoint: HubCheckpoint,
+    url: str | None = None,
+    from_file: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> tuple[Path, bool]:
     """Put `checkpoint` into torch's hub cache, copied `from_file` or downloaded from `url`
     (default: its own URL); the file must match the hash prefix of its name, as torch.hub
     checks it. Returns (cache path, whether it was written): a file already there is kept
@@ -170,8 +180,10 @@ def fetch_checkpoint(checkpoint: HubCheckpoint, url: str | None = None, from_fil
                 download_url_to_file(origin, str(tmp), progress=True)
             except OSError as exc:  # URLError, HTTPError, timeouts
                 reason = getattr(exc, "reason", None) or exc.strerror or exc
-                raise LCPError(f"{origin}: download failed ({reason}); on a machine without internet, "
-                               f"download it elsewhere and pass --from FILE") from None
+                raise LCPError(
+                    f"{origin}: download failed ({reason}); on a machine without internet, "
+                    f"download it elsewhere and pass --from FILE"
+                ) from None
             finally:
                 socket.setdefaulttimeout(previous)
         _check_hash(tmp, checkpoint, origin)

@@ -34,6 +34,7 @@ class SyncFreeRoIExtractor(SingleRoIExtractor):
         for level in range(num_levels):
             at_level = target_lvls == level
             level_feats = self.roi_layers[level](feats[level], torch.where(at_level[:, None], rois, empty))
-            roi_feats = level_feats if roi_feats is None else torch.where(at_level[:, None, None, None], level_feats,
-                                                                         roi_feats)
+            roi_feats = (
+                level_feats if roi_feats is None else torch.where(at_level[:, None, None, None], level_feats, roi_feats)
+            )
         return roi_feats

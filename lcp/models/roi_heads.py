@@ -33,11 +33,16 @@ class SyncFreeCascadeRoIHead(CascadeRoIHead):
         super().__init__(*args, **kwargs)
         if self.with_mask:
             raise TypeError("SyncFreeCascadeRoIHead has no mask branch; use CascadeRoIHead")
-        wrong = [type(part).__name__ for part in list(self.bbox_head) + list(getattr(self, "bbox_sampler", []))
-                 if not isinstance(part, (SyncFreeShared2FCBBoxHead, SyncFreeRandomSampler))]
+        wrong = [
+            type(part).__name__
+            for part in list(self.bbox_head) + list(getattr(self, "bbox_sampler", []))
+            if not isinstance(part, (SyncFreeShared2FCBBoxHead, SyncFreeRandomSampler))
+        ]
         if wrong:
-            raise TypeError(f"SyncFreeCascadeRoIHead needs SyncFreeShared2FCBBoxHead heads and SyncFreeRandomSampler "
-                            f"samplers, not {', '.join(wrong)}")
+            raise TypeError(
+                f"SyncFreeCascadeRoIHead needs SyncFreeShared2FCBBoxHead heads and SyncFreeRandomSampler "
+                f"samplers, not {', '.join(wrong)}"
+            )
 
     def forward_train(self, x, img_metas, proposal_list, gt_bboxes, gt_labels, gt_bboxes_ignore=None, gt_masks=None):
         losses = {}
@@ -49,10 +54,20 @@ class SyncFreeCascadeRoIHead(CascadeRoIHead):
             rcnn_train_cfg = self.train_cfg[i]
             samples = [
                 self.bbox_sampler[i].sample(
-                    assign_valid_boxes(self.bbox_assigner[i], proposal_list[j], valid_list[j], gt_bboxes[j],
-                                       gt_bboxes_ignore[j], gt_labels[j]),
-                    proposal_list[j], gt_bboxes[j], gt_labels[j])
-                for j in range(num_imgs)]
+                    assign_valid_boxes(
+                        self.bbox_assigner[i],
+                        proposal_list[j],
+                        valid_list[j],
+                        gt_bboxes[j],
+                        gt_bboxes_ignore[j],
+                        gt_labels[j],
+                    ),
+                    proposal_list[j],
+                    gt_bboxes[j],
+                    gt_labels[j],
+                )
+                for j in range(num_imgs)
+            ]
             rois = bbox2roi([sample.bboxes for sample in samples])
             bbox_results = self._bbox_forward(i, x, rois)
             bbox_head = self.bbox_head[i]
@@ -70,8 +85,9 @@ class SyncFreeCascadeRoIHead(CascadeRoIHead):
                         break
                     labels = targets[0]
                     roi_labels = torch.where(labels == bbox_head.num_classes, cls_score[:, :-1].argmax(1), labels)
-                    proposal_list, valid_list = bbox_head.refine_slots(rois, roi_labels, bbox_results["bbox_pred"],
-                                                                       samples, img_metas)
+                    proposal_list, valid_list = bbox_head.refine_slots(
+                        rois, roi_labels, bbox_results["bbox_pred"], samples, img_metas
+                    )
         return losses
 
     def simple_test(self, x, proposal_list, img_metas, rescale=False):
@@ -92,14 +108,23 @@ class SyncFreeCascadeRoIHead(CascadeRoIHead):
                 if bbox_head.custom_activation:
                     cls_score = bbox_head.loss_cls.get_activation(cls_score)
                 labels = cls_score[:, :-1].argmax(dim=1)
-                rois = torch.cat([bbox_head.regress_by_class(image_rois, image_labels, image_preds, img_meta)
-                                  for image_rois, image_labels, image_preds, img_meta in zip(
-                                      rois.split(num_slots), labels.split(num_slots), bbox_pred.split(num_slots),
-                                      img_metas, strict=True)])
+                rois = torch.cat(
+                    [
+                        bbox_head.regress_by_class(image_rois, image_labels, image_preds, img_meta)
+                        for image_rois, image_labels, image_preds, img_meta in zip(
+                            rois.split(num_slots),
+                            labels.split(num_slots),
+                            bbox_pred.split(num_slots),
+                            img_metas,
+                            strict=True,
+                        )
+                    ]
+                )
         cls_score = sum(ms_scores) / float(len(ms_scores))  # mmdet's average, in its order
         last_head = self.bbox_head[-1]
-        detections, labels, found = last_head.get_slot_bboxes(rois, cls_score, bbox_pred, present, img_metas,
-                                                              rescale=rescale, cfg=self.test_cfg)
+        detections, labels, found = last_head.get_slot_bboxes(
+            rois, cls_score, bbox_pred, present, img_metas, rescale=rescale, cfg=self.test_cfg
+        )
         return slots_to_results(detections, labels, found, last_head.num_classes)
 
 
@@ -108,5 +133,5 @@ def _with_absent_slots(proposals, num_slots):
     missing = num_slots - proposals.size(0)
     if missing == 0:
         return proposals
-    absent = proposals.new_tensor([0, 0, 0, 0, ABSENT_SCORE][:proposals.size(1)]).expand(missing, -1)
+    absent = proposals.new_tensor([0, 0, 0, 0, ABSENT_SCORE][: proposals.size(1)]).expand(missing, -1)
     return torch.cat([proposals, absent])

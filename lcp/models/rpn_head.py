@@ -44,28 +44,54 @@ class SyncFreeRPNHead(RPNHead):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.train_cfg is not None and not isinstance(self.sampler, SyncFreeRandomSampler):
-            raise TypeError(f"SyncFreeRPNHead needs train_cfg.rpn.sampler type SyncFreeRandomSampler, "
-                            f"not {type(self.sampler).__name__}")
+            raise TypeError(
+                f"SyncFreeRPNHead needs train_cfg.rpn.sampler type SyncFreeRandomSampler, "
+                f"not {type(self.sampler).__name__}"
+            )
 
-    def get_targets(self, anchor_list, valid_flag_list, gt_bboxes_list, img_metas, gt_bboxes_ignore_list=None,
-                    gt_labels_list=None, label_channels=1, unmap_outputs=True, return_sampling_results=False):
+    def get_targets(
+        self,
+        anchor_list,
+        valid_flag_list,
+        gt_bboxes_list,
+        img_metas,
+        gt_bboxes_ignore_list=None,
+        gt_labels_list=None,
+        label_channels=1,
+        unmap_outputs=True,
+        return_sampling_results=False,
+    ):
         """anchor_head.get_targets' result, the two sample counts as tensors."""
         num_imgs = len(img_metas)
         gt_bboxes_ignore_list = gt_bboxes_ignore_list or [None] * num_imgs
         gt_labels_list = gt_labels_list or [None] * num_imgs
         num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
-        per_image = [self._image_targets(torch.cat(anchor_list[i]), torch.cat(valid_flag_list[i]), gt_bboxes_list[i],
-                                         gt_bboxes_ignore_list[i], img_metas[i], gt_labels_list[i])
-                     for i in range(num_imgs)]
+        per_image = [
+            self._image_targets(
+                torch.cat(anchor_list[i]),
+                torch.cat(valid_flag_list[i]),
+                gt_bboxes_list[i],
+                gt_bboxes_ignore_list[i],
+                img_metas[i],
+                gt_labels_list[i],
+            )
+            for i in range(num_imgs)
+        ]
         labels, label_weights, bbox_targets, bbox_weights, num_pos, num_neg = zip(*per_image, strict=True)
-        return (images_to_levels(labels, num_level_anchors), images_to_levels(label_weights, num_level_anchors),
-                images_to_levels(bbox_targets, num_level_anchors), images_to_levels(bbox_weights, num_level_anchors),
-                sum(num_pos), sum(num_neg))
+        return (
+            images_to_levels(labels, num_level_anchors),
+            images_to_levels(label_weights, num_level_anchors),
+            images_to_levels(bbox_targets, num_level_anchors),
+            images_to_levels(bbox_weights, num_level_anchors),
+            sum(num_pos),
+            sum(num_neg),
+        )
 
     def _image_targets(self, anchors, valid_flags, gt_bboxes, gt_bboxes_ignore, img_meta, gt_labels):
         inside = anchor_inside_flags(anchors, valid_flags, img_meta["img_shape"][:2], self.train_cfg.allowed_border)
-        assign_result = assign_valid_boxes(self.assigner, anchors, inside, gt_bboxes, gt_bboxes_ignore,
-                                           None if self.sampling else gt_labels)
+        assign_result = assign_valid_boxes(
+            self.assigner, anchors, inside, gt_bboxes, gt_bboxes_ignore, None if self.sampling else gt_labels
+        )
         sample = self.sampler.sample(assign_result, anchors, gt_bboxes)
         pos, neg = sample.pos_mask, sample.neg_mask
         assigned = (assign_result.gt_inds - 1).clamp(min=0)
@@ -74,8 +100,9 @@ class SyncFreeRPNHead(RPNHead):
             bbox_targets = torch.zeros_like(anchors)
         else:
             assigned_gt_bboxes = gt_bboxes[assigned]
-            bbox_targets = (assigned_gt_bboxes if self.reg_decoded_bbox
-                            else self.bbox_coder.encode(anchors, assigned_gt_bboxes))
+            bbox_targets = (
+                assigned_gt_bboxes if self.reg_decoded_bbox else self.bbox_coder.encode(anchors, assigned_gt_bboxes)
+            )
             bbox_targets = torch.where(pos[:, None], bbox_targets, 0)
         bbox_weights = pos[:, None].expand_as(anchors).to(anchors.dtype)
         foreground = 0 if gt_labels is None or gt_labels.numel() == 0 else gt_labels[assigned]
@@ -85,8 +112,9 @@ class SyncFreeRPNHead(RPNHead):
         # mmdet counts at least one positive and one negative per image
         return labels, label_weights, bbox_targets, bbox_weights, pos.sum().clamp(min=1), neg.sum().clamp(min=1)
 
-    def loss_single(self, cls_score, bbox_pred, anchors, labels, label_weights, bbox_targets, bbox_weights,
-                    num_total_samples):
+    def loss_single(
+        self, cls_score, bbox_pred, anchors, labels, label_weights, bbox_targets, bbox_weights, num_total_samples
+    ):
         """anchor_head.loss_single, with the one-hot labels and weights that mmdet's binary
         cross-entropy would expand with nonzero made by a comparison instead."""
         labels = labels.reshape(-1)
@@ -99,18 +127,29 @@ class SyncFreeRPNHead(RPNHead):
         bbox_pred = bbox_pred.permute(0, 2, 3, 1).reshape(-1, 4)
         if self.reg_decoded_bbox:
             bbox_pred = self.bbox_coder.decode(anchors.reshape(-1, 4), bbox_pred)
-        loss_bbox = self.loss_bbox(bbox_pred, bbox_targets.reshape(-1, 4), bbox_weights.reshape(-1, 4),
-                                   avg_factor=num_total_samples)
+        loss_bbox = self.loss_bbox(
+            bbox_pred, bbox_targets.reshape(-1, 4), bbox_weights.reshape(-1, 4), avg_factor=num_total_samples
+        )
         return loss_cls, loss_bbox
 
     @force_fp32(apply_to=("cls_scores", "bbox_preds"))
-    def get_bboxes(self, cls_scores, bbox_preds, score_factors=None, img_metas=None, cfg=None, rescale=False,
-                   with_nms=True, **kwargs):
+    def get_bboxes(
+        self,
+        cls_scores,
+        bbox_preds,
+        score_factors=None,
+        img_metas=None,
+        cfg=None,
+        rescale=False,
+        with_nms=True,
+        **kwargs,
+    ):
         """RPNHead's proposals for the whole batch: per image a (max_per_img, 5) tensor, mmdet's
         proposals in mmdet's order (score, then level and anchor) followed by absent slots."""
         if not with_nms:
-            return super().get_bboxes(cls_scores, bbox_preds, score_factors, img_metas, cfg, rescale, with_nms,
-                                      **kwargs)
+            return super().get_bboxes(
+                cls_scores, bbox_preds, score_factors, img_metas, cfg, rescale, with_nms, **kwargs
+            )
         cfg = self.test_cfg if cfg is None else cfg
         iou_threshold, offset = check_nms_cfg(cfg.nms)
         boxes, scores, valid = self._level_candidates(cls_scores, bbox_preds, img_metas, cfg.get("nms_pre", -1))
@@ -125,8 +164,10 @@ class SyncFreeRPNHead(RPNHead):
         keep = keep.view(num_imgs, num_levels * num_candidates)
         scores = scores.view(num_imgs, -1)
         top, present = top_kept(scores, keep, cfg.max_per_img)
-        proposals = torch.cat([boxes.view(num_imgs, -1, 4).gather(1, top[..., None].expand(-1, -1, 4)),
-                               scores.gather(1, top)[..., None]], dim=-1)
+        proposals = torch.cat(
+            [boxes.view(num_imgs, -1, 4).gather(1, top[..., None].expand(-1, -1, 4)), scores.gather(1, top)[..., None]],
+            dim=-1,
+        )
         absent = proposals.new_tensor([0, 0, 0, 0, ABSENT_SCORE])
         return list(torch.where(present[..., None], proposals, absent).unbind(0))
 
@@ -134,8 +175,9 @@ class SyncFreeRPNHead(RPNHead):
         """Each level's `nms_pre` best-scored anchors of every image, decoded and clipped to the image:
         boxes (B, L, K, 4), scores and valid (B, L, K); levels with fewer anchors are padded, invalid."""
         num_imgs = cls_scores[0].size(0)
-        anchors = self.prior_generator.grid_priors([score.shape[-2:] for score in cls_scores],
-                                                   dtype=cls_scores[0].dtype, device=cls_scores[0].device)
+        anchors = self.prior_generator.grid_priors(
+            [score.shape[-2:] for score in cls_scores], dtype=cls_scores[0].dtype, device=cls_scores[0].device
+        )
         level_scores, level_deltas, level_anchors = [], [], []
         for cls_score, bbox_pred, level_anchor in zip(cls_scores, bbox_preds, anchors, strict=True):
             cls_score = cls_score.detach().permute(0, 2, 3, 1)
@@ -154,8 +196,9 @@ class SyncFreeRPNHead(RPNHead):
             level_anchors.append(level_anchor)
 
         num_candidates = max(scores.size(1) for scores in level_scores)
-        valid = torch.stack([torch.arange(num_candidates, device=scores.device) < scores.size(1)
-                             for scores in level_scores])[None].expand(num_imgs, -1, -1)
+        valid = torch.stack(
+            [torch.arange(num_candidates, device=scores.device) < scores.size(1) for scores in level_scores]
+        )[None].expand(num_imgs, -1, -1)
         scores = torch.stack([_padded(scores, num_candidates, 0) for scores in level_scores], dim=1)
         deltas = torch.stack([_padded(deltas, num_candidates, 0) for deltas in level_deltas], dim=1)
         level_anchors = torch.stack([_padded(anchor, num_candidates, 0) for anchor in level_anchors], dim=1)
@@ -175,8 +218,10 @@ class SyncFreeRPNHead(RPNHead):
             for i, proposals in enumerate(self.simple_test_rpn(x, img_meta)):
                 aug_proposals[i].append(proposals[is_proposal(proposals)])
         aug_img_metas = [[metas[i] for metas in img_metas] for i in range(samples_per_gpu)]
-        return [merge_aug_proposals(proposals, aug_img_meta, self.test_cfg)
-                for proposals, aug_img_meta in zip(aug_proposals, aug_img_metas, strict=True)]
+        return [
+            merge_aug_proposals(proposals, aug_img_meta, self.test_cfg)
+            for proposals, aug_img_meta in zip(aug_proposals, aug_img_metas, strict=True)
+        ]
 
 
 def _padded(values: torch.Tensor, length: int, fill) -> torch.Tensor:

@@ -20,8 +20,14 @@ from mmdet.core.bbox.builder import BBOX_SAMPLERS
 from mmdet.core.bbox.samplers import RandomSampler
 
 
-def assign_valid_boxes(assigner, bboxes: torch.Tensor, valid: torch.Tensor, gt_bboxes: torch.Tensor,
-                       gt_bboxes_ignore: torch.Tensor | None, gt_labels: torch.Tensor | None) -> AssignResult:
+def assign_valid_boxes(
+    assigner,
+    bboxes: torch.Tensor,
+    valid: torch.Tensor,
+    gt_bboxes: torch.Tensor,
+    gt_bboxes_ignore: torch.Tensor | None,
+    gt_labels: torch.Tensor | None,
+) -> AssignResult:
     """A MaxIoUAssigner's result for `bboxes` as if only the `valid` ones had been given.
 
     mmdet drops invalid boxes by boolean indexing (anchors outside the image, ground truths
@@ -30,8 +36,12 @@ def assign_valid_boxes(assigner, bboxes: torch.Tensor, valid: torch.Tensor, gt_b
     """
     bboxes = bboxes[:, :4]
     overlaps = assigner.iou_calculator(gt_bboxes, bboxes)
-    if (assigner.ignore_iof_thr > 0 and gt_bboxes_ignore is not None and gt_bboxes_ignore.numel() > 0
-            and bboxes.numel() > 0):
+    if (
+        assigner.ignore_iof_thr > 0
+        and gt_bboxes_ignore is not None
+        and gt_bboxes_ignore.numel() > 0
+        and bboxes.numel() > 0
+    ):
         if assigner.ignore_wrt_candidates:
             ignore_max = assigner.iou_calculator(bboxes, gt_bboxes_ignore, mode="iof").max(dim=1).values
         else:
@@ -63,8 +73,9 @@ class SlotSamplingResult:
     def inds(self) -> torch.Tensor:
         num_boxes = self.pos_mask.numel()
         position = torch.arange(num_boxes, device=self.pos_mask.device)
-        order = torch.where(self.pos_mask, position,
-                            torch.where(self.neg_mask, num_boxes + position, 2 * num_boxes + position))
+        order = torch.where(
+            self.pos_mask, position, torch.where(self.neg_mask, num_boxes + position, 2 * num_boxes + position)
+        )
         return order.topk(self.num_slots, largest=False).indices
 
     @cached_property
@@ -129,8 +140,9 @@ class SyncFreeRandomSampler(RandomSampler):
         if self.neg_pos_ub >= 0:
             neg_limit = torch.minimum(neg_limit, (self.neg_pos_ub * num_pos.clamp(min=1)).floor().long())
         neg_mask = self._choose(gt_inds == 0, keys, self.num, neg_limit)
-        return SlotSamplingResult(pos_mask, neg_mask, min(self.num, num_boxes), bboxes, gt_bboxes, assign_result,
-                                  gt_flags)
+        return SlotSamplingResult(
+            pos_mask, neg_mask, min(self.num, num_boxes), bboxes, gt_bboxes, assign_result, gt_flags
+        )
 
     @staticmethod
     def _choose(candidates, keys, most: int, limit: torch.Tensor | int | None = None) -> torch.Tensor:

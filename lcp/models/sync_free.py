@@ -23,8 +23,12 @@ SYNC_FREE_TYPES = {stock: sync_free for sync_free, stock in STOCK_TYPES.items()}
 
 def _retyped(cfg, types: dict):
     if isinstance(cfg, dict):
-        return type(cfg)({key: types.get(value, value) if key == "type" and isinstance(value, str)
-                          else _retyped(value, types) for key, value in cfg.items()})
+        return type(cfg)(
+            {
+                key: types.get(value, value) if key == "type" and isinstance(value, str) else _retyped(value, types)
+                for key, value in cfg.items()
+            }
+        )
     if isinstance(cfg, (list, tuple)):
         return type(cfg)(_retyped(item, types) for item in cfg)
     return cfg

@@ -37,8 +37,9 @@ def check_nms_cfg(nms_cfg) -> tuple[float, int]:
     """(iou_threshold, offset) of an mmcv batched_nms config of type 'nms'; anything else is refused."""
     unsupported = set(nms_cfg) - SUPPORTED_NMS_KEYS
     if nms_cfg.get("type", "nms") != "nms" or unsupported or nms_cfg.get("class_agnostic"):
-        raise ValueError(f"the sync-free NMS computes mmcv's plain per-group 'nms' (iou_threshold, offset); "
-                         f"not {dict(nms_cfg)}")
+        raise ValueError(
+            f"the sync-free NMS computes mmcv's plain per-group 'nms' (iou_threshold, offset); not {dict(nms_cfg)}"
+        )
     return float(nms_cfg["iou_threshold"]), int(nms_cfg.get("offset", 0))
 
 
@@ -59,10 +60,12 @@ def pairwise_suppression(boxes: torch.Tensor, iou_threshold: float, offset: int 
     """(G, K, K) bool: candidate a suppresses b (a < b in each group's order) as mmcv's nms kernel decides it."""
     x1, y1, x2, y2 = boxes.unbind(-1)
     areas = (x2 - x1 + offset) * (y2 - y1 + offset)
-    width = (torch.minimum(x2[:, :, None], x2[:, None, :]) - torch.maximum(x1[:, :, None], x1[:, None, :])
-             + offset).clamp(min=0)
-    height = (torch.minimum(y2[:, :, None], y2[:, None, :]) - torch.maximum(y1[:, :, None], y1[:, None, :])
-              + offset).clamp(min=0)
+    width = (
+        torch.minimum(x2[:, :, None], x2[:, None, :]) - torch.maximum(x1[:, :, None], x1[:, None, :]) + offset
+    ).clamp(min=0)
+    height = (
+        torch.minimum(y2[:, :, None], y2[:, None, :]) - torch.maximum(y1[:, :, None], y1[:, None, :]) + offset
+    ).clamp(min=0)
     inter = width * height
     union = areas[:, :, None] + areas[:, None, :] - inter
     if boxes.is_cuda:  # mmcv's devIoU
@@ -72,8 +75,9 @@ def pairwise_suppression(boxes: torch.Tensor, iou_threshold: float, offset: int 
     return overlaps.triu(diagonal=1)  # only an earlier candidate suppresses a later one
 
 
-def greedy_keep(suppresses: torch.Tensor, candidates: torch.Tensor,
-                rounds_per_check: int = ROUNDS_PER_CHECK) -> torch.Tensor:
+def greedy_keep(
+    suppresses: torch.Tensor, candidates: torch.Tensor, rounds_per_check: int = ROUNDS_PER_CHECK
+) -> torch.Tensor:
     """Greedy NMS keep mask (G, K) of the candidates, each group in its order, given `suppresses` (G, K, K)."""
     # "does any marked candidate suppress b" as a batched vector-matrix product: BLAS, no (G, K, K) temporary;
     # the sums are counts of ones, so even half precision keeps every positive one positive
@@ -96,8 +100,14 @@ def greedy_keep(suppresses: torch.Tensor, candidates: torch.Tensor,
     return kept
 
 
-def grouped_nms(boxes: torch.Tensor, scores: torch.Tensor, valid: torch.Tensor, iou_threshold: float,
-                offset: int = 0, rounds_per_check: int = ROUNDS_PER_CHECK) -> torch.Tensor:
+def grouped_nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    valid: torch.Tensor,
+    iou_threshold: float,
+    offset: int = 0,
+    rounds_per_check: int = ROUNDS_PER_CHECK,
+) -> torch.Tensor:
     """mmcv's nms within each group of fixed-size candidates, as a keep mask in the input positions.
 
     boxes (G, K, 4) (already shifted as mmcv's batched_nms shifts them), scores and valid
@@ -121,9 +131,15 @@ def top_kept(keys: torch.Tensor, keep: torch.Tensor, num: int) -> tuple[torch.Te
     return indices[:, :num], ranked[:, :num] > -torch.inf
 
 
-def multiclass_nms_slots(multi_bboxes: torch.Tensor, multi_scores: torch.Tensor, present: torch.Tensor,
-                         score_thr: float, nms_cfg, max_num: int = -1,
-                         rounds_per_check: int = ROUNDS_PER_CHECK) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def multiclass_nms_slots(
+    multi_bboxes: torch.Tensor,
+    multi_scores: torch.Tensor,
+    present: torch.Tensor,
+    score_thr: float,
+    nms_cfg,
+    max_num: int = -1,
+    rounds_per_check: int = ROUNDS_PER_CHECK,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """mmdet's multiclass_nms for a batch of images in fixed slots.
 
     multi_bboxes (B, N, 4) or (B, N, C * 4), multi_scores (B, N, C + 1) (background last),
@@ -143,8 +159,14 @@ def multiclass_nms_slots(multi_bboxes: torch.Tensor, multi_scores: torch.Tensor,
 
     # one NMS group per image and class, as batched_nms separates the labels
     class_boxes = with_group_offsets(boxes.transpose(1, 2), candidates.transpose(1, 2))
-    keep = grouped_nms(class_boxes.flatten(0, 1), scores.transpose(1, 2).flatten(0, 1),
-                       candidates.transpose(1, 2).flatten(0, 1), iou_threshold, offset, rounds_per_check)
+    keep = grouped_nms(
+        class_boxes.flatten(0, 1),
+        scores.transpose(1, 2).flatten(0, 1),
+        candidates.transpose(1, 2).flatten(0, 1),
+        iou_threshold,
+        offset,
+        rounds_per_check,
+    )
     keep = keep.view(num_imgs, num_classes, num_rois).transpose(1, 2).reshape(num_imgs, -1)
     scores = scores.reshape(num_imgs, -1)
     top, found = top_kept(scores, keep, max_num)
@@ -153,8 +175,9 @@ def multiclass_nms_slots(multi_bboxes: torch.Tensor, multi_scores: torch.Tensor,
     return detections, top % num_classes, found
 
 
-def slots_to_results(detections: torch.Tensor, labels: torch.Tensor, found: torch.Tensor,
-                     num_classes: int) -> list[list[np.ndarray]]:
+def slots_to_results(
+    detections: torch.Tensor, labels: torch.Tensor, found: torch.Tensor, num_classes: int
+) -> list[list[np.ndarray]]:
     """mmdet's bbox2result for every image of a batch of detection slots, in one device-to-host transfer."""
     packed = torch.cat([detections.float(), labels[..., None].float(), found[..., None].float()], dim=-1)
     results = []

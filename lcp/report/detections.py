@@ -26,13 +26,20 @@ def first_test_images(cfg, count: int, config_path: str) -> list[Path]:
     check_dataset_cfg(test_cfg)
     dataset = build_dataset(test_cfg)
     if len(dataset) < count:
-        raise LCPError(f"{config_path}: the test set has {len(dataset)} image{'s' * (len(dataset) != 1)}, "
-                       f"fewer than the {count} pictures asked for")
+        raise LCPError(
+            f"{config_path}: the test set has {len(dataset)} image{'s' * (len(dataset) != 1)}, "
+            f"fewer than the {count} pictures asked for"
+        )
     return [Path(dataset.img_prefix or "") / dataset.data_infos[index]["filename"] for index in range(count)]
 
 
-def draw_sample_detections(config_path: str, checkpoint: str, outputs: list[str | os.PathLike],
-                           cfg_options: dict | None = None, gpu_id: int = 0) -> None:
+def draw_sample_detections(
+    config_path: str,
+    checkpoint: str,
+    outputs: list[str | os.PathLike],
+    cfg_options: dict | None = None,
+    gpu_id: int = 0,
+) -> None:
     """Write one JPEG picture per path in `outputs`: the detector's boxes on the test images."""
     import warnings
 
@@ -44,9 +51,9 @@ def draw_sample_detections(config_path: str, checkpoint: str, outputs: list[str 
 
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
     from lcp.apis.config import load_config
+    from lcp.apis.inference import build_test_model, checkpoint_classes, infer_image
     from lcp.apis.options import select_device
     from lcp.io import atomic_path, check_outside_sources
-    from lcp.apis.inference import build_test_model, checkpoint_classes, infer_image
 
     for output in outputs:
         if Path(output).suffix.lower() not in (".jpg", ".jpeg"):
@@ -63,8 +70,7 @@ def draw_sample_detections(config_path: str, checkpoint: str, outputs: list[str 
     with warnings.catch_warnings():  # mmdet warns that it swaps ImageToTensor for batching; wanted here
         warnings.simplefilter("ignore", UserWarning)
         pipeline = Compose(replace_ImageToTensor(cfg.data.test.pipeline))
-    pictures = [infer_image(image, detector, pipeline, device, class_names, SCORE_THR, gpu_id)[0]
-                for image in images]
-    for output, picture in zip(outputs, pictures):
+    pictures = [infer_image(image, detector, pipeline, device, class_names, SCORE_THR, gpu_id)[0] for image in images]
+    for output, picture in zip(outputs, pictures, strict=True):
         with atomic_path(output, overwrite=True) as tmp:
             tmp.write_bytes(picture)

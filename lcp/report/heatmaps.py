@@ -18,8 +18,15 @@ def existing_pictures(out_dir: Path) -> list[Path]:
     return sorted(path for path in out_dir.iterdir() if PICTURE_PATTERN.fullmatch(path.name))
 
 
-def write_crux_heatmaps(config: str, checkpoint: str, out_dir: str | Path, count: int = 4, overwrite: bool = False,
-                        cfg_options: dict | None = None, gpu_id: int = 0) -> list[Path]:
+def write_crux_heatmaps(
+    config: str,
+    checkpoint: str,
+    out_dir: str | Path,
+    count: int = 4,
+    overwrite: bool = False,
+    cfg_options: dict | None = None,
+    gpu_id: int = 0,
+) -> list[Path]:
     """Draw the first `count` test images' crux masks; all are made before any is written, each
     written atomically. Existing pictures are replaced only with `overwrite` (stale higher-numbered
     ones are then removed). Returns the pictures written."""
@@ -50,12 +57,14 @@ def write_crux_heatmaps(config: str, checkpoint: str, out_dir: str | Path, count
     check_dataset_cfg(test_cfg)
     dataset = build_dataset(test_cfg)
     if len(dataset) < count:
-        raise LCPError(f"{config}: the test set has {len(dataset)} image{'s' * (len(dataset) != 1)}, "
-                       f"fewer than --count {count}")
+        raise LCPError(
+            f"{config}: the test set has {len(dataset)} image{'s' * (len(dataset) != 1)}, fewer than --count {count}"
+        )
     model = build_test_model(cfg, checkpoint)
     if not hasattr(model, "crux_learner"):
-        raise LCPError(f"{config}: the model ({type(model).__name__}) has no crux learner; "
-                       "lcp heatmaps draws LCP models only")
+        raise LCPError(
+            f"{config}: the model ({type(model).__name__}) has no crux learner; lcp heatmaps draws LCP models only"
+        )
     if select_device(gpu_id) == "cuda":
         model = model.cuda(gpu_id)
     model.eval()

@@ -36,15 +36,18 @@ EMBEDDED_WIDTH = 640
 
 
 def page(title: str, body: str) -> str:
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n")
+    return (
+        f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
+    )
 
 
 def _inline(text: str) -> str:
     """Escaped text with `code` spans."""
     parts = text.split("`")
-    return "".join(f"<code>{html.escape(part)}</code>" if index % 2 else html.escape(part)
-                   for index, part in enumerate(parts))
+    return "".join(
+        f"<code>{html.escape(part)}</code>" if index % 2 else html.escape(part) for index, part in enumerate(parts)
+    )
 
 
 def _cells(line: str) -> list[str]:
@@ -56,9 +59,14 @@ def _markdown_table(lines: list[str]) -> str:
     numeric = [cell.endswith(":") for cell in _cells(rule)]
     head = "".join(f"<th>{_inline(cell)}</th>" for cell in _cells(header))
     body = "".join(
-        "<tr>" + "".join(f"<td class=\"number\">{_inline(cell)}</td>" if right else f"<td>{_inline(cell)}</td>"
-                         for cell, right in zip(_cells(row), numeric)) + "</tr>\n"
-        for row in rows)
+        "<tr>"
+        + "".join(
+            f"<td class=\"number\">{_inline(cell)}</td>" if right else f"<td>{_inline(cell)}</td>"
+            for cell, right in zip(_cells(row), numeric, strict=True)
+        )
+        + "</tr>\n"
+        for row in rows
+    )
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
 
 
@@ -80,8 +88,12 @@ def markdown_to_html(markdown: str) -> str:
             start = index
             kind = "|" if line.startswith("|") else "-" if line.startswith("- ") else ""
             index += 1
-            while (index < len(lines) and lines[index].strip() and not lines[index].startswith("#")
-                   and (lines[index].startswith("|") if kind == "|" else not lines[index].startswith("|"))):
+            while (
+                index < len(lines)
+                and lines[index].strip()
+                and not lines[index].startswith("#")
+                and (lines[index].startswith("|") if kind == "|" else not lines[index].startswith("|"))
+            ):
                 index += 1
             block = lines[start:index]
             if kind == "|":
@@ -95,6 +107,7 @@ def markdown_to_html(markdown: str) -> str:
 
 def frame_to_html(frame: pd.DataFrame) -> str:
     """A table with numbers right-aligned, 4 significant digits, missing values as '-'."""
+
     def cell(value: Any) -> str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             text = "-" if isinstance(value, float) and math.isnan(value) else f"{value:.4g}"
@@ -102,8 +115,7 @@ def frame_to_html(frame: pd.DataFrame) -> str:
         return f"<td>{html.escape('-' if value is None else str(value))}</td>"
 
     head = "".join(f"<th>{html.escape(str(column))}</th>" for column in frame.columns)
-    body = "".join("<tr>" + "".join(cell(value) for value in row) + "</tr>\n"
-                   for row in frame.itertuples(index=False))
+    body = "".join("<tr>" + "".join(cell(value) for value in row) + "</tr>\n" for row in frame.itertuples(index=False))
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
 
 
@@ -132,23 +144,27 @@ def samples_html(samples: Mapping[str, list[str]]) -> str:
         for method in methods:
             pictures = samples[method]
             if index < len(pictures):
-                cells.append(f"<td><img src=\"{picture_data_uri(pictures[index])}\" "
-                             f"alt=\"{html.escape(method)}, test image {index + 1}\" class=\"sample\"></td>")
+                cells.append(
+                    f"<td><img src=\"{picture_data_uri(pictures[index])}\" "
+                    f"alt=\"{html.escape(method)}, test image {index + 1}\" class=\"sample\"></td>"
+                )
             else:
                 cells.append("<td></td>")
         rows.append(f"<tr><td>test image {index + 1}</td>{''.join(cells)}</tr>\n")
     head = "<th>image</th>" + "".join(f"<th>{html.escape(method)}</th>" for method in methods)
-    return ("<h2>Sample detections</h2>\n<p>The first low-quality test images, with the boxes each method "
-            "detects (score at least 0.3); LCP's pictures carry its crux mask as a heat map (red: kept, "
-            "blue: suppressed).</p>\n"
-            f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{''.join(rows)}</tbody>\n</table>\n")
+    return (
+        "<h2>Sample detections</h2>\n<p>The first low-quality test images, with the boxes each method "
+        "detects (score at least 0.3); LCP's pictures carry its crux mask as a heat map (red: kept, "
+        "blue: suppressed).</p>\n"
+        f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{''.join(rows)}</tbody>\n</table>\n"
+    )
 
 
 def check_html(check: Mapping[str, Any], source: str) -> str:
     """The data check (`lcp data check --report`) as a page body: the verdict, the counts,
     the degradation measured per variant, and the problems and warnings it found."""
     ok = check.get("ok")
-    verdict = ("<p>Passed.</p>\n" if ok else "<p class=\"failed\">Failed.</p>\n")
+    verdict = "<p>Passed.</p>\n" if ok else "<p class=\"failed\">Failed.</p>\n"
     parts = [f"<h1>Data check: {html.escape(str(check.get('lowq_dir', '')))}</h1>\n", verdict]
     facts = {key: check[key] for key in ("lowq_dir", "clean_dir", "degradation", "statistic") if check.get(key)}
     if check.get("classes"):
@@ -161,12 +177,19 @@ def check_html(check: Mapping[str, Any], source: str) -> str:
             for reason, found in check[key].items():
                 first = (found.get("items") or [{}])[0]
                 example = ", ".join(f"{name}: {value}" for name, value in first.items())
-                items.append(f"<li>{html.escape(reason)}: {found.get('count', '?')}"
-                             + (f" (first: {html.escape(example)})" if example else "") + "</li>\n")
+                items.append(
+                    f"<li>{html.escape(reason)}: {found.get('count', '?')}"
+                    + (f" (first: {html.escape(example)})" if example else "")
+                    + "</li>\n"
+                )
             parts.append(f"<h2>{key.capitalize()}</h2>\n<ul>\n{''.join(items)}</ul>\n")
     if counts := check.get("counts"):
-        parts += ["<h2>Counts</h2>\n", frame_to_html(pd.DataFrame({"what": [key.replace("_", " ") for key in counts],
-                                                                   "count": list(counts.values())}))]
+        parts += [
+            "<h2>Counts</h2>\n",
+            frame_to_html(
+                pd.DataFrame({"what": [key.replace("_", " ") for key in counts], "count": list(counts.values())})
+            ),
+        ]
     variants = (check.get("degradation_summary") or {}).get("by_variant") or {}
     if variants:
         statistic = check["degradation_summary"].get("statistic", "")

@@ -145,8 +145,9 @@ def evaluation_row(evaluation: Mapping[str, Any]) -> dict[str, Any]:
 
 def seed_table(runs: Mapping[int | None, Mapping[str, Any]], columns: list[str]) -> pd.DataFrame:
     """One method's evaluations, one row per seed."""
-    table = pd.DataFrame([evaluation_row(evaluation) for evaluation in runs.values()], index=list(runs),
-                         columns=columns)
+    table = pd.DataFrame(
+        [evaluation_row(evaluation) for evaluation in runs.values()], index=list(runs), columns=columns
+    )
     table.index.name = "seed"
     return table.astype(float)
 
@@ -214,12 +215,14 @@ def classwise_table(table: pd.DataFrame) -> pd.DataFrame:
 def table_csv(table: pd.DataFrame) -> str:
     """The table as csv: AP with two decimals, crux statistics with four significant digits
     (a collapsed mask's are tiny), missing values empty."""
+
     def formatted(column: str, values: pd.Series) -> pd.Series:
         spec = ".4g" if column.startswith("crux_") else "g" if column == "images" else ".2f"
         return values.map(lambda v: "" if v is None or pd.isna(v) else f"{float(v):{spec}}")
 
-    return pd.DataFrame({column: formatted(column, table[column]) for column in table.columns},
-                        index=table.index).to_csv()
+    return pd.DataFrame(
+        {column: formatted(column, table[column]) for column in table.columns}, index=table.index
+    ).to_csv()
 
 
 # ---- severity sweeps -------------------------------------------------------------------
@@ -247,26 +250,37 @@ def robustness_table(evaluations: Mapping[str, Mapping[str, Any]]) -> pd.DataFra
         run, parameter, value = parse_sweep_name(name)
         method, seed = parse_run_name(run)
         points.setdefault((method, value), []).append(
-            {"method": method, "seed": seed, "parameter": parameter, "value": value,
-             **{SUMMARY_COLUMNS[key]: percent(evaluation.get(key)) for key in list(SUMMARY_COLUMNS)[:3]}})
+            {
+                "method": method,
+                "seed": seed,
+                "parameter": parameter,
+                "value": value,
+                **{SUMMARY_COLUMNS[key]: percent(evaluation.get(key)) for key in list(SUMMARY_COLUMNS)[:3]},
+            }
+        )
     parameters = {row["parameter"] for rows in points.values() for row in rows}
     if len(parameters) > 1:
         raise LCPError(f"a sweep varies one parameter, got {', '.join(sorted(parameters))}")
     for (method, value), rows in points.items():
         seeds = [row["seed"] for row in rows]
         if len(set(seeds)) < len(seeds) or (len(seeds) > 1 and None in seeds):
-            raise LCPError(f"{method}@{rows[0]['parameter']}_{value:g}: give each seed once "
-                           "(METHOD@... for one training, METHOD/seedN@... for several)")
+            raise LCPError(
+                f"{method}@{rows[0]['parameter']}_{value:g}: give each seed once "
+                "(METHOD@... for one training, METHOD/seedN@... for several)"
+            )
     ordered = sorted(points.items(), key=lambda item: item[0])
     if all(len(rows) == 1 for _, rows in ordered):
-        return pd.DataFrame([{k: v for k, v in rows[0].items() if k != "seed"} for _, rows in ordered],
-                            columns=["method", "parameter", "value", *metrics])
+        return pd.DataFrame(
+            [{k: v for k, v in rows[0].items() if k != "seed"} for _, rows in ordered],
+            columns=["method", "parameter", "value", *metrics],
+        )
     table = []
-    for (method, value), rows in ordered:
+    for _, rows in ordered:
         rows = sorted(rows, key=lambda row: row["seed"] if row["seed"] is not None else -1)
         values = pd.DataFrame(rows)[metrics].astype(float)
-        table += rows + [{**rows[0], "seed": label, **getattr(values, label)().round(4).to_dict()}
-                         for label in ("mean", "std")]
+        table += rows + [
+            {**rows[0], "seed": label, **getattr(values, label)().round(4).to_dict()} for label in ("mean", "std")
+        ]
     return pd.DataFrame(table, columns=["method", "seed", "parameter", "value", *metrics])
 
 
@@ -275,6 +289,7 @@ def robustness_table(evaluations: Mapping[str, Mapping[str, Any]]) -> pd.DataFra
 
 def markdown_table(frame: pd.DataFrame, index_name: str | None = None) -> str:
     """A GitHub markdown table; numbers with one decimal, missing values as '-'."""
+
     def cell(value: Any) -> str:
         if isinstance(value, float):
             return "-" if math.isnan(value) else f"{value:.1f}"
@@ -317,8 +332,10 @@ def crux_markdown(grouped: Mapping[str, Mapping[int | None, Mapping[str, Any]]])
     """The crux learner's mask statistics, per method (and seed, with their mean where several)."""
     several = several_seeds(grouped)
     header = ["method"] + (["seed"] if several else []) + [title for _, title in CRUX_STATISTICS.values()]
-    lines = ["| " + " | ".join(header + ["collapsed"]) + " |",
-             "|" + "|".join(["---"] * (2 if several else 1) + ["---:"] * (len(CRUX_STATISTICS) + 1)) + "|"]
+    lines = [
+        "| " + " | ".join(header + ["collapsed"]) + " |",
+        "|" + "|".join(["---"] * (2 if several else 1) + ["---:"] * (len(CRUX_STATISTICS) + 1)) + "|",
+    ]
 
     def number(value: Any) -> str:
         return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{float(value):.3g}"
@@ -331,12 +348,17 @@ def crux_markdown(grouped: Mapping[str, Mapping[int | None, Mapping[str, Any]]])
         if several and len(healths) > 1:
             means = [pd.Series([h.get(key) for h in healths.values()], dtype=float).mean() for key in CRUX_STATISTICS]
             collapsed = sum(bool(h.get("collapsed")) for h in healths.values())
-            lines.append("| " + " | ".join([method, "mean"] + [number(value) for value in means]
-                                          + [f"{collapsed} of {len(healths)}"]) + " |")
+            lines.append(
+                "| "
+                + " | ".join([method, "mean"] + [number(value) for value in means] + [f"{collapsed} of {len(healths)}"])
+                + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
-def summary_markdown(title: str, evaluations: Mapping[str, Mapping[str, Any]], sources: Mapping[str, str | Path]) -> str:
+def summary_markdown(
+    title: str, evaluations: Mapping[str, Mapping[str, Any]], sources: Mapping[str, str | Path]
+) -> str:
     """The scene's summary page: overall metrics, LCP's gain, the crux learner's health,
     class-wise AP, and the sources; over seeds where several."""
     grouped = group_by_method(evaluations)
@@ -344,8 +366,11 @@ def summary_markdown(title: str, evaluations: Mapping[str, Mapping[str, Any]], s
     parts = [f"# {title}: detection on the low-quality test set\n\n"]
     if not several_seeds(grouped):
         table = metrics_table(evaluations)
-        parts += ["COCO box AP in percent.\n\n", *_paragraph(collapse_sentences(grouped)),
-                  markdown_table(table[summary])]
+        parts += [
+            "COCO box AP in percent.\n\n",
+            *_paragraph(collapse_sentences(grouped)),
+            markdown_table(table[summary]),
+        ]
         if {"baseline", "lcp"} <= set(table.index):
             gain = (table.loc["lcp", summary] - table.loc["baseline", summary]).to_frame(PAIRED).T
             parts += ["\n", markdown_table(gain, index_name="")]
@@ -353,30 +378,49 @@ def summary_markdown(title: str, evaluations: Mapping[str, Mapping[str, Any]], s
     else:
         mean, std = method_statistics(evaluations)
         seeds = sorted({seed for runs in grouped.values() for seed in runs})
-        parts += [(f"COCO box AP in percent: mean ± standard deviation over seeds {_listed(seeds)}. "
-                  "Every seed fine-tunes both methods from the same pretrained detector.\n\n"),
-                  *_paragraph(collapse_sentences(grouped))]
-        overall = pd.DataFrame({"seeds": {method: _listed(list(runs)) for method, runs in grouped.items()},
-                                **{column: {method: _mean_and_std(mean.loc[method, column], std.loc[method, column])
-                                            for method in grouped} for column in summary}})
+        parts += [
+            (
+                f"COCO box AP in percent: mean ± standard deviation over seeds {_listed(seeds)}. "
+                "Every seed fine-tunes both methods from the same pretrained detector.\n\n"
+            ),
+            *_paragraph(collapse_sentences(grouped)),
+        ]
+        overall = pd.DataFrame(
+            {
+                "seeds": {method: _listed(list(runs)) for method, runs in grouped.items()},
+                **{
+                    column: {
+                        method: _mean_and_std(mean.loc[method, column], std.loc[method, column]) for method in grouped
+                    }
+                    for column in summary
+                },
+            }
+        )
         overall.index.name = "method"
         parts.append(markdown_table(overall))
         paired = paired_differences(grouped)
         if paired is not None:
-            parts += [f"\n## {PAIRED}, per seed\n\n",
-                      ("Paired: for each seed both methods start from the same pretrained weights, so the "
-                      "spread is that of LCP's gain, not of either method.\n\n"),
-                      markdown_table(_with_statistics(paired), index_name="seed")]
-        per_seed = pd.concat({method: seed_table(runs, summary) for method, runs in grouped.items()},
-                             names=["method", "seed"]).reset_index(level="seed")
+            parts += [
+                f"\n## {PAIRED}, per seed\n\n",
+                (
+                    "Paired: for each seed both methods start from the same pretrained weights, so the "
+                    "spread is that of LCP's gain, not of either method.\n\n"
+                ),
+                markdown_table(_with_statistics(paired), index_name="seed"),
+            ]
+        per_seed = pd.concat(
+            {method: seed_table(runs, summary) for method, runs in grouped.items()}, names=["method", "seed"]
+        ).reset_index(level="seed")
         parts += ["\n## Per seed\n\n", markdown_table(per_seed.astype({"seed": str}))]
         classwise = classwise_table(mean)
     if any(evaluation.get(CRUX_KEY) for evaluation in evaluations.values()):
-        parts += ["\n## Crux learner\n\n",
-                  "The crux mask on the test images: its mean, spread, share of pixels above 0.5 and "
-                  "spatial spread within an image, in [0, 1]"
-                  + (", per seed and their mean.\n\n" if several_seeds(grouped) else ".\n\n"),
-                  crux_markdown(grouped)]
+        parts += [
+            "\n## Crux learner\n\n",
+            "The crux mask on the test images: its mean, spread, share of pixels above 0.5 and "
+            "spatial spread within an image, in [0, 1]"
+            + (", per seed and their mean.\n\n" if several_seeds(grouped) else ".\n\n"),
+            crux_markdown(grouped),
+        ]
     heading = "Class-wise AP" + (" (mean over seeds)" if several_seeds(grouped) else "")
     parts += [f"\n## {heading}\n\n", markdown_table(classwise)]
     parts += ["\n## Sources\n\n"] + [f"- {name}: `{path}`\n" for name, path in sources.items()]

@@ -23,8 +23,9 @@ def _save(figure, path: str | os.PathLike) -> None:
         figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
-def plot_classwise(classwise: pd.DataFrame, path: str | os.PathLike, title: str,
-                   errors: pd.DataFrame | None = None) -> None:
+def plot_classwise(
+    classwise: pd.DataFrame, path: str | os.PathLike, title: str, errors: pd.DataFrame | None = None
+) -> None:
     """Grouped bars: AP per class (rows of `classwise`), one bar per method (its columns);
     `errors` (same shape, e.g. the std over seeds) as error bars."""
     plt = _pyplot()
@@ -50,8 +51,14 @@ def plot_robustness(table: pd.DataFrame, path: str | os.PathLike, title: str) ->
     for method, rows in means.groupby("method", sort=False):
         if seeded:
             spread = table[(table["method"] == method) & (table["seed"] == "std")].set_index("value")["AP"]
-            axes.errorbar(rows["value"], rows["AP"], yerr=spread.reindex(rows["value"]).fillna(0.0).to_numpy(),
-                          marker="o", capsize=3, label=method)
+            axes.errorbar(
+                rows["value"],
+                rows["AP"],
+                yerr=spread.reindex(rows["value"]).fillna(0.0).to_numpy(),
+                marker="o",
+                capsize=3,
+                label=method,
+            )
         else:
             axes.plot(rows["value"], rows["AP"], marker="o", label=method)
     parameter = table["parameter"].iloc[0] if len(table) else ""

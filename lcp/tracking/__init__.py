@@ -88,9 +88,19 @@ from lcp.tracking.settings import (
 )
 
 __all__ = [
-    "ENV_INVOCATION_ID", "ENV_PARENT_RUN_IDS", "ENV_SNAKEMAKE_RULE", "ENV_SNAKEMAKE_WILDCARDS", "ENV_TRACKING_URI",
-    "LCPMlflowLoggerHook", "add_tracking", "close_invocation", "log_evaluation", "log_files", "open_invocation",
-    "resolve_target", "snakemake_env_prefix",
+    "ENV_INVOCATION_ID",
+    "ENV_PARENT_RUN_IDS",
+    "ENV_SNAKEMAKE_RULE",
+    "ENV_SNAKEMAKE_WILDCARDS",
+    "ENV_TRACKING_URI",
+    "LCPMlflowLoggerHook",
+    "add_tracking",
+    "close_invocation",
+    "log_evaluation",
+    "log_files",
+    "open_invocation",
+    "resolve_target",
+    "snakemake_env_prefix",
 ]
 
 

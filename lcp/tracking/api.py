@@ -13,10 +13,21 @@ from lcp.errors import LCPError
 from lcp.tracking import settings
 
 
-def add_tracking(cfg, *, scene: str, step: str, method: str, variant: str | None = None,
-                 tracking_uri: str | None = None, log_checkpoint: bool = False, interval: int = 1,
-                 num_heatmaps: int = 4, sidecars: Sequence[str] = (), config_file: str | None = None,
-                 register_model: bool | None = None) -> dict:
+def add_tracking(
+    cfg,
+    *,
+    scene: str,
+    step: str,
+    method: str,
+    variant: str | None = None,
+    tracking_uri: str | None = None,
+    log_checkpoint: bool = False,
+    interval: int = 1,
+    num_heatmaps: int = 4,
+    sidecars: Sequence[str] = (),
+    config_file: str | None = None,
+    register_model: bool | None = None,
+) -> dict:
     """Append LCPMlflowLoggerHook to cfg.log_config.hooks; returns the hook's config.
 
     Call it after the config is final (work dir, seed set); the hook reads the resolved
@@ -35,10 +46,20 @@ def add_tracking(cfg, *, scene: str, step: str, method: str, variant: str | None
     for sidecar in sidecars:
         if not Path(sidecar).is_file():
             raise LCPError(f"{sidecar}: degradation sidecar does not exist")
-    hook = {"type": "LCPMlflowLoggerHook", "scene": scene, "step": step, "method": method, "variant": variant,
-            "tracking_uri": tracking_uri, "log_checkpoint": log_checkpoint, "interval": interval,
-            "num_heatmaps": num_heatmaps, "sidecars": list(sidecars), "config_file": config_file,
-            "register_model": register_model}
+    hook = {
+        "type": "LCPMlflowLoggerHook",
+        "scene": scene,
+        "step": step,
+        "method": method,
+        "variant": variant,
+        "tracking_uri": tracking_uri,
+        "log_checkpoint": log_checkpoint,
+        "interval": interval,
+        "num_heatmaps": num_heatmaps,
+        "sidecars": list(sidecars),
+        "config_file": config_file,
+        "register_model": register_model,
+    }
     if cfg.get("log_config") is None:
         cfg.log_config = {"interval": 50, "hooks": []}
     cfg.log_config.setdefault("hooks", [])
@@ -46,8 +67,17 @@ def add_tracking(cfg, *, scene: str, step: str, method: str, variant: str | None
     return hook
 
 
-def start_run(*, scene: str, step: str, method: str, work_dir: str | os.PathLike, variant: str | None = None,
-              tracking_uri: str | None = None, source: str = "lcp", extra_tags: Mapping[str, Any] | None = None):
+def start_run(
+    *,
+    scene: str,
+    step: str,
+    method: str,
+    work_dir: str | os.PathLike,
+    variant: str | None = None,
+    tracking_uri: str | None = None,
+    source: str = "lcp",
+    extra_tags: Mapping[str, Any] | None = None,
+):
     """A TrackedRun named `{scene}/{step}/{method}[/{variant}]` under the invocation's parent."""
     from lcp.tracking.params import run_tags
     from lcp.tracking.run import TrackedRun
@@ -55,8 +85,13 @@ def start_run(*, scene: str, step: str, method: str, work_dir: str | os.PathLike
     name = settings.run_name(scene, step, method, variant)
     settings.check_target(settings.resolve_target(tracking_uri))
     tags = run_tags(scene, step, method, variant, source=source, **(extra_tags or {}))
-    return TrackedRun(experiment=settings.experiment_name(scene), run_name=name, work_dir=work_dir,
-                      tags=tags, tracking_uri=tracking_uri).start()
+    return TrackedRun(
+        experiment=settings.experiment_name(scene),
+        run_name=name,
+        work_dir=work_dir,
+        tags=tags,
+        tracking_uri=tracking_uri,
+    ).start()
 
 
 def crux_health_tags(health: Mapping[str, Any] | None) -> dict[str, str | None]:
@@ -64,15 +99,25 @@ def crux_health_tags(health: Mapping[str, Any] | None) -> dict[str, str | None]:
     tag, when alive) of a crux-health record ({"collapsed", "verdict", ...}); {} without one."""
     if not isinstance(health, Mapping) or "collapsed" not in health:
         return {}
-    return {"lcp.crux_health": "collapsed" if health["collapsed"] else "alive",
-            "lcp.crux_verdict": health.get("verdict") or None}
+    return {
+        "lcp.crux_health": "collapsed" if health["collapsed"] else "alive",
+        "lcp.crux_verdict": health.get("verdict") or None,
+    }
 
 
-def log_evaluation(eval_json: str | os.PathLike | Mapping[str, Any], *, scene: str, method: str,
-                   step: str = "evaluate", variant: str | None = None, config=None,
-                   checkpoint: str | None = None, tracking_uri: str | None = None,
-                   work_dir: str | os.PathLike | None = None,
-                   artifacts: Sequence[str | os.PathLike] = ()) -> str | None:
+def log_evaluation(
+    eval_json: str | os.PathLike | Mapping[str, Any],
+    *,
+    scene: str,
+    method: str,
+    step: str = "evaluate",
+    variant: str | None = None,
+    config=None,
+    checkpoint: str | None = None,
+    tracking_uri: str | None = None,
+    work_dir: str | os.PathLike | None = None,
+    artifacts: Sequence[str | os.PathLike] = (),
+) -> str | None:
     """Record an evaluation (the json `lcp test --eval-out` writes, or that dict) as one run.
 
     Metrics test/AP, test/AP50, ..., test/AP/<class> in percent (lcp.tracking.metrics), test/num_images,
@@ -103,12 +148,26 @@ def log_evaluation(eval_json: str | os.PathLike | Mapping[str, Any], *, scene: s
 
         config = load_config(config)
     work_dir = Path(work_dir) if work_dir else (eval_path.parent if eval_path else Path.cwd())
-    run = start_run(scene=scene, step=step, method=method, variant=variant, work_dir=work_dir,
-                    tracking_uri=tracking_uri, source="lcp test",
-                    extra_tags={"lcp.checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
-                                **crux_health_tags(metrics.get("crux_health"))})
-    params: dict[str, Any] = {"scene": scene, "step": step, "method": method, **run_params.package_versions(),
-                              **run_params.git_state()}
+    run = start_run(
+        scene=scene,
+        step=step,
+        method=method,
+        variant=variant,
+        work_dir=work_dir,
+        tracking_uri=tracking_uri,
+        source="lcp test",
+        extra_tags={
+            "lcp.checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+            **crux_health_tags(metrics.get("crux_health")),
+        },
+    )
+    params: dict[str, Any] = {
+        "scene": scene,
+        "step": step,
+        "method": method,
+        **run_params.package_versions(),
+        **run_params.git_state(),
+    }
     if variant:
         params["variant"] = variant
     seed = settings.job_seed()  # the evaluated model's training seed, when the job names it (also tag lcp.seed)
@@ -137,9 +196,17 @@ def log_evaluation(eval_json: str | os.PathLike | Mapping[str, Any], *, scene: s
     return run.run_id
 
 
-def log_files(paths: Sequence[str | os.PathLike], *, scene: str, step: str, method: str = "all",
-              variant: str | None = None, artifact_path: str | None = None,
-              tracking_uri: str | None = None, work_dir: str | os.PathLike | None = None) -> str | None:
+def log_files(
+    paths: Sequence[str | os.PathLike],
+    *,
+    scene: str,
+    step: str,
+    method: str = "all",
+    variant: str | None = None,
+    artifact_path: str | None = None,
+    tracking_uri: str | None = None,
+    work_dir: str | os.PathLike | None = None,
+) -> str | None:
     """One run `{scene}/{step}/{method}` holding `paths` as artifacts (check reports, report tables,
     plots). Returns its run id (None while the server is unreachable; see log_evaluation)."""
     missing = [str(p) for p in paths if not Path(p).exists()]
@@ -148,23 +215,35 @@ def log_files(paths: Sequence[str | os.PathLike], *, scene: str, step: str, meth
     if not paths:
         raise LCPError("log-artifacts: no files given")
     work_dir = Path(work_dir) if work_dir else Path(paths[0]).resolve().parent
-    run = start_run(scene=scene, step=step, method=method, variant=variant, work_dir=work_dir,
-                    tracking_uri=tracking_uri, source="lcp tracking log-artifacts")
+    run = start_run(
+        scene=scene,
+        step=step,
+        method=method,
+        variant=variant,
+        work_dir=work_dir,
+        tracking_uri=tracking_uri,
+        source="lcp tracking log-artifacts",
+    )
     for path in paths:
         run.log_artifact(path, artifact_path)
     run.finish("FINISHED")
     return run.run_id
 
 
-def run_names(cfg, *, step: str, scene: str | None = None, method: str | None = None, variant: str | None = None,
-              tracking_uri: str | None = None) -> dict[str, Any]:
+def run_names(
+    cfg,
+    *,
+    step: str,
+    scene: str | None = None,
+    method: str | None = None,
+    variant: str | None = None,
+    tracking_uri: str | None = None,
+) -> dict[str, Any]:
     """The scene/step/method/variant of a tracked `lcp train` or `lcp test` of `cfg`: scene defaults to
     the config file's name, method to lcp for an LCPDetector config, else baseline. LCPError now for a
     bad name or store, not after training."""
     method = method or ("lcp" if cfg.get("model", {}).get("type") == "LCPDetector" else "baseline")
-    names = {"scene": scene or Path(cfg.filename or "run").stem, "step": step, "method": method,
-             "variant": variant}
+    names = {"scene": scene or Path(cfg.filename or "run").stem, "step": step, "method": method, "variant": variant}
     settings.run_name(**names)
     settings.check_target(settings.resolve_target(tracking_uri))
     return names
-

@@ -13,9 +13,17 @@ MAX_PARAMS_OR_TAGS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
 MAX_TAG_LENGTH = 8000
 # MLflow error codes meaning "understood and refused": sending again gives the same answer.
-PERMANENT_ERRORS = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS",
-                    "BAD_REQUEST", "PERMISSION_DENIED", "INVALID_STATE", "UNAUTHENTICATED",
-                    "FEATURE_DISABLED", "NOT_IMPLEMENTED"}
+PERMANENT_ERRORS = {
+    "INVALID_PARAMETER_VALUE",
+    "RESOURCE_DOES_NOT_EXIST",
+    "RESOURCE_ALREADY_EXISTS",
+    "BAD_REQUEST",
+    "PERMISSION_DENIED",
+    "INVALID_STATE",
+    "UNAUTHENTICATED",
+    "FEATURE_DISABLED",
+    "NOT_IMPLEMENTED",
+}
 
 
 def now_ms() -> int:
@@ -47,7 +55,7 @@ def clip(value: Any, limit: int) -> str:
     if len(text) <= limit:
         return text
     marker = f"...[{len(text)} chars]"
-    return text[:limit - len(marker)] + marker
+    return text[: limit - len(marker)] + marker
 
 
 def short_error(exc: BaseException) -> str:
@@ -93,6 +101,7 @@ def ensure_experiment(client, name: str, artifact_location: str | None, descript
 
 
 def find_run_by_key(client, experiment_id: str, run_key: str) -> str | None:
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{settings.TAG_RUN_KEY}` = '{run_key}'",
-                              max_results=1)
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{settings.TAG_RUN_KEY}` = '{run_key}'", max_results=1
+    )
     return runs[0].info.run_id if runs else None

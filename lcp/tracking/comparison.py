@@ -33,9 +33,29 @@ PUBLISHED_LCP = {
 # Column name (also the logged metric test/<name>, in percent: lcp.tracking.metrics) and the key of
 # `lcp test --eval-out` (runs logged before AP was percent hold test/<key> as a fraction).
 METRICS = (("AP", "bbox_mAP"), ("AP50", "bbox_mAP_50"), ("AP75", "bbox_mAP_75"))
-COLUMNS = ["scene", "method", "seeds", "AP", "AP50", "AP75", "AP std", "AP50 std", "AP75 std",
-           "paper AP", "paper AP50", "paper AP75", "dAP", "dAP50", "dAP75",
-           "AP vs baseline", "AP vs baseline std", "paired seeds", "run name", "run id", "finished"]
+COLUMNS = [
+    "scene",
+    "method",
+    "seeds",
+    "AP",
+    "AP50",
+    "AP75",
+    "AP std",
+    "AP50 std",
+    "AP75 std",
+    "paper AP",
+    "paper AP50",
+    "paper AP75",
+    "dAP",
+    "dAP50",
+    "dAP75",
+    "AP vs baseline",
+    "AP vs baseline std",
+    "paired seeds",
+    "run name",
+    "run id",
+    "finished",
+]
 
 
 def filter_string(tags: dict[str, str], since_ms: int | None) -> str:
@@ -55,8 +75,9 @@ def find_experiment_ids(client, names: list[str]) -> list[str]:
                 raise LCPError(f"--experiment {name!r}: no such experiment at {client.tracking_uri}")
             ids.append(experiment.experiment_id)
         return ids
-    return [e.experiment_id for e in client.search_experiments(
-        filter_string=f"name LIKE '{settings.EXPERIMENT_PREFIX}%'")]
+    return [
+        e.experiment_id for e in client.search_experiments(filter_string=f"name LIKE '{settings.EXPERIMENT_PREFIX}%'")
+    ]
 
 
 def search_evaluations(tracking_uri: str, experiments: list[str], tags: dict[str, str], since_ms: int | None):
@@ -69,8 +90,12 @@ def search_evaluations(tracking_uri: str, experiments: list[str], tags: dict[str
     if not experiment_ids:
         raise LCPError(f"{tracking_uri}: no lcp/* experiments; log runs first (lcp test --track ...)")
     mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.search_runs(experiment_ids=experiment_ids, filter_string=filter_string(tags, since_ms),
-                              order_by=["attributes.start_time DESC"], output_format="pandas")
+    return mlflow.search_runs(
+        experiment_ids=experiment_ids,
+        filter_string=filter_string(tags, since_ms),
+        order_by=["attributes.start_time DESC"],
+        output_format="pandas",
+    )
 
 
 def _missing(value) -> bool:
@@ -117,22 +142,36 @@ def selected_runs(runs):
     seed_column, variant_column = f"tags.{settings.TAG_SEED}", f"tags.{settings.TAG_VARIANT}"
     runs = runs.assign(_seed=_texts(runs, seed_column), _variant=_texts(runs, variant_column))
     for _, run in runs[(runs["_seed"] != "") & ~runs["_seed"].str.isdigit()].iterrows():
-        print(f"warning: run {run['run_id']}: tag {settings.TAG_SEED} = {run['_seed']!r} is not a seed number; "
-              "left out", file=sys.stderr)
+        print(
+            f"warning: run {run['run_id']}: tag {settings.TAG_SEED} = {run['_seed']!r} is not a seed number; left out",
+            file=sys.stderr,
+        )
     runs = runs[(runs["_seed"] == "") | runs["_seed"].str.isdigit()]
     tagged = set(map(tuple, runs.loc[runs["_seed"] != "", needed].itertuples(index=False)))
     untagged_kept = [tuple(key) not in tagged for key in runs[needed].itertuples(index=False)]
     runs = runs[(runs["_seed"] != "") | pd.Series(untagged_kept, index=runs.index)]
     newest = runs.drop_duplicates(subset=[*needed, "_seed", "_variant"], keep="first")
-    rows = [{"scene": run[needed[0]], "method": run[needed[1]], "seed": run["_seed"], "variant": run["_variant"],
-             **{name: _percent(run, name, key) for name, key in METRICS},
-             "run name": run.get("tags.mlflow.runName"), "run id": run["run_id"],
-             "finished": str(run["end_time"]) if "end_time" in run else None}
-            for _, run in newest.iterrows()]
+    rows = [
+        {
+            "scene": run[needed[0]],
+            "method": run[needed[1]],
+            "seed": run["_seed"],
+            "variant": run["_variant"],
+            **{name: _percent(run, name, key) for name, key in METRICS},
+            "run name": run.get("tags.mlflow.runName"),
+            "run id": run["run_id"],
+            "finished": str(run["end_time"]) if "end_time" in run else None,
+        }
+        for _, run in newest.iterrows()
+    ]
     table = pd.DataFrame(rows, columns=columns)
     order = table["seed"].map(lambda seed: int(seed) if seed else -1)
-    return table.assign(_order=order).sort_values(["scene", "method", "_order", "variant"]) \
-        .drop(columns="_order").reset_index(drop=True)
+    return (
+        table.assign(_order=order)
+        .sort_values(["scene", "method", "_order", "variant"])
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
 
 
 def _evaluation_name(run) -> str:
@@ -177,12 +216,28 @@ def seed_rows(selected):
         runs = selected[(selected["scene"] == scene) & (selected["variant"] == "")]
         for _, run in runs.iterrows():
             seed = int(run["seed"]) if run["seed"] else None
-            rows.append({"scene": scene, "method": run["method"], "seed": run["seed"],
-                         **{name: run[name] for name, _ in METRICS},
-                         "AP vs baseline": gains.get(seed, math.nan) if run["method"] == "lcp" else math.nan,
-                         "run name": run["run name"], "run id": run["run id"], "finished": run["finished"]})
-    columns = ["scene", "method", "seed", *(name for name, _ in METRICS), "AP vs baseline", "run name", "run id",
-               "finished"]
+            rows.append(
+                {
+                    "scene": scene,
+                    "method": run["method"],
+                    "seed": run["seed"],
+                    **{name: run[name] for name, _ in METRICS},
+                    "AP vs baseline": gains.get(seed, math.nan) if run["method"] == "lcp" else math.nan,
+                    "run name": run["run name"],
+                    "run id": run["run id"],
+                    "finished": run["finished"],
+                }
+            )
+    columns = [
+        "scene",
+        "method",
+        "seed",
+        *(name for name, _ in METRICS),
+        "AP vs baseline",
+        "run name",
+        "run id",
+        "finished",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -209,16 +264,23 @@ def comparison_table(selected):
             paper = list(paper) if paper else [math.nan] * 3
             ours = [mean.loc[method, name] for name, _ in METRICS]
             gains = paired["AP"] if paired is not None and method == "lcp" else pd.Series(dtype=float)
-            rows.append({"scene": scene, "method": method, "seeds": ", ".join(seed for seed in runs["seed"] if seed),
-                         **dict(zip((name for name, _ in METRICS), ours, strict=True)),
-                         **{f"{name} std": std.loc[method, name] for name, _ in METRICS},
-                         **{f"paper {name}": value for (name, _), value in zip(METRICS, paper, strict=True)},
-                         **{f"d{name}": o - p for (name, _), o, p in zip(METRICS, ours, paper, strict=True)},
-                         "AP vs baseline": gains.mean() if len(gains) else math.nan,
-                         "AP vs baseline std": gains.std() if len(gains) > 1 else math.nan,
-                         "paired seeds": len(gains) if method != "baseline" else math.nan,
-                         "run name": newest["run name"], "run id": " ".join(runs["run id"]),
-                         "finished": newest["finished"]})
+            rows.append(
+                {
+                    "scene": scene,
+                    "method": method,
+                    "seeds": ", ".join(seed for seed in runs["seed"] if seed),
+                    **dict(zip((name for name, _ in METRICS), ours, strict=True)),
+                    **{f"{name} std": std.loc[method, name] for name, _ in METRICS},
+                    **{f"paper {name}": value for (name, _), value in zip(METRICS, paper, strict=True)},
+                    **{f"d{name}": o - p for (name, _), o, p in zip(METRICS, ours, paper, strict=True)},
+                    "AP vs baseline": gains.mean() if len(gains) else math.nan,
+                    "AP vs baseline std": gains.std() if len(gains) > 1 else math.nan,
+                    "paired seeds": len(gains) if method != "baseline" else math.nan,
+                    "run name": newest["run name"],
+                    "run id": " ".join(runs["run id"]),
+                    "finished": newest["finished"],
+                }
+            )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -261,8 +323,9 @@ def store_folder(uri: str) -> Path | None:
     return database.parent if database else None
 
 
-def compare(uri: str, experiments: Sequence[str] = (), tags: Mapping[str, str] | None = None,
-            since_ms: int | None = None) -> Comparison:
+def compare(
+    uri: str, experiments: Sequence[str] = (), tags: Mapping[str, str] | None = None, since_ms: int | None = None
+) -> Comparison:
     """The comparison of the evaluation runs at `uri` in `experiments` (default every lcp/* one) with
     these tag values, started at or after `since_ms` (ms since the epoch); LCPError when none match."""
     settings.apply_network_defaults()

@@ -41,16 +41,36 @@ def to_markdown(table, seeds) -> str:
             return _number(value, signed=column.startswith("d"))
         return "" if value is None else str(value)
 
-    shown = ["scene", "method", "seeds", "AP", "AP50", "AP75", "paper AP", "paper AP50", "paper AP75",
-             "dAP", "dAP50", "dAP75", "AP vs baseline", "run name"]
+    shown = [
+        "scene",
+        "method",
+        "seeds",
+        "AP",
+        "AP50",
+        "AP75",
+        "paper AP",
+        "paper AP50",
+        "paper AP75",
+        "dAP",
+        "dAP50",
+        "dAP75",
+        "AP vs baseline",
+        "run name",
+    ]
     lines = _header(shown) + [_row(cell(row, c) for c in shown) for _, row in table.iterrows()]
     lines.append("")
     several = seeds.groupby(["scene", "method"]).size().gt(1).any()
-    spread = (" With several seeds: mean ± standard deviation over seeds; AP vs baseline is the mean ± "
-              "standard deviation of the per-seed differences to the baseline trained with the same seed "
-              "from the same pretrained detector." if several else "")
-    lines.append("AP in percent (COCO bbox AP@[.5:.95], AP50, AP75 on the test set). paper: Fu et al., "
-                 f"LCP, IEEE TCSVT 2024 (LCP-50); dX = ours - paper.{spread}")
+    spread = (
+        " With several seeds: mean ± standard deviation over seeds; AP vs baseline is the mean ± "
+        "standard deviation of the per-seed differences to the baseline trained with the same seed "
+        "from the same pretrained detector."
+        if several
+        else ""
+    )
+    lines.append(
+        "AP in percent (COCO bbox AP@[.5:.95], AP50, AP75 on the test set). paper: Fu et al., "
+        f"LCP, IEEE TCSVT 2024 (LCP-50); dX = ours - paper.{spread}"
+    )
     if several:
         per_seed = ["scene", "method", "seed", "AP", "AP50", "AP75", "AP vs baseline", "run id"]
         lines += ["", "Per seed:", "", *_header(per_seed)]
@@ -67,7 +87,8 @@ ROBUSTNESS_NOTE = (
     "sweep's severities, rPC = mPC / P in percent. mmdetection's P is the AP on undegraded images; no undegraded "
     "test set is evaluated here, so P is the AP on the scene's own (low-quality) test set, of the same method and "
     "seed, and an rPC above 100 means the sweep is milder on average. mPC vs baseline: LCP's mPC minus the "
-    "baseline's, paired by seed.")
+    "baseline's, paired by seed."
+)
 
 
 def robustness_markdown(seeds: dict, summaries: dict) -> str:
@@ -113,11 +134,23 @@ def ap_figure(table):
     published = table["paper AP"].notna().to_numpy()
     width = 0.4 if published.any() else 0.6
     figure, axis = plt.subplots(figsize=(max(4.0, 1.4 * len(labels)), 3.8))
-    axis.bar(positions - (width / 2) * published, table["AP"], width, yerr=table["AP std"].fillna(0.0), capsize=3,
-             label="ours (AP, ± std over seeds)")
+    axis.bar(
+        positions - (width / 2) * published,
+        table["AP"],
+        width,
+        yerr=table["AP std"].fillna(0.0),
+        capsize=3,
+        label="ours (AP, ± std over seeds)",
+    )
     if published.any():
-        axis.bar(positions[published] + width / 2, table["paper AP"][published], width, label="paper LCP-50 (AP)",
-                 hatch="//", alpha=0.7)
+        axis.bar(
+            positions[published] + width / 2,
+            table["paper AP"][published],
+            width,
+            label="paper LCP-50 (AP)",
+            hatch="//",
+            alpha=0.7,
+        )
     axis.set_xticks(positions, labels, fontsize=8)
     axis.set_ylabel("AP (%)")
     axis.legend(fontsize=8)
@@ -139,8 +172,9 @@ def plot(table, path: Path) -> None:
 
 def markdown(comparison: Comparison) -> str:
     """What `lcp compare` prints and writes as compare.md."""
-    return (to_markdown(comparison.table, comparison.seeds)
-            + robustness_markdown(comparison.sweep_seeds, comparison.sweep_summaries))
+    return to_markdown(comparison.table, comparison.seeds) + robustness_markdown(
+        comparison.sweep_seeds, comparison.sweep_summaries
+    )
 
 
 def check_out_dir(out_dir: Path, uri: str) -> None:

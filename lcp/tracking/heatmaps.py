@@ -52,8 +52,14 @@ def crux_masks(model, dataset, count: int) -> list[tuple[str, np.ndarray, np.nda
             if not norm.get("to_rgb", False):  # the tensor holds BGR
                 image, mean = image[..., ::-1], mean[::-1]
             image = np.clip(image[:height, :width], 0, 255).astype(np.uint8)
-            pictures.append((os.path.basename(meta.get("ori_filename") or meta.get("filename") or f"{index}"),
-                             image, mask[0, 0, :height, :width].float().cpu().numpy(), mean))
+            pictures.append(
+                (
+                    os.path.basename(meta.get("ori_filename") or meta.get("filename") or f"{index}"),
+                    image,
+                    mask[0, 0, :height, :width].float().cpu().numpy(),
+                    mean,
+                )
+            )
     finally:
         crux_learner.train(was_training)
     return pictures
@@ -105,12 +111,13 @@ def render_crux_heatmap(name: str, image: np.ndarray, mask: np.ndarray, mean: np
 
 def render_crux_heatmaps(model, dataset, count: int) -> list[tuple[str, bytes]]:
     """(file name, PNG bytes) of the crux learner's masks on the first `count` samples of dataset."""
-    return [(name, render_crux_heatmap(name, image, mask, mean))
-            for name, image, mask, mean in crux_masks(model, dataset, count)]
+    return [
+        (name, render_crux_heatmap(name, image, mask, mean))
+        for name, image, mask, mean in crux_masks(model, dataset, count)
+    ]
 
 
-def save_crux_heatmaps(model, dataset_cfg: Mapping[str, Any], out_dir: str | os.PathLike,
-                       count: int = 4) -> list[Path]:
+def save_crux_heatmaps(model, dataset_cfg: Mapping[str, Any], out_dir: str | os.PathLike, count: int = 4) -> list[Path]:
     """Write `count` PNG pictures of the crux learner's masks on the test set to out_dir (crux_<image>.png)."""
     from mmdet.datasets import build_dataset
 

@@ -66,12 +66,26 @@ MODEL_ARTIFACT = "model"
 
 @HOOKS.register_module()
 class LCPMlflowLoggerHook(LoggerHook):
-    def __init__(self, scene: str, step: str, method: str, variant: str | None = None,
-                 tracking_uri: str | None = None, interval: int = 1, log_checkpoint: bool = False,
-                 num_heatmaps: int = 4, sidecars: Sequence[str] = (), config_file: str | None = None,
-                 register_model: bool | None = None, system_metrics_secs: float = 10.0,
-                 flush_secs: float = 5.0, retry_secs: float = 30.0, ignore_last: bool = True,
-                 reset_flag: bool = False, by_epoch: bool = True):
+    def __init__(
+        self,
+        scene: str,
+        step: str,
+        method: str,
+        variant: str | None = None,
+        tracking_uri: str | None = None,
+        interval: int = 1,
+        log_checkpoint: bool = False,
+        num_heatmaps: int = 4,
+        sidecars: Sequence[str] = (),
+        config_file: str | None = None,
+        register_model: bool | None = None,
+        system_metrics_secs: float = 10.0,
+        flush_secs: float = 5.0,
+        retry_secs: float = 30.0,
+        ignore_last: bool = True,
+        reset_flag: bool = False,
+        by_epoch: bool = True,
+    ):
         super().__init__(interval=interval, ignore_last=ignore_last, reset_flag=reset_flag, by_epoch=by_epoch)
         self.scene = scene
         self.step = step
@@ -111,18 +125,33 @@ class LCPMlflowLoggerHook(LoggerHook):
         if previous:
             extra[settings.TAG_RUN_KEY] = previous["run_key"]
         tags = run_params.run_tags(self.scene, self.step, self.method, self.variant, source="lcp train", **extra)
-        self.run = TrackedRun(experiment=settings.experiment_name(self.scene), run_name=self.run_name,
-                              work_dir=work_dir, tags=tags, tracking_uri=self.tracking_uri,
-                              run_id=previous.get("run_id") if previous else None,
-                              flush_secs=self.flush_secs, retry_secs=self.retry_secs).start()
+        self.run = TrackedRun(
+            experiment=settings.experiment_name(self.scene),
+            run_name=self.run_name,
+            work_dir=work_dir,
+            tags=tags,
+            tracking_uri=self.tracking_uri,
+            run_id=previous.get("run_id") if previous else None,
+            flush_secs=self.flush_secs,
+            retry_secs=self.retry_secs,
+        ).start()
         save_run_file(work_dir, self.run)
         runner.logger.info(self.run.where())
         if previous:
             self.run.set_tags({f"lcp.resumed_at_epoch.{runner.epoch:03d}": runner.iter})
         else:
-            self.run.log_params(record.start_params(
-                scene=self.scene, step=self.step, method=self.method, variant=self.variant, seed=seed,
-                gpus=get_dist_info()[1], cfg=self.cfg, sidecars=self.sidecars))
+            self.run.log_params(
+                record.start_params(
+                    scene=self.scene,
+                    step=self.step,
+                    method=self.method,
+                    variant=self.variant,
+                    seed=seed,
+                    gpus=get_dist_info()[1],
+                    cfg=self.cfg,
+                    sidecars=self.sidecars,
+                )
+            )
             if self.cfg is not None:
                 config_copy = work_dir / ARTIFACT_DIR / "config.py"
                 write_text(config_copy, self.cfg.pretty_text)
@@ -148,8 +177,11 @@ class LCPMlflowLoggerHook(LoggerHook):
             if self.log_checkpoint:
                 self.run.log_artifact(checkpoint, MODEL_ARTIFACT)
             if self.register_model:
-                self.run.register_model(settings.registered_model_name(self.scene, self.method), MODEL_ARTIFACT,
-                                        description=f"{self.run_name}: {checkpoint.name}")
+                self.run.register_model(
+                    settings.registered_model_name(self.scene, self.method),
+                    MODEL_ARTIFACT,
+                    description=f"{self.run_name}: {checkpoint.name}",
+                )
         timestamp = getattr(runner, "timestamp", None)
         for suffix in (".log", ".log.json"):
             if timestamp and (work_dir / f"{timestamp}{suffix}").is_file():
@@ -180,8 +212,11 @@ class LCPMlflowLoggerHook(LoggerHook):
     def after_train_iter(self, runner) -> None:
         if self.run is not None:
             self._throughput.after_iteration(int((runner.outputs or {}).get("num_samples", 0)) * get_dist_info()[1])
-            due = (self.every_n_inner_iters(runner, self.interval) if self.by_epoch
-                   else self.every_n_iters(runner, self.interval))
+            due = (
+                self.every_n_inner_iters(runner, self.interval)
+                if self.by_epoch
+                else self.every_n_iters(runner, self.interval)
+            )
             if due:
                 self._log_iteration(runner)
             if not self.by_epoch and self._has_eval_results(runner):  # IterBasedRunner evaluates here
@@ -206,8 +241,11 @@ class LCPMlflowLoggerHook(LoggerHook):
             self._log_eval(runner, self.get_epoch(runner))
 
     def _log_iteration(self, runner) -> None:
-        losses = {name: value for name, value in ((runner.outputs or {}).get("log_vars") or {}).items()
-                  if self.is_scalar(value)}
+        losses = {
+            name: value
+            for name, value in ((runner.outputs or {}).get("log_vars") or {}).items()
+            if self.is_scalar(value)
+        }
         schedule = {**self.get_lr_tags(runner), **self.get_momentum_tags(runner)}
         metrics = record.iteration_metrics(losses, schedule, self._train_mode(runner), self._throughput.point_rate())
         self.run.log_metrics(metrics, step=runner.iter + 1)
@@ -218,9 +256,12 @@ class LCPMlflowLoggerHook(LoggerHook):
         mode = self._train_mode(runner)
         health = self._health_hook(runner)
         metrics = record.epoch_metrics(
-            train_mode=mode, train_time=self._throughput.epoch_time(), images=self._throughput.epoch_images,
+            train_mode=mode,
+            train_time=self._throughput.epoch_time(),
+            images=self._throughput.epoch_images,
             peak_gpu_mem_mib=torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-            crux_stats=health.epochs.get(epoch, {}) if health is not None else {})
+            crux_stats=health.epochs.get(epoch, {}) if health is not None else {},
+        )
         self.run.set_tags(record.epoch_tags(mode, epoch))
         self.run.log_metrics(metrics, step=epoch)
 
@@ -230,8 +271,9 @@ class LCPMlflowLoggerHook(LoggerHook):
 
     def _log_eval(self, runner, step: int) -> None:
         """The log buffer's eval results and the class-wise AP mmdet logged as a table, once per step."""
-        metrics = record.eval_metrics(runner.log_buffer.output, (runner.outputs or {}).get("log_vars") or {},
-                                      self._capture.pop().get("bbox", {}))
+        metrics = record.eval_metrics(
+            runner.log_buffer.output, (runner.outputs or {}).get("log_vars") or {}, self._capture.pop().get("bbox", {})
+        )
         if metrics and step != self._last_eval_step:
             self.run.log_metrics(metrics, step=step)
             self.run.flush()

@@ -38,26 +38,41 @@ class Invocation:
     parent_run_ids: dict[str, str] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
-        return {settings.ENV_TRACKING_URI: self.tracking_uri, settings.ENV_INVOCATION_ID: self.invocation_id,
-                settings.ENV_PARENT_RUN_IDS: json.dumps(self.parent_run_ids, sort_keys=True)}
+        return {
+            settings.ENV_TRACKING_URI: self.tracking_uri,
+            settings.ENV_INVOCATION_ID: self.invocation_id,
+            settings.ENV_PARENT_RUN_IDS: json.dumps(self.parent_run_ids, sort_keys=True),
+        }
 
 
-def _create_parent(client, scene: str, invocation_id: str, artifact_location: str | None,
-                   description: str | None = None) -> str:
+def _create_parent(
+    client, scene: str, invocation_id: str, artifact_location: str | None, description: str | None = None
+) -> str:
     from lcp.tracking.client import ensure_experiment
     from lcp.tracking.params import runtime_tags
 
     experiment_id = ensure_experiment(client, settings.experiment_name(scene), artifact_location, description)
-    tags = {**runtime_tags(), settings.TAG_INVOCATION: invocation_id, settings.TAG_ROLE: "invocation",
-            settings.TAG_SCENE: scene, settings.TAG_STEP: "workflow", "mlflow.source.name": "snakemake"}
+    tags = {
+        **runtime_tags(),
+        settings.TAG_INVOCATION: invocation_id,
+        settings.TAG_ROLE: "invocation",
+        settings.TAG_SCENE: scene,
+        settings.TAG_STEP: "workflow",
+        "mlflow.source.name": "snakemake",
+    }
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run = client.create_run(experiment_id, tags=tags, run_name=f"{scene}/workflow/{stamp}")
     return run.info.run_id
 
 
-def open_invocation(scenes: Iterable[str], *, tracking_uri: str | None = None,
-                    invocation_id: str | None = None, set_env: bool = True,
-                    descriptions: Mapping[str, str | None] | None = None) -> Invocation:
+def open_invocation(
+    scenes: Iterable[str],
+    *,
+    tracking_uri: str | None = None,
+    invocation_id: str | None = None,
+    set_env: bool = True,
+    descriptions: Mapping[str, str | None] | None = None,
+) -> Invocation:
     """Create a parent run per scene and export the environment jobs read (see module doc).
 
     `descriptions` ({scene: text}, e.g. the workflow config's scene descriptions) become the
@@ -75,27 +90,34 @@ def open_invocation(scenes: Iterable[str], *, tracking_uri: str | None = None,
     inherited_id = os.environ.get(settings.ENV_INVOCATION_ID)
     invocation_id = invocation_id or inherited_id or uuid.uuid4().hex
     invocation = Invocation(
-        invocation_id=invocation_id, tracking_uri=target.uri,
-        parent_run_ids=settings.parent_run_ids() if invocation_id == inherited_id else {})
+        invocation_id=invocation_id,
+        tracking_uri=target.uri,
+        parent_run_ids=settings.parent_run_ids() if invocation_id == inherited_id else {},
+    )
     try:
         client = make_client(target.uri)
         for scene in scenes:
             if scene not in invocation.parent_run_ids:
                 invocation.parent_run_ids[scene] = _create_parent(
-                    client, scene, invocation.invocation_id, target.artifact_location,
-                    (descriptions or {}).get(scene))
+                    client, scene, invocation.invocation_id, target.artifact_location, (descriptions or {}).get(scene)
+                )
     except Exception as exc:
         if not is_transient(exc):
             raise
-        log.warning("MLflow: could not create the parent runs at %s (%s); jobs log without a parent and "
-                    "close_invocation groups them later", target.uri, exc)
+        log.warning(
+            "MLflow: could not create the parent runs at %s (%s); jobs log without a parent and "
+            "close_invocation groups them later",
+            target.uri,
+            exc,
+        )
     if set_env:
         os.environ.update(invocation.environment())
     return invocation
 
 
-def close_invocation(status: str = "FINISHED", *, invocation_id: str | None = None,
-                     tracking_uri: str | None = None) -> dict[str, str]:
+def close_invocation(
+    status: str = "FINISHED", *, invocation_id: str | None = None, tracking_uri: str | None = None
+) -> dict[str, str]:
     """Adopt the invocation's orphan runs, then end its parent runs with `status`.
 
     Returns {scene: parent run id}. Reads LCP_INVOCATION_ID / LCP_MLFLOW_PARENT_RUN_IDS
@@ -126,8 +148,12 @@ def close_invocation(status: str = "FINISHED", *, invocation_id: str | None = No
                 parents[scene] = _create_parent(client, scene, invocation_id, target.artifact_location)
             client.set_tag(run.info.run_id, "mlflow.parentRunId", parents[scene])
         for scene, parent in parents.items():
-            children = [run for run in runs if run.data.tags.get(settings.TAG_SCENE) == scene
-                        and run.data.tags.get(settings.TAG_ROLE) != "invocation"]
+            children = [
+                run
+                for run in runs
+                if run.data.tags.get(settings.TAG_SCENE) == scene
+                and run.data.tags.get(settings.TAG_ROLE) != "invocation"
+            ]
             try:
                 summarise_children(client, parent, children)
             except Exception as exc:  # noqa: BLE001  a summary is a courtesy; closing the parent is not
@@ -136,20 +162,32 @@ def close_invocation(status: str = "FINISHED", *, invocation_id: str | None = No
     except Exception as exc:
         if not is_transient(exc):
             raise
-        log.warning("MLflow: could not close invocation %s at %s (%s); run `lcp tracking close-invocation "
-                    "--invocation-id %s --status %s` later", invocation_id, target.uri, exc, invocation_id, status)
+        log.warning(
+            "MLflow: could not close invocation %s at %s (%s); run `lcp tracking close-invocation "
+            "--invocation-id %s --status %s` later",
+            invocation_id,
+            target.uri,
+            exc,
+            invocation_id,
+            status,
+        )
     return parents
 
 
 def _invocation_runs(client, invocation_id: str) -> list:
-    experiments = [e.experiment_id for e in client.search_experiments(
-        filter_string=f"name LIKE '{settings.EXPERIMENT_PREFIX}%'")]
+    experiments = [
+        e.experiment_id for e in client.search_experiments(filter_string=f"name LIKE '{settings.EXPERIMENT_PREFIX}%'")
+    ]
     if not experiments:
         return []
     runs, token = [], None
     while True:
-        page = client.search_runs(experiments, filter_string=f"tags.`{settings.TAG_INVOCATION}` = '{invocation_id}'",
-                                  max_results=1000, page_token=token)
+        page = client.search_runs(
+            experiments,
+            filter_string=f"tags.`{settings.TAG_INVOCATION}` = '{invocation_id}'",
+            max_results=1000,
+            page_token=token,
+        )
         runs.extend(page)
         token = page.token
         if not token:
@@ -184,8 +222,12 @@ def summarise_children(client, parent_id: str, children: list) -> None:
     for run in sorted(children, key=lambda r: (r.info.run_name or "", r.data.tags.get(settings.TAG_SEED, ""))):
         tags = run.data.tags
         seed = tags.get(settings.TAG_SEED)
-        parts = [tags.get(settings.TAG_STEP), tags.get(settings.TAG_METHOD), tags.get(settings.TAG_VARIANT),
-                 f"seed{seed}" if seed else None]
+        parts = [
+            tags.get(settings.TAG_STEP),
+            tags.get(settings.TAG_METHOD),
+            tags.get(settings.TAG_VARIANT),
+            f"seed{seed}" if seed else None,
+        ]
         prefix = "/".join(part for part in parts if part)
         summary = child_summary(client, run)
         metrics += [Metric(safe_key(f"{prefix}/{name}"), value, now_ms(), 0) for name, value in summary.items()]

@@ -17,8 +17,14 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-AP_NAMES = {"bbox_mAP": "AP", "bbox_mAP_50": "AP50", "bbox_mAP_75": "AP75",
-            "bbox_mAP_s": "AP_small", "bbox_mAP_m": "AP_medium", "bbox_mAP_l": "AP_large"}
+AP_NAMES = {
+    "bbox_mAP": "AP",
+    "bbox_mAP_50": "AP50",
+    "bbox_mAP_75": "AP75",
+    "bbox_mAP_s": "AP_small",
+    "bbox_mAP_m": "AP_medium",
+    "bbox_mAP_l": "AP_large",
+}
 CLASSWISE_AP = "AP"  # <prefix>/AP/<class>
 
 
@@ -49,8 +55,11 @@ def classwise_metrics(table: Mapping[str, Any], prefix: str) -> dict[str, float]
     """{class: fraction AP} as {<prefix>/AP/<class>: percent}, classes without a value left out."""
     from lcp.tracking.params import safe_key
 
-    return {safe_key(f"{prefix}/{CLASSWISE_AP}/{cls}"): value for cls, value in
-            ((cls, ap_percent(ap)) for cls, ap in table.items()) if value is not None}
+    return {
+        safe_key(f"{prefix}/{CLASSWISE_AP}/{cls}"): value
+        for cls, value in ((cls, ap_percent(ap)) for cls, ap in table.items())
+        if value is not None
+    }
 
 
 def evaluation_metrics(metrics: Mapping[str, Any], prefix: str = "test") -> dict[str, float]:

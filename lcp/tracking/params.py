@@ -36,7 +36,7 @@ def safe_key(key: str) -> str:
     cleaned = "/".join(part if part not in (".", "..") else "_" for part in cleaned.split("/")) or "_"
     if len(cleaned) > MAX_KEY_LENGTH:
         digest = hashlib.sha1(cleaned.encode()).hexdigest()[:12]
-        cleaned = f"{cleaned[:MAX_KEY_LENGTH - 13]}-{digest}"
+        cleaned = f"{cleaned[: MAX_KEY_LENGTH - 13]}-{digest}"
     return cleaned
 
 
@@ -159,8 +159,9 @@ def dataset_sources(dataset_cfg: Mapping[str, Any]) -> list[dict[str, str]]:
     ann_files = dataset_cfg.get("ann_file")
     ann_files = ann_files if isinstance(ann_files, (list, tuple)) else [ann_files] if ann_files else []
     for ann_file in ann_files:
-        found.append({"ann_file": _join_root(root, ann_file),
-                      "img_prefix": _join_root(root, dataset_cfg.get("img_prefix"))})
+        found.append(
+            {"ann_file": _join_root(root, ann_file), "img_prefix": _join_root(root, dataset_cfg.get("img_prefix"))}
+        )
     if dataset_cfg.get("df_img_prefix"):
         found.append({"img_prefix": _join_root(root, dataset_cfg["df_img_prefix"]), "role": "detection-favoured"})
     for key in ("dataset", "datasets"):
@@ -223,18 +224,31 @@ def dataset_inputs(data_cfg: Mapping[str, Any], contexts: Mapping[str, str]) -> 
             if fingerprint["ann_sha256"] == "missing":
                 continue
             name = f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "annotations" else path.stem
-            profile = {"num_images": fingerprint.get("num_images"), "images": source.get("img_prefix"),
-                       "sha256": fingerprint["ann_sha256"]}
-            inputs[str(path)] = {"name": name, "digest": fingerprint["ann_sha256"][:DATASET_DIGEST_LENGTH],
-                                 "source_type": "local", "source": json.dumps({"uri": path.as_uri()}),
-                                 "profile": json.dumps(profile), "context": context}
+            profile = {
+                "num_images": fingerprint.get("num_images"),
+                "images": source.get("img_prefix"),
+                "sha256": fingerprint["ann_sha256"],
+            }
+            inputs[str(path)] = {
+                "name": name,
+                "digest": fingerprint["ann_sha256"][:DATASET_DIGEST_LENGTH],
+                "source_type": "local",
+                "source": json.dumps({"uri": path.as_uri()}),
+                "profile": json.dumps(profile),
+                "context": context,
+            }
     return list(inputs.values())
 
 
 def sidecars_of(data_cfg: Mapping[str, Any]) -> list[Path]:
     """Synthesis sidecars (`<image folder>/synthesis.json`) of every image folder in the config."""
-    folders = {s["img_prefix"] for split in DATA_SPLITS if split in data_cfg
-               for s in dataset_sources(data_cfg[split]) if s.get("img_prefix")}
+    folders = {
+        s["img_prefix"]
+        for split in DATA_SPLITS
+        if split in data_cfg
+        for s in dataset_sources(data_cfg[split])
+        if s.get("img_prefix")
+    }
     return sorted(p for p in (Path(folder) / SIDECAR_NAME for folder in folders) if p.is_file())
 
 
@@ -276,8 +290,9 @@ def git_state(repo: Path | None = None) -> dict[str, str]:
     repo = repo or code_root()
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                              timeout=20, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20, check=True
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
@@ -295,10 +310,13 @@ def runtime_tags() -> dict[str, str]:
         tags["mlflow.user"] = getpass.getuser()
     except (KeyError, OSError):
         pass
-    for tag, variable in (("slurm.job_id", "SLURM_JOB_ID"), ("slurm.node", "SLURMD_NODENAME"),
-                          ("slurm.array_task_id", "SLURM_ARRAY_TASK_ID"),
-                          ("snakemake.rule", settings.ENV_SNAKEMAKE_RULE),
-                          (settings.TAG_INVOCATION, settings.ENV_INVOCATION_ID)):
+    for tag, variable in (
+        ("slurm.job_id", "SLURM_JOB_ID"),
+        ("slurm.node", "SLURMD_NODENAME"),
+        ("slurm.array_task_id", "SLURM_ARRAY_TASK_ID"),
+        ("snakemake.rule", settings.ENV_SNAKEMAKE_RULE),
+        (settings.TAG_INVOCATION, settings.ENV_INVOCATION_ID),
+    ):
         if os.environ.get(variable):
             tags[tag] = os.environ[variable]
     seed = settings.job_seed()
@@ -315,13 +333,19 @@ def runtime_tags() -> dict[str, str]:
     return tags
 
 
-def run_tags(scene: str, step: str, method: str, variant: str | None, *, source: str,
-             **extra: Any) -> dict[str, Any]:
+def run_tags(scene: str, step: str, method: str, variant: str | None, *, source: str, **extra: Any) -> dict[str, Any]:
     """The tags a run starts with: who and where (runtime_tags), its names, the command that made it
     (mlflow.source.name), `extra` (over runtime_tags' own), and the invocation's parent run of its scene.
     A None value is no tag."""
-    tags = {**runtime_tags(), settings.TAG_SCENE: scene, settings.TAG_STEP: step, settings.TAG_METHOD: method,
-            settings.TAG_VARIANT: variant, "mlflow.source.name": source, **extra}
+    tags = {
+        **runtime_tags(),
+        settings.TAG_SCENE: scene,
+        settings.TAG_STEP: step,
+        settings.TAG_METHOD: method,
+        settings.TAG_VARIANT: variant,
+        "mlflow.source.name": source,
+        **extra,
+    }
     parent = settings.parent_run_ids().get(scene)
     if parent:
         tags["mlflow.parentRunId"] = parent

@@ -103,8 +103,10 @@ def store_database(store: str | None) -> Path:
         return path / "mlflow.db" if path.is_dir() else path
     database = settings.sqlite_database(uri)
     if database is None:
-        raise LCPError(f"{uri}: relocate rewrites a local sqlite store (sqlite:///PATH/mlflow.db); for a tracking "
-                       "server, stop it and relocate its own sqlite database")
+        raise LCPError(
+            f"{uri}: relocate rewrites a local sqlite store (sqlite:///PATH/mlflow.db); for a tracking "
+            "server, stop it and relocate its own sqlite database"
+        )
     return database
 
 
@@ -175,8 +177,10 @@ def plan(connection: sqlite3.Connection, store: Path, from_folder: Path | None =
             result.changes.append(Change(table, column, condition, value, location.moved(depth, store), rows))
     if len(result.old_folders) > 1:
         folders = ", ".join(str(folder) for folder in sorted(result.old_folders))
-        raise LCPError(f"{store}: artifact locations recorded in several old folders ({folders}); pass "
-                       "--from OLD_FOLDER to choose the one whose artifacts this store holds")
+        raise LCPError(
+            f"{store}: artifact locations recorded in several old folders ({folders}); pass "
+            "--from OLD_FOLDER to choose the one whose artifacts this store holds"
+        )
     return result
 
 
@@ -237,11 +241,15 @@ def relocate(database: Path, from_folder: Path | None = None) -> Plan:
         backup(database, backup_path)
         for change in changes.changes:
             extra = f" AND {change.condition}" if change.condition else ""
-            cursor = connection.execute(f'UPDATE "{change.table}" SET "{change.column}" = ? '
-                                        f'WHERE "{change.column}" = ?{extra}', (change.new, change.old))
+            cursor = connection.execute(
+                f'UPDATE "{change.table}" SET "{change.column}" = ? WHERE "{change.column}" = ?{extra}',
+                (change.new, change.old),
+            )
             if cursor.rowcount != change.rows:
-                raise LCPError(f"{database}: {change.table}.{change.column} {change.old!r}: expected to rewrite "
-                               f"{change.rows} row(s), rewrote {cursor.rowcount}; nothing was changed")
+                raise LCPError(
+                    f"{database}: {change.table}.{change.column} {change.old!r}: expected to rewrite "
+                    f"{change.rows} row(s), rewrote {cursor.rowcount}; nothing was changed"
+                )
         connection.execute("COMMIT")
     except sqlite3.OperationalError as exc:
         raise LCPError(_failed(database, exc, busy="locked" in str(exc))) from None
@@ -257,8 +265,10 @@ def relocate(database: Path, from_folder: Path | None = None) -> Plan:
 
 def _failed(database: Path, exc: sqlite3.Error, busy: bool = False) -> str:
     if busy:
-        return (f"{database}: in use by another writer (an mlflow server, or a running job); stop it and run "
-                "lcp tracking relocate again; nothing was changed")
+        return (
+            f"{database}: in use by another writer (an mlflow server, or a running job); stop it and run "
+            "lcp tracking relocate again; nothing was changed"
+        )
     return f"{database}: could not rewrite the artifact locations ({exc}); nothing was changed"
 
 
@@ -267,5 +277,8 @@ def warn_if_moved(uri: str) -> None:
     database = settings.sqlite_database(uri)
     old = database and moved_from(database)
     if old:
-        print(f"warning: {database}: this store was moved or copied from {old}; its artifacts do not show until "
-              "`lcp tracking relocate` (nothing is rewritten without it)", file=sys.stderr)
+        print(
+            f"warning: {database}: this store was moved or copied from {old}; its artifacts do not show until "
+            "`lcp tracking relocate` (nothing is rewritten without it)",
+            file=sys.stderr,
+        )

@@ -67,8 +67,9 @@ def replay(journal: Journal, tracking_uri: str | None = None, client=None) -> Re
 
         run_id = state.run_id
         if not uri:
-            return kept(0, len(pending), len(pending), "the journal records no tracking URI; name one "
-                        "with --tracking-uri")
+            return kept(
+                0, len(pending), len(pending), "the journal records no tracking URI; name one with --tracking-uri"
+            )
         try:
             sender = Sender(client or make_client(uri))
             if run_id is not None:
@@ -91,8 +92,7 @@ def replay(journal: Journal, tracking_uri: str | None = None, client=None) -> Re
                     return kept(sent, left + len(refusals), len(refusals), short_error(exc))
                 if run_id is None:  # nothing after it can be placed either
                     return kept(sent, left + len(refusals), left + len(refusals), short_error(exc))
-                log.warning("MLflow refused %s record of %s (kept): %s", record["op"], journal.path,
-                            short_error(exc))
+                log.warning("MLflow refused %s record of %s (kept): %s", record["op"], journal.path, short_error(exc))
                 refusals.append(f"{record['op']}: {short_error(exc)}")
                 continue
             sent += 1

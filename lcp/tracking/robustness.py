@@ -47,13 +47,18 @@ def sweep_points(sweep: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
         order[severity] = (parameter, value)
     columns = sorted(order, key=order.__getitem__)
     index = sorted(cells, key=lambda key: (key[0], int(key[1]) if key[1] else -1))
-    table = pd.DataFrame([cells[key] for key in index], columns=columns, dtype=float,
-                         index=pd.MultiIndex.from_tuples(index, names=["method", "seed"]))
+    table = pd.DataFrame(
+        [cells[key] for key in index],
+        columns=columns,
+        dtype=float,
+        index=pd.MultiIndex.from_tuples(index, names=["method", "seed"]),
+    )
     return table
 
 
-def seed_summary(evaluations: Mapping[str, Mapping[str, Any]], sweep: Mapping[str, Mapping[str, Any]],
-                 where: str = "") -> pd.DataFrame:
+def seed_summary(
+    evaluations: Mapping[str, Mapping[str, Any]], sweep: Mapping[str, Mapping[str, Any]], where: str = ""
+) -> pd.DataFrame:
     """Per (method, seed): the AP of each severity, P, mPC and rPC (percent). A seed that
     lacks one of the sweep's severities gets no mPC (said on stderr; a mean over fewer
     severities would not compare with the others); one without a test-set evaluation no rPC."""
@@ -93,7 +98,10 @@ def method_summary(seeds: pd.DataFrame) -> pd.DataFrame:
     summary["paired seeds"] = math.nan
     if gains is not None and "lcp" in summary.index:
         summary.loc["lcp", ["mPC vs baseline", "mPC vs baseline std", "paired seeds"]] = [
-            gains.mean(), gains.std() if len(gains) > 1 else math.nan, len(gains)]
+            gains.mean(),
+            gains.std() if len(gains) > 1 else math.nan,
+            len(gains),
+        ]
     return summary
 
 

@@ -41,10 +41,20 @@ log = logging.getLogger("lcp.tracking")
 class TrackedRun:
     """One MLflow run (see the module doc). All methods swallow tracking failures."""
 
-    def __init__(self, *, experiment: str, run_name: str, work_dir: str | os.PathLike,
-                 tags: Mapping[str, Any] | None = None, tracking_uri: str | None = None,
-                 artifact_location: str | None = None, run_id: str | None = None,
-                 flush_secs: float = 5.0, retry_secs: float = 30.0, max_buffer: int = MAX_METRICS_PER_BATCH):
+    def __init__(
+        self,
+        *,
+        experiment: str,
+        run_name: str,
+        work_dir: str | os.PathLike,
+        tags: Mapping[str, Any] | None = None,
+        tracking_uri: str | None = None,
+        artifact_location: str | None = None,
+        run_id: str | None = None,
+        flush_secs: float = 5.0,
+        retry_secs: float = 30.0,
+        max_buffer: int = MAX_METRICS_PER_BATCH,
+    ):
         target = settings.resolve_target(tracking_uri)
         self.tracking_uri = target.uri
         self.artifact_location = artifact_location or target.artifact_location
@@ -79,15 +89,20 @@ class TrackedRun:
             if self.run_id is None:
                 header = self._header()
                 self.run_id = self._sender.create_run(
-                    header, {"start_time": start_time, "tags": self.tags, "run_name": self.run_name})
+                    header, {"start_time": start_time, "tags": self.tags, "run_name": self.run_name}
+                )
             else:  # resuming a run: make sure it exists and is marked running again
                 self._client.update_run(self.run_id, status="RUNNING")
             self.online = True
         except Exception as exc:  # noqa: BLE001
             if not is_transient(exc):
                 self.disabled = True
-                log.warning("MLflow refused to start run %s at %s (%s); this run is not tracked",
-                            self.run_name, self.tracking_uri, short_error(exc))
+                log.warning(
+                    "MLflow refused to start run %s at %s (%s); this run is not tracked",
+                    self.run_name,
+                    self.tracking_uri,
+                    short_error(exc),
+                )
                 return self
             self._go_offline(exc, "start the run")
             if self.run_id is None:
@@ -105,9 +120,15 @@ class TrackedRun:
             return None
         result = self.try_replay(force=True)
         if result is not None and result.remaining:
-            log.warning("MLflow: %d record(s) of run %s are still queued in %s (%s); when that is fixed, "
-                        "run: lcp tracking sync %s", result.remaining, self.run_name, self.journal.path,
-                        result.error, self.work_dir)
+            log.warning(
+                "MLflow: %d record(s) of run %s are still queued in %s (%s); when that is fixed, "
+                "run: lcp tracking sync %s",
+                result.remaining,
+                self.run_name,
+                self.journal.path,
+                result.error,
+                self.work_dir,
+            )
         return result
 
     # ---- logging --------------------------------------------------------------------
@@ -157,8 +178,10 @@ class TrackedRun:
     def where(self) -> str:
         """One line naming the run, its id and its page in the MLflow UI."""
         if self.run_id is None:
-            return (f"MLflow run {self.run_name}: not created yet ({self.tracking_uri} unreachable); "
-                    f"its records wait in {self.journal.path}")
+            return (
+                f"MLflow run {self.run_name}: not created yet ({self.tracking_uri} unreachable); "
+                f"its records wait in {self.journal.path}"
+            )
         try:
             experiment_id = self._client.get_run(self.run_id).info.experiment_id
         except Exception:  # noqa: BLE001  the line is a courtesy
@@ -166,8 +189,10 @@ class TrackedRun:
         page = f"#/experiments/{experiment_id}/runs/{self.run_id}"
         if self.tracking_uri.startswith(("http://", "https://")):
             return f"MLflow run {self.run_name} (id {self.run_id}): {self.tracking_uri.rstrip('/')}/{page}"
-        return (f"MLflow run {self.run_name} (id {self.run_id}): run `mlflow ui --backend-store-uri "
-                f"{self.tracking_uri}`, then open http://127.0.0.1:5000/{page}")
+        return (
+            f"MLflow run {self.run_name} (id {self.run_id}): run `mlflow ui --backend-store-uri "
+            f"{self.tracking_uri}`, then open http://127.0.0.1:5000/{page}"
+        )
 
     def start_system_metrics(self, interval_secs: float, resumed: bool = False):
         """MLflow's system metrics monitor (system/cpu_utilization_percentage, system/system_memory_usage_megabytes,
@@ -180,8 +205,9 @@ class TrackedRun:
             import psutil  # noqa: F401  the monitor's CPU and memory readings
             from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-            monitor = SystemMetricsMonitor(self.run_id, sampling_interval=interval_secs, resume_logging=resumed,
-                                           tracking_uri=self.tracking_uri)
+            monitor = SystemMetricsMonitor(
+                self.run_id, sampling_interval=interval_secs, resume_logging=resumed, tracking_uri=self.tracking_uri
+            )
             monitor.start()
         except Exception as exc:  # noqa: BLE001  no psutil, or the monitor could not start
             log.warning("MLflow: system metrics not logged (%s)", short_error(exc))
@@ -204,8 +230,9 @@ class TrackedRun:
             self.run_id = result.run_id or self.run_id
             self._client = None  # made again on the next call: the store may have restarted
             self.online = True
-            log.warning("MLflow: tracking server reachable again; %d pending record(s) of %s sent",
-                        result.sent, self.run_name)
+            log.warning(
+                "MLflow: tracking server reachable again; %d pending record(s) of %s sent", result.sent, self.run_name
+            )
         return result
 
     def _do(self, op: str, **fields: Any) -> None:
@@ -230,8 +257,9 @@ class TrackedRun:
 
     def _keep_refused(self, op: str, fields: dict[str, Any], exc: BaseException) -> None:
         """Queued, not lost: `lcp tracking sync` sends it again and says why it cannot be placed."""
-        log.warning("MLflow refused %s of run %s (%s); kept in %s", op, self.run_name, short_error(exc),
-                    self.journal.path)
+        log.warning(
+            "MLflow refused %s of run %s (%s); kept in %s", op, self.run_name, short_error(exc), self.journal.path
+        )
         self.journal.write_header(self._header())
         if op == "artifact":
             fields["local_path"] = self._keep_copy(fields["local_path"])
@@ -243,13 +271,23 @@ class TrackedRun:
         self.journal.write_header(self._header())
         if not self._warned:
             self._warned = True
-            log.warning("MLflow: could not %s at %s (%s); training goes on, and what cannot be sent is kept "
-                        "in %s", what, self.tracking_uri, short_error(exc), self.journal.path)
+            log.warning(
+                "MLflow: could not %s at %s (%s); training goes on, and what cannot be sent is kept in %s",
+                what,
+                self.tracking_uri,
+                short_error(exc),
+                self.journal.path,
+            )
 
     def _header(self) -> dict[str, Any]:
-        return {"run_key": self.run_key, "run_id": self.run_id, "tracking_uri": self.tracking_uri,
-                "experiment": self.experiment, "artifact_location": self.artifact_location,
-                "run_name": self.run_name}
+        return {
+            "run_key": self.run_key,
+            "run_id": self.run_id,
+            "tracking_uri": self.tracking_uri,
+            "experiment": self.experiment,
+            "artifact_location": self.artifact_location,
+            "run_name": self.run_name,
+        }
 
     def _keep_copy(self, local_path: str) -> str:
         """A pending artifact is copied into the journal's folder: the original may be temporary."""

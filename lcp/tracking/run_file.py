@@ -28,5 +28,13 @@ def previous_run(work_dir: Path, run_name: str) -> dict[str, Any] | None:
 
 def save_run_file(work_dir: Path, run) -> None:
     """Record TrackedRun `run` as the work dir's run."""
-    write_json(work_dir / RUN_FILE, {"run_key": run.run_key, "run_id": run.run_id, "run_name": run.run_name,
-                                     "experiment": run.experiment, "tracking_uri": run.tracking_uri})
+    write_json(
+        work_dir / RUN_FILE,
+        {
+            "run_key": run.run_key,
+            "run_id": run.run_id,
+            "run_name": run.run_name,
+            "experiment": run.experiment,
+            "tracking_uri": run.tracking_uri,
+        },
+    )

@@ -32,8 +32,9 @@ class Sender:
         existing = find_run_by_key(self.client, experiment_id, header["run_key"])
         if existing:
             return existing
-        run = self.client.create_run(experiment_id, start_time=record["start_time"],
-                                     tags=dict(record["tags"]), run_name=record["run_name"])
+        run = self.client.create_run(
+            experiment_id, start_time=record["start_time"], tags=dict(record["tags"]), run_name=record["run_name"]
+        )
         return run.info.run_id
 
     def metrics(self, run_id: str, points: list, dedupe: bool) -> None:
@@ -42,9 +43,10 @@ class Sender:
         if dedupe:
             points = [p for p in points if not self._already_logged(run_id, p)]
         for start in range(0, len(points), MAX_METRICS_PER_BATCH):
-            chunk = points[start:start + MAX_METRICS_PER_BATCH]
-            self.client.log_batch(run_id, metrics=[Metric(key, float(value), int(ts), int(step))
-                                                   for key, value, step, ts in chunk])
+            chunk = points[start : start + MAX_METRICS_PER_BATCH]
+            self.client.log_batch(
+                run_id, metrics=[Metric(key, float(value), int(ts), int(step)) for key, value, step, ts in chunk]
+            )
             for point in chunk:
                 self._known(run_id, point[0]).add(point_identity(point))
 
@@ -59,18 +61,20 @@ class Sender:
             params = {k: v for k, v in params.items() if k not in logged}
         items = [Param(k, v) for k, v in params.items()]
         for start in range(0, len(items), MAX_PARAMS_OR_TAGS_PER_BATCH):
-            self.client.log_batch(run_id, params=items[start:start + MAX_PARAMS_OR_TAGS_PER_BATCH])
+            self.client.log_batch(run_id, params=items[start : start + MAX_PARAMS_OR_TAGS_PER_BATCH])
         if conflicts:  # MLflow keeps a param's first value: the queued one would be silently lost
             key, value = next(iter(conflicts.items()))
-            raise Refused(f"param {key} is {clip(logged[key], 80)!r} in the run, the queued record has "
-                          f"{clip(value, 80)!r} (MLflow never changes a param)")
+            raise Refused(
+                f"param {key} is {clip(logged[key], 80)!r} in the run, the queued record has "
+                f"{clip(value, 80)!r} (MLflow never changes a param)"
+            )
 
     def tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
         items = [RunTag(k, clip(v, MAX_TAG_LENGTH)) for k, v in tags.items()]
         for start in range(0, len(items), MAX_PARAMS_OR_TAGS_PER_BATCH):
-            self.client.log_batch(run_id, tags=items[start:start + MAX_PARAMS_OR_TAGS_PER_BATCH])
+            self.client.log_batch(run_id, tags=items[start : start + MAX_PARAMS_OR_TAGS_PER_BATCH])
 
     def artifact(self, run_id: str, local_path: str, artifact_path: str | None) -> None:
         if Path(local_path).is_dir():
@@ -81,10 +85,22 @@ class Sender:
     def inputs(self, run_id: str, datasets: list) -> None:
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
-        self.client.log_inputs(run_id, [
-            DatasetInput(Dataset(name=d["name"], digest=d["digest"], source_type=d["source_type"], source=d["source"],
-                                 profile=d.get("profile")), tags=[InputTag("mlflow.data.context", d["context"])])
-            for d in datasets])
+        self.client.log_inputs(
+            run_id,
+            [
+                DatasetInput(
+                    Dataset(
+                        name=d["name"],
+                        digest=d["digest"],
+                        source_type=d["source_type"],
+                        source=d["source"],
+                        profile=d.get("profile"),
+                    ),
+                    tags=[InputTag("mlflow.data.context", d["context"])],
+                )
+                for d in datasets
+            ],
+        )
 
     def register_model(self, run_id: str, name: str, artifact_path: str, description: str | None) -> None:
         """Version of registered model `name` from the run's artifact folder `artifact_path`; at most one
@@ -99,8 +115,7 @@ class Sender:
         if self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
             return
         source = f"{self.client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
-        self.client.create_model_version(name, source, run_id=run_id, description=description,
-                                         await_creation_for=0)
+        self.client.create_model_version(name, source, run_id=run_id, description=description, await_creation_for=0)
 
     def terminate(self, run_id: str, status: str, end_time: int) -> None:
         self.client.set_terminated(run_id, status=status, end_time=end_time)
@@ -118,8 +133,10 @@ class Sender:
             elsewhere = f" (its journal recorded {recorded})" if recorded and recorded != uri else ""
             raise Refused(f"run {run_id} does not exist at {uri}{elsewhere}") from None
         if run.info.lifecycle_stage == "deleted":
-            raise Refused(f"run {run_id} is deleted at {uri}; restore it (mlflow runs restore --run-id "
-                          f"{run_id}) to send its records")
+            raise Refused(
+                f"run {run_id} is deleted at {uri}; restore it (mlflow runs restore --run-id "
+                f"{run_id}) to send its records"
+            )
 
     def send(self, run_id: str, record: Mapping[str, Any], dedupe: bool) -> None:
         """Place one journal record (any operation but create_run) in run `run_id`."""
@@ -144,8 +161,7 @@ class Sender:
     def _known(self, run_id: str, key: str) -> set:
         if (run_id, key) not in self._history:
             history = self.client.get_metric_history(run_id, key)
-            self._history[(run_id, key)] = {point_identity((m.key, m.value, m.step, m.timestamp))
-                                            for m in history}
+            self._history[(run_id, key)] = {point_identity((m.key, m.value, m.step, m.timestamp)) for m in history}
         return self._history[(run_id, key)]
 
     def _already_logged(self, run_id: str, point) -> bool:

@@ -80,8 +80,7 @@ class TrackingTarget:
 def local_store(root: Path | None = None) -> TrackingTarget:
     """The default store: results/mlflow/mlflow.db (sqlite) with artifacts beside it."""
     folder = project_root(root) / LOCAL_STORE_DIR
-    return TrackingTarget(uri=f"sqlite:///{folder / 'mlflow.db'}",
-                          artifact_location=(folder / "artifacts").as_uri())
+    return TrackingTarget(uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_location=(folder / "artifacts").as_uri())
 
 
 def resolve_target(configured: str | None = None) -> TrackingTarget:
@@ -109,8 +108,10 @@ def check_target(target: TrackingTarget) -> TrackingTarget:
     """LCPError for a store MLflow 3 refuses: the file store (./mlruns, file://) without its opt-in."""
     file_store = target.uri.startswith("file:") or "://" not in target.uri and not target.uri.startswith("databricks")
     if file_store and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("true", "1"):
-        raise LCPError(f"tracking URI {target.uri}: MLflow 3 no longer writes the file store; use "
-                       "sqlite:///PATH/mlflow.db or http://HOST:PORT (or set MLFLOW_ALLOW_FILE_STORE=true)")
+        raise LCPError(
+            f"tracking URI {target.uri}: MLflow 3 no longer writes the file store; use "
+            "sqlite:///PATH/mlflow.db or http://HOST:PORT (or set MLFLOW_ALLOW_FILE_STORE=true)"
+        )
     return target
 
 
@@ -118,7 +119,7 @@ def sqlite_database(uri: str) -> Path | None:
     """The database file of a sqlite:/// URI (sqlite:////abs/path or sqlite:///relative/path)."""
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(uri[len("sqlite:///"):].split("?", 1)[0]).resolve()
+    return Path(uri[len("sqlite:///") :].split("?", 1)[0]).resolve()
 
 
 def _sqlite_artifact_location(uri: str) -> str | None:
@@ -137,8 +138,10 @@ def check_store_exists(uri: str) -> None:
     """LCPError for a sqlite store not created yet: commands that only read must not create one."""
     database = missing_store(uri)
     if database:
-        raise LCPError(f"{database}: no MLflow store here, nothing was logged to it (set MLFLOW_TRACKING_URI "
-                       "or --tracking-uri to read another store)")
+        raise LCPError(
+            f"{database}: no MLflow store here, nothing was logged to it (set MLFLOW_TRACKING_URI "
+            "or --tracking-uri to read another store)"
+        )
 
 
 def prepare_local_store(uri: str) -> None:
@@ -205,8 +208,11 @@ def snakemake_wildcards() -> dict[str, str]:
 
 def parent_run_ids() -> dict[str, str]:
     """LCP_MLFLOW_PARENT_RUN_IDS as a dict {scene: run id}; LCPError when malformed."""
-    return _env_json_object(ENV_PARENT_RUN_IDS, "a JSON object {scene: run id}",
-                            lambda value: all(isinstance(v, str) for v in value.values()))
+    return _env_json_object(
+        ENV_PARENT_RUN_IDS,
+        "a JSON object {scene: run id}",
+        lambda value: all(isinstance(v, str) for v in value.values()),
+    )
 
 
 def snakemake_env_prefix(rule: str, wildcards, seed: int | None = None) -> str:
@@ -216,8 +222,10 @@ def snakemake_env_prefix(rule: str, wildcards, seed: int | None = None) -> str:
 
     pairs = wildcards.items() if hasattr(wildcards, "items") else wildcards  # snakemake's Wildcards too
     values = {str(k): str(v) for k, v in pairs if not str(k).startswith("_") and str(v) != ""}
-    prefix = (f"{ENV_SNAKEMAKE_RULE}={shlex.quote(rule)} "
-              f"{ENV_SNAKEMAKE_WILDCARDS}={shlex.quote(json.dumps(values, sort_keys=True))}")
+    prefix = (
+        f"{ENV_SNAKEMAKE_RULE}={shlex.quote(rule)} "
+        f"{ENV_SNAKEMAKE_WILDCARDS}={shlex.quote(json.dumps(values, sort_keys=True))}"
+    )
     return prefix if seed is None else f"{prefix} {ENV_SEED}={int(seed)}"
 
 

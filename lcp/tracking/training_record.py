@@ -45,8 +45,9 @@ def training_seed(meta: Mapping[str, Any] | None, cfg) -> Any:
     return (meta or {}).get("seed", cfg.get("seed") if cfg else None)
 
 
-def start_params(*, scene: str, step: str, method: str, variant: str | None, seed: Any, gpus: int, cfg,
-                 sidecars: Iterable[str] = ()) -> dict[str, Any]:
+def start_params(
+    *, scene: str, step: str, method: str, variant: str | None, seed: Any, gpus: int, cfg, sidecars: Iterable[str] = ()
+) -> dict[str, Any]:
     """The params of a new training run: its names, seed and gpus, the config's settings and data
     fingerprints (lcp.tracking.params), the degradation sidecars given and found beside the config's
     image folders, package versions and git state."""
@@ -68,12 +69,14 @@ def start_params(*, scene: str, step: str, method: str, variant: str | None, see
     return params
 
 
-def iteration_metrics(losses: Mapping[str, float], schedule: Mapping[str, float], train_mode: str | None,
-                      images_per_s: float | None) -> dict[str, float]:
+def iteration_metrics(
+    losses: Mapping[str, float], schedule: Mapping[str, float], train_mode: str | None, images_per_s: float | None
+) -> dict[str, float]:
     """One logging point: the iteration's loss terms (one series per training mode), the lr and momentum
     (mmcv's learning_rate[/group], momentum[/group] as train/lr..., train/momentum...) and images/s."""
-    metrics = {run_params.safe_key(run_metrics.loss_series(name, train_mode)): float(value)
-               for name, value in losses.items()}
+    metrics = {
+        run_params.safe_key(run_metrics.loss_series(name, train_mode)): float(value) for name, value in losses.items()
+    }
     for name, value in schedule.items():
         metrics[run_params.safe_key(f"train/{name.replace('learning_rate', 'lr')}")] = float(value)
     if images_per_s is not None:
@@ -81,8 +84,14 @@ def iteration_metrics(losses: Mapping[str, float], schedule: Mapping[str, float]
     return metrics
 
 
-def epoch_metrics(*, train_mode: str | None, train_time: float, images: int, peak_gpu_mem_mib: float | None,
-                  crux_stats: Mapping[str, float]) -> dict[str, float]:
+def epoch_metrics(
+    *,
+    train_mode: str | None,
+    train_time: float,
+    images: int,
+    peak_gpu_mem_mib: float | None,
+    crux_stats: Mapping[str, float],
+) -> dict[str, float]:
     """One epoch: its training time and images/s, which learner trained (epoch/crux_learner_mode: 1 the
     crux learner, 0 the catch-up learner; none for a model without modes), peak GPU memory, and
     CruxHealthHook's statistics of the epoch as epoch/crux_<name>."""
@@ -104,14 +113,18 @@ def epoch_tags(train_mode: str | None, epoch: int) -> dict[str, str]:
     return {} if train_mode is None else {f"lcp.train_mode.epoch_{epoch:03d}": train_mode}
 
 
-def eval_metrics(results: Mapping[str, Any], train_keys: Iterable[str],
-                 classwise: Mapping[str, Any]) -> dict[str, float]:
+def eval_metrics(
+    results: Mapping[str, Any], train_keys: Iterable[str], classwise: Mapping[str, Any]
+) -> dict[str, float]:
     """An evaluation's metrics from the log buffer's averages: AP in percent (lcp.tracking.metrics),
     other numbers as val/<name>, a dataset's own {class: AP} and the class-wise AP table mmdet logged
     (`classwise`). Training losses, timings and CruxHealthHook's statistics in the buffer are left out."""
     train_keys = set(train_keys)
-    results = {name: value for name, value in results.items()
-               if name not in NOT_EVAL_KEYS and name not in train_keys and not name.startswith(HEALTH_PREFIX)}
+    results = {
+        name: value
+        for name, value in results.items()
+        if name not in NOT_EVAL_KEYS and name not in train_keys and not name.startswith(HEALTH_PREFIX)
+    }
     metrics = run_metrics.ap_metrics(results, "val")
     for name, value in results.items():
         if name in run_metrics.AP_NAMES:

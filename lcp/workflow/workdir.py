@@ -61,8 +61,9 @@ def is_placeholder(path: str | os.PathLike) -> bool:
         return False
 
 
-def begin(work_dir: str | os.PathLike, request: str, inputs: list[str],
-          checkpoint: str | os.PathLike | None = None) -> str:
+def begin(
+    work_dir: str | os.PathLike, request: str, inputs: list[str], checkpoint: str | os.PathLike | None = None
+) -> str:
     """Prepare `work_dir`; returns what happened: 'new', 'resume from <file>' or 'restart: <why>'.
 
     A work dir with a request but no complete checkpoint yet is kept as it is ('new').
@@ -71,8 +72,10 @@ def begin(work_dir: str | os.PathLike, request: str, inputs: list[str],
     """
     work_dir = Path(work_dir)
     if checkpoint is not None and os.path.lexists(checkpoint) and not is_placeholder(checkpoint):
-        raise LCPError(f"{checkpoint}: already exists; remove it to train {work_dir} again "
-                       "(the workflow removes it itself before the job)")
+        raise LCPError(
+            f"{checkpoint}: already exists; remove it to train {work_dir} again "
+            "(the workflow removes it itself before the job)"
+        )
     wanted = {"request": request, "inputs": {path: file_identity(path) for path in inputs}}
     outcome = "new"
     if (work_dir / FINISHED_FILE).exists():

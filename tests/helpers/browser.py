@@ -57,9 +57,12 @@ class WebSocket:
         parts = urllib.parse.urlsplit(url)
         self.sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
-                          .encode())
+        self.sock.sendall(
+            (
+                f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         response = b""
         while b"\r\n\r\n" not in response:
             chunk = self.sock.recv(4096)
@@ -112,10 +115,22 @@ class Chromium:
 
     def __init__(self, executable: str, profile: Path):
         self.process = subprocess.Popen(
-            [executable, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--window-size=1400,1000",
-             "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={profile}",
-             "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                executable,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--window-size=1400,1000",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + START_TIMEOUT_S
         while not (port_file.is_file() and port_file.read_text().strip()):
@@ -168,8 +183,10 @@ class Chromium:
             text = self.evaluate("document.body ? document.body.innerText : ''", frame_id) or ""
             if all(item in text for item in texts):
                 return text
-            assert time.monotonic() < deadline, (f"not in the page within {timeout:g} s: "
-                                                 f"{[item for item in texts if item not in text]}; page text:\n{text[:3000]}")
+            assert time.monotonic() < deadline, (
+                f"not in the page within {timeout:g} s: "
+                f"{[item for item in texts if item not in text]}; page text:\n{text[:3000]}"
+            )
             time.sleep(0.25)
 
     def close(self) -> None:

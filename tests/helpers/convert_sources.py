@@ -27,12 +27,16 @@ def write_image(path: Path, width: int = 32, height: int = 24, seed: int = 0) ->
 
 def write_voc_xml(path: Path, filename: str, objects: list[tuple], size: tuple[int, int] = (32, 24)) -> None:
     """objects: (name, xmin, ymin, xmax, ymax[, difficult])."""
-    parts = [f"<annotation><filename>{filename}</filename>",
-             f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>"]
+    parts = [
+        f"<annotation><filename>{filename}</filename>",
+        f"<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>",
+    ]
     for name, x1, y1, x2, y2, *difficult in objects:
         flag = f"<difficult>{difficult[0]}</difficult>" if difficult else ""
-        parts.append(f"<object><name>{name}</name>{flag}<bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
-                     f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>")
+        parts.append(
+            f"<object><name>{name}</name>{flag}<bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
+            f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+        )
     parts.append("</annotation>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts))
@@ -78,17 +82,19 @@ TRAIN_FRAME, VAL_FRAME, TEST_FRAME = "aachen_000000_000019", "frankfurt_000000_0
 
 # Official gtFine polygon format: image size, then objects with label and [x, y] vertices.
 TRAIN_OBJECTS = [
-    {"label": "road", "polygon": [[0, 20], [63, 20], [63, 31], [0, 31]]},           # no instances: ignored
+    {"label": "road", "polygon": [[0, 20], [63, 20], [63, 31], [0, 31]]},  # no instances: ignored
     {"label": "car", "polygon": [[2, 3], [20, 3], [22, 15], [4, 14]]},
     {"label": "person", "polygon": [[30, 5], [35, 4], [36, 25], [31, 26]]},
-    {"label": "cargroup", "polygon": [[40, 2], [50, 2], [50, 9], [40, 9]]},         # group: crowd box
-    {"label": "caravan", "polygon": [[10, 20], [18, 20], [18, 28]]},                # ignoreInEval: ignored
-    {"label": "bicycle", "polygon": [[58, 20], [70, 24], [60, 31]]},                # leaves the image: clipped
-    {"label": "rider", "polygon": [[1, 1], [9, 1], [9, 9]], "deleted": 1},          # deleted: skipped
-    {"label": "sky", "polygon": [[0, 0], [63, 0], [63, 5]]},                        # no instances: ignored
+    {"label": "cargroup", "polygon": [[40, 2], [50, 2], [50, 9], [40, 9]]},  # group: crowd box
+    {"label": "caravan", "polygon": [[10, 20], [18, 20], [18, 28]]},  # ignoreInEval: ignored
+    {"label": "bicycle", "polygon": [[58, 20], [70, 24], [60, 31]]},  # leaves the image: clipped
+    {"label": "rider", "polygon": [[1, 1], [9, 1], [9, 9]], "deleted": 1},  # deleted: skipped
+    {"label": "sky", "polygon": [[0, 0], [63, 0], [63, 5]]},  # no instances: ignored
 ]
-VAL_OBJECTS = [{"label": "bus", "polygon": [[5, 6], [25, 6], [25, 20], [5, 20]]},
-               {"label": "rider", "polygon": [[40.5, 10.25], [44, 18], [38, 16]]}]
+VAL_OBJECTS = [
+    {"label": "bus", "polygon": [[5, 6], [25, 6], [25, 20], [5, 20]]},
+    {"label": "rider", "polygon": [[40.5, 10.25], [44, 18], [38, 16]]},
+]
 
 
 def extent(polygon, width=WIDTH, height=HEIGHT):

@@ -29,7 +29,10 @@ class DDPProbeHook(Hook):
             before={name: p.detach().clone() for name, p in detector.named_parameters()},
             pairing=[dataset.df_filename(i) for i in range(len(dataset))],
             df_filenames=list(dataset.df_filenames),
-            seed=dataset.seed, epoch=dataset.epoch, ddp=type(runner.model).__name__)
+            seed=dataset.seed,
+            epoch=dataset.epoch,
+            ddp=type(runner.model).__name__,
+        )
 
     def after_train_epoch(self, runner):
         detector = self._detector(runner)

@@ -45,17 +45,24 @@ def _draw(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[tuple[i
 
 def _coco(names: list[str], objects: list[list], size: int) -> dict:
     images, annotations = [], []
-    for image_id, (name, boxes) in enumerate(zip(names, objects), start=1):
+    for image_id, (name, boxes) in enumerate(zip(names, objects, strict=True), start=1):
         images.append(dict(id=image_id, file_name=name, width=size, height=size))
         for label, box in boxes:
-            annotations.append(dict(id=len(annotations) + 1, image_id=image_id, category_id=label + 1,
-                                    bbox=[float(v) for v in box], area=float(box[2] * box[3]), iscrowd=0))
+            annotations.append(
+                dict(
+                    id=len(annotations) + 1,
+                    image_id=image_id,
+                    category_id=label + 1,
+                    bbox=[float(v) for v in box],
+                    area=float(box[2] * box[3]),
+                    iscrowd=0,
+                )
+            )
     categories = [dict(id=i + 1, name=name) for i, name in enumerate(CLASSES)]
     return dict(images=images, annotations=annotations, categories=categories)
 
 
-def make_tiny_scene(root: Path, num_train: int = 2, num_test: int = 2, size: int = 128,
-                    seed: int = 0) -> Path:
+def make_tiny_scene(root: Path, num_train: int = 2, num_test: int = 2, size: int = 128, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     for folder in ("clean", "lowq", "annotations"):
         (root / folder).mkdir(parents=True, exist_ok=True)

@@ -31,12 +31,18 @@ TINY_DEMO = {
     "seeds": [0],
     "robustness": {"sweep": {"beta": [0.08]}},
     "resources": {"default": {"cpus": 1}},
-    "pretrain": {"config": "config/mmdet/cascade_rcnn_tiny_demo.py",
-                 "cfg_options": {"runner.max_epochs": 1, "lr_config.step": "[1]", "evaluation.interval": 1}},
-    "baseline": {"config": "config/mmdet/cascade_rcnn_tiny_demo.py",
-                 "cfg_options": {"runner.max_epochs": 1, "lr_config.step": "[1]", "evaluation.interval": 1}},
-    "lcp": {"config": "config/mmdet/lcp_tiny_demo.py",
-            "cfg_options": {"runner.max_epochs": 2, "lr_config.step": "[2]", "evaluation.interval": 2}},
+    "pretrain": {
+        "config": "config/mmdet/cascade_rcnn_tiny_demo.py",
+        "cfg_options": {"runner.max_epochs": 1, "lr_config.step": "[1]", "evaluation.interval": 1},
+    },
+    "baseline": {
+        "config": "config/mmdet/cascade_rcnn_tiny_demo.py",
+        "cfg_options": {"runner.max_epochs": 1, "lr_config.step": "[1]", "evaluation.interval": 1},
+    },
+    "lcp": {
+        "config": "config/mmdet/lcp_tiny_demo.py",
+        "cfg_options": {"runner.max_epochs": 2, "lr_config.step": "[2]", "evaluation.interval": 2},
+    },
 }
 
 
@@ -77,8 +83,18 @@ def write_config(workdir: Path, config: dict) -> Path:
 
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
-            "--configfile", str(workdir / "test-config.yaml"), *args]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "test-config.yaml"),
+        *args,
+    ]
 
 
 def workflow_env(extra: dict | None = None) -> dict[str, str]:
@@ -89,8 +105,15 @@ def workflow_env(extra: dict | None = None) -> dict[str, str]:
 
 def snakemake(workdir: Path, *args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run snakemake on `workdir`; stdout and stderr together in .stdout."""
-    return subprocess.run(snakemake_command(workdir, *args), cwd=workdir, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout, env=workflow_env(env))
+    return subprocess.run(
+        snakemake_command(workdir, *args),
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        env=workflow_env(env),
+    )
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -101,7 +124,7 @@ def planned_jobs(output: str) -> dict[str, int]:
     except StopIteration:
         return {}
     jobs = {}
-    for line in lines[start + 3:]:
+    for line in lines[start + 3 :]:
         parts = line.split()
         if len(parts) != 2 or parts[0] == "total":
             break
@@ -112,8 +135,14 @@ def planned_jobs(output: str) -> dict[str, int]:
 def kill_snakemake_when(workdir: Path, *args: str, ready, timeout: float, waiting_for: str) -> None:
     """Run snakemake with `args` in its own process group and SIGKILL the whole group (as a
     cluster time limit would) once `ready()` is true; fail if it ends first or after `timeout` s."""
-    job = subprocess.Popen(snakemake_command(workdir, *args), cwd=workdir, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True, env=workflow_env())
+    job = subprocess.Popen(
+        snakemake_command(workdir, *args),
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=workflow_env(),
+    )
     try:
         deadline = time.monotonic() + timeout
         while not ready():

@@ -17,8 +17,20 @@ from lcp.workflow import commands, inputs, paths, resources
 from lcp.workflow.checks import converted_set_problem, scene_reference_problems, training_set_problems
 from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, converter_options, option_paths
 from lcp.workflow.preflight import check_model_step, clear_unfixable, unfixable_guard
-from lcp.workflow.scenes import (METHODS, NAME_PATTERN, SPLITS, alternatives, converted_sets, data_dir, dataset_of,
-                                 demo_datasets, image_sets, scene_of_dataset, scene_seeds, synthesized_sets)
+from lcp.workflow.scenes import (
+    METHODS,
+    NAME_PATTERN,
+    SPLITS,
+    alternatives,
+    converted_sets,
+    data_dir,
+    dataset_of,
+    demo_datasets,
+    image_sets,
+    scene_of_dataset,
+    scene_seeds,
+    synthesized_sets,
+)
 
 # Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.
 os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
@@ -32,8 +44,10 @@ def stop(message):
 
 def config_source():
     """The workflow config file(s) this run read, for messages: config/config.yaml and any --configfile."""
-    files = [os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
-             for path in workflow.configfiles]
+    files = [
+        os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+        for path in workflow.configfiles
+    ]
     return ", ".join(dict.fromkeys(files)) or "config/config.yaml"
 
 
@@ -104,8 +118,9 @@ def preflight(scene_name, step, options):
         return
     step_config = SCENES[scene_name][step]
     try:
-        check_model_step(step_config["config"], options, step_config.get("cfg_options", {}),
-                         where=f"scenes.{scene_name}.{step}")
+        check_model_step(
+            step_config["config"], options, step_config.get("cfg_options", {}), where=f"scenes.{scene_name}.{step}"
+        )
     except LCPError as exc:
         stop(f"invalid config: {config_source()}: {exc}")
 
@@ -125,8 +140,10 @@ def existing_paths(named_paths):
             if (key, path) not in _reported_missing:
                 _reported_missing.add((key, path))
                 action = "a real run will stop here" if workflow.dryrun else "the run stops here"
-                logger.error(f"config {key}: {path} does not exist ({action}); "
-                             "set the path in config/config.yaml or with --config")
+                logger.error(
+                    f"config {key}: {path} does not exist ({action}); "
+                    "set the path in config/config.yaml or with --config"
+                )
             if workflow.dryrun:
                 continue
         found.append(path)
@@ -161,8 +178,10 @@ def job_scene(wildcards):
 
 def job_resources(rule_name):
     """`resources:` of a rule, per job from the config (slurm executor names)."""
-    return {name: (lambda wildcards, name=name: resources.job_resources(config, job_scene(wildcards), rule_name)[name])
-            for name in resources.resource_names(rule_name)}
+    return {
+        name: (lambda wildcards, name=name: resources.job_resources(config, job_scene(wildcards), rule_name)[name])
+        for name in resources.resource_names(rule_name)
+    }
 
 
 def job_threads(rule_name):
@@ -237,7 +256,9 @@ def training_inputs(step):
 
 def evaluation_inputs(wildcards):
     severity = wildcards.get("severity")
-    options = commands.cfg_options(config, wildcards.scene, wildcards.method, commands.test_set(wildcards.scene, severity))
+    options = commands.cfg_options(
+        config, wildcards.scene, wildcards.method, commands.test_set(wildcards.scene, severity)
+    )
     preflight(wildcards.scene, wildcards.method, options)
     if not severity:
         check_converted_sets(wildcards.scene, SCENES[wildcards.scene]["lowq_set"])
@@ -283,18 +304,25 @@ def train_command(recorded_inputs):
     """The shell of a training rule. The work dir is claimed and published around the
     training processes (see lcp/workflow/workdir.py); `recorded_inputs`: the named inputs it records."""
     recorded = " ".join(f"--input {{input.{name}}}" for name in recorded_inputs)
-    return job_command("lcp workdir begin {params.work_dir} --checkpoint {output.checkpoint}"
-                       f" --request {{params.args:q}} {recorded}"
-                       " && {params.tracking_env} lcp train {params.args} {params.gpus} {params.tracking}"
-                       " --work-dir {params.work_dir} --auto-resume"
-                       " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}")
+    return job_command(
+        "lcp workdir begin {params.work_dir} --checkpoint {output.checkpoint}"
+        f" --request {{params.args:q}} {recorded}"
+        " && {params.tracking_env} lcp train {params.args} {params.gpus} {params.tracking}"
+        " --work-dir {params.work_dir} --auto-resume"
+        " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}"
+    )
 
 
 def labelled_pictures(pictures, name, subcategory, caption, **labels):
     """Named outputs `name_<i>` for `pictures`, each marked for the report as 'test image <i+1>'."""
     return {
-        f"{name}_{index}": report(path, caption=caption, category="{scene}", subcategory=subcategory,
-                                  labels={"image": f"test image {index + 1}", **labels})
+        f"{name}_{index}": report(
+            path,
+            caption=caption,
+            category="{scene}",
+            subcategory=subcategory,
+            labels={"image": f"test image {index + 1}", **labels},
+        )
         for index, path in enumerate(pictures)
     }
 

@@ -8,20 +8,20 @@ rule evaluate:
         unpack(evaluation_inputs),
     output:
         metrics=paths.evaluation("{scene}", "{method}", "{seed_dir}"),
-    params:
-        args=test_args,
-        tracking_env=tracking_env("evaluate"),
-        tracking=tracking_args("evaluate"),
     log:
         paths.log("{scene}", "{seed_dir}evaluate_{method}"),
     benchmark:
         paths.benchmark("{scene}", "{seed_dir}evaluate_{method}")
-    threads: job_threads("evaluate")
     retries: job_retries("evaluate")
-    resources:
-        **job_resources("evaluate"),
     conda:
         "../../envs/lcp.yaml"
+    threads: job_threads("evaluate")
+    resources:
+        **job_resources("evaluate"),
+    params:
+        args=test_args,
+        tracking_env=tracking_env("evaluate"),
+        tracking=tracking_args("evaluate"),
     shell:
         job_command("{params.tracking_env} lcp test {params.args} {params.tracking} --eval-out {output.metrics}")
 
@@ -29,15 +29,15 @@ rule evaluate:
 use rule evaluate as evaluate_robustness with:
     output:
         metrics=paths.robustness_evaluation("{scene}", "{method}", "{seed_dir}", "{severity}"),
-    params:
-        args=test_args,
-        tracking_env=tracking_env("evaluate_robustness"),
-        tracking=tracking_args("evaluate"),
     log:
         paths.log("{scene}", "{seed_dir}evaluate_{method}_{severity}"),
     benchmark:
         paths.benchmark("{scene}", "{seed_dir}evaluate_{method}_{severity}")
-    threads: job_threads("evaluate_robustness")
     retries: job_retries("evaluate_robustness")
+    threads: job_threads("evaluate_robustness")
     resources:
         **job_resources("evaluate_robustness"),
+    params:
+        args=test_args,
+        tracking_env=tracking_env("evaluate_robustness"),
+        tracking=tracking_args("evaluate"),

@@ -15,21 +15,21 @@ rule pretrain:
         unpack(training_inputs("pretrain")),
     output:
         checkpoint=paths.pretrained("{scene}"),
-    params:
-        work_dir=paths.work_dir("{scene}", "pretrain"),
-        **training_params("pretrain", "pretrain", "pretrain", "baseline"),
-    wildcard_constraints:
-        scene=alternatives(name for name, scene in SCENES.items() if "checkpoint" not in scene["pretrain"]),
     log:
         paths.log("{scene}", "pretrain"),
     benchmark:
         paths.benchmark("{scene}", "pretrain")
-    threads: job_threads("pretrain")
+    wildcard_constraints:
+        scene=alternatives(name for name, scene in SCENES.items() if "checkpoint" not in scene["pretrain"]),
     retries: job_retries("pretrain")
-    resources:
-        **job_resources("pretrain"),
     conda:
         "../../envs/lcp.yaml"
+    threads: job_threads("pretrain")
+    resources:
+        **job_resources("pretrain"),
+    params:
+        **training_params("pretrain", "pretrain", "pretrain", "baseline"),
+        work_dir=paths.work_dir("{scene}", "pretrain"),
     shell:
         train_command(["config", "check"])
 
@@ -39,10 +39,10 @@ rule import_pretrained:
         pretrained_checkpoint,
     output:
         checkpoint=paths.pretrained("{scene}"),
-    wildcard_constraints:
-        scene=alternatives(name for name, scene in SCENES.items() if "checkpoint" in scene["pretrain"]),
     log:
         paths.log("{scene}", "import_pretrained"),
+    wildcard_constraints:
+        scene=alternatives(name for name, scene in SCENES.items() if "checkpoint" in scene["pretrain"]),
     localrule: True
     conda:
         "../../envs/lcp.yaml"

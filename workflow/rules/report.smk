@@ -39,23 +39,24 @@ rule report:
             subcategory="Data",
             labels={"result": "data check"},
         ),
-    params:
-        args=lambda wildcards: commands.report_args(config, wildcards.scene),
     log:
         paths.log("{scene}", "report"),
     benchmark:
         paths.benchmark("{scene}", "report")
-    threads: job_threads("report")
     retries: job_retries("report")
-    resources:
-        **job_resources("report"),
     conda:
         "../../envs/lcp.yaml"
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
+    params:
+        args=lambda wildcards: commands.report_args(config, wildcards.scene),
     shell:
-        job_command("lcp report metrics --title {wildcards.scene:q} {params.args} --csv {output.csv}"
-                    " --markdown {output.markdown} --plot {output.plot} --html {output.html}"
-                    " && lcp report check {input.check:q} --html {output.check}"
-                    + log_artifacts("report", "report"))
+        job_command(
+            "lcp report metrics --title {wildcards.scene:q} {params.args} --csv {output.csv}"
+            " --markdown {output.markdown} --plot {output.plot} --html {output.html}"
+            " && lcp report check {input.check:q} --html {output.check}" + log_artifacts("report", "report")
+        )
 
 
 rule report_robustness:
@@ -83,46 +84,54 @@ rule report_robustness:
             subcategory="Robustness",
             labels={"result": "AP against severity (plot)"},
         ),
-    params:
-        evals=lambda wildcards, input: commands.robustness_report_args(input),
     log:
         paths.log("{scene}", "report_robustness"),
     benchmark:
         paths.benchmark("{scene}", "report_robustness")
-    threads: job_threads("report_robustness")
     retries: job_retries("report_robustness")
-    resources:
-        **job_resources("report_robustness"),
     conda:
         "../../envs/lcp.yaml"
+    threads: job_threads("report_robustness")
+    resources:
+        **job_resources("report_robustness"),
+    params:
+        evals=lambda wildcards, input: commands.robustness_report_args(input),
     shell:
-        job_command("lcp report robustness --title {wildcards.scene:q} {params.evals} --csv {output.csv}"
-                    " --plot {output.plot} --html {output.html}"
-                    + log_artifacts("report_robustness", "report", "robustness"))
+        job_command(
+            "lcp report robustness --title {wildcards.scene:q} {params.evals} --csv {output.csv}"
+            " --plot {output.plot} --html {output.html}" + log_artifacts("report_robustness", "report", "robustness")
+        )
 
 
 rule sample_detections:
     input:
         unpack(first_model_inputs()),
     output:
-        **labelled_pictures(paths.sample_detections("{scene}", "{method}"), "picture", "Sample detections",
-                            "../report/detections.rst", method="{method}"),
-    params:
-        args=lambda wildcards: commands.sample_detection_args(config, wildcards.scene, wildcards.method),
+        **labelled_pictures(
+            paths.sample_detections("{scene}", "{method}"),
+            "picture",
+            "Sample detections",
+            "../report/detections.rst",
+            method="{method}",
+        ),
     log:
         paths.log("{scene}", "sample_detections_{method}"),
     benchmark:
         paths.benchmark("{scene}", "sample_detections_{method}")
-    # drawn like the heat maps, with their resources
-    threads: job_threads("crux_heatmaps")
     retries: job_retries("crux_heatmaps")
-    resources:
-        **job_resources("crux_heatmaps"),
     conda:
         "../../envs/lcp.yaml"
+    # drawn like the heat maps, with their resources
+    threads: job_threads("crux_heatmaps")
+    resources:
+        **job_resources("crux_heatmaps"),
+    params:
+        args=lambda wildcards: commands.sample_detection_args(config, wildcards.scene, wildcards.method),
     shell:
-        job_command("lcp report detections {params.args} "
-                    + " ".join(f"--out {{output.picture_{index}:q}}" for index in range(paths.SAMPLE_DETECTIONS)))
+        job_command(
+            "lcp report detections {params.args} "
+            + " ".join(f"--out {{output.picture_{index}:q}}" for index in range(paths.SAMPLE_DETECTIONS))
+        )
 
 
 rule crux_heatmaps:
@@ -130,17 +139,17 @@ rule crux_heatmaps:
         unpack(first_model_inputs("lcp")),
     output:
         **labelled_pictures(paths.heatmaps("{scene}"), "heatmap", "Crux learner", "../report/heatmaps.rst"),
-    params:
-        args=lambda wildcards: commands.heatmap_args(config, wildcards.scene),
     log:
         paths.log("{scene}", "crux_heatmaps"),
     benchmark:
         paths.benchmark("{scene}", "crux_heatmaps")
-    threads: job_threads("crux_heatmaps")
     retries: job_retries("crux_heatmaps")
-    resources:
-        **job_resources("crux_heatmaps"),
     conda:
         "../../envs/lcp.yaml"
+    threads: job_threads("crux_heatmaps")
+    resources:
+        **job_resources("crux_heatmaps"),
+    params:
+        args=lambda wildcards: commands.heatmap_args(config, wildcards.scene),
     shell:
         job_command("lcp heatmaps {params.args}")

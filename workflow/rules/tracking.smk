@@ -35,9 +35,12 @@ def start_tracking():
     # Each run of the workflow is a new invocation, even from a shell that still holds an
     # earlier invocation's LCP_* variables (whose parent runs may live in another store).
     if TRACKING:
-        open_invocation(tracked_scenes(), tracking_uri=config["tracking"]["uri"] or None,
-                        invocation_id=uuid.uuid4().hex,
-                        descriptions={name: scene.get("description") for name, scene in config["scenes"].items()})
+        open_invocation(
+            tracked_scenes(),
+            tracking_uri=config["tracking"]["uri"] or None,
+            invocation_id=uuid.uuid4().hex,
+            descriptions={name: scene.get("description") for name, scene in config["scenes"].items()},
+        )
 
 
 def finish_tracking(status):

@@ -9,19 +9,19 @@ rule train_baseline:
         unpack(training_inputs("baseline")),
     output:
         checkpoint=paths.checkpoint("{scene}", "baseline", "{seed_dir}"),
-    params:
-        work_dir=paths.work_dir("{scene}", "baseline", "{seed_dir}"),
-        **training_params("baseline", "train_baseline", "train", "baseline"),
     log:
         paths.log("{scene}", "{seed_dir}train_baseline"),
     benchmark:
         paths.benchmark("{scene}", "{seed_dir}train_baseline")
-    threads: job_threads("train_baseline")
     retries: job_retries("train_baseline")
-    resources:
-        **job_resources("train_baseline"),
     conda:
         "../../envs/lcp.yaml"
+    threads: job_threads("train_baseline")
+    resources:
+        **job_resources("train_baseline"),
+    params:
+        **training_params("baseline", "train_baseline", "train", "baseline"),
+        work_dir=paths.work_dir("{scene}", "baseline", "{seed_dir}"),
     shell:
         train_command(["config", "check", "init"])
 
@@ -31,14 +31,14 @@ use rule train_baseline as train_lcp with:
         unpack(training_inputs("lcp")),
     output:
         checkpoint=paths.checkpoint("{scene}", "lcp", "{seed_dir}"),
-    params:
-        work_dir=paths.work_dir("{scene}", "lcp", "{seed_dir}"),
-        **training_params("lcp", "train_lcp", "train", "lcp"),
     log:
         paths.log("{scene}", "{seed_dir}train_lcp"),
     benchmark:
         paths.benchmark("{scene}", "{seed_dir}train_lcp")
-    threads: job_threads("train_lcp")
     retries: job_retries("train_lcp")
+    threads: job_threads("train_lcp")
     resources:
         **job_resources("train_lcp"),
+    params:
+        **training_params("lcp", "train_lcp", "train", "lcp"),
+        work_dir=paths.work_dir("{scene}", "lcp", "{seed_dir}"),

@@ -31,15 +31,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_arguments(parser, default_name="images")
     parser.add_argument("--train", type=Path, default=None, metavar="JSON", help="COCO file of the train split")
     parser.add_argument("--test", type=Path, default=None, metavar="JSON", help="COCO file of the test split")
-    parser.add_argument("--rename", type=rename_pair, action="append", default=[], metavar="OLD=NEW",
-                        help="rename a source category (repeatable)")
-    add_classes_argument(parser, "comma-separated class names to write, in category order "
-                         "(default: the source categories)")
+    parser.add_argument(
+        "--rename",
+        type=rename_pair,
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rename a source category (repeatable)",
+    )
+    add_classes_argument(
+        parser, "comma-separated class names to write, in category order (default: the source categories)"
+    )
     add_split_arguments(parser, default_fraction=coco.DEFAULT_TEST_FRACTION, own_split=True)
 
 
 def main(args: argparse.Namespace) -> int:
-    return print_report(coco.convert(
-        args.images, output_of(args), train=args.train, test=args.test, renames=args.rename,
-        classes=args.classes, split=split_of(args), drop_empty=args.drop_empty,
-    ))
+    return print_report(
+        coco.convert(
+            args.images,
+            output_of(args),
+            train=args.train,
+            test=args.test,
+            renames=args.rename,
+            classes=args.classes,
+            split=split_of(args),
+            drop_empty=args.drop_empty,
+        )
+    )

@@ -15,20 +15,26 @@ from lcp.data.convert.splits import Split
 def add_output_arguments(parser: argparse.ArgumentParser, default_name: str | None) -> None:
     """OUT, --name (when the format writes a single image set), --workers, --overwrite."""
     parser.add_argument(
-        "out", type=Path, metavar="OUT",
+        "out",
+        type=Path,
+        metavar="OUT",
         help="scene folder to write into: OUT/NAME/*.jpg and OUT/annotations/NAME_{train,test}.json",
     )
     if default_name is not None:
         parser.add_argument(
-            "--name", default=default_name,
+            "--name",
+            default=default_name,
             help="image set name: the image folder below OUT and the json prefix (default: %(default)s)",
         )
     parser.add_argument(
-        "--workers", type=positive_int, default=min(8, os.cpu_count() or 1),
+        "--workers",
+        type=positive_int,
+        default=min(8, os.cpu_count() or 1),
         help="processes decoding and encoding images (default: %(default)s)",
     )
     parser.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="replace an existing image set of the same name (default: refuse)",
     )
 
@@ -45,12 +51,16 @@ def add_split_arguments(
     when = "re-split the whole set instead of keeping the data set's own split: " if own_split else ""
     default = "the data set's own split" if own_split else default_fraction
     parser.add_argument(
-        "--test-fraction", type=fraction, default=None,
+        "--test-fraction",
+        type=fraction,
+        default=None,
         help=f"{when}share of images put in the test split, drawn with --seed (default: {default})",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the test split draw (default: 0)")
     parser.add_argument(
-        "--test-list", type=Path, default=None,
+        "--test-list",
+        type=Path,
+        default=None,
         help=f"{when}text file of image names (stems), one a line, that form the test split; "
         "all others are train (e.g. VOC's ImageSets/Main/test.txt)",
     )
@@ -60,7 +70,8 @@ def add_split_arguments(
 
 def add_drop_empty_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--drop-empty", action="store_true",
+        "--drop-empty",
+        action="store_true",
         help="drop images left with no box (default: keep them as negatives)",
     )
 

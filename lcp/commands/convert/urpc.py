@@ -19,7 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    return print_report(urpc.convert(
-        args.src, output_of(args), split=split_of(args), images=args.images, annotations=args.annotations,
-        drop_empty=args.drop_empty,
-    ))
+    return print_report(
+        urpc.convert(
+            args.src,
+            output_of(args),
+            split=split_of(args),
+            images=args.images,
+            annotations=args.annotations,
+            drop_empty=args.drop_empty,
+        )
+    )

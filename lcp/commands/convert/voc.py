@@ -22,8 +22,9 @@ HELP = "Pascal VOC xml boxes + images (your own data)"
 def add_source_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("src", type=Path, metavar="SRC", help=f"{what} folder")
     parser.add_argument("--images", type=Path, default=None, help="folder searched for images (default: see above)")
-    parser.add_argument("--annotations", type=Path, default=None,
-                        help="folder searched for xml files (default: see above)")
+    parser.add_argument(
+        "--annotations", type=Path, default=None, help="folder searched for xml files (default: see above)"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    return print_report(voc.convert(
-        args.src, output_of(args), classes=args.classes, split=split_of(args), images=args.images,
-        annotations=args.annotations, drop_empty=args.drop_empty,
-    ))
+    return print_report(
+        voc.convert(
+            args.src,
+            output_of(args),
+            classes=args.classes,
+            split=split_of(args),
+            images=args.images,
+            annotations=args.annotations,
+            drop_empty=args.drop_empty,
+        )
+    )

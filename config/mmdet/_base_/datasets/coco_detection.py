@@ -32,11 +32,17 @@ test_pipeline = [
         transforms=[
             dict(type='Resize', keep_ratio=False),
             dict(type='RandomFlip'),
-            dict(type='Normalize', mean='${img_norm_cfg.mean}', std='${img_norm_cfg.std}', to_rgb='${img_norm_cfg.to_rgb}'),
+            dict(
+                type='Normalize',
+                mean='${img_norm_cfg.mean}',
+                std='${img_norm_cfg.std}',
+                to_rgb='${img_norm_cfg.to_rgb}',
+            ),
             dict(type='Pad', size_divisor=32),
             dict(type='ImageToTensor', keys=['img']),
             dict(type='Collect', keys=['img']),
-        ]),
+        ],
+    ),
 ]
 test_dataset = dict(
     type='CocoDataset',
@@ -44,7 +50,8 @@ test_dataset = dict(
     ann_file='${test_ann}',
     img_prefix='${test_img_dir}',
     classes='${classes}',
-    pipeline=test_pipeline)
+    pipeline=test_pipeline,
+)
 data = dict(
     samples_per_gpu=2,
     workers_per_gpu=2,
@@ -54,7 +61,9 @@ data = dict(
         ann_file='${train_ann}',
         img_prefix='${train_img_dir}',
         classes='${classes}',
-        pipeline=train_pipeline),
+        pipeline=train_pipeline,
+    ),
     val=test_dataset,
-    test=test_dataset)
+    test=test_dataset,
+)
 evaluation = dict(interval=1, metric='bbox', classwise=True)

@@ -30,4 +30,7 @@ data = dict(
             ann_file='${train_ann}',
             img_prefix='${train_img_dir}',
             classes='${classes}',
-            pipeline=paired_train_pipeline)))
+            pipeline=paired_train_pipeline,
+        ),
+    )
+)

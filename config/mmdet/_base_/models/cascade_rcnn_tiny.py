@@ -18,12 +18,14 @@ model = dict(
                 fc_out_channels=32,
                 roi_feat_size=7,
                 num_classes='${num_classes}',
-                bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.], target_stds=stds),
+                bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0, 0.0, 0.0, 0.0], target_stds=stds),
                 reg_class_agnostic=True,
                 loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-                loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0))
+                loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0),
+            )
             for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067])
-        ]),
+        ],
+    ),
     train_cfg=dict(
         rpn=dict(sampler=dict(num=64)),
         rpn_proposal=dict(nms_pre=200, max_per_img=100),
@@ -35,11 +37,16 @@ model = dict(
                     neg_iou_thr=iou,
                     min_pos_iou=iou,
                     match_low_quality=False,
-                    ignore_iof_thr=-1),
+                    ignore_iof_thr=-1,
+                ),
                 sampler=dict(
-                    type='SyncFreeRandomSampler', num=64, pos_fraction=0.25, neg_pos_ub=-1, add_gt_as_proposals=True),
+                    type='SyncFreeRandomSampler', num=64, pos_fraction=0.25, neg_pos_ub=-1, add_gt_as_proposals=True
+                ),
                 pos_weight=-1,
-                debug=False)
+                debug=False,
+            )
             for iou in (0.5, 0.6, 0.7)
-        ]),
-    test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=100)))
+        ],
+    ),
+    test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=100)),
+)

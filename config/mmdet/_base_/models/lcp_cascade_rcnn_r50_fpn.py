@@ -18,7 +18,8 @@ model = dict(
     start_as_pretrained=False,
     # CUDA graphs of the crux learner, backbone, FPN and RPN convolutions per padded batch shape, in
     # crux-mode training and at test (lcp/models/graph_capture.py); nothing happens on the CPU
-    graph_capture=dict(enabled=True, warmup_iters=2, max_graphs=4, verify=True))
+    graph_capture=dict(enabled=True, warmup_iters=2, max_graphs=4, verify=True),
+)
 
 # Each training mode freezes part of the model (TrainModeHook): distributed training must let
 # DDP skip the parameters a step does not use (lcp train refuses LCP configs without it).

@@ -10,7 +10,8 @@ model = dict(
     kl_loss_weight='${kl_loss_weight}',
     # as in lcp_cascade_rcnn_r50_fpn.py (False: the authors' start); spelt out so that
     # --cfg-options model.start_as_pretrained=True finds the key
-    start_as_pretrained=False)
+    start_as_pretrained=False,
+)
 
 # Each training mode freezes part of the model (TrainModeHook): distributed training must let
 # DDP skip the parameters a step does not use (lcp train refuses LCP configs without it).

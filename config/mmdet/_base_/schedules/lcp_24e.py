@@ -7,7 +7,8 @@ optimizer = dict(
     lr=0.002,
     momentum=0.9,
     weight_decay=1e-4,
-    paramwise_cfg=dict(custom_keys={'crux_learner': dict(lr_mult='${crux_lr_mult}')}))
+    paramwise_cfg=dict(custom_keys={'crux_learner': dict(lr_mult='${crux_lr_mult}')}),
+)
 optimizer_config = dict(grad_clip=None)
 lr_config = dict(policy='step', warmup='linear', warmup_iters=500, warmup_ratio=0.001, step=[16, 22])
 runner = dict(type='EpochBasedRunner', max_epochs=24)
