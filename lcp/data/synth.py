@@ -39,9 +39,11 @@ def fallback_note(sidecar: dict[str, Any]) -> str | None:
     if not fallback:
         return None
     whitened = sum(1 for r in fallback if r["visibility"]["whitened_share"] > WHITENED_IMAGE_SHARE)
-    return (f"note: {len(fallback)} images used the fallback depth (a road-scene ground plane, no disparity or "
-            f"depth map); {whitened} of them have more than {WHITENED_IMAGE_SHARE:.0%} of their pixels erased "
-            "(pass --depth-dir, or --near/--far/--horizon that fit the scene)")
+    return (
+        f"note: {len(fallback)} images used the fallback depth (a road-scene ground plane, no disparity or "
+        f"depth map); {whitened} of them have more than {WHITENED_IMAGE_SHARE:.0%} of their pixels erased "
+        "(pass --depth-dir, or --near/--far/--horizon that fit the scene)"
+    )
 
 
 def image_rng(seed: int, file_name: str) -> np.random.Generator:
@@ -80,13 +82,21 @@ def _synthesise_image(source: Path) -> list[tuple[str, dict[str, Any]]]:
     depth_source = job.depth.source_for(source)
     boxes = job.boxes.get(source.name)
     for variant in job.degradation.variants():
-        degraded, visibility, record = job.degradation.synthesise(clean, depth, variant,
-                                                                  image_rng(job.seed, source.name))
+        degraded, visibility, record = job.degradation.synthesise(
+            clean, depth, variant, image_rng(job.seed, source.name)
+        )
         name = source.stem + job.degradation.suffix(variant) + ".jpg"
         (job.out_dir / name).write_bytes(encode_jpeg(to_uint8(degraded), job.quality))
-        record = {"source": source.name, "params": variant, **record, "depth": depth_source,
-                  "visibility": {"mean": round(float(visibility.mean()), 4),
-                                 "whitened_share": round(float((visibility < ERASED_BELOW).mean()), 4)}}
+        record = {
+            "source": source.name,
+            "params": variant,
+            **record,
+            "depth": depth_source,
+            "visibility": {
+                "mean": round(float(visibility.mean()), 4),
+                "whitened_share": round(float((visibility < ERASED_BELOW).mean()), 4),
+            },
+        }
         if boxes is not None:
             record["boxes"] = [{"bbox": bbox, "visibility": box_visibility(visibility, bbox)} for bbox in boxes]
         results.append((name, record))
@@ -113,8 +123,14 @@ def boxes_by_image(cocos: list[dict]) -> dict[str, list[list[float]]]:
             boxes.setdefault(name, [])
         for ann in coco["annotations"]:
             bbox = ann.get("bbox")
-            if ann.get("image_id") in names and isinstance(bbox, list) and len(bbox) == 4 \
-                    and all(isinstance(v, (int, float)) for v in bbox) and bbox[2] > 0 and bbox[3] > 0:
+            if (
+                ann.get("image_id") in names
+                and isinstance(bbox, list)
+                and len(bbox) == 4
+                and all(isinstance(v, (int, float)) for v in bbox)
+                and bbox[2] > 0
+                and bbox[3] > 0
+            ):
                 boxes[names[ann["image_id"]]].append(bbox)
     return boxes
 
@@ -127,17 +143,28 @@ def output_names(degradation: Degradation, sources: list[Path]) -> dict[str, lis
         outputs = [source.stem + degradation.suffix(variant) + ".jpg" for variant in degradation.variants()]
         for output in outputs:
             if output in seen:
-                raise LCPError(f"{source}: would be written as {output}, as {seen[output]} already is "
-                               "(two sources with the same stem, or two identical parameter settings)")
+                raise LCPError(
+                    f"{source}: would be written as {output}, as {seen[output]} already is "
+                    "(two sources with the same stem, or two identical parameter settings)"
+                )
             seen[output] = source.name
         names[source.name] = outputs
     return names
 
 
-def synthesise_folder(degradation: Degradation, src: Path, out: Path, depth: DepthSource, seed: int = 0,
-                      workers: int = 1, annotations: list[tuple[str, str]] = (), overwrite: bool = False,
-                      quality: int = JPEG_QUALITY, progress: bool = True,
-                      depth_dirs: list[str | None] = ()) -> dict[str, Any]:
+def synthesise_folder(
+    degradation: Degradation,
+    src: Path,
+    out: Path,
+    depth: DepthSource,
+    seed: int = 0,
+    workers: int = 1,
+    annotations: list[tuple[str, str]] = (),
+    overwrite: bool = False,
+    quality: int = JPEG_QUALITY,
+    progress: bool = True,
+    depth_dirs: list[str | None] = (),
+) -> dict[str, Any]:
     """Write the synthesised folder (atomically) and the rewritten annotations; return the sidecar.
 
     No output may be, contain or lie inside `src`, an --ann file or one of `depth_dirs`.
@@ -163,8 +190,15 @@ def synthesise_folder(degradation: Degradation, src: Path, out: Path, depth: Dep
     with atomic_folder(out, overwrite=overwrite, sources=inputs) as tmp:
         job = _Job(degradation, depth, tmp, seed, quality, boxes)
 
-        for result in map_with_progress(_synthesise_image, sources, workers, f"synth {degradation.name}",
-                                        show=progress, initializer=_init_worker, initargs=(job,)):
+        for result in map_with_progress(
+            _synthesise_image,
+            sources,
+            workers,
+            f"synth {degradation.name}",
+            show=progress,
+            initializer=_init_worker,
+            initargs=(job,),
+        ):
             images.update(result)
         sidecar = {
             "tool": "lcp data synth",

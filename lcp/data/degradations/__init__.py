@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lcp.errors import LCPError
 from lcp.data.degradations.base import Degradation
+from lcp.errors import LCPError
 
 DEGRADATIONS: dict[str, type[Degradation]] = {}
 
@@ -50,7 +50,7 @@ def split_lowq_stem(stem: str, markers: list[str]) -> tuple[str, str, dict[str, 
     if best is None:
         return None
     index, marker = best
-    tokens = stem[index + len(marker) + 2:].split("_")
+    tokens = stem[index + len(marker) + 2 :].split("_")
     params = {tokens[i]: tokens[i + 1] for i in range(0, len(tokens) - 1, 2)}
     return stem[:index], marker, params
 

@@ -30,10 +30,10 @@ class Degradation:
     lists them, and each variant gives one output image per clean image.
     """
 
-    name: ClassVar[str]                     # the command-line name: fog, rain, underwater
-    marker: ClassVar[str]                   # the file-name marker: foggy, rain, underwater
-    model: ClassVar[str]                    # the imaging equation, for the sidecar
-    statistic: ClassVar[str]                # the measurement summarised per set by the check
+    name: ClassVar[str]  # the command-line name: fog, rain, underwater
+    marker: ClassVar[str]  # the file-name marker: foggy, rain, underwater
+    model: ClassVar[str]  # the imaging equation, for the sidecar
+    statistic: ClassVar[str]  # the measurement summarised per set by the check
     depth_defaults: ClassVar[dict[str, float]]  # near/far/horizon of the fallback depth
 
     @classmethod
@@ -56,8 +56,9 @@ class Degradation:
         pairs = "_".join(f"{key}_{format_value(value)}" for key, value in variant.items())
         return f"_{self.marker}_{pairs}"
 
-    def synthesise(self, clean: np.ndarray, depth: np.ndarray, variant: dict[str, Any],
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    def synthesise(
+        self, clean: np.ndarray, depth: np.ndarray, variant: dict[str, Any], rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """The degraded image, its visibility and a json-able record of the per-image parameters.
 
         Visibility (float32, height x width, in [0, 1]) is the weight of the clean image in

@@ -33,9 +33,14 @@ class Fog(Degradation):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--beta", type=float, nargs="+", default=[0.02],
-                            help="attenuation coefficient(s) in 1/m, one output per value "
-                                 "(Foggy Cityscapes: 0.005 0.01 0.02; default 0.02)")
+        parser.add_argument(
+            "--beta",
+            type=float,
+            nargs="+",
+            default=[0.02],
+            help="attenuation coefficient(s) in 1/m, one output per value "
+            "(Foggy Cityscapes: 0.005 0.01 0.02; default 0.02)",
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Fog":
@@ -72,8 +77,12 @@ class Fog(Degradation):
             return [("not_degraded", f"median transmission {t:.3f} (no fog: >= {PRESENT_BELOW})")]
         expected = (record or {}).get("expected", {}).get("transmission")
         if expected is not None and abs(t - expected) > TOLERANCE:
-            return [("degradation_out_of_range",
-                     f"median transmission {t:.3f}, the sidecar's beta gives {expected:.3f} (+-{TOLERANCE})")]
+            return [
+                (
+                    "degradation_out_of_range",
+                    f"median transmission {t:.3f}, the sidecar's beta gives {expected:.3f} (+-{TOLERANCE})",
+                )
+            ]
         return []
 
 

@@ -22,7 +22,7 @@ def atmospheric_light(image: np.ndarray) -> np.ndarray:
     patch = int(np.clip(min(height, width) // 40, 3, 15)) | 1
     dark = dark_channel(image, patch).ravel()
     count = max(1, int(round(dark.size * 0.001)))
-    brightest = np.argpartition(dark, dark.size - count)[dark.size - count:]
+    brightest = np.argpartition(dark, dark.size - count)[dark.size - count :]
     return image.reshape(-1, 3)[brightest].mean(axis=0).astype(np.float32)
 
 
@@ -57,8 +57,9 @@ def true_median_transmission(clean: np.ndarray, light: np.ndarray, transmission:
     return float(np.median(transmission[mask]))
 
 
-def channel_transmission(clean: np.ndarray, lowq: np.ndarray, light: np.ndarray,
-                         transmission: np.ndarray | None = None) -> list[float | None]:
+def channel_transmission(
+    clean: np.ndarray, lowq: np.ndarray, light: np.ndarray, transmission: np.ndarray | None = None
+) -> list[float | None]:
     """Per channel (BGR): the median of (I_c - B_c) / (J_c - B_c), or, when `transmission`
     (H, W, 3) is given, the median of the model's own transmission, over the pixels where
     |J_c - B_c| is measurable."""

@@ -48,13 +48,16 @@ VEIL_TOLERANCE = 0.1
 class Rain(Degradation):
     name = "rain"
     marker = "rain"
-    model = ("I = J * (1 - S - V) + S + V * A, S = S0 * exp(-alpha * depth), V = 1 - exp(-beta * depth); "
-             "S0 = oriented motion-blurred drop streaks")
+    model = (
+        "I = J * (1 - S - V) + S + V * A, S = S0 * exp(-alpha * depth), V = 1 - exp(-beta * depth); "
+        "S0 = oriented motion-blurred drop streaks"
+    )
     statistic = "streak_rms"
     depth_defaults = {"near": 5.0, "far": 300.0, "horizon": 0.45}
 
-    def __init__(self, intensity: list[str] | None = None, angle: float = -10.0,
-                 overrides: dict[str, float] | None = None):
+    def __init__(
+        self, intensity: list[str] | None = None, angle: float = -10.0, overrides: dict[str, float] | None = None
+    ):
         self.intensities = list(intensity or ["medium"])
         unknown = [level for level in self.intensities if level not in INTENSITIES]
         if unknown:
@@ -69,29 +72,38 @@ class Rain(Degradation):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--intensity", nargs="+", default=["medium"], choices=list(INTENSITIES),
-                            help="rain level(s), one output per level: " + "; ".join(
-                                f"{k} = {v}" for k, v in INTENSITIES.items()))
-        parser.add_argument("--angle", type=float, default=-10.0,
-                            help="fall direction in degrees from vertical, positive = towards the right "
-                                 "going down (default -10; each image jitters it by up to "
-                                 f"{ANGLE_JITTER_DEG:g})")
+        parser.add_argument(
+            "--intensity",
+            nargs="+",
+            default=["medium"],
+            choices=list(INTENSITIES),
+            help="rain level(s), one output per level: " + "; ".join(f"{k} = {v}" for k, v in INTENSITIES.items()),
+        )
+        parser.add_argument(
+            "--angle",
+            type=float,
+            default=-10.0,
+            help="fall direction in degrees from vertical, positive = towards the right "
+            "going down (default -10; each image jitters it by up to "
+            f"{ANGLE_JITTER_DEG:g})",
+        )
         parser.add_argument("--alpha", type=float, help="override the levels' streak fading with depth (1/m)")
-        parser.add_argument("--beta", type=float,
-                            help="override the levels' rain-accumulation veil coefficient (1/m)")
-        parser.add_argument("--drop-size", dest="drop_size", type=float,
-                            help="override the levels' drop width (fraction of the image height)")
+        parser.add_argument("--beta", type=float, help="override the levels' rain-accumulation veil coefficient (1/m)")
+        parser.add_argument(
+            "--drop-size",
+            dest="drop_size",
+            type=float,
+            help="override the levels' drop width (fraction of the image height)",
+        )
         parser.add_argument("--density", type=float, help="override the levels' streak coverage (0-1)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Rain":
-        overrides = {"alpha": args.alpha, "beta": args.beta, "dropsize": args.drop_size,
-                     "density": args.density}
+        overrides = {"alpha": args.alpha, "beta": args.beta, "dropsize": args.drop_size, "density": args.density}
         return cls(intensity=args.intensity, angle=args.angle, overrides=overrides)
 
     def config(self) -> dict[str, Any]:
-        return {"type": self.name, "intensity": self.intensities, "angle": self.angle,
-                "overrides": self.overrides}
+        return {"type": self.name, "intensity": self.intensities, "angle": self.angle, "overrides": self.overrides}
 
     def variants(self) -> list[dict[str, Any]]:
         return [{**INTENSITIES[level], **self.overrides, "angle": self.angle} for level in self.intensities]
@@ -110,8 +122,10 @@ class Rain(Degradation):
             "angle_deg": round(float(angle), 3),
             "atmospheric_light_rgb": [round(float(v), 5) for v in light[::-1]],
             "streak_coverage": round(float((streaks > 0.05).mean()), 5),
-            "expected": {"angle_deg": round(float(angle), 3),
-                         "veil_transmission": _rounded(true_median_transmission(clean, light, transmission))},
+            "expected": {
+                "angle_deg": round(float(angle), 3),
+                "veil_transmission": _rounded(true_median_transmission(clean, light, transmission)),
+            },
         }
         return rainy, (transmission - streaks).astype(np.float32), record
 
@@ -123,38 +137,55 @@ class Rain(Degradation):
     def measure(cls, clean, lowq, record):
         added = added_streaks(clean, lowq)
         angle, coherence = dominant_orientation(added)
-        measured = {"streak_rms": round(float(np.sqrt((added ** 2).mean())), 5),
-                    "angle_deg": round(angle, 3), "coherence": round(coherence, 4)}
+        measured = {
+            "streak_rms": round(float(np.sqrt((added**2).mean())), 5),
+            "angle_deg": round(angle, 3),
+            "coherence": round(coherence, 4),
+        }
         if record and "atmospheric_light_rgb" in record:
             light = np.array(record["atmospheric_light_rgb"][::-1], dtype=np.float32)
-            measured["veil_transmission"] = _rounded(median_transmission(
-                remove_streaks(clean, record), remove_streaks(lowq, record), light))
+            measured["veil_transmission"] = _rounded(
+                median_transmission(remove_streaks(clean, record), remove_streaks(lowq, record), light)
+            )
         return measured
 
     @classmethod
     def judge(cls, measured, record):
         if measured["streak_rms"] < PRESENT_RMS or measured["coherence"] < PRESENT_COHERENCE:
-            return [("not_degraded", f"streak RMS {measured['streak_rms']:.4f} (needs >= {PRESENT_RMS}), "
-                                     f"orientation coherence {measured['coherence']:.2f} "
-                                     f"(needs >= {PRESENT_COHERENCE})")]
+            return [
+                (
+                    "not_degraded",
+                    f"streak RMS {measured['streak_rms']:.4f} (needs >= {PRESENT_RMS}), "
+                    f"orientation coherence {measured['coherence']:.2f} "
+                    f"(needs >= {PRESENT_COHERENCE})",
+                )
+            ]
         expected = (record or {}).get("expected", {})
         problems = []
         if "angle_deg" in expected:
             off = abs((measured["angle_deg"] - expected["angle_deg"] + 90.0) % 180.0 - 90.0)
             if off > ANGLE_TOLERANCE_DEG:
-                problems.append(("degradation_out_of_range",
-                                 f"streaks at {measured['angle_deg']:.1f} deg, the sidecar says "
-                                 f"{expected['angle_deg']:.1f} (+-{ANGLE_TOLERANCE_DEG:g})"))
+                problems.append(
+                    (
+                        "degradation_out_of_range",
+                        f"streaks at {measured['angle_deg']:.1f} deg, the sidecar says "
+                        f"{expected['angle_deg']:.1f} (+-{ANGLE_TOLERANCE_DEG:g})",
+                    )
+                )
         veil, expected_veil = measured.get("veil_transmission"), expected.get("veil_transmission")
         if veil is not None and expected_veil is not None and abs(veil - expected_veil) > VEIL_TOLERANCE:
-            problems.append(("degradation_out_of_range",
-                             f"veil transmission {veil:.3f}, the sidecar's beta gives {expected_veil:.3f} "
-                             f"(+-{VEIL_TOLERANCE})"))
+            problems.append(
+                (
+                    "degradation_out_of_range",
+                    f"veil transmission {veil:.3f}, the sidecar's beta gives {expected_veil:.3f} (+-{VEIL_TOLERANCE})",
+                )
+            )
         return problems
 
 
-def streak_layer(height: int, width: int, dropsize: float, density: float, angle_deg: float,
-                 rng: np.random.Generator) -> np.ndarray:
+def streak_layer(
+    height: int, width: int, dropsize: float, density: float, angle_deg: float, rng: np.random.Generator
+) -> np.ndarray:
     """Rain streaks S0 in [0, 1], shape (height, width)."""
     import cv2
 
@@ -170,8 +201,14 @@ def streak_layer(height: int, width: int, dropsize: float, density: float, angle
     centre = (length | 1) // 2
     dx = math.sin(math.radians(angle_deg)) * centre
     dy = math.cos(math.radians(angle_deg)) * centre
-    cv2.line(kernel, (int(round(centre - dx)), int(round(centre - dy))),
-             (int(round(centre + dx)), int(round(centre + dy))), 1.0, 1, cv2.LINE_AA)
+    cv2.line(
+        kernel,
+        (int(round(centre - dx)), int(round(centre - dy))),
+        (int(round(centre + dx)), int(round(centre + dy))),
+        1.0,
+        1,
+        cv2.LINE_AA,
+    )
     streaks = cv2.filter2D(seeds, -1, kernel / kernel.max(), borderType=cv2.BORDER_CONSTANT)
     return np.clip(streaks, 0.0, 1.0)
 
@@ -190,7 +227,8 @@ def added_streaks(clean: np.ndarray, lowq: np.ndarray) -> np.ndarray:
     detail_clean = gray(clean) - cv2.GaussianBlur(gray(clean), (0, 0), sigma)
     window = 4.0 * sigma
     gain = cv2.GaussianBlur(detail_lowq * detail_clean, (0, 0), window) / (
-        cv2.GaussianBlur(detail_clean * detail_clean, (0, 0), window) + 1e-6)
+        cv2.GaussianBlur(detail_clean * detail_clean, (0, 0), window) + 1e-6
+    )
     return np.maximum(detail_lowq - np.clip(gain, 0.0, 1.5) * detail_clean, 0.0)
 
 
@@ -220,7 +258,7 @@ def dominant_orientation(layer: np.ndarray) -> tuple[float, float]:
     total = jxx + jyy
     if total <= 1e-12:
         return 0.0, 0.0
-    coherence = math.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2) / total
+    coherence = math.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / total
     gradient_angle = 0.5 * math.atan2(2 * jxy, jxx - jyy)  # from the x axis, y pointing down
     # A line along (sin a, cos a) (a from vertical, y down) has its gradient along (cos a, -sin a).
     line_angle = -math.degrees(gradient_angle)

@@ -49,9 +49,13 @@ class Underwater(Degradation):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--water", nargs="+", default=["5C"], choices=list(WATER_TYPES),
-                            help="Jerlov water type(s), one output per type: oceanic I, III; coastal 1C, 5C, 9C "
-                                 "(murkier); default 5C")
+        parser.add_argument(
+            "--water",
+            nargs="+",
+            default=["5C"],
+            choices=list(WATER_TYPES),
+            help="Jerlov water type(s), one output per type: oceanic I, III; coastal 1C, 5C, 9C (murkier); default 5C",
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Underwater":
@@ -100,9 +104,13 @@ class Underwater(Degradation):
         if expected:
             off = [abs(m - e) for m, e in zip(measured["transmission_rgb"], expected) if None not in (m, e)]
             if off and max(off) > TOLERANCE:
-                return [("degradation_out_of_range",
-                         f"transmission RGB {measured['transmission_rgb']}, the sidecar's water type gives "
-                         f"{expected} (+-{TOLERANCE})")]
+                return [
+                    (
+                        "degradation_out_of_range",
+                        f"transmission RGB {measured['transmission_rgb']}, the sidecar's water type gives "
+                        f"{expected} (+-{TOLERANCE})",
+                    )
+                ]
         return []
 
 
