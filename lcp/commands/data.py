@@ -95,7 +95,15 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
             name, help=cls.model.replace("%", "%%"), description=f"{cls.model}. {_depth_help(cls.depth_defaults)}"
         )
         _add_synth_common_arguments(command, cls.depth_defaults)
-        cls.add_arguments(command)
+        for option in cls.options:
+            command.add_argument(
+                option.flag,
+                type=option.type,
+                nargs="+" if option.many else None,
+                default=option.default,
+                choices=option.choices,
+                help=option.help,
+            )
 
 
 def _depth_help(d: dict[str, float]) -> str:
@@ -166,7 +174,8 @@ def run_synth(args: argparse.Namespace) -> int:
     from lcp.data.synth import SIDECAR_NAME, fallback_note, synthesise_folder
     from lcp.errors import LCPError
 
-    degradation = DEGRADATIONS[args.degradation].from_args(args)
+    model = DEGRADATIONS[args.degradation]
+    degradation = model(**{option.name: getattr(args, option.name) for option in model.options})
     depth = DepthSource.from_folders(
         args.near, args.far, args.horizon, args.depth_dir, args.disparity_dir, args.camera_dir
     )

@@ -1,4 +1,4 @@
-"""Physical degradation models, registered by name and built from a config dict.
+"""Physical degradation models, registered by name and built from their keyword parameters.
 
 Each model synthesises a low-quality image from a clean one and its depth, and measures,
 for `lcp data check`, how strongly a synthesised image is degraded against its clean source.
@@ -12,10 +12,7 @@ image is its stem cut at the LAST `_<marker>_`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from lcp.data.degradations.base import Degradation
-from lcp.errors import LCPError
 
 DEGRADATIONS: dict[str, type[Degradation]] = {}
 
@@ -25,15 +22,6 @@ def register(cls: type[Degradation]) -> type[Degradation]:
         raise ValueError(f"degradation {cls.name!r} registered twice")
     DEGRADATIONS[cls.name] = cls
     return cls
-
-
-def build_degradation(config: dict[str, Any]) -> Degradation:
-    """`{"type": "fog", "beta": [0.02]}` -> a Fog instance."""
-    config = dict(config)
-    kind = config.pop("type", None)
-    if kind not in DEGRADATIONS:
-        raise LCPError(f"unknown degradation {kind!r}; known: {', '.join(sorted(DEGRADATIONS))}")
-    return DEGRADATIONS[kind](**config)
 
 
 def marker_of(kind: str) -> str:

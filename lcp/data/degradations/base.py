@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,12 +22,30 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class Option:
+    """One keyword parameter of a model's constructor, as data: `lcp data synth <model>`
+    offers it as --<name, dashed> and passes its value back under `name`."""
+
+    name: str
+    help: str
+    type: type | None = None  # what each value is read as; None: text
+    default: Any = None  # None: not given (the model's default applies)
+    many: bool = False  # one value or more, one output image per value
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
 class Degradation:
     """A physical model that turns a clean image (+ depth) into a low-quality one.
 
     Images are float32 BGR arrays in [0, 1]; depth is float32 metres of the same size.
-    One instance holds the parameter settings chosen on the command line; `variants()`
-    lists them, and each variant gives one output image per clean image.
+    One instance holds the parameter settings it was constructed with (keyword parameters,
+    one per entry of `options`); `variants()` lists them, and each variant gives one output
+    image per clean image.
     """
 
     name: ClassVar[str]  # the command-line name: fog, rain, underwater
@@ -35,17 +53,10 @@ class Degradation:
     model: ClassVar[str]  # the imaging equation, for the sidecar
     statistic: ClassVar[str]  # the measurement summarised per set by the check
     depth_defaults: ClassVar[dict[str, float]]  # near/far/horizon of the fallback depth
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        raise NotImplementedError
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Degradation":
-        raise NotImplementedError
+    options: ClassVar[tuple[Option, ...]]  # the constructor's keyword parameters
 
     def config(self) -> dict[str, Any]:
-        """The dict that build_degradation() turns back into this instance."""
+        """The parameters, as the sidecar records them (with the model's `type`)."""
         raise NotImplementedError
 
     def variants(self) -> list[dict[str, Any]]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from lcp.data.degradations import register
-from lcp.data.degradations.base import Degradation
+from lcp.data.degradations.base import Degradation, Option
 from lcp.data.degradations.optics import atmospheric_light, median_transmission, true_median_transmission
 from lcp.errors import LCPError
 
@@ -16,6 +16,8 @@ from lcp.errors import LCPError
 # it cannot be exact; a wrong beta (0.01 vs 0.02) moves the median transmission far more.
 PRESENT_BELOW = 0.98
 TOLERANCE = 0.05
+
+DEFAULT_BETA = 0.02
 
 
 @register
@@ -26,25 +28,21 @@ class Fog(Degradation):
     statistic = "transmission"
     depth_defaults = {"near": 5.0, "far": 300.0, "horizon": 0.45}
 
-    def __init__(self, beta: list[float] | float = 0.02):
+    options = (
+        Option(
+            "beta",
+            type=float,
+            many=True,
+            default=(DEFAULT_BETA,),
+            help="attenuation coefficient(s) in 1/m, one output per value "
+            f"(Foggy Cityscapes: 0.005 0.01 0.02; default {DEFAULT_BETA:g})",
+        ),
+    )
+
+    def __init__(self, beta: Sequence[float] | float = DEFAULT_BETA):
         self.betas = [float(b) for b in (beta if isinstance(beta, (list, tuple)) else [beta])]
         if not self.betas or any(not b > 0 for b in self.betas):
             raise LCPError(f"--beta: attenuation coefficients must be > 0, got {self.betas}")
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--beta",
-            type=float,
-            nargs="+",
-            default=[0.02],
-            help="attenuation coefficient(s) in 1/m, one output per value "
-            "(Foggy Cityscapes: 0.005 0.01 0.02; default 0.02)",
-        )
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Fog":
-        return cls(beta=args.beta)
 
     def config(self) -> dict[str, Any]:
         return {"type": self.name, "beta": self.betas}

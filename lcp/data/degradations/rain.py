@@ -12,14 +12,14 @@ of the image size.
 
 from __future__ import annotations
 
-import argparse
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from lcp.data.degradations import register
-from lcp.data.degradations.base import Degradation
+from lcp.data.degradations.base import Degradation, Option
 from lcp.data.degradations.optics import atmospheric_light, gray, median_transmission, true_median_transmission
 from lcp.errors import LCPError
 
@@ -30,6 +30,8 @@ INTENSITIES = {
     "medium": {"alpha": 0.02, "beta": 0.01, "dropsize": 0.003, "density": 0.06},
     "heavy": {"alpha": 0.01, "beta": 0.015, "dropsize": 0.004, "density": 0.12},
 }
+DEFAULT_INTENSITY = "medium"
+DEFAULT_ANGLE = -10.0
 STREAK_LENGTH_PER_WIDTH = 25
 ANGLE_JITTER_DEG = 3.0
 
@@ -55,52 +57,50 @@ class Rain(Degradation):
     statistic = "streak_rms"
     depth_defaults = {"near": 5.0, "far": 300.0, "horizon": 0.45}
 
+    options = (
+        Option(
+            "intensity",
+            many=True,
+            default=(DEFAULT_INTENSITY,),
+            choices=tuple(INTENSITIES),
+            help="rain level(s), one output per level: " + "; ".join(f"{k} = {v}" for k, v in INTENSITIES.items()),
+        ),
+        Option(
+            "angle",
+            type=float,
+            default=DEFAULT_ANGLE,
+            help="fall direction in degrees from vertical, positive = towards the right "
+            f"going down (default {DEFAULT_ANGLE:g}; each image jitters it by up to "
+            f"{ANGLE_JITTER_DEG:g})",
+        ),
+        Option("alpha", type=float, help="override the levels' streak fading with depth (1/m)"),
+        Option("beta", type=float, help="override the levels' rain-accumulation veil coefficient (1/m)"),
+        Option("drop_size", type=float, help="override the levels' drop width (fraction of the image height)"),
+        Option("density", type=float, help="override the levels' streak coverage (0-1)"),
+    )
+
     def __init__(
-        self, intensity: list[str] | None = None, angle: float = -10.0, overrides: dict[str, float] | None = None
+        self,
+        intensity: Sequence[str] = (DEFAULT_INTENSITY,),
+        angle: float = DEFAULT_ANGLE,
+        alpha: float | None = None,
+        beta: float | None = None,
+        drop_size: float | None = None,
+        density: float | None = None,
     ):
-        self.intensities = list(intensity or ["medium"])
+        """alpha, beta, drop_size and density, where given, replace every level's own."""
+        self.intensities = list(intensity or [DEFAULT_INTENSITY])
         unknown = [level for level in self.intensities if level not in INTENSITIES]
         if unknown:
             raise LCPError(f"--intensity: unknown level(s) {unknown}; known: {', '.join(INTENSITIES)}")
         self.angle = float(angle)
         if not -60 <= self.angle <= 60:
             raise LCPError(f"--angle: rain falls within 60 degrees of vertical, got {self.angle}")
-        self.overrides = {k: float(v) for k, v in (overrides or {}).items() if v is not None}
+        given = {"alpha": alpha, "beta": beta, "dropsize": drop_size, "density": density}
+        self.overrides = {key: float(value) for key, value in given.items() if value is not None}
         for key, value in self.overrides.items():
-            if key not in INTENSITIES["medium"] or value < 0 or (key == "dropsize" and value <= 0):
+            if value < 0 or (key == "dropsize" and value <= 0):
                 raise LCPError(f"--{key}: invalid value {value}")
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--intensity",
-            nargs="+",
-            default=["medium"],
-            choices=list(INTENSITIES),
-            help="rain level(s), one output per level: " + "; ".join(f"{k} = {v}" for k, v in INTENSITIES.items()),
-        )
-        parser.add_argument(
-            "--angle",
-            type=float,
-            default=-10.0,
-            help="fall direction in degrees from vertical, positive = towards the right "
-            "going down (default -10; each image jitters it by up to "
-            f"{ANGLE_JITTER_DEG:g})",
-        )
-        parser.add_argument("--alpha", type=float, help="override the levels' streak fading with depth (1/m)")
-        parser.add_argument("--beta", type=float, help="override the levels' rain-accumulation veil coefficient (1/m)")
-        parser.add_argument(
-            "--drop-size",
-            dest="drop_size",
-            type=float,
-            help="override the levels' drop width (fraction of the image height)",
-        )
-        parser.add_argument("--density", type=float, help="override the levels' streak coverage (0-1)")
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Rain":
-        overrides = {"alpha": args.alpha, "beta": args.beta, "dropsize": args.drop_size, "density": args.density}
-        return cls(intensity=args.intensity, angle=args.angle, overrides=overrides)
 
     def config(self) -> dict[str, Any]:
         return {"type": self.name, "intensity": self.intensities, "angle": self.angle, "overrides": self.overrides}

@@ -8,13 +8,13 @@ the water colour B. The water types' coefficients are rounded stand-ins for Jerl
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from lcp.data.degradations import register
-from lcp.data.degradations.base import Degradation
+from lcp.data.degradations.base import Degradation, Option
 from lcp.data.degradations.optics import channel_transmission
 from lcp.errors import LCPError
 
@@ -26,6 +26,7 @@ WATER_TYPES = {
     "5C": ((0.65, 0.30, 0.45), (0.10, 0.45, 0.30)),
     "9C": ((0.95, 0.55, 0.85), (0.15, 0.40, 0.20)),
 }
+DEFAULT_WATER = "5C"
 
 # Check: red (the channel water absorbs most) must have lost transmission, and each
 # channel's transmission must be within the tolerance of the sidecar's.
@@ -41,25 +42,22 @@ class Underwater(Degradation):
     statistic = "red_transmission"
     depth_defaults = {"near": 1.0, "far": 10.0, "horizon": 0.0}
 
-    def __init__(self, water: list[str] | None = None):
-        self.waters = list(water or ["5C"])
+    options = (
+        Option(
+            "water",
+            many=True,
+            default=(DEFAULT_WATER,),
+            choices=tuple(WATER_TYPES),
+            help="Jerlov water type(s), one output per type: oceanic I, III; coastal 1C, 5C, 9C (murkier); "
+            f"default {DEFAULT_WATER}",
+        ),
+    )
+
+    def __init__(self, water: Sequence[str] = (DEFAULT_WATER,)):
+        self.waters = list(water or [DEFAULT_WATER])
         unknown = [w for w in self.waters if w not in WATER_TYPES]
         if unknown:
             raise LCPError(f"--water: unknown type(s) {unknown}; known: {', '.join(WATER_TYPES)}")
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--water",
-            nargs="+",
-            default=["5C"],
-            choices=list(WATER_TYPES),
-            help="Jerlov water type(s), one output per type: oceanic I, III; coastal 1C, 5C, 9C (murkier); default 5C",
-        )
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Underwater":
-        return cls(water=args.water)
 
     def config(self) -> dict[str, Any]:
         return {"type": self.name, "water": self.waters}
@@ -102,7 +100,9 @@ class Underwater(Degradation):
             return [("not_degraded", f"red transmission {red:.3f} (no attenuation: >= {PRESENT_BELOW})")]
         expected = (record or {}).get("expected", {}).get("transmission_rgb")
         if expected:
-            off = [abs(m - e) for m, e in zip(measured["transmission_rgb"], expected) if None not in (m, e)]
+            off = [
+                abs(m - e) for m, e in zip(measured["transmission_rgb"], expected, strict=False) if None not in (m, e)
+            ]
             if off and max(off) > TOLERANCE:
                 return [
                     (
