@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from lcp.apis.tracking_request import TrackingRequest
 from lcp.tracking import settings
 
 
@@ -43,14 +43,15 @@ def add_tracking_arguments(parser: argparse.ArgumentParser, default_step: str, c
         )
 
 
-def tracking_wanted(args: argparse.Namespace) -> bool:
-    return settings.tracking_on(args.track, args.tracking_uri)
-
-
-def tracking_names(args: argparse.Namespace, cfg) -> dict[str, Any]:
-    """scene/step/method/variant from the flags (lcp.tracking.api.run_names fills in the defaults)."""
-    from lcp.tracking.api import run_names
-
-    return run_names(
-        cfg, scene=args.scene, step=args.step, method=args.method, variant=args.variant, tracking_uri=args.tracking_uri
+def tracking_request(args: argparse.Namespace) -> TrackingRequest | None:
+    """What the flags ask MLflow for, or None when this run is not tracked."""
+    if not settings.tracking_on(args.track, args.tracking_uri):
+        return None
+    return TrackingRequest(
+        step=args.step,
+        scene=args.scene,
+        method=args.method,
+        variant=args.variant,
+        tracking_uri=args.tracking_uri,
+        log_checkpoint=getattr(args, "log_checkpoint", False),  # `lcp test` uploads no checkpoint
     )

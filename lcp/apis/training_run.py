@@ -1,0 +1,271 @@
+"""One training run from an mmdet config (what `lcp train` does, as a library call): every input
+checked before any process starts, then seeds, the work dir's log and config copy, the model
+with its init or resume checkpoint, and lcp.apis.train.train_detector.
+
+lcp/commands/train.py documents how this differs from mmdet's tools/train.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lcp.apis.tracking_request import TrackingRequest
+from lcp.errors import LCPError
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What to train and how; each field is the `lcp train` option of the same name."""
+
+    config: str
+    work_dir: str | None = None
+    resume_from: str | None = None
+    auto_resume: bool = False
+    load_from: str | None = None
+    validate: bool = True
+    cfg_options: Mapping[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    auto_scale_lr: bool = False
+    deterministic: bool = False
+    fp16: bool = False
+    launcher: str = "none"  # none, pytorch (torchrun) or slurm (srun)
+    local_rank: int = 0
+    gpu_id: int = 0
+    tracking: TrackingRequest | None = None
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    work_dir: Path
+    checkpoint: Path | None  # the newest complete epoch_N.pth / iter_N.pth
+    seed: int
+
+
+def checked_training_config(request: TrainingRequest):
+    """The run's config and work dir, with every input checked: what the request, the config,
+    its data and the work dir get wrong fails here, before any training process."""
+    from lcp.apis.config import load_config
+    from lcp.datasets.config_checks import check_dataset_cfg
+    from lcp.models.pretrained import prepare_pretrained_init
+
+    cfg = load_config(request.config, dict(request.cfg_options))
+    _check_schedule(cfg, request.config)
+    if request.auto_scale_lr:
+        _enable_auto_scale_lr(cfg, request.config)
+    if request.load_from:
+        cfg.load_from = request.load_from
+    if request.tracking is not None:
+        from lcp.tracking import add_tracking
+
+        add_tracking(
+            cfg,
+            **request.tracking.run_names(cfg),
+            tracking_uri=request.tracking.tracking_uri,
+            log_checkpoint=request.tracking.log_checkpoint,
+            config_file=request.config,
+        )
+    check_dataset_cfg(cfg.data.train, for_training=True)
+    if request.validate:
+        check_dataset_cfg(cfg.data.val)
+    work_dir = _work_dir(request, cfg)
+    cfg.work_dir = str(work_dir)
+    cfg.resume_from = _resume_checkpoint(request, cfg, work_dir)
+    cfg.auto_resume = False  # resolved above; mmdet's own lookup would pick truncated files
+    if cfg.resume_from is None and cfg.get("load_from") and not Path(cfg.load_from).is_file():
+        raise LCPError(f"{cfg.load_from}: initial checkpoint (load_from) does not exist")
+    prepare_pretrained_init(cfg, request.config)
+    return cfg, work_dir
+
+
+def train_from_config(request: TrainingRequest) -> TrainedRun:
+    """Train in this process (one rank of a distributed run when request.launcher is not none)."""
+    import torch
+    import torch.distributed as dist
+    from mmdet import __version__ as mmdet_version
+    from mmdet.apis import init_random_seed, set_random_seed
+    from mmdet.datasets import build_dataset
+    from mmdet.models import build_detector
+    from mmdet.utils import setup_multi_processes
+
+    from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter, progress_lines_in_mmcv_progress_bar
+    from lcp.apis.distributed import init_distributed
+    from lcp.apis.environment import run_environment
+    from lcp.apis.options import select_device
+    from lcp.apis.resume import find_resume_checkpoint
+    from lcp.apis.train import check_distributed_cfg, train_detector
+    from lcp.io import write_text
+    from lcp.models.checkpoint import load_lcp_checkpoint
+
+    cfg, work_dir = checked_training_config(request)
+    accept_gpu_ids_in_mmcv_scatter()
+    progress_lines_in_mmcv_progress_bar()
+    if "LOCAL_RANK" not in os.environ:
+        os.environ["LOCAL_RANK"] = str(request.local_rank)
+    setup_multi_processes(cfg)
+
+    cfg.gpu_ids = [request.gpu_id]
+    distributed = request.launcher != "none"
+    rank = 0
+    if distributed:
+        dist_env = init_distributed(request.launcher, backend=cfg.get("dist_params", {}).get("backend"))
+        cfg.gpu_ids = list(range(dist_env.world_size))
+        cfg.device, rank = dist_env.device, dist_env.rank
+    else:
+        cfg.device = select_device(request.gpu_id)
+    if request.fp16 and cfg.get("fp16") is None:
+        cfg.fp16 = dict(loss_scale="dynamic")
+    if cfg.get("fp16") is not None and cfg.device != "cuda":
+        raise LCPError(
+            f"{request.config}: fp16 training runs under CUDA autocast and no GPU is visible; "
+            "drop --fp16 (or the config's fp16) to train on the CPU"
+        )
+    # fixed input sizes (resize to img_scale, pad to 32) make cuDNN's autotuning pay off
+    torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", False))
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
+    logger = _log_to_file(work_dir / f"{timestamp}.log", cfg.log_level, rank)
+    env_info = "\n".join(f"{k}: {v}" for k, v in run_environment().items())
+    logger.info("Environment info:\n%s", env_info)
+    seed = request.seed if request.seed is not None else cfg.get("seed")
+    seed = init_random_seed(seed, device=cfg.device)
+    set_random_seed(seed, deterministic=request.deterministic)
+    cfg.seed = seed
+    _set_pairing_seed(cfg.data.train, seed)
+    logger.info("Set random seed to %d, deterministic: %s", seed, request.deterministic)
+    config_copy = work_dir / Path(request.config).name
+    write_text(config_copy, cfg.pretty_text)
+    logger.info("Config (also in %s):\n%s", config_copy, cfg.pretty_text)
+
+    try:
+        model = build_detector(cfg.model, train_cfg=cfg.get("train_cfg"), test_cfg=cfg.get("test_cfg"))
+    except KeyError as exc:  # an unregistered type: mmcv's message names it
+        raise LCPError(f"{request.config}: {exc.args[0]}") from None
+    model.init_weights()
+    if distributed:
+        check_distributed_cfg(cfg, model, cfg.device, validate=request.validate, source=request.config)
+
+    datasets = [build_dataset(cfg.data.train)]
+
+    if cfg.resume_from:
+        # strict: a checkpoint of another architecture is refused before training starts;
+        # the runner then restores weights, optimizer state and epoch from it
+        load_lcp_checkpoint(model, cfg.resume_from, strict=True)
+        logger.info("Resuming from %s", cfg.resume_from)
+    elif cfg.get("load_from"):
+        missing, unexpected = load_lcp_checkpoint(model, cfg.load_from, strict=False)
+        logger.info(
+            "Initialised from %s; %d keys missing from it (keep their initialisation): %s; "
+            "%d unexpected keys ignored: %s",
+            cfg.load_from,
+            len(missing),
+            ", ".join(missing) or "-",
+            len(unexpected),
+            ", ".join(unexpected) or "-",
+        )
+        cfg.load_from = None  # loaded; mmdet's train_detector would load it again, silently
+    if cfg.checkpoint_config is not None:
+        cfg.checkpoint_config.meta = dict(mmdet_version=mmdet_version, CLASSES=datasets[0].CLASSES)
+    model.CLASSES = datasets[0].CLASSES
+
+    meta = dict(env_info=env_info, config=cfg.pretty_text, seed=seed, exp_name=Path(request.config).name)
+    train_detector(
+        model, datasets, cfg, distributed=distributed, validate=request.validate, timestamp=timestamp, meta=meta
+    )
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return TrainedRun(work_dir=work_dir, checkpoint=find_resume_checkpoint(work_dir), seed=seed)
+
+
+def _work_dir(request: TrainingRequest, cfg) -> Path:
+    if request.work_dir:
+        return Path(request.work_dir)
+    if cfg.get("work_dir"):
+        return Path(cfg.work_dir)
+    return Path("work_dirs") / Path(request.config).stem
+
+
+def _resume_checkpoint(request: TrainingRequest, cfg, work_dir: Path) -> str | None:
+    from lcp.apis.resume import find_resume_checkpoint, numbered_checkpoints
+
+    if request.resume_from:
+        if not Path(request.resume_from).is_file():
+            raise LCPError(f"{request.resume_from}: checkpoint to resume from does not exist")
+        return request.resume_from
+    if request.auto_resume:
+        found = find_resume_checkpoint(work_dir)
+        return str(found) if found else None
+    if cfg.get("resume_from"):
+        return cfg.resume_from
+    existing = numbered_checkpoints(work_dir)
+    if existing:
+        raise LCPError(
+            f"{work_dir}: already holds checkpoints (newest {existing[0].name}); pass "
+            "--auto-resume to continue that run, or choose another --work-dir"
+        )
+    return None
+
+
+def _set_pairing_seed(dataset_cfg, seed: int) -> None:
+    """Give every DFPairedDataset without an explicit seed the run's seed."""
+    if isinstance(dataset_cfg, (list, tuple)):
+        for item in dataset_cfg:
+            _set_pairing_seed(item, seed)
+        return
+    if dataset_cfg.get("type") == "DFPairedDataset" and dataset_cfg.get("seed") is None:
+        dataset_cfg["seed"] = seed
+    for key in ("dataset", "datasets"):
+        if key in dataset_cfg:
+            _set_pairing_seed(dataset_cfg[key], seed)
+
+
+def _log_to_file(log_file: Path, log_level: str, rank: int = 0) -> logging.Logger:
+    """mmdet's root logger, writing to this run's log file (also when a process trains twice).
+
+    Only rank 0 writes the file: the other ranks of a distributed run would open the same
+    timestamped name and truncate it.
+    """
+    from mmdet.utils import get_root_logger
+
+    logger = get_root_logger(log_file=str(log_file), log_level=log_level)
+    if rank != 0:
+        return logger
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) != log_file.resolve():
+            logger.removeHandler(handler)
+            handler.close()
+    if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
+        handler = logging.FileHandler(log_file, "w")
+        handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+        logger.addHandler(handler)
+    return logger
+
+
+def _check_schedule(cfg, source: str) -> None:
+    """Refuse a runner that would train nothing: mmcv's runners run 0 epochs (or iterations)
+    without complaint and the command would exit 0 with no trained model."""
+    runner = cfg.get("runner") or {}
+    lengths = {key: runner[key] for key in ("max_epochs", "max_iters") if runner.get(key) is not None}
+    if not lengths and cfg.get("total_epochs") is not None:  # mmdet's older name for max_epochs
+        lengths = {"total_epochs": cfg.total_epochs}
+    for key, value in lengths.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            name = key if key == "total_epochs" else f"runner.{key}"
+            raise LCPError(f"{source}: {name}={value!r} trains nothing; give a whole number of 1 or more")
+
+
+def _enable_auto_scale_lr(cfg, source: str) -> None:
+    settings = cfg.get("auto_scale_lr")
+    if not settings or not settings.get("base_batch_size"):
+        raise LCPError(
+            f"{source}: --auto-scale-lr needs auto_scale_lr.base_batch_size, the total batch the "
+            "config's lr is for; add it, e.g. --cfg-options +auto_scale_lr.base_batch_size=16"
+        )
+    settings.enable = True
