@@ -194,11 +194,12 @@ def job_retries(rule_name):
     return config.get("retries", {}).get(rule_name)
 
 
-def job_command(command):
-    """The shell of a job: `command` with its output in the job's log, and no second run after
-    it was refused for a reason a retry cannot fix (an `lcp` command's exit status 2: bad
-    input or config); a time limit, a lost node or a crash is retried (see job_retries)."""
-    return unfixable_guard(command, "{log}")
+def job_command(command, then=""):
+    """The shell of a job: `command` (then `then`, e.g. log_artifacts) with its output in the
+    job's log, and no second run after it was refused for a reason a retry cannot fix (an `lcp`
+    command's exit status 2: bad input or config); a time limit, a lost node or a crash is
+    retried (see job_retries). A second argument, not `+`, keeps `snakemake --lint` quiet."""
+    return unfixable_guard(command + then, "{log}")
 
 
 def forget_unfixable_failures():

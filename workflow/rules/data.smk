@@ -123,6 +123,6 @@ rule check_data:
         args=lambda wildcards: commands.check_args(config, wildcards.scene),
     shell:
         job_command(
-            "lcp data check {params.args} --workers {threads} --report {output.report}"
-            + log_artifacts("check_data", "check")
+            "lcp data check {params.args} --workers {threads} --report {output.report}",
+            log_artifacts("check_data", "check"),
         )

@@ -55,7 +55,8 @@ rule report:
         job_command(
             "lcp report metrics --title {wildcards.scene:q} {params.args} --csv {output.csv}"
             " --markdown {output.markdown} --plot {output.plot} --html {output.html}"
-            " && lcp report check {input.check:q} --html {output.check}" + log_artifacts("report", "report")
+            " && lcp report check {input.check:q} --html {output.check}",
+            log_artifacts("report", "report"),
         )
 
 
@@ -99,7 +100,8 @@ rule report_robustness:
     shell:
         job_command(
             "lcp report robustness --title {wildcards.scene:q} {params.evals} --csv {output.csv}"
-            " --plot {output.plot} --html {output.html}" + log_artifacts("report_robustness", "report", "robustness")
+            " --plot {output.plot} --html {output.html}",
+            log_artifacts("report_robustness", "report", "robustness"),
         )
 
 
