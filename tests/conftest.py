@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
-# tests/ is on sys.path (pytest's rootdir-relative imports; tests is not a package), so
-# fixture modules here are plain top-level names.
-pytest_plugins = ["slurm_cluster", "mlflow_server"]
+# tests/ is on sys.path (pytest's rootdir-relative imports; tests is not a package), so the
+# shared modules are imported as helpers.<name>; these two provide session fixtures.
+pytest_plugins = ["helpers.slurm_cluster", "helpers.mlflow_server"]
 
 
 @pytest.fixture(autouse=True)

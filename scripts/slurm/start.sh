@@ -90,7 +90,7 @@ if all_running; then
 fi
 
 bash "$REPO/scripts/slurm/install.sh" >/dev/null
-# tests/slurm_cluster.py marks a cluster it started so that it stops it afterwards; this
+# tests/helpers/slurm_cluster.py marks a cluster it started so that it stops it afterwards; this
 # start is not the tests' (they mark it again if it is).
 rm -f "$STATE/started-by-tests"
 

@@ -2,7 +2,7 @@
 recorded and compared: a change of the workflow's logic must list the same jobs with the same
 commands, and a deliberate change of a command shows in the recording's diff.
 
-    .venv/bin/python tests/helpers/dry_run.py   # record every scene into tests/data/dry_run/
+    .venv/bin/python tests/helpers/dry_run.py   # record every scene into tests/fixtures/dry_run/
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from helpers.workflow import prepare_workdir, repo_config, snakemake  # noqa: E402
 
-RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "dry_run"
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "dry_run"
 SCENES = ("demo", "urpc", "foggy_city", "rainy_city", "custom")
 JOB = re.compile(r"^(?:local)?rule (\S+):$")
 

@@ -1,0 +1,76 @@
+"""bench/gpu/run.sh, the one-command GPU measurement, in what a machine without a GPU can check:
+its help, its refusal without a GPU (before it installs anything), its shell, and which mmcv-full
+it picks for which machine."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "bench" / "gpu" / "run.sh"
+
+
+def machine():
+    spec = importlib.util.spec_from_file_location("bench_gpu_machine", REPO / "bench" / "gpu" / "machine.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(*args, **env):
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
+
+
+def test_help_says_how_to_prepare_and_run_it():
+    result = run("--help")
+    assert result.returncode == 0
+    assert "bash bench/gpu/run.sh --fetch" in result.stdout and "--wheels DIR" in result.stdout
+    assert "set -euo" not in result.stdout
+
+
+def test_without_a_gpu_it_says_so_and_installs_nothing(tmp_path):
+    result = run(
+        "--out",
+        str(tmp_path / "out"),
+        PYTHON=sys.executable,
+        CUDA_VISIBLE_DEVICES="",
+        LCP_GPU_ENV=str(tmp_path / "env"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("bench/gpu: no CUDA GPU is visible to torch ")
+    assert "CUDA_VISIBLE_DEVICES=''" in result.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "env").exists()
+
+
+def test_a_python_without_torch_or_an_unknown_option_is_refused(tmp_path):
+    result = run(PYTHON=str(tmp_path / "no-such-python"))
+    assert result.returncode == 2 and "set PYTHON to the machine's python" in result.stderr
+    result = run("--iters", "3")
+    assert result.returncode == 2 and "unknown option --iters" in result.stderr
+
+
+def test_the_prebuilt_mmcv_fits_only_the_machine_it_was_built_for():
+    m = machine()
+    code, sentence = m.verdict((3, 12), "2.11.0+cu130", "13.0", (9, 0))
+    assert code == m.FITS and "prebuilt mmcv-full fits" in sentence
+    code, sentence = m.verdict((3, 11), "2.14.1+cu130", "13.0", (8, 0))
+    assert code == m.BUILD and "built from its sdist" in sentence
+    assert "Python 3.11" in sentence and "torch 2.14.1" in sentence and "capability 8.0" in sentence
+    assert m.verdict((3, 12), "2.11.0+cu126", "12.6", (9, 0))[0] == m.BUILD
+    assert m.verdict((3, 12), "2.11.0+cpu", None, None)[0] == m.NO_GPU
+    assert m.verdict((3, 12), None, None, None)[0] == m.NO_GPU
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_the_script_is_shellcheck_clean():
+    result = subprocess.run(["shellcheck", "-x", str(SCRIPT)], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout

@@ -1,0 +1,109 @@
+"""The bench/ scripts run end to end on the CPU at their --tiny size (no timing is checked)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def load_bench(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_model_bench_measures_both_detectors_and_profiles_a_crux_step(tmp_path, capsys):
+    bench = load_bench("bench_lcp_model")
+    variants = ["plain train", "LCP train catch-up", "LCP train crux, always batch", "plain test", "LCP test, ch-last"]
+    assert (
+        bench.main(
+            [
+                "--tiny",
+                "--warmup",
+                "0",
+                "--variants",
+                *variants,
+                "--profile-dir",
+                str(tmp_path / "prof"),
+                "--profile-print",
+                "0",
+                "--json",
+                str(tmp_path / "speed.json"),
+            ]
+        )
+        == 0
+    )
+    results = json.loads((tmp_path / "speed.json").read_text())["results"]
+    assert [(r["variant"], r["precision"]) for r in results] == [(v, "fp32") for v in variants]
+    assert all(r["images_per_s"] > 0 and r["peak_mem_gib"] is None for r in results)
+    assert {r["variant"]: r["graphs"] for r in results} == dict.fromkeys(variants, 0) | {
+        "plain train": None,
+        "plain test": None,
+    }
+    ratios = {r["variant"]: (r["vs_plain_fp32"], r["vs_plain_same"]) for r in results}
+    assert ratios["plain train"] == (1.0, 1.0) and ratios["LCP test, ch-last"][0] > 0
+    syncs = {r["variant"]: r["syncs_per_step"] for r in results}
+    assert syncs.pop("LCP train catch-up") == 0  # KL loss only, logged with one transfer the probe does not see
+    assert all(count > 0 for count in syncs.values())  # NMS at least, in every detection step
+    table = capsys.readouterr().out
+    assert "vs plain fp32" in table and "syncs/step" in table and "LCP train crux, always batch" in table
+    profile = (tmp_path / "prof" / "profile_lcp_crux_fp32.txt").read_text()
+    assert "LCP train crux, fp32" in profile and "aten::convolution" in profile
+    assert (tmp_path / "prof" / "profile_plain_fp32.txt").is_file()
+    assert bench.main(["--table", str(tmp_path / "speed.json")]) == 0  # what bench/gpu/run.sh prints after a cut
+    rows = [line.split()[0:3] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [" ".join(row[:2]) for row in rows[:2]] == ["plain train", "LCP train"] and len(rows) == len(variants)
+
+
+@pytest.mark.slow
+def test_demo_seeds_bench_trains_and_compares_both_methods(tmp_path, capsys):
+    bench = load_bench("bench_demo_seeds")
+    argv = ["--tiny", "--seeds", "3", "--work", str(tmp_path / "work"), "--json", str(tmp_path / "ap.json")]
+    assert bench.main(argv) == 0
+    rows = json.loads((tmp_path / "ap.json").read_text())["rows"]
+    assert [row["seed"] for row in rows] == [3] and {"baseline", "lcp", "crux_health"} <= set(rows[0])
+    assert "paired LCP-baseline" in capsys.readouterr().out
+    assert (tmp_path / "work" / "demo" / "annotations" / "lowq_test.json").is_file()  # the workflow's data layout
+
+
+def test_model_bench_leaves_rows_that_differ_only_on_a_gpu_out_on_the_cpu():
+    bench = load_bench("bench_lcp_model")
+    on_cpu = {v.name for v in bench.selected_variants(None, "cpu")}
+    on_gpu = {v.name for v in bench.selected_variants(None, "cuda")}
+    assert on_gpu - on_cpu == {"LCP train crux, no graphs", "LCP test, no graphs"}
+    assert {"LCP train crux, stock mmdet", "LCP test, stock mmdet", "plain train"} <= on_cpu
+    assert [v.name for v in bench.selected_variants(["LCP test, no graphs"], "cpu")] == ["LCP test, no graphs"]
+
+
+def test_model_bench_refuses_fp16_on_the_cpu(capsys):
+    with pytest.raises(SystemExit):
+        load_bench("bench_lcp_model").main(["--tiny", "--precisions", "fp16"])
+    assert "fp16" in capsys.readouterr().err
+
+
+def test_data_pipeline_bench_loads_paired_batches_with_each_worker_count(capsys):
+    assert load_bench("bench_data_pipeline").main(["--tiny", "--workers", "0", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "LoadImageFromFile -> LoadDFImage" in out and "DFFormatBundle" in out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit() and len(line.split()) == 3]
+    assert [int(row[0]) for row in rows] == [0, 1]
+    assert all(float(row[1]) > 0 for row in rows) and rows[0][2] == "1.00"
+
+
+def test_coco_eval_bench_times_every_phase(capsys):
+    assert load_bench("bench_coco_eval").main(["--tiny"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("50 images,")
+    phases = next(line for line in out.splitlines() if line.startswith("pycocotools"))
+    assert all(phase in phases for phase in ("load", "evaluate", "accumulate", "summarize", "total"))
+    ap = float(out.split("AP ")[1].split()[0])
+    assert 0 < ap < 100  # jittered ground truth: some detections match, not all

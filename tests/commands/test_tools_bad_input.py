@@ -1,0 +1,158 @@
+"""Bad input to `lcp train/test/infer` gives one clear line naming the file and the problem
+(exit status 2, no traceback), before any training starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from mmdet.models import build_detector
+
+from lcp.apis.config import load_config
+from lcp.cli import main as lcp
+
+REPO = Path(__file__).resolve().parents[2]
+LCP_TINY = str(REPO / "config" / "mmdet" / "lcp_tiny_demo.py")
+PLAIN_TINY = str(REPO / "config" / "mmdet" / "cascade_rcnn_tiny_demo.py")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bad") / "demo"
+    assert lcp(["data", "demo", "--out", str(root), "--num-images", "3", "--no-progress"]) == 0
+    return root
+
+
+def error_line(capsys, argv: list[str], after_logging: bool = False) -> str:
+    """The error message; the only stderr line unless the run had started logging already."""
+    assert lcp(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    if after_logging:
+        return err.splitlines()[-1]
+    assert "\n" not in err
+    return err
+
+
+def train_error(capsys, demo: Path, tmp_path: Path, *options: str) -> str:
+    return error_line(
+        capsys,
+        [
+            "train",
+            LCP_TINY,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--cfg-options",
+            f"data_root={demo}/",
+            "load_from=None",
+            *options,
+        ],
+    )
+
+
+def test_missing_image_folder_is_named(capsys, demo, tmp_path):
+    err = train_error(capsys, demo, tmp_path, "train_img_dir=foggy/")
+    assert err == f"lcp train: error: {demo}/foggy/: image folder (img_prefix) does not exist"
+    assert not (tmp_path / "work").exists()
+
+
+def test_missing_annotation_file_is_named(capsys, demo, tmp_path):
+    err = train_error(capsys, demo, tmp_path, "train_ann=annotations/fog_train.json")
+    assert err == f"lcp train: error: {demo}/annotations/fog_train.json: annotation file does not exist"
+
+
+def test_categories_that_do_not_match_the_classes_name_the_file_and_both_lists(capsys, demo, tmp_path):
+    err = train_error(capsys, demo, tmp_path, "classes=(circle,square,star)")
+    assert err == (
+        f"lcp train: error: {demo}/annotations/lowq_train.json: categories do not match the "
+        "config's classes: missing ['star']; the file has ['circle', 'square', 'triangle'], "
+        "the config has ['circle', 'square', 'star']"
+    )
+
+
+def test_classes_in_another_order_than_the_categories_are_refused(capsys, demo, tmp_path):
+    err = train_error(capsys, demo, tmp_path, "classes=(square,circle,triangle)")
+    assert err.startswith(
+        f"lcp train: error: {demo}/annotations/lowq_train.json: categories are in another "
+        "order than the config's classes: the file has ['circle', 'square', 'triangle'], "
+        "the config has ['square', 'circle', 'triangle']"
+    )
+
+
+def test_class_count_must_follow_the_classes(capsys, demo, tmp_path):
+    err = train_error(capsys, demo, tmp_path, "classes=(circle,square)")
+    assert err == (
+        f"lcp train: error: {LCP_TINY}: num_classes=3 but classes has 2 names ['circle', 'square']; "
+        "set both (e.g. --cfg-options num_classes=2)"
+    )
+
+
+def test_empty_detection_favoured_folder_is_named(capsys, demo, tmp_path):
+    empty = tmp_path / "clear"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    err = train_error(capsys, demo, tmp_path, f"df_img_dir={empty}")
+    assert err.startswith(f"lcp train: error: {empty}: detection-favoured image folder (df_img_prefix) holds no images")
+
+
+def test_missing_config_is_named(capsys, tmp_path):
+    err = error_line(capsys, ["test", str(tmp_path / "nope.py"), str(tmp_path / "x.pth"), "--eval", "bbox"])
+    assert err == f"lcp test: error: {tmp_path / 'nope.py'}: config file does not exist"
+
+
+@pytest.fixture(scope="module")
+def other_architecture(demo, tmp_path_factory) -> Path:
+    """A real checkpoint of another model: the tiny plain detector for 5 classes."""
+    cfg = load_config(PLAIN_TINY, {"data_root": f"{demo}/", "classes": ("a", "b", "c", "d", "e"), "num_classes": 5})
+    model = build_detector(cfg.model)
+    path = tmp_path_factory.mktemp("ckpt") / "five_classes.pth"
+    torch.save({"state_dict": model.state_dict(), "meta": {"CLASSES": ("a", "b", "c", "d", "e")}}, path)
+    return path
+
+
+def test_test_names_a_checkpoint_of_another_architecture(capsys, demo, other_architecture):
+    err = error_line(
+        capsys, ["test", PLAIN_TINY, str(other_architecture), "--eval", "bbox", "--cfg-options", f"data_root={demo}/"]
+    )
+    assert err.startswith(f"lcp test: error: {other_architecture}: ")
+    assert "another architecture" in err and "roi_head.bbox_head.0.fc_cls.weight" in err
+
+
+def test_train_refuses_an_init_checkpoint_of_another_architecture(capsys, demo, tmp_path, other_architecture):
+    err = error_line(
+        capsys,
+        [
+            "train",
+            LCP_TINY,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--load-from",
+            str(other_architecture),
+            "--cfg-options",
+            f"data_root={demo}/",
+        ],
+        after_logging=True,
+    )
+    assert err.startswith(f"lcp train: error: {other_architecture}: ") and "another architecture" in err
+    assert not list((tmp_path / "work").glob("*.pth"))
+
+
+def test_infer_names_a_checkpoint_that_is_no_detector(capsys, demo, tmp_path):
+    not_a_detector = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(8, 3, 7, 7)}, not_a_detector)
+    image = sorted((demo / "lowq").glob("*.jpg"))[0]
+    err = error_line(
+        capsys,
+        [
+            "infer",
+            LCP_TINY,
+            str(not_a_detector),
+            str(image),
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--cfg-options",
+            f"data_root={demo}/",
+        ],
+    )
+    assert err.startswith(f"lcp infer: error: {not_a_detector}: ") and "another architecture" in err

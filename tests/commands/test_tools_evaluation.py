@@ -1,0 +1,93 @@
+"""COCO bbox metrics of `lcp test` agree with mmdet's own evaluation and give per-class AP;
+auto-resume skips a checkpoint truncated by a killed run."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmdet.datasets import build_dataset
+
+from lcp.apis.config import load_config
+from lcp.apis.evaluation import coco_bbox_metrics
+from lcp.apis.resume import find_resume_checkpoint
+from lcp.cli import main as lcp
+
+REPO = Path(__file__).resolve().parents[2]
+LCP_TINY = REPO / "config" / "mmdet" / "lcp_tiny_demo.py"
+
+
+@pytest.fixture(scope="module")
+def test_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval") / "demo"
+    assert lcp(["data", "demo", "--out", str(root), "--num-images", "20", "--no-progress"]) == 0
+    cfg = load_config(LCP_TINY, {"data_root": f"{root}/"})
+    test_cfg = copy.deepcopy(cfg.data.test)
+    test_cfg.test_mode = True
+    return build_dataset(test_cfg)
+
+
+def detections_from_ground_truth(dataset, shift_class=None, drop_class=None):
+    """Per image, per class (n, 5) arrays [x1, y1, x2, y2, score] made from the annotations."""
+    results = []
+    for index in range(len(dataset)):
+        ann = dataset.get_ann_info(index)
+        per_class = []
+        for label in range(len(dataset.CLASSES)):
+            boxes = ann["bboxes"][ann["labels"] == label].copy()
+            if label == shift_class:
+                boxes[:, [0, 2]] += (boxes[:, 2] - boxes[:, 0])[:, None] * 0.6
+            if label == drop_class:
+                boxes = boxes[:0]
+            scores = np.linspace(0.9, 0.5, len(boxes), dtype=np.float32)[:, None]
+            per_class.append(np.hstack([boxes, scores]).astype(np.float32))
+        results.append(per_class)
+    return results
+
+
+def test_perfect_detections_score_one(test_set):
+    metrics = coco_bbox_metrics(test_set, detections_from_ground_truth(test_set))
+    assert metrics["bbox_mAP"] == pytest.approx(1.0)
+    assert metrics["bbox_mAP_50"] == pytest.approx(1.0)
+    assert metrics["classwise"] == {name: pytest.approx(1.0) for name in test_set.CLASSES}
+
+
+def test_metrics_equal_mmdets_and_each_class_is_scored_apart(test_set):
+    circle, square = test_set.CLASSES.index("circle"), test_set.CLASSES.index("square")
+    results = detections_from_ground_truth(test_set, shift_class=circle, drop_class=square)
+    metrics = coco_bbox_metrics(test_set, results)
+    reference = test_set.evaluate(results, metric="bbox")
+    for key in ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75"):
+        assert metrics[key] == pytest.approx(reference[key], abs=5e-4)
+    assert metrics["classwise"]["square"] == 0.0
+    assert metrics["classwise"]["triangle"] == pytest.approx(1.0)
+    assert 0.0 <= metrics["classwise"]["circle"] < 0.5  # boxes shifted by 60% of their width
+    assert metrics["bbox_mAP"] == pytest.approx(np.mean(list(metrics["classwise"].values())))
+
+
+def test_no_detections_at_all_score_as_cocoeval_scores_a_useless_one(test_set):
+    """0 where there is ground truth to miss, None where there is none (the demo has no large
+    boxes): the same as COCOeval's figures for one detection that matches nothing."""
+    empty = [[np.zeros((0, 5), np.float32) for _ in test_set.CLASSES] for _ in range(len(test_set))]
+    metrics = coco_bbox_metrics(test_set, empty)
+    useless = copy.deepcopy(empty)
+    useless[0][0] = np.array([[0, 0, 1, 1, 0.9]], np.float32)
+    assert metrics == coco_bbox_metrics(test_set, useless)
+    assert metrics["bbox_mAP"] == 0.0 and metrics["bbox_mAP_l"] is None
+
+
+def test_auto_resume_skips_a_truncated_checkpoint(tmp_path):
+    assert find_resume_checkpoint(tmp_path) is None
+    torch.save({"state_dict": {"w": torch.ones(1000)}, "meta": {"epoch": 1}}, tmp_path / "epoch_1.pth")
+    torch.save({"state_dict": {"w": torch.ones(1000)}, "meta": {"epoch": 2}}, tmp_path / "full.pth")
+    data = (tmp_path / "full.pth").read_bytes()
+    (tmp_path / "epoch_2.pth").write_bytes(data[: len(data) // 2])  # killed while saving
+    os.symlink("epoch_2.pth", tmp_path / "latest.pth")
+    assert find_resume_checkpoint(tmp_path) == tmp_path / "epoch_1.pth"
+    (tmp_path / "epoch_2.pth").write_bytes(data)
+    (tmp_path / "epoch_10.pth").write_bytes(data)
+    assert find_resume_checkpoint(tmp_path) == tmp_path / "epoch_10.pth"

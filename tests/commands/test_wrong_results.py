@@ -1,0 +1,262 @@
+"""Inputs that used to give a wrong result with exit status 0 (or a traceback once work had
+started) are refused up front with one line naming the file and the problem: an empty test
+set, a training set without boxes, a schedule of zero epochs, a converted set that lost an
+image, a class without boxes, a negative worker count."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from mmdet.models import build_detector
+
+from lcp.apis.config import load_config
+from lcp.cli import main as lcp
+
+REPO = Path(__file__).resolve().parents[2]
+PLAIN_TINY = str(REPO / "config" / "mmdet" / "cascade_rcnn_tiny_demo.py")
+LCP_TINY = str(REPO / "config" / "mmdet" / "lcp_tiny_demo.py")
+CLASSES = ("circle", "square", "triangle")
+
+
+def error_line(capsys, argv: list[str]) -> str:
+    assert lcp(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and "\n" not in err, err
+    return err
+
+
+def argparse_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        lcp(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def write_coco(path: Path, images: list[dict], annotations: list[dict]) -> Path:
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(CLASSES)]
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return path
+
+
+def read_coco(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def checkpoint(workspace) -> Path:
+    """An untrained tiny plain detector for the demo's classes, saved as `lcp train` would."""
+    cfg = load_config(PLAIN_TINY, {"data_root": f"{workspace / 'demo'}/"})
+    path = workspace / "untrained.pth"
+    torch.save({"state_dict": build_detector(cfg.model).state_dict(), "meta": {"CLASSES": CLASSES}}, path)
+    return path
+
+
+@pytest.fixture
+def scene(workspace, tmp_path) -> Path:
+    """A private copy of the demo scene to break."""
+    return Path(shutil.copytree(workspace / "demo", tmp_path / "demo"))
+
+
+def test_test_refuses_a_test_set_of_no_images_and_writes_no_eval_json(capsys, workspace, checkpoint, tmp_path):
+    empty = write_coco(tmp_path / "empty_test.json", [], [])
+    eval_json = tmp_path / "eval.json"
+    err = error_line(
+        capsys,
+        [
+            "test",
+            PLAIN_TINY,
+            str(checkpoint),
+            "--eval-out",
+            str(eval_json),
+            "--no-track",
+            "--cfg-options",
+            f"data_root={workspace / 'demo'}/",
+            f"test_ann={empty}",
+        ],
+    )
+    assert err == (f"lcp test: error: {empty}: lists no images; an empty set has nothing to train or evaluate on")
+    assert not eval_json.exists()
+
+
+def test_train_refuses_a_training_set_without_boxes_before_building_the_model(capsys, workspace, tmp_path):
+    demo = workspace / "demo"
+    no_boxes = write_coco(tmp_path / "no_boxes.json", read_coco(demo / "annotations/clean_train.json")["images"], [])
+    err = error_line(
+        capsys,
+        [
+            "train",
+            PLAIN_TINY,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--cfg-options",
+            f"data_root={demo}/",
+            f"train_ann={no_boxes}",
+        ],
+    )
+    assert err == (
+        f"lcp train: error: {no_boxes}: no boxes of the classes ['circle', 'square', 'triangle'] "
+        "in its 2 images; training needs at least one"
+    )
+    assert not (tmp_path / "work").exists()
+
+
+def test_train_refuses_a_training_set_whose_boxes_are_all_of_other_classes(capsys, workspace, tmp_path):
+    demo = workspace / "demo"
+    train = read_coco(demo / "annotations/clean_train.json")
+    only_circles = write_coco(
+        tmp_path / "circles.json", train["images"], [ann for ann in train["annotations"] if ann["category_id"] == 1]
+    )
+    err = error_line(
+        capsys,
+        [
+            "train",
+            PLAIN_TINY,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--cfg-options",
+            f"data_root={demo}/",
+            f"train_ann={only_circles}",
+            "classes=(square,triangle)",
+            "num_classes=2",
+        ],
+    )
+    assert err == (
+        f"lcp train: error: {only_circles}: no boxes of the classes ['square', 'triangle'] "
+        "in its 2 images; training needs at least one"
+    )
+
+
+def test_train_refuses_zero_epochs(capsys, workspace, tmp_path):
+    err = error_line(
+        capsys,
+        [
+            "train",
+            PLAIN_TINY,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--cfg-options",
+            f"data_root={workspace / 'demo'}/",
+            "runner.max_epochs=0",
+        ],
+    )
+    assert (
+        err == f"lcp train: error: {PLAIN_TINY}: runner.max_epochs=0 trains nothing; give a whole number of 1 or more"
+    )
+    assert not (tmp_path / "work").exists()
+
+
+def test_train_refuses_zero_iterations(capsys, workspace, tmp_path):
+    config = tmp_path / "iterations.py"
+    config.write_text(f"_base_ = {PLAIN_TINY!r}\nrunner = dict(_delete_=True, type='IterBasedRunner', max_iters=0)\n")
+    err = error_line(
+        capsys,
+        [
+            "train",
+            str(config),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--cfg-options",
+            f"data_root={workspace / 'demo'}/",
+        ],
+    )
+    assert err == f"lcp train: error: {config}: runner.max_iters=0 trains nothing; give a whole number of 1 or more"
+
+
+def test_train_names_an_image_deleted_from_a_converted_set(capsys, scene, tmp_path):
+    gone = read_coco(scene / "annotations/lowq_train.json")["images"][1]["file_name"]
+    (scene / "lowq" / gone).unlink()
+    err = error_line(
+        capsys,
+        [
+            "train",
+            LCP_TINY,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--cfg-options",
+            f"data_root={scene}/",
+            "load_from=None",
+        ],
+    )
+    assert err == (
+        f"lcp train: error: {scene}/annotations/lowq_train.json: 1 of its 2 images missing from "
+        f"{scene}/lowq/, the first {gone}"
+    )
+    assert not (tmp_path / "work").exists()
+
+
+def test_test_names_an_image_deleted_from_a_converted_set(capsys, scene, checkpoint, tmp_path):
+    gone = read_coco(scene / "annotations/clean_test.json")["images"][0]["file_name"]
+    (scene / "clean" / gone).unlink()
+    eval_json = tmp_path / "eval.json"
+    err = error_line(
+        capsys,
+        [
+            "test",
+            PLAIN_TINY,
+            str(checkpoint),
+            "--eval-out",
+            str(eval_json),
+            "--no-track",
+            "--cfg-options",
+            f"data_root={scene}/",
+        ],
+    )
+    assert err == (
+        f"lcp test: error: {scene}/annotations/clean_test.json: 1 of its 1 images missing from "
+        f"{scene}/clean/, the first {gone}"
+    )
+    assert not eval_json.exists()
+
+
+def test_test_refuses_a_negative_worker_count(capsys, workspace, checkpoint):
+    err = argparse_error(capsys, ["test", PLAIN_TINY, str(checkpoint), "--eval", "bbox", "--workers", "-1"])
+    assert err == "lcp test: error: argument --workers: must be >= 0, got -1"
+
+
+def test_data_check_refuses_zero_workers(capsys, workspace):
+    demo = workspace / "demo"
+    err = argparse_error(
+        capsys, ["data", "check", "--lowq", str(demo / "lowq"), "--clean", str(demo / "clean"), "--workers", "0"]
+    )
+    assert err == "lcp data check: error: argument --workers: must be >= 1, got 0"
+
+
+def test_data_check_fails_a_class_without_boxes(capsys, scene, tmp_path):
+    annotation_files = sorted((scene / "annotations").glob("*.json"))
+    for path in annotation_files:  # nobody labelled a triangle
+        coco = read_coco(path)
+        coco["annotations"] = [ann for ann in coco["annotations"] if ann["category_id"] != 3]
+        path.write_text(json.dumps(coco))
+    report = tmp_path / "check.json"
+    assert (
+        lcp(
+            [
+                "data",
+                "check",
+                "--lowq",
+                str(scene / "lowq"),
+                "--clean",
+                str(scene / "clean"),
+                "--ann",
+                *map(str, annotation_files),
+                "--classes",
+                ",".join(CLASSES),
+                "--report",
+                str(report),
+                "--workers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
+    errors = json.loads(report.read_text())["errors"]
+    assert list(errors) == ["class_without_boxes"]
+    assert [item["detail"] for item in errors["class_without_boxes"]["items"]] == [
+        "class 'triangle' has no box in any annotation file"
+    ]
+    assert "FAILED: 1 error(s): class_without_boxes" in capsys.readouterr().out

@@ -1,0 +1,444 @@
+"""No lcp command destroys its input or data it did not write, leaves temporaries behind
+once rerun, or writes what colleagues cannot read: outputs are checked against the sources,
+--overwrite replaces only folders lcp marked as its own, modes follow the umask, and
+`lcp infer` publishes all its outputs or none."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmdet.models import build_detector
+
+from lcp.apis.config import load_config
+from lcp.cli import main as lcp
+
+REPO = Path(__file__).resolve().parents[2]
+LCP_TINY = str(REPO / "config" / "mmdet" / "lcp_tiny_demo.py")
+LCP_COMMAND = Path(sys.executable).parent / "lcp"
+MARKER = ".lcp-output"
+
+
+def digest(root: Path) -> dict[str, str]:
+    """Every file and link below `root` (itself included) by relative path: content hash and mode."""
+    paths = [root, *sorted(root.rglob("*"))] if root.is_dir() else [root]
+    found = {}
+    for path in paths:
+        key = str(path.relative_to(root)) if path != root else "."
+        if path.is_symlink():
+            found[key] = "link " + os.readlink(path)
+        elif path.is_file():
+            found[key] = f"{hashlib.sha256(path.read_bytes()).hexdigest()} {stat.S_IMODE(path.stat().st_mode):o}"
+        else:
+            found[key] = f"dir {stat.S_IMODE(path.stat().st_mode):o}"
+    return found
+
+
+def refused(capsys, argv: list[str], *words: str) -> str:
+    """Run an lcp command that must fail with one error line holding `words`."""
+    code = lcp(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def demo(out: Path, *extra: str) -> list[str]:
+    return ["data", "demo", "--out", str(out), "--num-images", "3", "--size", "32", "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("safety") / "scene"
+    assert lcp(demo(out)) == 0
+    return out
+
+
+# ---- the three cases of the issue: the source stays byte-identical --------------------
+
+
+def test_synth_onto_its_own_source_is_refused(scene, capsys):
+    before = digest(scene)
+    clean = scene / "clean"
+    refused(
+        capsys,
+        [
+            "data",
+            "synth",
+            "fog",
+            "--src",
+            str(clean),
+            "--out",
+            str(clean),
+            "--overwrite",
+            "--ann",
+            str(scene / "annotations/clean_train.json"),
+            "--ann-out",
+            str(scene / "annotations/fog_train.json"),
+            "--no-progress",
+            "--workers",
+            "1",
+        ],
+        f"{clean}: is the source",
+    )
+    assert digest(scene) == before
+
+
+def test_convert_yolo_into_its_own_source_is_refused(tmp_path, capsys):
+    src = tmp_path / "yolo"
+    (src / "images").mkdir(parents=True)
+    (src / "labels").mkdir()
+    cv2.imwrite(str(src / "images/a.png"), np.full((16, 16, 3), 90, np.uint8))
+    (src / "labels/a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (src / "classes.txt").write_text("boat\n")
+    before = digest(src)
+    refused(
+        capsys,
+        ["data", "convert", "yolo", str(src), str(src), "--overwrite", "--workers", "1"],
+        f"{src / 'images'}: lies inside the source {src}",
+    )
+    assert digest(src) == before
+
+
+def test_demo_overwrite_of_a_folder_lcp_did_not_write_is_refused(tmp_path, capsys):
+    data = tmp_path / "mine"
+    (data / "photos").mkdir(parents=True)
+    (data / "photos/holiday.jpg").write_bytes(b"\xff\xd8\xff precious")
+    (data / "notes.txt").write_text("keep me")
+    before = digest(data)
+    refused(capsys, demo(data, "--overwrite"), f"{data}: already exists and holds no {MARKER}", "remove it by hand")
+    assert digest(data) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+# ---- the rules behind them -------------------------------------------------------------
+
+
+def test_an_output_inside_containing_or_linked_to_a_source_is_refused(scene, tmp_path, capsys):
+    before = digest(scene)
+    clean = scene / "clean"
+    synth = ["data", "synth", "fog", "--src", str(clean), "--no-progress", "--workers", "1", "--overwrite"]
+    refused(capsys, [*synth, "--out", str(clean / "fog")], f"{clean / 'fog'}: lies inside the source {clean}")
+    refused(capsys, [*synth, "--out", str(scene)], f"{scene}: contains the source {clean}")
+    link = tmp_path / "link"
+    link.symlink_to(clean)
+    refused(capsys, [*synth, "--out", str(link)], f"{link}: is the source {clean}")
+    depth = scene / "depth"
+    refused(
+        capsys,
+        [*synth, "--out", str(depth / "fog"), "--depth-dir", str(depth)],
+        f"{depth / 'fog'}: lies inside the source {depth}",
+    )
+    assert digest(scene) == before
+
+
+def test_rewritten_annotations_may_not_replace_their_source(scene, tmp_path, capsys):
+    ann = scene / "annotations/clean_test.json"
+    before = ann.read_bytes()
+    refused(
+        capsys,
+        [
+            "data",
+            "synth",
+            "fog",
+            "--src",
+            str(scene / "clean"),
+            "--out",
+            str(tmp_path / "fog"),
+            "--ann",
+            str(ann),
+            "--ann-out",
+            str(ann),
+            "--overwrite",
+            "--no-progress",
+            "--workers",
+            "1",
+        ],
+        f"{ann}: is the source {ann}",
+    )
+    assert ann.read_bytes() == before and not (tmp_path / "fog").exists()
+
+
+def test_overwrite_replaces_a_folder_lcp_wrote_and_says_so(scene, tmp_path, capsys):
+    out = tmp_path / "fog"
+    synth = [
+        "data",
+        "synth",
+        "fog",
+        "--src",
+        str(scene / "clean"),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--workers",
+        "1",
+    ]
+    assert lcp([*synth, "--beta", "0.01"]) == 0
+    assert (out / MARKER).is_file()
+    capsys.readouterr()
+    assert lcp([*synth, "--beta", "0.02", "--overwrite"]) == 0
+    assert f"{out}: replaced the folder lcp wrote there before" in capsys.readouterr().err
+    assert sorted(p.name for p in out.glob("*.jpg"))[0].endswith("_foggy_beta_0.02.jpg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fog"]
+
+
+def test_an_unmarked_folder_from_an_older_lcp_is_not_replaced(scene, tmp_path, capsys):
+    """Folders written before the marker existed: the error line says to remove them by hand."""
+    out = tmp_path / "fog"
+    assert (
+        lcp(
+            [
+                "data",
+                "synth",
+                "fog",
+                "--src",
+                str(scene / "clean"),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
+    (out / MARKER).unlink()
+    before = digest(out)
+    refused(
+        capsys,
+        [
+            "data",
+            "synth",
+            "fog",
+            "--src",
+            str(scene / "clean"),
+            "--out",
+            str(out),
+            "--overwrite",
+            "--no-progress",
+            "--workers",
+            "1",
+        ],
+        "remove it by hand",
+    )
+    assert digest(out) == before
+
+
+def test_convert_overwrites_only_image_sets_it_wrote(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.full((16, 16, 3), 90, np.uint8))
+    out = tmp_path / "scene"
+    convert = [
+        "data",
+        "convert",
+        "folder",
+        str(src),
+        str(out),
+        "--name",
+        "set",
+        "--workers",
+        "1",
+        "--test-fraction",
+        "0",
+    ]
+    (out / "set").mkdir(parents=True)
+    (out / "set/mine.jpg").write_bytes(b"not lcp's")
+    refused(capsys, [*convert, "--overwrite"], f"{out / 'set'}: already exists and holds no {MARKER}")
+    assert [p.name for p in (out / "set").iterdir()] == ["mine.jpg"]
+
+    (out / "set/mine.jpg").unlink()
+    (out / "set").rmdir()
+    (out / "annotations").mkdir()
+    (out / "annotations/set_train.json").write_text("{}")
+    refused(
+        capsys,
+        [*convert, "--overwrite"],
+        f"{out / 'annotations/set_train.json'}: already exists beside no image set lcp wrote",
+    )
+    assert (out / "annotations/set_train.json").read_text() == "{}"
+
+    (out / "annotations/set_train.json").unlink()
+    assert lcp(convert) == 0
+    assert lcp([*convert, "--overwrite"]) == 0
+    assert f"{out / 'set'}: replaced the folder lcp wrote there before" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["annotations", "set"]  # no staging left
+
+
+# ---- modes -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask022", "umask027"])
+def test_modes_of_written_files_follow_the_umask(scene, tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        assert lcp(demo(tmp_path / "demo")) == 0
+        assert (
+            lcp(
+                [
+                    "data",
+                    "convert",
+                    "folder",
+                    str(scene / "clean"),
+                    str(tmp_path / "converted"),
+                    "--name",
+                    "clean",
+                    "--workers",
+                    "1",
+                ]
+            )
+            == 0
+        )
+        assert (
+            lcp(
+                [
+                    "data",
+                    "synth",
+                    "fog",
+                    "--src",
+                    str(scene / "clean"),
+                    "--out",
+                    str(tmp_path / "fog"),
+                    "--ann",
+                    str(scene / "annotations/clean_test.json"),
+                    "--ann-out",
+                    str(tmp_path / "fog_test.json"),
+                    "--no-progress",
+                    "--workers",
+                    "1",
+                ]
+            )
+            == 0
+        )
+    finally:
+        os.umask(old)
+    written = [
+        tmp_path / "demo",
+        *(tmp_path / "demo").rglob("*"),
+        tmp_path / "converted",
+        *(tmp_path / "converted").rglob("*"),
+        tmp_path / "fog",
+        tmp_path / "fog_test.json",
+    ]
+    assert any(p.suffix == ".json" for p in written)
+    for path in written:
+        expected = (0o777 if path.is_dir() else 0o666) & ~umask
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+# ---- leftovers of a killed run ---------------------------------------------------------
+
+
+def test_a_rerun_removes_what_a_killed_demo_left_and_keeps_a_live_ones(tmp_path):
+    out = tmp_path / "demo"
+    process = subprocess.Popen(
+        [
+            str(LCP_COMMAND),
+            "data",
+            "demo",
+            "--out",
+            str(out),
+            "--num-images",
+            "100000",
+            "--size",
+            "32",
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".demo.*.tmp")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (leftover,) = tmp_path.glob(".demo.*.tmp")
+    match = re.fullmatch(rf"\.demo\.(.+)-{process.pid}\.([0-9a-f]{{8}})\.tmp", leftover.name)
+    assert match, leftover.name
+
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        live = tmp_path / f".demo.{match[1]}-{sleeper.pid}.0badcafe.tmp"  # a run still writing
+        live.mkdir()
+        assert lcp(demo(out)) == 0
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["demo", live.name])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+# ---- lcp infer: all outputs or none ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def untrained(scene, tmp_path_factory) -> Path:
+    """A real (untrained) checkpoint of the tiny LCP detector."""
+    cfg = load_config(LCP_TINY, {"data_root": f"{scene}/"})
+    path = tmp_path_factory.mktemp("ckpt") / "lcp_tiny.pth"
+    torch.save(
+        {"state_dict": build_detector(cfg.model).state_dict(), "meta": {"CLASSES": ("circle", "square", "triangle")}},
+        path,
+    )
+    return path
+
+
+def infer(checkpoint: Path, scene: Path, images: list[Path], out_dir: Path, *extra: str) -> list[str]:
+    return [
+        "infer",
+        LCP_TINY,
+        str(checkpoint),
+        *map(str, images),
+        "--out-dir",
+        str(out_dir),
+        "--cfg-options",
+        f"data_root={scene}/",
+        *extra,
+    ]
+
+
+def test_infer_refuses_a_non_image_before_writing(scene, untrained, tmp_path, capsys):
+    good = sorted((scene / "lowq").glob("*.jpg"))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    out_dir = tmp_path / "out"
+    refused(capsys, infer(untrained, scene, [good[0], notes], out_dir), f"{notes}: not an image file")
+    assert not out_dir.exists()
+
+
+def test_infer_failing_midway_writes_nothing_and_the_rerun_is_not_refused(scene, untrained, tmp_path, capsys):
+    good = sorted((scene / "lowq").glob("*.jpg"))
+    broken = tmp_path / "zz_broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)  # a PNG signature, then nothing decodable
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "earlier.json").write_text("{}")
+    assert lcp(infer(untrained, scene, [*good, broken], out_dir)) == 2
+    assert f"{broken}: cannot read the image" in capsys.readouterr().err
+    assert [p.name for p in out_dir.iterdir()] == ["earlier.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "zz_broken.png"]
+
+    assert lcp(infer(untrained, scene, good, out_dir)) == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        ["earlier.json", *(f"{p.stem}.json" for p in good), *(f"{p.stem}.jpg" for p in good)]
+    )
+
+
+def test_infer_never_writes_over_an_input_image(scene, untrained, tmp_path, capsys):
+    image = tmp_path / "photo.jpg"
+    image.write_bytes(sorted((scene / "lowq").glob("*.jpg"))[0].read_bytes())
+    before = image.read_bytes()
+    refused(capsys, infer(untrained, scene, [image], tmp_path, "--overwrite"), f"{image}: is the source {image}")
+    assert image.read_bytes() == before

@@ -1,0 +1,219 @@
+"""DFPairedDataset: the detection-favoured pairing is a function of (seed, epoch, index) only,
+whatever the data-loader workers and their start method, and the pair is transformed alike."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmcv.runner import EpochBasedRunner, Hook
+from mmdet.datasets import build_dataloader, build_dataset
+
+import lcp.datasets  # noqa: F401  registers DFPairedDataset and its pipeline steps
+import lcp.hooks  # noqa: F401  registers DFPairingHook
+from helpers.tiny_scene import make_tiny_scene
+from lcp.apis.config import load_config
+from lcp.datasets import df_choice
+from lcp.errors import LCPError
+from lcp.hooks.pairing import DFPairingHook
+
+REPO = Path(__file__).resolve().parents[2]
+LCP_TINY = REPO / "config" / "mmdet" / "lcp_tiny_demo.py"
+META_KEYS = (
+    "filename",
+    "ori_filename",
+    "ori_shape",
+    "img_shape",
+    "pad_shape",
+    "scale_factor",
+    "flip",
+    "flip_direction",
+    "img_norm_cfg",
+    "df_filename",
+)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    root = make_tiny_scene(tmp_path_factory.mktemp("scene"), num_train=6, num_test=1)
+    # more detection-favoured images than samples, so that pairings can differ
+    for i in range(5):
+        shutil.copy(root / "clean" / "img_000.jpg", root / "clean" / f"extra_{i}.jpg")
+    return root
+
+
+def paired_train_cfg(scene: Path, **options):
+    cfg = load_config(LCP_TINY, {"data_root": f"{scene}/", **options})
+    train = copy.deepcopy(cfg.data.train)
+    train.seed = 7
+    train.dataset.pipeline[-1].meta_keys = META_KEYS
+    return train
+
+
+def test_df_choice_depends_on_seed_epoch_and_index_only():
+    picks = {(s, e, i): df_choice(s, e, i, 50) for s in (0, 1) for e in range(3) for i in range(20)}
+    assert picks == {(s, e, i): df_choice(s, e, i, 50) for s in (0, 1) for e in range(3) for i in range(20)}
+    assert all(0 <= v < 50 for v in picks.values())
+    # epochs and seeds give other pairings (not a constant)
+    assert [picks[0, 0, i] for i in range(20)] != [picks[0, 1, i] for i in range(20)]
+    assert [picks[0, 0, i] for i in range(20)] != [picks[1, 0, i] for i in range(20)]
+
+
+def test_pair_goes_through_the_same_resize_flip_normalise_and_pad(tmp_path):
+    # the only detection-favoured image is the low-quality image itself, at another size:
+    # whatever the random flip decides, both must come out identical
+    scene = make_tiny_scene(tmp_path / "scene", num_train=1, num_test=1)
+    df_dir = tmp_path / "df"
+    df_dir.mkdir()
+    lowq = cv2.imread(str(scene / "lowq" / "img_000.jpg"))
+    cv2.imwrite(str(df_dir / "same.png"), lowq)
+    train = paired_train_cfg(scene, df_img_dir=str(df_dir), img_scale=(96, 64))
+    train.dataset.pipeline[4].flip_ratio = 0.5
+    dataset = build_dataset(train)
+    dataset.set_epoch(0)
+    flips = set()
+    for _ in range(12):
+        sample = dataset[0]
+        img, img_df = sample["img"].data, sample["img_df"].data
+        assert img.shape == img_df.shape == (3, 64, 96)
+        assert torch.equal(img, img_df)
+        flips.add(sample["img_metas"].data["flip"])
+    assert flips == {True, False}
+
+
+def test_df_image_of_another_size_is_resized_to_the_low_quality_one(tmp_path):
+    scene = make_tiny_scene(tmp_path / "scene", num_train=1, num_test=1)
+    df_dir = tmp_path / "df"
+    df_dir.mkdir()
+    cv2.imwrite(str(df_dir / "wide.jpg"), np.full((50, 300, 3), 128, np.uint8))
+    dataset = build_dataset(paired_train_cfg(scene, df_img_dir=str(df_dir)))
+    dataset.set_epoch(0)
+    sample = dataset[0]
+    assert sample["img_df"].data.shape == sample["img"].data.shape == (3, 128, 128)
+
+
+class PairRecorder(torch.nn.Module):
+    """A stand-in detector for the runner: records which DF image each sample got, per epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.pairs: dict[int, dict[str, str]] = {}
+        self.epoch = 0
+
+    def train_step(self, data, optimizer):
+        metas = data["img_metas"].data[0]
+        record = self.pairs.setdefault(self.epoch, {})
+        for meta in metas:
+            record[meta["ori_filename"]] = Path(meta["df_filename"]).name
+        assert data["img_df"].data[0].shape == data["img"].data[0].shape
+        return dict(loss=self.weight.sum(), log_vars={}, num_samples=len(metas))
+
+
+class EpochOfRecorder(Hook):
+    def before_train_epoch(self, runner):
+        runner.model.epoch = runner.epoch
+
+
+def run_two_epochs(train_cfg, workers: int, start_method: str | None, tmp_path: Path, **loader_args):
+    dataset = build_dataset(train_cfg)
+    extra = {"multiprocessing_context": start_method} if workers and start_method else {}
+    loader = build_dataloader(
+        dataset,
+        samples_per_gpu=2,
+        workers_per_gpu=workers,
+        num_gpus=1,
+        dist=False,
+        shuffle=True,
+        seed=0,
+        **extra,
+        **loader_args,
+    )
+    model = PairRecorder()
+    runner = EpochBasedRunner(
+        model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+        work_dir=str(tmp_path),
+        logger=logging.getLogger("pairing"),
+        max_epochs=2,
+    )
+    runner.register_hook(DFPairingHook())
+    runner.register_hook(EpochOfRecorder())
+    runner.run([loader], [("train", 1)])
+    return dataset, model.pairs
+
+
+def expected_pairs(dataset, epochs=(0, 1)) -> dict[int, dict[str, str]]:
+    inner = dataset.dataset
+    return {
+        epoch: {
+            inner.data_infos[i]["filename"]: dataset.df_filenames[
+                df_choice(dataset.seed, epoch, i, len(dataset.df_filenames))
+            ]
+            for i in range(len(inner))
+        }
+        for epoch in epochs
+    }
+
+
+@pytest.mark.parametrize("workers,start_method", [(0, None), (1, "fork"), (2, "fork"), (2, "spawn")])
+def test_pairing_is_the_same_for_any_workers_and_start_method(scene, tmp_path, workers, start_method):
+    dataset, pairs = run_two_epochs(paired_train_cfg(scene), workers, start_method, tmp_path)
+    expected = expected_pairs(dataset)
+    assert pairs == expected
+    assert expected[0] != expected[1]  # the epoch reached the workers
+
+
+def test_persistent_workers_are_refused(scene, tmp_path):
+    with pytest.raises(LCPError, match="persistent workers"):
+        run_two_epochs(paired_train_cfg(scene), 1, "fork", tmp_path, persistent_workers=True)
+
+
+def test_a_dataset_whose_epoch_was_never_set_names_the_missing_hook(scene):
+    dataset = build_dataset(paired_train_cfg(scene))
+    with pytest.raises(LCPError, match="DFPairingHook"):
+        dataset[0]
+
+
+def write_synthesis_record(scene: Path, sources: dict[str, str]) -> None:
+    images = {name: {"source": source} for name, source in sources.items()}
+    (scene / "lowq" / "synthesis.json").write_text(json.dumps({"tool": "lcp data synth", "images": images}))
+
+
+def test_source_pairing_gives_each_sample_the_clean_image_it_was_made_from(tmp_path):
+    scene = make_tiny_scene(tmp_path / "scene", num_train=4, num_test=1)
+    clean = sorted(p.name for p in (scene / "clean").glob("*.jpg"))
+    # a shifted record: sample i was made from clean image i+1, so a by-name match would be wrong
+    lowq = [info["file_name"] for info in json.loads((scene / "annotations" / "lowq_train.json").read_text())["images"]]
+    sources = {name: clean[(i + 1) % len(clean)] for i, name in enumerate(lowq)}
+    write_synthesis_record(scene, sources)
+    train = paired_train_cfg(scene)
+    train.pairing = "source"
+    dataset = build_dataset(train)
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        assert {
+            dataset.dataset.data_infos[i]["filename"]: dataset.df_filename(i) for i in range(len(dataset))
+        } == sources
+
+
+def test_source_pairing_names_the_record_and_the_sample_it_cannot_pair(tmp_path):
+    scene = make_tiny_scene(tmp_path / "scene", num_train=2, num_test=1)
+    train = paired_train_cfg(scene)
+    train.pairing = "source"
+    with pytest.raises(LCPError, match=r"lowq/synthesis.json: pairing='source' needs the synthesis record"):
+        build_dataset(train)
+    lowq = [info["file_name"] for info in json.loads((scene / "annotations" / "lowq_train.json").read_text())["images"]]
+    write_synthesis_record(scene, {lowq[0]: "img_000.jpg", lowq[1]: "not_there.jpg"})
+    with pytest.raises(LCPError, match=rf"{lowq[1]} has no source image in .*recorded source: not_there.jpg"):
+        build_dataset(train)
+    train.pairing = "by_name"
+    with pytest.raises(LCPError, match=r"pairing='by_name' is not one of \['random', 'source'\]"):
+        build_dataset(train)

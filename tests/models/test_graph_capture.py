@@ -1,0 +1,285 @@
+"""CUDA graphs of LCPDetector's front (lcp/models/graph_capture.py): a no-op on the CPU that leaves every
+result bit-identical, the key and schedule that decide when a graph is captured, and what drops graphs.
+The tests marked cuda compare captured and eager steps on a GPU."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from mmcv.runner import BaseModule, auto_fp16, wrap_fp16_model
+from mmdet.models.detectors import CascadeRCNN
+
+from helpers.model_configs import batch, build, randomize_bn_statistics, tiny_lcp_cfg
+from lcp.apis.config import load_config
+from lcp.errors import LCPError
+from lcp.models.graph_capture import (
+    CAPTURE,
+    EAGER,
+    REPLAY,
+    FrontGraphs,
+    GraphCaptureError,
+    capture_safe_autocast,
+    front_key,
+    parameter_signature,
+)
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def tiny_detector(graph_capture=None, mode="crux_learner", seed=0):
+    torch.manual_seed(seed)
+    cfg = tiny_lcp_cfg()
+    cfg.test_cfg.rcnn.score_thr = 0.0  # every detection is compared
+    if graph_capture is not None:
+        cfg.graph_capture = graph_capture
+    model = build(cfg)
+    model.init_weights()
+    randomize_bn_statistics(model, seed)
+    model.set_train_mode(mode)
+    return model.train()
+
+
+def losses_and_grads(model, data, forward_train):
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(1)  # the samplers draw at random
+    losses = forward_train(model, data["img"], data["img_metas"], data["gt_bboxes"], data["gt_labels"])
+    loss, _ = model._parse_losses(losses)
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return {name: as_list(value) for name, value in losses.items()}, grads
+
+
+def as_list(value):
+    """A loss as a list of detached tensors (the RPN's come per level)."""
+    return [v.detach() for v in value] if isinstance(value, list) else [value.detach()]
+
+
+def assert_identical(first, second):
+    assert first.keys() == second.keys()
+    for name in first:
+        for x, y in zip(as_list(first[name]), as_list(second[name]), strict=True):
+            assert torch.equal(x, y), name
+
+
+def test_switched_on_it_changes_nothing_on_the_cpu():
+    """The default (on) against mmdet's own two-stage forward on the same model: the same losses,
+    gradients and detections bit for bit, and no call was even counted for a graph."""
+    model = tiny_detector()
+    assert model.front_graphs.enabled
+    data = batch()
+    ours = losses_and_grads(model, data, type(model).forward_train)
+    mmdet = losses_and_grads(model, data, CascadeRCNN.forward_train)
+    assert len(ours[0]["loss_rpn_cls"]) == 5 and "s0.loss_cls" in ours[0]
+    assert_identical(ours[0], mmdet[0])
+    assert_identical(ours[1], mmdet[1])
+    assert any(name.startswith("crux_learner.") for name in ours[1])  # crux mode: the crux learner trains
+
+    model.eval()
+    with torch.no_grad():
+        detections = model.simple_test(data["img"], data["img_metas"])
+        reference = CascadeRCNN.simple_test(model, data["img"], data["img_metas"])
+    for ours_per_class, theirs_per_class in zip(detections[0], reference[0], strict=True):
+        assert (ours_per_class == theirs_per_class).all()
+    assert sum(len(boxes) for boxes in detections[0]) > 0
+    assert model.front_graphs.graphs == {} and model.front_graphs.calls == {}
+
+
+def test_keys_tell_phase_padded_shape_and_dtype_apart():
+    model = tiny_detector()
+    img = torch.zeros(2, 3, 64, 96)
+    key = front_key(model, img)
+    assert key == front_key(model, torch.ones(2, 3, 64, 96))  # same padded batch, other pixels
+    assert key[:3] == ("crux_learner", (2, 3, 64, 96), torch.float32)
+    others = [
+        front_key(model, torch.zeros(2, 3, 96, 64)),
+        front_key(model, torch.zeros(1, 3, 64, 96)),
+        front_key(model, img.half()),
+        front_key(model.eval(), img),
+    ]
+    assert len({key, *others}) == 5
+    assert others[-1][0] == "test"
+
+
+def test_each_key_warms_up_eagerly_then_is_captured_once_and_replayed():
+    graphs = FrontGraphs(warmup_iters=2, max_graphs=1)
+    assert [graphs.next_action("a") for _ in range(5)] == [EAGER, EAGER, CAPTURE, REPLAY, REPLAY]
+    # the cap is reached: a new shape runs eagerly for good, and its calls are not even counted
+    assert [graphs.next_action("b") for _ in range(4)] == [EAGER] * 4
+    assert "b" not in graphs.calls and list(graphs.graphs) == ["a"]
+    graphs.clear()
+    assert graphs.next_action("b") == EAGER and graphs.graphs == {}
+    assert [FrontGraphs(max_graphs=0).next_action("a") for _ in range(4)] == [EAGER] * 4
+
+
+def test_a_new_train_mode_or_moved_parameters_drop_the_graphs():
+    model = tiny_detector()
+    graphs = model.front_graphs
+    graphs.graphs["held"] = object()
+    model.set_train_mode("crux_learner")  # the same mode: the graphs still hold
+    assert "held" in graphs.graphs
+    crux_signature = parameter_signature(model)
+    model.set_train_mode("catch_up_learner")
+    assert graphs.graphs == {} and graphs.calls == {}
+    assert parameter_signature(model) != crux_signature  # requires_grad moved: run() would drop them too
+    model.set_train_mode("crux_learner")
+    assert parameter_signature(model) == crux_signature
+    model.double()  # new parameter storage
+    assert parameter_signature(model) != crux_signature
+
+
+def test_what_runs_eagerly_whatever_the_shape():
+    model = tiny_detector()
+    img = torch.zeros(2, 3, 64, 64)
+    assert model.front_graphs.ineligible(model, img) == "not on CUDA"
+    assert FrontGraphs(enabled=False).ineligible(model, img) == "switched off"
+    with torch.no_grad():
+        assert "without autograd" in model.front_graphs.ineligible(model, img)
+    assert "test with" in model.front_graphs.ineligible(model.eval(), img)
+    with torch.no_grad():
+        assert model.front_graphs.ineligible(model, img) == "not on CUDA"
+    model.train()
+    kept = next(model.rpn_head.parameters())
+    kept.grad = torch.zeros_like(kept)  # a gradient kept over steps
+    assert model.front_graphs.ineligible(model, img).startswith("gradients kept from an earlier step")
+    model.zero_grad(set_to_none=True)
+    assert model.front_graphs.ineligible(model, img) == "not on CUDA"
+    model.set_train_mode("catch_up_learner")
+    assert model.front_graphs.ineligible(model, img) == "phase 'catch_up_learner' is not captured"
+    model.set_train_mode("crux_learner")
+    model.backbone.norm_eval = False  # batch statistics: a graph would not compute them per batch
+    model.train()
+    assert model.front_graphs.ineligible(model, img) == "BatchNorm2d in training mode in backbone"
+
+
+def test_settings_come_from_the_config_and_copies_hold_no_graphs():
+    r50 = load_config("config/mmdet/lcp_r50_foggy_city.py").model
+    assert r50.graph_capture == dict(enabled=True, warmup_iters=2, max_graphs=4, verify=True)
+    model = tiny_detector(graph_capture=dict(enabled=False, max_graphs=2))
+    assert not model.front_graphs.enabled and model.front_graphs.max_graphs == 2
+    model.front_graphs.graphs["held"] = object()
+    twin = copy.deepcopy(model)
+    assert twin.front_graphs is not model.front_graphs and twin.front_graphs.graphs == {}
+    assert (twin.front_graphs.enabled, twin.front_graphs.max_graphs) == (False, 2)
+    assert not any("front_graphs" in key for key in model.state_dict())
+    with pytest.raises(LCPError, match="warmup_iters"):
+        FrontGraphs(warmup_iters=0)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_graph_that_computes_something_else_is_refused_loudly(training):
+    """The check run on every new graph, here on the CPU with the eager front standing in for the
+    graph: itself passes; scaled outputs (what a graph reading stale memory gives) raise."""
+    model = tiny_detector().train(training)
+    img = batch()["img"]
+
+    def scaled_front(img):
+        return torch.utils._pytree.tree_map(lambda t: 1.5 * t, model.front(img))
+
+    with torch.set_grad_enabled(training):
+        FrontGraphs.check(model, model.front, img)
+        with pytest.raises(GraphCaptureError, match="differs from the eager front.*graph_capture.enabled=False"):
+            FrontGraphs.check(model, scaled_front, img)
+
+
+class Fp16Probe(BaseModule):
+    """An mmcv module with an auto_fp16 forward, as mmdet's FPN has, that reports autocast's cache switch."""
+
+    def __init__(self):
+        super().__init__()
+        self.fp16_enabled = True
+
+    @auto_fp16()
+    def forward(self, x):
+        return torch.is_autocast_cache_enabled()
+
+
+def test_mmcv_auto_fp16_casts_without_the_cache_while_capturing():
+    """With the cache, a capture would reuse casts of a warm-up run that the outer autocast region frees."""
+    from mmcv.runner import fp16_utils
+
+    probe, x = Fp16Probe(), torch.zeros(1)
+    before = fp16_utils.autocast
+    with pytest.warns(UserWarning):  # autocast for CUDA on a machine without it
+        assert probe(x) is True
+        with capture_safe_autocast():
+            assert probe(x) is False
+    assert fp16_utils.autocast is before and probe(x) is True
+
+
+def step_outputs(model, data, steps):
+    out = []
+    for _ in range(steps):
+        losses, grads = losses_and_grads(model, data, type(model).forward_train)
+        out.append((losses, grads))
+    return out
+
+
+def assert_close(first, second, rtol):
+    assert first.keys() == second.keys()
+    for name in first:
+        for x, y in zip(as_list(first[name]), as_list(second[name]), strict=True):
+            assert (x.float() - y.float()).abs().max() <= rtol * y.float().abs().max().clamp(min=1e-6), name
+
+
+@cuda
+def test_captured_crux_steps_and_tests_match_eager_ones_on_a_gpu():
+    data = {
+        key: (
+            [v.cuda() for v in value]
+            if isinstance(value, list) and torch.is_tensor(value[0])
+            else value.cuda()
+            if torch.is_tensor(value)
+            else value
+        )
+        for key, value in batch().items()
+    }
+    graphed = tiny_detector().cuda()
+    eager = tiny_detector(graph_capture=dict(enabled=False)).cuda()
+    eager.load_state_dict(graphed.state_dict())
+    steps = graphed.front_graphs.warmup_iters + 3  # warm-up, capture (checked), replays
+    for (losses, grads), (eager_losses, eager_grads) in zip(
+        step_outputs(graphed, data, steps), step_outputs(eager, data, steps), strict=True
+    ):
+        assert_close(losses, eager_losses, 1e-3)
+        assert_close(grads, eager_grads, 1e-3)
+    key = front_key(graphed, data["img"])
+    assert list(graphed.front_graphs.graphs) == [key]
+
+    graphed.set_train_mode("catch_up_learner")
+    assert graphed.front_graphs.graphs == {}
+    graphed.set_train_mode("crux_learner")
+    step_outputs(graphed, data, graphed.front_graphs.warmup_iters + 1)
+    assert list(graphed.front_graphs.graphs) == [key]  # captured again for the crux mode's parameters
+
+    graphed.eval(), eager.eval()
+    with torch.no_grad():
+        for _ in range(graphed.front_graphs.warmup_iters + 2):
+            detections = graphed.simple_test(data["img"], data["img_metas"])
+        reference = eager.simple_test(data["img"], data["img_metas"])
+    assert len(graphed.front_graphs.graphs) == 2
+    for ours, theirs in zip(detections[0], reference[0], strict=True):
+        assert ours.shape == theirs.shape and abs(ours - theirs).max() < 1e-2
+
+
+@cuda
+def test_a_graph_captured_under_mmdet_fp16_matches_eager_fp16():
+    data = batch()
+    data = dict(
+        img=data["img"].cuda(),
+        img_metas=data["img_metas"],
+        gt_bboxes=[b.cuda() for b in data["gt_bboxes"]],
+        gt_labels=[label.cuda() for label in data["gt_labels"]],
+    )
+    graphed, eager = tiny_detector().cuda(), tiny_detector(graph_capture=dict(enabled=False)).cuda()
+    eager.load_state_dict(graphed.state_dict())
+    results = []
+    for model in (graphed, eager):
+        wrap_fp16_model(model)
+        for _ in range(model.front_graphs.warmup_iters + 2):
+            torch.manual_seed(1)
+            losses = model(**data, return_loss=True)
+        results.append({name: as_list(value) for name, value in losses.items()})
+    assert len(graphed.front_graphs.graphs) == 1
+    assert_close(results[0], results[1], 3e-2)

@@ -1,0 +1,117 @@
+"""State-dict layout of LCPDetector R50 against mmdet's own CascadeRCNN R50-FPN, and checkpoint loading."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers.model_configs import build, mmdet_cascade_r50_cfg, tiny_lcp_cfg, to_lcp
+from lcp.errors import LCPError
+from lcp.models.checkpoint import load_lcp_checkpoint
+
+MANIFEST = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "lcp_r50_added_keys.json").read_text())[
+    "keys"
+]
+
+
+@pytest.fixture(scope="module")
+def r50_models():
+    torch.manual_seed(0)
+    cascade_cfg = mmdet_cascade_r50_cfg()
+    return build(cascade_cfg), build(to_lcp(cascade_cfg))
+
+
+def test_r50_adds_exactly_the_manifest_keys_and_shapes(r50_models):
+    cascade, lcp_model = r50_models
+    cascade_state, lcp_state = cascade.state_dict(), lcp_model.state_dict()
+    added = {key: list(value.shape) for key, value in lcp_state.items() if key not in cascade_state}
+    assert added == MANIFEST
+    for key, value in cascade_state.items():
+        assert key in lcp_state, key
+        assert lcp_state[key].shape == value.shape, key
+
+
+def test_cascade_plus_manifest_keys_load_strictly(r50_models):
+    cascade, lcp_model = r50_models
+    generator = torch.Generator().manual_seed(1)
+    state = dict(cascade.state_dict())
+    for key, shape in MANIFEST.items():
+        state[key] = torch.randn(shape, generator=generator)
+    result = load_lcp_checkpoint(lcp_model, {"meta": {}, "state_dict": state}, strict=True)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    loaded = lcp_model.state_dict()
+    for key, value in state.items():
+        assert torch.equal(loaded[key], value), key
+
+
+def test_plain_cascade_checkpoint_reports_the_lcp_keys_missing(r50_models):
+    cascade, lcp_model = r50_models
+    result = load_lcp_checkpoint(lcp_model, cascade.state_dict(), strict=False)
+    assert sorted(result.missing_keys) == sorted(MANIFEST)
+    assert result.unexpected_keys == []
+    with pytest.raises(
+        LCPError, match=r"does not match the model exactly: missing backbone\.catch_up_learner.*\(26 in all\)"
+    ):
+        load_lcp_checkpoint(lcp_model, cascade.state_dict(), strict=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return build(tiny_lcp_cfg())
+
+
+def test_checkpoint_file_from_data_parallel_loads(tiny_model, tmp_path):
+    torch.manual_seed(2)
+    source = build(tiny_lcp_cfg())
+    path = tmp_path / "epoch_1.pth"
+    torch.save(
+        {
+            "meta": {"epoch": 1, "CLASSES": ("a", "b")},
+            "state_dict": {"module." + key: value for key, value in source.state_dict().items()},
+        },
+        path,
+    )
+    result = load_lcp_checkpoint(tiny_model, path, strict=True)
+    assert result == ([], [])
+    for key, value in source.state_dict().items():
+        assert torch.equal(tiny_model.state_dict()[key], value), key
+
+
+def test_checkpoint_of_other_shapes_is_refused_naming_the_file(tiny_model, tmp_path):
+    wider = build(tiny_lcp_cfg(base_channels=16))
+    path = tmp_path / "wider.pth"
+    torch.save({"state_dict": wider.state_dict()}, path)
+    before = {key: value.clone() for key, value in tiny_model.state_dict().items()}
+    with pytest.raises(
+        LCPError, match=rf"^{re.escape(str(path))}: \d+ entries have another shape.*another architecture"
+    ):
+        load_lcp_checkpoint(tiny_model, path)
+    assert all(torch.equal(before[key], value) for key, value in tiny_model.state_dict().items())
+
+
+def test_checkpoint_without_any_model_key_is_refused(tiny_model, tmp_path):
+    path = tmp_path / "classifier.pth"
+    torch.save({"fc.weight": torch.zeros(10, 4), "fc.bias": torch.zeros(10)}, path)
+    with pytest.raises(LCPError, match=rf"^{re.escape(str(path))}: none of the .* entries of LCPDetector"):
+        load_lcp_checkpoint(tiny_model, path)
+
+
+def test_unreadable_or_missing_checkpoint_files(tiny_model, tmp_path):
+    garbage = tmp_path / "notes.pth"
+    garbage.write_text("not a checkpoint")
+    with pytest.raises(LCPError, match=rf"^{re.escape(str(garbage))}: not a PyTorch checkpoint"):
+        load_lcp_checkpoint(tiny_model, garbage)
+    with pytest.raises(LCPError, match=r"absent\.pth: file not found"):
+        load_lcp_checkpoint(tiny_model, tmp_path / "absent.pth")
+
+
+def test_checkpoint_with_numpy_meta_loads_with_a_warning(tiny_model, tmp_path):
+    import numpy as np
+
+    path = tmp_path / "mmcv_style.pth"
+    torch.save({"meta": {"best_score": np.float64(0.5)}, "state_dict": tiny_model.state_dict()}, path)
+    with pytest.warns(UserWarning, match="only load checkpoints you trust"):
+        assert load_lcp_checkpoint(tiny_model, path, strict=True) == ([], [])

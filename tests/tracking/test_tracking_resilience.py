@@ -1,0 +1,139 @@
+"""Training survives a dead tracking server, and `lcp tracking sync` completes the run exactly once."""
+
+import pytest
+from mlflow.tracking import MlflowClient
+from mmcv.runner import Hook
+
+from helpers.mlflow_server import free_port
+from helpers.tracking import make_coco, run_toy_training, toy_config
+from lcp.cli import main as lcp
+from lcp.tracking import add_tracking
+from lcp.tracking.journal import Journal
+
+
+class ServerControl(Hook):
+    """Kills (SIGKILL) or restarts the server right after the given iterations, before they are logged."""
+
+    def __init__(self, server, actions):
+        self.server = server
+        self.actions = actions
+
+    def after_train_iter(self, runner):
+        action = self.actions.get(runner.iter + 1)
+        if action == "kill":
+            self.server.kill()
+        elif action == "start":
+            self.server.start()
+
+
+def tracking_for(cfg, scene, **options):
+    hook = add_tracking(cfg, scene=scene, step="train", method="lcp", num_heatmaps=0)
+    return {**{k: v for k, v in hook.items() if k != "type"}, "flush_secs": 0.0, "retry_secs": 0.0, **options}
+
+
+def steps_of(client, run_id, key):
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "LCP_INVOCATION_ID",
+        "LCP_MLFLOW_PARENT_RUN_IDS",
+        "LCP_SNAKEMAKE_RULE",
+        "LCP_SNAKEMAKE_WILDCARDS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_server_killed_mid_run_training_completes_and_sync_replays_exactly_once(
+    tmp_path, mlflow_server_factory, clean_env, capsys, caplog
+):
+    server = mlflow_server_factory()
+    ann_file = make_coco(tmp_path / "data")
+    cfg = toy_config(tmp_path / "data", ann_file)
+    tracking = tracking_for(cfg, "toykill", tracking_uri=server.uri)
+    work_dir = tmp_path / "work"
+    # down at 3..6 (the run catches up by itself when the server is back), down again from 11 to the end
+    control = ServerControl(server, {3: "kill", 7: "start", 11: "kill"})
+    runner, model = run_toy_training(work_dir, cfg, tracking, epochs=2, iters_per_epoch=8, extra_hooks=[control])
+    assert runner.epoch == 2 and len(model.logged) == 16  # training finished despite the dead server
+
+    journals = list((work_dir / "mlflow-pending").glob("*.jsonl"))
+    assert len(journals) == 1
+    state = Journal(journals[0]).read()
+    assert state.run_id and {r["op"] for r in state.pending} >= {"metrics", "terminate"}
+    warnings = [r.getMessage() for r in caplog.records if r.name == "lcp.tracking" and r.levelname == "WARNING"]
+    assert sum("could not" in message for message in warnings) == 1  # warned once, not per iteration
+    assert "lcp tracking sync" in warnings[-1]
+
+    server.start()  # the same backend store, as after a crash of the team server
+    client = MlflowClient(server.uri)
+    run = client.get_run(state.run_id)
+    assert run.info.status == "RUNNING"
+    before = steps_of(client, state.run_id, "train/catch_up/loss") + steps_of(client, state.run_id, "train/crux/loss")
+    assert set(range(1, 11)) <= set(before) and 16 not in before  # 3..6 were caught up during the run
+
+    assert lcp(["tracking", "sync", str(work_dir)]) == 0
+    assert "complete" in capsys.readouterr().out
+    expected_loss = [v["loss"] for v in model.logged]
+    # epoch 1 trains the catch-up learner, epoch 2 the crux learner: one loss series per mode
+    history = sorted(
+        client.get_metric_history(state.run_id, "train/catch_up/loss")
+        + client.get_metric_history(state.run_id, "train/crux/loss"),
+        key=lambda m: m.step,
+    )
+    assert [m.step for m in history] == list(range(1, 17))  # every iteration, each exactly once
+    assert [m.value for m in history] == pytest.approx(expected_loss)
+    assert steps_of(client, state.run_id, "train/catch_up/loss") == list(range(1, 9))
+    assert steps_of(client, state.run_id, "val/AP") == [1, 2]
+    assert steps_of(client, state.run_id, "epoch/crux_learner_mode") == [1, 2]
+    run = client.get_run(state.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["lcp.checkpoint"].endswith("epoch_2.pth")
+    assert "logs/toy.log.json" in {a.path for a in client.list_artifacts(state.run_id, "logs")}
+
+    assert lcp(["tracking", "sync", str(work_dir)]) == 0  # nothing left: sends nothing twice
+    assert "sent 0" in capsys.readouterr().out
+    assert steps_of(client, state.run_id, "train/crux/loss") == list(range(9, 17))
+
+
+def test_server_unreachable_from_the_start_defers_the_run_until_sync(tmp_path, mlflow_server, clean_env, capsys):
+    ann_file = make_coco(tmp_path / "data")
+    cfg = toy_config(tmp_path / "data", ann_file)
+    dead = f"http://127.0.0.1:{free_port()}"
+    work_dir = tmp_path / "work"
+    run_toy_training(work_dir, cfg, tracking_for(cfg, "toydead", tracking_uri=dead), epochs=1, iters_per_epoch=3)
+    journal = next((work_dir / "mlflow-pending").glob("*.jsonl"))
+    state = Journal(journal).read()
+    assert state.run_id is None and state.pending[0]["op"] == "create_run"
+
+    assert lcp(["tracking", "sync", str(work_dir), "--tracking-uri", dead]) == 1  # still down: kept, not lost
+    assert Journal(journal).read().pending == state.pending
+
+    client = MlflowClient(mlflow_server.uri)
+    for _ in range(2):  # a second sync must not create the run again
+        assert lcp(["tracking", "sync", str(journal), "--tracking-uri", mlflow_server.uri]) == 0
+    experiment = client.get_experiment_by_name("lcp/toydead")
+    runs = client.search_runs([experiment.experiment_id])
+    assert [r.info.run_name for r in runs] == ["toydead/train/lcp"]
+    run_id = runs[0].info.run_id
+    assert runs[0].info.status == "FINISHED"
+    assert steps_of(client, run_id, "train/catch_up/loss") == [1, 2, 3]
+    assert steps_of(client, run_id, "val/AP") == [1]
+    assert runs[0].data.params["lr"] == "0.01"
+
+
+def test_journal_survives_a_torn_line_from_a_killed_writer(tmp_path):
+    journal = Journal(tmp_path / "mlflow-pending" / "key.jsonl")
+    journal.write_header({"run_key": "key", "run_id": "r1", "tracking_uri": "http://x", "experiment": "lcp/x"})
+    first = journal.add("metrics", metrics=[["train/loss", 1.0, 1, 1000]])
+    with open(journal.path, "ab") as file:
+        file.write(b'{"id": "abc", "op": "metr')  # the writer died here
+    second = journal.add("metrics", metrics=[["train/loss", 0.5, 2, 2000]])
+    journal.ack(first, "r1")
+    state = journal.read()
+    assert state.torn_lines == 1
+    assert [r["id"] for r in state.pending] == [second]
+    assert state.run_id == "r1"

@@ -1,0 +1,191 @@
+"""A training run logged through LCPMlflowLoggerHook to a real MLflow server, read back with MlflowClient."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from helpers.tracking import make_coco, predictions, run_toy_training, toy_config
+from lcp.apis.evaluation import coco_bbox_metrics
+from lcp.tracking import add_tracking
+
+LONG_NOTE = "x" * 7000  # longer than MLflow's 6000-character param limit: kept whole in the config artifact
+
+
+@pytest.fixture
+def tracking_env(monkeypatch, mlflow_server):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    monkeypatch.setenv("LCP_SNAKEMAKE_RULE", "train_lcp")
+    monkeypatch.setenv("LCP_SNAKEMAKE_WILDCARDS", json.dumps({"scene": "toytrain"}))
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURMD_NODENAME", "node7")
+    for name in ("LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS"):
+        monkeypatch.delenv(name, raising=False)
+    return MlflowClient(mlflow_server.uri)
+
+
+def the_run(client, experiment, name):
+    experiment = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"attributes.run_name = '{name}'")
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return runs[0]
+
+
+def history(client, run_id, key):
+    return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def test_training_run_logs_params_metrics_tags_and_artifacts(
+    tmp_path, tracking_env, monkeypatch, caplog, mlflow_server
+):
+    client = tracking_env
+    monkeypatch.setenv("LCP_REGISTER_MODEL", "1")
+    ann_file = make_coco(tmp_path / "data")
+    (tmp_path / "data" / "images" / "synthesis.json").write_text(
+        json.dumps(
+            {
+                "tool": "lcp data synth",
+                "degradation": "fog",
+                "model": "atmospheric scattering",
+                "config": {"beta": [0.02], "airlight": 0.8},
+                "seed": 3,
+                "images": {"a.png": {}, "b.png": {}},
+            }
+        )
+    )
+    cfg = toy_config(tmp_path / "data", ann_file, note=LONG_NOTE)
+    hook = add_tracking(cfg, scene="toytrain", step="train", method="lcp", num_heatmaps=2)
+    assert cfg.log_config.hooks[-1] is hook or cfg.log_config.hooks[-1] == hook
+    assert hook["register_model"] is True  # from LCP_REGISTER_MODEL
+    tracking = {k: v for k, v in hook.items() if k != "type"}
+    tracking["system_metrics_secs"] = 0.2  # the toy trains for seconds
+    _runner, model = run_toy_training(tmp_path / "work", cfg, tracking, epochs=3, iters_per_epoch=3)
+
+    run = the_run(client, "lcp/toytrain", "toytrain/train/lcp")
+    run_id = run.info.run_id
+    assert run.info.status == "FINISHED"
+
+    experiment = client.get_experiment_by_name("lcp/toytrain")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # not the UI's GenAI view
+
+    # a curated set of params; the whole config is the artifact config/config.py
+    params = run.data.params
+    assert params["scene"] == "toytrain" and params["method"] == "lcp" and params["step"] == "train"
+    assert params["seed"] == "0" and params["gpus"] == "1"
+    assert params["lr"] == "0.01" and params["optimizer"] == "SGD" and params["detector"] == "ToyDetector"
+    assert params["batch_per_gpu"] == "2" and params["init.load_from"] == "none"
+    assert not [key for key in params if key.startswith("cfg.")]
+    assert len(params) < 50, sorted(params)  # not the ~400 cfg.* params of a flattened config
+    assert params["data.test.ann_sha256"] == hashlib.sha256(ann_file.read_bytes()).hexdigest()
+    assert params["data.test.num_images"] == "4"
+    assert params["degradation.images.degradation"] == "fog"
+    assert params["degradation.images.config.airlight"] == "0.8"
+    assert params["degradation.images.num_images"] == "2"
+    assert params["version.mlflow"] and params["version.mmdet"] == "2.28.2"
+    assert len(params["git.commit"]) == 40 and params["git.dirty"] in ("true", "false")
+
+    # dataset inputs: the annotation file with its sha256 (train = val = test here: one input)
+    (dataset_input,) = run.inputs.dataset_inputs
+    digest = hashlib.sha256(ann_file.read_bytes()).hexdigest()
+    assert dataset_input.dataset.name == "ann" and dataset_input.dataset.digest == digest[:16]
+    assert json.loads(dataset_input.dataset.profile)["sha256"] == digest
+    assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
+
+    # every iteration's own loss terms, at the global iteration, one series per training mode
+    logged = model.logged
+    assert len(logged) == 9
+    catch_up_steps = [1, 2, 3, 7, 8, 9]  # epochs 1 and 3 train the catch-up learner
+    assert history(client, run_id, "train/catch_up/loss") == [
+        (step, pytest.approx(logged[step - 1]["loss"])) for step in catch_up_steps
+    ]
+    assert history(client, run_id, "train/crux/loss") == [(s, pytest.approx(logged[s - 1]["loss"])) for s in (4, 5, 6)]
+    assert [s for s, _ in history(client, run_id, "train/catch_up/kl_loss")] == catch_up_steps
+    assert [s for s, _ in history(client, run_id, "train/crux/s0.loss_cls")] == [4, 5, 6]
+    assert not history(client, run_id, "train/loss") and not history(client, run_id, "train/kl_loss")
+    lr = history(client, run_id, "train/lr")
+    assert [s for s, _ in lr] == list(range(1, 10))
+    assert lr[0][1] == pytest.approx(0.01) and lr[-1][1] == pytest.approx(0.001)  # step decay after epoch 2
+    assert all(v > 0 for _, v in history(client, run_id, "train/img_per_s"))
+    assert history(client, run_id, "epoch/crux_learner_mode") == [(1, 0.0), (2, 1.0), (3, 0.0)]
+    assert [s for s, _ in history(client, run_id, "epoch/img_per_s")] == [1, 2, 3]
+
+    # per-epoch evaluation, overall and per class, equal to an independent COCO evaluation, in percent
+    from mmdet.datasets import build_dataset
+
+    dataset = build_dataset(cfg.data.test, {"test_mode": True})
+    expected = coco_bbox_metrics(dataset, [predictions()[info["file_name"]] for info in dataset.data_infos])
+    assert 0 < expected["classwise"]["square"] < expected["classwise"]["circle"]
+    for key, name in (("bbox_mAP", "AP"), ("bbox_mAP_50", "AP50"), ("bbox_mAP_75", "AP75")):
+        assert history(client, run_id, f"val/{name}") == [
+            (e, pytest.approx(100 * expected[key], abs=1e-2)) for e in (1, 2, 3)
+        ]
+    for cls in ("circle", "square"):
+        values = history(client, run_id, f"val/AP/{cls}")
+        assert values == [(e, pytest.approx(100 * expected["classwise"][cls], abs=0.1)) for e in (1, 2, 3)]
+    # 32-pixel images hold no large object: mmdet's -1 for AP_large is not plotted
+    assert expected["bbox_mAP_l"] is None and not history(client, run_id, "val/AP_large")
+    assert not [key for key in run.data.metrics if key.startswith("val/bbox")]
+
+    # MLflow's system metrics monitor sampled the machine during training
+    assert history(client, run_id, "system/cpu_utilization_percentage")
+    assert history(client, run_id, "system/system_memory_usage_megabytes")
+
+    tags = run.data.tags
+    assert tags["mlflow.runName"] == "toytrain/train/lcp"
+    assert tags["lcp.scene"] == "toytrain" and tags["lcp.step"] == "train" and tags["lcp.method"] == "lcp"
+    assert tags["snakemake.rule"] == "train_lcp" and tags["snakemake.wildcard.scene"] == "toytrain"
+    assert tags["slurm.job_id"] == "4242" and tags["slurm.node"] == "node7" and tags["host"]
+    assert tags["lcp.train_mode.epoch_002"] == "crux_learner"
+    assert tags["lcp.checkpoint"].endswith("epoch_3.pth")
+
+    artifacts = {
+        a.path for folder in ("config", "crux_heatmaps", "model", "logs") for a in client.list_artifacts(run_id, folder)
+    }
+    assert {
+        "config/config.py",
+        "crux_heatmaps/crux_a.png",
+        "crux_heatmaps/crux_b.png",
+        "model/epoch_3.pth",
+        "logs/toy.log.json",
+    } <= artifacts
+    config_text = Path(client.download_artifacts(run_id, "config/config.py", str(tmp_path))).read_text()
+    assert "CocoDataset" in config_text and LONG_NOTE in config_text
+
+    # the final checkpoint is a version of the registered model of the scene and method
+    (version,) = client.search_model_versions(f"name = 'lcp-toytrain-lcp' and run_id = '{run_id}'")
+    assert version.source.endswith("/model")
+    assert client.get_registered_model("lcp-toytrain-lcp").name == "lcp-toytrain-lcp"
+    # the training log names the run and its page
+    page = f"{mlflow_server.uri}/#/experiments/{experiment.experiment_id}/runs/{run_id}"
+    assert f"MLflow run toytrain/train/lcp (id {run_id}): {page}" in caplog.text
+    assert not (tmp_path / "work" / "mlflow-pending").exists()  # nothing had to wait
+
+
+def test_resumed_training_continues_the_same_run(tmp_path, tracking_env):
+    client = tracking_env
+    ann_file = make_coco(tmp_path / "data")
+    cfg = toy_config(tmp_path / "data", ann_file)
+    tracking = {
+        k: v
+        for k, v in add_tracking(cfg, scene="toyresume", step="train", method="lcp", num_heatmaps=0).items()
+        if k != "type"
+    }
+    run_toy_training(tmp_path / "work", cfg, tracking, epochs=2, iters_per_epoch=2)
+
+    runner, _ = run_toy_training(
+        tmp_path / "work",
+        cfg,
+        tracking,
+        epochs=3,
+        iters_per_epoch=2,
+        resume_from=str(tmp_path / "work" / "epoch_2.pth"),
+    )
+    assert runner.epoch == 3
+    run = the_run(client, "lcp/toyresume", "toyresume/train/lcp")
+    run_id = run.info.run_id
+    assert [s for s, _ in history(client, run_id, "train/catch_up/loss")] == [1, 2, 5, 6]  # epochs 1 and 3
+    assert [s for s, _ in history(client, run_id, "train/crux/loss")] == [3, 4]
+    assert [s for s, _ in history(client, run.info.run_id, "epoch/crux_learner_mode")] == [1, 2, 3]
+    assert "lcp.resumed_at_epoch.002" in run.data.tags

@@ -1,0 +1,378 @@
+"""`lcp report metrics|robustness`: the per-scene tables and plots from eval files."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def write_eval(path: Path, ap: float, classwise: dict, **extra) -> Path:
+    metrics = {
+        "bbox_mAP": ap,
+        "bbox_mAP_50": ap + 0.2,
+        "bbox_mAP_75": ap - 0.05,
+        "bbox_mAP_s": None,
+        "bbox_mAP_m": ap,
+        "bbox_mAP_l": ap,
+        "classwise": classwise,
+        "num_images": 10,
+        **extra,
+    }
+    path.write_text(json.dumps(metrics))
+    return path
+
+
+def lcp(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lcp.cli", *args], check=False, capture_output=True, text=True, cwd=REPO
+    )
+
+
+def test_metrics_tables_and_plot(tmp_path):
+    baseline = write_eval(tmp_path / "b.json", 0.30, {"car": 0.25, "person": 0.35, "bus": None})
+    method = write_eval(tmp_path / "l.json", 0.34, {"car": 0.31, "person": 0.36, "bus": None})
+    out = tmp_path / "report"
+    result = lcp(
+        "report",
+        "metrics",
+        "--title",
+        "fog",
+        "--eval",
+        f"baseline={baseline}",
+        "--eval",
+        f"lcp={method}",
+        "--csv",
+        str(out / "metrics.csv"),
+        "--markdown",
+        str(out / "summary.md"),
+        "--plot",
+        str(out / "classwise.png"),
+    )
+    assert result.returncode == 0, result.stderr
+
+    rows = {row["method"]: row for row in csv.DictReader((out / "metrics.csv").open())}
+    assert list(rows) == ["baseline", "lcp"]
+    assert float(rows["lcp"]["AP"]) == pytest.approx(34.0)
+    assert float(rows["baseline"]["AP50"]) == pytest.approx(50.0)
+    assert float(rows["lcp"]["AP[car]"]) == pytest.approx(31.0)
+    assert rows["baseline"]["AP[bus]"] == ""  # no ground truth: empty, not 0
+
+    summary = (out / "summary.md").read_text()
+    assert "| baseline | 30.0 | 50.0 | 25.0 |" in summary
+    assert "| LCP - baseline | 4.0 | 4.0 | 4.0 |" in summary
+    assert "| car | 25.0 | 31.0 |" in summary and "| bus | - | - |" in summary
+    assert (out / "classwise.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_robustness_table_sorted_by_severity(tmp_path):
+    evals = []
+    for method, aps in (("lcp", (0.3, 0.2)), ("baseline", (0.25, 0.1))):
+        for beta, ap in zip(("0.05", "0.01"), aps, strict=True):
+            path = write_eval(tmp_path / f"{method}_{beta}.json", ap, {"car": ap})
+            evals += ["--eval", f"{method}@beta_{beta}={path}"]
+    result = lcp("report", "robustness", *evals, "--csv", str(tmp_path / "r.csv"), "--plot", str(tmp_path / "r.png"))
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert [(r["method"], r["parameter"], float(r["value"]), float(r["AP"])) for r in rows] == [
+        ("baseline", "beta", 0.01, 10.0),
+        ("baseline", "beta", 0.05, 25.0),
+        ("lcp", "beta", 0.01, 20.0),
+        ("lcp", "beta", 0.05, 30.0),
+    ]
+    assert (tmp_path / "r.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ({"bbox_mAP": 0.3}, "missing bbox_mAP_50, bbox_mAP_75, classwise"),
+        ({"bbox_mAP": 30.0, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.2, "classwise": {}}, "bbox_mAP = 30.0 is not an AP"),
+    ],
+)
+def test_bad_eval_file_is_one_clear_line(tmp_path, content, message):
+    bad = tmp_path / "eval.json"
+    bad.write_text(json.dumps(content))
+    result = lcp("report", "metrics", "--eval", f"lcp={bad}", "--csv", str(tmp_path / "m.csv"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"lcp report: error: {bad}: ") and message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_bad_sweep_name(tmp_path):
+    path = write_eval(tmp_path / "e.json", 0.3, {"car": 0.3})
+    result = lcp("report", "robustness", "--eval", f"lcp@strong={path}", "--csv", str(tmp_path / "r.csv"))
+    assert result.returncode == 2
+    assert "lcp@strong: expected METHOD@PARAMETER_VALUE" in result.stderr
+
+
+def crux_health(mean: float, collapsed: bool = False) -> dict:
+    verdict = f"crux learner collapsed: the mask is flat, {mean} on every pixel" if collapsed else None
+    return {
+        "mask_mean": mean,
+        "mask_std": 0.2,
+        "mask_frac_above_half": 0.3,
+        "mask_spatial_std": 0.1,
+        "collapsed": collapsed,
+        "verdict": verdict,
+    }
+
+
+def test_metrics_over_seeds_mean_spread_and_paired_gain(tmp_path):
+    # baseline AP 30, 32, 34 and LCP 33, 36, 36 over seeds 0, 1, 2: LCP - baseline is 3, 4, 2
+    evals = []
+    for seed, (base, ours) in enumerate([(0.30, 0.33), (0.32, 0.36), (0.34, 0.36)]):
+        baseline = write_eval(tmp_path / f"b{seed}.json", base, {"car": base, "bus": None})
+        method = write_eval(
+            tmp_path / f"l{seed}.json",
+            ours,
+            {"car": ours - 0.01, "bus": None},
+            crux_health=crux_health(0.2 * (seed + 1), collapsed=seed == 1),
+        )
+        evals += ["--eval", f"baseline/seed{seed}={baseline}", "--eval", f"lcp/seed{seed}={method}"]
+    out = tmp_path / "report"
+    result = lcp(
+        "report",
+        "metrics",
+        "--title",
+        "fog",
+        *evals,
+        "--csv",
+        str(out / "metrics.csv"),
+        "--markdown",
+        str(out / "summary.md"),
+        "--plot",
+        str(out / "classwise.png"),
+    )
+    assert result.returncode == 0, result.stderr
+
+    rows = {(row["method"], row["seed"]): row for row in csv.DictReader((out / "metrics.csv").open())}
+    assert list(rows) == [
+        (method, seed) for method in ("baseline", "lcp", "LCP - baseline") for seed in ("0", "1", "2", "mean", "std")
+    ]
+    assert float(rows["baseline", "mean"]["AP"]) == pytest.approx(32.0)
+    assert float(rows["baseline", "std"]["AP"]) == pytest.approx(2.0)
+    assert float(rows["lcp", "mean"]["AP"]) == pytest.approx(35.0)
+    assert float(rows["lcp", "std"]["AP"]) == pytest.approx(3**0.5, abs=0.01)
+    assert [float(rows["LCP - baseline", seed]["AP"]) for seed in ("0", "1", "2", "mean", "std")] == pytest.approx(
+        [3.0, 4.0, 2.0, 3.0, 1.0]
+    )
+    assert float(rows["lcp", "mean"]["AP[car]"]) == pytest.approx(34.0)
+    # the crux statistics beside AP for LCP, none for the baseline
+    assert float(rows["lcp", "mean"]["crux_mask_mean"]) == pytest.approx(0.4)
+    assert float(rows["lcp", "1"]["crux_collapsed"]) == 1.0 and rows["lcp", "std"]["crux_collapsed"] == ""
+    assert rows["baseline", "0"]["crux_mask_mean"] == ""
+
+    summary = (out / "summary.md").read_text()
+    assert "mean ± standard deviation over seeds 0, 1, 2" in summary
+    assert "| baseline | 0, 1, 2 | 32.0 ± 2.0 | 52.0 ± 2.0 | 27.0 ± 2.0 |" in summary
+    assert "| lcp | 0, 1, 2 | 35.0 ± 1.7 |" in summary
+    assert "| 1 | 4.0 | 4.0 | 4.0 |" in summary and "| mean | 3.0 |" in summary and "| std | 1.0 |" in summary
+    assert "| lcp | 2 | 36.0 | 56.0 | 31.0 |" in summary  # every seed's numbers
+    # one plain sentence for the collapsed seed, with lcp test's verdict
+    assert "\nLCP (seed 1): crux learner collapsed: the mask is flat, 0.4 on every pixel.\n" in summary
+    assert summary.count("collapsed:") == 1
+    assert "| lcp | 0 | 0.2 | 0.2 | 0.3 | 0.1 | no |" in summary
+    assert "| lcp | mean | 0.4 | 0.2 | 0.3 | 0.1 | 1 of 3 |" in summary
+    assert "## Class-wise AP (mean over seeds)" in summary and "| car | 32.0 | 34.0 |" in summary
+    assert "- lcp/seed2: `" in summary
+    assert (out / "classwise.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_one_seed_with_crux_health_keeps_the_table_and_says_when_it_collapsed(tmp_path):
+    baseline = write_eval(tmp_path / "b.json", 0.30, {"car": 0.30})
+    # a collapsed mask's statistics are tiny: they keep their significant digits
+    health = {**crux_health(0.5, collapsed=True), "mask_spatial_std": 0.00034}
+    method = write_eval(tmp_path / "l.json", 0.31, {"car": 0.31}, crux_health=health)
+    out = tmp_path / "report"
+    result = lcp(
+        "report",
+        "metrics",
+        "--eval",
+        f"baseline={baseline}",
+        "--eval",
+        f"lcp={method}",
+        "--csv",
+        str(out / "metrics.csv"),
+        "--markdown",
+        str(out / "summary.md"),
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {row["method"]: row for row in csv.DictReader((out / "metrics.csv").open())}
+    assert list(rows) == ["baseline", "lcp"] and "seed" not in rows["lcp"]
+    assert float(rows["lcp"]["crux_mask_mean"]) == pytest.approx(0.5) and rows["baseline"]["crux_mask_mean"] == ""
+    assert rows["lcp"]["crux_mask_spatial_std"] == "0.00034"
+    summary = (out / "summary.md").read_text()
+    assert "| LCP - baseline | 1.0 | 1.0 | 1.0 |" in summary
+    assert "±" not in summary and "seed" not in summary.split("## Sources")[0]
+    assert "\nLCP: crux learner collapsed: the mask is flat, 0.5 on every pixel.\n" in summary
+    assert "| lcp | 0.5 | 0.2 | 0.3 | 0.00034 | yes |" in summary
+
+
+def test_robustness_over_seeds(tmp_path):
+    evals = []
+    for method, aps in (("baseline", (0.20, 0.24)), ("lcp", (0.25, 0.27))):
+        for seed, ap in enumerate(aps):
+            path = write_eval(tmp_path / f"{method}{seed}.json", ap, {"car": ap})
+            evals += ["--eval", f"{method}/seed{seed}@beta_0.05={path}"]
+    result = lcp("report", "robustness", *evals, "--csv", str(tmp_path / "r.csv"), "--plot", str(tmp_path / "r.png"))
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert [(r["method"], r["seed"], r["parameter"], r["value"]) for r in rows] == [
+        (method, seed, "beta", "0.05") for method in ("baseline", "lcp") for seed in ("0", "1", "mean", "std")
+    ]
+    assert [float(r["AP"]) for r in rows] == pytest.approx([20, 24, 22, 2 * 2**0.5, 25, 27, 26, 2**0.5], abs=1e-3)
+    assert (tmp_path / "r.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (["lcp/seed1", "lcp"], "lcp: lcp is given both with and without a seed"),
+        (["lcp/1"], "lcp/1: expected METHOD or METHOD/seedN"),
+    ],
+)
+def test_bad_seed_names(tmp_path, names, message):
+    path = write_eval(tmp_path / "e.json", 0.3, {"car": 0.3})
+    evals = [item for name in names for item in ("--eval", f"{name}={path}")]
+    result = lcp("report", "metrics", *evals, "--csv", str(tmp_path / "m.csv"))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_bad_crux_health_is_one_clear_line(tmp_path):
+    bad = write_eval(tmp_path / "l.json", 0.3, {"car": 0.3}, crux_health={"mask_mean": "high", "collapsed": False})
+    result = lcp("report", "metrics", "--eval", f"lcp={bad}", "--csv", str(tmp_path / "m.csv"))
+    assert result.returncode == 2
+    assert f"{bad}: crux_health.mask_mean = 'high' is not a number or null" in result.stderr
+
+
+def test_html_summary_has_the_tables_and_the_samples_side_by_side(tmp_path):
+    import cv2
+    import numpy as np
+
+    baseline = write_eval(tmp_path / "b.json", 0.30, {"car": 0.25, "bus": None})
+    method = write_eval(tmp_path / "l.json", 0.34, {"car": 0.31, "bus": None})
+    pictures = []
+    for name in ("b0", "l0", "b1", "l1"):
+        cv2.imwrite(str(tmp_path / f"{name}.jpg"), np.full((40, 1000, 3), 128, np.uint8))
+        pictures.append(tmp_path / f"{name}.jpg")
+    samples = [
+        item
+        for method_name, picture in zip(["baseline", "lcp"] * 2, pictures, strict=True)
+        for item in ("--samples", f"{method_name}={picture}")
+    ]
+    page = tmp_path / "summary.html"
+    result = lcp(
+        "report",
+        "metrics",
+        "--title",
+        "fog",
+        "--eval",
+        f"baseline={baseline}",
+        "--eval",
+        f"lcp={method}",
+        "--csv",
+        str(tmp_path / "m.csv"),
+        "--html",
+        str(page),
+        *samples,
+    )
+    assert result.returncode == 0, result.stderr
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<h1>fog: detection on the low-quality test set</h1>" in html
+    # the markdown table as an HTML table, numbers right-aligned, a class without ground truth as '-'
+    assert "<th>method</th><th>AP</th><th>AP50</th>" in html
+    assert '<tr><td>baseline</td><td class="number">30.0</td><td class="number">50.0</td>' in html
+    assert '<tr><td>bus</td><td class="number">-</td><td class="number">-</td></tr>' in html
+    assert "<code>" + str(baseline) + "</code>" in html and "|" not in html.split("<body>")[1]
+    # two rows of samples, one column per method, embedded and shrunk to 640 px wide; before the sources
+    samples_part = html[html.index("<h2>Sample detections</h2>") : html.index("<h2>Sources</h2>")]
+    assert "<th>image</th><th>baseline</th><th>lcp</th>" in samples_part
+    assert samples_part.count("<img src=\"data:image/jpeg;base64,") == 4 and "test image 2" in samples_part
+    first = samples_part.split("base64,")[1].split('"')[0]
+    shrunk = cv2.imdecode(np.frombuffer(base64.b64decode(first), np.uint8), cv2.IMREAD_COLOR)
+    assert shrunk.shape[1] == 640
+
+
+def test_html_robustness_table(tmp_path):
+    evals = []
+    for method, ap in (("baseline", 0.2), ("lcp", 0.25)):
+        path = write_eval(tmp_path / f"{method}.json", ap, {"car": ap})
+        evals += ["--eval", f"{method}@beta_0.05={path}"]
+    result = lcp(
+        "report",
+        "robustness",
+        "--title",
+        "fog",
+        *evals,
+        "--csv",
+        str(tmp_path / "r.csv"),
+        "--html",
+        str(tmp_path / "r.html"),
+    )
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "<h1>fog: AP against beta</h1>" in html
+    assert '<tr><td>lcp</td><td>beta</td><td class="number">0.05</td><td class="number">25</td>' in html
+
+
+def test_data_check_page(tmp_path):
+    check = {
+        "ok": False,
+        "lowq_dir": "data/x/foggy",
+        "clean_dir": "data/x/clear",
+        "degradation": "fog",
+        "classes": ["car", "person"],
+        "counts": {"lowq_images": 10, "pairs": 9},
+        "errors": {"missing_pair": {"count": 1, "items": [{"file": "a.jpg", "detail": "no clean image"}]}},
+        "warnings": {},
+        "degradation_summary": {"statistic": "transmission", "by_variant": {"beta_0.02": {"images": 9, "mean": 0.81}}},
+    }
+    path = tmp_path / "check.json"
+    path.write_text(json.dumps(check))
+    result = lcp("report", "check", str(path), "--html", str(tmp_path / "check.html"))
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "check.html").read_text()
+    assert '<p class="failed">Failed.</p>' in html and "<td>car, person</td>" in html
+    assert "<li>missing_pair: 1 (first: file: a.jpg, detail: no clean image)</li>" in html
+    assert '<tr><td>lowq images</td><td class="number">10</td></tr>' in html
+    assert '<tr><td>beta_0.02</td><td class="number">9</td><td class="number">0.81</td></tr>' in html
+    assert "Warnings" not in html  # none found: no empty section
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[1, 2]", "not a data check report (no 'ok' key)"),
+        ("{", "check.json: "),
+    ],
+)
+def test_bad_data_check_is_one_clear_line(tmp_path, content, message):
+    path = tmp_path / "check.json"
+    path.write_text(content)
+    result = lcp("report", "check", str(path), "--html", str(tmp_path / "check.html"))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "check.html").exists()
+
+
+def test_sample_detections_must_be_jpeg(tmp_path):
+    result = lcp(
+        "report",
+        "detections",
+        "config/mmdet/lcp_tiny_demo.py",
+        str(tmp_path / "model.pth"),
+        "--out",
+        str(tmp_path / "sample.png"),
+    )
+    assert result.returncode == 2
+    assert f"{tmp_path / 'sample.png'}: sample detections are JPEG pictures" in result.stderr

@@ -1,0 +1,173 @@
+"""`lcp workdir begin|finish`: when a training work dir is resumed, restarted or refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers.workflow import (
+    kill_snakemake_when,
+    planned_jobs,
+    prepare_workdir,
+    snakemake,
+    tiny_demo_config,
+)
+from lcp.errors import LCPError
+from lcp.workflow.workdir import FINISHED_FILE, begin, finish, is_placeholder
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_checkpoint(path: Path, payload: str) -> None:
+    """A file that passes for a complete torch checkpoint (a zip archive, as torch.save writes)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data.pkl", payload)
+
+
+def test_new_dir_then_resume_from_newest_complete_checkpoint(tmp_path):
+    work = tmp_path / "work"
+    config = tmp_path / "model.py"
+    config.write_text("x = 1\n")
+    assert begin(work, "train model.py --seed 0", [str(config)]) == "new"
+    write_checkpoint(work / "epoch_1.pth", "one")
+    write_checkpoint(work / "epoch_2.pth", "two")
+    (work / "epoch_3.pth").write_bytes(b"PK\x03\x04 truncated while saving")
+    assert begin(work, "train model.py --seed 0", [str(config)]) == "resume from epoch_2.pth"
+    assert (work / "epoch_1.pth").exists() and (work / "epoch_3.pth").exists()
+
+
+def test_changed_request_or_input_restarts(tmp_path):
+    work = tmp_path / "work"
+    config = tmp_path / "model.py"
+    config.write_text("lr = 0.01\n")
+    begin(work, "train model.py --seed 0", [str(config)])
+    write_checkpoint(work / "epoch_1.pth", "one")
+
+    outcome = begin(work, "train model.py --seed 1", [str(config)])
+    assert outcome == "restart: its checkpoints were made for another request"
+    assert not (work / "epoch_1.pth").exists()
+
+    write_checkpoint(work / "epoch_1.pth", "one")
+    config.write_text("lr = 0.02\n")
+    outcome = begin(work, "train model.py --seed 1", [str(config)])
+    assert outcome == "restart: its checkpoints were made for another inputs"
+    assert not (work / "epoch_1.pth").exists()
+
+
+def test_finish_publishes_newest_complete_checkpoint_and_next_begin_restarts(tmp_path):
+    work = tmp_path / "work"
+    begin(work, "train", [])
+    write_checkpoint(work / "epoch_1.pth", "one")
+    write_checkpoint(work / "epoch_2.pth", "two")
+    os.symlink("epoch_2.pth", work / "latest.pth")
+    out = tmp_path / "published" / "latest.pth"
+
+    assert finish(work, out) == (work / "epoch_2.pth").resolve()
+    assert zipfile.ZipFile(out).read("data.pkl") == b"two"
+    assert not out.is_symlink()
+    assert (work / FINISHED_FILE).exists()
+    # a forced rerun must train again, not "resume" the finished run
+    assert begin(work, "train", []) == "restart: the previous run in it finished"
+    assert sorted(p.name for p in work.iterdir()) == ["lcp-request.json"]
+    assert zipfile.ZipFile(out).read("data.pkl") == b"two"  # the published file survives
+
+
+def test_finish_without_checkpoint_and_foreign_folder_are_errors(tmp_path):
+    work = tmp_path / "work"
+    begin(work, "train", [])
+    with pytest.raises(LCPError, match="no complete checkpoint"):
+        finish(work, tmp_path / "out.pth")
+    assert not (tmp_path / "out.pth").exists()
+
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(LCPError, match="no `lcp workdir begin` made"):
+        begin(foreign, "train", [])
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_begin_holds_a_placeholder_at_the_output_until_finish_publishes(tmp_path):
+    """The placeholder makes a job killed with snakemake leave an output snakemake can see as
+    incomplete; it must never touch the work dir's checkpoints."""
+    work, out = tmp_path / "work", tmp_path / "published" / "latest.pth"
+    assert begin(work, "train", [], checkpoint=out) == "new"
+    assert is_placeholder(out)
+    write_checkpoint(work / "epoch_1.pth", "one")
+    # a killed job's rerun: the placeholder is still there (snakemake removes it, or not)
+    assert begin(work, "train", [], checkpoint=out) == "resume from epoch_1.pth"
+    assert zipfile.ZipFile(work / "epoch_1.pth").read("data.pkl") == b"one"
+    out.unlink()
+    assert begin(work, "train", [], checkpoint=out) == "resume from epoch_1.pth"
+    assert is_placeholder(out) and zipfile.ZipFile(work / "epoch_1.pth").read("data.pkl") == b"one"
+    finish(work, out)
+    assert zipfile.ZipFile(out).read("data.pkl") == b"one" and not is_placeholder(out)
+    # a real checkpoint at the output is refused, not replaced by a placeholder
+    with pytest.raises(LCPError, match="already exists"):
+        begin(work, "train", [], checkpoint=out)
+    assert zipfile.ZipFile(out).read("data.pkl") == b"one"
+
+
+def test_cli_reports_a_missing_input_as_one_line(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lcp.cli",
+            "workdir",
+            "begin",
+            str(tmp_path / "work"),
+            "--request",
+            "train",
+            "--input",
+            str(tmp_path / "absent.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"lcp workdir: error: {tmp_path / 'absent.py'}: input file does not exist"
+
+
+@pytest.mark.slow
+def test_a_forced_training_killed_with_snakemake_is_known_incomplete_and_rerun_with_what_follows(tmp_path):
+    """Issue 12: SIGKILL snakemake and its jobs during `--forcerun train_lcp`; the next run must
+    not say "Nothing to be done" while the evaluation is the old model's."""
+    config = tiny_demo_config(tmp_path)
+    config["tracking"] = {"enabled": False}
+    config["scenes"]["demo"]["demo"]["num_images"] = 8
+    prepare_workdir(tmp_path, config)
+    target = "results/demo/lcp/eval.json"
+    first = snakemake(tmp_path, "--cores", "2", target, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:]
+
+    log = tmp_path / "results" / "demo" / "logs" / "train_lcp.log"
+    log.unlink()  # the first run's, which says the same
+    kill_snakemake_when(
+        tmp_path,
+        "--cores",
+        "2",
+        "--forcerun",
+        "train_lcp",
+        target,
+        timeout=600,
+        ready=lambda: log.exists() and "TrainModeHook: epoch 2 trains" in log.read_text(errors="replace"),
+        waiting_for="the forced training did not reach its second epoch",
+    )
+    assert is_placeholder(tmp_path / "results" / "demo" / "lcp" / "latest.pth")
+    assert (tmp_path / target).exists()  # the old model's evaluation
+
+    assert snakemake(tmp_path, "--unlock").returncode == 0  # snakemake's lock outlives a SIGKILL
+    plain = snakemake(tmp_path, "-n", target)
+    assert plain.returncode != 0 and "Nothing to be done" not in plain.stdout
+    assert "IncompleteFilesException" in plain.stdout and "results/demo/lcp/latest.pth" in plain.stdout
+    # with --rerun-incomplete (the profiles set it) the training is rerun, and what is made from it
+    rerun = snakemake(tmp_path, "-n", "--rerun-incomplete", target)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert planned_jobs(rerun.stdout) == {"train_lcp": 1, "evaluate": 1}
