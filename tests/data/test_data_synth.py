@@ -1,6 +1,7 @@
 """`lcp data synth`: the physical models put on disk what they claim, reproducibly."""
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 
@@ -9,8 +10,12 @@ import numpy as np
 import pytest
 
 from lcp.cli import main as lcp
-from lcp.data.degradations.rain import dominant_orientation, streak_layer
+from lcp.data.degradations import DEGRADATIONS
+from lcp.data.degradations.fog import Fog
+from lcp.data.degradations.rain import INTENSITIES, Rain, dominant_orientation, streak_layer
+from lcp.data.degradations.underwater import Underwater
 from lcp.data.depth import ground_plane_depth
+from lcp.errors import LCPError
 
 SIZE = 64
 
@@ -322,3 +327,38 @@ def test_rain_and_underwater_record_what_they_leave_visible(tmp_path, kind, opti
     assert record["depth"] == {"source": "ground-plane", "fallback": True}
     near, far = (b["visibility"] for b in record["boxes"])
     assert 0 <= far < near <= 1  # the ground plane is nearest at the bottom
+
+
+def test_each_degradation_is_built_from_plain_keyword_arguments(scene, tmp_path):
+    """The library takes typed keywords, no argparse: every option synth offers is a keyword of
+    its model's constructor, the models built from keywords alone synthesise and refuse as the
+    command does, and the command builds the same model from its flags."""
+    for model in DEGRADATIONS.values():
+        assert [option.name for option in model.options] == list(inspect.signature(model).parameters)
+
+    fog = Fog(beta=[0.01, 0.03])
+    rain = Rain(intensity=["light", "heavy"], angle=5.0, drop_size=0.01)
+    underwater = Underwater(water=["I", "9C"])
+    assert fog.variants() == [{"beta": 0.01}, {"beta": 0.03}]
+    assert rain.variants() == [
+        {**INTENSITIES["light"], "dropsize": 0.01, "angle": 5.0},
+        {**INTENSITIES["heavy"], "dropsize": 0.01, "angle": 5.0},
+    ]
+    assert underwater.variants() == [{"type": "I"}, {"type": "9C"}]
+    clean = np.full((32, 48, 3), 0.5, np.float32)
+    depth = np.full((32, 48), 20.0, np.float32)
+    for degradation in (fog, rain, underwater):
+        for variant in degradation.variants():
+            image, visibility, _ = degradation.synthesise(clean, depth, variant, np.random.default_rng(0))
+            assert image.shape == clean.shape and 0.0 < visibility.mean() < 1.0
+    with pytest.raises(LCPError, match=r"^--dropsize: invalid value 0\.0$"):
+        Rain(drop_size=0)
+    with pytest.raises(LCPError, match=r"^--water: unknown type"):
+        Underwater(water=["2C"])
+
+    flags = ["--intensity", "heavy", "--angle", "12", "--alpha", "0.02", "--beta", "0.004", "--drop-size", "0.01"]
+    assert synth("rain", scene / "clean", tmp_path / "rain", *flags, "--density", "0.05") == 0
+    sidecar = json.loads((tmp_path / "rain" / "synthesis.json").read_text())
+    keywords = Rain(intensity=["heavy"], angle=12, alpha=0.02, beta=0.004, drop_size=0.01, density=0.05)
+    assert sidecar["config"] == keywords.config()
+    assert sidecar["variants"] == [{"alpha": 0.02, "beta": 0.004, "dropsize": 0.01, "density": 0.05, "angle": 12.0}]
