@@ -11,6 +11,7 @@ from lcp.errors import LCPError
 from lcp.models.graph_capture import FrontGraphs
 from lcp.models.kl_loss import feature_kl_divergence
 from lcp.models.loss_parsing import parse_losses
+from lcp.models.sync_free import check_proposal_slots
 
 TRAIN_MODES = ("catch_up_learner", "crux_learner")
 
@@ -85,6 +86,7 @@ class LCPDetector(CascadeRCNN):
                 f"LCPDetector: backbone type {type(self.backbone).__name__} has no catch-up branch; "
                 "use LCPResNet or LCPResNeXt"
             )
+        check_proposal_slots(getattr(self, "rpn_head", None), getattr(self, "roi_head", None))
         self.crux_learner = MODELS.build(dict(type="CruxLearner") if crux_learner is None else crux_learner)
         self.kl_loss_weight = float(kl_loss_weight)
         self.start_as_pretrained = bool(start_as_pretrained)

@@ -16,6 +16,8 @@ import torch.distributed as dist
 from mmdet.models.builder import DETECTORS
 from mmdet.models.detectors import CascadeRCNN
 
+from lcp.models.sync_free import check_proposal_slots
+
 
 def parse_losses(losses: dict) -> tuple[torch.Tensor, OrderedDict]:
     """(total loss to backpropagate, {name: float} to log), as mmdet's BaseDetector._parse_losses."""
@@ -50,6 +52,10 @@ def parse_losses(losses: dict) -> tuple[torch.Tensor, OrderedDict]:
 @DETECTORS.register_module()
 class OneSyncCascadeRCNN(CascadeRCNN):
     """mmdet's CascadeRCNN (same modules, same checkpoints) whose losses reach the log in one transfer."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        check_proposal_slots(self.rpn_head, self.roi_head)
 
     def _parse_losses(self, losses):
         return parse_losses(losses)

@@ -42,3 +42,20 @@ def with_stock_mmdet(model_cfg):
 def with_sync_free(model_cfg):
     """A copy of a model config with the sync-free components where it has mmdet's."""
     return _retyped(copy.deepcopy(model_cfg), SYNC_FREE_TYPES)
+
+
+def check_proposal_slots(rpn_head, roi_head) -> None:
+    """SyncFreeRPNHead returns every image's proposals in fixed slots, the empty ones marked absent;
+    only SyncFreeCascadeRoIHead skips those. mmdet's RoI heads would take them for real boxes
+    (background in training, junk at test time), so a detector that pairs them is refused (mmcv's
+    registry puts the detector's name before the message)."""
+    from lcp.errors import LCPError
+    from lcp.models.roi_heads import SyncFreeCascadeRoIHead
+    from lcp.models.rpn_head import SyncFreeRPNHead
+
+    if isinstance(rpn_head, SyncFreeRPNHead) and not isinstance(roi_head, SyncFreeCascadeRoIHead):
+        raise LCPError(
+            "rpn_head SyncFreeRPNHead pads its proposals to fixed slots that only "
+            f"SyncFreeCascadeRoIHead skips, and roi_head is {type(roi_head).__name__}; use "
+            "roi_head=dict(type='SyncFreeCascadeRoIHead', ...) or rpn_head=dict(type='RPNHead', ...)"
+        )

@@ -225,3 +225,21 @@ def test_proposals_read_back_one_boolean():
         seen[name] = mode.seen
     assert len(seen["mmdet"]) >= 4
     assert seen["sync-free"] == ["_local_scalar_dense"]
+
+
+@pytest.mark.parametrize("detector", ["OneSyncCascadeRCNN", "LCPDetector"])
+def test_sync_free_proposals_with_an_mmdet_roi_head_are_refused(detector):
+    from lcp.apis.config import load_config
+    from lcp.errors import LCPError
+
+    config = "lcp_tiny_demo.py" if detector == "LCPDetector" else "cascade_rcnn_tiny_demo.py"
+    cfg = load_config(Path(__file__).resolve().parents[2] / "config" / "mmdet" / config).model
+    assert cfg.type == detector and cfg.rpn_head.type == "SyncFreeRPNHead"
+    build(cfg)  # the configs' pairing builds
+    cfg.roi_head.type = "CascadeRoIHead"
+    with pytest.raises(
+        LCPError, match=rf"^{detector}: rpn_head SyncFreeRPNHead pads .* roi_head is CascadeRoIHead; use"
+    ):
+        build(cfg)
+    cfg.rpn_head.type = "RPNHead"  # mmdet's pair builds
+    build(cfg)
