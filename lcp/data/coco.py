@@ -26,8 +26,11 @@ def load_coco(path: str | os.PathLike) -> dict[str, Any]:
     coco = read_json(path)
     if not isinstance(coco, dict):
         raise LCPError(f"{path}: not a COCO file (top level is not an object)")
-    required = {"images": ("id", "file_name"), "annotations": ("id", "image_id", "category_id", "bbox"),
-                "categories": ("id", "name")}
+    required = {
+        "images": ("id", "file_name"),
+        "annotations": ("id", "image_id", "category_id", "bbox"),
+        "categories": ("id", "name"),
+    }
     for section, keys in required.items():
         entries = coco.get(section)
         if not isinstance(entries, list):
@@ -40,12 +43,12 @@ def load_coco(path: str | os.PathLike) -> dict[str, Any]:
 
 def categories_for(classes: Iterable[str]) -> list[dict[str, Any]]:
     """COCO categories for class names, ids 1..N in the given order."""
-    return [{"id": index, "name": name, "supercategory": "object"}
-            for index, name in enumerate(classes, start=1)]
+    return [{"id": index, "name": name, "supercategory": "object"} for index, name in enumerate(classes, start=1)]
 
 
-def build_coco(images: list[dict], annotations: list[dict], categories: list[dict],
-               description: str = "") -> dict[str, Any]:
+def build_coco(
+    images: list[dict], annotations: list[dict], categories: list[dict], description: str = ""
+) -> dict[str, Any]:
     return {
         "info": {"description": description},
         "images": images,
@@ -67,8 +70,9 @@ def subset(coco: Mapping[str, Any], image_ids: Iterable[int]) -> dict[str, Any]:
     return {**coco, "images": images, "annotations": annotations}
 
 
-def rename_images(coco: Mapping[str, Any], renames: Mapping[str, list[str]],
-                  source: str | os.PathLike = "annotations") -> dict[str, Any]:
+def rename_images(
+    coco: Mapping[str, Any], renames: Mapping[str, list[str]], source: str | os.PathLike = "annotations"
+) -> dict[str, Any]:
     """Replace each image by one entry per new name in `renames[file_name]`, with its annotations.
 
     With one new name per image, image and annotation ids are kept; with several (one
@@ -77,8 +81,7 @@ def rename_images(coco: Mapping[str, Any], renames: Mapping[str, list[str]],
     """
     missing = [image["file_name"] for image in coco["images"] if image["file_name"] not in renames]
     if missing:
-        raise LCPError(f"{source}: {len(missing)} image(s) not among the synthesised sources, "
-                       f"e.g. {missing[0]!r}")
+        raise LCPError(f"{source}: {len(missing)} image(s) not among the synthesised sources, e.g. {missing[0]!r}")
     keep_ids = all(len(renames[image["file_name"]]) == 1 for image in coco["images"])
     by_image: dict[Any, list[dict]] = {}
     for ann in coco["annotations"]:

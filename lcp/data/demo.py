@@ -31,8 +31,16 @@ DEFAULT_BETA = 0.04
 IMAGE_PREFIX = "demo_"
 
 
-def make_demo(out: Path, seed: int = 0, num_images: int = 300, size: int = 128, beta: float = DEFAULT_BETA,
-              test_fraction: float = 0.2, overwrite: bool = False, progress: bool = True) -> dict:
+def make_demo(
+    out: Path,
+    seed: int = 0,
+    num_images: int = 300,
+    size: int = 128,
+    beta: float = DEFAULT_BETA,
+    test_fraction: float = 0.2,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """Write the demo scene folder; return the content of its demo.json."""
     from lcp.progress import progress as shown
 
@@ -58,9 +66,17 @@ def make_demo(out: Path, seed: int = 0, num_images: int = 300, size: int = 128, 
             (tmp / "depth" / f"{name}.png").write_bytes(encode_depth_png(scene.depth))
             images.append({"id": index, "file_name": f"{name}.jpg", "width": size, "height": size})
             for obj in scene.objects:
-                annotations.append({"id": len(annotations) + 1, "image_id": index,
-                                    "category_id": category_ids[obj.category], "bbox": obj.bbox,
-                                    "area": obj.area, "iscrowd": 0, "segmentation": [obj.polygon]})
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": index,
+                        "category_id": category_ids[obj.category],
+                        "bbox": obj.bbox,
+                        "area": obj.area,
+                        "iscrowd": 0,
+                        "segmentation": [obj.polygon],
+                    }
+                )
         coco = build_coco(images, annotations, categories, description=f"lcp demo scene, seed {seed}")
         order = np.random.default_rng(seed).permutation(num_images) + 1
         num_test = min(num_images - 1, max(1, int(round(num_images * test_fraction))))
@@ -70,24 +86,47 @@ def make_demo(out: Path, seed: int = 0, num_images: int = 300, size: int = 128, 
 
         depth = DepthSource.from_folders(NEAR_M, FAR_M, 0.0, depth_dir=str(tmp / "depth"))
         synthesis = synthesise_folder(
-            Fog(beta=beta), tmp / "clean", tmp / "lowq", depth, seed=seed, workers=1,
-            annotations=[(str(tmp / "annotations" / f"clean_{s}.json"), str(tmp / "annotations" / f"lowq_{s}.json"))
-                         for s in splits],
-            quality=95, progress=progress, depth_dirs=[str(tmp / "depth")])
+            Fog(beta=beta),
+            tmp / "clean",
+            tmp / "lowq",
+            depth,
+            seed=seed,
+            workers=1,
+            annotations=[
+                (str(tmp / "annotations" / f"clean_{s}.json"), str(tmp / "annotations" / f"lowq_{s}.json"))
+                for s in splits
+            ],
+            quality=95,
+            progress=progress,
+            depth_dirs=[str(tmp / "depth")],
+        )
         per_class = {name: sum(1 for a in annotations if a["category_id"] == cid) for name, cid in category_ids.items()}
         summary = {
             "tool": "lcp data demo",
             "seed": seed,
             "classes": list(CLASSES),
             "image_size": [size, size],
-            "counts": {"images": num_images, "train": len(splits["train"]), "test": len(splits["test"]),
-                       "objects": len(annotations), "objects_per_class": per_class},
+            "counts": {
+                "images": num_images,
+                "train": len(splits["train"]),
+                "test": len(splits["test"]),
+                "objects": len(annotations),
+                "objects_per_class": per_class,
+            },
             "folders": {"clean": "clean", "lowq": "lowq", "depth": "depth", "annotations": "annotations"},
-            "scene": {"ground_plane_near_m": NEAR_M, "far_m": FAR_M, "horizon_range": list(HORIZON_RANGE),
-                      "object_max_depth_m": OBJECT_MAX_DEPTH_M,
-                      "depth_format": "16-bit png, metres * 256"},
-            "synthesis": {"degradation": synthesis["degradation"], "model": synthesis["model"],
-                          "config": synthesis["config"], "sidecar": f"lowq/{SIDECAR_NAME}"},
+            "scene": {
+                "ground_plane_near_m": NEAR_M,
+                "far_m": FAR_M,
+                "horizon_range": list(HORIZON_RANGE),
+                "object_max_depth_m": OBJECT_MAX_DEPTH_M,
+                "depth_format": "16-bit png, metres * 256",
+            },
+            "synthesis": {
+                "degradation": synthesis["degradation"],
+                "model": synthesis["model"],
+                "config": synthesis["config"],
+                "sidecar": f"lowq/{SIDECAR_NAME}",
+            },
         }
         write_json(tmp / "demo.json", summary)
     return summary

@@ -112,14 +112,21 @@ class DepthSource:
     near: float
     far: float
     horizon: float = 0.45
-    depth_files: dict[str, Path] = field(default_factory=dict)        # image stem -> depth map
-    disparity_files: dict[str, Path] = field(default_factory=dict)    # cityscapes prefix -> png
-    camera_files: dict[str, Path] = field(default_factory=dict)       # cityscapes prefix -> json
+    depth_files: dict[str, Path] = field(default_factory=dict)  # image stem -> depth map
+    disparity_files: dict[str, Path] = field(default_factory=dict)  # cityscapes prefix -> png
+    camera_files: dict[str, Path] = field(default_factory=dict)  # cityscapes prefix -> json
     kind: str = "ground-plane"
 
     @classmethod
-    def from_folders(cls, near: float, far: float, horizon: float, depth_dir: str | None = None,
-                     disparity_dir: str | None = None, camera_dir: str | None = None) -> DepthSource:
+    def from_folders(
+        cls,
+        near: float,
+        far: float,
+        horizon: float,
+        depth_dir: str | None = None,
+        disparity_dir: str | None = None,
+        camera_dir: str | None = None,
+    ) -> DepthSource:
         if not near > 0 or not far > near:
             raise LCPError(f"depth limits: need 0 < near < far, got near={near} far={far}")
         if not 0 <= horizon < 1:

@@ -19,10 +19,10 @@ from lcp.data.depth import ground_plane_depth
 CLASSES = ("circle", "square", "triangle")
 NEAR_M = 3.0
 FAR_M = 150.0
-OBJECT_MAX_DEPTH_M = 30.0   # beyond this the demo's fog would hide objects entirely
+OBJECT_MAX_DEPTH_M = 30.0  # beyond this the demo's fog would hide objects entirely
 HORIZON_RANGE = (0.2, 0.4)  # horizon row as a fraction of the height
 OBJECTS_PER_IMAGE = (2, 6)
-SIZE_RANGE = (0.12, 0.3)    # object size as a fraction of the image side
+SIZE_RANGE = (0.12, 0.3)  # object size as a fraction of the image side
 MAX_BOX_IOU = 0.1
 MIN_COLOUR_CONTRAST = 0.25  # max channel difference between an object and its background
 
@@ -30,15 +30,15 @@ MIN_COLOUR_CONTRAST = 0.25  # max channel difference between an object and its b
 @dataclass
 class SceneObject:
     category: str
-    bbox: list[float]           # COCO [x, y, w, h]
+    bbox: list[float]  # COCO [x, y, w, h]
     area: float
-    polygon: list[float]        # x1, y1, x2, y2, ... (circles: a 24-gon)
+    polygon: list[float]  # x1, y1, x2, y2, ... (circles: a 24-gon)
 
 
 @dataclass
 class Scene:
-    image: np.ndarray           # BGR uint8
-    depth: np.ndarray           # float32 metres
+    image: np.ndarray  # BGR uint8
+    depth: np.ndarray  # float32 metres
     horizon: float
     objects: list[SceneObject]
 
@@ -66,9 +66,14 @@ def render_scene(size: int, rng: np.random.Generator) -> Scene:
             _draw(canvas, points, colour, rng)
             bottom = min(size - 1, int(math.ceil(box[1] + box[3])))
             _draw_mask(depth, points, float(depth[bottom, 0]))
-            objects.append(SceneObject(category, [round(v, 2) for v in box],
-                                       round(_polygon_area(points), 2),
-                                       [round(float(v), 2) for v in points.ravel()]))
+            objects.append(
+                SceneObject(
+                    category,
+                    [round(v, 2) for v in box],
+                    round(_polygon_area(points), 2),
+                    [round(float(v), 2) for v in points.ravel()],
+                )
+            )
             break
     return Scene(_to_uint8(canvas), depth, horizon, objects)
 
@@ -82,7 +87,7 @@ def _background(size: int, horizon: float, rng: np.random.Generator) -> np.ndarr
     sky = sky_top + (sky_bottom - sky_top) * ys[..., None]
     # Ground: a gradient between two mid-tone colours along a random direction ...
     direction = rng.uniform(0, 2 * math.pi)
-    ramp = (xs * math.cos(direction) + ys * math.sin(direction))
+    ramp = xs * math.cos(direction) + ys * math.sin(direction)
     ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
     colour_a, colour_b = rng.uniform(0.15, 0.75, 3), rng.uniform(0.15, 0.75, 3)
     ground = colour_a + (colour_b - colour_a) * ramp[..., None]
@@ -129,7 +134,7 @@ def _random_shape(size: int, lowest_far_row: float, rng: np.random.Generator):
 
 def _contrasting_colour(canvas: np.ndarray, box: list[float], rng: np.random.Generator):
     x, y, w, h = (int(round(v)) for v in box)
-    background = canvas[y:y + max(h, 1), x:x + max(w, 1)].reshape(-1, 3).mean(axis=0)
+    background = canvas[y : y + max(h, 1), x : x + max(w, 1)].reshape(-1, 3).mean(axis=0)
     for _ in range(10):
         colour = rng.uniform(0.0, 1.0, 3)
         colour[int(rng.integers(3))] = rng.uniform(0.7, 1.0)  # a saturated, bright-ish hue

@@ -12,20 +12,32 @@ from lcp.data.images import inspect_image_file
 BOX_SLACK_PX = 0.5
 
 
-def check_annotations(path: Path, coco: dict, folders: list[Path], classes: list[str] | None,
-                       sizes: dict[Path, list[int]], findings: Findings) -> None:
+def check_annotations(
+    path: Path,
+    coco: dict,
+    folders: list[Path],
+    classes: list[str] | None,
+    sizes: dict[Path, list[int]],
+    findings: Findings,
+) -> None:
     categories = {c["id"]: c["name"] for c in coco["categories"]}
     if classes is not None:
         names = list(categories.values())
         for cid, name in categories.items():
             if name not in classes:
-                findings.error("unknown_category", path, f"category {name!r} (id {cid}) is not one of the classes "
-                                                         f"{','.join(classes)}")
+                findings.error(
+                    "unknown_category",
+                    path,
+                    f"category {name!r} (id {cid}) is not one of the classes {','.join(classes)}",
+                )
         for name in classes:
             if name not in names:
                 findings.error("category_mismatch", path, f"class {name!r} has no category in this file")
-    for key, reason in (("images", "duplicate_image_id"), ("annotations", "duplicate_annotation_id"),
-                        ("categories", "duplicate_category_id")):
+    for key, reason in (
+        ("images", "duplicate_image_id"),
+        ("annotations", "duplicate_annotation_id"),
+        ("categories", "duplicate_category_id"),
+    ):
         seen = set()
         for entry in coco[key]:
             if entry["id"] in seen:
@@ -42,8 +54,9 @@ def check_annotations(path: Path, coco: dict, folders: list[Path], classes: list
         size = file_sizes[image["id"]] = _image_size(name, folders, sizes, findings, path)
         recorded = [image.get("width"), image.get("height")]
         if size and None not in recorded and recorded != size:
-            findings.error("size_mismatch", path, f"{name}: recorded {recorded[0]}x{recorded[1]}, "
-                                                  f"the file is {size[0]}x{size[1]}")
+            findings.error(
+                "size_mismatch", path, f"{name}: recorded {recorded[0]}x{recorded[1]}, the file is {size[0]}x{size[1]}"
+            )
     annotated = set()
     for ann in coco["annotations"]:
         where = f"annotation {ann['id']}"
@@ -60,8 +73,9 @@ def check_annotations(path: Path, coco: dict, folders: list[Path], classes: list
             findings.warning("images_without_annotations", path, f"{image['file_name']} has no boxes")
 
 
-def check_every_class_has_boxes(annotations: list[tuple[Path, dict]], classes: list[str] | None,
-                                 findings: Findings) -> None:
+def check_every_class_has_boxes(
+    annotations: list[tuple[Path, dict]], classes: list[str] | None, findings: Findings
+) -> None:
     """A category without a box in any file is an error: the detector never sees it and the
     evaluation scores it without ground truth. One without a box in a single file is a
     warning. With --classes only those are looked at (other categories, and classes without
@@ -80,12 +94,16 @@ def check_every_class_has_boxes(annotations: list[tuple[Path, dict]], classes: l
                 findings.warning("class_without_boxes_in_file", path, f"class {name!r} has no box in this file")
     for name, count in boxes.items():
         if not count:
-            findings.error("class_without_boxes", ", ".join(str(path) for path, _ in annotations),
-                           f"class {name!r} has no box in any annotation file")
+            findings.error(
+                "class_without_boxes",
+                ", ".join(str(path) for path, _ in annotations),
+                f"class {name!r} has no box in any annotation file",
+            )
 
 
-def _image_size(name: str, folders: list[Path], sizes: dict[Path, list[int]],
-                findings: Findings, source: Path) -> list[int] | None:
+def _image_size(
+    name: str, folders: list[Path], sizes: dict[Path, list[int]], findings: Findings, source: Path
+) -> list[int] | None:
     for folder in folders:
         candidate = folder / name
         if candidate in sizes:
@@ -110,7 +128,9 @@ def _check_box(bbox: Any, name: str, size: list[int] | None, where: str, path: P
     if w <= 0 or h <= 0:
         findings.error("box_nonpositive_area", path, f"{where} on {name}: width {w}, height {h}")
         return
-    if size and (x < -BOX_SLACK_PX or y < -BOX_SLACK_PX or x + w > size[0] + BOX_SLACK_PX
-                 or y + h > size[1] + BOX_SLACK_PX):
-        findings.error("box_outside_image", path,
-                       f"{where} on {name}: [{x}, {y}, {w}, {h}] leaves the {size[0]}x{size[1]} image")
+    if size and (
+        x < -BOX_SLACK_PX or y < -BOX_SLACK_PX or x + w > size[0] + BOX_SLACK_PX or y + h > size[1] + BOX_SLACK_PX
+    ):
+        findings.error(
+            "box_outside_image", path, f"{where} on {name}: [{x}, {y}, {w}, {h}] leaves the {size[0]}x{size[1]} image"
+        )

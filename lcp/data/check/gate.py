@@ -21,10 +21,17 @@ from lcp.progress import map_with_progress
 NONE = "none"  # --degradation of a real low-quality set: annotations and images alone
 
 
-def check_set(lowq_dir: Path, clean_dir: Path | None, annotation_files: list[Path],
-              classes: list[str] | None = None, degradation: str | None = None, workers: int = 1,
-              progress: bool = True, erased_below: float = ERASED_BELOW,
-              max_erased_share: float = MAX_ERASED_SHARE) -> dict[str, Any]:
+def check_set(
+    lowq_dir: Path,
+    clean_dir: Path | None,
+    annotation_files: list[Path],
+    classes: list[str] | None = None,
+    degradation: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    erased_below: float = ERASED_BELOW,
+    max_erased_share: float = MAX_ERASED_SHARE,
+) -> dict[str, Any]:
     """Run every check; return the report (its 'ok' says whether the gate passes)."""
     for option, value in (("--erased-below", erased_below), ("--max-erased-share", max_erased_share)):
         if not 0 <= value <= 1:
@@ -38,8 +45,9 @@ def check_set(lowq_dir: Path, clean_dir: Path | None, annotation_files: list[Pat
 
     if kind is None:  # nothing synthesised: decode every image, pair none
         clean_dir, clean_images, pairs = None, [], []
-        measured = map_with_progress(inspect_size, [str(p) for p in lowq_images], workers, "check", "image",
-                                     show=progress)
+        measured = map_with_progress(
+            inspect_size, [str(p) for p in lowq_images], workers, "check", "image", show=progress
+        )
         for result in measured:
             if result["problem"] is not None:
                 findings.error(result["problem"][0], result["lowq"], result["problem"][1])
@@ -51,11 +59,18 @@ def check_set(lowq_dir: Path, clean_dir: Path | None, annotation_files: list[Pat
         measured = check_pairs(pairs, kind, records, findings, workers, progress)
         # Sizes of the files already decoded (None: broken, already reported), for the annotations.
         sizes = {Path(r[role]): r[f"{role}_size"] for r in measured for role in ("lowq", "clean")}
-        objects = check_objects(lowq_dir, lowq_images, kind, records, bool(annotations), erased_below,
-                                 max_erased_share, findings)
+        objects = check_objects(
+            lowq_dir, lowq_images, kind, records, bool(annotations), erased_below, max_erased_share, findings
+        )
     folders = [lowq_dir] if clean_dir is None else [lowq_dir, clean_dir]
-    counts = {"lowq_images": len(lowq_images), "clean_images": len(clean_images), "pairs": len(pairs),
-              "annotation_files": len(annotations), "annotations": 0, "annotated_images": 0}
+    counts = {
+        "lowq_images": len(lowq_images),
+        "clean_images": len(clean_images),
+        "pairs": len(pairs),
+        "annotation_files": len(annotations),
+        "annotations": 0,
+        "annotated_images": 0,
+    }
     for path, coco in annotations:
         check_annotations(path, coco, folders, classes, sizes, findings)
         counts["annotations"] += len(coco["annotations"])
@@ -68,8 +83,7 @@ def check_set(lowq_dir: Path, clean_dir: Path | None, annotation_files: list[Pat
                 if path.name not in listed:
                     findings.warning("image_not_annotated", path, "in no annotation file")
 
-    images = {Path(r["lowq"]).name: {"clean": Path(r["clean"]).name, "measured": r.get("measured")}
-              for r in measured}
+    images = {Path(r["lowq"]).name: {"clean": Path(r["clean"]).name, "measured": r.get("measured")} for r in measured}
     for name, entry in objects.get("images", {}).items():
         images.setdefault(name, {}).update(entry)
     return {
@@ -102,37 +116,50 @@ def read_sidecar(lowq_dir: Path) -> dict | None:
     return sidecar
 
 
-def _degradation_kind(requested: str | None, sidecar: dict | None, lowq_images: list[Path],
-                      findings: Findings, lowq_dir: Path, clean_dir: Path | None) -> str | None:
+def _degradation_kind(
+    requested: str | None,
+    sidecar: dict | None,
+    lowq_images: list[Path],
+    findings: Findings,
+    lowq_dir: Path,
+    clean_dir: Path | None,
+) -> str | None:
     """The degradation to check, or None: a real low-quality set, checked without pairing."""
     if requested == NONE:
         return None
     recorded = sidecar.get("degradation") if sidecar else None
     if requested and recorded and requested != recorded:
-        findings.error("degradation_mismatch", lowq_dir / SIDECAR_NAME,
-                       f"the sidecar says {recorded}, --degradation says {requested}")
+        findings.error(
+            "degradation_mismatch",
+            lowq_dir / SIDECAR_NAME,
+            f"the sidecar says {recorded}, --degradation says {requested}",
+        )
     kind = requested or recorded
     if kind is None:
         markers = {cls.marker: name for name, cls in DEGRADATIONS.items()}
-        found = {markers[split[1]] for p in lowq_images
-                 if (split := split_lowq_stem(p.stem, list(markers))) is not None}
+        found = {
+            markers[split[1]] for p in lowq_images if (split := split_lowq_stem(p.stem, list(markers))) is not None
+        }
         if not found and clean_dir is None:
             return None
         if len(found) != 1:
-            raise LCPError(f"{lowq_dir}: cannot tell the degradation from the file names "
-                           f"(found {sorted(found) or 'none'}); pass --degradation "
-                           f"({'|'.join(sorted(DEGRADATIONS))}, or none for a real low-quality set)")
+            raise LCPError(
+                f"{lowq_dir}: cannot tell the degradation from the file names "
+                f"(found {sorted(found) or 'none'}); pass --degradation "
+                f"({'|'.join(sorted(DEGRADATIONS))}, or none for a real low-quality set)"
+            )
         kind = found.pop()
     if kind not in DEGRADATIONS:
         raise LCPError(f"{lowq_dir / SIDECAR_NAME}: unknown degradation {kind!r}")
     if clean_dir is None:
-        raise LCPError(f"{lowq_dir}: a {kind} set is checked against its clean images; pass --clean, "
-                       "or --degradation none to check its annotations and images alone")
+        raise LCPError(
+            f"{lowq_dir}: a {kind} set is checked against its clean images; pass --clean, "
+            "or --degradation none to check its annotations and images alone"
+        )
     return kind
 
 
 def inspect_size(path: str) -> dict[str, Any]:
     """Decode one image: its [width, height], or the problem (code, description)."""
     image, problem = inspect_image_file(path)
-    return {"lowq": path, "lowq_size": None if image is None else [image.shape[1], image.shape[0]],
-            "problem": problem}
+    return {"lowq": path, "lowq_size": None if image is None else [image.shape[1], image.shape[0]], "problem": problem}

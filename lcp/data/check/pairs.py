@@ -23,8 +23,9 @@ MIN_SCENE_CORRELATION = 0.25
 SCENE_COMPARISON_SIZE = 512
 
 
-def pair_images(lowq_images: list[Path], clean_images: list[Path], kind: str, records: dict,
-          findings: Findings) -> list[tuple[Path, Path, str]]:
+def pair_images(
+    lowq_images: list[Path], clean_images: list[Path], kind: str, records: dict, findings: Findings
+) -> list[tuple[Path, Path, str]]:
     """(low-quality path, clean path, variant label) for every low-quality image that pairs."""
     by_stem: dict[str, list[Path]] = defaultdict(list)
     for path in clean_images:
@@ -49,8 +50,11 @@ def pair_images(lowq_images: list[Path], clean_images: list[Path], kind: str, re
             continue
         clean = candidates[0]
         if record is not None and record.get("source") != clean.name:
-            findings.error("mispaired", lowq, f"{SIDECAR_NAME} says it was made from {record.get('source')}, "
-                                              f"its name pairs it with {clean.name}")
+            findings.error(
+                "mispaired",
+                lowq,
+                f"{SIDECAR_NAME} says it was made from {record.get('source')}, its name pairs it with {clean.name}",
+            )
             continue
         used.add(clean)
         label = "_".join(f"{k}_{v}" for k, v in params.items())
@@ -61,8 +65,9 @@ def pair_images(lowq_images: list[Path], clean_images: list[Path], kind: str, re
     return pairs
 
 
-def check_pairs(pairs: list[tuple[Path, Path, str]], kind: str, records: dict, findings: Findings, workers: int,
-                progress: bool) -> list[dict[str, Any]]:
+def check_pairs(
+    pairs: list[tuple[Path, Path, str]], kind: str, records: dict, findings: Findings, workers: int, progress: bool
+) -> list[dict[str, Any]]:
     """`check_pair` over `pairs` in `workers` processes; its problems go to `findings` as errors."""
     tasks = [(str(lowq), str(clean), label, kind, records.get(lowq.name)) for lowq, clean, label in pairs]
     results = map_with_progress(check_pair, tasks, workers, "check", "pair", show=progress)
@@ -89,19 +94,29 @@ def check_pair(task: tuple[str, str, str, str, dict | None]) -> dict[str, Any]:
         return result
     lowq, clean = images["lowq"], images["clean"]
     if lowq.shape != clean.shape:
-        result["problems"].append(("size_mismatch", lowq_path,
-                                   f"{lowq.shape[1]}x{lowq.shape[0]}, its clean image {Path(clean_path).name} is "
-                                   f"{clean.shape[1]}x{clean.shape[0]}"))
+        result["problems"].append(
+            (
+                "size_mismatch",
+                lowq_path,
+                f"{lowq.shape[1]}x{lowq.shape[0]}, its clean image {Path(clean_path).name} is "
+                f"{clean.shape[1]}x{clean.shape[0]}",
+            )
+        )
         return result
     lowq_f, clean_f = to_float(lowq), to_float(clean)
     degradation = DEGRADATIONS[kind]
     correlation = scene_correlation(degradation.structure(clean_f, record), degradation.structure(lowq_f, record))
     result["scene_correlation"] = round(correlation, 4)
     if correlation < MIN_SCENE_CORRELATION:
-        result["problems"].append(("content_mismatch", lowq_path,
-                                   f"does not show the scene of {Path(clean_path).name} (edge correlation "
-                                   f"{correlation:.2f} < {MIN_SCENE_CORRELATION}): swapped or misnamed, or the "
-                                   "degradation hid most of it (a depth map far from the scene's geometry?)"))
+        result["problems"].append(
+            (
+                "content_mismatch",
+                lowq_path,
+                f"does not show the scene of {Path(clean_path).name} (edge correlation "
+                f"{correlation:.2f} < {MIN_SCENE_CORRELATION}): swapped or misnamed, or the "
+                "degradation hid most of it (a depth map far from the scene's geometry?)",
+            )
+        )
         return result
     measured = degradation.measure(clean_f, lowq_f, record)
     result["measured"] = measured
@@ -141,7 +156,7 @@ def scene_correlation(clean: np.ndarray, lowq: np.ndarray) -> float:
 
     mean_a, mean_b = local_mean(a), local_mean(b)
     covariance = local_mean(a * b) - mean_a * mean_b
-    spread = np.sqrt(np.maximum((local_mean(a * a) - mean_a ** 2) * (local_mean(b * b) - mean_b ** 2), 0.0))
+    spread = np.sqrt(np.maximum((local_mean(a * a) - mean_a**2) * (local_mean(b * b) - mean_b**2), 0.0))
     total = float(spread.sum())
     return float(covariance.sum() / total) if total > 1e-12 else 0.0
 
@@ -158,6 +173,10 @@ def summarise_degradation(measured: list[dict[str, Any]], kind: str | None) -> d
     summary = {}
     for variant, values in sorted(by_variant.items()):
         array = np.array(values)
-        summary[variant] = {"images": len(values), "mean": round(float(array.mean()), 4),
-                            "min": round(float(array.min()), 4), "max": round(float(array.max()), 4)}
+        summary[variant] = {
+            "images": len(values),
+            "mean": round(float(array.mean()), 4),
+            "min": round(float(array.min()), 4),
+            "max": round(float(array.max()), 4),
+        }
     return {"statistic": statistic, "by_variant": summary}

@@ -31,8 +31,9 @@ class Annotations:
         lines = [f"{out / name}: {sum(self.images.values())} images -> {jsons}"]
         rows = [("images", self.images)]
         rows += [(f"{label} boxes", self.boxes[label]) for label in classes]
-        rows += [(f"{label} crowd/ignore boxes", self.crowd_boxes[label]) for label in classes
-                 if self.crowd_boxes[label]]
+        rows += [
+            (f"{label} crowd/ignore boxes", self.crowd_boxes[label]) for label in classes if self.crowd_boxes[label]
+        ]
         rows.append(("images without a box", self.negatives))
         width = max(len(label) for label, _ in rows) + 2
         lines.append("  " + "".ljust(width) + "".join(f"{split:>8}" for split in SPLITS))
@@ -89,8 +90,7 @@ def build_annotations(
     result = Annotations(cocos)
     image_id = annotation_id = 0
     for sample, file_name, (width, height) in zip(samples, file_names, sizes, strict=True):
-        kept = [(box, bbox) for box in sample.boxes
-                if (bbox := coco_box(box, width, height, name, report)) is not None]
+        kept = [(box, bbox) for box in sample.boxes if (bbox := coco_box(box, width, height, name, report)) is not None]
         if not kept and drop_empty:
             report.warn("image with no box left, dropped (--drop-empty)", sample.image)
             result.dropped.append(file_name)
@@ -102,16 +102,24 @@ def build_annotations(
         result.negatives[sample.split] += not kept
         for box, (x, y, w, h) in kept:
             annotation_id += 1
-            coco["annotations"].append({
-                "id": annotation_id, "image_id": image_id, "category_id": category_ids[box.label],
-                "bbox": [x, y, w, h], "area": round(w * h, 2), "iscrowd": int(box.crowd),
-            })
+            coco["annotations"].append(
+                {
+                    "id": annotation_id,
+                    "image_id": image_id,
+                    "category_id": category_ids[box.label],
+                    "bbox": [x, y, w, h],
+                    "area": round(w * h, 2),
+                    "iscrowd": int(box.crowd),
+                }
+            )
             (result.crowd_boxes if box.crowd else result.boxes)[box.label][sample.split] += 1
     if not image_id:
         raise LCPError(f"{folder}: no images left to write (all dropped; see the warnings)")
     source_boxes = sum(len(sample.boxes) for sample in samples)
     if source_boxes and not annotation_id:
-        raise LCPError(f"{folder}: all {source_boxes} boxes of the source were dropped (see the warnings); "
-                       "a set without boxes has nothing to train or evaluate on")
+        raise LCPError(
+            f"{folder}: all {source_boxes} boxes of the source were dropped (see the warnings); "
+            "a set without boxes has nothing to train or evaluate on"
+        )
     result.cocos = {split: cocos[split] for split in SPLITS if result.images[split]}
     return result

@@ -198,27 +198,48 @@ def default_name(foggy: Path | None, rainy: Path | None) -> str:
 
 
 def image_source(
-    root: Path, foggy: Path | None = None, beta: float = 0.02, rainy: Path | None = None,
-    rain_alpha: Sequence[float] | None = None, rain_beta: Sequence[float] | None = None,
-    rain_dropsize: Sequence[float] | None = None, rain_pattern: Sequence[int] | None = None,
+    root: Path,
+    foggy: Path | None = None,
+    beta: float = 0.02,
+    rainy: Path | None = None,
+    rain_alpha: Sequence[float] | None = None,
+    rain_beta: Sequence[float] | None = None,
+    rain_dropsize: Sequence[float] | None = None,
+    rain_pattern: Sequence[int] | None = None,
 ) -> ImageSource:
     """Which images this run writes: clear leftImg8bit (default), `foggy` or `rainy`."""
     if foggy is not None:
-        return ImageSource(foggy, FOGGY_PATTERN, lambda m: matches_any(m["beta"], [beta]), "Foggy Cityscapes",
-                           missing_frame="warn")
+        return ImageSource(
+            foggy, FOGGY_PATTERN, lambda m: matches_any(m["beta"], [beta]), "Foggy Cityscapes", missing_frame="warn"
+        )
     if rainy is not None:
+
         def keep_rainy(m: re.Match) -> bool:
-            return (matches_any(m["alpha"], rain_alpha) and matches_any(m["beta"], rain_beta)
-                    and matches_any(m["dropsize"], rain_dropsize)
-                    and (rain_pattern is None or int(m["pattern"]) in rain_pattern))
+            return (
+                matches_any(m["alpha"], rain_alpha)
+                and matches_any(m["beta"], rain_beta)
+                and matches_any(m["dropsize"], rain_dropsize)
+                and (rain_pattern is None or int(m["pattern"]) in rain_pattern)
+            )
+
         return ImageSource(rainy, RAINY_PATTERN, keep_rainy, "Rainy Cityscapes", missing_frame="count")
     return ImageSource(root / "leftImg8bit", CLEAR_PATTERN, lambda m: True, "leftImg8bit", missing_frame="error")
 
 
-def convert(root: Path, output: Output, *, classes: Sequence[str] = CONFIG_CLASS_ORDER, foggy: Path | None = None,
-            beta: float = 0.02, rainy: Path | None = None, rain_alpha: Sequence[float] | None = None,
-            rain_beta: Sequence[float] | None = None, rain_dropsize: Sequence[float] | None = None,
-            rain_pattern: Sequence[int] | None = None, drop_empty: bool = False) -> Report:
+def convert(
+    root: Path,
+    output: Output,
+    *,
+    classes: Sequence[str] = CONFIG_CLASS_ORDER,
+    foggy: Path | None = None,
+    beta: float = 0.02,
+    rainy: Path | None = None,
+    rain_alpha: Sequence[float] | None = None,
+    rain_beta: Sequence[float] | None = None,
+    rain_dropsize: Sequence[float] | None = None,
+    rain_pattern: Sequence[int] | None = None,
+    drop_empty: bool = False,
+) -> Report:
     """Write the boxes of the gtFine annotations below `root` on the clear, `foggy` (one
     `beta`) or `rainy` (every variant the rain_* filters keep, None: all) images as the
     image set `output`; `classes` in category order."""
@@ -232,6 +253,12 @@ def convert(root: Path, output: Output, *, classes: Sequence[str] = CONFIG_CLASS
     source = image_source(root, foggy, beta, rainy, rain_alpha, rain_beta, rain_dropsize, rain_pattern)
     check_output_free(output.out, [output.name], output.overwrite, [root, foggy, rainy])
     frames = read_frames(root / "gtFine", classes, report)
-    write_image_set(image_set_samples(source, frames, report), output, classes=classes, report=report,
-                    drop_empty=drop_empty, description=f"Cityscapes gtFine boxes on {source.what} images")
+    write_image_set(
+        image_set_samples(source, frames, report),
+        output,
+        classes=classes,
+        report=report,
+        drop_empty=drop_empty,
+        description=f"Cityscapes gtFine boxes on {source.what} images",
+    )
     return report

@@ -96,9 +96,17 @@ def read_coco(path: Path, split: str, images_root: Path, renames: dict[str, str]
     return list(samples.values()), [categories[i] for i in sorted(categories)]
 
 
-def convert(images: Path, output: Output, *, train: Path | None = None, test: Path | None = None,
-            renames: Iterable[tuple[str, str]] = (), classes: Sequence[str] | None = None, split: Split = DEFAULT_SPLIT,
-            drop_empty: bool = False) -> Report:
+def convert(
+    images: Path,
+    output: Output,
+    *,
+    train: Path | None = None,
+    test: Path | None = None,
+    renames: Iterable[tuple[str, str]] = (),
+    classes: Sequence[str] | None = None,
+    split: Split = DEFAULT_SPLIT,
+    drop_empty: bool = False,
+) -> Report:
     """Write the images of the COCO files `train` and/or `test` (file_names relative to
     `images`) as the image set `output`; `renames` are (old, new) category names, `classes`
     (default: the source categories in id order) the category order written."""
@@ -124,5 +132,14 @@ def convert(images: Path, output: Output, *, train: Path | None = None, test: Pa
         raise LCPError(f"{train or test}: no categories, and no --classes given")
     keep_classes(samples, classes, report, dropped="annotation of category")
     description = f"COCO {train or ''} {test or ''}".strip()
-    return finish(samples, output, report, split=split, default_test_fraction=DEFAULT_TEST_FRACTION,
-                  classes=classes, description=description, own_split=True, drop_empty=drop_empty)
+    return finish(
+        samples,
+        output,
+        report,
+        split=split,
+        default_test_fraction=DEFAULT_TEST_FRACTION,
+        classes=classes,
+        description=description,
+        own_split=True,
+        drop_empty=drop_empty,
+    )

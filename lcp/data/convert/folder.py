@@ -36,5 +36,12 @@ def convert(src: Path, output: Output, *, classes: Sequence[str] = (), split: Sp
             samples.append(Sample(path))
         else:
             report.warn("not an image file (by its extension), skipped", path)
-    return finish(samples, output, report, split=split, default_test_fraction=DEFAULT_TEST_FRACTION,
-                  classes=classes, description=f"images of {src}")
+    return finish(
+        samples,
+        output,
+        report,
+        split=split,
+        default_test_fraction=DEFAULT_TEST_FRACTION,
+        classes=classes,
+        description=f"images of {src}",
+    )

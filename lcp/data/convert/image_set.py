@@ -49,11 +49,20 @@ def write_image_set(
     try:
         images = staging / name
         images.mkdir()
-        sizes = transcode_images([s.image for s in samples], [images / f for f in file_names], output.workers,
-                                 desc=f"convert {name}")
+        sizes = transcode_images(
+            [s.image for s in samples], [images / f for f in file_names], output.workers, desc=f"convert {name}"
+        )
         info = {"description": description or name, "converted_by": f"lcp data convert {report.command}"}
-        annotations = build_annotations(samples, file_names, sizes, folder=out / name, classes=classes,
-                                        info=info, report=report, drop_empty=drop_empty)
+        annotations = build_annotations(
+            samples,
+            file_names,
+            sizes,
+            folder=out / name,
+            classes=classes,
+            info=info,
+            report=report,
+            drop_empty=drop_empty,
+        )
         for file_name in annotations.dropped:
             (images / file_name).unlink()
         for split, coco in annotations.cocos.items():

@@ -51,8 +51,10 @@ def check_output_free(out: Path, names: Iterable[str], overwrite: bool, sources:
             if not path.exists():
                 continue
             if not is_lcp_folder(folder):
-                raise LCPError(f"{path}: already exists beside no image set lcp wrote ({folder} has no {MARKER}), "
-                               "so even --overwrite does not replace it; remove it by hand or choose another name")
+                raise LCPError(
+                    f"{path}: already exists beside no image set lcp wrote ({folder} has no {MARKER}), "
+                    "so even --overwrite does not replace it; remove it by hand or choose another name"
+                )
             if not overwrite:
                 raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
 

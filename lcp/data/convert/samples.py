@@ -51,8 +51,10 @@ def keep_classes(samples: Sequence[Sample], classes: Sequence[str], report: Repo
     empty = [name for name in classes if not found[name]]
     if empty and found:  # a source without any box (images to run a detector on) is not refused here
         which = f"class {empty[0]!r} has" if len(empty) == 1 else f"classes {', '.join(map(repr, empty))} have"
-        raise LCPError(f"{which} no box in the source; the classes with boxes are {', '.join(sorted(found))} "
-                       "(choose among them with --classes)")
+        raise LCPError(
+            f"{which} no box in the source; the classes with boxes are {', '.join(sorted(found))} "
+            "(choose among them with --classes)"
+        )
     for sample in samples:
         for box in sample.boxes:
             if box.label not in classes:

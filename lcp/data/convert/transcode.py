@@ -49,8 +49,9 @@ def transcode_image(job: tuple[str, str]) -> tuple[int, int] | str:
     return width, height
 
 
-def transcode_images(sources: Sequence[Path], targets: Sequence[Path], workers: int,
-                     desc: str) -> list[tuple[int, int]]:
+def transcode_images(
+    sources: Sequence[Path], targets: Sequence[Path], workers: int, desc: str
+) -> list[tuple[int, int]]:
     """Write each source image to its target as .jpg, with progress; the (width, height) of
     each, or an LCPError naming the first source that could not be converted."""
     jobs = [(str(source), str(target)) for source, target in zip(sources, targets, strict=True)]

@@ -37,8 +37,15 @@ DROPPED_CLASSES = frozenset({"waterweed"})
 DEFAULT_TEST_FRACTION = 0.2
 
 
-def convert(src: Path, output: Output, *, split: Split = DEFAULT_SPLIT, images: Path | None = None,
-            annotations: Path | None = None, drop_empty: bool = False) -> Report:
+def convert(
+    src: Path,
+    output: Output,
+    *,
+    split: Split = DEFAULT_SPLIT,
+    images: Path | None = None,
+    annotations: Path | None = None,
+    drop_empty: bool = False,
+) -> Report:
     """Write the URPC2020 (or DFUI) set at `src` as the image set `output`."""
     images_root, annotations_root = source_folders(src, images, annotations)
     report = begin("urpc", output, [src, images, annotations, split.test_list])
@@ -51,8 +58,18 @@ def convert(src: Path, output: Output, *, split: Split = DEFAULT_SPLIT, images: 
             elif box.label in CLASSES:
                 boxes.append(box)
             else:
-                raise LCPError(f"{box.origin}: unknown class {box.label!r}; "
-                               f"URPC2020 has {', '.join(CLASSES)} (and waterweed, dropped)")
+                raise LCPError(
+                    f"{box.origin}: unknown class {box.label!r}; "
+                    f"URPC2020 has {', '.join(CLASSES)} (and waterweed, dropped)"
+                )
         samples.append(Sample(image, boxes=boxes))
-    return finish(samples, output, report, split=split, default_test_fraction=DEFAULT_TEST_FRACTION,
-                  classes=CLASSES, description=f"URPC2020 {src}", drop_empty=drop_empty)
+    return finish(
+        samples,
+        output,
+        report,
+        split=split,
+        default_test_fraction=DEFAULT_TEST_FRACTION,
+        classes=CLASSES,
+        description=f"URPC2020 {src}",
+        drop_empty=drop_empty,
+    )

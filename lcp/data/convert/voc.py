@@ -84,8 +84,10 @@ def pair_by_stem(images_root: Path, annotations_root: Path, report: Report) -> l
             report.warn(f"{kind}, neither an image nor a VOC xml, ignored", path)
             continue
         if path.stem in table:
-            raise LCPError(f"{path}: same stem as {table[path.stem]}; images and xml files are paired by stem, "
-                           "so stems must be unique")
+            raise LCPError(
+                f"{path}: same stem as {table[path.stem]}; images and xml files are paired by stem, "
+                "so stems must be unique"
+            )
         table[path.stem] = path
     for stem in sorted(set(images) - set(annotations)):
         report.warn("image without an xml file, skipped", images[stem])
@@ -120,8 +122,16 @@ def source_folders(src: Path, images: Path | None, annotations: Path | None) -> 
     return images, annotations
 
 
-def convert(src: Path, output: Output, *, classes: Sequence[str] | None = None, split: Split = DEFAULT_SPLIT,
-            images: Path | None = None, annotations: Path | None = None, drop_empty: bool = False) -> Report:
+def convert(
+    src: Path,
+    output: Output,
+    *,
+    classes: Sequence[str] | None = None,
+    split: Split = DEFAULT_SPLIT,
+    images: Path | None = None,
+    annotations: Path | None = None,
+    drop_empty: bool = False,
+) -> Report:
     """Write the VOC set at `src` as the image set `output`; `classes` (default: all found,
     sorted) in category order."""
     images_root, annotations_root = source_folders(src, images, annotations)
@@ -132,5 +142,13 @@ def convert(src: Path, output: Output, *, classes: Sequence[str] | None = None, 
     if not classes:
         raise LCPError(f"{annotations_root}: no objects in any xml file, and no --classes given")
     keep_classes(samples, classes, report, dropped="box of class")
-    return finish(samples, output, report, split=split, default_test_fraction=DEFAULT_TEST_FRACTION,
-                  classes=classes, description=f"VOC {src}", drop_empty=drop_empty)
+    return finish(
+        samples,
+        output,
+        report,
+        split=split,
+        default_test_fraction=DEFAULT_TEST_FRACTION,
+        classes=classes,
+        description=f"VOC {src}",
+        drop_empty=drop_empty,
+    )

@@ -55,8 +55,10 @@ def read_names(path: Path) -> dict[int, str]:
         lines = text.strip("\n").splitlines()
         if any(not line.strip() for line in lines):
             # a blank line inside the list would shift every later id by one
-            raise LCPError(f"{path}: line {[line.strip() for line in lines].index('') + 1} is empty; "
-                           "line i names class id i, so every line must hold a name")
+            raise LCPError(
+                f"{path}: line {[line.strip() for line in lines].index('') + 1} is empty; "
+                "line i names class id i, so every line must hold a name"
+            )
         names = {i: line.strip() for i, line in enumerate(lines)}
     else:
         import yaml
@@ -104,8 +106,10 @@ def parse_label_file(path: Path, names: dict[int, str]) -> list[Box]:
         if not index_value.is_integer() or int(index_value) not in names:
             raise LCPError(f"{where}: class id {fields[0]} has no name (the names: {describe(names)})")
         if max(cx, cy, w, h) > MAX_NORMALISED:
-            raise LCPError(f"{where}: cx cy w h {' '.join(fields[1:])} are not normalised to 0..1; YOLO labels give "
-                           "them as fractions of the image width and height (pixel coordinates? divide by the size)")
+            raise LCPError(
+                f"{where}: cx cy w h {' '.join(fields[1:])} are not normalised to 0..1; YOLO labels give "
+                "them as fractions of the image width and height (pixel coordinates? divide by the size)"
+            )
         label = names[int(index_value)]
         corners = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
         boxes.append(Box(label, *corners, origin=f"{where} ({label})", relative=True))
@@ -133,12 +137,15 @@ def names_file(src: Path, labels: Path, names: Path | None) -> Path:
             if (folder / candidate).is_file():
                 return folder / candidate
     where = " or ".join(str(folder) for folder in dict.fromkeys([src, labels]))
-    raise LCPError(f"{where}: no classes.txt or data.yaml names the class ids; give --names FILE "
-                   "(one name a line, line i for id i) — --classes only picks and orders classes by name")
+    raise LCPError(
+        f"{where}: no classes.txt or data.yaml names the class ids; give --names FILE "
+        "(one name a line, line i for id i) — --classes only picks and orders classes by name"
+    )
 
 
-def collect(images_root: Path, labels_root: Path, names: dict[int, str], names_path: Path,
-            report: Report) -> tuple[list[Sample], bool]:
+def collect(
+    images_root: Path, labels_root: Path, names: dict[int, str], names_path: Path, report: Report
+) -> tuple[list[Sample], bool]:
     """Samples with their boxes, and whether the source has its own split folders."""
     separate = images_root != labels_root
     samples = []
@@ -166,8 +173,16 @@ def collect(images_root: Path, labels_root: Path, names: dict[int, str], names_p
     return samples, own_split
 
 
-def convert(src: Path, output: Output, *, labels: Path | None = None, names: Path | None = None,
-            classes: Sequence[str] | None = None, split: Split = DEFAULT_SPLIT, drop_empty: bool = False) -> Report:
+def convert(
+    src: Path,
+    output: Output,
+    *,
+    labels: Path | None = None,
+    names: Path | None = None,
+    classes: Sequence[str] | None = None,
+    split: Split = DEFAULT_SPLIT,
+    drop_empty: bool = False,
+) -> Report:
     """Write the YOLO set at `src` as the image set `output`; `classes` (default: all names, in
     id order) picked by name, in category order."""
     report = begin("yolo", output, [src, labels, names, split.test_list], source_folder=src)
@@ -185,5 +200,14 @@ def convert(src: Path, output: Output, *, labels: Path | None = None, names: Pat
                 report.warn("image outside the train/val/test folders, skipped", sample.image)
         samples = [sample for sample in samples if sample.split]
     keep_classes(samples, classes, report, dropped="box of class")
-    return finish(samples, output, report, split=split, default_test_fraction=DEFAULT_TEST_FRACTION,
-                  classes=classes, description=f"YOLO {src}", own_split=own_split, drop_empty=drop_empty)
+    return finish(
+        samples,
+        output,
+        report,
+        split=split,
+        default_test_fraction=DEFAULT_TEST_FRACTION,
+        classes=classes,
+        description=f"YOLO {src}",
+        own_split=own_split,
+        drop_empty=drop_empty,
+    )
