@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lcp.apis.streams import annotation_loading_unprinted, stdout_to_stderr
 from lcp.apis.tracking_request import TrackingRequest
 from lcp.errors import LCPError
 
@@ -32,6 +33,7 @@ class Evaluation:
     run_names: dict[str, Any] = field(default_factory=dict)  # the tracked run's scene/step/method/variant
 
 
+@stdout_to_stderr
 def evaluate_checkpoint(
     config: str,
     checkpoint: str,
@@ -52,7 +54,8 @@ def evaluate_checkpoint(
 ) -> Evaluation:
     """Each keyword is the `lcp test` option of that name (`metrics`: --eval bbox; `eval_out` implies
     it; `eval_options` as lcp.apis.options.parse_eval_options returns them). `tracking` is only used
-    with metrics, and only checked here: track_evaluation records the run."""
+    with metrics, and only checked here: track_evaluation records the run. Nothing goes to stdout:
+    what pycocotools and mmcv print there goes to stderr."""
     import mmcv
     from mmcv.parallel import MMDataParallel
     from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTensor
@@ -93,7 +96,8 @@ def evaluate_checkpoint(
     if loader_cfg["samples_per_gpu"] > 1:
         test_cfg.pipeline = replace_ImageToTensor(test_cfg.pipeline)
     check_dataset_cfg(test_cfg)
-    dataset = build_dataset(test_cfg)
+    with annotation_loading_unprinted():
+        dataset = build_dataset(test_cfg)
     sources = [config, checkpoint, dataset.ann_file, dataset.img_prefix or None]
     for path in (out, eval_out, results_json):
         if path:

@@ -57,6 +57,7 @@ def train_detector(
 
     from lcp.apis.distributed import wrap_distributed
     from lcp.apis.resume import restore_best_record
+    from lcp.apis.streams import annotation_loading_unprinted
     from lcp.hooks.random_state import RandomStateHook
 
     cfg = compat_cfg(cfg)
@@ -115,7 +116,8 @@ def train_detector(
         val_loader_args.update(cfg.data.get("val_dataloader", {}))
         if val_loader_args["samples_per_gpu"] > 1:
             cfg.data.val.pipeline = replace_ImageToTensor(cfg.data.val.pipeline)
-        val_dataset = build_dataset(cfg.data.val, dict(test_mode=True))
+        with annotation_loading_unprinted():
+            val_dataset = build_dataset(cfg.data.val, dict(test_mode=True))
         val_loader = build_dataloader(val_dataset, **val_loader_args)
         eval_cfg = cfg.get("evaluation", {})
         eval_cfg["by_epoch"] = cfg.runner["type"] != "IterBasedRunner"

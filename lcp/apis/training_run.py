@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lcp.apis.streams import annotation_loading_unprinted, stdout_to_stderr
 from lcp.apis.tracking_request import TrackingRequest
 from lcp.errors import LCPError
 
@@ -83,8 +84,10 @@ def checked_training_config(request: TrainingRequest):
     return cfg, work_dir
 
 
+@stdout_to_stderr
 def train_from_config(request: TrainingRequest) -> TrainedRun:
-    """Train in this process (one rank of a distributed run when request.launcher is not none)."""
+    """Train in this process (one rank of a distributed run when request.launcher is not none).
+    Nothing goes to stdout: what pycocotools and mmcv print there goes to stderr, beside the log."""
     import torch
     import torch.distributed as dist
     from mmdet import __version__ as mmdet_version
@@ -151,7 +154,8 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     if distributed:
         check_distributed_cfg(cfg, model, cfg.device, validate=request.validate, source=request.config)
 
-    datasets = [build_dataset(cfg.data.train)]
+    with annotation_loading_unprinted():
+        datasets = [build_dataset(cfg.data.train)]
 
     if cfg.resume_from:
         # strict: a checkpoint of another architecture is refused before training starts;
