@@ -63,7 +63,7 @@ def train_detector(
     cfg = compat_cfg(cfg)
     logger = get_root_logger(log_level=cfg.log_level)
     runner_type = cfg.runner["type"] if "runner" in cfg else "EpochBasedRunner"
-    train_loader_args = dict(
+    train_loader_cfg = dict(
         samples_per_gpu=2,
         workers_per_gpu=2,
         num_gpus=len(cfg.gpu_ids),
@@ -72,8 +72,8 @@ def train_detector(
         runner_type=runner_type,
         persistent_workers=False,
     )
-    train_loader_args.update(cfg.data.get("train_dataloader", {}))
-    data_loaders = [build_dataloader(dataset, **train_loader_args) for dataset in datasets]
+    train_loader_cfg.update(cfg.data.get("train_dataloader", {}))
+    data_loaders = [build_dataloader(dataset, **train_loader_cfg) for dataset in datasets]
 
     if distributed:
         model = wrap_distributed(model, cfg.device, find_unused_parameters=cfg.get("find_unused_parameters", False))
@@ -110,15 +110,15 @@ def train_detector(
         runner.register_hook(RandomStateHook(), priority="HIGHEST")
 
     if validate:
-        val_loader_args = dict(
+        val_loader_cfg = dict(
             samples_per_gpu=1, workers_per_gpu=2, dist=distributed, shuffle=False, persistent_workers=False
         )
-        val_loader_args.update(cfg.data.get("val_dataloader", {}))
-        if val_loader_args["samples_per_gpu"] > 1:
+        val_loader_cfg.update(cfg.data.get("val_dataloader", {}))
+        if val_loader_cfg["samples_per_gpu"] > 1:
             cfg.data.val.pipeline = replace_ImageToTensor(cfg.data.val.pipeline)
         with annotation_loading_unprinted():
             val_dataset = build_dataset(cfg.data.val, dict(test_mode=True))
-        val_loader = build_dataloader(val_dataset, **val_loader_args)
+        val_loader = build_dataloader(val_dataset, **val_loader_cfg)
         eval_cfg = cfg.get("evaluation", {})
         eval_cfg["by_epoch"] = cfg.runner["type"] != "IterBasedRunner"
         # keep the best checkpoint beside the last checkpoint_config.max_keep_ckpts ones
