@@ -1,1 +1,2 @@
-"""Data tools: converters, degradation synthesis, synthesis checks and the demo scene."""
+"""Offline data preparation, what `lcp data` runs: converters, degradation synthesis, set checks
+and the demo scene. lcp.datasets, beside it, holds what mmdet loads at training time."""

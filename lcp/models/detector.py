@@ -12,8 +12,7 @@ from lcp.models.graph_capture import FrontGraphs
 from lcp.models.kl_loss import feature_kl_divergence
 from lcp.models.loss_parsing import parse_losses
 from lcp.models.sync_free import check_proposal_slots
-
-TRAIN_MODES = ("catch_up_learner", "crux_learner")
+from lcp.modes import CATCH_UP, CRUX, TRAIN_MODES
 
 
 @DETECTORS.register_module()
@@ -109,9 +108,9 @@ class LCPDetector(CascadeRCNN):
 
     def trainable_prefixes(self, mode: str) -> tuple[str, ...]:
         """State-dict name prefixes of the parameters that train in `mode`."""
-        if mode == "catch_up_learner":
+        if mode == CATCH_UP:
             return ("backbone.catch_up_learner.",)
-        if mode == "crux_learner":
+        if mode == CRUX:
             deep_stages = tuple(f"backbone.{name}." for name in self.backbone.res_layers[2:])
             return ("crux_learner.", "backbone.catch_up_fusion.") + deep_stages + ("neck.", "rpn_head.", "roi_head.")
         raise LCPError(f"LCPDetector: unknown train mode {mode!r}; expected one of {TRAIN_MODES}")
@@ -166,14 +165,14 @@ class LCPDetector(CascadeRCNN):
         return super().forward(img, img_metas, return_loss=return_loss, **kwargs)
 
     def forward_train(self, img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore=None, img_df=None, **kwargs):
-        if self.train_mode == "catch_up_learner":
+        if self.train_mode == CATCH_UP:
             if img_df is None:
                 raise LCPError(
                     "LCPDetector: catch_up_learner mode needs img_df (the detection-favoured image "
                     "paired with each sample); the training dataset must collect 'img_df'"
                 )
             return dict(kl_loss=self.kl_loss_weight * self.catch_up_divergence(img, img_df))
-        if self.train_mode == "crux_learner":
+        if self.train_mode == CRUX:
             return self.detection_losses(img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore, **kwargs)
         raise LCPError(
             "LCPDetector: train_mode is not set; add TrainModeHook to custom_hooks "
