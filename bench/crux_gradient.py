@@ -3,8 +3,9 @@
 Runs an LCP checkpoint in crux mode on training batches (no optimiser step) and records the
 gradient of the detection loss with respect to every mask pixel. Prints, for the pixels inside
 ground-truth boxes and for the others: the mean gradient, its mean magnitude and the share of
-pixels whose gradient is negative (the loss falls if the mask rises there). A crux learner can
-only learn to mark regions whose gradient has a consistent sign.
+pixels whose gradient is negative (the loss falls if the mask rises there), then how many boxes
+have a negative sum. A crux learner can only learn to mark regions whose gradient has a
+consistent sign.
 
     python bench/crux_gradient.py results/demo/lcp/seed0/latest.pth
     python bench/crux_gradient.py results/demo/pretrain/latest.pth --option model.start_as_pretrained=True
@@ -13,6 +14,7 @@ only learn to mark regions whose gradient has a consistent sign.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -46,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     model = build_detector(cfg.model)
     model.init_weights()
-    load_checkpoint(model, args.checkpoint, map_location="cpu", strict=False, logger="silent")
+    quiet = logging.getLogger("crux_gradient")  # a plain checkpoint lacks LCP's keys: expected
+    quiet.setLevel(logging.ERROR)
+    load_checkpoint(model, args.checkpoint, map_location="cpu", strict=False, logger=quiet)
     model.set_train_mode("crux_learner")
     model.train()
     dataset = build_dataset(cfg.data.train)
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return img * mask
 
     crux_learner.forward = masked
-    inside, outside, spatial_std = [], [], []
+    inside, outside, spatial_std, box_sums = [], [], [], []
     for index, data in enumerate(loader):
         if index == args.batches:
             break
@@ -82,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         mask = masks[-1]
         for image, boxes in enumerate(gt_bboxes):
             in_box = torch.zeros(mask.shape[-2:], dtype=torch.bool)
+            gradient = mask.grad[image, 0]
             for x1, y1, x2, y2 in boxes.round().long().tolist():
                 in_box[y1:y2, x1:x2] = True
-            gradient = mask.grad[image, 0]
+                box_sums.append(float(gradient[y1:y2, x1:x2].sum()))
             inside.append(gradient[in_box])
             outside.append(gradient[~in_box])
             spatial_std.append(float(mask[image, 0].detach().std()))
@@ -97,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  dL/dm {name:12}: mean {float(values.mean()):+.2e}  mean |.| {float(values.abs().mean()):.2e}"
             f"  negative {float((values < 0).float().mean()):.0%}  pixels {values.numel()}"
         )
+    negative = sum(total < 0 for total in box_sums)
+    print(f"  dL/dm summed over each box: negative for {negative} of {len(box_sums)} boxes")
     return 0
 
 
