@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from helpers.debian import find_or_install
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "gpu" / "run.sh"
@@ -70,7 +69,7 @@ def test_the_prebuilt_mmcv_fits_only_the_machine_it_was_built_for():
     assert m.verdict((3, 12), None, None, None)[0] == m.NO_GPU
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_the_script_is_shellcheck_clean():
-    result = subprocess.run(["shellcheck", "-x", str(SCRIPT)], capture_output=True, text=True, cwd=REPO)
+    shellcheck = find_or_install("shellcheck", "shellcheck", require="LCP_REQUIRE_SHELLCHECK")
+    result = subprocess.run([shellcheck, "-x", str(SCRIPT)], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout

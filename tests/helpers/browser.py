@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -21,33 +20,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import pytest
+from helpers.debian import find_or_install
 
 START_TIMEOUT_S = 60
 
 
-def skip_or_fail(reason: str) -> None:
-    if os.environ.get("LCP_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"LCP_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
-
-
 def find_or_install_chromium() -> str:
     """The chromium executable; installed from Debian's packages when missing and running as root."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        skip_or_fail("chromium is not installed and cannot be installed here (needs root and apt-get)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-    result = subprocess.run(install, check=False, capture_output=True, text=True, env=env, timeout=900)
-    if result.returncode != 0:  # package lists missing or stale
-        subprocess.run(["apt-get", "update"], check=False, capture_output=True, text=True, env=env, timeout=600)
-        result = subprocess.run(install, check=False, capture_output=True, text=True, env=env, timeout=900)
-    if result.returncode != 0 or not shutil.which("chromium"):
-        skip_or_fail(f"apt-get install chromium failed: {result.stderr.strip().splitlines()[-1:]}")
-    return shutil.which("chromium")
+    return find_or_install("chromium", "chromium", require="LCP_REQUIRE_BROWSER")
 
 
 class WebSocket:

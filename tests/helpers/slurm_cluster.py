@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import debian
+
 REPO = Path(__file__).resolve().parents[2]
 SLURM_SCRIPTS = REPO / "scripts" / "slurm"
 GPUS = 2
@@ -85,9 +87,7 @@ def cannot_run_slurm_reason() -> str | None:
 
 
 def skip_or_fail(reason: str) -> None:
-    if os.environ.get("LCP_REQUIRE_SLURM") == "1":
-        pytest.fail(f"LCP_REQUIRE_SLURM=1 but {reason}")
-    pytest.skip(reason)
+    debian.skip_or_fail(reason, require="LCP_REQUIRE_SLURM")
 
 
 def run_script(name: str, *args: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
