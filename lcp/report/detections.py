@@ -11,25 +11,14 @@ import os
 from pathlib import Path
 
 from lcp.errors import LCPError
+from lcp.report.test_set import test_set_with
 
 SCORE_THR = 0.3
 
 
 def first_test_images(cfg, count: int, config_path: str) -> list[Path]:
     """The first `count` images of the config's test set, in data-set order."""
-    from mmdet.datasets import build_dataset
-
-    from lcp.datasets.config_checks import check_dataset_cfg
-
-    test_cfg = cfg.data.test
-    test_cfg.test_mode = True
-    check_dataset_cfg(test_cfg)
-    dataset = build_dataset(test_cfg)
-    if len(dataset) < count:
-        raise LCPError(
-            f"{config_path}: the test set has {len(dataset)} image{'s' * (len(dataset) != 1)}, "
-            f"fewer than the {count} pictures asked for"
-        )
+    dataset = test_set_with(cfg, count, config_path, f"the {count} pictures asked for")
     return [Path(dataset.img_prefix or "") / dataset.data_infos[index]["filename"] for index in range(count)]
 
 

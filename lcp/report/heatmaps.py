@@ -30,13 +30,11 @@ def write_crux_heatmaps(
     """Draw the first `count` test images' crux masks; all are made before any is written, each
     written atomically. Existing pictures are replaced only with `overwrite` (stale higher-numbered
     ones are then removed). Returns the pictures written."""
-    from mmdet.datasets import build_dataset
-
     from lcp.apis.config import load_config
     from lcp.apis.inference import build_test_model
     from lcp.apis.options import select_device
-    from lcp.datasets.config_checks import check_dataset_cfg
     from lcp.io import atomic_path, check_outside_sources
+    from lcp.report.test_set import test_set_with
     from lcp.tracking.heatmaps import render_crux_heatmaps
 
     if count < 1:
@@ -52,14 +50,7 @@ def write_crux_heatmaps(
         check_outside_sources(target, [config, checkpoint])
 
     cfg = load_config(config, cfg_options or {})
-    test_cfg = cfg.data.test
-    test_cfg.test_mode = True
-    check_dataset_cfg(test_cfg)
-    dataset = build_dataset(test_cfg)
-    if len(dataset) < count:
-        raise LCPError(
-            f"{config}: the test set has {len(dataset)} image{'s' * (len(dataset) != 1)}, fewer than --count {count}"
-        )
+    dataset = test_set_with(cfg, count, config, f"--count {count}")
     model = build_test_model(cfg, checkpoint)
     if not hasattr(model, "crux_learner"):
         raise LCPError(

@@ -237,3 +237,12 @@ def test_heatmaps_refuses_bad_input_with_one_line(workspace, checkpoints, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith("lcp heatmaps: error: ") and err.endswith(message) and "\n" not in err
     assert not out_dir.exists()
+
+
+def test_sample_detections_refuse_more_pictures_than_test_images(workspace, checkpoints, capsys):
+    outs = [workspace / f"too_many_{index}.jpg" for index in range(2)]
+    args = ["report", "detections", PLAIN_TINY, str(checkpoints["plain"]), *options(workspace)]
+    assert lcp([*args, *(arg for out in outs for arg in ("--out", str(out)))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("the test set has 1 image, fewer than the 2 pictures asked for") and "\n" not in err
+    assert not any(out.exists() for out in outs)
