@@ -65,7 +65,7 @@ def test_model_bench_measures_both_detectors_and_profiles_a_crux_step(tmp_path, 
 
 
 @pytest.mark.slow
-def test_demo_seeds_bench_trains_and_compares_both_methods(tmp_path, capsys):
+def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_on_its_detector(tmp_path, capsys):
     bench = load_bench("bench_demo_seeds")
     argv = ["--tiny", "--seeds", "3", "--work", str(tmp_path / "work"), "--json", str(tmp_path / "ap.json")]
     assert bench.main(argv) == 0
@@ -73,6 +73,19 @@ def test_demo_seeds_bench_trains_and_compares_both_methods(tmp_path, capsys):
     assert [row["seed"] for row in rows] == [3] and {"baseline", "lcp", "crux_health"} <= set(rows[0])
     assert "paired LCP-baseline" in capsys.readouterr().out
     assert (tmp_path / "work" / "demo" / "annotations" / "lowq_test.json").is_file()  # the workflow's data layout
+
+    # bench/injection_oracle.py on the pretrained detector just made
+    oracle = load_bench("injection_oracle")
+    work = tmp_path / "work"
+    options = [f"data_root={work}/", "test_img_dir=demo/lowq/", "test_ann=demo/annotations/lowq_test.json"]
+    config = str(BENCH.parent / "config" / "mmdet" / "cascade_rcnn_tiny_demo.py")
+    argv = [config, str(work / "pretrain" / "latest.pth"), "--json", str(tmp_path / "oracle.json")]
+    assert oracle.main(argv + [arg for option in options for arg in ("--option", option)]) == 0
+    measured = json.loads((tmp_path / "oracle.json").read_text())
+    assert list(measured) == list(oracle.VARIANTS)
+    scores = [measured[variant]["score_sum"] for variant in oracle.VARIANTS]
+    assert len(set(scores)) == len(scores)  # every replacement changed the detections
+    assert "constant" in capsys.readouterr().out
 
 
 def test_model_bench_leaves_rows_that_differ_only_on_a_gpu_out_on_the_cpu():

@@ -1,0 +1,124 @@
+"""How much could LCP give this detector here? AP with layer3's input replaced, before any LCP training.
+
+LCP's catch-up branch reaches detection through one place: the fusion that feeds layer3 (C3
+itself still goes to the FPN unchanged). This runs a plain pretrained detector (mmdet ResNet
+backbone) on a synthesised low-quality test set and replaces layer3's input by
+  - `clean`: layer2's output on the image's clean original (read from the synthesis record
+    that `lcp data synth` writes beside the low-quality images): what a perfect catch-up
+    learner could deliver at that point;
+  - `constant`: layer2's output averaged over the image: what is left when the branch carries
+    no content at all (a collapsed crux mask).
+Beside them: the unchanged detector on the low-quality images (`degraded`) and on the clean
+originals (`all clean`, the bound of any restoration). If `clean` is not above `degraded`,
+no catch-up learner can help this detector, whatever the crux learner marks.
+
+    python bench/injection_oracle.py config/mmdet/cascade_rcnn_tiny_demo.py \
+        results/demo/pretrain/latest.pth --option data_root=data/ \
+        --option test_img_dir=demo/lowq/ --option test_ann=demo/annotations/lowq_test.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("degraded", "clean", "constant", "all clean")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", help="the plain detector's mmdet config")
+    parser.add_argument("checkpoint", help="the plain detector's checkpoint (e.g. the scene's pretrained one)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="--cfg-options")
+    parser.add_argument("--json", type=Path, help="also write each variant's AP and summed detection score here")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+
+    from lcp.deferred_imports import import_mmdet
+
+    import_mmdet()
+    import mmcv
+    import numpy as np
+    import torch
+    from mmcv.parallel import MMDataParallel
+    from mmcv.runner import load_checkpoint
+    from mmdet.datasets import build_dataloader, build_dataset
+    from mmdet.models import build_detector
+
+    import lcp.models  # noqa: F401  registers the project's heads
+    from lcp.apis.config import load_config
+    from lcp.apis.options import parse_cfg_options
+    from lcp.apis.streams import annotation_loading_unprinted
+
+    cfg = load_config(args.config, parse_cfg_options(args.option))
+    with annotation_loading_unprinted():
+        dataset = build_dataset(cfg.data.test, dict(test_mode=True))
+    record_file = Path(dataset.img_prefix) / "synthesis.json"
+    record = json.loads(record_file.read_text())
+    clean_dir = (record_file.parent / record["source_dir"]).resolve()
+    model = build_detector(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location="cpu", logger=logging.getLogger("injection_oracle"))
+    model.eval()
+    norm = cfg.img_norm_cfg
+    backbone = model.backbone
+    batch = {}
+
+    def clean_images(img_metas) -> torch.Tensor:  # resized, normalised and padded as the test pipeline does
+        images = []
+        for meta in img_metas:
+            source = record["images"][meta["ori_filename"]]["source"]
+            image = mmcv.imread(str(clean_dir / source)).astype(np.float32)
+            image = mmcv.imresize(image, (meta["img_shape"][1], meta["img_shape"][0]))
+            image = mmcv.imnormalize(image, np.array(norm["mean"]), np.array(norm["std"]), norm["to_rgb"])
+            image = mmcv.impad(image, shape=meta["pad_shape"][:2], pad_val=0)
+            images.append(torch.from_numpy(image).permute(2, 0, 1))
+        return torch.stack(images)
+
+    def layer2_output(img: torch.Tensor) -> torch.Tensor:
+        x = backbone.maxpool(backbone.relu(backbone.norm1(backbone.conv1(img))))
+        return backbone.layer2(backbone.layer1(x))
+
+    def replace_input(module, inputs):
+        variant = batch["variant"]
+        if variant == "clean":
+            return (layer2_output(clean_images(batch["img_metas"])),)
+        if variant == "constant":
+            return (inputs[0].mean(dim=(2, 3), keepdim=True).expand_as(inputs[0]).contiguous(),)
+        return None
+
+    backbone.layer3.register_forward_pre_hook(replace_input)
+    simple_test = model.simple_test
+
+    def recording_test(img, img_metas, **kwargs):
+        batch["img_metas"] = img_metas
+        if batch["variant"] == "all clean":
+            img = clean_images(img_metas)
+        return simple_test(img, img_metas, **kwargs)
+
+    model.simple_test = recording_test
+    loader = build_dataloader(dataset, 1, 0, dist=False, shuffle=False)
+    detector = MMDataParallel(model)
+    print(f"{args.checkpoint} on {dataset.img_prefix} ({len(dataset)} images), COCO bbox AP:")
+    measured = {}
+    for variant in VARIANTS:
+        batch["variant"] = variant
+        with torch.no_grad():
+            results = [result for data in loader for result in detector(return_loss=False, rescale=True, **data)]
+        with contextlib.redirect_stdout(io.StringIO()):  # COCO's tables
+            ap = dataset.evaluate(results, metric="bbox", logger="silent")["bbox_mAP"]
+        print(f"  {variant:10} {100 * ap:5.1f}")
+        score = sum(float(boxes[:, 4].sum()) for result in results for boxes in result)
+        measured[variant] = {"ap": ap, "score_sum": score}
+    if args.json:
+        args.json.write_text(json.dumps(measured, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
