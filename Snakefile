@@ -36,7 +36,7 @@ include: "workflow/rules/report.smk"
 
 
 onstart:
-    forget_unfixable_failures()
+    session.forget_unfixable_failures()
     start_tracking()
 
 

@@ -1,16 +1,18 @@
 """The command line of each workflow job: the arguments after `lcp data convert`, `lcp data
 synth`, `lcp data check`, `lcp train`, `lcp test`, `lcp heatmaps` and `lcp report`, each a
-shell-quoted string built from the config alone (Snakemake reruns a job whose command changed).
+shell-quoted string built from the config alone (Snakemake reruns a job whose command changed);
+and the shell around a job's commands (job_command, train_command).
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lcp.workflow import paths
 from lcp.workflow.converters import converter_options
+from lcp.workflow.preflight import unfixable_guard
 from lcp.workflow.scenes import (
     METHODS,
     SPLITS,
@@ -24,6 +26,28 @@ from lcp.workflow.scenes import (
     severities,
     severity_option,
 )
+
+
+def job_command(command: str, then: str = "") -> str:
+    """The shell of a job: `command` (then `then`, e.g. tracking.smk's log_artifacts) with its
+    output in the job's log, and no second run after it was refused for a reason a retry cannot
+    fix (an `lcp` command's exit status 2: bad input or config); a time limit, a lost node or a
+    crash is retried (the rule's `retries`). A second argument, not `+`, keeps `snakemake --lint`
+    quiet."""
+    return unfixable_guard(command + then, "{log}")
+
+
+def train_command(recorded_inputs: Sequence[str]) -> str:
+    """The shell of a training rule. The work dir is claimed and published around the training
+    processes (see lcp/workflow/workdir.py); `recorded_inputs`: the named inputs it records."""
+    recorded = " ".join(f"--input {{input.{name}}}" for name in recorded_inputs)
+    return job_command(
+        "lcp workdir begin {params.work_dir} --checkpoint {output.checkpoint}"
+        f" --request {{params.args:q}} {recorded}"
+        " && {params.tracking_env} lcp train {params.args} {params.gpus} {params.tracking}"
+        " --work-dir {params.work_dir} --auto-resume"
+        " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}"
+    )
 
 
 def command_options(options: Mapping) -> list[str]:

@@ -1,6 +1,6 @@
 """What each workflow job reads: its declared inputs, from the config alone.
 
-The workflow's glue runs the checks (lcp.workflow.checks) on the image sets these name
+lcp.workflow.session runs the checks (lcp.workflow.checks) on the image sets these name
 before handing them to Snakemake.
 """
 

@@ -1,5 +1,5 @@
 """What the workflow checks before any job starts (in a dry run too), and how its jobs avoid
-retries that cannot help. workflow/rules/common.smk and lcp.workflow.checks call these; each problem is one line.
+retries that cannot help. lcp.workflow.session and lcp.workflow.checks call these; each problem is one line.
 
 - yaml_problem: a config file that is not valid YAML, with its line and column (snakemake's
   own message names neither).

@@ -198,3 +198,17 @@ def test_training_inputs_name_the_sets_each_step_reads(config):
     assert "init" not in inputs.training_inputs(config, "urpc", "pretrain")
     robustness = inputs.evaluation_inputs(config, "demo", "lcp", 0, "beta_0.02")
     assert robustness["data"] == ["data/robustness/demo/beta_0.02", "data/robustness/demo/beta_0.02_test.json"]
+
+
+def test_a_jobs_shell_runs_its_commands_with_their_output_in_the_log():
+    shell = commands.job_command("lcp report metrics", " && lcp tracking log-artifacts")
+    assert shell.startswith("if [ -e {log}.unfixable ]; then ")  # a refused job is not run again
+    assert " status=0; (lcp report metrics && lcp tracking log-artifacts) > {log} 2>&1 || status=$?;" in shell
+    training = commands.train_command(["config", "check", "init"])
+    assert (
+        "(lcp workdir begin {params.work_dir} --checkpoint {output.checkpoint} --request {params.args:q}"
+        " --input {input.config} --input {input.check} --input {input.init}"
+        " && {params.tracking_env} lcp train {params.args} {params.gpus} {params.tracking}"
+        " --work-dir {params.work_dir} --auto-resume"
+        " && lcp workdir finish {params.work_dir} --checkpoint {output.checkpoint}) > {log} 2>&1"
+    ) in training

@@ -5,25 +5,27 @@
 
 rule evaluate:
     input:
-        unpack(evaluation_inputs),
+        unpack(session.evaluation_inputs),
     output:
         metrics=paths.evaluation("{scene}", "{method}", "{seed_dir}"),
     log:
         paths.log("{scene}", "{seed_dir}evaluate_{method}"),
     benchmark:
         paths.benchmark("{scene}", "{seed_dir}evaluate_{method}")
-    retries: job_retries("evaluate")
+    retries: session.job_retries("evaluate")
     conda:
         "../../envs/lcp.yaml"
-    threads: job_threads("evaluate")
+    threads: session.job_threads("evaluate")
     resources:
-        **job_resources("evaluate"),
+        **session.job_resources("evaluate"),
     params:
-        args=test_args,
+        args=session.test_args,
         tracking_env=tracking_env("evaluate"),
         tracking=tracking_args("evaluate"),
     shell:
-        job_command("{params.tracking_env} lcp test {params.args} {params.tracking} --eval-out {output.metrics}")
+        commands.job_command(
+            "{params.tracking_env} lcp test {params.args} {params.tracking} --eval-out {output.metrics}"
+        )
 
 
 use rule evaluate as evaluate_robustness with:
@@ -33,11 +35,11 @@ use rule evaluate as evaluate_robustness with:
         paths.log("{scene}", "{seed_dir}evaluate_{method}_{severity}"),
     benchmark:
         paths.benchmark("{scene}", "{seed_dir}evaluate_{method}_{severity}")
-    retries: job_retries("evaluate_robustness")
-    threads: job_threads("evaluate_robustness")
+    retries: session.job_retries("evaluate_robustness")
+    threads: session.job_threads("evaluate_robustness")
     resources:
-        **job_resources("evaluate_robustness"),
+        **session.job_resources("evaluate_robustness"),
     params:
-        args=test_args,
+        args=session.test_args,
         tracking_env=tracking_env("evaluate_robustness"),
         tracking=tracking_args("evaluate"),

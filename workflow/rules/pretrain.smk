@@ -12,7 +12,7 @@
 
 rule pretrain:
     input:
-        unpack(training_inputs("pretrain")),
+        unpack(session.training_inputs("pretrain")),
     output:
         checkpoint=paths.pretrained("{scene}"),
     log:
@@ -20,29 +20,32 @@ rule pretrain:
     benchmark:
         paths.benchmark("{scene}", "pretrain")
     wildcard_constraints:
-        scene=alternatives(name for name, scene in SCENES.items() if "checkpoint" not in scene["pretrain"]),
-    retries: job_retries("pretrain")
+        scene=alternatives(name for name, scene in session.scenes.items() if "checkpoint" not in scene["pretrain"]),
+    retries: session.job_retries("pretrain")
     conda:
         "../../envs/lcp.yaml"
-    threads: job_threads("pretrain")
+    threads: session.job_threads("pretrain")
     resources:
-        **job_resources("pretrain"),
+        **session.job_resources("pretrain"),
     params:
-        **training_params("pretrain", "pretrain", "pretrain", "baseline"),
+        args=session.train_args("pretrain"),
+        tracking_env=tracking_env("pretrain"),
+        gpus=session.train_gpus("pretrain"),
+        tracking=tracking_args("pretrain", "baseline"),
         work_dir=paths.work_dir("{scene}", "pretrain"),
     shell:
-        train_command(["config", "check"])
+        commands.train_command(["config", "check"])
 
 
 rule import_pretrained:
     input:
-        pretrained_checkpoint,
+        session.pretrained_checkpoint,
     output:
         checkpoint=paths.pretrained("{scene}"),
     log:
         paths.log("{scene}", "import_pretrained"),
     wildcard_constraints:
-        scene=alternatives(name for name, scene in SCENES.items() if "checkpoint" in scene["pretrain"]),
+        scene=alternatives(name for name, scene in session.scenes.items() if "checkpoint" in scene["pretrain"]),
     localrule: True
     conda:
         "../../envs/lcp.yaml"

@@ -43,16 +43,16 @@ rule report:
         paths.log("{scene}", "report"),
     benchmark:
         paths.benchmark("{scene}", "report")
-    retries: job_retries("report")
+    retries: session.job_retries("report")
     conda:
         "../../envs/lcp.yaml"
-    threads: job_threads("report")
+    threads: session.job_threads("report")
     resources:
-        **job_resources("report"),
+        **session.job_resources("report"),
     params:
         args=lambda wildcards: commands.report_args(config, wildcards.scene),
     shell:
-        job_command(
+        commands.job_command(
             "lcp report metrics --title {wildcards.scene:q} {params.args} --csv {output.csv}"
             " --markdown {output.markdown} --plot {output.plot} --html {output.html}"
             " && lcp report check {input.check:q} --html {output.check}",
@@ -89,16 +89,16 @@ rule report_robustness:
         paths.log("{scene}", "report_robustness"),
     benchmark:
         paths.benchmark("{scene}", "report_robustness")
-    retries: job_retries("report_robustness")
+    retries: session.job_retries("report_robustness")
     conda:
         "../../envs/lcp.yaml"
-    threads: job_threads("report_robustness")
+    threads: session.job_threads("report_robustness")
     resources:
-        **job_resources("report_robustness"),
+        **session.job_resources("report_robustness"),
     params:
         evals=lambda wildcards, input: commands.robustness_report_args(input),
     shell:
-        job_command(
+        commands.job_command(
             "lcp report robustness --title {wildcards.scene:q} {params.evals} --csv {output.csv}"
             " --plot {output.plot} --html {output.html}",
             log_artifacts("report_robustness", "report", "robustness"),
@@ -107,7 +107,7 @@ rule report_robustness:
 
 rule sample_detections:
     input:
-        unpack(first_model_inputs()),
+        unpack(session.first_model_inputs()),
     output:
         **labelled_pictures(
             paths.sample_detections("{scene}", "{method}"),
@@ -120,17 +120,17 @@ rule sample_detections:
         paths.log("{scene}", "sample_detections_{method}"),
     benchmark:
         paths.benchmark("{scene}", "sample_detections_{method}")
-    retries: job_retries("crux_heatmaps")
+    retries: session.job_retries("crux_heatmaps")
     conda:
         "../../envs/lcp.yaml"
     # drawn like the heat maps, with their resources
-    threads: job_threads("crux_heatmaps")
+    threads: session.job_threads("crux_heatmaps")
     resources:
-        **job_resources("crux_heatmaps"),
+        **session.job_resources("crux_heatmaps"),
     params:
         args=lambda wildcards: commands.sample_detection_args(config, wildcards.scene, wildcards.method),
     shell:
-        job_command(
+        commands.job_command(
             "lcp report detections {params.args} "
             + " ".join(f"--out {{output.picture_{index}:q}}" for index in range(paths.SAMPLE_DETECTIONS))
         )
@@ -138,20 +138,20 @@ rule sample_detections:
 
 rule crux_heatmaps:
     input:
-        unpack(first_model_inputs("lcp")),
+        unpack(session.first_model_inputs("lcp")),
     output:
         **labelled_pictures(paths.heatmaps("{scene}"), "heatmap", "Crux learner", "../report/heatmaps.rst"),
     log:
         paths.log("{scene}", "crux_heatmaps"),
     benchmark:
         paths.benchmark("{scene}", "crux_heatmaps")
-    retries: job_retries("crux_heatmaps")
+    retries: session.job_retries("crux_heatmaps")
     conda:
         "../../envs/lcp.yaml"
-    threads: job_threads("crux_heatmaps")
+    threads: session.job_threads("crux_heatmaps")
     resources:
-        **job_resources("crux_heatmaps"),
+        **session.job_resources("crux_heatmaps"),
     params:
         args=lambda wildcards: commands.heatmap_args(config, wildcards.scene),
     shell:
-        job_command("lcp heatmaps {params.args}")
+        commands.job_command("lcp heatmaps {params.args}")

@@ -4,8 +4,11 @@
 # onstart/onsuccess/onerror open and close the invocation; jobs learn the store and their
 # parent from the environment (exported to SLURM jobs as well).
 
+import os
 import shlex
 import uuid
+
+from lcp.workflow.scenes import scene_of_dataset
 
 TRACKING = config["tracking"]["enabled"]
 
@@ -56,7 +59,7 @@ def tracking_env(rule_name):
     """Shell prefix that names the job's rule, wildcards and training seed for its run's tags."""
 
     def prefix(wildcards, input):
-        return snakemake_env_prefix(rule_name, wildcards, seed=job_seed(wildcards)) if TRACKING else ""
+        return snakemake_env_prefix(rule_name, wildcards, seed=session.job_seed(wildcards)) if TRACKING else ""
 
     return prefix
 

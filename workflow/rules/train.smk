@@ -6,39 +6,45 @@
 
 rule train_baseline:
     input:
-        unpack(training_inputs("baseline")),
+        unpack(session.training_inputs("baseline")),
     output:
         checkpoint=paths.checkpoint("{scene}", "baseline", "{seed_dir}"),
     log:
         paths.log("{scene}", "{seed_dir}train_baseline"),
     benchmark:
         paths.benchmark("{scene}", "{seed_dir}train_baseline")
-    retries: job_retries("train_baseline")
+    retries: session.job_retries("train_baseline")
     conda:
         "../../envs/lcp.yaml"
-    threads: job_threads("train_baseline")
+    threads: session.job_threads("train_baseline")
     resources:
-        **job_resources("train_baseline"),
+        **session.job_resources("train_baseline"),
     params:
-        **training_params("baseline", "train_baseline", "train", "baseline"),
+        args=session.train_args("baseline"),
+        tracking_env=tracking_env("train_baseline"),
+        gpus=session.train_gpus("train_baseline"),
+        tracking=tracking_args("train", "baseline"),
         work_dir=paths.work_dir("{scene}", "baseline", "{seed_dir}"),
     shell:
-        train_command(["config", "check", "init"])
+        commands.train_command(["config", "check", "init"])
 
 
 use rule train_baseline as train_lcp with:
     input:
-        unpack(training_inputs("lcp")),
+        unpack(session.training_inputs("lcp")),
     output:
         checkpoint=paths.checkpoint("{scene}", "lcp", "{seed_dir}"),
     log:
         paths.log("{scene}", "{seed_dir}train_lcp"),
     benchmark:
         paths.benchmark("{scene}", "{seed_dir}train_lcp")
-    retries: job_retries("train_lcp")
-    threads: job_threads("train_lcp")
+    retries: session.job_retries("train_lcp")
+    threads: session.job_threads("train_lcp")
     resources:
-        **job_resources("train_lcp"),
+        **session.job_resources("train_lcp"),
     params:
-        **training_params("lcp", "train_lcp", "train", "lcp"),
+        args=session.train_args("lcp"),
+        tracking_env=tracking_env("train_lcp"),
+        gpus=session.train_gpus("train_lcp"),
+        tracking=tracking_args("train", "lcp"),
         work_dir=paths.work_dir("{scene}", "lcp", "{seed_dir}"),

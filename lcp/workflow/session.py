@@ -1,0 +1,313 @@
+"""One run of the workflow as its rules see it: lcp.workflow's functions bound to the config and
+to what only Snakemake knows, handed to the rules as input functions, params and job settings.
+
+workflow/rules/common.smk makes one WorkflowSession after the schema check, passing the config,
+Snakemake's `workflow` object, its logger and a `stop` that ends the run with one line; tests
+pass stand-ins. While Snakemake builds the DAG, the input functions check what a job would read
+(a data set path on disk, a converted set that lost images, a model config with the job's
+--cfg-options, the training sets' boxes), each check once and only in the workflow's main
+process, and a failed check stops the run before any job starts (in a dry run too).
+
+Input functions and params take Snakemake's wildcards: each by name as an attribute, with
+`get(name)` and `keys()`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, Protocol
+
+from lcp.errors import LCPError
+from lcp.workflow import commands, inputs, paths, resources
+from lcp.workflow.checks import converted_set_problem, scene_reference_problems, training_set_problems
+from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, converter_options, option_paths
+from lcp.workflow.preflight import check_model_step, clear_unfixable
+from lcp.workflow.scenes import (
+    converted_sets,
+    data_dir,
+    dataset_of,
+    demo_datasets,
+    image_sets,
+    scene_of_dataset,
+    scene_seeds,
+    synthesized_sets,
+)
+
+
+class Snakemake(Protocol):
+    """What the session reads of Snakemake's `workflow`, each time it needs it (whether the run is
+    a dry run is known only once the Snakefile has been read)."""
+
+    is_main_process: bool  # False in a job's own snakemake (on a cluster node), which skips the checks
+    dryrun: bool
+    configfiles: Sequence[str | Path]  # config/config.yaml and each --configfile
+    dag: Any  # its needrun_jobs() (onstart only)
+
+
+class Log(Protocol):
+    def error(self, message: str) -> None: ...
+
+    def warning(self, message: str) -> None: ...
+
+
+class Wildcards(Protocol):
+    """A job's wildcards, as Snakemake passes them to input functions and params."""
+
+    def __getattr__(self, name: str) -> str: ...
+
+    def get(self, name: str, default: str | None = None) -> str | None: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
+class WorkflowSession:
+    """The rules' input functions, params and job settings for one config (see the module's doc).
+
+    `stop(message)` ends the run with the message alone and does not return. `job_error`: the
+    exception a job's wildcards that name nothing of the config raise (Snakemake's
+    WorkflowError, which it shows with the rule and wildcards).
+
+    Constructing it checks what the schema cannot (lcp.workflow.checks.scene_reference_problems,
+    image sets that scenes share) and stops on a problem.
+    """
+
+    def __init__(
+        self,
+        config: Mapping,
+        workflow: Snakemake,
+        log: Log,
+        stop: Callable[[str], NoReturn],
+        job_error: type[Exception] = LCPError,
+    ):
+        self.config = config
+        self.workflow = workflow
+        self.log = log
+        self.stop = stop
+        self.job_error = job_error
+        self._checked: set[Hashable] = set()
+        self._reported_missing: set[tuple[str, str]] = set()
+        if problems := scene_reference_problems(config):
+            stop("invalid config:\n  " + "\n  ".join(problems))
+        try:
+            self.image_sets = image_sets(config)
+        except LCPError as exc:
+            stop(str(exc))
+        self.scenes = config["scenes"]
+        self.data = data_dir(config)
+        self.demo_datasets = demo_datasets(config)
+        self.converted = converted_sets(config)
+        self.synthesized = synthesized_sets(config)
+
+    # ---- checks while the DAG is built (main process only; each once) ----------------------
+
+    def config_source(self) -> str:
+        """The workflow config file(s) this run read, for messages: config/config.yaml and any --configfile."""
+        files = [
+            os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+            for path in self.workflow.configfiles
+        ]
+        return ", ".join(dict.fromkeys(files)) or "config/config.yaml"
+
+    def once(self, what: Hashable) -> bool:
+        """True the first time `what` is asked for in the main process (jobs on a cluster node skip the checks)."""
+        if what in self._checked or not self.workflow.is_main_process:
+            return False
+        self._checked.add(what)
+        return True
+
+    def check_converted_sets(self, scene_name: str, *set_names: str) -> None:
+        """Stop on a converted image set a job reads that lost images since its conversion."""
+        dataset = dataset_of(self.config, scene_name)
+        for set_name in set_names:
+            if self.once(("set", dataset, set_name)) and (
+                problem := converted_set_problem(self.config, dataset, set_name)
+            ):
+                self.stop(problem)
+
+    def check_training_sets(self, scene_name: str) -> None:
+        """Stop when a scene's training sets cannot train it (see lcp.workflow.checks.training_set_problems)."""
+        if dataset_of(self.config, scene_name) in self.demo_datasets or not self.once(("scene", scene_name)):
+            return
+        problem, warnings = training_set_problems(self.config, scene_name, self.config_source())
+        for warning in warnings:
+            self.log.warning(warning)
+        if problem:
+            self.stop(problem)
+
+    def preflight(self, scene_name: str, step: str, options: Sequence[str]) -> None:
+        """Stop when the step's mmdet config does not take the --cfg-options its jobs would pass
+        (a misspelt key, a value of the wrong kind); each distinct config and options is read once."""
+        if not self.workflow.is_main_process:
+            return
+        step_config = self.scenes[scene_name][step]
+        try:
+            check_model_step(
+                step_config["config"], options, step_config.get("cfg_options", {}), where=f"scenes.{scene_name}.{step}"
+            )
+        except LCPError as exc:
+            self.stop(f"invalid config: {self.config_source()}: {exc}")
+
+    def existing_paths(self, named_paths: Mapping[str, str]) -> list[str]:
+        """`named_paths`: config key -> path that must exist before the run (a data set on disk).
+
+        A missing one is named with its config key, once. A dry run still builds the DAG (the
+        path is left out of the job's inputs); a real run stops with snakemake's missing-input error.
+        """
+        found = []
+        for key, path in named_paths.items():
+            if not Path(path).exists():
+                if (key, path) not in self._reported_missing:
+                    self._reported_missing.add((key, path))
+                    action = "a real run will stop here" if self.workflow.dryrun else "the run stops here"
+                    self.log.error(
+                        f"config {key}: {path} does not exist ({action}); "
+                        "set the path in config/config.yaml or with --config"
+                    )
+                if self.workflow.dryrun:
+                    continue
+            found.append(path)
+        return found
+
+    # ---- wildcards -------------------------------------------------------------------------
+
+    def seed_of(self, wildcards: Wildcards, method: str | None = None) -> int:
+        """The training seed of a job of the scene's methods, from its {seed_dir} wildcard
+        (`method`: the training rule's, else the {method} wildcard)."""
+        try:
+            return paths.seed_of_dir(
+                self.config, wildcards.scene, method or wildcards.get("method"), wildcards.seed_dir
+            )
+        except LCPError as exc:
+            raise self.job_error(str(exc)) from None
+
+    def job_seed(self, wildcards: Wildcards, method: str | None = None) -> int:
+        """The seed a training or evaluation job's model is trained with (pretraining: the first)."""
+        if "seed_dir" in wildcards.keys():
+            return self.seed_of(wildcards, method)
+        return scene_seeds(self.config, wildcards.scene)[0]
+
+    def job_scene(self, wildcards: Wildcards) -> str:
+        """The job's scene; a data set's job: the first scene of that folder (its settings apply)."""
+        return wildcards.get("scene") or scene_of_dataset(self.config, wildcards.dataset)
+
+    # ---- job settings ----------------------------------------------------------------------
+
+    def job_resources(self, rule_name: str) -> dict[str, Callable[[Wildcards], object]]:
+        """`resources:` of a rule, per job from the config (slurm executor names)."""
+
+        def setting(name):
+            return lambda wildcards: resources.job_resources(self.config, self.job_scene(wildcards), rule_name)[name]
+
+        return {name: setting(name) for name in resources.resource_names(rule_name)}
+
+    def job_threads(self, rule_name: str) -> Callable[[Wildcards], int | None]:
+        return lambda wildcards: resources.resource_setting(self.config, self.job_scene(wildcards), rule_name, "cpus")
+
+    def job_retries(self, rule_name: str) -> int | None:
+        """The rule's retries from the config; None leaves them to --retries. A retry runs the job
+        again only when it did not fail for a reason a retry cannot fix (see commands.job_command)."""
+        return self.config.get("retries", {}).get(rule_name)
+
+    def forget_unfixable_failures(self) -> None:
+        """A new run of the workflow tries again the jobs refused in an earlier one (onstart)."""
+        clear_unfixable([log for job in self.workflow.dag.needrun_jobs() for log in job.log])
+
+    # ---- inputs ----------------------------------------------------------------------------
+
+    def convert_sources(self, wildcards: Wildcards) -> list[str]:
+        """The data set a converted image set is made from, and any other folders its options name."""
+        recipe, key = self.image_sets[(wildcards.dataset, wildcards.imageset)]
+        takes = converter_options(recipe["convert"]).path_options
+        return self.existing_paths(
+            {f"{key}.path": recipe["path"], **option_paths(recipe.get("options", {}), key, takes)}
+        )
+
+    def synthesis_sources(self, wildcards: Wildcards) -> list[str]:
+        """The clean image set a synthesised set is made from, and any depth folders it reads."""
+        recipe, key = self.image_sets[(wildcards.dataset, wildcards.imageset)]
+        scene_name = scene_of_dataset(self.config, wildcards.dataset)
+        self.check_converted_sets(scene_name, recipe["from"])
+        clean = paths.image_set_files(self.config, scene_name, recipe["from"])
+        return clean + self.existing_paths(option_paths(recipe.get("options", {}), key, SYNTHESIS_PATH_OPTIONS))
+
+    def robustness_sources(self, wildcards: Wildcards) -> list[str]:
+        """The clean test set the sweep degrades, and any depth folders it reads."""
+        scene = self.scenes[wildcards.scene]
+        self.check_converted_sets(wildcards.scene, scene["clean_set"])
+        clean = paths.image_set_files(self.config, wildcards.scene, scene["clean_set"], ["test"])
+        key = f"scenes.{wildcards.scene}.robustness"
+        options = scene["robustness"].get("options", {})
+        return clean + self.existing_paths(option_paths(options, key, SYNTHESIS_PATH_OPTIONS))
+
+    def check_inputs(self, wildcards: Wildcards) -> dict[str, list[str]]:
+        """The clean and the low-quality set the data check compares."""
+        scene = self.scenes[wildcards.scene]
+        self.check_converted_sets(wildcards.scene, scene["clean_set"], scene["lowq_set"])
+        return {
+            role: paths.image_set_files(self.config, wildcards.scene, scene[f"{role}_set"])
+            for role in ("clean", "lowq")
+        }
+
+    def pretrained_checkpoint(self, wildcards: Wildcards) -> list[str]:
+        key = f"scenes.{wildcards.scene}.pretrain.checkpoint"
+        return self.existing_paths({key: self.scenes[wildcards.scene]["pretrain"]["checkpoint"]})
+
+    def training_inputs(self, step: str) -> Callable[[Wildcards], dict]:
+        """The input function of a training step's rule (lcp.workflow.inputs.training_inputs), after its checks."""
+
+        def named(wildcards):
+            self.preflight(wildcards.scene, step, commands.cfg_options(self.config, wildcards.scene, step))
+            self.check_training_sets(wildcards.scene)
+            self.check_converted_sets(wildcards.scene, *inputs.training_sets(self.config, wildcards.scene, step))
+            return inputs.training_inputs(self.config, wildcards.scene, step)
+
+        return named
+
+    def evaluation_inputs(self, wildcards: Wildcards) -> dict:
+        """A method's config, checkpoint and test set ({severity}: a robustness test set), after their checks."""
+        severity = wildcards.get("severity")
+        test_set = commands.test_set(wildcards.scene, severity)
+        options = commands.cfg_options(self.config, wildcards.scene, wildcards.method, test_set)
+        self.preflight(wildcards.scene, wildcards.method, options)
+        if not severity:
+            self.check_converted_sets(wildcards.scene, self.scenes[wildcards.scene]["lowq_set"])
+        return inputs.evaluation_inputs(
+            self.config, wildcards.scene, wildcards.method, self.seed_of(wildcards), severity
+        )
+
+    def first_model_inputs(self, method: str | None = None) -> Callable[[Wildcards], dict]:
+        """The method (None: the {method} wildcard)'s model of the first seed on the low-quality
+        test set (heat maps, sample detections)."""
+
+        def named(wildcards):
+            model = method or wildcards.method
+            self.preflight(wildcards.scene, model, commands.cfg_options(self.config, wildcards.scene, model))
+            self.check_converted_sets(wildcards.scene, self.scenes[wildcards.scene]["lowq_set"])
+            return inputs.first_model_inputs(self.config, wildcards.scene, model)
+
+        return named
+
+    # ---- params (from wildcards only: snakemake ignores params computed from `input` when
+    # deciding whether a changed setting calls for a rerun) -----------------------------------
+
+    def demo_setting(self, key: str, default: object) -> Callable[[Wildcards], object]:
+        """A setting of the `demo` of the scene whose data set a demo data job generates."""
+        return lambda wildcards: self.scenes[self.demo_datasets[wildcards.dataset]]["demo"].get(key, default)
+
+    def test_args(self, wildcards: Wildcards) -> str:
+        """Arguments of `lcp test`: the method's config and checkpoint on the wanted test set."""
+        return commands.test_args(
+            self.config, wildcards.scene, wildcards.method, self.seed_of(wildcards), wildcards.get("severity")
+        )
+
+    def train_args(self, step: str) -> Callable[[Wildcards], str]:
+        """A training rule's `lcp train` arguments (they also identify the run for resuming)."""
+        return lambda wildcards: commands.train_args(self.config, wildcards.scene, step, self.job_seed(wildcards, step))
+
+    def train_gpus(self, rule_name: str) -> Callable[..., str]:
+        """`--gpus N` of a training rule on several GPUs. It takes `input` so that, like the job's
+        other resources, it is no rerun trigger: moving a finished training to more GPUs does not
+        retrain it."""
+        return lambda wildcards, input: resources.train_gpus_option(self.config, wildcards.scene, rule_name)

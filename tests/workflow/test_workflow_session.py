@@ -1,0 +1,288 @@
+"""lcp.workflow.session without Snakemake: the checks the rules' input functions run while the
+DAG is built, and what they and the params hand Snakemake, with stand-ins for Snakemake's
+workflow object, logger and `stop` (which ends the run; here it raises Stopped)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from snakemake.iocontainers import Wildcards  # what Snakemake passes input functions and params
+
+from helpers.workflow import prepare_workdir, repo_config
+from lcp.workflow.preflight import UNFIXABLE_SUFFIX
+from lcp.workflow.session import WorkflowSession
+
+SOURCE = "test-config.yaml"  # prepare_workdir's config file, relative to the working directory
+
+
+class Stopped(Exception):
+    pass
+
+
+def stop(message):
+    raise Stopped(message)
+
+
+class Log:
+    def __init__(self):
+        self.errors, self.warnings = [], []
+
+    def error(self, message):
+        self.errors.append(message)
+
+    def warning(self, message):
+        self.warnings.append(message)
+
+
+class JobError(Exception):
+    pass
+
+
+def wildcards(**values):
+    return Wildcards(fromdict=values)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A working directory like a workflow run's: the model configs linked, no data yet."""
+    prepare_workdir(tmp_path, repo_config())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def start(config=None, *, dryrun=True, main=True):
+    """A session as common.smk makes it, over `config` (default: the repository's)."""
+    workflow = SimpleNamespace(is_main_process=main, dryrun=dryrun, configfiles=[Path(SOURCE).resolve()])
+    return WorkflowSession(repo_config() if config is None else config, workflow, Log(), stop, job_error=JobError)
+
+
+def converted_clear(data: Path, names: list[str]) -> Path:
+    """The custom scene's converted set `clear` under `data`, listing `names` (boxes of person
+    only); only the first image is on disk."""
+    folder = data / "custom" / "clear"
+    folder.mkdir(parents=True)
+    (folder / names[0]).write_bytes(b"\xff\xd8")
+    (data / "custom" / "annotations").mkdir()
+    coco = {
+        "images": [{"id": i + 1, "file_name": name, "width": 8, "height": 8} for i, name in enumerate(names)],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "car"}],
+    }
+    for split in ("train", "test"):
+        (data / "custom" / "annotations" / f"clear_{split}.json").write_text(json.dumps(coco))
+    return folder
+
+
+# ---- on construction ----------------------------------------------------------------------
+
+
+def test_config_problems_beyond_the_schema_stop_the_run_on_construction(workdir):
+    config = repo_config()
+    config["run"] = ["demo", "fog"]
+    config["scenes"]["urpc"]["lowq_set"] = "murky"
+    with pytest.raises(Stopped) as stopped:
+        start(config)
+    assert str(stopped.value) == (
+        "invalid config:\n"
+        "  run: scene 'fog' is not defined under scenes (demo, urpc, foggy_city, rainy_city, custom)\n"
+        "  scenes.urpc.lowq_set: 'murky' is not an image set of the scene (dfui, urpc)"
+    )
+    config = repo_config()
+    config["scenes"]["rainy_city"]["image_sets"]["city_images"]["path"] = "/elsewhere"
+    with pytest.raises(Stopped, match="^invalid config: scenes.rainy_city.image_sets.city_images differs from"):
+        start(config)
+
+
+def test_the_shipped_config_gives_the_rules_its_data_sets(workdir):
+    session = start()
+    assert session.data == "data"
+    assert session.demo_datasets == {"demo": "demo"}
+    assert ("city", "city_images") in session.converted and ("custom", "foggy") in session.synthesized
+    assert session.log.errors == [] and session.log.warnings == []
+
+
+# ---- data sets on disk --------------------------------------------------------------------
+
+
+def test_a_missing_data_set_is_named_once_with_its_key_and_left_out_of_a_dry_runs_inputs(workdir):
+    session = start(dryrun=True)
+    job = wildcards(dataset="urpc", imageset="urpc")
+    assert session.convert_sources(job) == []
+    assert session.convert_sources(job) == []  # asked again while the DAG is built: no second line
+    assert session.log.errors == [
+        "config scenes.urpc.image_sets.urpc.path: /datasets/URPC2020 does not exist "
+        "(a real run will stop here); set the path in config/config.yaml or with --config"
+    ]
+
+
+def test_a_real_run_keeps_a_missing_data_set_as_an_input_so_that_snakemake_stops(workdir):
+    session = start(dryrun=False)
+    assert session.convert_sources(wildcards(dataset="urpc", imageset="urpc")) == ["/datasets/URPC2020"]
+    assert session.log.errors == [
+        "config scenes.urpc.image_sets.urpc.path: /datasets/URPC2020 does not exist "
+        "(the run stops here); set the path in config/config.yaml or with --config"
+    ]
+    # whether the run is a dry run is read when asked: Snakemake knows it only after the Snakefile
+    session.workflow.dryrun = True
+    assert session.convert_sources(wildcards(dataset="urpc", imageset="dfui")) == []
+    assert session.log.errors[-1].endswith(
+        "/datasets/DFUI does not exist (a real run will stop here); set the path in config/config.yaml or with --config"
+    )
+
+
+def test_a_data_set_that_exists_is_an_input_without_a_message(workdir):
+    config = repo_config()
+    config["scenes"]["urpc"]["image_sets"]["urpc"]["path"] = str(workdir)
+    session = start(config)
+    assert session.convert_sources(wildcards(dataset="urpc", imageset="urpc")) == [str(workdir)]
+    assert session.log.errors == []
+
+
+def test_an_imported_checkpoint_that_is_missing_is_named_with_its_key(workdir):
+    config = repo_config()
+    config["scenes"]["urpc"]["pretrain"]["checkpoint"] = "checkpoints/dfui.pth"
+    session = start(config, dryrun=False)
+    assert session.pretrained_checkpoint(wildcards(scene="urpc")) == ["checkpoints/dfui.pth"]
+    assert session.log.errors == [
+        "config scenes.urpc.pretrain.checkpoint: checkpoints/dfui.pth does not exist "
+        "(the run stops here); set the path in config/config.yaml or with --config"
+    ]
+
+
+# ---- checks while the DAG is built --------------------------------------------------------
+
+
+def test_a_converted_set_that_lost_images_stops_the_run_when_a_job_reads_it(workdir):
+    converted_clear(workdir / "data", ["a.jpg", "b.jpg"])
+    with pytest.raises(Stopped) as stopped:
+        start().check_inputs(wildcards(scene="custom"))
+    assert str(stopped.value) == (
+        "data/custom/clear: 1 of the 2 images of data/custom/annotations/clear_train.json are missing, the "
+        "first b.jpg (changed since scenes.custom.image_sets.clear was converted); convert it again: "
+        "remove data/custom/clear and the workflow remakes it"
+    )
+    # a job's own snakemake (on a cluster node) checks nothing: the main process did
+    assert start(main=False).check_inputs(wildcards(scene="custom")) == {
+        "clean": [
+            "data/custom/clear",
+            "data/custom/annotations/clear_train.json",
+            "data/custom/annotations/clear_test.json",
+        ],
+        "lowq": [
+            "data/synthesized/custom/foggy",
+            "data/synthesized/custom/foggy_train.json",
+            "data/synthesized/custom/foggy_test.json",
+        ],
+    }
+
+
+def test_each_set_is_checked_once_per_run(workdir):
+    folder = converted_clear(workdir / "data", ["a.jpg"])
+    session = start()
+    job = wildcards(scene="custom")
+    session.check_inputs(job)
+    (folder / "a.jpg").unlink()  # lost after the check: the same run does not read the set again
+    session.check_inputs(job)
+    session.synthesis_sources(wildcards(dataset="custom", imageset="foggy"))
+    with pytest.raises(Stopped, match="1 of the 1 images"):
+        start().check_inputs(job)  # a new run does
+
+
+def test_training_sets_that_cannot_train_the_scene_stop_the_run_naming_the_config_file(workdir):
+    config = repo_config()
+    config["scenes"]["custom"]["lowq_set"] = "clear"
+    with pytest.raises(Stopped) as stopped:
+        start(config).check_training_sets("custom")
+    assert str(stopped.value).startswith(
+        f"invalid config: {SOURCE}: scenes.custom: clean_set and lowq_set are the same image set 'clear'; "
+    )
+    # in a job's own snakemake, and for a generated scene, nothing is read
+    start(config, main=False).check_training_sets("custom")
+    config["scenes"]["demo"]["lowq_set"] = "clean"
+    start(config).check_training_sets("demo")
+
+
+def test_a_class_without_boxes_is_warned_about_once(workdir):
+    converted_clear(workdir / "data", ["a.jpg"])
+    session = start()
+    session.check_training_sets("custom")
+    session.check_training_sets("custom")
+    assert session.log.warnings == [
+        "warning: data/custom/annotations/clear_train.json: no box of car (classes of scenes.custom) in the "
+        "train split of scenes.custom.clean_set 'clear'; the detector never learns it"
+    ]
+
+
+@pytest.mark.slow
+def test_cfg_options_a_model_config_does_not_take_stop_the_run_before_the_job(workdir):
+    config = repo_config()
+    config["scenes"]["demo"]["lcp"]["cfg_options"]["runner.max_epoch"] = 6
+    job = wildcards(scene="demo", method="lcp", seed_dir="seed0/")
+    with pytest.raises(Stopped) as stopped:
+        start(config).evaluation_inputs(job)
+    assert str(stopped.value) == (
+        f"invalid config: {SOURCE}: scenes.demo.lcp.cfg_options: runner.max_epoch: the config has no key "
+        "runner.max_epoch (did you mean runner.max_epochs?); to add a new key, write "
+        "+runner.max_epoch=VALUE (in config/mmdet/lcp_tiny_demo.py)"
+    )
+    assert start(config, main=False).evaluation_inputs(job) == {
+        "config": "config/mmdet/lcp_tiny_demo.py",
+        "checkpoint": "results/demo/lcp/seed0/latest.pth",
+        "data": ["data/demo"],
+    }
+
+
+# ---- wildcards, params and job settings ---------------------------------------------------
+
+
+def test_a_jobs_seed_comes_from_its_seed_folder(workdir):
+    session = start()
+    assert session.job_seed(wildcards(scene="demo", method="lcp", seed_dir="seed2/")) == 2
+    assert session.job_seed(wildcards(scene="demo")) == 0  # pretraining: the scene's first seed
+    assert " --seed 1 " in session.train_args("lcp")(wildcards(scene="demo", seed_dir="seed1/"))
+    evaluation = session.test_args(wildcards(scene="demo", method="baseline", seed_dir="seed1/", severity="beta_0.02"))
+    assert " results/demo/baseline/seed1/latest.pth " in evaluation
+    assert "test_img_dir=robustness/demo/beta_0.02/" in evaluation
+    with pytest.raises(JobError, match=r"^results/demo/lcp/seed7/: scene demo trains seeds \[0, 1, 2\]"):
+        session.seed_of(wildcards(scene="demo", method="lcp", seed_dir="seed7/"))
+    with pytest.raises(JobError, match="in the method's folder itself"):
+        session.job_seed(wildcards(scene="urpc", seed_dir="seed0/"), "baseline")
+
+
+def test_a_data_set_jobs_settings_are_those_of_the_first_scene_reading_it(workdir):
+    config = repo_config()
+    config["scenes"]["rainy_city"]["resources"] = {"convert_image_set": {"cpus": 2}}
+    session = start(config)
+    city = wildcards(dataset="city", imageset="city_images")
+    assert session.job_threads("convert_image_set")(city) == 8  # foggy_city's, defined first
+    assert session.job_threads("convert_image_set")(wildcards(dataset="demo")) == 1
+    train = session.job_resources("train_lcp")
+    assert {name: setting(wildcards(scene="urpc", seed_dir="")) for name, setting in train.items()} == {
+        "gpu": 1,
+        "cpus_per_task": 8,
+        "mem_mb": 48000,
+        "runtime": 2880,
+        "slurm_partition": None,
+        "nodes": 1,
+        "tasks": None,
+        "tasks_per_gpu": None,
+        "mpi": None,
+    }
+    assert "nodes" not in session.job_resources("evaluate")
+    assert session.train_gpus("train_lcp")(wildcards(scene="urpc"), input=[]) == ""
+    assert (session.job_retries("train_lcp"), session.job_retries("evaluate")) == (3, None)
+    assert session.demo_setting("num_images", 300)(wildcards(dataset="demo")) == 160
+
+
+def test_a_new_run_forgets_the_unfixable_failures_of_the_jobs_it_runs(workdir):
+    logs = [workdir / f"{name}.log" for name in ("train_lcp", "evaluate", "report")]
+    for log in logs:
+        Path(f"{log}{UNFIXABLE_SUFFIX}").write_text("refused\n")
+    session = start()
+    jobs = [SimpleNamespace(log=[str(logs[0])]), SimpleNamespace(log=[str(logs[1])]), SimpleNamespace(log=[])]
+    session.workflow.dag = SimpleNamespace(needrun_jobs=lambda: jobs)
+    session.forget_unfixable_failures()
+    assert [Path(f"{log}{UNFIXABLE_SUFFIX}").exists() for log in logs] == [False, False, True]
