@@ -87,6 +87,22 @@ def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_o
     assert len(set(scores)) == len(scores)  # every replacement changed the detections
     assert "constant" in capsys.readouterr().out
 
+    # bench/crux_clean_content.py: one crux-mode epoch from that detector, the branch fed clean content
+    from lcp.models.detector import LCPDetector
+
+    clean_content = load_bench("crux_clean_content")
+    original = LCPDetector.extract_feat
+    data = [f"data_root={work}/", "train_img_dir=demo/lowq/", "train_ann=demo/annotations/lowq_train.json"]
+    data += ["df_img_dir=demo/clean/", "data.workers_per_gpu=0", "runner.max_epochs=1", "lr_config.step=[1]"]
+    data += ["mode_plan.num_epoch=[1,1,1]", "mode_plan.modes=[crux_learner,crux_learner,alter]"]
+    run = ["train", str(BENCH.parent / "config" / "mmdet" / "lcp_tiny_demo.py"), "--no-validate"]
+    run += ["--work-dir", str(tmp_path / "clean"), "--load-from", str(work / "pretrain" / "latest.pth")]
+    assert clean_content.main([*run, "--cfg-options", *data]) == 2  # refused: img_df not the clean original
+    assert clean_content.main([*run, "--cfg-options", *data, "data.train.pairing=source"]) == 0
+    assert LCPDetector.extract_feat is original  # the patch ends with the run
+    (log,) = (tmp_path / "clean").glob("*.log")
+    assert "crux/mask_mean" in log.read_text()
+
 
 def test_model_bench_leaves_rows_that_differ_only_on_a_gpu_out_on_the_cpu():
     bench = load_bench("bench_lcp_model")
