@@ -116,6 +116,23 @@ def snakemake(workdir: Path, *args: str, timeout: float = 120, env: dict | None 
     )
 
 
+def converted_clear(data: Path, names: list[str]) -> Path:
+    """The custom scene's converted set `clear` under `data`, its annotations listing `names`
+    (boxes of person only); only the first image is on disk."""
+    folder = data / "custom" / "clear"
+    folder.mkdir(parents=True)
+    (folder / names[0]).write_bytes(b"\xff\xd8")
+    (data / "custom" / "annotations").mkdir()
+    coco = {
+        "images": [{"id": i + 1, "file_name": name, "width": 8, "height": 8} for i, name in enumerate(names)],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "car"}],
+    }
+    for split in ("train", "test"):
+        (data / "custom" / "annotations" / f"clear_{split}.json").write_text(json.dumps(coco))
+    return folder
+
+
 def planned_jobs(output: str) -> dict[str, int]:
     """Rule -> job count from the 'Job stats' table of a (dry) run's output."""
     lines = output.splitlines()

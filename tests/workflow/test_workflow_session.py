@@ -4,14 +4,13 @@ workflow object, logger and `stop` (which ends the run; here it raises Stopped).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from snakemake.iocontainers import Wildcards  # what Snakemake passes input functions and params
 
-from helpers.workflow import prepare_workdir, repo_config
+from helpers.workflow import converted_clear, prepare_workdir, repo_config
 from lcp.workflow.preflight import UNFIXABLE_SUFFIX
 from lcp.workflow.session import WorkflowSession
 
@@ -57,23 +56,6 @@ def start(config=None, *, dryrun=True, main=True):
     """A session as common.smk makes it, over `config` (default: the repository's)."""
     workflow = SimpleNamespace(is_main_process=main, dryrun=dryrun, configfiles=[Path(SOURCE).resolve()])
     return WorkflowSession(repo_config() if config is None else config, workflow, Log(), stop, job_error=JobError)
-
-
-def converted_clear(data: Path, names: list[str]) -> Path:
-    """The custom scene's converted set `clear` under `data`, listing `names` (boxes of person
-    only); only the first image is on disk."""
-    folder = data / "custom" / "clear"
-    folder.mkdir(parents=True)
-    (folder / names[0]).write_bytes(b"\xff\xd8")
-    (data / "custom" / "annotations").mkdir()
-    coco = {
-        "images": [{"id": i + 1, "file_name": name, "width": 8, "height": 8} for i, name in enumerate(names)],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16, "iscrowd": 0}],
-        "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "car"}],
-    }
-    for split in ("train", "test"):
-        (data / "custom" / "annotations" / f"clear_{split}.json").write_text(json.dumps(coco))
-    return folder
 
 
 # ---- on construction ----------------------------------------------------------------------

@@ -1,11 +1,10 @@
 """lcp.workflow's config checks and job resources, from config/config.yaml's scenes, without Snakemake."""
 
-import json
 import re
 
 import pytest
 
-from helpers.workflow import REPO, repo_config
+from helpers.workflow import REPO, converted_clear, repo_config
 from lcp.errors import LCPError
 from lcp.workflow.checks import converted_set_problem, scene_reference_problems, training_set_problems
 from lcp.workflow.resources import job_resources, resource_setting, train_gpus_option
@@ -96,18 +95,7 @@ def test_scenes_sharing_a_folder_must_define_its_sets_alike(config):
 def converted(tmp_path, config, names):
     """A converted set custom/clear under tmp_path whose annotations list `names`, one image file on disk."""
     config["data_dir"] = str(tmp_path)
-    folder = tmp_path / "custom" / "clear"
-    folder.mkdir(parents=True)
-    (folder / names[0]).write_bytes(b"\xff\xd8")
-    (tmp_path / "custom" / "annotations").mkdir()
-    coco = {
-        "images": [{"id": i + 1, "file_name": name, "width": 8, "height": 8} for i, name in enumerate(names)],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16, "iscrowd": 0}],
-        "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "car"}],
-    }
-    for split in ("train", "test"):
-        (tmp_path / "custom" / "annotations" / f"clear_{split}.json").write_text(json.dumps(coco))
-    return folder
+    return converted_clear(tmp_path, names)
 
 
 def test_a_converted_set_that_lost_an_image_is_refused(tmp_path, config):
