@@ -16,4 +16,6 @@ session's construction, report() pictures, the wildcard constraints).
   check what a job reads while Snakemake builds the DAG (once, in the main process), params
   and job settings from the wildcards; Snakemake's own state (dry run, main process, config
   files, logger, stopping the run) is passed in.
+- tracking: MLflow in the jobs: the scenes an invocation tracks, a job's tracking environment and
+  flags, the log-artifacts step of check and report jobs (tracking.smk binds them to Snakemake).
 """

@@ -2,36 +2,25 @@
 # scene for each invocation of the workflow, and every training/evaluation job's run
 # beneath it, tagged with its rule, wildcards and training seed (lcp.seed). The Snakefile's
 # onstart/onsuccess/onerror open and close the invocation; jobs learn the store and their
-# parent from the environment (exported to SLURM jobs as well).
+# parent from the environment (exported to SLURM jobs as well). What the jobs' commands carry
+# and which scenes an invocation opens is lcp.workflow.tracking's; here only the glue to
+# Snakemake (the exported store, the DAG's jobs, the params' closures).
 
 import os
-import shlex
 import uuid
 
-from lcp.workflow.scenes import scene_of_dataset
+from lcp.workflow import tracking
 
-TRACKING = config["tracking"]["enabled"]
+TRACKING = tracking.enabled(config)
 
 if TRACKING:
-    from lcp.tracking import close_invocation, open_invocation, resolve_target, snakemake_env_prefix
+    from lcp.tracking import close_invocation, open_invocation, resolve_target
 
     # The store: $MLFLOW_TRACKING_URI, else tracking.uri, else results/mlflow/ in the checkout.
-    os.environ.update(MLFLOW_TRACKING_URI=resolve_target(config["tracking"]["uri"] or None).uri)
+    os.environ.update(MLFLOW_TRACKING_URI=resolve_target(tracking.configured_uri(config)).uri)
 
     envvars:
         "MLFLOW_TRACKING_URI",
-
-
-def tracked_scenes():
-    """The scenes of this invocation: those in `run` and those of the jobs to run."""
-    scenes = set(config["run"])
-    for job in workflow.dag.needrun_jobs():
-        scene = job.wildcards.get("scene")
-        if scene is None and job.wildcards.get("dataset"):
-            scene = scene_of_dataset(config, job.wildcards.get("dataset"))
-        if scene is not None:
-            scenes.add(scene)
-    return sorted(scenes)
 
 
 def start_tracking():
@@ -39,53 +28,33 @@ def start_tracking():
     # earlier invocation's LCP_* variables (whose parent runs may live in another store).
     if TRACKING:
         open_invocation(
-            tracked_scenes(),
-            tracking_uri=config["tracking"]["uri"] or None,
+            tracking.tracked_scenes(config, [job.wildcards for job in workflow.dag.needrun_jobs()]),
+            tracking_uri=tracking.configured_uri(config),
             invocation_id=uuid.uuid4().hex,
-            descriptions={name: scene.get("description") for name, scene in config["scenes"].items()},
+            descriptions=tracking.scene_descriptions(config),
         )
 
 
 def finish_tracking(status):
     if TRACKING:
-        close_invocation(status, tracking_uri=config["tracking"]["uri"] or None)
+        close_invocation(status, tracking_uri=tracking.configured_uri(config))
 
 
-# The two functions below take `input` although they do not read it: snakemake leaves such
-# params out of its rerun triggers, and switching tracking on or off changes no result.
+# The params below take `input` although they do not read it: snakemake leaves such params
+# out of its rerun triggers, and switching tracking on or off changes no result.
 
 
 def tracking_env(rule_name):
-    """Shell prefix that names the job's rule, wildcards and training seed for its run's tags."""
-
-    def prefix(wildcards, input):
-        return snakemake_env_prefix(rule_name, wildcards, seed=session.job_seed(wildcards)) if TRACKING else ""
-
-    return prefix
+    """Param: the job's rule, wildcards and training seed for its run's tags (tracking.job_env)."""
+    return lambda wildcards, input: tracking.job_env(config, rule_name, wildcards, session.job_seed)
 
 
 def tracking_args(step, method=None):
-    """`lcp train/test` flags naming the job's run <scene>/<step>/<method>[/<severity>]."""
-
-    def args(wildcards, input):
-        if not TRACKING:
-            return "--no-track"
-        words = ["--track", "--scene", wildcards.scene, "--step", step, "--method", method or wildcards.method]
-        if wildcards.get("severity"):
-            words += ["--variant", wildcards.severity]
-        return shlex.join(words)
-
-    return args
+    """Param: `lcp train/test` flags naming the job's run (tracking.job_flags)."""
+    return lambda wildcards, input: tracking.job_flags(config, wildcards, step, method)
 
 
 def log_artifacts(rule_name, step, variant=None):
-    """Shell text that logs a job's outputs as artifacts of a run <scene>/<step>[/<variant>], to end
-    the job's command with (empty without tracking). It is part of the command, not a param, so
-    that it stays out of the job parameters Snakemake's report shows beside each result."""
-    if not TRACKING:
-        return ""
-    mark = "SCENE_WILDCARD"
-    env = snakemake_env_prefix(rule_name, {"scene": mark}).replace("{", "{{").replace("}", "}}")
-    env = env.replace(mark, "{wildcards.scene}")  # scene names are [A-Za-z0-9_.-]: safe in json and quotes
-    words = ["--step", step] + (["--variant", variant] if variant else [])
-    return f" && {env} lcp tracking log-artifacts {{output:q}} --scene {{wildcards.scene:q}} {shlex.join(words)}"
+    """The end of a check or report job's command (tracking.log_artifacts): not a param, so that
+    it stays out of the job parameters Snakemake's report shows beside each result."""
+    return tracking.log_artifacts(config, rule_name, step, variant)

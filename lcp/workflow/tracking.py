@@ -1,0 +1,85 @@
+"""MLflow tracking (lcp/tracking) as the workflow's jobs see it, from the config's `tracking`
+section: which scenes an invocation opens parent runs for, and the shell text a job's command
+carries (the environment naming its rule, wildcards and seed; the `lcp train/test` flags naming
+its run; the `lcp tracking log-artifacts` that ends a check or report job). Each is empty, or
+`--no-track`, when tracking is off.
+
+workflow/rules/tracking.smk binds these to Snakemake (its DAG's jobs, the params' closures,
+onstart/onsuccess/onerror); here they are plain functions, unit-tested without Snakemake.
+Wildcards: Snakemake's (or a dict where they are read with `get(name)` only).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from lcp.tracking.settings import snakemake_env_prefix
+from lcp.workflow.scenes import scene_of_dataset
+
+if TYPE_CHECKING:
+    from lcp.workflow.session import Wildcards
+
+
+def enabled(config: Mapping) -> bool:
+    """Whether jobs are tracked (`tracking.enabled`)."""
+    return config["tracking"]["enabled"]
+
+
+def configured_uri(config: Mapping) -> str | None:
+    """`tracking.uri`, None when empty (then $MLFLOW_TRACKING_URI, else the checkout's results/mlflow/)."""
+    return config["tracking"]["uri"] or None
+
+
+def tracked_scenes(config: Mapping, jobs_wildcards: Iterable[Mapping]) -> list[str]:
+    """The scenes of an invocation, sorted: those in `run` and those of the jobs to run
+    (`jobs_wildcards`: each job's wildcards); a data set's job counts for its folder's first scene."""
+    scenes = set(config["run"])
+    for wildcards in jobs_wildcards:
+        scene = wildcards.get("scene")
+        if scene is None and wildcards.get("dataset"):
+            scene = scene_of_dataset(config, wildcards.get("dataset"))
+        if scene is not None:
+            scenes.add(scene)
+    return sorted(scenes)
+
+
+def scene_descriptions(config: Mapping) -> dict[str, str | None]:
+    """Each scene's `description`, for its experiment's note."""
+    return {name: scene.get("description") for name, scene in config["scenes"].items()}
+
+
+def job_env(config: Mapping, rule_name: str, wildcards: Mapping, job_seed: Callable[[Mapping], int]) -> str:
+    """Shell prefix naming a training or evaluation job's rule, wildcards and training seed
+    (`job_seed(wildcards)`, asked only when tracking is on) for its run's tags; empty without tracking."""
+    if not enabled(config):
+        return ""
+    return snakemake_env_prefix(rule_name, wildcards, seed=job_seed(wildcards))
+
+
+def job_flags(config: Mapping, wildcards: Wildcards, step: str, method: str | None = None) -> str:
+    """`lcp train/test` flags naming the job's run <scene>/<step>/<method>[/<severity>]
+    (`method` None: the {method} wildcard), or `--no-track`."""
+    if not enabled(config):
+        return "--no-track"
+    words = ["--track", "--scene", wildcards.scene, "--step", step, "--method", method or wildcards.method]
+    if wildcards.get("severity"):
+        words += ["--variant", wildcards.severity]
+    return shlex.join(words)
+
+
+def log_artifacts(config: Mapping, rule_name: str, step: str, variant: str | None = None) -> str:
+    """Shell text that logs a job's outputs as artifacts of a run <scene>/<step>[/<variant>], to
+    end the job's command with (empty without tracking). It is a pattern for Snakemake's shell
+    formatting: the environment prefix's braces are doubled, and `{wildcards.scene}`,
+    `{wildcards.scene:q}` and `{output:q}` are left for Snakemake to fill in. It is part of the
+    command, not a param, so that it stays out of the job parameters Snakemake's report shows
+    beside each result."""
+    if not enabled(config):
+        return ""
+    mark = "SCENE_WILDCARD"
+    env = snakemake_env_prefix(rule_name, {"scene": mark}).replace("{", "{{").replace("}", "}}")
+    env = env.replace(mark, "{wildcards.scene}")  # scene names are [A-Za-z0-9_.-]: safe in json and quotes
+    words = ["--step", step] + (["--variant", variant] if variant else [])
+    return f" && {env} lcp tracking log-artifacts {{output:q}} --scene {{wildcards.scene:q}} {shlex.join(words)}"
