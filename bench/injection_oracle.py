@@ -12,6 +12,11 @@ Beside them: the unchanged detector on the low-quality images (`degraded`) and o
 originals (`all clean`, the bound of any restoration). If `clean` is not above `degraded`,
 no catch-up learner can help this detector, whatever the crux learner marks.
 
+Given an LCP checkpoint, layer3's input may also be the raw image's layer2 output alone
+(`layer2`: the detector without its crux branch) or with the trained catch-up learner's
+residual (`catch-up`: what it restores when nothing is masked), and `degraded` is the LCP
+detector as it is.
+
     python bench/injection_oracle.py config/mmdet/cascade_rcnn_tiny_demo.py \
         results/demo/pretrain/latest.pth --option data_root=data/ \
         --option test_img_dir=demo/lowq/ --option test_ann=demo/annotations/lowq_test.json
@@ -29,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("degraded", "clean", "constant", "all clean")
+LCP_VARIANTS = ("layer2", "catch-up")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             images.append(torch.from_numpy(image).permute(2, 0, 1))
         return torch.stack(images)
 
-    def layer2_output(img: torch.Tensor) -> torch.Tensor:
+    lcp = hasattr(backbone, "catch_up_learner")
+
+    def layer2_output(img: torch.Tensor, catch_up: bool = False) -> torch.Tensor:
+        if lcp:
+            return backbone.shallow(img, catch_up=catch_up)[1]
         x = backbone.maxpool(backbone.relu(backbone.norm1(backbone.conv1(img))))
         return backbone.layer2(backbone.layer1(x))
 
@@ -90,13 +100,17 @@ def main(argv: list[str] | None = None) -> int:
             return (layer2_output(clean_images(batch["img_metas"])),)
         if variant == "constant":
             return (inputs[0].mean(dim=(2, 3), keepdim=True).expand_as(inputs[0]).contiguous(),)
+        if variant == "layer2":
+            return (layer2_output(batch["img"]),)
+        if variant == "catch-up":
+            return (layer2_output(batch["img"], catch_up=True),)
         return None
 
     backbone.layer3.register_forward_pre_hook(replace_input)
     simple_test = model.simple_test
 
     def recording_test(img, img_metas, **kwargs):
-        batch["img_metas"] = img_metas
+        batch["img"], batch["img_metas"] = img, img_metas
         if batch["variant"] == "all clean":
             img = clean_images(img_metas)
         return simple_test(img, img_metas, **kwargs)
@@ -106,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     detector = MMDataParallel(model)
     print(f"{args.checkpoint} on {dataset.img_prefix} ({len(dataset)} images), COCO bbox AP:")
     measured = {}
-    for variant in VARIANTS:
+    for variant in VARIANTS + (LCP_VARIANTS if lcp else ()):
         batch["variant"] = variant
         with torch.no_grad():
             results = [result for data in loader for result in detector(return_loss=False, rescale=True, **data)]

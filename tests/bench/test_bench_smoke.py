@@ -103,6 +103,14 @@ def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_o
     (log,) = (tmp_path / "clean").glob("*.log")
     assert "crux/mask_mean" in log.read_text()
 
+    # the oracle on that LCP checkpoint adds the raw image's layer2 with and without the catch-up residual
+    lcp_config = str(BENCH.parent / "config" / "mmdet" / "lcp_tiny_demo.py")
+    argv = [lcp_config, str(tmp_path / "clean" / "latest.pth"), "--json", str(tmp_path / "oracle_lcp.json")]
+    assert oracle.main(argv + [arg for option in options for arg in ("--option", option)]) == 0
+    measured = json.loads((tmp_path / "oracle_lcp.json").read_text())
+    assert list(measured) == list(oracle.VARIANTS + oracle.LCP_VARIANTS)
+    assert measured["layer2"]["score_sum"] != measured["catch-up"]["score_sum"]
+
 
 def test_model_bench_leaves_rows_that_differ_only_on_a_gpu_out_on_the_cpu():
     bench = load_bench("bench_lcp_model")
