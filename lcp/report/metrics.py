@@ -313,9 +313,18 @@ def _label(method: str) -> str:
     return "LCP" if method == "lcp" else method
 
 
+COLLAPSE_NEXT_STEPS = (
+    "A collapsed crux learner leaves LCP as its detector beside a branch that carries no content. "
+    "Whether any catch-up learner could help this detector: `bench/injection_oracle.py`; whether "
+    "the crux learner opens for clean content: `bench/crux_clean_content.py` (README.md, "
+    "\"Does LCP learn on the demo?\").\n"
+)
+
+
 def collapse_sentences(grouped: Mapping[str, Mapping[int | None, Mapping[str, Any]]]) -> list[str]:
     """One plain sentence per collapsed crux learner: the method, the seed and `lcp test`'s
-    verdict, e.g. "LCP (seed 1): crux learner collapsed: the mask is flat, ..."."""
+    verdict, e.g. "LCP (seed 1): crux learner collapsed: the mask is flat, ...", then where to
+    look next (COLLAPSE_NEXT_STEPS)."""
     sentences = []
     for method, runs in grouped.items():
         for seed, evaluation in runs.items():
@@ -325,6 +334,8 @@ def collapse_sentences(grouped: Mapping[str, Mapping[int | None, Mapping[str, An
             where = f" (seed {seed})" if seed is not None else ""
             verdict = (health.get("verdict") or "crux learner collapsed").strip().rstrip(".")
             sentences.append(f"{_label(method)}{where}: {verdict}.\n")
+    if sentences:
+        sentences.append(COLLAPSE_NEXT_STEPS)
     return sentences
 
 

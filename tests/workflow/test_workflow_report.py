@@ -70,6 +70,7 @@ def test_metrics_tables_and_plot(tmp_path):
     assert "| baseline | 30.0 | 50.0 | 25.0 |" in summary
     assert "| LCP - baseline | 4.0 | 4.0 | 4.0 |" in summary
     assert "| car | 25.0 | 31.0 |" in summary and "| bus | - | - |" in summary
+    assert "injection_oracle" not in summary  # no collapse, no pointer to its diagnosis
     assert (out / "classwise.png").read_bytes()[:8] == PNG_SIGNATURE
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
@@ -182,6 +183,7 @@ def test_metrics_over_seeds_mean_spread_and_paired_gain(tmp_path):
     # one plain sentence for the collapsed seed, with lcp test's verdict
     assert "\nLCP (seed 1): crux learner collapsed: the mask is flat, 0.4 on every pixel.\n" in summary
     assert summary.count("collapsed:") == 1
+    assert summary.count("`bench/injection_oracle.py`") == 1  # where to look next, once for all seeds
     assert "| lcp | 0 | 0.2 | 0.2 | 0.3 | 0.1 | no |" in summary
     assert "| lcp | mean | 0.4 | 0.2 | 0.3 | 0.1 | 1 of 3 |" in summary
     assert "## Class-wise AP (mean over seeds)" in summary and "| car | 32.0 | 34.0 |" in summary
