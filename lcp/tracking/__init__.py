@@ -26,7 +26,7 @@ What a run holds
     training mode (train/catch_up/*, train/crux/*), epoch/* (images/s, the learner trained, the crux
     mask's health), system/* (MLflow's monitor). hook.py lists what a training records.
 
-How the workflow uses it (workflow/rules/tracking.smk)
+How the workflow uses it (workflow/rules/tracking.smk, its logic in lcp/workflow/tracking.py)
     onstart opens an invocation: open_invocation(scenes, tracking_uri=, invocation_id=<new>,
     descriptions=) creates the parents (only the workflow's own process ever does) and exports the
     environment below; onsuccess / onerror call close_invocation("FINISHED" / "FAILED"). Each job's
