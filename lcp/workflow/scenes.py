@@ -48,6 +48,15 @@ def scene_of_dataset(config: Mapping, dataset: str) -> str:
     return next(name for name in config["scenes"] if dataset_of(config, name) == dataset)
 
 
+def scene_of_job(config: Mapping, wildcards: Mapping) -> str | None:
+    """A job's scene: its {scene} wildcard, else the first scene of its {dataset} folder (whose
+    settings apply); None for a job with neither."""
+    if scene := wildcards.get("scene"):
+        return scene
+    dataset = wildcards.get("dataset")
+    return scene_of_dataset(config, dataset) if dataset else None
+
+
 def demo_datasets(config: Mapping) -> dict[str, str]:
     """Folder -> the demo scene that generates it."""
     return {dataset_of(config, name): name for name, scene in config["scenes"].items() if "demo" in scene}

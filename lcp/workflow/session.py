@@ -31,6 +31,7 @@ from lcp.workflow.scenes import (
     demo_datasets,
     image_sets,
     scene_of_dataset,
+    scene_of_job,
     scene_seeds,
     synthesized_sets,
 )
@@ -190,7 +191,7 @@ class WorkflowSession:
 
     def job_scene(self, wildcards: Wildcards) -> str:
         """The job's scene; a data set's job: the first scene of that folder (its settings apply)."""
-        return wildcards.get("scene") or scene_of_dataset(self.config, wildcards.dataset)
+        return scene_of_job(self.config, wildcards)
 
     # ---- job settings ----------------------------------------------------------------------
 

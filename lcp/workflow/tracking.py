@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from lcp.tracking.settings import snakemake_env_prefix
-from lcp.workflow.scenes import scene_of_dataset
+from lcp.workflow.scenes import scene_of_job
 
 if TYPE_CHECKING:
     from lcp.workflow.session import Wildcards
@@ -35,14 +35,8 @@ def configured_uri(config: Mapping) -> str | None:
 def tracked_scenes(config: Mapping, jobs_wildcards: Iterable[Mapping]) -> list[str]:
     """The scenes of an invocation, sorted: those in `run` and those of the jobs to run
     (`jobs_wildcards`: each job's wildcards); a data set's job counts for its folder's first scene."""
-    scenes = set(config["run"])
-    for wildcards in jobs_wildcards:
-        scene = wildcards.get("scene")
-        if scene is None and wildcards.get("dataset"):
-            scene = scene_of_dataset(config, wildcards.get("dataset"))
-        if scene is not None:
-            scenes.add(scene)
-    return sorted(scenes)
+    jobs_scenes = {scene_of_job(config, wildcards) for wildcards in jobs_wildcards}
+    return sorted(set(config["run"]) | (jobs_scenes - {None}))
 
 
 def scene_descriptions(config: Mapping) -> dict[str, str | None]:
