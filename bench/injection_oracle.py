@@ -49,8 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     from lcp.deferred_imports import import_mmdet
 
     import_mmdet()
-    import mmcv
-    import numpy as np
     import torch
     from mmcv.parallel import MMDataParallel
     from mmcv.runner import load_checkpoint
@@ -71,20 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     model = build_detector(cfg.model)
     load_checkpoint(model, args.checkpoint, map_location="cpu", logger=logging.getLogger("injection_oracle"))
     model.eval()
-    norm = cfg.img_norm_cfg
     backbone = model.backbone
     batch = {}
 
-    def clean_images(img_metas) -> torch.Tensor:  # resized, normalised and padded as the test pipeline does
-        images = []
-        for meta in img_metas:
-            source = record["images"][meta["ori_filename"]]["source"]
-            image = mmcv.imread(str(clean_dir / source)).astype(np.float32)
-            image = mmcv.imresize(image, (meta["img_shape"][1], meta["img_shape"][0]))
-            image = mmcv.imnormalize(image, np.array(norm["mean"]), np.array(norm["std"]), norm["to_rgb"])
-            image = mmcv.impad(image, shape=meta["pad_shape"][:2], pad_val=0)
-            images.append(torch.from_numpy(image).permute(2, 0, 1))
-        return torch.stack(images)
+    pipeline = dataset.pipeline  # the test set's own loading, resizing, normalising and padding
+
+    def clean_images(img_metas) -> torch.Tensor:
+        sources = [record["images"][meta["ori_filename"]]["source"] for meta in img_metas]
+        prepared = [pipeline(dict(img_info=dict(filename=source), img_prefix=str(clean_dir))) for source in sources]
+        return torch.stack([sample["img"][0].data for sample in prepared])
 
     lcp = hasattr(backbone, "catch_up_learner")
 
