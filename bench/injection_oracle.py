@@ -64,7 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     with annotation_loading_unprinted():
         dataset = build_dataset(cfg.data.test, dict(test_mode=True))
     record_file = Path(dataset.img_prefix) / "synthesis.json"
-    record = json.loads(record_file.read_text())
+    try:
+        record = json.loads(record_file.read_text())
+        unrecorded = [info["filename"] for info in dataset.data_infos if info["filename"] not in record["images"]]
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"{record_file}: needs the synthesis record `lcp data synth` writes beside the images ({exc})")
+        return 2
+    if unrecorded:
+        print(f"{record_file}: {unrecorded[0]} has no recorded clean source ({len(unrecorded)} test images)")
+        return 2
     clean_dir = (record_file.parent / record["source_dir"]).resolve()
     model = build_detector(cfg.model)
     load_checkpoint(model, args.checkpoint, map_location="cpu", logger=logging.getLogger("injection_oracle"))

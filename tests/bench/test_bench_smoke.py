@@ -86,6 +86,10 @@ def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_o
     scores = [measured[variant]["score_sum"] for variant in oracle.VARIANTS]
     assert len(set(scores)) == len(scores)  # every replacement changed the detections
     assert "constant" in capsys.readouterr().out
+    # a test set that was not synthesised has no clean originals to take: one line, exit status 2
+    clean_set = [f"data_root={work}/", "test_img_dir=demo/clean/", "test_ann=demo/annotations/clean_test.json"]
+    assert oracle.main(argv[:2] + [arg for option in clean_set for arg in ("--option", option)]) == 2
+    assert "synthesis.json: needs the synthesis record" in capsys.readouterr().out
 
     # bench/crux_clean_content.py: one crux-mode epoch from that detector, the branch fed clean content
     from lcp.models.detector import LCPDetector
