@@ -10,6 +10,7 @@ reports them. Pass seeds you did not tune the demo on.
     python bench/bench_demo_seeds.py --seeds 10 11 12 [--work bench-out/demo-seeds]
     python bench/bench_demo_seeds.py --tiny       # a few images and one epoch each: smoke test
     ... --lcp-option model.start_as_pretrained=False   # compare a variant of LCP's settings
+    ... --lcp-start START.pth     # LCP starts from this checkpoint instead of the pretrained one
 """
 
 from __future__ import annotations
@@ -115,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="extra --cfg-options for LCP (e.g. model.start_as_pretrained=False)",
     )
+    parser.add_argument(
+        "--lcp-start",
+        type=Path,
+        help="checkpoint LCP starts from instead of the pretrained detector (e.g. bench/half_fog.py start);"
+        " LCP's runs then go to WORK/lcp_<its stem>/",
+    )
     parser.add_argument("--tiny", action="store_true", help="12 images, one epoch per step: a smoke test")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -147,12 +154,19 @@ def main(argv: list[str] | None = None) -> int:
 
     pretrained = train(lcp, scene, "pretrain", args.work / "pretrain", 0, options("pretrain"), None)
 
+    lcp_dir = f"lcp_{args.lcp_start.stem}" if args.lcp_start else "lcp"
     rows = []
     for seed in args.seeds:
         row = {"seed": seed}
         for method in METHODS:
             checkpoint = train(
-                lcp, scene, method, args.work / method / f"seed{seed}", seed, options(method), pretrained
+                lcp,
+                scene,
+                method,
+                args.work / (lcp_dir if method == "lcp" else method) / f"seed{seed}",
+                seed,
+                options(method),
+                args.lcp_start if method == "lcp" and args.lcp_start else pretrained,
             )
             evaluation = evaluate(lcp, scene, method, checkpoint, options(method))
             row[method] = 100 * evaluation["bbox_mAP"]

@@ -9,11 +9,14 @@ consistent sign.
 
     python bench/crux_gradient.py results/demo/lcp/seed0/latest.pth
     python bench/crux_gradient.py results/demo/pretrain/latest.pth --option model.start_as_pretrained=True
+    python bench/crux_gradient.py LCP.pth --data-root half/demo/ --halves half/demo/halves.json
+        (bench/half_fog.py's scene: also the fogged half of each image against its clear half)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -27,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=str(ROOT / "config" / "mmdet" / "lcp_tiny_demo.py"))
     parser.add_argument("--data-root", default=str(ROOT / "data" / "demo") + "/")
     parser.add_argument("--batches", type=int, default=16, help="training batches to measure (default 16)")
+    parser.add_argument("--halves", type=Path, help="halves.json of bench/half_fog.py data: split by fogged half")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="extra --cfg-options")
     args = parser.parse_args(argv)
 
@@ -37,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     from mmcv.runner import load_checkpoint
     from mmdet.datasets import build_dataloader, build_dataset
     from mmdet.models import build_detector
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from half_fog import half_mask
 
     import lcp.datasets  # noqa: F401  registers the paired dataset
     import lcp.hooks  # noqa: F401
@@ -68,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
 
     crux_learner.forward = masked
     inside, outside, spatial_std, box_sums = [], [], [], []
+    halves = json.loads(args.halves.read_text()) if args.halves else None
+    fogged_values, clear_values, half_sums = [], [], []
     for index, data in enumerate(loader):
         if index == args.batches:
             break
@@ -84,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         model.zero_grad()
         loss.backward()
         mask = masks[-1]
+        for image, meta in enumerate(data["img_metas"].data[0] if halves else []):
+            height, width = meta["img_shape"][:2]
+            gradient = mask.grad[image, 0, :height, :width]
+            half = halves[Path(meta["ori_filename"]).name.split("_foggy")[0]]
+            fogged = torch.from_numpy(half_mask((height, width), half, flipped=bool(meta.get("flip"))))
+            fogged_values.append(gradient[fogged])
+            clear_values.append(gradient[~fogged])
+            half_sums.append((float(fogged_values[-1].sum()), float(clear_values[-1].sum())))
         for image, boxes in enumerate(gt_bboxes):
             in_box = torch.zeros(mask.shape[-2:], dtype=torch.bool)
             gradient = mask.grad[image, 0]
@@ -97,13 +114,19 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.checkpoint}: mask {mean_mask:.4f} (last batch), spatial std {sum(spatial_std) / len(spatial_std):.4f}"
     )
-    for name, values in (("inside boxes", torch.cat(inside)), ("outside", torch.cat(outside))):
+    regions = [("inside boxes", torch.cat(inside)), ("outside", torch.cat(outside))]
+    if halves:
+        regions += [("fogged half", torch.cat(fogged_values)), ("clear half", torch.cat(clear_values))]
+    for name, values in regions:
         print(
             f"  dL/dm {name:12}: mean {float(values.mean()):+.2e}  mean |.| {float(values.abs().mean()):.2e}"
             f"  negative {float((values < 0).float().mean()):.0%}  pixels {values.numel()}"
         )
     negative = sum(total < 0 for total in box_sums)
     print(f"  dL/dm summed over each box: negative for {negative} of {len(box_sums)} boxes")
+    if halves:
+        lower = sum(fogged < clear for fogged, clear in half_sums)
+        print(f"  per image, the fogged half's sum below the clear half's in {lower} of {len(half_sums)} images")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -114,6 +115,38 @@ def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_o
     measured = json.loads((tmp_path / "oracle_lcp.json").read_text())
     assert list(measured) == list(oracle.VARIANTS + oracle.LCP_VARIANTS)
     assert measured["layer2"]["score_sum"] != measured["catch-up"]["score_sum"]
+
+    # bench/half_fog.py: the scene fogged on one half of each image, an LCP start, its masks per half
+    import numpy as np
+    from PIL import Image
+
+    half_fog = load_bench("half_fog")
+    half = tmp_path / "half"
+    assert half_fog.main(["data", str(work / "demo"), str(half)]) == 0
+    halves = json.loads((half / "halves.json").read_text())
+    assert len(halves) == 12 and set(halves.values()) == {"left", "right"}
+    for stem, fogged_side in halves.items():
+        (lowq,) = (half / "lowq").glob(f"{stem}_foggy_*.jpg")
+        (clean,) = (half / "clean").glob(f"{stem}.*")
+        difference = np.abs(np.asarray(Image.open(lowq), float) - np.asarray(Image.open(clean), float)).mean(2)
+        fogged = half_fog.half_mask(difference.shape, fogged_side)
+        assert difference[fogged].mean() > 5 > 1 > difference[~fogged].mean(), stem
+    start = tmp_path / "start.pth"
+    pretrained = str(work / "pretrain" / "latest.pth")
+    assert half_fog.main(["start", lcp_config, pretrained, str(start), "--mask-start", "0.9"]) == 0
+    capsys.readouterr()
+    assert half_fog.main(["masks", lcp_config, str(start), str(half)]) == 0
+    levels = re.search(r"fogged half ([\d.]+), on the clear half ([\d.]+)", capsys.readouterr().out).groups()
+    assert all(0.75 < float(level) < 0.97 for level in levels)  # the start's mask, on both halves
+    gradient = load_bench("crux_gradient")
+    argv = [str(start), "--data-root", f"{half}/", "--halves", str(half / "halves.json"), "--batches", "2"]
+    assert gradient.main(argv) == 0
+    assert "dL/dm fogged half" in capsys.readouterr().out
+    # LCP trained from that start beside the baseline already trained: its own folder
+    argv = ["--tiny", "--seeds", "3", "--work", str(work), "--lcp-start", str(start)]
+    assert bench.main(argv) == 0
+    assert (work / "lcp_start" / "seed3" / "latest.pth").is_file()
+    assert "trained baseline" not in capsys.readouterr().out
 
 
 def test_model_bench_leaves_rows_that_differ_only_on_a_gpu_out_on_the_cpu():
