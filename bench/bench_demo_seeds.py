@@ -47,23 +47,18 @@ def run(command: list[str], log: Path) -> float:
 
 
 def train(lcp: str, scene: dict, step: str, work: Path, seed: int, options: list[str], load_from: Path | None) -> Path:
+    """Train once per folder: a folder trained (or started) with other settings is refused, not reused."""
     checkpoint = work / "latest.pth"
+    command = [lcp, "train", scene[step]["config"], "--seed", str(seed), "--work-dir", str(work), "--no-validate"]
+    command += ["--auto-resume"] + (["--load-from", str(load_from)] if load_from is not None else [])
+    command += ["--cfg-options", *options]
+    record = work / "command.json"
+    if record.is_file() and json.loads(record.read_text()) != command[1:]:  # [0]: where lcp is installed
+        sys.exit(f"{record}: {work} was trained with other settings; give this run another --work")
     if not checkpoint.is_file():
-        command = [
-            lcp,
-            "train",
-            scene[step]["config"],
-            "--seed",
-            str(seed),
-            "--work-dir",
-            str(work),
-            "--no-validate",
-            "--auto-resume",
-        ]
-        if load_from is not None:
-            command += ["--load-from", str(load_from)]
         work.mkdir(parents=True, exist_ok=True)
-        seconds = run(command + ["--cfg-options", *options], work / "train.out")
+        record.write_text(json.dumps(command[1:]))
+        seconds = run(command, work / "train.out")
         print(f"  trained {step} seed {seed} in {seconds:.0f} s", flush=True)
     return checkpoint
 

@@ -147,6 +147,9 @@ def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_o
     assert bench.main(argv) == 0
     assert (work / "lcp_start" / "seed3" / "latest.pth").is_file()
     assert "trained baseline" not in capsys.readouterr().out
+    # a folder trained with other settings is refused, not reused
+    with pytest.raises(SystemExit, match="trained with other settings"):
+        bench.main(["--tiny", "--seeds", "3", "--work", str(work), "--lcp-option", "model.start_as_pretrained=False"])
 
 
 def test_model_bench_leaves_rows_that_differ_only_on_a_gpu_out_on_the_cpu():
