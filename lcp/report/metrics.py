@@ -314,10 +314,11 @@ def _label(method: str) -> str:
 
 
 COLLAPSE_NEXT_STEPS = (
-    "A collapsed crux learner leaves LCP as its detector beside a branch that carries no content. "
-    "Whether any catch-up learner could help this detector: `bench/injection_oracle.py`; whether "
-    "the crux learner opens for clean content: `bench/crux_clean_content.py` (README.md, "
-    "\"Does LCP learn on the demo?\").\n"
+    "A collapsed crux learner marks no regions: its branch sees the whole image scaled alike, or "
+    "nothing when the mask is near 0. Whether any catch-up learner could help this detector: "
+    "`bench/injection_oracle.py`; whether the crux learner opens for clean content: "
+    "`bench/crux_clean_content.py`; where the detection loss wants the mask: "
+    "`bench/crux_gradient.py` (README.md, \"Does LCP learn on the demo?\").\n"
 )
 
 
