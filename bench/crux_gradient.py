@@ -16,7 +16,6 @@ consistent sign.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from mmdet.models import build_detector
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from half_fog import half_mask
+    from half_fog import half_mask, half_of, read_halves
 
     import lcp.datasets  # noqa: F401  registers the paired dataset
     import lcp.hooks  # noqa: F401
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     crux_learner.forward = masked
     inside, outside, spatial_std, box_sums = [], [], [], []
-    halves = json.loads(args.halves.read_text()) if args.halves else None
+    halves = read_halves(args.halves) if args.halves else None
     fogged_values, clear_values, half_sums = [], [], []
     for index, data in enumerate(loader):
         if index == args.batches:
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         for image, meta in enumerate(data["img_metas"].data[0] if halves else []):
             height, width = meta["img_shape"][:2]
             gradient = mask.grad[image, 0, :height, :width]
-            half = halves[Path(meta["ori_filename"]).name.split("_foggy")[0]]
+            half = half_of(halves, meta["ori_filename"], args.halves)
             fogged = torch.from_numpy(half_mask((height, width), half, flipped=bool(meta.get("flip"))))
             fogged_values.append(gradient[fogged])
             clear_values.append(gradient[~fogged])

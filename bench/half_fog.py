@@ -37,6 +37,25 @@ HALVES = "halves.json"
 CLEAR_DEPTH_M = 0.01  # lcp data synth reads depth 0 as "unknown" and fills it as far away
 
 
+def read_halves(path: Path) -> dict[str, str]:
+    """halves.json as `data` wrote it (image stem -> fogged half); one line and exit if it is not."""
+    try:
+        halves = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        sys.exit(f"{path}: not a halves.json of `bench/half_fog.py data` ({error})")
+    if not isinstance(halves, dict) or not set(halves.values()) <= {"left", "right"}:
+        sys.exit(f"{path}: not a halves.json of `bench/half_fog.py data` (image stem -> left or right)")
+    return halves
+
+
+def half_of(halves: dict[str, str], file_name: str, path: Path) -> str:
+    """The fogged half of a synthesised image (<stem>_foggy_....jpg)."""
+    stem = Path(file_name).name.split("_foggy")[0]
+    if stem not in halves:
+        sys.exit(f"{path}: has no entry for {stem} ({file_name}); was the scene made by `half_fog.py data`?")
+    return halves[stem]
+
+
 def fogged_half(stem: str) -> str:
     return "left" if zlib.crc32(stem.encode()) % 2 == 0 else "right"
 
@@ -60,6 +79,9 @@ def make_data(demo: Path, out: Path, beta: float, seed: int) -> None:
 
     if out.exists():
         sys.exit(f"{out}: already exists")
+    depths = sorted((demo / "depth").glob("*.png"))
+    if not depths or not (demo / "clean").is_dir():
+        sys.exit(f"{demo}: no clean/ images with depth/*.png maps; expected a folder of `lcp data demo`")
     depth_dir = out / "depth"
     depth_dir.mkdir(parents=True)
     shutil.copytree(demo / "clean", out / "clean")
@@ -67,7 +89,7 @@ def make_data(demo: Path, out: Path, beta: float, seed: int) -> None:
     for split in ("train", "test"):
         shutil.copy(demo / "annotations" / f"clean_{split}.json", out / "annotations")
     halves = {}
-    for path in sorted((demo / "depth").glob("*.png")):
+    for path in depths:
         depth = np.asarray(Image.open(path), dtype=np.float64) / 256  # the demo's 16-bit metres * 256
         halves[path.stem] = fogged_half(path.stem)
         fogged = half_mask(depth.shape, halves[path.stem])
@@ -123,13 +145,13 @@ def region_masks(config: str, checkpoint: str, data: Path, options: list[str]) -
     from lcp.report.test_set import test_set_with
     from lcp.tracking.heatmaps import crux_masks
 
-    halves = json.loads((data / HALVES).read_text())
+    halves = read_halves(data / HALVES)
     cfg = load(config, [f"data_root={data}/", *options])
     dataset = test_set_with(cfg, 1, config, "one image")
     model = build_test_model(cfg, checkpoint).eval()
     fog, clear = [], []
     for name, _, mask, _ in crux_masks(model, dataset, len(dataset)):
-        fogged = half_mask(mask.shape, halves[Path(name).name.split("_foggy")[0]])
+        fogged = half_mask(mask.shape, half_of(halves, name, data / HALVES))
         fog.append(float(mask[fogged].mean()))
         clear.append(float(mask[~fogged].mean()))
     difference = np.array(fog) - np.array(clear)

@@ -124,6 +124,9 @@ def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_o
     half = tmp_path / "half"
     assert half_fog.main(["data", str(work / "demo"), str(half)]) == 0
     halves = json.loads((half / "halves.json").read_text())
+    with pytest.raises(SystemExit, match="expected a folder of `lcp data demo`"):  # no depth maps there
+        half_fog.main(["data", str(work / "demo" / "clean"), str(tmp_path / "not-made")])
+    assert not (tmp_path / "not-made").exists()
     assert len(halves) == 12 and set(halves.values()) == {"left", "right"}
     for stem, fogged_side in halves.items():
         (lowq,) = (half / "lowq").glob(f"{stem}_foggy_*.jpg")
@@ -142,6 +145,8 @@ def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_o
     argv = [str(start), "--data-root", f"{half}/", "--halves", str(half / "halves.json"), "--batches", "2"]
     assert gradient.main(argv) == 0
     assert "dL/dm fogged half" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="not a halves.json"):
+        half_fog.main(["masks", lcp_config, str(start), str(work / "demo")])  # a scene without halves.json
     # LCP trained from that start beside the baseline already trained: its own folder
     argv = ["--tiny", "--seeds", "3", "--work", str(work), "--lcp-start", str(start)]
     assert bench.main(argv) == 0
