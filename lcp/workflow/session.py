@@ -251,6 +251,10 @@ class WorkflowSession:
             for role in ("clean", "lowq")
         }
 
+    def scenes_pretraining(self, imported: bool) -> list[str]:
+        """The scenes whose pretrained detector is imported (`pretrain.checkpoint`) or, if not, trained here."""
+        return [name for name, scene in self.scenes.items() if ("checkpoint" in scene["pretrain"]) == imported]
+
     def pretrained_checkpoint(self, wildcards: Wildcards) -> list[str]:
         key = f"scenes.{wildcards.scene}.pretrain.checkpoint"
         return self.existing_paths({key: self.scenes[wildcards.scene]["pretrain"]["checkpoint"]})

@@ -134,6 +134,15 @@ def test_an_imported_checkpoint_that_is_missing_is_named_with_its_key(workdir):
     ]
 
 
+def test_each_scene_is_pretrained_here_or_imported_never_both(workdir):
+    config = repo_config()
+    config["scenes"]["urpc"]["pretrain"]["checkpoint"] = "checkpoints/dfui.pth"
+    session = start(config)
+    imported, trained = session.scenes_pretraining(imported=True), session.scenes_pretraining(imported=False)
+    assert imported == ["urpc"] and "demo" in trained
+    assert sorted(imported + trained) == sorted(config["scenes"])
+
+
 # ---- checks while the DAG is built --------------------------------------------------------
 
 

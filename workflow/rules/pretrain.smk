@@ -20,7 +20,7 @@ rule pretrain:
     benchmark:
         paths.benchmark("{scene}", "pretrain")
     wildcard_constraints:
-        scene=alternatives(name for name, scene in session.scenes.items() if "checkpoint" not in scene["pretrain"]),
+        scene=alternatives(session.scenes_pretraining(imported=False)),
     retries: session.job_retries("pretrain")
     conda:
         "../../envs/lcp.yaml"
@@ -45,7 +45,7 @@ rule import_pretrained:
     log:
         paths.log("{scene}", "import_pretrained"),
     wildcard_constraints:
-        scene=alternatives(name for name, scene in session.scenes.items() if "checkpoint" in scene["pretrain"]),
+        scene=alternatives(session.scenes_pretraining(imported=True)),
     localrule: True
     conda:
         "../../envs/lcp.yaml"
