@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 
 import pytest
 from snakemake.iocontainers import OutputFiles, Wildcards  # what Snakemake passes params and shell formatting
@@ -147,3 +149,19 @@ def test_log_artifacts_formatted_by_snakemake(rule_name, step, variant, tail):
         "foggy_city",
         *tail,
     ]
+
+
+def test_building_the_dag_loads_none_of_the_tracking_clients():
+    # what common.smk and tracking.smk import: the settings only, not the MLflow-facing modules
+    code = (
+        "import sys, lcp.workflow.session, lcp.workflow.tracking, lcp.tracking.settings; "
+        "print(sorted(m for m in sys.modules if m.startswith(('lcp.tracking.', 'mlflow', 'mmcv'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['lcp.tracking.settings']"
+    # and the lazily loaded names still resolve
+    import lcp.tracking
+
+    assert lcp.tracking.open_invocation.__module__ == "lcp.tracking.invocation"
+    with pytest.raises(AttributeError, match="no attribute 'not_there'"):
+        lcp.tracking.not_there  # noqa: B018
