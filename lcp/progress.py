@@ -108,10 +108,21 @@ def map_with_progress(
             initializer(*initargs)
         results: Iterable[Result] = map(fn, items)
         return list(progress(results, desc, unit, total=len(items)) if show else results)
-    import multiprocessing
+    # concurrent.futures, not multiprocessing.Pool: when a worker dies (out of memory, killed),
+    # Pool replaces it and waits forever for the items it held; the executor raises instead.
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from lcp.errors import LCPError
 
     workers = min(workers, len(items))
     chunksize = max(1, min(16, len(items) // (4 * workers)))
-    with multiprocessing.Pool(workers, initializer, initargs) as pool:
-        results = pool.imap(fn, items, chunksize=chunksize)
-        return list(progress(results, desc, unit, total=len(items)) if show else results)
+    with ProcessPoolExecutor(workers, initializer=initializer, initargs=initargs) as pool:
+        try:
+            results = pool.map(fn, items, chunksize=chunksize)
+            return list(progress(results, desc, unit, total=len(items)) if show else results)
+        except BrokenProcessPool:
+            raise LCPError(
+                f"{desc}: a worker process died (killed, or out of memory?); nothing was completed. "
+                f"Run it again, with fewer --workers if memory is short"
+            ) from None

@@ -104,3 +104,21 @@ def test_map_with_progress_keeps_input_order_in_a_pool_and_runs_the_initializer_
     with contextlib.redirect_stderr(quiet):
         map_with_progress(_offset_pid, [1, 2], 2, "check", show=False)
     assert quiet.getvalue() == ""
+
+
+def test_a_worker_killed_mid_map_stops_it_with_one_error_instead_of_a_hang():
+    # in a child process with a time limit: the old multiprocessing.Pool waited forever here
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r}); "
+        "from helpers.workers import double_or_die; from lcp.progress import map_with_progress; "
+        "from lcp.errors import LCPError\n"
+        "try:\n    map_with_progress(double_or_die, list(range(8)), 2, 'convert photos', show=False)\n"
+        "except LCPError as error:\n    print(error)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("convert photos: a worker process died (killed, or out of memory?)")
