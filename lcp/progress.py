@@ -123,6 +123,6 @@ def map_with_progress(
             return list(progress(results, desc, unit, total=len(items)) if show else results)
         except BrokenProcessPool:
             raise LCPError(
-                f"{desc}: a worker process died (killed, or out of memory?); nothing was completed. "
+                f"{desc}: a worker process died (killed, or out of memory?), so the run stops. "
                 f"Run it again, with fewer --workers if memory is short"
             ) from None
