@@ -73,35 +73,38 @@ def half_mask(shape: tuple[int, int], half: str, flipped: bool = False):
     return fogged
 
 
-def make_data(demo: Path, out: Path, beta: float, seed: int) -> None:
+def make_data(demo: Path, out: Path, beta: float, seed: int, overwrite: bool) -> None:
+    """Write the half-fog scene to `out`, which appears complete or not at all."""
     import numpy as np
     from PIL import Image
 
-    if out.exists():
-        sys.exit(f"{out}: already exists")
+    from lcp.io import atomic_folder
+
     depths = sorted((demo / "depth").glob("*.png"))
     if not depths or not (demo / "clean").is_dir():
         sys.exit(f"{demo}: no clean/ images with depth/*.png maps; expected a folder of `lcp data demo`")
-    depth_dir = out / "depth"
-    depth_dir.mkdir(parents=True)
-    shutil.copytree(demo / "clean", out / "clean")
-    (out / "annotations").mkdir()
-    for split in ("train", "test"):
-        shutil.copy(demo / "annotations" / f"clean_{split}.json", out / "annotations")
-    halves = {}
-    for path in depths:
-        depth = np.asarray(Image.open(path), dtype=np.float64) / 256  # the demo's 16-bit metres * 256
-        halves[path.stem] = fogged_half(path.stem)
-        fogged = half_mask(depth.shape, halves[path.stem])
-        np.save(depth_dir / f"{path.stem}.npy", np.where(fogged, depth, CLEAR_DEPTH_M))
-    (out / HALVES).write_text(json.dumps(halves, indent=1))
-    lcp = str(Path(sys.executable).parent / "lcp")
-    command = [lcp, "data", "synth", "fog", "--src", str(out / "clean"), "--out", str(out / "lowq")]
-    command += ["--depth-dir", str(depth_dir), "--beta", str(beta), "--seed", str(seed), "--no-progress"]
-    for split in ("train", "test"):
-        command += ["--ann", str(out / "annotations" / f"clean_{split}.json")]
-        command += ["--ann-out", str(out / "annotations" / f"lowq_{split}.json")]
-    subprocess.run(command, check=True)
+    with atomic_folder(out, overwrite=overwrite, sources=[demo]) as tmp:
+        depth_dir = tmp / "depth"
+        depth_dir.mkdir()
+        shutil.copytree(demo / "clean", tmp / "clean")
+        (tmp / "annotations").mkdir()
+        for split in ("train", "test"):
+            shutil.copy(demo / "annotations" / f"clean_{split}.json", tmp / "annotations")
+        halves = {}
+        for path in depths:
+            depth = np.asarray(Image.open(path), dtype=np.float64) / 256  # the demo's 16-bit metres * 256
+            halves[path.stem] = fogged_half(path.stem)
+            fogged = half_mask(depth.shape, halves[path.stem])
+            np.save(depth_dir / f"{path.stem}.npy", np.where(fogged, depth, CLEAR_DEPTH_M))
+        (tmp / HALVES).write_text(json.dumps(halves, indent=1))
+        lcp = str(Path(sys.executable).parent / "lcp")
+        command = [lcp, "data", "synth", "fog", "--src", str(tmp / "clean"), "--out", str(tmp / "lowq")]
+        command += ["--depth-dir", str(depth_dir), "--beta", str(beta), "--seed", str(seed), "--no-progress"]
+        for split in ("train", "test"):
+            command += ["--ann", str(tmp / "annotations" / f"clean_{split}.json")]
+            command += ["--ann-out", str(tmp / "annotations" / f"lowq_{split}.json")]
+        if subprocess.run(command, check=False).returncode != 0:
+            sys.exit(f"{out}: lcp data synth failed (its message is above); nothing was written")
 
 
 def load(config: str, options: list[str]):
@@ -112,13 +115,19 @@ def load(config: str, options: list[str]):
     return load_config(config, parse_cfg_options(options))
 
 
-def make_start(config: str, pretrained: str, out: Path, mask_start: float, seed: int, options: list[str]) -> None:
+def make_start(
+    config: str, pretrained: str, out: Path, mask_start: float, seed: int, options: list[str], overwrite: bool
+) -> None:
     import torch
     from mmcv.runner import load_checkpoint, save_checkpoint
     from mmdet.models import build_detector
 
+    from lcp.io import atomic_path
+
     if not 0 < mask_start < 1:
         sys.exit(f"--mask-start {mask_start}: must be inside (0, 1)")
+    if not Path(pretrained).is_file():
+        sys.exit(f"{pretrained}: no such checkpoint")
     cfg = load(config, options)
     logging.getLogger("mmcv").setLevel(logging.WARNING)  # init_weights' report of every parameter
     cfg.model.start_as_pretrained = True
@@ -134,7 +143,8 @@ def make_start(config: str, pretrained: str, out: Path, mask_start: float, seed:
         residual.weight.zero_()
         residual.bias.zero_()
         crux.h_evaluation[-1].conv3.bias.fill_(crux.mask_thr + math.log(mask_start / (1 - mask_start)) / crux.k)
-    save_checkpoint(model, str(out))
+    with atomic_path(out, overwrite=overwrite, sources=[config, pretrained]) as tmp:
+        save_checkpoint(model, str(tmp))
     print(f"{out}: {pretrained} with LCP's modules started as the pretrained detector, mask bias set for {mask_start}")
 
 
@@ -170,12 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     data.add_argument("out", type=Path)
     data.add_argument("--beta", type=float, default=0.06)
     data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--overwrite", action="store_true", help="replace an OUT this command wrote")
     start = commands.add_parser("start", help="an LCP start checkpoint from a plain pretrained detector")
     start.add_argument("config")
     start.add_argument("pretrained")
     start.add_argument("out", type=Path)
     start.add_argument("--mask-start", type=float, default=0.9, help="the mask's level (its weights move it a little)")
     start.add_argument("--seed", type=int, default=0, help="seed of the modules' random weights")
+    start.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     masks = commands.add_parser("masks", help="mean mask on the fogged and the clear halves")
     masks.add_argument("config")
     masks.add_argument("checkpoint")
@@ -184,12 +196,17 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    if args.command == "data":
-        make_data(args.demo, args.out, args.beta, args.seed)
-    elif args.command == "start":
-        make_start(args.config, args.pretrained, args.out, args.mask_start, args.seed, args.option)
-    else:
-        region_masks(args.config, args.checkpoint, args.data, args.option)
+    from lcp.errors import LCPError
+
+    try:
+        if args.command == "data":
+            make_data(args.demo, args.out, args.beta, args.seed, args.overwrite)
+        elif args.command == "start":
+            make_start(args.config, args.pretrained, args.out, args.mask_start, args.seed, args.option, args.overwrite)
+        else:
+            region_masks(args.config, args.checkpoint, args.data, args.option)
+    except LCPError as error:  # a bad config, an output that exists, ...: one line
+        sys.exit(str(error))
     return 0
 
 

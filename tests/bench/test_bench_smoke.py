@@ -137,6 +137,12 @@ def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_o
     start = tmp_path / "start.pth"
     pretrained = str(work / "pretrain" / "latest.pth")
     assert half_fog.main(["start", lcp_config, pretrained, str(start), "--mask-start", "0.9"]) == 0
+    written = start.read_bytes()
+    with pytest.raises(SystemExit, match="already exists; remove it or pass --overwrite"):
+        half_fog.main(["start", lcp_config, pretrained, str(start), "--mask-start", "0.5"])
+    assert start.read_bytes() == written
+    with pytest.raises(SystemExit, match="already exists; remove it or pass --overwrite"):
+        half_fog.main(["data", str(work / "demo"), str(half)])
     capsys.readouterr()
     assert half_fog.main(["masks", lcp_config, str(start), str(half)]) == 0
     levels = re.search(r"fogged half ([\d.]+), on the clear half ([\d.]+)", capsys.readouterr().out).groups()
