@@ -248,8 +248,11 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     from lcp.data.check import check_set, format_summary
-    from lcp.io import write_json
+    from lcp.io import check_outside_sources, write_json
 
+    sources = [args.lowq, args.clean, *args.ann]
+    if args.report:
+        check_outside_sources(args.report, sources)  # before the check's work, not after it
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     report = check_set(
         Path(args.lowq),
@@ -263,7 +266,7 @@ def run_check(args: argparse.Namespace) -> int:
         max_erased_share=args.max_erased_share,
     )
     if args.report:
-        write_json(args.report, report)
+        write_json(args.report, report, sources=sources)
     print(format_summary(report))
     return 0 if report["ok"] else 1
 

@@ -172,6 +172,16 @@ def test_rewritten_annotations_may_not_replace_their_source(scene, tmp_path, cap
     assert ann.read_bytes() == before and not (tmp_path / "fog").exists()
 
 
+def test_the_check_report_may_not_replace_what_it_checks(scene, capsys):
+    before = digest(scene)
+    ann = scene / "annotations/lowq_test.json"
+    check = ["data", "check", "--lowq", str(scene / "lowq"), "--clean", str(scene / "clean"), "--ann", str(ann)]
+    refused(capsys, [*check, "--no-progress", "--report", str(ann)], f"{ann}: is the source {ann}")
+    image = next((scene / "lowq").glob("*.jpg"))
+    refused(capsys, [*check, "--no-progress", "--report", str(image)], f"lies inside the source {scene / 'lowq'}")
+    assert digest(scene) == before
+
+
 def test_overwrite_replaces_a_folder_lcp_wrote_and_says_so(scene, tmp_path, capsys):
     out = tmp_path / "fog"
     synth = [
