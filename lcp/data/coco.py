@@ -70,6 +70,29 @@ def subset(coco: Mapping[str, Any], image_ids: Iterable[int]) -> dict[str, Any]:
     return {**coco, "images": images, "annotations": annotations}
 
 
+def check_references(coco: Mapping[str, Any], source: str | os.PathLike = "annotations") -> None:
+    """An LCPError naming `source` unless every image has its own id and file and every
+    annotation refers to an image (what mapping annotations onto new images relies on)."""
+    seen_ids: dict[Any, str] = {}
+    seen_files: set[str] = set()
+    for image in coco["images"]:
+        image_id, name = image["id"], image["file_name"]
+        if not isinstance(name, str):
+            raise LCPError(f"{source}: image {image_id!r} has the file_name {name!r}; names are strings")
+        if not isinstance(image_id, int) or isinstance(image_id, bool):
+            raise LCPError(f"{source}: image {name!r} has the id {image_id!r}; ids are whole numbers")
+        if image_id in seen_ids:
+            raise LCPError(f"{source}: image id {image_id} is used by {seen_ids[image_id]!r} and {name!r}")
+        if name in seen_files:
+            raise LCPError(f"{source}: the file {name!r} is listed twice among the images")
+        seen_ids[image_id] = name
+        seen_files.add(name)
+    for ann in coco["annotations"]:
+        image_id = ann["image_id"]
+        if isinstance(image_id, dict | list) or image_id not in seen_ids:
+            raise LCPError(f"{source}: annotation {ann['id']} refers to image id {image_id!r}, which no image has")
+
+
 def rename_images(
     coco: Mapping[str, Any], renames: Mapping[str, list[str]], source: str | os.PathLike = "annotations"
 ) -> dict[str, Any]:
@@ -79,6 +102,7 @@ def rename_images(
     synthesised image per parameter setting) images and annotations are renumbered from 1.
     A file_name missing from `renames` is an LCPError naming `source`.
     """
+    check_references(coco, source)
     missing = [image["file_name"] for image in coco["images"] if image["file_name"] not in renames]
     if missing:
         raise LCPError(f"{source}: {len(missing)} image(s) not among the synthesised sources, e.g. {missing[0]!r}")

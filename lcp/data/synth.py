@@ -177,9 +177,11 @@ def synthesise_folder(
     renames = output_names(degradation, sources)
     inputs = [src, *depth_dirs, *(ann_in for ann_in, _ in annotations)]
     check_folder_output(out, overwrite, inputs)
-    rewritten, cocos = [], []
+    rewritten, cocos, written = [], [], {}
     for ann_in, ann_out in annotations:  # fail on bad annotations before the long part
-        check_outside_sources(ann_out, inputs)
+        check_outside_sources(ann_out, [*inputs, out])
+        if (earlier := written.setdefault(Path(ann_out).resolve(), ann_in)) != ann_in:
+            raise LCPError(f"{ann_out}: given as --ann-out for both {earlier} and {ann_in}; give each its own")
         if Path(ann_out).exists() and not overwrite:
             raise LCPError(f"{ann_out}: already exists; remove it or pass --overwrite")
         cocos.append(load_coco(ann_in))

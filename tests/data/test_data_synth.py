@@ -251,6 +251,48 @@ def test_bad_input_is_one_line_and_leaves_nothing(scene, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["depth", "out"]
 
 
+def test_annotations_that_cannot_follow_their_images_are_refused_before_any_work(scene, tmp_path, capsys):
+    """Duplicate image ids used to give one image's boxes to another and orphan annotations
+    vanished, both silently; two inputs into one --ann-out kept only the last."""
+    source = json.loads((scene / "annotations" / "clean_train.json").read_text())
+    first, second = source["images"][:2]
+    broken = {
+        "the same id twice": (
+            {**source, "images": [first, {**second, "id": first["id"]}]},
+            f"image id {first['id']} is used by {first['file_name']!r} and {second['file_name']!r}",
+        ),
+        "an orphan": (
+            {
+                **source,
+                "annotations": [*source["annotations"], {**source["annotations"][0], "id": 999, "image_id": 77}],
+            },
+            "annotation 999 refers to image id 77, which no image has",
+        ),
+        "a file listed twice": (
+            {**source, "images": [first, {**first, "id": 4242}]},
+            f"the file {first['file_name']!r} is listed twice among the images",
+        ),
+    }
+    for name, (coco, message) in broken.items():
+        ann = tmp_path / f"{name}.json"
+        ann.write_text(json.dumps(coco))
+        assert (
+            synth("fog", scene / "clean", tmp_path / "out", "--ann", str(ann), "--ann-out", str(tmp_path / "o.json"))
+            == 2
+        )
+        err = capsys.readouterr().err.strip()
+        assert err.endswith(f"{ann}: {message}"), (name, err)
+
+    train, test = (scene / "annotations" / f"clean_{split}.json" for split in ("train", "test"))
+    out_json = str(tmp_path / "o.json")
+    extra = ["--ann", str(train), "--ann-out", out_json, "--ann", str(test), "--ann-out", out_json, "--overwrite"]
+    assert synth("fog", scene / "clean", tmp_path / "out", *extra) == 2
+    assert (
+        capsys.readouterr().err.strip().endswith(f"given as --ann-out for both {train} and {test}; give each its own")
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.json" for name in broken)
+
+
 def write_coco_boxes(path: Path, file_name: str, size: tuple[int, int], boxes: list[list[float]]) -> None:
     path.write_text(
         json.dumps(
