@@ -19,8 +19,8 @@ from lcp.io import read_json, write_json
 def load_coco(path: str | os.PathLike) -> dict[str, Any]:
     """Read a COCO json; an LCPError names the file when it is not a COCO detection file.
 
-    Only the structure is checked here (lists of dicts with the keys detection needs);
-    content problems (boxes, ids, categories) are the business of `lcp data check`.
+    Only the structure is checked here (lists of dicts with the keys detection needs, of
+    the types in FIELD_TYPES); content problems (boxes, ids, categories) are the business of `lcp data check`.
     """
     path = Path(path)
     coco = read_json(path)
@@ -38,7 +38,22 @@ def load_coco(path: str | os.PathLike) -> dict[str, Any]:
         for index, entry in enumerate(entries):
             if not isinstance(entry, dict) or any(key not in entry for key in keys):
                 raise LCPError(f"{path}: {section}[{index}] lacks one of {', '.join(keys)}")
+            for key, (types, kind) in FIELD_TYPES[section].items():
+                value = entry.get(key)
+                if key in entry and (isinstance(value, bool) or not isinstance(value, types)):
+                    raise LCPError(f"{path}: {section}[{index}].{key} is {value!r}, not {kind}")
     return coco
+
+
+_ID = ((int, str), "an id (a whole number or a string)")
+_TEXT = ((str,), "a string")
+_COUNT = ((int,), "a whole number")
+# what the tools index and compare by; a bool passes isinstance(int) and is refused by name
+FIELD_TYPES = {
+    "images": {"id": _ID, "file_name": _TEXT, "width": _COUNT, "height": _COUNT},
+    "annotations": {"id": _ID, "image_id": _ID, "category_id": _ID},
+    "categories": {"id": _ID, "name": _TEXT},
+}
 
 
 def categories_for(classes: Iterable[str]) -> list[dict[str, Any]]:
@@ -72,15 +87,12 @@ def subset(coco: Mapping[str, Any], image_ids: Iterable[int]) -> dict[str, Any]:
 
 def check_references(coco: Mapping[str, Any], source: str | os.PathLike = "annotations") -> None:
     """An LCPError naming `source` unless every image has its own id and file and every
-    annotation refers to an image (what mapping annotations onto new images relies on)."""
+    annotation refers to an image (what mapping annotations onto new images relies on).
+    The fields' types are load_coco's business."""
     seen_ids: dict[Any, str] = {}
     seen_files: set[str] = set()
     for image in coco["images"]:
         image_id, name = image["id"], image["file_name"]
-        if not isinstance(name, str):
-            raise LCPError(f"{source}: image {image_id!r} has the file_name {name!r}; names are strings")
-        if not isinstance(image_id, int) or isinstance(image_id, bool):
-            raise LCPError(f"{source}: image {name!r} has the id {image_id!r}; ids are whole numbers")
         if image_id in seen_ids:
             raise LCPError(f"{source}: image id {image_id} is used by {seen_ids[image_id]!r} and {name!r}")
         if name in seen_files:
@@ -89,7 +101,7 @@ def check_references(coco: Mapping[str, Any], source: str | os.PathLike = "annot
         seen_files.add(name)
     for ann in coco["annotations"]:
         image_id = ann["image_id"]
-        if isinstance(image_id, dict | list) or image_id not in seen_ids:
+        if image_id not in seen_ids:
             raise LCPError(f"{source}: annotation {ann['id']} refers to image id {image_id!r}, which no image has")
 
 

@@ -181,6 +181,8 @@ def test_annotation_problems_are_each_named(scene):
         coco["annotations"][2]["category_id"] = 99  # no such category
         coco["annotations"][3]["id"] = coco["annotations"][4]["id"]  # duplicate id
         coco["images"][0]["width"] = SIZE * 2  # wrong recorded size
+        coco["annotations"][5]["bbox"] = [float("nan"), 5, 10, float("nan")]  # passed every comparison
+        coco["annotations"][6]["bbox"] = [True, 5, 10, 10]
 
     edit(train, break_it)
     edit(scene / "annotations" / "lowq_test.json", lambda coco: coco["categories"].append({"id": 4, "name": "hexagon"}))
@@ -193,6 +195,7 @@ def test_annotation_problems_are_each_named(scene):
         "unknown_category",
         "duplicate_annotation_id",
         "size_mismatch",
+        "invalid_box",
     ):
         assert reason in errors, reason
         assert any(item["file"] == str(train) for item in errors[reason]["items"]), reason
@@ -203,7 +206,9 @@ def test_annotation_problems_are_each_named(scene):
         "unknown_category",
         "duplicate_annotation_id",
         "size_mismatch",
+        "invalid_box",
     }
+    assert len(errors["invalid_box"]["items"]) == 2
 
 
 def test_configured_classes_must_all_be_categories(pristine, tmp_path):
@@ -304,6 +309,21 @@ def test_bad_input_is_an_error_not_a_report(pristine, tmp_path, capsys):
     )
     assert code == 2 and "bad.json: not valid JSON" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+    for section, key, value, kind in (
+        ("annotations", "id", [1], "an id"),
+        ("images", "file_name", 5, "a string"),
+        ("images", "id", {"a": 1}, "an id"),
+        ("images", "width", "64", "a whole number"),
+        ("categories", "name", ["circle"], "a string"),
+        ("annotations", "category_id", True, "an id"),
+    ):
+        coco = json.loads((pristine / "annotations" / "lowq_test.json").read_text())
+        coco[section][0][key] = value
+        (tmp_path / "typed.json").write_text(json.dumps(coco))
+        argv = ["data", "check", "--lowq", str(pristine / "lowq"), "--clean", str(pristine / "clean")]
+        assert lcp([*argv, "--ann", str(tmp_path / "typed.json"), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"typed.json: {section}[0].{key} is {value!r}, not {kind}" in err, err
     code = lcp(["data", "check", "--lowq", str(tmp_path / "none"), "--clean", str(pristine / "clean")])
     assert code == 2 and capsys.readouterr().err.strip().endswith(f"{tmp_path / 'none'}: image folder does not exist")
 

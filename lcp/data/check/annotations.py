@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,8 @@ def _image_size(
 
 
 def _check_box(bbox: Any, name: str, size: list[int] | None, where: str, path: Path, findings: Findings) -> None:
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-        findings.error("invalid_box", path, f"{where}: bbox {bbox!r} is not [x, y, w, h]")
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_coordinate(v) for v in bbox)):
+        findings.error("invalid_box", path, f"{where}: bbox {bbox!r} is not [x, y, w, h] of finite numbers")
         return
     x, y, w, h = bbox
     if w <= 0 or h <= 0:
@@ -134,3 +135,8 @@ def _check_box(bbox: Any, name: str, size: list[int] | None, where: str, path: P
         findings.error(
             "box_outside_image", path, f"{where} on {name}: [{x}, {y}, {w}, {h}] leaves the {size[0]}x{size[1]} image"
         )
+
+
+def _is_coordinate(value: Any) -> bool:
+    """A finite number; a NaN box fails every comparison below and would pass them all."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
