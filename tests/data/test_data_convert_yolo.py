@@ -96,6 +96,16 @@ def test_label_without_image_and_unknown_names(yolo, tmp_path, capsys):
     )
 
 
+def test_two_images_of_one_stem_are_refused_not_given_the_same_boxes(yolo, tmp_path, capsys):
+    write_image(yolo / "images/train/a.png", W, H, seed=4)  # a.txt would label a.jpg and a.png
+    code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "out")
+    assert code == 2 and stderr.strip().endswith(
+        f"{yolo}/images/train/a.png: same stem as {yolo}/images/train/a.jpg; both would take the boxes of "
+        f"{yolo}/labels/train/a.txt, so stems must be unique"
+    ), stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_pixel_coordinates_are_refused_naming_file_and_line(yolo, tmp_path, capsys):
     # the a.jpg boxes in pixels of the 40x20 image: every one would fall outside the image
     (yolo / "labels/train/a.txt").write_text("0 0.25 0.5 0.5 0.4\n0 10 10 20 8\n")

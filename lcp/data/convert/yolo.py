@@ -16,6 +16,8 @@ Rules:
     (pixel coordinates, not YOLO's normalised ones): error naming file:line.
   * boxes reaching outside the image are clipped, boxes left without area dropped, both
     reported.
+  * two images of one stem in one folder (a.jpg, a.png) are an error: one label file
+    cannot say which image its boxes belong to.
   * an image without a label file has no objects (YOLO's convention) and is kept as a
     negative unless --drop-empty; a label file without an image is an error.
   * split: the first folder below images/ when it is train (-> train), or val, valid, test
@@ -150,6 +152,7 @@ def collect(
     separate = images_root != labels_root
     samples = []
     used_labels = {names_path.resolve()}
+    image_of_label: dict[Path, Path] = {}
     for path in walk_files(images_root):
         if not is_source_image(path):
             if not (path.suffix.lower() == ".txt" and not separate) and path.name not in NAMES_FILES:
@@ -157,6 +160,10 @@ def collect(
             continue
         relative = path.relative_to(images_root)
         label = labels_root / relative.with_suffix(".txt")
+        if (other := image_of_label.setdefault(label, path)) != path:
+            raise LCPError(
+                f"{path}: same stem as {other}; both would take the boxes of {label}, so stems must be unique"
+            )
         folder = relative.parts[0].lower() if len(relative.parts) > 1 else ""
         sample = Sample(path, SPLIT_OF_FOLDER.get(folder, ""))
         if label.is_file():
