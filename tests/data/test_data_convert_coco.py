@@ -130,3 +130,19 @@ def test_image_in_both_files_is_an_error(source, capsys):
         capsys, "coco", source["images"], source["out"], "--train", source["train"], "--test", source["test"]
     )
     assert code == 2 and "is also listed in" in stderr
+
+
+def test_a_box_that_rounds_to_no_width_is_dropped_and_said(source, capsys):
+    """Boxes are written to 0.01 px: one thinner than that (or clipped to less) used to be
+    written with width 0, which the data check then refused, with no word from convert."""
+    thin, clipped_thin = [1, 2, 0.004, 5], [31.998, 2, 5, 5]  # the image is 32 px wide
+    write_json(
+        source["train"], coco_file([(1, "day/x.png")], [(1, 5, thin), (1, 5, clipped_thin), (1, 5, [1, 2, 10, 5])])
+    )
+    code, stdout, stderr = convert(
+        capsys, "coco", source["images"], source["out"], "--train", source["train"], "--classes", "car"
+    )
+    assert code == 0, stderr
+    train = load_coco(source["out"] / "annotations/images_train.json")
+    assert boxes_by_file(train) == {"x.jpg": [("car", [1.0, 2.0, 10.0, 5.0], 0)]}
+    assert (stdout + stderr).count("box under 0.01 px wide or high (inside the image), dropped") >= 1, stdout + stderr

@@ -62,9 +62,13 @@ def coco_box(box: Box, width: int, height: int, name: str, report: Report) -> li
     if not (cx2 > cx1 and cy2 > cy1):
         report.warn(f"{name}: box entirely outside the image, dropped", where)
         return None
+    bbox = [round(cx1, 2), round(cy1, 2), round(cx2 - cx1, 2), round(cy2 - cy1, 2)]  # written to 0.01 px
+    if bbox[2] <= 0 or bbox[3] <= 0:
+        report.warn(f"{name}: box under 0.01 px wide or high (inside the image), dropped", where)
+        return None
     if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
         report.warn(f"{name}: box outside the image, clipped to it", where)
-    return [round(cx1, 2), round(cy1, 2), round(cx2 - cx1, 2), round(cy2 - cy1, 2)]
+    return bbox
 
 
 def build_annotations(
