@@ -175,14 +175,23 @@ class DepthSource:
             prefix = cityscapes_prefix(image_path.stem)
             if prefix not in self.disparity_files or prefix not in self.camera_files:
                 raise LCPError(f"{image_path}: no {prefix}_disparity.png / {prefix}_camera.json found")
-            depth = cityscapes_depth(self.disparity_files[prefix], self.camera_files[prefix])
+            source = self.disparity_files[prefix]
+            depth = cityscapes_depth(source, self.camera_files[prefix])
             depth = fill_along_rows(depth, self.far)
         else:
             if image_path.stem not in self.depth_files:
                 raise LCPError(f"{image_path}: no depth map {image_path.stem}.npy/.png in the depth folder")
-            depth = read_depth_file(self.depth_files[image_path.stem])
+            source = self.depth_files[image_path.stem]
+            depth = read_depth_file(source)
             depth = np.where(np.isfinite(depth), depth, self.far)
         if depth.shape != (height, width):
+            # a scaled map is scaled back; a cropped or transposed one would put fog beside the scene
+            if abs(depth.shape[1] * height - depth.shape[0] * width) > 0.01 * depth.shape[0] * width:
+                raise LCPError(
+                    f"{source}: the depth map is {depth.shape[1]}x{depth.shape[0]}, its image {image_path.name} "
+                    f"{width}x{height}: another aspect ratio (cropped or transposed?); give a map of the image's "
+                    "shape or a scaled copy of it"
+                )
             depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
         return np.minimum(depth, self.far).astype(np.float32)
 

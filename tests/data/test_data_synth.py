@@ -114,6 +114,21 @@ def test_fog_follows_koschmieder_with_a_given_depth_map(tmp_path):
         assert np.abs(foggy[8:] - expected[8:]).max() < 0.03
 
 
+def test_a_depth_map_of_another_aspect_ratio_is_refused_and_a_scaled_one_used(tmp_path, capsys):
+    flat_images(tmp_path / "clean", [(40, 90, 160)])  # 48x32
+    (tmp_path / "depth").mkdir()
+    np.save(tmp_path / "depth" / "flat0.npy", np.full((16, 24), 30.0, np.float32))  # half the size
+    assert synth("fog", tmp_path / "clean", tmp_path / "half", "--depth-dir", str(tmp_path / "depth")) == 0
+    np.save(tmp_path / "depth" / "flat0.npy", np.full((48, 32), 30.0, np.float32))  # transposed
+    assert synth("fog", tmp_path / "clean", tmp_path / "transposed", "--depth-dir", str(tmp_path / "depth")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        f"{tmp_path / 'depth' / 'flat0.npy'}: the depth map is 32x48, its image flat0.png 48x32: another aspect "
+        "ratio (cropped or transposed?); give a map of the image's shape or a scaled copy of it"
+    ), err
+    assert not (tmp_path / "transposed").exists()
+
+
 def test_cityscapes_disparity_gives_depth(tmp_path):
     flat_images(tmp_path / "clean", [(30, 60, 200)])
     (tmp_path / "clean" / "flat0.png").rename(tmp_path / "clean" / "aachen_000000_000019_leftImg8bit.png")
