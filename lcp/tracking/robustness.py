@@ -71,6 +71,9 @@ def seed_summary(
         missing = ", ".join(severity for severity in swept if math.isnan(row[severity]))
         run = f"{method}/seed{seed}" if seed else method
         print(f"warning: {where}{run}: no evaluation of {missing}; no mPC for it", file=sys.stderr)
+    for method, seed in points.index[points["mPC"].notna() & points[P].isna()]:
+        run = f"{method}/seed{seed}" if seed else method
+        print(f"warning: {where}{run}: no evaluation on the test set; no P or rPC for it", file=sys.stderr)
     points["rPC"] = 100 * points["mPC"] / points[P]
     return points
 
@@ -81,11 +84,12 @@ def severities(seeds: pd.DataFrame) -> list[str]:
 
 
 def method_summary(seeds: pd.DataFrame) -> pd.DataFrame:
-    """One row per method: the seeds with an mPC, the mean and std over them of every column
-    of `seed_summary` (std NaN for one seed), and the paired mPC of LCP - baseline per seed."""
+    """One row per method: the seeds with an mPC and a P, the mean and std over them of every
+    column of `seed_summary` (std NaN for one seed; every column over the same seeds), and the
+    paired mPC of LCP - baseline per seed."""
     rows = {}
     for method, group in seeds.groupby(level="method", sort=True):
-        complete = group.dropna(subset=["mPC"])
+        complete = group.dropna(subset=["mPC", P])
         row = {"seeds": ", ".join(seed for seed in complete.index.get_level_values("seed") if seed)}
         row.update(complete.mean().to_dict())
         row.update({f"{column} std": value for column, value in complete.std().items()})

@@ -52,6 +52,18 @@ def test_mpc_and_rpc_per_seed_their_mean_and_spread_and_the_paired_mpc_gain(caps
     assert math.isnan(summary.loc["baseline", "mPC vs baseline"])
 
 
+def test_every_column_of_a_method_is_over_the_same_seeds(capsys):
+    """A seed with a sweep but no test-set run has no P: it used to count in mPC and not in P
+    and rPC, so the row's rPC was not its mPC / P."""
+    test = {"lcp/seed0": evaluation(0.40), "lcp/seed1": evaluation(0.40)}
+    sweep = {f"lcp/seed{seed}@beta_0.02": evaluation(ap) for seed, ap in ((0, 0.30), (1, 0.30), (2, 0.10))}
+    seeds = seed_summary(test, sweep, where="demo: ")
+    assert capsys.readouterr().err == "warning: demo: lcp/seed2: no evaluation on the test set; no P or rPC for it\n"
+    summary = method_summary(seeds)
+    assert summary.loc["lcp", "seeds"] == "0, 1"
+    assert summary.loc["lcp", ["P", "mPC", "rPC"]].tolist() == pytest.approx([40.0, 30.0, 75.0])
+
+
 def test_one_run_per_method_without_seeds_has_no_spread():
     seeds = seed_summary(
         {"lcp": evaluation(0.30), "baseline": evaluation(0.25)},
