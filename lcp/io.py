@@ -207,5 +207,9 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise LCPError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise LCPError(f"{path}: is a folder, not a json file") from None
+    except OSError as exc:
+        raise LCPError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise LCPError(f"{path}: not valid JSON ({exc})") from None

@@ -107,10 +107,25 @@ def _load_all(pairs: list[tuple[str, str]]) -> dict:
     return evaluations
 
 
+def _check_outputs(outputs: list[str | None], sources: list[str]) -> None:
+    """Before anything is written: no output is an input, and no two outputs are one file."""
+    from pathlib import Path
+
+    from lcp.io import check_outside_sources
+
+    seen = set()
+    for output in filter(None, outputs):
+        check_outside_sources(output, sources)
+        if (resolved := Path(output).resolve()) in seen:
+            raise LCPError(f"{output}: given for two outputs; give each its own file")
+        seen.add(resolved)
+
+
 def main_metrics(args: argparse.Namespace) -> int:
     from lcp.io import write_text
     from lcp.report.html import markdown_to_html, page, samples_html
     from lcp.report.metrics import (
+        check_seed_names,
         classwise_table,
         group_by_method,
         method_statistics,
@@ -121,12 +136,16 @@ def main_metrics(args: argparse.Namespace) -> int:
     )
     from lcp.report.plots import plot_classwise
 
+    _check_outputs([args.csv, args.markdown, args.plot, args.html], [path for _, path in args.evals + args.samples])
     evaluations = _load_all(args.evals)
+    grouped = group_by_method(evaluations)
+    check_seed_names(grouped)
+    # every page is made before any is written, so a bad input leaves the old set whole
     table = metrics_table(evaluations)
-    write_text(args.csv, table_csv(table))
+    pages = {args.csv: table_csv(table)}
     summary = summary_markdown(args.title, evaluations, dict(args.evals)) if args.markdown or args.html else None
     if args.markdown:
-        write_text(args.markdown, summary)
+        pages[args.markdown] = summary
     if args.html:
         samples: dict[str, list[str]] = {}
         for method, picture in args.samples:
@@ -135,16 +154,18 @@ def main_metrics(args: argparse.Namespace) -> int:
         if samples:  # before the sources, which end the page
             sources = body.rindex("<h2>Sources</h2>")
             body = body[:sources] + samples_html(samples) + body[sources:]
-        write_text(args.html, page(f"{args.title}: detection", body))
+        pages[args.html] = page(f"{args.title}: detection", body)
     if args.plot:
         mean, std = method_statistics(evaluations)
-        several = several_seeds(group_by_method(evaluations))
+        several = several_seeds(grouped)
         plot_classwise(
             classwise_table(mean),
             args.plot,
             f"{args.title}: class-wise AP" + (" (mean and std over seeds)" if several else ""),
             errors=classwise_table(std) if several else None,
         )
+    for path, text in pages.items():
+        write_text(path, text)
     print(table[["AP", "AP50", "AP75"]].to_string(float_format=lambda v: f"{v:.1f}"))
     return 0
 
@@ -155,6 +176,7 @@ def main_robustness(args: argparse.Namespace) -> int:
     from lcp.report.metrics import robustness_table
     from lcp.report.plots import plot_robustness
 
+    _check_outputs([args.csv, args.plot, args.html], [path for _, path in args.evals])
     table = robustness_table(_load_all(args.evals))
     write_text(args.csv, table.to_csv(index=False, float_format="%.4g"))
     if args.plot:
@@ -177,7 +199,7 @@ def main_check(args: argparse.Namespace) -> int:
     check = read_json(args.report)
     if not isinstance(check, dict) or "ok" not in check:
         raise LCPError(f"{args.report}: not a data check report (no 'ok' key)")
-    write_text(args.html, page("data check", check_html(check, args.report)))
+    write_text(args.html, page("data check", check_html(check, args.report)), sources=[args.report])
     return 0
 
 

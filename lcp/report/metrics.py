@@ -61,8 +61,11 @@ def load_evaluation(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data["classwise"], dict):
         raise LCPError(f"{path}: 'classwise' must map class names to AP")
     for key, value in [*((k, data.get(k)) for k in SUMMARY_COLUMNS), *data["classwise"].items()]:
-        if value is not None and not (isinstance(value, (int, float)) and 0 <= value <= 1):
+        if value is not None and not _is_fraction(value):
             raise LCPError(f"{path}: {key} = {value!r} is not an AP in [0, 1] or null")
+    count = data.get("num_images")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise LCPError(f"{path}: num_images = {count!r} is not a count of images or null")
     _check_crux_health(path, data.get(CRUX_KEY))
     return data
 
@@ -74,12 +77,17 @@ def _check_crux_health(path, health: Any) -> None:
         raise LCPError(f"{path}: {CRUX_KEY} must be a json object of mask statistics")
     for key in CRUX_STATISTICS:
         value = health.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise LCPError(f"{path}: {CRUX_KEY}.{key} = {value!r} is not a number or null")
+        if value is not None and not _is_fraction(value):
+            raise LCPError(f"{path}: {CRUX_KEY}.{key} = {value!r} is not a number in [0, 1] or null")
     if not isinstance(health.get("collapsed", False), bool):
         raise LCPError(f"{path}: {CRUX_KEY}.collapsed = {health['collapsed']!r} is not true or false")
     if not isinstance(health.get("verdict") or "", str):
         raise LCPError(f"{path}: {CRUX_KEY}.verdict = {health['verdict']!r} is not a text or null")
+
+
+def _is_fraction(value: Any) -> bool:
+    """A number in [0, 1] (NaN fails the comparison; true and false are not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
 
 
 def percent(value: float | None) -> float:
@@ -110,6 +118,17 @@ def group_by_method(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, d
             raise LCPError(f"{name}: {method} is given both with and without a seed")
         runs[seed] = evaluation
     return {method: dict(sorted(runs.items(), key=lambda item: item[0] or 0)) for method, runs in grouped.items()}
+
+
+def check_seed_names(grouped: Mapping[str, Mapping[int | None, Any]]) -> None:
+    """One page names every method's evaluations alike: METHOD/seedN throughout, or METHOD."""
+    plain = [method for method, runs in grouped.items() if None in runs]
+    seeded = [method for method, runs in grouped.items() if None not in runs]
+    if plain and seeded:
+        raise LCPError(
+            f"{plain[0]}: given without a seed beside {seeded[0]}/seed{next(iter(grouped[seeded[0]]))}; "
+            "name every evaluation METHOD/seedN, or none"
+        )
 
 
 def several_seeds(grouped: Mapping[str, Mapping]) -> bool:
@@ -268,6 +287,16 @@ def robustness_table(evaluations: Mapping[str, Mapping[str, Any]]) -> pd.DataFra
                 f"{method}@{rows[0]['parameter']}_{value:g}: give each seed once "
                 "(METHOD@... for one training, METHOD/seedN@... for several)"
             )
+    first_point: dict[str, tuple[float, list]] = {}
+    for (method, value), rows in sorted(points.items()):
+        seeds = sorted(row["seed"] for row in rows if row["seed"] is not None)
+        first_value, first_seeds = first_point.setdefault(method, (value, seeds))
+        if seeds != first_seeds:  # the mean curve would compare different trainings point to point
+            parameter = rows[0]["parameter"]
+            raise LCPError(
+                f"{method}: seeds {_listed(first_seeds) or 'none'} at {parameter}_{first_value:g} but "
+                f"{_listed(seeds) or 'none'} at {parameter}_{value:g}; give every point of the sweep the same seeds"
+            )
     ordered = sorted(points.items(), key=lambda item: item[0])
     if all(len(rows) == 1 for _, rows in ordered):
         return pd.DataFrame(
@@ -384,8 +413,15 @@ def summary_markdown(
             markdown_table(table[summary]),
         ]
         if {"baseline", "lcp"} <= set(table.index):
-            gain = (table.loc["lcp", summary] - table.loc["baseline", summary]).to_frame(PAIRED).T
-            parts += ["\n", markdown_table(gain, index_name="")]
+            lcp_seed, baseline_seed = (next(iter(grouped[method])) for method in ("lcp", "baseline"))
+            if lcp_seed == baseline_seed:
+                gain = (table.loc["lcp", summary] - table.loc["baseline", summary]).to_frame(PAIRED).T
+                parts += ["\n", markdown_table(gain, index_name="")]
+            else:  # a difference of two seeds' trainings is no gain of the method
+                parts += [
+                    f"\n{PAIRED} is not shown: LCP was trained with seed {lcp_seed}, the baseline with "
+                    f"seed {baseline_seed}.\n"
+                ]
         classwise = classwise_table(table)
     else:
         mean, std = method_statistics(evaluations)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -98,11 +99,32 @@ def test_robustness_table_sorted_by_severity(tmp_path):
     [
         ({"bbox_mAP": 0.3}, "missing bbox_mAP_50, bbox_mAP_75, classwise"),
         ({"bbox_mAP": 30.0, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.2, "classwise": {}}, "bbox_mAP = 30.0 is not an AP"),
+        # a boolean read as AP 100 and a NaN as a number; a bad count or statistic crashed or passed
+        ({"bbox_mAP": True, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.2, "classwise": {}}, "bbox_mAP = True is not an AP"),
+        ({"bbox_mAP": math.nan, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.2, "classwise": {}}, "bbox_mAP = nan is not"),
+        (
+            {"bbox_mAP": 0.3, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.2, "classwise": {}, "num_images": "ten"},
+            "num_images = 'ten' is not a count of images or null",
+        ),
+        (
+            {
+                "bbox_mAP": 0.3,
+                "bbox_mAP_50": 0.5,
+                "bbox_mAP_75": 0.2,
+                "classwise": {},
+                "crux_health": {"mask_std": math.inf},
+            },
+            "crux_health.mask_std = inf is not a number in [0, 1] or null",
+        ),
+        (None, "is a folder, not a json file"),
     ],
 )
 def test_bad_eval_file_is_one_clear_line(tmp_path, content, message):
     bad = tmp_path / "eval.json"
-    bad.write_text(json.dumps(content))
+    if content is None:
+        bad.mkdir()
+    else:
+        bad.write_text(json.dumps(content))
     result = lcp("report", "metrics", "--eval", f"lcp={bad}", "--csv", str(tmp_path / "m.csv"))
     assert result.returncode == 2
     assert result.stderr.startswith(f"lcp report: error: {bad}: ") and message in result.stderr
@@ -242,20 +264,81 @@ def test_robustness_over_seeds(tmp_path):
     [
         (["lcp/seed1", "lcp"], "lcp: lcp is given both with and without a seed"),
         (["lcp/1"], "lcp/1: expected METHOD or METHOD/seedN"),
+        # a plain method beside seeded ones crashed the summary with a traceback
+        (["baseline", "lcp/seed0", "lcp/seed1"], "baseline: given without a seed beside lcp/seed0"),
     ],
 )
 def test_bad_seed_names(tmp_path, names, message):
     path = write_eval(tmp_path / "e.json", 0.3, {"car": 0.3})
     evals = [item for name in names for item in ("--eval", f"{name}={path}")]
-    result = lcp("report", "metrics", *evals, "--csv", str(tmp_path / "m.csv"))
+    result = lcp("report", "metrics", *evals, "--csv", str(tmp_path / "m.csv"), "--markdown", str(tmp_path / "s.md"))
     assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not list(tmp_path.glob("*.md")) + list(tmp_path.glob("*.csv"))
+
+
+def test_one_seed_each_shows_lcp_minus_baseline_only_for_the_same_seed(tmp_path):
+    baseline = write_eval(tmp_path / "b.json", 0.30, {"car": 0.3})
+    method = write_eval(tmp_path / "l.json", 0.31, {"car": 0.3})
+    for lcp_seed, shown in ((0, True), (1, False)):
+        evals = ["--eval", f"baseline/seed0={baseline}", "--eval", f"lcp/seed{lcp_seed}={method}"]
+        result = lcp(
+            "report", "metrics", *evals, "--csv", str(tmp_path / "m.csv"), "--markdown", str(tmp_path / "s.md")
+        )
+        assert result.returncode == 0, result.stderr
+        summary = (tmp_path / "s.md").read_text()
+        assert ("| LCP - baseline | 1.0 |" in summary) == shown, summary
+        assert (
+            "LCP - baseline is not shown: LCP was trained with seed 1, the baseline with seed 0." in summary
+        ) != shown
+
+
+def test_a_report_writes_no_output_over_an_input_and_nothing_when_an_input_is_bad(tmp_path):
+    baseline = write_eval(tmp_path / "b.json", 0.30, {"car": 0.3})
+    before = baseline.read_bytes()
+    evals = ["--eval", f"baseline={baseline}", "--eval", f"lcp={write_eval(tmp_path / 'l.json', 0.31, {'car': 0.3})}"]
+    for option in ("--csv", "--markdown", "--html", "--plot"):
+        outputs = {"--csv": str(tmp_path / "m.csv"), option: str(baseline)}
+        result = lcp("report", "metrics", *evals, *(item for pair in outputs.items() for item in pair))
+        assert result.returncode == 2 and f"{baseline}: is the source {baseline}" in result.stderr, result.stderr
+        assert baseline.read_bytes() == before and not (tmp_path / "m.csv").exists()
+    result = lcp("report", "metrics", *evals, "--csv", str(tmp_path / "m.csv"), "--markdown", str(tmp_path / "m.csv"))
+    assert result.returncode == 2 and "m.csv: given for two outputs" in result.stderr
+
+    outputs = [
+        "--csv",
+        str(tmp_path / "m.csv"),
+        "--markdown",
+        str(tmp_path / "s.md"),
+        "--html",
+        str(tmp_path / "s.html"),
+    ]
+    assert lcp("report", "metrics", *evals, *outputs).returncode == 0
+    written = {path: path.read_bytes() for path in tmp_path.glob("s.*")} | {
+        tmp_path / "m.csv": (tmp_path / "m.csv").read_bytes()
+    }
+    newer = ["--eval", f"baseline={write_eval(tmp_path / 'b2.json', 0.20, {'car': 0.2})}", *evals[2:]]
+    missing_picture = ["--samples", f"lcp={tmp_path / 'gone.jpg'}"]
+    result = lcp("report", "metrics", *newer, *outputs, *missing_picture)
+    assert result.returncode == 2 and "gone.jpg" in result.stderr, result.stderr
+    assert {path: path.read_bytes() for path in written} == written  # the old set, whole
+
+
+def test_robustness_refuses_a_mean_curve_over_different_seeds(tmp_path):
+    path = write_eval(tmp_path / "e.json", 0.3, {"car": 0.3})
+    names = ["lcp/seed0@beta_0.02", "lcp/seed1@beta_0.02", "lcp/seed0@beta_0.04"]
+    evals = [item for name in names for item in ("--eval", f"{name}={path}")]
+    result = lcp("report", "robustness", *evals, "--csv", str(tmp_path / "r.csv"))
+    assert result.returncode == 2 and not (tmp_path / "r.csv").exists()
+    assert "lcp: seeds 0, 1 at beta_0.02 but 0 at beta_0.04; give every point of the sweep the same seeds" in (
+        result.stderr
+    ), result.stderr
 
 
 def test_bad_crux_health_is_one_clear_line(tmp_path):
     bad = write_eval(tmp_path / "l.json", 0.3, {"car": 0.3}, crux_health={"mask_mean": "high", "collapsed": False})
     result = lcp("report", "metrics", "--eval", f"lcp={bad}", "--csv", str(tmp_path / "m.csv"))
     assert result.returncode == 2
-    assert f"{bad}: crux_health.mask_mean = 'high' is not a number or null" in result.stderr
+    assert f"{bad}: crux_health.mask_mean = 'high' is not a number in [0, 1] or null" in result.stderr
 
 
 def test_html_summary_has_the_tables_and_the_samples_side_by_side(tmp_path):
