@@ -55,6 +55,10 @@ class DFPairedDataset:
         pairing (str): 'random' (an unpaired DF image drawn by `df_choice`, the authors'
             recipe) or 'source' (the DF image each training image was synthesised from; the
             training images must come from `lcp data synth`).
+        df_ann_file (str, optional): a COCO file whose images are the DF images that may be
+            drawn (joined to data_root when relative); None: every image of the folder. The
+            workflow gives the clean set's train split, so that the clean originals of the
+            test images, which the baseline never sees, stay out of LCP's training too.
     """
 
     PAIRINGS = ("random", "source")
@@ -66,13 +70,18 @@ class DFPairedDataset:
         data_root: str | None = None,
         seed: int | None = None,
         pairing: str = "random",
+        df_ann_file: str | None = None,
     ):
         check_dataset_cfg(dataset)
         if data_root is not None and df_img_prefix and not osp.isabs(df_img_prefix):
             df_img_prefix = osp.join(data_root, df_img_prefix)
+        if data_root is not None and df_ann_file and not osp.isabs(df_ann_file):
+            df_ann_file = osp.join(data_root, df_ann_file)
         self.df_img_prefix = df_img_prefix
         what = "detection-favoured image folder (df_img_prefix)"
         self.df_filenames = [path.name for path in list_images(df_img_prefix, what)]
+        if df_ann_file:
+            self.df_filenames = self._listed_in(df_ann_file)
         self.dataset = build_dataset(copy.deepcopy(dataset))
         if pairing not in self.PAIRINGS:
             raise LCPError(f"DFPairedDataset: pairing={pairing!r} is not one of {list(self.PAIRINGS)}")
@@ -98,6 +107,18 @@ class DFPairedDataset:
         if self.sources is not None:
             return self.sources[index]
         return self.df_filenames[df_choice(self.seed, self.epoch, index, len(self.df_filenames))]
+
+    def _listed_in(self, ann_file: str) -> list[str]:
+        """The DF images that `ann_file` lists, in folder order; each must be in the folder."""
+        from lcp.data.coco import load_coco
+
+        listed = {osp.basename(image["file_name"]) for image in load_coco(ann_file)["images"]}
+        missing = sorted(listed - set(self.df_filenames))
+        if missing:
+            raise LCPError(f"{ann_file}: lists {missing[0]}, which is not in {self.df_img_prefix} (df_ann_file)")
+        if not listed:
+            raise LCPError(f"{ann_file}: lists no images, so there is no detection-favoured image to draw")
+        return [name for name in self.df_filenames if name in listed]
 
     def _synthesis_sources(self) -> list[str]:
         """The DF image name of every sample, read from its image folder's synthesis.json."""

@@ -155,8 +155,10 @@ def cfg_options(config: Mapping, scene_name: str, step: str, test_set: Mapping |
         "classes": "[" + ",".join(classes) + "]",
         "num_classes": len(classes),
     }
-    if step == "lcp":
-        options["df_img_dir"] = paths.image_set_paths(config, scene_name, scene["clean_set"])["images"] + "/"
+    if step == "lcp":  # drawn from the clean set's train split: the test images' originals stay unseen
+        clean = paths.image_set_paths(config, scene_name, scene["clean_set"])
+        options["df_img_dir"] = clean["images"] + "/"
+        options["df_ann"] = clean["train"]
     options.update(scene[step].get("cfg_options", {}))
     return [f"{key}={value}" for key, value in options.items()]
 

@@ -217,3 +217,26 @@ def test_source_pairing_names_the_record_and_the_sample_it_cannot_pair(tmp_path)
     train.pairing = "by_name"
     with pytest.raises(LCPError, match=r"pairing='by_name' is not one of \['random', 'source'\]"):
         build_dataset(train)
+
+
+def test_df_ann_file_limits_the_pool_to_the_images_it_lists(scene, tmp_path):
+    """The workflow gives the clean set's train split: the clean originals of the test images
+    were in the pool, so LCP trained towards images the baseline never saw."""
+    listed = ["extra_1.jpg", "extra_3.jpg", "img_000.jpg"]
+    coco = {
+        "images": [{"id": i, "file_name": name} for i, name in enumerate(listed)],
+        "annotations": [],
+        "categories": [],
+    }
+    (tmp_path / "df.json").write_text(json.dumps(coco))
+    dataset = build_dataset(paired_train_cfg(scene, df_ann=str(tmp_path / "df.json")))
+    assert dataset.df_filenames == listed
+    whole = build_dataset(paired_train_cfg(scene))
+    assert len(whole.df_filenames) > len(listed)
+    dataset.set_epoch(0)
+    assert {dataset.df_filename(i) for i in range(len(dataset))} <= set(listed)
+
+    coco["images"].append({"id": 9, "file_name": "elsewhere.jpg"})
+    (tmp_path / "df.json").write_text(json.dumps(coco))
+    with pytest.raises(LCPError, match=r"df.json: lists elsewhere.jpg, which is not in .*clean"):
+        build_dataset(paired_train_cfg(scene, df_ann=str(tmp_path / "df.json")))

@@ -168,6 +168,8 @@ def test_training_and_test_runs_get_the_scene_sets_as_cfg_options(config):
         "results/urpc/pretrain/latest.pth",
     ]
     assert "df_img_dir=urpc/dfui/" in words and "train_ann=urpc/annotations/urpc_train.json" in words
+    # LCP draws its detection-favoured images from the clean set's train split only
+    assert "df_ann=urpc/annotations/dfui_train.json" in words
     pretrain = shlex.split(commands.train_args(config, "urpc", "pretrain", 0))
     assert "--load-from" not in pretrain and "train_img_dir=urpc/dfui/" in pretrain
     test = shlex.split(commands.test_args(config, "demo", "baseline", 1, "beta_0.02"))

@@ -3,6 +3,7 @@
 # see coco_detection.py for the other keys). The pair goes through the same resize, flip,
 # normalisation and padding. Test and validation sets are plain low-quality COCO sets.
 _base_ = './coco_detection.py'
+df_ann = None
 
 paired_train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -24,6 +25,9 @@ data = dict(
         # 'random': an unpaired DF image per sample and epoch (the authors' recipe); 'source':
         # the clean image a synthesised sample was made from (lcp/datasets/df_paired.py)
         pairing='random',
+        # a COCO file listing the DF images that may be drawn, e.g. the clean set's train split
+        # (the workflow gives it); None: the whole folder
+        df_ann_file='${df_ann}',
         dataset=dict(
             type='CocoDataset',
             data_root='${data_root}',
