@@ -279,3 +279,37 @@ def load_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None =
     cfg = resolve_references(read_config(path, cfg_options), path)
     check_class_count(cfg, path)
     return cfg
+
+
+def config_files(path: str | os.PathLike) -> list[str]:
+    """The config file and every file it inherits from (`_base_`, recursively), each once,
+    as paths relative to where `path` is given: what a run's result depends on, so that an
+    edit to a base file is a change of the run (the workflow's inputs, a work dir's record).
+
+    Read without executing the files; a `_base_` that is not a literal is an LCPError."""
+    found: list[str] = []
+
+    def visit(file: str) -> None:
+        file = os.path.normpath(file)
+        if file in found:
+            return
+        found.append(file)
+        try:
+            tree = ast.parse(Path(file).read_text(), filename=file)
+        except FileNotFoundError:
+            raise LCPError(f"{file}: config file not found") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise LCPError(f"{file}: cannot read the config ({exc})") from None
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                isinstance(target, ast.Name) and target.id == "_base_" for target in node.targets
+            ):
+                try:
+                    bases = ast.literal_eval(node.value)
+                except ValueError:
+                    raise LCPError(f"{file}: _base_ must be a file name or a list of them, written out") from None
+                for base in [bases] if isinstance(bases, str) else bases:
+                    visit(os.path.join(os.path.dirname(file), base))
+
+    visit(os.fspath(path))
+    return found

@@ -13,6 +13,13 @@ from lcp.workflow.commands import report_evaluations, test_set
 from lcp.workflow.scenes import METHODS, data_dir, scene_seeds
 
 
+def config_bases(config_file: str) -> list[str]:
+    """The files a config inherits from: an edit to one changes every run of the config."""
+    from lcp.apis.config import config_files
+
+    return config_files(config_file)[1:]
+
+
 def training_sets(config: Mapping, scene_name: str, step: str) -> list[str]:
     """The image sets a training step reads: pretraining the clean set, the baseline the
     low-quality set, LCP both."""
@@ -21,9 +28,11 @@ def training_sets(config: Mapping, scene_name: str, step: str) -> list[str]:
 
 
 def training_inputs(config: Mapping, scene_name: str, step: str) -> dict:
-    """Its config, the data gate, the image sets and (after pretraining) the initial weights."""
+    """Its config (and its `_base_` files), the data gate, the image sets and (after
+    pretraining) the initial weights."""
     named = {
         "config": config["scenes"][scene_name][step]["config"],
+        "bases": config_bases(config["scenes"][scene_name][step]["config"]),
         "check": paths.data_check(scene_name),
         "data": [
             path
@@ -48,6 +57,7 @@ def evaluation_inputs(config: Mapping, scene_name: str, method: str, seed: int, 
         data = [f"{data_dir(config)}/{robustness[key]}" for key in ("images", "test")]
     return {
         "config": config["scenes"][scene_name][method]["config"],
+        "bases": config_bases(config["scenes"][scene_name][method]["config"]),
         "checkpoint": paths.trained(config, scene_name, method, seed),
         "data": data,
     }

@@ -8,7 +8,7 @@ this command answers:
 - `begin DIR --request ... --input PATH...`: may DIR's checkpoints be resumed? Not when
   DIR holds a finished run (the step is being rerun on purpose, e.g. `--forcerun`), nor
   when they were made for another request (another command line, or changed input
-  files); then DIR is emptied and training starts over.
+  files, a config's `_base_` files included); then DIR is emptied and training starts over.
 - `finish DIR --checkpoint OUT`: publish DIR's newest complete checkpoint (the one
   `lcp train --auto-resume` would pick) as OUT atomically (a hard link when possible, so
   no copy of a large file) and mark DIR finished.
@@ -53,6 +53,15 @@ def file_identity(path: str) -> dict:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def with_config_bases(inputs: list[str]) -> list[str]:
+    """The inputs, each config (.py) followed by the files it inherits from: a checkpoint made
+    before an edit of a `_base_` file was made for another config."""
+    from lcp.apis.config import config_files
+
+    configs = [path for path in inputs if path.endswith(".py") and Path(path).is_file()]
+    return [file for path in inputs for file in (config_files(path) if path in configs else [path])]
+
+
 def is_placeholder(path: str | os.PathLike) -> bool:
     path = Path(path)
     try:
@@ -76,7 +85,7 @@ def begin(
             f"{checkpoint}: already exists; remove it to train {work_dir} again "
             "(the workflow removes it itself before the job)"
         )
-    wanted = {"request": request, "inputs": {path: file_identity(path) for path in inputs}}
+    wanted = {"request": request, "inputs": {path: file_identity(path) for path in with_config_bases(inputs)}}
     outcome = "new"
     if (work_dir / FINISHED_FILE).exists():
         outcome = "restart: the previous run in it finished"

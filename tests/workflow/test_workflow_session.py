@@ -219,7 +219,9 @@ def test_cfg_options_a_model_config_does_not_take_stop_the_run_before_the_job(wo
         "runner.max_epoch (did you mean runner.max_epochs?); to add a new key, write "
         "+runner.max_epoch=VALUE (in config/mmdet/lcp_tiny_demo.py)"
     )
-    assert start(config, main=False).evaluation_inputs(job) == {
+    inputs = start(config, main=False).evaluation_inputs(job)
+    assert inputs.pop("bases")[-1] == "config/mmdet/_base_/default_runtime.py"
+    assert inputs == {
         "config": "config/mmdet/lcp_tiny_demo.py",
         "checkpoint": "results/demo/lcp/seed0/latest.pth",
         "data": ["data/demo"],

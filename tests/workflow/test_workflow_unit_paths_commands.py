@@ -200,6 +200,15 @@ def test_training_inputs_name_the_sets_each_step_reads(config):
     assert "init" not in inputs.training_inputs(config, "urpc", "pretrain")
     robustness = inputs.evaluation_inputs(config, "demo", "lcp", 0, "beta_0.02")
     assert robustness["data"] == ["data/robustness/demo/beta_0.02", "data/robustness/demo/beta_0.02_test.json"]
+    # an edit to a file the config inherits from (its schedule, two levels of _base_ down) reruns
+    # the training and the evaluations: Snakemake compares the inputs' times
+    schedule = "config/mmdet/_base_/schedules/lcp_24e.py"
+    assert schedule in inputs.training_inputs(config, "demo", "lcp")["bases"]
+    assert schedule in robustness["bases"]
+    assert (
+        "config/mmdet/_base_/models/cascade_rcnn_r50_fpn.py"
+        in inputs.training_inputs(config, "urpc", "baseline")["bases"]
+    )
 
 
 def test_a_jobs_shell_runs_its_commands_with_their_output_in_the_log():

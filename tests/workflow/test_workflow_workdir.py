@@ -59,6 +59,23 @@ def test_changed_request_or_input_restarts(tmp_path):
     assert not (work / "epoch_1.pth").exists()
 
 
+def test_an_edit_to_a_base_file_of_the_config_restarts(tmp_path):
+    """Only the top-level config was recorded: a run killed before an edit of its schedule's
+    _base_ file resumed after it, one run with two configs."""
+    (tmp_path / "_base_").mkdir()
+    (tmp_path / "_base_" / "schedule.py").write_text("weight_decay = 1e-4\n")
+    (tmp_path / "_base_" / "model.py").write_text("_base_ = './schedule.py'\nk = 10\n")
+    config = tmp_path / "model.py"
+    config.write_text("_base_ = ['_base_/model.py']\nlr = 0.01\n")
+    work = tmp_path / "work"
+    begin(work, "train model.py", [str(config)])
+    write_checkpoint(work / "epoch_1.pth", "one")
+    assert begin(work, "train model.py", [str(config)]) == "resume from epoch_1.pth"
+    (tmp_path / "_base_" / "schedule.py").write_text("weight_decay = 5e-2\n")  # two levels down
+    assert begin(work, "train model.py", [str(config)]) == "restart: its checkpoints were made for another inputs"
+    assert not (work / "epoch_1.pth").exists()
+
+
 def test_finish_publishes_newest_complete_checkpoint_and_next_begin_restarts(tmp_path):
     work = tmp_path / "work"
     begin(work, "train", [])
