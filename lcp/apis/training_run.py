@@ -61,6 +61,9 @@ def checked_training_config(request: TrainingRequest):
         _enable_auto_scale_lr(cfg, request.config)
     if request.load_from:
         cfg.load_from = request.load_from
+    for key in ("load_from", "resume_from"):  # None in the configs, so --cfg-options may give any kind
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            raise LCPError(f"{request.config}: {key} = {cfg[key]!r} is not the path of a checkpoint")
     if request.tracking is not None:
         from lcp.tracking import add_tracking
 
@@ -97,15 +100,19 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     from mmdet.utils import setup_multi_processes
 
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter, progress_lines_in_mmcv_progress_bar
+    from lcp.apis.config import config_files
     from lcp.apis.distributed import init_distributed
     from lcp.apis.environment import run_environment
     from lcp.apis.options import select_device
     from lcp.apis.resume import find_resume_checkpoint
     from lcp.apis.train import check_distributed_cfg, train_detector
-    from lcp.io import write_text
+    from lcp.io import check_outside_sources, write_text
     from lcp.models.checkpoint import load_lcp_checkpoint
 
     cfg, work_dir = checked_training_config(request)
+    config_copy = work_dir / Path(request.config).name
+    config_sources = config_files(request.config)
+    check_outside_sources(config_copy, config_sources)  # before the work dir gets anything
     accept_gpu_ids_in_mmcv_scatter()
     progress_lines_in_mmcv_progress_bar()
     if "LOCAL_RANK" not in os.environ:
@@ -142,8 +149,7 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     cfg.seed = seed
     _set_pairing_seed(cfg.data.train, seed)
     logger.info("Set random seed to %d, deterministic: %s", seed, request.deterministic)
-    config_copy = work_dir / Path(request.config).name
-    write_text(config_copy, cfg.pretty_text)
+    write_text(config_copy, cfg.pretty_text, sources=config_sources)
     logger.info("Config (also in %s):\n%s", config_copy, cfg.pretty_text)
 
     try:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,38 @@ def test_empty_detection_favoured_folder_is_named(capsys, demo, tmp_path):
     (empty / "notes.txt").write_text("no images here")
     err = train_error(capsys, demo, tmp_path, f"df_img_dir={empty}")
     assert err.startswith(f"lcp train: error: {empty}: detection-favoured image folder (df_img_prefix) holds no images")
+
+
+def test_a_checkpoint_option_that_is_no_path_is_named(capsys, demo, tmp_path):
+    err = train_error(capsys, demo, tmp_path, "resume_from=5")  # None in the config: a traceback before
+    assert err == f"lcp train: error: {LCP_TINY}: resume_from = 5 is not the path of a checkpoint"
+
+
+def test_the_config_copy_may_not_land_on_the_config_or_a_base_of_it(capsys, demo, tmp_path):
+    """`lcp train exp/cfg.py --work-dir exp` replaced the config by its resolved copy."""
+    configs = tmp_path / "configs"
+    shutil.copytree(REPO / "config" / "mmdet", configs)
+    before = {path: path.read_bytes() for path in configs.rglob("*.py")}
+    for config, work_dir in (
+        (configs / "lcp_tiny_demo.py", configs),
+        (configs / "_base_" / "default_runtime.py", configs / "_base_"),
+    ):
+        argv = [
+            "train",
+            str(configs / "lcp_tiny_demo.py"),
+            "--work-dir",
+            str(work_dir),
+            "--cfg-options",
+            f"data_root={demo}/",
+        ]
+        if config.name == "default_runtime.py":  # a config named like its base: the copy would replace the base
+            shutil.copy(configs / "lcp_tiny_demo.py", configs / "default_runtime.py")
+            argv[1] = str(configs / "default_runtime.py")
+            before[configs / "default_runtime.py"] = (configs / "default_runtime.py").read_bytes()
+        err = error_line(capsys, [*argv, "load_from=None"])
+        assert f"{config}: is the source {config}; write the output elsewhere" in err, err
+    assert {path: path.read_bytes() for path in configs.rglob("*.py")} == before
+    assert not list(configs.rglob("*.log"))
 
 
 def test_missing_config_is_named(capsys, tmp_path):
