@@ -106,7 +106,7 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     from lcp.apis.options import select_device
     from lcp.apis.resume import find_resume_checkpoint
     from lcp.apis.train import check_distributed_cfg, train_detector
-    from lcp.io import check_outside_sources, write_text
+    from lcp.io import check_outside_sources, write_json, write_text
     from lcp.models.checkpoint import load_lcp_checkpoint
 
     cfg, work_dir = checked_training_config(request)
@@ -139,6 +139,8 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", False))
 
     work_dir.mkdir(parents=True, exist_ok=True)
+    if rank == 0 and not request.resume_from:
+        write_json(work_dir / RUN_RECORD, run_record(request))
     timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
     logger = _log_to_file(work_dir / f"{timestamp}.log", cfg.log_level, rank)
     env_info = "\n".join(f"{k}: {v}" for k, v in run_environment().items())
@@ -211,6 +213,8 @@ def _resume_checkpoint(request: TrainingRequest, cfg, work_dir: Path) -> str | N
         return request.resume_from
     if request.auto_resume:
         found = find_resume_checkpoint(work_dir)
+        if found is not None:
+            _check_same_run(request, work_dir)
         return str(found) if found else None
     if cfg.get("resume_from"):
         return cfg.resume_from
@@ -221,6 +225,49 @@ def _resume_checkpoint(request: TrainingRequest, cfg, work_dir: Path) -> str | N
             "--auto-resume to continue that run, or choose another --work-dir"
         )
     return None
+
+
+RUN_RECORD = "lcp-train-request.json"
+# a resumed run may be longer or shorter: the epochs it shares with the first are the same
+RUN_LENGTH_OPTIONS = ("runner.max_epochs", "runner.max_iters")
+
+
+def run_record(request: TrainingRequest) -> dict[str, Any]:
+    """What decides a training's result: its config files' contents, options and settings
+    (not the GPUs, the launcher, the tracking or the run's length), as a work dir records it."""
+    import hashlib
+    import json
+
+    from lcp.apis.config import config_files
+
+    options = {key: value for key, value in request.cfg_options.items() if key not in RUN_LENGTH_OPTIONS}
+    return {
+        "config files": [hashlib.sha256(Path(file).read_bytes()).hexdigest() for file in config_files(request.config)],
+        "cfg_options": json.loads(json.dumps(options, default=str)),
+        "seed": request.seed,
+        "load_from": request.load_from,
+        "fp16": request.fp16,
+        "deterministic": request.deterministic,
+        "auto_scale_lr": request.auto_scale_lr,
+    }
+
+
+def _check_same_run(request: TrainingRequest, work_dir: Path) -> None:
+    """--auto-resume continues the run in `work_dir` only when it was started with the same
+    request; a record from an older lcp (none) is not questioned."""
+    from lcp.io import read_json
+
+    record_file = work_dir / RUN_RECORD
+    if not record_file.is_file():
+        return
+    recorded, wanted = read_json(record_file), run_record(request)
+    changed = [key for key in wanted if recorded.get(key) != wanted[key]]
+    if changed:
+        raise LCPError(
+            f"{work_dir}: holds a run started with another {', '.join(changed)} ({record_file}); "
+            "--auto-resume continues only the same run: give another --work-dir, remove this one to start "
+            "over, or --resume-from one of its checkpoints to go on with other settings on purpose"
+        )
 
 
 def _set_pairing_seed(dataset_cfg, seed: int) -> None:

@@ -143,6 +143,20 @@ def test_a_work_dir_with_checkpoints_is_not_overwritten_without_a_resume_flag(
     )
 
 
+def test_auto_resume_refuses_a_work_dir_of_another_request(workspace, repeat_config, pretrained, resumed, capsys):
+    """It resumed any run whose checkpoints loaded: another lr, another config, and one run
+    was trained half with each. A longer run (runner.max_epochs) is the same run."""
+    before = sorted(p.name for p in resumed.iterdir())
+    extra = ("--auto-resume", "--cfg-options", "runner.max_epochs=3", "optimizer.lr=0.5")
+    assert train_lcp(workspace, repeat_config, pretrained, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        f"lcp train: error: {resumed}: holds a run started with another cfg_options "
+        f"({resumed / 'lcp-train-request.json'}); --auto-resume continues only the same run"
+    ), err
+    assert "\n" not in err and sorted(p.name for p in resumed.iterdir()) == before
+
+
 def test_eval_json_has_the_coco_metrics_per_class(workspace, resumed):
     eval_out, raw_out = workspace / "eval.json", workspace / "results.pkl"
     checkpoint = str(resumed / "epoch_3.pth")
