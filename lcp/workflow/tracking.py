@@ -63,17 +63,16 @@ def job_flags(config: Mapping, wildcards: Wildcards, step: str, method: str | No
     return shlex.join(words)
 
 
-def log_artifacts(config: Mapping, rule_name: str, step: str, variant: str | None = None) -> str:
-    """Shell text that logs a job's outputs as artifacts of a run <scene>/<step>[/<variant>], to
-    end the job's command with (empty without tracking). It is a pattern for Snakemake's shell
-    formatting: the environment prefix's braces are doubled, and `{wildcards.scene}`,
-    `{wildcards.scene:q}` and `{output:q}` are left for Snakemake to fill in. It is part of the
-    command, not a param, so that it stays out of the job parameters Snakemake's report shows
-    beside each result."""
+def log_artifacts(
+    config: Mapping, rule_name: str, step: str, scene: str, outputs: Iterable[str], variant: str | None = None
+) -> str:
+    """Shell text that logs a job's `outputs` as artifacts of a run <scene>/<step>[/<variant>],
+    to end the job's command with (empty without tracking). tracking.smk hands it to the job
+    as a param that takes `input`, which keeps it out of Snakemake's rerun triggers: in the
+    rule's shell code, switching tracking on or off reran the data check and so every
+    training after it."""
     if not enabled(config):
         return ""
-    mark = "SCENE_WILDCARD"
-    env = snakemake_env_prefix(rule_name, {"scene": mark}).replace("{", "{{").replace("}", "}}")
-    env = env.replace(mark, "{wildcards.scene}")  # scene names are [A-Za-z0-9_.-]: safe in json and quotes
-    words = ["--step", step] + (["--variant", variant] if variant else [])
-    return f" && {env} lcp tracking log-artifacts {{output:q}} --scene {{wildcards.scene:q}} {shlex.join(words)}"
+    words = ["lcp", "tracking", "log-artifacts", *outputs, "--scene", scene, "--step", step]
+    words += ["--variant", variant] if variant else []
+    return f" && {snakemake_env_prefix(rule_name, {'scene': scene})} {shlex.join(words)}"

@@ -143,6 +143,11 @@ def test_rerun_does_only_what_is_needed(demo):
     more_gpus["scenes"]["demo"]["resources"]["train_lcp"] = {"gpus": 2}
     write_config(demo, more_gpus)
     assert "Nothing to be done" in snakemake(demo, "-n").stdout
+    # nor does tracking (its log-artifacts was in the check's code: every training reran)
+    untracked = yaml.safe_load((demo / "test-config.yaml").read_text())
+    untracked["tracking"]["enabled"] = False
+    write_config(demo, untracked)
+    assert "Nothing to be done" in snakemake(demo, "-n").stdout
     write_config(demo, config)
 
     # rerunning one step: only that step, then only what depends on it

@@ -10,8 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from snakemake.iocontainers import OutputFiles, Wildcards  # what Snakemake passes params and shell formatting
-from snakemake.utils import format as snakemake_format  # the formatting of a rule's `shell:`
+from snakemake.iocontainers import Wildcards  # what Snakemake passes params
 
 from helpers.workflow import repo_config
 from lcp.workflow import tracking
@@ -88,7 +87,7 @@ def test_without_tracking_jobs_say_no_track_and_carry_nothing():
     assert not tracking.enabled(config)
     assert tracking.job_flags(config, wildcards(scene="demo", method="lcp"), "evaluate") == "--no-track"
     assert tracking.job_env(config, "evaluate", wildcards(scene="demo", method="lcp"), no_seed) == ""
-    assert tracking.log_artifacts(config, "report", "report") == ""
+    assert tracking.log_artifacts(config, "report", "report", "demo", ["results/demo/report/metrics.csv"]) == ""
 
 
 def test_job_env_names_rule_wildcards_and_seed():
@@ -112,15 +111,6 @@ def test_job_env_names_rule_wildcards_and_seed():
 # ---- the log-artifacts end of a check or report job ----------------------------------------
 
 
-def test_log_artifacts_is_a_shell_pattern_with_its_braces_escaped():
-    fragment = tracking.log_artifacts(config_with(), "report_robustness", "report", "robustness")
-    assert fragment == (
-        " && LCP_SNAKEMAKE_RULE=report_robustness"
-        """ LCP_SNAKEMAKE_WILDCARDS='{{"scene": "{wildcards.scene}"}}'"""
-        " lcp tracking log-artifacts {output:q} --scene {wildcards.scene:q} --step report --variant robustness"
-    )
-
-
 @pytest.mark.parametrize(
     ("rule_name", "step", "variant", "tail"),
     [
@@ -128,27 +118,14 @@ def test_log_artifacts_is_a_shell_pattern_with_its_braces_escaped():
         ("report_robustness", "report", "robustness", ["--step", "report", "--variant", "robustness"]),
     ],
 )
-def test_log_artifacts_formatted_by_snakemake(rule_name, step, variant, tail):
-    fragment = tracking.log_artifacts(config_with(), rule_name, step, variant)
-    command = snakemake_format(
-        "lcp data check" + fragment,
-        wildcards=wildcards(scene="foggy_city"),
-        output=OutputFiles(["results/foggy_city/check/report.json", "results/foggy_city/a b.md"]),
-    )
-    before, after = command.split(" && ")
+def test_log_artifacts_names_the_job_and_its_outputs(rule_name, step, variant, tail):
+    outputs = ["results/foggy_city/check/report.json", "results/foggy_city/a b.md"]
+    fragment = tracking.log_artifacts(config_with(), rule_name, step, "foggy_city", outputs, variant)
+    before, after = ("lcp data check" + fragment).split(" && ")
     assert before == "lcp data check"
     words = shlex.split(after)
     assert words[:2] == [f"LCP_SNAKEMAKE_RULE={rule_name}", 'LCP_SNAKEMAKE_WILDCARDS={"scene": "foggy_city"}']
-    assert words[2:] == [
-        "lcp",
-        "tracking",
-        "log-artifacts",
-        "results/foggy_city/check/report.json",
-        "results/foggy_city/a b.md",
-        "--scene",
-        "foggy_city",
-        *tail,
-    ]
+    assert words[2:] == ["lcp", "tracking", "log-artifacts", *outputs, "--scene", "foggy_city", *tail]
 
 
 def test_building_the_dag_loads_none_of_the_tracking_clients():

@@ -55,6 +55,7 @@ def tracking_args(step, method=None):
 
 
 def log_artifacts(rule_name, step, variant=None):
-    """The end of a check or report job's command (tracking.log_artifacts): not a param, so that
-    it stays out of the job parameters Snakemake's report shows beside each result."""
-    return tracking.log_artifacts(config, rule_name, step, variant)
+    """Param: the end of a check or report job's command (tracking.log_artifacts)."""
+    return lambda wildcards, input, output: tracking.log_artifacts(
+        config, rule_name, step, wildcards.scene, list(output), variant
+    )
