@@ -12,6 +12,10 @@
 #   <data_root>/<train_ann>       their COCO annotations (categories in `classes` order)
 #   <data_root>/<df_img_dir>      detection-favoured images of similar scenes (clear, well lit,
 #                                 ...); unpaired and unannotated: any number, any names
+#   <data_root>/<df_ann>          optional: a COCO file listing the df images that may be drawn.
+#                                 If df_img_dir holds clean versions of your test images, give
+#                                 the clean train split here (the workflow does), so training
+#                                 never sees them
 #   <data_root>/<test_img_dir>    low-quality test images, <data_root>/<test_ann> their COCO json
 #   load_from                     a Cascade R-CNN R50-FPN trained on detection-favoured
 #                                 images of your classes (cascade_rcnn_r50_dfui.py shows how)
@@ -31,6 +35,7 @@ data_root = 'data/my_scene/'
 train_img_dir = 'lowq/'
 train_ann = 'annotations/lowq_train.json'
 df_img_dir = 'clean/'
+df_ann = None  # e.g. 'annotations/clean_train.json'
 test_img_dir = 'lowq/'
 test_ann = 'annotations/lowq_test.json'
 
