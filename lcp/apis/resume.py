@@ -7,8 +7,9 @@ comes last, so a truncated checkpoint is recognised without loading it, and resu
 back to the newest complete one.
 
 With evaluation during training, mmcv's EvalHook (save_best) also keeps the best checkpoint
-as `best_<metric>_epoch_N.pth`, and its score in runner.meta. It evaluates after the epoch's
-checkpoint is saved, so `epoch_N.pth` does not know that epoch N was the best:
+as `best_<metric>_epoch_N.pth`, and its score in runner.meta. lcp.apis.train evaluates before
+the epoch's checkpoint is saved, so `epoch_N.pth` knows whether epoch N was the best; with
+mmdet's order (and in checkpoints from before lcp changed it) it does not:
 `restore_best_record` gives a resumed runner the record of the best checkpoint on disk.
 """
 

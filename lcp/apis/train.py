@@ -12,11 +12,18 @@ Evaluation during training keeps the best checkpoint (mmcv's save_best; `auto` u
 config's `evaluation.save_best` says otherwise, `+evaluation.save_best=None` turns it off),
 beside the last `checkpoint_config.max_keep_ckpts` epoch checkpoints (default_runtime.py),
 and a resumed run goes on replacing the same best file (lcp.apis.resume.restore_best_record).
+An epoch is evaluated before its checkpoint is saved (EVAL_PRIORITY).
 """
 
 from __future__ import annotations
 
 from lcp.errors import LCPError
+
+# Evaluate an epoch before mmcv's CheckpointHook (NORMAL) saves it: mmdet's LOW saved first,
+# so a run killed while evaluating resumed after that epoch and never evaluated it (its val
+# AP and a best checkpoint lost for good). Now such a run resumes before the epoch and
+# trains it again (exactly: RandomStateHook), and epoch_N.pth holds its own evaluation.
+EVAL_PRIORITY = "ABOVE_NORMAL"
 
 
 def check_distributed_cfg(cfg, model, device: str, validate: bool, source: str) -> None:
@@ -124,7 +131,7 @@ def train_detector(
         # keep the best checkpoint beside the last checkpoint_config.max_keep_ckpts ones
         eval_cfg.setdefault("save_best", "auto")
         eval_hook = DistEvalHook if distributed else EvalHook
-        runner.register_hook(eval_hook(val_loader, **eval_cfg), priority="LOW")
+        runner.register_hook(eval_hook(val_loader, **eval_cfg), priority=EVAL_PRIORITY)
 
     if cfg.resume_from:
         runner.resume(cfg.resume_from)

@@ -1,6 +1,7 @@
 """Bounded checkpoints: mmcv's CheckpointHook keeps the last max_keep_ckpts epochs and its
-EvalHook the best one, and a resumed run goes on replacing that one best file (mmcv saves
-the epoch's checkpoint before evaluating it, so epoch_N.pth does not know that N was best).
+EvalHook the best one, and a resumed run goes on replacing that one best file. An epoch is
+evaluated before its checkpoint is saved, so a run killed while evaluating trains that epoch
+again instead of never evaluating it.
 
 A real mmcv runner with a one-weight model and an evaluation whose scores are scripted per
 epoch, as lcp.apis.train sets the hooks up."""
@@ -14,6 +15,7 @@ import torch
 from mmcv.runner import CheckpointHook, EpochBasedRunner, EvalHook, OptimizerHook
 
 from lcp.apis.resume import find_resume_checkpoint, restore_best_record
+from lcp.apis.train import EVAL_PRIORITY
 
 
 class OneWeight(torch.nn.Module):
@@ -42,10 +44,13 @@ class ScriptedScores(torch.utils.data.Dataset):
         return {"x": torch.zeros(1)}
 
     def evaluate(self, results, logger=None):
-        return {"score": self.scores.pop(0)}
+        score = self.scores.pop(0)
+        if score is None:  # the job is killed while evaluating
+            raise KeyboardInterrupt
+        return {"score": score}
 
 
-def train(work_dir: Path, epochs: int, scores: list[float], resume_from: Path | None = None) -> None:
+def train(work_dir: Path, epochs: int, scores: list[float | None], resume_from: Path | None = None) -> None:
     model = OneWeight()
     runner = EpochBasedRunner(
         model,
@@ -58,7 +63,7 @@ def train(work_dir: Path, epochs: int, scores: list[float], resume_from: Path | 
     runner.register_optimizer_hook(OptimizerHook())
     runner.register_hook(CheckpointHook(interval=1, max_keep_ckpts=1))
     evaluation = torch.utils.data.DataLoader(ScriptedScores(scores), batch_size=1)
-    runner.register_hook(EvalHook(evaluation, interval=1, save_best="score", rule="greater"), priority="LOW")
+    runner.register_hook(EvalHook(evaluation, interval=1, save_best="score", rule="greater"), priority=EVAL_PRIORITY)
     if resume_from is not None:
         runner.resume(str(resume_from))
         restore_best_record(runner)
@@ -92,3 +97,16 @@ def test_a_best_checkpoint_from_after_the_resumed_epoch_is_not_adopted(tmp_path)
     runner._epoch = 1  # as if resumed from epoch_1.pth, before the best epoch
     runner.meta["hook_msgs"] = {}
     assert restore_best_record(runner) is None and runner.meta["hook_msgs"] == {}
+
+
+def test_a_run_killed_while_evaluating_an_epoch_trains_and_evaluates_it_again(tmp_path):
+    """mmdet's order saved epoch_2.pth first: the resumed run started at epoch 3 and epoch 2
+    was never evaluated, its score (here the best) lost for good."""
+    try:
+        train(tmp_path, 3, scores=[0.1, None])
+    except KeyboardInterrupt:
+        pass
+    assert find_resume_checkpoint(tmp_path) == tmp_path / "epoch_1.pth"
+    assert torch.load(tmp_path / "epoch_1.pth", weights_only=False)["meta"]["hook_msgs"]["best_score"] == 0.1
+    train(tmp_path, 3, scores=[0.9, 0.2], resume_from=find_resume_checkpoint(tmp_path))
+    assert checkpoints(tmp_path) == {"epoch_3.pth", "latest.pth", "best_score_epoch_2.pth"}
