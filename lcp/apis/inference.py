@@ -47,21 +47,34 @@ def checkpoint_classes(checkpoint: str) -> tuple[str, ...] | None:
 
 def collect_images(items: list[str]) -> list[Path]:
     """Image files, and every image of the folders among `items`; names whose outputs would collide refused."""
+    import sys
+
     import cv2
 
-    from lcp.data.images import list_images
+    from lcp.data.images import image_file_problem, list_images
 
     images: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            images += [path / image.name for image in list_images(item, "image folder")]
+            found = [path / image.name for image in list_images(item, "image folder")]
+            others = sorted(entry.name for entry in path.iterdir() if path / entry.name not in found)
+            if others:
+                print(
+                    f"{item}: {len(others)} entr{'ies' if len(others) > 1 else 'y'} left out, not a .jpg/.jpeg/.png "
+                    f"image directly inside the folder (e.g. {others[0]}); name such files one by one",
+                    file=sys.stderr,
+                )
+            images += found
         elif path.is_file():
             if not cv2.haveImageReader(str(path)):
                 raise LCPError(f"{item}: not an image file OpenCV can read")
             images.append(path)
         else:
             raise LCPError(f"{item}: image does not exist")
+    for image in images:  # before the model loads: a truncated JPEG decodes in OpenCV but not in mmcv
+        if (problem := image_file_problem(image)) is not None:
+            raise LCPError(f"{image}: {problem}")
     by_stem: dict[str, Path] = {}
     for image in images:
         if image.stem in by_stem:

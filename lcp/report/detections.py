@@ -11,15 +11,16 @@ import os
 from pathlib import Path
 
 from lcp.errors import LCPError
-from lcp.report.test_set import test_set_with
+from lcp.report.test_set import test_set_files, test_set_with
 
 SCORE_THR = 0.3
 
 
-def first_test_images(cfg, count: int, config_path: str) -> list[Path]:
-    """The first `count` images of the config's test set, in data-set order."""
+def first_test_images(cfg, count: int, config_path: str) -> tuple[list[Path], list[str]]:
+    """The first `count` images of the config's test set, in data-set order, and the set's files."""
     dataset = test_set_with(cfg, count, config_path, f"the {count} pictures asked for")
-    return [Path(dataset.img_prefix or "") / dataset.data_infos[index]["filename"] for index in range(count)]
+    images = [Path(dataset.img_prefix or "") / dataset.data_infos[index]["filename"] for index in range(count)]
+    return images, test_set_files(dataset)
 
 
 def draw_sample_detections(
@@ -49,7 +50,9 @@ def draw_sample_detections(
             raise LCPError(f"{output}: sample detections are JPEG pictures; name the file .jpg")
         check_outside_sources(output, [config_path, checkpoint])
     cfg = load_config(config_path, cfg_options or {})
-    images = first_test_images(cfg, len(outputs), config_path)
+    images, test_files = first_test_images(cfg, len(outputs), config_path)
+    for output in outputs:  # not into the test set, which a later run would read back
+        check_outside_sources(output, test_files)
     accept_gpu_ids_in_mmcv_scatter()
     device = select_device(gpu_id)
     detector = build_test_model(cfg, checkpoint)

@@ -34,7 +34,7 @@ def write_crux_heatmaps(
     from lcp.apis.inference import build_test_model
     from lcp.apis.options import select_device
     from lcp.io import atomic_path, check_outside_sources
-    from lcp.report.test_set import test_set_with
+    from lcp.report.test_set import test_set_files, test_set_with
     from lcp.tracking.heatmaps import render_crux_heatmaps
 
     if count < 1:
@@ -51,6 +51,8 @@ def write_crux_heatmaps(
 
     cfg = load_config(config, cfg_options or {})
     dataset = test_set_with(cfg, count, config, f"--count {count}")
+    for target in targets:  # not into the test set, which a later run would read back
+        check_outside_sources(target, test_set_files(dataset))
     model = build_test_model(cfg, checkpoint)
     if not hasattr(model, "crux_learner"):
         raise LCPError(

@@ -21,3 +21,9 @@ def test_set_with(cfg, count: int, config_path: str, asked: str):
             f"{config_path}: the test set has {len(dataset)} image{'s' * (len(dataset) != 1)}, fewer than {asked}"
         )
     return dataset
+
+
+def test_set_files(dataset) -> list[str]:
+    """What a picture drawn from `dataset` may not be written over or into: its annotation
+    file and image folder."""
+    return [path for path in (dataset.ann_file, dataset.img_prefix) if path]

@@ -436,7 +436,7 @@ def test_infer_failing_midway_writes_nothing_and_the_rerun_is_not_refused(scene,
     out_dir.mkdir()
     (out_dir / "earlier.json").write_text("{}")
     assert lcp(infer(untrained, scene, [*good, broken], out_dir)) == 2
-    assert f"{broken}: cannot read the image" in capsys.readouterr().err
+    assert f"{broken}: truncated PNG (no IEND chunk)" in capsys.readouterr().err
     assert [p.name for p in out_dir.iterdir()] == ["earlier.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "zz_broken.png"]
 
@@ -444,6 +444,38 @@ def test_infer_failing_midway_writes_nothing_and_the_rerun_is_not_refused(scene,
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
         ["earlier.json", *(f"{p.stem}.json" for p in good), *(f"{p.stem}.jpg" for p in good)]
     )
+
+
+def test_infer_refuses_a_truncated_jpeg_before_the_model_loads(scene, untrained, tmp_path, capsys):
+    """OpenCV decodes half a JPEG (grey below the cut); mmcv's loader does not: a traceback."""
+    whole = sorted((scene / "lowq").glob("*.jpg"))[0].read_bytes()
+    half = tmp_path / "half.jpg"
+    half.write_bytes(whole[: len(whole) // 2])
+    refused(capsys, infer(untrained, scene, [half], tmp_path / "out"), f"{half}: truncated JPEG")
+    assert not (tmp_path / "out").exists()
+
+
+def test_infer_on_a_folder_says_what_it_leaves_out(scene, untrained, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(sorted((scene / "lowq").glob("*.jpg"))[0].read_bytes())
+    (folder / "b.bmp").write_bytes(b"BM")
+    (folder / "sub").mkdir()
+    assert lcp(infer(untrained, scene, [folder], tmp_path / "out")) == 0
+    err = capsys.readouterr().err
+    assert f"{folder}: 2 entries left out, not a .jpg/.jpeg/.png image directly inside the folder (e.g. b.bmp)" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "a.json"]
+
+
+def test_report_pictures_may_not_go_into_the_test_set_they_are_drawn_from(scene, untrained, capsys):
+    """A heat map written into the test images' folder became a test image of the next run."""
+    before = digest(scene)
+    options = ["--cfg-options", f"data_root={scene}/"]
+    heatmaps = ["heatmaps", LCP_TINY, str(untrained), "--out-dir", str(scene / "lowq"), "--count", "1", *options]
+    refused(capsys, heatmaps, f"lies inside the source {scene}/lowq/")
+    detections = ["report", "detections", LCP_TINY, str(untrained), "--out", str(scene / "lowq" / "b_0.jpg"), *options]
+    refused(capsys, detections, f"lies inside the source {scene}/lowq/")
+    assert digest(scene) == before
 
 
 def test_infer_never_writes_over_an_input_image(scene, untrained, tmp_path, capsys):
