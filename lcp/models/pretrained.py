@@ -137,7 +137,16 @@ def _check_hash(path: Path, checkpoint: HubCheckpoint, origin: str) -> None:
     import hashlib
 
     prefix = checkpoint.hash_prefix
-    if prefix is None:
+    if prefix is None:  # nothing to compare with: at least a file torch can load as weights
+        import torch
+
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any failure means the same to the user
+            raise LCPError(
+                f"{origin}: not a PyTorch checkpoint ({type(exc).__name__}); nothing was written to "
+                f"{checkpoint.cache_path}"
+            ) from None
         return
     digest = hashlib.sha256()
     with open(path, "rb") as file:

@@ -180,6 +180,19 @@ def test_fetch_from_a_mirror_is_checked_too(hub_cache, tmp_path):
     assert not os.listdir(hub_cache)
 
 
+def test_fetch_of_a_name_without_a_hash_still_needs_a_checkpoint(hub_cache, tmp_path):
+    """With no hash in the URL's name any file went into the cache, and training failed later."""
+    bogus = tmp_path / "bogus.pth"
+    bogus.write_text("hi\n")
+    url = "https://example.com/w/foo.pth"
+    with pytest.raises(LCPError, match=f"^{bogus}: not a PyTorch checkpoint .*nothing was written to "):
+        weights(["fetch", url, "--from", str(bogus)])
+    assert not hub_cache.exists() or not os.listdir(hub_cache)
+    good, data = small_checkpoint(tmp_path / "downloads", "foo")
+    assert weights(["fetch", url, "--from", str(good)]) == 0
+    assert (hub_cache / "foo.pth").read_bytes() == data
+
+
 def test_fetch_keeps_what_the_cache_holds(hub_cache, capsys):
     hub_cache.mkdir(parents=True)
     (hub_cache / RESNET50_FILE).write_bytes(b"cached")
