@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 from lcp.errors import LCPError
 
 TORCHVISION_PREFIXES = ("torchvision://", "modelzoo://")  # mmcv's schemes for torchvision's weights
+OPENMMLAB_PREFIXES = ("open-mmlab://", "openmmlab://")
 HASH_PREFIX = re.compile(r"-([a-f0-9]*)\.")  # torch.hub's HASH_REGEX: resnet50-0676ba61.pth -> 0676ba61
 DOWNLOAD_TIMEOUT_S = 60
 
@@ -57,7 +58,7 @@ class HubCheckpoint:
 
 def hub_checkpoint(name: str) -> HubCheckpoint | None:
     """The hub checkpoint a Pretrained init_cfg's `checkpoint` names; None for a local file
-    (and for schemes mmcv resolves by other means, e.g. open-mmlab://)."""
+    (and for schemes mmcv resolves by other means, e.g. mmcls://)."""
     if name.startswith(TORCHVISION_PREFIXES):
         from mmcv.runner.checkpoint import get_torchvision_models
 
@@ -70,16 +71,30 @@ def hub_checkpoint(name: str) -> HubCheckpoint | None:
                 "torchvision://resnet101)"
             )
         return HubCheckpoint(name, urls[key])
+    if name.startswith(OPENMMLAB_PREFIXES):  # as mmcv's load_from_openmmlab resolves it
+        from mmcv.runner.checkpoint import get_deprecated_model_names, get_external_models
+
+        model = name.split("://", 1)[1]
+        model = get_deprecated_model_names().get(model, model)
+        url = get_external_models().get(model)
+        if url is None:
+            raise LCPError(
+                f"{name}: mmcv knows no open-mmlab weights of that name (e.g. open-mmlab://resnext101_64x4d)"
+            )
+        return HubCheckpoint(name, url) if url.startswith(("http://", "https://")) else None
     if name.startswith(("http://", "https://")):
         return HubCheckpoint(name, name)
     return None
 
 
 def _pretrained_inits(node: Any, path: str) -> Iterator[tuple[MutableMapping, str, str, Mapping]]:
-    """(owner, key, dotted path, init) of every Pretrained init_cfg under `node`."""
+    """(owner, key, dotted path, init) of every Pretrained init_cfg under `node`, and of every
+    `pretrained=NAME` (mmdet's older spelling, which the backbone turns into such an init)."""
     if isinstance(node, Mapping):
         for key, value in node.items():
-            if key == "init_cfg":
+            if key == "pretrained" and isinstance(value, str) and value:
+                yield node, key, f"{path}.{key}", {"type": "Pretrained", "checkpoint": value}
+            elif key == "init_cfg":
                 for init in value if isinstance(value, (list, tuple)) else [value]:
                     if isinstance(init, Mapping) and init.get("type") == "Pretrained":
                         yield node, key, f"{path}.{key}", init
@@ -92,7 +107,9 @@ def _pretrained_inits(node: Any, path: str) -> Iterator[tuple[MutableMapping, st
 
 def _drop_init(owner: MutableMapping, key: str, init: Mapping) -> None:
     value = owner[key]
-    if isinstance(value, (list, tuple)):
+    if key == "pretrained":
+        owner[key] = None
+    elif isinstance(value, (list, tuple)):
         owner[key] = [item for item in value if item is not init] or None
     else:
         owner[key] = None
@@ -120,8 +137,9 @@ def prepare_pretrained_init(cfg, source: str) -> None:
         checkpoint = hub_checkpoint(name)
         if checkpoint is None:
             if "://" not in name and not Path(name).is_file():
+                named = path if path.endswith(".pretrained") else f"{path}.checkpoint"
                 raise LCPError(
-                    f"{source}: {path}.checkpoint {name} does not exist; --cfg-options {path}=None trains from scratch"
+                    f"{source}: {named} {name} does not exist; --cfg-options {path}=None trains from scratch"
                 )
             continue
         if not checkpoint.cache_path.is_file():

@@ -110,6 +110,29 @@ def test_an_offline_machine_gets_one_line_naming_the_file_and_nothing_is_downloa
     assert not hub_cache.parent.parent.exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "name", "file_name"),
+    [
+        ("+model.backbone.pretrained", "torchvision://resnet50", RESNET50_FILE),
+        ("+model.pretrained", "torchvision://resnet50", RESNET50_FILE),
+        ("model.backbone.init_cfg.checkpoint", "open-mmlab://resnext101_64x4d", "resnext101_64x4d-ee2c6f71.pth"),
+    ],
+)
+def test_the_older_spellings_of_pretrained_weights_are_checked_too(hub_cache, option, name, file_name):
+    """`pretrained=` and open-mmlab:// passed the pre-flight and then failed in a download."""
+    config = str(CONFIGS / "cascade_rcnn_tiny_demo.py")
+    cfg = load_config(config, {option: name} if option.startswith("+") else {})
+    if not option.startswith("+"):
+        cfg.model.backbone.init_cfg = {"type": "Pretrained", "checkpoint": name}
+    with pytest.raises(
+        LCPError, match=rf"starts from the pretrained weights {name}, and {hub_cache / file_name} is not"
+    ):
+        prepare_pretrained_init(cfg, config)
+    cfg.load_from = "a checkpoint"  # a run from a checkpoint drops them all
+    prepare_pretrained_init(cfg, config)
+    assert cfg.model.get("pretrained") is None and cfg.model.backbone.get("pretrained") is None
+
+
 def test_training_from_scratch_needs_no_weights(hub_cache):
     config = str(CONFIGS / "cascade_rcnn_r50_city.py")
     cfg = load_config(config, {"model.backbone.init_cfg": None})
