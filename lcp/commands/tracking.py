@@ -143,6 +143,13 @@ def main_sync(args: argparse.Namespace) -> int:
 
 
 def main_log_artifacts(args: argparse.Namespace) -> int:
+    import os
+
+    from lcp.tracking.settings import ENV_TRACKING
+
+    if os.environ.get(ENV_TRACKING) == "off":  # a workflow run without tracking
+        print(f"{ENV_TRACKING}=off: nothing logged")
+        return 0
     from lcp.tracking.api import log_files
 
     run_id = log_files(

@@ -22,6 +22,10 @@ ENV_SNAKEMAKE_WILDCARDS = "LCP_SNAKEMAKE_WILDCARDS"  # json object {wildcard: va
 # The training seed of the job's model: set by the workflow for training and evaluation jobs
 # and by `lcp train` for its own run; it becomes the tag lcp.seed.
 ENV_SEED = "LCP_SEED"
+# "off" when the workflow runs without tracking (its config's tracking.enabled): the check
+# and report jobs' `lcp tracking log-artifacts` then does nothing. Their command is the same
+# either way, so that switching tracking changes no job's code, a rerun trigger.
+ENV_TRACKING = "LCP_TRACKING"
 
 # Set (to 1/true/yes) to register each training's final checkpoint in the model registry as a
 # version of `lcp-<scene>-<method>` (lcp train --register-model does the same for one run).

@@ -15,7 +15,7 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from lcp.tracking.settings import snakemake_env_prefix
+from lcp.tracking.settings import ENV_TRACKING, snakemake_env_prefix
 from lcp.workflow.scenes import scene_of_job
 
 if TYPE_CHECKING:
@@ -44,6 +44,11 @@ def scene_descriptions(config: Mapping) -> dict[str, str | None]:
     return {name: scene.get("description") for name, scene in config["scenes"].items()}
 
 
+def tracking_switch(config: Mapping) -> dict[str, str]:
+    """The environment that tells a check or report job's log-artifacts whether to log."""
+    return {ENV_TRACKING: "on" if enabled(config) else "off"}
+
+
 def job_env(config: Mapping, rule_name: str, wildcards: Mapping, job_seed: Callable[[Mapping], int]) -> str:
     """Shell prefix naming a training or evaluation job's rule, wildcards and training seed
     (`job_seed(wildcards)`, asked only when tracking is on) for its run's tags; empty without tracking."""
@@ -63,16 +68,16 @@ def job_flags(config: Mapping, wildcards: Wildcards, step: str, method: str | No
     return shlex.join(words)
 
 
-def log_artifacts(
-    config: Mapping, rule_name: str, step: str, scene: str, outputs: Iterable[str], variant: str | None = None
-) -> str:
-    """Shell text that logs a job's `outputs` as artifacts of a run <scene>/<step>[/<variant>],
-    to end the job's command with (empty without tracking). tracking.smk hands it to the job
-    as a param that takes `input`, which keeps it out of Snakemake's rerun triggers: in the
-    rule's shell code, switching tracking on or off reran the data check and so every
-    training after it."""
-    if not enabled(config):
-        return ""
-    words = ["lcp", "tracking", "log-artifacts", *outputs, "--scene", scene, "--step", step]
-    words += ["--variant", variant] if variant else []
-    return f" && {snakemake_env_prefix(rule_name, {'scene': scene})} {shlex.join(words)}"
+def log_artifacts(rule_name: str, step: str, variant: str | None = None) -> str:
+    """Shell text that logs a job's outputs as artifacts of a run <scene>/<step>[/<variant>], to
+    end the job's command with. It is a pattern for Snakemake's shell formatting: the
+    environment prefix's braces are doubled, and `{wildcards.scene}`, `{wildcards.scene:q}` and
+    `{output:q}` are left for Snakemake to fill in. It is part of the command, not a param, so
+    that it stays out of the job parameters Snakemake's report shows beside each result, and
+    the same with tracking on or off (`tracking_switch` tells the job which), so that switching
+    tracking changes no job's code: that reran the data check, and every training after it."""
+    mark = "SCENE_WILDCARD"
+    env = snakemake_env_prefix(rule_name, {"scene": mark}).replace("{", "{{").replace("}", "}}")
+    env = env.replace(mark, "{wildcards.scene}")  # scene names are [A-Za-z0-9_.-]: safe in json and quotes
+    words = ["--step", step] + (["--variant", variant] if variant else [])
+    return f" && {env} lcp tracking log-artifacts {{output:q}} --scene {{wildcards.scene:q}} {shlex.join(words)}"

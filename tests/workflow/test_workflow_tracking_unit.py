@@ -5,12 +5,14 @@ parent runs for, and the shell text that tracking.smk's params and log_artifacts
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
 
 import pytest
-from snakemake.iocontainers import Wildcards  # what Snakemake passes params
+from snakemake.iocontainers import OutputFiles, Wildcards  # what Snakemake passes params and shell formatting
+from snakemake.utils import format as snakemake_format  # the formatting of a rule's `shell:`
 
 from helpers.workflow import repo_config
 from lcp.workflow import tracking
@@ -87,7 +89,9 @@ def test_without_tracking_jobs_say_no_track_and_carry_nothing():
     assert not tracking.enabled(config)
     assert tracking.job_flags(config, wildcards(scene="demo", method="lcp"), "evaluate") == "--no-track"
     assert tracking.job_env(config, "evaluate", wildcards(scene="demo", method="lcp"), no_seed) == ""
-    assert tracking.log_artifacts(config, "report", "report", "demo", ["results/demo/report/metrics.csv"]) == ""
+    # the check and report jobs keep their command, log-artifacts learns from the environment
+    assert tracking.tracking_switch(config) == {"LCP_TRACKING": "off"}
+    assert tracking.tracking_switch(config_with()) == {"LCP_TRACKING": "on"}
 
 
 def test_job_env_names_rule_wildcards_and_seed():
@@ -111,6 +115,15 @@ def test_job_env_names_rule_wildcards_and_seed():
 # ---- the log-artifacts end of a check or report job ----------------------------------------
 
 
+def test_log_artifacts_is_a_shell_pattern_with_its_braces_escaped():
+    fragment = tracking.log_artifacts("report_robustness", "report", "robustness")
+    assert fragment == (
+        " && LCP_SNAKEMAKE_RULE=report_robustness"
+        """ LCP_SNAKEMAKE_WILDCARDS='{{"scene": "{wildcards.scene}"}}'"""
+        " lcp tracking log-artifacts {output:q} --scene {wildcards.scene:q} --step report --variant robustness"
+    )
+
+
 @pytest.mark.parametrize(
     ("rule_name", "step", "variant", "tail"),
     [
@@ -118,14 +131,27 @@ def test_job_env_names_rule_wildcards_and_seed():
         ("report_robustness", "report", "robustness", ["--step", "report", "--variant", "robustness"]),
     ],
 )
-def test_log_artifacts_names_the_job_and_its_outputs(rule_name, step, variant, tail):
-    outputs = ["results/foggy_city/check/report.json", "results/foggy_city/a b.md"]
-    fragment = tracking.log_artifacts(config_with(), rule_name, step, "foggy_city", outputs, variant)
-    before, after = ("lcp data check" + fragment).split(" && ")
+def test_log_artifacts_formatted_by_snakemake(rule_name, step, variant, tail):
+    fragment = tracking.log_artifacts(rule_name, step, variant)
+    command = snakemake_format(
+        "lcp data check" + fragment,
+        wildcards=wildcards(scene="foggy_city"),
+        output=OutputFiles(["results/foggy_city/check/report.json", "results/foggy_city/a b.md"]),
+    )
+    before, after = command.split(" && ")
     assert before == "lcp data check"
     words = shlex.split(after)
     assert words[:2] == [f"LCP_SNAKEMAKE_RULE={rule_name}", 'LCP_SNAKEMAKE_WILDCARDS={"scene": "foggy_city"}']
-    assert words[2:] == ["lcp", "tracking", "log-artifacts", *outputs, "--scene", "foggy_city", *tail]
+    assert words[2:] == [
+        "lcp",
+        "tracking",
+        "log-artifacts",
+        "results/foggy_city/check/report.json",
+        "results/foggy_city/a b.md",
+        "--scene",
+        "foggy_city",
+        *tail,
+    ]
 
 
 def test_building_the_dag_loads_none_of_the_tracking_clients():
@@ -142,3 +168,13 @@ def test_building_the_dag_loads_none_of_the_tracking_clients():
     assert lcp.tracking.open_invocation.__module__ == "lcp.tracking.invocation"
     with pytest.raises(AttributeError, match="no attribute 'not_there'"):
         lcp.tracking.not_there  # noqa: B018
+
+
+def test_log_artifacts_of_a_workflow_without_tracking_logs_nothing(tmp_path):
+    report = tmp_path / "check.json"
+    report.write_text("{}")
+    env = {**os.environ, "LCP_TRACKING": "off", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    command = [sys.executable, "-m", "lcp.cli", "tracking", "log-artifacts", str(report), "--scene", "demo"]
+    result = subprocess.run([*command, "--step", "check"], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout == "LCP_TRACKING=off: nothing logged\n", result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["check.json"]

@@ -121,9 +121,8 @@ rule check_data:
         **session.job_resources("check_data"),
     params:
         args=lambda wildcards: commands.check_args(config, wildcards.scene),
-        log_artifacts=log_artifacts("check_data", "check"),
     shell:
         commands.job_command(
             "lcp data check {params.args} --workers {threads} --report {output.report}",
-            "{params.log_artifacts}",
+            log_artifacts("check_data", "check"),
         )

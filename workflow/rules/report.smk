@@ -51,13 +51,12 @@ rule report:
         **session.job_resources("report"),
     params:
         args=lambda wildcards: commands.report_args(config, wildcards.scene),
-        log_artifacts=log_artifacts("report", "report"),
     shell:
         commands.job_command(
             "lcp report metrics --title {wildcards.scene:q} {params.args} --csv {output.csv}"
             " --markdown {output.markdown} --plot {output.plot} --html {output.html}"
             " && lcp report check {input.check:q} --html {output.check}",
-            "{params.log_artifacts}",
+            log_artifacts("report", "report"),
         )
 
 
@@ -98,12 +97,11 @@ rule report_robustness:
         **session.job_resources("report_robustness"),
     params:
         evals=lambda wildcards, input: commands.robustness_report_args(input),
-        log_artifacts=log_artifacts("report_robustness", "report", "robustness"),
     shell:
         commands.job_command(
             "lcp report robustness --title {wildcards.scene:q} {params.evals} --csv {output.csv}"
             " --plot {output.plot} --html {output.html}",
-            "{params.log_artifacts}",
+            log_artifacts("report_robustness", "report", "robustness"),
         )
 
 

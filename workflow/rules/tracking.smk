@@ -12,6 +12,8 @@ import uuid
 from lcp.workflow import tracking
 
 TRACKING = tracking.enabled(config)
+# read by the jobs' log-artifacts, whose command is the same with tracking on or off
+os.environ.update(tracking.tracking_switch(config))
 
 if TRACKING:
     from lcp.tracking import close_invocation, open_invocation, resolve_target
@@ -55,7 +57,6 @@ def tracking_args(step, method=None):
 
 
 def log_artifacts(rule_name, step, variant=None):
-    """Param: the end of a check or report job's command (tracking.log_artifacts)."""
-    return lambda wildcards, input, output: tracking.log_artifacts(
-        config, rule_name, step, wildcards.scene, list(output), variant
-    )
+    """The end of a check or report job's command (tracking.log_artifacts): not a param, so that
+    it stays out of the job parameters Snakemake's report shows beside each result."""
+    return tracking.log_artifacts(rule_name, step, variant)
