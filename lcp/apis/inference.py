@@ -58,7 +58,13 @@ def collect_images(items: list[str]) -> list[Path]:
         path = Path(item)
         if path.is_dir():
             found = [path / image.name for image in list_images(item, "image folder")]
-            others = sorted(entry.name for entry in path.iterdir() if path / entry.name not in found)
+            others = sorted(  # images OpenCV reads but a folder does not give (.bmp, .tif), and subfolders
+                entry.name
+                for entry in path.iterdir()
+                if entry not in found
+                and not entry.name.startswith(".")
+                and (entry.is_dir() or cv2.haveImageReader(str(entry)))
+            )
             if others:
                 print(
                     f"{item}: {len(others)} entr{'ies' if len(others) > 1 else 'y'} left out, not a .jpg/.jpeg/.png "

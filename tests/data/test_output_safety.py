@@ -459,8 +459,10 @@ def test_infer_on_a_folder_says_what_it_leaves_out(scene, untrained, tmp_path, c
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "a.jpg").write_bytes(sorted((scene / "lowq").glob("*.jpg"))[0].read_bytes())
-    (folder / "b.bmp").write_bytes(b"BM")
+    cv2.imwrite(str(folder / "b.bmp"), np.zeros((8, 8, 3), np.uint8))
     (folder / "sub").mkdir()
+    (folder / "notes.json").write_text("{}")  # not an image: not worth a word
+    (folder / ".lcp-output").write_text("")
     assert lcp(infer(untrained, scene, [folder], tmp_path / "out")) == 0
     err = capsys.readouterr().err
     assert f"{folder}: 2 entries left out, not a .jpg/.jpeg/.png image directly inside the folder (e.g. b.bmp)" in err
