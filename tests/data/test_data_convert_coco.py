@@ -111,8 +111,10 @@ def test_resplit_pools_both_files(source, capsys):
             "annotations[3]: `bbox` is [0, 0, 1]",
         ),
         (lambda d: d.pop("categories"), "`categories` must be a list"),
+        (lambda d: d["annotations"][0].update(iscrowd="0"), "annotations[0]: `iscrowd` is '0', expected 0 or 1"),
+        (lambda d: d["annotations"][0].update(ignore=2), "annotations[0]: `ignore` is 2, expected 0 or 1"),
     ],
-    ids=["missing-image", "unknown-image", "unknown-category", "short-bbox", "no-categories"],
+    ids=["missing-image", "unknown-image", "unknown-category", "short-bbox", "no-categories", "text-crowd", "ignore-2"],
 )
 def test_malformed_coco_names_file_and_entry(source, capsys, edit, message):
     import json
@@ -146,3 +148,21 @@ def test_a_box_that_rounds_to_no_width_is_dropped_and_said(source, capsys):
     train = load_coco(source["out"] / "annotations/images_train.json")
     assert boxes_by_file(train) == {"x.jpg": [("car", [1.0, 2.0, 10.0, 5.0], 0)]}
     assert (stdout + stderr).count("box under 0.01 px wide or high (inside the image), dropped") >= 1, stdout + stderr
+
+
+def test_an_ignore_region_stays_ignored(source, capsys):
+    """Some COCO-style sets mark regions to ignore with `ignore: 1`, which mmdet honours like
+    iscrowd; the converter used to write them as ordinary boxes to train on and score against."""
+    import json
+
+    data = json.loads(source["train"].read_text())
+    data["annotations"][0]["ignore"] = 1
+    data["annotations"][2]["iscrowd"] = True
+    write_json(source["train"], data)
+    code, _, stderr = convert(capsys, "coco", source["images"], source["out"], "--train", source["train"])
+    assert code == 0, stderr
+    train = load_coco(source["out"] / "annotations/images_train.json")
+    assert boxes_by_file(train) == {
+        "day__x_png.jpg": [("car", [1.0, 2.0, 10.0, 5.0], 1), ("van", [20.0, 2.0, 5.0, 5.0], 0)],
+        "night__x_png.jpg": [("person", [28.0, 20.0, 4.0, 4.0], 1)],
+    }

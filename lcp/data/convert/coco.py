@@ -9,7 +9,8 @@ Rules:
   * --rename OLD=NEW renames a source category (two may be merged into one name);
     --classes fixes the written classes and their category order (ids 1..N); annotations
     of other categories are dropped and counted. Default: the source categories in id order.
-  * iscrowd is kept; segmentation is not copied (boxes only); boxes reaching outside the
+  * iscrowd is kept, and an `ignore` flag (which mmdet honours like iscrowd) becomes
+    iscrowd: 1; each must be 0 or 1 (or a boolean). Segmentation is not copied (boxes only); boxes reaching outside the
     image are clipped, boxes left without area dropped, both reported. Image sizes come
     from the decoded images, not from the json.
   * a missing image file, an image listed twice, an annotation naming an unknown image or
@@ -61,6 +62,13 @@ def _field(entry: dict, key: str, kind, where: str):
     return value
 
 
+def _flag(entry: dict, key: str, where: str) -> bool:
+    value = entry.get(key, 0)
+    if not isinstance(value, Real) or value not in (0, 1):
+        raise LCPError(f"{where}: `{key}` is {value!r}, expected 0 or 1")
+    return bool(value)
+
+
 def read_coco(path: Path, split: str, images_root: Path, renames: dict[str, str]) -> tuple[list[Sample], list[str]]:
     """The samples of one COCO file (boxes labelled by renamed category name) and its
     category names in id order."""
@@ -91,7 +99,7 @@ def read_coco(path: Path, split: str, images_root: Path, renames: dict[str, str]
         if not (numbers and len(bbox) == 4):
             raise LCPError(f"{where}: `bbox` is {bbox!r}, expected [x, y, width, height]")
         x, y, w, h = (float(v) for v in bbox)
-        crowd = bool(entry.get("iscrowd", 0))
+        crowd = _flag(entry, "iscrowd", where) or _flag(entry, "ignore", where)
         sample.boxes.append(Box(label, x, y, x + w, y + h, origin=f"{where} ({label})", crowd=crowd))
     return list(samples.values()), [categories[i] for i in sorted(categories)]
 
