@@ -251,3 +251,31 @@ def test_a_names_file_that_would_shift_or_merge_ids_is_refused(tmp_path, capsys,
     names.write_text(text)
     code, _, stderr = convert(capsys, "yolo", src, tmp_path / "scene", "--names", names)
     assert code == 2 and stderr.strip() == f"lcp data: error: {names}: {problem}"
+
+
+def test_ultralytics_split_folders_keep_their_split(tmp_path, capsys):
+    """images/train2017 and images/val2017 (Ultralytics' COCO layout) were not recognised, so
+    the set was re-drawn and validation images went into training without a word."""
+    src = tmp_path / "set"
+    write_pair(src / "images/train2017", "a", src / "labels/train2017", "0 0.25 0.5 0.5 0.4\n")
+    write_pair(src / "images/val2017", "b", src / "labels/val2017", "0 0.5 0.5 0.1 1.0\n")
+    (src / "data.yaml").write_text("train: images/train2017\nval: images/val2017\nnames: [car]\n")
+    out = tmp_path / "scene"
+    code, _, stderr = convert(capsys, "yolo", src, out, "--workers", "1")
+    assert code == 0, stderr
+    assert list(boxes_by_file(load_coco(out / "annotations/images_train.json"))) == ["a.jpg"]
+    assert list(boxes_by_file(load_coco(out / "annotations/images_test.json"))) == ["b.jpg"]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_name(tmp_path, capsys):
+    """Windows editors write classes.txt with a BOM: class 0 was named '\\ufeffcar'."""
+    src = tmp_path / "set"
+    write_pair(src, "a", src, "\ufeff0 0.25 0.5 0.5 0.4\n")
+    write_pair(src, "bb", src, "1 0.5 0.5 0.1 1.0\n")
+    (src / "classes.txt").write_bytes(b"\xef\xbb\xbfcar\r\nperson\r\n")
+    out = tmp_path / "scene"
+    code, _, stderr = convert(capsys, "yolo", src, out, "--classes", "car", "--test-fraction", "0")
+    assert code == 0, stderr
+    train = load_coco(out / "annotations/images_train.json")
+    assert category_names(train) == ["car"]
+    assert boxes_by_file(train)["a.jpg"] == [("car", [0.0, 6.0, 20.0, 8.0], 0)]

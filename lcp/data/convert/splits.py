@@ -62,7 +62,7 @@ def image_stem(name: str) -> str:
 
 def split_by_list(samples: Sequence[Sample], list_file: Path, report: Report) -> None:
     try:
-        lines = list_file.read_text().splitlines()
+        lines = list_file.read_text(encoding="utf-8-sig").splitlines()
     except OSError as exc:
         raise LCPError(f"{list_file}: cannot read the test list ({exc.strerror})") from None
     wanted = {image_stem(line) for line in lines if line.strip() and not line.lstrip().startswith("#")}

@@ -20,8 +20,9 @@ Rules:
     cannot say which image its boxes belong to.
   * an image without a label file has no objects (YOLO's convention) and is kept as a
     negative unless --drop-empty; a label file without an image is an error.
-  * split: the first folder below images/ when it is train (-> train), or val, valid, test
-    (-> test); without such folders a seeded --test-fraction draw (default 0.2).
+  * split: the first folder below images/ when its name starts with train (-> train), or
+    val or test (-> test), as in Ultralytics' train2017/val2017; without such folders a
+    seeded --test-fraction draw (default 0.2).
     --test-fraction or --test-list re-split a set that has split folders.
 """
 
@@ -43,14 +44,19 @@ DEFAULT_TEST_FRACTION = 0.2
 # Normalised coordinates are at most 1; the slack absorbs label writers' float rounding. A
 # larger value means pixel coordinates, whose boxes would all land outside the image.
 MAX_NORMALISED = 1.0 + 1e-6
-SPLIT_OF_FOLDER = {"train": "train", "val": "test", "valid": "test", "test": "test"}
+SPLIT_OF_FOLDER_PREFIX = {"train": "train", "val": "test", "test": "test"}
 NAMES_FILES = ("classes.txt", "data.yaml")
+
+
+def split_of_folder(name: str) -> str:
+    """The split of a first folder below images/ (train, train2017, val, valid, test...), or ''."""
+    return next((split for prefix, split in SPLIT_OF_FOLDER_PREFIX.items() if name.lower().startswith(prefix)), "")
 
 
 def read_names(path: Path) -> dict[int, str]:
     """Class names by id from a names file (one a line) or a YOLO data .yaml (`names:`)."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # Windows editors start files with a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise LCPError(f"{path}: cannot read the names file ({exc})") from None
     if path.suffix.lower() not in {".yaml", ".yml"}:
@@ -90,7 +96,7 @@ def describe(names: dict[int, str]) -> str:
 
 def parse_label_file(path: Path, names: dict[int, str]) -> list[Box]:
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise LCPError(f"{path}: cannot read the label file ({exc})") from None
     boxes = []
@@ -164,8 +170,7 @@ def collect(
             raise LCPError(
                 f"{path}: same stem as {other}; both would take the boxes of {label}, so stems must be unique"
             )
-        folder = relative.parts[0].lower() if len(relative.parts) > 1 else ""
-        sample = Sample(path, SPLIT_OF_FOLDER.get(folder, ""))
+        sample = Sample(path, split_of_folder(relative.parts[0]) if len(relative.parts) > 1 else "")
         if label.is_file():
             sample.boxes = parse_label_file(label, names)
             used_labels.add(label.resolve())
