@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lcp.commands.arguments import positive_int
+
 HELP = "convert data sets, synthesise degradations, check them, make the demo scene"
 
 
@@ -136,7 +138,7 @@ def _add_synth_common_arguments(parser: argparse.ArgumentParser, d: dict[str, fl
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=os.cpu_count() or 1,
         help="processes (default: all cores); the output does not depend on it",
     )
@@ -205,7 +207,6 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
-    from lcp.commands.arguments import positive_int
     from lcp.data.check import MAX_ERASED_SHARE, NONE
     from lcp.data.degradations import DEGRADATIONS
     from lcp.data.degradations.base import ERASED_BELOW

@@ -48,7 +48,7 @@ def fallback_note(sidecar: dict[str, Any]) -> str | None:
 
 def image_rng(seed: int, file_name: str) -> np.random.Generator:
     """The random stream of one image: a function of (seed, file name) only."""
-    digest = hashlib.sha256(file_name.encode("utf-8")).digest()
+    digest = hashlib.sha256(os.fsencode(file_name)).digest()  # a name need not be valid UTF-8
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 

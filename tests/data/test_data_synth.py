@@ -3,6 +3,8 @@
 import hashlib
 import inspect
 import json
+import math
+import os
 from pathlib import Path
 
 import cv2
@@ -15,6 +17,7 @@ from lcp.data.degradations.fog import Fog
 from lcp.data.degradations.rain import INTENSITIES, Rain, dominant_orientation, streak_layer
 from lcp.data.degradations.underwater import Underwater
 from lcp.data.depth import ground_plane_depth
+from lcp.data.synth import image_rng
 from lcp.errors import LCPError
 
 SIZE = 64
@@ -408,7 +411,7 @@ def test_each_degradation_is_built_from_plain_keyword_arguments(scene, tmp_path)
         for variant in degradation.variants():
             image, visibility, _ = degradation.synthesise(clean, depth, variant, np.random.default_rng(0))
             assert image.shape == clean.shape and 0.0 < visibility.mean() < 1.0
-    with pytest.raises(LCPError, match=r"^--dropsize: invalid value 0\.0$"):
+    with pytest.raises(LCPError, match=r"^--drop-size: 0 is not a fraction of the image height in \(0, 0\.05\]$"):
         Rain(drop_size=0)
     with pytest.raises(LCPError, match=r"^--water: unknown type"):
         Underwater(water=["2C"])
@@ -419,3 +422,40 @@ def test_each_degradation_is_built_from_plain_keyword_arguments(scene, tmp_path)
     keywords = Rain(intensity=["heavy"], angle=12, alpha=0.02, beta=0.004, drop_size=0.01, density=0.05)
     assert sidecar["config"] == keywords.config()
     assert sidecar["variants"] == [{"alpha": 0.02, "beta": 0.004, "dropsize": 0.01, "density": 0.05, "angle": 12.0}]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Rain(alpha=math.nan), "--alpha: nan is not a finite value >= 0"),
+        (lambda: Rain(beta=math.inf), "--beta: inf is not a finite value >= 0"),
+        (lambda: Rain(density=math.nan), "--density: nan is not the fraction of the image covered, in [0, 1]"),
+        (lambda: Rain(density=50), "--density: 50 is not the fraction of the image covered, in [0, 1]"),
+        (lambda: Rain(drop_size=5), "--drop-size: 5 is not a fraction of the image height in (0, 0.05]"),
+        (lambda: Rain(drop_size=math.inf), "--drop-size: inf is not a fraction"),
+        (lambda: Fog(beta=math.inf), "--beta: attenuation coefficients must be finite and > 0, got [inf]"),
+        (lambda: Fog(beta=[0.01, math.nan]), "--beta: attenuation coefficients must be finite and > 0"),
+    ],
+    ids=["alpha-nan", "beta-inf", "density-nan", "density-50", "drop-size-5", "drop-size-inf", "fog-inf", "fog-nan"],
+)
+def test_degradation_parameters_outside_their_range_are_refused(make, message):
+    """NaN passed `value < 0` and gave all-black images (and bare NaN in synthesis.json);
+    a density above 1 whitened them; a drop size of 5 asked OpenCV for 2 GB; fog beta inf
+    made every image one flat colour. Each exited 0 or with a traceback."""
+    with pytest.raises(LCPError) as error:
+        make()
+    assert str(error.value).startswith(message)
+
+
+def test_a_file_name_that_is_not_utf8_is_synthesised(tmp_path):
+    """Linux names written in Latin-1 reach Python as surrogate escapes; hashing the name for
+    the image's random stream raised UnicodeEncodeError as a traceback. Valid names keep
+    their stream (the bytes hashed are the same)."""
+    src = tmp_path / "src"
+    flat_images(src, [(90, 120, 150)])
+    odd = src / os.fsdecode(b"latin\xe9.png")
+    (src / "flat0.png").rename(odd)
+    assert synth("rain", src, tmp_path / "out", "--seed", "1") == 0
+    assert len(list((tmp_path / "out").glob("latin*.jpg"))) == 1
+    utf8_stream = np.random.default_rng([1, int.from_bytes(hashlib.sha256(b"flat0.png").digest()[:8], "little")])
+    assert image_rng(1, "flat0.png").integers(1 << 30) == utf8_stream.integers(1 << 30)

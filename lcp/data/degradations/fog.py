@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,8 +42,8 @@ class Fog(Degradation):
 
     def __init__(self, beta: Sequence[float] | float = DEFAULT_BETA):
         self.betas = [float(b) for b in (beta if isinstance(beta, (list, tuple)) else [beta])]
-        if not self.betas or any(not b > 0 for b in self.betas):
-            raise LCPError(f"--beta: attenuation coefficients must be > 0, got {self.betas}")
+        if not self.betas or any(not 0 < b < math.inf for b in self.betas):
+            raise LCPError(f"--beta: attenuation coefficients must be finite and > 0, got {self.betas}")
 
     def config(self) -> dict[str, Any]:
         return {"type": self.name, "beta": self.betas}

@@ -34,6 +34,8 @@ DEFAULT_INTENSITY = "medium"
 DEFAULT_ANGLE = -10.0
 STREAK_LENGTH_PER_WIDTH = 25
 ANGLE_JITTER_DEG = 3.0
+# A drop 5% of the image high already draws streaks longer than the image.
+MAX_DROP_SIZE = 0.05
 
 # Check thresholds: streak RMS (in [0, 1] grey units) and orientation coherence of the
 # added fine detail; angles within this of the sidecar's count as the same rain. Measured on
@@ -98,9 +100,18 @@ class Rain(Degradation):
             raise LCPError(f"--angle: rain falls within 60 degrees of vertical, got {self.angle}")
         given = {"alpha": alpha, "beta": beta, "dropsize": drop_size, "density": density}
         self.overrides = {key: float(value) for key, value in given.items() if value is not None}
+        allowed = {
+            "alpha": (0, math.inf, "a finite value >= 0 (1/m)"),
+            "beta": (0, math.inf, "a finite value >= 0 (1/m)"),
+            "dropsize": (0, MAX_DROP_SIZE, f"a fraction of the image height in (0, {MAX_DROP_SIZE:g}]"),
+            "density": (0, 1, "the fraction of the image covered, in [0, 1]"),
+        }
         for key, value in self.overrides.items():
-            if value < 0 or (key == "dropsize" and value <= 0):
-                raise LCPError(f"--{key}: invalid value {value}")
+            low, high, expected = allowed[key]
+            zero_ok = key != "dropsize"
+            if not (math.isfinite(value) and (low <= value if zero_ok else low < value) and value <= high):
+                flag = "drop-size" if key == "dropsize" else key
+                raise LCPError(f"--{flag}: {value:g} is not {expected}")
 
     def config(self) -> dict[str, Any]:
         return {"type": self.name, "intensity": self.intensities, "angle": self.angle, "overrides": self.overrides}
