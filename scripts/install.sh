@@ -28,19 +28,22 @@ if [[ $(printf '%s\n' "$PYTHON_MIN" "$py_version" | sort -V | head -n1) != "$PYT
     die "Python >= $PYTHON_MIN is required, '$python' is $py_version; set LCP_PYTHON to a newer interpreter"
 fi
 
+if [[ ${FORCE_CUDA:-0} == 1 ]]; then
+    flavour=cuda-$(echo "${TORCH_CUDA_ARCH_LIST:-native}" | tr ' ;.' '__p')
+else
+    flavour=cpu
+fi
 stamp=$venv/.lcp-installed
-want=$(cat "$pins" "$repo/pyproject.toml" "$repo/scripts/install.sh" | sha256sum | cut -c1-16)-${FORCE_CUDA:-0}
+# The mmcv-full build (CPU, or CUDA for which GPUs) is part of what is installed: a CPU venv
+# moved to CUDA must get the CUDA wheel although its version is the same.
+mmcv_marker=$venv/.lcp-mmcv-flavour
+want=$(cat "$pins" "$repo/pyproject.toml" "$repo/scripts/install.sh" | sha256sum | cut -c1-16)-$flavour
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
     say "environment up to date ($venv)"
     exit 0
 fi
 
 py_tag=cp$(echo "$py_version" | cut -d. -f1,2 | tr -d .)
-if [[ ${FORCE_CUDA:-0} == 1 ]]; then
-    flavour=cuda-$(echo "${TORCH_CUDA_ARCH_LIST:-native}" | tr ' ;.' '__p')
-else
-    flavour=cpu
-fi
 wheel_dir=$cache/mmcv-full-$MMCV-$py_tag-torch$TORCH-$flavour
 wheel=$(ls "$wheel_dir"/mmcv_full-*.whl 2>/dev/null | head -n1 || true)
 if [[ -z $wheel ]]; then
@@ -54,6 +57,12 @@ fi
 if [[ ! -x $venv/bin/python ]]; then
     say "creating virtual environment $venv"
     "$python" -m venv "$venv" || die "could not create a venv with '$python' (on Debian/Ubuntu: apt-get install python3-venv)"
+elif ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+    # A venv whose creation failed or was interrupted (no python3-venv, Ctrl-C in ensurepip)
+    # has a python but no pip; every later run would die in pip.
+    say "re-creating virtual environment $venv: it has no working pip (left half-made)"
+    "$python" -m venv --clear "$venv" \
+        || die "could not re-create the venv $venv with '$python' (on Debian/Ubuntu: apt-get install python3-venv)"
 fi
 vpy=$venv/bin/python
 pipi() { "$vpy" -m pip install --disable-pip-version-check -q "$@"; }
@@ -93,10 +102,18 @@ if [[ -z $wheel ]]; then
 fi
 if [[ $mmcv_installed != "$MMCV" ]]; then
     pipi "$wheel"
+elif [[ $(cat "$mmcv_marker" 2>/dev/null || echo cpu) != "$flavour" ]]; then
+    say "replacing the installed mmcv-full $MMCV by its $flavour build"
+    pipi --force-reinstall --no-deps "$wheel"
 fi
+echo "$flavour" > "$mmcv_marker"
 
 say "installing lcp and its pinned dependencies"
 pipi -e "$repo[test]"
 check=$("$vpy" -m lcp.cli env --check 2>&1) || { printf '%s\n' "$check" >&2; die "environment check failed (above)"; }
+if [[ ${FORCE_CUDA:-0} == 1 ]]; then
+    cuda=$("$vpy" -c 'from mmcv.ops import get_compiling_cuda_version as v; print(v())' 2>/dev/null) || cuda="mmcv.ops not importable"
+    [[ $cuda =~ ^[0-9] ]] || die "FORCE_CUDA=1 but the installed mmcv-full has no CUDA ops (compiled CUDA: $cuda)"
+fi
 echo "$want" > "$stamp"
 say "ready: $venv"

@@ -55,3 +55,80 @@ def test_missing_compiler_stops_before_any_download(tmp_path):
     assert "gcc/g++ not found" in result.stderr
     assert "build-essential" in result.stderr
     assert not (tmp_path / "venv").exists()
+
+
+def stub(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/bash\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+def pins() -> dict[str, str]:
+    lines = (REPO / "scripts/pins.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def cached_wheel(cache: Path, flavour: str) -> Path:
+    """A wheel where install.sh looks for its build of mmcv-full (Python 3.11 per the stubs)."""
+    folder = cache / f"mmcv-full-{pins()['MMCV']}-cp311-torch{pins()['TORCH']}-{flavour}"
+    folder.mkdir(parents=True)
+    wheel = folder / f"mmcv_full-{pins()['MMCV']}-cp311-cp311-linux_x86_64.whl"
+    wheel.write_bytes(b"")
+    return wheel
+
+
+# An interpreter that is Python 3.11 for install.sh's questions and logs everything else.
+FAKE_PYTHON = 'case "$*" in *version_info*) echo 3.11.9 ;; *) echo "python $*" >> "$LOG"; exit 1 ;; esac\n'
+
+
+def fake_venv_python(venv: Path, mmcv_version: str, compiled_cuda: str) -> Path:
+    """A venv python with pip that logs what it installs and says which mmcv-full it has."""
+    return stub(
+        venv / "bin/python",
+        f"""case "$*" in
+  *"-m pip install"*) echo "pip install ${{*:6}}" >> "$LOG" ;;
+  *importlib.metadata*) echo {mmcv_version} ;;
+  *get_compiling_cuda_version*) echo '{compiled_cuda}' ;;
+esac
+exit 0
+""",
+    )
+
+
+def test_a_cpu_venv_moved_to_cuda_gets_the_cuda_build_of_mmcv(tmp_path):
+    """The CPU build of mmcv-full 1.7.2 is 1.7.2 too: a FORCE_CUDA=1 run cached the CUDA wheel,
+    installed nothing and wrote its stamp, and the first GPU job failed."""
+    log = tmp_path / "log"
+    venv = tmp_path / "venv"
+    fake_venv_python(venv, pins()["MMCV"], "not available")
+    (venv / ".lcp-mmcv-flavour").write_text("cpu\n")
+    wheel = cached_wheel(tmp_path / "cache", "cuda-9p0")
+    python = stub(tmp_path / "python3", FAKE_PYTHON)
+    env = {"LCP_WHEEL_CACHE": str(tmp_path / "cache"), "LOG": str(log), "LCP_PYTHON": str(python)}
+    result = run_install(tmp_path, {**env, "FORCE_CUDA": "1", "TORCH_CUDA_ARCH_LIST": "9.0"})
+    assert f"pip install --force-reinstall --no-deps {wheel}" in log.read_text()
+    assert (venv / ".lcp-mmcv-flavour").read_text().strip() == "cuda-9p0"
+    # the stub still reports a CPU build, so the run refuses to call the venv ready
+    assert result.returncode != 0
+    assert "FORCE_CUDA=1 but the installed mmcv-full has no CUDA ops (compiled CUDA: not available)" in result.stderr
+    assert not (venv / ".lcp-installed").exists()
+
+
+def test_a_half_made_venv_is_re_created(tmp_path):
+    """`python3 -m venv` without python3-venv (or interrupted) leaves bin/python without pip;
+    every later run skipped creating the venv and died in pip."""
+    log = tmp_path / "log"
+    venv = tmp_path / "venv"
+    stub(venv / "bin/python", "exit 1\n")  # no pip
+    cached_wheel(tmp_path / "cache", "cpu")
+    python = stub(tmp_path / "python3", FAKE_PYTHON)
+    result = run_install(
+        tmp_path, {"LCP_WHEEL_CACHE": str(tmp_path / "cache"), "LOG": str(log), "LCP_PYTHON": str(python)}
+    )
+    assert result.returncode != 0
+    assert f"python -m venv --clear {venv}" in log.read_text()
+    assert "it has no working pip (left half-made)" in result.stderr
+    assert result.stderr.strip().endswith(
+        f"could not re-create the venv {venv} with '{python}' (on Debian/Ubuntu: apt-get install python3-venv)"
+    )
