@@ -9,8 +9,10 @@
 #
 # Nothing system-wide is used or changed: our slurm.conf is found through SLURM_CONF,
 # munged listens on its own socket with its own key, MariaDB has its own data folder,
-# and the daemons listen on 127.0.0.1 ports LCP_SLURM_PORT_BASE..+3 (default: four ports
-# in 10000-29999 picked from the state folder's path; never SLURM's own 6817-6819).
+# and the daemons use ports LCP_SLURM_PORT_BASE..+3 (default: four ports in 10000-29999
+# picked from the state folder's path; never SLURM's own 6817-6819). MariaDB listens on
+# 127.0.0.1 only; slurmctld, slurmd and slurmdbd on every interface (SLURM has no setting
+# to bind them to one), where a request needs this cluster's munge key to be accepted.
 # Run again with the same settings, it says the cluster is running and exits 0.
 set -euo pipefail
 SCRIPT_NAME=start
@@ -60,6 +62,8 @@ SETTINGS="gpus=$GPUS cpus=$CPUS mem=$MEM port_base=$PORT_BASE"
 [ "$(id -u)" -eq 0 ] || die "needs root: slurmd runs jobs as their users and munged/MariaDB run as their own users"
 # The socket path must fit in a sockaddr_un (108 bytes).
 [ ${#STATE} -le 80 ] || die "state folder path '$STATE' is too long for its sockets (max 80 characters); set LCP_SLURM_DIR to a shorter path"
+# slurm.conf, munged's and MariaDB's options split their paths at whitespace.
+[[ ! $STATE =~ [[:space:]] ]] || die "state folder path '$STATE' has whitespace, which slurm.conf cannot hold; set LCP_SLURM_DIR to a path without"
 
 reachable_by() {
     local user=$1 dir=$STATE

@@ -217,3 +217,16 @@ def test_failed_job_is_reported_and_a_flaky_one_retried(slurm_cluster: SlurmClus
     records = slurm_cluster.sacct(jobs["flaky"] + jobs["broken"])
     assert [records[j]["State"] for j in jobs["flaky"]] == ["FAILED", "COMPLETED"]
     assert [records[j]["State"] for j in jobs["broken"]] == ["FAILED", "FAILED"]
+
+
+def test_a_state_folder_with_whitespace_is_refused_before_anything_starts(tmp_path: Path):
+    """A checkout under a path with a space made MariaDB's set-up fail half-way (munged left
+    running) and env.sh unsourceable."""
+    state = tmp_path / "my cluster" / "state"
+    result = run_script("start.sh", env={**os.environ, "LCP_SLURM_DIR": str(state)}, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"slurm start: error: state folder path '{state}' has whitespace, which slurm.conf cannot hold; "
+        "set LCP_SLURM_DIR to a path without"
+    ]
+    assert not state.exists()
