@@ -140,6 +140,14 @@ def negative_seed(config):
     config["scenes"]["demo"]["seeds"] = [0, -1]
 
 
+def seed_numpy_cannot_take(config):
+    config["scenes"]["demo"]["seeds"] = [4294967296, 1]
+
+
+def data_dir_with_a_space(config):
+    config["data_dir"] = "my data"
+
+
 def shared_set_made_two_ways(config):
     config["scenes"]["rainy_city"]["image_sets"]["city_images"] = {"convert": "cityscapes", "path": "/elsewhere"}
 
@@ -179,6 +187,11 @@ def shared_set_made_two_ways(config):
         (no_seeds, "invalid config: scenes.demo.seeds: [] should be non-empty"),
         (repeated_seed, "invalid config: scenes.demo.seeds: [0, 1, 0] has non-unique elements"),
         (negative_seed, "invalid config: scenes.demo.seeds.1: -1 is less than the minimum of 0"),
+        (  # it passed, and every training attempt died in numpy with a traceback
+            seed_numpy_cannot_take,
+            "invalid config: scenes.demo.seeds.0: 4294967296 is greater than the maximum of 4294967295",
+        ),
+        (data_dir_with_a_space, "invalid config: data_dir: 'my data' does not match"),
         (
             shared_set_made_two_ways,
             "scenes.rainy_city.image_sets.city_images differs from "
