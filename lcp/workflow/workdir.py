@@ -22,7 +22,9 @@ job's OUT exists and is marked incomplete, so the next run reruns it (--rerun-in
 which the profiles set; without it snakemake stops and names the file). `finish` replaces
 the placeholder with the checkpoint.
 A folder with files but no request record is refused rather than emptied: it was not
-made by this command, so it may hold something the user wants.
+made by this command, so it may hold something the user wants. Emptying a work dir keeps
+its `mlflow-pending/` journals: what an earlier run could not send to MLflow waits there for
+`lcp tracking sync` (each run has its own journal, so the new run's cannot mix with them).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 from lcp.apis.resume import find_resume_checkpoint
 from lcp.errors import LCPError
 from lcp.io import atomic_path, read_json, write_json, write_text
+from lcp.tracking.journal import PENDING_DIR
 
 PLACEHOLDER = "lcp workdir: placeholder while {work_dir} trains; not a checkpoint\n"
 REQUEST_FILE = "lcp-request.json"
@@ -99,7 +102,13 @@ def begin(
     elif work_dir.exists() and any(work_dir.iterdir()):
         raise LCPError(f"{work_dir}: holds files that no `lcp workdir begin` made; move them away or remove the folder")
     if outcome.startswith("restart"):
-        shutil.rmtree(work_dir)
+        for entry in work_dir.iterdir():
+            if entry.name == PENDING_DIR:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     work_dir.mkdir(parents=True, exist_ok=True)
     write_json(work_dir / REQUEST_FILE, wanted)
     if checkpoint is not None:

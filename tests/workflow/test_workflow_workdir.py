@@ -18,6 +18,7 @@ from helpers.workflow import (
     tiny_demo_config,
 )
 from lcp.errors import LCPError
+from lcp.tracking.journal import PENDING_DIR, Journal, find_journals
 from lcp.workflow.workdir import FINISHED_FILE, begin, finish, is_placeholder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,6 +58,27 @@ def test_changed_request_or_input_restarts(tmp_path):
     outcome = begin(work, "train model.py --seed 1", [str(config)])
     assert outcome == "restart: its checkpoints were made for another inputs"
     assert not (work / "epoch_1.pth").exists()
+
+
+def test_a_restart_keeps_the_records_mlflow_has_not_received(tmp_path):
+    """Emptying the work dir deleted mlflow-pending/ with the earlier training's unsent records,
+    and `lcp tracking sync` then said nothing was pending."""
+    work = tmp_path / "work"
+    config = tmp_path / "model.py"
+    config.write_text("lr = 0.01\n")
+    begin(work, "train model.py", [str(config)])
+    journal = Journal(work / PENDING_DIR / "key.jsonl")
+    journal.write_header(
+        {"run_key": "key", "run_id": None, "tracking_uri": "http://127.0.0.1:9", "experiment": "lcp/x"}
+    )
+    journal.add("metrics", metrics=[["train/loss", 1.0, 1, 1000]])
+    write_checkpoint(work / "epoch_1.pth", "one")
+    (work / "logs").mkdir()
+    config.write_text("lr = 0.02\n")
+    assert begin(work, "train model.py", [str(config)]).startswith("restart")
+    assert sorted(p.name for p in work.iterdir()) == ["lcp-request.json", PENDING_DIR]
+    assert find_journals([work]) == [journal.path.resolve()]
+    assert [record["op"] for record in Journal(journal.path).read().pending] == ["metrics"]
 
 
 def test_an_edit_to_a_base_file_of_the_config_restarts(tmp_path):
