@@ -131,7 +131,7 @@ def close_invocation(
     if not invocation_id:
         log.warning("MLflow: no invocation to close (%s is not set)", settings.ENV_INVOCATION_ID)
         return {}
-    target = settings.resolve_target(tracking_uri)
+    target = settings.check_target(settings.resolve_target(tracking_uri))
     parents = dict(settings.parent_run_ids())
     try:
         client = make_client(target.uri)

@@ -108,14 +108,33 @@ def sync_uri(flag: str | None) -> str | None:
     return flag or os.environ.get(ENV_TRACKING_URI) or None
 
 
+# Where MLflow 3 keeps runs besides the file store; a database is a SQLAlchemy URL (scheme+driver).
+DATABASE_SCHEMES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
+STORE_SCHEMES = DATABASE_SCHEMES | {"http", "https", "databricks", "databricks-uc"}
+
+
 def check_target(target: TrackingTarget) -> TrackingTarget:
-    """LCPError for a store MLflow 3 refuses: the file store (./mlruns, file://) without its opt-in."""
+    """LCPError for a store MLflow 3 refuses: the file store (./mlruns, file://) without its opt-in,
+    a scheme MLflow has no store for (a typo: htp://), or a database whose driver is not installed."""
     file_store = target.uri.startswith("file:") or "://" not in target.uri and not target.uri.startswith("databricks")
     if file_store and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("true", "1"):
         raise LCPError(
             f"tracking URI {target.uri}: MLflow 3 no longer writes the file store; use "
             "sqlite:///PATH/mlflow.db or http://HOST:PORT (or set MLFLOW_ALLOW_FILE_STORE=true)"
         )
+    scheme = target.uri.split(":", 1)[0].split("+", 1)[0].lower()
+    if not file_store and scheme not in STORE_SCHEMES:
+        raise LCPError(
+            f"tracking URI {target.uri}: MLflow has no store for '{scheme}:'; "
+            f"use sqlite:///PATH/mlflow.db or http://HOST:PORT (or {', '.join(sorted(DATABASE_SCHEMES))})"
+        )
+    if scheme in DATABASE_SCHEMES:
+        try:
+            import sqlalchemy
+
+            sqlalchemy.create_engine(target.uri)  # imports the driver, connects to nothing
+        except Exception as exc:  # noqa: BLE001  ImportError, or an ArgumentError of a malformed URL
+            raise LCPError(f"tracking URI {target.uri}: {type(exc).__name__}: {exc}") from None
     return target
 
 

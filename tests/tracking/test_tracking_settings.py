@@ -136,3 +136,30 @@ def test_a_store_mlflow_refuses_is_a_clear_error_before_training_and_never_journ
     run.log_metrics({"train/loss": 1.0}, step=1)
     run.finish()
     assert run.disabled and not (tmp_path / "mlflow-pending").exists()
+
+
+@pytest.mark.parametrize(
+    "uri, message",
+    [
+        ("htp://127.0.0.1:5077", "MLflow has no store for 'htp:'; use sqlite:///PATH/mlflow.db or http://HOST:PORT"),
+        ("postgresql://lcp@127.0.0.1/mlflow", "ModuleNotFoundError: No module named 'psycopg2'"),
+    ],
+    ids=["typo", "no-driver"],
+)
+def test_a_tracking_uri_mlflow_cannot_open_is_one_line_before_anything_runs(
+    uri, message, tmp_path, capsys, monkeypatch
+):
+    """A typo in the scheme, or a database without its driver, was a traceback from deep in
+    MLflow's client at the start of the workflow (open-invocation), or a training that went on
+    untracked after one warning."""
+    from lcp.cli import main as lcp
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(LCPError, match=f"^tracking URI {uri}: "):
+        settings.check_target(settings.resolve_target(uri))
+    assert lcp(["tracking", "open-invocation", "--scene", "demo", "--tracking-uri", uri]) == 2
+    stderr = capsys.readouterr().err
+    assert message in stderr and "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+    for good in ("sqlite:///" + str(tmp_path / "mlflow.db"), "http://127.0.0.1:5000", "https://mlflow.example"):
+        assert settings.check_target(settings.resolve_target(good)).uri == good
+    assert not (tmp_path / "mlflow.db").exists()  # checking a sqlite URI creates nothing
