@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lcp.errors import LCPError
+from lcp.tracking import settings
 from lcp.tracking.client import Refused, is_transient, make_client, short_error
 from lcp.tracking.journal import Journal
 from lcp.tracking.sender import Sender
@@ -66,6 +67,16 @@ def replay(journal: Journal, tracking_uri: str | None = None, client=None) -> Re
             return ReplayResult(journal.path, run_id, sent, remaining, refused, error=error, uri=uri)
 
         run_id = state.run_id
+        # The recorded artifact location belongs to the recorded store (a folder on the machine
+        # that ran): a run synced to another store keeps its artifacts where that store does.
+        if uri != recorded:
+            header = {
+                **state.header,
+                "tracking_uri": uri,
+                "artifact_location": settings.target_of(uri).artifact_location,
+            }
+        else:
+            header = state.header
         if not uri:
             return kept(
                 0, len(pending), len(pending), "the journal records no tracking URI; name one with --tracking-uri"
@@ -81,7 +92,7 @@ def replay(journal: Journal, tracking_uri: str | None = None, client=None) -> Re
         for index, record in enumerate(pending):
             try:
                 if record["op"] == "create_run":
-                    run_id = sender.create_run(state.header, record)
+                    run_id = sender.create_run(header, record)
                 elif run_id is None:
                     raise Refused("the run was never created (its create_run record is missing)")
                 else:

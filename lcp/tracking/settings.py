@@ -92,6 +92,11 @@ def resolve_target(configured: str | None = None) -> TrackingTarget:
     uri = os.environ.get(ENV_TRACKING_URI) or configured
     if not uri:
         return local_store()
+    return target_of(uri)
+
+
+def target_of(uri: str) -> TrackingTarget:
+    """The store at `uri`, with where its new experiments keep artifacts (None: the store decides)."""
     return TrackingTarget(uri=uri, artifact_location=_sqlite_artifact_location(uri))
 
 

@@ -188,6 +188,31 @@ def test_a_run_never_created_whose_creation_ack_was_lost_is_not_created_twice(tm
     assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "train/loss")] == [1]
 
 
+def test_a_run_synced_to_another_store_keeps_its_artifacts_where_that_store_does(tmp_path, restarted, clean_env):
+    """The journal's artifact location is a folder of the store it recorded (here one that
+    cannot exist): sync --tracking-uri to a server made the server's new experiment point at
+    it, so every artifact failed, or went to the syncing machine's disk."""
+    server, _ = restarted
+    run = tracked_run("syncelsewhere", tmp_path / "work", "sqlite:////proc/nope/mlflow.db")
+    assert not run.online
+    run.log_artifact(write_text_file(tmp_path / "note.txt", "kept"), "notes")
+    run.finish("FINISHED")
+    journal = Journal(run.journal.path)
+    assert journal.read().header["artifact_location"] == "file:///proc/nope/artifacts"
+
+    assert lcp(["tracking", "sync", str(journal.path), "--tracking-uri", server.uri]) == 0
+    client = MlflowClient(server.uri)
+    experiment = client.get_experiment_by_name("lcp/syncelsewhere")
+    assert "/proc/nope" not in experiment.artifact_location
+    (placed,) = client.search_runs([experiment.experiment_id])
+    assert [a.path for a in client.list_artifacts(placed.info.run_id, "notes")] == ["notes/note.txt"]
+
+
+def write_text_file(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def test_two_syncs_at_once_send_each_record_once(restarted, clean_env):
     server, queued = restarted
     journal, run_id, end_time = queued["syncconcurrent"]
