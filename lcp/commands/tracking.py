@@ -152,7 +152,7 @@ def main_log_artifacts(args: argparse.Namespace) -> int:
         return 0
     from lcp.tracking.api import log_files
 
-    run_id = log_files(
+    run = log_files(
         args.files,
         scene=args.scene,
         step=args.step,
@@ -161,7 +161,12 @@ def main_log_artifacts(args: argparse.Namespace) -> int:
         artifact_path=args.artifact_path,
         tracking_uri=args.tracking_uri,
     )
-    print(f"logged {len(args.files)} file(s) to run {run_id or '(pending: see lcp tracking sync)'}")
+    if run.disabled:  # MLflow refused the run (its warning says why), as a training goes on untracked
+        print(f"not logged: MLflow refused run {run.run_name} at {run.tracking_uri}", file=sys.stderr)
+    elif run.run_id is None:
+        print(f"{len(args.files)} file(s) queued for run {run.run_name} in {run.journal.path} (see lcp tracking sync)")
+    else:
+        print(f"logged {len(args.files)} file(s) to run {run.run_id}")
     return 0
 
 

@@ -7,10 +7,13 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lcp.errors import LCPError
 from lcp.tracking import settings
+
+if TYPE_CHECKING:
+    from lcp.tracking.run import TrackedRun
 
 
 def add_tracking(
@@ -206,9 +209,10 @@ def log_files(
     artifact_path: str | None = None,
     tracking_uri: str | None = None,
     work_dir: str | os.PathLike | None = None,
-) -> str | None:
+) -> TrackedRun:
     """One run `{scene}/{step}/{method}` holding `paths` as artifacts (check reports, report tables,
-    plots). Returns its run id (None while the server is unreachable; see log_evaluation)."""
+    plots). Returns the finished TrackedRun (its run_id is None while the server is unreachable,
+    and it is `disabled` when MLflow refused the run)."""
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
         raise LCPError(f"{missing[0]}: file to log does not exist")
@@ -227,7 +231,7 @@ def log_files(
     for path in paths:
         run.log_artifact(path, artifact_path)
     run.finish("FINISHED")
-    return run.run_id
+    return run
 
 
 def run_names(

@@ -137,7 +137,7 @@ class LCPMlflowLoggerHook(LoggerHook):
         ).start()
         save_run_file(work_dir, self.run)
         runner.logger.info(self.run.where())
-        if previous:
+        if previous and not self.run.replaced:
             self.run.set_tags({f"lcp.resumed_at_epoch.{runner.epoch:03d}": runner.iter})
         else:
             self.run.log_params(
@@ -157,7 +157,9 @@ class LCPMlflowLoggerHook(LoggerHook):
                 write_text(config_copy, self.cfg.pretty_text)
                 self.run.log_artifact(config_copy, "config")
                 self.run.log_inputs(run_params.dataset_inputs(self.cfg.get("data") or {}, record.INPUT_CONTEXTS))
-        self._system_metrics = self.run.start_system_metrics(self.system_metrics_secs, resumed=bool(previous))
+        self._system_metrics = self.run.start_system_metrics(
+            self.system_metrics_secs, resumed=bool(previous and not self.run.replaced)
+        )
         runner.logger.addHandler(self._capture)
         atexit.register(self._on_exit)
 

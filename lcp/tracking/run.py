@@ -71,6 +71,7 @@ class TrackedRun:
         self.max_buffer = max_buffer
         self.online = False
         self.disabled = False  # MLflow refused the run itself: nothing to send, nothing to keep
+        self.replaced: str | None = None  # the id of a lost run this one replaced on resuming
         self._client = None
         self._sender: Sender | None = None
         self._buffer: list[list] = []
@@ -86,13 +87,18 @@ class TrackedRun:
         try:
             self._client = make_client(self.tracking_uri)
             self._sender = Sender(self._client)
+            if self.run_id is not None:  # resuming a run: make sure it exists and is marked running again
+                try:
+                    self._client.update_run(self.run_id, status="RUNNING")
+                except Exception as exc:  # noqa: BLE001
+                    if is_transient(exc):
+                        raise
+                    self._replace_lost_run(exc)
             if self.run_id is None:
                 header = self._header()
                 self.run_id = self._sender.create_run(
                     header, {"start_time": start_time, "tags": self.tags, "run_name": self.run_name}
                 )
-            else:  # resuming a run: make sure it exists and is marked running again
-                self._client.update_run(self.run_id, status="RUNNING")
             self.online = True
         except Exception as exc:  # noqa: BLE001
             if not is_transient(exc):
@@ -107,7 +113,49 @@ class TrackedRun:
             self._go_offline(exc, "start the run")
             if self.run_id is None:
                 self.journal.add("create_run", run_name=self.run_name, tags=self.tags, start_time=start_time)
+            return self
+        self._send_earlier_records()
         return self
+
+    def _replace_lost_run(self, exc: BaseException) -> None:
+        """The run being resumed is gone (deleted in the UI, or not in this store): a new run, with
+        its own key and journal, takes its place instead of the training going untracked."""
+        log.warning(
+            "MLflow run %s (id %s) cannot be resumed at %s (%s); a new run takes its place",
+            self.run_name,
+            self.run_id,
+            self.tracking_uri,
+            short_error(exc),
+        )
+        self.replaced = self.run_id
+        self.tags[settings.TAG_REPLACES_RUN] = self.run_id
+        self.run_id = None
+        self.run_key = uuid.uuid4().hex
+        self.tags[settings.TAG_RUN_KEY] = self.run_key
+        self.journal = Journal(journal_path(self.work_dir, self.run_key))
+
+    def _send_earlier_records(self) -> None:
+        """An earlier attempt of this run that went offline left records in the journal; only an
+        offline run replays on its own, so a resumed run that starts online sends them now."""
+        if not self.journal.path.exists():
+            return
+        try:
+            result = replay(self.journal, self.tracking_uri)
+        except Exception as exc:  # noqa: BLE001  the finish warning names the journal
+            log.debug("MLflow replay of %s failed: %s", self.journal.path, short_error(exc))
+            return
+        if result.sent:
+            log.info("MLflow: %d record(s) an earlier attempt of %s had queued sent", result.sent, self.run_name)
+        if result.remaining:
+            log.warning(
+                "MLflow: %d record(s) an earlier attempt of %s queued in %s could not be sent (%s); "
+                "when that is fixed, run: lcp tracking sync %s",
+                result.remaining,
+                self.run_name,
+                self.journal.path,
+                result.error,
+                self.work_dir,
+            )
 
     def finish(self, status: str = "FINISHED") -> ReplayResult | None:
         """Flush, record the final status, and replay what is pending once more."""

@@ -55,6 +55,7 @@ TAG_METHOD = "lcp.method"
 TAG_VARIANT = "lcp.variant"
 TAG_SEED = "lcp.seed"
 TAG_RUN_KEY = "lcp.run_key"
+TAG_REPLACES_RUN = "lcp.replaces_run"
 TAG_INVOCATION = "lcp.invocation_id"
 TAG_ROLE = "lcp.role"  # "invocation" on the parent runs
 

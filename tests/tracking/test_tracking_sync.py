@@ -309,3 +309,45 @@ def test_bad_journals_are_one_line_each_and_left_as_they_are(tmp_path, clean_env
         assert lcp(["tracking", "sync", str(path)]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err
+
+
+def test_a_resumed_training_that_starts_online_sends_what_its_first_attempt_queued(mlflow_server_factory, clean_env):
+    """Only an offline run replayed its journal: a first attempt that ran with the server down
+    and a retry that found it up left the first attempt's run creation, params and points
+    queued, without a word."""
+    server = mlflow_server_factory()
+    server.kill()
+    first = tracked_run("syncretry", server.root / "work", server.uri)
+    assert not first.online
+    first.log_params({"lr": "0.01"})
+    first.log_metrics({"train/loss": 1.0}, step=1)
+    first.flush()  # killed here: no finish
+    server.start()
+    retry = tracked_run("syncretry", server.root / "work", server.uri, tags={"lcp.run_key": first.run_key})
+    assert retry.online
+    retry.log_metrics({"train/loss": 0.5}, step=2)
+    retry.finish("FINISHED")
+    client = MlflowClient(server.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("lcp/syncretry").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.params == {"lr": "0.01"}
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
+    assert Journal(first.journal.path).read().pending == []
+
+
+def test_a_training_resuming_a_run_deleted_in_the_ui_logs_to_a_new_run(tmp_path, mlflow_server, clean_env):
+    """Resuming into a deleted run disabled tracking: the rest of the training was dropped."""
+    first = tracked_run("syncdeleted", tmp_path / "work", mlflow_server.uri)
+    first.log_metrics({"train/loss": 1.0}, step=1)
+    first.flush()
+    client = MlflowClient(mlflow_server.uri)
+    client.delete_run(first.run_id)
+    resumed = tracked_run(
+        "syncdeleted", tmp_path / "work", mlflow_server.uri, run_id=first.run_id, tags={"lcp.run_key": first.run_key}
+    )
+    assert resumed.online and not resumed.disabled and resumed.replaced == first.run_id
+    resumed.log_metrics({"train/loss": 0.5}, step=2)
+    resumed.finish("FINISHED")
+    (run,) = client.search_runs([client.get_experiment_by_name("lcp/syncdeleted").experiment_id])
+    assert run.info.run_id != first.run_id and run.info.status == "FINISHED"
+    assert run.data.tags["lcp.replaces_run"] == first.run_id
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [2]
