@@ -218,7 +218,10 @@ def summarise_children(client, parent_id: str, children: list) -> None:
 
     if not children:
         return
-    metrics, rows = [], []
+    # A job retried before its first checkpoint starts a second run of the same name: the
+    # parent's metric of a name is that of the newest finished run (else the newest run).
+    chosen: dict[str, tuple[tuple[bool, int], dict[str, float]]] = {}
+    rows = []
     for run in sorted(children, key=lambda r: (r.info.run_name or "", r.data.tags.get(settings.TAG_SEED, ""))):
         tags = run.data.tags
         seed = tags.get(settings.TAG_SEED)
@@ -230,12 +233,20 @@ def summarise_children(client, parent_id: str, children: list) -> None:
         ]
         prefix = "/".join(part for part in parts if part)
         summary = child_summary(client, run)
-        metrics += [Metric(safe_key(f"{prefix}/{name}"), value, now_ms(), 0) for name, value in summary.items()]
+        rank = (run.info.status == "FINISHED", run.info.start_time or 0)
+        if prefix not in chosen or rank > chosen[prefix][0]:
+            chosen[prefix] = (rank, summary)
         values = ", ".join(f"{name} {value:.1f}" for name, value in summary.items())
         rows.append(f"| {run.info.run_name} | {seed or ''} | {run.info.status} | {values} | {run.info.run_id} |")
+    metrics = [
+        Metric(safe_key(f"{prefix}/{name}"), value, now_ms(), 0)
+        for prefix, (_, summary) in chosen.items()
+        for name, value in summary.items()
+    ]
     if metrics:
         client.log_batch(parent_id, metrics=metrics)
     table = ["| run | seed | status | AP (percent) | run id |", "| --- | --- | --- | --- | --- |", *rows]
-    path = Path(tempfile.mkdtemp(prefix="lcp-summary-")) / "children.md"
-    write_text(path, "\n".join(table) + "\n")
-    client.log_artifact(parent_id, str(path), "summary")
+    with tempfile.TemporaryDirectory(prefix="lcp-summary-") as folder:
+        path = Path(folder) / "children.md"
+        write_text(path, "\n".join(table) + "\n")
+        client.log_artifact(parent_id, str(path), "summary")

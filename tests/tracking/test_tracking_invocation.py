@@ -117,3 +117,25 @@ def test_a_new_invocation_never_reuses_the_parents_of_an_inherited_one(server_en
     assert fresh.parent_run_ids["invnew"] != inherited.parent_run_ids["invnew"]
     assert json.loads(os.environ["LCP_MLFLOW_PARENT_RUN_IDS"]) == fresh.parent_run_ids
     assert close_invocation("FINISHED") == fresh.parent_run_ids
+
+
+def test_a_retried_training_is_summarised_by_its_finished_run_not_the_failed_attempt(tmp_path, server_env, monkeypatch):
+    """A job retried before its first checkpoint starts a second run of the same name; the
+    parent logged both under one key, and the older, failed attempt's value came last and was
+    the one MLflow showed."""
+    client = server_env
+    invocation = open_invocation(["invretry"])
+    parent_id = invocation.parent_run_ids["invretry"]
+    monkeypatch.setenv("LCP_SEED", "1")
+    for status, aps in (("FAILED", (5.0, 8.0, 12.0)), ("FINISHED", (10.0, 20.0, 30.0))):
+        attempt = start_run(scene="invretry", step="train", method="lcp", work_dir=tmp_path / status)
+        for epoch, ap in enumerate(aps, start=1):
+            attempt.log_metrics({"val/AP": ap}, step=epoch)
+        attempt.finish(status)
+    close_invocation("FINISHED")
+    assert client.get_run(parent_id).data.metrics == {
+        "train/lcp/seed1/val_AP_last": 30.0,
+        "train/lcp/seed1/val_AP_best": 30.0,
+    }
+    table = Path(client.download_artifacts(parent_id, "summary/children.md", str(tmp_path))).read_text()
+    assert "| FAILED | val_AP_last 12.0" in table and "| FINISHED | val_AP_last 30.0" in table
