@@ -73,27 +73,44 @@ def check_categories(ann_file: str, classes: Sequence[str], data: dict | None = 
         )
 
 
-def _has_trainable_box(data: dict, classes: Sequence[str] | None) -> bool:
-    """Whether mmdet's CocoDataset would train on any box: one of the classes, not crowd or
-    ignored, at least 1 px wide and high (its _parse_ann_info drops the others)."""
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _has_trainable_box(ann_file: str, data: dict, classes: Sequence[str] | None) -> bool:
+    """Whether mmdet's CocoDataset would train on any box. Its _parse_ann_info, in this order,
+    drops a box that is ignored, does not overlap its image, has no area or is under 1 px wide
+    or high, is of another class, or is crowd; and fails with KeyError('area') inside a
+    data-loader worker on a box without `area` that got that far (an LCPError here)."""
     wanted = {
         category.get("id")
         for category in data["categories"]
         if isinstance(category, dict) and (classes is None or str(category.get("name")) in classes)
     }
-    for ann in data.get("annotations") or []:
-        if not isinstance(ann, dict) or ann.get("category_id") not in wanted or ann.get("iscrowd") or ann.get("ignore"):
+    sizes = {
+        image.get("id"): (image.get("width"), image.get("height"))
+        for image in data.get("images") or []
+        if isinstance(image, dict)
+    }
+    found = False
+    for index, ann in enumerate(data.get("annotations") or []):
+        if not isinstance(ann, dict) or ann.get("ignore"):
             continue
         bbox = ann.get("bbox")
-        if (
-            isinstance(bbox, list)
-            and len(bbox) == 4
-            and all(isinstance(v, (int, float)) for v in bbox)
-            and bbox[2] >= 1
-            and bbox[3] >= 1
-        ):
-            return True
-    return False
+        width, height = sizes.get(ann.get("image_id"), (None, None))
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, [*bbox, width, height]))):
+            continue  # the data check names these; mmdet's own fate for them is not the question here
+        x, y, w, h = bbox
+        if max(0, min(x + w, width) - max(x, 0)) * max(0, min(y + h, height) - max(y, 0)) == 0:
+            continue
+        if "area" not in ann:
+            raise LCPError(f"{ann_file}: annotations[{index}] has no 'area', which mmdet's training reads")
+        area = ann["area"]
+        if not _is_number(area) or area <= 0 or w < 1 or h < 1:
+            continue
+        if ann.get("category_id") in wanted and not ann.get("iscrowd"):
+            found = True
+    return found
 
 
 def check_annotation_file(
@@ -124,7 +141,7 @@ def check_annotation_file(
             f"{ann_file}: {len(missing)} of its {len(names)} images missing from "
             f"{img_prefix or 'the working directory'}, the first {missing[0]}"
         )
-    if need_boxes and not _has_trainable_box(data, classes):
+    if need_boxes and not _has_trainable_box(ann_file, data, classes):
         which = f" of the classes {list(classes)}" if classes else ""
         raise LCPError(f"{ann_file}: no boxes{which} in its {len(images)} images; training needs at least one")
 

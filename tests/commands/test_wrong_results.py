@@ -130,6 +130,44 @@ def test_train_refuses_a_training_set_whose_boxes_are_all_of_other_classes(capsy
     )
 
 
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (
+            lambda ann, size: ann.update(area=0),
+            "no boxes of the classes ['circle', 'square', 'triangle'] in its 2 images",
+        ),
+        (lambda ann, size: ann.update(bbox=[size + 5, 0, 10, 10]), "no boxes of the classes"),  # outside the image
+        (lambda ann, size: ann.pop("area"), "annotations[0] has no 'area', which mmdet's training reads"),
+    ],
+    ids=["zero-area", "outside", "no-area"],
+)
+def test_train_refuses_boxes_mmdet_would_drop_or_crash_on(capsys, workspace, tmp_path, edit, problem):
+    """The check counted every box at least 1 px wide and high; mmdet also drops boxes of no
+    area or outside their image (a set of them trained on no box at all), and fails with
+    KeyError('area') inside a data-loader worker on a box without `area`."""
+    demo = workspace / "demo"
+    train = read_coco(demo / "annotations/clean_train.json")
+    size = min(min(image["width"], image["height"]) for image in train["images"])
+    for ann in train["annotations"]:
+        edit(ann, size)
+    edited = write_coco(tmp_path / "edited.json", train["images"], train["annotations"])
+    err = error_line(
+        capsys,
+        [
+            "train",
+            PLAIN_TINY,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--cfg-options",
+            f"data_root={demo}/",
+            f"train_ann={edited}",
+        ],
+    )
+    assert err.startswith(f"lcp train: error: {edited}: {problem}")
+    assert not (tmp_path / "work").exists()
+
+
 def test_train_refuses_zero_epochs(capsys, workspace, tmp_path):
     err = error_line(
         capsys,
