@@ -7,6 +7,7 @@ lcp/commands/train.py documents how this differs from mmdet's tools/train.py.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -106,6 +107,7 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     from lcp.apis.options import select_device
     from lcp.apis.resume import find_resume_checkpoint
     from lcp.apis.train import check_distributed_cfg, train_detector
+    from lcp.apis.training_lock import training_lock
     from lcp.io import check_outside_sources, write_json, write_text
     from lcp.models.checkpoint import load_lcp_checkpoint
 
@@ -139,61 +141,63 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", False))
 
     work_dir.mkdir(parents=True, exist_ok=True)
-    if rank == 0 and not request.resume_from:
-        write_json(work_dir / RUN_RECORD, run_record(request))
-    timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
-    logger = _log_to_file(work_dir / f"{timestamp}.log", cfg.log_level, rank)
-    env_info = "\n".join(f"{k}: {v}" for k, v in run_environment().items())
-    logger.info("Environment info:\n%s", env_info)
-    seed = request.seed if request.seed is not None else cfg.get("seed")
-    seed = init_random_seed(seed, device=cfg.device)
-    set_random_seed(seed, deterministic=request.deterministic)
-    cfg.seed = seed
-    _set_pairing_seed(cfg.data.train, seed)
-    logger.info("Set random seed to %d, deterministic: %s", seed, request.deterministic)
-    write_text(config_copy, cfg.pretty_text, sources=config_sources)
-    logger.info("Config (also in %s):\n%s", config_copy, cfg.pretty_text)
+    # A process under a launcher is one rank of a training whose `lcp train --gpus N` holds the lock.
+    with training_lock(work_dir) if request.launcher == "none" else contextlib.nullcontext():
+        if rank == 0 and not request.resume_from:
+            write_json(work_dir / RUN_RECORD, run_record(request))
+        timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
+        logger = _log_to_file(work_dir / f"{timestamp}.log", cfg.log_level, rank)
+        env_info = "\n".join(f"{k}: {v}" for k, v in run_environment().items())
+        logger.info("Environment info:\n%s", env_info)
+        seed = request.seed if request.seed is not None else cfg.get("seed")
+        seed = init_random_seed(seed, device=cfg.device)
+        set_random_seed(seed, deterministic=request.deterministic)
+        cfg.seed = seed
+        _set_pairing_seed(cfg.data.train, seed)
+        logger.info("Set random seed to %d, deterministic: %s", seed, request.deterministic)
+        write_text(config_copy, cfg.pretty_text, sources=config_sources)
+        logger.info("Config (also in %s):\n%s", config_copy, cfg.pretty_text)
 
-    try:
-        model = build_detector(cfg.model, train_cfg=cfg.get("train_cfg"), test_cfg=cfg.get("test_cfg"))
-    except KeyError as exc:  # an unregistered type: mmcv's message names it
-        raise LCPError(f"{request.config}: {exc.args[0]}") from None
-    model.init_weights()
-    if distributed:
-        check_distributed_cfg(cfg, model, cfg.device, validate=request.validate, source=request.config)
+        try:
+            model = build_detector(cfg.model, train_cfg=cfg.get("train_cfg"), test_cfg=cfg.get("test_cfg"))
+        except KeyError as exc:  # an unregistered type: mmcv's message names it
+            raise LCPError(f"{request.config}: {exc.args[0]}") from None
+        model.init_weights()
+        if distributed:
+            check_distributed_cfg(cfg, model, cfg.device, validate=request.validate, source=request.config)
 
-    with annotation_loading_unprinted():
-        datasets = [build_dataset(cfg.data.train)]
+        with annotation_loading_unprinted():
+            datasets = [build_dataset(cfg.data.train)]
 
-    if cfg.resume_from:
-        # strict: a checkpoint of another architecture is refused before training starts;
-        # the runner then restores weights, optimizer state and epoch from it
-        load_lcp_checkpoint(model, cfg.resume_from, strict=True)
-        logger.info("Resuming from %s", cfg.resume_from)
-    elif cfg.get("load_from"):
-        missing, unexpected = load_lcp_checkpoint(model, cfg.load_from, strict=False)
-        logger.info(
-            "Initialised from %s; %d keys missing from it (keep their initialisation): %s; "
-            "%d unexpected keys ignored: %s",
-            cfg.load_from,
-            len(missing),
-            ", ".join(missing) or "-",
-            len(unexpected),
-            ", ".join(unexpected) or "-",
+        if cfg.resume_from:
+            # strict: a checkpoint of another architecture is refused before training starts;
+            # the runner then restores weights, optimizer state and epoch from it
+            load_lcp_checkpoint(model, cfg.resume_from, strict=True)
+            logger.info("Resuming from %s", cfg.resume_from)
+        elif cfg.get("load_from"):
+            missing, unexpected = load_lcp_checkpoint(model, cfg.load_from, strict=False)
+            logger.info(
+                "Initialised from %s; %d keys missing from it (keep their initialisation): %s; "
+                "%d unexpected keys ignored: %s",
+                cfg.load_from,
+                len(missing),
+                ", ".join(missing) or "-",
+                len(unexpected),
+                ", ".join(unexpected) or "-",
+            )
+            cfg.load_from = None  # loaded; mmdet's train_detector would load it again, silently
+        if cfg.checkpoint_config is not None:
+            cfg.checkpoint_config.meta = dict(mmdet_version=mmdet_version, CLASSES=datasets[0].CLASSES)
+        model.CLASSES = datasets[0].CLASSES
+
+        meta = dict(env_info=env_info, config=cfg.pretty_text, seed=seed, exp_name=Path(request.config).name)
+        train_detector(
+            model, datasets, cfg, distributed=distributed, validate=request.validate, timestamp=timestamp, meta=meta
         )
-        cfg.load_from = None  # loaded; mmdet's train_detector would load it again, silently
-    if cfg.checkpoint_config is not None:
-        cfg.checkpoint_config.meta = dict(mmdet_version=mmdet_version, CLASSES=datasets[0].CLASSES)
-    model.CLASSES = datasets[0].CLASSES
-
-    meta = dict(env_info=env_info, config=cfg.pretty_text, seed=seed, exp_name=Path(request.config).name)
-    train_detector(
-        model, datasets, cfg, distributed=distributed, validate=request.validate, timestamp=timestamp, meta=meta
-    )
-    if distributed:
-        dist.barrier()
-        dist.destroy_process_group()
-    return TrainedRun(work_dir=work_dir, checkpoint=find_resume_checkpoint(work_dir), seed=seed)
+        if distributed:
+            dist.barrier()
+            dist.destroy_process_group()
+        return TrainedRun(work_dir=work_dir, checkpoint=find_resume_checkpoint(work_dir), seed=seed)
 
 
 def _work_dir(request: TrainingRequest, cfg) -> Path:

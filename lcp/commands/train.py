@@ -23,6 +23,8 @@ Differences from mmdet's tool, and why:
   says from what to what). A config without that key is refused instead of warned about.
 - Checkpoints: the last `checkpoint_config.max_keep_ckpts` (3, default_runtime.py) plus,
   with evaluation, the best one (best_bbox_mAP_epoch_N.pth); see lcp.apis.train.
+- One training per work dir: a second `lcp train` into a work dir a training runs in is
+  refused, naming the first (lcp.apis.training_lock).
 - Evaluation progress is written as whole lines when stdout is no terminal (a job log),
   not as a bar redrawn with carriage returns.
 """
@@ -117,10 +119,13 @@ def main(args: argparse.Namespace) -> int:
     request = training_request(args)
     if args.gpus is not None and args.gpus > 1 and args.launcher == "none":
         from lcp.apis.distributed import process_launch_command
+        from lcp.apis.training_lock import training_lock
 
-        checked_training_config(request)  # once here, instead of in every process under the launcher's error report
+        # once here, instead of in every process under the launcher's error report
+        _, work_dir = checked_training_config(request)
         command = process_launch_command(args.gpus, args._argv)
-        print(f"lcp train: {args.gpus} processes: {' '.join(command)}", file=sys.stderr, flush=True)
-        return subprocess.run(command).returncode
+        with training_lock(work_dir):
+            print(f"lcp train: {args.gpus} processes: {' '.join(command)}", file=sys.stderr, flush=True)
+            return subprocess.run(command).returncode
     train_from_config(request)
     return 0

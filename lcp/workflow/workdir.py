@@ -21,6 +21,8 @@ evaluation) are still there, from the previous model. With the placeholder, the 
 job's OUT exists and is marked incomplete, so the next run reruns it (--rerun-incomplete,
 which the profiles set; without it snakemake stops and names the file). `finish` replaces
 the placeholder with the checkpoint.
+A work dir a training still runs in (its `lcp train` holds lcp.apis.training_lock) is
+refused: the SLURM job of a snakemake that died may train on while the rerun starts.
 A folder with files but no request record is refused rather than emptied: it was not
 made by this command, so it may hold something the user wants. Emptying a work dir keeps
 its `mlflow-pending/` journals: what an earlier run could not send to MLflow waits there for
@@ -35,6 +37,7 @@ import shutil
 from pathlib import Path
 
 from lcp.apis.resume import find_resume_checkpoint
+from lcp.apis.training_lock import check_no_training
 from lcp.errors import LCPError
 from lcp.io import atomic_path, read_json, write_json, write_text
 from lcp.tracking.journal import PENDING_DIR
@@ -83,6 +86,7 @@ def begin(
     an existing file there that is not one is refused, not replaced.
     """
     work_dir = Path(work_dir)
+    check_no_training(work_dir)  # an orphaned job of an earlier run may still train in it
     if checkpoint is not None and os.path.lexists(checkpoint) and not is_placeholder(checkpoint):
         raise LCPError(
             f"{checkpoint}: already exists; remove it to train {work_dir} again "

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers.workflow import hold_training_lock
 from lcp.cli import main as lcp
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,6 +156,28 @@ def test_auto_resume_refuses_a_work_dir_of_another_request(workspace, repeat_con
         f"({resumed / 'lcp-train-request.json'}); --auto-resume continues only the same run"
     ), err
     assert "\n" not in err and sorted(p.name for p in resumed.iterdir()) == before
+
+
+def test_a_second_training_into_a_work_dir_a_training_runs_in_is_refused(
+    workspace, repeat_config, pretrained, resumed, capsys
+):
+    """Two trainings in one work dir overwrote each other's checkpoints (a snakemake rerun while
+    the first job still ran on SLURM)."""
+    before = {p.name: p.stat().st_mtime_ns for p in resumed.iterdir()}
+    holder = hold_training_lock(resumed)
+    try:
+        assert (
+            train_lcp(workspace, repeat_config, pretrained, "--auto-resume", "--cfg-options", "runner.max_epochs=4")
+            == 2
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"lcp train: error: {resumed}: another training is running in it (pid {holder.pid} on "), err
+    assert {p.name: p.stat().st_mtime_ns for p in resumed.iterdir() if p.name != "lcp-train.lock"} == {
+        name: mtime for name, mtime in before.items() if name != "lcp-train.lock"
+    }
 
 
 def test_eval_json_has_the_coco_metrics_per_class(workspace, resumed):

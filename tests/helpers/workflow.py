@@ -169,3 +169,19 @@ def kill_snakemake_when(workdir: Path, *args: str, ready, timeout: float, waitin
     finally:
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
+
+
+def hold_training_lock(work_dir: Path) -> subprocess.Popen:
+    """Another process that holds the work dir's training lock, as a running `lcp train` does."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom lcp.apis.training_lock import training_lock\n"
+            f"with training_lock({str(work_dir)!r}):\n    print('locked', flush=True)\n    time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    return holder

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers.workflow import (
+    hold_training_lock,
     kill_snakemake_when,
     planned_jobs,
     prepare_workdir,
@@ -210,3 +211,22 @@ def test_a_forced_training_killed_with_snakemake_is_known_incomplete_and_rerun_w
     rerun = snakemake(tmp_path, "-n", "--rerun-incomplete", target)
     assert rerun.returncode == 0, rerun.stdout[-3000:]
     assert planned_jobs(rerun.stdout) == {"train_lcp": 1, "evaluate": 1}
+
+
+def test_a_work_dir_a_training_still_runs_in_is_refused_until_it_ends(tmp_path):
+    """The login node's snakemake dies, its SLURM job trains on, and the rerun (after --unlock)
+    started a second training in the same work dir: begin emptied it or both wrote checkpoints."""
+    work = tmp_path / "work"
+    config = tmp_path / "model.py"
+    config.write_text("x = 1\n")
+    begin(work, "train model.py", [str(config)])
+    write_checkpoint(work / "epoch_1.pth", "one")
+    holder = hold_training_lock(work)
+    try:
+        with pytest.raises(LCPError, match=rf"^{work}: another training is running in it \(pid {holder.pid} on "):
+            begin(work, "train model.py --seed 1", [str(config)])  # would restart: empty the folder
+        assert (work / "epoch_1.pth").exists()
+    finally:
+        holder.kill()  # SIGKILL: the kernel releases the lock, none stays behind
+        holder.wait()
+    assert begin(work, "train model.py --seed 1", [str(config)]).startswith("restart")

@@ -1,0 +1,72 @@
+"""One training per work dir: `lcp train` holds a lock on `<work dir>/lcp-train.lock` while it runs.
+
+Two trainings in one work dir overwrite each other's checkpoints and logs. It happens on a
+cluster: the login node's snakemake dies (a lost SSH session), its SLURM job trains on, and
+the rerun (after `--unlock`) submits the same training again. The lock is an flock, so the
+kernel releases it when its process ends, however it ends: a stale lock cannot stay behind.
+On a file system without flock support the training goes on unlocked, with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from lcp.errors import LCPError
+
+LOCK_FILE = "lcp-train.lock"
+
+log = logging.getLogger(__name__)
+
+
+def _busy(work_dir: Path, fd: int) -> LCPError:
+    holder = os.pread(fd, 256, 0).decode(errors="replace").strip() or "holder unknown"
+    return LCPError(
+        f"{work_dir}: another training is running in it ({holder}); wait for it to end or stop it "
+        "(on SLURM: squeue, scancel) before training here"
+    )
+
+
+@contextlib.contextmanager
+def training_lock(work_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold the work dir's training lock (creating the folder), or LCPError naming its holder."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(work_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _busy(work_dir, fd) from None
+        except OSError as exc:  # e.g. ENOLCK: no flock on this file system
+            log.warning("%s: cannot lock %s (%s); make sure no other training runs in it", work_dir, LOCK_FILE, exc)
+        else:
+            os.ftruncate(fd, 0)
+            holder = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+            os.pwrite(fd, holder.encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_no_training(work_dir: str | os.PathLike) -> None:
+    """LCPError when a training holds the work dir's lock; creates nothing."""
+    path = Path(work_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _busy(Path(work_dir), fd) from None
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
