@@ -143,9 +143,13 @@ class DepthSource:
             folder = Path(depth_dir)
             if not folder.is_dir():
                 raise LCPError(f"{folder}: depth folder not found")
-            source.depth_files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in (".npy", ".png")}
+            maps = [p for p in sorted(folder.iterdir()) if p.suffix in (".npy", ".png")]
+            source.depth_files = {p.stem: p for p in maps}
             if not source.depth_files:
                 raise LCPError(f"{folder}: no .npy or .png depth maps in this folder")
+            if len(source.depth_files) < len(maps):  # a.npy and a.png: which is the image's depth?
+                stem = next(stem for stem in source.depth_files if sum(p.stem == stem for p in maps) > 1)
+                raise LCPError(f"{folder}: {stem}.npy and {stem}.png both give {stem}'s depth; keep one")
         return source
 
     def describe(self) -> dict:

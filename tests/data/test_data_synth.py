@@ -16,7 +16,7 @@ from lcp.data.degradations import DEGRADATIONS
 from lcp.data.degradations.fog import Fog
 from lcp.data.degradations.rain import INTENSITIES, Rain, dominant_orientation, streak_layer
 from lcp.data.degradations.underwater import Underwater
-from lcp.data.depth import ground_plane_depth
+from lcp.data.depth import encode_depth_png, ground_plane_depth
 from lcp.data.synth import image_rng
 from lcp.errors import LCPError
 
@@ -115,6 +115,21 @@ def test_fog_follows_koschmieder_with_a_given_depth_map(tmp_path):
         t = np.exp(-beta * depth)[..., None]
         expected = clean * t + light * (1 - t)
         assert np.abs(foggy[8:] - expected[8:]).max() < 0.03
+
+
+def test_two_depth_maps_of_one_image_are_refused(tmp_path, capsys):
+    """flat0.npy and flat0.png in the depth folder: the png was used without a word."""
+    flat_images(tmp_path / "clean", [(40, 90, 160)])
+    (tmp_path / "depth").mkdir()
+    np.save(tmp_path / "depth" / "flat0.npy", np.full((32, 48), 30.0, np.float32))
+    (tmp_path / "depth" / "flat0.png").write_bytes(encode_depth_png(np.full((32, 48), 300.0, np.float32)))
+    assert synth("fog", tmp_path / "clean", tmp_path / "out", "--depth-dir", str(tmp_path / "depth")) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(f"{tmp_path / 'depth'}: flat0.npy and flat0.png both give flat0's depth; keep one")
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_depth_map_of_another_aspect_ratio_is_refused_and_a_scaled_one_used(tmp_path, capsys):
