@@ -82,21 +82,19 @@ def test_test_refuses_a_test_set_of_no_images_and_writes_no_eval_json(capsys, wo
     assert not eval_json.exists()
 
 
+def training_set_refusal(capsys, tmp_path: Path, demo: Path, train_ann: Path, *cfg_options: str) -> str:
+    """The error line of a tiny plain training on the demo scene with `train_ann` as its training set."""
+    work = ["--work-dir", str(tmp_path / "work")]
+    return error_line(
+        capsys,
+        ["train", PLAIN_TINY, *work, "--cfg-options", f"data_root={demo}/", f"train_ann={train_ann}", *cfg_options],
+    )
+
+
 def test_train_refuses_a_training_set_without_boxes_before_building_the_model(capsys, workspace, tmp_path):
     demo = workspace / "demo"
     no_boxes = write_coco(tmp_path / "no_boxes.json", read_coco(demo / "annotations/clean_train.json")["images"], [])
-    err = error_line(
-        capsys,
-        [
-            "train",
-            PLAIN_TINY,
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--cfg-options",
-            f"data_root={demo}/",
-            f"train_ann={no_boxes}",
-        ],
-    )
+    err = training_set_refusal(capsys, tmp_path, demo, no_boxes)
     assert err == (
         f"lcp train: error: {no_boxes}: no boxes of the classes ['circle', 'square', 'triangle'] "
         "in its 2 images; training needs at least one"
@@ -110,20 +108,7 @@ def test_train_refuses_a_training_set_whose_boxes_are_all_of_other_classes(capsy
     only_circles = write_coco(
         tmp_path / "circles.json", train["images"], [ann for ann in train["annotations"] if ann["category_id"] == 1]
     )
-    err = error_line(
-        capsys,
-        [
-            "train",
-            PLAIN_TINY,
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--cfg-options",
-            f"data_root={demo}/",
-            f"train_ann={only_circles}",
-            "classes=(square,triangle)",
-            "num_classes=2",
-        ],
-    )
+    err = training_set_refusal(capsys, tmp_path, demo, only_circles, "classes=(square,triangle)", "num_classes=2")
     assert err == (
         f"lcp train: error: {only_circles}: no boxes of the classes ['square', 'triangle'] "
         "in its 2 images; training needs at least one"
@@ -152,18 +137,7 @@ def test_train_refuses_boxes_mmdet_would_drop_or_crash_on(capsys, workspace, tmp
     for ann in train["annotations"]:
         edit(ann, size)
     edited = write_coco(tmp_path / "edited.json", train["images"], train["annotations"])
-    err = error_line(
-        capsys,
-        [
-            "train",
-            PLAIN_TINY,
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--cfg-options",
-            f"data_root={demo}/",
-            f"train_ann={edited}",
-        ],
-    )
+    err = training_set_refusal(capsys, tmp_path, demo, edited)
     assert err.startswith(f"lcp train: error: {edited}: {problem}")
     assert not (tmp_path / "work").exists()
 
