@@ -156,6 +156,24 @@ def test_fog_of_another_strength_than_the_sidecar_says_is_out_of_range(scene):
     assert "beta gives" in report["errors"]["degradation_out_of_range"]["items"][0]["detail"]
 
 
+def test_another_degradation_under_fog_names_is_out_of_range_without_a_sidecar(scene):
+    """Without a sidecar only 'no fog' was judged: underwater images named as fog (negative
+    transmissions, which fog cannot give) passed, as converted sets have no sidecar."""
+    assert (
+        lcp(
+            ["data", "synth", "underwater", "--src", str(scene / "clean"), "--out", str(scene / "uw")]
+            + ["--depth-dir", str(scene / "depth"), "--workers", "1", "--no-progress"]
+        )
+        == 0
+    )
+    (scene / "lowq" / "synthesis.json").unlink()
+    for path in (scene / "uw").glob("*.jpg"):
+        path.replace(scene / "lowq" / lowq_name(int(path.name.split("_")[1])))
+    code, report = check(scene)
+    assert code == 1 and failing_files(report, "degradation_out_of_range")
+    assert "below 0, which fog" in report["errors"]["degradation_out_of_range"]["items"][0]["detail"]
+
+
 def test_truncated_and_empty_files(scene):
     clean = scene / "clean" / "demo_000006.jpg"
     clean.write_bytes(clean.read_bytes()[: clean.stat().st_size // 2])
@@ -209,6 +227,46 @@ def test_annotation_problems_are_each_named(scene):
         "invalid_box",
     }
     assert len(errors["invalid_box"]["items"]) == 2
+
+
+def test_annotation_files_that_would_train_or_score_wrongly_are_named(scene):
+    """Each passed: a category name given two ids (mmdet makes the second id background, so its
+    boxes are lost), a low-quality file listing a clean image (found in --clean, missing where
+    training reads), a test image that is also a training image, and a class whose only boxes
+    are crowd (never trained on, scored without ground truth)."""
+    annotations = scene / "annotations"
+    triangle = 3
+
+    def two_circle_ids(coco):
+        coco["categories"].append({"id": 7, "name": "circle"})
+
+    def lists_a_clean_image(coco):
+        coco["images"][0]["file_name"] = coco["images"][0]["file_name"].replace("_foggy_beta_0.04", "")
+
+    train = json.loads((annotations / "lowq_train.json").read_text())
+
+    def also_a_training_image(coco):
+        image = {**train["images"][1], "id": 1000}
+        coco["images"].append(image)
+
+    def triangles_only_crowd(coco):
+        for ann in coco["annotations"]:
+            if ann["category_id"] == triangle:
+                ann["iscrowd"] = 1
+
+    edit(annotations / "lowq_test.json", two_circle_ids)
+    edit(annotations / "lowq_train.json", lists_a_clean_image)
+    edit(annotations / "lowq_test.json", also_a_training_image)
+    for path in annotations.glob("*.json"):
+        edit(path, triangles_only_crowd)
+    code, report = check(scene)
+    assert code == 1
+    details = {reason: [item["detail"] for item in entry["items"]] for reason, entry in report["errors"].items()}
+    assert details["duplicate_category_name"] == ["category 'circle' has ids 1, 7; one id a name"]
+    assert failing_files(report, "images_in_two_folders") == {"lowq_train.json"}
+    leaked = f"{train['images'][1]['file_name']} is listed in {annotations / 'lowq_test.json'} too"
+    assert leaked in details["image_in_two_files"]
+    assert details["class_without_boxes"] == ["class 'triangle' has no box in any annotation file"]
 
 
 def test_configured_classes_must_all_be_categories(pristine, tmp_path):

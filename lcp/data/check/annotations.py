@@ -44,20 +44,35 @@ def check_annotations(
             if entry["id"] in seen:
                 findings.error(reason, path, f"{key[:-1]} id {entry['id']} appears more than once")
             seen.add(entry["id"])
+    category_ids: dict[str, list] = defaultdict(list)
+    for category in coco["categories"]:
+        category_ids[category["name"]].append(category["id"])
+    for name, ids in category_ids.items():
+        if len(ids) > 1:  # mmdet labels the later ids num_classes, i.e. background: their boxes are lost
+            findings.error(
+                "duplicate_category_name", path, f"category {name!r} has ids {', '.join(map(str, ids))}; one id a name"
+            )
     images = {image["id"]: image for image in coco["images"]}
     file_sizes: dict[Any, list[int] | None] = {}  # image id -> [width, height] of the file
     seen_names = set()
+    found_in: dict[Path, list[str]] = defaultdict(list)
     for image in coco["images"]:
         name = image["file_name"]
         if name in seen_names:
             findings.error("duplicate_file_name", path, f"{name} is listed twice")
         seen_names.add(name)
-        size = file_sizes[image["id"]] = _image_size(name, folders, sizes, findings, path)
+        folder, size = _image_size(name, folders, sizes, findings, path)
+        file_sizes[image["id"]] = size
+        if folder is not None:
+            found_in[folder].append(name)
         recorded = [image.get("width"), image.get("height")]
         if size and None not in recorded and recorded != size:
             findings.error(
                 "size_mismatch", path, f"{name}: recorded {recorded[0]}x{recorded[1]}, the file is {size[0]}x{size[1]}"
             )
+    if len(found_in) > 1:  # training reads one folder: the images of the other are missing there
+        detail = " and ".join(f"{len(names)} in {folder} (e.g. {names[0]})" for folder, names in found_in.items())
+        findings.error("images_in_two_folders", path, f"its images are {detail}; a file lists the images of one set")
     annotated = set()
     for ann in coco["annotations"]:
         where = f"annotation {ann['id']}"
@@ -77,16 +92,17 @@ def check_annotations(
 def check_every_class_has_boxes(
     annotations: list[tuple[Path, dict]], classes: list[str] | None, findings: Findings
 ) -> None:
-    """A category without a box in any file is an error: the detector never sees it and the
-    evaluation scores it without ground truth. One without a box in a single file is a
-    warning. With --classes only those are looked at (other categories, and classes without
-    a category, are errors already)."""
+    """A category without a box in any file (crowd and ignored boxes do not count) is an error:
+    the detector never sees it and the evaluation scores it without ground truth. One without a
+    box in a single file is a warning. With --classes only those are looked at (other
+    categories, and classes without a category, are errors already)."""
     boxes: dict[str, int] = defaultdict(int)
     for path, coco in annotations:
         names = {c["id"]: c["name"] for c in coco["categories"]}
         in_file: dict[str, int] = defaultdict(int)
         for ann in coco["annotations"]:
-            in_file[names.get(ann["category_id"])] += 1
+            if not ann.get("iscrowd") and not ann.get("ignore"):  # mmdet trains on neither
+                in_file[names.get(ann["category_id"])] += 1
         for name in names.values():
             if classes is not None and name not in classes:
                 continue
@@ -102,23 +118,34 @@ def check_every_class_has_boxes(
             )
 
 
+def check_no_image_in_two_files(annotations: list[tuple[Path, dict]], findings: Findings) -> None:
+    """An image in two annotation files (a train and a test split) is an error: the detector
+    would be scored on an image it trained on."""
+    first_file: dict[str, Path] = {}
+    for path, coco in annotations:
+        for name in dict.fromkeys(image["file_name"] for image in coco["images"]):
+            if first_file.setdefault(name, path) != path:
+                findings.error("image_in_two_files", path, f"{name} is listed in {first_file[name]} too")
+
+
 def _image_size(
     name: str, folders: list[Path], sizes: dict[Path, list[int]], findings: Findings, source: Path
-) -> list[int] | None:
+) -> tuple[Path | None, list[int] | None]:
+    """(the first folder holding `name`, its [width, height] or None when broken), or (None, None)."""
     for folder in folders:
         candidate = folder / name
         if candidate in sizes:
-            return sizes[candidate]
+            return folder, sizes[candidate]
         if candidate.is_file():
             image, problem = inspect_image_file(candidate)
             if problem is not None:
                 findings.error(problem[0], candidate, f"{problem[1]} (referenced by {source})")
                 sizes[candidate] = None
-                return None
-            sizes[candidate] = [image.shape[1], image.shape[0]]
-            return sizes[candidate]
+            else:
+                sizes[candidate] = [image.shape[1], image.shape[0]]
+            return folder, sizes[candidate]
     findings.error("missing_image", source, f"{name} is not in " + " nor ".join(str(f) for f in folders))
-    return None
+    return None, None
 
 
 def _check_box(bbox: Any, name: str, size: list[int] | None, where: str, path: Path, findings: Findings) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lcp.data.check.annotations import check_annotations, check_every_class_has_boxes
+from lcp.data.check.annotations import check_annotations, check_every_class_has_boxes, check_no_image_in_two_files
 from lcp.data.check.findings import Findings
 from lcp.data.check.pairs import check_pairs, pair_images, summarise_degradation
 from lcp.data.check.visibility import MAX_ERASED_SHARE, check_objects
@@ -77,6 +77,7 @@ def check_set(
         counts["annotated_images"] += len(coco["images"])
     if annotations:
         check_every_class_has_boxes(annotations, classes, findings)
+        check_no_image_in_two_files(annotations, findings)
         if kind is None:
             listed = {image["file_name"] for _, coco in annotations for image in coco["images"]}
             for path in lowq_images:

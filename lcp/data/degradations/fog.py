@@ -74,6 +74,13 @@ class Fog(Degradation):
             return []
         if t >= PRESENT_BELOW:
             return [("not_degraded", f"median transmission {t:.3f} (no fog: >= {PRESENT_BELOW})")]
+        if t < -TOLERANCE:  # the image moved past the fog's light: another degradation, or other content
+            return [
+                (
+                    "degradation_out_of_range",
+                    f"median transmission {t:.3f}: below 0, which fog (I = J t + A (1 - t)) cannot give",
+                )
+            ]
         expected = (record or {}).get("expected", {}).get("transmission")
         if expected is not None and abs(t - expected) > TOLERANCE:
             return [
