@@ -30,7 +30,8 @@ def urpc_src(tmp_path: Path) -> Path:
     write_voc_xml(
         src / "train/box/000002.xml", "000002.jpg", [("holothurian", 1, 1, 8, 9), ("scallop", 20, 10, 30, 20, 1)]
     )
-    write_voc_xml(src / "train/box/000003.xml", "000003.jpg", [("waterweed", 4, 4, 9, 9)])  # only waterweed
+    # only waterweeds (the released sets' spelling; some copies write it singular)
+    write_voc_xml(src / "train/box/000003.xml", "000003.jpg", [("waterweeds", 4, 4, 9, 9), ("waterweed", 2, 2, 5, 5)])
     write_voc_xml(src / "train/box/000004.xml", "000004.jpg", [("scallop", 10.5, 2.5, 19.5, 11.5)])
     return src
 
@@ -78,7 +79,7 @@ def test_converts_pairs_by_stem_with_rules_and_summary(urpc_src, tmp_path, capsy
     assert "warning:" in stderr and "unlabelled.jpg" in stderr and "readme.txt" in stderr
     assert "000001.xml: object 2 (starfish)" in stderr  # the clipped box is named
     summary = stdout[stdout.index("lcp data convert urpc: done") :]
-    assert "1  waterweed box, dropped (URPC rule)" in summary
+    assert "1  waterweeds box, dropped (URPC rule)" in summary and "1  waterweed box, dropped (URPC rule)" in summary
     assert "1  urpc: box outside the image, clipped to it" in summary
     assert "1  image without an xml file, skipped" in summary
     assert "images without a box" in summary

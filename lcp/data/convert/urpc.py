@@ -6,7 +6,7 @@ always name the real image file.
 
 Rules:
   * classes are fixed, in this category order: echinus, holothurian, scallop, starfish.
-  * waterweed boxes are dropped and counted (the detection benchmark has four classes);
+  * waterweed(s) boxes are dropped and counted (the detection benchmark has four classes);
     any other class name is an error naming the xml file.
   * boxes reaching outside the decoded image are clipped (boxes left without area are
     dropped), and both are reported; the xml <size> is not trusted.
@@ -33,7 +33,8 @@ from lcp.data.convert.voc import pair_by_stem, parse_voc_xml, source_folders
 from lcp.errors import LCPError
 
 CLASSES = ("echinus", "holothurian", "scallop", "starfish")
-DROPPED_CLASSES = frozenset({"waterweed"})
+# The released sets write "waterweeds"; some copies the singular.
+DROPPED_CLASSES = frozenset({"waterweed", "waterweeds"})
 DEFAULT_TEST_FRACTION = 0.2
 
 
@@ -60,7 +61,7 @@ def convert(
             else:
                 raise LCPError(
                     f"{box.origin}: unknown class {box.label!r}; "
-                    f"URPC2020 has {', '.join(CLASSES)} (and waterweed, dropped)"
+                    f"URPC2020 has {', '.join(CLASSES)} (and waterweeds, dropped)"
                 )
         samples.append(Sample(image, boxes=boxes))
     return finish(
