@@ -158,11 +158,13 @@ def test_an_ignore_region_stays_ignored(source, capsys):
     data = json.loads(source["train"].read_text())
     data["annotations"][0]["ignore"] = 1
     data["annotations"][2]["iscrowd"] = True
+    data["annotations"].append({"id": 50, "image_id": 2, "category_id": 5, "bbox": [1, 1, 5, 5], "iscrowd": 0})
     write_json(source["train"], data)
-    code, _, stderr = convert(capsys, "coco", source["images"], source["out"], "--train", source["train"])
+    files = ("--train", source["train"], "--test", source["test"])  # the test set's person box is no crowd
+    code, _, stderr = convert(capsys, "coco", source["images"], source["out"], *files)
     assert code == 0, stderr
     train = load_coco(source["out"] / "annotations/images_train.json")
     assert boxes_by_file(train) == {
         "day__x_png.jpg": [("car", [1.0, 2.0, 10.0, 5.0], 1), ("van", [20.0, 2.0, 5.0, 5.0], 0)],
-        "night__x_png.jpg": [("person", [28.0, 20.0, 4.0, 4.0], 1)],
+        "night__x_png.jpg": [("car", [1.0, 1.0, 5.0, 5.0], 0), ("person", [28.0, 20.0, 4.0, 4.0], 1)],
     }

@@ -67,6 +67,15 @@ def test_classes_collected_sorted_without_a_list(voc, tmp_path, capsys):
     assert not (out / "annotations/images_test.json").exists()
 
 
+def test_a_class_whose_boxes_are_all_difficult_is_refused(voc, tmp_path, capsys):
+    """Difficult boxes become crowd (ignored by mmdet): a class with nothing else was written,
+    never trained on and scored without ground truth."""
+    write_voc_xml(voc / "Annotations/2008_000002.xml", "2008_000002.jpg", [("cat", 0, 0, 31, 23, 1)])
+    code, _, stderr = convert(capsys, "voc", voc, tmp_path / "scene", "--classes", "dog,cat")
+    assert code == 2 and "class 'cat' has no box in the source (crowd, difficult and ignored boxes aside" in stderr
+    assert not (tmp_path / "scene").exists()
+
+
 def test_missing_tags_and_wrong_root_are_errors(voc, tmp_path, capsys):
     (voc / "Annotations/2008_000003.xml").write_text(
         "<annotation><object><bndbox><xmin>1</xmin></bndbox></object></annotation>"

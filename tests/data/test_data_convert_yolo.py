@@ -136,8 +136,8 @@ def test_a_class_without_boxes_is_refused_naming_the_classes_that_have_some(yolo
     code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "a", "--classes", "boat,buoy")
     assert code == 2
     assert stderr.strip() == (
-        "lcp data: error: class 'buoy' has no box in the source; the classes with "
-        "boxes are boat, person (choose among them with --classes)"
+        "lcp data: error: class 'buoy' has no box in the source (crowd, difficult and ignored boxes aside: "
+        "mmdet trains on none); the classes with boxes are boat, person (choose among them with --classes)"
     )
     assert not (tmp_path / "a").exists()
     # also a class of the names file nobody labelled, without --classes

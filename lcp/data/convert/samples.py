@@ -47,13 +47,13 @@ def keep_classes(samples: Sequence[Sample], classes: Sequence[str], report: Repo
     labelled) is refused: it would become a class the detector never sees and the
     evaluation scores without ground truth.
     """
-    found = Counter(box.label for sample in samples for box in sample.boxes)
+    found = Counter(box.label for sample in samples for box in sample.boxes if not box.crowd)
     empty = [name for name in classes if not found[name]]
     if empty and found:  # a source without any box (images to run a detector on) is not refused here
         which = f"class {empty[0]!r} has" if len(empty) == 1 else f"classes {', '.join(map(repr, empty))} have"
         raise LCPError(
-            f"{which} no box in the source; the classes with boxes are {', '.join(sorted(found))} "
-            "(choose among them with --classes)"
+            f"{which} no box in the source (crowd, difficult and ignored boxes aside: mmdet trains on none); "
+            f"the classes with boxes are {', '.join(sorted(found))} (choose among them with --classes)"
         )
     for sample in samples:
         for box in sample.boxes:
