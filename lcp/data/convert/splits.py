@@ -43,16 +43,18 @@ def assign_splits(samples: Sequence[Sample], split: Split, default_fraction: flo
 
 
 def split_by_fraction(samples: Sequence[Sample], test_fraction: float, seed: int) -> None:
-    """A seeded draw of round(n * test_fraction) test images, independent of listing order.
+    """A seeded draw of round(n * test_fraction) test stems, independent of listing order.
 
-    The draw orders images by file stem, so two sets with the same stems (URPC2020 and its
-    enhanced twin DFUI) get the same split from the same seed and fraction.
+    The draw is over file stems, so two sets with the same stems (URPC2020 and its enhanced
+    twin DFUI) get the same split from the same seed and fraction, and images that share a
+    stem (a.jpg and a.png, day/a.jpg and night/a.jpg: often the same picture) share a split
+    instead of leaking one into the test set of the other.
     """
-    order = sorted(range(len(samples)), key=lambda i: (samples[i].image.stem, samples[i].image.as_posix()))
-    random.Random(seed).shuffle(order)
-    test = set(order[: round(len(samples) * test_fraction)])
-    for i, sample in enumerate(samples):
-        sample.split = "test" if i in test else "train"
+    stems = sorted({sample.image.stem for sample in samples})
+    random.Random(seed).shuffle(stems)
+    test = set(stems[: round(len(stems) * test_fraction)])
+    for sample in samples:
+        sample.split = "test" if sample.image.stem in test else "train"
 
 
 def image_stem(name: str) -> str:
