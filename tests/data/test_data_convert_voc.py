@@ -76,6 +76,20 @@ def test_a_class_whose_boxes_are_all_difficult_is_refused(voc, tmp_path, capsys)
     assert not (tmp_path / "scene").exists()
 
 
+def test_a_test_list_of_other_names_is_refused_not_a_set_without_test_images(voc, tmp_path, capsys):
+    """Entries in another naming matched no image: every image went to training, with a
+    warning per entry and no test set (the workflow then failed on a missing file)."""
+    other = tmp_path / "test.txt"
+    other.write_text("000002\n000004\n")
+    code, _, stderr = convert(capsys, "voc", voc, tmp_path / "scene", "--test-list", other)
+    assert code == 2
+    assert stderr.strip().endswith(
+        f"{other}: none of its 2 entries (e.g. 000002) is the stem of a converted image (e.g. 2008_000001); "
+        "list the images' names, one a line"
+    )
+    assert not (tmp_path / "scene").exists()
+
+
 def test_missing_tags_and_wrong_root_are_errors(voc, tmp_path, capsys):
     (voc / "Annotations/2008_000003.xml").write_text(
         "<annotation><object><bndbox><xmin>1</xmin></bndbox></object></annotation>"

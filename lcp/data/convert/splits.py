@@ -73,5 +73,10 @@ def split_by_list(samples: Sequence[Sample], list_file: Path, report: Report) ->
         stem = sample.image.stem
         sample.split = "test" if stem in wanted else "train"
         found.add(stem)
+    if wanted and not wanted & found:  # another naming (2007_000001 for 000001): nothing would be tested
+        raise LCPError(
+            f"{list_file}: none of its {len(wanted)} entries (e.g. {min(wanted)}) is the stem of a converted "
+            f"image (e.g. {min(found) if found else 'none'}); list the images' names, one a line"
+        )
     for stem in sorted(wanted - found):
         report.warn("test-list entry matches no converted image, ignored", f"{list_file}: {stem}")
