@@ -386,6 +386,28 @@ def test_bad_input_is_an_error_not_a_report(pristine, tmp_path, capsys):
     assert code == 2 and capsys.readouterr().err.strip().endswith(f"{tmp_path / 'none'}: image folder does not exist")
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda record: "edited",
+        lambda record: {**record, "expected": {"transmission": "0.7"}},
+        lambda record: {**record, "atmospheric_light_rgb": [1.0, 1.0]},
+    ],
+    ids=["not-a-record", "text-transmission", "two-channel-light"],
+)
+def test_a_sidecar_edited_by_hand_is_one_line(scene, capsys, change):
+    """These were an AttributeError or TypeError traceback naming no file."""
+    sidecar = scene / "lowq" / "synthesis.json"
+    data = json.loads(sidecar.read_text())
+    data["images"][lowq_name(1)] = change(data["images"][lowq_name(1)])
+    sidecar.write_text(json.dumps(data))
+    argv = ["data", "check", "--lowq", str(scene / "lowq"), "--clean", str(scene / "clean"), "--no-progress"]
+    assert lcp(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"lcp data: error: {sidecar}: the record of {lowq_name(1)} is not what lcp data synth writes (edited by hand?)"
+    )
+
+
 def test_the_check_modifies_nothing(pristine):
     before = {p: p.stat().st_mtime_ns for p in pristine.rglob("*")}
     check(pristine)

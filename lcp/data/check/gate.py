@@ -114,7 +114,27 @@ def read_sidecar(lowq_dir: Path) -> dict | None:
     sidecar = read_json(path)
     if not isinstance(sidecar, dict) or not isinstance(sidecar.get("images"), dict):
         raise LCPError(f"{path}: not a synthesis sidecar (no 'images' object)")
+    for name, record in sidecar["images"].items():
+        if not _is_record(record):
+            raise LCPError(f"{path}: the record of {name} is not what lcp data synth writes (edited by hand?)")
     return sidecar
+
+
+def _is_record(record: Any) -> bool:
+    """The parts of an image's sidecar record the check computes with have their types."""
+    if not isinstance(record, dict) or not isinstance(record.get("expected", {}), dict):
+        return False
+    colours = [record[key] for key in ("atmospheric_light_rgb", "backscatter_rgb") if key in record]
+    return all(_is_measure(value) for value in [*record.get("expected", {}).values(), *colours]) and all(
+        isinstance(colour, list) and len(colour) == 3 and None not in colour for colour in colours
+    )
+
+
+def _is_measure(value: Any) -> bool:
+    """A sidecar's expected measurement: a number, None, or a list of them (per channel)."""
+    if isinstance(value, list):
+        return all(map(_is_measure, value))
+    return value is None or isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _degradation_kind(
