@@ -73,6 +73,11 @@ def _describe(keys: list[str], limit: int = 5) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
+# The modules LCP adds to Cascade R-CNN (../shared/design/lcp_r50_added_keys.json).
+LCP_ONLY_PREFIXES = ("crux_learner.", "backbone.catch_up_learner.", "backbone.catch_up_fusion.")
+BN_COUNTER = "num_batches_tracked"  # a BatchNorm buffer older checkpoints lack; nothing is computed from it
+
+
 def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = False) -> LoadResult:
     """Copy a checkpoint's weights into `model` and report which keys did not match.
 
@@ -80,8 +85,9 @@ def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = Fa
     dict. A plain Cascade R-CNN checkpoint loads with strict=False and reports the
     LCP-only keys (crux_learner.*, backbone.catch_up_*) as missing; those keep their
     current values. Raises LCPError naming the file when the checkpoint is of another
-    architecture (no key in common, or a common key with another shape), and with
-    strict=True also when any key is missing or unexpected; nothing is copied then.
+    architecture (no key in common, a common key with another shape, or a missing key
+    outside LCP's modules), and with strict=True also when any key is missing or
+    unexpected; nothing is copied then.
     """
     model = getattr(model, "module", model)  # MMDataParallel / DDP
     source, state = _read_state_dict(path_or_state)
@@ -104,6 +110,15 @@ def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = Fa
         )
     missing = [key for key in own if key not in state]
     unexpected = [key for key in state if key not in own]
+    # Only LCP's added modules may keep their initialisation: any other missing entry (a Faster
+    # R-CNN's file without the cascade's later heads) would train from random values unnoticed.
+    foreign = [key for key in missing if not key.startswith(LCP_ONLY_PREFIXES) and not key.endswith(BN_COUNTER)]
+    if foreign and not strict:
+        raise LCPError(
+            f"{source}: lacks {len(foreign)} entries of {type(model).__name__} besides LCP's own modules "
+            f"({_describe(foreign, 3)}); they would start from random values. Start from a checkpoint of "
+            "this detector (a plain Cascade R-CNN one, or an LCP one)"
+        )
     if strict and (missing or unexpected):
         problems = []
         if missing:

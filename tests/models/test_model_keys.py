@@ -92,6 +92,23 @@ def test_checkpoint_of_other_shapes_is_refused_naming_the_file(tiny_model, tmp_p
     assert all(torch.equal(before[key], value) for key, value in tiny_model.state_dict().items())
 
 
+def test_a_checkpoint_lacking_part_of_the_detector_is_refused(tiny_model, tmp_path):
+    """A Faster R-CNN-like file (the cascade's later heads absent) loaded without a word
+    beyond an INFO line, and those heads trained from random values. Only LCP's own modules
+    (and BatchNorm counters) may be missing."""
+    state = {k: v for k, v in tiny_model.state_dict().items() if not k.startswith("roi_head.bbox_head.2.")}
+    path = tmp_path / "faster_like.pth"
+    torch.save({"state_dict": state}, path)
+    before = {key: value.clone() for key, value in tiny_model.state_dict().items()}
+    with pytest.raises(LCPError, match=rf"^{re.escape(str(path))}: lacks \d+ entries of LCPDetector besides LCP's own"):
+        load_lcp_checkpoint(tiny_model, path)
+    assert all(torch.equal(before[key], value) for key, value in tiny_model.state_dict().items())
+    lcp_only = ("crux_learner.", "backbone.catch_up_")
+    plain = {k: v for k, v in before.items() if not k.startswith(lcp_only) and not k.endswith("num_batches_tracked")}
+    missing = load_lcp_checkpoint(tiny_model, {"state_dict": plain}).missing_keys
+    assert missing and all(k.startswith(lcp_only) or k.endswith("num_batches_tracked") for k in missing)
+
+
 def test_checkpoint_without_any_model_key_is_refused(tiny_model, tmp_path):
     path = tmp_path / "classifier.pth"
     torch.save({"fc.weight": torch.zeros(10, 4), "fc.bias": torch.zeros(10)}, path)
