@@ -142,6 +142,11 @@ def collapse_verdict(stats: Mapping[str, float]) -> str | None:
     """One sentence "crux learner collapsed: ..." naming the numbers, or None when the mask is alive."""
     mean, std = stats["mask_mean"], stats["mask_std"]
     above, spatial = stats["mask_frac_above_half"], stats["mask_spatial_std"]
+    if not all(math.isfinite(stats[key]) for key in STAT_KEYS if key in stats):  # NaN fails every test below
+        return (
+            f"crux learner collapsed: the mask is not finite (mean {_number(mean)}, std {_number(std)}); "
+            "the crux learner diverged (its weights or inputs hold NaN or inf)"
+        )
     flat = spatial < FLAT_SPATIAL_STD
     level = (
         f"{_number(mean)} on every pixel (std {_number(std)})"

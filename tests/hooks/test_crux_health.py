@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -91,6 +92,10 @@ def test_a_mask_stuck_at_its_initialisation_is_collapsed_and_the_sentence_names_
         (
             dict(mask_mean=0.027, mask_std=0.0006, mask_frac_above_half=0.0, mask_spatial_std=0.0006),  # init, seed 1
             "the mask is flat, 0.027 on every pixel",
+        ),
+        (  # diverged: NaN failed every comparison and the verdict was "alive"
+            dict(mask_mean=math.nan, mask_std=math.nan, mask_frac_above_half=0.0, mask_spatial_std=math.nan),
+            "the mask is not finite (mean nan, std nan); the crux learner diverged",
         ),
     ],
 )
