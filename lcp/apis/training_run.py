@@ -58,6 +58,11 @@ def checked_training_config(request: TrainingRequest):
 
     cfg = load_config(request.config, dict(request.cfg_options))
     _check_schedule(cfg, request.config)
+    if request.seed is None and cfg.get("seed") is None:
+        raise LCPError(
+            f"{request.config}: seed = None draws a random seed, which a resumed run would draw anew "
+            "(another pairing from then on); give one: --seed N or --cfg-options seed=N"
+        )
     if request.auto_scale_lr:
         _enable_auto_scale_lr(cfg, request.config)
     if request.load_from:
@@ -313,6 +318,13 @@ def _check_schedule(cfg, source: str) -> None:
     """Refuse a runner that would train nothing: mmcv's runners run 0 epochs (or iterations)
     without complaint and the command would exit 0 with no trained model."""
     runner = cfg.get("runner") or {}
+    if runner.get("type", "EpochBasedRunner") != "EpochBasedRunner":
+        # LCP's mode plan is per epoch, and RandomStateHook restores an epoch's random state;
+        # mmcv's IterBasedRunner also retrains one iteration on resume and resumes on CUDA only.
+        raise LCPError(
+            f"{source}: runner type {runner['type']}: lcp train runs epoch-based runners (modes and exact "
+            "resume are per epoch); use runner = dict(type='EpochBasedRunner', max_epochs=N)"
+        )
     lengths = {key: runner[key] for key in ("max_epochs", "max_iters") if runner.get(key) is not None}
     if not lengths and cfg.get("total_epochs") is not None:  # mmdet's older name for max_epochs
         lengths = {"total_epochs": cfg.total_epochs}

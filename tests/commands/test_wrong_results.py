@@ -161,21 +161,21 @@ def test_train_refuses_zero_epochs(capsys, workspace, tmp_path):
     assert not (tmp_path / "work").exists()
 
 
-def test_train_refuses_zero_iterations(capsys, workspace, tmp_path):
+def test_train_refuses_an_iteration_based_runner_and_a_random_seed(capsys, workspace, tmp_path):
+    """An iteration-based run kept one LCP mode, resumed one iteration twice without its random
+    state (and crashed resuming on a CPU); seed = None drew another seed on resume, so the
+    pairing changed from the resumed epoch on."""
     config = tmp_path / "iterations.py"
-    config.write_text(f"_base_ = {PLAIN_TINY!r}\nrunner = dict(_delete_=True, type='IterBasedRunner', max_iters=0)\n")
-    err = error_line(
-        capsys,
-        [
-            "train",
-            str(config),
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--cfg-options",
-            f"data_root={workspace / 'demo'}/",
-        ],
+    config.write_text(f"_base_ = {PLAIN_TINY!r}\nrunner = dict(_delete_=True, type='IterBasedRunner', max_iters=4)\n")
+    data = ["--cfg-options", f"data_root={workspace / 'demo'}/"]
+    err = error_line(capsys, ["train", str(config), "--work-dir", str(tmp_path / "work"), *data])
+    assert err == (
+        f"lcp train: error: {config}: runner type IterBasedRunner: lcp train runs epoch-based runners (modes and "
+        "exact resume are per epoch); use runner = dict(type='EpochBasedRunner', max_epochs=N)"
     )
-    assert err == f"lcp train: error: {config}: runner.max_iters=0 trains nothing; give a whole number of 1 or more"
+    err = error_line(capsys, ["train", PLAIN_TINY, "--work-dir", str(tmp_path / "work"), *data, "seed=None"])
+    assert err.startswith(f"lcp train: error: {PLAIN_TINY}: seed = None draws a random seed, which a resumed run")
+    assert not (tmp_path / "work").exists()
 
 
 def test_train_names_an_image_deleted_from_a_converted_set(capsys, scene, tmp_path):
