@@ -215,10 +215,12 @@ def _work_dir(request: TrainingRequest, cfg) -> Path:
 
 def _resume_checkpoint(request: TrainingRequest, cfg, work_dir: Path) -> str | None:
     from lcp.apis.resume import find_resume_checkpoint, numbered_checkpoints
+    from lcp.models.checkpoint import check_resumable
 
     if request.resume_from:
         if not Path(request.resume_from).is_file():
             raise LCPError(f"{request.resume_from}: checkpoint to resume from does not exist")
+        check_resumable(request.resume_from)
         return request.resume_from
     if request.auto_resume:
         found = find_resume_checkpoint(work_dir)
@@ -226,6 +228,7 @@ def _resume_checkpoint(request: TrainingRequest, cfg, work_dir: Path) -> str | N
             _check_same_run(request, work_dir)
         return str(found) if found else None
     if cfg.get("resume_from"):
+        check_resumable(cfg.resume_from)
         return cfg.resume_from
     existing = numbered_checkpoints(work_dir)
     if existing:

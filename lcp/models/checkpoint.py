@@ -37,9 +37,11 @@ def _read_state_dict(path_or_state) -> tuple[str, Mapping[str, torch.Tensor]]:
     return source, state
 
 
-def _torch_load(path: str):
+def _torch_load(path: str, mmap: bool = False):
+    """The checkpoint at `path`; `mmap`: its tensors mapped, not read (for a look at its keys)."""
+    mmap = mmap and zipfile.is_zipfile(path)  # only torch.save's zip format maps
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise LCPError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -58,9 +60,25 @@ def _torch_load(path: str):
     except Exception as exc:  # torch raises RuntimeError/EOFError/... for non-checkpoint files
         raise LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except Exception as exc:
         raise LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
+
+
+def check_resumable(path: str) -> None:
+    """LCPError unless `path` holds what a runner resumes from (its epoch and optimizer state),
+    as a checkpoint of `lcp train` does; reads no weights."""
+    checkpoint = _torch_load(os.fspath(path), mmap=True)
+    if not isinstance(checkpoint, Mapping):
+        raise LCPError(f"{path}: not a checkpoint (holds a {type(checkpoint).__name__}, not a dict)")
+    meta = checkpoint.get("meta")
+    found = {"meta.epoch": isinstance(meta, Mapping) and "epoch" in meta, "optimizer": "optimizer" in checkpoint}
+    lacking = [what for what, present in found.items() if not present]
+    if lacking:  # mmcv's runner.resume failed with KeyError('meta'), or went on without momentum
+        raise LCPError(
+            f"{path}: not a training checkpoint to resume (no {' or '.join(lacking)}); "
+            "resume from one lcp train saved, or start from its weights with --load-from"
+        )
 
 
 def _first_line(exc: Exception) -> str:

@@ -180,6 +180,28 @@ def test_a_second_training_into_a_work_dir_a_training_runs_in_is_refused(
     }
 
 
+@pytest.mark.parametrize("keep", [("state_dict",), ("state_dict", "meta")], ids=["weights-only", "no-optimizer"])
+def test_resume_from_a_checkpoint_without_training_state_is_refused(
+    workspace, repeat_config, pretrained, resumed, tmp_path, capsys, keep
+):
+    """Weights alone were a KeyError('meta') traceback from mmcv's runner; weights and meta
+    without the optimizer resumed silently without momentum."""
+    import torch
+
+    full = torch.load(resumed / "epoch_3.pth", map_location="cpu", weights_only=False)
+    partial = tmp_path / "partial.pth"
+    torch.save({key: full[key] for key in keep}, partial)
+    work = tmp_path / "work"
+    argv = ["train", str(repeat_config), "--work-dir", str(work), "--no-validate", "--resume-from", str(partial)]
+    assert lcp([*argv, "--cfg-options", *scene_options(workspace), "runner.max_epochs=4"]) == 2
+    lacking = "meta.epoch or optimizer" if keep == ("state_dict",) else "optimizer"
+    assert capsys.readouterr().err.strip() == (
+        f"lcp train: error: {partial}: not a training checkpoint to resume (no {lacking}); "
+        "resume from one lcp train saved, or start from its weights with --load-from"
+    )
+    assert not work.exists()  # refused before the work dir got anything
+
+
 def test_eval_json_has_the_coco_metrics_per_class(workspace, resumed):
     eval_out, raw_out = workspace / "eval.json", workspace / "results.pkl"
     checkpoint = str(resumed / "epoch_3.pth")
