@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=16, help="training batches to measure (default 16)")
     parser.add_argument("--halves", type=Path, help="halves.json of bench/half_fog.py data: split by fogged half")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="extra --cfg-options")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the training pipeline's random flips (default 0): each seed one draw"
+    )
     args = parser.parse_args(argv)
 
     from lcp.deferred_imports import import_mmdet
@@ -51,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     from lcp.apis.options import parse_cfg_options
 
     cfg = load_config(args.config, {"data_root": args.data_root, **parse_cfg_options(args.option)})
-    torch.manual_seed(0)
+    import random
+
+    import numpy as np
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)  # mmdet's RandomFlip draws from numpy's global generator
+    torch.manual_seed(args.seed)
     model = build_detector(cfg.model)
     model.init_weights()
     quiet = logging.getLogger("crux_gradient")  # a plain checkpoint lacks LCP's keys: expected

@@ -12,10 +12,14 @@ Beside them: the unchanged detector on the low-quality images (`degraded`) and o
 originals (`all clean`, the bound of any restoration). If `clean` is not above `degraded`,
 no catch-up learner can help this detector, whatever the crux learner marks.
 
-Given an LCP checkpoint, layer3's input may also be the raw image's layer2 output alone
-(`layer2`: the detector without its crux branch) or with the trained catch-up learner's
-residual (`catch-up`: what it restores when nothing is masked), and `degraded` is the LCP
-detector as it is.
+Given an LCP checkpoint, `degraded` is the LCP detector as it is, and two kinds of variants
+say what its crux branch carries. At the fusion's input (the 1x1 conv over [C3, branch] that
+feeds layer3, trained with the branch), the branch half is replaced: `branch zero`, `branch
+constant` (its spatial mean), `branch unmasked` (the raw image through the branch: a mask of
+1 everywhere). With the fusion bypassed (layer3's input replaced as for the plain detector,
+so the trained fusion's own transform of C3 is lost too): `bypass: layer2` (the raw image's
+layer2 output) and `bypass: catch-up` (with the catch-up learner's residual), to compare with
+each other, not with `degraded`; `clean` and `constant` bypass the fusion as well.
 
     python bench/injection_oracle.py config/mmdet/cascade_rcnn_tiny_demo.py \
         results/demo/pretrain/latest.pth --option data_root=data/ \
@@ -34,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("degraded", "clean", "constant", "all clean")
-LCP_VARIANTS = ("layer2", "catch-up")
+LCP_VARIANTS = ("branch zero", "branch constant", "branch unmasked", "bypass: layer2", "bypass: catch-up")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,13 +105,29 @@ def main(argv: list[str] | None = None) -> int:
             return (layer2_output(clean_images(batch["img_metas"])),)
         if variant == "constant":
             return (inputs[0].mean(dim=(2, 3), keepdim=True).expand_as(inputs[0]).contiguous(),)
-        if variant == "layer2":
+        if variant == "bypass: layer2":
             return (layer2_output(batch["img"]),)
-        if variant == "catch-up":
+        if variant == "bypass: catch-up":
             return (layer2_output(batch["img"], catch_up=True),)
         return None
 
+    def replace_branch(module, inputs):
+        """The fusion's input is [C3, branch] on channels: replace the branch half."""
+        variant = batch["variant"]
+        if not variant.startswith("branch "):
+            return None
+        c3, branch = inputs[0].chunk(2, dim=1)
+        if variant == "branch zero":
+            branch = torch.zeros_like(branch)
+        elif variant == "branch constant":
+            branch = branch.mean(dim=(2, 3), keepdim=True).expand_as(branch)
+        else:  # unmasked
+            branch = layer2_output(batch["img"], catch_up=True)
+        return (torch.cat([c3, branch], dim=1),)
+
     backbone.layer3.register_forward_pre_hook(replace_input)
+    if lcp:
+        backbone.catch_up_fusion.register_forward_pre_hook(replace_branch)
     simple_test = model.simple_test
 
     def recording_test(img, img_metas, **kwargs):
@@ -127,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             results = [result for data in loader for result in detector(return_loss=False, rescale=True, **data)]
         with contextlib.redirect_stdout(io.StringIO()):  # COCO's tables
             ap = dataset.evaluate(results, metric="bbox", logger="silent")["bbox_mAP"]
-        print(f"  {variant:10} {100 * ap:5.1f}")
+        print(f"  {variant:16} {100 * ap:5.1f}")
         score = sum(float(boxes[:, 4].sum()) for result in results for boxes in result)
         measured[variant] = {"ap": ap, "score_sum": score}
     if args.json:

@@ -108,13 +108,17 @@ def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_o
     (log,) = (tmp_path / "clean").glob("*.log")
     assert "crux/mask_mean" in log.read_text()
 
-    # the oracle on that LCP checkpoint adds the raw image's layer2 with and without the catch-up residual
+    # the oracle on that LCP checkpoint: its crux branch replaced at the fusion's input, and the
+    # fusion bypassed with the raw image's layer2 with and without the catch-up residual
     lcp_config = str(BENCH.parent / "config" / "mmdet" / "lcp_tiny_demo.py")
     argv = [lcp_config, str(tmp_path / "clean" / "latest.pth"), "--json", str(tmp_path / "oracle_lcp.json")]
     assert oracle.main(argv + [arg for option in options for arg in ("--option", option)]) == 0
     measured = json.loads((tmp_path / "oracle_lcp.json").read_text())
     assert list(measured) == list(oracle.VARIANTS + oracle.LCP_VARIANTS)
-    assert measured["layer2"]["score_sum"] != measured["catch-up"]["score_sum"]
+    assert measured["bypass: layer2"]["score_sum"] != measured["bypass: catch-up"]["score_sum"]
+    # the branch variants change only the branch: each differs from the detector as it is
+    branch = [measured[f"branch {kind}"]["score_sum"] for kind in ("zero", "constant", "unmasked")]
+    assert all(score != measured["degraded"]["score_sum"] for score in branch), (branch, measured["degraded"])
 
     # bench/half_fog.py: the scene fogged on one half of each image, an LCP start, its masks per half
     import numpy as np
@@ -195,3 +199,18 @@ def test_coco_eval_bench_times_every_phase(capsys):
     assert all(phase in phases for phase in ("load", "evaluate", "accumulate", "summarize", "total"))
     ap = float(out.split("AP ")[1].split()[0])
     assert 0 < ap < 100  # jittered ground truth: some detections match, not all
+
+
+def test_the_model_bench_counts_one_sync_per_wait():
+    """mmcv's NMSop calls masked_select, which calls _local_scalar_dense: one NMS was counted
+    as three syncs, which inflated the stock rows' counts."""
+    import torch
+    from mmcv.ops import nms
+    from torch.profiler import profile
+
+    bench = load_bench("bench_lcp_model")
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [20.0, 20.0, 30.0, 30.0]])
+    with profile() as prof:
+        nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5)
+        torch.ones(3).nonzero()
+    assert bench.syncs_per_step(prof, 1) == 2
