@@ -26,8 +26,10 @@ RESULTS = "results"
 HEATMAPS = 4
 # Sample detections per method in the report (the first low-quality test images, like the heat maps).
 SAMPLE_DETECTIONS = 3
-REPORT_FILES = ("metrics.csv", "summary.md", "classwise_ap.png")
-ROBUSTNESS_REPORT_FILES = ("robustness.csv", "robustness.png")
+# Every output of the rules report and report_robustness: a target missing one of them (an
+# older run's report folder) would leave `snakemake --report` without a file it lists.
+REPORT_FILES = ("summary.html", "metrics.csv", "summary.md", "classwise_ap.png", "data_check.html")
+ROBUSTNESS_REPORT_FILES = ("robustness.html", "robustness.csv", "robustness.png")
 
 
 # ---- image sets (relative to data_dir) ---------------------------------------------------
