@@ -148,6 +148,12 @@ def test_rerun_does_only_what_is_needed(demo):
     untracked["tracking"]["enabled"] = False
     write_config(demo, untracked)
     assert "Nothing to be done" in snakemake(demo, "-n").stdout
+    # the data check is a gate: other thresholds rerun it and the report, not every training
+    stricter = yaml.safe_load((demo / "test-config.yaml").read_text())
+    stricter["scenes"]["demo"]["check_options"] = {"max-erased-share": 0.2}
+    write_config(demo, stricter)
+    planned = planned_jobs(snakemake(demo, "-n").stdout)
+    assert "check_data" in planned and set(planned) <= {"check_data", "report", "all"}, planned
     write_config(demo, config)
 
     # rerunning one step: only that step, then only what depends on it

@@ -12,7 +12,7 @@
 
 rule pretrain:
     input:
-        unpack(session.training_inputs("pretrain")),
+        unpack(gated(session.training_inputs("pretrain"))),
     output:
         checkpoint=paths.pretrained("{scene}"),
     log:

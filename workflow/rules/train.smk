@@ -6,7 +6,7 @@
 
 rule train_baseline:
     input:
-        unpack(session.training_inputs("baseline")),
+        unpack(gated(session.training_inputs("baseline"))),
     output:
         checkpoint=paths.checkpoint("{scene}", "baseline", "{seed_dir}"),
     log:
@@ -31,7 +31,7 @@ rule train_baseline:
 
 use rule train_baseline as train_lcp with:
     input:
-        unpack(session.training_inputs("lcp")),
+        unpack(gated(session.training_inputs("lcp"))),
     output:
         checkpoint=paths.checkpoint("{scene}", "lcp", "{seed_dir}"),
     log:
