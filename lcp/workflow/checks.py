@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lcp.errors import LCPError
 from lcp.workflow import paths
+from lcp.workflow.converters import unknown_option_problems
 from lcp.workflow.preflight import missing_images, same_images, training_boxes
 from lcp.workflow.resources import resource_setting
 from lcp.workflow.scenes import (
@@ -26,7 +27,9 @@ from lcp.workflow.scenes import (
 
 def scene_reference_problems(config: Mapping) -> list[str]:
     """What the schema cannot express: names that must refer to other entries, files that
-    must exist in the repository, and several GPUs or nodes for training jobs only."""
+    must exist in the repository, several GPUs or nodes for training jobs only, the
+    degradation of a synthesised low-quality set, options the data tools take, and the
+    settings of scenes that share a folder."""
     problems = []
     for name in config["run"]:
         if name not in config["scenes"]:
@@ -51,11 +54,38 @@ def scene_reference_problems(config: Mapping) -> list[str]:
                 problems.append(
                     f"{key}.image_sets.{set_name}.from: synthesise from a converted set, not a synthesised one"
                 )
+        synthesized = sets.get(scene["lowq_set"], {}).get("synthesize")
+        if synthesized and scene["degradation"] != synthesized:  # the check would judge it as something else
+            problems.append(
+                f"{key}.degradation: {scene['degradation']!r}, but lowq_set {scene['lowq_set']!r} is synthesised "
+                f"with {synthesized}; set degradation: {synthesized}"
+            )
+        for set_name, recipe in sets.items():
+            tool = ("convert", recipe["convert"]) if "convert" in recipe else ("synth", recipe["synthesize"])
+            problems += unknown_option_problems(
+                f"{key}.image_sets.{set_name}.options", recipe.get("options", {}), *tool
+            )
+        problems += unknown_option_problems(f"{key}.check_options", scene.get("check_options", {}), "check")
+        if "robustness" in scene and scene["degradation"] != "none":
+            sweep = scene["robustness"]
+            for part in ("sweep", "options"):
+                options = sweep.get(part, {})
+                problems += unknown_option_problems(f"{key}.robustness.{part}", options, "synth", scene["degradation"])
         if "robustness" in scene and scene["degradation"] == "none":
             problems.append(f"{key}.robustness: needs a `degradation` to synthesise the sweep with")
         for step in STEPS:
             if not Path(scene[step]["config"]).is_file():
                 problems.append(f"{key}.{step}.config: {scene[step]['config']} does not exist")
+    first_of_folder: dict[str, str] = {}
+    for name in config["scenes"]:  # a shared folder's image sets are made with the first scene's settings
+        first = first_of_folder.setdefault(dataset_of(config, name), name)
+        for setting in ("classes", "demo"):
+            if first != name and config["scenes"][name].get(setting) != config["scenes"][first].get(setting):
+                problems.append(
+                    f"scenes.{name}.{setting} differs from scenes.{first}.{setting}, whose settings make the image "
+                    f"sets of their shared folder {dataset_of(config, name)!r}; make them equal or give each its "
+                    "own `dataset`"
+                )
     for name in config["scenes"]:
         for rule_name in resource_rules():
             gpus, nodes = (resource_setting(config, name, rule_name, key) or 0 for key in ("gpus", "nodes"))

@@ -3,7 +3,8 @@
 
 The workflow passes a scene's classes (`--classes`) and the config's seed (`--seed`) to the
 formats that take them, and checks before the run that the options naming a file or folder
-(those a converter parses as a path) exist.
+(those a converter parses as a path) exist, and that every option a scene gives a tool is
+one of that tool's (a misspelt one failed in its job, or, abbreviated, was taken silently).
 """
 
 from __future__ import annotations
@@ -46,3 +47,36 @@ def converter_options(fmt: str) -> ConverterOptions:
 def option_paths(options: Mapping, key: str, path_options: frozenset[str]) -> dict[str, str]:
     """Config key -> path, for the options that name something on disk."""
     return {f"{key}.options.{flag}": value for flag, value in options.items() if flag in path_options}
+
+
+@cache
+def tool_flags(tool: str, kind: str | None = None) -> frozenset[str]:
+    """The --flags of `lcp data convert KIND`, `lcp data synth KIND` or `lcp data check`."""
+    from lcp.commands import data
+
+    parser = argparse.ArgumentParser()
+    if tool == "convert":
+        from lcp.commands.convert import FORMATS
+
+        importlib.import_module(FORMATS[kind]).add_arguments(parser)
+    elif tool == "synth":
+        data.add_synth_arguments(parser)
+        parser = parser._subparsers._group_actions[0].choices[kind]
+    else:
+        data.add_check_arguments(parser)
+    return frozenset(option[2:] for action in parser._actions for option in action.option_strings if option[:2] == "--")
+
+
+def unknown_option_problems(where: str, options: Mapping, tool: str, kind: str | None = None) -> list[str]:
+    """One line per option in `options` (config key `where`) that the tool does not take."""
+    import difflib
+
+    flags = tool_flags(tool, kind)
+    command = " ".join(part for part in ("lcp data", tool, kind) if part)
+    problems = []
+    for flag in options:
+        if flag not in flags:
+            near = difflib.get_close_matches(flag, sorted(flags), n=1)
+            hint = f"; did you mean {near[0]}?" if near else f" (it takes {', '.join(sorted(flags))})"
+            problems.append(f"{where}.{flag}: `{command}` has no option --{flag}{hint}")
+    return problems

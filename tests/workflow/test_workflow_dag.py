@@ -140,6 +140,23 @@ def negative_seed(config):
     config["scenes"]["demo"]["seeds"] = [0, -1]
 
 
+def synthesised_fog_checked_as_real_images(config):
+    del config["scenes"]["custom"]["degradation"]  # the schema's default: none
+    del config["scenes"]["custom"]["robustness"]
+
+
+def shared_folder_other_classes(config):
+    config["scenes"]["rainy_city"]["classes"] = ["car", "person", "traffic light"]
+
+
+def misspelt_check_option(config):
+    config["scenes"]["demo"]["check_options"] = {"max-erase-share": 0.2}
+
+
+def misspelt_sweep_parameter(config):
+    config["scenes"]["custom"]["robustness"] = {"sweep": {"betta": [0.01, 0.02]}}
+
+
 def seed_numpy_cannot_take(config):
     config["scenes"]["demo"]["seeds"] = [4294967296, 1]
 
@@ -192,6 +209,21 @@ def shared_set_made_two_ways(config):
             "invalid config: scenes.demo.seeds.0: 4294967296 is greater than the maximum of 4294967295",
         ),
         (data_dir_with_a_space, "invalid config: data_dir: 'my data' does not match"),
+        (  # it failed in the check job, not naming the key (abbreviated, it was taken silently)
+            misspelt_check_option,
+            "scenes.demo.check_options.max-erase-share: `lcp data check` has no option --max-erase-share; "
+            "did you mean max-erased-share?",
+        ),
+        (misspelt_sweep_parameter, "scenes.custom.robustness.sweep.betta: `lcp data synth fog` has no option --betta"),
+        (  # the conversion took the first scene's --classes: traffic light was dropped without a word
+            shared_folder_other_classes,
+            "scenes.rainy_city.classes differs from scenes.foggy_city.classes, whose settings make the image sets "
+            "of their shared folder 'city'",
+        ),
+        (  # the data check then skipped the pairing with the clean set and the erased-box check
+            synthesised_fog_checked_as_real_images,
+            "scenes.custom.degradation: 'none', but lowq_set 'foggy' is synthesised with fog; set degradation: fog",
+        ),
         (
             shared_set_made_two_ways,
             "scenes.rainy_city.image_sets.city_images differs from "
