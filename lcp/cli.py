@@ -61,8 +61,17 @@ def add_subcommands(
     return sub
 
 
+class ExactParser(argparse.ArgumentParser):
+    """No abbreviated options: `--max-erased-shar` is an error, not silently --max-erased-share
+    (a typo in a workflow config's options would otherwise pass). Sub-parsers are of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ExactParser(
         prog="lcp",
         description=__doc__.split("\n\n")[0],
         epilog=EPILOG,

@@ -87,3 +87,19 @@ def test_lcp_help_lists_user_commands_and_names_the_plumbing_apart():
 def test_data_convert_help_speaks_to_users():
     text = dict(PARSERS)["lcp data convert"].format_help()
     assert "lcp/cli.py" not in text and "lcp data convert FORMAT --help" in text
+
+
+@pytest.mark.parametrize("name, parser", PARSERS, ids=[name for name, _ in PARSERS])
+def test_no_command_takes_an_abbreviated_option(name, parser):
+    """argparse took `--max-erased-shar` for --max-erased-share: a workflow config's misspelt
+    option ran silently as another."""
+    assert parser.allow_abbrev is False, name
+
+
+def test_an_abbreviated_option_is_refused(tmp_path, capsys):
+    from lcp.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "check", "--lowq", str(tmp_path), "--max-erased-shar", "0.2"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --max-erased-shar 0.2" in capsys.readouterr().err
