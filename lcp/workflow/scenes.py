@@ -96,7 +96,16 @@ def synthesized_sets(config: Mapping) -> set[tuple[str, str]]:
 def severities(config: Mapping, scene_name: str) -> list[str]:
     """Robustness test sets of a scene, as `<option>_<value>` names (e.g. beta_0.02)."""
     sweep = config["scenes"][scene_name].get("robustness", {}).get("sweep", {})
-    return [f"{option}_{value:g}" for option, values in sweep.items() for value in values]
+    return [f"{option}_{severity_value(value)}" for option, values in sweep.items() for value in values]
+
+
+def severity_value(value: float) -> str:
+    """A sweep value as its test set's name carries it and `lcp data synth` gets it: short (%g)
+    where that is exact, else every digit (%g merged 0.08123441 and 0.08123442); no '+' (1e+06)."""
+    text = f"{value:g}"
+    if float(text) != value:
+        text = repr(float(value))
+    return text.replace("+", "")
 
 
 def severity_option(severity: str) -> tuple[str, str]:

@@ -1,12 +1,13 @@
 """lcp.workflow's paths and command lines, from config/config.yaml's scenes, without Snakemake."""
 
+import re
 import shlex
 
 import pytest
 
 from helpers.workflow import repo_config
 from lcp.errors import LCPError
-from lcp.workflow import commands, inputs, paths
+from lcp.workflow import commands, inputs, paths, scenes
 from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, converter_options, option_paths
 
 
@@ -156,6 +157,18 @@ def test_synthesis_and_robustness_sets_read_the_clean_set(config):
     ]
     words = shlex.split(commands.robustness_args(config, "demo", "beta_0.08"))
     assert words[:2] == ["fog", "--src"] and words[-4:] == ["--beta", "0.08", "--depth-dir", "data/demo/depth"]
+
+
+def test_every_sweep_value_gets_its_own_test_set_and_reaches_synth_exactly(config):
+    """%g named 0.08123441 and 0.08123442 alike (one severity vanished, the value rounded)
+    and 1e6 beta_1e+06, which no rule could make."""
+    values = [0.02, 0.08123441, 0.08123442, 1e6]
+    config["scenes"]["demo"]["robustness"]["sweep"] = {"beta": values}
+    names = scenes.severities(config, "demo")
+    assert names == ["beta_0.02", "beta_0.08123441", "beta_0.08123442", "beta_1e06"]
+    assert all(re.fullmatch(scenes.NAME_PATTERN, name) for name in names)
+    passed = [float(shlex.split(commands.robustness_args(config, "demo", name))[-3]) for name in names]
+    assert passed == values
 
 
 def test_training_and_test_runs_get_the_scene_sets_as_cfg_options(config):
