@@ -3,7 +3,7 @@
 # (and a robustness sweep) -> report. Scenes and resources live in config/config.yaml.
 #
 #   snakemake --profile profiles/local                        # every scene in `run`
-#   snakemake --profile profiles/local results/demo/lcp/eval.json
+#   snakemake --profile profiles/local results/demo/lcp/seed0/eval.json   # one seed of the demo
 #   snakemake --profile profiles/slurm --config 'run=[foggy_city]'
 #   snakemake --report report.html                            # browsable report
 
