@@ -30,13 +30,7 @@ class ConverterOptions:
 @cache
 def converter_options(fmt: str) -> ConverterOptions:
     """The options of `lcp data convert FMT` that the workflow fills in or checks."""
-    from lcp.commands.convert import FORMATS
-
-    parser = argparse.ArgumentParser()
-    importlib.import_module(FORMATS[fmt]).add_arguments(parser)
-    flags = {
-        option[2:]: action for action in parser._actions for option in action.option_strings if option.startswith("--")
-    }
+    flags = _tool_options("convert", fmt)
     return ConverterOptions(
         takes_classes="classes" in flags,
         takes_seed="seed" in flags,
@@ -49,9 +43,9 @@ def option_paths(options: Mapping, key: str, path_options: frozenset[str]) -> di
     return {f"{key}.options.{flag}": value for flag, value in options.items() if flag in path_options}
 
 
-@cache
-def tool_flags(tool: str, kind: str | None = None) -> frozenset[str]:
-    """The --flags of `lcp data convert KIND`, `lcp data synth KIND` or `lcp data check`."""
+def _tool_options(tool: str, kind: str | None = None) -> dict[str, argparse.Action]:
+    """Flag (without --) -> its action, of `lcp data convert KIND`, `lcp data synth KIND` or
+    `lcp data check`, read from the command's own parser."""
     from lcp.commands import data
 
     parser = argparse.ArgumentParser()
@@ -64,7 +58,13 @@ def tool_flags(tool: str, kind: str | None = None) -> frozenset[str]:
         parser = parser._subparsers._group_actions[0].choices[kind]
     else:
         data.add_check_arguments(parser)
-    return frozenset(option[2:] for action in parser._actions for option in action.option_strings if option[:2] == "--")
+    return {option[2:]: action for action in parser._actions for option in action.option_strings if option[:2] == "--"}
+
+
+@cache
+def tool_flags(tool: str, kind: str | None = None) -> frozenset[str]:
+    """The --flags of `lcp data convert KIND`, `lcp data synth KIND` or `lcp data check`."""
+    return frozenset(_tool_options(tool, kind))
 
 
 def unknown_option_problems(where: str, options: Mapping, tool: str, kind: str | None = None) -> list[str]:
