@@ -58,10 +58,11 @@ def collect_images(items: list[str]) -> list[Path]:
         path = Path(item)
         if path.is_dir():
             found = [path / image.name for image in list_images(item, "image folder")]
+            given = set(found)
             others = sorted(  # images OpenCV reads but a folder does not give (.bmp, .tif), and subfolders
                 entry.name
                 for entry in path.iterdir()
-                if entry not in found
+                if entry not in given
                 and not entry.name.startswith(".")
                 and (entry.is_dir() or cv2.haveImageReader(str(entry)))
             )
