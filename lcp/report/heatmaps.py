@@ -51,8 +51,9 @@ def write_crux_heatmaps(
 
     cfg = load_config(config, cfg_options or {})
     dataset = test_set_with(cfg, count, config, f"--count {count}")
+    test_files = test_set_files(dataset)
     for target in targets:  # not into the test set, which a later run would read back
-        check_outside_sources(target, test_set_files(dataset))
+        check_outside_sources(target, test_files)
     model = build_test_model(cfg, checkpoint)
     if not hasattr(model, "crux_learner"):
         raise LCPError(
