@@ -100,17 +100,19 @@ class Rain(Degradation):
             raise LCPError(f"--angle: rain falls within 60 degrees of vertical, got {self.angle}")
         given = {"alpha": alpha, "beta": beta, "dropsize": drop_size, "density": density}
         self.overrides = {key: float(value) for key, value in given.items() if value is not None}
-        allowed = {
-            "alpha": (0, math.inf, "a finite value >= 0 (1/m)"),
-            "beta": (0, math.inf, "a finite value >= 0 (1/m)"),
-            "dropsize": (0, MAX_DROP_SIZE, f"a fraction of the image height in (0, {MAX_DROP_SIZE:g}]"),
-            "density": (0, 1, "the fraction of the image covered, in [0, 1]"),
+        allowed = {  # key -> (its flag, whether a finite value is in range, the range in words)
+            "alpha": ("alpha", lambda v: v >= 0, "a finite value >= 0 (1/m)"),
+            "beta": ("beta", lambda v: v >= 0, "a finite value >= 0 (1/m)"),
+            "dropsize": (
+                "drop-size",
+                lambda v: 0 < v <= MAX_DROP_SIZE,
+                f"a fraction of the image height in (0, {MAX_DROP_SIZE:g}]",
+            ),
+            "density": ("density", lambda v: 0 <= v <= 1, "the fraction of the image covered, in [0, 1]"),
         }
         for key, value in self.overrides.items():
-            low, high, expected = allowed[key]
-            zero_ok = key != "dropsize"
-            if not (math.isfinite(value) and (low <= value if zero_ok else low < value) and value <= high):
-                flag = "drop-size" if key == "dropsize" else key
+            flag, in_range, expected = allowed[key]
+            if not (math.isfinite(value) and in_range(value)):
                 raise LCPError(f"--{flag}: {value:g} is not {expected}")
 
     def config(self) -> dict[str, Any]:
