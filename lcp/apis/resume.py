@@ -52,18 +52,17 @@ def find_resume_checkpoint(work_dir: str | Path) -> Path | None:
     return latest if is_complete_checkpoint(latest) else None
 
 
-def restore_best_record(runner, by_epoch: bool = True) -> Path | None:
+def restore_best_record(runner) -> Path | None:
     """Point a resumed runner's best-checkpoint record (runner.meta["hook_msgs"]: best_score,
     best_ckpt) at the newest complete best_*_N.pth of its work dir with N up to the resumed
-    epoch (or iteration), so that the next better score replaces that file instead of
+    epoch (lcp train runs epoch-based runners only), so that the next better score replaces that file instead of
     keeping a second one, and a worse one does not. Returns the file, or None."""
     import torch
 
-    reached = runner.epoch if by_epoch else runner.iter
     found = sorted(
         (int(m.group(1)), p)
         for p in Path(runner.work_dir).iterdir()
-        if (m := BEST_CHECKPOINT_NAME.match(p.name)) and int(m.group(1)) <= reached
+        if (m := BEST_CHECKPOINT_NAME.match(p.name)) and int(m.group(1)) <= runner.epoch
     )
     for _, path in reversed(found):
         if not is_complete_checkpoint(path):

@@ -126,8 +126,7 @@ def train_detector(
         with annotation_loading_unprinted():
             val_dataset = build_dataset(cfg.data.val, dict(test_mode=True))
         val_loader = build_dataloader(val_dataset, **val_loader_cfg)
-        eval_cfg = cfg.get("evaluation", {})
-        eval_cfg["by_epoch"] = cfg.runner["type"] != "IterBasedRunner"
+        eval_cfg = cfg.get("evaluation", {})  # by epoch: lcp train refuses iteration-based runners
         # keep the best checkpoint beside the last checkpoint_config.max_keep_ckpts ones
         eval_cfg.setdefault("save_best", "auto")
         eval_hook = DistEvalHook if distributed else EvalHook
@@ -136,7 +135,7 @@ def train_detector(
     if cfg.resume_from:
         runner.resume(cfg.resume_from)
         if validate and eval_cfg.get("save_best"):
-            restore_best_record(runner, by_epoch=eval_cfg["by_epoch"])
+            restore_best_record(runner)
     elif cfg.load_from:
         runner.load_checkpoint(cfg.load_from)
     runner.run(data_loaders, cfg.workflow)
