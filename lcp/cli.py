@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from lcp.errors import LCPError
+from lcp.errors import INPUT_REFUSED, LCPError
 
 COMMANDS = {
     "env": "lcp.commands.env",
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._main(args) or 0)
     except LCPError as exc:
         print(f"lcp {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return INPUT_REFUSED
 
 
 if __name__ == "__main__":

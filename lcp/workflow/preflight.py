@@ -25,11 +25,11 @@ from functools import cache
 from pathlib import Path
 
 from lcp.data.coco import load_coco
-from lcp.errors import LCPError
+from lcp.errors import INPUT_REFUSED, LCPError
 
 # The exit status of an `lcp` command that refused its input or config (lcp.cli.main), and of
 # a command line it could not parse (argparse).
-UNFIXABLE_STATUS = 2
+UNFIXABLE_STATUS = INPUT_REFUSED
 UNFIXABLE_SUFFIX = ".unfixable"
 
 

@@ -264,7 +264,7 @@ def test_data_check_fails_a_class_without_boxes(capsys, scene, tmp_path):
                 "--no-progress",
             ]
         )
-        == 1
+        == 2
     )
     errors = json.loads(report.read_text())["errors"]
     assert list(errors) == ["class_without_boxes"]

@@ -9,6 +9,7 @@ import pytest
 
 from lcp.cli import main as lcp
 from lcp.errors import LCPError
+from lcp.workflow.preflight import UNFIXABLE_STATUS
 
 SIZE = 64
 CLASSES = "circle,square,triangle"
@@ -94,7 +95,8 @@ def test_swapped_images_do_not_show_their_clean_scene(scene, capsys):
     b.rename(a)
     (scene / "tmp.jpg").rename(b)
     code, report = check(scene)
-    assert code == 1 and not report["ok"]
+    # a failed check is a refused input: the workflow's retries of it end at once
+    assert code == UNFIXABLE_STATUS == 2 and not report["ok"]
     assert failing_files(report, "content_mismatch") == {a.name, b.name}
     out = capsys.readouterr().out
     assert "FAILED" in out and "content_mismatch" in out and a.name in out
@@ -106,7 +108,7 @@ def test_renamed_and_resized_images_are_named(scene):
     cv2.imwrite(str(path), cv2.resize(cv2.imread(str(path)), (SIZE + 8, SIZE)))
     (scene / "lowq" / lowq_name(5)).rename(scene / "lowq" / "demo_000005.jpg")  # lost its suffix
     code, report = check(scene)
-    assert code == 1
+    assert code == 2
     assert failing_files(report, "unpaired_lowq") == {lowq_name(99), "demo_000005.jpg"}
     assert failing_files(report, "not_in_sidecar") == {lowq_name(99), "demo_000005.jpg"}
     assert lowq_name(4) in failing_files(report, "size_mismatch")
@@ -117,10 +119,10 @@ def test_undegraded_copies_are_rejected_with_or_without_sidecar(scene):
     for path in (scene / "lowq").glob("*.jpg"):
         shutil.copyfile(scene / "clean" / path.name.replace("_foggy_beta_0.04", ""), path)
     code, report = check(scene)
-    assert code == 1 and failing_files(report, "not_degraded") == {lowq_name(i) for i in range(1, 9)}
+    assert code == 2 and failing_files(report, "not_degraded") == {lowq_name(i) for i in range(1, 9)}
     (scene / "lowq" / "synthesis.json").unlink()
     code, report = check(scene)
-    assert code == 1 and len(failing_files(report, "not_degraded")) == 8
+    assert code == 2 and len(failing_files(report, "not_degraded")) == 8
 
 
 def test_fog_of_another_strength_than_the_sidecar_says_is_out_of_range(scene):
@@ -152,7 +154,7 @@ def test_fog_of_another_strength_than_the_sidecar_says_is_out_of_range(scene):
     for path in (scene / "thin").glob("*.jpg"):
         path.replace(scene / "lowq" / path.name.replace("beta_0.01", "beta_0.04"))
     code, report = check(scene)
-    assert code == 1 and len(failing_files(report, "degradation_out_of_range")) >= 6
+    assert code == 2 and len(failing_files(report, "degradation_out_of_range")) >= 6
     assert "beta gives" in report["errors"]["degradation_out_of_range"]["items"][0]["detail"]
 
 
@@ -170,7 +172,7 @@ def test_another_degradation_under_fog_names_is_out_of_range_without_a_sidecar(s
     for path in (scene / "uw").glob("*.jpg"):
         path.replace(scene / "lowq" / lowq_name(int(path.name.split("_")[1])))
     code, report = check(scene)
-    assert code == 1 and failing_files(report, "degradation_out_of_range")
+    assert code == 2 and failing_files(report, "degradation_out_of_range")
     assert "below 0, which fog" in report["errors"]["degradation_out_of_range"]["items"][0]["detail"]
 
 
@@ -179,7 +181,7 @@ def test_truncated_and_empty_files(scene):
     clean.write_bytes(clean.read_bytes()[: clean.stat().st_size // 2])
     (scene / "lowq" / lowq_name(7)).write_bytes(b"")
     code, report = check(scene)
-    assert code == 1
+    assert code == 2
     assert failing_files(report, "truncated_image") == {"demo_000006.jpg"}
     assert failing_files(report, "empty_image_file") == {lowq_name(7)}
 
@@ -205,7 +207,7 @@ def test_annotation_problems_are_each_named(scene):
     edit(train, break_it)
     edit(scene / "annotations" / "lowq_test.json", lambda coco: coco["categories"].append({"id": 4, "name": "hexagon"}))
     code, report = check(scene)
-    assert code == 1
+    assert code == 2
     errors = report["errors"]
     for reason in (
         "box_outside_image",
@@ -260,7 +262,7 @@ def test_annotation_files_that_would_train_or_score_wrongly_are_named(scene):
     for path in annotations.glob("*.json"):
         edit(path, triangles_only_crowd)
     code, report = check(scene)
-    assert code == 1
+    assert code == 2
     details = {reason: [item["detail"] for item in entry["items"]] for reason, entry in report["errors"].items()}
     assert details["duplicate_category_name"] == ["category 'circle' has ids 1, 7; one id a name"]
     assert failing_files(report, "images_in_two_folders") == {"lowq_train.json"}
@@ -291,7 +293,7 @@ def test_configured_classes_must_all_be_categories(pristine, tmp_path):
         ]
     )
     errors = json.loads(report.read_text())["errors"]
-    assert code == 1 and set(errors) == {"unknown_category", "category_mismatch"}
+    assert code == 2 and set(errors) == {"unknown_category", "category_mismatch"}
     assert "'star'" in errors["category_mismatch"]["items"][0]["detail"]
 
 
@@ -343,7 +345,7 @@ def test_rain_and_underwater_sets_pass_and_their_copies_do_not(pristine, tmp_pat
     sidecar = json.loads((out / "synthesis.json").read_text())
     for name, record in sidecar["images"].items():
         shutil.copyfile(pristine / "clean" / record["source"], out / name)
-    assert lcp(args) == 1
+    assert lcp(args) == 2
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["errors"]["not_degraded"]["count"] == 16
 
@@ -493,7 +495,7 @@ def test_a_fog_check_fails_when_the_boxes_are_erased(scene, capsys):
     synth_fog_with_boxes(scene, "fallback", "--beta", "0.05")
     assert "images used the fallback depth" in capsys.readouterr().out
     code, report = check_lowq(scene, "fallback")
-    assert code == 1 and set(report["errors"]) == {"boxes_erased"}
+    assert code == 2 and set(report["errors"]) == {"boxes_erased"}
     boxes = report["box_visibility"]["by_variant"]["beta_0.05"]
     assert boxes["boxes"] == report["counts"]["annotations"] and boxes["erased_share"] > 0.1
     detail = report["errors"]["boxes_erased"]["items"][0]["detail"]
@@ -599,7 +601,7 @@ def test_a_broken_real_set_is_named_without_pairing(scene):
     (images / "demo_000002.jpg").unlink()  # missing; not taken from --clean
     edit(Path(anns[0]), lambda coco: coco["annotations"][0].update(bbox=[SIZE - 4, 0, 20, 20]))
     code, report = check_real(scene, "--clean", str(scene / "lowq"), "--degradation", "none")
-    assert code == 1
+    assert code == 2
     assert failing_files(report, "truncated_image") == {"demo_000006.jpg"}
     assert failing_files(report, "empty_image_file") == {"stray.jpg"}
     assert "demo_000002.jpg" in report["errors"]["missing_image"]["items"][0]["detail"]

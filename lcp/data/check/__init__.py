@@ -25,7 +25,8 @@ boxes erased is an error. Images synthesised with the fallback depth are named (
 per set), and so is each of them the fallback mostly whitened (more than half its pixels erased).
 
 Output: a short summary on stdout, the full report as json with --report (atomically),
-exit status 1 with the reasons when any error is found, 0 otherwise.
+exit status 2 with the reasons when any error is found (the status of every lcp command that
+refuses its input, so the workflow does not retry the check), 0 otherwise.
 """
 
 # One module per kind of check: pairs.py (the synthesised pairs), visibility.py (depth and box
