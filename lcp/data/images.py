@@ -108,6 +108,28 @@ def decode_image(data: bytes, flags: int | None = None) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
 
 
+# EXIF orientations (tag 0x0112) that turn the image a quarter: OpenCV, and so mmdet, decode such
+# a file with width and height swapped against its stored pixels.
+QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation of encoded JPEG bytes (1, as stored, when it has none). OpenCV applies
+    it when decoding, as photo viewers do: 3 turns the image half, 5-8 a quarter."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    if data[:3] != b"\xff\xd8\xff":
+        return 1
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            value = image.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """A BGR uint8 image; an LCPError naming the file if it is missing, truncated or undecodable."""
     image, problem = inspect_image_file(path)

@@ -6,13 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from helpers.convert_sources import boxes_by_file, category_names, convert, load_coco, write_image, write_json
+from helpers.convert_sources import (
+    boxes_by_file,
+    category_names,
+    convert,
+    load_coco,
+    write_image,
+    write_json,
+    write_turned_jpeg,
+)
 
 
 def coco_file(images: list[tuple[int, str]], annotations: list[tuple[int, int, list]], **extra) -> dict:
     return {
-        # the sizes are wrong on purpose: the decoded images' sizes are used
-        "images": [{"id": i, "file_name": name, "width": 1, "height": 1} for i, name in images],
+        "images": [{"id": i, "file_name": name, "width": 32, "height": 24} for i, name in images],
         "annotations": [
             {"id": n, "image_id": i, "category_id": c, "bbox": b, "iscrowd": 0}
             for n, (i, c, b) in enumerate(annotations, start=1)
@@ -168,3 +175,64 @@ def test_an_ignore_region_stays_ignored(source, capsys):
         "day__x_png.jpg": [("car", [1.0, 2.0, 10.0, 5.0], 1), ("van", [20.0, 2.0, 5.0, 5.0], 0)],
         "night__x_png.jpg": [("car", [1.0, 1.0, 5.0, 5.0], 0), ("person", [28.0, 20.0, 4.0, 4.0], 1)],
     }
+
+
+def test_boxes_drawn_on_the_stored_pixels_of_an_exif_turned_image_are_refused(tmp_path, capsys):
+    # phone photos: stored 32x24, turned to 24x32 by their EXIF orientation when OpenCV or mmdet
+    # read them; a json recording 32x24 was labelled on the stored pixels, so its boxes would land
+    # elsewhere on the image mmdet trains on
+    images = tmp_path / "src"
+    write_turned_jpeg(images / "a.jpg", orientation=6)
+    write_turned_jpeg(images / "b.jpg", orientation=8)
+    write_image(images / "c.jpg")
+    data = coco_file([(1, "a.jpg"), (2, "b.jpg"), (3, "c.jpg")], [(1, 5, [1, 2, 25, 5]), (3, 5, [1, 2, 3, 4])])
+    write_json(tmp_path / "train.json", data)
+    out = tmp_path / "scene"
+    code, _, stderr = convert(
+        capsys, "coco", images, out, "--train", tmp_path / "train.json", "--classes", "car", "--workers", "1"
+    )
+    assert code == 2 and list(out.iterdir()) == []  # no image set, no staging folder left
+    line = stderr.strip().splitlines()[-1]
+    assert f"{images / 'a.jpg'}: {tmp_path / 'train.json'} records 32x24" in line
+    assert "EXIF orientation 6 turns it to 24x32" in line and "(and 1 more such images)" in line
+    assert "exiftool -Orientation=" in line
+
+
+def test_an_exif_turned_image_labelled_turned_is_converted_with_a_warning(tmp_path, capsys):
+    images = tmp_path / "src"
+    write_turned_jpeg(images / "a.jpg", orientation=6)
+    data = coco_file([(1, "a.jpg")], [(1, 5, [1, 2, 20, 28])])
+    data["images"][0].update(width=24, height=32)  # the size viewers show: the boxes fit it
+    write_json(tmp_path / "train.json", data)
+    out = tmp_path / "scene"
+    code, _, stderr = convert(
+        capsys, "coco", images, out, "--train", tmp_path / "train.json", "--classes", "car", "--workers", "1"
+    )
+    assert code == 0, stderr
+    assert "a.jpg: EXIF orientation 6: read turned to 24x32" in stderr
+    coco = load_coco(out / "annotations/images_train.json")
+    assert [(i["width"], i["height"]) for i in coco.dataset["images"]] == [(24, 32)]
+    assert boxes_by_file(coco) == {"a.jpg": [("car", [1.0, 2.0, 20.0, 28.0], 0)]}
+
+
+def test_a_recorded_size_other_than_the_image_is_warned_about(tmp_path, capsys):
+    # e.g. images downsized after labelling: the boxes are in the recorded image's pixels
+    images = tmp_path / "src"
+    write_image(images / "a.png")
+    data = coco_file([(1, "a.png")], [(1, 5, [1, 2, 10, 5])])
+    data["images"][0].update(width=64, height=48)
+    write_json(tmp_path / "train.json", data)
+    code, _, stderr = convert(
+        capsys,
+        "coco",
+        images,
+        tmp_path / "scene",
+        "--train",
+        tmp_path / "train.json",
+        "--classes",
+        "car",
+        "--workers",
+        "1",
+    )
+    assert code == 0, stderr
+    assert f"a.png: {tmp_path / 'train.json'} records 64x48, the image is 32x24" in stderr

@@ -116,3 +116,16 @@ def test_summary_names_other_label_files_and_counts_disagreeing_filenames(tmp_pa
     assert "3  .txt file, neither an image nor a VOC xml, ignored" in stdout
     assert "2  xml whose <filename> names another file than its image (paired by file stem)" in stdout
     assert len(load_coco(tmp_path / "scene/annotations/images_train.json").getAnnIds()) == 3
+
+
+def test_a_turned_photo_whose_size_says_it_was_labelled_unturned_is_refused(tmp_path, capsys):
+    from helpers.convert_sources import write_turned_jpeg
+
+    write_turned_jpeg(tmp_path / "VOC/a.jpg", orientation=6)  # stored 32x24, read as 24x32
+    write_voc_xml(tmp_path / "VOC/a.xml", "a.jpg", [("dog", 1, 2, 30, 8)], size=(32, 24))
+    write_image(tmp_path / "VOC/b.jpg", 40, 30)
+    write_voc_xml(tmp_path / "VOC/b.xml", "b.jpg", [("dog", 1, 2, 30, 8)], size=(80, 60))
+    code, _, stderr = convert(capsys, "voc", tmp_path / "VOC", tmp_path / "out", "--workers", "1")
+    assert code == 2
+    assert f"{tmp_path / 'VOC/a.xml'} records 32x24, the size of its stored pixels" in stderr
+    assert f"b.jpg: {tmp_path / 'VOC/b.xml'} records 80x60, the image is 40x30" in stderr  # a warning

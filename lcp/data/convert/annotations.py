@@ -11,6 +11,8 @@ from pathlib import Path
 from lcp.data.convert.report import Report
 from lcp.data.convert.samples import Box, Sample
 from lcp.data.convert.splits import SPLITS
+from lcp.data.convert.transcode import Decoded
+from lcp.data.images import QUARTER_TURNS
 from lcp.errors import LCPError
 
 
@@ -71,10 +73,50 @@ def coco_box(box: Box, width: int, height: int, name: str, report: Report) -> li
     return bbox
 
 
+def check_recorded_sizes(samples: Sequence[Sample], decoded: Sequence[Decoded], report: Report) -> None:
+    """Compare each image's decoded size with the size its annotation file records.
+
+    An image that its EXIF orientation turns a quarter, while its annotation records the size
+    of its stored, unturned pixels, is refused: its boxes were drawn on those pixels, and mmdet
+    reads the image turned (a half turn cannot be told from the sizes: it is warned about with
+    every other EXIF-turned image). Any other difference is a warning: the boxes are taken in the
+    decoded image's pixels and clipped to it.
+    """
+    unturned = []
+    for sample, image in zip(samples, decoded, strict=True):
+        if image.orientation != 1:
+            report.warn(
+                f"EXIF orientation {image.orientation}: read turned to {image.width}x{image.height}, as mmdet "
+                "reads it; its boxes must have been drawn on the turned image",
+                sample.image,
+            )
+        recorded = sample.recorded_size
+        if recorded is None or 0 in recorded or recorded == (image.width, image.height):
+            continue
+        if image.orientation in QUARTER_TURNS and recorded == (image.height, image.width):
+            unturned.append((sample, image))
+        else:
+            report.warn(
+                f"{sample.recorded_in} records {recorded[0]}x{recorded[1]}, the image is "
+                f"{image.width}x{image.height}; its boxes are taken in the image's pixels",
+                sample.image,
+            )
+    if unturned:
+        sample, image = unturned[0]
+        more = f" (and {len(unturned) - 1} more such images)" if len(unturned) > 1 else ""
+        raise LCPError(
+            f"{sample.image}: {sample.recorded_in} records {image.height}x{image.width}, the size of its stored "
+            f"pixels, but its EXIF orientation {image.orientation} turns it to {image.width}x{image.height} as "
+            f"mmdet reads it, so the boxes drawn on the stored pixels would land elsewhere{more}; remove the "
+            "orientation tag so that the images are read as they were labelled "
+            "(exiftool -Orientation= -overwrite_original FILES) and convert again"
+        )
+
+
 def build_annotations(
     samples: Sequence[Sample],
     file_names: Sequence[str],
-    sizes: Sequence[tuple[int, int]],
+    sizes: Sequence[Decoded],
     *,
     folder: Path,
     classes: Sequence[str],
@@ -93,7 +135,7 @@ def build_annotations(
     }
     result = Annotations(cocos)
     image_id = annotation_id = 0
-    for sample, file_name, (width, height) in zip(samples, file_names, sizes, strict=True):
+    for sample, file_name, (width, height, _) in zip(samples, file_names, sizes, strict=True):
         kept = [(box, bbox) for box in sample.boxes if (bbox := coco_box(box, width, height, name, report)) is not None]
         if not kept and drop_empty:
             report.warn("image with no box left, dropped (--drop-empty)", sample.image)

@@ -12,7 +12,8 @@ Rules:
   * iscrowd is kept, and an `ignore` flag (which mmdet honours like iscrowd) becomes
     iscrowd: 1; each must be 0 or 1 (or a boolean). Segmentation is not copied (boxes only); boxes reaching outside the
     image are clipped, boxes left without area dropped, both reported. Image sizes come
-    from the decoded images, not from the json.
+    from the decoded images, not from the json; a json size that differs is warned about,
+    and refused where the image's EXIF orientation turns its stored pixels a quarter.
   * a missing image file, an image listed twice, an annotation naming an unknown image or
     category, or a malformed entry: error naming the json file and the entry.
   * images left with no box are kept as negatives unless --drop-empty.
@@ -69,6 +70,13 @@ def _flag(entry: dict, key: str, where: str) -> bool:
     return bool(value)
 
 
+def _recorded_size(entry: dict) -> tuple[int, int] | None:
+    """The image entry's (width, height) when it states both as positive integers."""
+    size = entry.get("width"), entry.get("height")
+    valid = all(isinstance(v, Real) and not isinstance(v, bool) and v > 0 and v == int(v) for v in size)
+    return (int(size[0]), int(size[1])) if valid else None
+
+
 def read_coco(path: Path, split: str, images_root: Path, renames: dict[str, str]) -> tuple[list[Sample], list[str]]:
     """The samples of one COCO file (boxes labelled by renamed category name) and its
     category names in id order."""
@@ -86,7 +94,7 @@ def read_coco(path: Path, split: str, images_root: Path, renames: dict[str, str]
         image = images_root / _field(entry, "file_name", str, where)
         if not image.is_file():
             raise LCPError(f"{where}: image file {image} not found")
-        samples[image_id] = Sample(image, split)
+        samples[image_id] = Sample(image, split, recorded_size=_recorded_size(entry), recorded_in=str(path))
     for where, entry in _numbered_entries(data, "annotations", path):
         sample = samples.get(_field(entry, "image_id", int, where))
         if sample is None:

@@ -4,7 +4,8 @@
 `write_image_set`
   1. names the images flat and uniquely (output.flat_names),
   2. writes every image as .jpg into a staging folder, in parallel (transcode),
-  3. builds one COCO dict per split, boxes clipped to the decoded sizes (annotations),
+  3. builds one COCO dict per split, boxes clipped to the decoded sizes (annotations), after
+     comparing those with the sizes the source records,
   4. renames the staging folder and the json files into place (output.publish), so a
      reader never sees a half-written image set.
 """
@@ -15,7 +16,7 @@ import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from lcp.data.convert.annotations import build_annotations, check_labels
+from lcp.data.convert.annotations import build_annotations, check_labels, check_recorded_sizes
 from lcp.data.convert.output import Output, check_output_free, flat_names, publish
 from lcp.data.convert.report import Report
 from lcp.data.convert.samples import Sample
@@ -52,6 +53,7 @@ def write_image_set(
         sizes = transcode_images(
             [s.image for s in samples], [images / f for f in file_names], output.workers, desc=f"convert {name}"
         )
+        check_recorded_sizes(samples, sizes, report)
         info = {"description": description or name, "converted_by": f"lcp data convert {report.command}"}
         annotations = build_annotations(
             samples,

@@ -33,11 +33,15 @@ class Box:
 
 @dataclass
 class Sample:
-    """One source image, the split it belongs to and its boxes."""
+    """One source image, the split it belongs to and its boxes; `recorded_size` (width, height)
+    is the size its annotation file states, where the format states one (`recorded_in` names
+    that entry)."""
 
     image: Path
     split: str = "train"
     boxes: list[Box] = field(default_factory=list)
+    recorded_size: tuple[int, int] | None = None
+    recorded_in: str = ""
 
 
 def keep_classes(samples: Sequence[Sample], classes: Sequence[str], report: Report, dropped: str) -> None:

@@ -3,15 +3,16 @@
 JPEG sources are copied byte for byte (a second lossy encoding would only lose detail),
 others are encoded by lcp.data.images.encode_jpeg with 4:2:0 chroma subsampling, as they
 always were (the same source gives the same bytes); the decoded size is what the boxes are
-clipped to.
+clipped to. A JPEG is decoded turned by its EXIF orientation, as mmdet reads it in training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
-from lcp.data.images import decode_image, encode_jpeg
+from lcp.data.images import decode_image, encode_jpeg, exif_orientation
 from lcp.errors import LCPError
 from lcp.progress import map_with_progress
 
@@ -22,8 +23,16 @@ def _one_thread_per_process() -> None:
     cv2.setNumThreads(1)  # the pool already runs one process per core
 
 
-def transcode_image(job: tuple[str, str]) -> tuple[int, int] | str:
-    """Decode `src`, write it to `dst` as JPEG; return (width, height) or what went wrong."""
+class Decoded(NamedTuple):
+    """An image as written: its size as decoded, and the EXIF orientation that turned it (1: none)."""
+
+    width: int
+    height: int
+    orientation: int = 1
+
+
+def transcode_image(job: tuple[str, str]) -> Decoded | str:
+    """Decode `src`, write it to `dst` as JPEG; return its Decoded or what went wrong."""
     import cv2
 
     src, dst = job
@@ -37,8 +46,10 @@ def transcode_image(job: tuple[str, str]) -> tuple[int, int] | str:
         image = None
     if image is None:
         return "not a readable image (decoding failed)"
+    orientation = 1
     if data[:3] == b"\xff\xd8\xff":
         Path(dst).write_bytes(data)
+        orientation = exif_orientation(data)
     else:
         try:
             encoded = encode_jpeg(image, subsample_chroma=True)
@@ -46,14 +57,12 @@ def transcode_image(job: tuple[str, str]) -> tuple[int, int] | str:
             return "could not be encoded as JPEG"
         Path(dst).write_bytes(encoded)
     height, width = image.shape[:2]
-    return width, height
+    return Decoded(width, height, orientation)
 
 
-def transcode_images(
-    sources: Sequence[Path], targets: Sequence[Path], workers: int, desc: str
-) -> list[tuple[int, int]]:
-    """Write each source image to its target as .jpg, with progress; the (width, height) of
-    each, or an LCPError naming the first source that could not be converted."""
+def transcode_images(sources: Sequence[Path], targets: Sequence[Path], workers: int, desc: str) -> list[Decoded]:
+    """Write each source image to its target as .jpg, with progress; the Decoded of each, or
+    an LCPError naming the first source that could not be converted."""
     jobs = [(str(source), str(target)) for source, target in zip(sources, targets, strict=True)]
     # in a pool only: a serial run leaves the calling process's OpenCV threads alone
     initializer = _one_thread_per_process if workers > 1 else None

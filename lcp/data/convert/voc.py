@@ -36,8 +36,13 @@ from lcp.errors import LCPError
 DEFAULT_TEST_FRACTION = 0.2
 
 
-def parse_voc_xml(path: Path) -> list[Box]:
-    """The objects of one VOC xml file; LCPError naming the file when it is malformed."""
+def voc_sample(image: Path, xml: Path) -> Sample:
+    """The sample of an image and its VOC xml file: its objects and its recorded <size>."""
+    root = _voc_root(xml)
+    return Sample(image, boxes=parse_voc_xml(xml, root), recorded_size=_recorded_size(root), recorded_in=str(xml))
+
+
+def _voc_root(path: Path) -> ET.Element:
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
@@ -46,6 +51,22 @@ def parse_voc_xml(path: Path) -> list[Box]:
         raise LCPError(f"{path}: cannot read ({exc.strerror})") from None
     if root.tag != "annotation":
         raise LCPError(f"{path}: root element is <{root.tag}>, a VOC file has <annotation>")
+    return root
+
+
+def _recorded_size(root: ET.Element) -> tuple[int, int] | None:
+    """<size>'s (width, height) when both are positive integers (labelling tools write 0 when unsure)."""
+    try:
+        size = int(root.findtext("size/width") or 0), int(root.findtext("size/height") or 0)
+    except ValueError:
+        return None
+    return size if min(size) > 0 else None
+
+
+def parse_voc_xml(path: Path, root: ET.Element | None = None) -> list[Box]:
+    """The objects of one VOC xml file (`root`: its parsed tree, when at hand); LCPError naming
+    the file when it is malformed."""
+    root = _voc_root(path) if root is None else root
     boxes = []
     for number, obj in enumerate(root.findall("object"), start=1):
         label = (obj.findtext("name") or "").strip()
@@ -137,7 +158,7 @@ def convert(
     images_root, annotations_root = source_folders(src, images, annotations)
     report = begin("voc", output, [src, images, annotations, split.test_list])
     pairs = pair_by_stem(images_root, annotations_root, report)
-    samples = [Sample(image, boxes=parse_voc_xml(xml)) for image, xml in pairs]
+    samples = [voc_sample(image, xml) for image, xml in pairs]
     classes = classes or sorted({box.label for s in samples for box in s.boxes})
     if not classes:
         raise LCPError(f"{annotations_root}: no objects in any xml file, and no --classes given")
