@@ -42,16 +42,42 @@ def page(title: str, body: str) -> str:
     )
 
 
+def _split_unescaped(text: str, separator: str) -> list[str]:
+    """`text` split at each `separator` not escaped by a backslash (escapes kept)."""
+    parts, current, index = [], [], 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text):
+            current.append(text[index : index + 2])
+            index += 2
+            continue
+        if char == separator:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        index += 1
+    return [*parts, "".join(current)]
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\([\\|`])", r"\1", text)
+
+
 def _inline(text: str) -> str:
-    """Escaped text with `code` spans."""
-    parts = text.split("`")
+    """Escaped text with `code` spans; \\`, \\| and \\\\ stand for the character itself."""
+    parts = _split_unescaped(text, "`")
     return "".join(
-        f"<code>{html.escape(part)}</code>" if index % 2 else html.escape(part) for index, part in enumerate(parts)
+        f"<code>{html.escape(_unescape(part))}</code>" if index % 2 else html.escape(_unescape(part))
+        for index, part in enumerate(parts)
     )
 
 
 def _cells(line: str) -> list[str]:
-    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+    line = line.strip()
+    line = line[1:] if line.startswith("|") else line
+    line = line[:-1] if line.endswith("|") and not line.endswith("\\|") else line
+    return [cell.strip() for cell in _split_unescaped(line, "|")]
 
 
 def _markdown_table(lines: list[str]) -> str:

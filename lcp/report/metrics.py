@@ -316,19 +316,24 @@ def robustness_table(evaluations: Mapping[str, Mapping[str, Any]]) -> pd.DataFra
 # ---- the summary page --------------------------------------------------------------------
 
 
+def markdown_text(value: Any) -> str:
+    """`value` as literal markdown text in a table cell: a class named `car|van` stays one cell."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+
+
 def markdown_table(frame: pd.DataFrame, index_name: str | None = None) -> str:
     """A GitHub markdown table; numbers with one decimal, missing values as '-'."""
 
     def cell(value: Any) -> str:
         if isinstance(value, float):
             return "-" if math.isnan(value) else f"{value:.1f}"
-        return "-" if value is None else str(value)
+        return "-" if value is None else markdown_text(value)
 
-    header = [index_name if index_name is not None else frame.index.name or ""]
-    header += [str(column) for column in frame.columns]
+    header = [markdown_text(index_name if index_name is not None else frame.index.name or "")]
+    header += [markdown_text(column) for column in frame.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(frame.columns)) + "|"]
     for index, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(index)] + [cell(value) for value in row]) + " |")
+        lines.append("| " + " | ".join([markdown_text(index)] + [cell(value) for value in row]) + " |")
     return "\n".join(lines) + "\n"
 
 

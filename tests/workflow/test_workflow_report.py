@@ -389,6 +389,33 @@ def test_html_summary_has_the_tables_and_the_samples_side_by_side(tmp_path):
     assert shrunk.shape[1] == 640
 
 
+def test_class_names_with_table_characters_stay_in_their_cells(tmp_path):
+    # the config schema allows `|` and backticks in class names: the markdown table escapes
+    # them and the HTML page shows them as they are
+    classes = {"car|van": 0.25, "a`b`": 0.3, "person": 0.35}
+    baseline = write_eval(tmp_path / "b.json", 0.30, classes)
+    method = write_eval(tmp_path / "l.json", 0.34, {name: ap + 0.01 for name, ap in classes.items()})
+    result = lcp(
+        "report",
+        "metrics",
+        "--eval",
+        f"baseline={baseline}",
+        "--eval",
+        f"lcp={method}",
+        "--csv",
+        str(tmp_path / "m.csv"),
+        "--markdown",
+        str(tmp_path / "summary.md"),
+        "--html",
+        str(tmp_path / "summary.html"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| car\\|van | 25.0 | 26.0 |" in (tmp_path / "summary.md").read_text()
+    html = (tmp_path / "summary.html").read_text()
+    assert '<tr><td>car|van</td><td class="number">25.0</td><td class="number">26.0</td></tr>' in html
+    assert '<tr><td>a`b`</td><td class="number">30.0</td>' in html
+
+
 def test_html_robustness_table(tmp_path):
     evals = []
     for method, ap in (("baseline", 0.2), ("lcp", 0.25)):
