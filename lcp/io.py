@@ -194,7 +194,7 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False, sources: Sou
 
 def write_text(path: str | os.PathLike, text: str, overwrite: bool = True, sources: Sources = ()) -> None:
     with atomic_path(path, overwrite, sources) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")  # the pages declare utf-8, whatever the locale
 
 
 def write_json(path: str | os.PathLike, obj: Any, overwrite: bool = True, sources: Sources = ()) -> None:
@@ -204,7 +204,7 @@ def write_json(path: str | os.PathLike, obj: Any, overwrite: bool = True, source
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LCPError(f"{path}: file not found") from None
     except IsADirectoryError:

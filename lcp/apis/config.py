@@ -295,7 +295,7 @@ def config_files(path: str | os.PathLike) -> list[str]:
             return
         found.append(file)
         try:
-            tree = ast.parse(Path(file).read_text(), filename=file)
+            tree = ast.parse(Path(file).read_text(encoding="utf-8"), filename=file)
         except FileNotFoundError:
             raise LCPError(f"{file}: config file not found") from None
         except (OSError, SyntaxError, ValueError) as exc:

@@ -175,20 +175,23 @@ def main_robustness(args: argparse.Namespace) -> int:
     from lcp.report.html import frame_to_html, page
     from lcp.report.metrics import robustness_table
     from lcp.report.plots import plot_robustness
+    from lcp.workflow.scenes import severity_value
 
     _check_outputs([args.csv, args.plot, args.html], [path for _, path in args.evals])
     table = robustness_table(_load_all(args.evals))
-    write_text(args.csv, table.to_csv(index=False, float_format="%.4g"))
-    if args.plot:
-        spread = " (mean and std over seeds)" if "seed" in table else ""
-        plot_robustness(table, args.plot, f"{args.title}: AP against {table['parameter'].iloc[0]}{spread}")
+    # the severities as exactly as the test sets' names give them (0.08123441 and 0.08123442 stay two)
+    shown = table.assign(value=table["value"].map(severity_value))
+    pages = {args.csv: shown.to_csv(index=False, float_format="%.4g")}
     if args.html:
         title = f"{args.title}: AP against {table['parameter'].iloc[0]}"
-        write_text(
-            args.html,
-            page(title, f"<h1>{html.escape(title)}</h1>\n<p>COCO box AP in percent.</p>\n" + frame_to_html(table)),
-        )
-    print(table.to_string(index=False))
+        body = f"<h1>{html.escape(title)}</h1>\n<p>COCO box AP in percent.</p>\n"
+        pages[args.html] = page(title, body + frame_to_html(shown, number_columns=["value"]))
+    if args.plot:  # first: a plot that fails leaves no table behind either
+        spread = " (mean and std over seeds)" if "seed" in table else ""
+        plot_robustness(table, args.plot, f"{args.title}: AP against {table['parameter'].iloc[0]}{spread}")
+    for path, text in pages.items():
+        write_text(path, text)
+    print(shown.to_string(index=False))
     return 0
 
 

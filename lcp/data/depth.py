@@ -79,7 +79,7 @@ def cityscapes_depth(disparity_path: Path, camera_path: Path) -> np.ndarray:
     if raw is None or raw.ndim != 2:
         raise LCPError(f"{disparity_path}: not a single-channel disparity png")
     try:
-        camera = json.loads(camera_path.read_text())
+        camera = json.loads(camera_path.read_text(encoding="utf-8"))
         baseline = float(camera["extrinsic"]["baseline"])
         fx = float(camera["intrinsic"]["fx"])
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -31,7 +31,7 @@ def read_annotation_file(ann_file: str) -> dict:
     if not path.is_file():
         raise LCPError(f"{ann_file}: annotation file does not exist")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise LCPError(f"{ann_file}: annotation file is not valid JSON ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
@@ -181,7 +181,7 @@ def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False) -> Non
         if isinstance(classes, str):  # mmdet also reads classes from a text file, one a line
             if not Path(classes).is_file():
                 raise LCPError(f"{classes}: classes file does not exist")
-            classes = [line.strip() for line in Path(classes).read_text().splitlines() if line.strip()]
+            classes = [line.strip() for line in Path(classes).read_text(encoding="utf-8").splitlines() if line.strip()]
         if ann_file.endswith(".json"):
             check_annotation_file(
                 ann_file, img_prefix, [str(name) for name in classes] if classes else None, need_boxes=for_training

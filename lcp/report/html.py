@@ -12,9 +12,10 @@ from __future__ import annotations
 import base64
 import html
 import math
+import numbers
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -131,17 +132,25 @@ def markdown_to_html(markdown: str) -> str:
     return "".join(blocks)
 
 
-def frame_to_html(frame: pd.DataFrame) -> str:
-    """A table with numbers right-aligned, 4 significant digits, missing values as '-'."""
+def frame_to_html(frame: pd.DataFrame, number_columns: Sequence[str] = ()) -> str:
+    """A table with numbers right-aligned (floats to 4 significant digits, integers whole),
+    missing values as '-'; the cells of `number_columns` are numbers written as text already."""
 
-    def cell(value: Any) -> str:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            text = "-" if isinstance(value, float) and math.isnan(value) else f"{value:.4g}"
-            return f"<td class=\"number\">{text}</td>"
+    def cell(value: Any, column: str) -> str:
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return f"<td class=\"number\">{value}</td>"
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return f"<td class=\"number\">{'-' if math.isnan(value) else f'{value:.4g}'}</td>"
+        if column in number_columns:
+            return f"<td class=\"number\">{html.escape(str(value))}</td>"
         return f"<td>{html.escape('-' if value is None else str(value))}</td>"
 
-    head = "".join(f"<th>{html.escape(str(column))}</th>" for column in frame.columns)
-    body = "".join("<tr>" + "".join(cell(value) for value in row) + "</tr>\n" for row in frame.itertuples(index=False))
+    columns = [str(column) for column in frame.columns]
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
+    body = "".join(
+        "<tr>" + "".join(cell(value, column) for value, column in zip(row, columns, strict=True)) + "</tr>\n"
+        for row in frame.itertuples(index=False)
+    )
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
 
 

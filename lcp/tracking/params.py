@@ -185,7 +185,7 @@ def annotation_fingerprint(ann_file: str) -> dict[str, str]:
         return {"ann_file": ann_file, "ann_sha256": "missing"}
     fingerprint = {"ann_file": ann_file, "ann_sha256": sha256_of(path)}
     try:
-        images = json.loads(path.read_text()).get("images")
+        images = json.loads(path.read_text(encoding="utf-8")).get("images")
         if isinstance(images, list):
             fingerprint["num_images"] = str(len(images))
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):

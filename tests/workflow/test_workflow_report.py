@@ -6,6 +6,7 @@ import base64
 import csv
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -257,6 +258,42 @@ def test_robustness_over_seeds(tmp_path):
     ]
     assert [float(r["AP"]) for r in rows] == pytest.approx([20, 24, 22, 2 * 2**0.5, 25, 27, 26, 2**0.5], abs=1e-3)
     assert (tmp_path / "r.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_robustness_outputs_keep_every_digit_of_a_severity_and_a_seed(tmp_path):
+    # %.4g wrote both severities as 0.08123 and seed 12345 as 1.234e+04
+    evals = []
+    for beta in ("0.08123441", "0.08123442"):
+        for seed in (12345, 12346):
+            path = write_eval(tmp_path / f"{beta}_{seed}.json", 0.2, {"car": 0.2})
+            evals += ["--eval", f"lcp/seed{seed}@beta_{beta}={path}"]
+    outputs = ["--csv", str(tmp_path / "r.csv"), "--html", str(tmp_path / "r.html")]
+    result = lcp("report", "robustness", *evals, *outputs)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert sorted({r["value"] for r in rows}) == ["0.08123441", "0.08123442"]
+    html = (tmp_path / "r.html").read_text()
+    assert '<tr><td>lcp</td><td class="number">12345</td><td>beta</td><td class="number">0.08123442</td>' in html
+
+
+def test_report_pages_are_utf8_whatever_the_locale(tmp_path):
+    # under the C locale the summary's '±' could not be written, after the csv was
+    baseline = [write_eval(tmp_path / f"b{seed}.json", 0.3 + seed / 100, {"car": 0.3}) for seed in (0, 1)]
+    method = [write_eval(tmp_path / f"l{seed}.json", 0.32 + seed / 100, {"car": 0.3}) for seed in (0, 1)]
+    evals = [f"baseline/seed{seed}={path}" for seed, path in enumerate(baseline)]
+    evals += [f"lcp/seed{seed}={path}" for seed, path in enumerate(method)]
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "lcp.cli", "report", "metrics", *(item for e in evals for item in ("--eval", e))]
+        + ["--csv", str(tmp_path / "m.csv"), "--markdown", str(tmp_path / "summary.md")],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "30.5 ± 0.7" in (tmp_path / "summary.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
