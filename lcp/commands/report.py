@@ -195,6 +195,29 @@ def main_robustness(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_report_problem(check: dict) -> str | None:
+    """What in a data check report (`lcp data check --report`) lacks the shape its page reads."""
+
+    def mapping_of_mappings(value: object) -> bool:
+        return isinstance(value, dict) and all(isinstance(item, dict) for item in value.values())
+
+    for key in ("errors", "warnings"):  # {reason: {"count": N, "items": [{...}, ...]}}
+        found = check.get(key) or {}
+        if not mapping_of_mappings(found) or not all(
+            isinstance(entry.get("items", []), list) and all(isinstance(item, dict) for item in entry.get("items", []))
+            for entry in found.values()
+        ):
+            return f"'{key}' must map each reason to {{count, items: [{{...}}]}}"
+    if not isinstance(check.get("counts") or {}, dict):
+        return "'counts' must map names to counts"
+    if not isinstance(check.get("classes") or [], list):
+        return "'classes' must be a list"
+    summary = check.get("degradation_summary") or {}
+    if not isinstance(summary, dict) or not mapping_of_mappings(summary.get("by_variant") or {}):
+        return "'degradation_summary.by_variant' must map each variant to its statistics"
+    return None
+
+
 def main_check(args: argparse.Namespace) -> int:
     from lcp.io import read_json, write_text
     from lcp.report.html import check_html, page
@@ -202,6 +225,8 @@ def main_check(args: argparse.Namespace) -> int:
     check = read_json(args.report)
     if not isinstance(check, dict) or "ok" not in check:
         raise LCPError(f"{args.report}: not a data check report (no 'ok' key)")
+    if problem := check_report_problem(check):
+        raise LCPError(f"{args.report}: not a data check report ({problem})")
     write_text(args.html, page("data check", check_html(check, args.report)), sources=[args.report])
     return 0
 

@@ -504,6 +504,11 @@ def test_data_check_page(tmp_path):
     [
         ("[1, 2]", "not a data check report (no 'ok' key)"),
         ("{", "check.json: "),
+        # a hand-edited report of another shape was a traceback
+        ('{"ok": false, "errors": ["missing image"]}', "'errors' must map each reason to {count, items"),
+        ('{"ok": true, "warnings": {"r": {"count": 1, "items": ["a.jpg"]}}}', "'warnings' must map each reason"),
+        ('{"ok": true, "counts": 5}', "'counts' must map names to counts"),
+        ('{"ok": true, "degradation_summary": {"by_variant": [1]}}', "'degradation_summary.by_variant' must map"),
     ],
 )
 def test_bad_data_check_is_one_clear_line(tmp_path, content, message):
