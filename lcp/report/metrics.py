@@ -184,10 +184,16 @@ def paired_differences(grouped: Mapping[str, Mapping[int | None, Mapping[str, An
     return (lcp - baseline).round(2)
 
 
+def _over_seeds(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Mean and standard deviation of each column over all the seeds (rows): a column that
+    some seed lacks gets none, rather than a mean over other seeds than the table names."""
+    return table.mean(skipna=False), table.std(skipna=False)
+
+
 def _with_statistics(table: pd.DataFrame) -> pd.DataFrame:
     """The per-seed rows, then the mean and the standard deviation over seeds (none for
     the image count and the collapse flag, whose mean is the collapsed fraction)."""
-    statistics = pd.DataFrame([table.mean(), table.std()], index=["mean", "std"]).round(4)
+    statistics = pd.DataFrame([*_over_seeds(table)], index=["mean", "std"]).round(4)
     statistics.loc["std", [column for column in ("images", CRUX_COLLAPSED) if column in table]] = math.nan
     return pd.concat([table.set_axis(list(table.index), axis=0), statistics])
 
@@ -215,9 +221,9 @@ def method_statistics(evaluations: Mapping[str, Mapping[str, Any]]) -> tuple[pd.
     """Mean and standard deviation over seeds, one row per method (std NaN for one seed)."""
     grouped = group_by_method(evaluations)
     columns = _columns(evaluations.values())
-    tables = {method: seed_table(runs, columns) for method, runs in grouped.items()}
-    mean = pd.DataFrame({method: table.mean() for method, table in tables.items()}).T.reindex(columns=columns)
-    std = pd.DataFrame({method: table.std() for method, table in tables.items()}).T.reindex(columns=columns)
+    tables = {method: _over_seeds(seed_table(runs, columns)) for method, runs in grouped.items()}
+    mean = pd.DataFrame({method: statistics[0] for method, statistics in tables.items()}).T.reindex(columns=columns)
+    std = pd.DataFrame({method: statistics[1] for method, statistics in tables.items()}).T.reindex(columns=columns)
     mean.index.name = std.index.name = "method"
     return mean, std
 

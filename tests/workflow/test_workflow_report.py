@@ -214,6 +214,24 @@ def test_metrics_over_seeds_mean_spread_and_paired_gain(tmp_path):
     assert (out / "classwise.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
+def test_a_value_one_seed_lacks_gets_no_mean_over_the_other_seeds(tmp_path):
+    # the table says "over seeds 0, 1, 2": a mean of seeds 0 and 1 under it was silently wrong
+    evals = []
+    for seed in range(3):
+        baseline = write_eval(tmp_path / f"b{seed}.json", 0.30, {"car": 0.30})
+        method = write_eval(tmp_path / f"l{seed}.json", 0.32 + seed / 100, {"car": 0.3})
+        if seed == 2:
+            method.write_text(json.dumps({**json.loads(method.read_text()), "bbox_mAP_50": None}))
+        evals += ["--eval", f"baseline/seed{seed}={baseline}", "--eval", f"lcp/seed{seed}={method}"]
+    out = ["--csv", str(tmp_path / "m.csv"), "--markdown", str(tmp_path / "summary.md")]
+    result = lcp("report", "metrics", *evals, *out)
+    assert result.returncode == 0, result.stderr
+    rows = {(row["method"], row["seed"]): row for row in csv.DictReader((tmp_path / "m.csv").open())}
+    assert rows["lcp", "mean"]["AP50"] == "" and float(rows["lcp", "mean"]["AP"]) == pytest.approx(33.0)
+    assert rows["LCP - baseline", "mean"]["AP50"] == ""
+    assert "| lcp | 0, 1, 2 | 33.0 ± 1.0 | - |" in (tmp_path / "summary.md").read_text()
+
+
 def test_one_seed_with_crux_health_keeps_the_table_and_says_when_it_collapsed(tmp_path):
     baseline = write_eval(tmp_path / "b.json", 0.30, {"car": 0.30})
     # a collapsed mask's statistics are tiny: they keep their significant digits
