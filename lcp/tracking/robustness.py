@@ -74,7 +74,11 @@ def seed_summary(
     for method, seed in points.index[points["mPC"].notna() & points[P].isna()]:
         run = f"{method}/seed{seed}" if seed else method
         print(f"warning: {where}{run}: no evaluation on the test set; no P or rPC for it", file=sys.stderr)
-    points["rPC"] = 100 * points["mPC"] / points[P]
+    no_ap = points["mPC"].notna() & (points[P] <= 0)
+    for method, seed in points.index[no_ap]:
+        run = f"{method}/seed{seed}" if seed else method
+        print(f"warning: {where}{run}: AP 0 on the test set; no rPC for it (mPC / P)", file=sys.stderr)
+    points["rPC"] = (100 * points["mPC"] / points[P]).where(~no_ap)
     return points
 
 
@@ -91,8 +95,8 @@ def method_summary(seeds: pd.DataFrame) -> pd.DataFrame:
     for method, group in seeds.groupby(level="method", sort=True):
         complete = group.dropna(subset=["mPC", P])
         row = {"seeds": ", ".join(seed for seed in complete.index.get_level_values("seed") if seed)}
-        row.update(complete.mean().to_dict())
-        row.update({f"{column} std": value for column, value in complete.std().items()})
+        row.update(complete.mean(skipna=False).to_dict())  # rPC: none where a seed has none (P 0)
+        row.update({f"{column} std": value for column, value in complete.std(skipna=False).items()})
         rows[method] = row
     summary = pd.DataFrame.from_dict(rows, orient="index")
     summary.index.name = "method"

@@ -64,6 +64,16 @@ def test_every_column_of_a_method_is_over_the_same_seeds(capsys):
     assert summary.loc["lcp", ["P", "mPC", "rPC"]].tolist() == pytest.approx([40.0, 30.0, 75.0])
 
 
+def test_a_test_set_ap_of_0_gives_no_rpc_instead_of_inf(capsys):
+    test = {"lcp/seed0": evaluation(0.0), "lcp/seed1": evaluation(0.40)}
+    sweep = {f"lcp/seed{seed}@beta_0.02": evaluation(ap) for seed, ap in ((0, 0.01), (1, 0.30))}
+    seeds = seed_summary(test, sweep, where="demo: ")
+    assert capsys.readouterr().err == "warning: demo: lcp/seed0: AP 0 on the test set; no rPC for it (mPC / P)\n"
+    assert math.isnan(seeds.loc[("lcp", "0"), "rPC"]) and seeds.loc[("lcp", "1"), "rPC"] == pytest.approx(75.0)
+    summary = method_summary(seeds)
+    assert summary.loc["lcp", "mPC"] == pytest.approx(15.5) and math.isnan(summary.loc["lcp", "rPC"])
+
+
 def test_one_run_per_method_without_seeds_has_no_spread():
     seeds = seed_summary(
         {"lcp": evaluation(0.30), "baseline": evaluation(0.25)},
