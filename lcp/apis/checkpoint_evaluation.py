@@ -81,6 +81,12 @@ def evaluate_checkpoint(
     accept_gpu_ids_in_mmcv_scatter()
     setup_multi_processes(cfg)
     device = select_device(gpu_id)
+    fp16 = fp16 or cfg.get("fp16") is not None
+    if fp16 and device != "cuda":  # mmcv's auto_fp16 would feed half images to float convolutions
+        raise LCPError(
+            f"{config}: fp16 testing runs half-precision kernels and no GPU is visible; "
+            "drop --fp16 (or the config's fp16) to test on the CPU"
+        )
     if device == "cuda":
         import torch
 
@@ -106,7 +112,7 @@ def evaluate_checkpoint(
         check_folder_output(show_dir, overwrite, sources)
     data_loader = build_dataloader(dataset, **loader_cfg)
 
-    model = build_test_model(cfg, checkpoint, fp16=fp16 or cfg.get("fp16") is not None)
+    model = build_test_model(cfg, checkpoint, fp16=fp16)
     trained_for = checkpoint_classes(checkpoint)
     if trained_for is not None and tuple(trained_for) != tuple(dataset.CLASSES):
         raise LCPError(

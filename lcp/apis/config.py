@@ -313,3 +313,16 @@ def config_files(path: str | os.PathLike) -> list[str]:
 
     visit(os.fspath(path))
     return found
+
+
+def build_model(cfg, source: str | os.PathLike, **cfgs):
+    """The config's detector (`cfgs`: train_cfg, test_cfg); a module that refuses its settings,
+    or a type no registry holds, is an LCPError naming the config instead of a traceback."""
+    from mmdet.models import build_detector
+
+    try:
+        return build_detector(cfg.model, **cfgs)
+    except KeyError as exc:  # an unregistered type: mmcv's message names it
+        raise LCPError(f"{source}: {exc.args[0]}") from None
+    except (ValueError, TypeError, AssertionError) as exc:  # a constructor refusing its settings
+        raise LCPError(f"{source}: the model cannot be built from its settings: {exc}") from None

@@ -13,18 +13,14 @@ from lcp.errors import LCPError
 
 def build_test_model(cfg, checkpoint: str, fp16: bool = False):
     """The config's detector with the checkpoint's weights (strict: same architecture only)."""
-    from mmdet.models import build_detector
-
+    from lcp.apis.config import build_model
     from lcp.models.checkpoint import load_lcp_checkpoint
 
     if not Path(checkpoint).is_file():
         raise LCPError(f"{checkpoint}: checkpoint file does not exist")
     cfg.model.pretrained = None
     cfg.model.train_cfg = None
-    try:
-        model = build_detector(cfg.model, test_cfg=cfg.get("test_cfg"))
-    except KeyError as exc:
-        raise LCPError(f"{cfg.filename}: {exc.args[0]}") from None
+    model = build_model(cfg, cfg.filename, test_cfg=cfg.get("test_cfg"))
     if fp16:
         from mmcv.runner import wrap_fp16_model
 

@@ -102,11 +102,10 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     from mmdet import __version__ as mmdet_version
     from mmdet.apis import init_random_seed, set_random_seed
     from mmdet.datasets import build_dataset
-    from mmdet.models import build_detector
     from mmdet.utils import setup_multi_processes
 
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter, progress_lines_in_mmcv_progress_bar
-    from lcp.apis.config import config_files
+    from lcp.apis.config import build_model, config_files
     from lcp.apis.distributed import init_distributed
     from lcp.apis.environment import run_environment
     from lcp.apis.options import select_device
@@ -163,10 +162,7 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
         write_text(config_copy, cfg.pretty_text, sources=config_sources)
         logger.info("Config (also in %s):\n%s", config_copy, cfg.pretty_text)
 
-        try:
-            model = build_detector(cfg.model, train_cfg=cfg.get("train_cfg"), test_cfg=cfg.get("test_cfg"))
-        except KeyError as exc:  # an unregistered type: mmcv's message names it
-            raise LCPError(f"{request.config}: {exc.args[0]}") from None
+        model = build_model(cfg, request.config, train_cfg=cfg.get("train_cfg"), test_cfg=cfg.get("test_cfg"))
         model.init_weights()
         if distributed:
             check_distributed_cfg(cfg, model, cfg.device, validate=request.validate, source=request.config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -47,11 +48,11 @@ def _torch_load(path: str, mmap: bool = False):
     except IsADirectoryError:
         raise LCPError(f"{path}: is a directory, not a checkpoint file") from None
     except pickle.UnpicklingError as exc:
-        if not zipfile.is_zipfile(path):
+        if not _saved_by_torch(path):
             raise LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
-        # A torch.save archive whose 'meta' keeps non-tensor objects (numpy scalars, ...),
-        # as mmcv checkpoints may: the weights-only unpickler refuses those; PyTorch < 2.6
-        # loaded every checkpoint the way below.
+        # A torch.save file (zip or the pre-1.6 format) whose 'meta' keeps non-tensor objects
+        # (numpy scalars, ...), as mmcv checkpoints may: the weights-only unpickler refuses
+        # those; PyTorch < 2.6 loaded every checkpoint the way below.
         warnings.warn(
             f"{path}: holds Python objects beyond tensors; loading it with full "
             "unpickling (only load checkpoints you trust)",
@@ -63,6 +64,14 @@ def _torch_load(path: str, mmap: bool = False):
         return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except Exception as exc:
         raise LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
+
+
+def _saved_by_torch(path: str) -> bool:
+    """Whether `path` is in one of torch.save's formats: a zip archive, or the format before
+    PyTorch 1.6 (a protocol-2 pickle of its magic number first)."""
+    with open(path, "rb") as file:
+        head = file.read(3)
+    return zipfile.is_zipfile(path) or head == b"\x80\x02\x8a"
 
 
 def check_resumable(path: str) -> None:
@@ -82,7 +91,7 @@ def check_resumable(path: str) -> None:
 
 
 def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()  # torch's messages carry colour codes
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
@@ -96,6 +105,12 @@ LCP_ONLY_PREFIXES = ("crux_learner.", "backbone.catch_up_learner.", "backbone.ca
 BN_COUNTER = "num_batches_tracked"  # a BatchNorm buffer older checkpoints lack; nothing is computed from it
 
 
+def _owner(key: str) -> str:
+    """The top module and its first child a state-dict entry belongs to: backbone.layer3.6.conv1.weight
+    -> backbone.layer3, roi_head.bbox_head.0.fc_cls.weight -> roi_head.bbox_head."""
+    return ".".join(key.split(".")[:2])
+
+
 def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = False) -> LoadResult:
     """Copy a checkpoint's weights into `model` and report which keys did not match.
 
@@ -103,9 +118,10 @@ def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = Fa
     dict. A plain Cascade R-CNN checkpoint loads with strict=False and reports the
     LCP-only keys (crux_learner.*, backbone.catch_up_*) as missing; those keep their
     current values. Raises LCPError naming the file when the checkpoint is of another
-    architecture (no key in common, a common key with another shape, or a missing key
-    outside LCP's modules), and with strict=True also when any key is missing or
-    unexpected; nothing is copied then.
+    architecture (no key in common, a common key with another shape, a missing key outside
+    LCP's modules, or an extra key inside one of the model's modules), and with strict=True
+    also when any key is missing or unexpected; nothing is copied then. BatchNorm's
+    num_batches_tracked, which older checkpoints lack, is never counted missing.
     """
     model = getattr(model, "module", model)  # MMDataParallel / DDP
     source, state = _read_state_dict(path_or_state)
@@ -126,11 +142,22 @@ def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = Fa
             f"{source}: {len(mismatched)} entries have another shape than in the model "
             f"({_describe(mismatched, 3)}); it is a checkpoint of another architecture"
         )
-    missing = [key for key in own if key not in state]
+    missing = [key for key in own if key not in state and not key.endswith(BN_COUNTER)]
     unexpected = [key for key in state if key not in own]
+    # Entries inside a module the model has, that the model lacks: a deeper or wider variant
+    # (ResNet-101's layer3.6 in a ResNet-50), whose common entries would load as a wrong mix.
+    # Modules the model lacks altogether (a mask head, LCP's modules in a plain detector) are ignored.
+    owners = {_owner(key) for key in own}
+    foreign_entries = [key for key in unexpected if _owner(key) in owners and not key.endswith(BN_COUNTER)]
+    if foreign_entries:
+        raise LCPError(
+            f"{source}: holds {len(foreign_entries)} entries inside modules of {type(model).__name__} that the "
+            f"model lacks ({_describe(foreign_entries, 3)}); it is a checkpoint of a deeper or wider variant. "
+            "Start from a checkpoint of this detector"
+        )
     # Only LCP's added modules may keep their initialisation: any other missing entry (a Faster
     # R-CNN's file without the cascade's later heads) would train from random values unnoticed.
-    foreign = [key for key in missing if not key.startswith(LCP_ONLY_PREFIXES) and not key.endswith(BN_COUNTER)]
+    foreign = [key for key in missing if not key.startswith(LCP_ONLY_PREFIXES)]
     if foreign and not strict:
         raise LCPError(
             f"{source}: lacks {len(foreign)} entries of {type(model).__name__} besides LCP's own modules "

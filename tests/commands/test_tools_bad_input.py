@@ -189,3 +189,39 @@ def test_infer_names_a_checkpoint_that_is_no_detector(capsys, demo, tmp_path):
         ],
     )
     assert err.startswith(f"lcp infer: error: {not_a_detector}: ") and "another architecture" in err
+
+
+@pytest.fixture(scope="module")
+def tiny_lcp_checkpoint(demo, tmp_path_factory) -> Path:
+    cfg = load_config(LCP_TINY, {"data_root": f"{demo}/"})
+    path = tmp_path_factory.mktemp("ckpt") / "lcp.pth"
+    torch.save({"state_dict": build_detector(cfg.model).state_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        # a constructor refusing its settings, and a keyword no module takes, were tracebacks
+        (["model.crux_learner.num_blocks=0"], "the model cannot be built from its settings: "),
+        (["+model.foo=1"], "the model cannot be built from its settings: "),
+    ],
+)
+def test_test_names_a_model_its_settings_cannot_build(capsys, demo, tiny_lcp_checkpoint, options, message):
+    err = error_line(
+        capsys,
+        ["test", LCP_TINY, str(tiny_lcp_checkpoint), "--eval", "bbox", "--cfg-options", f"data_root={demo}/", *options],
+    )
+    assert err.startswith(f"lcp test: error: {LCP_TINY}: {message}")
+
+
+def test_fp16_testing_without_a_gpu_is_refused(capsys, demo, tiny_lcp_checkpoint):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: fp16 testing runs")
+    argv = ["test", LCP_TINY, str(tiny_lcp_checkpoint), "--eval", "bbox", "--cfg-options", f"data_root={demo}/"]
+    for extra in (["--fp16"], ["+fp16.loss_scale=512"]):  # the flag, and the config's fp16
+        err = error_line(capsys, argv + extra)
+        assert err == (
+            f"lcp test: error: {LCP_TINY}: fp16 testing runs half-precision kernels and no GPU is visible; "
+            "drop --fp16 (or the config's fp16) to test on the CPU"
+        )

@@ -106,7 +106,32 @@ def test_a_checkpoint_lacking_part_of_the_detector_is_refused(tiny_model, tmp_pa
     lcp_only = ("crux_learner.", "backbone.catch_up_")
     plain = {k: v for k, v in before.items() if not k.startswith(lcp_only) and not k.endswith("num_batches_tracked")}
     missing = load_lcp_checkpoint(tiny_model, {"state_dict": plain}).missing_keys
-    assert missing and all(k.startswith(lcp_only) or k.endswith("num_batches_tracked") for k in missing)
+    assert missing and all(k.startswith(lcp_only) for k in missing)
+
+
+def test_a_checkpoint_of_a_deeper_variant_is_refused_and_extra_heads_are_ignored(tiny_model, tmp_path):
+    """A ResNet-101 Cascade R-CNN holds every entry of the ResNet-50 one with the same shape, and
+    loaded without a word into a mix of both; a head the model lacks (a mask head) is ignored."""
+    state = dict(tiny_model.state_dict())
+    deeper = {**state, "backbone.layer3.6.conv1.weight": torch.zeros(8, 8, 1, 1)}
+    path = tmp_path / "deeper.pth"
+    torch.save({"state_dict": deeper}, path)
+    with pytest.raises(
+        LCPError,
+        match=rf"^{re.escape(str(path))}: holds 1 entries inside modules of LCPDetector .*"
+        r"backbone\.layer3\.6\.conv1\.weight.*deeper or wider variant",
+    ):
+        load_lcp_checkpoint(tiny_model, path)
+    with_mask_head = {**state, "roi_head.mask_head.0.convs.0.conv.weight": torch.zeros(4, 4, 3, 3)}
+    assert load_lcp_checkpoint(tiny_model, {"state_dict": with_mask_head}).unexpected_keys == [
+        "roi_head.mask_head.0.convs.0.conv.weight"
+    ]
+
+
+def test_a_checkpoint_without_batchnorm_counters_loads_strictly(tiny_model, tmp_path):
+    # older PyTorch saved no num_batches_tracked; lcp test and --resume-from refused such files
+    state = {k: v for k, v in tiny_model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert load_lcp_checkpoint(tiny_model, {"state_dict": state}, strict=True) == ([], [])
 
 
 def test_checkpoint_without_any_model_key_is_refused(tiny_model, tmp_path):
@@ -132,3 +157,9 @@ def test_checkpoint_with_numpy_meta_loads_with_a_warning(tiny_model, tmp_path):
     torch.save({"meta": {"best_score": np.float64(0.5)}, "state_dict": tiny_model.state_dict()}, path)
     with pytest.warns(UserWarning, match="only load checkpoints you trust"):
         assert load_lcp_checkpoint(tiny_model, path, strict=True) == ([], [])
+    # the same in the format PyTorch wrote before 1.6 was refused as "not a PyTorch checkpoint"
+    legacy = tmp_path / "legacy.pth"
+    checkpoint = {"meta": {"best_score": np.float64(0.5)}, "state_dict": tiny_model.state_dict()}
+    torch.save(checkpoint, legacy, _use_new_zipfile_serialization=False)
+    with pytest.warns(UserWarning, match="only load checkpoints you trust"):
+        assert load_lcp_checkpoint(tiny_model, legacy, strict=True) == ([], [])
