@@ -160,7 +160,12 @@ def cfg_options(config: Mapping, scene_name: str, step: str, test_set: Mapping |
         options["df_img_dir"] = clean["images"] + "/"
         options["df_ann"] = clean["train"]
     options.update(scene[step].get("cfg_options", {}))
-    return [f"{key}={value}" for key, value in options.items()]
+    return [f"{key}={mmcv_value(value)}" for key, value in options.items()]
+
+
+def mmcv_value(value) -> str:
+    """A cfg_options value as mmcv's --cfg-options reads it: a YAML list [1, 1, 4] as [1,1,4]."""
+    return "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
 
 
 def train_args(config: Mapping, scene_name: str, step: str, seed: int) -> str:

@@ -1,8 +1,8 @@
 """What the workflow checks before any job starts (in a dry run too), and how its jobs avoid
 retries that cannot help. lcp.workflow.session and lcp.workflow.checks call these; each problem is one line.
 
-- yaml_problem: a config file that is not valid YAML, with its line and column (snakemake's
-  own message names neither).
+- yaml_problem: a config file that is not valid YAML, or gives a key twice, with its line and
+  column (snakemake's own message names neither; a key given twice it keeps silently).
 - check_model_step: a scene's mmdet config read with the --cfg-options its jobs will pass, so
   that a misspelt key or a value of the wrong kind stops the run instead of a job hours later.
 - missing_images: the images of a converted set that are no longer in its folder (the
@@ -33,6 +33,33 @@ UNFIXABLE_STATUS = INPUT_REFUSED
 UNFIXABLE_SUFFIX = ".unfixable"
 
 
+def _unique_key_loader():
+    """A safe YAML loader that refuses a key given twice in one mapping: YAML loaders keep the
+    later one without a word, so a second `scenes:` pasted below the first drops every scene
+    above it."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            first_line: dict = {}
+            for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else []:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in first_line:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"{key!r} is given twice in one mapping (first on line {first_line[key]}); "
+                        "the later one would replace the first entirely",
+                        key_node.start_mark,
+                    )
+                first_line.setdefault(key, key_node.start_mark.line + 1)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def yaml_problem(path: str | Path) -> str | None:
     """None when `path` is valid YAML (or absent), else `PATH:LINE:COLUMN: not valid YAML: WHAT`."""
     import yaml
@@ -41,7 +68,7 @@ def yaml_problem(path: str | Path) -> str | None:
     if not path.is_file():
         return None
     try:
-        yaml.safe_load(path.read_text(encoding="utf-8"))
+        yaml.load(path.read_text(encoding="utf-8"), Loader=_unique_key_loader())
     except UnicodeDecodeError as exc:
         return f"{path}: not a text file ({exc.reason} at byte {exc.start})"
     except yaml.YAMLError as exc:

@@ -192,12 +192,20 @@ def test_invalid_yaml_in_the_workflow_config_names_line_and_column(workdir):
         ),
         ("a: 'open\n", "x.yaml:2:1: not valid YAML: while scanning a quoted scalar: found unexpected end of stream"),
         ("a: 1\n", None),
+        (  # the README's scene pasted above the file's own `scenes:` dropped it without a word
+            "run: [x]\nscenes:\n  x: 1\nrun: [demo]\n",
+            "x.yaml:4:1: not valid YAML: 'run' is given twice in one mapping (first on line 1); "
+            "the later one would replace the first entirely",
+        ),
+        ("scenes:\n  x: {a: 1, a: 2}\n", "x.yaml:2:13: not valid YAML: 'a' is given twice in one mapping"),
+        ("a: &x {b: 1}\nc:\n  <<: *x\n  b: 2\n", None),  # a merge key overriding is no duplicate
     ],
 )
 def test_yaml_problem_names_line_and_column(tmp_path, monkeypatch, text, problem):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x.yaml").write_text(text)
-    assert yaml_problem("x.yaml") == problem
+    found = yaml_problem("x.yaml")
+    assert found == problem or (problem is not None and found is not None and found.startswith(problem))
 
 
 # ---- training sets of a scene ---------------------------------------------------------

@@ -191,6 +191,16 @@ def test_training_and_test_runs_get_the_scene_sets_as_cfg_options(config):
     assert "test_ann=demo/annotations/lowq_test.json" in shlex.split(commands.test_args(config, "demo", "lcp", 0))
 
 
+def test_a_yaml_list_in_cfg_options_is_valid_and_reaches_mmcv_as_a_list(config):
+    # a list was refused by the schema without a word on how to write it
+    from snakemake.utils import validate
+
+    config["scenes"]["demo"]["lcp"]["cfg_options"].update({"mode_plan.num_epoch": [1, 1, 4], "lr_config.step": [5]})
+    validate(config, str(scenes.SCHEMA))
+    words = shlex.split(commands.train_args(config, "demo", "lcp", 0))
+    assert "mode_plan.num_epoch=[1,1,4]" in words and "lr_config.step=[5]" in words
+
+
 def test_reports_read_every_method_and_seed(config):
     evaluations = commands.report_evaluations(config, "demo")
     assert evaluations["lcp/seed2"] == "results/demo/lcp/seed2/eval.json" and len(evaluations) == 6
