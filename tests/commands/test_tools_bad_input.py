@@ -225,3 +225,24 @@ def test_fp16_testing_without_a_gpu_is_refused(capsys, demo, tiny_lcp_checkpoint
             f"lcp test: error: {LCP_TINY}: fp16 testing runs half-precision kernels and no GPU is visible; "
             "drop --fp16 (or the config's fp16) to test on the CPU"
         )
+
+
+def test_an_error_is_the_only_line_a_fresh_process_prints(tmp_path):
+    # mmcv's notice of its 2.0 release (and, on a machine with a CUDA toolkit but no GPU, torch's)
+    # came above the one-line error of every lcp command
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "lcp.cli", "train", LCP_TINY, "--work-dir", str(tmp_path / "w")]
+        + ["--cfg-options", "runner.max_epoch=1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"lcp train: error: {LCP_TINY}: --cfg-options runner.max_epoch: the config has no key runner.max_epoch "
+        "(did you mean runner.max_epochs?); to add a new key, write +runner.max_epoch=VALUE"
+    ]
