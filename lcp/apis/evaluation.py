@@ -47,11 +47,9 @@ def coco_bbox_metrics(dataset, results: list, iou_thrs: list[float] | None = Non
         raise ValueError(f"{len(results)} results for a data set of {len(dataset)} images")
     classes = list(dataset.CLASSES)
     detections = dataset._det2json(results)
-    if not detections:
-        return _metrics_without_detections(dataset)
     coco_gt = dataset.coco
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes(detections)
+        coco_dt = coco_gt.loadRes(detections) if detections else _no_detections(coco_gt)
         evaluator = COCOeval(coco_gt, coco_dt, "bbox")
         evaluator.params.catIds = dataset.cat_ids
         evaluator.params.imgIds = dataset.img_ids
@@ -62,11 +60,14 @@ def coco_bbox_metrics(dataset, results: list, iou_thrs: list[float] | None = Non
         evaluator.accumulate()
         evaluator.summarize()
     metrics: dict[str, Any] = {key: float(evaluator.stats[i]) for i, key in enumerate(SUMMARY_KEYS)}
-    # precision: [IoU thresholds, recall points, categories, area ranges, max dets]
+    # precision: [IoU thresholds, recall points, categories, area ranges, max dets], its
+    # categories in COCOeval's order (sorted ids), not necessarily the classes' (mmdet indexes
+    # by class and swaps classes of a file whose ids do not ascend)
     precisions = evaluator.eval["precision"]
+    evaluated = list(evaluator.params.catIds)
     classwise = {}
-    for index, name in enumerate(classes):
-        precision = precisions[:, :, index, 0, -1]
+    for name, cat_id in zip(classes, dataset.cat_ids, strict=True):
+        precision = precisions[:, :, evaluated.index(cat_id), 0, -1]
         precision = precision[precision > -1]
         classwise[name] = float(np.mean(precision)) if precision.size else None
     metrics["classwise"] = classwise
@@ -84,29 +85,22 @@ def coco_results_json(dataset, results: list) -> str:
     return json.dumps(dataset._det2json(results))
 
 
-AREA_RANGES = {"bbox_mAP_s": (0, 32**2), "bbox_mAP_m": (32**2, 96**2), "bbox_mAP_l": (96**2, 1e10)}
+def _no_detections(coco_gt):
+    """An empty COCO result set for `coco_gt` (loadRes refuses an empty list): COCOeval then
+    reports AP 0 wherever there is ground truth to miss and -1 where there is none, by its own
+    rules (crowd boxes, categories, IoU thresholds) as with detections."""
+    import copy
 
+    from pycocotools.coco import COCO
 
-def _metrics_without_detections(dataset) -> dict[str, Any]:
-    """What COCOeval would report for no detections at all (it cannot load an empty result):
-    AP 0 wherever there is ground truth to miss, None where there is none (as with detections)."""
-    gt = [
-        ann
-        for ann in dataset.coco.loadAnns(dataset.coco.getAnnIds(imgIds=dataset.img_ids))
-        if not ann.get("iscrowd", 0) and not ann.get("ignore", 0)
-    ]
-
-    def zero_if(anns) -> float | None:
-        return 0.0 if anns else None
-
-    metrics: dict[str, Any] = {key: zero_if(gt) for key in ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75")}
-    for key, (low, high) in AREA_RANGES.items():
-        metrics[key] = zero_if([ann for ann in gt if low <= ann["area"] <= high])
-    metrics["classwise"] = {
-        name: zero_if([ann for ann in gt if ann["category_id"] == cat_id])
-        for name, cat_id in zip(dataset.CLASSES, dataset.cat_ids, strict=True)
+    empty = COCO()
+    empty.dataset = {
+        "images": copy.deepcopy(coco_gt.dataset["images"]),
+        "categories": copy.deepcopy(coco_gt.dataset["categories"]),
+        "annotations": [],
     }
-    return metrics
+    empty.createIndex()
+    return empty
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:

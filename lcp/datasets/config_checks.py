@@ -71,6 +71,16 @@ def check_categories(ann_file: str, classes: Sequence[str], data: dict | None = 
             f"the file has {in_file_order}, the config has {classes} "
             "(mmdet numbers labels in the file's order; reorder `classes`)"
         )
+    data = read_annotation_file(ann_file) if data is None else data
+    ids = [category.get("id") for category in data["categories"] if str(category.get("name")) in classes]
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise LCPError(f"{ann_file}: category ids {ids} must be integers")
+    if ids != sorted(ids):
+        raise LCPError(
+            f"{ann_file}: the ids of {classes} are {ids}, which do not ascend in that order; COCOeval sorts "
+            "ids, so mmdet's class-wise AP would name the wrong classes. Renumber them in class order "
+            "(`lcp data convert coco` writes 1..N)"
+        )
 
 
 def _is_number(value) -> bool:
@@ -93,7 +103,7 @@ def _has_trainable_box(ann_file: str, data: dict, classes: Sequence[str] | None)
         if isinstance(image, dict)
     }
     found = False
-    for index, ann in enumerate(data.get("annotations") or []):
+    for ann in data.get("annotations") or []:
         if not isinstance(ann, dict) or ann.get("ignore"):
             continue
         bbox = ann.get("bbox")
@@ -103,14 +113,51 @@ def _has_trainable_box(ann_file: str, data: dict, classes: Sequence[str] | None)
         x, y, w, h = bbox
         if max(0, min(x + w, width) - max(x, 0)) * max(0, min(y + h, height) - max(y, 0)) == 0:
             continue
-        if "area" not in ann:
-            raise LCPError(f"{ann_file}: annotations[{index}] has no 'area', which mmdet's training reads")
         area = ann["area"]
         if not _is_number(area) or area <= 0 or w < 1 or h < 1:
             continue
         if ann.get("category_id") in wanted and not ann.get("iscrowd"):
             found = True
     return found
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _duplicate(values: list) -> Any:
+    seen = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
+def check_entries(ann_file: str, data: dict) -> None:
+    """Ids and boxes that pycocotools and mmdet read without checking: image and annotation ids
+    unique integers or strings (pycocotools keeps the later of two images with one id and scores
+    both images' boxes against its detections), each annotation with a 4-number `bbox` and a
+    numeric `area` (pycocotools' area ranges read it after the whole test pass)."""
+    images = data["images"]
+    annotations = data.get("annotations") or []
+    if not isinstance(annotations, list) or not all(isinstance(ann, dict) for ann in annotations):
+        raise LCPError(f"{ann_file}: not a COCO annotation file ('annotations' is not a list of objects)")
+    for key, entries in (("images", images), ("annotations", annotations)):
+        ids = [entry.get("id") for entry in entries]
+        bad = next(
+            (i for i, value in enumerate(ids) if not isinstance(value, (int, str)) or isinstance(value, bool)), None
+        )
+        if bad is not None:
+            raise LCPError(f"{ann_file}: {key}[{bad}] has id {ids[bad]!r}, not an integer")
+        if (twice := _duplicate(ids)) is not None:
+            raise LCPError(f"{ann_file}: {key[:-1]} id {twice!r} appears twice; ids must be unique")
+    for index, ann in enumerate(annotations):
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
+            raise LCPError(f"{ann_file}: annotations[{index}] has bbox {bbox!r}, not [x, y, width, height]")
+        if not _is_number(ann.get("area")):
+            raise LCPError(f"{ann_file}: annotations[{index}] has no numeric 'area', which mmdet and COCOeval read")
 
 
 def check_annotation_file(
@@ -135,6 +182,7 @@ def check_annotation_file(
     names = [image.get("file_name") if isinstance(image, dict) else None for image in images]
     if not all(isinstance(name, str) and name for name in names):
         raise LCPError(f"{ann_file}: an image has no 'file_name'")
+    check_entries(ann_file, data)
     missing = [name for name in names if not osp.isfile(osp.join(img_prefix, name) if img_prefix else name)]
     if missing:
         raise LCPError(
@@ -181,7 +229,13 @@ def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False) -> Non
         if isinstance(classes, str):  # mmdet also reads classes from a text file, one a line
             if not Path(classes).is_file():
                 raise LCPError(f"{classes}: classes file does not exist")
-            classes = [line.strip() for line in Path(classes).read_text(encoding="utf-8").splitlines() if line.strip()]
+            try:
+                text = Path(classes).read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise LCPError(
+                    f"{classes}: classes file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+                ) from None
+            classes = [line.strip() for line in text.splitlines() if line.strip()]
         if ann_file.endswith(".json"):
             check_annotation_file(
                 ann_file, img_prefix, [str(name) for name in classes] if classes else None, need_boxes=for_training

@@ -246,3 +246,48 @@ def test_an_error_is_the_only_line_a_fresh_process_prints(tmp_path):
         f"lcp train: error: {LCP_TINY}: --cfg-options runner.max_epoch: the config has no key runner.max_epoch "
         "(did you mean runner.max_epochs?); to add a new key, write +runner.max_epoch=VALUE"
     ]
+
+
+def _renumber_square(coco):
+    for entry in coco["categories"] + coco["annotations"]:
+        key = "id" if "name" in entry else "category_id"
+        entry[key] = 7 if entry[key] == 2 else entry[key]
+    coco["categories"].sort(key=lambda category: {1: 0, 7: 1, 3: 2}[category["id"]])
+
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        # pycocotools kept the later image of an id and scored both images' boxes against it
+        (lambda coco: coco["images"][1].update(id=coco["images"][0]["id"]), "image id {} appears twice"),
+        (lambda coco: coco["annotations"][1].update(id=coco["annotations"][0]["id"]), "annotation id {} appears"),
+        # a traceback from pycocotools, the second after the whole test pass
+        (lambda coco: coco["annotations"][0].update(bbox=None), "annotations[0] has bbox None, not [x, y, width"),
+        (lambda coco: coco["annotations"][0].pop("area"), "annotations[0] has no numeric 'area'"),
+        # COCOeval sorts ids: mmdet's class-wise AP would name square's AP triangle's
+        (_renumber_square, "the ids of ['circle', 'square', 'triangle'] are [1, 7, 3], which do not ascend"),
+    ],
+    ids=["image-id-twice", "annotation-id-twice", "bbox-null", "no-area", "ids-not-ascending"],
+)
+def test_test_refuses_annotations_pycocotools_would_score_wrongly(
+    capsys, demo, tiny_lcp_checkpoint, tmp_path, edit, problem
+):
+    import json
+
+    coco = json.loads((demo / "annotations" / "lowq_test.json").read_text())
+    coco["images"].append(dict(coco["images"][0], id=99))  # a second image (the 3-image scene tests on one)
+    coco["annotations"] = [dict(ann, id=index + 1) for index, ann in enumerate(coco["annotations"])]
+    problem = problem.format(coco["images"][0]["id"] if "image id" in problem else coco["annotations"][0]["id"])
+    edit(coco)
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(coco))
+    options = [f"data_root={demo}/", f"test_ann={edited}"]
+    err = error_line(capsys, ["test", LCP_TINY, str(tiny_lcp_checkpoint), "--eval", "bbox", "--cfg-options", *options])
+    assert err.startswith(f"lcp test: error: {edited}: {problem}")
+
+
+def test_a_classes_file_that_is_not_utf8_is_one_line(capsys, demo, tmp_path):
+    classes = tmp_path / "classes.txt"
+    classes.write_bytes("circle\nsquare\ntri\xe1ngulo\n".encode("latin-1"))
+    err = train_error(capsys, demo, tmp_path, f"classes={classes}")
+    assert err.startswith(f"lcp train: error: {classes}: classes file is not UTF-8")

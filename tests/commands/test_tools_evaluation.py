@@ -80,6 +80,43 @@ def test_no_detections_at_all_score_as_cocoeval_scores_a_useless_one(test_set):
     assert metrics["bbox_mAP"] == 0.0 and metrics["bbox_mAP_l"] is None
 
 
+def test_no_detections_follow_cocoeval_for_iou_thresholds_and_ignore_flags(test_set):
+    """The shortcut for no detections said AP50 0 under iou_thrs=[0.6] (COCOeval: none) and
+    treated `ignore: 1` as ignored, which pycocotools overwrites with iscrowd."""
+    empty = [[np.zeros((0, 5), np.float32) for _ in test_set.CLASSES] for _ in range(len(test_set))]
+    useless = copy.deepcopy(empty)
+    useless[0][0] = np.array([[0, 0, 1, 1, 0.9]], np.float32)
+    at_06 = coco_bbox_metrics(test_set, empty, iou_thrs=[0.6])
+    assert at_06 == coco_bbox_metrics(test_set, useless, iou_thrs=[0.6])
+    assert at_06["bbox_mAP"] == 0.0 and at_06["bbox_mAP_50"] is None and at_06["bbox_mAP_75"] is None
+    ignored = copy.deepcopy(test_set)
+    for ann in ignored.coco.dataset["annotations"]:
+        ann["ignore"] = 1
+    ignored.coco.createIndex()
+    assert coco_bbox_metrics(ignored, empty) == coco_bbox_metrics(ignored, useless)
+
+
+def test_classwise_ap_follows_the_category_ids_not_their_order_in_the_file(test_set):
+    """COCOeval sorts category ids: with ids 3, 1, 2 for circle, square, triangle, perfect circle
+    detections were reported as triangle's AP."""
+    renumbered = copy.deepcopy(test_set)
+    new_ids = dict(zip(renumbered.cat_ids, [3, 1, 2], strict=True))
+    for category in renumbered.coco.dataset["categories"]:
+        category["id"] = new_ids[category["id"]]
+    for ann in renumbered.coco.dataset["annotations"]:
+        ann["category_id"] = new_ids[ann["category_id"]]
+    renumbered.coco.createIndex()
+    renumbered.cat_ids = [new_ids[i] for i in renumbered.cat_ids]
+    renumbered.cat2label = {cat_id: label for label, cat_id in enumerate(renumbered.cat_ids)}
+    circle = test_set.CLASSES.index("circle")
+    only_circles = [
+        [boxes if label == circle else boxes[:0] for label, boxes in enumerate(image)]
+        for image in detections_from_ground_truth(renumbered)
+    ]
+    classwise = coco_bbox_metrics(renumbered, only_circles)["classwise"]
+    assert classwise == {"circle": pytest.approx(1.0), "square": 0.0, "triangle": 0.0}
+
+
 def test_auto_resume_skips_a_truncated_checkpoint(tmp_path):
     assert find_resume_checkpoint(tmp_path) is None
     torch.save({"state_dict": {"w": torch.ones(1000)}, "meta": {"epoch": 1}}, tmp_path / "epoch_1.pth")

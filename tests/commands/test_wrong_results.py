@@ -123,7 +123,7 @@ def test_train_refuses_a_training_set_whose_boxes_are_all_of_other_classes(capsy
             "no boxes of the classes ['circle', 'square', 'triangle'] in its 2 images",
         ),
         (lambda ann, size: ann.update(bbox=[size + 5, 0, 10, 10]), "no boxes of the classes"),  # outside the image
-        (lambda ann, size: ann.pop("area"), "annotations[0] has no 'area', which mmdet's training reads"),
+        (lambda ann, size: ann.pop("area"), "annotations[0] has no numeric 'area', which mmdet and COCOeval read"),
     ],
     ids=["zero-area", "outside", "no-area"],
 )
