@@ -206,7 +206,12 @@ def _checked_outputs(
     if out and not out.endswith((".pkl", ".pickle")):
         raise LCPError(f"{out}: --out must be a .pkl file")
     results_json = f"{prefix}.bbox.json" if prefix else None
-    for path in (out, eval_out, results_json):
+    named = {"--out": out, "--eval-out": eval_out, "jsonfile_prefix's results": results_json}
+    first: dict[Path, str] = {}
+    for what, path in named.items():
+        if path and (other := first.setdefault(Path(path).resolve(), what)) != what:
+            raise LCPError(f"{path}: both {other} and {what}; one file cannot hold both")
+    for path in named.values():
         if path and Path(path).exists() and not overwrite:
             raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
     return results_json

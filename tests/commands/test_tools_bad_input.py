@@ -291,3 +291,18 @@ def test_a_classes_file_that_is_not_utf8_is_one_line(capsys, demo, tmp_path):
     classes.write_bytes("circle\nsquare\ntri\xe1ngulo\n".encode("latin-1"))
     err = train_error(capsys, demo, tmp_path, f"classes={classes}")
     assert err.startswith(f"lcp train: error: {classes}: classes file is not UTF-8")
+
+
+@pytest.mark.parametrize(
+    "outputs, clash",
+    [
+        # the metrics were written last, over the pickle or the detections, with exit status 0
+        (["--out", "{d}/d.pkl", "--eval-out", "{d}/d.pkl"], "both --out and --eval-out"),
+        (["--eval-out", "{d}/m.bbox.json", "--eval-options", "jsonfile_prefix={d}/m"], "both --eval-out and jsonf"),
+    ],
+)
+def test_test_refuses_two_outputs_in_one_file(capsys, demo, tiny_lcp_checkpoint, tmp_path, outputs, clash):
+    outputs = [word.format(d=tmp_path) for word in outputs]
+    argv = ["test", LCP_TINY, str(tiny_lcp_checkpoint), *outputs, "--cfg-options", f"data_root={demo}/"]
+    err = error_line(capsys, argv)
+    assert err.startswith("lcp test: error: ") and clash in err and not list(tmp_path.iterdir())
