@@ -82,6 +82,18 @@ def test_same_seed_same_bytes_for_any_worker_count(scene, tmp_path, kind):
         assert digest(tmp_path / "other") != digest(tmp_path / "one")
 
 
+def test_the_atmospheric_light_breaks_ties_by_pixel_index_not_by_cpu():
+    """Which tied pixels np.argpartition kept at the cut depended on numpy's CPU-specific code,
+    so fog and rain files differed between cluster nodes with and without AVX-512."""
+    from lcp.data.degradations.optics import brightest_pixels
+
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 6, size=5000).astype(np.float32)  # hundreds of ties at every level
+    for count in (1, 5, 137, 900):
+        expected = np.sort(np.argsort(values, kind="stable")[-count:])
+        assert np.array_equal(np.sort(brightest_pixels(values, count)), expected), count
+
+
 def test_fog_follows_koschmieder_with_a_given_depth_map(tmp_path):
     flat_images(tmp_path / "clean", [(40, 90, 160)])
     (tmp_path / "depth").mkdir()

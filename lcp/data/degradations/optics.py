@@ -22,8 +22,17 @@ def atmospheric_light(image: np.ndarray) -> np.ndarray:
     patch = int(np.clip(min(height, width) // 40, 3, 15)) | 1
     dark = dark_channel(image, patch).ravel()
     count = max(1, int(round(dark.size * 0.001)))
-    brightest = np.argpartition(dark, dark.size - count)[dark.size - count :]
-    return image.reshape(-1, 3)[brightest].mean(axis=0).astype(np.float32)
+    return image.reshape(-1, 3)[brightest_pixels(dark, count)].mean(axis=0).astype(np.float32)
+
+
+def brightest_pixels(values: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` largest `values`, ties at the cut broken by the larger index (as the
+    last `count` of a stable sort): the eroded dark channel ties many pixels there, and which of
+    them np.argpartition keeps depends on the CPU's vector instructions."""
+    threshold = np.partition(values, values.size - count)[values.size - count]
+    above = np.flatnonzero(values > threshold)
+    ties = np.flatnonzero(values == threshold)
+    return np.concatenate([above, ties[len(ties) - (count - len(above)) :]])
 
 
 def contrast_mask(clean: np.ndarray, light: np.ndarray) -> np.ndarray:
