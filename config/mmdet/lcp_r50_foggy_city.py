@@ -14,6 +14,8 @@ data_root = 'data/city/'
 train_img_dir = 'foggy_city_images/'
 train_ann = 'annotations/foggy_city_images_train.json'
 df_img_dir = 'city_images/'
+# the DF images are drawn from the train split only: the test images' city_images originals stay unseen
+df_ann = 'annotations/city_images_train.json'
 test_img_dir = 'foggy_city_images/'
 test_ann = 'annotations/foggy_city_images_test.json'
 

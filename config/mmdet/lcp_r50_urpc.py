@@ -14,6 +14,8 @@ data_root = 'data/urpc/'
 train_img_dir = 'urpc/'
 train_ann = 'annotations/urpc_train.json'
 df_img_dir = 'dfui/'
+# the DF images are drawn from the train split only: the test images' dfui originals stay unseen
+df_ann = 'annotations/dfui_train.json'
 test_img_dir = 'urpc/'
 test_ann = 'annotations/urpc_test.json'
 

@@ -15,6 +15,8 @@ data_root = 'data/demo/'
 train_img_dir = 'lowq/'
 train_ann = 'annotations/lowq_train.json'
 df_img_dir = 'clean/'
+# the DF images are drawn from the train split only: the test images' clean originals stay unseen
+df_ann = 'annotations/clean_train.json'
 test_img_dir = 'lowq/'
 test_ann = 'annotations/lowq_test.json'
 img_scale = (128, 128)
