@@ -32,7 +32,7 @@ class SceneObject:
     category: str
     bbox: list[float]  # COCO [x, y, w, h]
     area: float
-    polygon: list[float]  # x1, y1, x2, y2, ... (circles: a 24-gon)
+    polygon: list[float]  # x1, y1, x2, y2, ... in COCO's coordinates (circles: a 24-gon)
 
 
 @dataclass
@@ -57,13 +57,16 @@ def render_scene(size: int, rng: np.random.Generator) -> Scene:
             if candidate is None:
                 continue
             category, points = candidate
-            box = _box(points)
+            coverage = _coverage(canvas.shape[:2], points)
+            box = _box(coverage)
+            if box is None:
+                continue
             if any(_iou(box, other.bbox) > MAX_BOX_IOU for other in objects):
                 continue
             colour = _contrasting_colour(canvas, box, rng)
             if colour is None:
                 continue
-            _draw(canvas, points, colour, rng)
+            _draw(canvas, coverage, points, colour, rng)
             bottom = min(size - 1, int(math.ceil(box[1] + box[3])))
             _draw_mask(depth, points, float(depth[bottom, 0]))
             objects.append(
@@ -71,7 +74,7 @@ def render_scene(size: int, rng: np.random.Generator) -> Scene:
                     category,
                     [round(v, 2) for v in box],
                     round(_polygon_area(points), 2),
-                    [round(float(v), 2) for v in points.ravel()],
+                    [round(float(v) + 0.5, 2) for v in points.ravel()],  # OpenCV: pixel i centred at i
                 )
             )
             break
@@ -150,12 +153,19 @@ def _fixed_point(points: np.ndarray) -> np.ndarray:
     return np.rint(points * (1 << SUBPIXEL_BITS)).astype(np.int32)
 
 
-def _draw(canvas: np.ndarray, points: np.ndarray, colour: np.ndarray, rng: np.random.Generator) -> None:
-    """Fill the shape with a shaded colour (light from one side), anti-aliased."""
+def _coverage(shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
+    """How much of each pixel the anti-aliased shape covers, 0..255."""
     import cv2
 
-    coverage = np.zeros(canvas.shape[:2], np.uint8)  # OpenCV anti-aliases 8-bit images only
+    coverage = np.zeros(shape, np.uint8)  # OpenCV anti-aliases 8-bit images only
     cv2.fillPoly(coverage, [_fixed_point(points)], 255, cv2.LINE_AA, SUBPIXEL_BITS)
+    return coverage
+
+
+def _draw(
+    canvas: np.ndarray, coverage: np.ndarray, points: np.ndarray, colour: np.ndarray, rng: np.random.Generator
+) -> None:
+    """Fill the shape (its `coverage`) with a shaded colour (light from one side), anti-aliased."""
     ys, xs = np.nonzero(coverage)
     if ys.size == 0:
         return
@@ -173,10 +183,14 @@ def _draw_mask(depth: np.ndarray, points: np.ndarray, value: float) -> None:
     cv2.fillPoly(depth, [_fixed_point(points)], value, cv2.LINE_8, SUBPIXEL_BITS)
 
 
-def _box(points: np.ndarray) -> list[float]:
-    x0, y0 = points.min(axis=0)
-    x1, y1 = points.max(axis=0)
-    return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+def _box(coverage: np.ndarray) -> list[float] | None:
+    """COCO [x, y, w, h] around the pixels the shape mostly covers, as an annotator would draw
+    it: pixel i spans [i, i + 1). (The vertices' extent was about 1 px short on the right and
+    bottom: OpenCV puts pixel centres on integer coordinates and fills both end pixels.)"""
+    ys, xs = np.nonzero(coverage >= 128)
+    if xs.size == 0:
+        return None
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1 - xs.min()), float(ys.max() + 1 - ys.min())]
 
 
 def _polygon_area(points: np.ndarray) -> float:
