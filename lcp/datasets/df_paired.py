@@ -23,8 +23,8 @@ forgets the hook fails at once instead of silently reusing one pairing every epo
 from __future__ import annotations
 
 import copy
-import json
 import os.path as osp
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -122,21 +122,24 @@ class DFPairedDataset:
 
     def _synthesis_sources(self) -> list[str]:
         """The DF image name of every sample, read from its image folder's synthesis.json."""
+        from lcp.data.check.gate import read_sidecar
+        from lcp.data.synth import SIDECAR_NAME
+
         names = [info["filename"] for info in self.dataset.data_infos]
-        record_file = osp.join(self.dataset.img_prefix or "", "synthesis.json")
-        try:
-            with open(record_file) as f:
-                images = json.load(f)["images"]
-        except (OSError, ValueError, KeyError) as exc:
+        folder = Path(self.dataset.img_prefix or ".")
+        record_file = folder / SIDECAR_NAME
+        sidecar = read_sidecar(folder)  # one line for a file that is not one
+        if sidecar is None:
             raise LCPError(
                 f"{record_file}: pairing='source' needs the synthesis record that `lcp data synth` "
-                f"writes beside the low-quality images ({exc})"
-            ) from None
+                "writes beside the low-quality images (file not found)"
+            )
+        images = sidecar["images"]
         available = set(self.df_filenames)
         sources = []
         for name in names:
             source = images.get(osp.basename(name), {}).get("source")
-            if source not in available:
+            if not isinstance(source, str) or source not in available:
                 raise LCPError(
                     f"{record_file}: {osp.basename(name)} has no source image in {self.df_img_prefix} "
                     f"(pairing='source'; recorded source: {source})"

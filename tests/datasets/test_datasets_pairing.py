@@ -50,7 +50,8 @@ def scene(tmp_path_factory) -> Path:
 
 
 def paired_train_cfg(scene: Path, **options):
-    cfg = load_config(LCP_TINY, {"data_root": f"{scene}/", **options})
+    """The demo config's training set on `scene`, drawing from the whole DF folder unless `df_ann`."""
+    cfg = load_config(LCP_TINY, {"data_root": f"{scene}/", "df_ann": None, **options})
     train = copy.deepcopy(cfg.data.train)
     train.seed = 7
     train.dataset.pipeline[-1].meta_keys = META_KEYS
@@ -213,6 +214,13 @@ def test_source_pairing_names_the_record_and_the_sample_it_cannot_pair(tmp_path)
     lowq = [info["file_name"] for info in json.loads((scene / "annotations" / "lowq_train.json").read_text())["images"]]
     write_synthesis_record(scene, {lowq[0]: "img_000.jpg", lowq[1]: "not_there.jpg"})
     with pytest.raises(LCPError, match=rf"{lowq[1]} has no source image in .*recorded source: not_there.jpg"):
+        build_dataset(train)
+    # a record of another shape was a traceback inside the training process
+    write_synthesis_record(scene, {lowq[0]: "img_000.jpg", lowq[1]: ["img_001.jpg"]})
+    with pytest.raises(LCPError, match=rf"{lowq[1]} has no source image in .*recorded source: \['img_001.jpg'\]"):
+        build_dataset(train)
+    (scene / "lowq" / "synthesis.json").write_text(json.dumps({"images": ["img_000.jpg"]}))
+    with pytest.raises(LCPError, match=r"synthesis.json: not a synthesis sidecar \(no 'images' object\)"):
         build_dataset(train)
     train.pairing = "by_name"
     with pytest.raises(LCPError, match=r"pairing='by_name' is not one of \['random', 'source'\]"):
