@@ -128,7 +128,8 @@ def log_evaluation(
     LCP model's "crux_health"; params: the settings of the config (an mmcv Config or a config file;
     lcp.tracking.params.training_params), its data fingerprints, versions and git state, and the
     model's training seed from LCP_SEED (also the tag lcp.seed); the test annotation file as a
-    dataset input (context evaluation); the checkpoint path as tag lcp.checkpoint; the eval json,
+    dataset input (context evaluation); the checkpoint path as tag lcp.checkpoint; IoU thresholds
+    other than COCO's (--eval-options iou_thrs) as param iou_thrs and tag lcp.iou_thrs; the eval json,
     the config and `artifacts` as artifacts. Prints the run's name, id and UI page. Returns the
     run id (None while the tracking server is unreachable: the run is then kept for `lcp
     tracking sync` in work_dir, default the eval json's folder).
@@ -146,6 +147,8 @@ def log_evaluation(
             raise LCPError(f"{eval_path}: expected a json object of metrics")
     if not evaluation_metrics(metrics):
         raise LCPError(f"{eval_path or 'metrics'}: no numeric metrics to log (expected e.g. bbox_mAP)")
+    thresholds = (metrics.get("eval_options") or {}).get("iou_thrs")
+    iou_thrs = ",".join(f"{float(t):g}" for t in thresholds) if isinstance(thresholds, list) and thresholds else None
     if config is not None and not hasattr(config, "_cfg_dict"):
         from lcp.apis.config import load_config
 
@@ -161,6 +164,7 @@ def log_evaluation(
         source="lcp test",
         extra_tags={
             "lcp.checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
+            settings.TAG_IOU_THRS: iou_thrs,
             **crux_health_tags(metrics.get("crux_health")),
         },
     )
@@ -173,6 +177,8 @@ def log_evaluation(
     }
     if variant:
         params["variant"] = variant
+    if iou_thrs:
+        params["iou_thrs"] = iou_thrs
     seed = settings.job_seed()  # the evaluated model's training seed, when the job names it (also tag lcp.seed)
     if seed is not None:
         params["seed"] = seed

@@ -147,6 +147,14 @@ def selected_runs(runs):
             file=sys.stderr,
         )
     runs = runs[(runs["_seed"] == "") | runs["_seed"].str.isdigit()]
+    other_thresholds = _texts(runs, f"tags.{settings.TAG_IOU_THRS}") != ""
+    if other_thresholds.any():  # their AP is no AP@[.5:.95]
+        print(
+            f"warning: {int(other_thresholds.sum())} evaluation runs at other IoU thresholds than COCO's 0.50:0.95 "
+            f"(tag {settings.TAG_IOU_THRS}) left out",
+            file=sys.stderr,
+        )
+        runs = runs[~other_thresholds]
     tagged = set(map(tuple, runs.loc[runs["_seed"] != "", needed].itertuples(index=False)))
     untagged_kept = [tuple(key) not in tagged for key in runs[needed].itertuples(index=False)]
     runs = runs[(runs["_seed"] != "") | pd.Series(untagged_kept, index=runs.index)]

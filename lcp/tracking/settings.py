@@ -54,6 +54,7 @@ TAG_STEP = "lcp.step"
 TAG_METHOD = "lcp.method"
 TAG_VARIANT = "lcp.variant"
 TAG_SEED = "lcp.seed"
+TAG_IOU_THRS = "lcp.iou_thrs"  # an evaluation at other IoU thresholds than COCO's 0.50:0.95
 TAG_RUN_KEY = "lcp.run_key"
 TAG_REPLACES_RUN = "lcp.replaces_run"
 TAG_INVOCATION = "lcp.invocation_id"

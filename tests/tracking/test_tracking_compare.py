@@ -205,3 +205,20 @@ def test_compare_over_seeds_mean_spread_and_paired_gain(tmp_path, server_env, mo
     captured = capsys.readouterr()
     assert f"warning: run {untagged.info.run_id}: tag lcp.seed = 'best' is not a seed number; left out" in captured.err
     assert captured.out == printed
+
+
+def test_an_evaluation_at_other_iou_thresholds_is_tagged_and_left_out_of_the_comparison(tmp_path, server_env, capsys):
+    """`lcp test --eval-options iou_thrs=0.5` logged its AP50-like value as test/AP, and `lcp
+    compare`, keeping the newest run, showed it as AP@[.5:.95]."""
+    import mlflow
+
+    log_evaluation(metrics(0.25, 0.43, 0.26), scene="foggy_city", method="baseline", work_dir=tmp_path)
+    at_half = {**metrics(0.43, 0.43, None), "eval_options": {"iou_thrs": [0.5]}}
+    run_id = log_evaluation(at_half, scene="foggy_city", method="baseline", work_dir=tmp_path)
+    run = mlflow.get_run(run_id)
+    assert run.data.params["iou_thrs"] == "0.5" and run.data.tags["lcp.iou_thrs"] == "0.5"
+    capsys.readouterr()
+    assert lcp(["compare", "--experiment", "lcp/foggy_city", "--days", "1", "--out-dir", str(tmp_path / "c")]) == 0
+    captured = capsys.readouterr()
+    assert "| foggy_city | baseline |  | 25.0 | 43.0 | 26.0 |" in captured.out
+    assert "1 evaluation runs at other IoU thresholds than COCO's 0.50:0.95 (tag lcp.iou_thrs) left out" in captured.err
