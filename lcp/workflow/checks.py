@@ -17,6 +17,7 @@ from lcp.workflow.scenes import (
     SPLITS,
     STEPS,
     TRAINING_RULES,
+    WORKFLOW_CFG_OPTIONS,
     converted_sets,
     data_dir,
     dataset_of,
@@ -76,6 +77,12 @@ def scene_reference_problems(config: Mapping) -> list[str]:
         for step in STEPS:
             if not Path(scene[step]["config"]).is_file():
                 problems.append(f"{key}.{step}.config: {scene[step]['config']} does not exist")
+            for option in sorted(set(scene[step].get("cfg_options", {})) & set(WORKFLOW_CFG_OPTIONS)):
+                # applied after the workflow's, a test set here would replace every severity's of the sweep
+                problems.append(
+                    f"{key}.{step}.cfg_options.{option}: the workflow sets it from the scene's image sets and "
+                    "classes; change those instead"
+                )
     first_of_folder: dict[str, str] = {}
     for name in config["scenes"]:  # a shared folder's image sets are made with the first scene's settings
         first = first_of_folder.setdefault(dataset_of(config, name), name)

@@ -17,6 +17,18 @@ STEPS = ("pretrain",) + METHODS
 SPLITS = ("train", "test")
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
 TRAINING_RULES = ("pretrain", "train_baseline", "train_lcp")
+# The --cfg-options the workflow gives every training and test job (lcp.workflow.commands.cfg_options)
+WORKFLOW_CFG_OPTIONS = (
+    "data_root",
+    "train_img_dir",
+    "train_ann",
+    "test_img_dir",
+    "test_ann",
+    "classes",
+    "num_classes",
+    "df_img_dir",
+    "df_ann",
+)
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 

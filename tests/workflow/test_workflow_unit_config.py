@@ -80,6 +80,15 @@ def test_reference_problems_name_the_key(config):
     ]
 
 
+def test_a_step_may_not_set_what_the_workflow_sets(config):
+    # applied after the workflow's own, a test set here was evaluated for every severity of the sweep
+    config["scenes"]["demo"]["baseline"]["cfg_options"]["test_ann"] = "demo/annotations/clean_test.json"
+    assert scene_reference_problems(config) == [
+        "scenes.demo.baseline.cfg_options.test_ann: the workflow sets it from the scene's image sets and classes; "
+        "change those instead"
+    ]
+
+
 def test_scenes_sharing_a_folder_must_define_its_sets_alike(config):
     assert image_sets(config)[("city", "city_images")][1] == "scenes.foggy_city.image_sets.city_images"
     config["scenes"]["rainy_city"]["image_sets"]["city_images"]["path"] = "/elsewhere"
