@@ -14,8 +14,10 @@ says the crux learner works and the catch-up branch's content is what it rejects
 
 Every argument goes to `lcp` as it is, except a leading `--halves HALVES.json` (a scene of
 `bench/half_fog.py data`): then the branch sees the clean original on each image's fogged half
-and Gaussian noise (in normalised units) on its clear half, content that helps detection in
-one region and hurts it in the other, and the input shows which is which (the fog). A crux
+and its negative on the clear half (in normalised units). At first order in the mask the two
+push the detection loss by the same amount in opposite directions (the branch's input is
+mask * content, so dL/dmask = <content, dL/dinput>), so what opening the mask gains on one half
+it loses on the other, and the input shows which half is which (the fog). A crux
 learner that can mark regions at all should open the mask on the fogged half and shut it on
 the clear one; `bench/half_fog.py masks` measures both halves.
 """
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def half_content(img_df, img_metas, halves: dict[str, str]):
-    """img_df on each image's fogged half, N(0, 1) noise elsewhere (padding included)."""
+    """img_df on each image's fogged half, -img_df elsewhere (padding included)."""
     import torch
     from half_fog import half_mask, half_of
 
@@ -41,7 +43,7 @@ def half_content(img_df, img_metas, halves: dict[str, str]):
         flipped = bool(meta.get("flip")) and meta.get("flip_direction", "horizontal") == "horizontal"
         half = half_of(halves, meta["ori_filename"], Path(meta["filename"]))
         fogged[index, 0, :height, :width] = torch.from_numpy(half_mask((height, width), half, flipped))
-    return torch.where(fogged, img_df, torch.randn_like(img_df))
+    return torch.where(fogged, img_df, -img_df)
 
 
 @contextlib.contextmanager
