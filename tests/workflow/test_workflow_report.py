@@ -450,19 +450,10 @@ def test_class_names_with_table_characters_stay_in_their_cells(tmp_path):
     classes = {"car|van": 0.25, "a`b`": 0.3, "person": 0.35}
     baseline = write_eval(tmp_path / "b.json", 0.30, classes)
     method = write_eval(tmp_path / "l.json", 0.34, {name: ap + 0.01 for name, ap in classes.items()})
+    evals = [item for name, path in (("baseline", baseline), ("lcp", method)) for item in ("--eval", f"{name}={path}")]
+    outputs = {"--csv": "m.csv", "--markdown": "summary.md", "--html": "summary.html"}
     result = lcp(
-        "report",
-        "metrics",
-        "--eval",
-        f"baseline={baseline}",
-        "--eval",
-        f"lcp={method}",
-        "--csv",
-        str(tmp_path / "m.csv"),
-        "--markdown",
-        str(tmp_path / "summary.md"),
-        "--html",
-        str(tmp_path / "summary.html"),
+        "report", "metrics", *evals, *(i for flag, name in outputs.items() for i in (flag, str(tmp_path / name)))
     )
     assert result.returncode == 0, result.stderr
     assert "| car\\|van | 25.0 | 26.0 |" in (tmp_path / "summary.md").read_text()
