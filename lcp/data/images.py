@@ -114,14 +114,13 @@ QUARTER_TURNS = frozenset({5, 6, 7, 8})
 
 
 def exif_orientation(data: bytes) -> int:
-    """The EXIF orientation of encoded JPEG bytes (1, as stored, when it has none). OpenCV applies
-    it when decoding, as photo viewers do: 3 turns the image half, 5-8 a quarter."""
+    """The EXIF orientation of encoded image bytes (1, as stored, when it has none). OpenCV applies
+    it when decoding (JPEG, PNG, TIFF, WebP), as photo viewers do: 3 turns the image half, 5-8 a
+    quarter."""
     import io
 
     from PIL import Image, UnidentifiedImageError
 
-    if data[:3] != b"\xff\xd8\xff":
-        return 1
     try:
         with Image.open(io.BytesIO(data)) as image:
             value = image.getexif().get(0x0112, 1)

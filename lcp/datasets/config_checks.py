@@ -134,29 +134,42 @@ def _duplicate(values: list) -> Any:
     return None
 
 
-def check_entries(ann_file: str, data: dict) -> None:
-    """Ids and boxes that pycocotools and mmdet read without checking: image and annotation ids
-    unique integers or strings (pycocotools keeps the later of two images with one id and scores
-    both images' boxes against its detections), each annotation with a 4-number `bbox` and a
-    numeric `area` (pycocotools' area ranges read it after the whole test pass)."""
+def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_training: bool) -> None:
+    """Ids and boxes that pycocotools and mmdet read without checking.
+
+    Image and annotation ids must be unique integers or strings: pycocotools keeps the later of
+    two images with one id and scores both images' boxes against its detections. An annotation
+    mmdet's training reads (every one not flagged `ignore`, whatever its category) needs a
+    4-number `bbox` and a numeric `area`; for evaluation, COCOeval reads the `bbox` of the
+    classes' annotations and the `area` of those not crowd (its area ranges, after the whole
+    test pass)."""
     images = data["images"]
     annotations = data.get("annotations") or []
     if not isinstance(annotations, list) or not all(isinstance(ann, dict) for ann in annotations):
         raise LCPError(f"{ann_file}: not a COCO annotation file ('annotations' is not a list of objects)")
     for key, entries in (("images", images), ("annotations", annotations)):
         ids = [entry.get("id") for entry in entries]
-        bad = next(
-            (i for i, value in enumerate(ids) if not isinstance(value, (int, str)) or isinstance(value, bool)), None
-        )
+        bad = next((i for i, value in enumerate(ids) if not _is_id(value)), None)
         if bad is not None:
             raise LCPError(f"{ann_file}: {key}[{bad}] has id {ids[bad]!r}, not an integer")
         if (twice := _duplicate(ids)) is not None:
             raise LCPError(f"{ann_file}: {key[:-1]} id {twice!r} appears twice; ids must be unique")
+    evaluated = {
+        category.get("id")
+        for category in data["categories"]
+        if isinstance(category, dict)
+        and _is_id(category.get("id"))
+        and (classes is None or str(category.get("name")) in classes)
+    }
     for index, ann in enumerate(annotations):
+        category = ann.get("category_id")
+        read = not ann.get("ignore") if for_training else _is_id(category) and category in evaluated
+        if not read:
+            continue
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
             raise LCPError(f"{ann_file}: annotations[{index}] has bbox {bbox!r}, not [x, y, width, height]")
-        if not _is_number(ann.get("area")):
+        if (for_training or not ann.get("iscrowd")) and not _is_number(ann.get("area")):
             raise LCPError(f"{ann_file}: annotations[{index}] has no numeric 'area', which mmdet and COCOeval read")
 
 
@@ -182,7 +195,7 @@ def check_annotation_file(
     names = [image.get("file_name") if isinstance(image, dict) else None for image in images]
     if not all(isinstance(name, str) and name for name in names):
         raise LCPError(f"{ann_file}: an image has no 'file_name'")
-    check_entries(ann_file, data)
+    check_entries(ann_file, data, classes, for_training=need_boxes)
     missing = [name for name in names if not osp.isfile(osp.join(img_prefix, name) if img_prefix else name)]
     if missing:
         raise LCPError(
@@ -213,6 +226,12 @@ def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False) -> Non
         list_images(
             _join(cfg.get("data_root"), cfg["df_img_prefix"]), "detection-favoured image folder (df_img_prefix)"
         )
+        df_ann = _join(cfg.get("data_root"), cfg.get("df_ann_file"))
+        if df_ann and not Path(df_ann).is_file():
+            raise LCPError(
+                f"{df_ann}: the detection-favoured images' annotation file (df_ann) does not exist; give the "
+                "clean set's train split, or --cfg-options df_ann=None to draw from the whole folder"
+            )
     if "ann_file" not in cfg and "img_prefix" not in cfg:
         return
     data_root = cfg.get("data_root")

@@ -148,7 +148,13 @@ def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = Fa
     # (ResNet-101's layer3.6 in a ResNet-50), whose common entries would load as a wrong mix.
     # Modules the model lacks altogether (a mask head, LCP's modules in a plain detector) are ignored.
     owners = {_owner(key) for key in own}
-    foreign_entries = [key for key in unexpected if _owner(key) in owners and not key.endswith(BN_COUNTER)]
+    foreign_entries = [
+        key
+        for key in unexpected
+        if _owner(key) in owners
+        and not key.endswith(BN_COUNTER)
+        and not any(part.startswith("loss_") for part in key.split("."))  # a loss's statistics (Seesaw, GHM)
+    ]
     if foreign_entries:
         raise LCPError(
             f"{source}: holds {len(foreign_entries)} entries inside modules of {type(model).__name__} that the "

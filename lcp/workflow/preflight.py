@@ -33,31 +33,33 @@ UNFIXABLE_STATUS = INPUT_REFUSED
 UNFIXABLE_SUFFIX = ".unfixable"
 
 
-def _unique_key_loader():
-    """A safe YAML loader that refuses a key given twice in one mapping: YAML loaders keep the
-    later one without a word, so a second `scenes:` pasted below the first drops every scene
-    above it."""
+def _duplicate_key(node) -> tuple[str, int, object] | None:
+    """(the key, the line it was first given on, the mark of its second one) of the first key
+    given twice in one mapping of a composed YAML node tree, or None. Checked on the nodes as
+    written, before construction: a merge (`<<: *base`) may override the keys it brings in, and
+    PyYAML's constructor copies merged keys into the merging mapping."""
     import yaml
 
-    class UniqueKeyLoader(yaml.SafeLoader):
-        def construct_mapping(self, node, deep=False):
+    seen_nodes: set[int] = set()
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen_nodes:
+            continue
+        seen_nodes.add(id(current))
+        if isinstance(current, yaml.MappingNode):
             first_line: dict = {}
-            for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else []:
-                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden
+            for key_node, value_node in current.value:
+                pending.append(value_node)
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
                     continue
-                key = self.construct_object(key_node, deep=True)
-                if isinstance(key, (str, int, float, bool)) and key in first_line:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"{key!r} is given twice in one mapping (first on line {first_line[key]}); "
-                        "the later one would replace the first entirely",
-                        key_node.start_mark,
-                    )
-                first_line.setdefault(key, key_node.start_mark.line + 1)
-            return super().construct_mapping(node, deep=deep)
-
-    return UniqueKeyLoader
+                key = (key_node.tag, key_node.value)
+                if key in first_line:
+                    return key_node.value, first_line[key], key_node.start_mark
+                first_line[key] = key_node.start_mark.line + 1
+        elif isinstance(current, yaml.SequenceNode):
+            pending.extend(current.value)
+    return None
 
 
 def yaml_problem(path: str | Path) -> str | None:
@@ -68,7 +70,17 @@ def yaml_problem(path: str | Path) -> str | None:
     if not path.is_file():
         return None
     try:
-        yaml.load(path.read_text(encoding="utf-8"), Loader=_unique_key_loader())
+        text = path.read_text(encoding="utf-8")
+        if (duplicate := _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))) is not None:
+            key, first, mark = duplicate
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{key!r} is given twice in one mapping (first on line {first}); "
+                "the later one would replace the first entirely",
+                mark,
+            )
+        yaml.safe_load(text)
     except UnicodeDecodeError as exc:
         return f"{path}: not a text file ({exc.reason} at byte {exc.start})"
     except yaml.YAMLError as exc:

@@ -306,3 +306,31 @@ def test_test_refuses_two_outputs_in_one_file(capsys, demo, tiny_lcp_checkpoint,
     argv = ["test", LCP_TINY, str(tiny_lcp_checkpoint), *outputs, "--cfg-options", f"data_root={demo}/"]
     err = error_line(capsys, argv)
     assert err.startswith("lcp test: error: ") and clash in err and not list(tmp_path.iterdir())
+
+
+def test_test_accepts_entries_cocoeval_never_reads(capsys, demo, tiny_lcp_checkpoint, tmp_path):
+    """A crowd box without `area` and a box of a category outside the classes without `bbox`
+    are valid test annotations: COCOeval reads neither field of them."""
+    import json
+
+    coco = json.loads((demo / "annotations" / "lowq_test.json").read_text())
+    image = coco["images"][0]["id"]
+    coco["categories"].append({"id": 9, "name": "lamp post", "supercategory": "object"})
+    coco["annotations"] += [
+        {"id": 1001, "image_id": image, "category_id": 1, "bbox": [1, 1, 5, 5], "iscrowd": 1},
+        {"id": 1002, "image_id": image, "category_id": 9, "bbox": None, "area": 0, "iscrowd": 0},
+    ]
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(coco))
+    argv = ["test", LCP_TINY, str(tiny_lcp_checkpoint), "--eval", "bbox", "--workers", "0"]
+    assert lcp(argv + ["--cfg-options", f"data_root={demo}/", f"test_ann={edited}"]) == 0, capsys.readouterr().err
+
+
+def test_a_missing_df_ann_is_named_before_training(capsys, demo, tmp_path):
+    err = train_error(capsys, demo, tmp_path, "df_ann=annotations/clear_train.json")
+    assert err == (
+        f"lcp train: error: {demo}/annotations/clear_train.json: the detection-favoured images' annotation file "
+        "(df_ann) does not exist; give the clean set's train split, or --cfg-options df_ann=None to draw from the "
+        "whole folder"
+    )
+    assert not (tmp_path / "work").exists()

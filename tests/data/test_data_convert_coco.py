@@ -13,7 +13,7 @@ from helpers.convert_sources import (
     load_coco,
     write_image,
     write_json,
-    write_turned_jpeg,
+    write_turned_image,
 )
 
 
@@ -182,10 +182,10 @@ def test_boxes_drawn_on_the_stored_pixels_of_an_exif_turned_image_are_refused(tm
     # read them; a json recording 32x24 was labelled on the stored pixels, so its boxes would land
     # elsewhere on the image mmdet trains on
     images = tmp_path / "src"
-    write_turned_jpeg(images / "a.jpg", orientation=6)
-    write_turned_jpeg(images / "b.jpg", orientation=8)
+    write_turned_image(images / "a.jpg", orientation=6)
+    write_turned_image(images / "b.png", orientation=8)  # OpenCV turns PNGs by their EXIF too
     write_image(images / "c.jpg")
-    data = coco_file([(1, "a.jpg"), (2, "b.jpg"), (3, "c.jpg")], [(1, 5, [1, 2, 25, 5]), (3, 5, [1, 2, 3, 4])])
+    data = coco_file([(1, "a.jpg"), (2, "b.png"), (3, "c.jpg")], [(1, 5, [1, 2, 25, 5]), (3, 5, [1, 2, 3, 4])])
     write_json(tmp_path / "train.json", data)
     out = tmp_path / "scene"
     code, _, stderr = convert(
@@ -200,7 +200,7 @@ def test_boxes_drawn_on_the_stored_pixels_of_an_exif_turned_image_are_refused(tm
 
 def test_an_exif_turned_image_labelled_turned_is_converted_with_a_warning(tmp_path, capsys):
     images = tmp_path / "src"
-    write_turned_jpeg(images / "a.jpg", orientation=6)
+    write_turned_image(images / "a.jpg", orientation=6)
     data = coco_file([(1, "a.jpg")], [(1, 5, [1, 2, 20, 28])])
     data["images"][0].update(width=24, height=32)  # the size viewers show: the boxes fit it
     write_json(tmp_path / "train.json", data)
@@ -236,3 +236,14 @@ def test_a_recorded_size_other_than_the_image_is_warned_about(tmp_path, capsys):
     )
     assert code == 0, stderr
     assert f"a.png: {tmp_path / 'train.json'} records 64x48, the image is 32x24" in stderr
+
+
+def test_a_recorded_size_that_is_no_size_is_not_compared(tmp_path, capsys):
+    images = tmp_path / "src"
+    write_image(images / "a.png")
+    data = coco_file([(1, "a.png")], [(1, 5, [1, 2, 10, 5])])
+    data["images"][0].update(width=float("inf"), height=0)  # an OverflowError traceback
+    write_json(tmp_path / "train.json", data)
+    argv = ["coco", images, tmp_path / "scene", "--train", tmp_path / "train.json", "--classes", "car"]
+    code, _, stderr = convert(capsys, *argv, "--workers", "1")
+    assert code == 0 and "records" not in stderr, stderr

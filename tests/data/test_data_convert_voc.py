@@ -119,9 +119,9 @@ def test_summary_names_other_label_files_and_counts_disagreeing_filenames(tmp_pa
 
 
 def test_a_turned_photo_whose_size_says_it_was_labelled_unturned_is_refused(tmp_path, capsys):
-    from helpers.convert_sources import write_turned_jpeg
+    from helpers.convert_sources import write_turned_image
 
-    write_turned_jpeg(tmp_path / "VOC/a.jpg", orientation=6)  # stored 32x24, read as 24x32
+    write_turned_image(tmp_path / "VOC/a.jpg", orientation=6)  # stored 32x24, read as 24x32
     write_voc_xml(tmp_path / "VOC/a.xml", "a.jpg", [("dog", 1, 2, 30, 8)], size=(32, 24))
     write_image(tmp_path / "VOC/b.jpg", 40, 30)
     write_voc_xml(tmp_path / "VOC/b.xml", "b.jpg", [("dog", 1, 2, 30, 8)], size=(80, 60))

@@ -25,15 +25,16 @@ def write_image(path: Path, width: int = 32, height: int = 24, seed: int = 0) ->
     return image
 
 
-def write_turned_jpeg(path: Path, orientation: int, width: int = 32, height: int = 24) -> None:
-    """A JPEG of width x height stored pixels whose EXIF orientation turns it (6: a quarter)."""
+def write_turned_image(path: Path, orientation: int, width: int = 32, height: int = 24) -> None:
+    """An image (JPEG, PNG, ... by its suffix) of width x height stored pixels whose EXIF
+    orientation turns it (6: a quarter)."""
     from PIL import Image
 
     pixels = write_image(path, width, height)
     image = Image.fromarray(pixels[:, :, ::-1].copy())
     exif = image.getexif()
     exif[0x0112] = orientation
-    image.save(path, "JPEG", exif=exif.tobytes(), quality=95)
+    image.save(path, exif=exif.tobytes())
 
 
 def write_voc_xml(path: Path, filename: str, objects: list[tuple], size: tuple[int, int] = (32, 24)) -> None:

@@ -199,6 +199,8 @@ def test_invalid_yaml_in_the_workflow_config_names_line_and_column(workdir):
         ),
         ("scenes:\n  x: {a: 1, a: 2}\n", "x.yaml:2:13: not valid YAML: 'a' is given twice in one mapping"),
         ("a: &x {b: 1}\nc:\n  <<: *x\n  b: 2\n", None),  # a merge key overriding is no duplicate
+        # nor a merged mapping's own override once another mapping has merged it
+        ("base: &b {e: 1, lr: 1}\nx: {y: &d {<<: *b, lr: 2}}\nz: {<<: *d, e: 3}\n", None),
     ],
 )
 def test_yaml_problem_names_line_and_column(tmp_path, monkeypatch, text, problem):

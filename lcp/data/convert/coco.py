@@ -21,6 +21,7 @@ Rules:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from numbers import Real
 from pathlib import Path
@@ -73,7 +74,9 @@ def _flag(entry: dict, key: str, where: str) -> bool:
 def _recorded_size(entry: dict) -> tuple[int, int] | None:
     """The image entry's (width, height) when it states both as positive integers."""
     size = entry.get("width"), entry.get("height")
-    valid = all(isinstance(v, Real) and not isinstance(v, bool) and v > 0 and v == int(v) for v in size)
+    valid = all(
+        isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0 and v == int(v) for v in size
+    )
     return (int(size[0]), int(size[1])) if valid else None
 
 

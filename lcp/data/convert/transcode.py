@@ -3,7 +3,7 @@
 JPEG sources are copied byte for byte (a second lossy encoding would only lose detail),
 others are encoded by lcp.data.images.encode_jpeg with 4:2:0 chroma subsampling, as they
 always were (the same source gives the same bytes); the decoded size is what the boxes are
-clipped to. A JPEG is decoded turned by its EXIF orientation, as mmdet reads it in training.
+clipped to. An image is decoded turned by its EXIF orientation, as mmdet reads it in training.
 """
 
 from __future__ import annotations
@@ -46,11 +46,10 @@ def transcode_image(job: tuple[str, str]) -> Decoded | str:
         image = None
     if image is None:
         return "not a readable image (decoding failed)"
-    orientation = 1
+    orientation = exif_orientation(data)
     if data[:3] == b"\xff\xd8\xff":
         Path(dst).write_bytes(data)
-        orientation = exif_orientation(data)
-    else:
+    else:  # written turned, without the tag
         try:
             encoded = encode_jpeg(image, subsample_chroma=True)
         except RuntimeError:
