@@ -86,7 +86,11 @@ def paired_dataset(root: Path, img_scale: tuple[int, int] | None):
     from lcp.apis.config import load_config
 
     options = dict(
-        data_root=f"{root}/", train_img_dir="lowq/", train_ann="annotations/lowq_train.json", df_img_dir="clean/"
+        data_root=f"{root}/",
+        train_img_dir="lowq/",
+        train_ann="annotations/lowq_train.json",
+        df_img_dir="clean/",
+        df_ann=None,  # the whole clean folder: this scene has no test split
     )
     if img_scale is not None:
         options["img_scale"] = img_scale

@@ -117,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         help="checkpoint LCP starts from instead of the pretrained detector (e.g. bench/half_fog.py start);"
         " LCP's runs then go to WORK/lcp_<its stem>/",
     )
-    parser.add_argument("--tiny", action="store_true", help="12 images, one epoch per step: a smoke test")
+    parser.add_argument(
+        "--lcp-name",
+        help="LCP's runs go to WORK/lcp_NAME/: a variant of LCP (--lcp-option) beside the default one, "
+        "sharing the pretrained detector and the baseline",
+    )
+    parser.add_argument("--tiny", action="store_true", help="12 images of 128 px, one epoch per step: a smoke test")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             extra[step] += ["runner.max_epochs=1", "evaluation.interval=1", "lr_config.step=[1]"]
         extra["lcp"] += ["mode_plan.num_epoch=[1,1,1]", "mode_plan.modes=[crux_learner,crux_learner,alter]"]
     if not data.is_dir():
-        demo = dict(scene["demo"], **({"num_images": 12} if args.tiny else {}))
+        demo = dict(scene["demo"], **({"num_images": 12, "size": 128} if args.tiny else {}))
         command = [lcp, "data", "demo", "--out", str(data), "--no-progress"]
         command += [arg for key, value in demo.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
         args.work.mkdir(parents=True, exist_ok=True)
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pretrained = train(lcp, scene, "pretrain", args.work / "pretrain", 0, options("pretrain"), None)
 
-    lcp_dir = f"lcp_{args.lcp_start.stem}" if args.lcp_start else "lcp"
+    lcp_dir = f"lcp_{args.lcp_name or args.lcp_start.stem}" if args.lcp_name or args.lcp_start else "lcp"
     rows = []
     for seed in args.seeds:
         row = {"seed": seed}
@@ -168,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             if method == "lcp" and evaluation.get("crux_health"):
                 row["crux_health"] = evaluation["crux_health"]
         rows.append(row)
+        print(
+            f"  seed {seed}: baseline {row['baseline']:.2f}, LCP {row['lcp']:.2f}", flush=True
+        )  # a run cut short keeps it
+        if args.json:
+            args.json.write_text(json.dumps({"scene": args.scene, "seeds": args.seeds, "rows": rows}, indent=1))
 
     print(f"\n{args.scene}: AP over seeds {args.seeds}")
     print(f"{'seed':>6} {'baseline':>9} {'LCP':>7} {'LCP-base':>9}  crux mask (mean, spatial std)")
@@ -187,8 +197,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{'mean':>6} {spread([r['baseline'] for r in rows])}  LCP {spread([r['lcp'] for r in rows])}"
         f"  paired LCP-baseline {spread(differences)}"
     )
-    if args.json:
-        args.json.write_text(json.dumps({"scene": args.scene, "seeds": args.seeds, "rows": rows}, indent=1))
     return 0
 
 

@@ -73,6 +73,17 @@ def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_o
     rows = json.loads((tmp_path / "ap.json").read_text())["rows"]
     assert [row["seed"] for row in rows] == [3] and {"baseline", "lcp", "crux_health"} <= set(rows[0])
     assert "paired LCP-baseline" in capsys.readouterr().out
+    # an LCP variant beside it shares the pretrained detector and the baseline
+    variant = ["--lcp-name", "as_pretrained", "--lcp-option", "model.start_as_pretrained=True"]
+    assert bench.main(argv + variant) == 0
+    assert "  seed 3: baseline" in capsys.readouterr().out
+    assert sorted(path.name for path in (tmp_path / "work").iterdir() if path.is_dir()) == [
+        "baseline",
+        "demo",
+        "lcp",
+        "lcp_as_pretrained",
+        "pretrain",
+    ]
     assert (tmp_path / "work" / "demo" / "annotations" / "lowq_test.json").is_file()  # the workflow's data layout
 
     # bench/injection_oracle.py on the pretrained detector just made
@@ -98,7 +109,8 @@ def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_o
     clean_content = load_bench("crux_clean_content")
     original = LCPDetector.extract_feat
     data = [f"data_root={work}/", "train_img_dir=demo/lowq/", "train_ann=demo/annotations/lowq_train.json"]
-    data += ["df_img_dir=demo/clean/", "data.workers_per_gpu=0", "runner.max_epochs=1", "lr_config.step=[1]"]
+    data += ["df_img_dir=demo/clean/", "df_ann=demo/annotations/clean_train.json", "data.workers_per_gpu=0"]
+    data += ["runner.max_epochs=1", "lr_config.step=[1]"]
     data += ["mode_plan.num_epoch=[1,1,1]", "mode_plan.modes=[crux_learner,crux_learner,alter]"]
     run = ["train", str(BENCH.parent / "config" / "mmdet" / "lcp_tiny_demo.py"), "--no-validate"]
     run += ["--work-dir", str(tmp_path / "clean"), "--load-from", str(work / "pretrain" / "latest.pth")]
