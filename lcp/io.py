@@ -75,7 +75,7 @@ def temp_folder(path: str | os.PathLike) -> Path:
     The caller removes it; one left by a killed process goes with the next call for `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     remove_stale_temporaries(path)
     while True:
         tmp = _temp_path(path, "tmp")
@@ -86,8 +86,16 @@ def temp_folder(path: str | os.PathLike) -> Path:
             continue
 
 
+def make_parent(path: Path) -> None:
+    """The folder `path` goes into, made if missing; an LCPError naming it when it cannot be."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LCPError(f"{path}: cannot make the folder it goes into ({exc.strerror}: {exc.filename})") from None
+
+
 def _temp_file(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     remove_stale_temporaries(path)
     while True:
         tmp = _temp_path(path, "tmp")

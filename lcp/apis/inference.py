@@ -41,13 +41,29 @@ def checkpoint_classes(checkpoint: str) -> tuple[str, ...] | None:
     return tuple(classes) if classes else None
 
 
+def model_class_names(detector, checkpoint: str, cfg) -> tuple[str, ...]:
+    """The class names of a built detector: the checkpoint's (mmdet keeps them in its meta), else
+    the config's; an LCPError naming where they came from when they do not fit its classes."""
+    from_checkpoint = checkpoint_classes(checkpoint)
+    names = from_checkpoint or tuple(cfg.get("classes") or ())
+    count = detector.roi_head.bbox_head[-1].num_classes
+    if len(names) != count:
+        where = (
+            f"the checkpoint's class names {list(names)}"
+            if from_checkpoint
+            else (f"no class names in the checkpoint, and the config's classes {list(names)}")
+        )
+        raise LCPError(f"{checkpoint}: {where} do not fit the model's {count} classes")
+    return tuple(names)
+
+
 def collect_images(items: list[str]) -> list[Path]:
     """Image files, and every image of the folders among `items`; names whose outputs would collide refused."""
     import sys
 
     import cv2
 
-    from lcp.data.images import image_file_problem, list_images
+    from lcp.data.images import image_file_problem, is_image_name, list_images
 
     images: list[Path] = []
     for item in items:
@@ -76,7 +92,11 @@ def collect_images(items: list[str]) -> list[Path]:
         else:
             raise LCPError(f"{item}: image does not exist")
     for image in images:  # before the model loads: a truncated JPEG decodes in OpenCV but not in mmcv
-        if (problem := image_file_problem(image)) is not None:
+        if is_image_name(image.name):
+            problem = image_file_problem(image)
+        else:  # a .bmp or .tif named on its own: no end marker to check, it must decode
+            problem = None if cv2.imread(str(image), cv2.IMREAD_COLOR) is not None else "cannot be decoded"
+        if problem is not None:
             raise LCPError(f"{image}: {problem}")
     by_stem: dict[str, Path] = {}
     for image in images:
@@ -114,7 +134,10 @@ def crux_mask_for_image(detector, img_tensor, img_meta):
 def box_style(image) -> dict:
     """Line thickness and font size for boxes drawn on `image` (mmdet's defaults suit ~1333x800)."""
     small = min(image.shape[:2]) < 400
-    return {"thickness": 1 if small else 2, "font_size": 7 if small else 13}
+    if small:
+        return {"thickness": 1, "font_size": 7}
+    scale = max(1.0, max(image.shape[:2]) / 1333)  # a 6000 px photo gets labels one can read whole
+    return {"thickness": round(2 * scale), "font_size": round(13 * scale)}
 
 
 def detections_above(result, class_names, score_thr: float) -> list[dict]:
@@ -238,8 +261,10 @@ def infer_images(
     if out_dir.exists() and not out_dir.is_dir():
         raise LCPError(f"{out_dir}: exists and is not a folder")
     outputs = [f"{image.stem}{suffix}" for image in images for suffix in (".json", ".jpg")]
+    # nor into the folder of an image named on its own: x.jpg there may be the user's photo
+    sources = [*items, *(str(Path(item).parent) for item in items if Path(item).is_file())]
     for name in outputs:
-        check_outside_sources(out_dir / name, items)
+        check_outside_sources(out_dir / name, sources)
         if not overwrite and (out_dir / name).exists():
             raise LCPError(f"{out_dir / name}: already exists; remove it or pass --overwrite")
 
@@ -247,12 +272,7 @@ def infer_images(
     accept_gpu_ids_in_mmcv_scatter()
     device = select_device(gpu_id)
     detector = build_test_model(cfg, checkpoint)
-    class_names = checkpoint_classes(checkpoint) or tuple(cfg.get("classes") or ())
-    if len(class_names) != detector.roi_head.bbox_head[-1].num_classes:
-        raise LCPError(
-            f"{checkpoint}: no class names in the checkpoint, and the config's classes "
-            f"{list(class_names)} do not fit its {detector.roi_head.bbox_head[-1].num_classes} classes"
-        )
+    class_names = model_class_names(detector, checkpoint, cfg)
     detector.CLASSES = class_names
     detector.cfg = cfg
     detector.to("cuda" if device == "cuda" else "cpu").eval()

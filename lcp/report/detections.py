@@ -41,7 +41,7 @@ def draw_sample_detections(
 
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
     from lcp.apis.config import load_config
-    from lcp.apis.inference import build_test_model, checkpoint_classes, infer_image
+    from lcp.apis.inference import build_test_model, infer_image, model_class_names
     from lcp.apis.options import select_device
     from lcp.io import atomic_path, check_outside_sources
 
@@ -56,7 +56,7 @@ def draw_sample_detections(
     accept_gpu_ids_in_mmcv_scatter()
     device = select_device(gpu_id)
     detector = build_test_model(cfg, checkpoint)
-    class_names = checkpoint_classes(checkpoint) or tuple(cfg.get("classes") or ())
+    class_names = model_class_names(detector, checkpoint, cfg)
     detector.CLASSES, detector.cfg = class_names, cfg
     detector.to("cuda" if device == "cuda" else "cpu").eval()
     with warnings.catch_warnings():  # mmdet warns that it swaps ImageToTensor for batching; wanted here

@@ -32,6 +32,13 @@ def plot_classwise(
     figure, axes = plt.subplots(figsize=(max(4.0, 1.2 * len(classwise) + 1.5), 3.5))
     yerr = None if errors is None else errors.reindex_like(classwise).fillna(0.0)
     classwise.fillna(0.0).plot.bar(ax=axes, rot=0, width=0.8, yerr=yerr, capsize=3)
+    from matplotlib.container import BarContainer
+
+    bar_groups = [container for container in axes.containers if isinstance(container, BarContainer)]
+    for bars, method in zip(bar_groups, classwise.columns, strict=True):
+        for bar, value in zip(bars, classwise[method], strict=True):
+            if pd.isna(value):  # no AP (no ground truth): not a bar of 0
+                axes.text(bar.get_x() + bar.get_width() / 2, 0, "n/a", ha="center", va="bottom", fontsize=7)
     axes.set_ylabel("AP (%)")
     axes.set_xlabel("")
     axes.set_title(title)

@@ -6,6 +6,7 @@ once rerun, or writes what colleagues cannot read: outputs are checked against t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -480,9 +481,44 @@ def test_report_pictures_may_not_go_into_the_test_set_they_are_drawn_from(scene,
     assert digest(scene) == before
 
 
-def test_infer_never_writes_over_an_input_image(scene, untrained, tmp_path, capsys):
+def test_infer_never_writes_over_an_input_image_or_beside_it(scene, untrained, tmp_path, capsys):
     image = tmp_path / "photo.jpg"
     image.write_bytes(sorted((scene / "lowq").glob("*.jpg"))[0].read_bytes())
     before = image.read_bytes()
-    refused(capsys, infer(untrained, scene, [image], tmp_path, "--overwrite"), f"{image}: is the source {image}")
+    refused(capsys, infer(untrained, scene, [image], tmp_path, "--overwrite"), f"lies inside the source {tmp_path}")
     assert image.read_bytes() == before
+    # the picture of x.png is x.jpg: with --overwrite it replaced the user's own x.jpg beside it
+    png = tmp_path / "x.png"
+    cv2.imwrite(str(png), cv2.imread(str(image)))
+    (tmp_path / "x.jpg").write_bytes(before)
+    refused(capsys, infer(untrained, scene, [png], tmp_path, "--overwrite"), f"lies inside the source {tmp_path}")
+    assert (tmp_path / "x.jpg").read_bytes() == before
+
+
+def test_infer_runs_on_an_image_opencv_reads_named_on_its_own(scene, untrained, tmp_path, capsys):
+    # a folder leaves .bmp files out and says to name them one by one; named, one was refused
+    bmp = tmp_path / "in" / "b.bmp"
+    bmp.parent.mkdir()
+    cv2.imwrite(str(bmp), cv2.imread(str(sorted((scene / "lowq").glob("*.jpg"))[0])))
+    assert lcp(infer(untrained, scene, [bmp], tmp_path / "out")) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.jpg", "b.json"]
+
+
+def test_pictures_of_a_checkpoint_whose_class_names_do_not_fit_are_one_line(scene, tmp_path, capsys):
+    cfg = load_config(LCP_TINY, {"data_root": f"{scene}/"})
+    checkpoint = tmp_path / "two_names.pth"
+    torch.save({"state_dict": build_detector(cfg.model).state_dict(), "meta": {"CLASSES": ("a", "b")}}, checkpoint)
+    options = ["--cfg-options", f"data_root={scene}/"]
+    detections = ["report", "detections", LCP_TINY, str(checkpoint), "--out", str(tmp_path / "d.jpg"), *options]
+    # an IndexError traceback while drawing
+    refused(capsys, detections, "the checkpoint's class names ['a', 'b'] do not fit the model's 3 classes")
+    image = sorted((scene / "lowq").glob("*.jpg"))[0]
+    refused(capsys, infer(checkpoint, scene, [image], tmp_path / "out"), "the checkpoint's class names ['a', 'b']")
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    evaluation = tmp_path / "e.json"
+    evaluation.write_text(json.dumps({"bbox_mAP": 0.3, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.2, "classwise": {}}))
+    argv = ["report", "metrics", "--eval", f"lcp={evaluation}", "--csv", str(tmp_path / "afile" / "m.csv")]
+    refused(capsys, argv, f"{tmp_path / 'afile' / 'm.csv'}: cannot make the folder it goes into")

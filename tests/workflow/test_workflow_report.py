@@ -539,3 +539,20 @@ def test_sample_detections_must_be_jpeg(tmp_path):
     )
     assert result.returncode == 2
     assert f"{tmp_path / 'sample.png'}: sample detections are JPEG pictures" in result.stderr
+
+
+def test_the_classwise_plot_marks_a_class_without_ap_instead_of_a_bar_of_0(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from lcp.report import plots
+
+    saved = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: saved.append(figure))
+    classwise = pd.DataFrame(
+        {"baseline": [30.0, 0.0, math.nan], "lcp": [31.0, 0.0, math.nan]}, index=["circle", "square", "triangle"]
+    )
+    plots.plot_classwise(classwise, tmp_path / "c.png", "fog", errors=classwise * 0 + 1)
+    (figure,) = saved
+    labels = [(text.get_text(), round(text.get_position()[0], 2)) for text in figure.axes[0].texts]
+    assert [label for label, _ in labels] == ["n/a", "n/a"]  # triangle (no ground truth) for both methods
+    assert all(1.5 < x < 2.5 for _, x in labels)  # at the third class; square's 0.0 stays a bar of 0
