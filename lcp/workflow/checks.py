@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from lcp.data.convert.urpc import CLASSES as URPC_CLASSES
 from lcp.errors import LCPError
 from lcp.workflow import paths
 from lcp.workflow.converters import unknown_option_problems
@@ -83,6 +84,19 @@ def scene_reference_problems(config: Mapping) -> list[str]:
                     f"{key}.{step}.cfg_options.{option}: the workflow sets it from the scene's image sets and "
                     "classes; change those instead"
                 )
+            if step != "pretrain" and "load_from" in scene[step].get("cfg_options", {}):
+                # lcp train's --load-from, which the workflow gives, wins: the file was dropped without a word
+                problems.append(
+                    f"{key}.{step}.cfg_options.load_from: the workflow starts {step} from the pretrained detector "
+                    "(--load-from); bring your own with pretrain.checkpoint"
+                )
+        urpc_order = [name for name in URPC_CLASSES if name in scene["classes"]]
+        if any(recipe.get("convert") == "urpc" for recipe in sets.values()) and urpc_order != list(scene["classes"]):
+            # the converter writes its fixed classes in this order; another order fails at pretraining
+            problems.append(
+                f"{key}.classes: URPC's classes are {', '.join(URPC_CLASSES)}; a scene converting it lists some of "
+                "them, in that order"
+            )
     first_of_folder: dict[str, str] = {}
     for name in config["scenes"]:  # a shared folder's image sets are made with the first scene's settings
         first = first_of_folder.setdefault(dataset_of(config, name), name)

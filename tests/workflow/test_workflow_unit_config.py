@@ -83,10 +83,21 @@ def test_reference_problems_name_the_key(config):
 def test_a_step_may_not_set_what_the_workflow_sets(config):
     # applied after the workflow's own, a test set here was evaluated for every severity of the sweep
     config["scenes"]["demo"]["baseline"]["cfg_options"]["test_ann"] = "demo/annotations/clean_test.json"
+    # lcp train's --load-from, which the workflow gives, won over it without a word
+    config["scenes"]["demo"]["lcp"]["cfg_options"]["load_from"] = "my.pth"
+    config["scenes"]["demo"]["pretrain"]["cfg_options"]["load_from"] = "coco.pth"  # pretraining may start from one
+    # the URPC converter writes its fixed classes in their order; another order failed at pretraining
+    config["scenes"]["urpc"]["classes"] = ["starfish", "echinus"]
     assert scene_reference_problems(config) == [
         "scenes.demo.baseline.cfg_options.test_ann: the workflow sets it from the scene's image sets and classes; "
-        "change those instead"
+        "change those instead",
+        "scenes.demo.lcp.cfg_options.load_from: the workflow starts lcp from the pretrained detector (--load-from); "
+        "bring your own with pretrain.checkpoint",
+        "scenes.urpc.classes: URPC's classes are echinus, holothurian, scallop, starfish; a scene converting it "
+        "lists some of them, in that order",
     ]
+    config["scenes"]["urpc"]["classes"] = ["echinus", "starfish"]
+    assert len(scene_reference_problems(config)) == 2
 
 
 def test_scenes_sharing_a_folder_must_define_its_sets_alike(config):
