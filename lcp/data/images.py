@@ -121,6 +121,8 @@ def exif_orientation(data: bytes) -> int:
 
     from PIL import Image, UnidentifiedImageError
 
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"eXIf" not in data:  # Pillow decodes a whole PNG to look
+        return 1
     try:
         with Image.open(io.BytesIO(data)) as image:
             value = image.getexif().get(0x0112, 1)
