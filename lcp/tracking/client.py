@@ -40,6 +40,10 @@ def is_transient(exc: BaseException) -> bool:
 
     if isinstance(exc, MlflowException):
         return exc.error_code not in PERMANENT_ERRORS
+    if type(exc).__name__ == "OperationalError" and any(  # sqlalchemy's, raised unwrapped while MLflow opens a store
+        word in str(exc).lower() for word in ("database is locked", "database is busy", "unable to open")
+    ):
+        return True
     try:
         import requests
 
@@ -67,11 +71,23 @@ def short_error(exc: BaseException) -> str:
 
 
 def make_client(uri: str):
+    """A client for the store at `uri`. A local sqlite store is opened (created and migrated when
+    new) under a lock beside it: MLflow migrates a new database without one, and jobs starting
+    at once on a fresh store lost their runs and could leave it half-migrated for good."""
     from mlflow.tracking import MlflowClient
 
     settings.apply_network_defaults()
     settings.prepare_local_store(uri)
-    return MlflowClient(tracking_uri=uri)
+    database = settings.sqlite_database(uri)
+    if database is None:
+        return MlflowClient(tracking_uri=uri)
+    import fcntl
+
+    with open(f"{database}.init-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # the store is made, and migrated, here
+    return client
 
 
 def ensure_experiment(client, name: str, artifact_location: str | None, description: str | None = None) -> str:

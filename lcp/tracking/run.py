@@ -225,6 +225,8 @@ class TrackedRun:
 
     def where(self) -> str:
         """One line naming the run, its id and its page in the MLflow UI."""
+        if self.disabled:
+            return f"MLflow run {self.run_name}: not tracked ({self.tracking_uri} refused it; see the warning above)"
         if self.run_id is None:
             return (
                 f"MLflow run {self.run_name}: not created yet ({self.tracking_uri} unreachable); "

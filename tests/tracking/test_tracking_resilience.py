@@ -137,3 +137,38 @@ def test_journal_survives_a_torn_line_from_a_killed_writer(tmp_path):
     assert state.torn_lines == 1
     assert [r["id"] for r in state.pending] == [second]
     assert state.run_id == "r1"
+
+
+def test_jobs_starting_at_once_on_a_fresh_sqlite_store_all_log_their_runs(tmp_path, clean_env):
+    """MLflow migrates a new sqlite database without a lock: of 6 jobs starting at once on a fresh
+    store all 6 runs were lost (exit status 0), and the store could stay half-migrated for good."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    job = (
+        "import sys; from lcp.tracking import log_evaluation; "
+        "log_evaluation({'bbox_mAP': 0.3, 'classwise': {}}, scene='race', method='lcp', variant=f'v{sys.argv[1]}', "
+        f"work_dir=sys.argv[2], tracking_uri={uri!r})"
+    )
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", job, str(i), str(tmp_path / f"w{i}")], stderr=subprocess.PIPE, text=True
+        )
+        for i in range(4)
+    ]
+    errors = [process.communicate()[1] for process in jobs]
+    assert all(process.returncode == 0 for process in jobs), errors
+    runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("lcp/race").experiment_id])
+    assert sorted(run.info.run_name for run in runs) == [f"race/evaluate/lcp/v{i}" for i in range(4)], errors
+
+
+def test_a_locked_sqlite_store_is_a_failure_that_may_pass():
+    """sqlalchemy's 'database is locked', raised unwrapped while MLflow opens a store, disabled the
+    run for good instead of queueing its records for a later send."""
+    from sqlalchemy.exc import OperationalError
+
+    from lcp.tracking.client import is_transient
+
+    assert is_transient(OperationalError("SELECT 1", {}, Exception("database is locked")))
+    assert not is_transient(OperationalError("SELECT 1", {}, Exception("no such column: x")))
