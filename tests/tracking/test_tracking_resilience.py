@@ -172,3 +172,21 @@ def test_a_locked_sqlite_store_is_a_failure_that_may_pass():
 
     assert is_transient(OperationalError("SELECT 1", {}, Exception("database is locked")))
     assert not is_transient(OperationalError("SELECT 1", {}, Exception("no such column: x")))
+
+
+def test_a_refused_run_says_it_is_not_tracked_not_where_its_records_wait(tmp_path, clean_env, monkeypatch):
+    # it named a pending journal that was never written
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    from lcp.tracking import run
+
+    def refuse(uri):
+        raise MlflowException("no such store", error_code=INVALID_PARAMETER_VALUE)
+
+    monkeypatch.setattr(run, "make_client", refuse)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracked = run.TrackedRun(experiment="lcp/s", run_name="s/evaluate/lcp", work_dir=tmp_path, tracking_uri=uri)
+    assert tracked.start().disabled
+    assert tracked.where() == f"MLflow run s/evaluate/lcp: not tracked ({uri} refused it; see the warning above)"
+    assert not tracked.journal.path.exists()
