@@ -56,6 +56,7 @@ def check_categories(ann_file: str, classes: Sequence[str], data: dict | None = 
     `classes`, so a different order would silently give every box the wrong class name.
     Extra categories in the file are allowed: mmdet ignores their boxes.
     """
+    data = read_annotation_file(ann_file) if data is None else data
     in_file = annotation_categories(ann_file, data)
     classes = [str(name) for name in classes]
     missing = [name for name in classes if name not in in_file]
@@ -71,7 +72,6 @@ def check_categories(ann_file: str, classes: Sequence[str], data: dict | None = 
             f"the file has {in_file_order}, the config has {classes} "
             "(mmdet numbers labels in the file's order; reorder `classes`)"
         )
-    data = read_annotation_file(ann_file) if data is None else data
     ids = [category.get("id") for category in data["categories"] if str(category.get("name")) in classes]
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         raise LCPError(f"{ann_file}: category ids {ids} must be integers")
@@ -87,16 +87,27 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_id(value) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _class_category_ids(data: dict, classes: Sequence[str] | None) -> set:
+    """The ids of the categories of `classes` (all categories when None) that are ids at all."""
+    return {
+        category.get("id")
+        for category in data["categories"]
+        if isinstance(category, dict)
+        and _is_id(category.get("id"))
+        and (classes is None or str(category.get("name")) in classes)
+    }
+
+
 def _has_trainable_box(ann_file: str, data: dict, classes: Sequence[str] | None) -> bool:
     """Whether mmdet's CocoDataset would train on any box. Its _parse_ann_info, in this order,
     drops a box that is ignored, does not overlap its image, has no area or is under 1 px wide
     or high, is of another class, or is crowd; and fails with KeyError('area') inside a
     data-loader worker on a box without `area` that got that far (an LCPError here)."""
-    wanted = {
-        category.get("id")
-        for category in data["categories"]
-        if isinstance(category, dict) and (classes is None or str(category.get("name")) in classes)
-    }
+    wanted = _class_category_ids(data, classes)
     sizes = {
         image.get("id"): (image.get("width"), image.get("height"))
         for image in data.get("images") or []
@@ -119,10 +130,6 @@ def _has_trainable_box(ann_file: str, data: dict, classes: Sequence[str] | None)
         if ann.get("category_id") in wanted and not ann.get("iscrowd"):
             found = True
     return found
-
-
-def _is_id(value) -> bool:
-    return isinstance(value, (int, str)) and not isinstance(value, bool)
 
 
 def _duplicate(values: list) -> Any:
@@ -151,16 +158,10 @@ def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_
         ids = [entry.get("id") for entry in entries]
         bad = next((i for i, value in enumerate(ids) if not _is_id(value)), None)
         if bad is not None:
-            raise LCPError(f"{ann_file}: {key}[{bad}] has id {ids[bad]!r}, not an integer")
+            raise LCPError(f"{ann_file}: {key}[{bad}] has id {ids[bad]!r}, neither an integer nor a string")
         if (twice := _duplicate(ids)) is not None:
             raise LCPError(f"{ann_file}: {key[:-1]} id {twice!r} appears twice; ids must be unique")
-    evaluated = {
-        category.get("id")
-        for category in data["categories"]
-        if isinstance(category, dict)
-        and _is_id(category.get("id"))
-        and (classes is None or str(category.get("name")) in classes)
-    }
+    evaluated = _class_category_ids(data, classes)
     for index, ann in enumerate(annotations):
         category = ann.get("category_id")
         read = not ann.get("ignore") if for_training else _is_id(category) and category in evaluated
