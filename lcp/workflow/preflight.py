@@ -70,17 +70,22 @@ def yaml_problem(path: str | Path) -> str | None:
     if not path.is_file():
         return None
     try:
-        text = path.read_text(encoding="utf-8")
-        if (duplicate := _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))) is not None:
-            key, first, mark = duplicate
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"{key!r} is given twice in one mapping (first on line {first}); "
-                "the later one would replace the first entirely",
-                mark,
-            )
-        yaml.safe_load(text)
+        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+        try:
+            node = loader.get_single_node()  # parsed once: checked for keys given twice, then constructed
+            if (duplicate := _duplicate_key(node)) is not None:
+                key, first, mark = duplicate
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"{key!r} is given twice in one mapping (first on line {first}); "
+                    "the later one would replace the first entirely",
+                    mark,
+                )
+            if node is not None:
+                loader.construct_document(node)
+        finally:
+            loader.dispose()
     except UnicodeDecodeError as exc:
         return f"{path}: not a text file ({exc.reason} at byte {exc.start})"
     except yaml.YAMLError as exc:
