@@ -173,9 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             if method == "lcp" and evaluation.get("crux_health"):
                 row["crux_health"] = evaluation["crux_health"]
         rows.append(row)
-        print(
-            f"  seed {seed}: baseline {row['baseline']:.2f}, LCP {row['lcp']:.2f}", flush=True
-        )  # a run cut short keeps it
+        # as each seed ends, so that a run cut short keeps what it measured
+        print(f"  seed {seed}: baseline {row['baseline']:.2f}, LCP {row['lcp']:.2f}", flush=True)
         if args.json:
             args.json.write_text(json.dumps({"scene": args.scene, "seeds": args.seeds, "rows": rows}, indent=1))
 

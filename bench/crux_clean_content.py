@@ -49,7 +49,7 @@ def half_content(img_df, img_metas, halves: dict[str, str]):
 @contextlib.contextmanager
 def clean_content(halves: dict[str, str] | None = None) -> Iterator[None]:
     """Within: LCPDetector's crux-mode training masks the clean original instead of its input
-    (with `halves`, the clean original on the fogged half and noise on the clear half)."""
+    (with `halves`, the clean original on the fogged half and its negative on the clear half)."""
     from lcp.models.detector import LCPDetector
 
     forward_train, extract_feat = LCPDetector.forward_train, LCPDetector.extract_feat
