@@ -201,6 +201,14 @@ def test_a_yaml_list_in_cfg_options_is_valid_and_reaches_mmcv_as_a_list(config):
     assert "mode_plan.num_epoch=[1,1,4]" in words and "lr_config.step=[5]" in words
 
 
+def test_the_keys_a_step_may_not_set_are_those_the_workflow_sets(config):
+    # lcp.workflow.checks refuses scenes.*.cfg_options of scenes.WORKFLOW_CFG_OPTIONS: the two lists must agree
+    for step in scenes.STEPS:
+        config["scenes"]["demo"][step]["cfg_options"] = {}
+    given = {option.split("=")[0] for step in scenes.STEPS for option in commands.cfg_options(config, "demo", step)}
+    assert given == set(scenes.WORKFLOW_CFG_OPTIONS)
+
+
 def test_reports_read_every_method_and_seed(config):
     evaluations = commands.report_evaluations(config, "demo")
     assert evaluations["lcp/seed2"] == "results/demo/lcp/seed2/eval.json" and len(evaluations) == 6
