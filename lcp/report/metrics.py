@@ -358,7 +358,7 @@ COLLAPSE_NEXT_STEPS = (
     "nothing when the mask is near 0. Whether any catch-up learner could help this detector: "
     "`bench/injection_oracle.py`; whether the crux learner opens for clean content: "
     "`bench/crux_clean_content.py`; where the detection loss wants the mask: "
-    "`bench/crux_gradient.py` (README.md, \"Does LCP learn on the demo?\").\n"
+    "`bench/crux_gradient.py` (bench/README.md, \"The crux-learner study\").\n"
 )
 
 
