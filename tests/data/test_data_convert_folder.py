@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers.convert_sources import convert, load_coco, write_image
+from helpers.unprivileged import run_lcp
 from lcp.data.convert.output import flat_names
 from lcp.data.convert.samples import Sample
 from lcp.data.convert.splits import split_by_fraction
@@ -42,7 +43,7 @@ def test_undecodable_image_is_an_error_and_nothing_is_left(dfui, tmp_path, capsy
     out = tmp_path / "scene"
     code, _, stderr = convert(capsys, "folder", dfui, out, "--workers", "2")
     assert code == 2 and "b/broken.png: not a readable image" in stderr
-    assert list(out.iterdir()) == []
+    assert not out.exists()
 
 
 def test_bad_names_and_missing_source_are_errors(dfui, tmp_path, capsys):
@@ -92,3 +93,26 @@ def test_a_converter_is_called_with_plain_arguments_and_returns_its_report(dfui,
     # round(2 stems * 0.5): one stem to test; a/x.png and b/x.png share theirs, so one split
     assert sorted([names["train"], names["test"]]) == [["Y.jpg"], ["a__x_png.jpg", "b__x_png.jpg"]]
     assert [c["name"] for c in train.dataset["categories"]] == ["fish"]
+
+
+def test_symlinked_folders_are_followed_once_and_a_loop_ends(dfui, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    write_image(elsewhere / "z.png", 12, 12, seed=5)
+    (dfui / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (dfui / "b" / "loop").symlink_to(dfui / "b", target_is_directory=True)
+    out = tmp_path / "scene"
+    code, _, stderr = convert(capsys, "folder", dfui, out, "--name", "dfui")
+    assert code == 0, stderr
+    assert sorted(p.name for p in (out / "dfui").glob("*.jpg")) == ["Y.jpg", "a__x_png.jpg", "b__x_png.jpg", "z.jpg"]
+
+
+def test_a_folder_that_cannot_be_listed_is_an_error_not_a_smaller_set(dfui, tmp_path):
+    locked = dfui / "locked"
+    write_image(locked / "w.png", seed=6)
+    locked.chmod(0)
+    try:
+        result = run_lcp("data", "convert", "folder", str(dfui), str(tmp_path / "scene"))
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 2 and "locked: cannot list this folder of the source" in result.stderr, result.stderr
+    assert not (tmp_path / "scene").exists()
