@@ -9,6 +9,7 @@ registered like the others but left out of the command list (the epilog names it
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -28,6 +29,8 @@ COMMANDS = {
 }
 # commands that build a detector: they import mmcv and mmdet the quick way (lcp.deferred_imports)
 MMDET_COMMANDS = {"train", "test", "infer", "heatmaps"}
+# a full disk or quota may be freed, a rerun (or a workflow retry) may pass
+TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
 PLUMBING = {
     "workdir": "lcp.commands.workdir",
 }
@@ -94,6 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     except LCPError as exc:
         print(f"lcp {args.command}: error: {exc}", file=sys.stderr)
         return INPUT_REFUSED
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # A file the system refused (no permission, read-only, no space left): one line naming
+        # it. The commands publish atomically, so nothing half-written is left behind.
+        from lcp.io import published_path
+
+        print(f"lcp {args.command}: error: {published_path(exc.filename)}: {exc.strerror}", file=sys.stderr)
+        return 1 if exc.errno in TRANSIENT_ERRNOS else INPUT_REFUSED
 
 
 if __name__ == "__main__":

@@ -42,6 +42,16 @@ def _temp_path(path: Path, kind: str) -> Path:
     return path.parent / f".{path.name}.{_host()}-{os.getpid()}.{secrets.token_hex(4)}.{kind}"
 
 
+_TEMP_NAME = re.compile(r"\.(.+)\.[A-Za-z0-9_-]+-\d+\.[0-9a-f]{8}\.(?:tmp|old)")
+
+
+def published_path(path: str | os.PathLike) -> str:
+    """`path` with every temporary name in it (see the module doc) replaced by the name it is
+    published under: what an error about a file being written should name."""
+    parts = [match[1] if (match := _TEMP_NAME.fullmatch(part)) else part for part in Path(path).parts]
+    return str(Path(*parts)) if parts else str(path)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -159,6 +169,17 @@ def replace_folder(tmp: Path, path: Path) -> None:
 
 
 @contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An OSError without a file name (a failed write: a full disk, a quota) gets `path`'s."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = True, sources: Sources = ()) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`.
 
@@ -173,7 +194,8 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True, sources: Source
         raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
     tmp = _temp_file(path)
     try:
-        yield tmp
+        with _naming(path):
+            yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -191,7 +213,8 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False, sources: Sou
     check_folder_output(path, overwrite, sources)
     tmp = temp_folder(path)
     try:
-        yield tmp
+        with _naming(path):
+            yield tmp
         (tmp / MARKER).write_text(MARKER_TEXT)
         check_folder_output(path, overwrite)  # nothing unmarked may have appeared meanwhile
         replace_folder(tmp, path)

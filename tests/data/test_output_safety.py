@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import stat
 import subprocess
@@ -22,6 +24,7 @@ import pytest
 import torch
 from mmdet.models import build_detector
 
+from helpers.unprivileged import run_lcp
 from lcp.apis.config import load_config
 from lcp.cli import main as lcp
 
@@ -522,3 +525,64 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
     evaluation.write_text(json.dumps({"bbox_mAP": 0.3, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.2, "classwise": {}}))
     argv = ["report", "metrics", "--eval", f"lcp={evaluation}", "--csv", str(tmp_path / "afile" / "m.csv")]
     refused(capsys, argv, f"{tmp_path / 'afile' / 'm.csv'}: cannot make the folder it goes into")
+
+
+def test_a_folder_the_system_refuses_to_write_is_one_line_and_nothing_is_left(scene, tmp_path):
+    readonly = tmp_path / "readonly"
+    readonly.mkdir(mode=0o555)
+    commands = {
+        "convert": ["data", "convert", "folder", str(scene / "clean"), str(readonly / "out")],
+        "demo": demo(readonly / "demo"),
+        "synth": [
+            "data",
+            "synth",
+            "fog",
+            "--src",
+            str(scene / "clean"),
+            "--out",
+            str(readonly / "fog"),
+            "--no-progress",
+        ],
+        "check report": [
+            "data",
+            "check",
+            "--lowq",
+            str(scene / "lowq"),
+            "--clean",
+            str(scene / "clean"),
+            "--report",
+            str(readonly / "check.json"),
+            "--no-progress",
+        ],
+    }
+    for name, argv in commands.items():
+        result = run_lcp(*argv)
+        err = result.stderr.strip()
+        assert result.returncode == 2, (name, err)
+        assert "Traceback" not in err and err.splitlines()[-1].endswith("Permission denied"), (name, err)
+        assert str(readonly) in err.splitlines()[-1], (name, err)
+    assert list(readonly.iterdir()) == []
+
+
+def test_a_full_disk_is_one_line_a_retry_may_pass_and_nothing_is_left(scene, tmp_path):
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("mounting a small file system needs root (CI runs as root)")
+    small = tmp_path / "small"
+    small.mkdir()
+    lcp_command = [str(LCP_COMMAND), "data", "convert", "folder", str(scene / "clean"), str(small / "out")]
+    mount = f"mount -t tmpfs -o size=12k tmpfs {small}"
+    script = f"{mount} && {shlex.join(lcp_command)}; status=$?; ls -A {small}; exit $status"
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, check=False)
+    err = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stderr
+    assert err[-1].startswith("lcp data: error: ") and err[-1].endswith("No space left on device"), result.stderr
+    assert "Traceback" not in result.stderr and ".tmp" not in err[-1], result.stderr
+    assert result.stdout.strip() == "", result.stdout  # the tmpfs was left empty
+
+
+def test_errors_name_the_published_path_not_the_temporary_one():
+    from lcp.io import published_path
+
+    assert published_path("/d/.out.node1-42.0a1b2c3d.tmp/images/x.jpg") == "/d/out/images/x.jpg"
+    assert published_path("/d/.report.json.node-a_b-7.ffffffff.old") == "/d/report.json"
+    assert published_path("/d/.hidden/x.jpg") == "/d/.hidden/x.jpg"

@@ -45,6 +45,7 @@ def write_image_set(
 
     samples = sorted(samples, key=lambda s: s.image.as_posix())
     file_names = flat_names([s.image for s in samples])
+    out_was_there = out.exists()
     out.mkdir(parents=True, exist_ok=True)
     staging = temp_folder(out / name)
     try:
@@ -70,8 +71,14 @@ def write_image_set(
         for split, coco in annotations.cocos.items():
             write_json(staging / "annotations" / f"{name}_{split}.json", coco)
         publish(staging, out, name, list(annotations.cocos))
+    except OSError as exc:  # named as the file it was going to be (a full disk, no permission)
+        if exc.filename is None or not Path(exc.filename).is_relative_to(staging):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(out / Path(exc.filename).relative_to(staging))) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not out_was_there and not any(out.iterdir()):
+            out.rmdir()
     report.add_section(annotations.summary(out, name, classes))
     return annotations.cocos
 
