@@ -292,6 +292,20 @@ def test_convert_overwrites_only_image_sets_it_wrote(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["annotations", "set"]  # no staging left
 
 
+def test_an_overwrite_refused_by_the_system_leaves_the_older_set_whole(scene, tmp_path):
+    out = tmp_path / "scene"
+    convert = ["data", "convert", "folder", "--workers", "1", "--test-fraction", "0.34"]
+    assert run_lcp(*convert, str(scene / "clean"), str(out)).returncode == 0
+    before = digest(out)
+    (out / "annotations").chmod(0o555)
+    try:
+        result = run_lcp(*convert, str(scene / "lowq"), str(out), "--overwrite")
+    finally:
+        (out / "annotations").chmod(0o755)
+    assert result.returncode == 2 and result.stderr.strip().endswith("Permission denied"), result.stderr
+    assert digest(out) == before  # the images still match their json files
+
+
 # ---- modes -------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ or replace what it may not, and published by renames so a reader never sees half
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -12,7 +13,15 @@ from pathlib import Path
 
 from lcp.data.convert.splits import SPLITS
 from lcp.errors import LCPError
-from lcp.io import MARKER, MARKER_TEXT, check_folder_output, check_outside_sources, is_lcp_folder, replace_folder
+from lcp.io import (
+    MARKER,
+    MARKER_TEXT,
+    atomic_path,
+    check_folder_output,
+    check_outside_sources,
+    is_lcp_folder,
+    replace_folder,
+)
 
 
 @dataclass(frozen=True)
@@ -93,14 +102,19 @@ def flat_names(paths: Sequence[Path]) -> list[str]:
 
 def publish(staging: Path, out: Path, name: str, splits: Sequence[str]) -> None:
     """Move the staged image folder (marked as lcp's) and the json files of `splits` from
-    `staging` into place, replacing an older set."""
+    `staging` into place, replacing an older set. The json files first go beside their
+    targets under temporary names, so a folder that refuses them fails before the older set
+    is touched; after the image folder's swap only renames within one folder remain."""
     (staging / name / MARKER).write_text(MARKER_TEXT)
     annotations = out / "annotations"
     annotations.mkdir(exist_ok=True)
-    replace_folder(staging / name, out / name)
+    with contextlib.ExitStack() as renamed_on_success:
+        for split in splits:
+            json_path = annotations / f"{name}_{split}.json"
+            os.replace(
+                staging / "annotations" / json_path.name, renamed_on_success.enter_context(atomic_path(json_path))
+            )
+        replace_folder(staging / name, out / name)
     for split in SPLITS:
-        json_path = annotations / f"{name}_{split}.json"
-        if split in splits:
-            os.replace(staging / "annotations" / json_path.name, json_path)
-        else:
-            json_path.unlink(missing_ok=True)  # a split the replaced set had and the new one lacks
+        if split not in splits:  # a split the replaced set had and the new one lacks
+            (annotations / f"{name}_{split}.json").unlink(missing_ok=True)
