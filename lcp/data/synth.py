@@ -13,6 +13,7 @@ the number of workers or on the order the images are processed in.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -21,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from lcp.data.coco import load_coco, rename_images, write_coco
+from lcp.data.coco import load_coco, rename_images
 from lcp.data.degradations import Degradation
 from lcp.data.degradations.base import ERASED_BELOW, WHITENED_IMAGE_SHARE
 from lcp.data.depth import DepthSource
 from lcp.data.images import JPEG_QUALITY, encode_jpeg, list_images, read_image, to_float, to_uint8
 from lcp.errors import LCPError
-from lcp.io import atomic_folder, check_folder_output, check_outside_sources, write_json
+from lcp.io import atomic_folder, atomic_path, check_folder_output, check_outside_sources, write_json
 from lcp.progress import map_with_progress
 
 SIDECAR_NAME = "synthesis.json"
@@ -189,33 +190,36 @@ def synthesise_folder(
     boxes = boxes_by_image(cocos) if annotations else {}
 
     images: dict[str, Any] = {}
-    with atomic_folder(out, overwrite=overwrite, sources=inputs) as tmp:
-        job = _Job(degradation, depth, tmp, seed, quality, boxes)
+    # The rewritten annotations are written beside their targets first and renamed into place
+    # once the folder is published: a refused --ann-out fails before the folder appears.
+    with contextlib.ExitStack() as renamed_after_the_folder:
+        for ann_out, coco in rewritten:
+            write_json(renamed_after_the_folder.enter_context(atomic_path(ann_out, overwrite)), coco)
+        with atomic_folder(out, overwrite=overwrite, sources=inputs) as tmp:
+            job = _Job(degradation, depth, tmp, seed, quality, boxes)
 
-        for result in map_with_progress(
-            _synthesise_image,
-            sources,
-            workers,
-            f"synth {degradation.name}",
-            show=progress,
-            initializer=_init_worker,
-            initargs=(job,),
-        ):
-            images.update(result)
-        sidecar = {
-            "tool": "lcp data synth",
-            "degradation": degradation.name,
-            "model": degradation.model,
-            "config": degradation.config(),
-            "variants": degradation.variants(),
-            "depth": depth.describe(),
-            "seed": seed,
-            "jpeg_quality": quality,
-            "source_dir": os.path.relpath(src, out),
-            "naming": f"<clean stem>{degradation.suffix({'<key>': '<value>'})}[_<key>_<value>...].jpg",
-            "images": images,
-        }
-        write_json(tmp / SIDECAR_NAME, sidecar)
-    for ann_out, coco in rewritten:
-        write_coco(ann_out, coco, overwrite=overwrite)
+            for result in map_with_progress(
+                _synthesise_image,
+                sources,
+                workers,
+                f"synth {degradation.name}",
+                show=progress,
+                initializer=_init_worker,
+                initargs=(job,),
+            ):
+                images.update(result)
+            sidecar = {
+                "tool": "lcp data synth",
+                "degradation": degradation.name,
+                "model": degradation.model,
+                "config": degradation.config(),
+                "variants": degradation.variants(),
+                "depth": depth.describe(),
+                "seed": seed,
+                "jpeg_quality": quality,
+                "source_dir": os.path.relpath(src, out),
+                "naming": f"<clean stem>{degradation.suffix({'<key>': '<value>'})}[_<key>_<value>...].jpg",
+                "images": images,
+            }
+            write_json(tmp / SIDECAR_NAME, sidecar)
     return sidecar

@@ -306,6 +306,17 @@ def test_an_overwrite_refused_by_the_system_leaves_the_older_set_whole(scene, tm
     assert digest(out) == before  # the images still match their json files
 
 
+def test_a_refused_annotation_output_fails_before_the_synthesised_folder_appears(scene, tmp_path):
+    readonly = tmp_path / "readonly"
+    readonly.mkdir(mode=0o555)
+    synth = ["data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(tmp_path / "fog"), "--no-progress"]
+    ann = ["--ann", str(scene / "annotations/clean_train.json"), "--ann-out", str(readonly / "fog_train.json")]
+    result = run_lcp(*synth, *ann)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"lcp data: error: {readonly / 'fog_train.json'}: Permission denied"
+    assert not (tmp_path / "fog").exists() and list(readonly.iterdir()) == []
+
+
 # ---- modes -------------------------------------------------------------------------------
 
 
