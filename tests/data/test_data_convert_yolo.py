@@ -279,3 +279,17 @@ def test_a_byte_order_mark_is_not_part_of_the_first_name(tmp_path, capsys):
     train = load_coco(out / "annotations/images_train.json")
     assert category_names(train) == ["car"]
     assert boxes_by_file(train)["a.jpg"] == [("car", [0.0, 6.0, 20.0, 8.0], 0)]
+
+
+def test_a_label_file_with_an_uppercase_extension_labels_its_image(yolo, tmp_path, capsys):
+    (yolo / "labels/train/a.txt").rename(yolo / "labels/train/a.TXT")
+    out = tmp_path / "scene"
+    code, _, stderr = convert(capsys, "yolo", yolo, out, "--workers", "1")
+    assert code == 0, stderr
+    assert [box[0] for box in boxes_by_file(load_coco(out / "annotations/images_train.json"))["a.jpg"]] == [
+        "boat",
+        "person",
+    ]
+    (yolo / "labels/train/a.txt").write_text("1 0.5 0.5 0.1 0.1\n")
+    code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "again", "--workers", "1")
+    assert code == 2 and "a.txt: same label as" in stderr and "a.TXT" in stderr

@@ -151,6 +151,18 @@ def names_file(src: Path, labels: Path, names: Path | None) -> Path:
     )
 
 
+def _label_files(labels_root: Path) -> dict[Path, Path]:
+    """The label files below `labels_root` by their path without the extension, which is .txt
+    in any case (a.TXT labels a.JPG)."""
+    found: dict[Path, Path] = {}
+    for path in walk_files(labels_root):
+        if path.suffix.lower() == ".txt" and path.name not in NAMES_FILES:
+            key = path.relative_to(labels_root).with_suffix("")
+            if (other := found.setdefault(key, path)) != path:
+                raise LCPError(f"{path}: same label as {other} but for the case of its extension; keep one")
+    return found
+
+
 def collect(
     images_root: Path, labels_root: Path, names: dict[int, str], names_path: Path, report: Report
 ) -> tuple[list[Sample], bool]:
@@ -159,13 +171,14 @@ def collect(
     samples = []
     used_labels = {names_path.resolve()}
     image_of_label: dict[Path, Path] = {}
+    label_files = _label_files(labels_root)
     for path in walk_files(images_root):
         if not is_source_image(path):
             if not (path.suffix.lower() == ".txt" and not separate) and path.name not in NAMES_FILES:
                 report.warn("not an image file (by its extension), skipped", path)
             continue
         relative = path.relative_to(images_root)
-        label = labels_root / relative.with_suffix(".txt")
+        label = label_files.get(relative.with_suffix(""), labels_root / relative.with_suffix(".txt"))
         if (other := image_of_label.setdefault(label, path)) != path:
             raise LCPError(
                 f"{path}: same stem as {other}; both would take the boxes of {label}, so stems must be unique"
