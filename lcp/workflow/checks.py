@@ -63,6 +63,16 @@ def scene_reference_problems(config: Mapping) -> list[str]:
                 f"with {synthesized}; set degradation: {synthesized}"
             )
         for set_name, recipe in sets.items():
+            named = [
+                ("path", recipe.get("path")),
+                *((f"options.{flag}", v) for flag, v in recipe.get("options", {}).items()),
+            ]
+            for where, value in named:
+                if isinstance(value, str) and ("{" in value or "}" in value):  # no escape makes snakemake take them
+                    problems.append(
+                        f"{key}.image_sets.{set_name}.{where}: {value!r} holds a brace, which Snakemake reads as a "
+                        "wildcard; link the folder under a name without braces and give that"
+                    )
             tool = ("convert", recipe["convert"]) if "convert" in recipe else ("synth", recipe["synthesize"])
             problems += unknown_option_problems(
                 f"{key}.image_sets.{set_name}.options", recipe.get("options", {}), *tool

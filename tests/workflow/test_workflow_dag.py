@@ -165,6 +165,18 @@ def data_dir_with_a_space(config):
     config["data_dir"] = "my data"
 
 
+def data_dir_with_a_quote(config):  # the demo job's shell line broke on it; `;` or `$` would have run
+    config["data_dir"] = "Bob's_data"
+
+
+def data_dir_with_braces(config):  # a raw snakemake RuleException about wildcards
+    config["data_dir"] = "data{v}"
+
+
+def scene_path_with_braces(config):  # a raw snakemake WildcardError naming no config key
+    config["scenes"]["custom"]["image_sets"]["clear"]["path"] = "/data/streets {v1}"
+
+
 def shared_set_made_two_ways(config):
     config["scenes"]["rainy_city"]["image_sets"]["city_images"] = {"convert": "cityscapes", "path": "/elsewhere"}
 
@@ -209,6 +221,13 @@ def shared_set_made_two_ways(config):
             "invalid config: scenes.demo.seeds.0: 4294967296 is greater than the maximum of 4294967295",
         ),
         (data_dir_with_a_space, "invalid config: data_dir: 'my data' does not match"),
+        (data_dir_with_a_quote, "invalid config: data_dir: \"Bob's_data\" does not match"),
+        (data_dir_with_braces, "invalid config: data_dir: 'data{v}' does not match"),
+        (
+            scene_path_with_braces,
+            "scenes.custom.image_sets.clear.path: '/data/streets {v1}' holds a brace, which Snakemake reads as a "
+            "wildcard",
+        ),
         (  # it failed in the check job, not naming the key (abbreviated, it was taken silently)
             misspelt_check_option,
             "scenes.demo.check_options.max-erase-share: `lcp data check` has no option --max-erase-share; "
