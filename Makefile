@@ -1,13 +1,14 @@
 # The README's two commands: `make demo` (the main job) and `make test`. Both set up
 # everything they need first; setup is idempotent and skips what is already done.
 SHELL := bash
-VENV ?= .venv
+# the venv: LCP_VENV (as scripts/install.sh reads it) or VENV=..., default .venv
+VENV ?= $(or $(LCP_VENV),.venv)
 PY := $(VENV)/bin/python
 
 .PHONY: setup demo lint format test
 
 setup:
-	@bash scripts/install.sh
+	@LCP_VENV=$(VENV) bash scripts/install.sh
 
 # The demo scene's whole workflow on this machine (config/config.yaml, profiles/local):
 # data/demo, then results/demo/ with the report in results/demo/report/ and a browsable

@@ -6,12 +6,13 @@
 #   LCP_VENV            venv folder (default: .venv in the repo)
 #   LCP_PYTHON          interpreter to build the venv from (default: python3)
 #   LCP_WHEEL_CACHE     where built mmcv-full wheels are kept (default: ~/.cache/lcp/wheels)
-#   FORCE_CUDA=1        build mmcv-full's CUDA ops (with TORCH_CUDA_ARCH_LIST, e.g. "8.0;9.0")
+#   FORCE_CUDA=1        build mmcv-full's CUDA ops (with TORCH_CUDA_ARCH_LIST, e.g. "8.0;9.0");
+#                       FORCE_CUDA=0 the CPU ops; unset: keep the build the venv has (CPU when new)
 #   MAX_JOBS            parallel compile jobs (default: number of cores)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-venv=${LCP_VENV:-$repo/.venv}
+venv=$(realpath -m "${LCP_VENV:-$repo/.venv}")  # absolute: the build runs in another folder
 python=${LCP_PYTHON:-python3}
 cache=${LCP_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lcp/wheels}
 pins=$repo/scripts/pins.env
@@ -28,43 +29,72 @@ if [[ $(printf '%s\n' "$PYTHON_MIN" "$py_version" | sort -V | head -n1) != "$PYT
     die "Python >= $PYTHON_MIN is required, '$python' is $py_version; set LCP_PYTHON to a newer interpreter"
 fi
 
-if [[ ${FORCE_CUDA:-0} == 1 ]]; then
+stamp=$venv/.lcp-installed
+# The mmcv-full build (CPU, or CUDA for which GPUs) is part of what is installed: a CPU venv
+# moved to CUDA must get the CUDA wheel although its version is the same. Without FORCE_CUDA
+# (the README's `make test` after a CUDA install) the venv keeps the build it has.
+mmcv_marker=$venv/.lcp-mmcv-flavour
+if [[ ${FORCE_CUDA:-} == 1 ]]; then
     flavour=cuda-$(echo "${TORCH_CUDA_ARCH_LIST:-native}" | tr ' ;.' '__p')
+elif [[ -z ${FORCE_CUDA:-} && -f $mmcv_marker ]]; then
+    flavour=$(cat "$mmcv_marker")
 else
     flavour=cpu
 fi
-stamp=$venv/.lcp-installed
-# The mmcv-full build (CPU, or CUDA for which GPUs) is part of what is installed: a CPU venv
-# moved to CUDA must get the CUDA wheel although its version is the same.
-mmcv_marker=$venv/.lcp-mmcv-flavour
 want=$(cat "$pins" "$repo/pyproject.toml" "$repo/scripts/install.sh" | sha256sum | cut -c1-16)-$flavour
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
     say "environment up to date ($venv)"
     exit 0
 fi
 
+# A conda env (envs/lcp.yaml) is used as it is; any other folder that is not a venv is refused,
+# never cleared.
+conda_env=$([[ -d $venv/conda-meta ]] && echo 1 || true)
+if [[ -e $venv && ! -f $venv/pyvenv.cfg && -z $conda_env && -n $(ls -A "$venv" 2>/dev/null) ]]; then
+    die "$venv is not a virtual environment (no pyvenv.cfg) and not empty; set LCP_VENV to a new folder or remove it"
+fi
+vpy=$venv/bin/python
+venv_works() {
+    [[ -f $venv/pyvenv.cfg || -n $conda_env ]] && "$vpy" -c 'import sys' 2>/dev/null \
+        && "$vpy" -m pip --version >/dev/null 2>&1
+}
+if [[ -n $conda_env ]] && ! venv_works; then
+    die "$venv is a conda env whose python or pip does not run; install them in it (envs/lcp.yaml has both)"
+fi
+if venv_works; then
+    # The venv's own Python decides the mmcv-full wheel (LCP_PYTHON only makes new venvs).
+    base=$vpy
+    py_version=$("$vpy" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
+    if [[ $(printf '%s\n' "$PYTHON_MIN" "$py_version" | sort -V | head -n1) != "$PYTHON_MIN" ]]; then
+        die "Python >= $PYTHON_MIN is required, the venv $venv has $py_version; remove it and run again"
+    fi
+else
+    base=$python
+fi
 py_tag=cp$(echo "$py_version" | cut -d. -f1,2 | tr -d .)
 wheel_dir=$cache/mmcv-full-$MMCV-$py_tag-torch$TORCH-$flavour
 wheel=$(ls "$wheel_dir"/mmcv_full-*.whl 2>/dev/null | head -n1 || true)
 if [[ -z $wheel ]]; then
-    # Fail before spending minutes on downloads if the compile cannot work.
+    # Fail before spending minutes on downloads if the compile cannot work or has nowhere to go.
     command -v gcc >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 \
         || die "gcc/g++ not found: mmcv-full compiles C++ ops (on Debian/Ubuntu: apt-get install build-essential)"
-    inc=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+    inc=$("$base" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
     [[ -f $inc/Python.h ]] || die "Python headers missing ($inc/Python.h): mmcv-full compiles against them (on Debian/Ubuntu: apt-get install python3-dev)"
+    { mkdir -p "$wheel_dir" 2>/dev/null && [[ -w $wheel_dir ]]; } \
+        || die "$wheel_dir: cannot be made or written, so the mmcv-full build could not be kept; set LCP_WHEEL_CACHE to a writable folder"
 fi
 
-if [[ ! -x $venv/bin/python ]]; then
+if [[ -z $conda_env && ! -f $venv/pyvenv.cfg ]]; then
     say "creating virtual environment $venv"
     "$python" -m venv "$venv" || die "could not create a venv with '$python' (on Debian/Ubuntu: apt-get install python3-venv)"
-elif ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+elif ! venv_works; then
     # A venv whose creation failed or was interrupted (no python3-venv, Ctrl-C in ensurepip)
-    # has a python but no pip; every later run would die in pip.
-    say "re-creating virtual environment $venv: it has no working pip (left half-made)"
+    # has no pip, and one whose interpreter was removed (a Python upgrade) does not run;
+    # every later run would die in pip.
+    say "re-creating virtual environment $venv: its python or pip does not run (left half-made, or its interpreter is gone)"
     "$python" -m venv --clear "$venv" \
         || die "could not re-create the venv $venv with '$python' (on Debian/Ubuntu: apt-get install python3-venv)"
 fi
-vpy=$venv/bin/python
 pipi() { "$vpy" -m pip install --disable-pip-version-check -q "$@"; }
 
 pipi "setuptools==$SETUPTOOLS" wheel ninja "opencv-python-headless==$OPENCV" "numpy==$NUMPY"
@@ -109,7 +139,7 @@ fi
 echo "$flavour" > "$mmcv_marker"
 
 say "installing lcp and its pinned dependencies"
-pipi -e "$repo[test]"
+pipi -e "${repo}[test]"
 check=$("$vpy" -m lcp.cli env --check 2>&1) || { printf '%s\n' "$check" >&2; die "environment check failed (above)"; }
 if [[ ${FORCE_CUDA:-0} == 1 ]]; then
     cuda=$("$vpy" -c 'from mmcv.ops import get_compiling_cuda_version as v; print(v())' 2>/dev/null) || cuda="mmcv.ops not importable"

@@ -33,10 +33,11 @@ def pinned_versions() -> dict[str, str]:
 
 
 def toolchain_report() -> tuple[list[tuple[str, str, str]], list[str]]:
-    """Rows (package, installed, pinned) and a list of problems."""
+    """Rows (package, installed, pinned) and a list of problems: every pinned package (the main
+    ones first) and whether mmcv's compiled ops load, with CUDA where a GPU is visible."""
     pins = pinned_versions()
     rows, problems = [], []
-    for name in PACKAGES:
+    for name in [*PACKAGES, *sorted(set(pins) - set(PACKAGES))]:
         try:
             installed = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -51,8 +52,14 @@ def toolchain_report() -> tuple[list[tuple[str, str, str]], list[str]]:
 
         boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]])
         nms(boxes, torch.tensor([0.9, 0.8]), 0.5)
-        rows.append(("mmcv ops", "ok", f"CUDA {get_compiling_cuda_version()}"))
+        compiled_cuda = get_compiling_cuda_version()
+        rows.append(("mmcv ops", "ok", f"CUDA {compiled_cuda}"))
         rows.append(("CUDA device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none", ""))
+        if torch.cuda.is_available() and compiled_cuda == "not available":
+            problems.append(
+                "a GPU is visible but mmcv-full's ops were built for the CPU alone (RoIAlign and NMS would fail "
+                "on it); rebuild them: FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=<your GPUs> make setup"
+            )
     except Exception as exc:  # report whatever stops the compiled ops from loading
         rows.append(("mmcv ops", "broken", ""))
         problems.append(f"mmcv's compiled ops do not load: {exc}")

@@ -34,3 +34,14 @@ def test_a_missing_base_or_a_computed_one_is_one_line(tmp_path):
     (tmp_path / "top.py").write_text("import os\n_base_ = [os.path.join('a', 'b.py')]\n")
     with pytest.raises(LCPError, match=r"top.py: _base_ must be a file name or a list of them, written out"):
         config_files(tmp_path / "top.py")
+
+
+def test_every_lcp_config_takes_the_options_lcp_s_own_messages_suggest():
+    """A capture error's hint, --cfg-options model.graph_capture.enabled=False, was refused by
+    the demo's config: its tiny base model did not spell the key out."""
+    from lcp.apis.config import load_config
+
+    suggested = {"model.graph_capture.enabled": False, "model.start_as_pretrained": True}
+    for config in sorted((REPO / "config" / "mmdet").glob("lcp_*.py")):
+        cfg = load_config(str(config), suggested)
+        assert cfg.model.graph_capture.enabled is False and cfg.model.start_as_pretrained is True, config

@@ -83,10 +83,13 @@ FAKE_PYTHON = 'case "$*" in *version_info*) echo 3.11.9 ;; *) echo "python $*" >
 
 
 def fake_venv_python(venv: Path, mmcv_version: str, compiled_cuda: str) -> Path:
-    """A venv python with pip that logs what it installs and says which mmcv-full it has."""
+    """A venv (Python 3.11) with pip that logs what it installs and says which mmcv-full it has."""
+    (venv / "pyvenv.cfg").parent.mkdir(parents=True, exist_ok=True)
+    (venv / "pyvenv.cfg").write_text("version = 3.11.9\n")
     return stub(
         venv / "bin/python",
         f"""case "$*" in
+  *version_info*) echo 3.11.9 ;;
   *"-m pip install"*) echo "pip install ${{*:6}}" >> "$LOG" ;;
   *importlib.metadata*) echo {mmcv_version} ;;
   *get_compiling_cuda_version*) echo '{compiled_cuda}' ;;
@@ -121,6 +124,7 @@ def test_a_half_made_venv_is_re_created(tmp_path):
     log = tmp_path / "log"
     venv = tmp_path / "venv"
     stub(venv / "bin/python", "exit 1\n")  # no pip
+    (venv / "pyvenv.cfg").write_text("version = 3.11.9\n")
     cached_wheel(tmp_path / "cache", "cpu")
     python = stub(tmp_path / "python3", FAKE_PYTHON)
     result = run_install(
@@ -128,7 +132,105 @@ def test_a_half_made_venv_is_re_created(tmp_path):
     )
     assert result.returncode != 0
     assert f"python -m venv --clear {venv}" in log.read_text()
-    assert "it has no working pip (left half-made)" in result.stderr
+    assert "its python or pip does not run (left half-made, or its interpreter is gone)" in result.stderr
     assert result.stderr.strip().endswith(
         f"could not re-create the venv {venv} with '{python}' (on Debian/Ubuntu: apt-get install python3-venv)"
     )
+
+
+def test_a_folder_that_is_not_a_venv_is_refused_and_kept(tmp_path):
+    """A conda prefix or /usr/local given as LCP_VENV whose python has no pip was wiped by
+    `python -m venv --clear`."""
+    log = tmp_path / "log"
+    prefix = tmp_path / "prefix"
+    stub(prefix / "bin/python", "exit 1\n")
+    (prefix / "work/precious.txt").parent.mkdir()
+    (prefix / "work/precious.txt").write_text("data")
+    python = stub(tmp_path / "python3", FAKE_PYTHON)
+    result = run_install(tmp_path, {"LCP_VENV": str(prefix), "LOG": str(log), "LCP_PYTHON": str(python)})
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        f"install: error: {prefix} is not a virtual environment (no pyvenv.cfg) and not empty; "
+        "set LCP_VENV to a new folder or remove it"
+    )
+    assert (prefix / "work/precious.txt").read_text() == "data" and not log.exists()
+
+
+def test_a_wheel_cache_that_cannot_hold_the_build_stops_before_any_work(tmp_path):
+    """It failed after the 10-20 minute compile, and threw the build away."""
+    (tmp_path / "a-file").write_text("")
+    result = run_install(tmp_path, {"LCP_WHEEL_CACHE": str(tmp_path / "a-file"), "LCP_PYTHON": sys.executable})
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith(f"install: error: {tmp_path / 'a-file'}/mmcv-full-")
+    assert "set LCP_WHEEL_CACHE to a writable folder" in result.stderr
+    assert not (tmp_path / "venv").exists()
+
+
+def test_without_force_cuda_a_cuda_venv_keeps_its_cuda_build(tmp_path):
+    """`make test` after the README's CUDA install replaced the CUDA build by the CPU one."""
+    log = tmp_path / "log"
+    venv = tmp_path / "venv"
+    fake_venv_python(venv, pins()["MMCV"], "13.0")
+    (venv / ".lcp-mmcv-flavour").write_text("cuda-9p0\n")
+    cached_wheel(tmp_path / "cache", "cuda-9p0")
+    cached_wheel(tmp_path / "cache", "cpu")
+    python = stub(tmp_path / "python3", FAKE_PYTHON)
+    env = {"LCP_WHEEL_CACHE": str(tmp_path / "cache"), "LOG": str(log), "LCP_PYTHON": str(python)}
+    result = run_install(tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert "mmcv_full" not in log.read_text() and "replacing" not in result.stderr
+    assert (venv / ".lcp-mmcv-flavour").read_text().strip() == "cuda-9p0"
+    result = run_install(tmp_path, {**env, "FORCE_CUDA": "0"})  # asked for: the CPU build
+    assert "replacing the installed mmcv-full" in result.stderr and "by its cpu build" in result.stderr
+
+
+def test_the_makefile_and_the_install_script_use_one_venv(tmp_path):
+    """`LCP_VENV=x make demo` set up x, then ran .venv/bin/python, which did not exist."""
+    dry = subprocess.run(
+        ["make", "-n", "-C", str(REPO), "demo"],
+        env={**os.environ, "LCP_VENV": str(tmp_path / "v")},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"LCP_VENV={tmp_path / 'v'} bash scripts/install.sh" in dry
+    assert f"{tmp_path / 'v'}/bin/python -m snakemake" in dry and ".venv" not in dry
+
+
+def test_the_conda_post_deploy_step_outside_the_repository_says_what_to_do(tmp_path):
+    """Snakemake runs a copy of it in its working directory: it died in bash with 'No such file'."""
+    result = subprocess.run(
+        ["bash", str(REPO / "envs/lcp.post-deploy.sh")],
+        cwd=tmp_path,
+        env={**os.environ, "CONDA_PREFIX": str(tmp_path / "env")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"lcp post-deploy: error: {tmp_path} has no scripts/install.sh; run snakemake from the lcp repository "
+        "or export LCP_REPO=/path/to/lcp"
+    )
+
+
+def test_a_conda_env_is_installed_into_not_refused(tmp_path):
+    """The README's conda route and the workflow's post-deploy step give LCP_VENV=$CONDA_PREFIX."""
+    log = tmp_path / "log"
+    prefix = tmp_path / "conda-env"
+    (prefix / "conda-meta").mkdir(parents=True)
+    stub(
+        prefix / "bin/python",
+        'case "$*" in *version_info*) echo 3.11.9 ;; *"pip install"*) echo "pip $*" >> "$LOG" ;; esac\nexit 0\n',
+    )
+    cached_wheel(tmp_path / "cache", "cpu")
+    python = stub(tmp_path / "python3", FAKE_PYTHON)
+    env = {
+        "LCP_VENV": str(prefix),
+        "LCP_WHEEL_CACHE": str(tmp_path / "cache"),
+        "LOG": str(log),
+        "LCP_PYTHON": str(python),
+    }
+    run_install(tmp_path, env)
+    assert "-m venv" not in log.read_text() and "pip -m pip install" in log.read_text()
+    assert (prefix / "conda-meta").is_dir() and not (prefix / "pyvenv.cfg").exists()

@@ -11,6 +11,9 @@ model = dict(
     # as in lcp_cascade_rcnn_r50_fpn.py (False: the authors' start); spelt out so that
     # --cfg-options model.start_as_pretrained=True finds the key
     start_as_pretrained=False,
+    # as in lcp_cascade_rcnn_r50_fpn.py (nothing happens on the CPU); spelt out so that the
+    # hint of a capture error, --cfg-options model.graph_capture.enabled=False, finds the key
+    graph_capture=dict(enabled=True, warmup_iters=2, max_graphs=4, verify=True),
 )
 
 # Each training mode freezes part of the model (TrainModeHook): distributed training must let
