@@ -65,6 +65,10 @@ def test_the_prebuilt_mmcv_fits_only_the_machine_it_was_built_for():
     assert code == m.BUILD and "built from its sdist" in sentence
     assert "Python 3.11" in sentence and "torch 2.14.1" in sentence and "capability 8.0" in sentence
     assert m.verdict((3, 12), "2.11.0+cu126", "12.6", (9, 0))[0] == m.BUILD
+    # newer on one axis is no fit either: its ops and ABI are built for exactly one machine
+    assert m.verdict((3, 13), "2.11.0+cu130", "13.0", (9, 0))[0] == m.BUILD
+    assert m.verdict((3, 12), "2.11.0+cu130", "13.0", (10, 0))[0] == m.BUILD
+    assert m.verdict((3, 12), "2.12.0+cu130", "13.0", (9, 0))[0] == m.BUILD
     assert m.verdict((3, 12), "2.11.0+cpu", None, None)[0] == m.NO_GPU
     assert m.verdict((3, 12), None, None, None)[0] == m.NO_GPU
 

@@ -191,7 +191,7 @@ def test_model_bench_leaves_rows_that_differ_only_on_a_gpu_out_on_the_cpu():
 def test_model_bench_refuses_fp16_on_the_cpu(capsys):
     with pytest.raises(SystemExit):
         load_bench("bench_lcp_model").main(["--tiny", "--precisions", "fp16"])
-    assert "fp16" in capsys.readouterr().err
+    assert "fp16: mmdet's mixed precision runs under CUDA autocast; on the CPU use fp32" in capsys.readouterr().err
 
 
 def test_data_pipeline_bench_loads_paired_batches_with_each_worker_count(capsys):

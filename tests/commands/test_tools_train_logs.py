@@ -69,3 +69,13 @@ def test_the_last_epoch_checkpoint_and_the_best_one_are_kept(job):
     best = {name for name in kept if name.startswith("best_bbox_mAP_epoch_")}
     assert kept - best == {"epoch_3.pth", "latest.pth"} and len(best) == 1
     assert (work_dir / "latest.pth").resolve().name == "epoch_3.pth"
+
+
+@pytest.mark.slow
+def test_an_epoch_is_evaluated_before_its_checkpoint_is_saved(job):
+    """mmdet registers EvalHook below CheckpointHook: a run killed while evaluating resumed
+    after an epoch that was never evaluated (tests/apis/test_checkpoint_retention.py)."""
+    _, log = job
+    after_epoch = log.split("after_train_epoch:\n", 1)[1].split(" ----", 1)[0]
+    hooks = [line.split(")", 1)[1].strip() for line in after_epoch.splitlines()]
+    assert hooks.index("EvalHook") < hooks.index("CheckpointHook"), hooks

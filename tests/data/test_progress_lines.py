@@ -122,3 +122,11 @@ def test_a_worker_killed_mid_map_stops_it_with_one_error_instead_of_a_hang():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("convert photos: a worker process died (killed, or out of memory?)")
+
+
+def test_the_rate_and_the_eta_are_computed_from_the_work_done():
+    lines = ProgressLines(4, "evaluation", "img", io.StringIO())
+    lines.done = 1
+    assert lines.line(2.0) == "evaluation: 1/4 img (25%), 0.5 img/s, elapsed 2 s, ETA 6 s"
+    lines.done = 4
+    assert lines.line(8.0) == "evaluation: 4/4 img (100%), 0.5 img/s, elapsed 8 s"

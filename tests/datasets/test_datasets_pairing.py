@@ -65,6 +65,8 @@ def test_df_choice_depends_on_seed_epoch_and_index_only():
     # epochs and seeds give other pairings (not a constant)
     assert [picks[0, 0, i] for i in range(20)] != [picks[0, 1, i] for i in range(20)]
     assert [picks[0, 0, i] for i in range(20)] != [picks[1, 0, i] for i in range(20)]
+    # and the samples of one epoch get different images, spread over the folder
+    assert len({picks[0, 0, i] for i in range(20)}) >= 10
 
 
 def test_pair_goes_through_the_same_resize_flip_normalise_and_pad(tmp_path):
