@@ -51,4 +51,4 @@ onerror:
 rule all:
     default_target: True
     input:
-        [target for scene in config["run"] for target in paths.scene_targets(config, scene)],
+        [target for scene in config["run"] for target in inputs.scene_targets(config, scene)],

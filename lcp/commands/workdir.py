@@ -19,10 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     begin_parser.add_argument(
         "--input",
         dest="inputs",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="PATH",
-        help="a file the run reads (config, initial checkpoint); repeatable",
+        help="files or folders the run reads (config, initial checkpoint, image sets); repeatable",
     )
     begin_parser.add_argument(
         "--checkpoint",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lcp.workflow import paths
-from lcp.workflow.commands import report_evaluations, test_set
-from lcp.workflow.scenes import METHODS, data_dir, scene_seeds
+from lcp.workflow.commands import report_evaluations, robustness_evaluations, test_set
+from lcp.workflow.scenes import METHODS, data_dir, scene_seeds, severities
 
 
 def config_bases(config_file: str) -> list[str]:
@@ -72,3 +72,30 @@ def report_inputs(config: Mapping, scene_name: str) -> dict:
     """The report's evaluations (METHOD[/seedN] -> eval.json), the data check and the sample detections."""
     samples = [path for method in METHODS for path in paths.sample_detections(scene_name, method)]
     return {**report_evaluations(config, scene_name), "check": paths.data_check(scene_name), "samples": samples}
+
+
+def scene_targets(config: Mapping, scene_name: str) -> list[str]:
+    """What building a scene means: its reports and heat maps, and the results they are made of
+    (the data check, every checkpoint and evaluation, the robustness test sets). Snakemake 9
+    does not remake a missing file that only other jobs read while their outputs exist, so a
+    file deleted by hand, or by snakemake after its job failed or was killed, would otherwise
+    be skipped for good, and its job's changed settings with it."""
+    robustness_sets = [
+        f"{data_dir(config)}/{test_set(scene_name, severity)[key]}"
+        for severity in severities(config, scene_name)
+        for key in ("images", "test")
+    ]
+    checkpoints = [
+        paths.trained(config, scene_name, method, seed)
+        for method in METHODS
+        for seed in scene_seeds(config, scene_name)
+    ]
+    return [
+        *paths.report_targets(config, scene_name),
+        paths.data_check(scene_name),
+        paths.pretrained(scene_name),
+        *checkpoints,
+        *report_evaluations(config, scene_name).values(),
+        *robustness_evaluations(config, scene_name).values(),
+        *robustness_sets,
+    ]

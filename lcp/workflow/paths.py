@@ -166,7 +166,7 @@ def sample_detections(scene_name: str, method: str) -> list[str]:
     return [report_file(scene_name, f"detections/{method}_{index}.jpg") for index in range(SAMPLE_DETECTIONS)]
 
 
-def scene_targets(config: Mapping, scene_name: str) -> list[str]:
-    """What building a scene means: its report (and robustness report, where it has a sweep) and heat maps."""
+def report_targets(config: Mapping, scene_name: str) -> list[str]:
+    """A scene's report (and robustness report, where it has a sweep) and heat maps."""
     names = REPORT_FILES + (ROBUSTNESS_REPORT_FILES if severities(config, scene_name) else ())
     return [report_file(scene_name, name) for name in names] + heatmaps(scene_name)

@@ -8,7 +8,8 @@ this command answers:
 - `begin DIR --request ... --input PATH...`: may DIR's checkpoints be resumed? Not when
   DIR holds a finished run (the step is being rerun on purpose, e.g. `--forcerun`), nor
   when they were made for another request (another command line, or changed input
-  files, a config's `_base_` files included); then DIR is emptied and training starts over.
+  files, a config's `_base_` files included, or image sets made again); then DIR is
+  emptied and training starts over.
 - `finish DIR --checkpoint OUT`: publish DIR's newest complete checkpoint (the one
   `lcp train --auto-resume` would pick) as OUT atomically (a hard link when possible, so
   no copy of a large file) and mark DIR finished.
@@ -50,7 +51,16 @@ HASH_LIMIT_BYTES = 16 * 2**20
 
 
 def file_identity(path: str) -> dict:
+    """What a resumed run must find unchanged: a file's content (size and mtime when large), a
+    folder's listing with each file's size and mtime (an image set converted or synthesised
+    again is another one, even with the same names)."""
     file = Path(path)
+    if file.is_dir():
+        listing = hashlib.sha256()
+        for entry in sorted(p for p in file.rglob("*") if p.is_file()):
+            stat = entry.stat()
+            listing.update(f"{entry.relative_to(file).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+        return {"listing_sha256": listing.hexdigest()}
     if not file.is_file():
         raise LCPError(f"{path}: input file does not exist")
     stat = file.stat()

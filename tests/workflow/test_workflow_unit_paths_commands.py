@@ -9,6 +9,7 @@ from helpers.workflow import repo_config
 from lcp.errors import LCPError
 from lcp.workflow import commands, inputs, paths, scenes
 from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, converter_options, option_paths
+from lcp.workflow.scenes import severities
 
 
 @pytest.fixture
@@ -63,10 +64,24 @@ def test_synthesised_sets_live_apart_from_their_converted_scene_folder(config):
 
 
 def test_a_scene_without_a_sweep_has_no_robustness_report(config):
-    assert "results/urpc/report/robustness.csv" not in paths.scene_targets(config, "urpc")
-    demo = paths.scene_targets(config, "demo")
+    assert "results/urpc/report/robustness.csv" not in paths.report_targets(config, "urpc")
+    demo = paths.report_targets(config, "demo")
     assert "results/demo/report/robustness.png" in demo
     assert demo[-paths.HEATMAPS :] == paths.heatmaps("demo")
+
+
+def test_building_a_scene_asks_for_every_result_the_report_is_made_of(config):
+    """A file deleted by hand, or by snakemake after a failed or killed job, was never remade."""
+    targets = inputs.scene_targets(config, "demo")
+    seeds = config["scenes"]["demo"]["seeds"]
+    assert set(paths.report_targets(config, "demo")) < set(targets)
+    assert {"results/demo/data/check.json", "results/demo/pretrain/latest.pth"} < set(targets)
+    for method in ("baseline", "lcp"):
+        for seed in seeds:
+            folder = f"results/demo/{method}/seed{seed}/" if len(seeds) > 1 else f"results/demo/{method}/"
+            assert {folder + "latest.pth", folder + "eval.json"} < set(targets)
+            assert all(folder + f"robustness/{severity}.json" in targets for severity in severities(config, "demo"))
+    assert len(targets) == len(set(targets))
 
 
 def test_converters_declare_classes_seed_and_path_options_through_their_parsers():

@@ -61,6 +61,26 @@ def test_changed_request_or_input_restarts(tmp_path):
     assert not (work / "epoch_1.pth").exists()
 
 
+def test_an_image_set_made_again_restarts_and_the_cli_takes_every_path_of_an_input(tmp_path):
+    """Image sets were not recorded: a training killed before a new split was converted resumed
+    its epochs trained on what had become the test split."""
+    work, images = tmp_path / "work", tmp_path / "images"
+    images.mkdir()
+    (images / "a.jpg").write_bytes(b"a")
+    (images / "b.jpg").write_bytes(b"b")
+    split = tmp_path / "train.json"
+    split.write_text('{"images": ["a.jpg"]}')
+    argv = [sys.executable, "-m", "lcp.cli", "workdir", "begin", str(work), "--request", "train"]
+    argv += ["--input", str(images), str(split)]  # as Snakemake expands --input {input.data}
+    subprocess.run(argv, check=True, capture_output=True)
+    write_checkpoint(work / "epoch_1.pth", "one")
+    assert begin(work, "train", [str(images), str(split)]) == "resume from epoch_1.pth"
+    (images / "b.jpg").unlink()
+    (images / "b.jpg").write_bytes(b"b")  # the same name and size, written again
+    os.utime(images / "b.jpg", ns=(1, 1))
+    assert begin(work, "train", [str(images), str(split)]) == "restart: its checkpoints were made for another inputs"
+
+
 def test_a_restart_keeps_the_records_mlflow_has_not_received(tmp_path):
     """Emptying the work dir deleted mlflow-pending/ with the earlier training's unsent records,
     and `lcp tracking sync` then said nothing was pending."""

@@ -47,17 +47,6 @@ validate_config(config)
 session = WorkflowSession(config, workflow, logger, stop, job_error=WorkflowError)
 
 
-def gated(input_function):
-    """A training's inputs with the data check as a gate: the training waits for it and stops
-    if it fails, but a check rerun with other options (its json new) retrains nothing."""
-
-    def named(wildcards):
-        files = input_function(wildcards)
-        return {**files, "check": ancient(files["check"])}
-
-    return named
-
-
 def labelled_pictures(pictures, name, subcategory, caption, **labels):
     """Named outputs `name_<i>` for `pictures`, each marked for the report as 'test image <i+1>'."""
     return {

@@ -12,7 +12,7 @@
 
 rule pretrain:
     input:
-        unpack(gated(session.training_inputs("pretrain"))),
+        unpack(session.training_inputs("pretrain")),
     output:
         checkpoint=paths.pretrained("{scene}"),
     log:
@@ -34,7 +34,7 @@ rule pretrain:
         tracking=tracking_args("pretrain", "baseline"),
         work_dir=paths.work_dir("{scene}", "pretrain"),
     shell:
-        commands.train_command(["config", "check"])
+        commands.train_command(["config", "check", "data"])
 
 
 rule import_pretrained:

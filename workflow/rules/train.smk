@@ -6,7 +6,7 @@
 
 rule train_baseline:
     input:
-        unpack(gated(session.training_inputs("baseline"))),
+        unpack(session.training_inputs("baseline")),
     output:
         checkpoint=paths.checkpoint("{scene}", "baseline", "{seed_dir}"),
     log:
@@ -26,12 +26,12 @@ rule train_baseline:
         tracking=tracking_args("train", "baseline"),
         work_dir=paths.work_dir("{scene}", "baseline", "{seed_dir}"),
     shell:
-        commands.train_command(["config", "check", "init"])
+        commands.train_command(["config", "check", "init", "data"])
 
 
 use rule train_baseline as train_lcp with:
     input:
-        unpack(gated(session.training_inputs("lcp"))),
+        unpack(session.training_inputs("lcp")),
     output:
         checkpoint=paths.checkpoint("{scene}", "lcp", "{seed_dir}"),
     log:
