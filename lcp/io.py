@@ -22,7 +22,7 @@ import secrets
 import shutil
 import socket
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,15 +155,27 @@ def check_folder_output(path: str | os.PathLike, overwrite: bool, sources: Sourc
         raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
 
 
-def replace_folder(tmp: Path, path: Path) -> None:
-    """Rename the finished folder `tmp` onto `path`, removing the folder there (said on stderr)."""
+def replace_folder(tmp: Path, path: Path, overwrite: bool = True, then: Callable[[], None] | None = None) -> None:
+    """Rename the finished folder `tmp` onto `path`, then call `then` (what goes with the folder:
+    its annotation files), and only then remove the folder it replaced (said on stderr), so a
+    kill while that large folder is removed leaves the new set whole. Without `overwrite` a
+    folder another run published meanwhile is refused, not replaced."""
+    if os.path.lexists(path) and not overwrite:
+        raise LCPError(f"{path}: already exists (another run published it meanwhile?); remove it or pass --overwrite")
     if not os.path.lexists(path):
-        os.replace(tmp, path)
+        try:
+            os.rename(tmp, path)
+        except OSError as exc:  # a folder with files appeared there since the check above
+            raise LCPError(f"{path}: another run published it meanwhile; nothing of this run was kept") from exc
+        if then is not None:
+            then()
         return
     old = _temp_path(path, "old")
     old.mkdir()
     os.replace(path, old / path.name)
     os.replace(tmp, path)
+    if then is not None:
+        then()
     shutil.rmtree(old)
     print(f"{path}: replaced the folder lcp wrote there before", file=sys.stderr)
 
@@ -196,14 +208,25 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True, sources: Source
     try:
         with _naming(path):
             yield tmp
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:  # a link, unlike a rename, fails when another run made `path` since the check above
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise LCPError(
+                    f"{path}: already exists (another run wrote it meanwhile?); remove it or pass --overwrite"
+                ) from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike, overwrite: bool = False, sources: Sources = ()) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `path`; on success it replaces `path` at once.
+def atomic_folder(
+    path: str | os.PathLike, overwrite: bool = False, sources: Sources = (), then: Callable[[], None] | None = None
+) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; on success it replaces `path` at once,
+    and `then` runs before the replaced folder is removed (replace_folder).
 
     The rules of check_folder_output hold when entering and again when publishing. The
     published folder holds the MARKER file. On failure the temporary folder is removed and
@@ -217,7 +240,7 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False, sources: Sou
             yield tmp
         (tmp / MARKER).write_text(MARKER_TEXT)
         check_folder_output(path, overwrite)  # nothing unmarked may have appeared meanwhile
-        replace_folder(tmp, path)
+        replace_folder(tmp, path, overwrite, then)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

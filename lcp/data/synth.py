@@ -191,11 +191,12 @@ def synthesise_folder(
 
     images: dict[str, Any] = {}
     # The rewritten annotations are written beside their targets first and renamed into place
-    # once the folder is published: a refused --ann-out fails before the folder appears.
+    # right after the folder is published (before a folder it replaced is removed): a refused
+    # --ann-out fails before the folder appears, and a kill cannot split the two.
     with contextlib.ExitStack() as renamed_after_the_folder:
         for ann_out, coco in rewritten:
             write_json(renamed_after_the_folder.enter_context(atomic_path(ann_out, overwrite)), coco)
-        with atomic_folder(out, overwrite=overwrite, sources=inputs) as tmp:
+        with atomic_folder(out, overwrite, inputs, then=renamed_after_the_folder.close) as tmp:
             job = _Job(degradation, depth, tmp, seed, quality, boxes)
 
             for result in map_with_progress(

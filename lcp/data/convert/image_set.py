@@ -70,7 +70,7 @@ def write_image_set(
             (images / file_name).unlink()
         for split, coco in annotations.cocos.items():
             write_json(staging / "annotations" / f"{name}_{split}.json", coco)
-        publish(staging, out, name, list(annotations.cocos))
+        publish(staging, out, name, list(annotations.cocos), output.overwrite)
     except OSError as exc:  # named as the file it was going to be (a full disk, no permission)
         if exc.filename is None or not Path(exc.filename).is_relative_to(staging):
             raise

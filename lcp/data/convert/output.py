@@ -100,21 +100,22 @@ def flat_names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
-def publish(staging: Path, out: Path, name: str, splits: Sequence[str]) -> None:
+def publish(staging: Path, out: Path, name: str, splits: Sequence[str], overwrite: bool) -> None:
     """Move the staged image folder (marked as lcp's) and the json files of `splits` from
-    `staging` into place, replacing an older set. The json files first go beside their
-    targets under temporary names, so a folder that refuses them fails before the older set
-    is touched; after the image folder's swap only renames within one folder remain."""
+    `staging` into place, replacing an older set only when `overwrite`. The json files first go
+    beside their targets under temporary names, so a folder that refuses them fails before the
+    older set is touched; they are renamed right after the image folder's swap, before the
+    older folder is removed (replace_folder)."""
     (staging / name / MARKER).write_text(MARKER_TEXT)
     annotations = out / "annotations"
     annotations.mkdir(exist_ok=True)
-    with contextlib.ExitStack() as renamed_on_success:
+    with contextlib.ExitStack() as renamed_with_the_folder:
         for split in splits:
             json_path = annotations / f"{name}_{split}.json"
             os.replace(
-                staging / "annotations" / json_path.name, renamed_on_success.enter_context(atomic_path(json_path))
+                staging / "annotations" / json_path.name, renamed_with_the_folder.enter_context(atomic_path(json_path))
             )
-        replace_folder(staging / name, out / name)
+        replace_folder(staging / name, out / name, overwrite, then=renamed_with_the_folder.close)
     for split in SPLITS:
         if split not in splits:  # a split the replaced set had and the new one lacks
             (annotations / f"{name}_{split}.json").unlink(missing_ok=True)
