@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import signal
 import sys
+import threading
 
 from lcp.errors import INPUT_REFUSED, LCPError
 
@@ -84,8 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (a cluster's time limit or scancel, `kill`): raised so that every `finally`
+    removes what the command had not published yet, as Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
     args = build_parser().parse_args(argv)
     args._argv = argv  # a command may start itself again, e.g. `lcp train --gpus N` once per GPU
     if args.command in MMDET_COMMANDS:
@@ -97,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     except LCPError as exc:
         print(f"lcp {args.command}: error: {exc}", file=sys.stderr)
         return INPUT_REFUSED
+    except (KeyboardInterrupt, Terminated) as exc:
+        cause = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+        print(f"lcp {args.command}: {cause}; nothing unfinished was published", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 128 + signal.SIGTERM
     except OSError as exc:
         if exc.filename is None:
             raise

@@ -121,7 +121,12 @@ def map_with_progress(
         try:
             results = pool.map(fn, items, chunksize=chunksize)
             return list(progress(results, desc, unit, total=len(items)) if show else results)
-        except BrokenProcessPool:
+        except BaseException as exc:  # Ctrl-C, SIGTERM: the workers stop too, instead of writing on
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            if not isinstance(exc, BrokenProcessPool):
+                raise
             raise LCPError(
                 f"{desc}: a worker process died (killed, or out of memory?), so the run stops. "
                 f"Run it again, with fewer --workers if memory is short"
