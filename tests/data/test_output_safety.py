@@ -611,3 +611,70 @@ def test_errors_name_the_published_path_not_the_temporary_one():
     assert published_path("/d/.out.node1-42.0a1b2c3d.tmp/images/x.jpg") == "/d/out/images/x.jpg"
     assert published_path("/d/.report.json.node-a_b-7.ffffffff.old") == "/d/report.json"
     assert published_path("/d/.hidden/x.jpg") == "/d/.hidden/x.jpg"
+
+
+def test_sigterm_stops_the_workers_and_leaves_no_temporary(tmp_path):
+    """A cluster's SIGTERM killed only the parent: its workers hung on (holding the job's
+    output pipes) and wrote on into the temporary folder, which stayed for good."""
+    scene = tmp_path / "scene"
+    assert lcp(["data", "demo", "--out", str(scene), "--num-images", "200", "--size", "192", "--no-progress"]) == 0
+    out = tmp_path / "fog"
+    command = [str(LCP_COMMAND), "data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(out)]
+    job = subprocess.Popen([*command, "--workers", "2", "--no-progress"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.glob(".fog.*.tmp/*.jpg")) and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1] == "lcp data: terminated (SIGTERM); nothing unfinished was published", err
+    time.sleep(0.5)
+    survivors = [p for p in Path("/proc").glob("[0-9]*") if str(out).encode() in _cmdline(p)]
+    assert survivors == [] and sorted(p.name for p in tmp_path.iterdir()) == ["scene"]
+
+
+def _cmdline(process: Path) -> bytes:
+    try:
+        return (process / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_what_goes_with_a_folder_is_in_place_before_the_replaced_folder_is_removed(tmp_path):
+    """The old folder's removal (long for a large set) came before the json files' renames: a
+    kill in it left new images under the old annotations, marked complete."""
+    from lcp.io import replace_folder
+
+    path, new = tmp_path / "images", tmp_path / "new"
+    path.mkdir()
+    (path / "old.jpg").write_text("old")
+    new.mkdir()
+    (new / "new.jpg").write_text("new")
+    seen = []
+    replace_folder(new, path, then=lambda: seen.append((sorted(p.name for p in path.iterdir()), _old_sets(tmp_path))))
+    assert seen == [(["new.jpg"], 1)] and _old_sets(tmp_path) == 0
+
+
+def _old_sets(folder: Path) -> int:
+    return len(list(folder.glob(".images.*.old")))
+
+
+def test_an_output_another_run_published_meanwhile_is_refused_not_replaced(tmp_path):
+    """Two runs without --overwrite both passed the check made before their work, and the later
+    one replaced the earlier one's file or folder, both saying they succeeded."""
+    from lcp.errors import LCPError
+    from lcp.io import atomic_path, replace_folder
+
+    target = tmp_path / "x.json"
+    with pytest.raises(LCPError, match="already exists"):
+        with atomic_path(target, overwrite=False) as tmp:
+            tmp.write_text("mine")
+            target.write_text("the other run's")
+    assert target.read_text() == "the other run's" and list(tmp_path.iterdir()) == [target]
+    folder, staged = tmp_path / "set", tmp_path / "staged"
+    folder.mkdir()
+    (folder / "theirs.jpg").write_text("theirs")
+    staged.mkdir()
+    with pytest.raises(LCPError, match="already exists"):
+        replace_folder(staged, folder, overwrite=False)
+    assert [p.name for p in folder.iterdir()] == ["theirs.jpg"]
