@@ -7,14 +7,18 @@ renamed onto it at the end:
   * a folder gets a `.lcp-output` marker, and `--overwrite` replaces only folders holding
     one, so an unrelated folder given as the output is refused, not deleted;
   * temporary names carry the host and process id, `.NAME.HOST-PID.RANDOM.tmp` (`.old`
-    while a replaced folder is being removed); the next write of NAME removes those of
-    processes on this host that no longer run (a killed run's leftovers);
+    while a replaced folder is being removed), and the process writing one holds an flock on
+    it; the next write of NAME removes those nobody holds (a killed run's leftovers, from any
+    host of a shared file system: the kernel drops a dead process's locks), sparing any
+    modified in the last seconds (one just being made). Where the file system has no flock,
+    only leftovers of this host's processes that no longer run are removed;
   * files and folders are created with the mode the kernel derives from the user's umask.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -22,6 +26,7 @@ import secrets
 import shutil
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,16 +67,56 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_held: dict[Path, int] = {}  # temporary -> the descriptor holding its flock
+MIN_STALE_AGE_S = 2.0  # a temporary younger than this may be one being made, not yet locked
+
+
+def _hold(tmp: Path) -> None:
+    """Take the flock that marks `tmp` as being written (see the module doc); release() ends it."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # no flock on this file system: the host-and-pid rule decides instead
+        os.close(fd)
+        return
+    _held[tmp] = fd
+
+
+def release(tmp: Path) -> None:
+    """End the flock of a temporary (published, or removed)."""
+    fd = _held.pop(Path(tmp), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _nobody_holds(entry: Path, host: str, pid: int) -> bool:
+    try:
+        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False  # gone meanwhile, or a link: not ours to remove
+    try:
+        if time.time() - os.fstat(fd).st_mtime < MIN_STALE_AGE_S:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:  # no flock here
+        return host == _host() and not _alive(pid)
+    finally:
+        os.close(fd)  # releases the lock taken above, if any
+
+
 def remove_stale_temporaries(path: Path) -> None:
-    """Remove the temporaries of `path` left by processes of this host that have ended."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_host())}-(\d+)\.[0-9a-f]{{8}}\.(tmp|old)")
+    """Remove the temporaries of `path` that no process writes any more (see the module doc)."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.([A-Za-z0-9_-]+)-(\d+)\.[0-9a-f]{{8}}\.(tmp|old)")
     try:
         entries = list(path.parent.iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return
     for entry in entries:
         match = pattern.fullmatch(entry.name)
-        if match and not _alive(int(match[1])):
+        if match and _nobody_holds(entry, match[1], int(match[2])):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
@@ -91,9 +136,10 @@ def temp_folder(path: str | os.PathLike) -> Path:
         tmp = _temp_path(path, "tmp")
         try:
             tmp.mkdir(0o777)  # the umask applies
-            return tmp
         except FileExistsError:
             continue
+        _hold(tmp)
+        return tmp
 
 
 def make_parent(path: Path) -> None:
@@ -111,9 +157,10 @@ def _temp_file(path: Path) -> Path:
         tmp = _temp_path(path, "tmp")
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
-            return tmp
         except FileExistsError:
             continue
+        _hold(tmp)
+        return tmp
 
 
 def _resolve(path: str | os.PathLike) -> Path:
@@ -172,11 +219,15 @@ def replace_folder(tmp: Path, path: Path, overwrite: bool = True, then: Callable
         return
     old = _temp_path(path, "old")
     old.mkdir()
-    os.replace(path, old / path.name)
-    os.replace(tmp, path)
-    if then is not None:
-        then()
-    shutil.rmtree(old)
+    _hold(old)
+    try:
+        os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if then is not None:
+            then()
+        shutil.rmtree(old)
+    finally:
+        release(old)
     print(f"{path}: replaced the folder lcp wrote there before", file=sys.stderr)
 
 
@@ -218,6 +269,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True, sources: Source
                     f"{path}: already exists (another run wrote it meanwhile?); remove it or pass --overwrite"
                 ) from None
     finally:
+        release(tmp)
         tmp.unlink(missing_ok=True)
 
 
@@ -242,6 +294,7 @@ def atomic_folder(
         check_folder_output(path, overwrite)  # nothing unmarked may have appeared meanwhile
         replace_folder(tmp, path, overwrite, then)
     finally:
+        release(tmp)
         if tmp.exists():
             shutil.rmtree(tmp)
 

@@ -251,7 +251,7 @@ def infer_images(
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
     from lcp.apis.config import load_config
     from lcp.apis.options import select_device
-    from lcp.io import check_outside_sources, temp_folder, write_json
+    from lcp.io import check_outside_sources, release, temp_folder, write_json
     from lcp.progress import progress
 
     if not 0 <= score_thr <= 1:
@@ -290,5 +290,6 @@ def infer_images(
         for name in outputs:
             os.replace(staging / name, out_dir / name)
     finally:
+        release(staging)
         shutil.rmtree(staging, ignore_errors=True)
     return images

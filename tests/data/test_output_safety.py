@@ -27,6 +27,7 @@ from mmdet.models import build_detector
 from helpers.unprivileged import run_lcp
 from lcp.apis.config import load_config
 from lcp.cli import main as lcp
+from lcp.io import MIN_STALE_AGE_S
 
 REPO = Path(__file__).resolve().parents[2]
 LCP_TINY = str(REPO / "config" / "mmdet" / "lcp_tiny_demo.py")
@@ -381,6 +382,12 @@ def test_modes_of_written_files_follow_the_umask(scene, tmp_path, umask):
 # ---- leftovers of a killed run ---------------------------------------------------------
 
 
+HOLD_FLOCK = (  # what a writing lcp process does to its temporary
+    "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); "
+    "print('held', flush=True); time.sleep(60)"
+)
+
+
 def test_a_rerun_removes_what_a_killed_demo_left_and_keeps_a_live_ones(tmp_path):
     out = tmp_path / "demo"
     process = subprocess.Popen(
@@ -408,15 +415,20 @@ def test_a_rerun_removes_what_a_killed_demo_left_and_keeps_a_live_ones(tmp_path)
     match = re.fullmatch(rf"\.demo\.(.+)-{process.pid}\.([0-9a-f]{{8}})\.tmp", leftover.name)
     assert match, leftover.name
 
-    sleeper = subprocess.Popen(["sleep", "60"])
+    time.sleep(MIN_STALE_AGE_S)  # a temporary younger than that may be one just being made
+    live = tmp_path / f".demo.{match[1]}-{process.pid}.0badcafe.tmp"  # a run still writing, whatever its pid
+    live.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_FLOCK, str(live)], stdout=subprocess.PIPE, text=True)
     try:
-        live = tmp_path / f".demo.{match[1]}-{sleeper.pid}.0badcafe.tmp"  # a run still writing
-        live.mkdir()
+        assert holder.stdout.readline() == "held\n"
+        os.utime(live, (time.time() - 60, time.time() - 60))  # old enough to be removed if nobody held it
         assert lcp(demo(out)) == 0
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["demo", live.name])
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        holder.kill()
+        holder.wait()
+    assert lcp(demo(out, "--overwrite")) == 0  # its writer gone, from this host or another
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
 
 # ---- lcp infer: all outputs or none ----------------------------------------------------

@@ -23,7 +23,7 @@ from lcp.data.convert.samples import Sample
 from lcp.data.convert.splits import Split, assign_splits
 from lcp.data.convert.transcode import transcode_images
 from lcp.errors import LCPError
-from lcp.io import temp_folder, write_json
+from lcp.io import release, temp_folder, write_json
 
 
 def write_image_set(
@@ -76,6 +76,7 @@ def write_image_set(
             raise
         raise OSError(exc.errno, exc.strerror, str(out / Path(exc.filename).relative_to(staging))) from exc
     finally:
+        release(staging)
         shutil.rmtree(staging, ignore_errors=True)
         if not out_was_there and not any(out.iterdir()):
             out.rmdir()
