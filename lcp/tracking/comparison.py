@@ -331,6 +331,57 @@ def store_folder(uri: str) -> Path | None:
     return database.parent if database else None
 
 
+PLAN_TAGS = (settings.TAG_SEEDS, settings.TAG_VARIANTS)
+
+
+def scene_plans(tracking_uri: str, experiments: list[str]) -> dict[str, tuple[set[str], set[str]]]:
+    """Each scene's seeds and severities as the newest workflow run of it had them in its config
+    (tags lcp.seeds, lcp.variants of its parent run); scenes no workflow ran are absent."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    parents = client.search_runs(
+        find_experiment_ids(client, experiments),
+        filter_string=f"tags.`{settings.TAG_ROLE}` = 'invocation'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
+    plans: dict[str, tuple[set[str], set[str]]] = {}
+    for run in parents:
+        tags = run.data.tags
+        scene = tags.get(settings.TAG_SCENE)
+        if scene and scene not in plans and settings.TAG_SEEDS in tags:
+            split = [
+                set(filter(None, tags.get(tag, "").split(","))) for tag in (settings.TAG_SEEDS, settings.TAG_VARIANTS)
+            ]
+            plans[scene] = (split[0], split[1])
+    return plans
+
+
+def within_plans(selected, plans: Mapping[str, tuple[set[str], set[str]]]):
+    """The selected runs without the seeds and severities a scene's newest workflow run no longer
+    has (said on stderr): the report of that run leaves them out, so the comparison does too."""
+    dropped = [
+        index
+        for index, row in selected.iterrows()
+        if row["scene"] in plans
+        and (
+            (row["seed"] and row["seed"] not in plans[row["scene"]][0])
+            or (row["variant"] and row["variant"] not in plans[row["scene"]][1])
+        )
+    ]
+    for scene in sorted(set(selected.loc[dropped, "scene"])):
+        rows = selected.loc[dropped][selected.loc[dropped, "scene"] == scene]
+        seeds, variants = plans[scene]
+        print(
+            f"warning: {scene}: {len(rows)} evaluation runs of seeds or severities its latest workflow run no longer "
+            f"has (seeds {', '.join(sorted(seeds, key=int)) or '-'}; severities {', '.join(sorted(variants)) or '-'}) "
+            "left out",
+            file=sys.stderr,
+        )
+    return selected.drop(index=dropped).reset_index(drop=True)
+
+
 def compare(
     uri: str, experiments: Sequence[str] = (), tags: Mapping[str, str] | None = None, since_ms: int | None = None
 ) -> Comparison:
@@ -339,11 +390,12 @@ def compare(
     settings.apply_network_defaults()
     try:
         runs = search_evaluations(uri, list(experiments), dict(tags or {}), since_ms)
+        plans = scene_plans(uri, list(experiments))
     except LCPError:
         raise
     except Exception as exc:  # noqa: BLE001  unreachable server, bad filter: one clear line
         raise LCPError(f"{uri}: could not search runs ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    selected = selected_runs(runs)
+    selected = within_plans(selected_runs(runs), plans)
     table = comparison_table(selected)
     if table.empty:
         raise LCPError(f"{uri}: no evaluation runs match (tag lcp.step=evaluate with the metric test/AP)")

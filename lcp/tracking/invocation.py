@@ -46,7 +46,12 @@ class Invocation:
 
 
 def _create_parent(
-    client, scene: str, invocation_id: str, artifact_location: str | None, description: str | None = None
+    client,
+    scene: str,
+    invocation_id: str,
+    artifact_location: str | None,
+    description: str | None = None,
+    plan: Mapping[str, Iterable[str]] | None = None,
 ) -> str:
     from lcp.tracking.client import ensure_experiment
     from lcp.tracking.params import runtime_tags
@@ -60,6 +65,9 @@ def _create_parent(
         settings.TAG_STEP: "workflow",
         "mlflow.source.name": "snakemake",
     }
+    if plan is not None:  # what the scene is now: lcp compare leaves out seeds and severities it dropped
+        tags[settings.TAG_SEEDS] = ",".join(map(str, plan["seeds"]))
+        tags[settings.TAG_VARIANTS] = ",".join(plan["variants"])
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run = client.create_run(experiment_id, tags=tags, run_name=f"{scene}/workflow/{stamp}")
     return run.info.run_id
@@ -72,11 +80,13 @@ def open_invocation(
     invocation_id: str | None = None,
     set_env: bool = True,
     descriptions: Mapping[str, str | None] | None = None,
+    plans: Mapping[str, Mapping[str, Iterable[str]]] | None = None,
 ) -> Invocation:
     """Create a parent run per scene and export the environment jobs read (see module doc).
 
     `descriptions` ({scene: text}, e.g. the workflow config's scene descriptions) become the
-    descriptions of the scenes' experiments.
+    descriptions of the scenes' experiments; `plans` ({scene: {"seeds": [...], "variants":
+    [...]}}, the config's seeds and sweep severities) are tagged on the parent runs.
 
     Idempotent within one environment: when LCP_INVOCATION_ID is already set (and no other
     invocation_id is given), its parents are reused and only scenes without one get a new
@@ -99,7 +109,12 @@ def open_invocation(
         for scene in scenes:
             if scene not in invocation.parent_run_ids:
                 invocation.parent_run_ids[scene] = _create_parent(
-                    client, scene, invocation.invocation_id, target.artifact_location, (descriptions or {}).get(scene)
+                    client,
+                    scene,
+                    invocation.invocation_id,
+                    target.artifact_location,
+                    (descriptions or {}).get(scene),
+                    (plans or {}).get(scene),
                 )
     except Exception as exc:
         if not is_transient(exc):

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from lcp.tracking.settings import ENV_TRACKING, snakemake_env_prefix
-from lcp.workflow.scenes import scene_of_job
+from lcp.workflow.scenes import scene_of_job, scene_seeds, severities
 
 if TYPE_CHECKING:
     from lcp.workflow.session import Wildcards
@@ -42,6 +42,13 @@ def tracked_scenes(config: Mapping, jobs_wildcards: Iterable[Mapping]) -> list[s
 def scene_descriptions(config: Mapping) -> dict[str, str | None]:
     """Each scene's `description`, for its experiment's note."""
     return {name: scene.get("description") for name, scene in config["scenes"].items()}
+
+
+def scene_plans(config: Mapping) -> dict[str, dict[str, list]]:
+    """Each scene's seeds and sweep severities, for its parent run (lcp compare reads them)."""
+    return {
+        name: {"seeds": scene_seeds(config, name), "variants": severities(config, name)} for name in config["scenes"]
+    }
 
 
 def tracking_switch(config: Mapping) -> dict[str, str]:

@@ -101,7 +101,8 @@ BAD_OPTIONS = [
         "model=cascade",
         (
             "model: model is a group of settings (type, backbone, neck, rpn_head, roi_head, train_cfg, test_cfg, "
-            "crux_learner, kl_loss_weight, start_as_pretrained, graph_capture); set them one by one, e.g. model.type=VALUE"
+            "crux_learner, kl_loss_weight, start_as_pretrained, graph_capture); set them one by one, "
+            "e.g. model.type=VALUE"
         ),
     ),
     (

@@ -222,3 +222,25 @@ def test_an_evaluation_at_other_iou_thresholds_is_tagged_and_left_out_of_the_com
     captured = capsys.readouterr()
     assert "| foggy_city | baseline |  | 25.0 | 43.0 | 26.0 |" in captured.out
     assert "1 evaluation runs at other IoU thresholds than COCO's 0.50:0.95 (tag lcp.iou_thrs) left out" in captured.err
+
+
+def test_seeds_and_severities_the_latest_workflow_run_dropped_are_left_out(tmp_path, server_env, monkeypatch, capsys):
+    """`seeds: [0, 1, 2]` then `[0, 1]`: the report was over two seeds, lcp compare over three."""
+    from lcp.tracking import close_invocation, open_invocation
+
+    for seed in (0, 1, 2):
+        monkeypatch.setenv("LCP_SEED", str(seed))
+        for severity, ap in (("beta_0.02", 0.2), ("beta_0.08", 0.1)):
+            log_evaluation(metrics(ap, ap, ap), scene="demo", method="lcp", variant=severity, work_dir=tmp_path)
+        log_evaluation(metrics(0.3 + seed / 10, 0.5, 0.3), scene="demo", method="lcp", work_dir=tmp_path)
+    monkeypatch.delenv("LCP_SEED")
+    open_invocation(["demo"], plans={"demo": {"seeds": [0, 1], "variants": ["beta_0.02"]}})
+    close_invocation("FINISHED")
+    capsys.readouterr()
+    assert lcp(["compare", "--experiment", "lcp/demo", "--out-dir", str(tmp_path / "compare")]) == 0
+    out, err = capsys.readouterr()
+    assert "| demo | lcp | 0, 1 | 35.0 ± 7.1 |" in out and "beta_0.08" not in out
+    assert (
+        "warning: demo: 5 evaluation runs of seeds or severities its latest workflow run no longer has "
+        "(seeds 0, 1; severities beta_0.02) left out"
+    ) in err

@@ -178,3 +178,10 @@ def test_log_artifacts_of_a_workflow_without_tracking_logs_nothing(tmp_path):
     result = subprocess.run([*command, "--step", "check"], env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout == "LCP_TRACKING=off: nothing logged\n", result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["check.json"]
+
+
+def test_each_scene_s_parent_run_is_told_its_seeds_and_severities():
+    """What lcp compare keeps: a seed or severity dropped from the config is left out there too."""
+    plans = tracking.scene_plans(repo_config())
+    assert plans["demo"] == {"seeds": [0, 1, 2], "variants": ["beta_0.02", "beta_0.08"]}
+    assert plans["urpc"]["variants"] == [] and plans["urpc"]["seeds"] == [0]

@@ -34,6 +34,7 @@ def start_tracking():
             tracking_uri=tracking.configured_uri(config),
             invocation_id=uuid.uuid4().hex,
             descriptions=tracking.scene_descriptions(config),
+            plans=tracking.scene_plans(config),
         )
 
 
