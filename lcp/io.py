@@ -232,6 +232,24 @@ def replace_folder(tmp: Path, path: Path, overwrite: bool = True, then: Callable
 
 
 @contextlib.contextmanager
+def publishing(folder: Path) -> Iterator[None]:
+    """Within: no other lcp process publishes into `folder` (an flock on it), so two runs writing
+    one output publish one after the other, each checking what the other left, and never mix
+    one's folder with the other's companion files. A temporary folder of this process (an
+    output being made inside another) is its own already."""
+    if Path(folder) in _held:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # no flock on this file system: publish unguarded
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def _naming(path: Path) -> Iterator[None]:
     """An OSError without a file name (a failed write: a full disk, a quota) gets `path`'s."""
     try:
@@ -291,8 +309,9 @@ def atomic_folder(
         with _naming(path):
             yield tmp
         (tmp / MARKER).write_text(MARKER_TEXT)
-        check_folder_output(path, overwrite)  # nothing unmarked may have appeared meanwhile
-        replace_folder(tmp, path, overwrite, then)
+        with publishing(path.parent):
+            check_folder_output(path, overwrite)  # nothing unmarked may have appeared meanwhile
+            replace_folder(tmp, path, overwrite, then)
     finally:
         release(tmp)
         if tmp.exists():

@@ -690,3 +690,25 @@ def test_an_output_another_run_published_meanwhile_is_refused_not_replaced(tmp_p
     with pytest.raises(LCPError, match="already exists"):
         replace_folder(staged, folder, overwrite=False)
     assert [p.name for p in folder.iterdir()] == ["theirs.jpg"]
+
+
+def test_two_runs_writing_one_output_publish_one_after_the_other(scene, tmp_path):
+    """Both passed the check made before their work; the later one replaced the earlier one's set
+    (or mixed its images with the other's json files), both saying they succeeded."""
+    from lcp.io import publishing
+
+    out = tmp_path / "scene"
+    out.mkdir()
+    command = [str(LCP_COMMAND), "data", "convert", "folder", str(scene / "clean"), str(out), "--workers", "1"]
+    with publishing(out):  # another run is publishing into OUT
+        run = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        assert run.poll() is None  # done with its work, it waits to publish
+        assert lcp(["data", "convert", "folder", str(scene / "lowq"), str(tmp_path / "other")]) == 0
+        for entry in (tmp_path / "other").iterdir():  # what the other run publishes meanwhile
+            os.rename(entry, out / entry.name)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 2 and err.strip().endswith("already exists; remove it or pass --overwrite"), err
+    assert sorted(p.name for p in (out / "images").iterdir() if p.suffix == ".jpg") == sorted(
+        p.name for p in (scene / "lowq").iterdir() if p.suffix == ".jpg"
+    )

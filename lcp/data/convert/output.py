@@ -20,6 +20,7 @@ from lcp.io import (
     check_folder_output,
     check_outside_sources,
     is_lcp_folder,
+    publishing,
     replace_folder,
 )
 
@@ -109,13 +110,14 @@ def publish(staging: Path, out: Path, name: str, splits: Sequence[str], overwrit
     (staging / name / MARKER).write_text(MARKER_TEXT)
     annotations = out / "annotations"
     annotations.mkdir(exist_ok=True)
-    with contextlib.ExitStack() as renamed_with_the_folder:
+    with publishing(out), contextlib.ExitStack() as renamed_with_the_folder:
+        check_output_free(out, [name], overwrite)  # as another run may have left it meanwhile
         for split in splits:
             json_path = annotations / f"{name}_{split}.json"
             os.replace(
                 staging / "annotations" / json_path.name, renamed_with_the_folder.enter_context(atomic_path(json_path))
             )
         replace_folder(staging / name, out / name, overwrite, then=renamed_with_the_folder.close)
-    for split in SPLITS:
-        if split not in splits:  # a split the replaced set had and the new one lacks
-            (annotations / f"{name}_{split}.json").unlink(missing_ok=True)
+        for split in SPLITS:
+            if split not in splits:  # a split the replaced set had and the new one lacks
+                (annotations / f"{name}_{split}.json").unlink(missing_ok=True)
