@@ -649,3 +649,40 @@ def test_the_library_takes_plain_arguments_and_prints_nothing(pristine, tmp_path
     assert json.loads((tmp_path / "r.json").read_text()) == json.loads(json.dumps(report))
     with pytest.raises(LCPError, match=r"^--max-erased-share: a share in \[0, 1\], got 1.5$"):
         check_set(pristine / "lowq", pristine / "clean", anns, max_erased_share=1.5)
+
+
+def test_underwater_images_of_another_water_type_than_the_sidecar_says_are_out_of_range(pristine, tmp_path):
+    sets = {}
+    for water in ("I", "9C"):
+        out = tmp_path / water
+        synth = ["data", "synth", "underwater", "--src", str(pristine / "clean"), "--out", str(out)]
+        assert lcp([*synth, "--water", water, "--workers", "1", "--no-progress"]) == 0
+        sidecar = json.loads((out / "synthesis.json").read_text())
+        sets[water] = {record["source"]: out / name for name, record in sidecar["images"].items()}
+    for source, clear_water in sets["I"].items():  # coastal 9C images under the clear ocean water's names
+        shutil.copyfile(sets["9C"][source], clear_water)
+    report = tmp_path / "r.json"
+    check = [
+        "data",
+        "check",
+        "--lowq",
+        str(tmp_path / "I"),
+        "--clean",
+        str(pristine / "clean"),
+        "--report",
+        str(report),
+    ]
+    assert lcp([*check, "--workers", "1", "--no-progress"]) == 2
+    errors = json.loads(report.read_text())["errors"]
+    assert errors["degradation_out_of_range"]["count"] == len(sets["I"])
+    assert "the sidecar's water type gives" in errors["degradation_out_of_range"]["items"][0]["detail"]
+
+
+def test_a_clean_image_no_low_quality_image_pairs_with_is_named(scene):
+    shutil.copyfile(scene / "clean" / "demo_000001.jpg", scene / "clean" / "unpaired.jpg")
+    code, report = check(scene)
+    assert code == 0, report["errors"]
+    items = report["warnings"]["clean_without_lowq"]["items"]
+    assert [(Path(item["file"]).name, item["detail"]) for item in items] == [
+        ("unpaired.jpg", "no low-quality image pairs with it")
+    ]

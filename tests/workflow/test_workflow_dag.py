@@ -157,6 +157,10 @@ def misspelt_sweep_parameter(config):
     config["scenes"]["custom"]["robustness"] = {"sweep": {"betta": [0.01, 0.02]}}
 
 
+def sweep_without_degradation(config):  # real underwater images: nothing says what to synthesise
+    config["scenes"]["urpc"]["robustness"] = {"sweep": {"beta": [0.01, 0.02]}}
+
+
 def seed_numpy_cannot_take(config):
     config["scenes"]["demo"]["seeds"] = [4294967296, 1]
 
@@ -234,6 +238,7 @@ def shared_set_made_two_ways(config):
             "did you mean max-erased-share?",
         ),
         (misspelt_sweep_parameter, "scenes.custom.robustness.sweep.betta: `lcp data synth fog` has no option --betta"),
+        (sweep_without_degradation, "scenes.urpc.robustness: needs a `degradation` to synthesise the sweep with"),
         (  # the conversion took the first scene's --classes: traffic light was dropped without a word
             shared_folder_other_classes,
             "scenes.rainy_city.classes differs from scenes.foggy_city.classes, whose settings make the image sets "
