@@ -113,6 +113,26 @@ def training_request(args: argparse.Namespace) -> TrainingRequest:
     )
 
 
+LAUNCHER_STOP_S = 60  # how long torchrun or srun gets to stop its processes after SIGTERM
+
+
+def run_launcher(command: list[str]) -> int:
+    """Run the process launcher; when this process is stopped (SIGTERM, Ctrl-C) the launcher
+    gets SIGTERM and time to stop the training processes it started in their own sessions.
+    subprocess.run would SIGKILL it and leave them training on, unlocked, on their GPUs."""
+    launcher = subprocess.Popen(command)
+    try:
+        return launcher.wait()
+    except BaseException:
+        launcher.terminate()
+        try:
+            launcher.wait(timeout=LAUNCHER_STOP_S)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            launcher.wait()
+        raise
+
+
 def main(args: argparse.Namespace) -> int:
     if args.gpus is not None and args.gpus < 1:
         raise LCPError(f"--gpus {args.gpus}: give 1 or more (no GPU: leave --gpus out)")
@@ -126,6 +146,6 @@ def main(args: argparse.Namespace) -> int:
         command = process_launch_command(args.gpus, args._argv)
         with training_lock(work_dir):
             print(f"lcp train: {args.gpus} processes: {' '.join(command)}", file=sys.stderr, flush=True)
-            return subprocess.run(command).returncode
+            return run_launcher(command)
     train_from_config(request)
     return 0
