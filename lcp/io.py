@@ -18,6 +18,7 @@ renamed onto it at the end:
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -69,6 +70,10 @@ def _alive(pid: int) -> bool:
 
 _held: dict[Path, int] = {}  # temporary -> the descriptor holding its flock
 MIN_STALE_AGE_S = 2.0  # a temporary younger than this may be one being made, not yet locked
+# Another host's temporary is removed only when untouched this long as well: some cluster file
+# systems keep flocks local to each node (BeeGFS by default, NFS with local_lock=flock).
+MIN_FOREIGN_STALE_AGE_S = 3600.0
+NO_LINKS_ERRNOS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 
 
 def _hold(tmp: Path) -> None:
@@ -95,7 +100,8 @@ def _nobody_holds(entry: Path, host: str, pid: int) -> bool:
     except OSError:
         return False  # gone meanwhile, or a link: not ours to remove
     try:
-        if time.time() - os.fstat(fd).st_mtime < MIN_STALE_AGE_S:
+        untouched = time.time() - os.fstat(fd).st_mtime
+        if untouched < (MIN_STALE_AGE_S if host == _host() else MIN_FOREIGN_STALE_AGE_S):
             return False
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
@@ -214,8 +220,12 @@ def replace_folder(tmp: Path, path: Path, overwrite: bool = True, then: Callable
             os.rename(tmp, path)
         except OSError as exc:  # a folder with files appeared there since the check above
             raise LCPError(f"{path}: another run published it meanwhile; nothing of this run was kept") from exc
-        if then is not None:
-            then()
+        try:
+            if then is not None:
+                then()
+        except BaseException:  # its companions could not follow: the folder goes back
+            os.rename(path, tmp)
+            raise
         return
     old = _temp_path(path, "old")
     old.mkdir()
@@ -223,9 +233,18 @@ def replace_folder(tmp: Path, path: Path, overwrite: bool = True, then: Callable
     try:
         os.replace(path, old / path.name)
         os.replace(tmp, path)
-        if then is not None:
-            then()
-        shutil.rmtree(old)
+        try:
+            if then is not None:
+                then()
+        except BaseException:  # its companions could not follow: the replaced folder comes back
+            os.replace(path, tmp)
+            os.replace(old / path.name, path)
+            old.rmdir()
+            raise
+        try:
+            shutil.rmtree(old)
+        except OSError as exc:  # e.g. NFS's .nfs files of a reader: the next write of `path` removes it
+            print(f"{path}: warning: could not remove the folder it replaced yet ({exc.strerror})", file=sys.stderr)
     finally:
         release(old)
     print(f"{path}: replaced the folder lcp wrote there before", file=sys.stderr)
@@ -260,9 +279,27 @@ def _naming(path: Path) -> Iterator[None]:
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
+def _publish_new(tmp: Path, path: Path) -> None:
+    """Put `tmp` at `path`, which must not exist: a link, unlike a rename, fails when another run
+    made `path` since the caller checked. File systems without links (FAT, some FUSE and object
+    stores) get a rename after a last look."""
+    exists = LCPError(f"{path}: already exists (another run wrote it meanwhile?); remove it or pass --overwrite")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise exists from None
+    except OSError as exc:
+        if exc.errno not in NO_LINKS_ERRNOS:
+            raise
+        if os.path.lexists(path):
+            raise exists from None
+        os.rename(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = True, sources: Sources = ()) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is renamed onto `path`.
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`. Write into it
+    (do not rename another file onto it): the flock that marks it live is on that file.
 
     With overwrite=False an existing `path` is an error instead of being replaced; `path`
     may never be or lie inside one of `sources`.
@@ -279,13 +316,8 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True, sources: Source
             yield tmp
         if overwrite:
             os.replace(tmp, path)
-        else:  # a link, unlike a rename, fails when another run made `path` since the check above
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise LCPError(
-                    f"{path}: already exists (another run wrote it meanwhile?); remove it or pass --overwrite"
-                ) from None
+        else:
+            _publish_new(tmp, path)
     finally:
         release(tmp)
         tmp.unlink(missing_ok=True)
@@ -323,8 +355,13 @@ def write_text(path: str | os.PathLike, text: str, overwrite: bool = True, sourc
         tmp.write_text(text, encoding="utf-8")  # the pages declare utf-8, whatever the locale
 
 
+def json_text(obj: Any) -> str:
+    """How lcp writes json: indented, keys in their order, a final newline."""
+    return json.dumps(obj, indent=2, sort_keys=False) + "\n"
+
+
 def write_json(path: str | os.PathLike, obj: Any, overwrite: bool = True, sources: Sources = ()) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", overwrite, sources)
+    write_text(path, json_text(obj), overwrite, sources)
 
 
 def read_json(path: str | os.PathLike) -> Any:

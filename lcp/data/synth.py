@@ -28,7 +28,7 @@ from lcp.data.degradations.base import ERASED_BELOW, WHITENED_IMAGE_SHARE
 from lcp.data.depth import DepthSource
 from lcp.data.images import JPEG_QUALITY, encode_jpeg, list_images, read_image, to_float, to_uint8
 from lcp.errors import LCPError
-from lcp.io import atomic_folder, atomic_path, check_folder_output, check_outside_sources, write_json
+from lcp.io import atomic_folder, atomic_path, check_folder_output, check_outside_sources, json_text, write_json
 from lcp.progress import map_with_progress
 
 SIDECAR_NAME = "synthesis.json"
@@ -195,7 +195,8 @@ def synthesise_folder(
     # --ann-out fails before the folder appears, and a kill cannot split the two.
     with contextlib.ExitStack() as renamed_after_the_folder:
         for ann_out, coco in rewritten:
-            write_json(renamed_after_the_folder.enter_context(atomic_path(ann_out, overwrite)), coco)
+            staged = renamed_after_the_folder.enter_context(atomic_path(ann_out, overwrite))
+            staged.write_text(json_text(coco), encoding="utf-8")
         with atomic_folder(out, overwrite, inputs, then=renamed_after_the_folder.close) as tmp:
             job = _Job(degradation, depth, tmp, seed, quality, boxes)
 

@@ -712,3 +712,62 @@ def test_two_runs_writing_one_output_publish_one_after_the_other(scene, tmp_path
     assert sorted(p.name for p in (out / "images").iterdir() if p.suffix == ".jpg") == sorted(
         p.name for p in (scene / "lowq").iterdir() if p.suffix == ".jpg"
     )
+
+
+def test_a_folder_whose_companions_cannot_follow_is_taken_back(tmp_path):
+    from lcp.io import replace_folder
+
+    def refused():
+        raise OSError(13, "Permission denied", "annotations/x.json")
+
+    for existing in (False, True):
+        path, new = tmp_path / f"set{existing}", tmp_path / f"new{existing}"
+        new.mkdir()
+        (new / "new.jpg").write_text("new")
+        if existing:
+            path.mkdir()
+            (path / "old.jpg").write_text("old")
+        with pytest.raises(OSError):
+            replace_folder(new, path, then=refused)
+        assert [p.name for p in new.iterdir()] == ["new.jpg"]  # for the caller to remove
+        assert ([p.name for p in path.iterdir()] == ["old.jpg"]) if existing else not path.exists()
+    assert not list(tmp_path.glob(".*.old"))
+
+
+def test_without_hard_links_a_new_file_is_still_published_once(tmp_path, monkeypatch):
+    """FAT and some FUSE file systems refuse link(2): every write of a new file failed."""
+    from lcp.errors import LCPError
+    from lcp.io import atomic_path
+
+    def no_links(source, target):
+        raise OSError(1, "Operation not permitted", source)
+
+    monkeypatch.setattr(os, "link", no_links)
+    with atomic_path(tmp_path / "a.json", overwrite=False) as tmp:
+        tmp.write_text("mine")
+    assert (tmp_path / "a.json").read_text() == "mine"
+    with pytest.raises(LCPError, match="already exists"):
+        with atomic_path(tmp_path / "a.json", overwrite=False) as tmp:
+            tmp.write_text("again")
+    assert (tmp_path / "a.json").read_text() == "mine" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_the_staged_annotations_of_a_running_synth_stay_held(tmp_path):
+    """Their temporary was replaced by another file after its flock was taken: a second run's
+    clean-up deleted it, and the first published its folder without annotations."""
+    scene = tmp_path / "scene"
+    assert lcp(["data", "demo", "--out", str(scene), "--num-images", "200", "--size", "192", "--no-progress"]) == 0
+    ann = ["--ann", str(scene / "annotations/clean_train.json"), "--ann-out", str(tmp_path / "fog_train.json")]
+    synth = [str(LCP_COMMAND), "data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(tmp_path / "fog")]
+    job = subprocess.Popen([*synth, *ann, "--workers", "1", "--no-progress"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".fog.*.tmp/*.jpg")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (staged,) = tmp_path.glob(".fog_train.json.*.tmp")
+    os.utime(staged, (time.time() - 7200, time.time() - 7200))  # however long the run has been going
+    clean_up = "import sys, pathlib; from lcp.io import remove_stale_temporaries as r; r(pathlib.Path(sys.argv[1]))"
+    subprocess.run([sys.executable, "-c", clean_up, str(tmp_path / "fog_train.json")], check=True)
+    assert staged.exists()
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 0, err
+    assert json.loads((tmp_path / "fog_train.json").read_text())["images"]

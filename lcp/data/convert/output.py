@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -114,7 +115,8 @@ def publish(staging: Path, out: Path, name: str, splits: Sequence[str], overwrit
         check_output_free(out, [name], overwrite)  # as another run may have left it meanwhile
         for split in splits:
             json_path = annotations / f"{name}_{split}.json"
-            os.replace(
+            # copied into the held temporary, keeping the file its flock is on (lcp.io)
+            shutil.copyfile(
                 staging / "annotations" / json_path.name, renamed_with_the_folder.enter_context(atomic_path(json_path))
             )
         replace_folder(staging / name, out / name, overwrite, then=renamed_with_the_folder.close)
