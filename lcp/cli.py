@@ -31,8 +31,19 @@ COMMANDS = {
 }
 # commands that build a detector: they import mmcv and mmdet the quick way (lcp.deferred_imports)
 MMDET_COMMANDS = {"train", "test", "infer", "heatmaps"}
-# a full disk or quota may be freed, a rerun (or a workflow retry) may pass
-TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
+# a file the user must change before a rerun can pass (a workflow does not retry these, exit 2);
+# any other (a full disk, a stale NFS handle, a busy file) may pass on a retry (exit 1)
+REFUSED_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.ENAMETOOLONG,
+    errno.EEXIST,
+    errno.ELOOP,
+}
 PLUMBING = {
     "workdir": "lcp.commands.workdir",
 }
@@ -130,7 +141,7 @@ def _main(argv: list[str] | None) -> int:
         from lcp.io import published_path
 
         print(f"lcp {args.command}: error: {published_path(exc.filename)}: {exc.strerror}", file=sys.stderr)
-        return 1 if exc.errno in TRANSIENT_ERRNOS else INPUT_REFUSED
+        return INPUT_REFUSED if exc.errno in REFUSED_ERRNOS else 1
 
 
 if __name__ == "__main__":
