@@ -13,6 +13,7 @@ through: in this process or in a process pool, with these progress lines.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TypeVar
@@ -87,6 +88,28 @@ def progress(
         lines.update()
 
 
+def _quiet_about_cancelled_futures(args) -> None:
+    """Python 3.11's executor thread, finding its killed workers, sets an error on the futures the
+    interrupted map has just cancelled and dies with InvalidStateError: noise after one line
+    already said why the run stopped."""
+    from concurrent.futures import InvalidStateError
+    from concurrent.futures.process import _ExecutorManagerThread
+
+    if not (issubclass(args.exc_type, InvalidStateError) and isinstance(args.thread, _ExecutorManagerThread)):
+        threading.__excepthook__(args)
+
+
+def _worker_start(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    """A pool worker leaves Ctrl-C and SIGTERM to the process that started it, which stops the
+    pool (forked, it would inherit lcp's handlers and each print its own traceback)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if initializer is not None:
+        initializer(*initargs)
+
+
 def map_with_progress(
     fn: Callable[[Item], Result],
     items: Sequence[Item],
@@ -117,14 +140,14 @@ def map_with_progress(
 
     workers = min(workers, len(items))
     chunksize = max(1, min(16, len(items) // (4 * workers)))
-    with ProcessPoolExecutor(workers, initializer=initializer, initargs=initargs) as pool:
+    with ProcessPoolExecutor(workers, initializer=_worker_start, initargs=(initializer, initargs)) as pool:
         try:
             results = pool.map(fn, items, chunksize=chunksize)
             return list(progress(results, desc, unit, total=len(items)) if show else results)
         except BaseException as exc:  # Ctrl-C, SIGTERM: the workers stop too, instead of writing on
+            threading.excepthook = _quiet_about_cancelled_futures
             for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
+                process.kill()
             if not isinstance(exc, BrokenProcessPool):
                 raise
             raise LCPError(

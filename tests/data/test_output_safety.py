@@ -625,21 +625,33 @@ def test_errors_name_the_published_path_not_the_temporary_one():
     assert published_path("/d/.hidden/x.jpg") == "/d/.hidden/x.jpg"
 
 
-def test_sigterm_stops_the_workers_and_leaves_no_temporary(tmp_path):
-    """A cluster's SIGTERM killed only the parent: its workers hung on (holding the job's
-    output pipes) and wrote on into the temporary folder, which stayed for good."""
+@pytest.mark.parametrize(
+    "signum, to_group",
+    [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGINT, True)],
+    ids=["sigterm-to-lcp", "sigterm-to-the-job", "ctrl-c"],
+)
+def test_a_stop_signal_stops_the_workers_says_one_line_and_leaves_no_temporary(tmp_path, signum, to_group):
+    """A cluster's SIGTERM killed only the parent: its workers hung on (holding the job's output
+    pipes) and wrote on into the temporary folder, which stayed for good. Ctrl-C printed a
+    traceback from every worker."""
     scene = tmp_path / "scene"
     assert lcp(["data", "demo", "--out", str(scene), "--num-images", "200", "--size", "192", "--no-progress"]) == 0
     out = tmp_path / "fog"
     command = [str(LCP_COMMAND), "data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(out)]
-    job = subprocess.Popen([*command, "--workers", "2", "--no-progress"], stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        [*command, "--workers", "2", "--no-progress"], stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while not any(tmp_path.glob(".fog.*.tmp/*.jpg")) and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    job.send_signal(signal.SIGTERM)
+    if to_group:
+        os.killpg(job.pid, signum)
+    else:
+        job.send_signal(signum)
     _, err = job.communicate(timeout=60)
-    assert job.returncode == 128 + signal.SIGTERM, err
-    assert err.strip().splitlines()[-1] == "lcp data: terminated (SIGTERM); nothing unfinished was published", err
+    words = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+    assert job.returncode == (128 + signal.SIGTERM if signum == signal.SIGTERM else 130), err
+    assert err == f"lcp data: {words}; nothing unfinished was published\n"
     time.sleep(0.5)
     survivors = [p for p in Path("/proc").glob("[0-9]*") if str(out).encode() in _cmdline(p)]
     assert survivors == [] and sorted(p.name for p in tmp_path.iterdir()) == ["scene"]
