@@ -74,6 +74,10 @@ fi
 py_tag=cp$(echo "$py_version" | cut -d. -f1,2 | tr -d .)
 wheel_dir=$cache/mmcv-full-$MMCV-$py_tag-torch$TORCH-$flavour
 wheel=$(ls "$wheel_dir"/mmcv_full-*.whl 2>/dev/null | head -n1 || true)
+if [[ -z $wheel && $flavour == cuda-* && -z ${FORCE_CUDA:-} ]]; then
+    # the build would get no CUDA ops (mmcv builds them only when asked), yet be cached as CUDA
+    die "the venv has mmcv-full's $flavour build and none is cached to reinstall: run again with FORCE_CUDA=1 and TORCH_CUDA_ARCH_LIST set (or FORCE_CUDA=0 for the CPU build)"
+fi
 if [[ -z $wheel ]]; then
     # Fail before spending minutes on downloads if the compile cannot work or has nowhere to go.
     command -v gcc >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 \

@@ -234,3 +234,21 @@ def test_a_conda_env_is_installed_into_not_refused(tmp_path):
     run_install(tmp_path, env)
     assert "-m venv" not in log.read_text() and "pip -m pip install" in log.read_text()
     assert (prefix / "conda-meta").is_dir() and not (prefix / "pyvenv.cfg").exists()
+
+
+def test_a_cuda_venv_whose_build_is_not_cached_is_not_rebuilt_without_force_cuda(tmp_path):
+    """mmcv builds its CUDA ops only when asked: the rebuild had none, and was cached as CUDA."""
+    log = tmp_path / "log"
+    venv = tmp_path / "venv"
+    fake_venv_python(venv, pins()["MMCV"], "13.0")
+    (venv / ".lcp-mmcv-flavour").write_text("cuda-8p0\n")
+    python = stub(tmp_path / "python3", FAKE_PYTHON)
+    result = run_install(
+        tmp_path, {"LCP_WHEEL_CACHE": str(tmp_path / "cache"), "LOG": str(log), "LCP_PYTHON": str(python)}
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "install: error: the venv has mmcv-full's cuda-8p0 build and none is cached to reinstall: run again with "
+        "FORCE_CUDA=1 and TORCH_CUDA_ARCH_LIST set (or FORCE_CUDA=0 for the CPU build)"
+    )
+    assert not (tmp_path / "cache").exists()
