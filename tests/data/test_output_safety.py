@@ -570,27 +570,11 @@ def test_a_folder_the_system_refuses_to_write_is_one_line_and_nothing_is_left(sc
     commands = {
         "convert": ["data", "convert", "folder", str(scene / "clean"), str(readonly / "out")],
         "demo": demo(readonly / "demo"),
-        "synth": [
-            "data",
-            "synth",
-            "fog",
-            "--src",
-            str(scene / "clean"),
-            "--out",
-            str(readonly / "fog"),
-            "--no-progress",
-        ],
-        "check report": [
-            "data",
-            "check",
-            "--lowq",
-            str(scene / "lowq"),
-            "--clean",
-            str(scene / "clean"),
-            "--report",
-            str(readonly / "check.json"),
-            "--no-progress",
-        ],
+        # the pytest folders have no spaces: each command is its words
+        "synth": f"data synth fog --src {scene / 'clean'} --out {readonly / 'fog'} --no-progress".split(),
+        "check report": (
+            f"data check --lowq {scene / 'lowq'} --clean {scene / 'clean'} --report {readonly / 'check.json'}"
+        ).split(),
     }
     for name, argv in commands.items():
         result = run_lcp(*argv)
