@@ -127,7 +127,7 @@ def run_launcher(command: list[str]) -> int:
         launcher.terminate()
         try:
             launcher.wait(timeout=LAUNCHER_STOP_S)
-        except subprocess.TimeoutExpired:
+        except BaseException:  # its time is up, or a second Ctrl-C: no more waiting
             launcher.kill()
             launcher.wait()
         raise
