@@ -12,6 +12,7 @@ through: in this process or in a process pool, with these progress lines.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -88,7 +89,7 @@ def progress(
         lines.update()
 
 
-def _quiet_about_cancelled_futures(args) -> None:
+def _quiet_about_cancelled_futures(previous_hook, args) -> None:
     """Python 3.11's executor thread, finding its killed workers, sets an error on the futures the
     interrupted map has just cancelled and dies with InvalidStateError: noise after one line
     already said why the run stopped."""
@@ -96,7 +97,7 @@ def _quiet_about_cancelled_futures(args) -> None:
     from concurrent.futures.process import _ExecutorManagerThread
 
     if not (issubclass(args.exc_type, InvalidStateError) and isinstance(args.thread, _ExecutorManagerThread)):
-        threading.__excepthook__(args)
+        previous_hook(args)
 
 
 def _worker_start(initializer: Callable[..., None] | None, initargs: tuple) -> None:
@@ -140,17 +141,21 @@ def map_with_progress(
 
     workers = min(workers, len(items))
     chunksize = max(1, min(16, len(items) // (4 * workers)))
-    with ProcessPoolExecutor(workers, initializer=_worker_start, initargs=(initializer, initargs)) as pool:
-        try:
-            results = pool.map(fn, items, chunksize=chunksize)
-            return list(progress(results, desc, unit, total=len(items)) if show else results)
-        except BaseException as exc:  # Ctrl-C, SIGTERM: the workers stop too, instead of writing on
-            threading.excepthook = _quiet_about_cancelled_futures
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.kill()
-            if not isinstance(exc, BrokenProcessPool):
-                raise
-            raise LCPError(
-                f"{desc}: a worker process died (killed, or out of memory?), so the run stops. "
-                f"Run it again, with fewer --workers if memory is short"
-            ) from None
+    previous_hook = threading.excepthook
+    try:
+        with ProcessPoolExecutor(workers, initializer=_worker_start, initargs=(initializer, initargs)) as pool:
+            try:
+                results = pool.map(fn, items, chunksize=chunksize)
+                return list(progress(results, desc, unit, total=len(items)) if show else results)
+            except BaseException as exc:  # Ctrl-C, SIGTERM: the workers stop too, instead of writing on
+                threading.excepthook = functools.partial(_quiet_about_cancelled_futures, previous_hook)
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.kill()
+                if not isinstance(exc, BrokenProcessPool):
+                    raise
+                raise LCPError(
+                    f"{desc}: a worker process died (killed, or out of memory?), so the run stops. "
+                    f"Run it again, with fewer --workers if memory is short"
+                ) from None
+    finally:  # the executor's thread has ended with the pool
+        threading.excepthook = previous_hook
