@@ -27,6 +27,7 @@ import secrets
 import shutil
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -76,8 +77,24 @@ MIN_FOREIGN_STALE_AGE_S = 3600.0
 NO_LINKS_ERRNOS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 
 
+HEARTBEAT_S = 600.0  # how often a held temporary's mtime is renewed (well within MIN_FOREIGN_STALE_AGE_S)
+_heartbeat: threading.Thread | None = None
+
+
+def _renew_held() -> None:
+    """Keep the mtime of every held temporary recent, so that another host, which cannot see
+    this host's flocks on some file systems, sees it live (a staging folder's own mtime stops
+    once its subfolders take the writes)."""
+    while True:
+        time.sleep(HEARTBEAT_S)
+        for fd in list(_held.values()):
+            with contextlib.suppress(OSError):
+                os.utime(fd)
+
+
 def _hold(tmp: Path) -> None:
     """Take the flock that marks `tmp` as being written (see the module doc); release() ends it."""
+    global _heartbeat
     fd = os.open(tmp, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -85,6 +102,9 @@ def _hold(tmp: Path) -> None:
         os.close(fd)
         return
     _held[tmp] = fd
+    if _heartbeat is None:
+        _heartbeat = threading.Thread(target=_renew_held, name="lcp-temporaries-heartbeat", daemon=True)
+        _heartbeat.start()
 
 
 def release(tmp: Path) -> None:

@@ -767,3 +767,16 @@ def test_the_staged_annotations_of_a_running_synth_stay_held(tmp_path):
     _, err = job.communicate(timeout=120)
     assert job.returncode == 0, err
     assert json.loads((tmp_path / "fog_train.json").read_text())["images"]
+
+
+def test_a_held_temporary_looks_recent_to_other_hosts_however_long_its_run(tmp_path):
+    """Another host cannot see this host's flocks on some cluster file systems: it judged a live
+    staging folder by its own mtime, which stops once the writes go into its subfolders."""
+    script = (
+        "import os, sys, time, pathlib; import lcp.io as io; io.HEARTBEAT_S = 0.2\n"
+        "with io.atomic_path(pathlib.Path(sys.argv[1])) as tmp:\n"
+        "    os.utime(tmp, (0, 0)); time.sleep(1.0); print(time.time() - os.stat(tmp).st_mtime)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "x.json")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) < 1.0
