@@ -61,9 +61,12 @@ venv_works() {
 if [[ -n $conda_env ]] && ! venv_works; then
     die "$venv is a conda env whose python or pip does not run; install them in it (envs/lcp.yaml has both)"
 fi
+mmcv_version() { "$vpy" -c 'import importlib.metadata as m; print(m.version("mmcv-full"))' 2>/dev/null || true; }
+mmcv_installed=
 if venv_works; then
     # The venv's own Python decides the mmcv-full wheel (LCP_PYTHON only makes new venvs).
     base=$vpy
+    mmcv_installed=$(mmcv_version)
     py_version=$("$vpy" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
     if [[ $(printf '%s\n' "$PYTHON_MIN" "$py_version" | sort -V | head -n1) != "$PYTHON_MIN" ]]; then
         die "Python >= $PYTHON_MIN is required, the venv $venv has $py_version; remove it and run again"
@@ -74,11 +77,17 @@ fi
 py_tag=cp$(echo "$py_version" | cut -d. -f1,2 | tr -d .)
 wheel_dir=$cache/mmcv-full-$MMCV-$py_tag-torch$TORCH-$flavour
 wheel=$(ls "$wheel_dir"/mmcv_full-*.whl 2>/dev/null | head -n1 || true)
-if [[ -z $wheel && $flavour == cuda-* && -z ${FORCE_CUDA:-} ]]; then
+# a wheel is needed only to install mmcv-full or to change its build
+if [[ $mmcv_installed == "$MMCV" && $(cat "$mmcv_marker" 2>/dev/null || echo cpu) == "$flavour" ]]; then
+    need_wheel=
+else
+    need_wheel=1
+fi
+if [[ -z $wheel && -n $need_wheel && $flavour == cuda-* && -z ${FORCE_CUDA:-} ]]; then
     # the build would get no CUDA ops (mmcv builds them only when asked), yet be cached as CUDA
     die "the venv has mmcv-full's $flavour build and none is cached to reinstall: run again with FORCE_CUDA=1 and TORCH_CUDA_ARCH_LIST set (or FORCE_CUDA=0 for the CPU build)"
 fi
-if [[ -z $wheel ]]; then
+if [[ -z $wheel && -n $need_wheel ]]; then
     # Fail before spending minutes on downloads if the compile cannot work or has nowhere to go.
     command -v gcc >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 \
         || die "gcc/g++ not found: mmcv-full compiles C++ ops (on Debian/Ubuntu: apt-get install build-essential)"
@@ -104,9 +113,9 @@ pipi() { "$vpy" -m pip install --disable-pip-version-check -q "$@"; }
 pipi "setuptools==$SETUPTOOLS" wheel ninja "opencv-python-headless==$OPENCV" "numpy==$NUMPY"
 pipi "torch==$TORCH" "torchvision==$TORCHVISION"
 
-mmcv_installed=$("$vpy" -c 'import importlib.metadata as m; print(m.version("mmcv-full"))' 2>/dev/null || true)
+mmcv_installed=$(mmcv_version)
 
-if [[ -z $wheel ]]; then
+if [[ -z $wheel && -n $need_wheel ]]; then
     say "building mmcv-full $MMCV ($flavour ops) from source; takes ~10 min on 2 cores, done once per machine"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT

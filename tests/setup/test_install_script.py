@@ -240,7 +240,7 @@ def test_a_cuda_venv_whose_build_is_not_cached_is_not_rebuilt_without_force_cuda
     """mmcv builds its CUDA ops only when asked: the rebuild had none, and was cached as CUDA."""
     log = tmp_path / "log"
     venv = tmp_path / "venv"
-    fake_venv_python(venv, pins()["MMCV"], "13.0")
+    fake_venv_python(venv, "", "13.0")  # its mmcv-full went missing (a pin bump uninstalls it)
     (venv / ".lcp-mmcv-flavour").write_text("cuda-8p0\n")
     python = stub(tmp_path / "python3", FAKE_PYTHON)
     result = run_install(
@@ -252,3 +252,17 @@ def test_a_cuda_venv_whose_build_is_not_cached_is_not_rebuilt_without_force_cuda
         "FORCE_CUDA=1 and TORCH_CUDA_ARCH_LIST set (or FORCE_CUDA=0 for the CPU build)"
     )
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_cuda_venv_with_its_build_installed_needs_no_cached_wheel(tmp_path):
+    """A stale stamp (a new install.sh) made every CUDA venv without a cached wheel refuse `make test`."""
+    log = tmp_path / "log"
+    venv = tmp_path / "venv"
+    fake_venv_python(venv, pins()["MMCV"], "13.0")
+    (venv / ".lcp-mmcv-flavour").write_text("cuda-8p0\n")
+    python = stub(tmp_path / "python3", FAKE_PYTHON)
+    env = {"LCP_WHEEL_CACHE": str(tmp_path / "cache"), "LOG": str(log), "LCP_PYTHON": str(python)}
+    result = run_install(tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert "building mmcv-full" not in result.stderr and "mmcv_full" not in log.read_text()
+    assert (venv / ".lcp-mmcv-flavour").read_text().strip() == "cuda-8p0"
