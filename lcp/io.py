@@ -274,9 +274,10 @@ def replace_folder(tmp: Path, path: Path, overwrite: bool = True, then: Callable
 def publishing(folder: Path) -> Iterator[None]:
     """Within: no other lcp process publishes into `folder` (an flock on it), so two runs writing
     one output publish one after the other, each checking what the other left, and never mix
-    one's folder with the other's companion files. A temporary folder of this process (an
-    output being made inside another) is its own already."""
-    if Path(folder) in _held:
+    one's folder with the other's companion files. Not inside a temporary folder: that is its
+    writer's own (an output made inside another, perhaps by a child process while the parent
+    holds the folder's flock), and locking it would wait for that writer forever."""
+    if _TEMP_NAME.fullmatch(Path(folder).name):
         yield
         return
     fd = os.open(folder, os.O_RDONLY)

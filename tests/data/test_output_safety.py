@@ -780,3 +780,16 @@ def test_a_held_temporary_looks_recent_to_other_hosts_however_long_its_run(tmp_p
     result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "x.json")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) < 1.0
+
+
+def test_a_child_process_publishes_inside_its_parent_s_temporary_folder(tmp_path):
+    """The parent held its temporary folder's flock and the child, publishing into it, waited
+    for that flock forever (bench/half_fog.py builds its scene so)."""
+    from lcp.io import atomic_folder
+
+    with atomic_folder(tmp_path / "outer") as staging:
+        result = subprocess.run(
+            [str(LCP_COMMAND), *demo(staging / "inner")], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "outer" / "inner" / MARKER).is_file()
