@@ -623,7 +623,13 @@ def test_a_stop_signal_stops_the_workers_says_one_line_and_leaves_no_temporary(t
     out = tmp_path / "fog"
     command = [str(LCP_COMMAND), "data", "synth", "fog", "--src", str(scene / "clean"), "--out", str(out)]
     job = subprocess.Popen(
-        [*command, "--workers", "2", "--no-progress"], stderr=subprocess.PIPE, text=True, start_new_session=True
+        [*command, "--workers", "2", "--no-progress"],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # a terminal's Ctrl-C: Python ignores SIGINT in a process started with it ignored (a CI
+        # runner in the background), so the child gets the default back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not any(tmp_path.glob(".fog.*.tmp/*.jpg")) and job.poll() is None and time.monotonic() < deadline:
