@@ -166,16 +166,22 @@ def test_a_wheel_cache_that_cannot_hold_the_build_stops_before_any_work(tmp_path
     assert not (tmp_path / "venv").exists()
 
 
+def cuda_venv(tmp_path: Path, mmcv_version: str, flavour: str) -> tuple[Path, dict[str, str]]:
+    """A venv (stubbed) whose mmcv-full build is `flavour`, and the environment that installs into
+    it with the wheel cache tmp_path/cache and a log of its pip calls in tmp_path/log."""
+    venv = tmp_path / "venv"
+    fake_venv_python(venv, mmcv_version, "13.0")
+    (venv / ".lcp-mmcv-flavour").write_text(f"{flavour}\n")
+    python = stub(tmp_path / "python3", FAKE_PYTHON)
+    return venv, {"LCP_WHEEL_CACHE": str(tmp_path / "cache"), "LOG": str(tmp_path / "log"), "LCP_PYTHON": str(python)}
+
+
 def test_without_force_cuda_a_cuda_venv_keeps_its_cuda_build(tmp_path):
     """`make test` after the README's CUDA install replaced the CUDA build by the CPU one."""
+    venv, env = cuda_venv(tmp_path, pins()["MMCV"], "cuda-9p0")
     log = tmp_path / "log"
-    venv = tmp_path / "venv"
-    fake_venv_python(venv, pins()["MMCV"], "13.0")
-    (venv / ".lcp-mmcv-flavour").write_text("cuda-9p0\n")
     cached_wheel(tmp_path / "cache", "cuda-9p0")
     cached_wheel(tmp_path / "cache", "cpu")
-    python = stub(tmp_path / "python3", FAKE_PYTHON)
-    env = {"LCP_WHEEL_CACHE": str(tmp_path / "cache"), "LOG": str(log), "LCP_PYTHON": str(python)}
     result = run_install(tmp_path, env)
     assert result.returncode == 0, result.stderr
     assert "mmcv_full" not in log.read_text() and "replacing" not in result.stderr
@@ -238,14 +244,8 @@ def test_a_conda_env_is_installed_into_not_refused(tmp_path):
 
 def test_a_cuda_venv_whose_build_is_not_cached_is_not_rebuilt_without_force_cuda(tmp_path):
     """mmcv builds its CUDA ops only when asked: the rebuild had none, and was cached as CUDA."""
-    log = tmp_path / "log"
-    venv = tmp_path / "venv"
-    fake_venv_python(venv, "", "13.0")  # its mmcv-full went missing (a pin bump uninstalls it)
-    (venv / ".lcp-mmcv-flavour").write_text("cuda-8p0\n")
-    python = stub(tmp_path / "python3", FAKE_PYTHON)
-    result = run_install(
-        tmp_path, {"LCP_WHEEL_CACHE": str(tmp_path / "cache"), "LOG": str(log), "LCP_PYTHON": str(python)}
-    )
+    _, env = cuda_venv(tmp_path, "", "cuda-8p0")  # its mmcv-full went missing (a pin bump uninstalls it)
+    result = run_install(tmp_path, env)
     assert result.returncode != 0
     assert result.stderr.strip() == (
         "install: error: the venv has mmcv-full's cuda-8p0 build and none is cached to reinstall: run again with "
@@ -256,13 +256,8 @@ def test_a_cuda_venv_whose_build_is_not_cached_is_not_rebuilt_without_force_cuda
 
 def test_a_cuda_venv_with_its_build_installed_needs_no_cached_wheel(tmp_path):
     """A stale stamp (a new install.sh) made every CUDA venv without a cached wheel refuse `make test`."""
-    log = tmp_path / "log"
-    venv = tmp_path / "venv"
-    fake_venv_python(venv, pins()["MMCV"], "13.0")
-    (venv / ".lcp-mmcv-flavour").write_text("cuda-8p0\n")
-    python = stub(tmp_path / "python3", FAKE_PYTHON)
-    env = {"LCP_WHEEL_CACHE": str(tmp_path / "cache"), "LOG": str(log), "LCP_PYTHON": str(python)}
+    venv, env = cuda_venv(tmp_path, pins()["MMCV"], "cuda-8p0")
     result = run_install(tmp_path, env)
     assert result.returncode == 0, result.stderr
-    assert "building mmcv-full" not in result.stderr and "mmcv_full" not in log.read_text()
+    assert "building mmcv-full" not in result.stderr and "mmcv_full" not in (tmp_path / "log").read_text()
     assert (venv / ".lcp-mmcv-flavour").read_text().strip() == "cuda-8p0"
