@@ -190,14 +190,15 @@ def log_evaluation(
     run.log_params(params)
     run.log_inputs(run_params.dataset_inputs(data, {"test": "evaluation"}))
     run.log_metrics(evaluation_metrics(metrics), step=0)
-    scratch = Path(tempfile.mkdtemp(prefix="lcp-eval-"))
-    if eval_path is None:
-        eval_path = scratch / "eval.json"
-        write_json(eval_path, metrics)
-    run.log_artifact(eval_path, "evaluation")
-    if config is not None:
-        write_text(scratch / "config.py", config.pretty_text)
-        run.log_artifact(scratch / "config.py", "config")
+    with tempfile.TemporaryDirectory(prefix="lcp-eval-") as folder:  # offline runs keep copies of artifacts
+        scratch = Path(folder)
+        if eval_path is None:
+            eval_path = scratch / "eval.json"
+            write_json(eval_path, metrics)
+        run.log_artifact(eval_path, "evaluation")
+        if config is not None:
+            write_text(scratch / "config.py", config.pretty_text)
+            run.log_artifact(scratch / "config.py", "config")
     for artifact in artifacts:
         run.log_artifact(artifact, "evaluation")
     run.finish("FINISHED")

@@ -125,6 +125,34 @@ def test_server_unreachable_from_the_start_defers_the_run_until_sync(tmp_path, m
     assert runs[0].data.params["lr"] == "0.01"
 
 
+def test_an_evaluation_logged_while_the_server_is_down_leaves_no_scratch_and_sync_sends_its_files(
+    tmp_path, mlflow_server, clean_env, monkeypatch
+):
+    """Its eval.json and config.py are written to a scratch folder; the journal keeps copies, so the
+    folder goes (one leaked per evaluation job before) and `lcp tracking sync` still sends both."""
+    import tempfile
+
+    from lcp.tracking import log_evaluation
+
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    monkeypatch.chdir(tmp_path)  # the second evaluation goes to the default store, results/mlflow
+    ann_file = make_coco(tmp_path / "data")
+    cfg = toy_config(tmp_path / "data", ann_file)
+    dead = f"http://127.0.0.1:{free_port()}"
+    metrics = {"bbox_mAP": 0.5, "bbox_mAP_50": 0.7, "bbox_mAP_75": 0.55}
+    log_evaluation(metrics, scene="toyeval", method="lcp", config=cfg, work_dir=tmp_path / "work", tracking_uri=dead)
+    log_evaluation(metrics, scene="toyeval", method="baseline", work_dir=tmp_path / "work2")
+    assert list(scratch_root.iterdir()) == []
+
+    assert lcp(["tracking", "sync", str(tmp_path / "work"), "--tracking-uri", mlflow_server.uri]) == 0
+    client = MlflowClient(mlflow_server.uri)
+    run = client.search_runs([client.get_experiment_by_name("lcp/toyeval").experiment_id])[0]
+    sent = {a.path for folder in ("evaluation", "config") for a in client.list_artifacts(run.info.run_id, folder)}
+    assert sent == {"evaluation/eval.json", "config/config.py"}
+
+
 def test_journal_survives_a_torn_line_from_a_killed_writer(tmp_path):
     journal = Journal(tmp_path / "mlflow-pending" / "key.jsonl")
     journal.write_header({"run_key": "key", "run_id": "r1", "tracking_uri": "http://x", "experiment": "lcp/x"})
