@@ -341,9 +341,9 @@ class CruxHealthHook(Hook):
 
     After each training epoch it writes crux/mask_mean, crux/mask_std,
     crux/mask_frac_above_half, crux/mask_spatial_std and crux/grad_norm (the mean over the
-    epoch's iterations with gradients; absent in a catch-up epoch) to the training log and to
-    runner.log_buffer.output, which mmcv's text and json loggers then write as an epoch line
-    (mode 'val', beside any evaluation results). After the run it logs the verdict of the
+    epoch's iterations with gradients; absent in a catch-up epoch) to the training log, and to
+    runner.log_buffer.output, where an evaluation in the same epoch (mmdet's EvalHook, which
+    runs after this hook) takes them into its entry of the json log. After the run it logs the verdict of the
     last epoch's statistics: a WARNING "crux learner collapsed: ..." or an INFO line that it
     is alive. `epochs` (epoch -> values) and `verdict` / `final_stats` are what
     LCPMlflowLoggerHook reads.
@@ -405,9 +405,10 @@ class CruxHealthHook(Hook):
         self.epochs[epoch] = values
         if stats is not None:
             self.final_stats = stats
+        # They join the epoch's evaluation entry, if there is one, without making an entry of their own:
+        # mmdet's analyze_logs takes every 'val' entry for an evaluation and fails on one without bbox_mAP.
         for key, value in values.items():
             runner.log_buffer.output[LOG_PREFIX + key] = value
-        runner.log_buffer.ready = True
         parts = [f"{key} {value:.4g}" for key, value in values.items()]
         runner.logger.info(f"CruxHealthHook: epoch {epoch}: crux learner " + ", ".join(parts))
 
