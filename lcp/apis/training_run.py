@@ -157,7 +157,6 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
         seed = init_random_seed(seed, device=cfg.device)
         set_random_seed(seed, deterministic=request.deterministic)
         cfg.seed = seed
-        _set_pairing_seed(cfg.data.train, seed)
         logger.info("Set random seed to %d, deterministic: %s", seed, request.deterministic)
         write_text(config_copy, cfg.pretty_text, sources=config_sources)
         logger.info("Config (also in %s):\n%s", config_copy, cfg.pretty_text)
@@ -276,19 +275,6 @@ def _check_same_run(request: TrainingRequest, work_dir: Path) -> None:
             "--auto-resume continues only the same run: give another --work-dir, remove this one to start "
             "over, or --resume-from one of its checkpoints to go on with other settings on purpose"
         )
-
-
-def _set_pairing_seed(dataset_cfg, seed: int) -> None:
-    """Give every DFPairedDataset without an explicit seed the run's seed."""
-    if isinstance(dataset_cfg, (list, tuple)):
-        for item in dataset_cfg:
-            _set_pairing_seed(item, seed)
-        return
-    if dataset_cfg.get("type") == "DFPairedDataset" and dataset_cfg.get("seed") is None:
-        dataset_cfg["seed"] = seed
-    for key in ("dataset", "datasets"):
-        if key in dataset_cfg:
-            _set_pairing_seed(dataset_cfg[key], seed)
 
 
 def _log_to_file(log_file: Path, log_level: str, rank: int = 0) -> logging.Logger:

@@ -51,7 +51,9 @@ class DFPairedDataset:
         df_img_prefix (str): a flat folder of detection-favoured images (no annotations).
         data_root (str, optional): a relative df_img_prefix is joined to it (as mmdet
             does for img_prefix).
-        seed (int): pairing seed; `lcp train` fills in the run's seed when it is None.
+        seed (int, optional): pairing seed; None (the configs' choice): the run's seed, which
+            DFPairingHook reads from runner.meta (`lcp train` and mmdet's tools/train.py both
+            record it there), else 0.
         pairing (str): 'random' (an unpaired DF image drawn by `df_choice`, the authors'
             recipe) or 'source' (the DF image each training image was synthesised from; the
             training images must come from `lcp data synth`).
@@ -87,6 +89,7 @@ class DFPairedDataset:
             raise LCPError(f"DFPairedDataset: pairing={pairing!r} is not one of {list(self.PAIRINGS)}")
         self.pairing = pairing
         self.sources = self._synthesis_sources() if pairing == "source" else None
+        self.configured_seed = seed
         self.seed = 0 if seed is None else int(seed)
         self.epoch: int | None = None
         self.CLASSES = self.dataset.CLASSES
@@ -95,8 +98,18 @@ class DFPairedDataset:
         # mmdet's GroupSampler batches images of the same aspect-ratio group.
         self.flag = getattr(self.dataset, "flag", np.zeros(len(self.dataset), dtype=np.uint8))
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, run_seed: int | None = None) -> None:
+        """Pair for `epoch` (0-based); `run_seed` seeds the pairing when the config gave no seed."""
         self.epoch = int(epoch)
+        if self.configured_seed is None and run_seed is not None:
+            self.seed = int(run_seed)
+
+    def __getattr__(self, name: str):
+        # the wrapped dataset's other attributes (get_cat_ids, get_ann_info, data_infos, ...), which
+        # mmdet's wrappers (ClassBalancedDataset) and tools read
+        if name.startswith("__") or "dataset" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+        return getattr(self.dataset, name)
 
     def df_filename(self, index: int) -> str:
         if self.epoch is None:

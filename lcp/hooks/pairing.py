@@ -28,7 +28,7 @@ class DFPairingHook(Hook):
     mmcv's EpochBasedRunner calls before_train_epoch before iterating the loader, and
     non-persistent workers are started by that iteration, so they see the new epoch.
     runner.epoch counts finished epochs, so a resumed run pairs exactly as an
-    uninterrupted one.
+    uninterrupted one. A dataset configured without a seed gets the run's, runner.meta['seed'].
     """
 
     def before_train_epoch(self, runner) -> None:
@@ -42,5 +42,6 @@ class DFPairingHook(Hook):
                 "the first epoch's detection-favoured pairing; set "
                 "data.train_dataloader.persistent_workers=False"
             )
+        run_seed = (runner.meta or {}).get("seed")
         for dataset in datasets:
-            dataset.set_epoch(runner.epoch)
+            dataset.set_epoch(runner.epoch, run_seed)

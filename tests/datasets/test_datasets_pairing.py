@@ -125,7 +125,7 @@ class EpochOfRecorder(Hook):
         runner.model.epoch = runner.epoch
 
 
-def run_two_epochs(train_cfg, workers: int, start_method: str | None, tmp_path: Path, **loader_args):
+def run_two_epochs(train_cfg, workers: int, start_method: str | None, tmp_path: Path, meta=None, **loader_args):
     dataset = build_dataset(train_cfg)
     extra = {"multiprocessing_context": start_method} if workers and start_method else {}
     loader = build_dataloader(
@@ -146,6 +146,7 @@ def run_two_epochs(train_cfg, workers: int, start_method: str | None, tmp_path: 
         work_dir=str(tmp_path),
         logger=logging.getLogger("pairing"),
         max_epochs=2,
+        meta=meta,
     )
     runner.register_hook(DFPairingHook())
     runner.register_hook(EpochOfRecorder())
@@ -172,6 +173,32 @@ def test_pairing_is_the_same_for_any_workers_and_start_method(scene, tmp_path, w
     expected = expected_pairs(dataset)
     assert pairs == expected
     assert expected[0] != expected[1]  # the epoch reached the workers
+
+
+def test_the_run_seed_in_the_runner_meta_seeds_a_pairing_the_config_left_unseeded(scene, tmp_path):
+    """mmdet's tools/train.py --seed N and `lcp train --seed N` record N in runner.meta; before, a
+    stock run drew the same pairing (seed 0) whatever its seed."""
+    draws = {}
+    unseeded = paired_train_cfg(scene)
+    unseeded.seed = None  # as the configs leave it
+    for seed in (11, 12):
+        dataset, pairs = run_two_epochs(unseeded, 0, None, tmp_path / str(seed), meta=dict(seed=seed))
+        assert dataset.seed == seed and pairs == expected_pairs(dataset)
+        draws[seed] = pairs
+    assert draws[11] != draws[12]
+    dataset, pairs = run_two_epochs(paired_train_cfg(scene), 0, None, tmp_path / "7", meta=dict(seed=11))
+    assert dataset.seed == 7 and pairs == expected_pairs(dataset)  # a seed in the config wins
+
+
+def test_the_wrapped_dataset_shows_through_to_mmdets_class_balanced_sampling(scene):
+    balanced = build_dataset(dict(type="ClassBalancedDataset", oversample_thr=0.5, dataset=paired_train_cfg(scene)))
+    paired = balanced.dataset
+    assert paired.get_cat_ids(0) == paired.dataset.get_cat_ids(0) and paired.data_infos is paired.dataset.data_infos
+    assert len(balanced) >= len(paired)
+    paired.set_epoch(0)
+    assert "img_df" in balanced[0]
+    with pytest.raises(AttributeError, match="no attribute 'no_such'"):
+        assert paired.no_such is None
 
 
 def test_persistent_workers_are_refused(scene, tmp_path):

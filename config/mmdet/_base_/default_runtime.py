@@ -12,7 +12,7 @@ load_from = None
 resume_from = None
 workflow = [('train', 1)]
 # `lcp train` uses this seed unless --seed is given (mmdet's own tools draw a random one);
-# it also seeds the detection-favoured pairing of DFPairedDataset.
+# it also seeds the detection-favoured pairing of DFPairedDataset (under mmdet's tools too).
 seed = 0
 
 # Inputs are resized to one img_scale and padded to 32, so cuDNN's autotuning (done once per
