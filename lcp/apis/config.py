@@ -42,6 +42,29 @@ def _has_reference(value: Any) -> bool:
     return isinstance(value, str) and "${" in value
 
 
+def _references(value: Any):
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _references(item)
+    elif isinstance(value, str) and "${" in value:
+        yield value
+
+
+def refuse_unresolved(settings: Mapping[str, Any]) -> None:
+    """One line naming the fix when a model is built from a config whose ${...} references were
+    never resolved: mmdet's init_detector and get_flops read a config file as it is. (mmcv's
+    registry puts the model's type before the line.)"""
+    for key, value in settings.items():
+        for reference in _references(value):
+            raise LCPError(
+                f"{key} holds {reference!r}, a reference of a config that was read without resolving "
+                "them; build from lcp.apis.load_config(path) or lcp.apis.init_detector(path, checkpoint), or "
+                "pass the Config through mmdet.utils.replace_cfg_vals first"
+            )
+
+
 def resolve_references(cfg, source: str):
     """Replace "${key}" strings by the config's values until none is left."""
     from mmdet.utils import replace_cfg_vals

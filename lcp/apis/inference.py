@@ -11,6 +11,19 @@ from pathlib import Path
 from lcp.errors import LCPError
 
 
+def init_detector(config, checkpoint: str | None = None, device: str = "cuda:0", cfg_options=None):
+    """mmdet.apis.init_detector for this project's configs: a config file is read as the `lcp`
+    tools read it (checked overrides first, then its ${...} references resolved), which mmdet's
+    init_detector does not do. The result works with mmdet's inference_detector."""
+    from mmdet.apis import init_detector as mmdet_init_detector
+
+    from lcp.apis.config import load_config
+
+    if not hasattr(config, "_cfg_dict"):
+        config, cfg_options = load_config(config, cfg_options), None
+    return mmdet_init_detector(config, checkpoint, device=device, cfg_options=cfg_options)
+
+
 def build_test_model(cfg, checkpoint: str, fp16: bool = False):
     """The config's detector with the checkpoint's weights (strict: same architecture only)."""
     from lcp.apis.config import build_model

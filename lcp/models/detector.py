@@ -7,6 +7,7 @@ from mmcv.runner import auto_fp16
 from mmdet.models.builder import DETECTORS, MODELS
 from mmdet.models.detectors import CascadeRCNN
 
+from lcp.apis.config import refuse_unresolved
 from lcp.errors import LCPError
 from lcp.models.graph_capture import FrontGraphs
 from lcp.models.kl_loss import feature_kl_divergence
@@ -70,6 +71,7 @@ class LCPDetector(CascadeRCNN):
         start_as_pretrained: bool = False,
         graph_capture: dict | None = None,
     ):
+        refuse_unresolved({key: value for key, value in locals().items() if key != "self"})
         super().__init__(
             backbone=backbone,
             neck=neck,

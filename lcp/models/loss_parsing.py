@@ -16,6 +16,7 @@ import torch.distributed as dist
 from mmdet.models.builder import DETECTORS
 from mmdet.models.detectors import CascadeRCNN
 
+from lcp.apis.config import refuse_unresolved
 from lcp.models.sync_free import check_proposal_slots
 
 
@@ -54,6 +55,7 @@ class OneSyncCascadeRCNN(CascadeRCNN):
     """mmdet's CascadeRCNN (same modules, same checkpoints) whose losses reach the log in one transfer."""
 
     def __init__(self, *args, **kwargs):
+        refuse_unresolved({**dict(enumerate(args)), **kwargs})
         super().__init__(*args, **kwargs)
         check_proposal_slots(self.rpn_head, self.roi_head)
 

@@ -18,7 +18,8 @@ auto_scale_lr = dict(enable=False, base_batch_size=2)
 # The mode plan: phase i trains modes[i] for num_epoch[i] epochs ('alter' alternates the two,
 # catch-up first). Epochs 1-6 train the catch-up learner, 7-12 the crux learner (with the
 # detector), then the two alternate from epoch 13 (catch-up) to 24 (crux). A scene changes it
-# with e.g. --cfg-options mode_plan.num_epoch=[1,1,4]; TrainModeHook reads it.
+# with e.g. `lcp train --cfg-options mode_plan.num_epoch=[1,1,4]`; TrainModeHook reads it.
+# (mmdet's tools/train.py resolves ${...} before its --cfg-options: there, custom_hooks.1.num_epoch.)
 mode_plan = dict(num_epoch=[6, 6, 12], modes=['catch_up_learner', 'crux_learner', 'alter'])
 # DFPairingHook tells the paired dataset the epoch so the detection-favoured pairing is reproducible.
 custom_hooks = [

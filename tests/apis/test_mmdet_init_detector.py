@@ -1,0 +1,51 @@
+"""mmdet's image-inference entry point on this project's configs: `init_detector` reads a config
+file without resolving its ${...} references, so the project's own `lcp.apis.init_detector`
+does, and mmdet's says in one line what to use instead of failing deep inside a head."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmcv import Config
+from mmcv.runner import save_checkpoint
+from mmdet.apis import inference_detector
+from mmdet.apis import init_detector as mmdet_init_detector
+from mmdet.models import build_detector
+from mmdet.utils import replace_cfg_vals
+
+import lcp.models  # noqa: F401  registers the project's modules, as custom_imports would
+from lcp.apis.config import load_config
+from lcp.apis.inference import init_detector
+from lcp.errors import LCPError
+
+CONFIGS = ("config/mmdet/lcp_tiny_demo.py", "config/mmdet/cascade_rcnn_tiny_demo.py")
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_mmdets_init_detector_on_a_raw_config_names_the_fix(config):
+    with pytest.raises(LCPError, match=r"holds '\$\{num_classes\}'.*lcp.apis.init_detector") as caught:
+        mmdet_init_detector(config, None, device="cpu")
+    assert "\n" not in str(caught.value)
+
+
+def test_lcp_init_detector_detects_as_mmdets_on_the_resolved_config(tmp_path):
+    config = CONFIGS[0]
+    torch.manual_seed(0)
+    model = build_detector(load_config(config).model)
+    checkpoint = tmp_path / "lcp.pth"
+    save_checkpoint(model, str(checkpoint), meta=dict(CLASSES=("circle", "square", "triangle")))
+    image = tmp_path / "image.jpg"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8))
+
+    ours = init_detector(config, str(checkpoint), device="cpu")
+    stock = mmdet_init_detector(replace_cfg_vals(Config.fromfile(config)), str(checkpoint), device="cpu")
+    assert ours.CLASSES == stock.CLASSES == ("circle", "square", "triangle")
+    detections = inference_detector(ours, str(image))
+    assert sum(len(boxes) for boxes in detections) > 0  # a random head detects something to compare
+    for mine, theirs in zip(detections, inference_detector(stock, str(image)), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    # overrides reach the references, as in the lcp tools: img_scale feeds the test pipeline's resize
+    scaled = init_detector(config, str(checkpoint), device="cpu", cfg_options={"img_scale": (64, 64)})
+    assert scaled.cfg.data.test.pipeline[1].img_scale == (64, 64)
