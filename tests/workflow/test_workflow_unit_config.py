@@ -8,7 +8,7 @@ from helpers.workflow import REPO, converted_clear, repo_config
 from lcp.errors import LCPError
 from lcp.workflow.checks import converted_set_problem, scene_reference_problems, training_set_problems
 from lcp.workflow.resources import job_resources, resource_setting, train_gpus_option
-from lcp.workflow.scenes import TRAINING_RULES, image_sets, resource_rules
+from lcp.workflow.scenes import TRAINING_RULES, image_sets, resource_rules, retype_config_overrides
 
 
 @pytest.fixture
@@ -151,3 +151,28 @@ def test_training_sets_are_checked_against_the_scene(tmp_path, config):
     config["scenes"]["custom"]["image_sets"]["clear"]["convert"] = "folder"
     problem, _ = training_set_problems(config, "custom", "my.yaml")
     assert "comes from `convert: folder`, images without boxes" in problem
+
+
+def test_values_nested_in_snakemakes_config_option_are_read_as_yaml(config):
+    """`--config 'resources={pretrain: {mem_mb: 8000}}'` reached the schema as mem_mb '8000' and was refused
+    as not an integer; so was every nested override."""
+    from snakemake.cli import parse_config
+    from snakemake.utils import update_config
+
+    overrides = parse_config(
+        [
+            "resources={pretrain: {mem_mb: 8000, runtime: 90}}",
+            "tracking={enabled: false}",
+            "scenes={demo: {seeds: [0, 1], sweep: {beta: [0.05]}}}",
+            "run=[demo]",
+            "data_dir=my data",
+        ]
+    )
+    assert overrides["resources"]["pretrain"]["mem_mb"] == "8000"  # what Snakemake gives the workflow
+    update_config(config, overrides)  # as Snakemake merges them into the config file's
+    retype_config_overrides(config, overrides)
+    assert config["resources"]["pretrain"] == {**config["resources"]["pretrain"], "mem_mb": 8000, "runtime": 90}
+    assert config["tracking"]["enabled"] is False
+    assert config["scenes"]["demo"]["seeds"] == [0, 1] and config["scenes"]["demo"]["sweep"] == {"beta": [0.05]}
+    assert config["scenes"]["demo"]["lcp"] == repo_config()["scenes"]["demo"]["lcp"]  # untouched
+    assert config["run"] == ["demo"] and config["data_dir"] == "my data"

@@ -16,7 +16,7 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from lcp.workflow import commands, inputs, paths
-from lcp.workflow.scenes import METHODS, NAME_PATTERN, SPLITS, alternatives
+from lcp.workflow.scenes import METHODS, NAME_PATTERN, SPLITS, alternatives, retype_config_overrides
 from lcp.workflow.session import WorkflowSession
 
 # Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.
@@ -42,6 +42,7 @@ def validate_config(config):
         stop(f"invalid config: {where}: {error.message}")
 
 
+retype_config_overrides(config, workflow.config_settings.config)
 validate_config(config)
 # the config's other checks stop here; the DAG's checks run as its jobs' inputs are asked for
 session = WorkflowSession(config, workflow, logger, stop, job_error=WorkflowError)
