@@ -199,6 +199,8 @@ class WorkflowSession:
         """`resources:` of a rule, per job from the config (slurm executor names)."""
 
         def setting(name):
+            if name == "cpus_per_task":  # the job's threads, so that --set-threads changes its CPU request too
+                return lambda wildcards, threads: threads
             return lambda wildcards: resources.job_resources(self.config, self.job_scene(wildcards), rule_name)[name]
 
         return {name: setting(name) for name in resources.resource_names(rule_name)}

@@ -288,7 +288,8 @@ def test_resources_come_from_the_scene_then_the_rule_then_the_default(workdir):
 
     with_config(workdir, partition)
 
-    urpc = snakemake(workdir, "-n", "--config", "run=[urpc]").stdout
+    # the CPU request is the job's threads, which a dry run caps at --cores as a local run would
+    urpc = snakemake(workdir, "-n", "--cores", "8", "--config", "run=[urpc]").stdout
     assert picked(job_resources(urpc, "train_lcp"), *KEYS) == {
         "gpu": "1",
         "cpus_per_task": "8",
@@ -313,6 +314,10 @@ def test_resources_come_from_the_scene_then_the_rule_then_the_default(workdir):
         "mem_mb": "6000",
         "slurm_partition": "cpu",
     }
+    # --set-threads changes what the job runs with and its CPU request alike (the request stayed at the config's)
+    threads = snakemake(workdir, "-n", "-p", "--cores", "8", "--config", "run=[demo]", "--set-threads", "train_lcp=3")
+    assert job_resources(threads.stdout, "train_lcp")["cpus_per_task"] == "3"
+    assert "threads: 3" in threads.stdout
 
 
 def test_pretrained_checkpoint_replaces_pretraining(workdir):

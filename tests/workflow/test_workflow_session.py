@@ -253,9 +253,11 @@ def test_a_data_set_jobs_settings_are_those_of_the_first_scene_reading_it(workdi
     assert session.job_threads("convert_image_set")(city) == 8  # foggy_city's, defined first
     assert session.job_threads("convert_image_set")(wildcards(dataset="demo")) == 1
     train = session.job_resources("train_lcp")
-    assert {name: setting(wildcards(scene="urpc", seed_dir="")) for name, setting in train.items()} == {
+    urpc = wildcards(scene="urpc", seed_dir="")
+    assert session.job_threads("train_lcp")(urpc) == 8
+    assert train.pop("cpus_per_task")(urpc, threads=3) == 3  # the job's threads, which --set-threads sets
+    assert {name: setting(urpc) for name, setting in train.items()} == {
         "gpu": 1,
-        "cpus_per_task": 8,
         "mem_mb": 48000,
         "runtime": 2880,
         "slurm_partition": None,
