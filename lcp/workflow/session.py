@@ -33,6 +33,7 @@ from lcp.workflow.scenes import (
     scene_of_dataset,
     scene_of_job,
     scene_seeds,
+    severities,
     synthesized_sets,
 )
 
@@ -219,9 +220,27 @@ class WorkflowSession:
 
     # ---- inputs ----------------------------------------------------------------------------
 
+    def image_set(self, wildcards: Wildcards) -> tuple[dict, str]:
+        """The recipe of the {dataset}/{imageset} a job makes, and the config key defining it."""
+        found = self.image_sets.get((wildcards.dataset, wildcards.imageset))
+        if found is None:
+            defined = sorted("/".join(where) for where in self.image_sets)
+            raise self.job_error(
+                f"{self.data}/{wildcards.dataset}/{wildcards.imageset}: no scene of the config makes this image set "
+                f"(it makes {', '.join(defined)})"
+            )
+        return found
+
+    def check_severity(self, wildcards: Wildcards) -> None:
+        """A robustness job's {severity} must be one of its scene's sweep."""
+        sweep = severities(self.config, wildcards.scene)
+        if wildcards.severity not in sweep:
+            has = f"its sweep has {', '.join(sweep)}" if sweep else "it has no robustness sweep"
+            raise self.job_error(f"{wildcards.severity}: not a severity of scene {wildcards.scene} ({has})")
+
     def convert_sources(self, wildcards: Wildcards) -> list[str]:
         """The data set a converted image set is made from, and any other folders its options name."""
-        recipe, key = self.image_sets[(wildcards.dataset, wildcards.imageset)]
+        recipe, key = self.image_set(wildcards)
         takes = converter_options(recipe["convert"]).path_options
         return self.existing_paths(
             {f"{key}.path": recipe["path"], **option_paths(recipe.get("options", {}), key, takes)}
@@ -229,7 +248,7 @@ class WorkflowSession:
 
     def synthesis_sources(self, wildcards: Wildcards) -> list[str]:
         """The clean image set a synthesised set is made from, and any depth folders it reads."""
-        recipe, key = self.image_sets[(wildcards.dataset, wildcards.imageset)]
+        recipe, key = self.image_set(wildcards)
         scene_name = scene_of_dataset(self.config, wildcards.dataset)
         self.check_converted_sets(scene_name, recipe["from"])
         clean = paths.image_set_files(self.config, scene_name, recipe["from"])
@@ -237,6 +256,7 @@ class WorkflowSession:
 
     def robustness_sources(self, wildcards: Wildcards) -> list[str]:
         """The clean test set the sweep degrades, and any depth folders it reads."""
+        self.check_severity(wildcards)
         scene = self.scenes[wildcards.scene]
         self.check_converted_sets(wildcards.scene, scene["clean_set"])
         clean = paths.image_set_files(self.config, wildcards.scene, scene["clean_set"], ["test"])

@@ -228,6 +228,22 @@ def test_cfg_options_a_model_config_does_not_take_stop_the_run_before_the_job(wo
     }
 
 
+def test_a_target_outside_the_config_is_refused_in_one_line(workdir):
+    """A severity no sweep has, or an image set no scene makes, was planned and failed in its job
+    (`--beta: invalid float value: 'abc'`) or stopped the DAG with a KeyError."""
+    session = start()
+    with pytest.raises(
+        JobError, match=r"^beta_abc: not a severity of scene demo \(its sweep has beta_0.02, beta_0.08\)$"
+    ):
+        session.robustness_sources(wildcards(scene="demo", severity="beta_abc"))
+    with pytest.raises(JobError, match=r"^beta_0.02: not a severity of scene urpc \(it has no robustness sweep\)$"):
+        session.robustness_sources(wildcards(scene="urpc", severity="beta_0.02"))
+    for making in (session.convert_sources, session.synthesis_sources):
+        with pytest.raises(JobError, match=r"^data/urpc/city_images: no scene of the config makes this image set"):
+            making(wildcards(dataset="urpc", imageset="city_images"))
+    assert session.robustness_sources(wildcards(scene="demo", severity="beta_0.02"))
+
+
 # ---- wildcards, params and job settings ---------------------------------------------------
 
 
