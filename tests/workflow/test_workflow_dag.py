@@ -109,7 +109,7 @@ def missing_model_config(config):
 
 
 def bad_resources(config):
-    config["scenes"]["urpc"]["resources"]["train_lcp"]["gpus"] = -1
+    config["scenes"]["urpc"]["resources"] = {"train_lcp": {"gpus": -1}}
 
 
 def unknown_rule_in_resources(config):
@@ -117,7 +117,7 @@ def unknown_rule_in_resources(config):
 
 
 def two_gpus_for_evaluation(config):
-    config["scenes"]["urpc"]["resources"]["evaluate"]["gpus"] = 2
+    config["scenes"]["urpc"]["resources"] = {"evaluate": {"gpus": 2}}
 
 
 def more_nodes_than_gpus(config):
@@ -284,7 +284,7 @@ KEYS = ("gpu", "cpus_per_task", "runtime", "mem_mb", "slurm_partition")
 def test_resources_come_from_the_scene_then_the_rule_then_the_default(workdir):
     def partition(config):
         config["resources"]["default"]["partition"] = "cpu"
-        config["scenes"]["urpc"]["resources"]["train_lcp"]["partition"] = "gpu"
+        config["scenes"]["urpc"]["resources"] = {"train_lcp": {"partition": "gpu"}}
 
     with_config(workdir, partition)
 
@@ -348,7 +348,7 @@ def shell_command(output: str, rule: str) -> str:
 
 def test_training_on_several_gpus_asks_for_a_task_per_gpu(workdir):
     def four_gpus_on_two_nodes(config):
-        config["scenes"]["urpc"]["resources"]["train_lcp"].update(gpus=4, nodes=2)
+        config["scenes"]["urpc"]["resources"] = {"train_lcp": {"gpus": 4, "nodes": 2}}
 
     with_config(workdir, four_gpus_on_two_nodes)
 

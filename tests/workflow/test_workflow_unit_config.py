@@ -28,20 +28,32 @@ def test_the_resource_rules_are_the_workflows_rules():
 
 
 def test_resources_layer_scene_rule_over_scene_default_over_global(config):
-    assert resource_setting(config, "demo", "evaluate", "mem_mb") == 4000  # global rule
-    assert resource_setting(config, "demo", "check_data", "runtime") == 30  # global default
-    assert resource_setting(config, "urpc", "train_lcp", "mem_mb") == 48000  # scene rule
-    config["scenes"]["urpc"]["resources"]["default"] = {"runtime": 5}
+    assert resource_setting(config, "urpc", "train_lcp", "mem_mb") == 48000  # global rule
+    assert resource_setting(config, "urpc", "check_data", "runtime") == 30  # global default
+    assert resource_setting(config, "demo", "evaluate", "mem_mb") == 4000  # scene rule
+    assert resource_setting(config, "demo", "train_lcp", "gpus") == 0  # scene default over global rule
+    config["scenes"]["urpc"]["resources"] = {"default": {"runtime": 5}, "train_lcp": {"runtime": 600}}
     assert resource_setting(config, "urpc", "check_data", "runtime") == 5  # scene default
-    assert resource_setting(config, "urpc", "train_lcp", "runtime") == 2880
+    assert resource_setting(config, "urpc", "train_lcp", "runtime") == 600
     assert resource_setting(config, "urpc", "train_lcp", "nodes") == 1
+
+
+def test_a_scene_that_sets_no_resources_trains_and_evaluates_on_one_gpu(config):
+    """The global resources are sized for the published scenes, so a user's scene without its own
+    `resources` is not trained on 2 CPUs for 60 minutes (the demo's sizes, once the global ones)."""
+    mine = {k: v for k, v in config["scenes"]["custom"].items() if k != "resources"}
+    config["scenes"]["mine"] = mine
+    for rule in ("pretrain", "train_baseline", "train_lcp", "evaluate", "evaluate_robustness"):
+        assert job_resources(config, "mine", rule)["gpu"] == 1, rule
+    assert job_resources(config, "mine", "train_lcp")["runtime"] >= 1440
+    assert job_resources(config, "demo", "train_lcp")["gpu"] == 0
 
 
 def test_a_training_job_on_several_gpus_runs_one_slurm_task_per_gpu(config):
     one = job_resources(config, "urpc", "train_lcp")
     assert (one["gpu"], one["tasks"], one["mpi"]) == (1, None, None)
     assert train_gpus_option(config, "urpc", "train_lcp") == ""
-    config["scenes"]["urpc"]["resources"]["train_lcp"].update(gpus=4, nodes=2, partition="gpu")
+    config["scenes"]["urpc"]["resources"] = {"train_lcp": {"gpus": 4, "nodes": 2, "partition": "gpu"}}
     four = job_resources(config, "urpc", "train_lcp")
     assert {key: four[key] for key in ("gpu", "nodes", "tasks", "tasks_per_gpu", "mpi", "slurm_partition")} == {
         "gpu": 4,
@@ -63,13 +75,13 @@ def test_the_shipped_config_has_no_reference_problem(config):
 def test_reference_problems_name_the_key(config):
     config["run"] = ["demo", "fog"]
     config["scenes"]["urpc"]["lowq_set"] = "murky"
-    config["scenes"]["urpc"]["resources"]["evaluate"]["gpus"] = 2
+    config["scenes"]["urpc"]["resources"] = {"evaluate": {"gpus": 2}}
     config["scenes"]["demo"]["resources"] = {"train_lcp": {"nodes": 2}}
     assert scene_reference_problems(config) == [
         "run: scene 'fog' is not defined under scenes (demo, urpc, foggy_city, rainy_city, custom)",
         "scenes.urpc.lowq_set: 'murky' is not an image set of the scene (dfui, urpc)",
         (
-            "scenes.demo: train_lcp asks for gpus: 0, nodes: 2; a distributed training job runs one process per GPU, "
+            "scenes.demo: train_lcp asks for gpus: 1, nodes: 2; a distributed training job runs one process per GPU, "
             "so it needs a GPU on each node"
         ),
         (
