@@ -87,7 +87,9 @@ def slurm_environment() -> dict[str, str]:
     )
 
 
-def process_launch_command(processes: int, lcp_argv: list[str], environ: Mapping[str, str] = os.environ) -> list[str]:
+def process_launch_command(
+    processes: int, lcp_argv: list[str], environ: Mapping[str, str] = os.environ, log_dir: str | None = None
+) -> list[str]:
     """The command that runs `lcp LCP_ARGV` as `processes` distributed processes, one per GPU.
 
     Inside a SLURM job of that many tasks (sbatch --gpus=N --ntasks-per-gpu=1, as the
@@ -114,6 +116,8 @@ def process_launch_command(processes: int, lcp_argv: list[str], environ: Mapping
         "torch.distributed.run",
         "--standalone",
         f"--nproc-per-node={processes}",
+        # torchrun's own files; without it, a torchelastic_* folder stays in $TMPDIR after every run
+        *([f"--log-dir={log_dir}"] if log_dir else []),
         "-m",
         "lcp.cli",
         *lcp_argv,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 
 from lcp.apis.options import add_cfg_options, parse_cfg_options
 from lcp.apis.training_run import TrainingRequest, checked_training_config, train_from_config
@@ -143,8 +144,8 @@ def main(args: argparse.Namespace) -> int:
 
         # once here, instead of in every process under the launcher's error report
         _, work_dir = checked_training_config(request)
-        command = process_launch_command(args.gpus, args._argv)
-        with training_lock(work_dir):
+        with training_lock(work_dir), tempfile.TemporaryDirectory(prefix="lcp-launcher-") as launcher_files:
+            command = process_launch_command(args.gpus, args._argv, log_dir=launcher_files)
             print(f"lcp train: {args.gpus} processes: {' '.join(command)}", file=sys.stderr, flush=True)
             return run_launcher(command)
     train_from_config(request)

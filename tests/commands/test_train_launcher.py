@@ -28,7 +28,7 @@ from lcp.cli import main
 import lcp.apis.distributed as distributed
 import lcp.commands.train as train
 train.checked_training_config = lambda request: (None, sys.argv[2])  # no config to read
-distributed.process_launch_command = lambda gpus, argv: [sys.executable, "-c", sys.argv[3], sys.argv[1]]
+distributed.process_launch_command = lambda gpus, argv, **_: [sys.executable, "-c", sys.argv[3], sys.argv[1]]
 sys.exit(main(["train", "unused.py", "--gpus", "2", "--work-dir", sys.argv[2]]))
 """
 

@@ -124,6 +124,8 @@ def run_checked(args: list[str], env: dict[str, str], timeout: float = 240) -> N
 def test_two_gpus_outside_slurm_train_as_two_torchrun_processes_in_lockstep(scene, tmp_path):
     probe_dir = tmp_path / "probe"
     config = probe_config(scene, probe_dir)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     run_checked(
         [
             sys.executable,
@@ -137,10 +139,11 @@ def test_two_gpus_outside_slurm_train_as_two_torchrun_processes_in_lockstep(scen
             "--work-dir",
             str(tmp_path / "work"),
         ],
-        child_env(),
+        child_env(TMPDIR=str(scratch)),
     )
     check_two_rank_run(probe_dir)
     assert {p.name for p in (tmp_path / "work").glob("epoch_*.pth")} == {"epoch_1.pth", "epoch_2.pth"}
+    assert list(scratch.iterdir()) == []  # torchrun left a torchelastic_* folder in $TMPDIR on every run
 
 
 @pytest.mark.slow
@@ -191,7 +194,7 @@ SLURM_JOB = {"SLURM_JOB_ID": "7"}
     ],
 )
 def test_several_gpus_start_srun_tasks_in_a_job_of_as_many_tasks_else_torchrun(environ, launcher):
-    command = process_launch_command(4, ["train", "cfg.py", "--gpus", "4"], environ)
+    command = process_launch_command(4, ["train", "cfg.py", "--gpus", "4"], environ, log_dir="/scratch/x")
     if launcher == "srun":
         assert command == [
             "srun",
@@ -214,6 +217,7 @@ def test_several_gpus_start_srun_tasks_in_a_job_of_as_many_tasks_else_torchrun(e
             "torch.distributed.run",
             "--standalone",
             "--nproc-per-node=4",
+            "--log-dir=/scratch/x",
             "-m",
             "lcp.cli",
             "train",
