@@ -11,6 +11,9 @@ One append-only json-lines file per run, `<work dir>/mlflow-pending/<run key>.js
     {"id": "...", "op": "terminate", "status": ..., "end_time": ms}
     {"ack": "<id>", "run_id": ...}                   once that record reached MLflow
 
+Once every record of a finished run (one with its terminate record) has reached MLflow, the
+journal and its artifacts' copies are removed.
+
 The first line says which run the records belong to; a run whose creation failed has no
 id yet, and its `create_run` record carries the intent (acknowledged with the new id).
 Every line is written with one append + fsync under an exclusive lock, so concurrent
@@ -24,6 +27,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -60,6 +64,7 @@ class JournalState:
     pending: list[dict[str, Any]] = field(default_factory=list)  # records not yet acknowledged
     run_id: str | None = None
     torn_lines: int = 0
+    finished: bool = False  # it holds the run's final status (terminate): nothing will be added
 
 
 class Journal:
@@ -107,10 +112,23 @@ class Journal:
                 state.run_id = state.run_id or entry.get("run_id")
             elif "id" in entry:
                 records[entry["id"]] = entry
+                state.finished = state.finished or entry.get("op") == "terminate"
         if state.header is None and records:
             raise LCPError(f"{self.path}: pending journal without its header line (which run?)")
         state.pending = [record for record_id, record in records.items() if record_id not in acked]
         return state
+
+    @property
+    def files_dir(self) -> Path:
+        """Where the copies of its pending artifacts are kept (lcp.tracking.run)."""
+        return self.path.parent / f"{self.path.stem}-files"
+
+    def remove(self) -> None:
+        """Forget a journal whose run is over and sent: the file, its artifacts' copies (a
+        checkpoint's among them), its lock. Called with `exclusive` held."""
+        shutil.rmtree(self.files_dir, ignore_errors=True)
+        self.path.unlink(missing_ok=True)
+        self.path.with_suffix(".lock").unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:

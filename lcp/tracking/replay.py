@@ -10,6 +10,7 @@ What `lcp tracking sync` runs, and what a TrackedRun tries every `retry_secs` wh
 Nothing is ever dropped: a record MLflow refuses (invalid value, a param that already holds
 another value, a deleted run) stays queued and the replay says why; a run the target server
 does not hold (a journal synced to another server) keeps all its records for the right one.
+A finished run's journal is removed once all of it is sent.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def replay(journal: Journal, tracking_uri: str | None = None, client=None) -> Re
         except LCPError as exc:
             return ReplayResult(journal.path, None, 0, 1, 1, error=str(exc))
         if state.header is None or not state.pending:
+            if state.finished:
+                journal.remove()
             return ReplayResult(journal.path, state.run_id, 0, 0)
         recorded = state.header.get("tracking_uri")
         uri = tracking_uri or recorded
@@ -111,6 +114,8 @@ def replay(journal: Journal, tracking_uri: str | None = None, client=None) -> Re
         if refusals:
             more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
             return kept(sent, len(refusals), len(refusals), refusals[0] + more)
+        if state.finished:
+            journal.remove()
         return ReplayResult(journal.path, run_id, sent, 0, uri=uri)
 
 

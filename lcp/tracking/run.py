@@ -165,6 +165,7 @@ class TrackedRun:
         self.flush()
         self._do("terminate", status=status, end_time=now_ms())
         if self.online:
+            self._forget_sent_journal()
             return None
         result = self.try_replay(force=True)
         if result is not None and result.remaining:
@@ -339,10 +340,17 @@ class TrackedRun:
             "run_name": self.run_name,
         }
 
+    def _forget_sent_journal(self) -> None:
+        """A run that went offline, came back and finished online leaves nothing to send."""
+        if self.journal.exists():
+            with self.journal.exclusive():
+                if not self.journal.read().pending:
+                    self.journal.remove()
+
     def _keep_copy(self, local_path: str) -> str:
         """A pending artifact is copied into the journal's folder: the original may be temporary."""
         source = Path(local_path)
-        keep = self.journal.path.parent / f"{self.run_key}-files" / uuid.uuid4().hex[:8] / source.name
+        keep = self.journal.files_dir / uuid.uuid4().hex[:8] / source.name
         keep.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, keep)

@@ -94,9 +94,25 @@ def test_server_killed_mid_run_training_completes_and_sync_replays_exactly_once(
     assert run.data.tags["lcp.checkpoint"].endswith("epoch_2.pth")
     assert "logs/toy.log.json" in {a.path for a in client.list_artifacts(state.run_id, "logs")}
 
+    # the finished run's journal is gone once sent, with its artifacts' copies (they were never removed)
+    assert list((work_dir / "mlflow-pending").iterdir()) == []
     assert lcp(["tracking", "sync", str(work_dir)]) == 0  # nothing left: sends nothing twice
-    assert "sent 0" in capsys.readouterr().out
+    assert "nothing pending" in capsys.readouterr().out
     assert steps_of(client, state.run_id, "train/crux/loss") == list(range(9, 17))
+
+
+def test_a_run_back_online_before_its_end_leaves_no_journal(tmp_path, mlflow_server_factory, clean_env):
+    server = mlflow_server_factory()
+    ann_file = make_coco(tmp_path / "data")
+    cfg = toy_config(tmp_path / "data", ann_file)
+    work_dir = tmp_path / "work"
+    control = ServerControl(server, {2: "kill", 4: "start"})
+    run_toy_training(work_dir, cfg, tracking_for(cfg, "toyback", tracking_uri=server.uri), 1, 6, [control])
+    assert list((work_dir / "mlflow-pending").iterdir()) == []  # all sent: nothing waits for a sync
+    client = MlflowClient(server.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("lcp/toyback").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert steps_of(client, run.info.run_id, "train/catch_up/loss") == list(range(1, 7))
 
 
 def test_server_unreachable_from_the_start_defers_the_run_until_sync(tmp_path, mlflow_server, clean_env, capsys):
@@ -113,8 +129,9 @@ def test_server_unreachable_from_the_start_defers_the_run_until_sync(tmp_path, m
     assert Journal(journal).read().pending == state.pending
 
     client = MlflowClient(mlflow_server.uri)
-    for _ in range(2):  # a second sync must not create the run again
-        assert lcp(["tracking", "sync", str(journal), "--tracking-uri", mlflow_server.uri]) == 0
+    for _ in range(2):  # a second sync must not create the run again (the first removed the sent journal)
+        assert lcp(["tracking", "sync", str(work_dir), "--tracking-uri", mlflow_server.uri]) == 0
+    assert not journal.exists()
     experiment = client.get_experiment_by_name("lcp/toydead")
     runs = client.search_runs([experiment.experiment_id])
     assert [r.info.run_name for r in runs] == ["toydead/train/lcp"]

@@ -150,9 +150,11 @@ def test_a_run_deleted_on_the_server_keeps_its_records_until_it_is_restored(rest
     assert_complete(client, run_id, end_time)
 
 
-def forget_acks(journal, torn=b""):
-    """The journal as a sync killed after sending but before writing its acks leaves it."""
-    lines = journal.path.read_bytes().splitlines(keepends=True)
+def forget_acks(journal, before_sync: bytes, torn=b""):
+    """The journal as a sync killed after sending but before writing its acks leaves it (a sync
+    that completes removes a finished run's journal)."""
+    assert not journal.exists()
+    lines = before_sync.splitlines(keepends=True)
     journal.path.write_bytes(b"".join(line for line in lines if b'"ack"' not in line) + torn)
 
 
@@ -160,10 +162,11 @@ def test_a_sync_killed_before_its_acks_sends_nothing_twice(restarted, clean_env,
     server, queued = restarted
     journal, run_id, end_time = queued["synckilled"]
     client = MlflowClient(server.uri)
+    before_sync = journal.path.read_bytes()
     assert lcp(["tracking", "sync", str(journal.path)]) == 0
     assert_complete(client, run_id, end_time)
 
-    forget_acks(journal, torn=b'{"ack": "')
+    forget_acks(journal, before_sync, torn=b'{"ack": "')
     assert len(journal.read().pending) == 7
     assert lcp(["tracking", "sync", str(journal.path)]) == 0
     assert "sent 7, complete" in capsys.readouterr().out
@@ -179,8 +182,9 @@ def test_a_run_never_created_whose_creation_ack_was_lost_is_not_created_twice(tm
     journal = Journal(run.journal.path)
     assert journal.read().run_id is None
 
+    before_sync = journal.path.read_bytes()
     assert lcp(["tracking", "sync", str(journal.path), "--tracking-uri", server.uri]) == 0
-    forget_acks(journal)
+    forget_acks(journal, before_sync)
     assert lcp(["tracking", "sync", str(journal.path), "--tracking-uri", server.uri]) == 0
     client = MlflowClient(server.uri)
     runs = client.search_runs([client.get_experiment_by_name("lcp/syncnocreate").experiment_id])
