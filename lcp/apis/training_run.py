@@ -54,6 +54,7 @@ def checked_training_config(request: TrainingRequest):
     its data and the work dir get wrong fails here, before any training process."""
     from lcp.apis.config import load_config
     from lcp.datasets.config_checks import check_dataset_cfg
+    from lcp.models.checkpoint import saved_by_torch
     from lcp.models.pretrained import prepare_pretrained_init
 
     cfg = load_config(request.config, dict(request.cfg_options))
@@ -89,6 +90,10 @@ def checked_training_config(request: TrainingRequest):
     cfg.auto_resume = False  # resolved above; mmdet's own lookup would pick truncated files
     if cfg.resume_from is None and cfg.get("load_from") and not Path(cfg.load_from).is_file():
         raise LCPError(f"{cfg.load_from}: initial checkpoint (load_from) does not exist")
+    # checked before the work dir is made, so that a refused run leaves none behind
+    key = "resume_from" if cfg.resume_from else "load_from"
+    if cfg.get(key) and not saved_by_torch(cfg[key]):
+        raise LCPError(f"{cfg[key]}: not a PyTorch checkpoint ({key}: not in one of torch.save's formats)")
     prepare_pretrained_init(cfg, request.config)
     return cfg, work_dir
 

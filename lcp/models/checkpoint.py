@@ -47,9 +47,9 @@ def _torch_load(path: str, mmap: bool = False):
         raise LCPError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise LCPError(f"{path}: is a directory, not a checkpoint file") from None
-    except pickle.UnpicklingError as exc:
-        if not _saved_by_torch(path):
-            raise LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
+    except pickle.UnpicklingError:
+        if not saved_by_torch(path):
+            raise LCPError(f"{path}: not a PyTorch checkpoint (not in one of torch.save's formats)") from None
         # A torch.save file (zip or the pre-1.6 format) whose 'meta' keeps non-tensor objects
         # (numpy scalars, ...), as mmcv checkpoints may: the weights-only unpickler refuses
         # those; PyTorch < 2.6 loaded every checkpoint the way below.
@@ -66,7 +66,7 @@ def _torch_load(path: str, mmap: bool = False):
         raise LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
 
 
-def _saved_by_torch(path: str) -> bool:
+def saved_by_torch(path: str) -> bool:
     """Whether `path` is in one of torch.save's formats: a zip archive, or the format before
     PyTorch 1.6 (a protocol-2 pickle of its magic number first)."""
     with open(path, "rb") as file:

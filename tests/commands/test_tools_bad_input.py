@@ -102,6 +102,16 @@ def test_a_checkpoint_option_that_is_no_path_is_named(capsys, demo, tmp_path):
     assert err == f"lcp train: error: {LCP_TINY}: resume_from = 5 is not the path of a checkpoint"
 
 
+@pytest.mark.parametrize("key", ["load_from", "resume_from"])
+def test_a_checkpoint_that_is_no_checkpoint_is_refused_before_the_work_dir_is_made(capsys, demo, tmp_path, key):
+    """It was refused only after the work dir had its lock, request, log and config copy."""
+    picture = next((demo / "clean").iterdir())
+    err = train_error(capsys, demo, tmp_path, f"{key}={picture}")
+    assert err.startswith(f"lcp train: error: {picture}: not a PyTorch checkpoint (")
+    assert err.endswith("not in one of torch.save's formats)")
+    assert not (tmp_path / "work").exists()
+
+
 def test_the_config_copy_may_not_land_on_the_config_or_a_base_of_it(capsys, demo, tmp_path):
     """`lcp train exp/cfg.py --work-dir exp` replaced the config by its resolved copy."""
     configs = tmp_path / "configs"
