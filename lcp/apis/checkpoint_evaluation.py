@@ -7,6 +7,7 @@ lcp/commands/test.py documents the files and the metrics json.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,7 @@ def evaluate_checkpoint(
     from lcp.apis.inference import build_test_model, checkpoint_classes, draw_detections
     from lcp.apis.options import select_device
     from lcp.datasets.config_checks import check_dataset_cfg
-    from lcp.io import atomic_path, check_folder_output, check_outside_sources, write_json, write_text
+    from lcp.io import atomic_folder, atomic_path, check_folder_output, check_outside_sources, json_text
 
     eval_options = dict(eval_options or {})
     metrics_wanted = bool(metrics or eval_out)
@@ -130,26 +131,26 @@ def evaluate_checkpoint(
         health = MaskStatistics()  # the masks of the model's own passes over the test images
         data_loader = MeasuredLoader(data_loader, detector.crux_learner, health)
     results = predict_dataset(model, data_loader)
-    if out:
-        with atomic_path(out, overwrite=True) as tmp:
-            mmcv.dump(results, str(tmp), file_format="pkl")
-    if results_json:
-        write_text(results_json, coco_results_json(dataset, results))
-    if show_dir:
-        draw_detections(detector, dataset, results, show_dir, show_score_thr, overwrite, sources)
     values = None
-    if metrics_wanted:
-        values = coco_bbox_metrics(dataset, results, iou_thrs=eval_options.get("iou_thrs"))
-        if health is not None:
-            values["crux_health"] = _crux_health(health)
-        if eval_options:
-            values["eval_options"] = eval_options
-        if eval_out:
-            write_json(
-                eval_out,
-                {**values, "num_images": len(dataset), "config": config, "checkpoint": checkpoint},
-                overwrite=True,
-            )
+    # Every output is made under a temporary name and all are renamed together at the end, so a
+    # run stopped on the way (the show pictures and the COCO evaluation take long) publishes none.
+    with contextlib.ExitStack() as outputs:
+        if out:
+            mmcv.dump(results, str(outputs.enter_context(atomic_path(out))), file_format="pkl")
+        if results_json:
+            outputs.enter_context(atomic_path(results_json)).write_text(coco_results_json(dataset, results), "utf-8")
+        if show_dir:
+            folder = outputs.enter_context(atomic_folder(show_dir, overwrite=overwrite, sources=sources))
+            draw_detections(detector, dataset, results, folder, show_score_thr)
+        if metrics_wanted:
+            values = coco_bbox_metrics(dataset, results, iou_thrs=eval_options.get("iou_thrs"))
+            if health is not None:
+                values["crux_health"] = _crux_health(health)
+            if eval_options:
+                values["eval_options"] = eval_options
+            if eval_out:
+                record = {**values, "num_images": len(dataset), "config": config, "checkpoint": checkpoint}
+                outputs.enter_context(atomic_path(eval_out)).write_text(json_text(record), encoding="utf-8")
     return Evaluation(
         config=cfg,
         checkpoint=checkpoint,
@@ -212,6 +213,8 @@ def _checked_outputs(
         if path and (other := first.setdefault(Path(path).resolve(), what)) != what:
             raise LCPError(f"{path}: both {other} and {what}; one file cannot hold both")
     for path in named.values():
+        if path and Path(path).is_dir():
+            raise LCPError(f"{path}: is a folder, not a file")
         if path and Path(path).exists() and not overwrite:
             raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
     return results_json

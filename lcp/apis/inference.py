@@ -216,30 +216,26 @@ def infer_image(
     )
 
 
-def draw_detections(
-    detector, dataset, results: list, out_dir: str, score_thr: float, overwrite: bool, sources: list[str]
-) -> None:
-    """Each test image with its detections above `score_thr` (mmdet's show_result), published as
-    `out_dir` at once; the pictures keep the images' file names."""
+def draw_detections(detector, dataset, results: list, folder: Path, score_thr: float) -> None:
+    """Each test image with its detections above `score_thr` (mmdet's show_result), into `folder`;
+    the pictures keep the images' file names."""
     import mmcv
 
-    from lcp.io import atomic_folder
     from lcp.progress import progress
 
     palette = getattr(dataset, "PALETTE", None)
-    with atomic_folder(out_dir, overwrite=overwrite, sources=sources) as tmp:
-        for info, result in progress(list(zip(dataset.data_infos, results, strict=True)), desc="show", unit="img"):
-            image = mmcv.imread(str(Path(dataset.img_prefix or "") / info["filename"]))
-            detector.show_result(
-                image,
-                result,
-                score_thr=score_thr,
-                bbox_color=palette,
-                text_color=palette,
-                show=False,
-                out_file=str(tmp / info["filename"]),
-                **box_style(image),
-            )
+    for info, result in progress(list(zip(dataset.data_infos, results, strict=True)), desc="show", unit="img"):
+        image = mmcv.imread(str(Path(dataset.img_prefix or "") / info["filename"]))
+        detector.show_result(
+            image,
+            result,
+            score_thr=score_thr,
+            bbox_color=palette,
+            text_color=palette,
+            show=False,
+            out_file=str(folder / info["filename"]),
+            **box_style(image),
+        )
 
 
 def infer_images(

@@ -243,6 +243,37 @@ def test_test_refuses_to_overwrite_outputs(workspace, resumed, capsys):
     assert eval_out.read_text() == "{}"
 
 
+def test_a_test_stopped_on_the_way_publishes_none_of_its_outputs(workspace, resumed, tmp_path, monkeypatch, capsys):
+    """The pkl and the COCO results file were published as soon as they were made; a run stopped
+    in the (long) drawing or evaluation after them left them beside an older run's metrics."""
+    from lcp.apis import evaluation
+
+    outputs = tmp_path / "out"
+    outputs.mkdir()
+    eval_out = outputs / "m.json"
+    eval_out.write_text('{"old": true}')
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation, "coco_bbox_metrics", stopped)
+    argv = ["test", LCP_TINY, str(resumed / "epoch_3.pth"), "--overwrite", "--eval-out", str(eval_out)]
+    argv += ["--out", str(outputs / "r.pkl"), "--show-dir", str(outputs / "show")]
+    argv += ["--eval-options", f"jsonfile_prefix={outputs / 'dets'}", "--cfg-options", *scene_options(workspace)]
+    assert lcp(argv) == 130
+    assert sorted(p.name for p in outputs.iterdir()) == ["m.json"] and eval_out.read_text() == '{"old": true}'
+
+    monkeypatch.undo()
+    (outputs / "dets.bbox.json").mkdir()  # a folder where a file goes: refused before any work
+    assert lcp(argv) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{outputs / 'dets.bbox.json'}: is a folder, not a file")
+    assert lcp([*argv[:4], "--eval-out", str(outputs / "new.json"), *argv[6:]]) == 2  # the folder still holds it
+    (outputs / "dets.bbox.json").rmdir()
+    assert lcp(argv) == 0
+    assert sorted(p.name for p in outputs.iterdir()) == ["dets.bbox.json", "m.json", "r.pkl", "show"]
+    assert "bbox_mAP" in json.loads(eval_out.read_text())
+
+
 def picture_difference(workspace, config, checkpoint, image: Path, out_dir: Path) -> tuple[dict, float]:
     """Infer with a score threshold no detection reaches: the picture differs from the image
     only by what is drawn besides boxes."""
