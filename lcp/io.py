@@ -29,7 +29,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -374,6 +374,19 @@ def atomic_folder(
 def write_text(path: str | os.PathLike, text: str, overwrite: bool = True, sources: Sources = ()) -> None:
     with atomic_path(path, overwrite, sources) as tmp:
         tmp.write_text(text, encoding="utf-8")  # the pages declare utf-8, whatever the locale
+
+
+def write_files(files: Mapping[str | os.PathLike, str | bytes], overwrite: bool = True, sources: Sources = ()) -> None:
+    """Publish several files as one output: each is staged beside its target (text as utf-8) and
+    all are renamed at the end, so a target that is refused (a folder, an existing file without
+    `overwrite`) or a failure on the way publishes none of them."""
+    with contextlib.ExitStack() as staged:
+        temporaries = {path: staged.enter_context(atomic_path(path, overwrite, sources)) for path in files}
+        for path, content in files.items():
+            if isinstance(content, str):
+                temporaries[path].write_text(content, encoding="utf-8")
+            else:
+                temporaries[path].write_bytes(content)
 
 
 def json_text(obj: Any) -> str:

@@ -274,6 +274,8 @@ def infer_images(
     sources = [*items, *(str(Path(item).parent) for item in items if Path(item).is_file())]
     for name in outputs:
         check_outside_sources(out_dir / name, sources)
+        if (out_dir / name).is_dir():  # found only at the end, when half the files were moved in
+            raise LCPError(f"{out_dir / name}: is a folder, not a file")
         if not overwrite and (out_dir / name).exists():
             raise LCPError(f"{out_dir / name}: already exists; remove it or pass --overwrite")
 

@@ -122,7 +122,7 @@ def _check_outputs(outputs: list[str | None], sources: list[str]) -> None:
 
 
 def main_metrics(args: argparse.Namespace) -> int:
-    from lcp.io import write_text
+    from lcp.io import write_files
     from lcp.report.html import markdown_to_html, page, samples_html
     from lcp.report.metrics import (
         check_seed_names,
@@ -140,7 +140,7 @@ def main_metrics(args: argparse.Namespace) -> int:
     evaluations = _load_all(args.evals)
     grouped = group_by_method(evaluations)
     check_seed_names(grouped)
-    # every page is made before any is written, so a bad input leaves the old set whole
+    # every page is made before any is published, and all are published together (write_files)
     table = metrics_table(evaluations)
     pages = {args.csv: table_csv(table)}
     summary = summary_markdown(args.title, evaluations, dict(args.evals)) if args.markdown or args.html else None
@@ -158,20 +158,18 @@ def main_metrics(args: argparse.Namespace) -> int:
     if args.plot:
         mean, std = method_statistics(evaluations)
         several = several_seeds(grouped)
-        plot_classwise(
+        pages[args.plot] = plot_classwise(
             classwise_table(mean),
-            args.plot,
             f"{args.title}: class-wise AP" + (" (mean and std over seeds)" if several else ""),
             errors=classwise_table(std) if several else None,
         )
-    for path, text in pages.items():
-        write_text(path, text)
+    write_files(pages)
     print(table[["AP", "AP50", "AP75"]].to_string(float_format=lambda v: f"{v:.1f}"))
     return 0
 
 
 def main_robustness(args: argparse.Namespace) -> int:
-    from lcp.io import write_text
+    from lcp.io import write_files
     from lcp.report.html import frame_to_html, page
     from lcp.report.metrics import robustness_table
     from lcp.report.plots import plot_robustness
@@ -186,11 +184,10 @@ def main_robustness(args: argparse.Namespace) -> int:
         title = f"{args.title}: AP against {table['parameter'].iloc[0]}"
         body = f"<h1>{html.escape(title)}</h1>\n<p>COCO box AP in percent.</p>\n"
         pages[args.html] = page(title, body + frame_to_html(shown, number_columns=["value"]))
-    if args.plot:  # first: a plot that fails leaves no table behind either
+    if args.plot:
         spread = " (mean and std over seeds)" if "seed" in table else ""
-        plot_robustness(table, args.plot, f"{args.title}: AP against {table['parameter'].iloc[0]}{spread}")
-    for path, text in pages.items():
-        write_text(path, text)
+        pages[args.plot] = plot_robustness(table, f"{args.title}: AP against {table['parameter'].iloc[0]}{spread}")
+    write_files(pages)
     print(shown.to_string(index=False))
     return 0
 

@@ -43,7 +43,7 @@ def draw_sample_detections(
     from lcp.apis.config import load_config
     from lcp.apis.inference import build_test_model, infer_image, model_class_names
     from lcp.apis.options import select_device
-    from lcp.io import atomic_path, check_outside_sources
+    from lcp.io import check_outside_sources, write_files
 
     for output in outputs:
         if Path(output).suffix.lower() not in (".jpg", ".jpeg"):
@@ -63,6 +63,4 @@ def draw_sample_detections(
         warnings.simplefilter("ignore", UserWarning)
         pipeline = Compose(replace_ImageToTensor(cfg.data.test.pipeline))
     pictures = [infer_image(image, detector, pipeline, device, class_names, SCORE_THR, gpu_id)[0] for image in images]
-    for output, picture in zip(outputs, pictures, strict=True):
-        with atomic_path(output, overwrite=True) as tmp:
-            tmp.write_bytes(picture)
+    write_files(dict(zip(outputs, pictures, strict=True)))

@@ -27,13 +27,13 @@ def write_crux_heatmaps(
     cfg_options: dict | None = None,
     gpu_id: int = 0,
 ) -> list[Path]:
-    """Draw the first `count` test images' crux masks; all are made before any is written, each
-    written atomically. Existing pictures are replaced only with `overwrite` (stale higher-numbered
+    """Draw the first `count` test images' crux masks; all are made, then published together.
+    Existing pictures are replaced only with `overwrite` (stale higher-numbered
     ones are then removed). Returns the pictures written."""
     from lcp.apis.config import load_config
     from lcp.apis.inference import build_test_model
     from lcp.apis.options import select_device
-    from lcp.io import atomic_path, check_outside_sources
+    from lcp.io import check_outside_sources, write_files
     from lcp.report.test_set import test_set_files, test_set_with
     from lcp.tracking.heatmaps import render_crux_heatmaps
 
@@ -64,9 +64,7 @@ def write_crux_heatmaps(
     model.eval()
 
     pictures = render_crux_heatmaps(model, dataset, count)
-    for target, (_, png) in zip(targets, pictures, strict=False):
-        with atomic_path(target, overwrite=True) as tmp:
-            tmp.write_bytes(png)
+    write_files({target: png for target, (_, png) in zip(targets, pictures, strict=False)})
     for stale in set(existing) - set(targets):
         stale.unlink(missing_ok=True)
     return targets

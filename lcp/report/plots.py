@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import io
 
 import pandas as pd
-
-from lcp.io import atomic_path
 
 
 def _pyplot():
@@ -18,15 +16,14 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    return buffer.getvalue()
 
 
-def plot_classwise(
-    classwise: pd.DataFrame, path: str | os.PathLike, title: str, errors: pd.DataFrame | None = None
-) -> None:
-    """Grouped bars: AP per class (rows of `classwise`), one bar per method (its columns);
+def plot_classwise(classwise: pd.DataFrame, title: str, errors: pd.DataFrame | None = None) -> bytes:
+    """PNG of grouped bars: AP per class (rows of `classwise`), one bar per method (its columns);
     `errors` (same shape, e.g. the std over seeds) as error bars."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(max(4.0, 1.2 * len(classwise) + 1.5), 3.5))
@@ -44,12 +41,13 @@ def plot_classwise(
     axes.set_title(title)
     axes.legend(title="")
     axes.grid(axis="y", alpha=0.3)
-    _save(figure, path)
+    png = _png(figure)
     plt.close(figure)
+    return png
 
 
-def plot_robustness(table: pd.DataFrame, path: str | os.PathLike, title: str) -> None:
-    """AP against the swept parameter, one line per method (rows of a robustness_table); with
+def plot_robustness(table: pd.DataFrame, title: str) -> bytes:
+    """PNG of AP against the swept parameter, one line per method (rows of a robustness_table); with
     several seeds, their mean with the standard deviation as error bars."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(5.0, 3.5))
@@ -74,5 +72,6 @@ def plot_robustness(table: pd.DataFrame, path: str | os.PathLike, title: str) ->
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
-    _save(figure, path)
+    png = _png(figure)
     plt.close(figure)
+    return png

@@ -487,6 +487,16 @@ def test_infer_failing_midway_writes_nothing_and_the_rerun_is_not_refused(scene,
     )
 
 
+def test_infer_refuses_a_folder_where_one_of_its_files_goes_before_any_work(scene, untrained, tmp_path, capsys):
+    """It failed when moving that file in, the first images' files published already."""
+    images = sorted((scene / "lowq").glob("*.jpg"))[:2]
+    out_dir = tmp_path / "out"
+    (out_dir / f"{images[1].stem}.json").mkdir(parents=True)
+    assert lcp([*infer(untrained, scene, images, out_dir), "--overwrite"]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{out_dir / images[1].stem}.json: is a folder, not a file")
+    assert [p.name for p in out_dir.iterdir()] == [f"{images[1].stem}.json"]
+
+
 def test_infer_refuses_a_truncated_jpeg_before_the_model_loads(scene, untrained, tmp_path, capsys):
     """OpenCV decodes half a JPEG (grey below the cut); mmcv's loader does not: a traceback."""
     whole = sorted((scene / "lowq").glob("*.jpg"))[0].read_bytes()

@@ -377,6 +377,16 @@ def test_a_report_writes_no_output_over_an_input_and_nothing_when_an_input_is_ba
     assert result.returncode == 2 and "gone.jpg" in result.stderr, result.stderr
     assert {path: path.read_bytes() for path in written} == written  # the old set, whole
 
+    # a folder where the page goes: refused before any output is published (the csv, the summary
+    # and the plot were written, then the page failed)
+    (tmp_path / "new.html").mkdir()
+    others = {"--csv": tmp_path / "new.csv", "--markdown": tmp_path / "new.md", "--plot": tmp_path / "new.png"}
+    result = lcp(
+        "report", "metrics", *evals, "--html", str(tmp_path / "new.html"), *(str(x) for o in others.items() for x in o)
+    )
+    assert result.returncode == 2 and f"{tmp_path / 'new.html'}: is a folder, not a file" in result.stderr
+    assert not [path for path in others.values() if path.exists()]
+
 
 def test_robustness_refuses_a_mean_curve_over_different_seeds(tmp_path):
     path = write_eval(tmp_path / "e.json", 0.3, {"car": 0.3})
@@ -547,11 +557,11 @@ def test_the_classwise_plot_marks_a_class_without_ap_instead_of_a_bar_of_0(tmp_p
     from lcp.report import plots
 
     saved = []
-    monkeypatch.setattr(plots, "_save", lambda figure, path: saved.append(figure))
+    monkeypatch.setattr(plots, "_png", lambda figure: saved.append(figure))
     classwise = pd.DataFrame(
         {"baseline": [30.0, 0.0, math.nan], "lcp": [31.0, 0.0, math.nan]}, index=["circle", "square", "triangle"]
     )
-    plots.plot_classwise(classwise, tmp_path / "c.png", "fog", errors=classwise * 0 + 1)
+    plots.plot_classwise(classwise, "fog", errors=classwise * 0 + 1)
     (figure,) = saved
     labels = [(text.get_text(), round(text.get_position()[0], 2)) for text in figure.axes[0].texts]
     assert [label for label, _ in labels] == ["n/a", "n/a"]  # triangle (no ground truth) for both methods
