@@ -164,25 +164,29 @@ def training_boxes(ann_file: str | Path, classes: Sequence[str]) -> dict[str, in
     return {name: found[name] for name in classes}
 
 
+# The shell functions behind unfixable_guard, defined for every job (shell.prefix in
+# workflow/rules/common.smk), so that a job's command line holds only its command and editing
+# them is no "code change" of every rule to Snakemake. `lcp_not_again LOG`: when an earlier
+# attempt of the job failed with UNFIXABLE_STATUS (its log kept in LOG.unfixable), put that
+# attempt's log back (snakemake empties a job's log before each attempt), add why the command
+# did not run, say so on stderr and fail at once. `lcp_failed LOG STATUS`: keep the log of an
+# attempt that failed with UNFIXABLE_STATUS, and fail with its status.
+UNFIXABLE_FUNCTIONS = (
+    f'lcp_not_again() {{ if [ -e "$1{UNFIXABLE_SUFFIX}" ]; then cp "$1{UNFIXABLE_SUFFIX}" "$1"; '
+    'echo "$1: not run again: an earlier attempt was refused for a reason a retry cannot fix '
+    f'(exit status {UNFIXABLE_STATUS}): $(tail -n 1 "$1{UNFIXABLE_SUFFIX}")" | tee -a "$1" >&2; '
+    f"exit {UNFIXABLE_STATUS}; fi; }}; "
+    f'lcp_failed() {{ if [ "$2" -eq {UNFIXABLE_STATUS} ]; then cp "$1" "$1{UNFIXABLE_SUFFIX}"; fi; exit "$2"; }}; '
+)
+
+
 def unfixable_guard(command: str, log: str) -> str:
     """Shell that runs `command` with its output in `log`, unless an earlier attempt of the job
-    failed with UNFIXABLE_STATUS (its log kept in LOG.unfixable): then it puts that attempt's
-    log back (snakemake empties a job's log before each attempt), adds why the command did not
-    run, says so on stderr and fails at once. The record is cleared when a workflow run starts
-    (clear_unfixable). `log`: a path the shell needs no quotes for (the workflow's logs), or
-    snakemake's {log}. Works under snakemake's `set -euo pipefail`."""
-    marker = log + UNFIXABLE_SUFFIX
-    refusal = (
-        f"{log}: not run again: an earlier attempt was refused for a reason a retry cannot fix"
-        f" (exit status {UNFIXABLE_STATUS}): $(tail -n 1 {marker})"
-    )
-    return (
-        f'if [ -e {marker} ]; then cp {marker} {log}; echo "{refusal}" | tee -a {log} >&2;'
-        f" exit {UNFIXABLE_STATUS}; fi;"
-        f" status=0; ({command}) > {log} 2>&1 || status=$?;"
-        f" if [ $status -eq {UNFIXABLE_STATUS} ]; then cp {log} {marker}; fi;"
-        " exit $status"
-    )
+    was refused with UNFIXABLE_STATUS (see UNFIXABLE_FUNCTIONS, which the shell must define).
+    The record is cleared when a workflow run starts (clear_unfixable). `log`: a path the shell
+    needs no quotes for (the workflow's logs), or snakemake's {log}. Works under snakemake's
+    `set -euo pipefail`."""
+    return f"lcp_not_again {log}; ({command}) > {log} 2>&1 || lcp_failed {log} $?"
 
 
 def clear_unfixable(logs: Sequence[str | Path]) -> None:

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from helpers.workflow import prepare_workdir, repo_config, snakemake, with_config
-from lcp.workflow.preflight import clear_unfixable, unfixable_guard, yaml_problem
+from lcp.workflow.preflight import UNFIXABLE_FUNCTIONS, clear_unfixable, unfixable_guard, yaml_problem
 
 SOURCE = "test-config.yaml"  # the --configfile of helpers.workflow
 
@@ -328,7 +328,7 @@ def test_the_same_images_as_clean_and_low_quality_set_need_allow_same_sets(workd
 
 def guarded(tmp_path, command: str) -> subprocess.CompletedProcess:
     """A job's shell as snakemake runs it (bash strict mode), with its log in tmp_path."""
-    script = "set -euo pipefail; " + unfixable_guard(command, str(tmp_path / "job.log"))
+    script = "set -euo pipefail; " + UNFIXABLE_FUNCTIONS + unfixable_guard(command, str(tmp_path / "job.log"))
     return subprocess.run(["bash", "-c", script], check=False, capture_output=True, text=True, timeout=60)
 
 

@@ -16,11 +16,15 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from lcp.workflow import commands, inputs, paths
+from lcp.workflow.preflight import UNFIXABLE_FUNCTIONS
 from lcp.workflow.scenes import METHODS, NAME_PATTERN, SPLITS, alternatives, retype_config_overrides
 from lcp.workflow.session import WorkflowSession
 
 # Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.
 os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+# Every job's shell: bash's strict mode (Snakemake's own prefix) and the functions of the guard
+# against retrying a refused job (commands.job_command); braces doubled for Snakemake's format.
+shell.prefix("set -euo pipefail; " + UNFIXABLE_FUNCTIONS.replace("{", "{{").replace("}", "}}"))
 
 
 def stop(message):
