@@ -32,50 +32,17 @@ WORKFLOW_CFG_OPTIONS = (
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def retype_config_overrides(config: dict, overrides: Mapping) -> None:
-    """Read as YAML, in `config`, the values that `snakemake --config` left as text.
-
-    Snakemake reads a top-level `--config key=value` as a number, a boolean or text, but
-    everything nested in one (`resources={pretrain: {mem_mb: 8000}}`, `run=[demo]`) as text,
-    so the schema would refuse `mem_mb: '8000'`. Each such value is read as a --configfile's
-    would be."""
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(config.get(key), dict):
-            _retype_nested(config[key], value)
-        elif isinstance(value, list):
-            config[key] = _as_yaml(value)
-
-
-def _retype_nested(config: dict, overrides: Mapping) -> None:
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(config.get(key), dict):
-            _retype_nested(config[key], value)
-        else:
-            config[key] = _as_yaml(value)
-
-
-def _as_yaml(value):
+@cache
+def config_schema() -> dict:
+    """workflow/schemas/config.schema.yaml, read once."""
     import yaml
 
-    if isinstance(value, Mapping):
-        return {key: _as_yaml(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_as_yaml(item) for item in value]
-    if isinstance(value, str):
-        try:
-            return yaml.safe_load(value)
-        except yaml.YAMLError:
-            return value
-    return value
+    return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
 
 
-@cache
 def resource_rules() -> tuple[str, ...]:
     """The rules whose jobs take resources from the config: those the schema's `resources` names."""
-    import yaml
-
-    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
-    return tuple(name for name in schema["$defs"]["rule_resources"]["properties"] if name != "default")
+    return tuple(name for name in config_schema()["$defs"]["rule_resources"]["properties"] if name != "default")
 
 
 def alternatives(names: Iterable[str]) -> str:

@@ -7,8 +7,9 @@ import pytest
 from helpers.workflow import REPO, converted_clear, repo_config
 from lcp.errors import LCPError
 from lcp.workflow.checks import converted_set_problem, scene_reference_problems, training_set_problems
+from lcp.workflow.overrides import retype_config_overrides
 from lcp.workflow.resources import job_resources, resource_setting, train_gpus_option
-from lcp.workflow.scenes import TRAINING_RULES, image_sets, resource_rules, retype_config_overrides
+from lcp.workflow.scenes import TRAINING_RULES, image_sets, resource_rules
 
 
 @pytest.fixture
@@ -165,9 +166,9 @@ def test_training_sets_are_checked_against_the_scene(tmp_path, config):
     assert "comes from `convert: folder`, images without boxes" in problem
 
 
-def test_values_nested_in_snakemakes_config_option_are_read_as_yaml(config):
+def test_values_nested_in_snakemakes_config_option_get_the_schemas_types(config):
     """`--config 'resources={pretrain: {mem_mb: 8000}}'` reached the schema as mem_mb '8000' and was refused
-    as not an integer; so was every nested override."""
+    as not an integer; so was every nested override. Text the schema wants stays text, whatever it reads like."""
     from snakemake.cli import parse_config
     from snakemake.utils import update_config
 
@@ -175,7 +176,10 @@ def test_values_nested_in_snakemakes_config_option_are_read_as_yaml(config):
         [
             "resources={pretrain: {mem_mb: 8000, runtime: 90}}",
             "tracking={enabled: false}",
-            "scenes={demo: {seeds: [0, 1], sweep: {beta: [0.05]}}}",
+            "scenes={demo: {seeds: [0, 1], robustness: {sweep: {beta: [0.05, 1e-2]}}, description: 'fog: light #2'}}",
+            "scenes={custom: {classes: [person, 'no', '1']}}",
+            "scenes={custom: {image_sets: {foggy: {options: {beta: 0.03, clear: true}}}}}",
+            "scenes={demo: {lcp: {cfg_options: {runner.max_epochs: 6, lr_config.step: '[5]', fp16: 'null'}}}}",
             "run=[demo]",
             "data_dir=my data",
         ]
@@ -185,6 +189,16 @@ def test_values_nested_in_snakemakes_config_option_are_read_as_yaml(config):
     retype_config_overrides(config, overrides)
     assert config["resources"]["pretrain"] == {**config["resources"]["pretrain"], "mem_mb": 8000, "runtime": 90}
     assert config["tracking"]["enabled"] is False
-    assert config["scenes"]["demo"]["seeds"] == [0, 1] and config["scenes"]["demo"]["sweep"] == {"beta": [0.05]}
-    assert config["scenes"]["demo"]["lcp"] == repo_config()["scenes"]["demo"]["lcp"]  # untouched
+    demo, custom = config["scenes"]["demo"], config["scenes"]["custom"]
+    assert demo["seeds"] == [0, 1] and demo["robustness"]["sweep"] == {"beta": [0.05, 0.01]}
+    assert demo["description"] == "fog: light #2"  # not a mapping, not cut at '#'
+    assert custom["classes"] == ["person", "no", "1"]  # class names are text: not False, not 1
+    assert custom["image_sets"]["foggy"]["options"] == {"beta": 0.03, "clear": True}
+    cfg_options = demo["lcp"]["cfg_options"]
+    assert {key: cfg_options[key] for key in ("runner.max_epochs", "lr_config.step", "fp16")} == {
+        "runner.max_epochs": 6,
+        "lr_config.step": "[5]",
+        "fp16": "null",
+    }
+    assert demo["lcp"]["config"] == repo_config()["scenes"]["demo"]["lcp"]["config"]  # untouched
     assert config["run"] == ["demo"] and config["data_dir"] == "my data"

@@ -17,7 +17,8 @@ from snakemake.utils import validate
 
 from lcp.workflow import commands, inputs, paths
 from lcp.workflow.preflight import UNFIXABLE_FUNCTIONS
-from lcp.workflow.scenes import METHODS, NAME_PATTERN, SPLITS, alternatives, retype_config_overrides
+from lcp.workflow.overrides import retype_config_overrides
+from lcp.workflow.scenes import METHODS, NAME_PATTERN, SPLITS, alternatives
 from lcp.workflow.session import WorkflowSession
 
 # Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.
