@@ -64,7 +64,7 @@ class JournalState:
     pending: list[dict[str, Any]] = field(default_factory=list)  # records not yet acknowledged
     run_id: str | None = None
     torn_lines: int = 0
-    finished: bool = False  # it holds the run's final status (terminate): nothing will be added
+    finished: bool = False  # its last record is the run's final status (terminate)
 
 
 class Journal:
@@ -79,24 +79,27 @@ class Journal:
         if not self.exists() or self.path.stat().st_size == 0:
             self._append({"op": "run", **header})
 
-    def add(self, op: str, **fields: Any) -> str:
-        """Append a record that still has to reach MLflow; returns its id."""
+    def add(self, op: str, header: dict[str, Any] | None = None, **fields: Any) -> str:
+        """Append a record that still has to reach MLflow; returns its id. `header`: written first
+        if the journal is empty (one a sync removed while this run went on)."""
         record_id = uuid.uuid4().hex
-        self._append({"id": record_id, "op": op, **fields})
+        self._append({"id": record_id, "op": op, **fields}, header)
         return record_id
 
     def ack(self, record_id: str, run_id: str | None = None) -> None:
         self._append({"ack": record_id, **({"run_id": run_id} if run_id else {})})
 
     def read(self) -> JournalState:
-        state = JournalState(header=None)
         if not self.exists():
-            return state
+            return JournalState(header=None)
+        with open(self.path, "rb") as file:
+            return self._parse(file.read())
+
+    def _parse(self, data: bytes) -> JournalState:
+        state = JournalState(header=None)
         records: dict[str, dict[str, Any]] = {}
         acked: set[str] = set()
-        with open(self.path, "rb") as file:
-            lines = file.read().split(b"\n")
-        for line in lines:
+        for line in data.split(b"\n"):
             if not line.strip():
                 continue
             try:
@@ -112,7 +115,7 @@ class Journal:
                 state.run_id = state.run_id or entry.get("run_id")
             elif "id" in entry:
                 records[entry["id"]] = entry
-                state.finished = state.finished or entry.get("op") == "terminate"
+                state.finished = entry.get("op") == "terminate"  # a resumed run adds records after one
         if state.header is None and records:
             raise LCPError(f"{self.path}: pending journal without its header line (which run?)")
         state.pending = [record for record_id, record in records.items() if record_id not in acked]
@@ -123,31 +126,60 @@ class Journal:
         """Where the copies of its pending artifacts are kept (lcp.tracking.run)."""
         return self.path.parent / f"{self.path.stem}-files"
 
-    def remove(self) -> None:
-        """Forget a journal whose run is over and sent: the file, its artifacts' copies (a
-        checkpoint's among them), its lock. Called with `exclusive` held."""
-        shutil.rmtree(self.files_dir, ignore_errors=True)
-        self.path.unlink(missing_ok=True)
-        self.path.with_suffix(".lock").unlink(missing_ok=True)
+    def remove_if_done(self, run_over: bool = False) -> bool:
+        """Remove the journal, its artifacts' copies (a checkpoint's among them) and its lock when
+        every record reached MLflow and the run is over: its last record is its final status, or
+        `run_over` (a run that sent its final status itself). Decided under the lock writers
+        append under, so a record added meanwhile (a resumed attempt of the run) keeps it.
+        Called with `exclusive` held. Whether it was removed."""
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink == 0:
+                return False
+            with open(fd, "rb", closefd=False) as file:
+                state = self._parse(file.read())
+            if state.pending or not (run_over or state.finished):
+                return False
+            shutil.rmtree(self.files_dir, ignore_errors=True)
+            self.path.unlink()
+            self.path.with_suffix(".lock").unlink(missing_ok=True)
+            return True
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """Held while replaying, so two replays of one journal never send the same record."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        while True:
+            with open(self.path.with_suffix(".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    if os.fstat(lock.fileno()).st_nlink == 0:  # removed with its journal meanwhile
+                        continue
+                    yield
+                    return
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _append(self, entry: dict[str, Any]) -> None:
+    def _append(self, entry: dict[str, Any], header: dict[str, Any] | None = None) -> None:
         data = (json.dumps(entry, allow_nan=True) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
+        while True:  # a journal removed (remove_if_done) between the open and the lock: open it anew
             fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                break
+            os.close(fd)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
             size = os.fstat(fd).st_size
+            if size == 0 and header is not None:
+                data = (json.dumps({"op": "run", **header}, allow_nan=True) + "\n").encode() + data
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data  # a torn line from a killed writer stays a line of its own
             os.write(fd, data)

@@ -59,8 +59,7 @@ def replay(journal: Journal, tracking_uri: str | None = None, client=None) -> Re
         except LCPError as exc:
             return ReplayResult(journal.path, None, 0, 1, 1, error=str(exc))
         if state.header is None or not state.pending:
-            if state.finished:
-                journal.remove()
+            journal.remove_if_done()
             return ReplayResult(journal.path, state.run_id, 0, 0)
         recorded = state.header.get("tracking_uri")
         uri = tracking_uri or recorded
@@ -114,8 +113,7 @@ def replay(journal: Journal, tracking_uri: str | None = None, client=None) -> Re
         if refusals:
             more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
             return kept(sent, len(refusals), len(refusals), refusals[0] + more)
-        if state.finished:
-            journal.remove()
+        journal.remove_if_done()
         return ReplayResult(journal.path, run_id, sent, 0, uri=uri)
 
 

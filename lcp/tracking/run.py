@@ -112,7 +112,9 @@ class TrackedRun:
                 return self
             self._go_offline(exc, "start the run")
             if self.run_id is None:
-                self.journal.add("create_run", run_name=self.run_name, tags=self.tags, start_time=start_time)
+                self.journal.add(
+                    "create_run", self._header(), run_name=self.run_name, tags=self.tags, start_time=start_time
+                )
             return self
         self._send_earlier_records()
         return self
@@ -303,7 +305,7 @@ class TrackedRun:
                 self._go_offline(exc, f"send {op}")
         if op == "artifact":
             fields["local_path"] = self._keep_copy(fields["local_path"])
-        self.journal.add(op, **fields)
+        self.journal.add(op, self._header(), **fields)
         self.try_replay()
 
     def _keep_refused(self, op: str, fields: dict[str, Any], exc: BaseException) -> None:
@@ -314,7 +316,7 @@ class TrackedRun:
         self.journal.write_header(self._header())
         if op == "artifact":
             fields["local_path"] = self._keep_copy(fields["local_path"])
-        self.journal.add(op, **fields)
+        self.journal.add(op, self._header(), **fields)
 
     def _go_offline(self, exc: BaseException, what: str) -> None:
         self.online = False
@@ -344,8 +346,7 @@ class TrackedRun:
         """A run that went offline, came back and finished online leaves nothing to send."""
         if self.journal.exists():
             with self.journal.exclusive():
-                if not self.journal.read().pending:
-                    self.journal.remove()
+                self.journal.remove_if_done(run_over=True)
 
     def _keep_copy(self, local_path: str) -> str:
         """A pending artifact is copied into the journal's folder: the original may be temporary."""

@@ -355,3 +355,35 @@ def test_a_training_resuming_a_run_deleted_in_the_ui_logs_to_a_new_run(tmp_path,
     assert run.info.run_id != first.run_id and run.info.status == "FINISHED"
     assert run.data.tags["lcp.replaces_run"] == first.run_id
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [2]
+
+
+@pytest.mark.parametrize("sync_first_attempt", [False, True])
+def test_a_sync_while_a_retried_run_goes_on_loses_nothing(tmp_path, restarted, clean_env, sync_first_attempt):
+    """A sync removes a finished run's journal. A retried training goes on with the same run key, offline:
+    the sync took the failed attempt's final status for the run's end, removed the journal, and the retry's
+    next records went into one without its header line, which nothing could send; the run stayed FAILED."""
+    from lcp.tracking import settings
+    from lcp.tracking.replay import replay
+
+    server, _ = restarted
+    dead = f"http://127.0.0.1:{free_port()}"
+    scene = f"syncretry{int(sync_first_attempt)}"  # the server is the module's
+    tags = {settings.TAG_RUN_KEY: scene}
+    first = tracked_run(scene, tmp_path / "work", dead, tags=tags)
+    first.log_params({"lr": 0.02})
+    first.finish("FAILED")
+    if sync_first_attempt:
+        assert replay(first.journal, server.uri).remaining == 0 and not first.journal.exists()  # sent: removed
+
+    second = tracked_run(scene, tmp_path / "work", dead, tags=tags)  # the retry, still offline
+    second.log_metrics({"train/loss": 1.0}, step=1)
+    second.flush()
+    assert replay(second.journal, server.uri).remaining == 0 and second.journal.exists()  # it goes on: kept
+    second.log_metrics({"train/loss": 0.5}, step=2)
+    second.finish("FINISHED")
+    assert replay(second.journal, server.uri).remaining == 0 and not second.journal.exists()
+
+    client = MlflowClient(server.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(f"lcp/{scene}").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.params["lr"] == "0.02"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
