@@ -199,10 +199,15 @@ class WorkflowSession:
     def job_resources(self, rule_name: str) -> dict[str, Callable[[Wildcards], object]]:
         """`resources:` of a rule, per job from the config (slurm executor names)."""
 
+        def configured(wildcards, name):
+            return resources.job_resources(self.config, self.job_scene(wildcards), rule_name)[name]
+
         def setting(name):
-            if name == "cpus_per_task":  # the job's threads, so that --set-threads changes its CPU request too
-                return lambda wildcards, threads: threads
-            return lambda wildcards: resources.job_resources(self.config, self.job_scene(wildcards), rule_name)[name]
+            if name == "cpus_per_task":
+                # at least the job's threads, which --set-threads may raise above the config's cpus (a
+                # dry run caps threads at its one core, so the config's value is what it shows)
+                return lambda wildcards, threads: max(threads, configured(wildcards, name) or 1)
+            return lambda wildcards: configured(wildcards, name)
 
         return {name: setting(name) for name in resources.resource_names(rule_name)}
 

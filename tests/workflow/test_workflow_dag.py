@@ -288,8 +288,7 @@ def test_resources_come_from_the_scene_then_the_rule_then_the_default(workdir):
 
     with_config(workdir, partition)
 
-    # the CPU request is the job's threads, which a dry run caps at --cores as a local run would
-    urpc = snakemake(workdir, "-n", "--cores", "8", "--config", "run=[urpc]").stdout
+    urpc = snakemake(workdir, "-n", "--config", "run=[urpc]").stdout
     assert picked(job_resources(urpc, "train_lcp"), *KEYS) == {
         "gpu": "1",
         "cpus_per_task": "8",

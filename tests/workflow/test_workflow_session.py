@@ -271,7 +271,8 @@ def test_a_data_set_jobs_settings_are_those_of_the_first_scene_reading_it(workdi
     train = session.job_resources("train_lcp")
     urpc = wildcards(scene="urpc", seed_dir="")
     assert session.job_threads("train_lcp")(urpc) == 8
-    assert train.pop("cpus_per_task")(urpc, threads=3) == 3  # the job's threads, which --set-threads sets
+    cpus = train.pop("cpus_per_task")
+    assert (cpus(urpc, threads=12), cpus(urpc, threads=1)) == (12, 8)  # --set-threads 12; a dry run's capped 1
     assert {name: setting(urpc) for name, setting in train.items()} == {
         "gpu": 1,
         "mem_mb": 48000,
