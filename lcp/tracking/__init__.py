@@ -12,9 +12,10 @@ Where runs go
 Names
     One experiment per scene, `lcp/<scene>`: a model-training experiment (tag
     mlflow.experimentKind) with the scene's description. One run per job, named
-    `<scene>/<step>/<method>[/<variant>]` with steps pretrain, train, evaluate (check, report
-    for artifact runs) and methods baseline, lcp; tags lcp.scene, lcp.step, lcp.method,
-    lcp.variant carry the same, lcp.seed the model's training seed. Each workflow invocation has a
+    `<scene>/<step>/<method>[/<variant>][/seed<N>]` with steps pretrain, train, evaluate (check,
+    report for artifact runs) and methods baseline, lcp (seed<N> for a scene of several seeds);
+    tags lcp.scene, lcp.step, lcp.method, lcp.variant carry the same, lcp.seed the model's
+    training seed. Each workflow invocation has a
     parent run per scene (`<scene>/workflow/<time>`, tag lcp.role=invocation) with the job runs
     beneath it; when the invocation closes, the parent holds each child's AP as metrics and the
     table summary/children.md. A registered model per scene and method: `lcp-<scene>-<method>`.

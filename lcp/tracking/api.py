@@ -81,11 +81,11 @@ def start_run(
     source: str = "lcp",
     extra_tags: Mapping[str, Any] | None = None,
 ):
-    """A TrackedRun named `{scene}/{step}/{method}[/{variant}]` under the invocation's parent."""
+    """A TrackedRun named `{scene}/{step}/{method}[/{variant}][/seed<N>]` under the invocation's parent."""
     from lcp.tracking.params import run_tags
     from lcp.tracking.run import TrackedRun
 
-    name = settings.run_name(scene, step, method, variant)
+    name = settings.run_name(scene, step, method, variant, settings.job_seed_name())
     settings.check_target(settings.resolve_target(tracking_uri))
     tags = run_tags(scene, step, method, variant, source=source, **(extra_tags or {}))
     return TrackedRun(

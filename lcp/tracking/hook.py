@@ -91,7 +91,7 @@ class LCPMlflowLoggerHook(LoggerHook):
         self.step = step
         self.method = method
         self.variant = variant
-        self.run_name = settings.run_name(scene, step, method, variant)  # validates the names
+        self.run_name = settings.run_name(scene, step, method, variant, settings.job_seed_name())  # validates
         self.tracking_uri = tracking_uri
         self.register_model = settings.register_model_wanted(register_model)
         self.log_checkpoint = log_checkpoint or self.register_model

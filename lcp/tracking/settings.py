@@ -194,12 +194,21 @@ def experiment_name(scene: str) -> str:
     return EXPERIMENT_PREFIX + check_name("scene", scene)
 
 
-def run_name(scene: str, step: str, method: str, variant: str | None = None) -> str:
-    """`{scene}/{step}/{method}[/{variant}]`: runs of the same step line up across methods."""
+def run_name(scene: str, step: str, method: str, variant: str | None = None, seed: str | None = None) -> str:
+    """`{scene}/{step}/{method}[/{variant}][/{seed}]`: runs of the same step line up across methods,
+    and the runs of a scene's several seeds (`seed`: `seed<N>`, job_seed_name) are told apart."""
     parts = [check_name("scene", scene), check_name("step", step), check_name("method", method)]
     if variant:
         parts.append(check_name("variant", variant))
+    if seed:
+        parts.append(check_name("seed", seed))
     return "/".join(parts)
+
+
+def job_seed_name() -> str | None:
+    """`seed<N>` for a workflow job of one of a scene's several seeds (its {seed_dir} wildcard,
+    as its results folder says), else None: a scene of one seed keeps its run names."""
+    return snakemake_wildcards().get("seed_dir", "").strip("/") or None
 
 
 def registered_model_name(scene: str, method: str) -> str:

@@ -30,10 +30,16 @@ def test_tracking_uri_precedence_env_then_config_then_local_store(tmp_path, monk
     assert settings.resolve_target("http://127.0.0.1:5000").uri == "http://head-node:5000"
 
 
-def test_run_and_experiment_names():
+def test_run_and_experiment_names(monkeypatch):
     assert settings.experiment_name("foggy_city") == "lcp/foggy_city"
     assert settings.run_name("foggy_city", "evaluate", "lcp") == "foggy_city/evaluate/lcp"
     assert settings.run_name("demo", "evaluate", "lcp", "beta_0.02") == "demo/evaluate/lcp/beta_0.02"
+    # a scene's several seeds: three runs named alike in the UI's run list and compare view before
+    monkeypatch.setenv("LCP_SNAKEMAKE_WILDCARDS", '{"method": "lcp", "scene": "demo", "seed_dir": "seed1/"}')
+    assert settings.job_seed_name() == "seed1"
+    assert settings.run_name("demo", "evaluate", "lcp", "beta_0.02", "seed1") == "demo/evaluate/lcp/beta_0.02/seed1"
+    monkeypatch.setenv("LCP_SNAKEMAKE_WILDCARDS", '{"method": "lcp", "scene": "urpc"}')  # one seed: no folder
+    assert settings.job_seed_name() is None
     with pytest.raises(LCPError, match="scene 'a/b'"):
         settings.run_name("a/b", "train", "lcp")
 
