@@ -4,9 +4,10 @@ processes by lcp.apis.distributed instead of mmdet's build_ddp.
 mmdet's build_ddp accepts CUDA devices only and uses mmcv's MMDistributedDataParallel,
 whose train_step predates PyTorch 2 (see lcp/apis/distributed.py); everything else -
 data loaders, optimizer, runner, hooks, fp16 (Fp16OptimizerHook from the config's `fp16`),
-evaluation, resume - is mmdet's own code path, step for step. One hook is added to every
-run: lcp.hooks.RandomStateHook, which saves the random state with each checkpoint and
-restores it on resume, so that a resumed run ends bit-identical to an uninterrupted one.
+evaluation, resume - is mmdet's own code path, step for step, but for `load_from`, which
+the caller loads. One hook is added to every run: lcp.hooks.RandomStateHook, which saves the
+random state with each checkpoint and restores it on resume, so that a resumed run ends
+bit-identical to an uninterrupted one.
 
 Evaluation during training keeps the best checkpoint (mmcv's save_best; `auto` unless the
 config's `evaluation.save_best` says otherwise, `+evaluation.save_best=None` turns it off),
@@ -136,6 +137,6 @@ def train_detector(
         runner.resume(cfg.resume_from)
         if validate and eval_cfg.get("save_best"):
             restore_best_record(runner)
-    elif cfg.load_from:
-        runner.load_checkpoint(cfg.load_from)
+    # cfg.load_from: the caller has loaded it into the model (lcp.apis.training_run, with the
+    # LCP-only keys reported); mmdet's runner.load_checkpoint here would load it again, silently
     runner.run(data_loaders, cfg.workflow)

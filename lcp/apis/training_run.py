@@ -190,7 +190,6 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
                 len(unexpected),
                 ", ".join(unexpected) or "-",
             )
-            cfg.load_from = None  # loaded; mmdet's train_detector would load it again, silently
         if cfg.checkpoint_config is not None:
             cfg.checkpoint_config.meta = dict(mmdet_version=mmdet_version, CLASSES=datasets[0].CLASSES)
         model.CLASSES = datasets[0].CLASSES

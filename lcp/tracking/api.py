@@ -184,7 +184,8 @@ def log_evaluation(
         params["seed"] = seed
     data = (config.get("data") or {}) if config is not None else {}
     if config is not None:
-        params.update(run_params.training_params(config))
+        # the evaluated model's init is its training run's: this config's load_from never reached it
+        params.update({k: v for k, v in run_params.training_params(config).items() if k != "init.load_from"})
         params.update(run_params.data_params(data))
         params.update(run_params.degradation_params(run_params.sidecars_of(data)))
     run.log_params(params)

@@ -103,6 +103,11 @@ def test_training_writes_checkpoints_resolved_config_and_the_missing_init_keys(l
     assert missing and all(key.startswith(LCP_ONLY_KEY_PREFIXES) for key in missing)
     assert "crux_learner.h_evaluation.2.conv3.weight" in missing
     assert "backbone.catch_up_fusion.weight" in missing
+    # the config a checkpoint records (and MLflow's param init.load_from, read from it) names the init
+    import torch
+
+    recorded = torch.load(lcp_run / "epoch_1.pth", map_location="cpu", weights_only=False)["meta"]["config"]
+    assert f"load_from = '{pretrained}'" in recorded
 
 
 def test_each_mode_trains_its_own_loss_and_it_falls(lcp_run):

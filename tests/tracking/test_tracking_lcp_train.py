@@ -92,6 +92,7 @@ def test_lcp_train_and_test_with_tracking(tmp_path, mlflow_server, monkeypatch):
     assert test_input.dataset.name == "demo/lowq_test"
     assert [a.path for a in client.list_artifacts(eval_run.info.run_id, "config")] == ["config/config.py"]
     assert eval_run.data.tags["lcp.checkpoint"] == str((work_dir / "latest.pth").resolve())
+    assert "init.load_from" not in eval_run.data.params  # the test config's load_from never reached the model
     eval_health = json.loads(eval_json.read_text())["crux_health"]
     for name in ("mask_mean", "mask_std", "mask_frac_above_half", "mask_spatial_std"):
         assert eval_run.data.metrics[f"test/crux_{name}"] == pytest.approx(eval_health[name])
