@@ -27,7 +27,6 @@ def add_tracking(
     log_checkpoint: bool = False,
     interval: int = 1,
     num_heatmaps: int = 4,
-    sidecars: Sequence[str] = (),
     config_file: str | None = None,
     register_model: bool | None = None,
 ) -> dict:
@@ -46,9 +45,6 @@ def add_tracking(
     settings.snakemake_wildcards()
     settings.parent_run_ids()
     register_model = settings.register_model_wanted(register_model)
-    for sidecar in sidecars:
-        if not Path(sidecar).is_file():
-            raise LCPError(f"{sidecar}: degradation sidecar does not exist")
     hook = {
         "type": "LCPMlflowLoggerHook",
         "scene": scene,
@@ -59,7 +55,6 @@ def add_tracking(
         "log_checkpoint": log_checkpoint,
         "interval": interval,
         "num_heatmaps": num_heatmaps,
-        "sidecars": list(sidecars),
         "config_file": config_file,
         "register_model": register_model,
     }
@@ -187,7 +182,7 @@ def log_evaluation(
         # the evaluated model's init is its training run's: this config's load_from never reached it
         params.update({k: v for k, v in run_params.training_params(config).items() if k != "init.load_from"})
         params.update(run_params.data_params(data))
-        params.update(run_params.degradation_params(run_params.sidecars_of(data)))
+        params.update(run_params.degradation_params(run_params.sidecars_of(data, splits=("test",))))
     run.log_params(params)
     run.log_inputs(run_params.dataset_inputs(data, {"test": "evaluation"}))
     run.log_metrics(evaluation_metrics(metrics), step=0)

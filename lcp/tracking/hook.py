@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 from mmcv.runner import HOOKS, get_dist_info
@@ -76,7 +75,6 @@ class LCPMlflowLoggerHook(LoggerHook):
         interval: int = 1,
         log_checkpoint: bool = False,
         num_heatmaps: int = 4,
-        sidecars: Sequence[str] = (),
         config_file: str | None = None,
         register_model: bool | None = None,
         system_metrics_secs: float = 10.0,
@@ -98,7 +96,6 @@ class LCPMlflowLoggerHook(LoggerHook):
         self.system_metrics_secs = system_metrics_secs
         self._system_metrics = None
         self.num_heatmaps = num_heatmaps
-        self.sidecars = list(sidecars)
         self.config_file = config_file
         self.flush_secs = flush_secs
         self.retry_secs = retry_secs
@@ -149,7 +146,6 @@ class LCPMlflowLoggerHook(LoggerHook):
                     seed=seed,
                     gpus=get_dist_info()[1],
                     cfg=self.cfg,
-                    sidecars=self.sidecars,
                 )
             )
             if self.cfg is not None:

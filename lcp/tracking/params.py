@@ -15,7 +15,7 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -223,7 +223,10 @@ def dataset_inputs(data_cfg: Mapping[str, Any], contexts: Mapping[str, str]) -> 
             fingerprint = annotation_fingerprint(ann_file)
             if fingerprint["ann_sha256"] == "missing":
                 continue
-            name = f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "annotations" else path.stem
+            # <data set>/<file>: data/demo/annotations/lowq_test.json and data/robustness/demo/beta_0.02_test.json
+            # are demo/lowq_test and demo/beta_0.02_test
+            folder = path.parent.parent if path.parent.name == "annotations" else path.parent
+            name = f"{folder.name}/{path.stem}"
             profile = {
                 "num_images": fingerprint.get("num_images"),
                 "images": source.get("img_prefix"),
@@ -240,30 +243,32 @@ def dataset_inputs(data_cfg: Mapping[str, Any], contexts: Mapping[str, str]) -> 
     return list(inputs.values())
 
 
-def sidecars_of(data_cfg: Mapping[str, Any]) -> list[Path]:
-    """Synthesis sidecars (`<image folder>/synthesis.json`) of every image folder in the config."""
-    folders = {
-        s["img_prefix"]
-        for split in DATA_SPLITS
-        if split in data_cfg
-        for s in dataset_sources(data_cfg[split])
-        if s.get("img_prefix")
-    }
-    return sorted(p for p in (Path(folder) / SIDECAR_NAME for folder in folders) if p.is_file())
+def sidecars_of(data_cfg: Mapping[str, Any], splits: Sequence[str] = DATA_SPLITS) -> dict[str, Path]:
+    """Split -> the synthesis sidecar (`<image folder>/synthesis.json`) of its images, for the
+    `splits` whose (first) annotated image folder has one (not a detection-favoured folder)."""
+    found = {}
+    for split in splits:
+        sources = dataset_sources(data_cfg.get(split) or {})
+        folders = [s["img_prefix"] for s in sources if s.get("img_prefix") and s.get("ann_file")]
+        if folders and (sidecar := Path(folders[0]) / SIDECAR_NAME).is_file():
+            found[split] = sidecar
+    return found
 
 
-def degradation_params(sidecars: list[str | os.PathLike]) -> dict[str, str]:
-    """`degradation.<image folder>.*` from `lcp data synth` sidecars (the per-image list left out)."""
+def degradation_params(sidecars: Mapping[str, str | os.PathLike]) -> dict[str, str]:
+    """`degradation.<split>.*` from `lcp data synth` sidecars by split (the per-image list left
+    out): the same keys for every run, so that runs compare on their test sets' fog whatever
+    their folders are called."""
     from lcp.io import read_json
 
     params: dict[str, str] = {}
-    for sidecar in map(Path, sidecars):
+    for split, sidecar in sidecars.items():
         content = read_json(sidecar)
         if not isinstance(content, dict):
             continue
         summary = {key: value for key, value in content.items() if key != "images"}
         summary["num_images"] = len(content.get("images") or {})
-        params.update(flatten(summary, f"degradation.{sidecar.parent.name}"))
+        params.update(flatten(summary, f"degradation.{split}"))
     return params
 
 

@@ -46,24 +46,22 @@ def training_seed(meta: Mapping[str, Any] | None, cfg) -> Any:
 
 
 def start_params(
-    *, scene: str, step: str, method: str, variant: str | None, seed: Any, gpus: int, cfg, sidecars: Iterable[str] = ()
+    *, scene: str, step: str, method: str, variant: str | None, seed: Any, gpus: int, cfg
 ) -> dict[str, Any]:
     """The params of a new training run: its names, seed and gpus, the config's settings and data
-    fingerprints (lcp.tracking.params), the degradation sidecars given and found beside the config's
-    image folders, package versions and git state."""
+    fingerprints (lcp.tracking.params), the degradation records beside the config's training and
+    test images, package versions and git state."""
     params: dict[str, Any] = {"scene": scene, "step": step, "method": method, "seed": seed, "gpus": gpus}
     if variant:
         params["variant"] = variant
-    sidecars = list(sidecars)
     if cfg is not None:
         params.update(run_params.training_params(cfg))
         data = cfg.get("data") or {}
         params.update(run_params.data_params(data))
-        sidecars += [str(path) for path in run_params.sidecars_of(data)]
-    try:
-        params.update(run_params.degradation_params(list(dict.fromkeys(sidecars))))
-    except Exception as exc:  # noqa: BLE001  an unreadable sidecar must not stop training
-        log.warning("MLflow: degradation params not logged: %s", exc)
+        try:
+            params.update(run_params.degradation_params(run_params.sidecars_of(data, splits=("train", "test"))))
+        except Exception as exc:  # noqa: BLE001  an unreadable sidecar must not stop training
+            log.warning("MLflow: degradation params not logged: %s", exc)
     params.update(run_params.package_versions())
     params.update(run_params.git_state())
     return params

@@ -60,6 +60,24 @@ def test_curated_params_of_the_published_urpc_config():
     assert json.loads(params["image_scale"]) and len(params) <= 12
 
 
+def test_dataset_inputs_are_named_by_their_data_set_also_for_a_robustness_set(tmp_path):
+    """A sweep's test set was named beta_0.02_test: the same name in every scene with that sweep."""
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}], "annotations": [], "categories": []}
+    files = [
+        tmp_path / "demo" / "annotations" / "lowq_test.json",
+        tmp_path / "robustness" / "demo" / "beta_0.02_test.json",
+    ]
+    for path in files:
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(coco))
+    data = {
+        split: {"type": "CocoDataset", "ann_file": str(path)}
+        for split, path in zip(("val", "test"), files, strict=True)
+    }
+    names = [entry["name"] for entry in dataset_inputs(data, {"val": "evaluation", "test": "evaluation"})]
+    assert names == ["demo/lowq_test", "demo/beta_0.02_test"]
+
+
 def test_register_model_switch_and_name(monkeypatch):
     monkeypatch.delenv("LCP_REGISTER_MODEL", raising=False)
     assert settings.register_model_wanted() is False

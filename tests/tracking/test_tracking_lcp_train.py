@@ -50,7 +50,7 @@ def test_lcp_train_and_test_with_tracking(tmp_path, mlflow_server, monkeypatch):
     assert set(inputs) == {"demo/lowq_train", "demo/lowq_test"}
     assert inputs["demo/lowq_train"].dataset.digest == params["data.train.ann_sha256"][:16]
     assert [(t.key, t.value) for t in inputs["demo/lowq_test"].tags] == [("mlflow.data.context", "evaluation")]
-    assert params["degradation.lowq.degradation"] == "fog"  # the demo's synthesis sidecar
+    assert params["degradation.train.degradation"] == "fog"  # the demo's synthesis sidecar
     # one batch of 2 images per epoch; epoch 1 trains the catch-up learner, epoch 2 the crux learner
     assert [m.step for m in client.get_metric_history(run_id, "train/catch_up/kl_loss")] == [1]
     assert [m.step for m in client.get_metric_history(run_id, "train/crux/loss")] == [2]
@@ -93,6 +93,8 @@ def test_lcp_train_and_test_with_tracking(tmp_path, mlflow_server, monkeypatch):
     assert [a.path for a in client.list_artifacts(eval_run.info.run_id, "config")] == ["config/config.py"]
     assert eval_run.data.tags["lcp.checkpoint"] == str((work_dir / "latest.pth").resolve())
     assert "init.load_from" not in eval_run.data.params  # the test config's load_from never reached the model
+    assert eval_run.data.params["degradation.test.degradation"] == "fog"  # its test set's, not its training's
+    assert not [key for key in eval_run.data.params if key.startswith("degradation.train")]
     eval_health = json.loads(eval_json.read_text())["crux_health"]
     for name in ("mask_mean", "mask_std", "mask_frac_above_half", "mask_spatial_std"):
         assert eval_run.data.metrics[f"test/crux_{name}"] == pytest.approx(eval_health[name])

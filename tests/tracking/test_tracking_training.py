@@ -80,16 +80,20 @@ def test_training_run_logs_params_metrics_tags_and_artifacts(
     assert len(params) < 50, sorted(params)  # not the ~400 cfg.* params of a flattened config
     assert params["data.test.ann_sha256"] == hashlib.sha256(ann_file.read_bytes()).hexdigest()
     assert params["data.test.num_images"] == "4"
-    assert params["degradation.images.degradation"] == "fog"
-    assert params["degradation.images.config.airlight"] == "0.8"
-    assert params["degradation.images.num_images"] == "2"
+    # keyed by the split, not the folder (images/): runs compare on their sets' degradation
+    for split in ("train", "test"):
+        assert params[f"degradation.{split}.degradation"] == "fog"
+        assert params[f"degradation.{split}.config.airlight"] == "0.8"
+        assert params[f"degradation.{split}.num_images"] == "2"
+    assert not [key for key in params if key.startswith("degradation.images")]
     assert params["version.mlflow"] and params["version.mmdet"] == "2.28.2"
     assert len(params["git.commit"]) == 40 and params["git.dirty"] in ("true", "false")
 
     # dataset inputs: the annotation file with its sha256 (train = val = test here: one input)
     (dataset_input,) = run.inputs.dataset_inputs
     digest = hashlib.sha256(ann_file.read_bytes()).hexdigest()
-    assert dataset_input.dataset.name == "ann" and dataset_input.dataset.digest == digest[:16]
+    assert dataset_input.dataset.name == f"{ann_file.parent.name}/{ann_file.stem}"
+    assert dataset_input.dataset.digest == digest[:16]
     assert json.loads(dataset_input.dataset.profile)["sha256"] == digest
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
 
