@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from mmcv.runner import HOOKS, get_dist_info
@@ -75,6 +76,7 @@ class LCPMlflowLoggerHook(LoggerHook):
         interval: int = 1,
         log_checkpoint: bool = False,
         num_heatmaps: int = 4,
+        sidecars: Sequence[str] = (),  # ignored: config copies and checkpoints written before it went hold it
         config_file: str | None = None,
         register_model: bool | None = None,
         system_metrics_secs: float = 10.0,

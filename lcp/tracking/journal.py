@@ -134,7 +134,8 @@ class Journal:
         Called with `exclusive` held. Whether it was removed."""
         try:
             fd = os.open(self.path, os.O_RDWR)
-        except FileNotFoundError:
+        except FileNotFoundError:  # removed by another sync; `exclusive` made its lock anew
+            self.path.with_suffix(".lock").unlink(missing_ok=True)
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

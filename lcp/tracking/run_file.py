@@ -3,6 +3,7 @@ training continues the same run instead of starting another."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,11 @@ def previous_run(work_dir: Path, run_name: str) -> dict[str, Any] | None:
         previous = read_json(path)
     except Exception:  # noqa: BLE001  a damaged record: start a new run
         return None
-    if not isinstance(previous, dict) or previous.get("run_name") != run_name or not previous.get("run_key"):
+    if not isinstance(previous, dict) or not previous.get("run_key"):
+        return None
+    recorded = str(previous.get("run_name"))
+    # a run started before run names carried the seed of a scene's several seeds: the same job's
+    if recorded != run_name and not re.fullmatch(re.escape(recorded) + r"/seed\d+", run_name):
         return None
     return previous
 

@@ -65,8 +65,8 @@ def job_env(config: Mapping, rule_name: str, wildcards: Mapping, job_seed: Calla
 
 
 def job_flags(config: Mapping, wildcards: Wildcards, step: str, method: str | None = None) -> str:
-    """`lcp train/test` flags naming the job's run <scene>/<step>/<method>[/<severity>]
-    (`method` None: the {method} wildcard), or `--no-track`."""
+    """`lcp train/test` flags naming the job's run <scene>/<step>/<method>[/<severity>] (lcp.tracking
+    adds /seed<N> for a scene of several seeds; `method` None: the {method} wildcard), or `--no-track`."""
     if not enabled(config):
         return "--no-track"
     words = ["--track", "--scene", wildcards.scene, "--step", step, "--method", method or wildcards.method]

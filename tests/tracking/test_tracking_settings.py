@@ -169,3 +169,13 @@ def test_a_tracking_uri_mlflow_cannot_open_is_one_line_before_anything_runs(
     for good in ("sqlite:///" + str(tmp_path / "mlflow.db"), "http://127.0.0.1:5000", "https://mlflow.example"):
         assert settings.check_target(settings.resolve_target(good)).uri == good
     assert not (tmp_path / "mlflow.db").exists()  # checking a sqlite URI creates nothing
+
+
+def test_a_hook_config_written_before_sidecars_went_still_builds():
+    """Work-dir config copies and checkpoints hold the hook with its old `sidecars=[]`."""
+    from mmcv.runner import HOOKS
+
+    import lcp.tracking.hook  # noqa: F401  registers LCPMlflowLoggerHook
+
+    hook = HOOKS.build(dict(type="LCPMlflowLoggerHook", scene="demo", step="train", method="lcp", sidecars=[]))
+    assert hook.run_name == "demo/train/lcp"

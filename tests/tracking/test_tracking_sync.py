@@ -387,3 +387,16 @@ def test_a_sync_while_a_retried_run_goes_on_loses_nothing(tmp_path, restarted, c
     (run,) = client.search_runs([client.get_experiment_by_name(f"lcp/{scene}").experiment_id])
     assert run.info.status == "FINISHED" and run.data.params["lr"] == "0.02"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
+
+
+def test_a_sync_after_another_removed_the_journal_leaves_no_lock(tmp_path):
+    """Two syncs of a finished journal: the second re-made the lock file and left it for good."""
+    from lcp.tracking.replay import replay
+
+    journal = Journal(tmp_path / "mlflow-pending" / "k.jsonl")
+    journal.write_header({"run_key": "k", "run_id": "r1", "tracking_uri": "http://x", "experiment": "lcp/x"})
+    journal.ack(journal.add("terminate", status="FINISHED", end_time=1), "r1")
+    with journal.exclusive():
+        assert journal.remove_if_done()
+    assert replay(Journal(journal.path)).remaining == 0  # what the second sync does
+    assert list((tmp_path / "mlflow-pending").iterdir()) == []

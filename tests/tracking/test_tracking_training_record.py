@@ -113,6 +113,9 @@ def test_a_resumed_training_finds_only_its_own_undamaged_run_record(tmp_path):
         "tracking_uri": "sqlite:///x.db",
     }
     assert previous_run(tmp_path, "demo/train/baseline") is None  # another run's record
+    # a run started before run names carried the seed (demo/train/lcp/seed1) goes on when resumed
+    assert previous_run(tmp_path, "demo/train/lcp/seed1")["run_id"] == "r1"
+    assert previous_run(tmp_path, "demo/train/lcp/beta_0.02") is None
     (tmp_path / RUN_FILE).write_text('{"run_key": ')
     assert previous_run(tmp_path, "demo/train/lcp") is None  # damaged
     (tmp_path / RUN_FILE).write_text(json.dumps(["demo/train/lcp"]))
