@@ -202,6 +202,17 @@ def log_lines(work_dir: Path) -> dict[tuple, dict]:
     return lines
 
 
+def crux_lines(work_dir: Path) -> dict[int, str]:
+    """Epoch -> CruxHealthHook's line of it in the text logs (a later run's replaces a killed one's)."""
+    lines = {}
+    for path in sorted(work_dir.glob("*.log")):
+        for text in path.read_text().splitlines():
+            if "CruxHealthHook: epoch " in text:
+                statistics = text.split("CruxHealthHook: epoch ", 1)[1]
+                lines[int(statistics.split(":")[0])] = statistics
+    return lines
+
+
 @pytest.fixture(scope="module")
 def runs(workspace, config) -> tuple[Path, Path]:
     """(uninterrupted work dir, killed-and-resumed work dir), trained side by side."""
@@ -238,11 +249,13 @@ def test_killed_in_both_modes_and_resumed_ends_with_the_same_weights(runs):
 def test_killed_in_both_modes_and_resumed_logs_the_same_losses_crux_statistics_and_metrics(runs):
     whole, resumed = runs
     expected, got = log_lines(whole), log_lines(resumed)
-    # a val line per epoch: the crux statistics, with the metrics after epochs 2 and 4
-    assert {key[:2] for key in expected} == {(mode, e) for mode in ("train", "val") for e in (1, 2, 3, 4)}
+    # a val line per evaluation (epochs 2 and 4): the metrics, with that epoch's crux statistics
+    assert {key[:2] for key in expected} == {("train", e) for e in (1, 2, 3, 4)} | {("val", 2), ("val", 4)}
     assert all("bbox_mAP" in expected["val", e, 1] and "crux/mask_mean" in expected["val", e, 1] for e in (2, 4))
     differing = [key for key in expected if got.get(key) != expected[key]]
     assert not differing, "log lines differ: " + "; ".join(
         f"{key}: {got.get(key)} != {expected[key]}" for key in differing[:3]
     )
     assert got.keys() == expected.keys()
+    # every epoch's crux statistics, in the text log (the killed runs' lines of an epoch retrained after)
+    assert crux_lines(resumed) == crux_lines(whole) and sorted(crux_lines(whole)) == [1, 2, 3, 4]
