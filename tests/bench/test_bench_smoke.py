@@ -118,7 +118,7 @@ def test_demo_seeds_bench_trains_and_compares_both_methods_and_the_oracle_runs_o
     assert clean_content.main([*run, "--cfg-options", *data, "data.train.pairing=source"]) == 0
     assert LCPDetector.extract_feat is original  # the patch ends with the run
     (log,) = (tmp_path / "clean").glob("*.log")
-    assert "crux/mask_mean" in log.read_text()
+    assert "CruxHealthHook: epoch 1: crux learner mask_mean " in log.read_text()
 
     # the oracle on that LCP checkpoint: its crux branch replaced at the fusion's input, and the
     # fusion bypassed with the raw image's layer2 with and without the catch-up residual
