@@ -34,15 +34,8 @@ class CfgOptionError(LCPError):
         self.key, self.problem = key, problem
 
 
-def _has_reference(value: Any) -> bool:
-    if isinstance(value, Mapping):
-        return any(_has_reference(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_reference(v) for v in value)
-    return isinstance(value, str) and "${" in value
-
-
 def _references(value: Any):
+    """The "${...}" strings in a config value, at any depth."""
     if isinstance(value, Mapping):
         value = list(value.values())
     if isinstance(value, (list, tuple)):
@@ -60,9 +53,13 @@ def refuse_unresolved(settings: Mapping[str, Any]) -> None:
         for reference in _references(value):
             raise LCPError(
                 f"{key} holds {reference!r}, a reference of a config that was read without resolving "
-                "them; build from lcp.apis.load_config(path) or lcp.apis.init_detector(path, checkpoint), or "
-                "pass the Config through mmdet.utils.replace_cfg_vals first"
+                "them; build from lcp.apis.config.load_config(path) or lcp.apis.inference.init_detector(path, "
+                "checkpoint), or pass the Config through mmdet.utils.replace_cfg_vals first"
             )
+
+
+def _has_reference(value: Any) -> bool:
+    return next(_references(value), None) is not None
 
 
 def resolve_references(cfg, source: str):

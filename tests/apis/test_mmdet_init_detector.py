@@ -25,7 +25,9 @@ CONFIGS = ("config/mmdet/lcp_tiny_demo.py", "config/mmdet/cascade_rcnn_tiny_demo
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_mmdets_init_detector_on_a_raw_config_names_the_fix(config):
-    with pytest.raises(LCPError, match=r"holds '\$\{num_classes\}'.*lcp.apis.init_detector") as caught:
+    with pytest.raises(
+        LCPError, match=r"holds '\$\{num_classes\}'.*lcp\.apis\.inference\.init_detector\(path"
+    ) as caught:
         mmdet_init_detector(config, None, device="cpu")
     assert "\n" not in str(caught.value)
 
