@@ -313,10 +313,9 @@ class TrackedRun:
         log.warning(
             "MLflow refused %s of run %s (%s); kept in %s", op, self.run_name, short_error(exc), self.journal.path
         )
-        self.journal.write_header(self._header())
         if op == "artifact":
             fields["local_path"] = self._keep_copy(fields["local_path"])
-        self.journal.add(op, self._header(), **fields)
+        self.journal.add(op, self._header(), **fields)  # the header first into an empty journal
 
     def _go_offline(self, exc: BaseException, what: str) -> None:
         self.online = False
