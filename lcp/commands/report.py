@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import math
 
 from lcp.apis.options import add_cfg_options
 from lcp.errors import LCPError
@@ -160,7 +161,7 @@ def main_metrics(args: argparse.Namespace) -> int:
         several = several_seeds(grouped)
         pages[args.plot] = plot_classwise(
             classwise_table(mean),
-            f"{args.title}: class-wise AP" + (" (mean and std over seeds)" if several else ""),
+            f"{args.title}: class-wise AP" + (" (mean and sample std over seeds)" if several else ""),
             errors=classwise_table(std) if several else None,
         )
     write_files(pages)
@@ -179,17 +180,23 @@ def main_robustness(args: argparse.Namespace) -> int:
     table = robustness_table(_load_all(args.evals))
     # the severities as exactly as the test sets' names give them (0.08123441 and 0.08123442 stay two)
     shown = table.assign(value=table["value"].map(severity_value))
-    pages = {args.csv: shown.to_csv(index=False, float_format="%.4g")}
+    pages = {args.csv: shown.to_csv(index=False, float_format="%.2f")}
     if args.html:
         title = f"{args.title}: AP against {table['parameter'].iloc[0]}"
         body = f"<h1>{html.escape(title)}</h1>\n<p>COCO box AP in percent.</p>\n"
-        pages[args.html] = page(title, body + frame_to_html(shown, number_columns=["value"]))
+        ap_columns = [column for column in ("AP", "AP50", "AP75") if column in shown]
+        as_text = shown.assign(**{column: shown[column].map(_two_decimals) for column in ap_columns})
+        pages[args.html] = page(title, body + frame_to_html(as_text, number_columns=["value", *ap_columns]))
     if args.plot:
-        spread = " (mean and std over seeds)" if "seed" in table else ""
+        spread = " (mean and sample std over seeds)" if "seed" in table else ""
         pages[args.plot] = plot_robustness(table, f"{args.title}: AP against {table['parameter'].iloc[0]}{spread}")
     write_files(pages)
-    print(shown.to_string(index=False))
+    print(shown.to_string(index=False, float_format=_two_decimals))
     return 0
+
+
+def _two_decimals(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"
 
 
 def check_report_problem(check: dict) -> str | None:

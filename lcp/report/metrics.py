@@ -90,8 +90,15 @@ def _is_fraction(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
 
 
+def one_decimal(value: float, signed: bool = False) -> str:
+    """`value` to one decimal, with no "-0.0" for a small negative number (it reads as a loss)."""
+    rounded = round(value, 1) + 0.0  # -0.0 + 0.0 is 0.0
+    return f"{rounded:+.1f}" if signed and rounded else f"{rounded:.1f}"
+
+
 def percent(value: float | None) -> float:
-    return math.nan if value is None else round(100 * float(value), 2)
+    """A fraction as percent, unrounded: tables round once, when they print."""
+    return math.nan if value is None else 100 * float(value)
 
 
 # ---- methods and seeds ------------------------------------------------------------------
@@ -181,7 +188,7 @@ def paired_differences(grouped: Mapping[str, Mapping[int | None, Mapping[str, An
     summary = list(SUMMARY_COLUMNS.values())
     lcp = seed_table({seed: grouped["lcp"][seed] for seed in seeds}, summary)
     baseline = seed_table({seed: grouped["baseline"][seed] for seed in seeds}, summary)
-    return (lcp - baseline).round(2)
+    return lcp - baseline
 
 
 def _over_seeds(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -193,7 +200,7 @@ def _over_seeds(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 def _with_statistics(table: pd.DataFrame) -> pd.DataFrame:
     """The per-seed rows, then the mean and the standard deviation over seeds (none for
     the image count and the collapse flag, whose mean is the collapsed fraction)."""
-    statistics = pd.DataFrame([*_over_seeds(table)], index=["mean", "std"]).round(4)
+    statistics = pd.DataFrame([*_over_seeds(table)], index=["mean", "std"])
     statistics.loc["std", [column for column in ("images", CRUX_COLLAPSED) if column in table]] = math.nan
     return pd.concat([table.set_axis(list(table.index), axis=0), statistics])
 
@@ -313,9 +320,7 @@ def robustness_table(evaluations: Mapping[str, Mapping[str, Any]]) -> pd.DataFra
     for _, rows in ordered:
         rows = sorted(rows, key=lambda row: row["seed"] if row["seed"] is not None else -1)
         values = pd.DataFrame(rows)[metrics].astype(float)
-        table += rows + [
-            {**rows[0], "seed": label, **getattr(values, label)().round(4).to_dict()} for label in ("mean", "std")
-        ]
+        table += rows + [{**rows[0], "seed": label, **getattr(values, label)().to_dict()} for label in ("mean", "std")]
     return pd.DataFrame(table, columns=["method", "seed", "parameter", "value", *metrics])
 
 
@@ -332,7 +337,7 @@ def markdown_table(frame: pd.DataFrame, index_name: str | None = None) -> str:
 
     def cell(value: Any) -> str:
         if isinstance(value, float):
-            return "-" if math.isnan(value) else f"{value:.1f}"
+            return "-" if math.isnan(value) else one_decimal(value)
         return "-" if value is None else markdown_text(value)
 
     header = [markdown_text(index_name if index_name is not None else frame.index.name or "")]
@@ -346,7 +351,7 @@ def markdown_table(frame: pd.DataFrame, index_name: str | None = None) -> str:
 def _mean_and_std(mean: float, std: float) -> str:
     if math.isnan(mean):
         return "-"
-    return f"{mean:.1f}" if math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+    return one_decimal(mean) if math.isnan(std) else f"{one_decimal(mean)} ± {one_decimal(std)}"
 
 
 def _label(method: str) -> str:
@@ -439,7 +444,7 @@ def summary_markdown(
         seeds = sorted({seed for runs in grouped.values() for seed in runs})
         parts += [
             (
-                f"COCO box AP in percent: mean ± standard deviation over seeds {_listed(seeds)}. "
+                f"COCO box AP in percent: mean ± sample standard deviation (n - 1) over seeds {_listed(seeds)}. "
                 "Every seed fine-tunes both methods from the same pretrained detector.\n\n"
             ),
             *_paragraph(collapse_sentences(grouped)),

@@ -53,11 +53,15 @@ def plot_robustness(table: pd.DataFrame, title: str) -> bytes:
     figure, axes = plt.subplots(figsize=(5.0, 3.5))
     seeded = "seed" in table
     means = table[table["seed"] == "mean"] if seeded else table
-    for method, rows in means.groupby("method", sort=False):
+    methods = list(dict.fromkeys(means["method"]))
+    values = means["value"].astype(float)
+    # each method's error bars a little apart, so that one method's bar never hides another's
+    step = 0.012 * ((values.max() - values.min()) or abs(values.max()) or 1.0) if len(values) else 0.0
+    for index, (method, rows) in enumerate(means.groupby("method", sort=False)):
         if seeded:
             spread = table[(table["method"] == method) & (table["seed"] == "std")].set_index("value")["AP"]
             axes.errorbar(
-                rows["value"],
+                rows["value"] + step * (index - (len(methods) - 1) / 2),
                 rows["AP"],
                 yerr=spread.reindex(rows["value"]).fillna(0.0).to_numpy(),
                 marker="o",

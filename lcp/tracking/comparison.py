@@ -14,6 +14,7 @@ and writes them.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -284,12 +285,21 @@ def comparison_table(selected):
                     "AP vs baseline": gains.mean() if len(gains) else math.nan,
                     "AP vs baseline std": gains.std() if len(gains) > 1 else math.nan,
                     "paired seeds": len(gains) if method != "baseline" else math.nan,
-                    "run name": newest["run name"],
+                    "run name": _runs_name(runs["run name"]),
                     "run id": " ".join(runs["run id"]),
                     "finished": newest["finished"],
                 }
             )
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"paired seeds": "Int64"})
+
+
+def _runs_name(names) -> str:
+    """The name of a row's runs: one run's name, or with several seeds `.../seed*` for all of them."""
+    names = [name for name in names if isinstance(name, str)]
+    if len(names) < 2:
+        return names[0] if names else ""
+    pattern = {re.sub(r"/seed\d+$", "/seed*", name) for name in names}
+    return pattern.pop() if len(pattern) == 1 else ", ".join(names)
 
 
 def robustness_tables(selected) -> tuple[dict, dict]:

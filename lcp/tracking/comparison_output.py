@@ -8,18 +8,19 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from lcp.report.metrics import one_decimal
 from lcp.tracking.comparison import Comparison, store_folder
 
 
 def _number(value: float, signed: bool = False) -> str:
     if isinstance(value, float) and math.isnan(value):
         return ""
-    return f"{value:+.1f}" if signed else f"{value:.1f}"
+    return one_decimal(value, signed)
 
 
 def _with_spread(value: float, spread: float, signed: bool = False) -> str:
     text = _number(value, signed)
-    return f"{text} ± {spread:.1f}" if text and not math.isnan(spread) else text
+    return f"{text} ± {one_decimal(spread)}" if text and not math.isnan(spread) else text
 
 
 def _row(cells) -> str:
@@ -61,8 +62,8 @@ def to_markdown(table, seeds) -> str:
     lines.append("")
     several = seeds.groupby(["scene", "method"]).size().gt(1).any()
     spread = (
-        " With several seeds: mean ± standard deviation over seeds; AP vs baseline is the mean ± "
-        "standard deviation of the per-seed differences to the baseline trained with the same seed "
+        " With several seeds: mean ± sample standard deviation (n - 1) over seeds; AP vs baseline is the mean ± "
+        "sample standard deviation of the per-seed differences to the baseline trained with the same seed "
         "from the same pretrained detector."
         if several
         else ""
@@ -133,14 +134,14 @@ def ap_figure(table):
     positions = np.arange(len(labels))
     published = table["paper AP"].notna().to_numpy()
     width = 0.4 if published.any() else 0.6
-    figure, axis = plt.subplots(figsize=(max(4.0, 1.4 * len(labels)), 3.8))
+    figure, axis = plt.subplots(figsize=(max(4.0, 1.4 * len(labels)) + 2.2, 3.8))
     axis.bar(
         positions - (width / 2) * published,
         table["AP"],
         width,
         yerr=table["AP std"].fillna(0.0),
         capsize=3,
-        label="ours (AP, ± std over seeds)",
+        label="ours (AP, ± sample std over seeds)",
     )
     if published.any():
         axis.bar(
@@ -153,7 +154,7 @@ def ap_figure(table):
         )
     axis.set_xticks(positions, labels, fontsize=8)
     axis.set_ylabel("AP (%)")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over a bar
     axis.set_title("COCO bbox AP per scene and method")
     figure.tight_layout()
     return figure

@@ -93,15 +93,28 @@ def test_the_plot_draws_the_papers_bar_and_legend_entry_only_where_the_paper_rep
     demo = _table([["demo", "baseline", 17.3, 0.5, math.nan], ["demo", "lcp", 16.9, 0.9, math.nan]])
     figure = ap_figure(demo)
     axis = figure.axes[0]
-    assert [text.get_text() for text in axis.get_legend().get_texts()] == ["ours (AP, ± std over seeds)"]
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == ["ours (AP, ± sample std over seeds)"]
     assert [patch.get_height() for patch in axis.patches] == pytest.approx([17.3, 16.9])
+    figure.canvas.draw()  # the legend sits right of the axes, over no bar and no error bar
+    legend = axis.get_legend().get_window_extent()
+    assert legend.x0 >= axis.get_window_extent().x1
 
     both = _table([["demo", "lcp", 16.9, 0.9, math.nan], ["foggy_city", "lcp", 27.5, math.nan, 29.0]])
     axis = ap_figure(both).axes[0]
     assert [text.get_text() for text in axis.get_legend().get_texts()] == [
-        "ours (AP, ± std over seeds)",
+        "ours (AP, ± sample std over seeds)",
         "paper LCP-50 (AP)",
     ]
     assert [patch.get_height() for patch in axis.patches] == pytest.approx([16.9, 27.5, 29.0])
     paper_bar, ours_beside = axis.patches[2], axis.patches[1]
     assert paper_bar.get_x() > ours_beside.get_x()  # beside foggy_city's own bar, not demo's
+
+
+def test_a_row_over_several_seeds_names_all_of_their_runs():
+    # the mean over seeds 0-2 was named after whichever seed's run finished last
+    from lcp.tracking.comparison import _runs_name
+
+    names = ["demo/evaluate/lcp/seed0", "demo/evaluate/lcp/seed2", "demo/evaluate/lcp/seed1"]
+    assert _runs_name(names) == "demo/evaluate/lcp/seed*"
+    assert _runs_name(["demo/evaluate/lcp"]) == "demo/evaluate/lcp"
+    assert _runs_name(["demo/evaluate/lcp/seed0", "old name"]) == "demo/evaluate/lcp/seed0, old name"

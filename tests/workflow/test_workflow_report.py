@@ -198,7 +198,7 @@ def test_metrics_over_seeds_mean_spread_and_paired_gain(tmp_path):
     assert rows["baseline", "0"]["crux_mask_mean"] == ""
 
     summary = (out / "summary.md").read_text()
-    assert "mean ± standard deviation over seeds 0, 1, 2" in summary
+    assert "mean ± sample standard deviation (n - 1) over seeds 0, 1, 2" in summary
     assert "| baseline | 0, 1, 2 | 32.0 ± 2.0 | 52.0 ± 2.0 | 27.0 ± 2.0 |" in summary
     assert "| lcp | 0, 1, 2 | 35.0 ± 1.7 |" in summary
     assert "| 1 | 4.0 | 4.0 | 4.0 |" in summary and "| mean | 3.0 |" in summary and "| std | 1.0 |" in summary
@@ -212,6 +212,34 @@ def test_metrics_over_seeds_mean_spread_and_paired_gain(tmp_path):
     assert "## Class-wise AP (mean over seeds)" in summary and "| car | 32.0 | 34.0 |" in summary
     assert "- lcp/seed2: `" in summary
     assert (out / "classwise.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_numbers_are_rounded_once_when_shown(tmp_path):
+    # rounded to 0.01 when read and to 0.1 when shown, 20.2270 - 20.5815 = -0.3545 read -0.3
+    # and 7.6451 read 7.7; spreads came from the rounded values, a crux mean of 0.000265 read 0.0003
+    evals = []
+    for seed, (base, ours, small) in enumerate([(0.20, 0.20037, 0.07), (0.205815, 0.202270, 0.076451)]):
+        baseline = write_eval(tmp_path / f"b{seed}.json", base, {"car": base}, bbox_mAP_m=small)
+        health = {**crux_health(0.5, collapsed=True), "mask_std": 0.000265 + seed * 2e-6}
+        method = write_eval(tmp_path / f"l{seed}.json", ours, {"car": ours}, bbox_mAP_m=small, crux_health=health)
+        evals += ["--eval", f"baseline/seed{seed}={baseline}", "--eval", f"lcp/seed{seed}={method}"]
+    for name, title, args in (
+        ("metrics", [], ["--csv", str(tmp_path / "m.csv"), "--markdown", str(tmp_path / "summary.md")]),
+        ("robustness", [], ["--csv", str(tmp_path / "r.csv")]),
+    ):
+        sweep = [e.replace("=", "@beta_0.05=", 1) if "=" in e else e for e in evals] if name == "robustness" else evals
+        result = lcp("report", name, *title, *sweep, *args)
+        assert result.returncode == 0, result.stderr
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| 1 | -0.4 |" in summary  # LCP - baseline on seed 1
+    assert "| 0 | 0.0 |" in summary and "-0.0" not in summary  # +0.037 and no negative zero
+    assert "| lcp | 1 | 20.2 | 40.2 | 15.2 | - | 7.6 |" in summary
+    rows = {(row["method"], row["seed"]): row for row in csv.DictReader((tmp_path / "m.csv").open())}
+    assert rows["lcp", "mean"]["crux_mask_std"] == "0.000266"
+    assert float(rows["baseline", "std"]["AP"]) == pytest.approx(math.dist([20.0], [20.5815]) / 2**0.5, abs=0.005)
+    robustness = {(row["method"], row["seed"]): row for row in csv.DictReader((tmp_path / "r.csv").open())}
+    assert robustness["baseline", "std"]["AP"] == "0.41"  # 0.4112 from 20.0 and 20.5815, not 0.4172 from 20.58
+    assert robustness["baseline", "1"]["AP"] == "20.58" and robustness["lcp", "0"]["AP"] == "20.04"
 
 
 def test_a_value_one_seed_lacks_gets_no_mean_over_the_other_seeds(tmp_path):
@@ -274,7 +302,7 @@ def test_robustness_over_seeds(tmp_path):
     assert [(r["method"], r["seed"], r["parameter"], r["value"]) for r in rows] == [
         (method, seed, "beta", "0.05") for method in ("baseline", "lcp") for seed in ("0", "1", "mean", "std")
     ]
-    assert [float(r["AP"]) for r in rows] == pytest.approx([20, 24, 22, 2 * 2**0.5, 25, 27, 26, 2**0.5], abs=1e-3)
+    assert [float(r["AP"]) for r in rows] == pytest.approx([20, 24, 22, 2 * 2**0.5, 25, 27, 26, 2**0.5], abs=0.005)
     assert (tmp_path / "r.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
@@ -491,7 +519,7 @@ def test_html_robustness_table(tmp_path):
     assert result.returncode == 0, result.stderr
     html = (tmp_path / "r.html").read_text()
     assert "<h1>fog: AP against beta</h1>" in html
-    assert '<tr><td>lcp</td><td>beta</td><td class="number">0.05</td><td class="number">25</td>' in html
+    assert '<tr><td>lcp</td><td>beta</td><td class="number">0.05</td><td class="number">25.00</td>' in html
 
 
 def test_data_check_page(tmp_path):
