@@ -20,6 +20,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # What a converter accepts as a source image: whatever OpenCV decodes, written out as .jpg.
 SOURCE_IMAGE_SUFFIXES = frozenset({*IMAGE_SUFFIXES, ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
 JPEG_QUALITY = 95
+# The first and last bytes of a complete JPEG and PNG file.
+JPEG_START, JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
+PNG_START, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
 
 
 def is_image_name(name: str) -> bool:
@@ -86,11 +89,11 @@ def inspect_image_file(path: str | os.PathLike) -> tuple[np.ndarray | None, tupl
     if not data:
         return None, ("empty_image_file", "empty file (0 bytes)")
     body = data.rstrip(b"\x00")
-    if data[:3] == b"\xff\xd8\xff":
-        if not body.endswith(b"\xff\xd9"):
+    if data.startswith(JPEG_START):
+        if not body.endswith(JPEG_END):
             return None, ("truncated_image", "truncated JPEG (no end-of-image marker)")
-    elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        if not body.endswith(b"IEND\xaeB`\x82"):
+    elif data.startswith(PNG_START):
+        if not body.endswith(PNG_END):
             return None, ("truncated_image", "truncated PNG (no IEND chunk)")
     else:
         return None, ("unreadable_image", "not a JPEG or PNG file")
@@ -98,6 +101,36 @@ def inspect_image_file(path: str | os.PathLike) -> tuple[np.ndarray | None, tupl
     if image is None:
         return None, ("unreadable_image", "cannot be decoded")
     return image, None
+
+
+def read_size(path: str | os.PathLike) -> tuple[int, int] | str:
+    """(width, height) of the image file at `path` as mmdet reads it (EXIF quarter turns applied),
+    from its header and its last bytes, without decoding it; else what is wrong with the file
+    (empty, truncated like inspect_image_file says, or not an image)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as file:
+            head = file.read(8)
+            if not head:
+                return "empty file (0 bytes)"
+            end = file.seek(0, os.SEEK_END)
+            file.seek(max(0, end - 4096))
+            tail = file.read().rstrip(b"\x00")
+            if head.startswith(JPEG_START) and not tail.endswith(JPEG_END):
+                return "truncated JPEG (no end-of-image marker)"
+            if head.startswith(PNG_START) and not tail.endswith(PNG_END):
+                return "truncated PNG (no IEND chunk)"
+            file.seek(0)
+            with Image.open(file) as image:
+                width, height = image.size
+                # a JPEG's EXIF lies in its header; a PNG's may follow its pixels, so Pillow would read them all
+                orientation = image.getexif().get(0x0112, 1) if head.startswith(JPEG_START) else 1
+    except (UnidentifiedImageError, SyntaxError, ValueError):  # UnidentifiedImageError is an OSError
+        return "not an image Pillow can read"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    return (height, width) if orientation in QUARTER_TURNS else (width, height)
 
 
 def decode_image(data: bytes, flags: int | None = None) -> np.ndarray | None:
@@ -121,7 +154,7 @@ def exif_orientation(data: bytes) -> int:
 
     from PIL import Image, UnidentifiedImageError
 
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"eXIf" not in data:  # Pillow decodes a whole PNG to look
+    if data.startswith(PNG_START) and b"eXIf" not in data:  # Pillow decodes a whole PNG to look
         return 1
     try:
         with Image.open(io.BytesIO(data)) as image:

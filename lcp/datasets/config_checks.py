@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lcp.data.images import check_image_folder, list_images
+from lcp.data.images import check_image_folder, list_images, read_size
 from lcp.errors import LCPError
 
 
@@ -178,12 +178,15 @@ def check_annotation_file(
     ann_file: str, img_prefix: str | None, classes: Sequence[str] | None = None, need_boxes: bool = False
 ) -> None:
     """A COCO annotation file the dataset can use: categories matching `classes`, at least one
-    image, every image present in `img_prefix` (a stat each, nothing decoded) and, with
-    `need_boxes` (a training set), at least one box to train on.
+    image, every image present in `img_prefix`, complete and of the size the file records (its
+    header and last bytes read, nothing decoded) and, with `need_boxes` (a training set), at
+    least one box to train on.
 
     mmdet would evaluate a set of no images as AP 0 for every class, fail a training set
-    without boxes with "need at least one array to concatenate", and find a missing image
-    only inside a data-loader worker once training has started.
+    without boxes with "need at least one array to concatenate", find a missing, empty or
+    truncated image only inside a data-loader worker once training has started (a traceback
+    that names no file), and read boxes recorded for another size than the file's silently
+    at the wrong place.
     """
     data = read_annotation_file(ann_file)
     if classes:
@@ -197,15 +200,37 @@ def check_annotation_file(
     if not all(isinstance(name, str) and name for name in names):
         raise LCPError(f"{ann_file}: an image has no 'file_name'")
     check_entries(ann_file, data, classes, for_training=need_boxes)
-    missing = [name for name in names if not osp.isfile(osp.join(img_prefix, name) if img_prefix else name)]
+    paths = [osp.join(img_prefix, name) if img_prefix else name for name in names]
+    missing = [name for name, path in zip(names, paths, strict=True) if not osp.isfile(path)]
     if missing:
         raise LCPError(
             f"{ann_file}: {len(missing)} of its {len(names)} images missing from "
             f"{img_prefix or 'the working directory'}, the first {missing[0]}"
         )
+    _check_image_files(ann_file, images, paths)
     if need_boxes and not _has_trainable_box(ann_file, data, classes):
         which = f" of the classes {list(classes)}" if classes else ""
         raise LCPError(f"{ann_file}: no boxes{which} in its {len(images)} images; training needs at least one")
+
+
+def _check_image_files(ann_file: str, images: Sequence[Mapping[str, Any]], paths: Sequence[str]) -> None:
+    """Every image readable, complete and of its recorded size (where it records one)."""
+    wrong = []
+    for image, path in zip(images, paths, strict=True):
+        size = read_size(path)
+        if isinstance(size, str):
+            raise LCPError(f"{path}: {size} (listed in {ann_file})")
+        recorded = (image.get("width"), image.get("height"))
+        if all(isinstance(side, int) and side > 0 for side in recorded) and recorded != size:
+            wrong.append((image["file_name"], recorded, size))
+    if wrong:
+        name, (width, height), (file_width, file_height) = wrong[0]
+        raise LCPError(
+            f"{ann_file}: {len(wrong)} of its {len(images)} images differ from the size it records, the first "
+            f"{name}: recorded {width}x{height}, the file is {file_width}x{file_height} as mmdet reads it (EXIF "
+            "orientation applied), so its boxes would land elsewhere; give the images the size they were "
+            "labelled at, or scale the boxes and the recorded size to the files"
+        )
 
 
 def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False) -> None:

@@ -224,6 +224,64 @@ def test_test_names_an_image_deleted_from_a_converted_set(capsys, scene, checkpo
     assert not eval_json.exists()
 
 
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _halve(path: Path) -> None:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.resize((image.width // 2, image.height // 2)).save(path, quality=95)
+
+
+def _turn_a_quarter(path: Path) -> dict:
+    """Stored 128x96 and recorded so, but EXIF orientation 6: mmdet reads it turned, 96x128."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        exif = image.getexif()
+        exif[0x0112] = 6
+        image.crop((0, 0, 128, 96)).save(path, quality=95, exif=exif)
+    return {"width": 128, "height": 96}
+
+
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda path: path.write_bytes(b""), "{image}: empty file (0 bytes) (listed in {ann})"),
+        (_truncate, "{image}: truncated JPEG (no end-of-image marker) (listed in {ann})"),
+        (
+            _halve,
+            "{ann}: 1 of its 1 images differ from the size it records, the first {name}: recorded 128x128, "
+            "the file is 64x64 as mmdet reads it (EXIF orientation applied), so its boxes would land elsewhere",
+        ),
+        (
+            _turn_a_quarter,
+            "{ann}: 1 of its 1 images differ from the size it records, the first {name}: recorded 128x96, "
+            "the file is 96x128 as mmdet reads it",
+        ),
+    ],
+    ids=["empty", "truncated", "resized", "exif-turned"],
+)
+def test_test_names_a_broken_or_resized_image_before_any_work(capsys, scene, checkpoint, tmp_path, damage, problem):
+    """An empty or truncated image failed inside a data-loader worker with a traceback naming no
+    file; a resized one was evaluated with its boxes at the recorded size: AP near 0, exit 0."""
+    ann = scene / "annotations/clean_test.json"
+    coco = read_coco(ann)
+    name = coco["images"][0]["file_name"]
+    recorded = damage(scene / "clean" / name)
+    if recorded:
+        coco["images"][0].update(recorded)
+        ann.write_text(json.dumps(coco))
+    eval_json = tmp_path / "eval.json"
+    argv = ["test", PLAIN_TINY, str(checkpoint), "--eval-out", str(eval_json), "--no-track"]
+    err = error_line(capsys, [*argv, "--cfg-options", f"data_root={scene}/"])
+    expected = problem.format(image=scene / "clean" / name, ann=ann, name=name)
+    assert err.startswith(f"lcp test: error: {expected}"), err
+    assert not eval_json.exists()
+
+
 def test_test_refuses_a_negative_worker_count(capsys, workspace, checkpoint):
     err = argparse_error(capsys, ["test", PLAIN_TINY, str(checkpoint), "--eval", "bbox", "--workers", "-1"])
     assert err == "lcp test: error: argument --workers: must be >= 0, got -1"
