@@ -47,7 +47,7 @@ def coco_bbox_metrics(dataset, results: list, iou_thrs: list[float] | None = Non
         raise ValueError(f"{len(results)} results for a data set of {len(dataset)} images")
     classes = list(dataset.CLASSES)
     detections = dataset._det2json(results)
-    coco_gt = dataset.coco
+    coco_gt = _evaluation_ground_truth(dataset.coco)
     with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes(detections) if detections else _no_detections(coco_gt)
         evaluator = COCOeval(coco_gt, coco_dt, "bbox")
@@ -83,6 +83,35 @@ def coco_results_json(dataset, results: list) -> str:
     import json
 
     return json.dumps(dataset._det2json(results))
+
+
+def _evaluation_ground_truth(coco):
+    """The ground truth as COCOeval must see it: annotation ids 1..N and `ignore` boxes as crowd.
+
+    COCOeval records a match by the matched box's id and takes an id of 0 for no match, so a
+    detection of the box with id 0 counted as a false positive and the box as missed; it also
+    replaces each box's `ignore` by its `iscrowd`, so a box flagged ignore, which mmdet's
+    training leaves out, had to be found. Both are valid COCO files: evaluating a copy keeps
+    the user's file as it is. A file without either is returned unchanged.
+    """
+    annotations = coco.dataset.get("annotations") or []
+    renumber = any(not isinstance(ann.get("id"), int) or ann.get("id") <= 0 for ann in annotations)
+    ignored = any(ann.get("ignore") and not ann.get("iscrowd") for ann in annotations)
+    if not (renumber or ignored):
+        return coco
+    from pycocotools.coco import COCO
+
+    copy = COCO()
+    copy.dataset = {
+        **coco.dataset,
+        "annotations": [
+            {**ann, "id": number, **({"iscrowd": 1} if ann.get("ignore") else {})}
+            for number, ann in enumerate(annotations, start=1)
+        ],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):
+        copy.createIndex()
+    return copy
 
 
 def _no_detections(coco_gt):

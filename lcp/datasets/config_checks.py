@@ -144,12 +144,15 @@ def _duplicate(values: list) -> Any:
 def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_training: bool) -> None:
     """Ids and boxes that pycocotools and mmdet read without checking.
 
-    Image and annotation ids must be unique integers or strings: pycocotools keeps the later of
-    two images with one id and scores both images' boxes against its detections. An annotation
+    Image and annotation ids must be unique integers or strings, image ids all of one kind:
+    pycocotools keeps the later of two images with one id and scores both images' boxes against
+    its detections, and COCOeval sorts the image ids (after the whole test pass). An annotation
     mmdet's training reads (every one not flagged `ignore`, whatever its category) needs a
     4-number `bbox` and a numeric `area`; for evaluation, COCOeval reads the `bbox` of the
     classes' annotations and the `area` of those not crowd (its area ranges, after the whole
-    test pass)."""
+    test pass). Either way a box of no width or height, or of no area, is refused: mmdet's
+    training drops it (the object becomes background), COCOeval can never match it (a box of
+    no size) or counts it in no size range (a negative area)."""
     images = data["images"]
     annotations = data.get("annotations") or []
     if not isinstance(annotations, list) or not all(isinstance(ann, dict) for ann in annotations):
@@ -161,6 +164,8 @@ def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_
             raise LCPError(f"{ann_file}: {key}[{bad}] has id {ids[bad]!r}, neither an integer nor a string")
         if (twice := _duplicate(ids)) is not None:
             raise LCPError(f"{ann_file}: {key[:-1]} id {twice!r} appears twice; ids must be unique")
+    if len({type(image["id"]) for image in images}) > 1:
+        raise LCPError(f"{ann_file}: its image ids mix integers and strings; give them all as one or the other")
     evaluated = _class_category_ids(data, classes)
     for index, ann in enumerate(annotations):
         category = ann.get("category_id")
@@ -170,8 +175,18 @@ def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
             raise LCPError(f"{ann_file}: annotations[{index}] has bbox {bbox!r}, not [x, y, width, height]")
-        if (for_training or not ann.get("iscrowd")) and not _is_number(ann.get("area")):
+        if not (bbox[2] > 0 and bbox[3] > 0):
+            raise LCPError(f"{ann_file}: annotations[{index}] has bbox {bbox!r}, a box of no width or height")
+        if ann.get("iscrowd") and not for_training:
+            continue
+        area = ann.get("area")
+        if not _is_number(area):
             raise LCPError(f"{ann_file}: annotations[{index}] has no numeric 'area', which mmdet and COCOeval read")
+        if not area > 0:
+            raise LCPError(
+                f"{ann_file}: annotations[{index}] has area {area!r}; mmdet trains on no box of area 0 or "
+                "less and COCOeval counts it in no size range: give the object's area (width x height for a box)"
+            )
 
 
 def check_annotation_file(
@@ -199,6 +214,8 @@ def check_annotation_file(
     names = [image.get("file_name") if isinstance(image, dict) else None for image in images]
     if not all(isinstance(name, str) and name for name in names):
         raise LCPError(f"{ann_file}: an image has no 'file_name'")
+    if (twice := _duplicate(names)) is not None:  # its boxes would count twice against one image's detections
+        raise LCPError(f"{ann_file}: {twice} is listed twice, as two images; list each file once")
     check_entries(ann_file, data, classes, for_training=need_boxes)
     paths = [osp.join(img_prefix, name) if img_prefix else name for name in names]
     missing = [name for name, path in zip(names, paths, strict=True) if not osp.isfile(path)]

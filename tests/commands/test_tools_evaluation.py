@@ -96,6 +96,46 @@ def test_no_detections_follow_cocoeval_for_iou_thresholds_and_ignore_flags(test_
     assert coco_bbox_metrics(ignored, empty) == coco_bbox_metrics(ignored, useless)
 
 
+def _edited(dataset, edit):
+    edited = copy.deepcopy(dataset)
+    for index, ann in enumerate(edited.coco.dataset["annotations"]):
+        edit(index, ann)
+    edited.coco.createIndex()
+    return edited
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda index, ann: ann.update(id=0) if index == 3 else None,
+        lambda index, ann: ann.update(id=index),  # 0, 1, ...
+        lambda index, ann: ann.update(id=f"box{index}"),
+    ],
+    ids=["one-id-0", "ids-from-0", "string-ids"],
+)
+def test_perfect_detections_score_one_whatever_the_annotation_ids(test_set, edit):
+    """COCOeval takes a matched box's id of 0 for no match: AP 0.94 for ground truth as detections
+    with one id 0; string ids failed in COCOeval after the whole test pass."""
+    edited = _edited(test_set, edit)
+    metrics = coco_bbox_metrics(edited, detections_from_ground_truth(edited))
+    assert metrics["bbox_mAP"] == pytest.approx(1.0)
+    assert metrics["classwise"] == {name: pytest.approx(1.0) for name in test_set.CLASSES}
+    assert edited.coco.dataset["annotations"][3]["id"] != 4  # the user's file is left as it is
+
+
+def test_boxes_flagged_ignore_need_not_be_found(test_set):
+    """pycocotools replaces `ignore` by `iscrowd`: a box mmdet's training leaves out had to be
+    detected, and the ground truth less those boxes scored 0.8 instead of 1."""
+    edited = _edited(test_set, lambda index, ann: ann.update(ignore=1) if index % 3 == 0 else None)
+    results = detections_from_ground_truth(edited)  # mmdet's get_ann_info leaves ignored boxes out
+    detected = sum(len(boxes) for image in results for boxes in image)
+    assert 0 < detected < len(edited.coco.dataset["annotations"])
+    metrics = coco_bbox_metrics(edited, results)
+    assert metrics["bbox_mAP"] == pytest.approx(1.0)
+    with_ignored = _edited(test_set, lambda index, ann: None)
+    assert coco_bbox_metrics(with_ignored, results)["bbox_mAP"] < 0.9  # without the flags those boxes are missed
+
+
 def test_classwise_ap_follows_the_category_ids_not_their_order_in_the_file(test_set):
     """COCOeval sorts category ids: with ids 3, 1, 2 for circle, square, triangle, perfect circle
     detections were reported as triangle's AP."""

@@ -120,12 +120,14 @@ def test_train_refuses_a_training_set_whose_boxes_are_all_of_other_classes(capsy
     [
         (
             lambda ann, size: ann.update(area=0),
-            "no boxes of the classes ['circle', 'square', 'triangle'] in its 2 images",
+            "annotations[0] has area 0; mmdet trains on no box of area 0 or less and COCOeval counts it in no "
+            "size range",
         ),
+        (lambda ann, size: ann["bbox"].__setitem__(2, 0), "annotations[0] has bbox ["),
         (lambda ann, size: ann.update(bbox=[size + 5, 0, 10, 10]), "no boxes of the classes"),  # outside the image
         (lambda ann, size: ann.pop("area"), "annotations[0] has no numeric 'area', which mmdet and COCOeval read"),
     ],
-    ids=["zero-area", "outside", "no-area"],
+    ids=["zero-area", "zero-width", "outside", "no-area"],
 )
 def test_train_refuses_boxes_mmdet_would_drop_or_crash_on(capsys, workspace, tmp_path, edit, problem):
     """The check counted every box at least 1 px wide and high; mmdet also drops boxes of no
@@ -280,6 +282,39 @@ def test_test_names_a_broken_or_resized_image_before_any_work(capsys, scene, che
     expected = problem.format(image=scene / "clean" / name, ann=ann, name=name)
     assert err.startswith(f"lcp test: error: {expected}"), err
     assert not eval_json.exists()
+
+
+def _list_the_first_file_twice(coco: dict) -> None:
+    coco["images"].append({**coco["images"][0], "id": 999})
+
+
+def _mix_image_id_kinds(coco: dict) -> None:
+    coco["images"].append({**coco["images"][0], "id": "extra", "file_name": coco["images"][0]["file_name"]})
+    coco["images"][-1]["file_name"] = "../clean/" + coco["images"][0]["file_name"]
+
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (lambda coco: coco["annotations"][1].update(area=-1), "annotations[1] has area -1; "),
+        (lambda coco: coco["annotations"][1]["bbox"].__setitem__(3, -3), "annotations[1] has bbox ["),
+        (_list_the_first_file_twice, "{name} is listed twice, as two images; list each file once"),
+        (_mix_image_id_kinds, "its image ids mix integers and strings"),
+    ],
+    ids=["negative-area", "negative-height", "file-twice", "mixed-ids"],
+)
+def test_test_refuses_entries_cocoeval_scores_wrong(capsys, scene, checkpoint, tmp_path, edit, problem):
+    """Each gave another AP with exit 0 (a negative area counts in no size range, a box of no
+    height is never matched, a file listed twice counts its boxes twice) or failed in COCOeval
+    after the whole test pass (image ids of two kinds)."""
+    ann = scene / "annotations/clean_test.json"
+    coco = read_coco(ann)
+    edit(coco)
+    ann.write_text(json.dumps(coco))
+    argv = ["test", PLAIN_TINY, str(checkpoint), "--eval", "bbox", "--no-track"]
+    err = error_line(capsys, [*argv, "--cfg-options", f"data_root={scene}/"])
+    expected = problem.format(name=coco["images"][0]["file_name"])
+    assert err.startswith(f"lcp test: error: {ann}: {expected}"), err
 
 
 def test_test_refuses_a_negative_worker_count(capsys, workspace, checkpoint):

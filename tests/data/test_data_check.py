@@ -203,6 +203,7 @@ def test_annotation_problems_are_each_named(scene):
         coco["images"][0]["width"] = SIZE * 2  # wrong recorded size
         coco["annotations"][5]["bbox"] = [float("nan"), 5, 10, float("nan")]  # passed every comparison
         coco["annotations"][6]["bbox"] = [True, 5, 10, 10]
+        coco["annotations"][7]["area"] = 0  # mmdet trains on no such box; COCOeval counts it in no size range
 
     edit(train, break_it)
     edit(scene / "annotations" / "lowq_test.json", lambda coco: coco["categories"].append({"id": 4, "name": "hexagon"}))
@@ -229,6 +230,10 @@ def test_annotation_problems_are_each_named(scene):
         "invalid_box",
     }
     assert len(errors["invalid_box"]["items"]) == 2
+    assert [item["detail"].rsplit(": ", 1)[1] for item in errors["box_nonpositive_area"]["items"]] == [
+        "width 0, height 10",
+        "area 0",
+    ]
 
 
 def test_annotation_files_that_would_train_or_score_wrongly_are_named(scene):

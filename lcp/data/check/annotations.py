@@ -84,6 +84,10 @@ def check_annotations(
             continue
         annotated.add(ann["image_id"])
         _check_box(ann["bbox"], image["file_name"], file_sizes.get(ann["image_id"]), where, path, findings)
+        area = ann.get("area")
+        if not ann.get("iscrowd") and not (_is_coordinate(area) and area > 0):
+            # mmdet trains on no such box, COCOeval counts it in no size range (or crashes without one)
+            findings.error("box_nonpositive_area", path, f"{where} on {image['file_name']}: area {area!r}")
     for image in coco["images"]:
         if image["id"] not in annotated:
             findings.warning("images_without_annotations", path, f"{image['file_name']} has no boxes")
