@@ -94,8 +94,25 @@ def checked_training_config(request: TrainingRequest):
     key = "resume_from" if cfg.resume_from else "load_from"
     if cfg.get(key) and not saved_by_torch(cfg[key]):
         raise LCPError(f"{cfg[key]}: not a PyTorch checkpoint ({key}: not in one of torch.save's formats)")
+    if key == "load_from" and cfg.get("load_from"):
+        _check_initial_classes(cfg, request.config)
     prepare_pretrained_init(cfg, request.config)
     return cfg, work_dir
+
+
+def _check_initial_classes(cfg, config: str) -> None:
+    """load_from matches heads by index: a checkpoint trained for the same classes in another
+    order would start each class from another class's weights, with no key missing to say so
+    (other classes, or another number of them, are a fine-tuning like any other)."""
+    from lcp.apis.inference import checkpoint_classes
+
+    trained, wanted = checkpoint_classes(cfg.load_from), cfg.get("classes")
+    if trained and wanted and tuple(trained) != tuple(wanted) and sorted(trained) == sorted(wanted):
+        raise LCPError(
+            f"{cfg.load_from}: trained for classes {list(trained)}, which {config} lists in another order, "
+            f"{list(wanted)}, so each class would start from another's weights; list the classes in the "
+            "checkpoint's order (the annotation files' category ids ascending in it)"
+        )
 
 
 @stdout_to_stderr

@@ -144,6 +144,36 @@ def test_train_refuses_boxes_mmdet_would_drop_or_crash_on(capsys, workspace, tmp
     assert not (tmp_path / "work").exists()
 
 
+def test_train_refuses_an_initial_checkpoint_of_the_same_classes_in_another_order(
+    capsys, workspace, checkpoint, tmp_path
+):
+    """mmdet loads heads by index: square's classifier started from circle's, with no key missing."""
+    demo = workspace / "demo"
+    swapped = {1: 2, 2: 1, 3: 3}  # square first
+    for split in ("train", "test"):
+        coco = read_coco(demo / f"annotations/clean_{split}.json")
+        for ann in coco["annotations"]:
+            ann["category_id"] = swapped[ann["category_id"]]
+        coco["categories"] = [{"id": 1, "name": "square"}, {"id": 2, "name": "circle"}, {"id": 3, "name": "triangle"}]
+        (tmp_path / f"square_first_{split}.json").write_text(json.dumps(coco))
+    err = training_set_refusal(
+        capsys,
+        tmp_path,
+        demo,
+        tmp_path / "square_first_train.json",
+        f"test_ann={tmp_path / 'square_first_test.json'}",
+        "classes=(square,circle,triangle)",
+        f"load_from={checkpoint}",
+    )
+    assert err == (
+        f"lcp train: error: {checkpoint}: trained for classes ['circle', 'square', 'triangle'], which "
+        f"{PLAIN_TINY} lists in another order, ['square', 'circle', 'triangle'], so each class would start "
+        "from another's weights; list the classes in the checkpoint's order (the annotation files' category "
+        "ids ascending in it)"
+    )
+    assert not (tmp_path / "work").exists()
+
+
 def test_train_refuses_zero_epochs(capsys, workspace, tmp_path):
     err = error_line(
         capsys,
