@@ -16,7 +16,8 @@ Rules:
     and refused where the image's EXIF orientation turns its stored pixels a quarter.
   * a missing image file, an image listed twice, an annotation naming an unknown image or
     category, or a malformed entry: error naming the json file and the entry.
-  * images left with no box are kept as negatives unless --drop-empty.
+  * images left with no box are kept unless --drop-empty; the evaluation scores them (a detection on one
+    is a false positive), mmdet's training skips them (filter_empty_gt).
 """
 
 from __future__ import annotations

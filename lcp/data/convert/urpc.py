@@ -10,7 +10,9 @@ Rules:
     any other class name is an error naming the xml file.
   * boxes reaching outside the decoded image are clipped (boxes left without area are
     dropped), and both are reported; the xml <size> is not trusted.
-  * images left with no box (e.g. only waterweed) are kept as negatives unless --drop-empty.
+  * images left with no box (e.g. only waterweed) are kept unless --drop-empty; the evaluation
+    scores them (a detection on one is a false positive), mmdet's training skips them
+    (filter_empty_gt).
   * an xml whose image is missing, or an unreadable xml or image: error naming the file.
     An image without an xml (e.g. the unlabelled test images) is skipped with a warning.
   * URPC2020 publishes no labelled test split: a seeded --test-fraction draw (default 0.2)

@@ -14,7 +14,8 @@ Rules:
     training and evaluation, as VOC's own evaluation ignores them.
   * an xml whose image is missing, or an unreadable xml or image: error naming the file.
     An image without an xml is skipped with a warning.
-  * images left with no box are kept as negatives unless --drop-empty.
+  * images left with no box are kept unless --drop-empty; the evaluation scores them (a detection on one
+    is a false positive), mmdet's training skips them (filter_empty_gt).
   * split: --test-list (e.g. ImageSets/Main/test.txt) or a seeded --test-fraction draw.
 """
 

@@ -18,8 +18,9 @@ Rules:
     reported.
   * two images of one stem in one folder (a.jpg, a.png) are an error: one label file
     cannot say which image its boxes belong to.
-  * an image without a label file has no objects (YOLO's convention) and is kept as a
-    negative unless --drop-empty; a label file without an image is an error.
+  * an image without a label file has no objects (YOLO's convention) and is kept unless
+    --drop-empty (the evaluation scores it, mmdet's training skips it: filter_empty_gt); a label
+    file without an image is an error.
   * split: the first folder below images/ when its name starts with train (-> train), or
     val or test (-> test), as in Ultralytics' train2017/val2017; without such folders a
     seeded --test-fraction draw (default 0.2).
