@@ -285,7 +285,8 @@ def test_test_refuses_annotations_pycocotools_would_score_wrongly(
     import json
 
     coco = json.loads((demo / "annotations" / "lowq_test.json").read_text())
-    coco["images"].append(dict(coco["images"][0], id=99))  # a second image (the 3-image scene tests on one)
+    train = json.loads((demo / "annotations" / "lowq_train.json").read_text())
+    coco["images"].append(dict(train["images"][0], id=99))  # a second image (the 3-image scene tests on one)
     coco["annotations"] = [dict(ann, id=index + 1) for index, ann in enumerate(coco["annotations"])]
     problem = problem.format(coco["images"][0]["id"] if "image id" in problem else coco["annotations"][0]["id"])
     edit(coco)
