@@ -251,6 +251,10 @@ class WorkflowSession:
             {f"{key}.path": recipe["path"], **option_paths(recipe.get("options", {}), key, takes)}
         )
 
+    def convert_fingerprint(self, wildcards: Wildcards) -> str:
+        """lcp.workflow.inputs.source_fingerprint of the converted set's sources."""
+        return inputs.source_fingerprint(self.convert_sources(wildcards))
+
     def synthesis_sources(self, wildcards: Wildcards) -> list[str]:
         """The clean image set a synthesised set is made from, and any depth folders it reads."""
         recipe, key = self.image_set(wildcards)

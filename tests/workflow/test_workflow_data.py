@@ -65,6 +65,17 @@ def test_custom_scene_converts_synthesises_and_checks(tmp_path):
     # the training steps read what the check passed
     assert planned_jobs(snakemake(tmp_path, "-n", "results/custom/pretrain/latest.pth").stdout) == {"pretrain": 1}
 
+    # a source file added in a subfolder, or rewritten in place, reconverts the set: snakemake
+    # saw the folder's own time only, and the old conversion was used silently
+    assert planned_jobs(snakemake(tmp_path, "-n", target).stdout) == {}
+    write_street(source / "JPEGImages" / "street_000.jpg", seed=99)
+    redo = {"convert_image_set": 1, "synthesize_image_set": 1, "check_data": 1}
+    assert planned_jobs(snakemake(tmp_path, "-n", target).stdout) == redo
+    assert snakemake(tmp_path, "-c2", target, timeout=300).returncode == 0
+    write_street(source / "JPEGImages" / "street_010.jpg", seed=10)
+    write_voc_xml(source / "Annotations" / "street_010.xml", "street_010.jpg", [("car", 40, 35, 80, 60)], size=(96, 64))
+    assert planned_jobs(snakemake(tmp_path, "-n", target).stdout) == redo
+
 
 def test_foggy_cityscapes_scene_converts_both_image_sets(tmp_path):
     """The published foggy_city scene's own recipe, pointed at a tiny Cityscapes: the clear
