@@ -165,6 +165,10 @@ def seed_numpy_cannot_take(config):
     config["scenes"]["demo"]["seeds"] = [4294967296, 1]
 
 
+def class_with_a_space(config):  # mmcv's --cfg-options dropped the space: every pretraining stopped
+    config["scenes"]["demo"]["classes"][1] = "traffic light"
+
+
 def data_dir_with_a_space(config):
     config["data_dir"] = "my data"
 
@@ -224,6 +228,7 @@ def shared_set_made_two_ways(config):
             seed_numpy_cannot_take,
             "invalid config: scenes.demo.seeds.0: 4294967296 is greater than the maximum of 4294967295",
         ),
+        (class_with_a_space, "invalid config: scenes.demo.classes.1: 'traffic light' does not match"),
         (data_dir_with_a_space, "invalid config: data_dir: 'my data' does not match"),
         (data_dir_with_a_quote, "invalid config: data_dir: \"Bob's_data\" does not match"),
         (data_dir_with_braces, "invalid config: data_dir: 'data{v}' does not match"),
