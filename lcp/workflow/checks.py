@@ -26,6 +26,9 @@ from lcp.workflow.scenes import (
     resource_rules,
 )
 
+# Converter options that re-split a set's images into train and test.
+SPLIT_OPTIONS = ("test-fraction", "test-list")
+
 
 def scene_reference_problems(config: Mapping) -> list[str]:
     """What the schema cannot express: names that must refer to other entries, files that
@@ -73,6 +76,15 @@ def scene_reference_problems(config: Mapping) -> list[str]:
                         f"{key}.image_sets.{set_name}.{where}: {value!r} holds a brace, which Snakemake reads as a "
                         "wildcard; link the folder under a name without braces and give that"
                     )
+            options = recipe.get("options", {})
+            if recipe.get("convert") == "coco" and not (
+                {"train", "test"} <= set(options) or {*SPLIT_OPTIONS} & set(options)
+            ):
+                # the converter keeps each file's split: one split only, and the job's other file never appears
+                problems.append(
+                    f"{key}.image_sets.{set_name}.options: a coco set needs both `train: JSON` and `test: JSON`, "
+                    "or one of them split with `test-fraction: 0.2`; the scene trains and evaluates on it"
+                )
             tool = ("convert", recipe["convert"]) if "convert" in recipe else ("synth", recipe["synthesize"])
             problems += unknown_option_problems(
                 f"{key}.image_sets.{set_name}.options", recipe.get("options", {}), *tool

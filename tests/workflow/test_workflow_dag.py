@@ -149,6 +149,14 @@ def shared_folder_other_classes(config):
     config["scenes"]["rainy_city"]["classes"] = ["car", "person", "traffic light"]
 
 
+def coco_set_with_a_train_file_alone(config):  # it converted, then its missing test file failed three times
+    config["scenes"]["custom"]["image_sets"]["clear"] = {
+        "convert": "coco",
+        "path": "/datasets/my_coco/images",
+        "options": {"train": "/datasets/my_coco/train.json"},
+    }
+
+
 def misspelt_check_option(config):
     config["scenes"]["demo"]["check_options"] = {"max-erase-share": 0.2}
 
@@ -241,6 +249,11 @@ def shared_set_made_two_ways(config):
             misspelt_check_option,
             "scenes.demo.check_options.max-erase-share: `lcp data check` has no option --max-erase-share; "
             "did you mean max-erased-share?",
+        ),
+        (
+            coco_set_with_a_train_file_alone,
+            "scenes.custom.image_sets.clear.options: a coco set needs both `train: JSON` and `test: JSON`, or one "
+            "of them split with `test-fraction: 0.2`",
         ),
         (misspelt_sweep_parameter, "scenes.custom.robustness.sweep.betta: `lcp data synth fog` has no option --betta"),
         (sweep_without_degradation, "scenes.urpc.robustness: needs a `degradation` to synthesise the sweep with"),
