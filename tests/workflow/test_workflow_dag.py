@@ -149,6 +149,16 @@ def shared_folder_other_classes(config):
     config["scenes"]["rainy_city"]["classes"] = ["car", "person", "traffic light"]
 
 
+def recipe_key_misspelt(config):  # "... is not valid under any of the given schemas", naming no key
+    clear = config["scenes"]["custom"]["image_sets"]["clear"]
+    clear["pth"] = clear.pop("path")
+
+
+def synthesis_misspelt(config):
+    foggy = config["scenes"]["custom"]["image_sets"]["foggy"]
+    foggy["synthesise"] = foggy.pop("synthesize")
+
+
 def coco_set_with_a_train_file_alone(config):  # it converted, then its missing test file failed three times
     config["scenes"]["custom"]["image_sets"]["clear"] = {
         "convert": "coco",
@@ -249,6 +259,16 @@ def shared_set_made_two_ways(config):
             misspelt_check_option,
             "scenes.demo.check_options.max-erase-share: `lcp data check` has no option --max-erase-share; "
             "did you mean max-erased-share?",
+        ),
+        (
+            recipe_key_misspelt,
+            "invalid config: scenes.custom.image_sets.clear: Additional properties are not allowed ('pth' was "
+            "unexpected); did you mean 'path' for 'pth'?",
+        ),
+        (
+            synthesis_misspelt,
+            "invalid config: scenes.custom.image_sets.foggy: Additional properties are not allowed ('synthesise' "
+            "was unexpected); did you mean 'synthesize' for 'synthesise'?",
         ),
         (
             coco_set_with_a_train_file_alone,

@@ -10,12 +10,13 @@ import os
 import sys
 from pathlib import Path
 
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
 from lcp.workflow import commands, inputs, paths
+from lcp.workflow.config_errors import describe as describe_schema_error
 from lcp.workflow.preflight import UNFIXABLE_FUNCTIONS
 from lcp.workflow.overrides import retype_config_overrides
 from lcp.workflow.scenes import METHODS, NAME_PATTERN, SPLITS, alternatives
@@ -42,9 +43,7 @@ def validate_config(config):
         error = exc.__context__
         if not isinstance(error, ValidationError):
             raise
-        error = best_match([error])
-        where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-        stop(f"invalid config: {where}: {error.message}")
+        stop(f"invalid config: {describe_schema_error(error)}")
 
 
 retype_config_overrides(config, workflow.config_settings.config)
