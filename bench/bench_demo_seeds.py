@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tiny:
         for step in extra:
             extra[step] += ["runner.max_epochs=1", "evaluation.interval=1", "lr_config.step=[1]"]
-        extra["lcp"] += ["mode_plan.num_epoch=[1,1,1]", "mode_plan.modes=[crux_learner,crux_learner,alter]"]
+        extra["lcp"] += ["mode_plan.num_epoch=[1]", "mode_plan.modes=[crux_learner]"]
     if not data.is_dir():
         demo = dict(scene["demo"], **({"num_images": 12, "size": 128} if args.tiny else {}))
         command = [lcp, "data", "demo", "--out", str(data), "--no-progress"]

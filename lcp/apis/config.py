@@ -250,6 +250,26 @@ def check_mode_plan_used(cfg, source: str) -> None:
                 )
 
 
+def check_mode_plan_length(cfg, source: str) -> None:
+    """Refuse a training config whose TrainModeHook's plan is malformed, shorter than
+    runner.max_epochs, or longer so that a train mode of the plan is never reached
+    (lcp.modes.check_plan_length): the hook itself would find those only once the run starts,
+    the last not at all. A config without the hook passes."""
+    from lcp.modes import check_plan, check_plan_length
+
+    for index, hook in enumerate(cfg.get("custom_hooks") or []):
+        if not isinstance(hook, Mapping) or hook.get("type") != "TrainModeHook":
+            continue
+        plan, name = (cfg.mode_plan, "mode_plan") if cfg.get("mode_plan") else (hook, f"custom_hooks.{index}")
+        num_epoch, modes = plan.get("num_epoch"), plan.get("modes")
+        if not isinstance(num_epoch, (list, tuple)) or not isinstance(modes, (list, tuple)):
+            return  # the hook's defaults, or references the hook's build resolves
+        check_plan(num_epoch, modes, f"{source}: {name}")
+        max_epochs = (cfg.get("runner") or {}).get("max_epochs")
+        if isinstance(max_epochs, int) and not isinstance(max_epochs, bool):
+            check_plan_length(num_epoch, modes, max_epochs, f"{source}: {name}.num_epoch")
+
+
 def _forget_temporary_files(traceback) -> None:
     """mmcv's Config.fromfile fails inside a temporary folder that it removes on the way out,
     leaving its open temporary copy of the config in the traceback's frames; closing that copy

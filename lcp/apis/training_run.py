@@ -322,7 +322,10 @@ def _log_to_file(log_file: Path, log_level: str, rank: int = 0) -> logging.Logge
 
 def _check_schedule(cfg, source: str) -> None:
     """Refuse a runner that would train nothing: mmcv's runners run 0 epochs (or iterations)
-    without complaint and the command would exit 0 with no trained model."""
+    without complaint and the command would exit 0 with no trained model; and an LCP mode plan
+    that does not cover the run's epochs."""
+    from lcp.apis.config import check_mode_plan_length
+
     runner = cfg.get("runner") or {}
     if runner.get("type", "EpochBasedRunner") != "EpochBasedRunner":
         # LCP's mode plan is per epoch, and RandomStateHook restores an epoch's random state;
@@ -338,6 +341,7 @@ def _check_schedule(cfg, source: str) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             name = key if key == "total_epochs" else f"runner.{key}"
             raise LCPError(f"{source}: {name}={value!r} trains nothing; give a whole number of 1 or more")
+    check_mode_plan_length(cfg, source)
 
 
 def _enable_auto_scale_lr(cfg, source: str) -> None:

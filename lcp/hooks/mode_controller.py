@@ -12,21 +12,7 @@ from collections.abc import Sequence
 from mmcv.runner import HOOKS, Hook
 
 from lcp.errors import LCPError
-from lcp.modes import ALTER, CATCH_UP, CRUX, PLAN_MODES, TRAIN_MODES
-
-
-def check_plan(num_epoch: Sequence[int], modes: Sequence[str]) -> None:
-    """Raise LCPError naming the TrainModeHook setting that is wrong."""
-    if len(num_epoch) != len(modes) or not modes:
-        raise LCPError(
-            f"TrainModeHook: num_epoch {list(num_epoch)} and modes {list(modes)} "
-            "must be non-empty and of the same length"
-        )
-    for i, (count, mode) in enumerate(zip(num_epoch, modes, strict=True)):
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise LCPError(f"TrainModeHook: num_epoch[{i}] = {count!r} is not a positive integer")
-        if mode not in PLAN_MODES:
-            raise LCPError(f"TrainModeHook: modes[{i}] = {mode!r} is not one of {list(PLAN_MODES)}")
+from lcp.modes import ALTER, CATCH_UP, CRUX, TRAIN_MODES, check_plan, check_plan_length
 
 
 def mode_for_epoch(epoch: int, num_epoch: Sequence[int], modes: Sequence[str]) -> str:
@@ -66,11 +52,9 @@ class TrainModeHook(Hook):
         max_epochs = getattr(runner, "max_epochs", None)
         if max_epochs is None:
             raise LCPError("TrainModeHook: needs an epoch-based runner (runner.max_epochs is not set)")
-        if max_epochs > sum(self.num_epoch):
-            raise LCPError(
-                f"TrainModeHook: the plan num_epoch={self.num_epoch} covers {sum(self.num_epoch)} "
-                f"epochs but the runner trains {max_epochs}"
-            )
+        cut = check_plan_length(self.num_epoch, self.modes, max_epochs, "TrainModeHook: num_epoch")
+        if cut:
+            runner.logger.warning(cut)
         if not hasattr(self._detector(runner), "set_train_mode"):
             raise LCPError(
                 f"TrainModeHook: the model {type(self._detector(runner)).__name__} has no train modes; use LCPDetector"

@@ -4,7 +4,8 @@ retries that cannot help. lcp.workflow.session and lcp.workflow.checks call thes
 - yaml_problem: a config file that is not valid YAML, or gives a key twice, with its line and
   column (snakemake's own message names neither; a key given twice it keeps silently).
 - check_model_step: a scene's mmdet config read with the --cfg-options its jobs will pass, so
-  that a misspelt key or a value of the wrong kind stops the run instead of a job hours later.
+  that a misspelt key, a value of the wrong kind or an LCP mode plan that does not cover the
+  run's epochs stops the run instead of a job hours later.
 - missing_images: the images of a converted set that are no longer in its folder (the
   converter ran in an earlier run; a later deletion would only show inside a training job).
 - image_source, same_images: whether a scene's clean and low-quality sets are converted
@@ -99,10 +100,10 @@ def yaml_problem(path: str | Path) -> str | None:
 
 @cache
 def _check_config(config: str, options: tuple[str, ...]) -> None:
-    from lcp.apis.config import read_config
+    from lcp.apis.config import check_mode_plan_length, read_config
     from lcp.apis.options import parse_cfg_options
 
-    read_config(config, parse_cfg_options(list(options)), import_modules=False)
+    check_mode_plan_length(read_config(config, parse_cfg_options(list(options)), import_modules=False), config)
 
 
 def check_model_step(config: str, options: Sequence[str], scene_options: Mapping[str, object], where: str) -> None:

@@ -181,9 +181,9 @@ def run_toy_training(
     runner.register_hook(
         HOOKS.build(
             dict(
-                type="TrainModeHook",
-                num_epoch=[1, 1, max(1, epochs - 2)],
-                modes=["catch_up_learner", "crux_learner", "alter"],
+                type="TrainModeHook",  # catch-up, crux, then alternating: as many phases as epochs allow
+                num_epoch=[1, 1, epochs - 2][: min(epochs, 3)],
+                modes=["catch_up_learner", "crux_learner", "alter"][: min(epochs, 3)],
             )
         )
     )

@@ -78,12 +78,33 @@ def test_hook_follows_the_plan_and_resuming_anywhere_gives_the_same_modes(runner
         assert modes_from(runner, start_epoch) == PUBLISHED[start_epoch - 1 :], start_epoch
 
 
-def test_hook_refuses_a_run_longer_than_its_plan():
+@pytest.mark.parametrize(
+    "max_epochs, consequence",
+    [
+        (30, "epochs 25-30 would have no mode"),
+        # a run cut to 6 epochs trained the catch-up learner alone, its detector not at all
+        (6, r"the run would end before its first crux_learner epoch \(7\), so it never trains the crux_learner"),
+    ],
+)
+def test_hook_refuses_a_run_its_plan_does_not_fit(max_epochs, consequence):
     model = build(tiny_lcp_cfg())
-    runner = EpochBasedRunner(model, logger=logging.getLogger("lcp-test-modes"), max_epochs=30)
+    runner = EpochBasedRunner(model, logger=logging.getLogger("lcp-test-modes"), max_epochs=max_epochs)
     runner.register_hook(TrainModeHook(**PLAN))
-    with pytest.raises(LCPError, match="covers 24 epochs but the runner trains 30"):
+    plan = rf"num_epoch = \[6, 6, 12\] plans 24 epochs but runner.max_epochs = {max_epochs}: {consequence}"
+    with pytest.raises(LCPError, match=plan):
         runner.call_hook("before_run")
+
+
+def test_a_run_that_reaches_both_modes_may_stop_before_its_plan_ends_with_a_warning(caplog):
+    model = build(tiny_lcp_cfg())
+    runner = EpochBasedRunner(model, logger=logging.getLogger("lcp-test-modes"), max_epochs=8)
+    runner.register_hook(TrainModeHook(**PLAN))
+    with caplog.at_level(logging.WARNING, logger="lcp-test-modes"):
+        runner.call_hook("before_run")
+    assert caplog.messages == [
+        "TrainModeHook: num_epoch = [6, 6, 12] plans 24 epochs but runner.max_epochs = 8: epochs 9-24 of the plan "
+        "are not trained"
+    ]
 
 
 def test_the_detector_and_the_plan_know_the_same_modes():

@@ -49,6 +49,14 @@ def mode_plan_by_list_position(config):
     options["custom_hooks.1.num_epoch"] = options.pop("mode_plan.num_epoch")
 
 
+def run_shorter_than_its_mode_plan_reaches(config):
+    config["scenes"]["demo"]["lcp"]["cfg_options"]["runner.max_epochs"] = 1  # the plan is [1,1,4]
+
+
+def mode_plan_of_no_epochs(config):
+    config["scenes"]["demo"]["lcp"]["cfg_options"]["mode_plan.num_epoch"] = "[1,1,0]"
+
+
 def plain_config_for_lcp(config):
     config["scenes"]["demo"]["lcp"]["config"] = "config/mmdet/cascade_rcnn_tiny_demo.py"
     config["scenes"]["demo"]["lcp"]["cfg_options"] = {}
@@ -94,6 +102,23 @@ def plain_config_for_lcp(config):
                 f"invalid config: {SOURCE}: scenes.demo.lcp.config: config/mmdet/lcp_tiny_demo.py: "
                 "custom_hooks.1 (TrainModeHook) has num_epoch=[1, 1, 4], which ignores the config's "
                 "mode_plan; set the plan there (--cfg-options mode_plan.num_epoch=[1,1,4])"
+            ),
+        ),
+        (
+            # a run cut short trained the catch-up learner alone, its detector not at all, exit 0
+            run_shorter_than_its_mode_plan_reaches,
+            (
+                f"invalid config: {SOURCE}: scenes.demo.lcp.config: config/mmdet/lcp_tiny_demo.py: "
+                "mode_plan.num_epoch = [1, 1, 4] plans 6 epochs but runner.max_epochs = 1: the run would end "
+                "before its first crux_learner epoch (2), so it never trains the crux_learner"
+            ),
+        ),
+        (
+            # refused only once pretraining had run, as "TrainModeHook: TrainModeHook: num_epoch[2] = 0 ..."
+            mode_plan_of_no_epochs,
+            (
+                f"invalid config: {SOURCE}: scenes.demo.lcp.config: config/mmdet/lcp_tiny_demo.py: "
+                "mode_plan: num_epoch[2] = 0 is not a positive integer"
             ),
         ),
         (
