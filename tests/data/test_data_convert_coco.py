@@ -247,3 +247,21 @@ def test_a_recorded_size_that_is_no_size_is_not_compared(tmp_path, capsys):
     argv = ["coco", images, tmp_path / "scene", "--train", tmp_path / "train.json", "--classes", "car"]
     code, _, stderr = convert(capsys, *argv, "--workers", "1")
     assert code == 0 and "records" not in stderr, stderr
+
+
+def test_absolute_and_climbing_file_names_are_converted_like_any_other(tmp_path, monkeypatch, capsys):
+    """An absolute file_name (exporters write them) crashed after every image was decoded with
+    "Can't mix absolute and relative paths" when IMAGES was relative; one climbing out with ../
+    beside a file of the same stem was named '..__src__x_jpg.jpg', a hidden file that the data
+    check and training skip."""
+    write_image(tmp_path / "images/day/x.jpg", seed=1)
+    write_image(tmp_path / "src/x.jpg", seed=2)
+    write_image(tmp_path / "images/y.jpg", seed=3)
+    names = [(1, "day/x.jpg"), (2, "../src/x.jpg"), (3, str(tmp_path / "images/y.jpg"))]
+    write_json(tmp_path / "train.json", coco_file(names, [(i, 5, [1, 1, 4, 4]) for i, _ in names]))
+    monkeypatch.chdir(tmp_path)
+    argv = ["coco", "images", "scene", "--train", "train.json", "--test-fraction", "0", "--classes", "car"]
+    code, _, stderr = convert(capsys, *argv)
+    assert code == 0, stderr
+    written = sorted(path.name for path in (tmp_path / "scene/images").glob("*.jpg"))
+    assert written == ["images__day__x_jpg.jpg", "src__x_jpg.jpg", "y.jpg"]

@@ -23,6 +23,7 @@ Rules:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 from numbers import Real
 from pathlib import Path
@@ -95,7 +96,9 @@ def read_coco(path: Path, split: str, images_root: Path, renames: dict[str, str]
     samples: dict[int, Sample] = {}
     for where, entry in _numbered_entries(data, "images", path):
         image_id = _new_id(entry, where, samples, "image")
-        image = images_root / _field(entry, "file_name", str, where)
+        # absolute and normalised: a file_name may be absolute or climb out with ../, and the
+        # output names are made from the paths below the images' common folder
+        image = Path(os.path.abspath(images_root / _field(entry, "file_name", str, where)))
         if not image.is_file():
             raise LCPError(f"{where}: image file {image} not found")
         samples[image_id] = Sample(image, split, recorded_size=_recorded_size(entry), recorded_in=str(path))
