@@ -34,6 +34,10 @@ def is_source_image(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in SOURCE_IMAGE_SUFFIXES
 
 
+def _dangling(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
+
+
 def check_image_folder(folder: str | os.PathLike | None, what: str = "image folder") -> Path:
     """`folder` as a Path; an LCPError naming its role `what` when it is not given, missing or
     not a folder."""
@@ -54,7 +58,8 @@ def list_images(folder: str | os.PathLike | None, what: str = "image folder", al
     folder and its role `what`.
     """
     path = check_image_folder(folder, what)
-    images = sorted(p for p in path.iterdir() if p.is_file() and is_image_name(p.name))
+    # a link to a missing file is listed too, so that its reader names it instead of a set one image short
+    images = sorted(p for p in path.iterdir() if (p.is_file() or _dangling(p)) and is_image_name(p.name))
     if not images and not allow_empty:
         raise LCPError(f"{folder}: {what} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return images

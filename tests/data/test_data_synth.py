@@ -486,3 +486,16 @@ def test_a_file_name_that_is_not_utf8_is_synthesised(tmp_path):
     assert len(list((tmp_path / "out").glob("latin*.jpg"))) == 1
     utf8_stream = np.random.default_rng([1, int.from_bytes(hashlib.sha256(b"flat0.png").digest()[:8], "little")])
     assert image_rng(1, "flat0.png").integers(1 << 30) == utf8_stream.integers(1 << 30)
+
+
+def test_a_link_to_a_missing_image_is_named_not_skipped(scene, tmp_path, capsys):
+    """A dangling link in a source folder was left out silently: the synthesised set, and the
+    data check's count, one image short."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for image in sorted((scene / "clean").glob("*.jpg"))[:2]:
+        (src / image.name).symlink_to(image)
+    (src / "moved.jpg").symlink_to(tmp_path / "elsewhere" / "moved.jpg")
+    assert synth("fog", src, tmp_path / "fog") == 2
+    assert capsys.readouterr().err.strip() == f"lcp data: error: {src / 'moved.jpg'}: file not found"
+    assert not (tmp_path / "fog").exists()
