@@ -126,6 +126,7 @@ def main_metrics(args: argparse.Namespace) -> int:
     from lcp.io import write_files
     from lcp.report.html import markdown_to_html, page, samples_html
     from lcp.report.metrics import (
+        check_one_test_set,
         check_seed_names,
         classwise_table,
         group_by_method,
@@ -141,6 +142,7 @@ def main_metrics(args: argparse.Namespace) -> int:
     evaluations = _load_all(args.evals)
     grouped = group_by_method(evaluations)
     check_seed_names(grouped)
+    check_one_test_set(evaluations)
     # every page is made before any is published, and all are published together (write_files)
     table = metrics_table(evaluations)
     pages = {args.csv: table_csv(table)}

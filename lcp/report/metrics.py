@@ -138,6 +138,22 @@ def check_seed_names(grouped: Mapping[str, Mapping[int | None, Any]]) -> None:
         )
 
 
+def check_one_test_set(evaluations: Mapping[str, Mapping[str, Any]]) -> None:
+    """One page compares evaluations of one test set: the same classes and, where the files
+    say it, the same number of images (LCP - baseline over two test sets is no gain)."""
+    first_name, first = next(iter(evaluations.items()))
+    for name, evaluation in evaluations.items():
+        for what, value, expected in (
+            ("classes", list(evaluation["classwise"]), list(first["classwise"])),
+            ("images", evaluation.get("num_images"), first.get("num_images")),
+        ):
+            if value is not None and expected is not None and value != expected:
+                raise LCPError(
+                    f"{name}: evaluated on {what} {value}, but {first_name} on {expected}; a report compares "
+                    "evaluations of one test set"
+                )
+
+
 def several_seeds(grouped: Mapping[str, Mapping]) -> bool:
     return any(len(runs) > 1 for runs in grouped.values())
 

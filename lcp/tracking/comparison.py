@@ -159,7 +159,7 @@ def selected_runs(runs):
     tagged = set(map(tuple, runs.loc[runs["_seed"] != "", needed].itertuples(index=False)))
     untagged_kept = [tuple(key) not in tagged for key in runs[needed].itertuples(index=False)]
     runs = runs[(runs["_seed"] != "") | pd.Series(untagged_kept, index=runs.index)]
-    newest = runs.drop_duplicates(subset=[*needed, "_seed", "_variant"], keep="first")
+    newest = _one_test_set(runs.drop_duplicates(subset=[*needed, "_seed", "_variant"], keep="first"), needed[0])
     rows = [
         {
             "scene": run[needed[0]],
@@ -181,6 +181,35 @@ def selected_runs(runs):
         .drop(columns="_order")
         .reset_index(drop=True)
     )
+
+
+TEST_SET_DIGEST = "params.data.test.ann_sha256"
+
+
+def _one_test_set(runs, scene_column: str):
+    """The runs that evaluated the same test annotations as the newest run of their scene and
+    variant (param data.test.ann_sha256; runs without it are kept): a baseline evaluated before
+    the test set was converted again is no baseline for an LCP evaluated after. The others are
+    said on stderr and left out. `runs` newest first."""
+    if TEST_SET_DIGEST not in runs:
+        return runs
+    digests = runs[TEST_SET_DIGEST].fillna("")
+    keep = []
+    reference: dict[tuple, str] = {}
+    for index, run in runs.iterrows():
+        digest = digests[index]
+        key = (run[scene_column], run["_variant"])
+        if digest:
+            reference.setdefault(key, digest)
+        if digest and digest != reference[key]:
+            print(
+                f"warning: run {run['run_id']} ({run.get('tags.mlflow.runName')}) evaluated other test annotations "
+                f"(sha256 {digest[:12]}) than the newest run of its scene ({reference[key][:12]}); left out",
+                file=sys.stderr,
+            )
+            continue
+        keep.append(index)
+    return runs.loc[keep]
 
 
 def _evaluation_name(run) -> str:

@@ -118,3 +118,25 @@ def test_a_row_over_several_seeds_names_all_of_their_runs():
     assert _runs_name(names) == "demo/evaluate/lcp/seed*"
     assert _runs_name(["demo/evaluate/lcp"]) == "demo/evaluate/lcp"
     assert _runs_name(["demo/evaluate/lcp/seed0", "old name"]) == "demo/evaluate/lcp/seed0, old name"
+
+
+def test_runs_that_evaluated_other_test_annotations_than_the_newest_are_left_out(capsys):
+    """A baseline evaluated before the test set was converted again was compared with an LCP
+    evaluated after, as LCP - baseline, without a word."""
+    from lcp.tracking.comparison import TEST_SET_DIGEST, _one_test_set
+
+    runs = pd.DataFrame(  # newest first, as selected_runs orders them
+        {
+            "run_id": ["new-lcp", "old-baseline", "sweep", "untracked", "other-scene"],
+            "tags.mlflow.runName": ["demo/evaluate/lcp", "demo/evaluate/baseline", "s", "u", "o"],
+            "tags.lcp.scene": ["demo", "demo", "demo", "demo", "urpc"],
+            "_variant": ["", "", "beta_0.02", "", ""],
+            TEST_SET_DIGEST: ["b" * 64, "a" * 64, "c" * 64, None, "a" * 64],
+        }
+    )
+    kept = _one_test_set(runs, "tags.lcp.scene")
+    assert list(kept["run_id"]) == ["new-lcp", "sweep", "untracked", "other-scene"]
+    assert capsys.readouterr().err == (
+        "warning: run old-baseline (demo/evaluate/baseline) evaluated other test annotations (sha256 aaaaaaaaaaaa) "
+        "than the newest run of its scene (bbbbbbbbbbbb); left out\n"
+    )

@@ -594,3 +594,33 @@ def test_the_classwise_plot_marks_a_class_without_ap_instead_of_a_bar_of_0(tmp_p
     labels = [(text.get_text(), round(text.get_position()[0], 2)) for text in figure.axes[0].texts]
     assert [label for label, _ in labels] == ["n/a", "n/a"]  # triangle (no ground truth) for both methods
     assert all(1.5 < x < 2.5 for _, x in labels)  # at the third class; square's 0.0 stays a bar of 0
+
+
+@pytest.mark.parametrize(
+    "other, message",
+    [
+        ({"num_images": 8}, "lcp: evaluated on images 8, but baseline on 10"),
+        (
+            {"classwise": {"car": 0.3, "star": 0.1}},
+            "lcp: evaluated on classes ['car', 'star'], but baseline on ['car']",
+        ),
+    ],
+)
+def test_evaluations_of_two_test_sets_are_not_compared(tmp_path, other, message):
+    """LCP - baseline was reported between evaluations of 8 and 10 images, or of other classes."""
+    baseline = write_eval(tmp_path / "b.json", 0.30, {"car": 0.30})
+    method = write_eval(tmp_path / "l.json", 0.31, {"car": 0.31})
+    method.write_text(json.dumps({**json.loads(method.read_text()), **other}))
+    result = lcp(
+        "report",
+        "metrics",
+        "--eval",
+        f"baseline={baseline}",
+        "--eval",
+        f"lcp={method}",
+        "--csv",
+        str(tmp_path / "m.csv"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"lcp report: error: {message}; a report compares evaluations of one test set"
+    assert not (tmp_path / "m.csv").exists()
