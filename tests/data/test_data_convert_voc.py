@@ -72,7 +72,10 @@ def test_a_class_whose_boxes_are_all_difficult_is_refused(voc, tmp_path, capsys)
     never trained on and scored without ground truth."""
     write_voc_xml(voc / "Annotations/2008_000002.xml", "2008_000002.jpg", [("cat", 0, 0, 31, 23, 1)])
     code, _, stderr = convert(capsys, "voc", voc, tmp_path / "scene", "--classes", "dog,cat")
-    assert code == 2 and "class 'cat' has no box in the source (crowd, difficult and ignored boxes aside" in stderr
+    assert (
+        code == 2
+        and f"{voc / 'Annotations'}: class 'cat' has no box (crowd, difficult and ignored boxes aside" in stderr
+    )
     assert not (tmp_path / "scene").exists()
 
 

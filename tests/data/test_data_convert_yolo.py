@@ -135,14 +135,15 @@ def test_a_class_without_boxes_is_refused_naming_the_classes_that_have_some(yolo
     (yolo / "labels/val/b.txt").write_text("0 0.5 0.5 0.1 0.1\n")  # no buoy left
     code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "a", "--classes", "boat,buoy")
     assert code == 2
-    assert stderr.strip() == (
-        "lcp data: error: class 'buoy' has no box in the source (crowd, difficult and ignored boxes aside: "
-        "mmdet trains on none); the classes with boxes are boat, person (choose among them with --classes)"
+    assert stderr.strip() == (  # the files are named, and the fix for a workflow user too
+        f"lcp data: error: {yolo / 'labels'}: class 'buoy' has no box (crowd, difficult and ignored boxes aside: "
+        "mmdet trains on none); the classes with boxes are boat, person; choose among them with --classes (in "
+        "the workflow: the scene's classes)"
     )
     assert not (tmp_path / "a").exists()
     # also a class of the names file nobody labelled, without --classes
     code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "b")
-    assert code == 2 and "class 'buoy' has no box in the source" in stderr
+    assert code == 2 and "class 'buoy' has no box (crowd" in stderr
 
 
 def test_a_mistyped_class_is_refused_not_given_the_boxes_of_its_index(yolo, tmp_path, capsys):

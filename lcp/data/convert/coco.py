@@ -153,7 +153,7 @@ def convert(
     classes = classes or list(dict.fromkeys(source_classes))
     if not classes:
         raise LCPError(f"{train or test}: no categories, and no --classes given")
-    keep_classes(samples, classes, report, dropped="annotation of category")
+    keep_classes(samples, classes, report, "annotation of category", " and ".join(str(p) for p in (train, test) if p))
     description = f"COCO {train or ''} {test or ''}".strip()
     return finish(
         samples,

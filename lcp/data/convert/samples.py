@@ -44,20 +44,24 @@ class Sample:
     recorded_in: str = ""
 
 
-def keep_classes(samples: Sequence[Sample], classes: Sequence[str], report: Report, dropped: str) -> None:
+def keep_classes(
+    samples: Sequence[Sample], classes: Sequence[str], report: Report, dropped: str, source: object
+) -> None:
     """Drop the boxes of classes not in --classes, counted as "<dropped> 'name' (not in --classes)".
 
     A class without a box in the source (a mistyped --classes name, a category nobody
     labelled) is refused: it would become a class the detector never sees and the
-    evaluation scores without ground truth.
+    evaluation scores without ground truth. `source` (the annotation files or folder) is named
+    in that refusal.
     """
     found = Counter(box.label for sample in samples for box in sample.boxes if not box.crowd)
     empty = [name for name in classes if not found[name]]
     if empty and found:  # a source without any box (images to run a detector on) is not refused here
         which = f"class {empty[0]!r} has" if len(empty) == 1 else f"classes {', '.join(map(repr, empty))} have"
         raise LCPError(
-            f"{which} no box in the source (crowd, difficult and ignored boxes aside: mmdet trains on none); "
-            f"the classes with boxes are {', '.join(sorted(found))} (choose among them with --classes)"
+            f"{source}: {which} no box (crowd, difficult and ignored boxes aside: mmdet trains on none); "
+            f"the classes with boxes are {', '.join(sorted(found))}; choose among them with --classes (in the "
+            "workflow: the scene's classes)"
         )
     for sample in samples:
         for box in sample.boxes:

@@ -163,7 +163,7 @@ def convert(
     classes = classes or sorted({box.label for s in samples for box in s.boxes})
     if not classes:
         raise LCPError(f"{annotations_root}: no objects in any xml file, and no --classes given")
-    keep_classes(samples, classes, report, dropped="box of class")
+    keep_classes(samples, classes, report, "box of class", annotations_root)
     return finish(
         samples,
         output,

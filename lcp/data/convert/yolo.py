@@ -225,7 +225,7 @@ def convert(
             if not sample.split:
                 report.warn("image outside the train/val/test folders, skipped", sample.image)
         samples = [sample for sample in samples if sample.split]
-    keep_classes(samples, classes, report, dropped="box of class")
+    keep_classes(samples, classes, report, "box of class", labels_root)
     return finish(
         samples,
         output,
