@@ -265,3 +265,22 @@ def test_absolute_and_climbing_file_names_are_converted_like_any_other(tmp_path,
     assert code == 0, stderr
     written = sorted(path.name for path in (tmp_path / "scene/images").glob("*.jpg"))
     assert written == ["images__day__x_jpg.jpg", "src__x_jpg.jpg", "y.jpg"]
+
+
+def test_boxes_drawn_at_a_recorded_size_larger_than_the_image_are_refused(tmp_path, capsys):
+    """Images downscaled after labelling: the boxes were clipped to the image, elsewhere than
+    their objects, with a warning and exit 0, and the data check passed the result."""
+    images = tmp_path / "src"
+    write_image(images / "a.png")  # 32x24
+    data = coco_file([(1, "a.png")], [(1, 5, [20, 10, 30, 20])])  # within 64x48, not within 32x24
+    data["images"][0].update(width=64, height=48)
+    write_json(tmp_path / "train.json", data)
+    argv = ["coco", images, tmp_path / "scene", "--train", tmp_path / "train.json", "--classes", "car"]
+    code, _, stderr = convert(capsys, *argv, "--workers", "1")
+    assert code == 2
+    assert stderr.strip().splitlines()[-1] == (
+        f"lcp data: error: {images / 'a.png'}: {tmp_path / 'train.json'} records 64x48, the image is 32x24, and its "
+        "boxes leave the image but fit the recorded size: they were drawn at 64x48; give the images at the size "
+        "they were labelled at, or scale the boxes and the recorded sizes to the images, and convert again"
+    )
+    assert not (tmp_path / "scene").exists()

@@ -73,16 +73,24 @@ def coco_box(box: Box, width: int, height: int, name: str, report: Report) -> li
     return bbox
 
 
+def _drawn_at(boxes: Sequence, size: tuple[int, int]) -> bool:
+    """Whether every box in pixels lies within an image of `size` (1 px of slack for rounding)."""
+    width, height = size
+    return all(box.x2 <= width + 1 and box.y2 <= height + 1 for box in boxes if not box.relative)
+
+
 def check_recorded_sizes(samples: Sequence[Sample], decoded: Sequence[Decoded], report: Report) -> None:
     """Compare each image's decoded size with the size its annotation file records.
 
     An image that its EXIF orientation turns a quarter, while its annotation records the size
     of its stored, unturned pixels, is refused: its boxes were drawn on those pixels, and mmdet
     reads the image turned (a half turn cannot be told from the sizes: it is warned about with
-    every other EXIF-turned image). Any other difference is a warning: the boxes are taken in the
-    decoded image's pixels and clipped to it.
+    every other EXIF-turned image). So is an image whose boxes leave it but fit the recorded
+    size: they were drawn at that size (an image downscaled after labelling), and clipping
+    them would put them elsewhere. Any other difference is a warning: the boxes are taken in
+    the decoded image's pixels and clipped to it.
     """
-    unturned = []
+    unturned, rescaled = [], []
     for sample, image in zip(samples, decoded, strict=True):
         if image.orientation != 1:
             report.warn(
@@ -95,12 +103,24 @@ def check_recorded_sizes(samples: Sequence[Sample], decoded: Sequence[Decoded], 
             continue
         if image.orientation in QUARTER_TURNS and recorded == (image.height, image.width):
             unturned.append((sample, image))
+        elif _drawn_at(sample.boxes, recorded) and not _drawn_at(sample.boxes, (image.width, image.height)):
+            rescaled.append((sample, image))
         else:
             report.warn(
                 f"{sample.recorded_in} records {recorded[0]}x{recorded[1]}, the image is "
                 f"{image.width}x{image.height}; its boxes are taken in the image's pixels",
                 sample.image,
             )
+    if rescaled:
+        sample, image = rescaled[0]
+        more = f" (and {len(rescaled) - 1} more such images)" if len(rescaled) > 1 else ""
+        width, height = sample.recorded_size
+        raise LCPError(
+            f"{sample.image}: {sample.recorded_in} records {width}x{height}, the image is {image.width}x"
+            f"{image.height}, and its boxes leave the image but fit the recorded size: they were drawn at "
+            f"{width}x{height}{more}; give the images at the size they were labelled at, or scale the boxes "
+            "and the recorded sizes to the images, and convert again"
+        )
     if unturned:
         sample, image = unturned[0]
         more = f" (and {len(unturned) - 1} more such images)" if len(unturned) > 1 else ""
