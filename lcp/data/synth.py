@@ -26,7 +26,7 @@ from lcp.data.coco import load_coco, rename_images
 from lcp.data.degradations import Degradation
 from lcp.data.degradations.base import ERASED_BELOW, WHITENED_IMAGE_SHARE
 from lcp.data.depth import DepthSource
-from lcp.data.images import JPEG_QUALITY, encode_jpeg, list_images, read_image, to_float, to_uint8
+from lcp.data.images import JPEG_QUALITY, encode_jpeg, list_images, read_image, read_size, to_float, to_uint8
 from lcp.errors import LCPError
 from lcp.io import atomic_folder, atomic_path, check_folder_output, check_outside_sources, json_text, write_json
 from lcp.progress import map_with_progress
@@ -136,6 +136,25 @@ def boxes_by_image(cocos: list[dict]) -> dict[str, list[list[float]]]:
     return boxes
 
 
+def check_recorded_sizes(ann_file: str, coco: dict, src: Path) -> None:
+    """An LCPError when an annotated image reads (as OpenCV and mmdet read it, EXIF orientation
+    applied) at another size than its annotation records: its boxes would be carried over to a
+    synthesised image they do not fit (a phone photo turned a quarter, an image resized after
+    labelling). Its header is read, nothing decoded."""
+    for image in coco["images"]:
+        recorded = (image.get("width"), image.get("height"))
+        path = src / image["file_name"]
+        if not all(isinstance(side, int) and side > 0 for side in recorded) or not path.is_file():
+            continue
+        size = read_size(path)
+        if isinstance(size, tuple) and size != recorded:
+            raise LCPError(
+                f"{path}: {ann_file} records {recorded[0]}x{recorded[1]}, the image reads as {size[0]}x{size[1]} "
+                "(EXIF orientation applied, as mmdet reads it), so its boxes would not fit the synthesised image; "
+                "convert the set first (lcp data convert coco), which writes the images as they are read"
+            )
+
+
 def output_names(degradation: Degradation, sources: list[Path]) -> dict[str, list[str]]:
     """Source file name -> the names of its synthesised images (one per variant)."""
     names: dict[str, list[str]] = {}
@@ -188,6 +207,8 @@ def synthesise_folder(
         cocos.append(load_coco(ann_in))
         rewritten.append((ann_out, rename_images(cocos[-1], renames, source=ann_in)))
     boxes = boxes_by_image(cocos) if annotations else {}
+    for (ann_in, _), coco in zip(annotations, cocos, strict=True):
+        check_recorded_sizes(ann_in, coco, src)
 
     images: dict[str, Any] = {}
     # The rewritten annotations are written beside their targets first and renamed into place

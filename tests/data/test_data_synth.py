@@ -499,3 +499,24 @@ def test_a_link_to_a_missing_image_is_named_not_skipped(scene, tmp_path, capsys)
     assert synth("fog", src, tmp_path / "fog") == 2
     assert capsys.readouterr().err.strip() == f"lcp data: error: {src / 'moved.jpg'}: file not found"
     assert not (tmp_path / "fog").exists()
+
+
+def test_an_annotated_image_of_another_size_than_recorded_is_refused(scene, tmp_path, capsys):
+    """Its boxes were carried over to a synthesised image they do not fit (a photo EXIF-turned a
+    quarter, an image resized after labelling), exit 0, and the check's box test passed them."""
+    src = tmp_path / "src"
+    src.mkdir()
+    coco = json.loads((scene / "annotations" / "clean_train.json").read_text())
+    for image in coco["images"]:
+        (src / image["file_name"]).write_bytes((scene / "clean" / image["file_name"]).read_bytes())
+    first = src / coco["images"][0]["file_name"]
+    cv2.imwrite(str(first), cv2.resize(cv2.imread(str(first)), (SIZE // 2, SIZE // 2)))
+    ann = tmp_path / "train.json"
+    ann.write_text(json.dumps(coco))
+    assert synth("fog", src, tmp_path / "fog", "--ann", str(ann), "--ann-out", str(tmp_path / "fog.json")) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"lcp data: error: {first}: {ann} records {SIZE}x{SIZE}, the image reads as {SIZE // 2}x{SIZE // 2} (EXIF "
+        "orientation applied, as mmdet reads it), so its boxes would not fit the synthesised image; convert the set "
+        "first (lcp data convert coco), which writes the images as they are read"
+    )
+    assert not (tmp_path / "fog").exists() and not (tmp_path / "fog.json").exists()

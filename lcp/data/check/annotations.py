@@ -68,7 +68,10 @@ def check_annotations(
         recorded = [image.get("width"), image.get("height")]
         if size and None not in recorded and recorded != size:
             findings.error(
-                "size_mismatch", path, f"{name}: recorded {recorded[0]}x{recorded[1]}, the file is {size[0]}x{size[1]}"
+                "size_mismatch",
+                path,
+                f"{name}: recorded {recorded[0]}x{recorded[1]}, the file is {size[0]}x{size[1]} as mmdet reads it "
+                "(EXIF orientation applied)",
             )
     if len(found_in) > 1:  # training reads one folder: the images of the other are missing there
         detail = " and ".join(f"{len(names)} in {folder} (e.g. {names[0]})" for folder, names in found_in.items())
