@@ -146,7 +146,7 @@ def synthesised_fog_checked_as_real_images(config):
 
 
 def shared_folder_other_classes(config):
-    config["scenes"]["rainy_city"]["classes"] = ["car", "person", "traffic light"]
+    config["scenes"]["rainy_city"]["classes"] = ["car", "person", "traffic_light"]
 
 
 def recipe_key_misspelt(config):  # "... is not valid under any of the given schemas", naming no key
