@@ -5,13 +5,14 @@ it and stops before any job starts (in a dry run too).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lcp.data.convert.urpc import CLASSES as URPC_CLASSES
 from lcp.errors import LCPError
 from lcp.workflow import paths
-from lcp.workflow.converters import unknown_option_problems
+from lcp.workflow.converters import converter_options, option_paths, unknown_option_problems
 from lcp.workflow.preflight import missing_images, same_images, training_boxes
 from lcp.workflow.resources import resource_setting
 from lcp.workflow.scenes import (
@@ -167,6 +168,54 @@ def converted_set_problem(config: Mapping, dataset: str, set_name: str) -> str |
                 f"convert it again: remove {images} and the workflow remakes it"
             )
     return None
+
+
+def changed_after(sources: Sequence[str], time_ns: int) -> list[str]:
+    """The files and folders under `sources` (files, or folders walked whole) modified after
+    `time_ns`, sorted. A folder's time changes when a file is added to it, removed or renamed;
+    a file's when it is rewritten in place."""
+    changed = []
+    for source in sources:
+        if os.path.isfile(source):
+            entries = [source]
+        else:
+            entries = []
+            for folder, _, files in os.walk(source, followlinks=True):
+                entries += [folder, *(os.path.join(folder, name) for name in files)]
+        for path in entries:
+            try:
+                if os.stat(path).st_mtime_ns > time_ns:
+                    changed.append(path)
+            except OSError:  # a dangling link: the converter would say so
+                continue
+    return sorted(changed)
+
+
+def converted_set_outdated(config: Mapping, dataset: str, set_name: str) -> str | None:
+    """A warning when files of a converted set's source changed after the set was converted:
+    Snakemake looks at a source folder's own time only, which a file added to a subfolder
+    (VOC's Annotations/, YOLO's labels/) or rewritten in place leaves as it was, so the old
+    conversion goes on being used. A warning, not a rerun: a file the converter does not read
+    changes the times too, and a rerun of the conversion retrains every model after it.
+    None for a set not converted yet, or converted after every change."""
+    if (dataset, set_name) not in converted_sets(config):
+        return None
+    recipe, key = image_sets(config)[(dataset, set_name)]
+    files = paths.converted_set(dataset, set_name)
+    outputs = [Path(data_dir(config)) / files[split] for split in SPLITS]
+    if not all(output.is_file() for output in outputs):
+        return None
+    converted = min(output.stat().st_mtime_ns for output in outputs)
+    takes = converter_options(recipe["convert"]).path_options
+    sources = [recipe["path"], *option_paths(recipe.get("options", {}), key, takes).values()]
+    changed = changed_after([source for source in sources if os.path.exists(source)], converted)
+    if not changed:
+        return None
+    more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+    return (
+        f"{key}: {changed[0]}{more} changed after {outputs[0]} was converted; the workflow goes on with the "
+        f"old conversion: to convert it again, run with --forcerun {outputs[0]}"
+    )
 
 
 def training_set_problems(config: Mapping, scene_name: str, config_source: str) -> tuple[str | None, list[str]]:

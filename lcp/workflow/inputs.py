@@ -13,31 +13,6 @@ from lcp.workflow.commands import report_evaluations, robustness_evaluations, te
 from lcp.workflow.scenes import METHODS, data_dir, scene_seeds, severities
 
 
-def source_fingerprint(sources: list[str]) -> str:
-    """A digest of the name, size and modification time of every file in `sources` (files or
-    folders, walked whole): a converted set's job takes it as a param, so that adding, removing
-    or rewriting a source file reruns the conversion. Snakemake looks at a folder input's own
-    time only, which a file added to a subfolder (VOC's Annotations/, YOLO's labels/) or
-    rewritten in place leaves unchanged, and the old conversion was used silently."""
-    import hashlib
-    import os
-
-    digest = hashlib.sha256()
-    for source in sources:
-        walked = [(source, [], [""])] if os.path.isfile(source) else sorted(os.walk(source, followlinks=True))
-        for folder, _, files in walked:
-            for name in sorted(files):
-                path = os.path.join(folder, name) if name else folder
-                try:
-                    stat = os.stat(path)
-                except OSError:  # a dangling link: its absence is what the digest records
-                    stat = None
-                digest.update(
-                    f"{os.path.relpath(path, source)}\0{stat and stat.st_size}\0{stat and stat.st_mtime_ns}\n".encode()
-                )
-    return digest.hexdigest()[:16]
-
-
 def config_bases(config_file: str) -> list[str]:
     """The files a config inherits from: an edit to one changes every run of the config."""
     from lcp.apis.config import config_files

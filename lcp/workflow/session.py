@@ -21,7 +21,12 @@ from typing import Any, NoReturn, Protocol
 
 from lcp.errors import LCPError
 from lcp.workflow import commands, inputs, paths, resources
-from lcp.workflow.checks import converted_set_problem, scene_reference_problems, training_set_problems
+from lcp.workflow.checks import (
+    converted_set_outdated,
+    converted_set_problem,
+    scene_reference_problems,
+    training_set_problems,
+)
 from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, converter_options, option_paths
 from lcp.workflow.preflight import check_model_step, clear_unfixable
 from lcp.workflow.scenes import (
@@ -120,13 +125,16 @@ class WorkflowSession:
         return True
 
     def check_converted_sets(self, scene_name: str, *set_names: str) -> None:
-        """Stop on a converted image set a job reads that lost images since its conversion."""
+        """Stop on a converted image set a job reads that lost images since its conversion; warn
+        when its source changed after it (lcp.workflow.checks.converted_set_outdated)."""
         dataset = dataset_of(self.config, scene_name)
         for set_name in set_names:
-            if self.once(("set", dataset, set_name)) and (
-                problem := converted_set_problem(self.config, dataset, set_name)
-            ):
+            if not self.once(("set", dataset, set_name)):
+                continue
+            if problem := converted_set_problem(self.config, dataset, set_name):
                 self.stop(problem)
+            if warning := converted_set_outdated(self.config, dataset, set_name):
+                self.log.warning(warning)
 
     def check_training_sets(self, scene_name: str) -> None:
         """Stop when a scene's training sets cannot train it (see lcp.workflow.checks.training_set_problems)."""
@@ -250,10 +258,6 @@ class WorkflowSession:
         return self.existing_paths(
             {f"{key}.path": recipe["path"], **option_paths(recipe.get("options", {}), key, takes)}
         )
-
-    def convert_fingerprint(self, wildcards: Wildcards) -> str:
-        """lcp.workflow.inputs.source_fingerprint of the converted set's sources."""
-        return inputs.source_fingerprint(self.convert_sources(wildcards))
 
     def synthesis_sources(self, wildcards: Wildcards) -> list[str]:
         """The clean image set a synthesised set is made from, and any depth folders it reads."""

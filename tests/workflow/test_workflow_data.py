@@ -65,16 +65,24 @@ def test_custom_scene_converts_synthesises_and_checks(tmp_path):
     # the training steps read what the check passed
     assert planned_jobs(snakemake(tmp_path, "-n", "results/custom/pretrain/latest.pth").stdout) == {"pretrain": 1}
 
-    # a source file added in a subfolder, or rewritten in place, reconverts the set: snakemake
-    # saw the folder's own time only, and the old conversion was used silently
-    assert planned_jobs(snakemake(tmp_path, "-n", target).stdout) == {}
+    # a source file rewritten in place, or added in a subfolder, is named with the way to convert
+    # again: snakemake saw the folder's own time only, and the old conversion was used silently
+    # (a warning, not a rerun: a rerun would retrain every model after it for any file touched)
+    assert "changed after" not in snakemake(tmp_path, "-n", target).stdout
     write_street(source / "JPEGImages" / "street_000.jpg", seed=99)
+    dry = snakemake(tmp_path, "-n", target).stdout
+    assert planned_jobs(dry) == {}
+    converted = "data/custom/annotations/clear_train.json"
+    assert (
+        f"scenes.custom.image_sets.clear: {source / 'JPEGImages/street_000.jpg'} changed after {converted} was "
+        f"converted; the workflow goes on with the old conversion: to convert it again, run with --forcerun {converted}"
+    ) in dry
     redo = {"convert_image_set": 1, "synthesize_image_set": 1, "check_data": 1}
-    assert planned_jobs(snakemake(tmp_path, "-n", target).stdout) == redo
-    assert snakemake(tmp_path, "-c2", target, timeout=300).returncode == 0
-    write_street(source / "JPEGImages" / "street_010.jpg", seed=10)
+    assert planned_jobs(snakemake(tmp_path, "-n", "--forcerun", converted, "--", target).stdout) == redo
+    assert snakemake(tmp_path, "-c2", "--forcerun", converted, "--", target, timeout=300).returncode == 0
+    assert "changed after" not in snakemake(tmp_path, "-n", target).stdout
     write_voc_xml(source / "Annotations" / "street_010.xml", "street_010.jpg", [("car", 40, 35, 80, 60)], size=(96, 64))
-    assert planned_jobs(snakemake(tmp_path, "-n", target).stdout) == redo
+    assert f"{source / 'Annotations'} (and 1 more) changed after" in snakemake(tmp_path, "-n", target).stdout
 
 
 def test_foggy_cityscapes_scene_converts_both_image_sets(tmp_path):

@@ -47,8 +47,6 @@ rule convert_image_set:
         **session.job_resources("convert_image_set"),
     params:
         args=lambda wildcards: commands.convert_args(config, wildcards.dataset, wildcards.imageset),
-        # a changed source file reruns the conversion (snakemake sees a folder's own time only)
-        sources=session.convert_fingerprint,
     shell:
         commands.job_command("lcp data convert {params.args} --workers {threads}")
 
