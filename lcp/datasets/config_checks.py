@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os.path as osp
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,10 @@ def _duplicate(values: list) -> Any:
     return None
 
 
-def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_training: bool) -> None:
+_WARNED: set[tuple[str, bool]] = set()
+
+
+def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_training: bool) -> str | None:
     """Ids and boxes that pycocotools and mmdet read without checking.
 
     Image and annotation ids must be unique integers or strings, image ids all of one kind:
@@ -150,9 +154,10 @@ def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_
     mmdet's training reads (every one not flagged `ignore`, whatever its category) needs a
     4-number `bbox` and a numeric `area`; for evaluation, COCOeval reads the `bbox` of the
     classes' annotations and the `area` of those not crowd (its area ranges, after the whole
-    test pass). Either way a box of no width or height, or of no area, is refused: mmdet's
-    training drops it (the object becomes background), COCOeval can never match it (a box of
-    no size) or counts it in no size range (a negative area)."""
+    test pass). Boxes that mmdet's training drops (under 1 px wide or high, or of no area: the
+    object becomes background) or that COCOeval can never match (no width or height) or counts
+    in no size range (a negative area) are not refused (COCO's own train2017 has two among
+    860 001): the warning that counts them is returned."""
     images = data["images"]
     annotations = data.get("annotations") or []
     if not isinstance(annotations, list) or not all(isinstance(ann, dict) for ann in annotations):
@@ -167,6 +172,7 @@ def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_
     if len({type(image["id"]) for image in images}) > 1:
         raise LCPError(f"{ann_file}: its image ids mix integers and strings; give them all as one or the other")
     evaluated = _class_category_ids(data, classes)
+    degenerate = []
     for index, ann in enumerate(annotations):
         category = ann.get("category_id")
         read = not ann.get("ignore") if for_training else _is_id(category) and category in evaluated
@@ -175,18 +181,27 @@ def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
             raise LCPError(f"{ann_file}: annotations[{index}] has bbox {bbox!r}, not [x, y, width, height]")
-        if not (bbox[2] > 0 and bbox[3] > 0):
-            raise LCPError(f"{ann_file}: annotations[{index}] has bbox {bbox!r}, a box of no width or height")
         if ann.get("iscrowd") and not for_training:
             continue
         area = ann.get("area")
         if not _is_number(area):
             raise LCPError(f"{ann_file}: annotations[{index}] has no numeric 'area', which mmdet and COCOeval read")
-        if not area > 0:
-            raise LCPError(
-                f"{ann_file}: annotations[{index}] has area {area!r}; mmdet trains on no box of area 0 or "
-                "less and COCOeval counts it in no size range: give the object's area (width x height for a box)"
-            )
+        if for_training and (bbox[2] < 1 or bbox[3] < 1 or area <= 0):  # mmdet's CocoDataset._parse_ann_info
+            degenerate.append(index)
+        elif not for_training and (bbox[2] <= 0 or bbox[3] <= 0 or area < 0):
+            degenerate.append(index)
+    if not degenerate:
+        return None
+    first = annotations[degenerate[0]]
+    what = (
+        "are dropped by mmdet's training (under 1 px wide or high, or of no area)"
+        if for_training
+        else "can never be matched or lie in no size range of COCOeval (no width or height, or a negative area)"
+    )
+    return (
+        f"warning: {ann_file}: {len(degenerate)} of its {len(annotations)} boxes {what}, the first "
+        f"annotations[{degenerate[0]}] (bbox {first.get('bbox')}, area {first.get('area')})"
+    )
 
 
 def check_annotation_file(
@@ -216,7 +231,7 @@ def check_annotation_file(
         raise LCPError(f"{ann_file}: an image has no 'file_name'")
     if (twice := _duplicate(names)) is not None:  # its boxes would count twice against one image's detections
         raise LCPError(f"{ann_file}: {twice} is listed twice, as two images; list each file once")
-    check_entries(ann_file, data, classes, for_training=need_boxes)
+    warning = check_entries(ann_file, data, classes, for_training=need_boxes)
     paths = [osp.join(img_prefix, name) if img_prefix else name for name in names]
     missing = [name for name, path in zip(names, paths, strict=True) if not osp.isfile(path)]
     if missing:
@@ -228,6 +243,9 @@ def check_annotation_file(
     if need_boxes and not _has_trainable_box(ann_file, data, classes):
         which = f" of the classes {list(classes)}" if classes else ""
         raise LCPError(f"{ann_file}: no boxes{which} in its {len(images)} images; training needs at least one")
+    if warning and (ann_file, need_boxes) not in _WARNED:  # a run checks a set more than once
+        _WARNED.add((ann_file, need_boxes))
+        print(warning, file=sys.stderr)
 
 
 def _check_image_files(ann_file: str, images: Sequence[Mapping[str, Any]], paths: Sequence[str]) -> None:
