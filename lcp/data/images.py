@@ -95,7 +95,7 @@ def inspect_image_file(path: str | os.PathLike) -> tuple[np.ndarray | None, tupl
         return None, ("empty_image_file", "empty file (0 bytes)")
     body = data.rstrip(b"\x00")
     if data.startswith(JPEG_START):
-        if not body.endswith(JPEG_END):
+        if not jpeg_complete(data):
             return None, ("truncated_image", "truncated JPEG (no end-of-image marker)")
     elif data.startswith(PNG_START):
         if not body.endswith(PNG_END):
@@ -106,6 +106,24 @@ def inspect_image_file(path: str | os.PathLike) -> tuple[np.ndarray | None, tupl
     if image is None:
         return None, ("unreadable_image", "cannot be decoded")
     return image, None
+
+
+def jpeg_complete(data: bytes) -> bool:
+    """Whether a JPEG's end-of-image marker follows its scan. It usually ends the file, but
+    phones append data after it (motion photos); an EXIF thumbnail's own marker, before the
+    scan, does not count."""
+    if data.rstrip(b"\x00").endswith(JPEG_END):
+        return True
+    position = 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xDA:  # start of scan: the image data follows
+            return data.find(JPEG_END, position) > position
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return False
 
 
 def read_size(path: str | os.PathLike) -> tuple[int, int] | str:
@@ -123,7 +141,9 @@ def read_size(path: str | os.PathLike) -> tuple[int, int] | str:
             file.seek(max(0, end - 4096))
             tail = file.read().rstrip(b"\x00")
             if head.startswith(JPEG_START) and not tail.endswith(JPEG_END):
-                return "truncated JPEG (no end-of-image marker)"
+                file.seek(0)  # data after the image (a phone's motion photo), or truncated
+                if not jpeg_complete(file.read()):
+                    return "truncated JPEG (no end-of-image marker)"
             if head.startswith(PNG_START) and not tail.endswith(PNG_END):
                 return "truncated PNG (no IEND chunk)"
             file.seek(0)

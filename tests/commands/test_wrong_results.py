@@ -343,6 +343,30 @@ def test_test_refuses_entries_cocoeval_scores_wrong(capsys, scene, checkpoint, t
     assert err.startswith(f"lcp test: error: {ann}: {expected}"), err
 
 
+def test_a_jpeg_with_data_after_its_end_marker_is_read_and_a_truncated_one_still_refused(scene, tmp_path):
+    """Phones append a video after the image (motion photos): OpenCV and mmdet read the image,
+    and the check called it truncated; a truncated one whose EXIF thumbnail ends in an
+    end-of-image marker must still be called truncated."""
+    import cv2
+    import numpy as np
+
+    from lcp.data.images import read_size
+    from lcp.datasets.config_checks import check_annotation_file
+
+    ann = scene / "annotations/clean_test.json"
+    image = scene / "clean" / read_coco(ann)["images"][0]["file_name"]
+    image.write_bytes(image.read_bytes() + b"\x00\x00\x00\x18ftypmp42 a motion photo's video")
+    check_annotation_file(str(ann), f"{scene}/clean/", list(CLASSES))  # no refusal
+    assert cv2.imread(str(image)) is not None
+    _, thumbnail = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))
+    app1 = b"Exif\x00\x00" + thumbnail.tobytes()  # a segment that holds a whole JPEG, end marker included
+    whole = image.read_bytes()
+    with_thumbnail = whole[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + whole[2:]
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(with_thumbnail[: len(with_thumbnail) * 2 // 3])
+    assert read_size(cut) == "truncated JPEG (no end-of-image marker)"
+
+
 @pytest.mark.parametrize("for_training", [True, False])
 def test_boxes_mmdet_drops_or_cocoeval_never_matches_are_counted_on_stderr(capsys, scene, for_training):
     """COCO's train2017 holds a box of height 0: refusing the set for it was wrong, keeping quiet
