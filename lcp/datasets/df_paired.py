@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from mmdet.datasets import DATASETS, build_dataset
 
-from lcp.data.images import list_images
+from lcp.data.images import existing_images
 from lcp.datasets.config_checks import check_dataset_cfg
 from lcp.errors import LCPError
 
@@ -81,7 +81,7 @@ class DFPairedDataset:
             df_ann_file = osp.join(data_root, df_ann_file)
         self.df_img_prefix = df_img_prefix
         what = "detection-favoured image folder (df_img_prefix)"
-        self.df_filenames = [path.name for path in list_images(df_img_prefix, what)]
+        self.df_filenames = [path.name for path in existing_images(df_img_prefix, what)]
         if df_ann_file:
             self.df_filenames = self._listed_in(df_ann_file)
         self.dataset = build_dataset(copy.deepcopy(dataset))

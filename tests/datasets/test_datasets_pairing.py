@@ -277,3 +277,13 @@ def test_df_ann_file_limits_the_pool_to_the_images_it_lists(scene, tmp_path):
     (tmp_path / "df.json").write_text(json.dumps(coco))
     with pytest.raises(LCPError, match=r"df.json: lists elsewhere.jpg, which is not in .*clean"):
         build_dataset(paired_train_cfg(scene, df_ann=str(tmp_path / "df.json")))
+
+
+def test_a_link_to_a_missing_detection_favoured_image_is_refused_when_the_dataset_is_built(tmp_path):
+    """Listed with the folder's images (so that its readers name it), it would be drawn at
+    random and fail inside a data-loader worker, epochs into the training."""
+    root = make_tiny_scene(tmp_path / "scene", num_train=2, num_test=1)
+    gone = root / "clean" / "moved.jpg"
+    gone.symlink_to(tmp_path / "elsewhere.jpg")
+    with pytest.raises(LCPError, match=f"{gone}: a link to a missing file, in the detection-favoured image folder"):
+        build_dataset(paired_train_cfg(root))
