@@ -158,8 +158,10 @@ def read_size(path: str | os.PathLike) -> tuple[int, int] | str:
             file.seek(0)
             with Image.open(file) as image:
                 width, height = image.size
-                # a JPEG's EXIF lies in its header; a PNG's may follow its pixels, so Pillow would read them all
-                orientation = image.getexif().get(0x0112, 1) if head.startswith(JPEG_START) else 1
+                # a JPEG's EXIF lies in its header; a PNG's eXIf chunk may follow its pixels, which
+                # Pillow would then decode to find it: read it where it comes before them
+                exif_first = head.startswith(JPEG_START) or "exif" in image.info
+                orientation = image.getexif().get(0x0112, 1) if exif_first else 1
     except (UnidentifiedImageError, SyntaxError, ValueError):  # UnidentifiedImageError is an OSError
         return "not an image Pillow can read"
     except OSError as exc:

@@ -367,6 +367,24 @@ def test_a_jpeg_with_data_after_its_end_marker_is_read_and_a_truncated_one_still
     assert read_size(cut) == "truncated JPEG (no end-of-image marker)"
 
 
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_the_size_check_reads_an_exif_turned_image_as_opencv_does(tmp_path, suffix):
+    """A PNG's EXIF orientation was ignored: its right recorded size refused, the wrong one passed."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from lcp.data.images import read_size
+
+    image = Image.fromarray(np.zeros((40, 80, 3), np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = 6  # turned a quarter when read
+    path = tmp_path / f"turned{suffix}"
+    image.save(path, exif=exif)
+    height, width = cv2.imread(str(path)).shape[:2]
+    assert read_size(path) == (width, height) == (40, 80)
+
+
 @pytest.mark.parametrize("for_training", [True, False])
 def test_boxes_mmdet_drops_or_cocoeval_never_matches_are_counted_on_stderr(capsys, scene, for_training):
     """COCO's train2017 holds a box of height 0: refusing the set for it was wrong, keeping quiet
