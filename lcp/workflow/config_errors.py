@@ -13,6 +13,12 @@ import difflib
 
 from jsonschema.exceptions import ValidationError, best_match
 
+CLASS_NAME_RULE = (
+    "holds a space, comma, bracket, quote or =, which the jobs' --cfg-options cannot carry (mmcv drops "
+    "spaces: it would be sought as one word); rename the category while converting, e.g. the coco "
+    "converter's options {rename: \"traffic light=traffic_light\"}"
+)
+
 
 def describe(error: ValidationError) -> str:
     """`KEY.PATH: message` for the error a user should fix first."""
@@ -20,6 +26,8 @@ def describe(error: ValidationError) -> str:
     while error.validator in ("oneOf", "anyOf") and error.context:
         error = _closest_branch_error(error)
     where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    if error.validator == "pattern" and list(error.absolute_path)[-2:-1] == ["classes"]:
+        return f"{where}: {error.instance!r} {CLASS_NAME_RULE}"
     return f"{where}: {error.message}{_nearest_key_hint(error)}"
 
 

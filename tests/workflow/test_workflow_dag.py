@@ -246,7 +246,12 @@ def shared_set_made_two_ways(config):
             seed_numpy_cannot_take,
             "invalid config: scenes.demo.seeds.0: 4294967296 is greater than the maximum of 4294967295",
         ),
-        (class_with_a_space, "invalid config: scenes.demo.classes.1: 'traffic light' does not match"),
+        (
+            class_with_a_space,
+            "invalid config: scenes.demo.classes.1: 'traffic light' holds a space, comma, bracket, quote or =, which "
+            "the jobs' --cfg-options cannot carry (mmcv drops spaces: it would be sought as one word); rename the "
+            'category while converting, e.g. the coco converter\'s options {rename: "traffic light=traffic_light"}',
+        ),
         (data_dir_with_a_space, "invalid config: data_dir: 'my data' does not match"),
         (data_dir_with_a_quote, "invalid config: data_dir: \"Bob's_data\" does not match"),
         (data_dir_with_braces, "invalid config: data_dir: 'data{v}' does not match"),
