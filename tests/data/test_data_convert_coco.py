@@ -284,3 +284,19 @@ def test_boxes_drawn_at_a_recorded_size_larger_than_the_image_are_refused(tmp_pa
         "they were labelled at, or scale the boxes and the recorded sizes to the images, and convert again"
     )
     assert not (tmp_path / "scene").exists()
+
+
+def test_a_climbing_file_name_below_a_linked_images_folder_climbs_out_of_the_link_target(tmp_path, capsys):
+    """`images` a link to /store/coco/train2017 and a file_name ../extra/b.jpg: the system finds
+    /store/coco/extra/b.jpg, and the converter looked beside the link."""
+    store = tmp_path / "store/coco"
+    write_image(store / "train2017/a.jpg", seed=1)
+    write_image(store / "extra/b.jpg", seed=2)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work/images").symlink_to(store / "train2017")
+    names = [(1, "a.jpg"), (2, "../extra/b.jpg")]
+    write_json(tmp_path / "train.json", coco_file(names, [(i, 5, [1, 1, 4, 4]) for i, _ in names]))
+    argv = ["coco", tmp_path / "work/images", tmp_path / "scene", "--train", tmp_path / "train.json"]
+    code, _, stderr = convert(capsys, *argv, "--test-fraction", "0", "--classes", "car")
+    assert code == 0, stderr
+    assert sorted(path.name for path in (tmp_path / "scene/images").glob("*.jpg")) == ["a.jpg", "b.jpg"]

@@ -96,9 +96,11 @@ def read_coco(path: Path, split: str, images_root: Path, renames: dict[str, str]
     samples: dict[int, Sample] = {}
     for where, entry in _numbered_entries(data, "images", path):
         image_id = _new_id(entry, where, samples, "image")
-        # absolute and normalised: a file_name may be absolute or climb out with ../, and the
-        # output names are made from the paths below the images' common folder
-        image = Path(os.path.abspath(images_root / _field(entry, "file_name", str, where)))
+        # absolute, its folder resolved as the system resolves it (a ../ after a linked folder
+        # climbs out of the link's target) and its own name kept: a file_name may be absolute or
+        # climb out with ../, and the output names come from the paths below a common folder
+        given = images_root / _field(entry, "file_name", str, where)
+        image = Path(os.path.realpath(given.parent)) / given.name
         if not image.is_file():
             raise LCPError(f"{where}: image file {image} not found")
         samples[image_id] = Sample(image, split, recorded_size=_recorded_size(entry), recorded_in=str(path))
