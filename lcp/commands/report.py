@@ -132,6 +132,7 @@ def main_metrics(args: argparse.Namespace) -> int:
         group_by_method,
         method_statistics,
         metrics_table,
+        one_decimal,
         several_seeds,
         summary_markdown,
         table_csv,
@@ -167,7 +168,7 @@ def main_metrics(args: argparse.Namespace) -> int:
             errors=classwise_table(std) if several else None,
         )
     write_files(pages)
-    print(table[["AP", "AP50", "AP75"]].to_string(float_format=lambda v: f"{v:.1f}"))
+    print(table[["AP", "AP50", "AP75"]].to_string(float_format=one_decimal))
     return 0
 
 

@@ -228,6 +228,7 @@ def summarise_children(client, parent_id: str, children: list) -> None:
     from mlflow.entities import Metric
 
     from lcp.io import write_text
+    from lcp.report.metrics import one_decimal
     from lcp.tracking.client import now_ms
     from lcp.tracking.params import safe_key
 
@@ -251,7 +252,7 @@ def summarise_children(client, parent_id: str, children: list) -> None:
         rank = (run.info.status == "FINISHED", run.info.start_time or 0)
         if prefix not in chosen or rank > chosen[prefix][0]:
             chosen[prefix] = (rank, summary)
-        values = ", ".join(f"{name} {value:.1f}" for name, value in summary.items())
+        values = ", ".join(f"{name} {one_decimal(value)}" for name, value in summary.items())
         rows.append(f"| {run.info.run_name} | {seed or ''} | {run.info.status} | {values} | {run.info.run_id} |")
     metrics = [
         Metric(safe_key(f"{prefix}/{name}"), value, now_ms(), 0)
