@@ -69,9 +69,27 @@ def first_model_inputs(config: Mapping, scene_name: str, method: str) -> dict:
 
 
 def report_inputs(config: Mapping, scene_name: str) -> dict:
-    """The report's evaluations (METHOD[/seedN] -> eval.json), the data check and the sample detections."""
+    """The report's evaluations (METHOD[/seedN] -> eval.json), the data check, the sample
+    detections and the code that renders it."""
     samples = [path for method in METHODS for path in paths.sample_detections(scene_name, method)]
-    return {**report_evaluations(config, scene_name), "check": paths.data_check(scene_name), "samples": samples}
+    return {
+        **report_evaluations(config, scene_name),
+        "check": paths.data_check(scene_name),
+        "samples": samples,
+        "code": report_code(),
+    }
+
+
+def report_code() -> list[str]:
+    """The package files that render the reports (lcp.report and `lcp report`): the report jobs
+    read them, so that a fix to a table or a plot (an upgrade) remakes the reports, cheap jobs,
+    while the evaluations they read stay. Snakemake sees the Snakefile's code, not the package's."""
+    from pathlib import Path
+
+    import lcp.commands.report
+    import lcp.report
+
+    return [*sorted(str(path) for path in Path(lcp.report.__file__).parent.glob("*.py")), lcp.commands.report.__file__]
 
 
 def scene_targets(config: Mapping, scene_name: str) -> list[str]:

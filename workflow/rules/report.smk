@@ -63,6 +63,7 @@ rule report:
 rule report_robustness:
     input:
         unpack(lambda wildcards: commands.robustness_evaluations(config, wildcards.scene)),
+        code=inputs.report_code(),
     output:
         html=report(
             paths.report_file("{scene}", "robustness.html"),
@@ -96,7 +97,9 @@ rule report_robustness:
     resources:
         **session.job_resources("report_robustness"),
     params:
-        evals=lambda wildcards, input: commands.robustness_report_args(input),
+        evals=lambda wildcards: commands.robustness_report_args(
+            commands.robustness_evaluations(config, wildcards.scene)
+        ),
     shell:
         commands.job_command(
             "lcp report robustness --title {wildcards.scene:q} {params.evals} --csv {output.csv}"
