@@ -32,6 +32,23 @@ def configured_uri(config: Mapping) -> str | None:
     return config["tracking"]["uri"] or None
 
 
+def moved_store_problem(uri: str) -> str | None:
+    """Why the workflow cannot log into a local store that was moved or copied (its artifact
+    locations still point to the old folder, where new runs' artifacts would go, silently);
+    None for any other store."""
+    from lcp.tracking.relocate import moved_from
+    from lcp.tracking.settings import sqlite_database
+
+    database = sqlite_database(uri)
+    old = database and moved_from(database)
+    if not old:
+        return None
+    return (
+        f"{database}: this MLflow store was moved or copied from {old}, where its runs' artifacts still "
+        f"go; run `lcp tracking relocate {database}` first, or set tracking.uri to another store"
+    )
+
+
 def tracked_scenes(config: Mapping, jobs_wildcards: Iterable[Mapping]) -> list[str]:
     """The scenes of an invocation, sorted: those in `run` and those of the jobs to run
     (`jobs_wildcards`: each job's wildcards); a data set's job counts for its folder's first scene."""

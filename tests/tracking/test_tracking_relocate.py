@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
+from helpers.workflow import prepare_workdir, repo_config, snakemake
 from lcp.cli import main as lcp
 from lcp.tracking.relocate import LOCATION_COLUMNS
 
@@ -182,3 +183,27 @@ def test_relocate_refuses_a_tracking_server_in_one_line(how, monkeypatch, tmp_pa
         "and relocate its own sqlite database\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_workflow_refuses_to_log_into_a_moved_store_until_it_is_relocated(moved_store, capsys):
+    """A results/ folder copied into another checkout sent its new runs' artifacts to the old
+    checkout's folder, silently: the workflow called no check before logging."""
+    from lcp.workflow.tracking import moved_store_problem
+
+    database, old_store, _ = moved_store
+    uri = f"sqlite:///{database}"
+    assert moved_store_problem(uri) == (
+        f"{database}: this MLflow store was moved or copied from {old_store}, where its runs' artifacts still go; "
+        f"run `lcp tracking relocate {database}` first, or set tracking.uri to another store"
+    )
+    # the workflow stops on it before any job, in a dry run too
+    config = repo_config()
+    config["tracking"] = {"enabled": True, "uri": uri}
+    prepare_workdir(database.parent / "workflow", config)
+    result = snakemake(database.parent / "workflow", "-n")
+    assert result.returncode != 0 and "Job stats" not in result.stdout
+    assert f"invalid tracking store: {moved_store_problem(uri)}" in result.stdout
+
+    assert lcp(["tracking", "relocate", str(database)]) == 0
+    assert moved_store_problem(uri) is None
+    assert moved_store_problem("http://127.0.0.1:5000") is None

@@ -20,6 +20,8 @@ if TRACKING:
 
     # The store: $MLFLOW_TRACKING_URI, else tracking.uri, else results/mlflow/ in the checkout.
     os.environ.update(MLFLOW_TRACKING_URI=resolve_target(tracking.configured_uri(config)).uri)
+    if problem := tracking.moved_store_problem(os.environ["MLFLOW_TRACKING_URI"]):
+        stop(f"invalid tracking store: {problem}")
 
     envvars:
         "MLFLOW_TRACKING_URI",
