@@ -611,16 +611,8 @@ def test_evaluations_of_two_test_sets_are_not_compared(tmp_path, other, message)
     baseline = write_eval(tmp_path / "b.json", 0.30, {"car": 0.30})
     method = write_eval(tmp_path / "l.json", 0.31, {"car": 0.31})
     method.write_text(json.dumps({**json.loads(method.read_text()), **other}))
-    result = lcp(
-        "report",
-        "metrics",
-        "--eval",
-        f"baseline={baseline}",
-        "--eval",
-        f"lcp={method}",
-        "--csv",
-        str(tmp_path / "m.csv"),
-    )
+    evals = [f"--eval=baseline={baseline}", f"--eval=lcp={method}"]
+    result = lcp("report", "metrics", *evals, "--csv", str(tmp_path / "m.csv"))
     assert result.returncode == 2
     assert result.stderr.strip() == f"lcp report: error: {message}; a report compares evaluations of one test set"
     assert not (tmp_path / "m.csv").exists()
