@@ -6,6 +6,7 @@ score as records, and pictures of them (boxes, and an LCP detector's crux mask a
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from lcp.errors import LCPError
@@ -144,6 +145,9 @@ def crux_mask_for_image(detector, img_tensor, img_meta):
     return cv2.resize(mask.copy(), (ori_width, ori_height), interpolation=cv2.INTER_LINEAR)
 
 
+LEGIBLE_SIDE = 400  # a picture's shorter side under which `lcp infer` and the report draw it enlarged
+
+
 def box_style(image) -> dict:
     """Line thickness and font size for boxes drawn on `image` (mmdet's defaults suit ~1333x800)."""
     small = min(image.shape[:2]) < 400
@@ -173,7 +177,9 @@ def infer_image(
     image_path: Path, detector, pipeline, device: str, class_names, score_thr: float, gpu_id: int = 0
 ) -> tuple[bytes, dict]:
     """The output picture (JPEG bytes) and the json record of one image: the detections at or above
-    `score_thr`, drawn over the image (and over an LCP detector's crux mask)."""
+    `score_thr`, drawn over the image (and over an LCP detector's crux mask). A picture under
+    LEGIBLE_SIDE px is drawn enlarged by a whole factor (its pixels repeated), so that its labels
+    can be read; the record keeps the image's own size and coordinates."""
     import cv2
     import numpy as np
     import torch
@@ -195,8 +201,11 @@ def infer_image(
     picture = image
     if hasattr(detector, "crux_learner"):
         picture = heat_map_overlay(image, crux_mask_for_image(detector, data["img"][0], data["img_metas"][0][0]))
+    factor = math.ceil(LEGIBLE_SIDE / min(image.shape[:2])) if min(image.shape[:2]) < LEGIBLE_SIDE else 1
+    if factor > 1:
+        picture = cv2.resize(picture, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
     if detections:
-        bboxes = np.array([d["bbox"] + [d["score"]] for d in detections], dtype=np.float32)
+        bboxes = np.array([[*(v * factor for v in d["bbox"]), d["score"]] for d in detections], dtype=np.float32)
         labels = np.array([class_names.index(d["class"]) for d in detections], dtype=np.int64)
         picture = imshow_det_bboxes(
             picture.copy(),
@@ -206,7 +215,7 @@ def infer_image(
             score_thr=0,
             show=False,
             out_file=None,
-            **box_style(image),
+            **box_style(picture),
         )
     ok, encoded = cv2.imencode(".jpg", picture)
     if not ok:

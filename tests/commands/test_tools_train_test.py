@@ -302,8 +302,10 @@ def picture_difference(workspace, config, checkpoint, image: Path, out_dir: Path
     detections = json.loads((out_dir / f"{image.stem}.json").read_text())
     picture = cv2.imread(str(out_dir / f"{image.stem}.jpg")).astype(np.float32)
     original = cv2.imread(str(image)).astype(np.float32)
-    assert picture.shape == original.shape
-    return detections, float(np.abs(picture - original).mean())
+    # a 128 px image is drawn at 4 times its size, its pixels repeated, so that labels can be read
+    assert picture.shape == (512, 512, 3) and original.shape == (128, 128, 3)
+    enlarged = cv2.resize(original, (512, 512), interpolation=cv2.INTER_NEAREST)
+    return detections, float(np.abs(picture - enlarged).mean())
 
 
 def test_infer_draws_the_crux_heat_map_for_lcp_and_only_boxes_for_a_plain_detector(workspace, resumed, pretrained):
