@@ -4,7 +4,8 @@ For each image IMG, OUT_DIR gets IMG_STEM.json - {"image", "width", "height", "s
 "detections": [{"class", "score", "bbox": [x1, y1, x2, y2]}, ...]} with the detections at
 or above --score-thr - and IMG_STEM.jpg: the image with those boxes, and for an LCP
 detector the crux learner's soft mask laid over it as a heat map (red: regions the crux
-learner keeps for detection, blue: regions it suppresses). No output may replace an input
+learner keeps for detection, blue: regions it suppresses); an image under 400 px is drawn
+enlarged by a whole factor, so that the labels can be read. No output may replace an input
 image or lie in an input folder. Every input's file type is checked before the model loads,
 and the outputs are made in a temporary folder beside OUT_DIR and moved into it once all
 images are done, so a failed run leaves OUT_DIR as it was and its rerun is not refused.
