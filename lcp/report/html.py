@@ -189,8 +189,8 @@ def samples_html(samples: Mapping[str, list[str]]) -> str:
     head = "<th>image</th>" + "".join(f"<th>{html.escape(method)}</th>" for method in methods)
     return (
         "<h2>Sample detections</h2>\n<p>The first low-quality test images, with the boxes each method "
-        "detects (score at least 0.3); LCP's pictures carry its crux mask as a heat map (red: kept, "
-        "blue: suppressed).</p>\n"
+        "detects (score at least 0.3; the workflow draws its scene's first seed's models); LCP's pictures "
+        "carry its crux mask as a heat map (red: kept, blue: suppressed).</p>\n"
         f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{''.join(rows)}</tbody>\n</table>\n"
     )
 
