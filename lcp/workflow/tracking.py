@@ -32,10 +32,11 @@ def configured_uri(config: Mapping) -> str | None:
     return config["tracking"]["uri"] or None
 
 
-def moved_store_problem(uri: str) -> str | None:
-    """Why the workflow cannot log into a local store that was moved or copied (its artifact
-    locations still point to the old folder, where new runs' artifacts would go, silently);
-    None for any other store."""
+def moved_store_warning(uri: str) -> str | None:
+    """A warning for a local store whose artifact locations point to another folder than its
+    own: moved or copied with its checkout, its new runs' artifacts would go to the old folder,
+    silently. A warning, not a stop: a store may keep its artifacts elsewhere on purpose, and
+    `--report` or `--unlock` log nothing. None for any other store."""
     from lcp.tracking.relocate import moved_from
     from lcp.tracking.settings import sqlite_database
 
@@ -44,8 +45,8 @@ def moved_store_problem(uri: str) -> str | None:
     if not old:
         return None
     return (
-        f"{database}: this MLflow store was moved or copied from {old}, where its runs' artifacts still "
-        f"go; run `lcp tracking relocate {database}` first, or set tracking.uri to another store"
+        f"{database}: this MLflow store's artifacts go to {old}: if the store was moved or copied from "
+        f"there, its new runs' artifacts will too; run `lcp tracking relocate {database}` first"
     )
 
 

@@ -20,8 +20,8 @@ if TRACKING:
 
     # The store: $MLFLOW_TRACKING_URI, else tracking.uri, else results/mlflow/ in the checkout.
     os.environ.update(MLFLOW_TRACKING_URI=resolve_target(tracking.configured_uri(config)).uri)
-    if problem := tracking.moved_store_problem(os.environ["MLFLOW_TRACKING_URI"]):
-        stop(f"invalid tracking store: {problem}")
+    if warning := tracking.moved_store_warning(os.environ["MLFLOW_TRACKING_URI"]):
+        logger.warning(warning)
 
     envvars:
         "MLFLOW_TRACKING_URI",
