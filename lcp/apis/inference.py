@@ -146,11 +146,12 @@ def crux_mask_for_image(detector, img_tensor, img_meta):
 
 
 LEGIBLE_SIDE = 400  # a picture's shorter side under which `lcp infer` and the report draw it enlarged
+MAX_PICTURE_SIDE = 8192  # no side enlarged past this (JPEG holds 65535)
 
 
 def box_style(image) -> dict:
     """Line thickness and font size for boxes drawn on `image` (mmdet's defaults suit ~1333x800)."""
-    small = min(image.shape[:2]) < 400
+    small = min(image.shape[:2]) < LEGIBLE_SIDE
     if small:
         return {"thickness": 1, "font_size": 7}
     scale = max(1.0, max(image.shape[:2]) / 1333)  # a 6000 px photo gets labels one can read whole
@@ -202,6 +203,7 @@ def infer_image(
     if hasattr(detector, "crux_learner"):
         picture = heat_map_overlay(image, crux_mask_for_image(detector, data["img"][0], data["img_metas"][0][0]))
     factor = math.ceil(LEGIBLE_SIDE / min(image.shape[:2])) if min(image.shape[:2]) < LEGIBLE_SIDE else 1
+    factor = max(1, min(factor, MAX_PICTURE_SIDE // max(image.shape[:2])))  # a long strip stays encodable
     if factor > 1:
         picture = cv2.resize(picture, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
     if detections:

@@ -34,15 +34,6 @@ def is_source_image(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in SOURCE_IMAGE_SUFFIXES
 
 
-def existing_images(folder: str | os.PathLike | None, what: str = "image folder") -> list[Path]:
-    """list_images, refusing a link to a missing file: for folders read lazily (the detection-
-    favoured images, drawn at random), where it would fail inside a data-loader worker later."""
-    images = list_images(folder, what)
-    if dangling := next((path for path in images if _dangling(path)), None):
-        raise LCPError(f"{dangling}: a link to a missing file, in the {what}")
-    return images
-
-
 def _dangling(path: Path) -> bool:
     return path.is_symlink() and not path.exists()
 

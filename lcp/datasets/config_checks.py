@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lcp.data.images import check_image_folder, existing_images, read_size
+from lcp.data.images import check_image_folder, list_images, read_size
 from lcp.errors import LCPError
 
 
@@ -284,7 +284,7 @@ def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False) -> Non
     if "datasets" in cfg:
         check_dataset_cfg(cfg["datasets"], for_training)
     if "df_img_prefix" in cfg:  # DFPairedDataset
-        existing_images(
+        list_images(
             _join(cfg.get("data_root"), cfg["df_img_prefix"]), "detection-favoured image folder (df_img_prefix)"
         )
         df_ann = _join(cfg.get("data_root"), cfg.get("df_ann_file"))

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from mmdet.datasets import DATASETS, build_dataset
 
-from lcp.data.images import existing_images
+from lcp.data.images import list_images
 from lcp.datasets.config_checks import check_dataset_cfg
 from lcp.errors import LCPError
 
@@ -81,9 +81,12 @@ class DFPairedDataset:
             df_ann_file = osp.join(data_root, df_ann_file)
         self.df_img_prefix = df_img_prefix
         what = "detection-favoured image folder (df_img_prefix)"
-        self.df_filenames = [path.name for path in existing_images(df_img_prefix, what)]
+        self.df_filenames = [path.name for path in list_images(df_img_prefix, what)]
         if df_ann_file:
             self.df_filenames = self._listed_in(df_ann_file)
+        # drawn at random: a link to a missing file would fail in a data-loader worker, epochs later
+        if gone := next((name for name in self.df_filenames if not osp.exists(osp.join(df_img_prefix, name))), None):
+            raise LCPError(f"{osp.join(df_img_prefix, gone)}: a link to a missing file, in the {what}")
         self.dataset = build_dataset(copy.deepcopy(dataset))
         if pairing not in self.PAIRINGS:
             raise LCPError(f"DFPairedDataset: pairing={pairing!r} is not one of {list(self.PAIRINGS)}")

@@ -287,3 +287,7 @@ def test_a_link_to_a_missing_detection_favoured_image_is_refused_when_the_datase
     gone.symlink_to(tmp_path / "elsewhere.jpg")
     with pytest.raises(LCPError, match=f"{gone}: a link to a missing file, in the detection-favoured image folder"):
         build_dataset(paired_train_cfg(root))
+    # a stale link the df_ann_file does not list is never drawn: no reason to refuse
+    listed = {"images": [{"id": 1, "file_name": "img_000.jpg"}], "annotations": [], "categories": []}
+    (tmp_path / "df.json").write_text(json.dumps(listed))
+    assert build_dataset(paired_train_cfg(root, df_ann=str(tmp_path / "df.json"))).df_filenames == ["img_000.jpg"]
