@@ -12,7 +12,7 @@ from pathlib import Path
 from lcp.data.convert.urpc import CLASSES as URPC_CLASSES
 from lcp.errors import LCPError
 from lcp.workflow import paths
-from lcp.workflow.converters import converter_options, option_paths, unknown_option_problems
+from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, converter_options, option_paths, unknown_option_problems
 from lcp.workflow.preflight import missing_images, same_images, training_boxes
 from lcp.workflow.resources import resource_setting
 from lcp.workflow.scenes import (
@@ -191,13 +191,23 @@ def changed_after(sources: Sequence[str], time_ns: int) -> list[str]:
     return sorted(changed)
 
 
+def _depth_folders(config: Mapping) -> set[str]:
+    """The folders the workflow's synthesis and sweep jobs read depth from (SYNTHESIS_PATH_OPTIONS)."""
+    options = [recipe.get("options", {}) for recipe, _ in image_sets(config).values() if "synthesize" in recipe]
+    options += [scene["robustness"].get("options", {}) for scene in config["scenes"].values() if "robustness" in scene]
+    return {str(value) for group in options for key, value in group.items() if key in SYNTHESIS_PATH_OPTIONS}
+
+
 def converted_set_outdated(config: Mapping, dataset: str, set_name: str) -> str | None:
     """A warning when files of a converted set's source changed after the set was converted:
     Snakemake looks at a source folder's own time only, which a file added to a subfolder
     (VOC's Annotations/, YOLO's labels/) or rewritten in place leaves as it was, so the old
     conversion goes on being used. A warning, not a rerun: a file the converter does not read
     changes the times too, and a rerun of the conversion retrains every model after it.
-    None for a set not converted yet, or converted after every change."""
+    None for a set not converted yet, converted after every change, or whose conversion
+    Snakemake runs again anyway (a source it sees, the folder itself or an option's file, is
+    newer). Folders the workflow reads depth from (the synthesis and sweep options) are no
+    source of the conversion, though they may lie in its source tree (Cityscapes' disparity/)."""
     if (dataset, set_name) not in converted_sets(config):
         return None
     recipe, key = image_sets(config)[(dataset, set_name)]
@@ -208,7 +218,11 @@ def converted_set_outdated(config: Mapping, dataset: str, set_name: str) -> str 
     converted = min(output.stat().st_mtime_ns for output in outputs)
     takes = converter_options(recipe["convert"]).path_options
     sources = [recipe["path"], *option_paths(recipe.get("options", {}), key, takes).values()]
-    changed = changed_after([source for source in sources if os.path.exists(source)], converted)
+    sources = [source for source in sources if os.path.exists(source)]
+    if any(os.stat(source).st_mtime_ns > converted for source in sources):
+        return None  # Snakemake converts it again itself
+    depth = tuple(os.path.join(os.path.normpath(folder), "") for folder in _depth_folders(config) - set(sources))
+    changed = [path for path in changed_after(sources, converted) if not os.path.normpath(path).startswith(depth)]
     if not changed:
         return None
     more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""

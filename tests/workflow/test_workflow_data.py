@@ -83,6 +83,10 @@ def test_custom_scene_converts_synthesises_and_checks(tmp_path):
     assert "changed after" not in snakemake(tmp_path, "-n", target).stdout
     write_voc_xml(source / "Annotations" / "street_010.xml", "street_010.jpg", [("car", 40, 35, 80, 60)], size=(96, 64))
     assert f"{source / 'Annotations'} (and 1 more) changed after" in snakemake(tmp_path, "-n", target).stdout
+    # a change snakemake sees itself (the source folder's own time) is converted again, not warned about
+    (source / "README.txt").write_text("notes\n")
+    dry = snakemake(tmp_path, "-n", target).stdout
+    assert planned_jobs(dry)["convert_image_set"] == 1 and "changed after" not in dry
 
 
 def test_foggy_cityscapes_scene_converts_both_image_sets(tmp_path):

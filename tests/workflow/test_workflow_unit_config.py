@@ -202,3 +202,40 @@ def test_values_nested_in_snakemakes_config_option_get_the_schemas_types(config)
     }
     assert demo["lcp"]["config"] == repo_config()["scenes"]["demo"]["lcp"]["config"]  # untouched
     assert config["run"] == ["demo"] and config["data_dir"] == "my data"
+
+
+def test_a_changed_source_is_warned_about_unless_snakemake_converts_again_or_it_is_a_depth_folder(tmp_path):
+    """A file rewritten below a source folder left the old conversion in use, silently; a depth
+    folder inside the source tree (Cityscapes' disparity/, read by the sweep) is no source of it."""
+    import os
+    import time
+
+    from lcp.workflow.checks import converted_set_outdated
+
+    source = tmp_path / "my_voc"
+    (source / "JPEGImages").mkdir(parents=True)
+    (source / "depth").mkdir()
+    image, depth_map = source / "JPEGImages" / "a.jpg", source / "depth" / "a.png"
+    image.write_bytes(b"x")
+    depth_map.write_bytes(b"x")
+    config = repo_config()
+    config["data_dir"] = str(tmp_path / "data")
+    config["scenes"]["custom"]["image_sets"]["clear"]["path"] = str(source)
+    config["scenes"]["custom"]["robustness"]["options"] = {"depth-dir": str(source / "depth")}
+    annotations = tmp_path / "data" / "custom" / "annotations"
+    annotations.mkdir(parents=True)
+    for split in ("train", "test"):
+        (annotations / f"clear_{split}.json").write_text("{}")
+    assert converted_set_outdated(config, "custom", "clear") is None
+
+    later = time.time_ns() + 10**9
+    os.utime(depth_map, ns=(later, later))
+    assert converted_set_outdated(config, "custom", "clear") is None
+    os.utime(image, ns=(later, later))
+    assert converted_set_outdated(config, "custom", "clear") == (
+        f"scenes.custom.image_sets.clear: {image} changed after {annotations / 'clear_train.json'} was converted; "
+        f"the workflow goes on with the old conversion: to convert it again, run with --forcerun "
+        f"{annotations / 'clear_train.json'}"
+    )
+    os.utime(source, ns=(later, later))  # snakemake sees the folder's own time: it converts again itself
+    assert converted_set_outdated(config, "custom", "clear") is None
