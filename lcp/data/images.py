@@ -126,10 +126,12 @@ def jpeg_complete(data: bytes) -> bool:
     return False
 
 
-def read_size(path: str | os.PathLike) -> tuple[int, int] | str:
+def read_size(path: str | os.PathLike, expected: tuple[int, int] | None = None) -> tuple[int, int] | str:
     """(width, height) of the image file at `path` as mmdet reads it (EXIF quarter turns applied),
     from its header and its last bytes, without decoding it; else what is wrong with the file
-    (empty, truncated like inspect_image_file says, or not an image)."""
+    (empty, truncated like inspect_image_file says, or not an image). A PNG's EXIF chunk may
+    follow its pixels, where the header does not show it: a PNG whose size is not `expected` is
+    read whole for it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -153,6 +155,9 @@ def read_size(path: str | os.PathLike) -> tuple[int, int] | str:
                 # Pillow would then decode to find it: read it where it comes before them
                 exif_first = head.startswith(JPEG_START) or "exif" in image.info
                 orientation = image.getexif().get(0x0112, 1) if exif_first else 1
+            if not exif_first and expected and expected != (width, height) and expected == (height, width):
+                file.seek(0)
+                orientation = exif_orientation(file.read())
     except (UnidentifiedImageError, SyntaxError, ValueError):  # UnidentifiedImageError is an OSError
         return "not an image Pillow can read"
     except OSError as exc:

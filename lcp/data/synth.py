@@ -146,7 +146,7 @@ def check_recorded_sizes(ann_file: str, coco: dict, src: Path) -> None:
         path = src / image["file_name"]
         if not all(isinstance(side, int) and side > 0 for side in recorded) or not path.is_file():
             continue
-        size = read_size(path)
+        size = read_size(path, expected=recorded)
         if isinstance(size, tuple) and size != recorded:
             raise LCPError(
                 f"{path}: {ann_file} records {recorded[0]}x{recorded[1]}, the image reads as {size[0]}x{size[1]} "

@@ -252,10 +252,10 @@ def _check_image_files(ann_file: str, images: Sequence[Mapping[str, Any]], paths
     """Every image readable, complete and of its recorded size (where it records one)."""
     wrong = []
     for image, path in zip(images, paths, strict=True):
-        size = read_size(path)
+        recorded = (image.get("width"), image.get("height"))
+        size = read_size(path, expected=recorded)
         if isinstance(size, str):
             raise LCPError(f"{path}: {size} (listed in {ann_file})")
-        recorded = (image.get("width"), image.get("height"))
         if all(isinstance(side, int) and side > 0 for side in recorded) and recorded != size:
             wrong.append((image["file_name"], recorded, size))
     if wrong:

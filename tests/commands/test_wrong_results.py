@@ -385,6 +385,33 @@ def test_the_size_check_reads_an_exif_turned_image_as_opencv_does(tmp_path, suff
     assert read_size(path) == (width, height) == (40, 80)
 
 
+def test_a_png_whose_exif_follows_its_pixels_is_read_turned_at_the_recorded_size(tmp_path):
+    """Pillow sees such a chunk only after reading the pixels: the right recorded size was refused."""
+    import struct
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from lcp.data.images import read_size
+
+    image = Image.fromarray(np.zeros((40, 80, 3), np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "first.png", exif=exif)
+    data, position, chunks = (tmp_path / "first.png").read_bytes(), 8, []
+    while position < len(data):
+        length = struct.unpack(">I", data[position : position + 4])[0]
+        chunks.append((data[position + 4 : position + 8], data[position : position + 12 + length]))
+        position += 12 + length
+    order = [kind for kind, _ in chunks if kind != b"eXIf"]
+    order.insert(order.index(b"IEND"), b"eXIf")  # after the pixels
+    late = tmp_path / "late.png"
+    late.write_bytes(data[:8] + b"".join(dict(chunks)[kind] for kind in order))
+    assert cv2.imread(str(late)).shape[:2] == (80, 40)  # OpenCV applies it wherever it is
+    assert read_size(late, expected=(40, 80)) == (40, 80)
+
+
 @pytest.mark.parametrize("for_training", [True, False])
 def test_boxes_mmdet_drops_or_cocoeval_never_matches_are_counted_on_stderr(capsys, scene, for_training):
     """COCO's train2017 holds a box of height 0: refusing the set for it was wrong, keeping quiet
