@@ -2,6 +2,7 @@
 
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -234,7 +235,11 @@ def test_reports_read_every_method_and_seed(config):
     sweep = commands.robustness_evaluations(config, "demo")
     assert sweep["baseline/seed0@beta_0.08"] == "results/demo/baseline/seed0/robustness/beta_0.08.json"
     assert len(sweep) == 2 * 3 * 2
-    assert set(inputs.report_inputs(config, "demo")) == {*evaluations, "check", "samples"}
+    report = inputs.report_inputs(config, "demo")
+    assert set(report) == {*evaluations, "check", "samples", "code"}
+    # the code that renders the tables: a fix to it remakes the reports
+    assert {Path(path).name for path in report["code"]} >= {"metrics.py", "plots.py", "html.py", "report.py"}
+    assert all(Path(path).is_file() for path in report["code"])
 
 
 def test_training_inputs_name_the_sets_each_step_reads(config):
