@@ -42,15 +42,9 @@ def check_plan_length(num_epoch, modes, max_epochs: int, where: str) -> str | No
         raise LCPError(
             f"{plan}: epochs {planned + 1}-{max_epochs} would have no mode; give a plan of {max_epochs} epochs"
         )
-    first_epoch: dict[str, int] = {}  # train mode -> the first epoch the plan trains it
-    first = 1
-    for count, mode in zip(num_epoch, modes, strict=True):
-        alternating = ((CATCH_UP, first), (CRUX, first + 1)) if count > 1 else ((CATCH_UP, first),)
-        for train_mode, epoch in alternating if mode == ALTER else ((mode, first),):
-            first_epoch.setdefault(train_mode, epoch)
-        first += count
-    for train_mode, epoch in first_epoch.items():
-        if epoch > max_epochs:
+    trained = {mode_for_epoch(epoch, num_epoch, modes) for epoch in range(1, max_epochs + 1)}
+    for epoch in range(max_epochs + 1, planned + 1):
+        if (train_mode := mode_for_epoch(epoch, num_epoch, modes)) not in trained:
             raise LCPError(
                 f"{plan}: the run would end before its first {train_mode} epoch ({epoch}), so it never "
                 f"trains the {train_mode}; give a plan of {max_epochs} epochs"
@@ -58,3 +52,24 @@ def check_plan_length(num_epoch, modes, max_epochs: int, where: str) -> str | No
     if max_epochs < planned:
         return f"{plan}: epochs {max_epochs + 1}-{planned} of the plan are not trained"
     return None
+
+
+def mode_for_epoch(epoch: int, num_epoch, modes) -> str:
+    """The train mode of 1-based `epoch` under the plan; a function of the epoch alone.
+
+    The plan runs its phases in order, phase i lasting num_epoch[i] epochs; an 'alter'
+    phase alternates catch_up_learner, crux_learner, ... starting with catch-up. The
+    published plan [6, 6, 12] x [catch_up_learner, crux_learner, alter] gives epochs 1-6
+    catch-up, 7-12 crux, 13 catch-up, 14 crux, ..., 24 crux.
+    """
+    from lcp.errors import LCPError
+
+    check_plan(num_epoch, modes)
+    if epoch < 1 or epoch > sum(num_epoch):
+        raise LCPError(f"TrainModeHook: epoch {epoch} is outside the plan's epochs 1..{sum(num_epoch)}")
+    first = 1
+    for count, mode in zip(num_epoch, modes, strict=True):
+        if epoch < first + count:
+            return TRAIN_MODES[(epoch - first) % 2] if mode == ALTER else mode
+        first += count
+    raise AssertionError("unreachable: the epoch range was checked above")

@@ -12,26 +12,7 @@ from collections.abc import Sequence
 from mmcv.runner import HOOKS, Hook
 
 from lcp.errors import LCPError
-from lcp.modes import ALTER, CATCH_UP, CRUX, TRAIN_MODES, check_plan, check_plan_length
-
-
-def mode_for_epoch(epoch: int, num_epoch: Sequence[int], modes: Sequence[str]) -> str:
-    """The train mode of 1-based `epoch` under the plan; a function of the epoch alone.
-
-    The plan runs its phases in order, phase i lasting num_epoch[i] epochs; an 'alter'
-    phase alternates catch_up_learner, crux_learner, ... starting with catch-up. The
-    published plan [6, 6, 12] x [catch_up_learner, crux_learner, alter] gives epochs 1-6
-    catch-up, 7-12 crux, 13 catch-up, 14 crux, ..., 24 crux.
-    """
-    check_plan(num_epoch, modes)
-    if epoch < 1 or epoch > sum(num_epoch):
-        raise LCPError(f"TrainModeHook: epoch {epoch} is outside the plan's epochs 1..{sum(num_epoch)}")
-    first = 1
-    for count, mode in zip(num_epoch, modes, strict=True):
-        if epoch < first + count:
-            return TRAIN_MODES[(epoch - first) % 2] if mode == ALTER else mode
-        first += count
-    raise AssertionError("unreachable: the epoch range was checked above")
+from lcp.modes import ALTER, CATCH_UP, CRUX, check_plan, check_plan_length, mode_for_epoch
 
 
 @HOOKS.register_module()
