@@ -12,7 +12,7 @@ from pathlib import Path
 from lcp.data.convert.urpc import CLASSES as URPC_CLASSES
 from lcp.errors import LCPError
 from lcp.workflow import paths
-from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, converter_options, option_paths, unknown_option_problems
+from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, recipe_sources, unknown_option_problems
 from lcp.workflow.preflight import missing_images, same_images, training_boxes
 from lcp.workflow.resources import resource_setting
 from lcp.workflow.scenes import (
@@ -87,9 +87,7 @@ def scene_reference_problems(config: Mapping) -> list[str]:
                     "or one of them split with `test-fraction: 0.2`; the scene trains and evaluates on it"
                 )
             tool = ("convert", recipe["convert"]) if "convert" in recipe else ("synth", recipe["synthesize"])
-            problems += unknown_option_problems(
-                f"{key}.image_sets.{set_name}.options", recipe.get("options", {}), *tool
-            )
+            problems += unknown_option_problems(f"{key}.image_sets.{set_name}.options", options, *tool)
         problems += unknown_option_problems(f"{key}.check_options", scene.get("check_options", {}), "check")
         if "robustness" in scene and scene["degradation"] != "none":
             sweep = scene["robustness"]
@@ -216,9 +214,7 @@ def converted_set_outdated(config: Mapping, dataset: str, set_name: str) -> str 
     if not all(output.is_file() for output in outputs):
         return None
     converted = min(output.stat().st_mtime_ns for output in outputs)
-    takes = converter_options(recipe["convert"]).path_options
-    sources = [recipe["path"], *option_paths(recipe.get("options", {}), key, takes).values()]
-    sources = [source for source in sources if os.path.exists(source)]
+    sources = [source for source in recipe_sources(recipe, key).values() if os.path.exists(source)]
     if any(os.stat(source).st_mtime_ns > converted for source in sources):
         return None  # Snakemake converts it again itself
     depth = tuple(os.path.join(os.path.normpath(folder), "") for folder in _depth_folders(config) - set(sources))

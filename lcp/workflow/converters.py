@@ -43,6 +43,13 @@ def option_paths(options: Mapping, key: str, path_options: frozenset[str]) -> di
     return {f"{key}.options.{flag}": value for flag, value in options.items() if flag in path_options}
 
 
+def recipe_sources(recipe: Mapping, key: str) -> dict[str, str]:
+    """Config key -> path of what a `convert` recipe reads: its data set and the files or
+    folders its options name."""
+    takes = converter_options(recipe["convert"]).path_options
+    return {f"{key}.path": recipe["path"], **option_paths(recipe.get("options", {}), key, takes)}
+
+
 def _tool_options(tool: str, kind: str | None = None) -> dict[str, argparse.Action]:
     """Flag (without --) -> its action, of `lcp data convert KIND`, `lcp data synth KIND` or
     `lcp data check`, read from the command's own parser."""

@@ -27,7 +27,7 @@ from lcp.workflow.checks import (
     scene_reference_problems,
     training_set_problems,
 )
-from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, converter_options, option_paths
+from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, option_paths, recipe_sources
 from lcp.workflow.preflight import check_model_step, clear_unfixable
 from lcp.workflow.scenes import (
     converted_sets,
@@ -253,11 +253,7 @@ class WorkflowSession:
 
     def convert_sources(self, wildcards: Wildcards) -> list[str]:
         """The data set a converted image set is made from, and any other folders its options name."""
-        recipe, key = self.image_set(wildcards)
-        takes = converter_options(recipe["convert"]).path_options
-        return self.existing_paths(
-            {f"{key}.path": recipe["path"], **option_paths(recipe.get("options", {}), key, takes)}
-        )
+        return self.existing_paths(recipe_sources(*self.image_set(wildcards)))
 
     def synthesis_sources(self, wildcards: Wildcards) -> list[str]:
         """The clean image set a synthesised set is made from, and any depth folders it reads."""
