@@ -142,7 +142,11 @@ def _duplicate(values: list) -> Any:
     return None
 
 
-_WARNED: set[tuple[str, bool]] = set()
+# The annotation files this process has checked (with their time, image folder and classes) ->
+# whether as a training set: a training checks its sets before the work dir is made and again
+# when it builds them, and reading every image's header twice, or saying a warning twice, buys
+# nothing. A file checked as a training set passes as any set; the other way round it does not.
+_CHECKED: dict[tuple, bool] = {}
 
 
 def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_training: bool) -> str | None:
@@ -218,6 +222,10 @@ def check_annotation_file(
     that names no file), and read boxes recorded for another size than the file's silently
     at the wrong place.
     """
+    stamp = osp.getmtime(ann_file) if osp.isfile(ann_file) else None  # a missing file: read_annotation_file says so
+    checked = (ann_file, stamp, img_prefix, tuple(classes or ()))
+    if stamp is not None and checked in _CHECKED and (_CHECKED[checked] or not need_boxes):
+        return
     data = read_annotation_file(ann_file)
     if classes:
         check_categories(ann_file, classes, data)
@@ -243,9 +251,9 @@ def check_annotation_file(
     if need_boxes and not _has_trainable_box(ann_file, data, classes):
         which = f" of the classes {list(classes)}" if classes else ""
         raise LCPError(f"{ann_file}: no boxes{which} in its {len(images)} images; training needs at least one")
-    if warning and (ann_file, need_boxes) not in _WARNED:  # a run checks a set more than once
-        _WARNED.add((ann_file, need_boxes))
+    if warning:
         print(warning, file=sys.stderr)
+    _CHECKED[checked] = _CHECKED.get(checked, False) or need_boxes
 
 
 def _check_image_files(ann_file: str, images: Sequence[Mapping[str, Any]], paths: Sequence[str]) -> None:
