@@ -53,7 +53,7 @@ def plot_robustness(table: pd.DataFrame, title: str) -> bytes:
     figure, axes = plt.subplots(figsize=(5.0, 3.5))
     seeded = "seed" in table
     means = table[table["seed"] == "mean"] if seeded else table
-    methods = list(dict.fromkeys(means["method"]))
+    methods = means["method"].nunique()
     values = means["value"].astype(float)
     # each method's error bars a little apart, so that one method's bar never hides another's
     step = 0.012 * ((values.max() - values.min()) or abs(values.max()) or 1.0) if len(values) else 0.0
@@ -61,7 +61,7 @@ def plot_robustness(table: pd.DataFrame, title: str) -> bytes:
         if seeded:
             spread = table[(table["method"] == method) & (table["seed"] == "std")].set_index("value")["AP"]
             axes.errorbar(
-                rows["value"] + step * (index - (len(methods) - 1) / 2),
+                rows["value"] + step * (index - (methods - 1) / 2),
                 rows["AP"],
                 yerr=spread.reindex(rows["value"]).fillna(0.0).to_numpy(),
                 marker="o",
