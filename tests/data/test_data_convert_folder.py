@@ -62,18 +62,28 @@ def test_flat_names_ignore_listing_order_and_case_clashes():
     assert len({n.lower() for n in names}) == len(names)
 
 
-def test_split_draw_is_seeded_exact_and_follows_stems_across_folders():
-    def draw(root: str, order: list[int], seed: int) -> dict[str, str]:
-        samples = [Sample(Path(f"{root}/{i:04d}.jpg")) for i in order]
-        split_by_fraction(samples, 0.25, seed)
+def test_split_draw_is_seeded_and_each_stem_keeps_its_split_whatever_else_the_set_holds():
+    def draw(root: str, stems: list[int], seed: int, fraction: float = 0.25) -> dict[str, str]:
+        samples = [Sample(Path(f"{root}/{i:04d}.jpg")) for i in stems]
+        split_by_fraction(samples, fraction, seed)
         return {s.image.stem: s.split for s in samples}
 
-    stems = list(range(40))
-    shuffled = random.Random(1).sample(stems, len(stems))
+    stems = list(range(2000))
     first = draw("/urpc/train/image", stems, seed=0)
-    assert sum(split == "test" for split in first.values()) == 10
+    assert 0.22 < sum(split == "test" for split in first.values()) / len(stems) < 0.28
+    shuffled = random.Random(1).sample(stems, len(stems))
     assert draw("/dfui/images", shuffled, seed=0) == first  # same stems, other folder and order
+    # DFUI lacking some of URPC's images: every stem both hold keeps its split (no test image's
+    # twin lands in the other set's train split)
+    fewer = draw("/dfui/images", [i for i in stems if i % 7], seed=0)
+    assert fewer == {stem: split for stem, split in first.items() if stem in fewer}
     assert draw("/urpc/train/image", stems, seed=1) != first
+    # a tiny set still gets both splits the fraction asks for
+    for seed in range(20):
+        assert sorted(set(draw("/t", [1, 2], seed, 0.1).values())) == ["test", "train"]
+        assert sorted(set(draw("/t", [1, 2], seed, 0.9).values())) == ["test", "train"]
+        assert set(draw("/t", [1, 2], seed, 0.0).values()) == {"train"}
+        assert set(draw("/t", [1, 2], seed, 1.0).values()) == {"test"}
 
 
 def test_a_converter_is_called_with_plain_arguments_and_returns_its_report(dfui, tmp_path, capsys):

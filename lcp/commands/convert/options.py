@@ -54,7 +54,8 @@ def add_split_arguments(
         "--test-fraction",
         type=fraction,
         default=None,
-        help=f"{when}share of images put in the test split, drawn with --seed (default: {default})",
+        help=f"{when}share of images put in the test split, each stem drawn on its own with --seed, so a stem "
+        f"gets the same split in every set that holds it (default: {default})",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the test split draw (default: 0)")
     parser.add_argument(
