@@ -111,6 +111,28 @@ def test_refuses_to_overwrite_unless_asked(urpc_src, tmp_path, capsys):
     assert len(load_coco(out / "annotations" / "urpc_train.json").getImgIds()) == 4
 
 
+def test_an_image_downscaled_after_labelling_is_refused_as_for_voc(urpc_src, tmp_path, capsys):
+    # 000004.xml records 32x24 and a scallop to x 19.5: on the 16x12 image it would be clipped elsewhere
+    write_image(urpc_src / "train/image/000004.jpg", 16, 12, seed=4)
+    code, _, stderr = convert(capsys, "urpc", urpc_src, tmp_path / "scene", "--workers", "1")
+    assert code == 2 and "Traceback" not in stderr
+    assert "000004.jpg" in stderr and "records 32x24, the image is 16x12" in stderr
+    assert "boxes leave the image but fit the recorded size" in stderr
+
+
+def test_an_xml_declared_in_a_multibyte_encoding_is_read(urpc_src, tmp_path, capsys):
+    xml = urpc_src / "train/box/000004.xml"
+    text = xml.read_text().replace("<filename>000004.jpg", "<filename>扇贝000004.jpg")
+    xml.write_bytes(('<?xml version="1.0" encoding="gbk"?>\n' + text).encode("gbk"))
+    code, _, stderr = convert(capsys, "urpc", urpc_src, tmp_path / "scene", "--workers", "1", "--test-fraction", "0")
+    assert code == 0, stderr
+    assert read_split(tmp_path / "scene")["train"]["000004.jpg"] == [("scallop", [10.5, 2.5, 9.0, 9.0], 0)]
+    xml.write_bytes(b'<?xml version="1.0" encoding="nosuch"?><annotation/>')
+    code, _, stderr = convert(capsys, "urpc", urpc_src, tmp_path / "other", "--workers", "1")
+    assert code == 2 and "Traceback" not in stderr
+    assert "000004.xml: cannot decode its text (unknown encoding: nosuch)" in stderr
+
+
 @pytest.mark.parametrize(
     "break_it, named, message",
     [

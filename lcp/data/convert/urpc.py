@@ -9,7 +9,9 @@ Rules:
   * waterweed(s) boxes are dropped and counted (the detection benchmark has four classes);
     any other class name is an error naming the xml file.
   * boxes reaching outside the decoded image are clipped (boxes left without area are
-    dropped), and both are reported; the xml <size> is not trusted.
+    dropped), and both are reported. The xml <size> is read as for VOC: boxes that leave the
+    image but fit <size> (an image downscaled after labelling) are refused, any other
+    difference is a warning and the boxes are taken in the image's pixels.
   * images left with no box (e.g. only waterweed) are kept unless --drop-empty; the evaluation
     scores them (a detection on one is a false positive), mmdet's training skips them
     (filter_empty_gt).
@@ -29,9 +31,8 @@ from pathlib import Path
 from lcp.data.convert.image_set import begin, finish
 from lcp.data.convert.output import Output
 from lcp.data.convert.report import Report
-from lcp.data.convert.samples import Sample
 from lcp.data.convert.splits import DEFAULT_SPLIT, Split
-from lcp.data.convert.voc import pair_by_stem, parse_voc_xml, source_folders
+from lcp.data.convert.voc import pair_by_stem, source_folders, voc_sample
 from lcp.errors import LCPError
 
 CLASSES = ("echinus", "holothurian", "scallop", "starfish")
@@ -54,8 +55,9 @@ def convert(
     report = begin("urpc", output, [src, images, annotations, split.test_list])
     samples = []
     for image, xml in pair_by_stem(images_root, annotations_root, report):
+        sample = voc_sample(image, xml)
         boxes = []
-        for box in parse_voc_xml(xml):
+        for box in sample.boxes:
             if box.label in DROPPED_CLASSES:
                 report.warn(f"{box.label} box, dropped (URPC rule)", box.origin)
             elif box.label in CLASSES:
@@ -65,7 +67,8 @@ def convert(
                     f"{box.origin}: unknown class {box.label!r}; "
                     f"URPC2020 has {', '.join(CLASSES)} (and waterweeds, dropped)"
                 )
-        samples.append(Sample(image, boxes=boxes))
+        sample.boxes = boxes
+        samples.append(sample)
     return finish(
         samples,
         output,
