@@ -21,6 +21,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,8 @@ from lcp.data.convert.splits import DEFAULT_SPLIT, Split
 from lcp.data.images import is_source_image
 from lcp.errors import LCPError
 
+XML_DECLARATION = re.compile(rb'\s*<\?xml[^>]*?encoding=["\']([A-Za-z0-9._-]+)["\'][^>]*\?>')
+
 DEFAULT_TEST_FRACTION = 0.2
 
 
@@ -44,15 +47,34 @@ def voc_sample(image: Path, xml: Path) -> Sample:
 
 
 def _voc_root(path: Path) -> ET.Element:
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        raise LCPError(f"{path}: not valid XML ({exc})") from None
-    except OSError as exc:
-        raise LCPError(f"{path}: cannot read ({exc.strerror})") from None
+    root = _read_xml(path)
     if root.tag != "annotation":
         raise LCPError(f"{path}: root element is <{root.tag}>, a VOC file has <annotation>")
     return root
+
+
+def _read_xml(path: Path) -> ET.Element:
+    """The root of an xml file; LCPError naming the file when it cannot be read or parsed.
+
+    Expat reads only single-byte declared encodings; a file declared `encoding="gbk"` (written
+    by Chinese labelling tools) is decoded with Python's codec instead.
+    """
+    try:
+        data = path.read_bytes()
+        try:
+            return ET.fromstring(data)
+        except ValueError:  # "multi-byte encodings are not supported"
+            declared = XML_DECLARATION.match(data)
+            if declared is None:
+                raise
+            text = data[declared.end() :].decode(declared.group(1).decode("ascii"))
+            return ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise LCPError(f"{path}: not valid XML ({exc})") from None
+    except (LookupError, UnicodeDecodeError, ValueError) as exc:
+        raise LCPError(f"{path}: cannot decode its text ({exc})") from None
+    except OSError as exc:
+        raise LCPError(f"{path}: cannot read ({exc.strerror})") from None
 
 
 def _recorded_size(root: ET.Element) -> tuple[int, int] | None:
@@ -126,8 +148,8 @@ def count_filename_mismatches(pairs: list[tuple[Path, Path]], report: Report) ->
     """Count the xml files whose <filename> names another file than the image paired with them."""
     for image, xml in pairs:
         try:
-            named = (ET.parse(xml).getroot().findtext("filename") or "").strip()
-        except (ET.ParseError, OSError):
+            named = (_read_xml(xml).findtext("filename") or "").strip()
+        except LCPError:
             continue  # parse_voc_xml names the file
         if named and Path(named).name != image.name:
             report.count("xml whose <filename> names another file than its image (paired by file stem)")
