@@ -8,6 +8,8 @@ import pytest
 
 from helpers.convert_sources import (
     CONFIG_ORDER,
+    HEIGHT,
+    OTHER_CLASSES,
     TRAIN_FRAME,
     TRAIN_OBJECTS,
     VAL_FRAME,
@@ -19,6 +21,7 @@ from helpers.convert_sources import (
     extent,
     load_coco,
     write_cityscapes,
+    write_image,
     write_polygons,
 )
 
@@ -29,13 +32,14 @@ def cityscapes(tmp_path: Path) -> dict[str, Path]:
 
 
 def expected_train_boxes():
-    by_label = {obj["label"]: obj["polygon"] for obj in TRAIN_OBJECTS}
+    by_label = {obj["label"]: obj["polygon"] for obj in TRAIN_OBJECTS if not obj.get("deleted")}
     return sorted(
         [
             ("car", extent(by_label["car"]), 0),
             ("person", extent(by_label["person"]), 0),
             ("car", extent(by_label["cargroup"]), 1),
             ("bicycle", extent(by_label["bicycle"]), 0),
+            *((label, extent(by_label[label]), 0) for label in OTHER_CLASSES),
         ]
     )
 
@@ -151,3 +155,22 @@ def test_missing_clear_image_is_an_error(cityscapes, capsys):
     (cityscapes["root"] / "leftImg8bit" / "val" / "frankfurt" / f"{VAL_FRAME}_leftImg8bit.png").unlink()
     code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"])
     assert code == 2 and f"{VAL_FRAME}_gtFine_polygons.json" in stderr and "no leftImg8bit image" in stderr
+
+
+def test_images_downscaled_after_labelling_are_refused(cityscapes, capsys):
+    # the polygon files record 64x32; at 32x16 the boxes would be clipped at their labelled places
+    for image in (cityscapes["root"] / "leftImg8bit").rglob("*.png"):
+        write_image(image, WIDTH // 2, HEIGHT // 2)
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--workers", "1")
+    assert code == 2 and "Traceback" not in stderr
+    assert f"{TRAIN_FRAME}_gtFine_polygons.json records 64x32, the image is 32x16" in stderr
+    assert "boxes leave the image but fit the recorded size" in stderr
+
+
+def test_a_class_without_a_box_is_refused(cityscapes, capsys):
+    objects = [obj for obj in TRAIN_OBJECTS if obj["label"] != "train"]
+    write_polygons(cityscapes["root"], "train", TRAIN_FRAME, objects)
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--classes", "car,train")
+    assert code == 2 and "Traceback" not in stderr
+    assert f"{cityscapes['root'] / 'gtFine'}: class 'train' has no box" in stderr
+    assert not cityscapes["out"].exists() or not any(cityscapes["out"].iterdir())

@@ -102,7 +102,14 @@ TRAIN_OBJECTS = [
     {"label": "bicycle", "polygon": [[58, 20], [70, 24], [60, 31]]},  # leaves the image: clipped
     {"label": "rider", "polygon": [[1, 1], [9, 1], [9, 9]], "deleted": 1},  # deleted: skipped
     {"label": "sky", "polygon": [[0, 0], [63, 0], [63, 5]]},  # no instances: ignored
+    # every other detection class once, as in real Cityscapes (a class without a box is refused)
+    {"label": "bus", "polygon": [[24, 2], [30, 2], [30, 8]]},
+    {"label": "train", "polygon": [[24, 10], [30, 10], [30, 16]]},
+    {"label": "truck", "polygon": [[52, 2], [58, 2], [58, 8]]},
+    {"label": "motorcycle", "polygon": [[52, 10], [58, 10], [58, 16]]},
+    {"label": "rider", "polygon": [[40, 12], [46, 12], [46, 18]]},
 ]
+OTHER_CLASSES = ("bus", "train", "truck", "motorcycle", "rider")
 VAL_OBJECTS = [
     {"label": "bus", "polygon": [[5, 6], [25, 6], [25, 20], [5, 20]]},
     {"label": "rider", "polygon": [[40.5, 10.25], [44, 18], [38, 16]]},

@@ -11,7 +11,10 @@ Rules:
     configs). Polygons of other labels are ignored and counted; an unknown label is an
     error naming the file.
   * a box is the extent of its instance polygon; boxes reaching outside the image are
-    clipped, and reported.
+    clipped, and reported. The polygon file's imgWidth/imgHeight is compared with the image as
+    the VOC converter compares <size>: boxes that leave the image but fit the recorded size
+    (images downscaled after labelling) are refused. A --classes name without a box in the
+    images written is refused.
   * group polygons (e.g. "cargroup": several objects under one outline) become crowd boxes
     (COCO iscrowd 1, ignored in training and evaluation), as in mmdet's own converter;
     deleted polygons are skipped.
@@ -39,7 +42,7 @@ from pathlib import Path
 from lcp.data.convert.image_set import write_image_set
 from lcp.data.convert.output import Output, check_output_free
 from lcp.data.convert.report import Report
-from lcp.data.convert.samples import Box, Sample
+from lcp.data.convert.samples import Box, Sample, keep_classes
 from lcp.data.convert.sources import walk_files
 from lcp.errors import LCPError
 
@@ -76,6 +79,7 @@ class Frame:
     split: str
     boxes: list[Box]
     annotation: Path
+    size: tuple[int, int] | None = None  # (imgWidth, imgHeight) as the polygon file records them
 
 
 def detection_classes() -> list[str]:
@@ -84,8 +88,9 @@ def detection_classes() -> list[str]:
     return [label.name for label in labels if label.hasInstances and not label.ignoreInEval]
 
 
-def polygon_boxes(path: Path, classes: Sequence[str], report: Report) -> list[Box]:
-    """The boxes of one gtFine polygon file: instance polygon extents of the wanted classes."""
+def polygon_boxes(path: Path, classes: Sequence[str], report: Report) -> tuple[list[Box], tuple[int, int] | None]:
+    """The boxes of one gtFine polygon file (instance polygon extents of the wanted classes)
+    and the image size it records."""
     from cityscapesscripts.helpers.annotation import Annotation
     from cityscapesscripts.helpers.labels import assureSingleInstanceName, name2label
 
@@ -123,7 +128,8 @@ def polygon_boxes(path: Path, classes: Sequence[str], report: Report) -> list[Bo
         xs = [point.x for point in obj.polygon]
         ys = [point.y for point in obj.polygon]
         boxes.append(Box(name, min(xs), min(ys), max(xs), max(ys), origin=origin, crowd=obj.label != name))
-    return boxes
+    size = annotation.imgWidth, annotation.imgHeight
+    return boxes, size if all(isinstance(side, int) and side > 0 for side in size) else None
 
 
 def read_frames(gtfine: Path, classes: Sequence[str], report: Report) -> dict[str, Frame]:
@@ -140,7 +146,8 @@ def read_frames(gtfine: Path, classes: Sequence[str], report: Report) -> dict[st
             frame = path.name[: -len(ANNOTATION_SUFFIX)]
             if frame in frames:
                 raise LCPError(f"{path}: frame {frame} is annotated twice (also {frames[frame].annotation})")
-            frames[frame] = Frame(split, polygon_boxes(path, classes, report), path)
+            boxes, size = polygon_boxes(path, classes, report)
+            frames[frame] = Frame(split, boxes, path, size)
     if not frames:
         raise LCPError(f"{gtfine}: no *{ANNOTATION_SUFFIX} files below train/ or val/")
     return frames
@@ -178,7 +185,9 @@ def image_set_samples(source: ImageSource, frames: dict[str, Frame], report: Rep
     for frame_name, frame in frames.items():
         paths = variants.get(frame_name)
         if paths:
-            samples += [Sample(path, frame.split, list(frame.boxes)) for path in paths]
+            samples += [
+                Sample(path, frame.split, list(frame.boxes), frame.size, str(frame.annotation)) for path in paths
+            ]
         elif source.missing_frame == "error":
             raise LCPError(f"{frame.annotation}: no {source.what} image of frame {frame_name} below {source.folder}")
         elif source.missing_frame == "warn":
@@ -253,8 +262,10 @@ def convert(
     source = image_source(root, foggy, beta, rainy, rain_alpha, rain_beta, rain_dropsize, rain_pattern)
     check_output_free(output.out, [output.name], output.overwrite, [root, foggy, rainy])
     frames = read_frames(root / "gtFine", classes, report)
+    samples = image_set_samples(source, frames, report)
+    keep_classes(samples, classes, report, "box of class", root / "gtFine")
     write_image_set(
-        image_set_samples(source, frames, report),
+        samples,
         output,
         classes=classes,
         report=report,
