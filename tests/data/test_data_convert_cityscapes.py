@@ -174,3 +174,13 @@ def test_a_class_without_a_box_is_refused(cityscapes, capsys):
     assert code == 2 and "Traceback" not in stderr
     assert f"{cityscapes['root'] / 'gtFine'}: class 'train' has no box" in stderr
     assert not cityscapes["out"].exists() or not any(cityscapes["out"].iterdir())
+
+
+def test_a_class_the_rainy_subset_lacks_is_a_warning(cityscapes, capsys):
+    objects = [obj for obj in TRAIN_OBJECTS if obj["label"] != "train"]
+    write_polygons(cityscapes["root"], "train", TRAIN_FRAME, objects)
+    code, _, stderr = convert(
+        capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--rainy", cityscapes["rainy"]
+    )
+    assert code == 0, stderr
+    assert "class 'train' has no box on the Rainy Cityscapes images" in stderr
