@@ -127,7 +127,8 @@ def _add_synth_common_arguments(parser: argparse.ArgumentParser, d: dict[str, fl
         action="append",
         default=[],
         metavar="COCO.json",
-        help="COCO file over --src images to rewrite for the output (repeatable, one --ann-out each)",
+        help="COCO file over --src images to rewrite for the output (repeatable, one --ann-out each); "
+        "with it, only the images the --ann files list are synthesised",
     )
     parser.add_argument(
         "--ann-out",

@@ -1,8 +1,9 @@
 """`lcp data synth fog|rain|underwater`: synthesise a low-quality image set from clean images.
 
-Output: OUT_DIR/<clean stem>_<marker>_<key>_<value>....jpg for each clean image and each
-parameter setting, plus OUT_DIR/synthesis.json (the model, its parameters, the depth source
-and every image's own parameters and expected measurements, read by `lcp data check`).
+Output: OUT_DIR/<clean stem>_<marker>_<key>_<value>....jpg for each clean image (each one the
+--ann files list, when given) and each parameter setting, plus OUT_DIR/synthesis.json (the
+model, its parameters, the depth source and every image's own parameters and expected
+measurements, read by `lcp data check`).
 Per image the sidecar also names the depth source used (disparity, depth map or the
 ground-plane fallback), the image's visibility (mean, and the share of erased pixels) and,
 for every box of the --ann files on its clean image, the box's visibility: the mean share of
@@ -187,17 +188,18 @@ def synthesise_folder(
 ) -> dict[str, Any]:
     """Write the synthesised folder (atomically) and the rewritten annotations; return the sidecar.
 
-    No output may be, contain or lie inside `src`, an --ann file or one of `depth_dirs`.
+    With annotation files, the images they list are synthesised (a robustness test set drawn
+    from a clean folder that holds the train images too took them all: seven times the test
+    split's images on Cityscapes); without, every image of `src`. No output may be, contain or
+    lie inside `src`, an --ann file or one of `depth_dirs`.
     """
     if seed < 0:
         raise LCPError(f"--seed: must be >= 0, got {seed}")
     if not 1 <= quality <= 100:
         raise LCPError(f"--quality: JPEG quality is 1-100, got {quality}")
-    sources = list_images(src)
-    renames = output_names(degradation, sources)
     inputs = [src, *depth_dirs, *(ann_in for ann_in, _ in annotations)]
     check_folder_output(out, overwrite, inputs)
-    rewritten, cocos, written = [], [], {}
+    cocos, written = [], {}
     for ann_in, ann_out in annotations:  # fail on bad annotations before the long part
         check_outside_sources(ann_out, [*inputs, out])
         if (earlier := written.setdefault(Path(ann_out).resolve(), ann_in)) != ann_in:
@@ -205,7 +207,15 @@ def synthesise_folder(
         if Path(ann_out).exists() and not overwrite:
             raise LCPError(f"{ann_out}: already exists; remove it or pass --overwrite")
         cocos.append(load_coco(ann_in))
-        rewritten.append((ann_out, rename_images(cocos[-1], renames, source=ann_in)))
+    sources = list_images(src)
+    if annotations:
+        listed = {image["file_name"] for coco in cocos for image in coco["images"]}
+        sources = [source for source in sources if source.name in listed]
+    renames = output_names(degradation, sources)
+    rewritten = [
+        (ann_out, rename_images(coco, renames, source=ann_in))
+        for (ann_in, ann_out), coco in zip(annotations, cocos, strict=True)
+    ]
     boxes = boxes_by_image(cocos) if annotations else {}
     for (ann_in, _), coco in zip(annotations, cocos, strict=True):
         check_recorded_sizes(ann_in, coco, src)

@@ -258,6 +258,9 @@ def test_annotations_follow_the_new_names(scene, tmp_path):
         i["file_name"].replace(".jpg", "_foggy_beta_0.02.jpg") for i in source["images"]
     ]
     assert single["annotations"] == source["annotations"]
+    # only the images the annotation file lists (the clean folder holds the test images too)
+    assert sorted(p.name for p in (tmp_path / "one").glob("*.jpg")) == sorted(i["file_name"] for i in single["images"])
+    assert len(list((scene / "clean").glob("*.jpg"))) > len(single["images"])
 
     assert (
         synth(
