@@ -13,7 +13,7 @@ from lcp.data.convert.urpc import CLASSES as URPC_CLASSES
 from lcp.errors import LCPError
 from lcp.workflow import paths
 from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, recipe_sources, unknown_option_problems
-from lcp.workflow.preflight import missing_images, same_images, training_boxes
+from lcp.workflow.preflight import missing_images, same_images, test_twins_in_train, training_boxes
 from lcp.workflow.resources import resource_setting
 from lcp.workflow.scenes import (
     SPLITS,
@@ -234,7 +234,8 @@ def training_set_problems(config: Mapping, scene_name: str, config_source: str) 
     Refused: the clean and low-quality set converted from the same images (LCP's KL loss would
     be exactly 0; `allow_same_sets: true` allows it), a set converted with `folder` (images
     without boxes), or a set converted in an earlier run whose train split has no box of the
-    scene's classes. Warned: a class without a box there. A set not converted yet is checked
+    scene's classes. Warned: a class without a box there, and low-quality test images whose clean
+    twins are in the clean set's train split (test_twins_in_train). A set not converted yet is checked
     by its converter, which refuses a scene class the source has no box of (exit status 2).
     `config_source` names the config file(s) in the messages.
     """
@@ -278,5 +279,18 @@ def training_set_problems(config: Mapping, scene_name: str, config_source: str) 
                 f"warning: {ann_file}: no box of {', '.join(empty)} (classes of {key}) in the train "
                 f"split of {key}.{role} {scene[role]!r}; the detector never learns "
                 f"{'it' if len(empty) == 1 else 'them'}"
+            )
+    clean_train, lowq_test = (
+        f"{data}/{paths.image_set_paths(config, scene_name, scene[role])[split]}"
+        for role, split in (("clean_set", "train"), ("lowq_set", "test"))
+    )
+    if Path(clean_train).is_file() and Path(lowq_test).is_file():
+        if twins := test_twins_in_train(clean_train, lowq_test):
+            warnings.append(
+                f"warning: {lowq_test}: {len(twins)} of its test images have a twin in the train split of "
+                f"{key}.clean_set {scene['clean_set']!r} ({clean_train}), e.g. {twins[0]}: pretraining and "
+                "LCP's detection-favoured draw see those test scenes, and the AP is too high; unless the two "
+                "sets are unrelated images that share names, convert both with one test split (the same "
+                "`test-list`, or the same images, seed and `test-fraction`) and train again"
             )
     return None, warnings

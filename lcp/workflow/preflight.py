@@ -165,6 +165,24 @@ def training_boxes(ann_file: str | Path, classes: Sequence[str]) -> dict[str, in
     return {name: found[name] for name in classes}
 
 
+def test_twins_in_train(clean_train: str | Path, lowq_test: str | Path) -> list[str]:
+    """The low-quality test images whose clean twin the clean set's train split lists: the image
+    of the same stem (URPC2020 and DFUI), or the one a synthesised or Foggy/Rainy Cityscapes
+    image was made from (<clean stem>_foggy_beta_0.02). Pretraining trains on that split and
+    LCP draws its detection-favoured images from it, so a twin there shows them a test scene."""
+    from lcp.data.degradations import DEGRADATIONS, split_lowq_stem
+
+    markers = [degradation.marker for degradation in DEGRADATIONS.values()]
+    train = {Path(image["file_name"]).stem for image in load_coco(clean_train)["images"]}
+    twins = []
+    for image in load_coco(lowq_test)["images"]:
+        stem = Path(image["file_name"]).stem
+        made_from = split_lowq_stem(stem, markers)
+        if stem in train or (made_from is not None and made_from[0] in train):
+            twins.append(image["file_name"])
+    return twins
+
+
 # The shell functions behind unfixable_guard, defined for every job (shell.prefix in
 # workflow/rules/common.smk), so that a job's command line holds only its command and editing
 # them is no "code change" of every rule to Snakemake. `lcp_not_again LOG`: when an earlier

@@ -1,5 +1,6 @@
 """lcp.workflow's config checks and job resources, from config/config.yaml's scenes, without Snakemake."""
 
+import json
 import re
 
 import pytest
@@ -164,6 +165,55 @@ def test_training_sets_are_checked_against_the_scene(tmp_path, config):
     config["scenes"]["custom"]["image_sets"]["clear"]["convert"] = "folder"
     problem, _ = training_set_problems(config, "custom", "my.yaml")
     assert "comes from `convert: folder`, images without boxes" in problem
+
+
+def test_test_images_whose_twins_the_clean_train_split_holds_are_warned_about(tmp_path, config):
+    """URPC2020 and DFUI split apart (an older split draw, another test list): DFUI's train split
+    holding the twin of a URPC test image shows pretraining and LCP that test scene."""
+    config["data_dir"] = str(tmp_path)
+    folder = tmp_path / "urpc/annotations"
+    folder.mkdir(parents=True)
+    categories = [{"id": 1, "name": "echinus"}]
+
+    def write(name, files):
+        images = [{"id": i, "file_name": f, "width": 8, "height": 8} for i, f in enumerate(files, 1)]
+        boxes = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 4, 4], "area": 16} for i in range(1, 3)]
+        (folder / name).write_text(json.dumps({"images": images, "annotations": boxes, "categories": categories}))
+
+    write("dfui_train.json", ["000001.jpg", "000002.jpg", "000008.jpg"])
+    write("urpc_train.json", ["000001.jpg", "000002.jpg"])
+    write("urpc_test.json", ["000008.jpg", "000009.jpg"])
+    problem, warnings = training_set_problems(config, "urpc", "my.yaml")
+    assert problem is None
+    twin_warnings = [w for w in warnings if "have a twin" in w]
+    assert twin_warnings == [
+        f"warning: {folder}/urpc_test.json: 1 of its test images have a twin in the train split of "
+        f"scenes.urpc.clean_set 'dfui' ({folder}/dfui_train.json), e.g. 000008.jpg: pretraining and LCP's "
+        "detection-favoured draw see those test scenes, and the AP is too high; unless the two sets are "
+        "unrelated images that share names, convert both with one test split (the same `test-list`, or the "
+        "same images, seed and `test-fraction`) and train again"
+    ]
+    write("dfui_train.json", ["000001.jpg", "000002.jpg"])
+    assert not [w for w in training_set_problems(config, "urpc", "my.yaml")[1] if "have a twin" in w]
+
+
+def test_a_synthesised_or_foggy_cityscapes_image_is_the_twin_of_its_source(tmp_path):
+    from lcp.workflow.preflight import test_twins_in_train
+
+    def coco(path, files):
+        images = [{"id": i, "file_name": f} for i, f in enumerate(files, 1)]
+        path.write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
+        return path
+
+    clean = coco(tmp_path / "clean.json", ["aachen_000000_000019_leftImg8bit.jpg", "b.jpg"])
+    lowq = coco(
+        tmp_path / "lowq.json",
+        ["aachen_000000_000019_leftImg8bit_foggy_beta_0.02.jpg", "b_rain_intensity_0.5.jpg", "c_foggy_beta_0.02.jpg"],
+    )
+    assert test_twins_in_train(clean, lowq) == [
+        "aachen_000000_000019_leftImg8bit_foggy_beta_0.02.jpg",
+        "b_rain_intensity_0.5.jpg",
+    ]
 
 
 def test_values_nested_in_snakemakes_config_option_get_the_schemas_types(config):
