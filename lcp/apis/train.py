@@ -13,7 +13,9 @@ Evaluation during training keeps the best checkpoint (mmcv's save_best; `auto` u
 config's `evaluation.save_best` says otherwise, `+evaluation.save_best=None` turns it off),
 beside the last `checkpoint_config.max_keep_ckpts` epoch checkpoints (default_runtime.py),
 and a resumed run goes on replacing the same best file (lcp.apis.resume.restore_best_record).
-An epoch is evaluated before its checkpoint is saved (EVAL_PRIORITY).
+An epoch is evaluated before its checkpoint is saved (EVAL_PRIORITY). Checkpoints are written
+whole or not at all, and the best one is replaced only once its successor is saved
+(lcp.apis.checkpoint_saving).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def train_detector(
     from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTensor
     from mmdet.utils import build_dp, compat_cfg, get_root_logger
 
+    from lcp.apis.checkpoint_saving import best_kept_until_replaced, save_checkpoints_atomically
     from lcp.apis.distributed import wrap_distributed
     from lcp.apis.resume import restore_best_record
     from lcp.apis.streams import annotation_loading_unprinted
@@ -94,6 +97,7 @@ def train_detector(
         cfg.runner, default_args=dict(model=model, optimizer=optimizer, work_dir=cfg.work_dir, logger=logger, meta=meta)
     )
     runner.timestamp = timestamp  # .log and .log.json get the same name
+    save_checkpoints_atomically(runner)
 
     fp16_cfg = cfg.get("fp16", None)
     if fp16_cfg is not None:
@@ -130,7 +134,7 @@ def train_detector(
         eval_cfg = cfg.get("evaluation", {})  # by epoch: lcp train refuses iteration-based runners
         # keep the best checkpoint beside the last checkpoint_config.max_keep_ckpts ones
         eval_cfg.setdefault("save_best", "auto")
-        eval_hook = DistEvalHook if distributed else EvalHook
+        eval_hook = best_kept_until_replaced(DistEvalHook if distributed else EvalHook)
         runner.register_hook(eval_hook(val_loader, **eval_cfg), priority=EVAL_PRIORITY)
 
     if cfg.resume_from:

@@ -8,13 +8,16 @@ epoch, as lcp.apis.train sets the hooks up."""
 
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 
+import pytest
 import torch
 from mmcv.runner import CheckpointHook, EpochBasedRunner, EvalHook, OptimizerHook
 
-from lcp.apis.resume import find_resume_checkpoint, restore_best_record
+from lcp.apis.checkpoint_saving import best_kept_until_replaced, save_checkpoints_atomically
+from lcp.apis.resume import find_resume_checkpoint, is_complete_checkpoint, restore_best_record
 from lcp.apis.train import EVAL_PRIORITY
 
 
@@ -60,10 +63,12 @@ def train(work_dir: Path, epochs: int, scores: list[float | None], resume_from: 
         meta={},
         max_epochs=epochs,
     )
+    save_checkpoints_atomically(runner)
     runner.register_optimizer_hook(OptimizerHook())
     runner.register_hook(CheckpointHook(interval=1, max_keep_ckpts=1))
     evaluation = torch.utils.data.DataLoader(ScriptedScores(scores), batch_size=1)
-    runner.register_hook(EvalHook(evaluation, interval=1, save_best="score", rule="greater"), priority=EVAL_PRIORITY)
+    hook = best_kept_until_replaced(EvalHook)(evaluation, interval=1, save_best="score", rule="greater")
+    runner.register_hook(hook, priority=EVAL_PRIORITY)
     if resume_from is not None:
         runner.resume(str(resume_from))
         restore_best_record(runner)
@@ -110,3 +115,31 @@ def test_a_run_killed_while_evaluating_an_epoch_trains_and_evaluates_it_again(tm
     assert torch.load(tmp_path / "epoch_1.pth", weights_only=False)["meta"]["hook_msgs"]["best_score"] == 0.1
     train(tmp_path, 3, scores=[0.9, 0.2], resume_from=find_resume_checkpoint(tmp_path))
     assert checkpoints(tmp_path) == {"epoch_3.pth", "latest.pth", "best_score_epoch_2.pth"}
+
+
+@pytest.mark.parametrize("failing", ["best_score_epoch_3.pth", "epoch_3.pth"])
+def test_a_checkpoint_the_disk_cannot_hold_leaves_no_part_and_the_previous_best_whole(tmp_path, monkeypatch, failing):
+    """mmcv wrote in place (a truncated epoch_3.pth under its final name) and removed the previous
+    best checkpoint before writing the new one (a full disk left no best checkpoint at all)."""
+    from mmcv.fileio.file_client import HardDiskBackend
+
+    train(tmp_path, 2, scores=[0.1, 0.5])
+    put = HardDiskBackend.put
+
+    def disk_full_half_way(self, obj, filepath):
+        if Path(filepath).name.startswith(f".{failing}."):
+            Path(filepath).write_bytes(obj[: len(obj) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        put(self, obj, filepath)
+
+    monkeypatch.setattr(HardDiskBackend, "put", disk_full_half_way)
+    with pytest.raises(OSError) as failed:
+        train(tmp_path, 3, scores=[0.9], resume_from=find_resume_checkpoint(tmp_path))
+    assert failed.value.filename == str(tmp_path / failing)  # named as the file it was going to be
+    on_disk = {path.name for path in tmp_path.iterdir() if path.suffix in (".pth", ".tmp")}
+    assert failing not in on_disk and not [name for name in on_disk if name.startswith(".")]
+    assert {"epoch_2.pth", "latest.pth"} <= on_disk
+    best = "best_score_epoch_3.pth" if failing == "epoch_3.pth" else "best_score_epoch_2.pth"
+    assert [name for name in on_disk if name.startswith("best_")] == [best]
+    assert all(is_complete_checkpoint(tmp_path / name) for name in on_disk)
+    assert (tmp_path / "latest.pth").readlink() == Path("epoch_2.pth")
