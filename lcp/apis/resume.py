@@ -1,8 +1,9 @@
 """Finding the checkpoint a killed training run resumes from (lcp.models.checkpoint loads weights).
 
 mmcv writes `epoch_N.pth` in place and then points the `latest.pth` symlink at it, so a run
-killed while saving can leave a truncated newest file (and, between the two steps, a
-missing or stale `latest.pth`). torch.save writes a zip archive whose central directory
+killed while saving could leave a truncated newest file (and, between the two steps, a
+missing or stale `latest.pth`); lcp.apis.checkpoint_saving now writes them whole, and work
+dirs of older runs are still read as they are. torch.save writes a zip archive whose central directory
 comes last, so a truncated checkpoint is recognised without loading it, and resuming falls
 back to the newest complete one.
 
