@@ -4,8 +4,10 @@ which failures may pass (sent again later) and which are a refusal (sent again, 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
+from lcp.io import atomic_path
 from lcp.tracking import settings
 
 MAX_METRICS_PER_BATCH = 1000
@@ -41,7 +43,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, MlflowException):
         return exc.error_code not in PERMANENT_ERRORS
     if type(exc).__name__ == "OperationalError" and any(  # sqlalchemy's, raised unwrapped while MLflow opens a store
-        word in str(exc).lower() for word in ("database is locked", "database is busy", "unable to open")
+        word in str(exc).lower()
+        for word in ("database is locked", "database is busy", "unable to open", "disk is full", "disk i/o error")
     ):
         return True
     try:
@@ -71,9 +74,10 @@ def short_error(exc: BaseException) -> str:
 
 
 def make_client(uri: str):
-    """A client for the store at `uri`. A local sqlite store is opened (created and migrated when
-    new) under a lock beside it: MLflow migrates a new database without one, and jobs starting
-    at once on a fresh store lost their runs and could leave it half-migrated for good."""
+    """A client for the store at `uri`. A local sqlite store is opened (and migrated when older)
+    under a lock beside it: MLflow migrates a database without one, and jobs starting at once on
+    a fresh store lost their runs and could leave it half-migrated for good. A new one is made
+    whole beside its place first (create_sqlite_store)."""
     from mlflow.tracking import MlflowClient
 
     settings.apply_network_defaults()
@@ -85,9 +89,21 @@ def make_client(uri: str):
 
     with open(f"{database}.init-lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if not database.exists():
+            create_sqlite_store(database, settings.sqlite_artifact_location(uri))
         client = MlflowClient(tracking_uri=uri)
-        client.search_experiments(max_results=1)  # the store is made, and migrated, here
+        client.search_experiments(max_results=1)  # an older store is migrated here
     return client
+
+
+def create_sqlite_store(database: Path, artifact_location: str) -> None:
+    """Create and migrate a new MLflow database under a temporary name beside `database`, then
+    rename it into place: creation cut short (a full disk) left a half-made database that every
+    later run failed to open ("table spans already exists"), each run untracked."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    with atomic_path(database, overwrite=False) as staged:
+        SqlAlchemyStore(f"sqlite:///{staged}", artifact_location).engine.dispose()
 
 
 def ensure_experiment(client, name: str, artifact_location: str | None, description: str | None = None) -> str:

@@ -102,7 +102,7 @@ def resolve_target(configured: str | None = None) -> TrackingTarget:
 
 def target_of(uri: str) -> TrackingTarget:
     """The store at `uri`, with where its new experiments keep artifacts (None: the store decides)."""
-    return TrackingTarget(uri=uri, artifact_location=_sqlite_artifact_location(uri))
+    return TrackingTarget(uri=uri, artifact_location=sqlite_artifact_location(uri))
 
 
 def tracking_on(track: bool | None, tracking_uri: str | None) -> bool:
@@ -155,7 +155,7 @@ def sqlite_database(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///") :].split("?", 1)[0]).resolve()
 
 
-def _sqlite_artifact_location(uri: str) -> str | None:
+def sqlite_artifact_location(uri: str) -> str | None:
     """A server-less sqlite store keeps artifacts in an `artifacts` folder beside the database."""
     database = sqlite_database(uri)
     return (database.parent / "artifacts").as_uri() if database else None

@@ -216,7 +216,35 @@ def test_a_locked_sqlite_store_is_a_failure_that_may_pass():
     from lcp.tracking.client import is_transient
 
     assert is_transient(OperationalError("SELECT 1", {}, Exception("database is locked")))
+    assert is_transient(OperationalError("INSERT", {}, Exception("database or disk is full")))
     assert not is_transient(OperationalError("SELECT 1", {}, Exception("no such column: x")))
+
+
+def test_a_store_whose_creation_was_cut_short_is_not_left_half_made(tmp_path, clean_env, monkeypatch):
+    """A new sqlite store made in place and cut short (a full disk during MLflow's migrations) stayed
+    half-made: every later run failed to open it ("table spans already exists") and was not tracked."""
+    import sqlite3
+
+    import mlflow.store.db.utils
+    from sqlalchemy.exc import OperationalError
+
+    from lcp.tracking.client import is_transient, make_client
+
+    def disk_full(engine):
+        raise OperationalError("ALTER TABLE", {}, sqlite3.OperationalError("database or disk is full"))
+
+    database = tmp_path / "store" / "mlflow.db"
+    upgrade = mlflow.store.db.utils._upgrade_db
+    monkeypatch.setattr(mlflow.store.db.utils, "_upgrade_db", disk_full)
+    with pytest.raises(OperationalError) as failed:
+        make_client(f"sqlite:///{database}")
+    assert is_transient(failed.value)  # the run's records wait in its journal
+    assert not database.exists() and [p.name for p in database.parent.iterdir()] == ["mlflow.db.init-lock"]
+
+    monkeypatch.setattr(mlflow.store.db.utils, "_upgrade_db", upgrade)  # space again
+    client = make_client(f"sqlite:///{database}")
+    assert [experiment.name for experiment in client.search_experiments()] == ["Default"]
+    assert make_client(f"sqlite:///{database}").search_experiments()  # and it opens again
 
 
 def test_a_refused_run_says_it_is_not_tracked_not_where_its_records_wait(tmp_path, clean_env, monkeypatch):
