@@ -290,7 +290,7 @@ def publishing(folder: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _naming(path: Path) -> Iterator[None]:
+def naming(path: str | os.PathLike) -> Iterator[None]:
     """An OSError without a file name (a failed write: a full disk, a quota) gets `path`'s."""
     try:
         yield
@@ -333,7 +333,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True, sources: Source
         raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
     tmp = _temp_file(path)
     try:
-        with _naming(path):
+        with naming(path):
             yield tmp
         if overwrite:
             os.replace(tmp, path)
@@ -359,9 +359,9 @@ def atomic_folder(
     check_folder_output(path, overwrite, sources)
     tmp = temp_folder(path)
     try:
-        with _naming(path):
+        with naming(path):
             yield tmp
-        (tmp / MARKER).write_text(MARKER_TEXT)
+            (tmp / MARKER).write_text(MARKER_TEXT)
         with publishing(path.parent):
             check_folder_output(path, overwrite)  # nothing unmarked may have appeared meanwhile
             replace_folder(tmp, path, overwrite, then)

@@ -68,7 +68,7 @@ def evaluate_checkpoint(
     from lcp.apis.inference import build_test_model, checkpoint_classes, draw_detections
     from lcp.apis.options import select_device
     from lcp.datasets.config_checks import check_dataset_cfg
-    from lcp.io import atomic_folder, atomic_path, check_folder_output, check_outside_sources, json_text
+    from lcp.io import atomic_folder, atomic_path, check_folder_output, check_outside_sources, json_text, naming
 
     eval_options = dict(eval_options or {})
     metrics_wanted = bool(metrics or eval_out)
@@ -134,14 +134,19 @@ def evaluate_checkpoint(
     values = None
     # Every output is made under a temporary name and all are renamed together at the end, so a
     # run stopped on the way (the show pictures and the COCO evaluation take long) publishes none.
+    # They are published in the reverse order of entering: the show folder (whose last checks may
+    # still refuse it) first, the eval json (what the workflow waits for) last.
     with contextlib.ExitStack() as outputs:
-        if out:
-            mmcv.dump(results, str(outputs.enter_context(atomic_path(out))), file_format="pkl")
-        if results_json:
-            outputs.enter_context(atomic_path(results_json)).write_text(coco_results_json(dataset, results), "utf-8")
+        staged = {path: outputs.enter_context(atomic_path(path)) for path in (eval_out, results_json, out) if path}
         if show_dir:
             folder = outputs.enter_context(atomic_folder(show_dir, overwrite=overwrite, sources=sources))
             draw_detections(detector, dataset, results, folder, show_score_thr)
+        if out:
+            with naming(out):
+                mmcv.dump(results, str(staged[out]), file_format="pkl")
+        if results_json:
+            with naming(results_json):
+                staged[results_json].write_text(coco_results_json(dataset, results), "utf-8")
         if metrics_wanted:
             values = coco_bbox_metrics(dataset, results, iou_thrs=eval_options.get("iou_thrs"))
             if health is not None:
@@ -150,7 +155,8 @@ def evaluate_checkpoint(
                 values["eval_options"] = eval_options
             if eval_out:
                 record = {**values, "num_images": len(dataset), "config": config, "checkpoint": checkpoint}
-                outputs.enter_context(atomic_path(eval_out)).write_text(json_text(record), encoding="utf-8")
+                with naming(eval_out):
+                    staged[eval_out].write_text(json_text(record), encoding="utf-8")
     return Evaluation(
         config=cfg,
         checkpoint=checkpoint,

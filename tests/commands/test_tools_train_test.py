@@ -279,6 +279,30 @@ def test_a_test_stopped_on_the_way_publishes_none_of_its_outputs(workspace, resu
     assert "bbox_mAP" in json.loads(eval_out.read_text())
 
 
+def test_a_show_folder_refused_at_the_end_publishes_no_other_output(workspace, resumed, tmp_path, monkeypatch, capsys):
+    """The eval json was renamed into place before the show folder's last check refused it: the
+    command failed and its metrics were published anyway, over the older ones."""
+    from lcp.apis import inference
+
+    outputs = tmp_path / "out"
+    outputs.mkdir()
+    eval_out = outputs / "m.json"
+    eval_out.write_text('{"old": true}')
+    draw = inference.draw_detections
+
+    def another_run_makes_the_folder(*args, **kwargs):
+        draw(*args, **kwargs)
+        (outputs / "show").mkdir()
+        (outputs / "show" / "theirs.jpg").write_bytes(b"not lcp's")
+
+    monkeypatch.setattr(inference, "draw_detections", another_run_makes_the_folder)
+    argv = ["test", LCP_TINY, str(resumed / "epoch_3.pth"), "--overwrite", "--eval-out", str(eval_out)]
+    argv += ["--out", str(outputs / "r.pkl"), "--show-dir", str(outputs / "show")]
+    assert lcp([*argv, "--cfg-options", *scene_options(workspace)]) == 2
+    assert "show: already exists and holds no" in capsys.readouterr().err
+    assert sorted(p.name for p in outputs.iterdir()) == ["m.json", "show"] and eval_out.read_text() == '{"old": true}'
+
+
 def picture_difference(workspace, config, checkpoint, image: Path, out_dir: Path) -> tuple[dict, float]:
     """Infer with a score threshold no detection reaches: the picture differs from the image
     only by what is drawn besides boxes."""
