@@ -321,6 +321,27 @@ def test_a_refused_annotation_output_fails_before_the_synthesised_folder_appears
 # ---- modes -------------------------------------------------------------------------------
 
 
+def test_a_full_disk_while_converting_is_one_line_naming_the_image(scene, tmp_path, capsys, monkeypatch):
+    """The write in the worker raised an OSError without a file name: a 64-line traceback from
+    a worker process, with no file named."""
+    import errno
+
+    write_bytes = Path.write_bytes
+
+    def disk_full(path, data):
+        if path.suffix == ".jpg" and path.parent.name == "set":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    out = tmp_path / "scene"
+    argv = ["data", "convert", "folder", str(scene / "clean"), str(out), "--name", "set", "--workers", "1"]
+    assert lcp(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert re.fullmatch(rf"lcp data: error: {re.escape(str(out / 'set'))}/[^/ ]+\.jpg: No space left on device", error)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask022", "umask027"])
 def test_modes_of_written_files_follow_the_umask(scene, tmp_path, umask):
     old = os.umask(umask)

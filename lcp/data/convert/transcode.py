@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from lcp.data.images import decode_image, encode_jpeg, exif_orientation
 from lcp.errors import LCPError
+from lcp.io import naming
 from lcp.progress import map_with_progress
 
 
@@ -47,14 +48,13 @@ def transcode_image(job: tuple[str, str]) -> Decoded | str:
     if image is None:
         return "not a readable image (decoding failed)"
     orientation = exif_orientation(data)
-    if data[:3] == b"\xff\xd8\xff":
-        Path(dst).write_bytes(data)
-    else:  # written turned, without the tag
+    if data[:3] != b"\xff\xd8\xff":  # written turned, without the tag
         try:
-            encoded = encode_jpeg(image, subsample_chroma=True)
+            data = encode_jpeg(image, subsample_chroma=True)
         except RuntimeError:
             return "could not be encoded as JPEG"
-        Path(dst).write_bytes(encoded)
+    with naming(dst):  # a full disk names the file, not a traceback from a worker process
+        Path(dst).write_bytes(data)
     height, width = image.shape[:2]
     return Decoded(width, height, orientation)
 
