@@ -13,6 +13,7 @@ through: in this process or in a process pool, with these progress lines.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import IO, TypeVar
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 LINE_INTERVAL_S = 5.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def is_terminal(stream: IO[str]) -> bool:
@@ -100,15 +102,33 @@ def _quiet_about_cancelled_futures(previous_hook, args) -> None:
         previous_hook(args)
 
 
-def _worker_start(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+def _worker_start(initializer: Callable[..., None] | None, initargs: tuple, parent: int) -> None:
     """A pool worker leaves Ctrl-C and SIGTERM to the process that started it, which stops the
-    pool (forked, it would inherit lcp's handlers and each print its own traceback)."""
+    pool (forked, it would inherit lcp's handlers and each print its own traceback), and ends
+    when that process ends, however it ends."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _end_with_parent(parent)
     if initializer is not None:
         initializer(*initargs)
+
+
+def _end_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when `parent` dies (Linux): after a `kill -9` of lcp its
+    workers wrote on for minutes, holding the locks that mark its temporaries live, so the next
+    run could not remove them."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the workers outlive a killed parent
+        return
+    if os.getppid() != parent:  # it died before the request was made
+        os._exit(1)
 
 
 def map_with_progress(
@@ -143,7 +163,9 @@ def map_with_progress(
     chunksize = max(1, min(16, len(items) // (4 * workers)))
     previous_hook = threading.excepthook
     try:
-        with ProcessPoolExecutor(workers, initializer=_worker_start, initargs=(initializer, initargs)) as pool:
+        with ProcessPoolExecutor(
+            workers, initializer=_worker_start, initargs=(initializer, initargs, os.getpid())
+        ) as pool:
             try:
                 results = pool.map(fn, items, chunksize=chunksize)
                 return list(progress(results, desc, unit, total=len(items)) if show else results)

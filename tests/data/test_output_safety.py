@@ -452,6 +452,33 @@ def test_a_rerun_removes_what_a_killed_demo_left_and_keeps_a_live_ones(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
 
+def test_the_workers_of_a_killed_run_end_with_it(scene, tmp_path):
+    """After a `kill -9` of lcp its pool workers wrote on for minutes, holding the locks that mark
+    its temporaries live, so the next run could not remove them."""
+    import psutil
+
+    many = tmp_path / "many"
+    many.mkdir()
+    for index in range(400):
+        (many / f"{index:04d}.png").symlink_to(next((scene / "clean").glob("*.jpg")))
+    command = [str(LCP_COMMAND), "data", "synth", "fog", "--src", str(many), "--out", str(tmp_path / "fog")]
+    process = subprocess.Popen([*command, "--workers", "2", "--no-progress"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(psutil.Process(process.pid).children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = psutil.Process(process.pid).children()
+    assert len(workers) == 2, process.stderr.read() if process.poll() is not None else "no workers"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    for worker in alive:  # the failure is reported, not left running
+        worker.kill()
+    assert not alive
+    time.sleep(MIN_STALE_AGE_S)  # a temporary younger than that may be one just being made
+    assert lcp([*command[1:], "--workers", "1", "--no-progress"]) == 0  # and the rerun clears the temporary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fog", "many"]
+
+
 # ---- lcp infer: all outputs or none ----------------------------------------------------
 
 
