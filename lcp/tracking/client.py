@@ -66,9 +66,16 @@ def clip(value: Any, limit: int) -> str:
 
 
 def short_error(exc: BaseException) -> str:
-    """One line for a log: a refusal's own reason, else the exception's type and first line."""
+    """One line for a log: a refusal's own reason, else the exception's type and first line; for
+    a database error (sqlalchemy's, maybe inside MLflow's), the database's own message, which
+    sqlalchemy puts after notes such as "(raised as a result of Query-invoked autoflush; ...)"."""
     if isinstance(exc, Refused):
         return str(exc)
+    cause = exc
+    while cause is not None and not isinstance(getattr(cause, "orig", None), BaseException):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        return clip(f"{type(exc).__name__}: ({type(cause.orig).__name__}) {cause.orig}", 300)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return clip(f"{type(exc).__name__}: {text}", 300)
 

@@ -220,6 +220,29 @@ def test_a_locked_sqlite_store_is_a_failure_that_may_pass():
     assert not is_transient(OperationalError("SELECT 1", {}, Exception("no such column: x")))
 
 
+def test_a_database_error_is_told_by_the_databases_own_message():
+    """sqlalchemy puts notes before it: the one line said only "(raised as a result of Query-invoked
+    autoflush; consider using ...)", never that the disk was full."""
+    import sqlite3
+
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import OperationalError
+
+    from lcp.tracking.client import short_error
+
+    error = OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+    error.add_detail("raised as a result of Query-invoked autoflush; consider using a session.no_autoflush block")
+    assert short_error(error) == "OperationalError: (OperationalError) database or disk is full"
+    try:
+        try:
+            raise error
+        except OperationalError as exc:
+            raise MlflowException(str(exc)) from exc
+    except MlflowException as wrapped:
+        assert short_error(wrapped) == "MlflowException: (OperationalError) database or disk is full"
+    assert short_error(ValueError("first line\nsecond")) == "ValueError: first line"
+
+
 def test_a_store_whose_creation_was_cut_short_is_not_left_half_made(tmp_path, clean_env, monkeypatch):
     """A new sqlite store made in place and cut short (a full disk during MLflow's migrations) stayed
     half-made: every later run failed to open it ("table spans already exists") and was not tracked."""
