@@ -24,6 +24,21 @@ LOCK_FILE = "lcp-train.lock"
 
 log = logging.getLogger(__name__)
 
+# The lock's file descriptors this process holds. A forked child (a data-loader worker) closes its
+# copies: the lock belongs to the open file, which a child kept open after its trainer was killed
+# (kill -9, the OOM killer), so the job's retry found the work dir locked by a dead pid.
+_HELD: set[int] = set()
+
+
+def _close_in_child() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
+
 
 def _busy(work_dir: Path, fd: int) -> LCPError:
     holder = os.pread(fd, 256, 0).decode(errors="replace").strip() or "holder unknown"
@@ -39,6 +54,7 @@ def training_lock(work_dir: str | os.PathLike) -> Iterator[None]:
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(work_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    _HELD.add(fd)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -52,6 +68,7 @@ def training_lock(work_dir: str | os.PathLike) -> Iterator[None]:
             os.pwrite(fd, holder.encode(), 0)
         yield
     finally:
+        _HELD.discard(fd)
         os.close(fd)  # releases the lock
 
 

@@ -3,7 +3,9 @@ pretrain -> LCP training in both modes (losses fall) -> resume -> evaluate -> in
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 
 from helpers.workflow import hold_training_lock
 from lcp.cli import main as lcp
+from lcp.errors import LCPError
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "config" / "mmdet"
@@ -183,6 +186,42 @@ def test_a_second_training_into_a_work_dir_a_training_runs_in_is_refused(
     assert {p.name: p.stat().st_mtime_ns for p in resumed.iterdir() if p.name != "lcp-train.lock"} == {
         name: mtime for name, mtime in before.items() if name != "lcp-train.lock"
     }
+
+
+def test_a_killed_trainers_forked_workers_do_not_keep_its_work_dir_locked(tmp_path):
+    """Data-loader workers are forked copies of the trainer and kept the lock's open file: after a
+    kill -9 of the trainer (the OOM killer) the job's retry was refused, naming the dead pid, with
+    the exit status that ends all later retries."""
+    import signal
+    import subprocess
+    import sys
+
+    from lcp.apis.training_lock import check_no_training
+
+    trainer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys, time\nfrom lcp.apis.training_lock import training_lock\n"
+            f"with training_lock({str(tmp_path)!r}):\n"
+            "    if os.fork() == 0:  # a worker, started as it would be after the fork's handlers\n"
+            "        print(os.getpid(), flush=True)\n        time.sleep(60)\n        os._exit(0)\n"
+            "    time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    worker = int(trainer.stdout.readline())
+    try:
+        with pytest.raises(LCPError, match="another training is running in it"):
+            check_no_training(tmp_path)
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait()
+        os.kill(worker, 0)  # the worker still runs
+        check_no_training(tmp_path)  # and holds no lock
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("keep", [("state_dict",), ("state_dict", "meta")], ids=["weights-only", "no-optimizer"])
