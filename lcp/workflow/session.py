@@ -224,7 +224,11 @@ class WorkflowSession:
 
     def job_retries(self, rule_name: str) -> int | None:
         """The rule's retries from the config; None leaves them to --retries. A retry runs the job
-        again only when it did not fail for a reason a retry cannot fix (see commands.job_command)."""
+        again only when it did not fail for a reason a retry cannot fix (see commands.job_command).
+        Only the process that runs the workflow retries: a SLURM job's own snakemake read the same
+        rule and retried inside each of the controller's attempts ("retries: 3" ran up to 16 times)."""
+        if not self.workflow.is_main_process:
+            return 0
         return self.config.get("retries", {}).get(rule_name)
 
     def forget_unfixable_failures(self) -> None:

@@ -286,6 +286,8 @@ def test_a_data_set_jobs_settings_are_those_of_the_first_scene_reading_it(workdi
     assert "nodes" not in session.job_resources("evaluate")
     assert session.train_gpus("train_lcp")(wildcards(scene="urpc"), input=[]) == ""
     assert (session.job_retries("train_lcp"), session.job_retries("evaluate")) == (3, None)
+    # a SLURM job's own snakemake runs its command once: the controller's attempts are the retries
+    assert start(main=False).job_retries("train_lcp") == 0
     assert session.demo_setting("num_images", 300)(wildcards(dataset="demo")) == 160
 
 
