@@ -20,7 +20,8 @@ if TRACKING:
 
     # The store: $MLFLOW_TRACKING_URI, else tracking.uri, else results/mlflow/ in the checkout.
     os.environ.update(MLFLOW_TRACKING_URI=resolve_target(tracking.configured_uri(config)).uri)
-    if warning := tracking.moved_store_warning(os.environ["MLFLOW_TRACKING_URI"]):
+    # once, by the process that runs the workflow (a SLURM job's own snakemake reads this file too)
+    if workflow.is_main_process and (warning := tracking.moved_store_warning(os.environ["MLFLOW_TRACKING_URI"])):
         logger.warning(warning)
 
     envvars:
