@@ -7,7 +7,9 @@ for a rule's wildcards. Image set paths are relative to data_dir unless they say
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from lcp.errors import LCPError
 from lcp.workflow.scenes import (
@@ -129,6 +131,13 @@ def evaluation(scene_name: str, method: str, seed_folder: str = "") -> str:
 
 def robustness_evaluation(scene_name: str, method: str, seed_folder: str, severity: str) -> str:
     return f"{method_dir(scene_name, method, seed_folder)}robustness/{severity}.json"
+
+
+def evaluations_of(checkpoint: str | os.PathLike) -> list[Path]:
+    """The evaluation files made from the model at `checkpoint` (evaluation, robustness_evaluation):
+    the files beside it that the workflow writes."""
+    folder = Path(checkpoint).parent
+    return [folder / "eval.json", *sorted((folder / "robustness").glob("*.json"))]
 
 
 def data_check(scene_name: str) -> str:

@@ -21,7 +21,10 @@ missing, and a later run says "Nothing to be done" whenever the files made from 
 evaluation) are still there, from the previous model. With the placeholder, the killed
 job's OUT exists and is marked incomplete, so the next run reruns it (--rerun-incomplete,
 which the profiles set; without it snakemake stops and names the file). `finish` replaces
-the placeholder with the checkpoint.
+the placeholder with the checkpoint. A job that fails loses its placeholder to Snakemake, so
+`begin` also removes the evaluations made from the model OUT held (paths.evaluations_of):
+after a failed retraining, `snakemake .../eval.json` said "Nothing to be done" and kept the
+replaced model's numbers; now the evaluation is missing and remade, its training first.
 A work dir a training still runs in (its `lcp train` holds lcp.apis.training_lock) is
 refused: the SLURM job of a snakemake that died may train on while the rerun starts.
 A folder with files but no request record is refused rather than emptied: it was not
@@ -42,6 +45,7 @@ from lcp.apis.training_lock import check_no_training
 from lcp.errors import LCPError
 from lcp.io import atomic_path, read_json, write_json, write_text
 from lcp.tracking.journal import PENDING_DIR
+from lcp.workflow.paths import evaluations_of
 
 PLACEHOLDER = "lcp workdir: placeholder while {work_dir} trains; not a checkpoint\n"
 REQUEST_FILE = "lcp-request.json"
@@ -126,6 +130,11 @@ def begin(
     work_dir.mkdir(parents=True, exist_ok=True)
     write_json(work_dir / REQUEST_FILE, wanted)
     if checkpoint is not None:
+        stale = [path for path in evaluations_of(checkpoint) if path.is_file()]
+        for path in stale:
+            path.unlink()
+        if stale:
+            outcome += f"; removed the evaluations of the model it replaces ({', '.join(map(str, stale))})"
         Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
         write_text(checkpoint, PLACEHOLDER.format(work_dir=work_dir))
     return outcome

@@ -173,6 +173,22 @@ def test_begin_holds_a_placeholder_at_the_output_until_finish_publishes(tmp_path
     assert zipfile.ZipFile(out).read("data.pkl") == b"one"
 
 
+def test_begin_removes_the_evaluations_of_the_model_it_replaces(tmp_path):
+    """Snakemake removes a failed job's outputs, the placeholder included: after a failed
+    retraining `snakemake .../eval.json` said "Nothing to be done", the replaced model's numbers
+    kept as if they were the new one's."""
+    model = tmp_path / "results" / "demo" / "lcp" / "seed1"
+    evaluations = [model / "eval.json", model / "robustness" / "beta_0.02.json"]
+    others = [model / "robustness" / "notes.txt", tmp_path / "results" / "demo" / "lcp" / "seed0" / "eval.json"]
+    for path in evaluations + others:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    outcome = begin(model / "work", "train", [], checkpoint=model / "latest.pth")
+    assert outcome == f"new; removed the evaluations of the model it replaces ({evaluations[0]}, {evaluations[1]})"
+    assert not any(path.exists() for path in evaluations) and all(path.exists() for path in others)
+    assert begin(model / "work", "train", [], checkpoint=model / "latest.pth") == "new"
+
+
 def test_cli_reports_a_missing_input_as_one_line(tmp_path):
     result = subprocess.run(
         [
@@ -221,7 +237,7 @@ def test_a_forced_training_killed_with_snakemake_is_known_incomplete_and_rerun_w
         waiting_for="the forced training did not reach its second epoch",
     )
     assert is_placeholder(tmp_path / "results" / "demo" / "lcp" / "latest.pth")
-    assert (tmp_path / target).exists()  # the old model's evaluation
+    assert not (tmp_path / target).exists()  # the old model's evaluation went when its training began
 
     assert snakemake(tmp_path, "--unlock").returncode == 0  # snakemake's lock outlives a SIGKILL
     plain = snakemake(tmp_path, "-n", target)
