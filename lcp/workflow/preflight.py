@@ -5,7 +5,8 @@ retries that cannot help. lcp.workflow.session and lcp.workflow.checks call thes
   column (snakemake's own message names neither; a key given twice it keeps silently).
 - check_model_step: a scene's mmdet config read with the --cfg-options its jobs will pass, so
   that a misspelt key, a value of the wrong kind or an LCP mode plan that does not cover the
-  run's epochs stops the run instead of a job hours later.
+  run's epochs stops the run instead of a job hours later. A check that passed is remembered
+  in .snakemake/ (PASSED_CHECKS) until the config, its options, lcp or mmcv change.
 - missing_images: the images of a converted set that are no longer in its folder (the
   converter ran in an earlier run; a later deletion would only show inside a training job).
 - image_source, same_images: whether a scene's clean and low-quality sets are converted
@@ -98,12 +99,82 @@ def yaml_problem(path: str | Path) -> str | None:
     return None
 
 
+# Checks of check_model_step that passed, kept between runs of the workflow: reading a config
+# with its options imports mmcv (and torch), 1.9 s of a 3.1 s no-op `snakemake -n`.
+PASSED_CHECKS = Path(".snakemake") / "lcp-passed-config-checks.json"
+
+
 @cache
 def _check_config(config: str, options: tuple[str, ...]) -> None:
     from lcp.apis.config import check_mode_plan_length, read_config
     from lcp.apis.options import parse_cfg_options
 
+    key = _check_key(config, options)
+    if key is not None and key in _passed_checks():
+        return
     check_mode_plan_length(read_config(config, parse_cfg_options(list(options)), import_modules=False), config)
+    if key is not None:
+        _remember_passed(key)
+
+
+def _check_key(config: str, options: tuple[str, ...]) -> str | None:
+    """What a check's outcome depends on, hashed: the config and every `_base_` file it inherits
+    (contents), the options, the lcp code that checks and mmcv's version. None when a file
+    cannot be read (the check itself says why)."""
+    import hashlib
+
+    from lcp.apis.config import config_files
+
+    digest = hashlib.sha256(_checker_identity().encode())
+    try:
+        for file in config_files(config):
+            digest.update(f"\0{file}\0".encode() + Path(file).read_bytes())
+    except (LCPError, OSError):
+        return None
+    for option in options:
+        digest.update(f"\0{option}".encode())
+    return digest.hexdigest()
+
+
+@cache
+def _checker_identity() -> str:
+    """lcp's own sources and mmcv's version: a new lcp or mmcv checks again."""
+    import hashlib
+    from importlib import metadata
+
+    import lcp
+
+    digest = hashlib.sha256()
+    package = Path(lcp.__file__).parent
+    for source in sorted(package.rglob("*.py")):
+        digest.update(f"{source.relative_to(package)}\0".encode() + source.read_bytes())
+    for distribution in ("mmcv-full", "mmcv", "mmdet"):
+        try:
+            digest.update(f"{distribution}=={metadata.version(distribution)}".encode())
+        except metadata.PackageNotFoundError:
+            pass
+    return digest.hexdigest()
+
+
+@cache
+def _passed_checks() -> set[str]:
+    from lcp.io import read_json
+
+    try:
+        return set(read_json(PASSED_CHECKS))
+    except (LCPError, OSError, TypeError, ValueError):  # none yet, or unreadable: check again
+        return set()
+
+
+def _remember_passed(key: str) -> None:
+    from lcp.io import write_json
+
+    passed = _passed_checks()
+    passed.add(key)
+    try:
+        write_json(PASSED_CHECKS, sorted(passed))
+    except (LCPError, OSError):  # a read-only checkout: the checks run each time
+        pass
 
 
 def check_model_step(config: str, options: Sequence[str], scene_options: Mapping[str, object], where: str) -> None:
