@@ -25,7 +25,13 @@ def save_checkpoints_atomically(runner) -> None:
     def save_checkpoint(out_dir, filename_tmpl="epoch_{}.pth", save_optimizer=True, meta=None, create_symlink=True):
         name = filename_tmpl.format(runner.epoch + 1)
         with atomic_path(Path(out_dir) / name) as staged:
-            write(str(staged.parent), staged.name, save_optimizer, meta, create_symlink=False)
+            write(
+                str(staged.parent),
+                filename_tmpl=staged.name,
+                save_optimizer=save_optimizer,
+                meta=meta,
+                create_symlink=False,
+            )
         if create_symlink:
             point_latest_at(Path(out_dir), name)
 
