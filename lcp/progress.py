@@ -102,7 +102,7 @@ def _quiet_about_cancelled_futures(previous_hook, args) -> None:
         previous_hook(args)
 
 
-def _worker_start(initializer: Callable[..., None] | None, initargs: tuple, parent: int) -> None:
+def _worker_start(initializer: Callable[..., None] | None, initargs: tuple, parent: int | None) -> None:
     """A pool worker leaves Ctrl-C and SIGTERM to the process that started it, which stops the
     pool (forked, it would inherit lcp's handlers and each print its own traceback), and ends
     when that process ends, however it ends."""
@@ -115,13 +115,15 @@ def _worker_start(initializer: Callable[..., None] | None, initargs: tuple, pare
         initializer(*initargs)
 
 
-def _end_with_parent(parent: int) -> None:
+def _end_with_parent(parent: int | None) -> None:
     """Have the kernel kill this process when `parent` dies (Linux): after a `kill -9` of lcp its
     workers wrote on for minutes, holding the locks that mark its temporaries live, so the next
-    run could not remove them."""
+    run could not remove them. `parent` None: not forked by lcp itself (forkserver), skipped."""
     import ctypes
     import signal
 
+    if parent is None:
+        return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -163,8 +165,11 @@ def map_with_progress(
     chunksize = max(1, min(16, len(items) // (4 * workers)))
     previous_hook = threading.excepthook
     try:
+        import multiprocessing
+
+        forked = multiprocessing.get_start_method() != "forkserver"  # whose workers are not our children
         with ProcessPoolExecutor(
-            workers, initializer=_worker_start, initargs=(initializer, initargs, os.getpid())
+            workers, initializer=_worker_start, initargs=(initializer, initargs, os.getpid() if forked else None)
         ) as pool:
             try:
                 results = pool.map(fn, items, chunksize=chunksize)

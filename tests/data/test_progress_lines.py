@@ -7,6 +7,7 @@ import contextlib
 import io
 import re
 
+import pytest
 import torch
 
 from lcp.progress import ProgressLines, progress
@@ -122,6 +123,23 @@ def test_a_worker_killed_mid_map_stops_it_with_one_error_instead_of_a_hang():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("convert photos: a worker process died (killed, or out of memory?)")
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_a_pool_maps_under_every_start_method(method):
+    """A worker that ends with its parent checked that its parent was lcp: under forkserver
+    (Python 3.14's default) its parent is the server, and every worker exited at its start."""
+    import subprocess
+    import sys
+
+    script = (
+        "import multiprocessing\nfrom lcp.progress import map_with_progress\n"
+        "if __name__ == '__main__':\n"
+        f"    multiprocessing.set_start_method({method!r})\n"
+        "    print(map_with_progress(abs, [-1, -2, -3, -4], 2, 'abs', show=False))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[1, 2, 3, 4]", result.stderr[-2000:]
 
 
 def test_the_rate_and_the_eta_are_computed_from_the_work_done():
