@@ -289,8 +289,10 @@ def training_set_problems(config: Mapping, scene_name: str, config_source: str) 
             warnings.append(
                 f"warning: {lowq_test}: {len(twins)} of its test images have a twin in the train split of "
                 f"{key}.clean_set {scene['clean_set']!r} ({clean_train}), e.g. {twins[0]}: pretraining and "
-                "LCP's detection-favoured draw see those test scenes, and the AP is too high; unless the two "
-                "sets are unrelated images that share names, convert both with one test split (the same "
-                "`test-list`, or the same images, seed and `test-fraction`) and train again"
+                "LCP's detection-favoured draw see those test scenes, and the AP is too high. The two sets "
+                "were split apart: by another `test-list`, seed or `test-fraction`, or by an lcp from before "
+                "2026-11-29, whose split draw differs. Unless they are unrelated images that share names, "
+                f"give both the same split options and convert both again: run with --forcerun {clean_train} "
+                f"{lowq_test}"
             )
     return None, warnings

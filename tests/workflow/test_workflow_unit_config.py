@@ -189,9 +189,10 @@ def test_test_images_whose_twins_the_clean_train_split_holds_are_warned_about(tm
     assert twin_warnings == [
         f"warning: {folder}/urpc_test.json: 1 of its test images have a twin in the train split of "
         f"scenes.urpc.clean_set 'dfui' ({folder}/dfui_train.json), e.g. 000008.jpg: pretraining and LCP's "
-        "detection-favoured draw see those test scenes, and the AP is too high; unless the two sets are "
-        "unrelated images that share names, convert both with one test split (the same `test-list`, or the "
-        "same images, seed and `test-fraction`) and train again"
+        "detection-favoured draw see those test scenes, and the AP is too high. The two sets were split apart: "
+        "by another `test-list`, seed or `test-fraction`, or by an lcp from before 2026-11-29, whose split draw "
+        "differs. Unless they are unrelated images that share names, give both the same split options and "
+        f"convert both again: run with --forcerun {folder}/dfui_train.json {folder}/urpc_test.json"
     ]
     write("dfui_train.json", ["000001.jpg", "000002.jpg"])
     assert not [w for w in training_set_problems(config, "urpc", "my.yaml")[1] if "have a twin" in w]
