@@ -14,8 +14,8 @@ Rules:
     clipped, and reported. The polygon file's imgWidth/imgHeight is compared with the image as
     the VOC converter compares <size>: boxes that leave the image but fit the recorded size
     (images downscaled after labelling) are refused. A --classes name without a box in the
-    images written is refused (a warning for Rainy Cityscapes, whose subset of frames may
-    lack a rare class).
+    images written is refused (a warning for Foggy and Rainy Cityscapes, which may cover a
+    subset of the frames that lacks a rare class).
   * group polygons (e.g. "cargroup": several objects under one outline) become crowd boxes
     (COCO iscrowd 1, ignored in training and evaluation), as in mmdet's own converter;
     deleted polygons are skipped.
@@ -264,7 +264,7 @@ def convert(
     check_output_free(output.out, [output.name], output.overwrite, [root, foggy, rainy])
     frames = read_frames(root / "gtFine", classes, report)
     samples = image_set_samples(source, frames, report)
-    if source.missing_frame == "count":  # Rainy Cityscapes' subset of frames may lack a rare class
+    if source.missing_frame != "error":  # a subset of the frames (Rainy, Foggy's refined) may lack a rare class
         found = {box.label for sample in samples for box in sample.boxes if not box.crowd}
         for name in (name for name in classes if name not in found):
             report.warn(f"class {name!r} has no box on the {source.what} images", source.folder)
