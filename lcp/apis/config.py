@@ -8,7 +8,7 @@ are themselves references work too.
 Every --cfg-options key must already be in the config (mmcv's merge would silently add a
 misspelt one, `optimzer.lr=0.5`, and train without it), and its value must have the kind
 of the value it replaces: see check_cfg_options. A key written with a leading `+`
-(`+fp16.loss_scale=512`) may add settings the config does not have yet.
+(`+fp16.loss_scale=dynamic`) may add settings the config does not have yet.
 """
 
 from __future__ import annotations

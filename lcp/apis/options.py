@@ -11,7 +11,7 @@ CFG_OPTIONS_HELP = (
     "override config keys, KEY=VALUE ... (mmcv syntax: lists as KEY=[a,b] or KEY=a,b, tuples as "
     "KEY=(a,b), list items as KEY.0.SUB=VALUE); applied before ${...} references are resolved, "
     "e.g. data_root=/data/city/ moves every data path. Each KEY must be in the config and each VALUE "
-    "of the kind it replaces; +KEY=VALUE adds a key the config lacks (e.g. +fp16.loss_scale=512)"
+    "of the kind it replaces; +KEY=VALUE adds a key the config lacks (e.g. +fp16.loss_scale=dynamic)"
 )
 
 

@@ -158,6 +158,7 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
         cfg.device = select_device(request.gpu_id)
     if request.fp16 and cfg.get("fp16") is None:
         cfg.fp16 = dict(loss_scale="dynamic")
+    _check_fp16_loss_scale(cfg, request.config)
     if cfg.get("fp16") is not None and cfg.device != "cuda":
         raise LCPError(
             f"{request.config}: fp16 training runs under CUDA autocast and no GPU is visible; "
@@ -352,3 +353,22 @@ def _enable_auto_scale_lr(cfg, source: str) -> None:
             "config's lr is for; add it, e.g. --cfg-options +auto_scale_lr.base_batch_size=16"
         )
     settings.enable = True
+
+
+# Below this fixed fp16 loss scale the catch-up learner's KL gradient underflows in half precision.
+MIN_FIXED_LOSS_SCALE = 2**14
+
+
+def _check_fp16_loss_scale(cfg, source: str) -> None:
+    """LCPError for an LCP model trained in fp16 with a small fixed loss scale: the KL over a
+    whole-map softmax of ~10^7 entries has gradient entries of ~1e-7, which a scale of 512
+    leaves below half precision's normal range (measured at the published size with weight 1:
+    35% of them zeroed, the catch-up learner's weight gradient 109% off), without a word."""
+    loss_scale = (cfg.get("fp16") or {}).get("loss_scale", "dynamic")
+    catch_up = cfg.model.get("type") == "LCPDetector"
+    if catch_up and isinstance(loss_scale, int | float) and loss_scale < MIN_FIXED_LOSS_SCALE:
+        raise LCPError(
+            f"{source}: fp16.loss_scale={loss_scale:g} is a fixed scale under which the catch-up learner's KL "
+            f"gradient underflows in half precision (its entries are ~1e-7); use loss_scale='dynamic' (what "
+            f"--fp16 sets) or a fixed scale of at least {MIN_FIXED_LOSS_SCALE}"
+        )

@@ -237,6 +237,20 @@ def test_fp16_testing_without_a_gpu_is_refused(capsys, demo, tiny_lcp_checkpoint
         )
 
 
+def test_lcp_in_fp16_with_a_small_fixed_loss_scale_is_refused(capsys, demo, tmp_path):
+    """The catch-up KL's gradient entries (~1e-7 over a whole-map softmax) fell below half
+    precision's range under loss_scale 512: 35% zeroed, the weight gradient 109% off, silently."""
+    err = train_error(capsys, demo, tmp_path, "+fp16.loss_scale=512")
+    assert err == (
+        f"lcp train: error: {LCP_TINY}: fp16.loss_scale=512 is a fixed scale under which the catch-up "
+        "learner's KL gradient underflows in half precision (its entries are ~1e-7); use "
+        "loss_scale='dynamic' (what --fp16 sets) or a fixed scale of at least 16384"
+    )
+    if not torch.cuda.is_available():  # a dynamic or large scale passes this check, then needs a GPU
+        for scale in ("dynamic", "65536"):
+            assert "no GPU is visible" in train_error(capsys, demo, tmp_path, f"+fp16.loss_scale={scale}")
+
+
 def test_an_error_is_the_only_line_a_fresh_process_prints(tmp_path):
     # mmcv's notice of its 2.0 release (and, on a machine with a CUDA toolkit but no GPU, torch's)
     # came above the one-line error of every lcp command
