@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from lcp.data.coco import load_coco
 from lcp.data.convert.urpc import CLASSES as URPC_CLASSES
 from lcp.errors import LCPError
 from lcp.workflow import paths
@@ -252,7 +253,7 @@ def training_set_problems(config: Mapping, scene_name: str, config_source: str) 
                 "from the difference between the two (its KL loss would be exactly 0); set "
                 f"{key}.allow_same_sets: true if this is intended"
             ), []
-    warnings = []
+    warnings, train_splits = [], {}
     for role, recipe in recipes.items():
         source = sets[(dataset, recipe["from"])][0] if "synthesize" in recipe else recipe
         if source.get("convert") == "folder":
@@ -265,9 +266,10 @@ def training_set_problems(config: Mapping, scene_name: str, config_source: str) 
         if not Path(ann_file).is_file():
             continue
         try:
-            boxes = training_boxes(ann_file, classes)
+            train_splits[role] = load_coco(ann_file)
         except LCPError as exc:
             return f"{exc}; convert the set again: remove {data}/{files['images']}", warnings
+        boxes = training_boxes(train_splits[role], classes)
         if not any(boxes.values()):
             return (
                 f"{ann_file}: no box of the scene's classes ({', '.join(classes)}) in the train split of "
@@ -284,8 +286,8 @@ def training_set_problems(config: Mapping, scene_name: str, config_source: str) 
         f"{data}/{paths.image_set_paths(config, scene_name, scene[role])[split]}"
         for role, split in (("clean_set", "train"), ("lowq_set", "test"))
     )
-    if Path(clean_train).is_file() and Path(lowq_test).is_file():
-        if twins := test_twins_in_train(clean_train, lowq_test):
+    if "clean_set" in train_splits and Path(lowq_test).is_file():
+        if twins := test_twins_in_train(train_splits["clean_set"], load_coco(lowq_test)):
             warnings.append(
                 f"warning: {lowq_test}: {len(twins)} of its test images have a twin in the train split of "
                 f"{key}.clean_set {scene['clean_set']!r} ({clean_train}), e.g. {twins[0]}: pretraining and "

@@ -225,28 +225,28 @@ def same_images(clean: Mapping[str, object], lowq: Mapping[str, object]) -> Path
     return source if source is not None and source == image_source(lowq) else None
 
 
-def training_boxes(ann_file: str | Path, classes: Sequence[str]) -> dict[str, int]:
-    """Scene class -> boxes (not crowd) of that category name in a COCO annotation file, as
-    mmdet counts them when the scene's classes select its categories by name."""
+def training_boxes(coco: Mapping, classes: Sequence[str]) -> dict[str, int]:
+    """Scene class -> boxes (not crowd) of that category name in a COCO annotation file's data
+    (load_coco), as mmdet counts them when the scene's classes select its categories by name."""
     from collections import Counter
 
-    data = load_coco(ann_file)
-    names = {category["id"]: category["name"] for category in data["categories"]}
-    found = Counter(names.get(ann["category_id"]) for ann in data["annotations"] if not ann.get("iscrowd"))
+    names = {category["id"]: category["name"] for category in coco["categories"]}
+    found = Counter(names.get(ann["category_id"]) for ann in coco["annotations"] if not ann.get("iscrowd"))
     return {name: found[name] for name in classes}
 
 
-def test_twins_in_train(clean_train: str | Path, lowq_test: str | Path) -> list[str]:
-    """The low-quality test images whose clean twin the clean set's train split lists: the image
-    of the same stem (URPC2020 and DFUI), or the one a synthesised or Foggy/Rainy Cityscapes
-    image was made from (<clean stem>_foggy_beta_0.02). Pretraining trains on that split and
-    LCP draws its detection-favoured images from it, so a twin there shows them a test scene."""
+def test_twins_in_train(clean_train: Mapping, lowq_test: Mapping) -> list[str]:
+    """The low-quality test images (of a COCO file's data, load_coco) whose clean twin the clean
+    set's train split lists: the image of the same stem (URPC2020 and DFUI), or the one a
+    synthesised or Foggy/Rainy Cityscapes image was made from (<clean stem>_foggy_beta_0.02).
+    Pretraining trains on that split and LCP draws its detection-favoured images from it, so a
+    twin there shows them a test scene."""
     from lcp.data.degradations import DEGRADATIONS, split_lowq_stem
 
     markers = [degradation.marker for degradation in DEGRADATIONS.values()]
-    train = {Path(image["file_name"]).stem for image in load_coco(clean_train)["images"]}
+    train = {Path(image["file_name"]).stem for image in clean_train["images"]}
     twins = []
-    for image in load_coco(lowq_test)["images"]:
+    for image in lowq_test["images"]:
         stem = Path(image["file_name"]).stem
         made_from = split_lowq_stem(stem, markers)
         if stem in train or (made_from is not None and made_from[0] in train):

@@ -211,7 +211,7 @@ def test_a_synthesised_or_foggy_cityscapes_image_is_the_twin_of_its_source(tmp_p
         tmp_path / "lowq.json",
         ["aachen_000000_000019_leftImg8bit_foggy_beta_0.02.jpg", "b_rain_intensity_0.5.jpg", "c_foggy_beta_0.02.jpg"],
     )
-    assert test_twins_in_train(clean, lowq) == [
+    assert test_twins_in_train(json.loads(clean.read_text()), json.loads(lowq.read_text())) == [
         "aachen_000000_000019_leftImg8bit_foggy_beta_0.02.jpg",
         "b_rain_intensity_0.5.jpg",
     ]
