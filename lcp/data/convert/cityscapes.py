@@ -43,7 +43,7 @@ from pathlib import Path
 from lcp.data.convert.image_set import write_image_set
 from lcp.data.convert.output import Output, check_output_free
 from lcp.data.convert.report import Report
-from lcp.data.convert.samples import Box, Sample, keep_classes
+from lcp.data.convert.samples import Box, Sample, boxes_by_class, keep_classes
 from lcp.data.convert.sources import walk_files
 from lcp.errors import LCPError
 
@@ -265,8 +265,8 @@ def convert(
     frames = read_frames(root / "gtFine", classes, report)
     samples = image_set_samples(source, frames, report)
     if source.missing_frame != "error":  # a subset of the frames (Rainy, Foggy's refined) may lack a rare class
-        found = {box.label for sample in samples for box in sample.boxes if not box.crowd}
-        for name in (name for name in classes if name not in found):
+        found = boxes_by_class(samples)
+        for name in (name for name in classes if not found[name]):
             report.warn(f"class {name!r} has no box on the {source.what} images", source.folder)
     else:
         keep_classes(samples, classes, report, "box of class", root / "gtFine")

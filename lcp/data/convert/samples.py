@@ -44,6 +44,11 @@ class Sample:
     recorded_in: str = ""
 
 
+def boxes_by_class(samples: Sequence[Sample]) -> Counter:
+    """Class name -> the boxes mmdet trains on (crowd, difficult and ignored ones aside)."""
+    return Counter(box.label for sample in samples for box in sample.boxes if not box.crowd)
+
+
 def keep_classes(
     samples: Sequence[Sample], classes: Sequence[str], report: Report, dropped: str, source: object
 ) -> None:
@@ -54,7 +59,7 @@ def keep_classes(
     evaluation scores without ground truth. `source` (the annotation files or folder) is named
     in that refusal.
     """
-    found = Counter(box.label for sample in samples for box in sample.boxes if not box.crowd)
+    found = boxes_by_class(samples)
     empty = [name for name in classes if not found[name]]
     if empty and found:  # a source without any box (images to run a detector on) is not refused here
         which = f"class {empty[0]!r} has" if len(empty) == 1 else f"classes {', '.join(map(repr, empty))} have"
