@@ -207,16 +207,13 @@ def synthesise_folder(
         if Path(ann_out).exists() and not overwrite:
             raise LCPError(f"{ann_out}: already exists; remove it or pass --overwrite")
         cocos.append(load_coco(ann_in))
-    sources = list_images(src)
-    if annotations:
-        listed = {image["file_name"] for coco in cocos for image in coco["images"]}
-        sources = [source for source in sources if source.name in listed]
+    boxes = boxes_by_image(cocos) if annotations else {}  # every listed image, with or without boxes
+    sources = [source for source in list_images(src) if not annotations or source.name in boxes]
     renames = output_names(degradation, sources)
     rewritten = [
         (ann_out, rename_images(coco, renames, source=ann_in))
         for (ann_in, ann_out), coco in zip(annotations, cocos, strict=True)
     ]
-    boxes = boxes_by_image(cocos) if annotations else {}
     for (ann_in, _), coco in zip(annotations, cocos, strict=True):
         check_recorded_sizes(ann_in, coco, src)
 
