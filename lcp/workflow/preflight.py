@@ -122,13 +122,14 @@ def _check_key(config: str, options: tuple[str, ...]) -> str | None:
     (contents), the options, the lcp code that checks and mmcv's version. None when a file
     cannot be read (the check itself says why)."""
     import hashlib
+    import json
 
     from lcp.apis.config import config_files
+    from lcp.workflow.workdir import file_identity  # what a training's work dir records of its inputs
 
     digest = hashlib.sha256(_checker_identity().encode())
     try:
-        for file in config_files(config):
-            digest.update(f"\0{file}\0".encode() + Path(file).read_bytes())
+        digest.update(json.dumps([(file, file_identity(file)) for file in config_files(config)]).encode())
     except (LCPError, OSError):
         return None
     for option in options:
