@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -94,6 +96,9 @@ class Chromium:
     """One headless chromium with one page; `evaluate` runs JavaScript in the page or a frame."""
 
     def __init__(self, executable: str, profile: Path):
+        # Chromium's own org.chromium.Chromium.* scratch folders, which a killed chromium leaves
+        # in TMPDIR; short, because a Unix socket is made in it
+        self.scratch = tempfile.mkdtemp(prefix="lcp-chromium-")
         self.process = subprocess.Popen(
             [
                 executable,
@@ -110,6 +115,7 @@ class Chromium:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, "TMPDIR": self.scratch},
         )
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -176,3 +182,4 @@ class Chromium:
         except ProcessLookupError:
             pass
         self.process.wait(timeout=30)
+        shutil.rmtree(self.scratch, ignore_errors=True)
