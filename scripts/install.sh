@@ -110,6 +110,15 @@ elif ! venv_works; then
 fi
 pipi() { "$vpy" -m pip install --disable-pip-version-check -q "$@"; }
 
+# torch's CUDA build with its nvidia libraries takes about 6.5 GB; on a fuller disk pip fails
+# minutes in, after pages of warnings.
+if ! "$vpy" -c 'import torch' >/dev/null 2>&1; then
+    free_kib=$(df -Pk "$venv" | awk 'NR == 2 {print $4}')
+    if (( free_kib < 7 * 1024 * 1024 )); then
+        die "$((free_kib / 1024)) MB free on the disk of $venv, and installing torch $TORCH there needs about 7 GB: free some space or set LCP_VENV to a folder on another disk"
+    fi
+fi
+
 pipi "setuptools==$SETUPTOOLS" wheel ninja "opencv-python-headless==$OPENCV" "numpy==$NUMPY"
 pipi "torch==$TORCH" "torchvision==$TORCHVISION"
 

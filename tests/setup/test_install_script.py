@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "scripts" / "install.sh"
 
@@ -261,3 +263,34 @@ def test_a_cuda_venv_with_its_build_installed_needs_no_cached_wheel(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "building mmcv-full" not in result.stderr and "mmcv_full" not in (tmp_path / "log").read_text()
     assert (venv / ".lcp-mmcv-flavour").read_text().strip() == "cuda-8p0"
+
+
+def test_a_disk_too_full_for_torch_stops_before_any_download(tmp_path):
+    """pip failed a minute into torch's 6.5 GB with 'No space left on device' after pages of warnings."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small disk (tmpfs) needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)], check=True)
+    try:
+        venv = disk / "venv"
+        (venv / "pyvenv.cfg").parent.mkdir(parents=True)
+        (venv / "pyvenv.cfg").write_text("version = 3.11.9\n")
+        stub(
+            venv / "bin/python",
+            'case "$*" in *version_info*) echo 3.11.9 ;; *"import torch"*) exit 1 ;; '
+            '*"-m pip install"*) echo "pip install ${*:6}" >> "$LOG" ;; esac\nexit 0\n',
+        )
+        cached_wheel(tmp_path / "cache", "cpu")
+        env = {"LCP_VENV": str(venv), "LCP_WHEEL_CACHE": str(tmp_path / "cache"), "LOG": str(tmp_path / "log")}
+        result = run_install(tmp_path, env)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    assert result.returncode != 0
+    free_mb, rest = result.stderr.strip().removeprefix("install: error: ").split(" ", 1)
+    assert 0 < int(free_mb) <= 32, result.stderr
+    assert rest == (
+        f"MB free on the disk of {venv}, and installing torch {pins()['TORCH']} there needs "
+        "about 7 GB: free some space or set LCP_VENV to a folder on another disk"
+    )
+    assert not (tmp_path / "log").exists()
