@@ -31,7 +31,7 @@ def test_the_resource_rules_are_the_workflows_rules():
 
 def test_resources_layer_scene_rule_over_scene_default_over_global(config):
     assert resource_setting(config, "urpc", "train_lcp", "mem_mb") == 48000  # global rule
-    assert resource_setting(config, "urpc", "check_data", "runtime") == 30  # global default
+    assert resource_setting(config, "urpc", "make_demo_data", "runtime") == 30  # global default
     assert resource_setting(config, "demo", "evaluate", "mem_mb") == 4000  # scene rule
     assert resource_setting(config, "demo", "train_lcp", "gpus") == 0  # scene default over global rule
     config["scenes"]["urpc"]["resources"] = {"default": {"runtime": 5}, "train_lcp": {"runtime": 600}}
@@ -49,6 +49,10 @@ def test_a_scene_that_sets_no_resources_trains_and_evaluates_on_one_gpu(config):
         assert job_resources(config, "mine", rule)["gpu"] == 1, rule
     assert job_resources(config, "mine", "train_lcp")["runtime"] >= 1440
     assert job_resources(config, "demo", "train_lcp")["gpu"] == 0
+    # the data jobs decode every image: a 20k-pair check took ~50 core-minutes, over the default's 30 on 1 core
+    for rule in ("convert_image_set", "synthesize_image_set", "check_data"):
+        assert job_resources(config, "mine", rule)["cpus_per_task"] >= 8, rule
+        assert job_resources(config, "mine", rule)["runtime"] >= 240, rule
 
 
 def test_a_training_job_on_several_gpus_runs_one_slurm_task_per_gpu(config):
