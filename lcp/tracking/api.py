@@ -25,7 +25,7 @@ def add_tracking(
     variant: str | None = None,
     tracking_uri: str | None = None,
     log_checkpoint: bool = False,
-    interval: int = 1,
+    interval: int | None = None,
     num_heatmaps: int = 4,
     config_file: str | None = None,
     register_model: bool | None = None,
@@ -36,7 +36,9 @@ def add_tracking(
     config from runner.meta['config'] when training starts. Bad names or a malformed
     LCP_SNAKEMAKE_WILDCARDS / LCP_MLFLOW_PARENT_RUN_IDS / LCP_REGISTER_MODEL raise LCPError here,
     before training. register_model=True uploads the final checkpoint and registers it as a
-    version of `lcp-<scene>-<method>`; None leaves it to LCP_REGISTER_MODEL.
+    version of `lcp-<scene>-<method>`; None leaves it to LCP_REGISTER_MODEL. `interval`: the
+    losses of every how many iterations are logged; None: log_config.interval, as for mmcv's
+    own logger hooks (every iteration made ~500k metric rows per published training).
     """
     import lcp.tracking.hook  # noqa: F401  registers LCPMlflowLoggerHook
 
@@ -53,7 +55,7 @@ def add_tracking(
         "variant": variant,
         "tracking_uri": tracking_uri,
         "log_checkpoint": log_checkpoint,
-        "interval": interval,
+        **({"interval": interval} if interval is not None else {}),
         "num_heatmaps": num_heatmaps,
         "config_file": config_file,
         "register_model": register_model,

@@ -11,9 +11,10 @@ What it records (metric steps: the global iteration for train/*, the epoch for e
   commit/dirty; the whole resolved config (runner.meta['config']) is the artifact config/config.py;
 - dataset inputs: the train annotation file (context training) and the val/test ones
   (context evaluation), with their sha256 as digest;
-- the loss terms of every `interval`-th iteration, from its own outputs (not the log buffer's
-  averages), one series per LCP training mode: train/catch_up/kl_loss, train/crux/loss_rpn_cls,
-  ... (train/<term> for a model without modes); train/lr, train/momentum, train/img_per_s;
+- the loss terms every `interval` iterations (log_config.interval, as mmcv's logger hooks),
+  each the mean over those iterations (the text log's values), one series per LCP training
+  mode: train/catch_up/kl_loss, train/crux/loss_rpn_cls, ... (train/<term> for a model without
+  modes); train/lr, train/momentum, train/img_per_s;
 - epoch/crux_learner_mode (1 crux learner, 0 catch-up learner; also tag
   lcp.train_mode.epoch_NNN), epoch/img_per_s, epoch/train_time_s, epoch/peak_gpu_mem_mib (CUDA);
 - epoch/crux_mask_mean, epoch/crux_mask_std, epoch/crux_mask_frac_above_half,
@@ -106,6 +107,7 @@ class LCPMlflowLoggerHook(LoggerHook):
         self._capture = ClasswiseCapture()
         self._last_eval_step: int | None = None
         self._throughput = Throughput()
+        self._loss_sums: dict[str, tuple[float, int]] = {}
 
     # ---- start and end --------------------------------------------------------------
 
@@ -205,6 +207,7 @@ class LCPMlflowLoggerHook(LoggerHook):
     def before_train_epoch(self, runner) -> None:
         super().before_epoch(runner)
         self._throughput.start_epoch()
+        self._loss_sums = {}  # a logging point's means stay within one epoch, so one training mode
 
     def before_train_iter(self, runner) -> None:
         self._throughput.before_iteration()
@@ -212,6 +215,10 @@ class LCPMlflowLoggerHook(LoggerHook):
     def after_train_iter(self, runner) -> None:
         if self.run is not None:
             self._throughput.after_iteration(int((runner.outputs or {}).get("num_samples", 0)) * get_dist_info()[1])
+            for name, value in ((runner.outputs or {}).get("log_vars") or {}).items():
+                if self.is_scalar(value):
+                    total, count = self._loss_sums.get(name, (0.0, 0))
+                    self._loss_sums[name] = (total + float(value), count + 1)
             due = (
                 self.every_n_inner_iters(runner, self.interval)
                 if self.by_epoch
@@ -241,11 +248,8 @@ class LCPMlflowLoggerHook(LoggerHook):
             self._log_eval(runner, self.get_epoch(runner))
 
     def _log_iteration(self, runner) -> None:
-        losses = {
-            name: value
-            for name, value in ((runner.outputs or {}).get("log_vars") or {}).items()
-            if self.is_scalar(value)
-        }
+        losses = {name: total / count for name, (total, count) in self._loss_sums.items()}
+        self._loss_sums = {}
         schedule = {**self.get_lr_tags(runner), **self.get_momentum_tags(runner)}
         metrics = record.iteration_metrics(losses, schedule, self._train_mode(runner), self._throughput.point_rate())
         self.run.log_metrics(metrics, step=runner.iter + 1)

@@ -27,7 +27,8 @@ class ServerControl(Hook):
 
 
 def tracking_for(cfg, scene, **options):
-    hook = add_tracking(cfg, scene=scene, step="train", method="lcp", num_heatmaps=0)
+    # every iteration logged, so that each iteration of an outage is a record to catch up
+    hook = add_tracking(cfg, scene=scene, step="train", method="lcp", num_heatmaps=0, interval=1)
     return {**{k: v for k, v in hook.items() if k != "type"}, "flush_secs": 0.0, "retry_secs": 0.0, **options}
 
 

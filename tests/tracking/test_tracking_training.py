@@ -97,19 +97,34 @@ def test_training_run_logs_params_metrics_tags_and_artifacts(
     assert json.loads(dataset_input.dataset.profile)["sha256"] == digest
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
 
-    # every iteration's own loss terms, at the global iteration, one series per training mode
+    # every log_config.interval (2) iterations of an epoch, at the global iteration, the mean of
+    # the loss terms over those iterations, one series per training mode
     logged = model.logged
     assert len(logged) == 9
-    catch_up_steps = [1, 2, 3, 7, 8, 9]  # epochs 1 and 3 train the catch-up learner
-    assert history(client, run_id, "train/catch_up/loss") == [
-        (step, pytest.approx(logged[step - 1]["loss"])) for step in catch_up_steps
-    ]
-    assert history(client, run_id, "train/crux/loss") == [(s, pytest.approx(logged[s - 1]["loss"])) for s in (4, 5, 6)]
+
+    def mean_loss(last_step):
+        return pytest.approx((logged[last_step - 2]["loss"] + logged[last_step - 1]["loss"]) / 2)
+
+    catch_up_steps = [2, 8]  # epochs 1 and 3 train the catch-up learner (3 iterations: one point each)
+    assert history(client, run_id, "train/catch_up/loss") == [(step, mean_loss(step)) for step in catch_up_steps]
+    assert history(client, run_id, "train/crux/loss") == [(5, mean_loss(5))]
     assert [s for s, _ in history(client, run_id, "train/catch_up/kl_loss")] == catch_up_steps
-    assert [s for s, _ in history(client, run_id, "train/crux/s0.loss_cls")] == [4, 5, 6]
+    assert [s for s, _ in history(client, run_id, "train/crux/s0.loss_cls")] == [5]
     assert not history(client, run_id, "train/loss") and not history(client, run_id, "train/kl_loss")
+    # the text log's values at the same points (it rounds to 5 decimals)
+    (log_json,) = (tmp_path / "work").glob("*.log.json")
+    text_log = [entry for entry in map(json.loads, log_json.read_text().splitlines()) if entry.get("mode") == "train"]
+    assert [entry["loss"] for entry in text_log] == pytest.approx(
+        [
+            v
+            for _, v in sorted(
+                history(client, run_id, "train/catch_up/loss") + history(client, run_id, "train/crux/loss")
+            )
+        ],
+        abs=1e-5,
+    )
     lr = history(client, run_id, "train/lr")
-    assert [s for s, _ in lr] == list(range(1, 10))
+    assert [s for s, _ in lr] == [2, 5, 8]
     assert lr[0][1] == pytest.approx(0.01) and lr[-1][1] == pytest.approx(0.001)  # step decay after epoch 2
     assert all(v > 0 for _, v in history(client, run_id, "train/img_per_s"))
     assert history(client, run_id, "epoch/crux_learner_mode") == [(1, 0.0), (2, 1.0), (3, 0.0)]
@@ -189,7 +204,8 @@ def test_resumed_training_continues_the_same_run(tmp_path, tracking_env):
     assert runner.epoch == 3
     run = the_run(client, "lcp/toyresume", "toyresume/train/lcp")
     run_id = run.info.run_id
-    assert [s for s, _ in history(client, run_id, "train/catch_up/loss")] == [1, 2, 5, 6]  # epochs 1 and 3
-    assert [s for s, _ in history(client, run_id, "train/crux/loss")] == [3, 4]
+    # a point every 2 iterations (log_config.interval): one per epoch
+    assert [s for s, _ in history(client, run_id, "train/catch_up/loss")] == [2, 6]  # epochs 1 and 3
+    assert [s for s, _ in history(client, run_id, "train/crux/loss")] == [4]
     assert [s for s, _ in history(client, run.info.run_id, "epoch/crux_learner_mode")] == [1, 2, 3]
     assert "lcp.resumed_at_epoch.002" in run.data.tags
