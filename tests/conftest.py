@@ -5,8 +5,8 @@ import sys
 import pytest
 
 # tests/ is on sys.path (pytest's rootdir-relative imports; tests is not a package), so the
-# shared modules are imported as helpers.<name>; these two provide session fixtures.
-pytest_plugins = ["helpers.slurm_cluster", "helpers.mlflow_server"]
+# shared modules are imported as helpers.<name>; two provide session fixtures, sigterm a clean stop.
+pytest_plugins = ["helpers.slurm_cluster", "helpers.mlflow_server", "helpers.sigterm"]
 
 
 @pytest.fixture(autouse=True)
