@@ -102,18 +102,23 @@ class Terminated(BaseException):
     removes what the command had not published yet, as Ctrl-C does."""
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated
-
-
 def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         return _main(argv)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    received = []
+
+    def raise_terminated(signum, frame) -> None:
+        received.append(signum)
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
-        return _main(argv)
+        status = _main(argv)
     finally:
         signal.signal(signal.SIGTERM, previous)  # a caller in this process (a test) keeps its own
+    if received and callable(previous):
+        previous(signal.SIGTERM, None)  # and hears of the signal too, once the command has cleaned up
+    return status
 
 
 def _main(argv: list[str] | None) -> int:

@@ -111,8 +111,9 @@ fi
 pipi() { "$vpy" -m pip install --disable-pip-version-check -q "$@"; }
 
 # torch's CUDA build with its nvidia libraries takes about 6.5 GB; on a fuller disk pip fails
-# minutes in, after pages of warnings.
-if ! "$vpy" -c 'import torch' >/dev/null 2>&1; then
+# minutes in, after pages of warnings. Checked whenever the pinned torch is not the one installed.
+if ! "$vpy" -c 'import importlib.metadata as m, sys; sys.exit(m.version("torch").split("+")[0] != sys.argv[1])' \
+    "$TORCH" >/dev/null 2>&1; then
     free_kib=$(df -Pk "$venv" | awk 'NR == 2 {print $4}')
     if (( free_kib < 7 * 1024 * 1024 )); then
         die "$((free_kib / 1024)) MB free on the disk of $venv, and installing torch $TORCH there needs about 7 GB: free some space or set LCP_VENV to a folder on another disk"

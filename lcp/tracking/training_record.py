@@ -70,8 +70,9 @@ def start_params(
 def iteration_metrics(
     losses: Mapping[str, float], schedule: Mapping[str, float], train_mode: str | None, images_per_s: float | None
 ) -> dict[str, float]:
-    """One logging point: the iteration's loss terms (one series per training mode), the lr and momentum
-    (mmcv's learning_rate[/group], momentum[/group] as train/lr..., train/momentum...) and images/s."""
+    """One logging point: the loss terms (their means since the last point; one series per training
+    mode), the lr and momentum (mmcv's learning_rate[/group], momentum[/group] as train/lr...,
+    train/momentum...) and images/s."""
     metrics = {
         run_params.safe_key(run_metrics.loss_series(name, train_mode)): float(value) for name, value in losses.items()
     }

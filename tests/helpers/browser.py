@@ -117,7 +117,15 @@ class Chromium:
             start_new_session=True,
             env={**os.environ, "TMPDIR": self.scratch},
         )
-        port_file = profile / "DevToolsActivePort"
+        self.socket = None
+        try:
+            self.socket = self._connect(profile / "DevToolsActivePort")
+        except BaseException:
+            self.close()  # no fixture teardown for a browser that never came up
+            raise
+        self.next_id = 0
+
+    def _connect(self, port_file: Path) -> WebSocket:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not (port_file.is_file() and port_file.read_text().strip()):
             assert self.process.poll() is None, f"chromium exited ({self.process.returncode})"
@@ -126,8 +134,7 @@ class Chromium:
         port = int(port_file.read_text().split()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
             page = next(target for target in json.load(response) if target["type"] == "page")
-        self.socket = WebSocket(page["webSocketDebuggerUrl"], timeout=60)
-        self.next_id = 0
+        return WebSocket(page["webSocketDebuggerUrl"], timeout=60)
 
     def call(self, method: str, **params):
         self.next_id += 1
@@ -176,7 +183,8 @@ class Chromium:
             time.sleep(0.25)
 
     def close(self) -> None:
-        self.socket.close()
+        if self.socket is not None:
+            self.socket.close()
         try:
             os.killpg(self.process.pid, 9)
         except ProcessLookupError:

@@ -267,18 +267,18 @@ def test_a_cuda_venv_with_its_build_installed_needs_no_cached_wheel(tmp_path):
 
 def test_a_disk_too_full_for_torch_stops_before_any_download(tmp_path):
     """pip failed a minute into torch's 6.5 GB with 'No space left on device' after pages of warnings."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small disk (tmpfs) needs root")
     disk = tmp_path / "disk"
     disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)], check=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a small disk (tmpfs) cannot be mounted here: {mounted.stderr.decode().strip()}")
     try:
         venv = disk / "venv"
         (venv / "pyvenv.cfg").parent.mkdir(parents=True)
         (venv / "pyvenv.cfg").write_text("version = 3.11.9\n")
         stub(
             venv / "bin/python",
-            'case "$*" in *version_info*) echo 3.11.9 ;; *"import torch"*) exit 1 ;; '
+            'case "$*" in *version_info*) echo 3.11.9 ;; *\'version("torch")\'*) exit 1 ;; '
             '*"-m pip install"*) echo "pip install ${*:6}" >> "$LOG" ;; esac\nexit 0\n',
         )
         cached_wheel(tmp_path / "cache", "cpu")
