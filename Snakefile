@@ -37,6 +37,7 @@ include: "workflow/rules/report.smk"
 
 onstart:
     session.forget_unfixable_failures()
+    session.note_interrupted_trainings()
     start_tracking()
 
 

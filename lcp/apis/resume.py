@@ -20,6 +20,8 @@ import re
 import zipfile
 from pathlib import Path
 
+# written into a work dir by `lcp workdir finish` (lcp.workflow.workdir) once its checkpoint is published
+FINISHED_RECORD = "lcp-finished.json"
 CHECKPOINT_NAME = re.compile(r"^(?:epoch|iter)_(\d+)\.pth$")
 BEST_CHECKPOINT_NAME = re.compile(r"^best_.+_(?:epoch|iter)_(\d+)\.pth$")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,13 +132,18 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     from lcp.apis.distributed import init_distributed
     from lcp.apis.environment import run_environment
     from lcp.apis.options import select_device
-    from lcp.apis.resume import find_resume_checkpoint
+    from lcp.apis.resume import FINISHED_RECORD, find_resume_checkpoint
     from lcp.apis.train import check_distributed_cfg, train_detector
     from lcp.apis.training_lock import training_lock
     from lcp.io import check_outside_sources, write_json, write_text
     from lcp.models.checkpoint import load_lcp_checkpoint
 
     cfg, work_dir = checked_training_config(request)
+    if request.auto_resume and cfg.resume_from and (work_dir / FINISHED_RECORD).is_file():
+        # the same run (checked_training_config compared the request) finished and was published
+        finished = Path(cfg.resume_from).name
+        print(f"lcp train: {work_dir}: its run finished ({finished}); nothing to train", file=sys.stderr)
+        return TrainedRun(work_dir, Path(cfg.resume_from), request.seed if request.seed is not None else cfg.seed)
     config_copy = work_dir / Path(request.config).name
     config_sources = config_files(request.config)
     check_outside_sources(config_copy, config_sources)  # before the work dir gets anything

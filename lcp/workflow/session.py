@@ -30,6 +30,7 @@ from lcp.workflow.checks import (
 from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, option_paths, recipe_sources
 from lcp.workflow.preflight import check_model_step, clear_unfixable
 from lcp.workflow.scenes import (
+    TRAINING_RULES,
     converted_sets,
     data_dir,
     dataset_of,
@@ -41,6 +42,7 @@ from lcp.workflow.scenes import (
     severities,
     synthesized_sets,
 )
+from lcp.workflow.workdir import record_interrupted_trainings
 
 
 class Snakemake(Protocol):
@@ -234,6 +236,26 @@ class WorkflowSession:
     def forget_unfixable_failures(self) -> None:
         """A new run of the workflow tries again the jobs refused in an earlier one (onstart)."""
         clear_unfixable([log for job in self.workflow.dag.needrun_jobs() for log in job.log])
+
+    def note_interrupted_trainings(self) -> None:
+        """(onstart) The training jobs that run again only because an interrupted run of the
+        workflow left their outputs incomplete (Ctrl-C lets running jobs finish, then marks
+        their outputs so): `lcp workdir begin` keeps their finished runs instead of training
+        again (workdir.INTERRUPTED_TRAININGS). Snakemake counts those outputs among the forced
+        ones; what the user forced (--forcerun, --forceall, -f/-F) is left out, and trains again."""
+        if not self.workflow.is_main_process:
+            return
+        dag, settings = self.workflow.dag, self.workflow.dag_settings
+        rule_names = {rule.name for rule in self.workflow.rules}
+        forced_files = {os.path.abspath(str(item)) for item in settings.forcerun or () if str(item) not in rule_names}
+        kept = []
+        for job in dag.needrun_jobs():
+            if job.rule.name not in TRAINING_RULES or job.rule in dag.forcerules or settings.forcetargets:
+                continue
+            outputs = [os.path.abspath(str(path)) for path in job.output]
+            if not forced_files.intersection(outputs) and not dag.forcefiles.isdisjoint(job.output):
+                kept += outputs
+        record_interrupted_trainings(kept)
 
     # ---- inputs ----------------------------------------------------------------------------
 

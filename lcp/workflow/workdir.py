@@ -9,7 +9,11 @@ this command answers:
   DIR holds a finished run (the step is being rerun on purpose, e.g. `--forcerun`), nor
   when they were made for another request (another command line, or changed input
   files, a config's `_base_` files included, or image sets made again); then DIR is
-  emptied and training starts over.
+  emptied and training starts over. One finished run is kept: that of a job which finished
+  while the workflow run that started it was being stopped (Ctrl-C lets running jobs end,
+  then marks their outputs incomplete), so that Snakemake reruns it. Its request and inputs
+  unchanged, and not forced by the user, it is kept (`lcp train --auto-resume` then trains
+  nothing) and `finish` publishes it again: a full training was redone, and logged twice.
 - `finish DIR --checkpoint OUT`: publish DIR's newest complete checkpoint (the one
   `lcp train --auto-resume` would pick) as OUT atomically (a hard link when possible, so
   no copy of a large file) and mark DIR finished.
@@ -35,12 +39,14 @@ its `mlflow-pending/` journals: what an earlier run could not send to MLflow wai
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
-from lcp.apis.resume import find_resume_checkpoint
+from lcp.apis.resume import FINISHED_RECORD, find_resume_checkpoint
 from lcp.apis.training_lock import check_no_training
 from lcp.errors import LCPError
 from lcp.io import atomic_path, read_json, write_json, write_text
@@ -49,7 +55,10 @@ from lcp.workflow.paths import evaluations_of
 
 PLACEHOLDER = "lcp workdir: placeholder while {work_dir} trains; not a checkpoint\n"
 REQUEST_FILE = "lcp-request.json"
-FINISHED_FILE = "lcp-finished.json"
+FINISHED_FILE = FINISHED_RECORD
+# The checkpoints of training jobs the workflow reruns only because an interrupted run of it
+# left them incomplete (lcp.workflow.session writes it when a run starts).
+INTERRUPTED_TRAININGS = Path(".snakemake") / "lcp-interrupted-trainings.json"
 # Files up to this size are identified by content; larger ones (checkpoints) by size and mtime.
 HASH_LIMIT_BYTES = 16 * 2**20
 
@@ -93,7 +102,8 @@ def is_placeholder(path: str | os.PathLike) -> bool:
 def begin(
     work_dir: str | os.PathLike, request: str, inputs: list[str], checkpoint: str | os.PathLike | None = None
 ) -> str:
-    """Prepare `work_dir`; returns what happened: 'new', 'resume from <file>' or 'restart: <why>'.
+    """Prepare `work_dir`; returns what happened: 'new', 'resume from <file>', 'restart: <why>'
+    or 'kept: <why>' (a finished run, see the module).
 
     A work dir with a request but no complete checkpoint yet is kept as it is ('new').
     `checkpoint`: the final checkpoint's path, which gets a placeholder (see the module);
@@ -109,7 +119,10 @@ def begin(
     wanted = {"request": request, "inputs": {path: file_identity(path) for path in with_config_bases(inputs)}}
     outcome = "new"
     if (work_dir / FINISHED_FILE).exists():
-        outcome = "restart: the previous run in it finished"
+        if checkpoint is not None and finished_when_interrupted(work_dir, checkpoint, wanted):
+            outcome = "kept: its run finished while the workflow was being stopped, and is published again"
+        else:
+            outcome = "restart: the previous run in it finished"
     elif (work_dir / REQUEST_FILE).exists():
         recorded = read_json(work_dir / REQUEST_FILE)
         if recorded != wanted:
@@ -138,6 +151,28 @@ def begin(
         Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
         write_text(checkpoint, PLACEHOLDER.format(work_dir=work_dir))
     return outcome
+
+
+def record_interrupted_trainings(checkpoints: Iterable[str]) -> None:
+    """Write INTERRUPTED_TRAININGS for this run of the workflow (an empty list too: an earlier
+    run's must not apply); where it cannot be written, those trainings run again."""
+    try:
+        write_json(INTERRUPTED_TRAININGS, sorted(checkpoints))
+    except (LCPError, OSError):
+        with contextlib.suppress(OSError):
+            INTERRUPTED_TRAININGS.unlink(missing_ok=True)
+
+
+def finished_when_interrupted(work_dir: Path, checkpoint: str | os.PathLike, wanted: dict) -> bool:
+    """Whether `work_dir`'s finished run is the one a rerun of an interrupted workflow run asks
+    for: its job is listed in INTERRUPTED_TRAININGS, and its request and inputs are unchanged."""
+    try:
+        interrupted = read_json(INTERRUPTED_TRAININGS)
+        recorded = read_json(work_dir / REQUEST_FILE)
+    except (LCPError, OSError, ValueError):
+        return False
+    listed = isinstance(interrupted, list) and os.path.abspath(checkpoint) in interrupted
+    return listed and recorded == wanted and find_resume_checkpoint(work_dir) is not None
 
 
 def finish(work_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
