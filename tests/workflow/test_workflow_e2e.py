@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
+import sqlite3
+import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -19,7 +23,9 @@ from helpers.workflow import (
     planned_jobs,
     prepare_workdir,
     snakemake,
+    snakemake_command,
     tiny_demo_config,
+    workflow_env,
     write_config,
 )
 from lcp.apis.resume import find_resume_checkpoint
@@ -257,3 +263,44 @@ def test_killed_training_resumes_and_finishes_its_epochs(demo):
     # the resumed process trained only the epochs after the checkpoint it resumed from
     trained = sorted({int(line.split("Epoch [")[1].split("]")[0]) for line in log.splitlines() if "Epoch [" in line})
     assert trained == list(range(int(killed_at[6:-4]) + 1, 4))
+
+
+def test_a_training_that_finishes_while_the_workflow_stops_is_not_trained_again(demo):
+    """A SIGINT to snakemake alone (a process manager, or a cluster controller that is lost while
+    its jobs run on) lets the running training finish, then marks its output incomplete; the
+    rerun trained it again from scratch and logged it to MLflow a second time."""
+    work = demo / "results" / "demo" / "pretrain" / "work"
+    target = "results/demo/pretrain/latest.pth"
+    runs = "select count(*) from runs where name = 'demo/pretrain/baseline'"
+    job = subprocess.Popen(
+        snakemake_command(demo, *PROFILE, target, "--forcerun", "pretrain"),
+        cwd=demo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=workflow_env(),
+    )
+    deadline = time.monotonic() + 300
+    while not ((work / "lcp-request.json").exists() and not (work / "lcp-finished.json").exists()):
+        assert job.poll() is None and time.monotonic() < deadline, "the forced pretraining did not start"
+        time.sleep(0.05)
+    job.send_signal(signal.SIGINT)
+    assert job.wait(timeout=300) != 0
+    assert (work / "lcp-finished.json").exists()  # the training ran to its end
+    with sqlite3.connect(demo / "mlflow.db") as store:
+        trained = store.execute(runs).fetchone()[0]
+
+    rerun = snakemake(demo, *PROFILE, target, timeout=300)
+    assert rerun.returncode == 0, failure_details(demo, rerun)
+    log = (demo / "results" / "demo" / "logs" / "pretrain.log").read_text()
+    assert "lcp workdir: results/demo/pretrain/work: kept: its run finished while the workflow was being stopped" in log
+    assert "lcp train: results/demo/pretrain/work: its run finished (epoch_" in log and "Epoch [" not in log
+    assert zipfile.is_zipfile(demo / target)
+    with sqlite3.connect(demo / "mlflow.db") as store:
+        assert store.execute(runs).fetchone()[0] == trained
+
+    # what the user forces still trains again
+    forced = snakemake(demo, *PROFILE, target, "--forcerun", "pretrain", timeout=300)
+    assert forced.returncode == 0, failure_details(demo, forced)
+    log = (demo / "results" / "demo" / "logs" / "pretrain.log").read_text()
+    assert "restart: the previous run in it finished" in log and "Epoch [" in log

@@ -20,7 +20,7 @@ from helpers.workflow import (
 )
 from lcp.errors import LCPError
 from lcp.tracking.journal import PENDING_DIR, Journal, find_journals
-from lcp.workflow.workdir import FINISHED_FILE, begin, finish, is_placeholder
+from lcp.workflow.workdir import FINISHED_FILE, begin, finish, is_placeholder, record_interrupted_trainings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -135,6 +135,36 @@ def test_finish_publishes_newest_complete_checkpoint_and_next_begin_restarts(tmp
     assert begin(work, "train", []) == "restart: the previous run in it finished"
     assert sorted(p.name for p in work.iterdir()) == ["lcp-request.json"]
     assert zipfile.ZipFile(out).read("data.pkl") == b"two"  # the published file survives
+
+
+def test_a_finished_run_whose_job_an_interrupted_workflow_left_incomplete_is_kept(tmp_path, monkeypatch):
+    """Only while the workflow lists its checkpoint (lcp.workflow.session.note_interrupted_trainings),
+    with the same request and inputs; otherwise a finished run restarts, as --forcerun needs."""
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "model.py"
+    config.write_text("lr = 0.01\n")
+    work, out = tmp_path / "work", tmp_path / "published" / "latest.pth"
+
+    def finished_run():
+        begin(work, "train", [str(config)], out)
+        write_checkpoint(work / "epoch_1.pth", "one")
+        out.unlink()  # snakemake removes a job's outputs before it runs it again
+        finish(work, out)
+        out.unlink()
+
+    finished_run()
+    record_interrupted_trainings([str(out.resolve())])
+    outcome = begin(work, "train", [str(config)], out)
+    assert outcome == "kept: its run finished while the workflow was being stopped, and is published again"
+    assert (work / FINISHED_FILE).exists() and (work / "epoch_1.pth").exists() and is_placeholder(out)
+    assert finish(work, out) == (work / "epoch_1.pth").resolve()
+
+    out.unlink()
+    config.write_text("lr = 0.02\n")  # listed, but another input: trained again
+    assert begin(work, "train", [str(config)], out) == "restart: the previous run in it finished"
+    finished_run()
+    record_interrupted_trainings([])  # the next run of the workflow forced it, or it was not incomplete
+    assert begin(work, "train", [str(config)], out) == "restart: the previous run in it finished"
 
 
 def test_finish_without_checkpoint_and_foreign_folder_are_errors(tmp_path):
