@@ -61,6 +61,7 @@ def _create_parent(
         **runtime_tags(),
         settings.TAG_INVOCATION: invocation_id,
         settings.TAG_ROLE: "invocation",
+        settings.TAG_WORKFLOW_DIR: os.getcwd(),
         settings.TAG_SCENE: scene,
         settings.TAG_STEP: "workflow",
         "mlflow.source.name": "snakemake",
@@ -107,6 +108,7 @@ def open_invocation(
     try:
         client = make_client(target.uri)
         for scene in scenes:
+            end_killed_invocations(client, scene, invocation.invocation_id)
             if scene not in invocation.parent_run_ids:
                 invocation.parent_run_ids[scene] = _create_parent(
                     client,
@@ -128,6 +130,42 @@ def open_invocation(
     if set_env:
         os.environ.update(invocation.environment())
     return invocation
+
+
+def end_killed_invocations(client, scene: str, invocation_id: str) -> None:
+    """End as KILLED the parent runs an earlier run of the workflow in this folder left RUNNING,
+    with their runs still RUNNING: it was killed (SIGKILL, a lost login node), so nothing closed
+    them, and they stayed RUNNING in the UI for good. Snakemake holds a lock on the folder while
+    a run of it goes on, so no other one is running. Any problem here is only a warning."""
+    try:
+        experiment = client.get_experiment_by_name(settings.experiment_name(scene))
+        if experiment is None:
+            return
+        parents = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.`{settings.TAG_ROLE}` = 'invocation' and attributes.status = 'RUNNING'",
+        )
+        here = os.getcwd()
+        for parent in parents:
+            stale_id = parent.data.tags.get(settings.TAG_INVOCATION)
+            if parent.data.tags.get(settings.TAG_WORKFLOW_DIR) != here or stale_id in (None, invocation_id):
+                continue
+            left = [
+                run
+                for run in _invocation_runs(client, stale_id)
+                if run.info.status == "RUNNING" and run.info.run_id != parent.info.run_id
+            ]
+            for run in left:  # a training resumed now reopens its run
+                client.set_terminated(run.info.run_id, status="KILLED")
+            client.set_tag(parent.info.run_id, "lcp.ended_by", f"the run of the workflow {invocation_id}")
+            client.set_terminated(parent.info.run_id, status="KILLED")
+            log.warning(
+                "MLflow: %s and %d of its runs were left RUNNING by a killed run of the workflow; ended as KILLED",
+                parent.info.run_name,
+                len(left),
+            )
+    except Exception as exc:  # noqa: BLE001  tidying the store must not stop the workflow
+        log.warning("MLflow: could not end the runs a killed run of the workflow left RUNNING (%s)", exc)
 
 
 def close_invocation(

@@ -139,3 +139,38 @@ def test_a_retried_training_is_summarised_by_its_finished_run_not_the_failed_att
     }
     table = Path(client.download_artifacts(parent_id, "summary/children.md", str(tmp_path))).read_text()
     assert "| FAILED | val_AP_last 12.0" in table and "| FINISHED | val_AP_last 30.0" in table
+
+
+def test_the_runs_a_killed_invocation_left_running_are_ended_by_the_next_one_in_its_folder(
+    tmp_path, server_env, monkeypatch
+):
+    """A SIGKILLed workflow (or a lost login node) closes nothing: its parent run and the runs of
+    its unfinished jobs stayed RUNNING in the UI for good."""
+    client = server_env
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+
+    def killed_invocation(folder):
+        monkeypatch.chdir(folder)
+        invocation = open_invocation(["invkilled"], invocation_id=uuid.uuid4().hex)
+        finished = start_run(scene="invkilled", step="train", method="baseline", work_dir=folder / "b")
+        finished.finish()
+        running = start_run(scene="invkilled", step="train", method="lcp", work_dir=folder / "l")
+        running.flush()
+        return invocation, finished.run_id, running.run_id  # then killed: nothing closes them
+
+    killed, finished_id, running_id = killed_invocation(here)
+    other, _, other_running_id = killed_invocation(elsewhere)  # another folder's runs: not this one's to end
+    monkeypatch.chdir(here)
+    fresh = open_invocation(["invkilled"], invocation_id=uuid.uuid4().hex)
+
+    def status(run_id):
+        return client.get_run(run_id).info.status
+
+    assert status(killed.parent_run_ids["invkilled"]) == "KILLED" and status(running_id) == "KILLED"
+    assert status(finished_id) == "FINISHED"
+    assert status(other.parent_run_ids["invkilled"]) == "RUNNING" and status(other_running_id) == "RUNNING"
+    assert status(fresh.parent_run_ids["invkilled"]) == "RUNNING"
+    tags = client.get_run(killed.parent_run_ids["invkilled"]).data.tags
+    assert tags["lcp.ended_by"] == f"the run of the workflow {fresh.invocation_id}"
