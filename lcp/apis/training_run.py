@@ -132,14 +132,14 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     from lcp.apis.distributed import init_distributed
     from lcp.apis.environment import run_environment
     from lcp.apis.options import select_device
-    from lcp.apis.resume import FINISHED_RECORD, find_resume_checkpoint
+    from lcp.apis.resume import find_resume_checkpoint
     from lcp.apis.train import check_distributed_cfg, train_detector
     from lcp.apis.training_lock import training_lock
     from lcp.io import check_outside_sources, write_json, write_text
     from lcp.models.checkpoint import load_lcp_checkpoint
 
     cfg, work_dir = checked_training_config(request)
-    if request.auto_resume and cfg.resume_from and (work_dir / FINISHED_RECORD).is_file():
+    if request.auto_resume and _finished_in(work_dir, cfg):
         # the same run (checked_training_config compared the request) finished and was published
         finished = Path(cfg.resume_from).name
         print(f"lcp train: {work_dir}: its run finished ({finished}); nothing to train", file=sys.stderr)
@@ -285,6 +285,16 @@ def run_record(request: TrainingRequest) -> dict[str, Any]:
         "deterministic": request.deterministic,
         "auto_scale_lr": request.auto_scale_lr,
     }
+
+
+def _finished_in(work_dir: Path, cfg) -> bool:
+    """Whether the checkpoint --auto-resume found is the end of a run `lcp workdir finish`
+    published, at the configured length: a longer run (runner.max_epochs) goes on training."""
+    from lcp.apis.resume import CHECKPOINT_NAME, FINISHED_RECORD
+
+    name = CHECKPOINT_NAME.match(Path(cfg.resume_from).name) if cfg.resume_from else None
+    epochs = (cfg.get("runner") or {}).get("max_epochs")
+    return bool(name) and (work_dir / FINISHED_RECORD).is_file() and int(name.group(1)) == epochs
 
 
 def _check_same_run(request: TrainingRequest, work_dir: Path) -> None:

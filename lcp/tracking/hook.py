@@ -139,7 +139,9 @@ class LCPMlflowLoggerHook(LoggerHook):
         save_run_file(work_dir, self.run)
         runner.logger.info(self.run.where())
         if previous and not self.run.replaced:
-            self.run.set_tags({f"lcp.resumed_at_epoch.{runner.epoch:03d}": runner.iter})
+            # under this run of the workflow now: its parent summarises it, and ends it if it is killed
+            moved = {key: tags[key] for key in (settings.TAG_INVOCATION, "mlflow.parentRunId") if tags.get(key)}
+            self.run.set_tags({f"lcp.resumed_at_epoch.{runner.epoch:03d}": runner.iter, **moved})
         else:
             self.run.log_params(
                 record.start_params(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -62,6 +63,7 @@ def _create_parent(
         settings.TAG_INVOCATION: invocation_id,
         settings.TAG_ROLE: "invocation",
         settings.TAG_WORKFLOW_DIR: os.getcwd(),
+        settings.TAG_CONTROLLER: _process_identity(os.getpid()),
         settings.TAG_SCENE: scene,
         settings.TAG_STEP: "workflow",
         "mlflow.source.name": "snakemake",
@@ -132,11 +134,32 @@ def open_invocation(
     return invocation
 
 
+def _process_identity(pid: int) -> str:
+    """'<host> <pid> <start time>' of a process of this machine; the start time (Linux's, in
+    clock ticks since boot; empty elsewhere) tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            start = stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        start = ""
+    return f"{socket.gethostname()} {pid} {start}"
+
+
+def _controller_gone(identity: str | None) -> bool:
+    """Whether the snakemake process a parent run names has ended; False when it cannot be told
+    (another machine, an lcp from before the tag)."""
+    parts = (identity or "").split(" ")
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    return _process_identity(int(parts[1])) != identity
+
+
 def end_killed_invocations(client, scene: str, invocation_id: str) -> None:
     """End as KILLED the parent runs an earlier run of the workflow in this folder left RUNNING,
-    with their runs still RUNNING: it was killed (SIGKILL, a lost login node), so nothing closed
-    them, and they stayed RUNNING in the UI for good. Snakemake holds a lock on the folder while
-    a run of it goes on, so no other one is running. Any problem here is only a warning."""
+    with their runs still RUNNING, once its snakemake process is gone from this machine: it was
+    killed (SIGKILL), so nothing closed them, and they stayed RUNNING in the UI for good. A run
+    of the workflow that goes on at the same time (other targets), or whose process ran on
+    another machine (a lost login node), is left alone. Any problem here is only a warning."""
     try:
         experiment = client.get_experiment_by_name(settings.experiment_name(scene))
         if experiment is None:
@@ -149,6 +172,8 @@ def end_killed_invocations(client, scene: str, invocation_id: str) -> None:
         for parent in parents:
             stale_id = parent.data.tags.get(settings.TAG_INVOCATION)
             if parent.data.tags.get(settings.TAG_WORKFLOW_DIR) != here or stale_id in (None, invocation_id):
+                continue
+            if not _controller_gone(parent.data.tags.get(settings.TAG_CONTROLLER)):
                 continue
             left = [
                 run

@@ -60,6 +60,7 @@ TAG_REPLACES_RUN = "lcp.replaces_run"
 TAG_INVOCATION = "lcp.invocation_id"
 TAG_ROLE = "lcp.role"  # "invocation" on the parent runs
 TAG_WORKFLOW_DIR = "lcp.workflow_dir"  # on the parent runs: the folder the workflow ran in
+TAG_CONTROLLER = "lcp.controller"  # on the parent runs: "<host> <pid> <start>" of the snakemake process
 # on a parent run: the scene's seeds and sweep severities in the workflow config it ran with
 TAG_SEEDS = "lcp.seeds"
 TAG_VARIANTS = "lcp.variants"

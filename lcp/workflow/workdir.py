@@ -43,6 +43,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -57,8 +58,11 @@ PLACEHOLDER = "lcp workdir: placeholder while {work_dir} trains; not a checkpoin
 REQUEST_FILE = "lcp-request.json"
 FINISHED_FILE = FINISHED_RECORD
 # The checkpoints of training jobs the workflow reruns only because an interrupted run of it
-# left them incomplete (lcp.workflow.session writes it when a run starts).
+# left them incomplete (lcp.workflow.session writes it when a run starts), for the run whose
+# jobs have ENV_WORKFLOW_RUN set to the file's "run": a run without the hook that writes it
+# (--no-hooks) must not read an earlier run's list.
 INTERRUPTED_TRAININGS = Path(".snakemake") / "lcp-interrupted-trainings.json"
+ENV_WORKFLOW_RUN = "LCP_WORKFLOW_RUN"
 # Files up to this size are identified by content; larger ones (checkpoints) by size and mtime.
 HASH_LIMIT_BYTES = 16 * 2**20
 
@@ -154,10 +158,12 @@ def begin(
 
 
 def record_interrupted_trainings(checkpoints: Iterable[str]) -> None:
-    """Write INTERRUPTED_TRAININGS for this run of the workflow (an empty list too: an earlier
-    run's must not apply); where it cannot be written, those trainings run again."""
+    """Write INTERRUPTED_TRAININGS for this run of the workflow and export its ENV_WORKFLOW_RUN
+    to the jobs; where it cannot be written, those trainings run again."""
+    run = uuid.uuid4().hex
+    os.environ[ENV_WORKFLOW_RUN] = run
     try:
-        write_json(INTERRUPTED_TRAININGS, sorted(checkpoints))
+        write_json(INTERRUPTED_TRAININGS, {"run": run, "checkpoints": sorted(checkpoints)})
     except (LCPError, OSError):
         with contextlib.suppress(OSError):
             INTERRUPTED_TRAININGS.unlink(missing_ok=True)
@@ -171,7 +177,11 @@ def finished_when_interrupted(work_dir: Path, checkpoint: str | os.PathLike, wan
         recorded = read_json(work_dir / REQUEST_FILE)
     except (LCPError, OSError, ValueError):
         return False
-    listed = isinstance(interrupted, list) and os.path.abspath(checkpoint) in interrupted
+    listed = (
+        isinstance(interrupted, dict)
+        and interrupted.get("run") == os.environ.get(ENV_WORKFLOW_RUN)
+        and os.path.abspath(checkpoint) in interrupted.get("checkpoints", [])
+    )
     return listed and recorded == wanted and find_resume_checkpoint(work_dir) is not None
 
 

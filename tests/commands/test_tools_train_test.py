@@ -188,6 +188,38 @@ def test_a_second_training_into_a_work_dir_a_training_runs_in_is_refused(
     }
 
 
+def test_auto_resume_of_a_published_run_trains_nothing_unless_it_is_longer(
+    tmp_path, workspace, repeat_config, pretrained, resumed, capsys
+):
+    """A workflow training that finished while snakemake was being stopped is kept by the rerun
+    (lcp.workflow.workdir.begin); `lcp train --auto-resume` then has nothing to train."""
+    import shutil
+
+    from lcp.workflow.workdir import finish
+
+    work = tmp_path / "lcp"
+    shutil.copytree(resumed, work, symlinks=True)
+    finish(work, tmp_path / "published.pth")  # as the workflow's job does at its end
+
+    def train(epochs):
+        return lcp(
+            ["train", str(repeat_config), "--work-dir", str(work), "--no-validate", "--auto-resume", "--cfg-options"]
+            + [
+                *scene_options(workspace),
+                f"load_from={pretrained}",
+                "data.train.dataset.dataset.pipeline.4.flip_ratio=0.0",
+            ]
+            + [f"runner.max_epochs={epochs}"]
+        )
+
+    before = {p.name: p.stat().st_mtime_ns for p in work.iterdir()}
+    assert train(3) == 0
+    assert f"lcp train: {work}: its run finished (epoch_3.pth); nothing to train" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in work.iterdir()} == before
+    assert train(4) == 0  # a longer run of it goes on
+    assert (work / "epoch_4.pth").is_file() and "nothing to train" not in capsys.readouterr().err
+
+
 def test_a_killed_trainers_forked_workers_do_not_keep_its_work_dir_locked(tmp_path):
     """Data-loader workers are forked copies of the trainer and kept the lock's open file: after a
     kill -9 of the trainer (the OOM killer) the job's retry was refused, naming the dead pid, with

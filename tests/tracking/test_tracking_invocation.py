@@ -141,36 +141,50 @@ def test_a_retried_training_is_summarised_by_its_finished_run_not_the_failed_att
     assert "| FAILED | val_AP_last 12.0" in table and "| FINISHED | val_AP_last 30.0" in table
 
 
+KILLED_WORKFLOW = """
+import json, sys, uuid
+from pathlib import Path
+from lcp.tracking import open_invocation
+from lcp.tracking.api import start_run
+
+invocation = open_invocation(["invkilled"], invocation_id=uuid.uuid4().hex)
+finished = start_run(scene="invkilled", step="train", method="baseline", work_dir=Path("b"))
+finished.finish()
+running = start_run(scene="invkilled", step="train", method="lcp", work_dir=Path("l"))
+running.flush()
+print(json.dumps([invocation.parent_run_ids["invkilled"], finished.run_id, running.run_id]))
+"""  # then it ends without closing anything, as a SIGKILLed snakemake does
+
+
 def test_the_runs_a_killed_invocation_left_running_are_ended_by_the_next_one_in_its_folder(
     tmp_path, server_env, monkeypatch
 ):
-    """A SIGKILLed workflow (or a lost login node) closes nothing: its parent run and the runs of
-    its unfinished jobs stayed RUNNING in the UI for good."""
+    """A SIGKILLed workflow closes nothing: its parent run and the runs of its unfinished jobs
+    stayed RUNNING in the UI for good. Those of a run going on at the same time stay RUNNING."""
+    import subprocess
+    import sys
+
     client = server_env
-    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
-    here.mkdir()
-    elsewhere.mkdir()
 
-    def killed_invocation(folder):
-        monkeypatch.chdir(folder)
-        invocation = open_invocation(["invkilled"], invocation_id=uuid.uuid4().hex)
-        finished = start_run(scene="invkilled", step="train", method="baseline", work_dir=folder / "b")
-        finished.finish()
-        running = start_run(scene="invkilled", step="train", method="lcp", work_dir=folder / "l")
-        running.flush()
-        return invocation, finished.run_id, running.run_id  # then killed: nothing closes them
+    def killed_workflow(folder):
+        folder.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-c", KILLED_WORKFLOW], cwd=folder, capture_output=True, text=True, check=True
+        )
+        return json.loads(done.stdout.splitlines()[-1])
 
-    killed, finished_id, running_id = killed_invocation(here)
-    other, _, other_running_id = killed_invocation(elsewhere)  # another folder's runs: not this one's to end
-    monkeypatch.chdir(here)
+    killed_parent, finished_id, running_id = killed_workflow(tmp_path / "here")
+    other_parent, _, other_running_id = killed_workflow(tmp_path / "elsewhere")  # another folder's
+    monkeypatch.chdir(tmp_path / "here")
+    live = open_invocation(["invkilled"], invocation_id=uuid.uuid4().hex)  # this process: still running
     fresh = open_invocation(["invkilled"], invocation_id=uuid.uuid4().hex)
 
     def status(run_id):
         return client.get_run(run_id).info.status
 
-    assert status(killed.parent_run_ids["invkilled"]) == "KILLED" and status(running_id) == "KILLED"
+    assert status(killed_parent) == "KILLED" and status(running_id) == "KILLED"
     assert status(finished_id) == "FINISHED"
-    assert status(other.parent_run_ids["invkilled"]) == "RUNNING" and status(other_running_id) == "RUNNING"
+    assert status(other_parent) == "RUNNING" and status(other_running_id) == "RUNNING"
+    assert status(live.parent_run_ids["invkilled"]) == "RUNNING"
     assert status(fresh.parent_run_ids["invkilled"]) == "RUNNING"
-    tags = client.get_run(killed.parent_run_ids["invkilled"]).data.tags
-    assert tags["lcp.ended_by"] == f"the run of the workflow {fresh.invocation_id}"
+    assert client.get_run(killed_parent).data.tags["lcp.ended_by"] == f"the run of the workflow {live.invocation_id}"

@@ -182,7 +182,7 @@ def test_training_run_logs_params_metrics_tags_and_artifacts(
     assert not (tmp_path / "work" / "mlflow-pending").exists()  # nothing had to wait
 
 
-def test_resumed_training_continues_the_same_run(tmp_path, tracking_env):
+def test_resumed_training_continues_the_same_run(tmp_path, tracking_env, monkeypatch):
     client = tracking_env
     ann_file = make_coco(tmp_path / "data")
     cfg = toy_config(tmp_path / "data", ann_file)
@@ -193,6 +193,11 @@ def test_resumed_training_continues_the_same_run(tmp_path, tracking_env):
     }
     run_toy_training(tmp_path / "work", cfg, tracking, epochs=2, iters_per_epoch=2)
 
+    # resumed by a later run of the workflow (its first was killed): the run moves under its parent
+    experiment_id = client.get_experiment_by_name("lcp/toyresume").experiment_id
+    parent = client.create_run(experiment_id, run_name="toyresume/workflow/later").info.run_id
+    monkeypatch.setenv("LCP_INVOCATION_ID", "later")
+    monkeypatch.setenv("LCP_MLFLOW_PARENT_RUN_IDS", json.dumps({"toyresume": parent}))
     runner, _ = run_toy_training(
         tmp_path / "work",
         cfg,
@@ -209,3 +214,4 @@ def test_resumed_training_continues_the_same_run(tmp_path, tracking_env):
     assert [s for s, _ in history(client, run_id, "train/crux/loss")] == [4]
     assert [s for s, _ in history(client, run.info.run_id, "epoch/crux_learner_mode")] == [1, 2, 3]
     assert "lcp.resumed_at_epoch.002" in run.data.tags
+    assert run.data.tags["lcp.invocation_id"] == "later" and run.data.tags["mlflow.parentRunId"] == parent

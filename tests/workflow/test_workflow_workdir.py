@@ -20,7 +20,14 @@ from helpers.workflow import (
 )
 from lcp.errors import LCPError
 from lcp.tracking.journal import PENDING_DIR, Journal, find_journals
-from lcp.workflow.workdir import FINISHED_FILE, begin, finish, is_placeholder, record_interrupted_trainings
+from lcp.workflow.workdir import (
+    ENV_WORKFLOW_RUN,
+    FINISHED_FILE,
+    begin,
+    finish,
+    is_placeholder,
+    record_interrupted_trainings,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -160,6 +167,10 @@ def test_a_finished_run_whose_job_an_interrupted_workflow_left_incomplete_is_kep
     assert finish(work, out) == (work / "epoch_1.pth").resolve()
 
     out.unlink()
+    monkeypatch.setenv(ENV_WORKFLOW_RUN, "a run of the workflow without its onstart (--no-hooks)")
+    assert begin(work, "train", [str(config)], out) == "restart: the previous run in it finished"
+    finished_run()
+    record_interrupted_trainings([str(out.resolve())])
     config.write_text("lr = 0.02\n")  # listed, but another input: trained again
     assert begin(work, "train", [str(config)], out) == "restart: the previous run in it finished"
     finished_run()
