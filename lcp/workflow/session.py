@@ -42,7 +42,6 @@ from lcp.workflow.scenes import (
     severities,
     synthesized_sets,
 )
-from lcp.workflow.workdir import record_interrupted_trainings
 
 
 class Snakemake(Protocol):
@@ -243,6 +242,8 @@ class WorkflowSession:
         their outputs so): `lcp workdir begin` keeps their finished runs instead of training
         again (workdir.INTERRUPTED_TRAININGS). Snakemake counts those outputs among the forced
         ones; what the user forced (--forcerun, --forceall, -f/-F) is left out, and trains again."""
+        from lcp.workflow.workdir import record_interrupted_trainings  # imports lcp.tracking, not needed before
+
         if not self.workflow.is_main_process:
             return
         dag, settings = self.workflow.dag, self.workflow.dag_settings

@@ -279,6 +279,8 @@ def test_a_training_that_finishes_while_the_workflow_stops_is_not_trained_again(
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         env=workflow_env(),
+        # a test run started in the background (nohup ... &) ignores SIGINT, and so would snakemake
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     while not ((work / "lcp-request.json").exists() and not (work / "lcp-finished.json").exists()):
