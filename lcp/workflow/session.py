@@ -238,10 +238,11 @@ class WorkflowSession:
 
     def note_interrupted_trainings(self) -> None:
         """(onstart) The training jobs that run again only because an interrupted run of the
-        workflow left their outputs incomplete (Ctrl-C lets running jobs finish, then marks
-        their outputs so): `lcp workdir begin` keeps their finished runs instead of training
-        again (workdir.INTERRUPTED_TRAININGS). Snakemake counts those outputs among the forced
-        ones; what the user forced (--forcerun, --forceall, -f/-F) is left out, and trains again."""
+        workflow left their outputs incomplete (a SIGINT to snakemake alone lets running jobs
+        finish, then marks their outputs so; a lost controller's cluster jobs run on): `lcp
+        workdir begin` keeps their finished runs instead of training again
+        (workdir.INTERRUPTED_TRAININGS). Snakemake counts those outputs among the forced ones;
+        what the user forced (--forcerun, --forceall, -f/-F) is left out, and trains again."""
         from lcp.workflow.workdir import record_interrupted_trainings  # imports lcp.tracking, not needed before
 
         if not self.workflow.is_main_process:

@@ -10,8 +10,9 @@ this command answers:
   when they were made for another request (another command line, or changed input
   files, a config's `_base_` files included, or image sets made again); then DIR is
   emptied and training starts over. One finished run is kept: that of a job which finished
-  while the workflow run that started it was being stopped (Ctrl-C lets running jobs end,
-  then marks their outputs incomplete), so that Snakemake reruns it. Its request and inputs
+  while the workflow run that started it was being stopped (a SIGINT to snakemake alone lets
+  running jobs end, then marks their outputs incomplete; a lost controller's cluster jobs run
+  on), so that Snakemake reruns it. Its request and inputs
   unchanged, and not forced by the user, it is kept (`lcp train --auto-resume` then trains
   nothing) and `finish` publishes it again: a full training was redone, and logged twice.
 - `finish DIR --checkpoint OUT`: publish DIR's newest complete checkpoint (the one
