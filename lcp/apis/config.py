@@ -321,6 +321,11 @@ def load_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None =
     return cfg
 
 
+def is_lcp_model(cfg: Mapping[str, Any]) -> bool:
+    """Whether a config builds LCP's detector (crux and catch-up learners), not a plain one."""
+    return (cfg.get("model") or {}).get("type") == "LCPDetector"
+
+
 def config_files(path: str | os.PathLike) -> list[str]:
     """The config file and every file it inherits from (`_base_`, recursively), each once,
     as paths relative to where `path` is given: what a run's result depends on, so that an

@@ -380,9 +380,10 @@ def _check_fp16_loss_scale(cfg, source: str) -> None:
     whole-map softmax of ~10^7 entries has gradient entries of ~1e-7, which a scale of 512
     leaves below half precision's normal range (measured at the published size with weight 1:
     35% of them zeroed, the catch-up learner's weight gradient 109% off), without a word."""
+    from lcp.apis.config import is_lcp_model
+
     loss_scale = (cfg.get("fp16") or {}).get("loss_scale", "dynamic")
-    catch_up = cfg.model.get("type") == "LCPDetector"
-    if catch_up and isinstance(loss_scale, int | float) and loss_scale < MIN_FIXED_LOSS_SCALE:
+    if is_lcp_model(cfg) and isinstance(loss_scale, int | float) and loss_scale < MIN_FIXED_LOSS_SCALE:
         raise LCPError(
             f"{source}: fp16.loss_scale={loss_scale:g} is a fixed scale under which the catch-up learner's KL "
             f"gradient underflows in half precision (its entries are ~1e-7); use loss_scale='dynamic' (what "

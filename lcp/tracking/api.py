@@ -251,7 +251,9 @@ def run_names(
     """The scene/step/method/variant of a tracked `lcp train` or `lcp test` of `cfg`: scene defaults to
     the config file's name, method to lcp for an LCPDetector config, else baseline. LCPError now for a
     bad name or store, not after training."""
-    method = method or ("lcp" if cfg.get("model", {}).get("type") == "LCPDetector" else "baseline")
+    from lcp.apis.config import is_lcp_model
+
+    method = method or ("lcp" if is_lcp_model(cfg) else "baseline")
     names = {"scene": scene or Path(cfg.filename or "run").stem, "step": step, "method": method, "variant": variant}
     settings.run_name(**names)
     settings.check_target(settings.resolve_target(tracking_uri))
