@@ -57,7 +57,6 @@ from lcp.workflow.paths import evaluations_of
 
 PLACEHOLDER = "lcp workdir: placeholder while {work_dir} trains; not a checkpoint\n"
 REQUEST_FILE = "lcp-request.json"
-FINISHED_FILE = FINISHED_RECORD
 # The checkpoints of training jobs the workflow reruns only because an interrupted run of it
 # left them incomplete (lcp.workflow.session writes it when a run starts), for the run whose
 # jobs have ENV_WORKFLOW_RUN set to the file's "run": a run without the hook that writes it
@@ -123,7 +122,7 @@ def begin(
         )
     wanted = {"request": request, "inputs": {path: file_identity(path) for path in with_config_bases(inputs)}}
     outcome = "new"
-    if (work_dir / FINISHED_FILE).exists():
+    if (work_dir / FINISHED_RECORD).exists():
         if checkpoint is not None and finished_when_interrupted(work_dir, checkpoint, wanted):
             outcome = "kept: its run finished while the workflow was being stopped, and is published again"
         else:
@@ -199,5 +198,5 @@ def finish(work_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
             os.link(source, tmp)
         except OSError:  # another file system, or links not supported
             shutil.copyfile(source, tmp)
-    write_json(work_dir / FINISHED_FILE, {"checkpoint": source.name, "published_as": str(out)})
+    write_json(work_dir / FINISHED_RECORD, {"checkpoint": source.name, "published_as": str(out)})
     return source

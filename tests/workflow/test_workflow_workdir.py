@@ -18,11 +18,11 @@ from helpers.workflow import (
     snakemake,
     tiny_demo_config,
 )
+from lcp.apis.resume import FINISHED_RECORD
 from lcp.errors import LCPError
 from lcp.tracking.journal import PENDING_DIR, Journal, find_journals
 from lcp.workflow.workdir import (
     ENV_WORKFLOW_RUN,
-    FINISHED_FILE,
     begin,
     finish,
     is_placeholder,
@@ -137,7 +137,7 @@ def test_finish_publishes_newest_complete_checkpoint_and_next_begin_restarts(tmp
     assert finish(work, out) == (work / "epoch_2.pth").resolve()
     assert zipfile.ZipFile(out).read("data.pkl") == b"two"
     assert not out.is_symlink()
-    assert (work / FINISHED_FILE).exists()
+    assert (work / FINISHED_RECORD).exists()
     # a forced rerun must train again, not "resume" the finished run
     assert begin(work, "train", []) == "restart: the previous run in it finished"
     assert sorted(p.name for p in work.iterdir()) == ["lcp-request.json"]
@@ -163,7 +163,7 @@ def test_a_finished_run_whose_job_an_interrupted_workflow_left_incomplete_is_kep
     record_interrupted_trainings([str(out.resolve())])
     outcome = begin(work, "train", [str(config)], out)
     assert outcome == "kept: its run finished while the workflow was being stopped, and is published again"
-    assert (work / FINISHED_FILE).exists() and (work / "epoch_1.pth").exists() and is_placeholder(out)
+    assert (work / FINISHED_RECORD).exists() and (work / "epoch_1.pth").exists() and is_placeholder(out)
     assert finish(work, out) == (work / "epoch_1.pth").resolve()
 
     out.unlink()
