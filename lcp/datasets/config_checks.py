@@ -103,7 +103,7 @@ def _class_category_ids(data: dict, classes: Sequence[str] | None) -> set:
     }
 
 
-def _has_trainable_box(ann_file: str, data: dict, classes: Sequence[str] | None) -> bool:
+def _has_trainable_box(data: dict, classes: Sequence[str] | None) -> bool:
     """Whether mmdet's CocoDataset would train on any box. Its _parse_ann_info, in this order,
     drops a box that is ignored, does not overlap its image, has no area or is under 1 px wide
     or high, is of another class, or is crowd; and fails with KeyError('area') inside a
@@ -248,7 +248,7 @@ def check_annotation_file(
             f"{img_prefix or 'the working directory'}, the first {missing[0]}"
         )
     _check_image_files(ann_file, images, paths)
-    if need_boxes and not _has_trainable_box(ann_file, data, classes):
+    if need_boxes and not _has_trainable_box(data, classes):
         which = f" of the classes {list(classes)}" if classes else ""
         raise LCPError(f"{ann_file}: no boxes{which} in its {len(images)} images; training needs at least one")
     if warning:

@@ -70,7 +70,7 @@ class SyncFreeShared2FCBBoxHead(Shared2FCBBoxHead):
         return losses
 
     @force_fp32(apply_to=("bbox_preds",))
-    def refine_slots(self, rois, labels, bbox_preds, samples, img_metas, strict=True):
+    def refine_slots(self, rois, labels, bbox_preds, samples, img_metas):
         """BBoxHead.refine_bboxes over slots: each image's regressed boxes, all slots kept, and
         the mask of those mmdet keeps (sampled, and not a ground truth added as a proposal)."""
         sizes = [sample.num_slots for sample in samples]

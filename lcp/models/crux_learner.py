@@ -12,9 +12,9 @@ from mmdet.models.builder import MODELS
 class HeatBlock(nn.Module):
     """1x1 expand -> ReLU -> depthwise kxk -> ReLU -> 1x1 project; no norm, no residual."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, expansion: int = 3):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
         super().__init__()
-        hidden = expansion * in_channels
+        hidden = 3 * in_channels
         self.conv1 = nn.Conv2d(in_channels, hidden, 1)
         self.conv2 = nn.Conv2d(hidden, hidden, kernel_size, padding=kernel_size // 2, groups=hidden)
         self.conv3 = nn.Conv2d(hidden, out_channels, 1)
@@ -31,7 +31,7 @@ class CruxLearner(BaseModule):
     mean/std-normalised input, so a masked-out pixel becomes the mean colour.
 
     Blocks (`h_evaluation.i`): in_channels -> mid_channels -> ... -> mid_channels -> 1,
-    depthwise kernel 3 in every block but the last, which uses 5 (kernel_sizes overrides).
+    depthwise kernel 3 in every block but the last, which uses 5.
     """
 
     def __init__(
@@ -41,22 +41,15 @@ class CruxLearner(BaseModule):
         num_blocks: int = 3,
         k: float = 10.0,
         mask_thr: float = 0.5,
-        kernel_sizes=None,
-        expansion: int = 3,
         init_cfg=None,
     ):
         super().__init__(init_cfg)
         if num_blocks < 1:
             raise ValueError(f"CruxLearner: num_blocks must be >= 1, got {num_blocks}")
-        if kernel_sizes is None:
-            kernel_sizes = (3,) * (num_blocks - 1) + (5,)
-        if len(kernel_sizes) != num_blocks:
-            raise ValueError(
-                f"CruxLearner: kernel_sizes {tuple(kernel_sizes)} must have num_blocks={num_blocks} entries"
-            )
+        kernel_sizes = (3,) * (num_blocks - 1) + (5,)
         channels = [in_channels] + [mid_channels] * (num_blocks - 1) + [1]
         self.h_evaluation = nn.Sequential(
-            *[HeatBlock(channels[i], channels[i + 1], kernel_sizes[i], expansion) for i in range(num_blocks)]
+            *[HeatBlock(channels[i], channels[i + 1], kernel_sizes[i]) for i in range(num_blocks)]
         )
         self.k = float(k)
         self.mask_thr = float(mask_thr)

@@ -66,7 +66,6 @@ class LCPDetector(CascadeRCNN):
         init_cfg=None,
         crux_learner=None,
         kl_loss_weight: float = 1.0,
-        train_mode: str | None = None,
         channels_last: bool = False,
         start_as_pretrained: bool = False,
         graph_capture: dict | None = None,
@@ -95,8 +94,6 @@ class LCPDetector(CascadeRCNN):
         self._frozen_by_config = {name for name, p in self.named_parameters() if not p.requires_grad}
         self.front_graphs = FrontGraphs(**(graph_capture or {}))
         self.train_mode = None
-        if train_mode is not None:
-            self.set_train_mode(train_mode)
         self.channels_last = bool(channels_last)
         if self.channels_last:
             # load_state_dict and .cuda() keep a parameter's layout, so converting once suffices

@@ -370,9 +370,6 @@ def store_folder(uri: str) -> Path | None:
     return database.parent if database else None
 
 
-PLAN_TAGS = (settings.TAG_SEEDS, settings.TAG_VARIANTS)
-
-
 def scene_plans(tracking_uri: str, experiments: list[str]) -> dict[str, tuple[set[str], set[str]]]:
     """Each scene's seeds and severities as the newest workflow run of it had them in its config
     (tags lcp.seeds, lcp.variants of its parent run); scenes no workflow ran are absent."""

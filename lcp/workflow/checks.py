@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from lcp.data import SPLITS
 from lcp.data.coco import load_coco
 from lcp.data.convert.urpc import CLASSES as URPC_CLASSES
 from lcp.errors import LCPError
@@ -17,7 +18,6 @@ from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, recipe_sources, unkn
 from lcp.workflow.preflight import missing_images, same_images, test_twins_in_train, training_boxes
 from lcp.workflow.resources import resource_setting
 from lcp.workflow.scenes import (
-    SPLITS,
     STEPS,
     TRAINING_RULES,
     WORKFLOW_CFG_OPTIONS,

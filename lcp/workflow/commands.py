@@ -10,12 +10,12 @@ import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from lcp.data import SPLITS
 from lcp.workflow import paths
 from lcp.workflow.converters import converter_options
 from lcp.workflow.preflight import unfixable_guard
 from lcp.workflow.scenes import (
     METHODS,
-    SPLITS,
     data_dir,
     dataset_of,
     demo_datasets,

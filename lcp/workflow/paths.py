@@ -11,9 +11,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from lcp.data import SPLITS
 from lcp.errors import LCPError
 from lcp.workflow.scenes import (
-    SPLITS,
     data_dir,
     dataset_of,
     demo_datasets,
@@ -100,11 +100,6 @@ def seed_of_dir(config: Mapping, scene_name: str, method: str, seed_folder: str)
         f"{method_dir(scene_name, method, seed_folder)}: scene {scene_name} trains seeds {seeds} "
         f"(scenes.{scene_name}.seeds), in {layout}"
     )
-
-
-def run_dir(config: Mapping, scene_name: str, method: str, seed: int) -> str:
-    """results/<scene>/<method>/, or results/<scene>/<method>/seed<N>/ where the scene trains several seeds."""
-    return method_dir(scene_name, method, seed_dir(config, scene_name, seed))
 
 
 def checkpoint(scene_name: str, method: str, seed_folder: str = "") -> str:

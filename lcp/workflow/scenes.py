@@ -14,7 +14,6 @@ from lcp.errors import LCPError
 
 METHODS = ("baseline", "lcp")
 STEPS = ("pretrain",) + METHODS
-SPLITS = ("train", "test")
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
 TRAINING_RULES = ("pretrain", "train_baseline", "train_lcp")
 # The --cfg-options the workflow gives every training and test job (lcp.workflow.commands.cfg_options)

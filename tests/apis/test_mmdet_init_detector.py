@@ -1,5 +1,5 @@
 """mmdet's image-inference entry point on this project's configs: `init_detector` reads a config
-file without resolving its ${...} references, so the project's own `lcp.apis.init_detector`
+file without resolving its ${...} references, so the project's own `lcp.apis.inference.init_detector`
 does, and mmdet's says in one line what to use instead of failing deep inside a head."""
 
 from __future__ import annotations

@@ -15,11 +15,12 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
+from lcp.data import SPLITS
 from lcp.workflow import commands, inputs, paths
 from lcp.workflow.config_errors import describe as describe_schema_error
 from lcp.workflow.preflight import UNFIXABLE_FUNCTIONS
 from lcp.workflow.overrides import retype_config_overrides
-from lcp.workflow.scenes import METHODS, NAME_PATTERN, SPLITS, alternatives
+from lcp.workflow.scenes import METHODS, NAME_PATTERN, alternatives
 from lcp.workflow.session import WorkflowSession
 
 # Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.

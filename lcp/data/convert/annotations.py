@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lcp.data import SPLITS
 from lcp.data.convert.report import Report
 from lcp.data.convert.samples import Box, Sample
-from lcp.data.convert.splits import SPLITS
 from lcp.data.convert.transcode import Decoded
 from lcp.data.images import QUARTER_TURNS
 from lcp.errors import LCPError

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lcp.data.convert.splits import SPLITS
+from lcp.data import SPLITS
 from lcp.errors import LCPError
 from lcp.io import (
     MARKER,

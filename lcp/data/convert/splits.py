@@ -12,8 +12,6 @@ from lcp.data.convert.samples import Sample
 from lcp.data.images import is_source_image
 from lcp.errors import LCPError
 
-SPLITS = ("train", "test")
-
 
 @dataclass(frozen=True)
 class Split:

@@ -24,10 +24,6 @@ def register(cls: type[Degradation]) -> type[Degradation]:
     return cls
 
 
-def marker_of(kind: str) -> str:
-    return DEGRADATIONS[kind].marker
-
-
 def split_lowq_stem(stem: str, markers: list[str]) -> tuple[str, str, dict[str, str]] | None:
     """(clean stem, marker, parameters) of a low-quality stem; None if no marker is in it."""
     best = None

@@ -10,7 +10,7 @@ import numpy as np
 
 from lcp.data.degradations import register
 from lcp.data.degradations.base import Degradation, Option
-from lcp.data.degradations.optics import atmospheric_light, median_transmission, true_median_transmission
+from lcp.data.degradations.optics import atmospheric_light, median_transmission, recorded, true_median_transmission
 from lcp.errors import LCPError
 
 # The check's tolerances, in transmission units. The estimate comes from 8-bit JPEGs, so
@@ -58,14 +58,14 @@ class Fog(Degradation):
         record = {
             "atmospheric_light_rgb": [round(float(v), 5) for v in light[::-1]],
             "mean_transmission": round(float(transmission.mean()), 5),
-            "expected": {"transmission": _rounded(true_median_transmission(clean, light, transmission[..., 0]))},
+            "expected": {"transmission": recorded(true_median_transmission(clean, light, transmission[..., 0]))},
         }
         return foggy, transmission[..., 0], record
 
     @classmethod
     def measure(cls, clean, lowq, record):
         light = _light(record, lowq)
-        return {"transmission": _rounded(median_transmission(clean, lowq, light))}
+        return {"transmission": recorded(median_transmission(clean, lowq, light))}
 
     @classmethod
     def judge(cls, measured, record):
@@ -97,7 +97,3 @@ def _light(record: dict | None, lowq: np.ndarray) -> np.ndarray:
     if record and "atmospheric_light_rgb" in record:
         return np.array(record["atmospheric_light_rgb"][::-1], dtype=np.float32)
     return atmospheric_light(lowq)
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 5)

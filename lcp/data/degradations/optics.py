@@ -9,6 +9,11 @@ import numpy as np
 MIN_CONTRAST_TO_LIGHT = 0.1
 
 
+def recorded(value: float | None) -> float | None:
+    """An estimate as the sidecars and check reports record it: 5 decimals, None kept."""
+    return None if value is None else round(value, 5)
+
+
 def dark_channel(image: np.ndarray, patch: int) -> np.ndarray:
     import cv2
 

@@ -20,7 +20,13 @@ import numpy as np
 
 from lcp.data.degradations import register
 from lcp.data.degradations.base import Degradation, Option
-from lcp.data.degradations.optics import atmospheric_light, gray, median_transmission, true_median_transmission
+from lcp.data.degradations.optics import (
+    atmospheric_light,
+    gray,
+    median_transmission,
+    recorded,
+    true_median_transmission,
+)
 from lcp.errors import LCPError
 
 # alpha: streak fading with depth (1/m); beta: veil (1/m); dropsize: drop width as a
@@ -137,7 +143,7 @@ class Rain(Degradation):
             "streak_coverage": round(float((streaks > 0.05).mean()), 5),
             "expected": {
                 "angle_deg": round(float(angle), 3),
-                "veil_transmission": _rounded(true_median_transmission(clean, light, transmission)),
+                "veil_transmission": recorded(true_median_transmission(clean, light, transmission)),
             },
         }
         return rainy, (transmission - streaks).astype(np.float32), record
@@ -157,7 +163,7 @@ class Rain(Degradation):
         }
         if record and "atmospheric_light_rgb" in record:
             light = np.array(record["atmospheric_light_rgb"][::-1], dtype=np.float32)
-            measured["veil_transmission"] = _rounded(
+            measured["veil_transmission"] = recorded(
                 median_transmission(remove_streaks(clean, record), remove_streaks(lowq, record), light)
             )
         return measured
@@ -277,7 +283,3 @@ def dominant_orientation(layer: np.ndarray) -> tuple[float, float]:
     line_angle = -math.degrees(gradient_angle)
     line_angle = (line_angle + 90.0) % 180.0 - 90.0
     return line_angle, coherence
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 5)

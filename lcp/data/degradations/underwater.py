@@ -15,7 +15,7 @@ import numpy as np
 
 from lcp.data.degradations import register
 from lcp.data.degradations.base import Degradation, Option
-from lcp.data.degradations.optics import channel_transmission
+from lcp.data.degradations.optics import channel_transmission, recorded
 from lcp.errors import LCPError
 
 # type -> (attenuation R, G, B in 1/m, backscatter colour R, G, B in [0, 1])
@@ -76,7 +76,7 @@ class Underwater(Degradation):
             "attenuation_rgb": list(attenuation_rgb),
             "backscatter_rgb": list(backscatter_rgb),
             "mean_transmission_rgb": [round(float(transmission[..., c].mean()), 5) for c in (2, 1, 0)],
-            "expected": {"transmission_rgb": _rounded(expected[::-1])},
+            "expected": {"transmission_rgb": [recorded(v) for v in expected[::-1]]},
         }
         return underwater, transmission.mean(axis=2), record
 
@@ -84,7 +84,7 @@ class Underwater(Degradation):
     def measure(cls, clean, lowq, record):
         if record and "backscatter_rgb" in record:
             backscatter = np.array(record["backscatter_rgb"][::-1], np.float32)
-            transmission = _rounded(channel_transmission(clean, lowq, backscatter)[::-1])
+            transmission = [recorded(v) for v in channel_transmission(clean, lowq, backscatter)[::-1]]
         else:
             transmission = [_slope(clean[..., c], lowq[..., c]) for c in (2, 1, 0)]
         red, green, blue = transmission
@@ -120,7 +120,3 @@ def _slope(clean: np.ndarray, lowq: np.ndarray) -> float | None:
     if variance < 1e-6:
         return None
     return round(float(((clean - clean.mean()) * (lowq - lowq.mean())).mean() / variance), 5)
-
-
-def _rounded(values: list[float | None]) -> list[float | None]:
-    return [None if v is None else round(v, 5) for v in values]
