@@ -14,10 +14,11 @@ of the value it replaces: see check_cfg_options. A key written with a leading `+
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -360,14 +361,22 @@ def config_files(path: str | os.PathLike) -> list[str]:
     return found
 
 
-def build_model(cfg, source: str | os.PathLike, **cfgs):
-    """The config's detector (`cfgs`: train_cfg, test_cfg); a module that refuses its settings,
-    or a type no registry holds, is an LCPError naming the config instead of a traceback."""
-    from mmdet.models import build_detector
-
+@contextlib.contextmanager
+def built_from_settings(source: str | os.PathLike, what: str) -> Iterator[None]:
+    """Around building `what` from a config: a constructor that refuses its settings, or a type no
+    registry holds, is an LCPError naming the config (exit 2: a rerun cannot pass unchanged)
+    instead of a traceback that a workflow retries."""
     try:
-        return build_detector(cfg.model, **cfgs)
+        yield
     except KeyError as exc:  # an unregistered type: mmcv's message names it
         raise LCPError(f"{source}: {exc.args[0]}") from None
     except (ValueError, TypeError, AssertionError) as exc:  # a constructor refusing its settings
-        raise LCPError(f"{source}: the model cannot be built from its settings: {exc}") from None
+        raise LCPError(f"{source}: the {what} cannot be built from its settings: {exc}") from None
+
+
+def build_model(cfg, source: str | os.PathLike, **cfgs):
+    """The config's detector (`cfgs`: train_cfg, test_cfg), built_from_settings."""
+    from mmdet.models import build_detector
+
+    with built_from_settings(source, "model"):
+        return build_detector(cfg.model, **cfgs)

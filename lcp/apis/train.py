@@ -55,7 +55,10 @@ def train_detector(
     validate: bool = False,
     timestamp: str | None = None,
     meta: dict | None = None,
+    source: str | None = None,
 ) -> None:
+    """mmdet's train_detector, made resumable (see lcp/commands/train.py); `source` names the
+    config in errors (default: cfg.filename)."""
     from mmcv.runner import (
         DistSamplerSeedHook,
         EpochBasedRunner,
@@ -70,6 +73,7 @@ def train_detector(
     from mmdet.utils import build_dp, compat_cfg, get_root_logger
 
     from lcp.apis.checkpoint_saving import best_kept_until_replaced, save_checkpoints_atomically
+    from lcp.apis.config import built_from_settings
     from lcp.apis.distributed import wrap_distributed
     from lcp.apis.resume import restore_best_record
     from lcp.apis.streams import annotation_loading_unprinted
@@ -96,10 +100,14 @@ def train_detector(
         model = build_dp(model, cfg.device, device_ids=cfg.gpu_ids)
 
     auto_scale_lr(cfg, distributed, logger)
-    optimizer = build_optimizer(model, cfg.optimizer)
-    runner = build_runner(
-        cfg.runner, default_args=dict(model=model, optimizer=optimizer, work_dir=cfg.work_dir, logger=logger, meta=meta)
-    )
+    source = source or cfg.filename
+    with built_from_settings(source, "optimizer"):
+        optimizer = build_optimizer(model, cfg.optimizer)
+    with built_from_settings(source, "runner"):
+        runner = build_runner(
+            cfg.runner,
+            default_args=dict(model=model, optimizer=optimizer, work_dir=cfg.work_dir, logger=logger, meta=meta),
+        )
     runner.timestamp = timestamp  # .log and .log.json get the same name
     save_checkpoints_atomically(runner)
 
@@ -110,14 +118,15 @@ def train_detector(
         optimizer_config = OptimizerHook(**cfg.optimizer_config)
     else:
         optimizer_config = cfg.optimizer_config
-    runner.register_training_hooks(
-        cfg.lr_config,
-        optimizer_config,
-        cfg.checkpoint_config,
-        cfg.log_config,
-        cfg.get("momentum_config", None),
-        custom_hooks_config=cfg.get("custom_hooks", None),
-    )
+    with built_from_settings(source, "training hooks"):
+        runner.register_training_hooks(
+            cfg.lr_config,
+            optimizer_config,
+            cfg.checkpoint_config,
+            cfg.log_config,
+            cfg.get("momentum_config", None),
+            custom_hooks_config=cfg.get("custom_hooks", None),
+        )
     if distributed and isinstance(runner, EpochBasedRunner):
         runner.register_hook(DistSamplerSeedHook())
     if not any(isinstance(hook, RandomStateHook) for hook in runner.hooks):

@@ -220,7 +220,14 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
 
         meta = dict(env_info=env_info, config=cfg.pretty_text, seed=seed, exp_name=Path(request.config).name)
         train_detector(
-            model, datasets, cfg, distributed=distributed, validate=request.validate, timestamp=timestamp, meta=meta
+            model,
+            datasets,
+            cfg,
+            distributed=distributed,
+            validate=request.validate,
+            timestamp=timestamp,
+            meta=meta,
+            source=request.config,
         )
         if distributed:
             dist.barrier()

@@ -225,6 +225,33 @@ def test_test_names_a_model_its_settings_cannot_build(capsys, demo, tiny_lcp_che
     assert err.startswith(f"lcp test: error: {LCP_TINY}: {message}")
 
 
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        # torch's ValueError and mmcv's KeyError, after the model was built: an exit 1 that
+        # the workflow retried three times, each dumping the whole log
+        ("optimizer.lr=-0.02", "the optimizer cannot be built from its settings: SGD: Invalid learning rate: -0.02"),
+        ("lr_config.policy=stepp", "SteppLrUpdaterHook is not in the hook registry"),
+    ],
+)
+def test_train_names_an_optimizer_or_hook_its_settings_cannot_build(capsys, demo, tmp_path, option, message):
+    err = error_line(
+        capsys,
+        [
+            "train",
+            LCP_TINY,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--cfg-options",
+            f"data_root={demo}/",
+            "load_from=None",
+            option,
+        ],
+        after_logging=True,
+    )
+    assert err.startswith(f"lcp train: error: {LCP_TINY}: ") and message in err, err
+
+
 def test_fp16_testing_without_a_gpu_is_refused(capsys, demo, tiny_lcp_checkpoint):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible: fp16 testing runs")
