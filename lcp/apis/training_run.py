@@ -179,16 +179,19 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
         if rank == 0 and not request.resume_from:
             write_json(work_dir / RUN_RECORD, run_record(request))
         timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
-        logger = _log_to_file(work_dir / f"{timestamp}.log", cfg.log_level, rank)
+        log_file = work_dir / f"{timestamp}.log"
+        logger = _log_to_file(log_file, cfg.log_level, rank)
         env_info = "\n".join(f"{k}: {v}" for k, v in run_environment().items())
-        logger.info("Environment info:\n%s", env_info)
+        logger.info("Environment info:\n%s", env_info, extra=LOG_FILE_ONLY)
         seed = request.seed if request.seed is not None else cfg.get("seed")
         seed = init_random_seed(seed, device=cfg.device)
         set_random_seed(seed, deterministic=request.deterministic)
         cfg.seed = seed
         logger.info("Set random seed to %d, deterministic: %s", seed, request.deterministic)
         write_text(config_copy, cfg.pretty_text, sources=config_sources)
-        logger.info("Config (also in %s):\n%s", config_copy, cfg.pretty_text)
+        logger.info("Config (also in %s):\n%s", config_copy, cfg.pretty_text, extra=LOG_FILE_ONLY)
+        if rank == 0:
+            logger.info("Environment, config and the model's initialisation: in %s", log_file)
 
         model = build_model(cfg, request.config, train_cfg=cfg.get("train_cfg"), test_cfg=cfg.get("test_cfg"))
         model.init_weights()
@@ -322,25 +325,61 @@ def _check_same_run(request: TrainingRequest, work_dir: Path) -> None:
         )
 
 
+# extra= of a record that only the run's log file keeps (lcp.apis.training_run._log_to_file)
+LOG_FILE_ONLY = {"lcp_log_file_only": True}
+
+
+class _LogFileOnly(logging.Filter):
+    """Keeps off the console (the workflow's job log, which Snakemake shows on failure) the
+    records only the run's log file needs: the environment and config (LOG_FILE_ONLY), mmcv's
+    module initialisation lines and the runner's hook table. Together about 90% of a job log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "lcp_log_file_only", False):
+            return False
+        message = str(record.msg)
+        return not (
+            message.startswith("Hooks will be executed in the following order")
+            or (record.name == "mmcv" and message.startswith("initialize "))
+        )
+
+
 def _log_to_file(log_file: Path, log_level: str, rank: int = 0) -> logging.Logger:
     """mmdet's root logger, writing to this run's log file (also when a process trains twice).
+
+    mmcv's logger writes there too: mmcv dumps every parameter's initialisation into a log
+    file it finds, and onto the console when it finds none (4 lines per parameter). The console
+    gets what _LogFileOnly lets through.
 
     Only rank 0 writes the file: the other ranks of a distributed run would open the same
     timestamped name and truncate it.
     """
+    from mmcv.utils import get_logger
     from mmdet.utils import get_root_logger
 
     logger = get_root_logger(log_file=str(log_file), log_level=log_level)
     if rank != 0:
         return logger
-    for handler in list(logger.handlers):
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) != log_file.resolve():
-            logger.removeHandler(handler)
-            handler.close()
-    if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
-        handler = logging.FileHandler(log_file, "w")
-        handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
-        logger.addHandler(handler)
+    mmcv_logger = get_logger("mmcv")
+    for each in (logger, mmcv_logger):
+        for handler in list(each.handlers):
+            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) != log_file.resolve():
+                each.removeHandler(handler)
+                if each is logger:
+                    handler.close()
+    file_handler = next((h for h in logger.handlers if isinstance(h, logging.FileHandler)), None)
+    if file_handler is None:
+        file_handler = logging.FileHandler(log_file, "w")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+        logger.addHandler(file_handler)
+    if file_handler not in mmcv_logger.handlers:
+        mmcv_logger.addHandler(file_handler)
+    for each in (logger, mmcv_logger):
+        for handler in each.handlers:
+            if not isinstance(handler, logging.FileHandler) and not any(
+                isinstance(f, _LogFileOnly) for f in handler.filters
+            ):
+                handler.addFilter(_LogFileOnly())
     return logger
 
 

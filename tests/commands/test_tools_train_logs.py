@@ -75,7 +75,29 @@ def test_the_last_epoch_checkpoint_and_the_best_one_are_kept(job):
 def test_an_epoch_is_evaluated_before_its_checkpoint_is_saved(job):
     """mmdet registers EvalHook below CheckpointHook: a run killed while evaluating resumed
     after an epoch that was never evaluated (tests/apis/test_checkpoint_retention.py)."""
-    _, log = job
+    work_dir, _ = job
+    log = "\n".join(path.read_text() for path in work_dir.glob("*.log"))
     after_epoch = log.split("after_train_epoch:\n", 1)[1].split(" ----", 1)[0]
     hooks = [line.split(")", 1)[1].strip() for line in after_epoch.splitlines()]
     assert hooks.index("EvalHook") < hooks.index("CheckpointHook"), hooks
+
+
+@pytest.mark.slow
+def test_the_job_log_leaves_the_environment_config_and_initialisation_to_the_work_dirs_log(job):
+    """Snakemake shows a failed job's log on the console, once per attempt: 1,077 lines of a
+    48-line run were the environment, the config, mmcv's per-parameter initialisation and the
+    hook table, which mmdet's log file in the work dir keeps."""
+    work_dir, log = job
+    (kept,) = work_dir.glob("*.log")
+    record = kept.read_text()
+    for part in (
+        "Environment info:",
+        "Config (also in",
+        "model = dict(",
+        "Name of parameter",
+        "Hooks will be executed",
+    ):
+        assert part in record and part not in log, part
+    assert "initialize ResNet with init_cfg" in record and "initialize ResNet" not in log
+    assert f"Environment, config and the model's initialisation: in {kept}" in log
+    assert "Start running" in log and "Epoch(val) [3]" in log
