@@ -59,11 +59,25 @@ def _torch_load(path: str, mmap: bool = False):
             stacklevel=2,
         )
     except Exception as exc:  # torch raises RuntimeError/EOFError/... for non-checkpoint files
-        raise LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
+        raise _unreadable(path, exc) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except Exception as exc:
-        raise LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: str, exc: Exception) -> LCPError:
+    """What a file torch cannot load is: one that starts as torch.save's formats do was cut
+    short or damaged (a copy or a save that stopped), anything else is no checkpoint."""
+    with open(path, "rb") as file:
+        head = file.read(4)
+    if head == b"PK\x03\x04" or head.startswith(b"\x80\x02\x8a"):
+        size = os.path.getsize(path)
+        return LCPError(
+            f"{path}: a truncated or damaged PyTorch checkpoint ({size} bytes; {_first_line(exc)}); "
+            "copy or train it again"
+        )
+    return LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})")
 
 
 def saved_by_torch(path: str) -> bool:

@@ -149,6 +149,14 @@ def test_unreadable_or_missing_checkpoint_files(tiny_model, tmp_path):
         load_lcp_checkpoint(tiny_model, garbage)
     with pytest.raises(LCPError, match=r"absent\.pth: file not found"):
         load_lcp_checkpoint(tiny_model, tmp_path / "absent.pth")
+    # a copy or save cut short was "not a PyTorch checkpoint (OSError: [Errno 22] Invalid argument)"
+    for legacy in (False, True):
+        cut = tmp_path / f"cut{legacy}.pth"
+        torch.save({"state_dict": tiny_model.state_dict()}, cut, _use_new_zipfile_serialization=not legacy)
+        cut.write_bytes(cut.read_bytes()[:20000])
+        said = rf"^{re.escape(str(cut))}: a truncated or damaged PyTorch checkpoint \(20000 bytes; "
+        with pytest.raises(LCPError, match=said):
+            load_lcp_checkpoint(tiny_model, cut)
 
 
 def test_checkpoint_with_numpy_meta_loads_with_a_warning(tiny_model, tmp_path):
