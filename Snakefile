@@ -43,6 +43,8 @@ onstart:
 
 onsuccess:
     finish_tracking("FINISHED")
+    for line in results_pointers():
+        logger.info(line)
 
 
 onerror:

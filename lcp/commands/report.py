@@ -245,5 +245,5 @@ def main_detections(args: argparse.Namespace) -> int:
     draw_sample_detections(
         args.config, args.checkpoint, args.outputs, parse_cfg_options(args.cfg_options), gpu_id=args.gpu_id
     )
-    print(f"{len(args.outputs)} sample detection picture{'s' * (len(args.outputs) != 1)} written")
+    print(f"sample detections written: {', '.join(args.outputs)}")
     return 0

@@ -183,7 +183,7 @@ def main_uri(args: argparse.Namespace) -> int:
     if target.uri.startswith(("http://", "https://")):
         print(f"browse: open {target.uri} in a browser", file=sys.stderr)
     else:
-        print(f"browse: mlflow ui --backend-store-uri {shlex.quote(target.uri)}", file=sys.stderr)
+        print(f"browse: {settings.mlflow_ui_command(target.uri)}", file=sys.stderr)
         from lcp.tracking.relocate import warn_if_moved
 
         warn_if_moved(target.uri)
@@ -210,5 +210,5 @@ def main_relocate(args: argparse.Namespace) -> int:
     print(f"{database}: artifact locations moved from {old} to {plan.store}")
     for column, rows in plan.counts().items():
         print(f"  {column}: {rows} row(s)")
-    print(f"rewrote {plan.rows} row(s); browse: mlflow ui --backend-store-uri {shlex.quote(f'sqlite:///{database}')}")
+    print(f"rewrote {plan.rows} row(s); browse: {settings.mlflow_ui_command(f'sqlite:///{database}')}")
     return 0

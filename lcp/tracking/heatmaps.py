@@ -121,7 +121,10 @@ def save_crux_heatmaps(model, dataset_cfg: Mapping[str, Any], out_dir: str | os.
     """Write `count` PNG pictures of the crux learner's masks on the test set to out_dir (crux_<image>.png)."""
     from mmdet.datasets import build_dataset
 
-    dataset = build_dataset(dict(dataset_cfg, test_mode=True))
+    from lcp.apis.streams import annotation_loading_unprinted
+
+    with annotation_loading_unprinted():
+        dataset = build_dataset(dict(dataset_cfg, test_mode=True))
     written = []
     for name, png in render_crux_heatmaps(model, dataset, count):
         path = Path(out_dir) / f"crux_{Path(name).stem}.png"

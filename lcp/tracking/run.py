@@ -243,8 +243,8 @@ class TrackedRun:
         if self.tracking_uri.startswith(("http://", "https://")):
             return f"MLflow run {self.run_name} (id {self.run_id}): {self.tracking_uri.rstrip('/')}/{page}"
         return (
-            f"MLflow run {self.run_name} (id {self.run_id}): run `mlflow ui --backend-store-uri "
-            f"{self.tracking_uri}`, then open http://127.0.0.1:5000/{page}"
+            f"MLflow run {self.run_name} (id {self.run_id}): run `{settings.mlflow_ui_command(self.tracking_uri)}`, "
+            f"then open http://127.0.0.1:5000/{page}"
         )
 
     def start_system_metrics(self, interval_secs: float, resumed: bool = False):

@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -281,3 +284,15 @@ def job_seed() -> int | None:
     if not raw.isdigit():
         raise LCPError(f"${ENV_SEED}: expected a non-negative integer seed, got {raw!r}")
     return int(raw)
+
+
+def mlflow_ui_command(uri: str, search_path: str | None = None) -> str:
+    """The shell command that browses a local store: the `mlflow` of lcp's own environment,
+    named by its path where `mlflow` on `search_path` (default $PATH) is another one or none (a
+    venv not activated)."""
+    own = Path(sys.executable).parent / "mlflow"
+    found = shutil.which("mlflow", path=search_path)
+    command = "mlflow" if not own.exists() or (found and Path(found).resolve() == own.resolve()) else str(own)
+    if command != "mlflow" and own.is_relative_to(Path.cwd()):
+        command = str(own.relative_to(Path.cwd()))
+    return f"{shlex.quote(command)} ui --backend-store-uri {shlex.quote(uri)}"

@@ -232,6 +232,22 @@ class WorkflowSession:
             return 0
         return self.config.get("retries", {}).get(rule_name)
 
+    def results_pointers(self, tracking_uri: str | None, caller_path: str) -> list[str]:
+        """The last lines of a successful run: the report page of each scene in `run` that has one,
+        and how to browse the runs (`tracking_uri`: the store, None without tracking), with the
+        `mlflow` command as the caller's shell finds it (`caller_path`: its $PATH)."""
+        from lcp.tracking.settings import mlflow_ui_command
+
+        lines = [
+            f"scene {scene}: {page}"
+            for scene in self.config["run"]
+            if os.path.exists(page := paths.report_file(scene, "summary.html"))
+        ]
+        if lines and tracking_uri:
+            web = tracking_uri.startswith(("http://", "https://"))
+            lines.append(f"runs in MLflow: {tracking_uri if web else mlflow_ui_command(tracking_uri, caller_path)}")
+        return lines
+
     def forget_unfixable_failures(self) -> None:
         """A new run of the workflow tries again the jobs refused in an earlier one (onstart)."""
         clear_unfixable([log for job in self.workflow.dag.needrun_jobs() for log in job.log])

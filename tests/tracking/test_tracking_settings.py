@@ -206,3 +206,25 @@ def test_a_hook_config_written_before_sidecars_went_still_builds():
 
     hook = HOOKS.build(dict(type="LCPMlflowLoggerHook", scene="demo", step="train", method="lcp", sidecars=[]))
     assert hook.run_name == "demo/train/lcp"
+
+
+def test_the_browse_command_names_lcps_own_mlflow_where_path_has_another_or_none(monkeypatch, tmp_path):
+    """A newcomer who ran `make demo` has no activated venv: `mlflow ui` was "command not found"."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    own = Path(sys.executable).parent / "mlflow"
+    assert own.exists()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no mlflow on PATH
+    assert shutil.which("mlflow") is None
+    assert settings.mlflow_ui_command("sqlite:///a b.db") == f"{own} ui --backend-store-uri 'sqlite:///a b.db'"
+    monkeypatch.setenv("PATH", str(own.parent))
+    assert settings.mlflow_ui_command("sqlite:///m.db") == "mlflow ui --backend-store-uri sqlite:///m.db"
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.chdir(own.parent.parent.parent)  # the folder holding the venv: a path relative to it
+    assert (
+        settings.mlflow_ui_command("sqlite:///m.db")
+        == f"{own.relative_to(Path.cwd())} ui --backend-store-uri sqlite:///m.db"
+    )

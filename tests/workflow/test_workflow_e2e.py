@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -48,8 +49,12 @@ def demo(tmp_path_factory):
     """A finished run of the tiny demo DAG; the tests below rerun parts of it in order."""
     workdir = tmp_path_factory.mktemp("workflow-demo")
     prepare_workdir(workdir, tiny_demo_config(workdir))
-    result = snakemake(workdir, *PROFILE, timeout=900)
+    # as from a shell without the venv activated: the workflow finds its own lcp
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    result = snakemake(workdir, *PROFILE, timeout=900, env={"PATH": path})
     assert result.returncode == 0, failure_details(workdir, result)
+    (workdir / "first-run.out").write_text(result.stdout)
     return workdir
 
 
@@ -87,6 +92,18 @@ def test_demo_dag_evaluates_both_methods_and_reports(demo):
     for step in ("pretrain", "baseline", "lcp"):
         assert (results / step / "latest.pth").is_file() and (results / step / "work" / "lcp-finished.json").is_file()
     assert not [p for p in demo.rglob("*") if p.name.endswith((".tmp", ".partial"))]
+
+
+def test_a_finished_run_ends_saying_where_the_report_and_the_runs_are(demo):
+    output = (demo / "first-run.out").read_text()
+    assert "scene demo: results/demo/report/summary.html\n" in output
+    browse = next(line for line in output.splitlines() if line.startswith("runs in MLflow: "))
+    assert (
+        browse
+        == f"runs in MLflow: {Path(sys.executable).parent}/mlflow ui --backend-store-uri sqlite:///{demo}/mlflow.db"
+    )
+    # and the profile leaves the jobs' shell commands to -p
+    assert "Shell command:" not in output
 
 
 def test_every_job_logged_to_mlflow_under_the_invocation(demo):

@@ -46,6 +46,10 @@ def finish_tracking(status):
         close_invocation(status, tracking_uri=tracking.configured_uri(config))
 
 
+def results_pointers():
+    return session.results_pointers(os.environ["MLFLOW_TRACKING_URI"] if TRACKING else None, CALLER_PATH)
+
+
 # The params below take `input` although they do not read it: snakemake leaves such params
 # out of its rerun triggers, and switching tracking on or off changes no result.
 
