@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from lcp.errors import LCPError
@@ -35,8 +36,33 @@ def parse_cfg_options(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise LCPError(f"--cfg-options {item!r}: expected KEY=VALUE")
+        if problem := spaces_dropped(value):
+            raise LCPError(f"--cfg-options {key}: {problem}")
         options[key] = DictAction._parse_iterable(value)
     return options
+
+
+def spaces_dropped(value: str) -> str | None:
+    """Why mmcv's --cfg-options cannot carry `value`: it removes every space, so a space inside
+    a word would vanish without a word ('/data/my set' is read as '/data/myset'). None if not."""
+    if re.search(r"[^\s,\[\]()]\s+[^\s,\[\]()]", value):
+        return (
+            f"{value!r} would be read as {value.replace(' ', '')!r}: mmcv's --cfg-options removes spaces; "
+            "set such a value in a config file instead"
+        )
+    return None
+
+
+def read_as_text(word: str) -> bool:
+    """Whether mmcv's --cfg-options keeps `word` a text: it makes numbers, True/False (any case)
+    and None of what reads as one (DictAction._parse_int_float_bool)."""
+    for kind in (int, float):
+        try:
+            kind(word)
+            return False
+        except ValueError:
+            pass
+    return word.lower() not in ("true", "false") and word != "None"
 
 
 # mmdet's CocoDataset.evaluate keywords that `lcp test` honours, and what each takes

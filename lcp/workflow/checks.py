@@ -6,14 +6,17 @@ it and stops before any job starts (in a dry run too).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from lcp.apis.options import read_as_text, spaces_dropped
 from lcp.data import SPLITS
 from lcp.data.coco import load_coco
 from lcp.data.convert.urpc import CLASSES as URPC_CLASSES
 from lcp.errors import LCPError
 from lcp.workflow import paths
+from lcp.workflow.commands import WORKFLOW_FLAGS
 from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, recipe_sources, unknown_option_problems
 from lcp.workflow.preflight import missing_images, same_images, test_twins_in_train, training_boxes
 from lcp.workflow.resources import resource_setting
@@ -30,6 +33,19 @@ from lcp.workflow.scenes import (
 
 # Converter options that re-split a set's images into train and test.
 SPLIT_OPTIONS = ("test-fraction", "test-list")
+# What a path the training jobs' command lines carry unquoted may hold (as data_dir in the schema)
+COMMAND_LINE_PATH = re.compile(r"[\w./+@:=-]+")
+
+
+def workflow_flag_problems(where: str, options: Mapping, flags: frozenset[str], why: str = "") -> list[str]:
+    """One line per option in `options` that the workflow gives the command itself (`flags`)."""
+    hints = {"workers": "the rule's cpus resource sets it"}
+    return [
+        f"{where}.{flag}: the workflow gives the command its own --{flag} ({why or hints.get(flag, 'from the scene')}) "
+        "and one of the two would be dropped without a word; remove it"
+        for flag in options
+        if flag in flags
+    ]
 
 
 def scene_reference_problems(config: Mapping) -> list[str]:
@@ -72,6 +88,11 @@ def scene_reference_problems(config: Mapping) -> list[str]:
                 ("path", recipe.get("path")),
                 *((f"options.{flag}", v) for flag, v in recipe.get("options", {}).items()),
             ]
+            if str(recipe.get("path", "")).startswith("-"):
+                problems.append(
+                    f"{key}.image_sets.{set_name}.path: {recipe['path']!r} would be read as an option; "
+                    f"write it as ./{recipe['path']}"
+                )
             for where, value in named:
                 if isinstance(value, str) and ("{" in value or "}" in value):  # no escape makes snakemake take them
                     problems.append(
@@ -89,17 +110,43 @@ def scene_reference_problems(config: Mapping) -> list[str]:
                 )
             tool = ("convert", recipe["convert"]) if "convert" in recipe else ("synth", recipe["synthesize"])
             problems += unknown_option_problems(f"{key}.image_sets.{set_name}.options", options, *tool)
-        problems += unknown_option_problems(f"{key}.check_options", scene.get("check_options", {}), "check")
+            problems += workflow_flag_problems(f"{key}.image_sets.{set_name}.options", options, WORKFLOW_FLAGS[tool[0]])
+        check_options = scene.get("check_options", {})
+        problems += unknown_option_problems(f"{key}.check_options", check_options, "check")
+        problems += workflow_flag_problems(f"{key}.check_options", check_options, WORKFLOW_FLAGS["check"])
         if "robustness" in scene and scene["degradation"] != "none":
             sweep = scene["robustness"]
             for part in ("sweep", "options"):
                 options = sweep.get(part, {})
                 problems += unknown_option_problems(f"{key}.robustness.{part}", options, "synth", scene["degradation"])
+                problems += workflow_flag_problems(f"{key}.robustness.{part}", options, WORKFLOW_FLAGS["synth"])
+            problems += workflow_flag_problems(
+                f"{key}.robustness.options",
+                sweep.get("options", {}),
+                frozenset(sweep.get("sweep", {})),
+                "one value per severity of the sweep",
+            )
         if "robustness" in scene and scene["degradation"] == "none":
             problems.append(f"{key}.robustness: needs a `degradation` to synthesise the sweep with")
+        for index, name in enumerate(scene["classes"]):
+            if not read_as_text(name) or name.startswith("-"):
+                what = "an option" if name.startswith("-") else "a number, True, False or None"
+                problems.append(
+                    f"{key}.classes.{index}: {name!r} would reach the jobs as {what}, not a class name; rename the "
+                    f"category while converting (e.g. the coco converter's options {{rename: \"{name}=class_{name}\"}})"
+                )
         for step in STEPS:
-            if not Path(scene[step]["config"]).is_file():
-                problems.append(f"{key}.{step}.config: {scene[step]['config']} does not exist")
+            model_config = scene[step]["config"]
+            if not COMMAND_LINE_PATH.fullmatch(model_config) or model_config.startswith("-"):
+                problems.append(
+                    f"{key}.{step}.config: {model_config!r}: the training jobs' command lines carry this path as it "
+                    "is; keep to letters, digits and . _ / + @ : = - (not first), e.g. link the file under such a name"
+                )
+            elif not Path(model_config).is_file():
+                problems.append(f"{key}.{step}.config: {model_config} does not exist")
+            for option, value in scene[step].get("cfg_options", {}).items():
+                if isinstance(value, str) and (problem := spaces_dropped(value)):
+                    problems.append(f"{key}.{step}.cfg_options.{option}: {problem}")
             for option in sorted(set(scene[step].get("cfg_options", {})) & set(WORKFLOW_CFG_OPTIONS)):
                 # applied after the workflow's, a test set here would replace every severity's of the sweep
                 problems.append(

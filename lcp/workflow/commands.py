@@ -50,8 +50,19 @@ def train_command(recorded_inputs: Sequence[str]) -> str:
     )
 
 
-def command_options(options: Mapping) -> list[str]:
-    """{'beta': 0.02, 'no-clear': True} -> ['--beta', '0.02', '--no-clear']."""
+# The flags of the data commands that the workflow gives itself (the rules' --workers from the
+# job's threads, --report of the check, ...): a scene's options may not repeat them, since
+# argparse keeps the last one given and one of the two would be dropped without a word.
+WORKFLOW_FLAGS = {
+    "convert": frozenset({"name", "workers"}),
+    "synth": frozenset({"src", "out", "ann", "ann-out", "workers"}),
+    "check": frozenset({"lowq", "clean", "ann", "classes", "degradation", "workers", "report"}),
+}
+
+
+def command_options(options: Mapping, repeated: frozenset[str] = frozenset()) -> list[str]:
+    """{'beta': 0.02, 'no-clear': True} -> ['--beta', '0.02', '--no-clear']; a list gives the flag
+    its values, or for a flag in `repeated` (one value each, argparse's append) one flag per value."""
     args = []
     for flag, value in options.items():
         if value is True:
@@ -59,7 +70,11 @@ def command_options(options: Mapping) -> list[str]:
         elif value is False:
             continue
         elif isinstance(value, list):
-            args += [f"--{flag}", *(f"{item:g}" if isinstance(item, float) else str(item) for item in value)]
+            values = [f"{item:g}" if isinstance(item, float) else str(item) for item in value]
+            if flag in repeated:
+                args += [word for item in values for word in (f"--{flag}", item)]
+            else:
+                args += [f"--{flag}", *values]
         else:
             args += [f"--{flag}", f"{value:g}" if isinstance(value, float) else str(value)]
     return args
@@ -76,7 +91,7 @@ def convert_args(config: Mapping, dataset: str, set_name: str) -> str:
         args += ["--classes", ",".join(config["scenes"][scene_of_dataset(config, dataset)]["classes"])]
     if takes.takes_seed and "seed" not in options:
         args += ["--seed", str(config["seed"])]
-    return shlex.join(args + command_options(options))
+    return shlex.join(args + command_options(options, takes.repeated))
 
 
 def synthesize_args(config: Mapping, dataset: str, set_name: str) -> str:

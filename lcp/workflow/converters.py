@@ -25,6 +25,7 @@ class ConverterOptions:
     takes_classes: bool
     takes_seed: bool
     path_options: frozenset[str]
+    repeated: frozenset[str]  # options given once per value (argparse's append)
 
 
 @cache
@@ -35,6 +36,7 @@ def converter_options(fmt: str) -> ConverterOptions:
         takes_classes="classes" in flags,
         takes_seed="seed" in flags,
         path_options=frozenset(flag for flag, action in flags.items() if action.type is Path),
+        repeated=frozenset(flag for flag, action in flags.items() if isinstance(action, argparse._AppendAction)),
     )
 
 

@@ -279,3 +279,20 @@ def test_configs_that_give_the_hook_its_plan_still_load(tmp_path):
     resolved = tmp_path / "lcp_tiny_demo.py"
     resolved.write_text(load_config(LCP_TINY, parse_cfg_options(["mode_plan.num_epoch=[1,1,4]"])).pretty_text)
     assert read_config(resolved, import_modules=False).custom_hooks[1].num_epoch == [1, 1, 4]
+
+
+def test_a_value_whose_spaces_mmcv_would_drop_is_refused(tmp_path, capsys):
+    """mmcv's DictAction removes every space: the checkpoints went to /tmp/myckpts without a word."""
+    argv = [
+        "train",
+        LCP_TINY,
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--cfg-options",
+        "+checkpoint_config.out_dir=/tmp/my ckpts",
+    ]
+    assert one_error_line(capsys, argv) == (
+        "lcp train: error: --cfg-options +checkpoint_config.out_dir: '/tmp/my ckpts' would be read as '/tmp/myckpts': "
+        "mmcv's --cfg-options removes spaces; set such a value in a config file instead"
+    )
+    assert not (tmp_path / "work").exists()

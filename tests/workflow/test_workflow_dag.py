@@ -199,6 +199,38 @@ def data_dir_with_braces(config):  # a raw snakemake RuleException about wildcar
     config["data_dir"] = "data{v}"
 
 
+def data_dir_with_a_comma(config):  # mmcv read data_root=data,x/ as a list: pretraining crashed, retried
+    config["data_dir"] = "data,x"
+
+
+def data_dir_like_an_option(config):  # `lcp data demo --out -d` failed in the job
+    config["data_dir"] = "-d"
+
+
+def model_config_with_shell(config):  # `--input` of the training jobs' command carried it unquoted: it ran
+    config["scenes"]["demo"]["pretrain"]["config"] = "config/mmdet/tiny $(touch PWNED).py"
+
+
+def class_read_as_a_number(config):  # mmcv made it 2: the dry run blamed the model config
+    config["scenes"]["demo"]["classes"][1] = "2"
+
+
+def cfg_option_with_a_space(config):  # mmcv dropped the space without a word
+    config["scenes"]["demo"]["baseline"]["cfg_options"]["+checkpoint_config.out_dir"] = "/tmp/my ckpts"
+
+
+def sweep_value_in_the_sweeps_options(config):  # every severity was synthesised at 0.5, silently
+    config["scenes"]["custom"]["robustness"]["options"] = {"beta": 0.5}
+
+
+def check_option_the_workflow_sets(config):  # --degradation fog --degradation none: the pairing went unchecked
+    config["scenes"]["demo"]["check_options"] = {"degradation": "none"}
+
+
+def image_set_path_like_an_option(config):
+    config["scenes"]["custom"]["image_sets"]["clear"]["path"] = "-my_voc"
+
+
 def scene_path_with_braces(config):  # a raw snakemake WildcardError naming no config key
     config["scenes"]["custom"]["image_sets"]["clear"]["path"] = "/data/streets {v1}"
 
@@ -255,6 +287,35 @@ def shared_set_made_two_ways(config):
         (data_dir_with_a_space, "invalid config: data_dir: 'my data' does not match"),
         (data_dir_with_a_quote, "invalid config: data_dir: \"Bob's_data\" does not match"),
         (data_dir_with_braces, "invalid config: data_dir: 'data{v}' does not match"),
+        (data_dir_with_a_comma, "invalid config: data_dir: 'data,x' does not match"),
+        (data_dir_like_an_option, "invalid config: data_dir: '-d' does not match"),
+        (
+            model_config_with_shell,
+            "scenes.demo.pretrain.config: 'config/mmdet/tiny $(touch PWNED).py': the training jobs' command lines "
+            "carry this path as it is; keep to letters, digits and . _ / + @ : = - (not first)",
+        ),
+        (
+            class_read_as_a_number,
+            "scenes.demo.classes.1: '2' would reach the jobs as a number, True, False or None, not a class name",
+        ),
+        (
+            cfg_option_with_a_space,
+            "scenes.demo.baseline.cfg_options.+checkpoint_config.out_dir: '/tmp/my ckpts' would be read as "
+            "'/tmp/myckpts': mmcv's --cfg-options removes spaces",
+        ),
+        (
+            sweep_value_in_the_sweeps_options,
+            "scenes.custom.robustness.options.beta: the workflow gives the command its own --beta (one value per "
+            "severity of the sweep) and one of the two would be dropped without a word; remove it",
+        ),
+        (
+            check_option_the_workflow_sets,
+            "scenes.demo.check_options.degradation: the workflow gives the command its own --degradation",
+        ),
+        (
+            image_set_path_like_an_option,
+            "scenes.custom.image_sets.clear.path: '-my_voc' would be read as an option; write it as ./-my_voc",
+        ),
         (
             scene_path_with_braces,
             "scenes.custom.image_sets.clear.path: '/data/streets {v1}' holds a brace, which Snakemake reads as a "

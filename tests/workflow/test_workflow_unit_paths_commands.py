@@ -137,6 +137,21 @@ def test_convert_arguments_add_classes_and_seed_only_where_the_format_takes_them
     ]
 
 
+def test_a_list_for_an_option_given_once_per_value_repeats_the_flag(config):
+    # `--rename a=x b=y` failed in the job: "unrecognized arguments: b=y"
+    config["scenes"]["custom"]["image_sets"]["clear"] = {
+        "convert": "coco",
+        "path": "/datasets/coco",
+        "options": {"train": "/a.json", "test": "/b.json", "rename": ["traffic light=light", "stop sign=sign"]},
+    }
+    assert shlex.split(commands.convert_args(config, "custom", "clear"))[-4:] == [
+        "--rename",
+        "traffic light=light",
+        "--rename",
+        "stop sign=sign",
+    ]
+
+
 def test_command_options_spell_flags_lists_and_floats():
     options = {"beta": 0.02, "no-clear": True, "skip": False, "rain-alpha": [0.01, 0.02], "count": 3}
     assert commands.command_options(options) == [
