@@ -42,13 +42,13 @@ onstart:
 
 
 onsuccess:
-    finish_tracking("FINISHED")
+    finish_tracking("FINISHED", log)
     for line in results_pointers():
         logger.info(line)
 
 
 onerror:
-    finish_tracking("FAILED")
+    finish_tracking("FAILED", log)
 
 
 rule all:

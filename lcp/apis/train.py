@@ -157,7 +157,19 @@ def train_detector(
     # cfg.load_from: the caller has loaded it into the model (lcp.apis.training_run, with the
     # LCP-only keys reported); mmdet's runner.load_checkpoint here would load it again, silently
     with epoch_pauses_skipped(not distributed):
-        runner.run(data_loaders, cfg.workflow)
+        run_training(runner, data_loaders, cfg.workflow)
+
+
+def run_training(runner, data_loaders, workflow) -> None:
+    """runner.run; if it raises, each hook with an after_failed_run(runner, exc) hears of it first
+    (mmcv's runner has no such point): the MLflow hook ends its run saying why."""
+    try:
+        runner.run(data_loaders, workflow)
+    except BaseException as exc:
+        for hook in runner.hooks:
+            if callable(after_failed_run := getattr(hook, "after_failed_run", None)):
+                after_failed_run(runner, exc)
+        raise
 
 
 @contextlib.contextmanager

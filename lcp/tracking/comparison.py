@@ -83,6 +83,15 @@ def find_experiment_ids(client, names: list[str]) -> list[str]:
 
 def search_evaluations(tracking_uri: str, experiments: list[str], tags: dict[str, str], since_ms: int | None):
     """The evaluation runs as a pandas DataFrame (mlflow.search_runs), newest first."""
+    return _search(tracking_uri, experiments, filter_string(tags, since_ms))
+
+
+def search_trainings(tracking_uri: str, experiments: list[str]):
+    """The training runs of the methods (tag lcp.step = train), newest first."""
+    return _search(tracking_uri, experiments, f"tags.`{settings.TAG_STEP}` = 'train'")
+
+
+def _search(tracking_uri: str, experiments: list[str], filter_text: str):
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -93,7 +102,7 @@ def search_evaluations(tracking_uri: str, experiments: list[str], tags: dict[str
     mlflow.set_tracking_uri(tracking_uri)
     return mlflow.search_runs(
         experiment_ids=experiment_ids,
-        filter_string=filter_string(tags, since_ms),
+        filter_string=filter_text,
         order_by=["attributes.start_time DESC"],
         output_format="pandas",
     )
@@ -123,9 +132,13 @@ def _texts(runs, column: str):
     return runs[column].map(_seed_text) if column in runs else pd.Series("", index=runs.index)
 
 
-def selected_runs(runs):
+def selected_runs(runs, trainings=None):
     """The newest evaluation run per scene, method, seed (tag lcp.seed) and variant (the
     severity of a sweep point; '' for the scene's test set), AP values in percent.
+
+    `trainings` (search_trainings): an evaluation older than the newest training of its scene,
+    method and seed is of a model trained over since (the training failed, was stopped, or is
+    not evaluated yet): said on stderr and left out, not shown as the current result.
 
     Runs without the tag (logged before seeds were tagged) count as one run of an unknown
     seed, and only where the scene and method have no tagged run. A seed tag that is no
@@ -156,6 +169,8 @@ def selected_runs(runs):
             file=sys.stderr,
         )
         runs = runs[~other_thresholds]
+    if trainings is not None:
+        runs = _of_current_models(runs, trainings, needed)
     tagged = set(map(tuple, runs.loc[runs["_seed"] != "", needed].itertuples(index=False)))
     untagged_kept = [tuple(key) not in tagged for key in runs[needed].itertuples(index=False)]
     runs = runs[(runs["_seed"] != "") | pd.Series(untagged_kept, index=runs.index)]
@@ -184,6 +199,32 @@ def selected_runs(runs):
 
 
 TEST_SET_DIGEST = "params.data.test.ann_sha256"
+
+
+def _of_current_models(runs, trainings, needed: list[str]):
+    """The evaluation runs (with _seed) not older than the newest training of their scene, method and seed."""
+    if trainings.empty or any(column not in trainings for column in needed):
+        return runs
+    trainings = trainings.dropna(subset=needed)
+    trainings = trainings.assign(_seed=_texts(trainings, f"tags.{settings.TAG_SEED}"))
+    newest = {}
+    for _, training in trainings.iterrows():  # newest first
+        newest.setdefault((training[needed[0]], training[needed[1]], training["_seed"]), training)
+    stale = []
+    for index, run in runs.iterrows():
+        training = newest.get((run[needed[0]], run[needed[1]], run["_seed"]))
+        if training is not None and training["start_time"] > run["start_time"]:
+            stale.append(index)
+    for key in sorted({(runs.at[i, needed[0]], runs.at[i, needed[1]], runs.at[i, "_seed"]) for i in stale}):
+        training = newest[key]
+        seed = f" seed {key[2]}" if key[2] else ""
+        print(
+            f"warning: {key[0]} {key[1]}{seed}: trained again after its newest evaluation (run "
+            f"{training.get('tags.mlflow.runName')}, {training['status']}); the evaluations of the model it replaced "
+            "are left out",
+            file=sys.stderr,
+        )
+    return runs.drop(index=stale)
 
 
 def _one_test_set(runs, scene_column: str):
@@ -426,12 +467,13 @@ def compare(
     settings.apply_network_defaults()
     try:
         runs = search_evaluations(uri, list(experiments), dict(tags or {}), since_ms)
+        trainings = search_trainings(uri, list(experiments))
         plans = scene_plans(uri, list(experiments))
     except LCPError:
         raise
     except Exception as exc:  # noqa: BLE001  unreachable server, bad filter: one clear line
         raise LCPError(f"{uri}: could not search runs ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    selected = within_plans(selected_runs(runs), plans)
+    selected = within_plans(selected_runs(runs, trainings), plans)
     table = comparison_table(selected)
     if table.empty:
         raise LCPError(f"{uri}: no evaluation runs match (tag lcp.step=evaluate with the metric test/AP)")

@@ -55,6 +55,7 @@ from lcp.tracking import params as run_params
 from lcp.tracking import settings
 from lcp.tracking import training_record as record
 from lcp.tracking.classwise import ClasswiseCapture
+from lcp.tracking.client import clip
 from lcp.tracking.run import TrackedRun
 from lcp.tracking.run_file import previous_run, save_run_file
 from lcp.tracking.throughput import Throughput
@@ -186,12 +187,33 @@ class LCPMlflowLoggerHook(LoggerHook):
                     MODEL_ARTIFACT,
                     description=f"{self.run_name}: {checkpoint.name}",
                 )
+        self._log_logs(runner, work_dir)
+        self.run.finish("FINISHED")
+        save_run_file(work_dir, self.run)
+
+    def after_failed_run(self, runner, exc: BaseException) -> None:
+        """runner.run raised (lcp.apis.train.train_detector calls this; mmcv's runner has no such
+        point): the run ends KILLED for an interrupt (Ctrl-C, SIGTERM), FAILED otherwise, with the
+        reason as a tag of the epoch it stopped in and the run's log, so the store says why."""
+        if self.run is None or self.run.finished:
+            return
+        runner.logger.removeHandler(self._capture)
+        atexit.unregister(self._on_exit)
+        self._stop_system_metrics()
+        status = "FAILED" if isinstance(exc, Exception) else "KILLED"  # lcp.cli's SIGTERM is no Exception
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        tag = f"lcp.stopped_in_epoch.{runner.epoch + 1:03d}"  # stays true when a resume reopens the run
+        self.run.set_tags({tag: clip(f"{status}: {type(exc).__name__}: {reason}".rstrip(": "), 500)})
+        work_dir = Path(runner.work_dir)
+        self._log_logs(runner, work_dir)
+        self.run.finish(status)
+        save_run_file(work_dir, self.run)
+
+    def _log_logs(self, runner, work_dir: Path) -> None:
         timestamp = getattr(runner, "timestamp", None)
         for suffix in (".log", ".log.json"):
             if timestamp and (work_dir / f"{timestamp}{suffix}").is_file():
                 self.run.log_artifact(work_dir / f"{timestamp}{suffix}", "logs")
-        self.run.finish("FINISHED")
-        save_run_file(work_dir, self.run)
 
     def _on_exit(self) -> None:
         """The process ends without after_run (training raised): close the run as FAILED."""

@@ -22,7 +22,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lcp.tracking import settings
@@ -194,9 +194,19 @@ def end_killed_invocations(client, scene: str, invocation_id: str) -> None:
 
 
 def close_invocation(
-    status: str = "FINISHED", *, invocation_id: str | None = None, tracking_uri: str | None = None
+    status: str = "FINISHED",
+    *,
+    invocation_id: str | None = None,
+    tracking_uri: str | None = None,
+    workflow_logs: Sequence[str] = (),
 ) -> dict[str, str]:
-    """Adopt the invocation's orphan runs, then end its parent runs with `status`.
+    """Adopt the invocation's orphan runs, end as KILLED those still RUNNING, then end its parent
+    runs with `status`, each with `workflow_logs` (Snakemake's logs of the run: which job failed,
+    and its log) as artifacts in workflow/.
+
+    Snakemake closes an invocation once its jobs have ended, so a run still RUNNING then is one
+    whose process was killed without ending it (SIGKILL, the out-of-memory killer, a lost node)
+    before a retry started a new run; it stayed RUNNING for good. A later resume reopens it.
 
     Returns {scene: parent run id}. Reads LCP_INVOCATION_ID / LCP_MLFLOW_PARENT_RUN_IDS
     when not given. An unreachable server is a warning (returns what is known).
@@ -225,6 +235,12 @@ def close_invocation(
             if scene not in parents:
                 parents[scene] = _create_parent(client, scene, invocation_id, target.artifact_location)
             client.set_tag(run.info.run_id, "mlflow.parentRunId", parents[scene])
+        left = [r for r in runs if r.info.status == "RUNNING" and r.data.tags.get(settings.TAG_ROLE) != "invocation"]
+        for run in left:
+            client.set_tag(run.info.run_id, "lcp.ended_by", "the end of its run of the workflow (its process was gone)")
+            client.set_terminated(run.info.run_id, status="KILLED")
+        if left:
+            runs = _invocation_runs(client, invocation_id)
         for scene, parent in parents.items():
             children = [
                 run
@@ -236,6 +252,9 @@ def close_invocation(
                 summarise_children(client, parent, children)
             except Exception as exc:  # noqa: BLE001  a summary is a courtesy; closing the parent is not
                 log.warning("MLflow: could not summarise the runs of parent %s (%s)", parent, exc)
+            for workflow_log in workflow_logs:
+                if os.path.isfile(workflow_log):
+                    client.log_artifact(parent, workflow_log, "workflow")
             client.set_terminated(parent, status=status)
     except Exception as exc:
         if not is_transient(exc):

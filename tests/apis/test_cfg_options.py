@@ -241,21 +241,19 @@ def test_mode_plan_is_one_named_key_that_reaches_the_hook():
         assert hook.num_epoch == [1, 1, 4] and hook.modes == ["catch_up_learner", "crux_learner", "alter"]
 
 
+def refused_training(capsys, tmp_path, option: str) -> str:
+    """The one line `lcp train` of the tiny LCP config with `option` stops with, before its work dir."""
+    line = one_error_line(capsys, ["train", LCP_TINY, "--work-dir", str(tmp_path / "work"), "--cfg-options", option])
+    assert not (tmp_path / "work").exists()
+    return line
+
+
 def test_the_old_list_position_of_the_mode_plan_is_refused_naming_the_key(tmp_path, capsys):
-    argv = [
-        "train",
-        LCP_TINY,
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--cfg-options",
-        "custom_hooks.1.num_epoch=[1,1,4]",
-    ]
-    assert one_error_line(capsys, argv) == (
+    assert refused_training(capsys, tmp_path, "custom_hooks.1.num_epoch=[1,1,4]") == (
         f"lcp train: error: {LCP_TINY}: custom_hooks.1 (TrainModeHook) has num_epoch=[1, 1, 4], which ignores the "
         "config's mode_plan; set the plan there (--cfg-options mode_plan.num_epoch=[1,1,4]) and leave the hook's "
         "num_epoch='${mode_plan.num_epoch}'"
     )
-    assert not (tmp_path / "work").exists()
 
 
 def test_a_config_whose_own_hook_list_would_ignore_mode_plan_is_refused(tmp_path):
@@ -283,16 +281,7 @@ def test_configs_that_give_the_hook_its_plan_still_load(tmp_path):
 
 def test_a_value_whose_spaces_mmcv_would_drop_is_refused(tmp_path, capsys):
     """mmcv's DictAction removes every space: the checkpoints went to /tmp/myckpts without a word."""
-    argv = [
-        "train",
-        LCP_TINY,
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--cfg-options",
-        "+checkpoint_config.out_dir=/tmp/my ckpts",
-    ]
-    assert one_error_line(capsys, argv) == (
+    assert refused_training(capsys, tmp_path, "+checkpoint_config.out_dir=/tmp/my ckpts") == (
         "lcp train: error: --cfg-options +checkpoint_config.out_dir: '/tmp/my ckpts' would be read as '/tmp/myckpts': "
         "mmcv's --cfg-options removes spaces; set such a value in a config file instead"
     )
-    assert not (tmp_path / "work").exists()

@@ -36,7 +36,7 @@ def error_line(capsys, argv: list[str], after_logging: bool = False) -> str:
     return err
 
 
-def train_error(capsys, demo: Path, tmp_path: Path, *options: str) -> str:
+def train_error(capsys, demo: Path, tmp_path: Path, *options: str, after_logging: bool = False) -> str:
     return error_line(
         capsys,
         [
@@ -49,6 +49,7 @@ def train_error(capsys, demo: Path, tmp_path: Path, *options: str) -> str:
             "load_from=None",
             *options,
         ],
+        after_logging,
     )
 
 
@@ -235,20 +236,7 @@ def test_test_names_a_model_its_settings_cannot_build(capsys, demo, tiny_lcp_che
     ],
 )
 def test_train_names_an_optimizer_or_hook_its_settings_cannot_build(capsys, demo, tmp_path, option, message):
-    err = error_line(
-        capsys,
-        [
-            "train",
-            LCP_TINY,
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--cfg-options",
-            f"data_root={demo}/",
-            "load_from=None",
-            option,
-        ],
-        after_logging=True,
-    )
+    err = train_error(capsys, demo, tmp_path, option, after_logging=True)
     assert err.startswith(f"lcp train: error: {LCP_TINY}: ") and message in err, err
 
 

@@ -23,6 +23,7 @@ from mmdet.datasets import build_dataloader, build_dataset
 
 import lcp.hooks  # noqa: F401  registers TrainModeHook
 import lcp.tracking.hook  # noqa: F401  registers LCPMlflowLoggerHook
+from lcp.apis.train import run_training
 from lcp.models.crux_learner import CruxLearner
 
 CLASSES = ("circle", "square")
@@ -199,5 +200,5 @@ def run_toy_training(
         runner.register_hook(hook, priority="HIGHEST")
     if resume_from:  # as `lcp train --auto-resume` does, before runner.run
         runner.resume(resume_from)
-    runner.run([train_batches(iters_per_epoch)], [("train", 1)])
+    run_training(runner, [train_batches(iters_per_epoch)], [("train", 1)])
     return runner, model

@@ -140,3 +140,40 @@ def test_runs_that_evaluated_other_test_annotations_than_the_newest_are_left_out
         "warning: run old-baseline (demo/evaluate/baseline) evaluated other test annotations (sha256 aaaaaaaaaaaa) "
         "than the newest run of its scene (bbbbbbbbbbbb); left out\n"
     )
+
+
+def test_evaluations_of_a_model_trained_over_since_are_left_out(capsys):
+    """A retraining that failed (its checkpoint removed by the workflow) left the old model's AP
+    shown as the current result."""
+    from lcp.tracking.comparison import selected_runs
+
+    t = pd.Timestamp
+
+    def runs(rows):
+        columns = ["run_id", "tags.mlflow.runName", "tags.lcp.scene", "tags.lcp.method", "tags.lcp.seed", "start_time"]
+        frame = pd.DataFrame(rows, columns=columns).assign(status="FINISHED", end_time=t("2026-11-29 12:00"))
+        return frame.assign(**{"metrics.test/AP": 20.0})
+
+    evaluations = runs(  # newest first
+        [
+            ["lcp-0", "demo/evaluate/lcp/seed0", "demo", "lcp", "0", t("2026-11-29 10:00")],
+            ["base-1", "demo/evaluate/baseline/seed1", "demo", "baseline", "1", t("2026-11-29 09:30")],
+            ["base-0", "demo/evaluate/baseline/seed0", "demo", "baseline", "0", t("2026-11-29 09:00")],
+        ]
+    )
+    trainings = runs(
+        [
+            ["train-b0-new", "demo/train/baseline/seed0", "demo", "baseline", "0", t("2026-11-29 11:00")],
+            ["train-l0", "demo/train/lcp/seed0", "demo", "lcp", "0", t("2026-11-29 08:00")],
+            ["train-b1", "demo/train/baseline/seed1", "demo", "baseline", "1", t("2026-11-29 08:00")],
+            ["train-b0-old", "demo/train/baseline/seed0", "demo", "baseline", "0", t("2026-11-29 08:00")],
+        ]
+    ).drop(columns="metrics.test/AP")
+    trainings.loc[0, "status"] = "FAILED"
+    assert sorted(selected_runs(evaluations)["run id"]) == ["base-0", "base-1", "lcp-0"]
+    capsys.readouterr()
+    assert sorted(selected_runs(evaluations, trainings)["run id"]) == ["base-1", "lcp-0"]
+    assert capsys.readouterr().err == (
+        "warning: demo baseline seed 0: trained again after its newest evaluation (run demo/train/baseline/seed0, "
+        "FAILED); the evaluations of the model it replaced are left out\n"
+    )

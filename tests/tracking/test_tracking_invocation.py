@@ -141,6 +141,30 @@ def test_a_retried_training_is_summarised_by_its_finished_run_not_the_failed_att
     assert "| FAILED | val_AP_last 12.0" in table and "| FINISHED | val_AP_last 30.0" in table
 
 
+def test_a_job_run_left_running_is_ended_as_killed_when_the_invocation_closes(tmp_path, server_env, monkeypatch):
+    """A training SIGKILLed before its first checkpoint (the out-of-memory killer) was retried
+    as a new run; the killed attempt stayed RUNNING for good, and the parent had no word on
+    which job failed."""
+    client = server_env
+    invocation = open_invocation(["invleft"])
+    parent_id = invocation.parent_run_ids["invleft"]
+    killed = start_run(scene="invleft", step="train", method="lcp", work_dir=tmp_path / "killed")
+    killed.flush()  # its process dies here: nothing ends the run
+    retried = start_run(scene="invleft", step="train", method="lcp", work_dir=tmp_path / "retried")
+    retried.finish()
+    workflow_log = tmp_path / "2026-11-29T231500.snakemake.log"
+    workflow_log.write_text("Error in rule train_lcp:\n    log: results/invleft/logs/train_lcp.log\n")
+    close_invocation("FAILED", workflow_logs=[str(workflow_log)])
+    assert client.get_run(killed.run_id).info.status == "KILLED"
+    assert "its process was gone" in client.get_run(killed.run_id).data.tags["lcp.ended_by"]
+    assert client.get_run(retried.run_id).info.status == "FINISHED"
+    assert client.get_run(parent_id).info.status == "FAILED"
+    kept = Path(client.download_artifacts(parent_id, f"workflow/{workflow_log.name}", str(tmp_path / "got")))
+    assert kept.read_text() == workflow_log.read_text()
+    table = Path(client.download_artifacts(parent_id, "summary/children.md", str(tmp_path))).read_text()
+    assert "| KILLED |" in table and "RUNNING" not in table
+
+
 KILLED_WORKFLOW = """
 import json, sys, uuid
 from pathlib import Path

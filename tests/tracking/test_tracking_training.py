@@ -215,3 +215,35 @@ def test_resumed_training_continues_the_same_run(tmp_path, tracking_env, monkeyp
     assert [s for s, _ in history(client, run.info.run_id, "epoch/crux_learner_mode")] == [1, 2, 3]
     assert "lcp.resumed_at_epoch.002" in run.data.tags
     assert run.data.tags["lcp.invocation_id"] == "later" and run.data.tags["mlflow.parentRunId"] == parent
+
+
+@pytest.mark.parametrize(
+    "error, status, said",
+    [
+        (KeyboardInterrupt(), "KILLED", "KILLED: KeyboardInterrupt"),
+        (RuntimeError("out of memory\nTried to allocate 2 GiB"), "FAILED", "FAILED: RuntimeError: out of memory"),
+    ],
+)
+def test_a_training_that_stops_ends_its_run_saying_why_with_its_log(tmp_path, tracking_env, error, status, said):
+    """Ctrl-C was recorded as FAILED, like a crash, and neither said why nor kept the log."""
+    from mmcv.runner import Hook
+
+    class StopsInEpoch2(Hook):
+        def before_train_iter(self, runner):
+            if runner.epoch == 1:
+                raise error
+
+    client = tracking_env
+    ann_file = make_coco(tmp_path / "data")
+    cfg = toy_config(tmp_path / "data", ann_file)
+    tracking = {
+        k: v
+        for k, v in add_tracking(cfg, scene=f"toy{status.lower()}", step="train", method="lcp", num_heatmaps=0).items()
+        if k != "type"
+    }
+    with pytest.raises(type(error)):
+        run_toy_training(tmp_path / "work", cfg, tracking, epochs=3, iters_per_epoch=2, extra_hooks=[StopsInEpoch2()])
+    run = the_run(client, f"lcp/toy{status.lower()}", f"toy{status.lower()}/train/lcp")
+    assert run.info.status == status
+    assert run.data.tags["lcp.stopped_in_epoch.002"] == said
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "logs")} == {"logs/toy.log.json"}

@@ -104,6 +104,15 @@ def test_a_finished_run_ends_saying_where_the_report_and_the_runs_are(demo):
     )
     # and the profile leaves the jobs' shell commands to -p
     assert "Shell command:" not in output
+    # the parent run keeps Snakemake's log of the run
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{demo}/mlflow.db")
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("lcp/demo").experiment_id], filter_string="tags.`lcp.role` = 'invocation'"
+    )
+    (kept,) = client.list_artifacts(parent.info.run_id, "workflow")
+    assert kept.path.endswith(".snakemake.log")
 
 
 def test_every_job_logged_to_mlflow_under_the_invocation(demo):

@@ -41,9 +41,11 @@ def start_tracking():
         )
 
 
-def finish_tracking(status):
+def finish_tracking(status, log):
+    # `log`: Snakemake's log file(s) of this run
     if TRACKING:
-        close_invocation(status, tracking_uri=tracking.configured_uri(config))
+        logs = [log] if isinstance(log, str) else list(log or [])
+        close_invocation(status, tracking_uri=tracking.configured_uri(config), workflow_logs=logs)
 
 
 def results_pointers():
