@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opened.set_defaults(_main=main_open)
 
     closed = sub.add_parser(
-        "close-invocation", description="group the invocation's runs under its parents and end them"
+        "close-invocation",
+        description="group the invocation's runs under its parents and end them; run it once the "
+        "invocation's jobs have ended: a job run still RUNNING is ended as KILLED",
     )
     closed.add_argument(
         "--status",

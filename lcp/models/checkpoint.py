@@ -67,16 +67,22 @@ def _torch_load(path: str, mmap: bool = False):
 
 
 def _unreadable(path: str, exc: Exception) -> LCPError:
-    """What a file torch cannot load is: one that starts as torch.save's formats do was cut
-    short or damaged (a copy or a save that stopped), anything else is no checkpoint."""
+    """What a file torch cannot load is: one that starts as torch.save's formats do was cut short
+    or damaged (a copy or a save that stopped; for the zip format: its directory is missing),
+    unless what fails is finding a class its pickle names (of another numpy or package version):
+    then it holds something this environment cannot load. Anything else is no checkpoint."""
     with open(path, "rb") as file:
         head = file.read(4)
-    if head == b"PK\x03\x04" or head.startswith(b"\x80\x02\x8a"):
+    zipped, legacy = head == b"PK\x03\x04", head.startswith(b"\x80\x02\x8a")
+    missing_code = isinstance(exc, (ImportError, AttributeError))
+    if (zipped and not zipfile.is_zipfile(path)) or (legacy and not missing_code):
         size = os.path.getsize(path)
         return LCPError(
             f"{path}: a truncated or damaged PyTorch checkpoint ({size} bytes; {_first_line(exc)}); "
             "copy or train it again"
         )
+    if zipped or legacy:
+        return LCPError(f"{path}: a PyTorch checkpoint this environment cannot load ({_first_line(exc)})")
     return LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})")
 
 

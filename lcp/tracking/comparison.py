@@ -136,9 +136,9 @@ def selected_runs(runs, trainings=None):
     """The newest evaluation run per scene, method, seed (tag lcp.seed) and variant (the
     severity of a sweep point; '' for the scene's test set), AP values in percent.
 
-    `trainings` (search_trainings): an evaluation older than the newest training of its scene,
-    method and seed is of a model trained over since (the training failed, was stopped, or is
-    not evaluated yet): said on stderr and left out, not shown as the current result.
+    `trainings` (search_trainings): an evaluation older than the newest training of its model
+    (_of_current_models) is of a model trained over since (the training failed, was stopped, or
+    is not evaluated yet): said on stderr and left out, not shown as the current result.
 
     Runs without the tag (logged before seeds were tagged) count as one run of an unknown
     seed, and only where the scene and method have no tagged run. A seed tag that is no
@@ -202,29 +202,37 @@ TEST_SET_DIGEST = "params.data.test.ann_sha256"
 
 
 def _of_current_models(runs, trainings, needed: list[str]):
-    """The evaluation runs (with _seed) not older than the newest training of their scene, method and seed."""
-    if trainings.empty or any(column not in trainings for column in needed):
+    """The evaluation runs (with _seed) not older than the newest training of their model: a
+    training of the same scene, method and seed whose work dir (tag lcp.work_dir) holds the
+    evaluated checkpoint (tag lcp.checkpoint) or is beside it, as the workflow publishes
+    <run>/latest.pth from <run>/work/. A training elsewhere (another checkout, a trial in /tmp)
+    is another model and leaves the evaluation alone."""
+    checkpoint_column, work_dir_column = "tags.lcp.checkpoint", "tags.lcp.work_dir"
+    if trainings.empty or checkpoint_column not in runs or work_dir_column not in trainings:
         return runs
-    trainings = trainings.dropna(subset=needed)
+    trainings = trainings.dropna(subset=[*needed, work_dir_column])
     trainings = trainings.assign(_seed=_texts(trainings, f"tags.{settings.TAG_SEED}"))
     newest = {}
     for _, training in trainings.iterrows():  # newest first
-        newest.setdefault((training[needed[0]], training[needed[1]], training["_seed"]), training)
-    stale = []
+        work_dir = Path(training[work_dir_column])
+        for folder in (work_dir, work_dir.parent):
+            newest.setdefault((training[needed[0]], training[needed[1]], training["_seed"], str(folder)), training)
+    stale = {}
     for index, run in runs.iterrows():
-        training = newest.get((run[needed[0]], run[needed[1]], run["_seed"]))
+        if _missing(run[checkpoint_column]):
+            continue
+        key = (run[needed[0]], run[needed[1]], run["_seed"], str(Path(run[checkpoint_column]).parent))
+        training = newest.get(key)
         if training is not None and training["start_time"] > run["start_time"]:
-            stale.append(index)
-    for key in sorted({(runs.at[i, needed[0]], runs.at[i, needed[1]], runs.at[i, "_seed"]) for i in stale}):
-        training = newest[key]
-        seed = f" seed {key[2]}" if key[2] else ""
+            stale[index] = training
+    for index, training in stale.items():
         print(
-            f"warning: {key[0]} {key[1]}{seed}: trained again after its newest evaluation (run "
-            f"{training.get('tags.mlflow.runName')}, {training['status']}); the evaluations of the model it replaced "
-            "are left out",
+            f"warning: run {runs.at[index, 'run_id']} ({runs.at[index, 'tags.mlflow.runName']}) evaluated "
+            f"{runs.at[index, checkpoint_column]}, trained again since (run {training.get('tags.mlflow.runName')}, "
+            f"{training['status']}); left out",
             file=sys.stderr,
         )
-    return runs.drop(index=stale)
+    return runs.drop(index=list(stale))
 
 
 def _one_test_set(runs, scene_column: str):

@@ -237,7 +237,8 @@ def close_invocation(
             client.set_tag(run.info.run_id, "mlflow.parentRunId", parents[scene])
         left = [r for r in runs if r.info.status == "RUNNING" and r.data.tags.get(settings.TAG_ROLE) != "invocation"]
         for run in left:
-            client.set_tag(run.info.run_id, "lcp.ended_by", "the end of its run of the workflow (its process was gone)")
+            ended_by = "the end of its run of the workflow, which had not seen it end"
+            client.set_tag(run.info.run_id, "lcp.ended_by", ended_by)
             client.set_terminated(run.info.run_id, status="KILLED")
         if left:
             runs = _invocation_runs(client, invocation_id)
@@ -253,8 +254,10 @@ def close_invocation(
             except Exception as exc:  # noqa: BLE001  a summary is a courtesy; closing the parent is not
                 log.warning("MLflow: could not summarise the runs of parent %s (%s)", parent, exc)
             for workflow_log in workflow_logs:
-                if os.path.isfile(workflow_log):
+                try:
                     client.log_artifact(parent, workflow_log, "workflow")
+                except Exception as exc:  # noqa: BLE001  a courtesy, as the summary: the parent must end
+                    log.warning("MLflow: could not keep %s on parent %s (%s)", workflow_log, parent, exc)
             client.set_terminated(parent, status=status)
     except Exception as exc:
         if not is_transient(exc):

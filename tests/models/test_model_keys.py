@@ -2,6 +2,7 @@
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,7 +143,7 @@ def test_checkpoint_without_any_model_key_is_refused(tiny_model, tmp_path):
         load_lcp_checkpoint(tiny_model, path)
 
 
-def test_unreadable_or_missing_checkpoint_files(tiny_model, tmp_path):
+def test_unreadable_or_missing_checkpoint_files(tiny_model, tmp_path, monkeypatch):
     garbage = tmp_path / "notes.pth"
     garbage.write_text("not a checkpoint")
     with pytest.raises(LCPError, match=rf"^{re.escape(str(garbage))}: not a PyTorch checkpoint"):
@@ -157,6 +158,21 @@ def test_unreadable_or_missing_checkpoint_files(tiny_model, tmp_path):
         said = rf"^{re.escape(str(cut))}: a truncated or damaged PyTorch checkpoint \(20000 bytes; "
         with pytest.raises(LCPError, match=said):
             load_lcp_checkpoint(tiny_model, cut)
+    # a whole one whose meta holds a class of a module this environment lacks is not called cut
+    module = tmp_path / "gonemod.py"
+    module.write_text("class Note:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import gonemod
+
+    whole = tmp_path / "whole.pth"
+    torch.save({"meta": {"note": gonemod.Note()}, "state_dict": tiny_model.state_dict()}, whole)
+    module.unlink()
+    monkeypatch.delitem(sys.modules, "gonemod")
+    with pytest.warns(UserWarning, match="only load checkpoints you trust"):
+        with pytest.raises(
+            LCPError, match=rf"^{re.escape(str(whole))}: a PyTorch checkpoint this environment cannot load"
+        ):
+            load_lcp_checkpoint(tiny_model, whole)
 
 
 def test_checkpoint_with_numpy_meta_loads_with_a_warning(tiny_model, tmp_path):

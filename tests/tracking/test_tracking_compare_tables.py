@@ -144,36 +144,49 @@ def test_runs_that_evaluated_other_test_annotations_than_the_newest_are_left_out
 
 def test_evaluations_of_a_model_trained_over_since_are_left_out(capsys):
     """A retraining that failed (its checkpoint removed by the workflow) left the old model's AP
-    shown as the current result."""
+    shown as the current result. A training of the same scene, method and seed elsewhere (a trial
+    in /tmp) is another model."""
     from lcp.tracking.comparison import selected_runs
 
     t = pd.Timestamp
+    columns = ["run_id", "tags.mlflow.runName", "tags.lcp.scene", "tags.lcp.method", "tags.lcp.seed", "start_time"]
 
-    def runs(rows):
-        columns = ["run_id", "tags.mlflow.runName", "tags.lcp.scene", "tags.lcp.method", "tags.lcp.seed", "start_time"]
+    def runs(rows, where_column, where):
         frame = pd.DataFrame(rows, columns=columns).assign(status="FINISHED", end_time=t("2026-11-29 12:00"))
-        return frame.assign(**{"metrics.test/AP": 20.0})
+        return frame.assign(**{where_column: where})
 
+    results = "/w/results/demo"
     evaluations = runs(  # newest first
         [
             ["lcp-0", "demo/evaluate/lcp/seed0", "demo", "lcp", "0", t("2026-11-29 10:00")],
             ["base-1", "demo/evaluate/baseline/seed1", "demo", "baseline", "1", t("2026-11-29 09:30")],
             ["base-0", "demo/evaluate/baseline/seed0", "demo", "baseline", "0", t("2026-11-29 09:00")],
-        ]
-    )
+        ],
+        "tags.lcp.checkpoint",
+        [f"{results}/{run}/latest.pth" for run in ("lcp/seed0", "baseline/seed1", "baseline/seed0")],
+    ).assign(**{"metrics.test/AP": 20.0})
     trainings = runs(
         [
             ["train-b0-new", "demo/train/baseline/seed0", "demo", "baseline", "0", t("2026-11-29 11:00")],
+            ["trial-l0", "demo/train/lcp/seed0", "demo", "lcp", "0", t("2026-11-29 10:30")],
             ["train-l0", "demo/train/lcp/seed0", "demo", "lcp", "0", t("2026-11-29 08:00")],
             ["train-b1", "demo/train/baseline/seed1", "demo", "baseline", "1", t("2026-11-29 08:00")],
             ["train-b0-old", "demo/train/baseline/seed0", "demo", "baseline", "0", t("2026-11-29 08:00")],
-        ]
-    ).drop(columns="metrics.test/AP")
+        ],
+        "tags.lcp.work_dir",
+        [
+            f"{results}/baseline/seed0/work",
+            "/tmp/try",
+            f"{results}/lcp/seed0/work",
+            f"{results}/baseline/seed1/work",
+            f"{results}/baseline/seed0/work",
+        ],
+    )
     trainings.loc[0, "status"] = "FAILED"
     assert sorted(selected_runs(evaluations)["run id"]) == ["base-0", "base-1", "lcp-0"]
     capsys.readouterr()
     assert sorted(selected_runs(evaluations, trainings)["run id"]) == ["base-1", "lcp-0"]
     assert capsys.readouterr().err == (
-        "warning: demo baseline seed 0: trained again after its newest evaluation (run demo/train/baseline/seed0, "
-        "FAILED); the evaluations of the model it replaced are left out\n"
+        f"warning: run base-0 (demo/evaluate/baseline/seed0) evaluated {results}/baseline/seed0/latest.pth, trained "
+        "again since (run demo/train/baseline/seed0, FAILED); left out\n"
     )
