@@ -11,6 +11,12 @@
 #   MAX_JOBS            parallel compile jobs (default: number of cores)
 set -euo pipefail
 
+# GNU tools (realpath -m, sha256sum, sed -i) and mmcv-full's Linux build: elsewhere this failed on
+# its first line with "realpath: illegal option -- m"
+if [[ $(uname -s) != Linux ]]; then
+    printf 'install: error: %s\n' "this project sets up on Linux, not $(uname -s): use a Linux machine, WSL2, or a container (e.g. docker run -it -v \"\$PWD\":/lcp python:3.11 bash)" >&2
+    exit 1
+fi
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=$(realpath -m "${LCP_VENV:-$repo/.venv}")  # absolute: the build runs in another folder
 python=${LCP_PYTHON:-python3}

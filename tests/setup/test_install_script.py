@@ -34,6 +34,18 @@ def test_too_old_python_is_named(tmp_path):
     assert not (tmp_path / "venv").exists()
 
 
+def test_another_system_than_linux_is_named_before_anything_runs(tmp_path):
+    """On a Mac, `make demo` stopped at the script's first line: "realpath: illegal option -- m"."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "uname").write_text("#!/bin/sh\necho Darwin\n")
+    (bin_dir / "uname").chmod(0o755)
+    result = run_install(tmp_path, {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("install: error: this project sets up on Linux, not Darwin: use a Linux machine")
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "venv").exists()
+
+
 def test_missing_interpreter_is_named(tmp_path):
     result = run_install(tmp_path, {"LCP_PYTHON": str(tmp_path / "no-such-python")})
     assert result.returncode != 0
