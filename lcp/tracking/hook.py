@@ -169,9 +169,7 @@ class LCPMlflowLoggerHook(LoggerHook):
     def after_run(self, runner) -> None:
         if self.run is None:
             return
-        runner.logger.removeHandler(self._capture)
-        atexit.unregister(self._on_exit)
-        self._stop_system_metrics()
+        self._stop_watching(runner)
         work_dir = Path(runner.work_dir)
         self.run.set_tags(self._crux_health_tags(runner))
         self.run.flush()
@@ -187,9 +185,7 @@ class LCPMlflowLoggerHook(LoggerHook):
                     MODEL_ARTIFACT,
                     description=f"{self.run_name}: {checkpoint.name}",
                 )
-        self._log_logs(runner, work_dir)
-        self.run.finish("FINISHED")
-        save_run_file(work_dir, self.run)
+        self._end(runner, "FINISHED")
 
     def after_failed_run(self, runner, exc: BaseException) -> None:
         """runner.run raised (lcp.apis.train.train_detector calls this; mmcv's runner has no such
@@ -197,23 +193,29 @@ class LCPMlflowLoggerHook(LoggerHook):
         reason as a tag of the epoch it stopped in and the run's log, so the store says why."""
         if self.run is None or self.run.finished:
             return
+        self._stop_watching(runner)
+        status = "FAILED" if isinstance(exc, Exception) else "KILLED"  # lcp.cli's SIGTERM is no Exception
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        error = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+        tag = f"lcp.stopped_in_epoch.{runner.epoch + 1:03d}"  # stays true when a resume reopens the run
+        self.run.set_tags({tag: clip(f"{status}: {error}", 500)})
+        self._end(runner, status)
+
+    def _stop_watching(self, runner) -> None:
+        """Undo what before_run started: the class-wise capture, the exit fallback, system metrics."""
         runner.logger.removeHandler(self._capture)
         atexit.unregister(self._on_exit)
         self._stop_system_metrics()
-        status = "FAILED" if isinstance(exc, Exception) else "KILLED"  # lcp.cli's SIGTERM is no Exception
-        reason = (str(exc).strip().splitlines() or [""])[0]
-        tag = f"lcp.stopped_in_epoch.{runner.epoch + 1:03d}"  # stays true when a resume reopens the run
-        self.run.set_tags({tag: clip(f"{status}: {type(exc).__name__}: {reason}".rstrip(": "), 500)})
-        work_dir = Path(runner.work_dir)
-        self._log_logs(runner, work_dir)
-        self.run.finish(status)
-        save_run_file(work_dir, self.run)
 
-    def _log_logs(self, runner, work_dir: Path) -> None:
+    def _end(self, runner, status: str) -> None:
+        """Upload the run's text and json logs, end the run with `status`, record it in the work dir."""
+        work_dir = Path(runner.work_dir)
         timestamp = getattr(runner, "timestamp", None)
         for suffix in (".log", ".log.json"):
             if timestamp and (work_dir / f"{timestamp}{suffix}").is_file():
                 self.run.log_artifact(work_dir / f"{timestamp}{suffix}", "logs")
+        self.run.finish(status)
+        save_run_file(work_dir, self.run)
 
     def _on_exit(self) -> None:
         """The process ends without after_run (training raised): close the run as FAILED."""

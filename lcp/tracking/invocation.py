@@ -182,7 +182,7 @@ def end_killed_invocations(client, scene: str, invocation_id: str) -> None:
             ]
             for run in left:  # a training resumed now reopens its run
                 client.set_terminated(run.info.run_id, status="KILLED")
-            client.set_tag(parent.info.run_id, "lcp.ended_by", f"the run of the workflow {invocation_id}")
+            client.set_tag(parent.info.run_id, settings.TAG_ENDED_BY, f"the run of the workflow {invocation_id}")
             client.set_terminated(parent.info.run_id, status="KILLED")
             log.warning(
                 "MLflow: %s and %d of its runs were left RUNNING by a killed run of the workflow; ended as KILLED",
@@ -238,7 +238,7 @@ def close_invocation(
         left = [r for r in runs if r.info.status == "RUNNING" and r.data.tags.get(settings.TAG_ROLE) != "invocation"]
         for run in left:
             ended_by = "the end of its run of the workflow, which had not seen it end"
-            client.set_tag(run.info.run_id, "lcp.ended_by", ended_by)
+            client.set_tag(run.info.run_id, settings.TAG_ENDED_BY, ended_by)
             client.set_terminated(run.info.run_id, status="KILLED")
         if left:
             runs = _invocation_runs(client, invocation_id)

@@ -64,6 +64,7 @@ TAG_INVOCATION = "lcp.invocation_id"
 TAG_ROLE = "lcp.role"  # "invocation" on the parent runs
 TAG_WORKFLOW_DIR = "lcp.workflow_dir"  # on the parent runs: the folder the workflow ran in
 TAG_CONTROLLER = "lcp.controller"  # on the parent runs: "<host> <pid> <start>" of the snakemake process
+TAG_ENDED_BY = "lcp.ended_by"  # on a run ended as KILLED by another than its own process: by what
 # on a parent run: the scene's seeds and sweep severities in the workflow config it ran with
 TAG_SEEDS = "lcp.seeds"
 TAG_VARIANTS = "lcp.variants"

@@ -25,7 +25,7 @@ from lcp.workflow.session import WorkflowSession
 
 # Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.
 CALLER_PATH = os.environ.get("PATH", "")
-os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), CALLER_PATH]))
 # Every job's shell: bash's strict mode (Snakemake's own prefix) and the functions of the guard
 # against retrying a refused job (commands.job_command); braces doubled for Snakemake's format.
 shell.prefix("set -euo pipefail; " + UNFIXABLE_FUNCTIONS.replace("{", "{{").replace("}", "}}"))
