@@ -11,12 +11,13 @@
 #   MAX_JOBS            parallel compile jobs (default: number of cores)
 set -euo pipefail
 
+die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
+say() { printf 'install: %s\n' "$*" >&2; }
+
 # GNU tools (realpath -m, sha256sum, sed -i) and mmcv-full's Linux build: elsewhere this failed on
 # its first line with "realpath: illegal option -- m"
-if [[ $(uname -s) != Linux ]]; then
-    printf 'install: error: %s\n' "this project sets up on Linux, not $(uname -s): use a Linux machine, WSL2, or a container (e.g. docker run -it -v \"\$PWD\":/lcp python:3.11 bash)" >&2
-    exit 1
-fi
+[[ $(uname -s) == Linux ]] \
+    || die "this project sets up on Linux, not $(uname -s): use a Linux machine, WSL2, or a container (e.g. docker run -it -v \"\$PWD\":/lcp python:3.11 bash)"
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=$(realpath -m "${LCP_VENV:-$repo/.venv}")  # absolute: the build runs in another folder
 python=${LCP_PYTHON:-python3}
@@ -24,9 +25,6 @@ cache=${LCP_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lcp/wheels}
 pins=$repo/scripts/pins.env
 # shellcheck source=pins.env
 . "$pins"
-
-die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
-say() { printf 'install: %s\n' "$*" >&2; }
 
 command -v "$python" >/dev/null 2>&1 || die "'$python' not found; install Python >= $PYTHON_MIN or set LCP_PYTHON"
 py_version=$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) \
