@@ -51,7 +51,7 @@ class Snakemake(Protocol):
     is_main_process: bool  # False in a job's own snakemake (on a cluster node), which skips the checks
     dryrun: bool
     configfiles: Sequence[str | Path]  # config/config.yaml and each --configfile
-    dag: Any  # its needrun_jobs() (onstart only)
+    dag: Any  # its needrun_jobs() (onstart only) and jobs (onsuccess)
 
 
 class Log(Protocol):
@@ -233,14 +233,17 @@ class WorkflowSession:
         return self.config.get("retries", {}).get(rule_name)
 
     def results_pointers(self, tracking_uri: str | None, caller_path: str) -> list[str]:
-        """The last lines of a successful run: the report page of each scene in `run` that has one,
-        and how to browse the runs (`tracking_uri`: the store, None without tracking), with the
-        `mlflow` command as the caller's shell finds it (`caller_path`: its $PATH)."""
+        """The last lines of a successful run: the report page of each scene whose report this run
+        built or found up to date (the scenes of `run`, or those of the targets named), and how to
+        browse the runs (`tracking_uri`: the store, None without tracking), with the `mlflow`
+        command as the caller's shell finds it (`caller_path`: its $PATH). A run that built
+        other targets (one evaluation) names no report: the scene's report may predate them."""
         from lcp.tracking.settings import mlflow_ui_command
 
+        reported = {job.wildcards["scene"] for job in self.workflow.dag.jobs if job.rule.name == "report"}
         lines = [
             f"scene {scene}: {page}"
-            for scene in self.config["run"]
+            for scene in [s for s in self.config["run"] if s in reported] + sorted(reported - set(self.config["run"]))
             if os.path.exists(page := paths.report_file(scene, "summary.html"))
         ]
         if lines and tracking_uri:

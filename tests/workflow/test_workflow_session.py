@@ -300,3 +300,29 @@ def test_a_new_run_forgets_the_unfixable_failures_of_the_jobs_it_runs(workdir):
     session.workflow.dag = SimpleNamespace(needrun_jobs=lambda: jobs)
     session.forget_unfixable_failures()
     assert [Path(f"{log}{UNFIXABLE_SUFFIX}").exists() for log in logs] == [False, False, True]
+
+
+def test_a_finished_run_points_to_the_reports_of_the_scenes_it_built_not_those_of_run(workdir):
+    for scene in ("demo", "urpc", "custom"):
+        page = workdir / "results" / scene / "report" / "summary.html"
+        page.parent.mkdir(parents=True)
+        page.write_text("<html></html>")
+    session = start()  # run: [demo]
+
+    def ran(*jobs):
+        session.workflow.dag = SimpleNamespace(
+            jobs=[SimpleNamespace(rule=SimpleNamespace(name=rule), wildcards=wildcards(**w)) for rule, w in jobs]
+        )
+        return session.results_pointers("sqlite:///m.db", "/usr/bin")
+
+    # the default target: run's scene; --config run=[...] or a scene's report named as a target
+    assert ran(("report", {"scene": "demo"}), ("evaluate", {"scene": "demo", "method": "lcp"}))[0] == (
+        "scene demo: results/demo/report/summary.html"
+    )
+    assert [line.split(":")[0] for line in ran(("report", {"scene": "custom"}), ("report", {"scene": "urpc"}))] == [
+        "scene custom",
+        "scene urpc",
+        "runs in MLflow",
+    ]
+    # one evaluation built: no report page (the demo's would be another scene's, or older than it)
+    assert ran(("evaluate", {"scene": "urpc", "method": "lcp"})) == []
