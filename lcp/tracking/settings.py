@@ -30,6 +30,10 @@ ENV_SEED = "LCP_SEED"
 # either way, so that switching tracking changes no job's code, a rerun trigger.
 ENV_TRACKING = "LCP_TRACKING"
 
+# The $PATH of the shell that started the workflow (its jobs' PATH has lcp's venv in front): the
+# `mlflow` a job's log tells the user to run is the one that shell finds.
+ENV_CALLER_PATH = "LCP_CALLER_PATH"
+
 # Set (to 1/true/yes) to register each training's final checkpoint in the model registry as a
 # version of `lcp-<scene>-<method>` (lcp train --register-model does the same for one run).
 ENV_REGISTER_MODEL = "LCP_REGISTER_MODEL"
@@ -289,8 +293,10 @@ def job_seed() -> int | None:
 
 def mlflow_ui_command(uri: str, search_path: str | None = None) -> str:
     """The shell command that browses a local store: the `mlflow` of lcp's own environment,
-    named by its path where `mlflow` on `search_path` (default $PATH) is another one or none (a
-    venv not activated)."""
+    named by its path where `mlflow` on `search_path` (default: the workflow's caller's $PATH in
+    its jobs, else $PATH) is another one or none (a venv not activated)."""
+    if search_path is None:
+        search_path = os.environ.get(ENV_CALLER_PATH)
     own = Path(sys.executable).parent / "mlflow"
     found = shutil.which("mlflow", path=search_path)
     command = "mlflow" if not own.exists() or (found and Path(found).resolve() == own.resolve()) else str(own)

@@ -228,3 +228,8 @@ def test_the_browse_command_names_lcps_own_mlflow_where_path_has_another_or_none
         settings.mlflow_ui_command("sqlite:///m.db")
         == f"{own.relative_to(Path.cwd())} ui --backend-store-uri sqlite:///m.db"
     )
+    # in a workflow's job, whose PATH has the venv in front: the shell that started the workflow decides
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(own.parent))
+    monkeypatch.setenv(settings.ENV_CALLER_PATH, str(tmp_path))
+    assert settings.mlflow_ui_command("sqlite:///m.db") == f"{own} ui --backend-store-uri sqlite:///m.db"

@@ -102,6 +102,11 @@ def test_a_finished_run_ends_saying_where_the_report_and_the_runs_are(demo):
         browse
         == f"runs in MLflow: {Path(sys.executable).parent}/mlflow ui --backend-store-uri sqlite:///{demo}/mlflow.db"
     )
+    # a job's log names the same command: the jobs' PATH has the venv, the user's shell had not
+    assert (
+        f"run `{browse.removeprefix('runs in MLflow: ')}`"
+        in (demo / "results" / "demo" / "logs" / "train_lcp.log").read_text()
+    )
     # and the profile leaves the jobs' shell commands to -p
     assert "Shell command:" not in output
     # the parent run keeps Snakemake's log of the run

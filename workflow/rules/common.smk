@@ -16,6 +16,7 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from lcp.data import SPLITS
+from lcp.tracking.settings import ENV_CALLER_PATH
 from lcp.workflow import commands, inputs, paths
 from lcp.workflow.config_errors import describe as describe_schema_error
 from lcp.workflow.preflight import UNFIXABLE_FUNCTIONS
@@ -24,7 +25,8 @@ from lcp.workflow.scenes import METHODS, NAME_PATTERN, alternatives
 from lcp.workflow.session import WorkflowSession
 
 # Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.
-CALLER_PATH = os.environ.get("PATH", "")
+# (a SLURM job's own snakemake inherits the jobs' PATH: the caller's is the one exported below)
+CALLER_PATH = os.environ.setdefault(ENV_CALLER_PATH, os.environ.get("PATH", ""))
 os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), CALLER_PATH]))
 # Every job's shell: bash's strict mode (Snakemake's own prefix) and the functions of the guard
 # against retrying a refused job (commands.job_command); braces doubled for Snakemake's format.
