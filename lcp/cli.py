@@ -9,8 +9,10 @@ registered like the others but left out of the command list (the epilog names it
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -85,6 +87,44 @@ class ExactParser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def _check_value(self, action, value):
+        """A misspelt command gets the closest one named: `lcp trian` -> did you mean 'train'?"""
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as exc:
+            close = difflib.get_close_matches(str(value), [str(choice) for choice in action.choices or ()], n=1)
+            if not close:
+                raise
+            raise argparse.ArgumentError(action, f"{exc.message}; did you mean {close[0]!r}?") from None
+
+
+def chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost sub-parser that `args` went through (`lcp data convert voc`'s for that command)."""
+    while True:
+        action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        name = getattr(args, action.dest, None) if action is not None else None
+        if name not in (action.choices if action is not None else {}):
+            return parser
+        parser = action.choices[name]
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, but an unknown option is refused by the sub-command it was given to, with its
+    usage and the closest option it has (argparse's own message shows `lcp`'s usage only)."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command = chosen_parser(parser, args)
+        options = [option for action in command._actions for option in action.option_strings]
+        close = [
+            match
+            for extra in extras
+            if extra.startswith("-")
+            for match in difflib.get_close_matches(extra.split("=")[0], options, n=1)
+        ]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        command.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+    return args
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ExactParser(
@@ -93,8 +133,31 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"lcp {package_version()}")
     add_subcommands(parser, COMMANDS, dest="command", metavar="COMMAND", plumbing=PLUMBING)
     return parser
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lcp")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
+def stdout_is_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (`lcp ... | head`), not some other pipe
+    lcp writes to (a worker's): the kernel reports a pipe without readers as an error condition."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), stdout closed or replaced
+        return False
 
 
 class Terminated(BaseException):
@@ -123,21 +186,31 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
-    args._argv = argv  # a command may start itself again, e.g. `lcp train --gpus N` once per GPU
-    if args.command in MMDET_COMMANDS:
-        from lcp.deferred_imports import import_mmdet
-
-        import_mmdet()
+    name = "lcp"
     try:
+        # parsing imports every command module, and mmdet takes seconds: Ctrl-C there is one line too
+        args = parse(build_parser(), argv)
+        name = f"lcp {args.command}"
+        args._argv = argv  # a command may start itself again, e.g. `lcp train --gpus N` once per GPU
+        if args.command in MMDET_COMMANDS:
+            from lcp.deferred_imports import import_mmdet
+
+            import_mmdet()
         return int(args._main(args) or 0)
     except LCPError as exc:
-        print(f"lcp {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{name}: error: {exc}", file=sys.stderr)
         return INPUT_REFUSED
     except (KeyboardInterrupt, Terminated) as exc:
         cause = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
-        print(f"lcp {args.command}: {cause}; nothing unfinished was published", file=sys.stderr)
+        print(f"{name}: {cause}; nothing unfinished was published", file=sys.stderr)
         return 130 if isinstance(exc, KeyboardInterrupt) else 128 + signal.SIGTERM
+    except BrokenPipeError:
+        if not stdout_is_closed():
+            raise
+        # the reader of stdout stopped reading (`| head`): not an error of lcp's; stop quietly,
+        # and let nothing write to the closed pipe again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as exc:
         if exc.filename is None:
             raise
@@ -145,7 +218,7 @@ def _main(argv: list[str] | None) -> int:
         # it. The commands publish atomically, so nothing half-written is left behind.
         from lcp.io import published_path
 
-        print(f"lcp {args.command}: error: {published_path(exc.filename)}: {exc.strerror}", file=sys.stderr)
+        print(f"{name}: error: {published_path(exc.filename)}: {exc.strerror}", file=sys.stderr)
         return INPUT_REFUSED if exc.errno in REFUSED_ERRNOS else 1
 
 

@@ -103,3 +103,72 @@ def test_an_abbreviated_option_is_refused(tmp_path, capsys):
         main(["data", "check", "--lowq", str(tmp_path), "--max-erased-shar", "0.2"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --max-erased-shar 0.2" in capsys.readouterr().err
+
+
+def test_version_prints_the_package_version(capsys):
+    from importlib.metadata import version
+
+    from lcp.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lcp {version('lcp')}"
+
+
+def test_a_misspelt_option_is_refused_by_its_sub_command_with_the_closest_option(tmp_path, capsys):
+    from lcp.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "check", "--lowq", str(tmp_path), "--worker", "2"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: lcp data check ")
+    assert "lcp data check: error: unrecognized arguments: --worker 2 (did you mean --workers?)" in err
+
+
+def test_a_misspelt_command_gets_the_closest_one(capsys):
+    from lcp.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["trian"])
+    assert exit_info.value.code == 2
+    assert "did you mean 'train'?" in capsys.readouterr().err
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    """`lcp tracking uri | head -0`: the reader is gone before lcp writes; no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "lcp.cli", "tracking", "uri", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 141
+
+
+def test_ctrl_c_while_the_detector_libraries_import_is_one_line(monkeypatch, capsys):
+    import lcp.deferred_imports
+    from lcp.cli import main
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lcp.deferred_imports, "import_mmdet", interrupted)
+    try:
+        status = main(["train", "config.py"])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C while mmdet imports escaped lcp as a traceback")
+    assert status == 130
+    assert capsys.readouterr().err == "lcp train: interrupted (Ctrl-C); nothing unfinished was published\n"
