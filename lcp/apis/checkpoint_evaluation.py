@@ -16,6 +16,7 @@ from typing import Any
 from lcp.apis.streams import annotation_loading_unprinted, stdout_to_stderr
 from lcp.apis.tracking_request import TrackingRequest
 from lcp.errors import LCPError
+from lcp.io import make_parent
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,8 @@ def _checked_outputs(
             raise LCPError(f"{path}: is a folder, not a file")
         if path and Path(path).exists() and not overwrite:
             raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
+        if path:
+            make_parent(Path(path))  # a folder that cannot be made is refused now, not after the evaluation
     return results_json
 
 

@@ -374,3 +374,17 @@ def test_a_missing_df_ann_is_named_before_training(capsys, demo, tmp_path):
         "whole folder"
     )
     assert not (tmp_path / "work").exists()
+
+
+def test_an_eval_out_whose_folder_cannot_be_made_is_refused_before_the_evaluation(tmp_path, capsys, monkeypatch):
+    """`lcp test ... --eval-out results/x.json` where `results` is a file: refused at once, not
+    after an evaluation that may take an hour."""
+    import lcp.apis.config
+
+    def evaluated(*args, **kwargs):
+        raise AssertionError("the evaluation started before its output path was checked")
+
+    monkeypatch.setattr(lcp.apis.config, "load_config", evaluated)
+    (tmp_path / "results").write_text("a file, not a folder")
+    err = error_line(capsys, ["test", LCP_TINY, "x.pth", "--eval-out", str(tmp_path / "results" / "x.json")])
+    assert "cannot make the folder it goes into" in err
