@@ -59,7 +59,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--beta", type=float, default=DEFAULT_BETA, help=f"fog attenuation coefficient in 1/m (default {DEFAULT_BETA})"
     )
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of images in the test split")
+    parser.add_argument(
+        "--test-fraction", type=float, default=0.2, help="share of images in the test split (default 0.2)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace a scene folder an earlier lcp run wrote")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

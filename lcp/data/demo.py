@@ -51,7 +51,8 @@ def make_demo(
     if size < 32:
         raise LCPError(f"--size: images of at least 32 pixels, got {size}")
     if not 0 < test_fraction < 1:
-        raise LCPError(f"--test-fraction: must be between 0 and 1, got {test_fraction}")
+        raise LCPError(f"--test-fraction: must be above 0 and below 1 (both splits need images), got {test_fraction}")
+    fog = Fog(beta=beta)  # refuses a bad --beta before any image is drawn
     categories = categories_for(CLASSES)
     category_ids = {c["name"]: c["id"] for c in categories}
     with atomic_folder(out, overwrite=overwrite) as tmp:
@@ -86,7 +87,7 @@ def make_demo(
 
         depth = DepthSource.from_folders(NEAR_M, FAR_M, 0.0, depth_dir=str(tmp / "depth"))
         synthesis = synthesise_folder(
-            Fog(beta=beta),
+            fog,
             tmp / "clean",
             tmp / "lowq",
             depth,

@@ -159,6 +159,18 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_bad_beta_is_refused_before_any_image_is_drawn(tmp_path, capsys, monkeypatch):
+    from lcp.data import demo as demo_module
+
+    def drawn(*args, **kwargs):
+        raise AssertionError("an image was drawn before --beta was checked")
+
+    monkeypatch.setattr(demo_module, "render_scene", drawn)
+    assert lcp(["data", "demo", "--out", str(tmp_path / "x"), "--num-images", "4", "--beta", "-1"]) == 2
+    assert "--beta" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_lcp_data_check_passes_the_demo(demo, tmp_path, capsys):
     anns = [str(p) for p in sorted((demo / "annotations").glob("*.json"))]
     code = lcp(
