@@ -199,7 +199,7 @@ def main_relocate(args: argparse.Namespace) -> int:
     from lcp.tracking.relocate import relocate, store_database
 
     database = store_database(args.store)
-    settings.check_store_exists(f"sqlite:///{database}")
+    settings.check_store_exists(f"sqlite:///{database}", elsewhere="name the store's folder or its mlflow.db")
     from_folder = Path(args.from_folder).expanduser().absolute() if args.from_folder else None
     plan = relocate(database, from_folder)
     if not plan.changes:

@@ -177,14 +177,14 @@ def missing_store(uri: str) -> Path | None:
     return database if database and not database.is_file() else None
 
 
-def check_store_exists(uri: str) -> None:
-    """LCPError for a sqlite store not created yet: commands that only read must not create one."""
+def check_store_exists(
+    uri: str, elsewhere: str = "set MLFLOW_TRACKING_URI or --tracking-uri to read another store"
+) -> None:
+    """LCPError for a sqlite store not created yet: commands that only read must not create one.
+    `elsewhere`: how the command is pointed at another store."""
     database = missing_store(uri)
     if database:
-        raise LCPError(
-            f"{database}: no MLflow store here, nothing was logged to it (set MLFLOW_TRACKING_URI "
-            "or --tracking-uri to read another store)"
-        )
+        raise LCPError(f"{database}: no MLflow store here, nothing was logged to it ({elsewhere})")
 
 
 def prepare_local_store(uri: str) -> None:
@@ -196,7 +196,7 @@ def prepare_local_store(uri: str) -> None:
 
 def check_name(what: str, value: str) -> str:
     if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise LCPError(f"{what} {value!r}: use letters, digits, '_', '.', '-' (starting with a letter or digit)")
+        raise LCPError(f"{what} {value!r}: use ASCII letters, digits, '_', '.', '-' (starting with a letter or digit)")
     return value
 
 

@@ -185,6 +185,14 @@ def test_relocate_refuses_a_tracking_server_in_one_line(how, monkeypatch, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_relocate_of_a_folder_without_a_store_says_how_to_name_one(tmp_path, capsys):
+    """relocate takes the store as its argument: it has no --tracking-uri to point to."""
+    assert lcp(["tracking", "relocate", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "no MLflow store here" in err and "(name the store's folder or its mlflow.db)" in err, err
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_the_workflow_warns_before_logging_into_a_moved_store_until_it_is_relocated(moved_store, capsys):
     """A results/ folder copied into another checkout sent its new runs' artifacts to the old
     checkout's folder, silently: the workflow called no check before logging."""
