@@ -79,6 +79,15 @@ def add_subcommands(
     return sub
 
 
+class Subcommands(argparse._SubParsersAction):
+    """A sub-command's --help opens with the line that lists it in its parent's help."""
+
+    def add_parser(self, name, **kwargs):
+        if "help" in kwargs:
+            kwargs.setdefault("description", kwargs["help"])
+        return super().add_parser(name, **kwargs)
+
+
 class ExactParser(argparse.ArgumentParser):
     """No abbreviated options: `--max-erased-shar` is an error, not silently --max-erased-share
     (a typo in a workflow config's options would otherwise pass). Sub-parsers are of this class too."""
@@ -86,6 +95,7 @@ class ExactParser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.register("action", "parsers", Subcommands)
 
     def _check_value(self, action, value):
         """A misspelt command gets the closest one named: `lcp trian` -> did you mean 'train'?"""

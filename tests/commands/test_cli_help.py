@@ -49,6 +49,12 @@ def options_without_help(parser: argparse.ArgumentParser) -> list[str]:
 
 
 @pytest.mark.parametrize("name,parser", PARSERS, ids=[name for name, _ in PARSERS])
+def test_help_says_what_the_command_does(name, parser):
+    """`lcp report metrics --help` was usage and options only: the line listing it was its parent's."""
+    assert parser.description, f"`{name}`: no description in its --help"
+
+
+@pytest.mark.parametrize("name,parser", PARSERS, ids=[name for name, _ in PARSERS])
 def test_every_option_and_argument_has_help(name, parser):
     assert options_without_help(parser) == [], f"`{name}`: add help= to these"
 
