@@ -135,6 +135,19 @@ def evaluations_of(checkpoint: str | os.PathLike) -> list[Path]:
     return [folder / "eval.json", *sorted((folder / "robustness").glob("*.json"))]
 
 
+def reports_of(checkpoint: str | os.PathLike) -> list[Path]:
+    """The report files of the scene whose model is at `checkpoint` (results/<scene>/<method>/
+    [seed<N>/]latest.pth): the tables and plots that hold every seed's numbers (report_targets
+    without the pictures). [] for a checkpoint elsewhere."""
+    folder = Path(checkpoint).parent
+    if folder.name.startswith("seed") and folder.name[4:].isdigit():
+        folder = folder.parent
+    if folder.name not in ("pretrain", "baseline", "lcp"):
+        return []
+    report = folder.parent / "report"
+    return [report / name for name in REPORT_FILES + ROBUSTNESS_REPORT_FILES]
+
+
 def data_check(scene_name: str) -> str:
     return f"{RESULTS}/{scene_name}/data/check.json"
 

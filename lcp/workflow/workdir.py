@@ -53,7 +53,7 @@ from lcp.apis.training_lock import check_no_training
 from lcp.errors import LCPError
 from lcp.io import atomic_path, read_json, write_json, write_text
 from lcp.tracking.journal import PENDING_DIR
-from lcp.workflow.paths import evaluations_of
+from lcp.workflow.paths import evaluations_of, reports_of
 
 PLACEHOLDER = "lcp workdir: placeholder while {work_dir} trains; not a checkpoint\n"
 REQUEST_FILE = "lcp-request.json"
@@ -152,6 +152,13 @@ def begin(
             path.unlink()
         if stale:
             outcome += f"; removed the evaluations of the model it replaces ({', '.join(map(str, stale))})"
+        # the scene's report holds this model's numbers too: without it, `snakemake --report`
+        # refuses (naming the missing file) instead of packaging the replaced model's numbers
+        reports = [path for path in reports_of(checkpoint) if path.is_file()]
+        for path in reports:
+            path.unlink()
+        if reports:
+            outcome += f"; removed the scene's report made with it ({', '.join(map(str, reports))})"
         Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
         write_text(checkpoint, PLACEHOLDER.format(work_dir=work_dir))
     return outcome

@@ -230,6 +230,22 @@ def test_begin_removes_the_evaluations_of_the_model_it_replaces(tmp_path):
     assert begin(model / "work", "train", [], checkpoint=model / "latest.pth") == "new"
 
 
+def test_begin_removes_the_scene_report_made_with_the_model_it_replaces(tmp_path):
+    """After a retraining that failed (or `--until train_lcp`), `snakemake --report` packaged the
+    scene's summary with the replaced model's numbers, without a word; without the summary it
+    refuses, naming the missing file."""
+    scene = tmp_path / "results" / "demo"
+    reports = [scene / "report" / name for name in ("summary.html", "metrics.csv", "summary.md", "robustness.csv")]
+    pictures = [scene / "report" / "crux_heatmaps" / "crux_heatmap_0.png"]
+    for path in reports + pictures:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("old")
+    model = scene / "lcp" / "seed1"
+    outcome = begin(model / "work", "train", [], checkpoint=model / "latest.pth")
+    assert outcome.startswith("new; removed the scene's report made with it (")
+    assert not any(path.exists() for path in reports) and all(path.exists() for path in pictures)
+
+
 def test_cli_reports_a_missing_input_as_one_line(tmp_path):
     result = subprocess.run(
         [
