@@ -36,6 +36,7 @@ include: "workflow/rules/report.smk"
 
 
 onstart:
+    session.refuse_placeholder_models()
     session.forget_unfixable_failures()
     session.note_interrupted_trainings()
     start_tracking()

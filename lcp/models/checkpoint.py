@@ -38,6 +38,19 @@ def _read_state_dict(path_or_state) -> tuple[str, Mapping[str, torch.Tensor]]:
     return source, state
 
 
+def _what_it_holds(path: str) -> str:
+    """A short text file quoted (the workflow's placeholder of an unfinished training says what it
+    is), anything else as 'not in one of torch.save's formats'."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4097)
+        text = head.decode() if len(head) <= 4096 else ""
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    first_line = text.strip().splitlines()[0] if text.strip() else ""
+    return f"a text file: {first_line!r}" if first_line else "not in one of torch.save's formats"
+
+
 def _torch_load(path: str, mmap: bool = False):
     """The checkpoint at `path`; `mmap`: its tensors mapped, not read (for a look at its keys)."""
     mmap = mmap and zipfile.is_zipfile(path)  # only torch.save's zip format maps
@@ -49,7 +62,7 @@ def _torch_load(path: str, mmap: bool = False):
         raise LCPError(f"{path}: is a directory, not a checkpoint file") from None
     except pickle.UnpicklingError:
         if not saved_by_torch(path):
-            raise LCPError(f"{path}: not a PyTorch checkpoint (not in one of torch.save's formats)") from None
+            raise LCPError(f"{path}: not a PyTorch checkpoint ({_what_it_holds(path)})") from None
         # A torch.save file (zip or the pre-1.6 format) whose 'meta' keeps non-tensor objects
         # (numpy scalars, ...), as mmcv checkpoints may: the weights-only unpickler refuses
         # those; PyTorch < 2.6 loaded every checkpoint the way below.

@@ -50,6 +50,7 @@ class Snakemake(Protocol):
 
     is_main_process: bool  # False in a job's own snakemake (on a cluster node), which skips the checks
     dryrun: bool
+    touch: bool  # --touch: jobs' outputs are touched, nothing runs
     configfiles: Sequence[str | Path]  # config/config.yaml and each --configfile
     dag: Any  # its needrun_jobs() (onstart only) and jobs (onsuccess)
 
@@ -254,6 +255,34 @@ class WorkflowSession:
     def forget_unfixable_failures(self) -> None:
         """A new run of the workflow tries again the jobs refused in an earlier one (onstart)."""
         clear_unfixable([log for job in self.workflow.dag.needrun_jobs() for log in job.log])
+
+    def refuse_placeholder_models(self) -> None:
+        """(onstart) Stop before a job runs on, or `--touch` marks as trained, the placeholder that
+        `lcp workdir begin` leaves at a training's checkpoint until it has finished (see
+        lcp.workflow.workdir). `--touch` of an unfinished training (the profiles set
+        rerun-incomplete) and `--cleanup-metadata` of one (what snakemake's "incomplete" message
+        proposes) make Snakemake take that text file for the model: the evaluations then fail on
+        "not a PyTorch checkpoint" in every run, and the training is never run again."""
+        from lcp.workflow.workdir import is_placeholder
+
+        if not self.workflow.is_main_process:
+            return
+        jobs = list(self.workflow.dag.needrun_jobs())
+        training = {str(path) for job in jobs if job.rule.name in TRAINING_RULES for path in job.output}
+        touched = sorted(path for path in training if is_placeholder(path)) if self.workflow.touch else []
+        read = sorted(
+            {str(path) for job in jobs for path in job.input if str(path) not in training and is_placeholder(path)}
+        )
+        if touched:
+            self.stop(
+                f"{touched[0]}: the placeholder of a training that has not finished: --touch would mark it "
+                "a trained model; run without --touch to finish the training"
+            )
+        if read:
+            self.stop(
+                f"{read[0]}: the placeholder of a training that has not finished, marked complete without "
+                f"training (snakemake --touch or --cleanup-metadata); train it: snakemake --forcerun {' '.join(read)}"
+            )
 
     def note_interrupted_trainings(self) -> None:
         """(onstart) The training jobs that run again only because an interrupted run of the

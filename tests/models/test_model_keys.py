@@ -143,6 +143,21 @@ def test_checkpoint_without_any_model_key_is_refused(tiny_model, tmp_path):
         load_lcp_checkpoint(tiny_model, path)
 
 
+def test_the_workflow_placeholder_is_named_as_such(tiny_model, tmp_path):
+    """A killed training's placeholder that --touch or --cleanup-metadata marked complete was
+    "not a PyTorch checkpoint (not in one of torch.save's formats)": the file says what it is."""
+    from lcp.workflow.workdir import PLACEHOLDER
+
+    path = tmp_path / "latest.pth"
+    path.write_text(PLACEHOLDER.format(work_dir=tmp_path / "work"))
+    with pytest.raises(
+        LCPError,
+        match=r"not a PyTorch checkpoint \(a text file: 'lcp workdir: placeholder while .*work trains; not a "
+        r"checkpoint'\)$",
+    ):
+        load_lcp_checkpoint(tiny_model, path)
+
+
 def test_unreadable_or_missing_checkpoint_files(tiny_model, tmp_path, monkeypatch):
     garbage = tmp_path / "notes.pth"
     garbage.write_text("not a checkpoint")

@@ -326,3 +326,41 @@ def test_a_finished_run_points_to_the_reports_of_the_scenes_it_built_not_those_o
     ]
     # one evaluation built: no report page (the demo's would be another scene's, or older than it)
     assert ran(("evaluate", {"scene": "urpc", "method": "lcp"})) == []
+
+
+def placeholder(path: Path) -> str:
+    from lcp.workflow.workdir import PLACEHOLDER
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(PLACEHOLDER.format(work_dir=path.parent / "work"))
+    return str(path)
+
+
+def job(rule, inputs=(), outputs=()):
+    return SimpleNamespace(rule=SimpleNamespace(name=rule), input=list(inputs), output=list(outputs), log=[])
+
+
+def test_touch_of_an_unfinished_training_is_refused(workdir):
+    """`--touch` (the profiles set rerun-incomplete) turned a killed training's placeholder into a
+    "finished" model: every later run evaluated a text file, and never trained it again."""
+    model = placeholder(Path("results/demo/lcp/seed1/latest.pth"))
+    session = start(dryrun=False)
+    session.workflow.touch = True
+    jobs = [job("train_lcp", outputs=[model]), job("evaluate", inputs=[model], outputs=["eval.json"])]
+    session.workflow.dag = SimpleNamespace(needrun_jobs=lambda: jobs)
+    with pytest.raises(Stopped, match=r"seed1/latest.pth: the placeholder .* run without --touch"):
+        session.refuse_placeholder_models()
+    # a plain run trains it first: nothing to refuse
+    session.workflow.touch = False
+    session.refuse_placeholder_models()
+
+
+def test_a_placeholder_marked_complete_is_refused_before_a_job_reads_it(workdir):
+    """`--cleanup-metadata` (what snakemake's "incomplete" message proposes) or an earlier --touch
+    left the placeholder as an up-to-date model: its evaluation would fail on every run."""
+    model = placeholder(Path("results/demo/lcp/seed1/latest.pth"))
+    session = start(dryrun=False)
+    session.workflow.touch = False
+    session.workflow.dag = SimpleNamespace(needrun_jobs=lambda: [job("evaluate", inputs=[model], outputs=["e.json"])])
+    with pytest.raises(Stopped, match=r"train it: snakemake --forcerun results/demo/lcp/seed1/latest.pth"):
+        session.refuse_placeholder_models()
