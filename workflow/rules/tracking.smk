@@ -31,7 +31,8 @@ if TRACKING:
 def start_tracking():
     # Each run of the workflow is a new invocation, even from a shell that still holds an
     # earlier invocation's LCP_* variables (whose parent runs may live in another store).
-    if TRACKING:
+    # --touch runs nothing: no invocation (it left an empty FINISHED parent run per scene).
+    if TRACKING and not workflow.touch:
         open_invocation(
             tracking.tracked_scenes(config, [job.wildcards for job in workflow.dag.needrun_jobs()]),
             tracking_uri=tracking.configured_uri(config),
@@ -43,7 +44,7 @@ def start_tracking():
 
 def finish_tracking(status, log):
     # `log`: Snakemake's log file(s) of this run
-    if TRACKING:
+    if TRACKING and not workflow.touch:
         logs = [log] if isinstance(log, str) else list(log or [])
         close_invocation(status, tracking_uri=tracking.configured_uri(config), workflow_logs=logs)
 
