@@ -187,6 +187,13 @@ def test_rerun_does_only_what_is_needed(demo):
         dry = snakemake(demo, "-n").stdout
         assert planned_jobs(dry) == {"report": 1, "report_robustness": 1, "all": 1}, dry[-4000:]
         assert f"Updated input files: {module}" in dry
+        # --touch runs nothing, so it logs nothing (it opened an empty parent run per scene)
+        with sqlite3.connect(demo / "mlflow.db") as store:
+            runs_before = store.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        touched = snakemake(demo, "--touch")
+        assert touched.returncode == 0, touched.stdout[-3000:]
+        with sqlite3.connect(demo / "mlflow.db") as store:
+            assert store.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == runs_before
     finally:
         module.write_bytes(code)
         os.utime(module, ns=(times.st_atime_ns, times.st_mtime_ns))
