@@ -177,7 +177,7 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     # A process under a launcher is one rank of a training whose `lcp train --gpus N` holds the lock.
     with training_lock(work_dir) if request.launcher == "none" else contextlib.nullcontext():
         if rank == 0 and not request.resume_from:
-            write_json(work_dir / RUN_RECORD, run_record(request))
+            write_json(work_dir / RUN_RECORD, run_record(request, cfg.get("seed")))
         timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
         log_file = work_dir / f"{timestamp}.log"
         logger = _log_to_file(log_file, cfg.log_level, rank)
@@ -258,7 +258,7 @@ def _resume_checkpoint(request: TrainingRequest, cfg, work_dir: Path) -> str | N
     if request.auto_resume:
         found = find_resume_checkpoint(work_dir)
         if found is not None:
-            _check_same_run(request, work_dir)
+            _check_same_run(request, work_dir, cfg.get("seed"))
         return str(found) if found else None
     if cfg.get("resume_from"):
         check_resumable(cfg.resume_from)
@@ -277,9 +277,11 @@ RUN_RECORD = "lcp-train-request.json"
 RUN_LENGTH_OPTIONS = ("runner.max_epochs", "runner.max_iters")
 
 
-def run_record(request: TrainingRequest) -> dict[str, Any]:
+def run_record(request: TrainingRequest, config_seed: int | None = None) -> dict[str, Any]:
     """What decides a training's result: its config files' contents, options and settings
-    (not the GPUs, the launcher, the tracking or the run's length), as a work dir records it."""
+    (not the GPUs, the launcher, the tracking or the run's length), as a work dir records it.
+    `seed` is the seed the run trains with: --seed, else the config's (`config_seed`), so that
+    `--seed 0` continues a run started without --seed under a config whose seed is 0."""
     import hashlib
     import json
 
@@ -289,7 +291,7 @@ def run_record(request: TrainingRequest) -> dict[str, Any]:
     return {
         "config files": [hashlib.sha256(Path(file).read_bytes()).hexdigest() for file in config_files(request.config)],
         "cfg_options": json.loads(json.dumps(options, default=str)),
-        "seed": request.seed,
+        "seed": request.seed if request.seed is not None else config_seed,
         "load_from": request.load_from,
         "fp16": request.fp16,
         "deterministic": request.deterministic,
@@ -307,15 +309,18 @@ def _finished_in(work_dir: Path, cfg) -> bool:
     return bool(name) and (work_dir / FINISHED_RECORD).is_file() and int(name.group(1)) == epochs
 
 
-def _check_same_run(request: TrainingRequest, work_dir: Path) -> None:
+def _check_same_run(request: TrainingRequest, work_dir: Path, config_seed: int | None = None) -> None:
     """--auto-resume continues the run in `work_dir` only when it was started with the same
-    request; a record from an older lcp (none) is not questioned."""
+    request; a record from an older lcp (none) is not questioned. An older record's seed null
+    (no --seed) meant the config's seed, which the config files and options it also records fix."""
     from lcp.io import read_json
 
     record_file = work_dir / RUN_RECORD
     if not record_file.is_file():
         return
-    recorded, wanted = read_json(record_file), run_record(request)
+    recorded, wanted = read_json(record_file), run_record(request, config_seed)
+    if "seed" in recorded and recorded["seed"] is None:
+        recorded["seed"] = config_seed
     changed = [key for key in wanted if recorded.get(key) != wanted[key]]
     if changed:
         raise LCPError(
