@@ -90,6 +90,8 @@ def run_environment() -> dict[str, str]:
     info["PyTorch"] = torch.__version__
     info["PyTorch CUDA"] = str(torch.version.cuda)
     info["PyTorch compiling details"] = torch.__config__.show()
+    # on the CPU the result depends on it: another thread count sums in another order
+    info["PyTorch threads"] = str(torch.get_num_threads())
     for label, package in (
         ("TorchVision", "torchvision"),
         ("MMCV", "mmcv-full"),

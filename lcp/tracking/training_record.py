@@ -51,7 +51,17 @@ def start_params(
     """The params of a new training run: its names, seed and gpus, the config's settings and data
     fingerprints (lcp.tracking.params), the degradation records beside the config's training and
     test images, package versions and git state."""
-    params: dict[str, Any] = {"scene": scene, "step": step, "method": method, "seed": seed, "gpus": gpus}
+    import torch
+
+    # threads: a CPU training's result depends on torch's thread count (summation order), as on the seed
+    params: dict[str, Any] = {
+        "scene": scene,
+        "step": step,
+        "method": method,
+        "seed": seed,
+        "gpus": gpus,
+        "threads": torch.get_num_threads(),
+    }
     if variant:
         params["variant"] = variant
     if cfg is not None:
