@@ -12,17 +12,34 @@ from pathlib import Path
 from lcp.errors import LCPError
 
 
-def init_detector(config, checkpoint: str | None = None, device: str = "cuda:0", cfg_options=None):
+def init_detector(config, checkpoint: str | None = None, device: str | None = None, cfg_options=None):
     """mmdet.apis.init_detector for this project's configs: a config file is read as the `lcp`
     tools read it (checked overrides first, then its ${...} references resolved), which mmdet's
-    init_detector does not do. The result works with mmdet's inference_detector."""
+    init_detector does not do. The result works with mmdet's inference_detector.
+
+    The checkpoint loads as `lcp test` / `lcp infer` load it (lcp.models.checkpoint, strict): one
+    of another architecture, another class count, or a plain Cascade R-CNN one for an LCP config
+    (its crux and catch-up learners would stay random) is an LCPError, where mmcv's loader only
+    printed the mismatch. Class names come from the checkpoint's meta, else the config's
+    `classes` (mmdet's falls back to COCO's 80 names). `device` None: the GPU when one is
+    visible, else the CPU."""
+    import torch
     from mmdet.apis import init_detector as mmdet_init_detector
 
     from lcp.apis.config import load_config
+    from lcp.models.checkpoint import load_lcp_checkpoint
 
     if not hasattr(config, "_cfg_dict"):
         config, cfg_options = load_config(config, cfg_options), None
-    return mmdet_init_detector(config, checkpoint, device=device, cfg_options=cfg_options)
+    if device is None:
+        device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    model = mmdet_init_detector(config, None, device="cpu", cfg_options=cfg_options)
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise LCPError(f"{checkpoint}: checkpoint file does not exist")
+        load_lcp_checkpoint(model, checkpoint, strict=True)
+        model.CLASSES = model_class_names(model, checkpoint, model.cfg)
+    return model.to(device).eval()
 
 
 def build_test_model(cfg, checkpoint: str, fp16: bool = False):

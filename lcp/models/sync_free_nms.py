@@ -181,7 +181,7 @@ def slots_to_results(
     """mmdet's bbox2result for every image of a batch of detection slots, in one device-to-host transfer."""
     packed = torch.cat([detections.float(), labels[..., None].float(), found[..., None].float()], dim=-1)
     results = []
-    for image in packed.cpu().numpy():
+    for image in packed.detach().cpu().numpy():  # a test outside no_grad: as mmdet's bbox2result
         image = image[image[:, 6] > 0]
         image_labels = image[:, 5].astype(np.int64)
         results.append([image[image_labels == i, :5] for i in range(num_classes)])

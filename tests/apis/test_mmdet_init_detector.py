@@ -51,3 +51,50 @@ def test_lcp_init_detector_detects_as_mmdets_on_the_resolved_config(tmp_path):
     # overrides reach the references, as in the lcp tools: img_scale feeds the test pipeline's resize
     scaled = init_detector(config, str(checkpoint), device="cpu", cfg_options={"img_scale": (64, 64)})
     assert scaled.cfg.data.test.pipeline[1].img_scale == (64, 64)
+
+
+def _saved(model, path, **meta):
+    save_checkpoint(model, str(path), meta=meta or None)
+    return str(path)
+
+
+def test_lcp_init_detector_refuses_a_plain_cascade_checkpoint_for_an_lcp_config(tmp_path):
+    """mmcv's loader printed the missing crux and catch-up keys and left them random."""
+    plain = build_detector(load_config(CONFIGS[1]).model)
+    checkpoint = _saved(plain, tmp_path / "plain.pth", CLASSES=("circle", "square", "triangle"))
+    with pytest.raises(LCPError, match=r"does not match the model exactly: missing backbone\.catch_up_learner"):
+        init_detector(CONFIGS[0], checkpoint, device="cpu")
+
+
+def test_lcp_init_detector_refuses_a_checkpoint_of_another_class_count(tmp_path):
+    checkpoint = _saved(build_detector(load_config(CONFIGS[0]).model), tmp_path / "lcp.pth")
+    with pytest.raises(LCPError, match=r"trained for 3 classes, the model has 5"):
+        init_detector(CONFIGS[0], checkpoint, device="cpu", cfg_options={"num_classes": 5, "classes": list("abcde")})
+
+
+def test_lcp_init_detector_names_classes_from_the_config_when_the_checkpoint_has_none(tmp_path):
+    checkpoint = _saved(build_detector(load_config(CONFIGS[0]).model), tmp_path / "no_meta.pth")
+    assert init_detector(CONFIGS[0], checkpoint, device="cpu").CLASSES == ("circle", "square", "triangle")
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_a_test_forward_outside_no_grad_returns_detections(config, tmp_path):
+    """mmdet's bbox2result detaches; the sync-free heads' results raised 'Can't call numpy() on Tensor
+    that requires grad' (a notebook calling the model, or a saliency method)."""
+    torch.manual_seed(0)
+    model = build_detector(load_config(config).model).eval()
+    image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    model.cfg = load_config(config)
+    with torch.no_grad():
+        expected = inference_detector(model, image)
+    img = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    img = torch.nn.functional.pad(img, (0, 0, 0, 32))  # 128 x 128, as the test pipeline pads
+    meta = dict(
+        img_shape=(96, 128, 3),
+        ori_shape=(96, 128, 3),
+        pad_shape=(128, 128, 3),
+        scale_factor=np.ones(4, np.float32),
+        flip=False,
+    )
+    result = model(return_loss=False, rescale=True, img=[img], img_metas=[[meta]])[0]
+    assert len(result) == len(expected)
