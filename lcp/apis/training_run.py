@@ -136,7 +136,7 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     from lcp.apis.train import check_distributed_cfg, train_detector
     from lcp.apis.training_lock import training_lock
     from lcp.io import check_outside_sources, write_json, write_text
-    from lcp.models.checkpoint import load_lcp_checkpoint
+    from lcp.models.checkpoint import is_class_layer, load_lcp_checkpoint
 
     cfg, work_dir = checked_training_config(request)
     if request.auto_resume and _finished_in(work_dir, cfg):
@@ -217,6 +217,12 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
                 len(unexpected),
                 ", ".join(unexpected) or "-",
             )
+            if any(is_class_layer(key) for key in missing):
+                logger.warning(
+                    "%s was trained for another number of classes: the box heads' classification layers "
+                    "start from their initialisation",
+                    cfg.load_from,
+                )
         if cfg.checkpoint_config is not None:
             cfg.checkpoint_config.meta = dict(mmdet_version=mmdet_version, CLASSES=datasets[0].CLASSES)
         model.CLASSES = datasets[0].CLASSES

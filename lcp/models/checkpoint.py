@@ -138,6 +138,13 @@ LCP_ONLY_PREFIXES = ("crux_learner.", "backbone.catch_up_learner.", "backbone.ca
 BN_COUNTER = "num_batches_tracked"  # a BatchNorm buffer older checkpoints lack; nothing is computed from it
 
 
+def is_class_layer(key: str) -> bool:
+    """A classification layer of the box heads, shaped by the number of classes (+1 background):
+    roi_head.bbox_head.0.fc_cls.weight (mmdet's Shared2FCBBoxHead), also under a single bbox_head."""
+    parts = key.split(".")
+    return len(parts) >= 3 and parts[-2] == "fc_cls" and parts[0] == "roi_head"
+
+
 def _owner(key: str) -> str:
     """The top module and its first child a state-dict entry belongs to: backbone.layer3.6.conv1.weight
     -> backbone.layer3, roi_head.bbox_head.0.fc_cls.weight -> roi_head.bbox_head."""
@@ -154,7 +161,10 @@ def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = Fa
     architecture (no key in common, a common key with another shape, a missing key outside
     LCP's modules, or an extra key inside one of the model's modules), and with strict=True
     also when any key is missing or unexpected; nothing is copied then. BatchNorm's
-    num_batches_tracked, which older checkpoints lack, is never counted missing.
+    num_batches_tracked, which older checkpoints lack, is never counted missing. A checkpoint
+    trained for another number of classes loads with strict=False, its box heads'
+    classification layers reported missing (they keep their initialisation: a fine-tuning to
+    other classes); strict=True refuses it, naming both class counts.
     """
     model = getattr(model, "module", model)  # MMDataParallel / DDP
     source, state = _read_state_dict(path_or_state)
@@ -165,10 +175,20 @@ def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = Fa
             f"{source}: none of the {len(own)} entries of {type(model).__name__} is in this checkpoint "
             f"(its keys start: {_describe(list(state), 3) or 'none'}); it is a checkpoint of another architecture"
         )
+    other_shape = [key for key in common if state[key].shape != own[key].shape]
+    # a checkpoint trained for another number of classes: a fine-tuning like any other, whose
+    # classification layers start from their initialisation (mmdet's load_from skips them too)
+    other_classes = [key for key in other_shape if is_class_layer(key)]
+    if other_classes and len(other_classes) == len(other_shape):
+        trained, wanted = (state[other_classes[0]].shape[0] - 1, own[other_classes[0]].shape[0] - 1)
+        if strict:
+            raise LCPError(
+                f"{source}: trained for {trained} classes, the model has {wanted} ({_describe(other_classes, 3)}); "
+                "use a checkpoint trained for the model's classes"
+            )
+        state = {key: value for key, value in state.items() if key not in other_classes}
     mismatched = [
-        f"{key} {list(state[key].shape)} vs model {list(own[key].shape)}"
-        for key in common
-        if state[key].shape != own[key].shape
+        f"{key} {list(state[key].shape)} vs model {list(own[key].shape)}" for key in other_shape if key in state
     ]
     if mismatched:
         raise LCPError(
@@ -196,7 +216,7 @@ def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = Fa
         )
     # Only LCP's added modules may keep their initialisation: any other missing entry (a Faster
     # R-CNN's file without the cascade's later heads) would train from random values unnoticed.
-    foreign = [key for key in missing if not key.startswith(LCP_ONLY_PREFIXES)]
+    foreign = [key for key in missing if not key.startswith(LCP_ONLY_PREFIXES) and key not in other_classes]
     if foreign and not strict:
         raise LCPError(
             f"{source}: lacks {len(foreign)} entries of {type(model).__name__} besides LCP's own modules "

@@ -145,14 +145,25 @@ def test_missing_config_is_named(capsys, tmp_path):
     assert err == f"lcp test: error: {tmp_path / 'nope.py'}: config file does not exist"
 
 
-@pytest.fixture(scope="module")
-def other_architecture(demo, tmp_path_factory) -> Path:
-    """A real checkpoint of another model: the tiny plain detector for 5 classes."""
-    cfg = load_config(PLAIN_TINY, {"data_root": f"{demo}/", "classes": ("a", "b", "c", "d", "e"), "num_classes": 5})
-    model = build_detector(cfg.model)
+def five_classes(demo, tmp_path_factory, **backbone) -> Path:
+    """A real checkpoint of the tiny plain detector for 5 classes (the demo's has 3)."""
+    options = {"data_root": f"{demo}/", "classes": ("a", "b", "c", "d", "e"), "num_classes": 5}
+    options.update({f"model.backbone.{key}": value for key, value in backbone.items()})
+    model = build_detector(load_config(PLAIN_TINY, options).model)
     path = tmp_path_factory.mktemp("ckpt") / "five_classes.pth"
     torch.save({"state_dict": model.state_dict(), "meta": {"CLASSES": ("a", "b", "c", "d", "e")}}, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def other_classes(demo, tmp_path_factory) -> Path:
+    return five_classes(demo, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def other_architecture(demo, tmp_path_factory) -> Path:
+    """A real checkpoint of another model: the tiny plain detector twice as wide, for 5 classes."""
+    return five_classes(demo, tmp_path_factory, base_channels=16)
 
 
 def test_test_names_a_checkpoint_of_another_architecture(capsys, demo, other_architecture):
@@ -160,7 +171,25 @@ def test_test_names_a_checkpoint_of_another_architecture(capsys, demo, other_arc
         capsys, ["test", PLAIN_TINY, str(other_architecture), "--eval", "bbox", "--cfg-options", f"data_root={demo}/"]
     )
     assert err.startswith(f"lcp test: error: {other_architecture}: ")
-    assert "another architecture" in err and "roi_head.bbox_head.0.fc_cls.weight" in err
+    assert "another architecture" in err and "backbone.conv1.weight" in err
+
+
+def test_test_names_a_checkpoint_of_other_classes(capsys, demo, other_classes):
+    err = error_line(
+        capsys, ["test", PLAIN_TINY, str(other_classes), "--eval", "bbox", "--cfg-options", f"data_root={demo}/"]
+    )
+    assert err.startswith(f"lcp test: error: {other_classes}: trained for 5 classes, the model has 3 (")
+
+
+def test_train_fine_tunes_from_a_checkpoint_of_other_classes(capsys, demo, tmp_path, other_classes):
+    """As mmdet's load_from does: the class layers start anew (it was refused as 'another architecture',
+    against what lcp train's class-order check promised)."""
+    work = tmp_path / "work"
+    argv = ["train", PLAIN_TINY, "--work-dir", str(work), "--load-from", str(other_classes), "--no-validate"]
+    assert lcp([*argv, "--cfg-options", f"data_root={demo}/", "runner.max_epochs=1"]) == 0
+    log = next(work.glob("*.log")).read_text()
+    assert "was trained for another number of classes: the box heads' classification layers start" in log
+    assert "roi_head.bbox_head.2.fc_cls.weight" in log  # among the keys that keep their initialisation
 
 
 def test_train_refuses_an_init_checkpoint_of_another_architecture(capsys, demo, tmp_path, other_architecture):

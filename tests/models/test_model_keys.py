@@ -93,6 +93,21 @@ def test_checkpoint_of_other_shapes_is_refused_naming_the_file(tiny_model, tmp_p
     assert all(torch.equal(before[key], value) for key, value in tiny_model.state_dict().items())
 
 
+def test_a_checkpoint_of_other_classes_fine_tunes_its_class_layers_anew_or_is_refused_strictly(tmp_path):
+    torch.manual_seed(3)
+    five = build(tiny_lcp_cfg(num_classes=5)).state_dict()
+    torch.manual_seed(4)
+    model = build(tiny_lcp_cfg())
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    with pytest.raises(LCPError, match=r"^<state dict>: trained for 5 classes, the model has 2 \(roi_head.bbox_head"):
+        load_lcp_checkpoint(model, five, strict=True)
+    missing, unexpected = load_lcp_checkpoint(model, five)
+    class_layers = [f"roi_head.bbox_head.{stage}.fc_cls.{p}" for stage in range(3) for p in ("weight", "bias")]
+    assert sorted(missing) == sorted(class_layers) and unexpected == []
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key] if key in class_layers else five[key]), key
+
+
 def test_a_checkpoint_lacking_part_of_the_detector_is_refused(tiny_model, tmp_path):
     """A Faster R-CNN-like file (the cascade's later heads absent) loaded without a word
     beyond an INFO line, and those heads trained from random values. Only LCP's own modules
