@@ -80,6 +80,10 @@ def _as_tuples(value):
     return tuple(_as_tuples(item) for item in value) if isinstance(value, (list, tuple)) else value
 
 
+def _on_gpu(model) -> bool:
+    return any(param.is_cuda for param in model.parameters())
+
+
 def _gathered(state: dict[str, Any], world_size: int) -> list[dict[str, Any]]:
     if world_size == 1:
         return [state]
@@ -109,11 +113,22 @@ class RandomStateHook(Hook):
                 f"RandomStateHook: the checkpoint resumed at epoch {runner.epoch} holds no random state "
                 "(made by an older lcp); this run draws other random numbers than an uninterrupted one"
             )
+        threads = (self._saved or {}).get("threads")
+        if threads is not None and threads != torch.get_num_threads() and not _on_gpu(runner.model):
+            runner.logger.warning(
+                f"RandomStateHook: the checkpoint resumed at epoch {runner.epoch} was trained on {threads} CPU "
+                f"threads and this run has {torch.get_num_threads()}; the CPU sums in another order, so this run "
+                f"ends other than an uninterrupted one (set OMP_NUM_THREADS={threads} to resume it exactly)"
+            )
 
     def after_train_epoch(self, runner) -> None:
         _, world_size = get_dist_info()
         # mmcv counts the epoch as finished only after these hooks: runner.epoch + 1 are done
-        self._saved = {"epoch": runner.epoch + 1, "ranks": _gathered(capture_random_state(), world_size)}
+        self._saved = {
+            "epoch": runner.epoch + 1,
+            "ranks": _gathered(capture_random_state(), world_size),
+            "threads": torch.get_num_threads(),  # a CPU training's sums depend on it
+        }
         if runner.meta is None:
             runner.meta = {}
         runner.meta[META_KEY] = self._saved  # saved with the checkpoint by CheckpointHook

@@ -129,6 +129,21 @@ def test_resuming_a_checkpoint_without_random_state_says_it_is_not_exact(tmp_pat
     assert any("the checkpoint resumed at epoch 1 holds no random state" in line for line in warnings)
 
 
+def test_resuming_on_another_cpu_thread_count_says_it_is_not_exact(tmp_path):
+    """A CPU training's sums depend on the thread count: a retry given other cpus ended otherwise, silently."""
+    train_tiny(tmp_path / "whole", 1)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        _, warnings = train_tiny(tmp_path / "resumed", 2, tmp_path / "whole" / "epoch_1.pth")
+    finally:
+        torch.set_num_threads(threads)
+    expected = f"was trained on {threads} CPU threads and this run has {threads + 1}"
+    assert any(expected in line and f"OMP_NUM_THREADS={threads}" in line for line in warnings), warnings
+    _, warnings = train_tiny(tmp_path / "again", 2, tmp_path / "whole" / "epoch_1.pth")
+    assert not any("RandomStateHook" in line for line in warnings)
+
+
 @pytest.fixture(scope="module")
 def config(workspace) -> Path:
     """The tiny LCP config from random weights (no pretrained detector needed to compare runs)."""
