@@ -176,6 +176,19 @@ def make_parent(path: Path) -> None:
         raise LCPError(f"{path}: cannot make the folder it goes into ({exc.strerror}: {exc.filename})") from None
 
 
+def check_parent_can_be_made(path: Path) -> None:
+    """An LCPError when the folder `path` goes into cannot be made (a file in the way, no
+    permission), like make_parent's, but without making it: a command refused later leaves none."""
+    parent = path.absolute().parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LCPError(f"{path}: cannot make the folder it goes into (Not a directory: {existing})")
+    if existing != parent and not os.access(existing, os.W_OK | os.X_OK):
+        raise LCPError(f"{path}: cannot make the folder it goes into (Permission denied: {existing})")
+
+
 def _temp_file(path: Path) -> Path:
     make_parent(path)
     remove_stale_temporaries(path)

@@ -16,7 +16,7 @@ from typing import Any
 from lcp.apis.streams import annotation_loading_unprinted, stdout_to_stderr
 from lcp.apis.tracking_request import TrackingRequest
 from lcp.errors import LCPError
-from lcp.io import make_parent
+from lcp.io import check_parent_can_be_made
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def _checked_outputs(
         if path and Path(path).exists() and not overwrite:
             raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
         if path:
-            make_parent(Path(path))  # a folder that cannot be made is refused now, not after the evaluation
+            check_parent_can_be_made(Path(path))  # refused now, not after the evaluation
     return results_json
 
 

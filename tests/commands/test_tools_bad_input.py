@@ -417,3 +417,21 @@ def test_an_eval_out_whose_folder_cannot_be_made_is_refused_before_the_evaluatio
     (tmp_path / "results").write_text("a file, not a folder")
     err = error_line(capsys, ["test", LCP_TINY, "x.pth", "--eval-out", str(tmp_path / "results" / "x.json")])
     assert "cannot make the folder it goes into" in err
+
+
+def test_a_refused_test_leaves_no_eval_out_folder_behind(tmp_path, capsys):
+    """The early check of --eval-out's folder made it, and a refusal after it (here the config)
+    left the empty folder behind."""
+    out = tmp_path / "out" / "deep" / "e.json"
+    err = error_line(capsys, ["test", str(tmp_path / "nope.py"), "x.pth", "--eval-out", str(out)])
+    assert err.endswith("config file does not exist")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("key", ["load_from", "resume_from"])
+def test_a_text_file_given_to_train_as_a_checkpoint_is_quoted(capsys, demo, tmp_path, key):
+    """As lcp test quotes it: the workflow's placeholder of an unfinished training says what it is."""
+    text = tmp_path / "latest.pth"
+    text.write_text("lcp workdir: placeholder while w trains; not a checkpoint\n")
+    err = train_error(capsys, demo, tmp_path, f"{key}={text}")
+    assert err.endswith("a text file: 'lcp workdir: placeholder while w trains; not a checkpoint')"), err
