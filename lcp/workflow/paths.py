@@ -142,7 +142,7 @@ def reports_of(checkpoint: str | os.PathLike) -> list[Path]:
     folder = Path(checkpoint).parent
     if folder.name.startswith("seed") and folder.name[4:].isdigit():
         folder = folder.parent
-    if folder.name not in ("pretrain", "baseline", "lcp"):
+    if folder.name not in ("pretrain", "baseline", "lcp") or folder.parent.parent.name != RESULTS:
         return []
     report = folder.parent / "report"
     return [report / name for name in REPORT_FILES + ROBUSTNESS_REPORT_FILES]

@@ -323,3 +323,13 @@ def test_a_work_dir_a_training_still_runs_in_is_refused_until_it_ends(tmp_path):
         holder.kill()  # SIGKILL: the kernel releases the lock, none stays behind
         holder.wait()
     assert begin(work, "train model.py --seed 1", [str(config)]).startswith("restart")
+
+
+def test_begin_outside_results_removes_no_report(tmp_path):
+    """paths.reports_of: [] for a checkpoint outside results/<scene>/ (`lcp workdir begin` by hand)."""
+    report = tmp_path / "exp" / "report" / "summary.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("mine")
+    model = tmp_path / "exp" / "lcp"
+    assert begin(model / "work", "train", [], checkpoint=model / "latest.pth") == "new"
+    assert report.exists()
