@@ -124,6 +124,9 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
     args, extras = parser.parse_known_args(argv)
     if extras:
         command = chosen_parser(parser, args)
+        before_command = argv[: argv.index(args.command)] if args.command in argv else []
+        if any(extra in before_command for extra in extras):  # `lcp --verison tracking uri`: lcp's own
+            command = parser
         options = [option for action in command._actions for option in action.option_strings]
         close = [
             match

@@ -178,3 +178,13 @@ def test_ctrl_c_while_the_detector_libraries_import_is_one_line(monkeypatch, cap
         pytest.fail("Ctrl-C while mmdet imports escaped lcp as a traceback")
     assert status == 130
     assert capsys.readouterr().err == "lcp train: interrupted (Ctrl-C); nothing unfinished was published\n"
+
+
+def test_a_misspelt_option_of_lcp_itself_is_refused_by_lcp(capsys):
+    """`lcp --verison tracking uri` was refused by `lcp tracking uri`, which has no such option."""
+    from lcp.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--verison", "tracking", "uri"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: lcp [-h]") and "(did you mean --version?)" in err, err
