@@ -55,7 +55,7 @@ def checked_training_config(request: TrainingRequest):
     its data and the work dir get wrong fails here, before any training process."""
     from lcp.apis.config import load_config
     from lcp.datasets.config_checks import check_dataset_cfg
-    from lcp.models.checkpoint import saved_by_torch
+    from lcp.models.checkpoint import saved_by_torch, what_it_holds
     from lcp.models.pretrained import prepare_pretrained_init
 
     cfg = load_config(request.config, dict(request.cfg_options))
@@ -94,7 +94,7 @@ def checked_training_config(request: TrainingRequest):
     # checked before the work dir is made, so that a refused run leaves none behind
     key = "resume_from" if cfg.resume_from else "load_from"
     if cfg.get(key) and not saved_by_torch(cfg[key]):
-        raise LCPError(f"{cfg[key]}: not a PyTorch checkpoint ({key}: not in one of torch.save's formats)")
+        raise LCPError(f"{cfg[key]}: not a PyTorch checkpoint ({key}: {what_it_holds(cfg[key])})")
     if key == "load_from" and cfg.get("load_from"):
         _check_initial_classes(cfg, request.config)
     prepare_pretrained_init(cfg, request.config)

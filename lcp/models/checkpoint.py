@@ -38,7 +38,7 @@ def _read_state_dict(path_or_state) -> tuple[str, Mapping[str, torch.Tensor]]:
     return source, state
 
 
-def _what_it_holds(path: str) -> str:
+def what_it_holds(path: str) -> str:
     """A short text file quoted (the workflow's placeholder of an unfinished training says what it
     is), anything else as 'not in one of torch.save's formats'."""
     try:
@@ -62,7 +62,7 @@ def _torch_load(path: str, mmap: bool = False):
         raise LCPError(f"{path}: is a directory, not a checkpoint file") from None
     except pickle.UnpicklingError:
         if not saved_by_torch(path):
-            raise LCPError(f"{path}: not a PyTorch checkpoint ({_what_it_holds(path)})") from None
+            raise LCPError(f"{path}: not a PyTorch checkpoint ({what_it_holds(path)})") from None
         # A torch.save file (zip or the pre-1.6 format) whose 'meta' keeps non-tensor objects
         # (numpy scalars, ...), as mmcv checkpoints may: the weights-only unpickler refuses
         # those; PyTorch < 2.6 loaded every checkpoint the way below.
