@@ -21,8 +21,8 @@ def init_detector(config, checkpoint: str | None = None, device: str | None = No
     of another architecture, another class count, or a plain Cascade R-CNN one for an LCP config
     (its crux and catch-up learners would stay random) is an LCPError, where mmcv's loader only
     printed the mismatch. Class names come from the checkpoint's meta, else the config's
-    `classes` (mmdet's falls back to COCO's 80 names). `device` None: the GPU when one is
-    visible, else the CPU."""
+    `classes` (mmdet's falls back to COCO's 80 names). `checkpoint`: a file on this machine, not
+    a URL. `device` None: the GPU when one is visible, else the CPU."""
     import torch
     from mmdet.apis import init_detector as mmdet_init_detector
 
@@ -35,6 +35,8 @@ def init_detector(config, checkpoint: str | None = None, device: str | None = No
         device = "cuda:0" if torch.cuda.is_available() else "cpu"
     model = mmdet_init_detector(config, None, device="cpu", cfg_options=cfg_options)
     if checkpoint is not None:
+        if "://" in str(checkpoint):  # mmcv's loader downloaded; lcp reads what is on this machine
+            raise LCPError(f"{checkpoint}: init_detector loads a checkpoint file; download it, then pass its path")
         if not Path(checkpoint).is_file():
             raise LCPError(f"{checkpoint}: checkpoint file does not exist")
         load_lcp_checkpoint(model, checkpoint, strict=True)

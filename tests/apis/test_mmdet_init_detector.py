@@ -98,3 +98,9 @@ def test_a_test_forward_outside_no_grad_returns_detections(config, tmp_path):
     )
     result = model(return_loss=False, rescale=True, img=[img], img_metas=[[meta]])[0]
     assert len(result) == len(expected)
+
+
+def test_lcp_init_detector_says_it_takes_a_file_not_a_url():
+    """mmcv's loader downloaded URLs: 'checkpoint file does not exist' would leave a user guessing."""
+    with pytest.raises(LCPError, match=r"^https://example.com/m.pth: init_detector loads a checkpoint file; download"):
+        init_detector(CONFIGS[0], "https://example.com/m.pth", device="cpu")
