@@ -25,8 +25,10 @@ from lcp.workflow.scenes import METHODS, NAME_PATTERN, alternatives
 from lcp.workflow.session import WorkflowSession
 
 # Jobs call the `lcp` of the Python environment snakemake runs from, activated or not.
-# (a SLURM job's own snakemake inherits the jobs' PATH: the caller's is the one exported below)
-CALLER_PATH = os.environ.setdefault(ENV_CALLER_PATH, os.environ.get("PATH", ""))
+# (a SLURM job's own snakemake inherits the jobs' PATH: the caller's is the one exported here)
+if workflow.is_main_process:
+    os.environ[ENV_CALLER_PATH] = os.environ.get("PATH", "")
+CALLER_PATH = os.environ.get(ENV_CALLER_PATH, os.environ.get("PATH", ""))
 os.environ.update(PATH=os.pathsep.join([str(Path(sys.executable).parent), CALLER_PATH]))
 # Every job's shell: bash's strict mode (Snakemake's own prefix) and the functions of the guard
 # against retrying a refused job (commands.job_command); braces doubled for Snakemake's format.
