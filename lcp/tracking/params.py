@@ -163,7 +163,10 @@ def dataset_sources(dataset_cfg: Mapping[str, Any]) -> list[dict[str, str]]:
             {"ann_file": _join_root(root, ann_file), "img_prefix": _join_root(root, dataset_cfg.get("img_prefix"))}
         )
     if dataset_cfg.get("df_img_prefix"):
-        found.append({"img_prefix": _join_root(root, dataset_cfg["df_img_prefix"]), "role": "detection-favoured"})
+        df_source = {"img_prefix": _join_root(root, dataset_cfg["df_img_prefix"]), "role": "detection-favoured"}
+        if dataset_cfg.get("df_ann_file"):  # which DF images LCP may draw (DFPairedDataset)
+            df_source["df_ann_file"] = _join_root(root, dataset_cfg["df_ann_file"])
+        found.append(df_source)
     for key in ("dataset", "datasets"):
         if key in dataset_cfg:
             found.extend(dataset_sources(dataset_cfg[key]))
@@ -206,6 +209,14 @@ def data_params(data_cfg: Mapping[str, Any]) -> dict[str, str]:
                 params[safe_key(f"{prefix}.{key}")] = value
             if source.get("img_prefix"):
                 params[safe_key(f"{prefix}.img_prefix")] = source["img_prefix"]
+        # LCP's detection-favoured images: data.<split>.df.{ann_file, ann_sha256, num_images, img_prefix}
+        for source in dataset_sources(data_cfg[split]):
+            if source.get("role") != "detection-favoured":
+                continue
+            if source.get("df_ann_file"):
+                for key, value in annotation_fingerprint(source["df_ann_file"]).items():
+                    params[safe_key(f"data.{split}.df.{key}")] = value
+            params[safe_key(f"data.{split}.df.img_prefix")] = source["img_prefix"]
     return params
 
 
@@ -216,7 +227,7 @@ def dataset_inputs(data_cfg: Mapping[str, Any], contexts: Mapping[str, str]) -> 
     inputs: dict[str, dict[str, str]] = {}
     for split, context in contexts.items():
         for source in dataset_sources(data_cfg.get(split) or {}):
-            ann_file = source.get("ann_file")
+            ann_file = source.get("ann_file") or source.get("df_ann_file")
             if not ann_file or str(Path(ann_file).resolve()) in inputs:
                 continue
             path = Path(ann_file).resolve()

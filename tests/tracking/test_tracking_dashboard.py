@@ -78,6 +78,33 @@ def test_dataset_inputs_are_named_by_their_data_set_also_for_a_robustness_set(tm
     assert names == ["demo/lowq_test", "demo/beta_0.02_test"]
 
 
+def test_lcp_detection_favoured_annotations_are_params_and_a_dataset_input(tmp_path):
+    """LCP trains on a second annotation file (DFPairedDataset's df_ann_file, the clean set's train
+    split): it is fingerprinted and a training input like the low-quality one."""
+    from lcp.tracking.params import data_params
+
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}], "annotations": [], "categories": []}
+    for name in ("lowq_train", "clean_train"):
+        path = tmp_path / "demo" / "annotations" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(coco))
+    data = {
+        "train": {
+            "type": "DFPairedDataset",
+            "data_root": f"{tmp_path}/",
+            "df_img_prefix": "demo/clean/",
+            "df_ann_file": "demo/annotations/clean_train.json",
+            "dataset": {"type": "CocoDataset", "data_root": f"{tmp_path}/", "ann_file": "demo/annotations/lowq_train.json", "img_prefix": "demo/lowq/"},
+        }
+    }
+    params = data_params(data)
+    assert params["data.train.ann_file"].endswith("lowq_train.json")  # same key as the baseline's
+    assert params["data.train.df.ann_file"].endswith("clean_train.json")
+    assert len(params["data.train.df.ann_sha256"]) == 64 and params["data.train.df.num_images"] == "1"
+    names = sorted(entry["name"] for entry in dataset_inputs(data, {"train": "training"}))
+    assert names == ["demo/clean_train", "demo/lowq_train"]
+
+
 def test_register_model_switch_and_name(monkeypatch):
     monkeypatch.delenv("LCP_REGISTER_MODEL", raising=False)
     assert settings.register_model_wanted() is False
