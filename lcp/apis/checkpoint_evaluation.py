@@ -64,7 +64,7 @@ def evaluate_checkpoint(
     from mmdet.utils import setup_multi_processes
 
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter
-    from lcp.apis.config import load_config
+    from lcp.apis.config import built_from_settings, load_config
     from lcp.apis.evaluation import coco_bbox_metrics, coco_results_json, predict_dataset
     from lcp.apis.inference import build_test_model, checkpoint_classes, draw_detections
     from lcp.apis.options import select_device
@@ -104,7 +104,7 @@ def evaluate_checkpoint(
     if loader_cfg["samples_per_gpu"] > 1:
         test_cfg.pipeline = replace_ImageToTensor(test_cfg.pipeline)
     check_dataset_cfg(test_cfg)
-    with annotation_loading_unprinted():
+    with annotation_loading_unprinted(), built_from_settings(config, "test data set"):
         dataset = build_dataset(test_cfg)
     sources = [config, checkpoint, dataset.ann_file, dataset.img_prefix or None]
     for path in (out, eval_out, results_json):

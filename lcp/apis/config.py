@@ -368,10 +368,53 @@ def built_from_settings(source: str | os.PathLike, what: str) -> Iterator[None]:
     instead of a traceback that a workflow retries."""
     try:
         yield
-    except KeyError as exc:  # an unregistered type: mmcv's message names it
-        raise LCPError(f"{source}: {exc.args[0]}") from None
+    except KeyError as exc:  # an unregistered type (mmcv's message names it), or a refused key
+        text = settings_error_text(exc)
+        if not text.endswith(" registry"):
+            text = f"the {what} cannot be built from its settings: {text}"
+        raise LCPError(f"{source}: {text}") from None
     except (ValueError, TypeError, AssertionError) as exc:  # a constructor refusing its settings
-        raise LCPError(f"{source}: the {what} cannot be built from its settings: {exc}") from None
+        raise LCPError(f"{source}: the {what} cannot be built from its settings: {settings_error_text(exc)}") from None
+
+
+def settings_error_text(exc: BaseException) -> str:
+    """A constructor's error as one readable line. mmcv's build_from_cfg re-raises it once per
+    level as `type(e)(f"{Class}: {e}")`, which quotes a KeyError's text again at each level
+    (`LCPDetector: "LCPResNet: 'invalid depth 7 for resnet'"`), and an mmdet `assert` without a
+    message leaves nothing after the class names (`LCPDetector: LCPResNet: `). This gives
+    `LCPDetector: LCPResNet: invalid depth 7 for resnet`, and for a bare assert the condition
+    that failed and where (`... failed the check max(out_indices) < num_stages (resnet.py:439)`)."""
+    import linecache
+
+    chain = [exc]
+    while True:
+        outer, inner = chain[-1], chain[-1].__context__
+        if (
+            inner is None
+            or type(inner) is not type(outer)
+            or not outer.args
+            or not isinstance(outer.args[0], str)
+            or not outer.args[0].endswith(f": {inner}")
+        ):
+            break
+        chain.append(inner)
+    names = [outer.args[0][: -len(f": {inner}")] for outer, inner in zip(chain, chain[1:], strict=False)]
+    innermost = chain[-1]
+    text = str(innermost.args[0]) if len(innermost.args) == 1 else str(innermost)
+    if not text.strip():
+        frame = innermost.__traceback__
+        while frame is not None and frame.tb_next is not None:
+            frame = frame.tb_next
+        if frame is not None:
+            file, line = frame.tb_frame.f_code.co_filename, frame.tb_lineno
+            statement = linecache.getline(file, line).strip()
+            condition = statement[len("assert ") :] if statement.startswith("assert ") else statement
+            text = (
+                f"failed the check {condition} ({Path(file).name}:{line})" if condition else "refused (no reason given)"
+            )
+        else:
+            text = f"refused its settings ({type(innermost).__name__}, no reason given)"
+    return ": ".join([*names, text])
 
 
 def build_model(cfg, source: str | os.PathLike, **cfgs):

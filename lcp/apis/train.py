@@ -141,7 +141,7 @@ def train_detector(
         val_loader_cfg.update(cfg.data.get("val_dataloader", {}))
         if val_loader_cfg["samples_per_gpu"] > 1:
             cfg.data.val.pipeline = replace_ImageToTensor(cfg.data.val.pipeline)
-        with annotation_loading_unprinted():
+        with annotation_loading_unprinted(), built_from_settings(source, "validation data set"):
             val_dataset = build_dataset(cfg.data.val, dict(test_mode=True))
         val_loader = build_dataloader(val_dataset, **val_loader_cfg)
         eval_cfg = cfg.get("evaluation", {})  # by epoch: lcp train refuses iteration-based runners

@@ -128,7 +128,7 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
     from mmdet.utils import setup_multi_processes
 
     from lcp.apis.compat import accept_gpu_ids_in_mmcv_scatter, progress_lines_in_mmcv_progress_bar
-    from lcp.apis.config import build_model, config_files
+    from lcp.apis.config import build_model, built_from_settings, config_files
     from lcp.apis.distributed import init_distributed
     from lcp.apis.environment import run_environment
     from lcp.apis.options import select_device
@@ -198,7 +198,7 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
         if distributed:
             check_distributed_cfg(cfg, model, cfg.device, validate=request.validate, source=request.config)
 
-        with annotation_loading_unprinted():
+        with annotation_loading_unprinted(), built_from_settings(request.config, "training data set"):
             datasets = [build_dataset(cfg.data.train)]
 
         if cfg.resume_from:

@@ -10,13 +10,14 @@ def test_set_with(cfg, count: int, config_path: str, asked: str):
     names the request in the error, e.g. "--count 4"."""
     from mmdet.datasets import build_dataset
 
+    from lcp.apis.config import built_from_settings
     from lcp.apis.streams import annotation_loading_unprinted
     from lcp.datasets.config_checks import check_dataset_cfg
 
     test_cfg = cfg.data.test
     test_cfg.test_mode = True
     check_dataset_cfg(test_cfg)
-    with annotation_loading_unprinted():
+    with annotation_loading_unprinted(), built_from_settings(config_path, "test data set"):
         dataset = build_dataset(test_cfg)
     if len(dataset) < count:
         raise LCPError(

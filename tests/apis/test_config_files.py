@@ -45,3 +45,59 @@ def test_every_lcp_config_takes_the_options_lcp_s_own_messages_suggest():
     for config in sorted((REPO / "config" / "mmdet").glob("lcp_*.py")):
         cfg = load_config(str(config), suggested)
         assert cfg.model.graph_capture.enabled is False and cfg.model.start_as_pretrained is True, config
+
+
+def _wrapped(error: Exception, *classes: str) -> Exception:
+    """`error` re-raised as mmcv's build_from_cfg does, once per class (innermost first)."""
+    for name in classes:
+        try:
+            raise error
+        except Exception as e:
+            try:
+                raise type(e)(f"{name}: {e}")
+            except Exception as outer:
+                error = outer
+    return error
+
+
+def _failed_assert(tmp_path) -> AssertionError:
+    """A bare assert's error from a module of its own (pytest would give a test file's a message)."""
+    import importlib.util
+
+    path = tmp_path / "resnet.py"
+    path.write_text("def build(out_indices=(0, 9), num_stages=4):\n    assert max(out_indices) < num_stages\n")
+    spec = importlib.util.spec_from_file_location("bare_assert_resnet", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        module.build()
+    except AssertionError as exc:
+        return exc
+    raise RuntimeError("the assert passed")
+
+
+def test_settings_error_text_unquotes_a_nested_key_error():
+    from lcp.apis.config import settings_error_text
+
+    error = _wrapped(KeyError("invalid depth 7 for resnet"), "LCPResNet", "LCPDetector")
+    assert str(error).startswith("'LCPDetector: \"LCPResNet: ")  # mmcv's text: quoted again at each level
+    assert settings_error_text(error) == "LCPDetector: LCPResNet: invalid depth 7 for resnet"
+
+
+def test_settings_error_text_names_the_check_a_bare_assert_failed(tmp_path):
+    from lcp.apis.config import settings_error_text
+
+    error = _wrapped(_failed_assert(tmp_path), "LCPResNet", "LCPDetector")
+    assert str(error) == "LCPDetector: LCPResNet: "
+    text = settings_error_text(error)
+    assert text.startswith("LCPDetector: LCPResNet: failed the check max(out_indices) < num_stages (resnet.py:2)")
+
+
+def test_settings_error_text_keeps_a_plain_message():
+    from lcp.apis.config import settings_error_text
+
+    assert (
+        settings_error_text(_wrapped(ValueError("Invalid learning rate: -0.02"), "SGD"))
+        == "SGD: Invalid learning rate: -0.02"
+    )
+    assert settings_error_text(TypeError("cfg must be a dict")) == "cfg must be a dict"

@@ -256,12 +256,45 @@ def test_test_names_a_model_its_settings_cannot_build(capsys, demo, tiny_lcp_che
 
 
 @pytest.mark.parametrize(
+    "options, message",
+    [
+        # mmdet's bare assert: the message ended after the class names ("LCPResNet: ")
+        (
+            ["model.backbone.out_indices=[0,1,9]"],
+            "the model cannot be built from its settings: LCPDetector: LCPResNet: "
+            "failed the check max(out_indices) < num_stages (resnet.py:",
+        ),
+        # a KeyError quoted again at each level: LCPDetector: "LCPResNet: 'invalid depth 7 for resnet'"
+        (
+            ["model.backbone.depth=7"],
+            "the model cannot be built from its settings: LCPDetector: LCPResNet: invalid depth 7 for resnet",
+        ),
+        # the test data set was built outside built_from_settings: tracebacks, exit 1 (retried)
+        (["data.test.pipeline.1.type=NoSuch"], "CocoDataset: NoSuch is not in the pipeline registry"),
+        (["data.test.type=NoSuchDataset"], "NoSuchDataset is not in the dataset registry"),
+        # (data.test.pipeline.1.img_scale=abc fails a bare assert too, but in mmdet's
+        # test_time_aug.py, whose asserts pytest rewrites: its message differs under pytest)
+    ],
+)
+def test_test_names_a_setting_mmdet_asserts_or_a_data_set_it_cannot_build(
+    capsys, demo, tiny_lcp_checkpoint, options, message
+):
+    err = error_line(
+        capsys,
+        ["test", LCP_TINY, str(tiny_lcp_checkpoint), "--eval", "bbox", "--cfg-options", f"data_root={demo}/", *options],
+    )
+    assert err.startswith(f"lcp test: error: {LCP_TINY}: {message}"), err
+
+
+@pytest.mark.parametrize(
     "option, message",
     [
         # torch's ValueError and mmcv's KeyError, after the model was built: an exit 1 that
         # the workflow retried three times, each dumping the whole log
         ("optimizer.lr=-0.02", "the optimizer cannot be built from its settings: SGD: Invalid learning rate: -0.02"),
         ("lr_config.policy=stepp", "SteppLrUpdaterHook is not in the hook registry"),
+        # the training data set was built outside built_from_settings: a traceback, exit 1
+        ("data.train.type=NoSuchDataset", "NoSuchDataset is not in the dataset registry"),
     ],
 )
 def test_train_names_an_optimizer_or_hook_its_settings_cannot_build(capsys, demo, tmp_path, option, message):
