@@ -423,3 +423,13 @@ def read_json(path: str | os.PathLike) -> Any:
         raise LCPError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise LCPError(f"{path}: not valid JSON ({exc})") from None
+
+
+def yaml_error_text(path: str | Path, exc: Exception) -> str:
+    """PyYAML's error as one line, `PATH:LINE:COLUMN: not valid YAML: WHAT` (its own text spans
+    several lines and names the place as line and column of "<unicode string>")."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    what = ": ".join(part for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
+    tabs = "; indent with spaces, not tabs" if "'\\t'" in what else ""
+    return f"{where}: not valid YAML: {what or type(exc).__name__}{tabs}"

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from lcp.data.coco import load_coco
 from lcp.errors import INPUT_REFUSED, LCPError
+from lcp.io import yaml_error_text
 
 # The exit status of an `lcp` command that refused its input or config (lcp.cli.main), and of
 # a command line it could not parse (argparse).
@@ -91,11 +92,7 @@ def yaml_problem(path: str | Path) -> str | None:
     except UnicodeDecodeError as exc:
         return f"{path}: not a text file ({exc.reason} at byte {exc.start})"
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        what = ": ".join(part for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
-        tabs = "; indent with spaces, not tabs" if "'\\t'" in what else ""
-        return f"{where}: not valid YAML: {what or type(exc).__name__}{tabs}"
+        return yaml_error_text(path, exc)
     return None
 
 

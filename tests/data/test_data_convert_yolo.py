@@ -294,3 +294,13 @@ def test_a_label_file_with_an_uppercase_extension_labels_its_image(yolo, tmp_pat
     (yolo / "labels/train/a.txt").write_text("1 0.5 0.5 0.1 0.1\n")
     code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "again", "--workers", "1")
     assert code == 2 and "a.txt: same label as" in stderr and "a.TXT" in stderr
+
+
+def test_a_data_yaml_that_is_not_yaml_is_one_line_with_its_line_and_column(yolo, tmp_path, capsys):
+    # was PyYAML's own text: eight lines naming "<unicode string>", line 2, column 1
+    (yolo / "data.yaml").write_text("path: .\nnames: [boat, buoy\n")
+    code, _, stderr = convert(capsys, "yolo", yolo, tmp_path / "a")
+    assert code == 2 and stderr.strip() == (
+        f"lcp data: error: {yolo}/data.yaml:3:1: not valid YAML: while parsing a flow sequence: "
+        "expected ',' or ']', but got '<stream end>'"
+    ), stderr

@@ -75,7 +75,9 @@ def read_names(path: Path) -> dict[int, str]:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise LCPError(f"{path}: not valid YAML ({exc})") from None
+            from lcp.io import yaml_error_text
+
+            raise LCPError(yaml_error_text(path, exc)) from None
         names = data.get("names") if isinstance(data, dict) else None
         if isinstance(names, list):
             names = dict(enumerate(names))
