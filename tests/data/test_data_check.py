@@ -236,6 +236,21 @@ def test_annotation_problems_are_each_named(scene):
     ]
 
 
+def test_an_id_written_as_text_is_quoted_not_shown_as_the_number_it_is_not(scene):
+    # "category id 3 is not in categories" read as nonsense when category 3 exists: the id was "3"
+    def break_it(coco):
+        coco["annotations"][0]["category_id"] = str(coco["annotations"][0]["category_id"])
+        coco["annotations"][1]["image_id"] = str(coco["annotations"][1]["image_id"])
+
+    edit(scene / "annotations" / "clean_train.json", break_it)
+    code, report = check(scene)
+    assert code == 2
+    [unknown] = report["errors"]["unknown_category"]["items"]
+    [orphan] = report["errors"]["orphan_annotation"]["items"]
+    assert unknown["detail"].endswith(" is not in categories") and "category id '" in unknown["detail"], unknown
+    assert orphan["detail"].endswith(" is not in images") and "image id '" in orphan["detail"], orphan
+
+
 def test_annotation_files_that_would_train_or_score_wrongly_are_named(scene):
     """Each passed: a category name given two ids (mmdet makes the second id background, so its
     boxes are lost), a low-quality file listing a clean image (found in --clean, missing where

@@ -80,10 +80,12 @@ def check_annotations(
     for ann in coco["annotations"]:
         where = f"annotation {ann['id']}"
         if ann["category_id"] not in categories:
-            findings.error("unknown_category", path, f"{where}: category id {ann['category_id']} is not in categories")
+            findings.error(
+                "unknown_category", path, f"{where}: category id {ann['category_id']!r} is not in categories"
+            )
         image = images.get(ann["image_id"])
         if image is None:
-            findings.error("orphan_annotation", path, f"{where}: image id {ann['image_id']} is not in images")
+            findings.error("orphan_annotation", path, f"{where}: image id {ann['image_id']!r} is not in images")
             continue
         annotated.add(ann["image_id"])
         _check_box(ann["bbox"], image["file_name"], file_sizes.get(ann["image_id"]), where, path, findings)
