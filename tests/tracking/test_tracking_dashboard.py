@@ -94,7 +94,12 @@ def test_lcp_detection_favoured_annotations_are_params_and_a_dataset_input(tmp_p
             "data_root": f"{tmp_path}/",
             "df_img_prefix": "demo/clean/",
             "df_ann_file": "demo/annotations/clean_train.json",
-            "dataset": {"type": "CocoDataset", "data_root": f"{tmp_path}/", "ann_file": "demo/annotations/lowq_train.json", "img_prefix": "demo/lowq/"},
+            "dataset": {
+                "type": "CocoDataset",
+                "data_root": f"{tmp_path}/",
+                "ann_file": "demo/annotations/lowq_train.json",
+                "img_prefix": "demo/lowq/",
+            },
         }
     }
     params = data_params(data)
