@@ -47,8 +47,10 @@ def test_lcp_train_and_test_with_tracking(tmp_path, mlflow_server, monkeypatch):
     assert params["image_scale"] == "[128, 128]" and params["init.load_from"] == "none"
     assert params["data.train.num_images"] == "2" and len(params["data.train.ann_sha256"]) == 64
     inputs = {i.dataset.name: i for i in train_run.inputs.dataset_inputs}
-    assert set(inputs) == {"demo/lowq_train", "demo/lowq_test"}
+    # the detection-favoured images LCP draws from are a training input too
+    assert set(inputs) == {"demo/lowq_train", "demo/lowq_test", "demo/clean_train"}
     assert inputs["demo/lowq_train"].dataset.digest == params["data.train.ann_sha256"][:16]
+    assert inputs["demo/clean_train"].dataset.digest == params["data.train.df.ann_sha256"][:16]
     assert [(t.key, t.value) for t in inputs["demo/lowq_test"].tags] == [("mlflow.data.context", "evaluation")]
     assert params["degradation.train.degradation"] == "fog"  # the demo's synthesis sidecar
     # one batch of 2 images per epoch; epoch 1 trains the catch-up learner, epoch 2 the crux learner
