@@ -27,20 +27,20 @@ def init_detector(config, checkpoint: str | None = None, device: str | None = No
     from mmdet.apis import init_detector as mmdet_init_detector
 
     from lcp.apis.config import load_config
-    from lcp.models.checkpoint import load_lcp_checkpoint
 
     if not hasattr(config, "_cfg_dict"):
         config, cfg_options = load_config(config, cfg_options), None
     if device is None:
         device = "cuda:0" if torch.cuda.is_available() else "cpu"
-    model = mmdet_init_detector(config, None, device="cpu", cfg_options=cfg_options)
-    if checkpoint is not None:
-        if "://" in str(checkpoint):  # mmcv's loader downloaded; lcp reads what is on this machine
-            raise LCPError(f"{checkpoint}: init_detector loads a checkpoint file; download it, then pass its path")
-        if not Path(checkpoint).is_file():
-            raise LCPError(f"{checkpoint}: checkpoint file does not exist")
-        load_lcp_checkpoint(model, checkpoint, strict=True)
-        model.CLASSES = model_class_names(model, checkpoint, model.cfg)
+    if checkpoint is None:
+        return mmdet_init_detector(config, None, device=device, cfg_options=cfg_options)
+    if "://" in str(checkpoint):  # mmcv's loader downloaded; lcp reads what is on this machine
+        raise LCPError(f"{checkpoint}: init_detector loads a checkpoint file; download it, then pass its path")
+    if cfg_options:
+        config.merge_from_dict(cfg_options)
+    model = build_test_model(config, checkpoint)
+    model.cfg = config  # what mmdet's inference_detector reads the test pipeline from
+    model.CLASSES = model_class_names(model, checkpoint, config)
     return model.to(device).eval()
 
 
