@@ -202,15 +202,16 @@ def data_params(data_cfg: Mapping[str, Any]) -> dict[str, str]:
     for split in DATA_SPLITS:
         if split not in data_cfg:
             continue
-        sources = [s for s in dataset_sources(data_cfg[split]) if "ann_file" in s]
-        for index, source in enumerate(sources):
-            prefix = f"data.{split}" if len(sources) == 1 else f"data.{split}.{index}"
+        sources = dataset_sources(data_cfg[split])
+        annotated = [s for s in sources if "ann_file" in s]
+        for index, source in enumerate(annotated):
+            prefix = f"data.{split}" if len(annotated) == 1 else f"data.{split}.{index}"
             for key, value in annotation_fingerprint(source["ann_file"]).items():
                 params[safe_key(f"{prefix}.{key}")] = value
             if source.get("img_prefix"):
                 params[safe_key(f"{prefix}.img_prefix")] = source["img_prefix"]
         # LCP's detection-favoured images: data.<split>.df.{ann_file, ann_sha256, num_images, img_prefix}
-        for source in dataset_sources(data_cfg[split]):
+        for source in sources:
             if source.get("role") != "detection-favoured":
                 continue
             if source.get("df_ann_file"):
