@@ -14,6 +14,7 @@ from pathlib import Path
 from lcp.data import SPLITS
 from lcp.errors import LCPError
 from lcp.workflow.scenes import (
+    STEPS,
     data_dir,
     dataset_of,
     demo_datasets,
@@ -142,7 +143,7 @@ def reports_of(checkpoint: str | os.PathLike) -> list[Path]:
     folder = Path(checkpoint).parent
     if folder.name.startswith("seed") and folder.name[4:].isdigit():
         folder = folder.parent
-    if folder.name not in ("pretrain", "baseline", "lcp") or folder.parent.parent.name != RESULTS:
+    if folder.name not in STEPS or folder.parent.parent.name != RESULTS:
         return []
     report = folder.parent / "report"
     return [report / name for name in REPORT_FILES + ROBUSTNESS_REPORT_FILES]
