@@ -52,7 +52,7 @@ class Snakemake(Protocol):
     dryrun: bool
     touch: bool  # --touch: jobs' outputs are touched, nothing runs
     configfiles: Sequence[str | Path]  # config/config.yaml and each --configfile
-    dag: Any  # its needrun_jobs() (onstart only) and jobs (onsuccess)
+    dag: Any  # its needrun_jobs() (onstart only) and jobs (every job of the run's DAG)
 
 
 class Log(Protocol):
@@ -267,12 +267,17 @@ class WorkflowSession:
 
         if not self.workflow.is_main_process:
             return
-        jobs = list(self.workflow.dag.needrun_jobs())
-        training = {str(path) for job in jobs if job.rule.name in TRAINING_RULES for path in job.output}
-        touched = sorted(path for path in training if is_placeholder(path)) if self.workflow.touch else []
-        read = sorted(
-            {str(path) for job in jobs for path in job.input if str(path) not in training and is_placeholder(path)}
-        )
+        dag = self.workflow.dag
+        jobs = list(dag.needrun_jobs())
+
+        def checkpoints(of_jobs) -> set[str]:
+            return {str(path) for job in of_jobs if job.rule.name in TRAINING_RULES for path in job.output}
+
+        # only the trainings' checkpoints can be placeholders: an image set's thousands of files stay unread
+        placeholders = {path for path in checkpoints(dag.jobs) if is_placeholder(path)}
+        training = checkpoints(jobs)
+        touched = sorted(placeholders & training) if self.workflow.touch else []
+        read = sorted({str(path) for job in jobs for path in job.input if str(path) in placeholders - training})
         if touched:
             self.stop(
                 f"{touched[0]}: the placeholder of a training that has not finished: --touch would mark it "

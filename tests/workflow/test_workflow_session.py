@@ -347,7 +347,7 @@ def test_touch_of_an_unfinished_training_is_refused(workdir):
     session = start(dryrun=False)
     session.workflow.touch = True
     jobs = [job("train_lcp", outputs=[model]), job("evaluate", inputs=[model], outputs=["eval.json"])]
-    session.workflow.dag = SimpleNamespace(needrun_jobs=lambda: jobs)
+    session.workflow.dag = SimpleNamespace(needrun_jobs=lambda: jobs, jobs=jobs)
     with pytest.raises(Stopped, match=r"seed1/latest.pth: the placeholder .* run without --touch"):
         session.refuse_placeholder_models()
     # a plain run trains it first: nothing to refuse
@@ -361,6 +361,10 @@ def test_a_placeholder_marked_complete_is_refused_before_a_job_reads_it(workdir)
     model = placeholder(Path("results/demo/lcp/seed1/latest.pth"))
     session = start(dryrun=False)
     session.workflow.touch = False
-    session.workflow.dag = SimpleNamespace(needrun_jobs=lambda: [job("evaluate", inputs=[model], outputs=["e.json"])])
+    # its training is in the run's DAG, but marked complete: it does not run
+    evaluation = job("evaluate", inputs=[model], outputs=["e.json"])
+    session.workflow.dag = SimpleNamespace(
+        needrun_jobs=lambda: [evaluation], jobs=[job("train_lcp", outputs=[model]), evaluation]
+    )
     with pytest.raises(Stopped, match=r"train it: snakemake --forcerun results/demo/lcp/seed1/latest.pth"):
         session.refuse_placeholder_models()
