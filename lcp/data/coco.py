@@ -8,7 +8,7 @@ Boxes are COCO `[x, y, width, height]` in pixels; category ids start at 1.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +85,32 @@ def subset(coco: Mapping[str, Any], image_ids: Iterable[int]) -> dict[str, Any]:
     return {**coco, "images": images, "annotations": annotations}
 
 
+def unknown_category(coco: Mapping[str, Any]) -> str | None:
+    """'annotations[i] ...' describing the first annotation whose category_id equals no
+    category's id, else None. mmdet's CocoDataset and pycocotools' COCOeval leave such a box
+    out without a word: a category_id "1" beside a category id 1 is one box fewer to train on
+    and to score against."""
+    ids = [entry.get("id") for entry in coco["categories"] if isinstance(entry, dict)]
+    known = {value for value in ids if isinstance(value, Hashable)}
+    for index, ann in enumerate(coco["annotations"]):
+        category = ann.get("category_id")
+        if isinstance(category, Hashable) and category in known:
+            continue
+        spelt_alike = next((value for value in known if str(value) == str(category)), None)
+        hint = f"; write it as {spelt_alike!r}, as the category does" if spelt_alike is not None else ""
+        listed = ", ".join(map(repr, ids[:8])) + (", ..." if len(ids) > 8 else "")
+        return (
+            f"annotations[{index}] (id {ann.get('id')!r}) has category_id {category!r}, the id of no category "
+            f"(they are {listed}){hint}; mmdet and COCOeval would leave its box out silently"
+        )
+    return None
+
+
 def check_references(coco: Mapping[str, Any], source: str | os.PathLike = "annotations") -> None:
     """An LCPError naming `source` unless every image has its own id and file and every
-    annotation refers to an image (what mapping annotations onto new images relies on).
-    The fields' types are load_coco's business."""
+    annotation refers to an image and a category (what mapping annotations onto new images
+    relies on, and what training and evaluation on them need). The fields' types are
+    load_coco's business."""
     seen_ids: dict[Any, str] = {}
     seen_files: set[str] = set()
     for image in coco["images"]:
@@ -103,6 +125,8 @@ def check_references(coco: Mapping[str, Any], source: str | os.PathLike = "annot
         image_id = ann["image_id"]
         if image_id not in seen_ids:
             raise LCPError(f"{source}: annotation {ann['id']} refers to image id {image_id!r}, which no image has")
+    if problem := unknown_category(coco):
+        raise LCPError(f"{source}: {problem}")
 
 
 def rename_images(

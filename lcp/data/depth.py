@@ -128,7 +128,9 @@ class DepthSource:
         camera_dir: str | None = None,
     ) -> DepthSource:
         if not near > 0 or not far > near:
-            raise LCPError(f"depth limits: need 0 < near < far, got near={near} far={far}")
+            raise LCPError(
+                f"--near/--far: the depth limits need 0 < --near < --far (metres), got --near {near:g} --far {far:g}"
+            )
         if not 0 <= horizon < 1:
             raise LCPError(f"--horizon: must be in [0, 1), got {horizon}")
         source = cls(near=near, far=far, horizon=horizon)

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lcp.data.coco import unknown_category
 from lcp.data.images import check_image_folder, list_images, read_size
 from lcp.errors import LCPError
 
@@ -154,7 +155,8 @@ def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_
 
     Image and annotation ids must be unique integers or strings, image ids all of one kind:
     pycocotools keeps the later of two images with one id and scores both images' boxes against
-    its detections, and COCOeval sorts the image ids (after the whole test pass). An annotation
+    its detections, and COCOeval sorts the image ids (after the whole test pass). Every
+    annotation's category_id must be a category's id (unknown_category). An annotation
     mmdet's training reads (every one not flagged `ignore`, whatever its category) needs a
     4-number `bbox` and a numeric `area`; for evaluation, COCOeval reads the `bbox` of the
     classes' annotations and the `area` of those not crowd (its area ranges, after the whole
@@ -175,6 +177,8 @@ def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_
             raise LCPError(f"{ann_file}: {key[:-1]} id {twice!r} appears twice; ids must be unique")
     if len({type(image["id"]) for image in images}) > 1:
         raise LCPError(f"{ann_file}: its image ids mix integers and strings; give them all as one or the other")
+    if problem := unknown_category(data):
+        raise LCPError(f"{ann_file}: {problem}")
     evaluated = _class_category_ids(data, classes)
     degenerate = []
     for index, ann in enumerate(annotations):

@@ -343,6 +343,31 @@ def test_test_refuses_entries_cocoeval_scores_wrong(capsys, scene, checkpoint, t
     assert err.startswith(f"lcp test: error: {ann}: {expected}"), err
 
 
+@pytest.mark.parametrize("command", ["test", "train"])
+def test_a_category_id_written_as_text_is_refused_not_left_out(capsys, scene, checkpoint, tmp_path, command):
+    """A box whose category_id was "2" beside the category id 2 was left out by mmdet's training
+    and by COCOeval: the AP was scored against one box fewer, exit 0."""
+    split = command
+    ann = scene / f"annotations/clean_{split}.json"
+    coco = read_coco(ann)
+    coco["annotations"][1]["category_id"] = str(coco["annotations"][1]["category_id"])
+    ann.write_text(json.dumps(coco))
+    eval_json = tmp_path / "eval.json"
+    argv = (
+        ["test", PLAIN_TINY, str(checkpoint), "--eval-out", str(eval_json), "--no-track"]
+        if command == "test"
+        else ["train", PLAIN_TINY, "--work-dir", str(tmp_path / "work")]
+    )
+    err = error_line(capsys, [*argv, "--cfg-options", f"data_root={scene}/"])
+    category = coco["annotations"][1]["category_id"]
+    assert err == (
+        f"lcp {command}: error: {ann}: annotations[1] (id {coco['annotations'][1]['id']}) has category_id "
+        f"{category!r}, the id of no category (they are 1, 2, 3); write it as {int(category)}, as the category "
+        "does; mmdet and COCOeval would leave its box out silently"
+    )
+    assert not eval_json.exists() and not (tmp_path / "work").exists()
+
+
 def test_a_jpeg_with_data_after_its_end_marker_is_read_and_a_truncated_one_still_refused(scene, tmp_path):
     """Phones append a video after the image (motion photos): OpenCV and mmdet read the image,
     and the check called it truncated; a truncated one whose EXIF thumbnail ends in an

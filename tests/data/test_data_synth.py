@@ -299,9 +299,21 @@ def test_bad_input_is_one_line_and_leaves_nothing(scene, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["depth", "out"]
 
 
+@pytest.mark.parametrize("near, far", [("50", "10"), ("0", "300"), ("nan", "300"), ("5", "5")])
+def test_depth_limits_out_of_order_are_refused_naming_their_options(scene, tmp_path, capsys, near, far):
+    """The message said "depth limits: need 0 < near < far", naming no option to change."""
+    assert synth("fog", scene / "clean", tmp_path / "out", "--near", near, "--far", far) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"lcp data: error: --near/--far: the depth limits need 0 < --near < --far (metres), "
+        f"got --near {float(near):g} --far {float(far):g}"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_annotations_that_cannot_follow_their_images_are_refused_before_any_work(scene, tmp_path, capsys):
     """Duplicate image ids used to give one image's boxes to another and orphan annotations
-    vanished, both silently; two inputs into one --ann-out kept only the last."""
+    vanished, both silently, as did the boxes of a category id written as text in training
+    and evaluation; two inputs into one --ann-out kept only the last."""
     source = json.loads((scene / "annotations" / "clean_train.json").read_text())
     first, second = source["images"][:2]
     broken = {
@@ -315,6 +327,14 @@ def test_annotations_that_cannot_follow_their_images_are_refused_before_any_work
                 "annotations": [*source["annotations"], {**source["annotations"][0], "id": 999, "image_id": 77}],
             },
             "annotation 999 refers to image id 77, which no image has",
+        ),
+        "a category id as text": (
+            {
+                **source,
+                "annotations": [{**source["annotations"][0], "id": 998, "category_id": "1"}, *source["annotations"]],
+            },
+            "annotations[0] (id 998) has category_id '1', the id of no category (they are 1, 2, 3); "
+            "write it as 1, as the category does; mmdet and COCOeval would leave its box out silently",
         ),
         "a file listed twice": (
             {**source, "images": [first, {**first, "id": 4242}]},
