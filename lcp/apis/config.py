@@ -90,6 +90,49 @@ def check_class_count(cfg, source: str) -> None:
         )
 
 
+# The pipeline steps whose img_scale mmcv hands to OpenCV's resize.
+SCALED_STEPS = ("Resize", "MultiScaleFlipAug")
+
+
+def _scale_settings(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every img_scale of a SCALED_STEPS step, at any depth."""
+    if isinstance(node, Mapping):
+        if node.get("type") in SCALED_STEPS and "img_scale" in node:
+            yield f"{prefix}img_scale", node["img_scale"]
+        items = [(str(key), value) for key, value in node.items()]
+    elif isinstance(node, (list, tuple)):
+        items = [(str(index), value) for index, value in enumerate(node)]
+    else:
+        return
+    for key, value in items:
+        yield from _scale_settings(value, f"{prefix}{key}.")
+
+
+def _is_image_size(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in value)
+    )
+
+
+def check_image_scales(cfg, source: str) -> None:
+    """Refuse an img_scale (the config's own, or a Resize's or MultiScaleFlipAug's) that is not
+    an image size, or a list of them: two whole numbers above 0. OpenCV fails on the first
+    image with an assertion on (0, 0) or a negative size, and cannot parse a fraction. A
+    ${...} reference (a config read unresolved) and None (a step sized by scale_factor) pass."""
+    settings = [("img_scale", cfg["img_scale"])] if "img_scale" in cfg else []
+    for key, value in [*settings, *_scale_settings(cfg._cfg_dict)]:
+        if value is None or (isinstance(value, str) and "${" in value):
+            continue
+        several = isinstance(value, list) and value and all(isinstance(item, (list, tuple)) for item in value)
+        if not all(map(_is_image_size, value if several else [value])):
+            raise LCPError(
+                f"{source}: {key}={value!r} is not an image size; give two whole numbers above 0, "
+                f"e.g. {key}=(1333, 800), or a list of such sizes"
+            )
+
+
 def _flat_keys(node: Any, prefix: str = "") -> list[str]:
     """Every dotted key of a config (dict keys and list indices), at every depth."""
     if isinstance(node, Mapping):
@@ -319,6 +362,7 @@ def load_config(path: str | os.PathLike, cfg_options: Mapping[str, Any] | None =
     path = str(path)
     cfg = resolve_references(read_config(path, cfg_options), path)
     check_class_count(cfg, path)
+    check_image_scales(cfg, path)
     return cfg
 
 

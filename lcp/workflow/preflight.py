@@ -103,13 +103,15 @@ PASSED_CHECKS = Path(".snakemake") / "lcp-passed-config-checks.json"
 
 @cache
 def _check_config(config: str, options: tuple[str, ...]) -> None:
-    from lcp.apis.config import check_mode_plan_length, read_config
+    from lcp.apis.config import check_image_scales, check_mode_plan_length, read_config
     from lcp.apis.options import parse_cfg_options
 
     key = _check_key(config, options)
     if key is not None and key in _passed_checks():
         return
-    check_mode_plan_length(read_config(config, parse_cfg_options(list(options)), import_modules=False), config)
+    cfg = read_config(config, parse_cfg_options(list(options)), import_modules=False)
+    check_mode_plan_length(cfg, config)
+    check_image_scales(cfg, config)
     if key is not None:
         _remember_passed(key)
 

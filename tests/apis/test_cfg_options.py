@@ -285,3 +285,60 @@ def test_a_value_whose_spaces_mmcv_would_drop_is_refused(tmp_path, capsys):
         "lcp train: error: --cfg-options +checkpoint_config.out_dir: '/tmp/my ckpts' would be read as '/tmp/myckpts': "
         "mmcv's --cfg-options removes spaces; set such a value in a config file instead"
     )
+
+
+@pytest.mark.parametrize("command", ["train", "test", "infer", "heatmaps"])
+def test_an_image_size_of_zero_is_refused_by_every_command_naming_the_setting(command, workspace, tmp_path, capsys):
+    """img_scale=(0, 0) ended in OpenCV's "Assertion failed inv_scale_x > 0" traceback from the first image."""
+    argv = command_line(command, workspace, tmp_path) + [
+        "--cfg-options",
+        f"data_root={workspace / 'demo'}/",
+        "img_scale=(0,0)",
+    ]
+    assert one_error_line(capsys, argv) == (
+        f"lcp {command}: error: {LCP_TINY}: img_scale=(0, 0) is not an image size; give two whole numbers above 0, "
+        "e.g. img_scale=(1333, 800), or a list of such sizes"
+    )
+    assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists() and not (tmp_path / "maps").exists()
+
+
+@pytest.fixture(scope="module")
+def untrained_checkpoint(tmp_path_factory) -> Path:
+    """The tiny plain detector untrained, saved as `lcp train` would: enough for `lcp test` to run."""
+    import torch
+    from mmdet.models import build_detector
+
+    path = tmp_path_factory.mktemp("checkpoint") / "untrained.pth"
+    model = build_detector(load_config(PLAIN_TINY).model)
+    torch.save({"state_dict": model.state_dict(), "meta": {"CLASSES": ("circle", "square", "triangle")}}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "line, setting",
+    [
+        ("img_scale = (-128, 128)", "img_scale=(-128, 128)"),
+        ("img_scale = (128.5, 128)", "img_scale=(128.5, 128)"),
+        ("img_scale = [(128, 128), (0, 64)]", "img_scale=[(128, 128), (0, 64)]"),
+        (
+            "data = dict(test=dict(pipeline=[dict(type='LoadImageFromFile'), "
+            "dict(type='MultiScaleFlipAug', img_scale=(128, 0), flip=False, transforms=[dict(type='Resize', "
+            "keep_ratio=False), dict(type='ImageToTensor', keys=['img']), dict(type='Collect', keys=['img'])])]))",
+            "data.test.pipeline.1.img_scale=(128, 0)",
+        ),
+    ],
+    ids=["negative", "fraction", "one-of-several", "a-pipeline-step"],
+)
+def test_an_image_size_opencv_cannot_resize_to_is_refused_naming_the_config_file(
+    line, setting, workspace, untrained_checkpoint, tmp_path, capsys
+):
+    config = tmp_path / "sized.py"
+    config.write_text(f"_base_ = [{PLAIN_TINY!r}]\n{line}\n")
+    eval_json = tmp_path / "eval.json"
+    argv = ["test", str(config), str(untrained_checkpoint), "--eval-out", str(eval_json), "--no-track"]
+    key = setting.split("=")[0]
+    assert one_error_line(capsys, [*argv, "--cfg-options", f"data_root={workspace / 'demo'}/"]) == (
+        f"lcp test: error: {config}: {setting} is not an image size; give two whole numbers above 0, "
+        f"e.g. {key}=(1333, 800), or a list of such sizes"
+    )
+    assert not eval_json.exists()

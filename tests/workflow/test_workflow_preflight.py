@@ -58,6 +58,10 @@ def mode_plan_of_no_epochs(config):
     config["scenes"]["demo"]["lcp"]["cfg_options"]["mode_plan.num_epoch"] = "[1,1,0]"
 
 
+def image_size_of_zero(config):
+    config["scenes"]["demo"]["baseline"]["cfg_options"]["img_scale"] = "(0,0)"
+
+
 def plain_config_for_lcp(config):
     config["scenes"]["demo"]["lcp"]["config"] = "config/mmdet/cascade_rcnn_tiny_demo.py"
     config["scenes"]["demo"]["lcp"]["cfg_options"] = {}
@@ -120,6 +124,14 @@ def plain_config_for_lcp(config):
             (
                 f"invalid config: {SOURCE}: scenes.demo.lcp.config: config/mmdet/lcp_tiny_demo.py: "
                 "mode_plan: num_epoch[2] = 0 is not a positive integer"
+            ),
+        ),
+        (
+            # failed in OpenCV inside each training job, from its first image
+            image_size_of_zero,
+            (
+                f"invalid config: {SOURCE}: scenes.demo.baseline.config: config/mmdet/cascade_rcnn_tiny_demo.py: "
+                "img_scale=(0, 0) is not an image size; give two whole numbers above 0"
             ),
         ),
         (
