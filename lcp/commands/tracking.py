@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     moved = sub.add_parser(
         "relocate",
         help="after moving or copying results/: point the local store's artifact "
-        "locations at where it is now, so mlflow ui shows the artifacts again",
+        "locations, and the runs' path tags, at where it is now, so mlflow ui shows the artifacts again",
     )
     moved.add_argument(
         "store",
@@ -204,13 +204,19 @@ def main_relocate(args: argparse.Namespace) -> int:
     plan = relocate(database, from_folder)
     if not plan.changes:
         print(
-            f"{database}: nothing to change, no artifact location points into an earlier place of this store "
-            "(if its folder was renamed when it moved, pass --from OLD_FOLDER)"
+            f"{database}: nothing to change, no artifact location or path tag points into an earlier place of this "
+            "store (if its folder was renamed when it moved, pass --from OLD_FOLDER)"
         )
-        return 0
-    old = next(iter(plan.old_folders))
-    print(f"{database}: artifact locations moved from {old} to {plan.store}")
-    for column, rows in plan.counts().items():
-        print(f"  {column}: {rows} row(s)")
-    print(f"rewrote {plan.rows} row(s); browse: {settings.mlflow_ui_command(f'sqlite:///{database}')}")
+    else:
+        what = "artifact locations" if plan.old_folders else "the runs' path tags"
+        print(f"{database}: {what} moved from {plan.moved_from} to {plan.store}")
+        for column, rows in plan.counts().items():
+            print(f"  {column}: {rows} row(s)")
+        print(f"rewrote {plan.rows} row(s); browse: {settings.mlflow_ui_command(f'sqlite:///{database}')}")
+    if plan.left:
+        key, old, new = plan.left[0]
+        print(
+            f"{database}: {len(plan.left)} path tag(s) kept as they are, no such file or folder in the new place, "
+            f"e.g. {key} {old} (not at {new})"
+        )
     return 0

@@ -1,4 +1,4 @@
-"""Point a moved or copied local MLflow store's artifact locations at where the store is now.
+"""Point a moved or copied local MLflow store's artifact locations, and its runs' path tags, at where it is now.
 
 MLflow records absolute artifact locations (file:///.../results/mlflow/artifacts/...) in its
 sqlite database when an experiment, run, model version or logged model is created. A
@@ -8,8 +8,10 @@ store's old folder so it lies in the folder the database is in now.
 
 The old folder is read from the locations themselves: the folder named like the store's
 folder that holds the `artifacts` folder (the local store's layout). A store renamed when it
-was moved needs the old folder given (`from_folder`). Everything is written in one sqlite
-transaction, with a copy of the database beside it until that transaction has committed.
+was moved needs the old folder given (`from_folder`). The runs' path tags (PATH_TAGS: the work
+dir, checkpoint and config of a run) move with the folders above the store (moved_path).
+Everything is written in one sqlite transaction, with a copy of the database beside it until
+that transaction has committed.
 
 Only the standard library's sqlite3, so that `lcp tracking uri` can check for a move at no cost.
 """
@@ -37,6 +39,8 @@ LOCATION_COLUMNS = (
     ("workspaces", "default_artifact_root", ""),
     ("workspaces", "trace_archival_location", ""),
 )
+# The runs' tags in which lcp records paths of the run's files (lcp/tracking/hook.py, api.py).
+PATH_TAGS = ("lcp.work_dir", "lcp.checkpoint", "lcp.config_file")
 ARTIFACTS_FOLDER = "artifacts"  # the local store keeps its artifacts in this folder beside the database
 BACKUP_SUFFIX = ".before-relocate"
 BUSY_TIMEOUT_S = 5.0
@@ -127,13 +131,16 @@ class Change:
     old: str
     new: str
     rows: int
+    what: str = ""  # how the change is counted; default `table.column`
 
 
 @dataclass
 class Plan:
     store: Path  # the folder the database is in now
     changes: list[Change] = field(default_factory=list)
-    old_folders: set[Path] = field(default_factory=set)
+    old_folders: set[Path] = field(default_factory=set)  # of the artifact locations
+    moved_from: Path | None = None  # the store's folder the path tags were moved from
+    left: list[tuple[str, str, Path]] = field(default_factory=list)  # path tags kept (path_tag_changes)
 
     @property
     def rows(self) -> int:
@@ -143,7 +150,7 @@ class Plan:
         """Rows to rewrite per `table.column`."""
         counts: dict[str, int] = {}
         for change in self.changes:
-            key = f"{change.table}.{change.column}"
+            key = change.what or f"{change.table}.{change.column}"
             counts[key] = counts.get(key, 0) + change.rows
         return counts
 
@@ -184,6 +191,45 @@ def plan(connection: sqlite3.Connection, store: Path, from_folder: Path | None =
     return result
 
 
+def moved_path(location: LocalLocation, old_store: Path, store: Path) -> tuple[str, Path] | None:
+    """(`location` moved as the store moved, the path it names) when the location lies in a folder
+    that holds the old store (the checkout, results/); None for a location outside them.
+
+    The folders above the store are taken to have moved with it: results/demo/lcp/work beside
+    the old results/mlflow is results/demo/lcp/work beside the new one."""
+    old_parts, names = old_store.parts[1:], location.names
+    shared = 0
+    while shared < min(len(old_parts), len(names)) and names[shared] == old_parts[shared]:
+        shared += 1
+    up = len(old_parts) - shared  # from the old store up to the folder it shares with the location
+    if shared == 0 or up >= len(store.parts) - 1:
+        return None
+    new_folder = Path(*store.parts[: len(store.parts) - up])
+    return location.moved(shared, new_folder), new_folder.joinpath(*names[shared:])
+
+
+def path_tag_changes(
+    connection: sqlite3.Connection, old_store: Path, store: Path
+) -> tuple[list[Change], list[tuple[str, str, Path]]]:
+    """The rewrites of PATH_TAGS that lie in the folders the store moved with, and the tags
+    left as they are because their file or folder is not in the new place (a results/ folder
+    copied without its work dirs, a checkpoint removed since): (key, value, missing path) each."""
+    changes, left = [], []
+    for key in PATH_TAGS:
+        condition = f"key = '{key}'"
+        query = f'SELECT "value", COUNT(*) FROM "tags" WHERE {condition} GROUP BY "value"'
+        for value, rows in connection.execute(query):
+            location = parse_location(value)
+            moved = location and moved_path(location, old_store, store)
+            if not moved or moved[0] == value:
+                continue
+            if not moved[1].exists():
+                left.append((key, value, moved[1]))
+                continue
+            changes.append(Change("tags", "value", condition, value, moved[0], rows, what=f"tags {key}"))
+    return changes, left
+
+
 def moved_from(database: Path) -> Path | None:
     """The folder this store was moved or copied from, when its artifact locations still point there.
 
@@ -219,7 +265,8 @@ def backup(database: Path, path: Path) -> None:
 
 
 def relocate(database: Path, from_folder: Path | None = None) -> Plan:
-    """Rewrite the store's artifact locations into the database's folder; all or nothing.
+    """Rewrite the store's artifact locations into the database's folder, and the runs' path tags
+    with them; all or nothing.
 
     The plan is made and applied under one write lock; the copy `<database>.before-relocate`
     exists until the rewrite has committed. Returns the plan (no changes: nothing was written).
@@ -235,6 +282,10 @@ def relocate(database: Path, from_folder: Path | None = None) -> Plan:
     try:
         connection.execute("BEGIN IMMEDIATE")  # no other writer between reading and rewriting
         changes = plan(connection, store, from_folder)
+        changes.moved_from = from_folder or next(iter(changes.old_folders), None)
+        if changes.moved_from is not None:
+            tag_changes, changes.left = path_tag_changes(connection, changes.moved_from, store)
+            changes.changes += tag_changes
         if not changes.changes:
             connection.execute("ROLLBACK")
             return changes

@@ -15,9 +15,12 @@ from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
+from helpers.tracking import make_coco, run_toy_training, toy_config
 from helpers.workflow import prepare_workdir, repo_config, snakemake
 from lcp.cli import main as lcp
-from lcp.tracking.relocate import LOCATION_COLUMNS
+from lcp.tracking import add_tracking
+from lcp.tracking.api import log_evaluation
+from lcp.tracking.relocate import LOCATION_COLUMNS, PATH_TAGS
 
 PAYLOAD = b"AP table of a run that moved\n"
 
@@ -108,6 +111,97 @@ def test_relocate_makes_a_moved_stores_artifacts_downloadable_again(moved_store,
     assert digest(database) == before
     assert lcp(["tracking", "uri"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def path_tags(database):
+    """(run name, tag) -> value of every tag lcp records a path in."""
+    with sqlite3.connect(database) as connection:
+        query = (
+            "SELECT runs.name, tags.key, tags.value FROM tags JOIN runs ON runs.run_uuid = tags.run_uuid "
+            f"WHERE tags.key IN ({', '.join('?' * len(PATH_TAGS))})"
+        )
+        return {(name, key): value for name, key, value in connection.execute(query, PATH_TAGS)}
+
+
+@pytest.fixture
+def moved_runs(tmp_path, monkeypatch, capsys):
+    """A checkout whose store at results/mlflow holds a real (toy) training, with its work dir in
+    results/demo/lcp/work, and two evaluations: of its final checkpoint, and of an epoch's
+    checkpoint removed before the move; the checkout then moved from cluster/ to laptop/."""
+    for name in ("MLFLOW_TRACKING_URI", "LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS", "LCP_REGISTER_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    checkout = tmp_path / "cluster" / "lcp"
+    (checkout / ".git").mkdir(parents=True)
+    monkeypatch.chdir(checkout)
+    config_file = checkout / "config" / "toy.py"
+    config_file.parent.mkdir()
+    config_file.write_text("# the toy's config\n")
+    cfg = toy_config(checkout / "data", make_coco(checkout / "data"))
+    hook = add_tracking(cfg, scene="demo", step="train", method="lcp", num_heatmaps=0, config_file=str(config_file))
+    work_dir = checkout / "results" / "demo" / "lcp" / "work"
+    run_toy_training(work_dir, cfg, {k: v for k, v in hook.items() if k != "type"}, epochs=2, iters_per_epoch=2)
+    metrics = {"bbox_mAP": 0.5, "classwise": {}}
+    log_evaluation(metrics, scene="demo", method="lcp", checkpoint=str(work_dir / "epoch_2.pth"), work_dir=work_dir)
+    log_evaluation(metrics, scene="demo", method="lcp", variant="epoch1", checkpoint=str(work_dir / "epoch_1.pth"))
+    (work_dir / "epoch_1.pth").unlink()
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "laptop").mkdir()
+    moved = tmp_path / "laptop" / "lcp"
+    shutil.move(checkout, moved)
+    monkeypatch.chdir(moved)
+    return moved / "results" / "mlflow" / "mlflow.db", checkout
+
+
+def test_relocate_points_the_runs_path_tags_at_the_files_moved_with_the_store(moved_runs, capsys):
+    """The runs' lcp.work_dir, lcp.checkpoint and lcp.config_file kept naming the old place: a
+    moved results/ folder's runs pointed at files no longer there, and a retraining in the new
+    place was not recognised as the same model's (lcp compare matches them by these paths)."""
+    database, old_checkout = moved_runs
+    new_checkout = database.parents[2]
+    work = "results/demo/lcp/work"
+    before = path_tags(database)
+    assert before == {
+        ("demo/train/lcp", "lcp.work_dir"): f"{old_checkout}/{work}",
+        ("demo/train/lcp", "lcp.checkpoint"): f"{old_checkout}/{work}/epoch_2.pth",
+        ("demo/train/lcp", "lcp.config_file"): f"{old_checkout}/config/toy.py",
+        ("demo/evaluate/lcp", "lcp.checkpoint"): f"{old_checkout}/{work}/epoch_2.pth",
+        ("demo/evaluate/lcp/epoch1", "lcp.checkpoint"): f"{old_checkout}/{work}/epoch_1.pth",
+    }
+
+    assert lcp(["tracking", "relocate"]) == 0
+    out = capsys.readouterr().out
+    assert f"{database}: artifact locations moved from {old_checkout}/results/mlflow to {database.parent}" in out
+    for key, rows in (("lcp.work_dir", 1), ("lcp.checkpoint", 2), ("lcp.config_file", 1)):
+        assert f"  tags {key}: {rows} row(s)\n" in out
+    assert (
+        f"{database}: 1 path tag(s) kept as they are, no such file or folder in the new place, e.g. lcp.checkpoint "
+        f"{old_checkout}/{work}/epoch_1.pth (not at {new_checkout}/{work}/epoch_1.pth)"
+    ) in out
+    after = path_tags(database)
+    assert after == {
+        **{run_tag: value.replace(str(old_checkout), str(new_checkout)) for run_tag, value in before.items()},
+        ("demo/evaluate/lcp/epoch1", "lcp.checkpoint"): f"{old_checkout}/{work}/epoch_1.pth",
+    }
+    assert all(Path(value).exists() for run_tag, value in after.items() if "epoch1" not in run_tag[0])
+
+    before = digest(database)
+    assert lcp(["tracking", "relocate"]) == 0
+    assert "nothing to change" in capsys.readouterr().out
+    assert digest(database) == before
+
+
+def test_a_failing_relocate_leaves_the_path_tags_too(moved_runs, capsys):
+    database, old_checkout = moved_runs
+    with sqlite3.connect(database) as connection:  # tags are rewritten after every artifact location
+        connection.execute(
+            "CREATE TRIGGER refuse BEFORE UPDATE ON tags BEGIN SELECT RAISE(ABORT, 'tags are read-only'); END"
+        )
+    before = path_tags(database), locations(database)
+    assert lcp(["tracking", "relocate"]) == 2
+    assert "(tags are read-only); nothing was changed" in capsys.readouterr().err
+    assert (path_tags(database), locations(database)) == before
+    assert not database.with_name("mlflow.db.before-relocate").exists()
 
 
 def test_a_store_renamed_in_the_move_is_relocated_from_the_folder_given(moved_store, capsys):
