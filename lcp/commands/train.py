@@ -134,6 +134,14 @@ def run_launcher(command: list[str]) -> int:
         raise
 
 
+def launcher_failure(launcher: str, processes: int, status: int) -> str:
+    """What ended a run of `processes` training processes whose launcher (torchrun, srun) exited with `status`."""
+    return (
+        f"a training process failed, so {launcher} stopped all {processes} (exit status {status}); {launcher}'s "
+        "report above names the one that failed first and how it ended; its own error, if it printed one, is above that"
+    )
+
+
 def main(args: argparse.Namespace) -> int:
     if args.gpus is not None and args.gpus < 1:
         raise LCPError(f"--gpus {args.gpus}: give 1 or more (no GPU: leave --gpus out)")
@@ -147,6 +155,11 @@ def main(args: argparse.Namespace) -> int:
         with training_lock(work_dir), tempfile.TemporaryDirectory(prefix="lcp-launcher-") as launcher_files:
             command = process_launch_command(args.gpus, args._argv, log_dir=launcher_files)
             print(f"lcp train: {args.gpus} processes: {' '.join(command)}", file=sys.stderr, flush=True)
-            return run_launcher(command)
+            status = run_launcher(command)
+        if status != 0:
+            # the launcher's report ends the log, and the processes it stopped say only "terminated (SIGTERM)"
+            launcher = "srun" if command[0] == "srun" else "torchrun"
+            print(f"lcp train: error: {launcher_failure(launcher, args.gpus, status)}", file=sys.stderr)
+        return status
     train_from_config(request)
     return 0

@@ -6,9 +6,10 @@ step=..., method=...)])` with 'lcp.tracking.hook' in custom_imports.
 
 What it records (metric steps: the global iteration for train/*, the epoch for epoch/* and val/*):
 - params: scene/step/method, seed, gpus and the settings that tell runs apart
-  (lcp.tracking.params.training_params: lr, epochs, batch, image scale, init, KL weight, crux
-  lr_mult, mode plan), annotation fingerprints, degradation sidecars, package versions, git
-  commit/dirty; the whole resolved config (runner.meta['config']) is the artifact config/config.py;
+  (lcp.tracking.params.training_params: lr (the optimizer's: after --auto-scale-lr, the scaled
+  one), epochs, batch, image scale, init, KL weight, crux lr_mult, mode plan), annotation
+  fingerprints, degradation sidecars, package versions, git commit/dirty; the whole resolved
+  config (runner.meta['config']) is the artifact config/config.py;
 - dataset inputs: the train annotation file (context training) and the val/test ones
   (context evaluation), with their sha256 as digest;
 - the loss terms every `interval` iterations (log_config.interval, as mmcv's logger hooks),
@@ -153,6 +154,7 @@ class LCPMlflowLoggerHook(LoggerHook):
                     seed=seed,
                     gpus=get_dist_info()[1],
                     cfg=self.cfg,
+                    lr=record.optimizer_lr(runner.optimizer),
                 )
             )
             if self.cfg is not None:

@@ -46,11 +46,20 @@ def training_seed(meta: Mapping[str, Any] | None, cfg) -> Any:
 
 
 def start_params(
-    *, scene: str, step: str, method: str, variant: str | None, seed: Any, gpus: int, cfg
+    *,
+    scene: str,
+    step: str,
+    method: str,
+    variant: str | None,
+    seed: Any,
+    gpus: int,
+    cfg,
+    lr: float | None = None,
 ) -> dict[str, Any]:
     """The params of a new training run: its names, seed and gpus, the config's settings and data
     fingerprints (lcp.tracking.params), the degradation records beside the config's training and
-    test images, package versions and git state."""
+    test images, package versions and git state. `lr`, the lr the optimizer was built with
+    (optimizer_lr), replaces the config's."""
     import torch
 
     # threads: a CPU training's result depends on torch's thread count (summation order), as on the seed
@@ -72,9 +81,20 @@ def start_params(
             params.update(run_params.degradation_params(run_params.sidecars_of(data, splits=("train", "test"))))
         except Exception as exc:  # noqa: BLE001  an unreadable sidecar must not stop training
             log.warning("MLflow: degradation params not logged: %s", exc)
+    if lr is not None:
+        params["lr"] = str(lr)
     params.update(run_params.package_versions())
     params.update(run_params.git_state())
     return params
+
+
+def optimizer_lr(optimizer) -> float | None:
+    """The lr `optimizer` was built with; None for mmcv's dict of optimizers. mmdet's auto_scale_lr
+    scales the config's lr to the total batch (GPUs x samples_per_gpu) after runner.meta['config']
+    was written, so that config's lr is not always the one trained with (0.02 in it, 0.04 on 2 GPUs)."""
+    defaults = getattr(optimizer, "defaults", None)
+    lr = defaults.get("lr") if isinstance(defaults, dict) else None
+    return float(lr) if isinstance(lr, int | float) and not isinstance(lr, bool) else None
 
 
 def iteration_metrics(

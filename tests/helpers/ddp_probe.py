@@ -42,3 +42,15 @@ class DDPProbeHook(Hook):
         self.record["world_size"] = world_size
         os.makedirs(self.out_dir, exist_ok=True)
         torch.save(self.record, os.path.join(self.out_dir, f"rank{rank}_epoch{runner.epoch + 1}.pt"))
+
+
+@HOOKS.register_module()
+class FailOnRankHook(Hook):
+    """Raises on rank `rank` before epoch `epoch` (1-based): one process of a run fails."""
+
+    def __init__(self, rank, epoch):
+        self.rank, self.epoch = rank, epoch
+
+    def before_train_epoch(self, runner):
+        if get_dist_info()[0] == self.rank and runner.epoch + 1 == self.epoch:
+            raise RuntimeError(f"FailOnRankHook: rank {self.rank} fails in epoch {self.epoch}")

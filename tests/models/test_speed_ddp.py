@@ -181,6 +181,77 @@ def test_srun_two_tasks_train_both_modes_in_lockstep(scene, tmp_path, slurm_clus
     check_two_rank_run(probe_dir)
 
 
+@pytest.mark.slow
+def test_two_processes_log_one_mlflow_run_with_the_gpus_and_the_lr_they_train_with(scene, tmp_path):
+    """--auto-scale-lr on 2 GPUs trains at 0.04 (the config's 0.02 is for a batch of 2); the run's
+    lr param said 0.02, the config's, which mmdet scales only after the runner's meta was written."""
+    from mlflow.tracking import MlflowClient
+
+    config = probe_config(scene, tmp_path / "probe")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = child_env()
+    for name in ("MLFLOW_TRACKING_URI", "LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS", "LCP_SNAKEMAKE_RULE"):
+        env.pop(name, None)
+    work_dir = tmp_path / "work"
+    run_checked(
+        [
+            sys.executable,
+            "-m",
+            "lcp.cli",
+            "train",
+            str(config),
+            "--gpus",
+            "2",
+            "--auto-scale-lr",
+            "--work-dir",
+            str(work_dir),
+            "--tracking-uri",
+            uri,
+            "--scene",
+            "ddp",
+            "--cfg-options",
+            "evaluation.interval=1",
+        ],
+        env,
+    )
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("lcp/ddp").experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "ddp/train/lcp"
+    assert run.data.params["gpus"] == "2" and run.data.params["batch_per_gpu"] == "2"
+    lrs = client.get_metric_history(run.info.run_id, "train/lr")
+    assert [m.value for m in lrs] == pytest.approx([0.04] * len(lrs))
+    assert run.data.params["lr"] == "0.04"
+    # rank 0 alone logs: each point once (8 training images on 2 ranks of 2: 2 iterations an epoch)
+    assert sorted(m.step for m in lrs) == [1, 2, 3, 4]
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val/AP")) == [1, 2]
+
+
+@pytest.mark.slow
+def test_a_failed_process_ends_the_run_with_one_line_naming_what_happened(scene, tmp_path):
+    """torchrun stops the other process when one fails; lcp's own output ended with torchrun's
+    traceback and the stopped process's "terminated (SIGTERM)", with no line of its own."""
+    probe_dir = tmp_path / "probe"
+    config = probe_config(scene, probe_dir)
+    with config.open("a") as text:
+        text.write("custom_hooks.append(dict(type='FailOnRankHook', rank=1, epoch=2))\n")
+    args = [sys.executable, "-m", "lcp.cli", "train", str(config), "--gpus", "2", "--no-validate", "--no-track"]
+    result = subprocess.run(
+        [*args, "--work-dir", str(tmp_path / "work")],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
+    )
+    assert result.returncode == 1
+    assert "RuntimeError: FailOnRankHook: rank 1 fails in epoch 2" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "lcp train: error: a training process failed, so torchrun stopped all 2 (exit status 1); torchrun's "
+        "report above names the one that failed first and how it ended; its own error, if it printed one, is above that"
+    )
+    assert {p.name for p in (tmp_path / "work").glob("epoch_*.pth")} == {"epoch_1.pth"}
+
+
 SLURM_JOB = {"SLURM_JOB_ID": "7"}
 
 
