@@ -280,6 +280,28 @@ def _check_image_files(ann_file: str, images: Sequence[Mapping[str, Any]], paths
         )
 
 
+def read_classes_file(path: str) -> list[str]:
+    """The class names of a classes file as mmdet reads them (mmcv's list_from_file), refused
+    when a line is blank or has spaces around its name: mmcv keeps both, so 'car ' is no
+    category of the annotations, and mmdet gives its label to the next class silently."""
+    if not Path(path).is_file():
+        raise LCPError(f"{path}: classes file does not exist")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise LCPError(f"{path}: classes file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    names = [line.rstrip("\r") for line in text.split("\n")]
+    if names[-1] == "":
+        names.pop()  # the newline that ends the last line
+    for number, name in enumerate(names, 1):
+        if not name or name != name.strip():
+            raise LCPError(
+                f"{path}: line {number} is {name!r}; give one class name a line, without blank lines "
+                "or spaces around a name"
+            )
+    return names
+
+
 def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False) -> None:
     """Check the paths, classes and annotation files of an mmdet dataset config before it is
     built; `for_training`: it is a training set, so it needs boxes.
@@ -319,15 +341,7 @@ def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False) -> Non
             raise LCPError(f"{ann_file}: annotation file does not exist")
         classes = cfg.get("classes")
         if isinstance(classes, str):  # mmdet also reads classes from a text file, one a line
-            if not Path(classes).is_file():
-                raise LCPError(f"{classes}: classes file does not exist")
-            try:
-                text = Path(classes).read_text(encoding="utf-8")
-            except UnicodeDecodeError as exc:
-                raise LCPError(
-                    f"{classes}: classes file is not UTF-8 text ({exc.reason} at byte {exc.start})"
-                ) from None
-            classes = [line.strip() for line in text.splitlines() if line.strip()]
+            classes = read_classes_file(classes)
         if ann_file.endswith(".json"):
             check_annotation_file(
                 ann_file, img_prefix, [str(name) for name in classes] if classes else None, need_boxes=for_training

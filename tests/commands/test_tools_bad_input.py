@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -396,6 +397,32 @@ def test_a_classes_file_that_is_not_utf8_is_one_line(capsys, demo, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "text, line",
+    [
+        # mmdet read 'circle ' as a class no category has: squares trained as circles, triangles as squares
+        ("circle \nsquare\ntriangle\n", "line 1 is 'circle '"),
+        ("circle\nsquare\n\ntriangle\n", "line 3 is ''"),  # a fourth class, named ''
+        ("circle\nsquare\ntriangle\n\n", "line 4 is ''"),
+    ],
+)
+def test_a_classes_file_line_mmdet_reads_otherwise_than_the_check_is_refused(capsys, demo, tmp_path, text, line):
+    classes = tmp_path / "classes.txt"
+    classes.write_text(text)
+    err = train_error(capsys, demo, tmp_path, f"classes={classes}")
+    assert err.startswith(f"lcp train: error: {classes}: {line}; give one class name a line")
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_classes_file_names_the_classes_of_the_test(capsys, demo, tiny_lcp_checkpoint, tmp_path):
+    classes = tmp_path / "classes.txt"
+    classes.write_text("circle\r\nsquare\r\ntriangle")  # Windows line ends, no newline at the end
+    eval_out = tmp_path / "metrics.json"
+    argv = ["test", LCP_TINY, str(tiny_lcp_checkpoint), "--eval-out", str(eval_out)]
+    assert lcp([*argv, "--cfg-options", f"data_root={demo}/", f"classes={classes}"]) == 0, capsys.readouterr().err
+    assert list(json.loads(eval_out.read_text())["classwise"]) == ["circle", "square", "triangle"]
+
+
+@pytest.mark.parametrize(
     "outputs, clash",
     [
         # the metrics were written last, over the pickle or the detections, with exit status 0
@@ -408,6 +435,41 @@ def test_test_refuses_two_outputs_in_one_file(capsys, demo, tiny_lcp_checkpoint,
     argv = ["test", LCP_TINY, str(tiny_lcp_checkpoint), *outputs, "--cfg-options", f"data_root={demo}/"]
     err = error_line(capsys, argv)
     assert err.startswith("lcp test: error: ") and clash in err and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            ["--format-only", "--eval", "bbox"],
+            "--format-only writes the detections without evaluating; leave out --eval/--eval-out",
+        ),
+        (
+            ["--format-only"],
+            "--format-only: give where the results go, --eval-options jsonfile_prefix=PREFIX (writes PREFIX.bbox.json)",
+        ),
+        ([], "nothing to do: give --eval bbox, --eval-out JSON, --out PKL, --format-only and/or --show-dir"),
+        (["--show-dir", "{d}/show", "--show-score-thr", "2"], "--show-score-thr 2.0: must be between 0 and 1"),
+        (["--out", "{d}/detections.txt"], "{d}/detections.txt: --out must be a .pkl file"),
+    ],
+)
+def test_test_refuses_outputs_it_cannot_write_before_any_work(
+    capsys, demo, tiny_lcp_checkpoint, tmp_path, options, message
+):
+    options = [word.format(d=tmp_path) for word in options]
+    argv = ["test", LCP_TINY, str(tiny_lcp_checkpoint), *options, "--cfg-options", f"data_root={demo}/"]
+    assert error_line(capsys, argv) == f"lcp test: error: {message.format(d=tmp_path)}"
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_config_reference_to_an_undefined_key_is_named(capsys, demo, tiny_lcp_checkpoint, tmp_path):
+    config = tmp_path / "referring.py"
+    config.write_text(f"_base_ = {LCP_TINY!r}\nwork_dir = '${{nowhere}}/out'\n")
+    argv = ["test", str(config), str(tiny_lcp_checkpoint), "--eval", "bbox", "--cfg-options", f"data_root={demo}/"]
+    assert (
+        error_line(capsys, argv)
+        == f"lcp test: error: {config}: the config refers to ${{nowhere}}, which it does not define"
+    )
 
 
 def test_test_accepts_entries_cocoeval_never_reads(capsys, demo, tiny_lcp_checkpoint, tmp_path):
