@@ -545,6 +545,31 @@ def test_infer_refuses_a_folder_where_one_of_its_files_goes_before_any_work(scen
     assert [p.name for p in out_dir.iterdir()] == [f"{images[1].stem}.json"]
 
 
+def test_infer_refuses_to_replace_its_earlier_output_without_overwrite(scene, untrained, tmp_path, capsys):
+    image = sorted((scene / "lowq").glob("*.jpg"))[0]
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / f"{image.stem}.json").write_text("{}")
+    refused(capsys, infer(untrained, scene, [image], out_dir), f"{out_dir / image.stem}.json: already exists; remove")
+    assert [p.name for p in out_dir.iterdir()] == [f"{image.stem}.json"]
+    assert (out_dir / f"{image.stem}.json").read_text() == "{}"
+
+
+def test_infer_refuses_images_whose_outputs_would_collide_or_are_not_there(scene, untrained, tmp_path, capsys):
+    image = sorted((scene / "lowq").glob("*.jpg"))[0]
+    namesake = tmp_path / "other" / f"{image.stem}.png"
+    namesake.parent.mkdir()
+    cv2.imwrite(str(namesake), cv2.imread(str(image)))
+    out_dir = tmp_path / "out"
+    refused(capsys, infer(untrained, scene, [image, namesake], out_dir), f"{namesake}: has the same name as {image}")
+    refused(
+        capsys, infer(untrained, scene, [tmp_path / "gone.jpg"], out_dir), f"{tmp_path}/gone.jpg: image does not exist"
+    )
+    refused(capsys, infer(untrained, scene, [image], untrained), f"{untrained}: exists and is not a folder")
+    refused(capsys, infer(untrained, scene, [image], out_dir, "--score-thr", "1.5"), "--score-thr 1.5: must be between")
+    assert not out_dir.exists()
+
+
 def test_infer_refuses_a_truncated_jpeg_before_the_model_loads(scene, untrained, tmp_path, capsys):
     """OpenCV decodes half a JPEG (grey below the cut); mmcv's loader does not: a traceback."""
     whole = sorted((scene / "lowq").glob("*.jpg"))[0].read_bytes()

@@ -36,6 +36,13 @@ def test_lines_count_the_work_and_give_an_eta_until_the_end():
     assert all("ETA" in line for line in written[:3]) and "ETA" not in written[3]
 
 
+def test_a_long_run_s_line_counts_minutes_and_hours():
+    lines = ProgressLines(4, "synth", "img", io.StringIO())
+    lines.done = 1
+    assert lines.line(59.6).endswith("elapsed 1 min 0 s, ETA 2 min 59 s")
+    assert lines.line(3725).endswith("elapsed 1 h 2 min, ETA 3 h 6 min")
+
+
 def test_on_a_terminal_it_is_tqdms_bar():
     out = Terminal()
     list(progress(range(3), desc="infer", unit="image", file=out))
