@@ -20,6 +20,7 @@ only shapes the fallback ground plane.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,11 @@ def read_depth_file(path: Path) -> np.ndarray:
 
     if path.suffix == ".npy":
         try:
-            depth = np.load(path).astype(np.float32)
+            depth = np.load(path)
+            if not isinstance(depth, np.ndarray):  # an .npz archive under a .npy name
+                depth.close()
+                raise ValueError(f"a {type(depth).__name__}, not one array")
+            depth = depth.astype(np.float32)
         except (OSError, ValueError) as exc:
             raise LCPError(f"{path}: not a readable .npy depth map ({exc})") from None
         if depth.ndim != 2:
@@ -76,14 +81,18 @@ def cityscapes_depth(disparity_path: Path, camera_path: Path) -> np.ndarray:
     import cv2
 
     raw = cv2.imread(str(disparity_path), cv2.IMREAD_UNCHANGED)
-    if raw is None or raw.ndim != 2:
-        raise LCPError(f"{disparity_path}: not a single-channel disparity png")
+    if raw is None or raw.ndim != 2 or raw.dtype != np.uint16:
+        raise LCPError(f"{disparity_path}: not a single-channel 16-bit disparity png (256 * disparity + 1)")
     try:
         camera = json.loads(camera_path.read_text(encoding="utf-8"))
-        baseline = float(camera["extrinsic"]["baseline"])
-        fx = float(camera["intrinsic"]["fx"])
+        given = camera["extrinsic"]["baseline"], camera["intrinsic"]["fx"]
+        baseline, fx = (float(value) for value in given)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LCPError(f"{camera_path}: not a Cityscapes camera json ({exc!r})") from None
+    for key, value, number in zip(("extrinsic.baseline", "intrinsic.fx"), given, (baseline, fx), strict=True):
+        # 0 gave no fog, a negative value a transmission above 1, NaN the far limit everywhere
+        if isinstance(value, bool) or not 0 < number < math.inf:
+            raise LCPError(f"{camera_path}: {key} is {value!r}; a Cityscapes camera json gives a number > 0")
     disparity = (raw.astype(np.float32) - 1.0) / 256.0
     with np.errstate(divide="ignore"):
         depth = np.where(raw > 0, baseline * fx / np.maximum(disparity, 1e-6), np.nan)

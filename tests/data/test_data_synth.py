@@ -543,3 +543,148 @@ def test_an_annotated_image_of_another_size_than_recorded_is_refused(scene, tmp_
         "first (lcp data convert coco), which writes the images as they are read"
     )
     assert not (tmp_path / "fog").exists() and not (tmp_path / "fog.json").exists()
+
+
+def save_npz_as_npy(path: Path) -> None:
+    np.savez(path.with_suffix(".npz"), depth=np.full((32, 48), 30.0, np.float32))
+    path.with_suffix(".npz").rename(path)
+
+
+@pytest.mark.parametrize(
+    "name, write, problem",
+    [
+        (
+            "flat0.npy",
+            lambda p: p.write_bytes(b"not numpy"),
+            "not a readable .npy depth map (This file contains pickled",
+        ),
+        (
+            "flat0.npy",
+            lambda p: (np.save(p, np.full((32, 48), 30.0, np.float32)), p.write_bytes(p.read_bytes()[:200])),
+            "not a readable .npy depth map (Failed to read all data",
+        ),
+        ("flat0.npy", save_npz_as_npy, "not a readable .npy depth map (a NpzFile, not one array)"),  # was a traceback
+        ("flat0.npy", lambda p: np.save(p, np.full((32, 48, 1), 30.0)), "depth map must be 2-D, got shape (32, 48, 1)"),
+        (
+            "flat0.png",
+            lambda p: cv2.imwrite(str(p), np.full((32, 48), 30, np.uint8)),
+            "depth png must be single-channel 16-bit (metres * 256)",
+        ),
+        (
+            "flat0.png",
+            lambda p: cv2.imwrite(str(p), np.full((32, 48, 3), 7680, np.uint16)),
+            "depth png must be single-channel 16-bit (metres * 256)",
+        ),
+    ],
+    ids=["not-numpy", "truncated", "npz", "3-d", "8-bit-png", "3-channel-png"],
+)
+def test_a_depth_map_that_is_no_depth_map_is_one_line_and_leaves_nothing(tmp_path, capsys, name, write, problem):
+    flat_images(tmp_path / "clean", [(40, 90, 160)])
+    (tmp_path / "depth").mkdir()
+    write(tmp_path / "depth" / name)
+    assert synth("fog", tmp_path / "clean", tmp_path / "out", "--depth-dir", str(tmp_path / "depth")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"lcp data: error: {tmp_path / 'depth' / name}: {problem}") and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "depth"]
+
+
+def test_an_empty_or_missing_depth_folder_is_refused(tmp_path, capsys):
+    flat_images(tmp_path / "clean", [(40, 90, 160)])
+    (tmp_path / "depth").mkdir()
+    (tmp_path / "depth" / "notes.txt").write_text("depth maps to come\n")
+    assert synth("fog", tmp_path / "clean", tmp_path / "out", "--depth-dir", str(tmp_path / "depth")) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"lcp data: error: {tmp_path / 'depth'}: no .npy or .png depth maps in this folder"
+    )
+    assert synth("fog", tmp_path / "clean", tmp_path / "out", "--depth-dir", str(tmp_path / "none")) == 2
+    assert capsys.readouterr().err.strip() == f"lcp data: error: {tmp_path / 'none'}: depth folder not found"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "depth"]
+
+
+def write_cityscapes_depth(tmp_path: Path, camera: str, disparity_dtype=np.uint16) -> Path:
+    flat_images(tmp_path / "clean", [(30, 60, 200)])
+    (tmp_path / "clean" / "flat0.png").rename(tmp_path / "clean" / "aachen_000000_000019_leftImg8bit.png")
+    (tmp_path / "disparity").mkdir()
+    (tmp_path / "camera").mkdir()
+    raw = np.full((32, 48), 0.2 * 2000.0 / 50.0 * 256 + 1).astype(disparity_dtype)  # 50 m
+    cv2.imwrite(str(tmp_path / "disparity" / "aachen_000000_000019_disparity.png"), raw)
+    path = tmp_path / "camera" / "aachen_000000_000019_camera.json"
+    path.write_text(camera)
+    return path
+
+
+def synth_cityscapes(tmp_path: Path) -> int:
+    folders = ["--disparity-dir", str(tmp_path / "disparity"), "--camera-dir", str(tmp_path / "camera")]
+    return synth("fog", tmp_path / "clean", tmp_path / "fog", *folders, "--beta", "0.01")
+
+
+@pytest.mark.parametrize(
+    "camera, problem",
+    [
+        ("{not json", "not a Cityscapes camera json (JSONDecodeError("),
+        ('{"extrinsic": {}, "intrinsic": {"fx": 2000}}', "not a Cityscapes camera json (KeyError('baseline'))"),
+        ('{"extrinsic": {"baseline": "wide"}, "intrinsic": {"fx": 2000}}', "not a Cityscapes camera json (ValueError("),
+        # each of these synthesised an image, exit 0: no fog at all, a transmission of 3, the far
+        # limit everywhere, a 1 m baseline
+        ('{"extrinsic": {"baseline": 0}, "intrinsic": {"fx": 2000}}', "extrinsic.baseline is 0; a Cityscapes camera"),
+        ('{"extrinsic": {"baseline": -0.2}, "intrinsic": {"fx": 2000}}', "extrinsic.baseline is -0.2; a Cityscapes"),
+        ('{"extrinsic": {"baseline": NaN}, "intrinsic": {"fx": 2000}}', "extrinsic.baseline is nan; a Cityscapes"),
+        ('{"extrinsic": {"baseline": true}, "intrinsic": {"fx": 2000}}', "extrinsic.baseline is True; a Cityscapes"),
+        ('{"extrinsic": {"baseline": 0.2}, "intrinsic": {"fx": 0}}', "intrinsic.fx is 0; a Cityscapes camera json"),
+    ],
+    ids=["not-json", "no-baseline", "text-baseline", "zero", "negative", "nan", "boolean", "zero-fx"],
+)
+def test_a_bad_camera_json_is_one_line_and_leaves_nothing(tmp_path, capsys, camera, problem):
+    path = write_cityscapes_depth(tmp_path, camera)
+    assert synth_cityscapes(tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"lcp data: error: {path}: {problem}") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "fog").exists()
+
+
+def test_an_8_bit_disparity_png_is_refused_not_read_as_far_away(tmp_path, capsys):
+    write_cityscapes_depth(tmp_path, '{"extrinsic": {"baseline": 0.2}, "intrinsic": {"fx": 2000}}', np.uint8)
+    assert synth_cityscapes(tmp_path) == 2
+    disparity = tmp_path / "disparity" / "aachen_000000_000019_disparity.png"
+    assert capsys.readouterr().err.strip() == (
+        f"lcp data: error: {disparity}: not a single-channel 16-bit disparity png (256 * disparity + 1)"
+    )
+    assert not (tmp_path / "fog").exists()
+
+
+@pytest.mark.parametrize("horizon", ["1", "-0.1", "nan"])
+def test_a_horizon_outside_the_image_is_refused(scene, tmp_path, capsys, horizon):
+    assert synth("fog", scene / "clean", tmp_path / "out", "--horizon", horizon) == 2
+    assert capsys.readouterr().err.strip() == f"lcp data: error: --horizon: must be in [0, 1), got {float(horizon)}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_horizon_and_quality_options_shape_the_output(tmp_path):
+    flat_images(tmp_path / "clean", [(40, 90, 160)])
+    beta, transmissions, sizes = 0.02, {}, {}
+    for horizon, quality in (("0.2", "95"), ("0.7", "20")):
+        out = tmp_path / horizon
+        options = ["--horizon", horizon, "--quality", quality, "--beta", str(beta)]
+        assert synth("fog", tmp_path / "clean", out, *options) == 0
+        sidecar = json.loads((out / "synthesis.json").read_text())
+        assert sidecar["depth"]["horizon"] == float(horizon) and sidecar["jpeg_quality"] == int(quality)
+        [record] = sidecar["images"].values()
+        expected = np.exp(-beta * ground_plane_depth(32, 48, 5.0, 300.0, float(horizon))).mean()
+        assert record["mean_transmission"] == pytest.approx(expected, abs=1e-4)
+        transmissions[horizon] = record["mean_transmission"]
+        sizes[quality] = (out / "flat0_foggy_beta_0.02.jpg").stat().st_size
+    assert transmissions["0.7"] < transmissions["0.2"]  # a horizon further down: more far sky above it
+    assert sizes["20"] < sizes["95"]
+
+
+def test_an_existing_ann_out_is_kept_without_overwrite(scene, tmp_path, capsys):
+    ann_out = tmp_path / "fog_train.json"
+    ann_out.write_text("mine\n")
+    ann = ["--ann", str(scene / "annotations" / "clean_train.json"), "--ann-out", str(ann_out)]
+    assert synth("fog", scene / "clean", tmp_path / "fog", *ann) == 2
+    assert (
+        capsys.readouterr().err.strip() == f"lcp data: error: {ann_out}: already exists; remove it or pass --overwrite"
+    )
+    assert ann_out.read_text() == "mine\n" and sorted(p.name for p in tmp_path.iterdir()) == ["fog_train.json"]
+    assert synth("fog", scene / "clean", tmp_path / "fog", *ann, "--overwrite") == 0
+    assert json.loads(ann_out.read_text())["images"][0]["file_name"].endswith("_foggy_beta_0.02.jpg")
