@@ -304,3 +304,37 @@ def test_a_data_yaml_that_is_not_yaml_is_one_line_with_its_line_and_column(yolo,
         f"lcp data: error: {yolo}/data.yaml:3:1: not valid YAML: while parsing a flow sequence: "
         "expected ',' or ']', but got '<stream end>'"
     ), stderr
+
+
+@pytest.mark.parametrize(
+    "names, problem",
+    [
+        ("boat", "`names:` must be a list of names or a mapping of class ids (0, 1, ...) to names"),
+        ("{'0': boat, '1': buoy}", "`names:` must be a list of names or a mapping of class ids (0, 1, ...) to names"),
+        ("{true: boat, 1: buoy}", "`names:` must be a list of names or a mapping of class ids (0, 1, ...) to names"),
+        ("[]", "no class names"),
+        ("{}", "no class names"),
+        # each became a class named by Python's text of it: "['boat']", "None", "True", "{'a': 1}"
+        ("[[boat], buoy]", "`names:` gives class id 0 the name ['boat'], not a name"),
+        ("[boat, ~]", "`names:` gives class id 1 the name None, not a name"),
+        ("[yes, no]", "`names:` gives class id 0 the name True, not a name"),
+        ("{0: {a: 1}, 1: buoy}", "`names:` gives class id 0 the name {'a': 1}, not a name"),
+    ],
+    ids=["text", "text-ids", "boolean-id", "empty-list", "empty-mapping", "nested", "null", "yes-no", "mapping"],
+)
+def test_a_data_yaml_names_of_the_wrong_type_or_none_are_refused(tmp_path, capsys, names, problem):
+    src = tmp_path / "set"
+    write_pair(src, "a", src, "0 0.25 0.5 0.5 0.4\n1 0.5 0.5 0.1 0.1\n")
+    (src / "data.yaml").write_text(f"names: {names}\n")
+    code, _, stderr = convert(capsys, "yolo", src, tmp_path / "scene", "--test-fraction", "0")
+    assert code == 2 and stderr.strip().startswith(f"lcp data: error: {src / 'data.yaml'}: {problem}"), stderr
+    assert len(stderr.strip().splitlines()) == 1 and not (tmp_path / "scene").exists()
+
+
+def test_numbers_in_a_data_yaml_names_are_class_names(tmp_path, capsys):
+    src = tmp_path / "set"
+    write_pair(src, "a", src, "0 0.25 0.5 0.5 0.4\n1 0.5 0.5 0.1 0.1\n")
+    (src / "data.yaml").write_text("names: [7, 2.5]\n")
+    code, _, stderr = convert(capsys, "yolo", src, tmp_path / "scene", "--test-fraction", "0", "--workers", "1")
+    assert code == 0, stderr
+    assert category_names(load_coco(tmp_path / "scene/annotations/images_train.json")) == ["7", "2.5"]

@@ -81,8 +81,17 @@ def read_names(path: Path) -> dict[int, str]:
         names = data.get("names") if isinstance(data, dict) else None
         if isinstance(names, list):
             names = dict(enumerate(names))
-        if not isinstance(names, dict) or not all(isinstance(k, int) and k >= 0 for k in names):
+        if not isinstance(names, dict) or not all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in names
+        ):
             raise LCPError(f"{path}: `names:` must be a list of names or a mapping of class ids (0, 1, ...) to names")
+        for class_id, name in names.items():
+            # a number names a class as its text does; YAML reads yes/no/on/off as booleans, ~ as null
+            if not isinstance(name, str | int | float) or isinstance(name, bool):
+                raise LCPError(
+                    f"{path}: `names:` gives class id {class_id} the name {name!r}, not a name; "
+                    "write each name as text (in quotes if YAML reads it otherwise)"
+                )
         names = {k: str(v).strip() for k, v in sorted(names.items())}
     if not names:
         raise LCPError(f"{path}: no class names")
