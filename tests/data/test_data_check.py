@@ -706,3 +706,159 @@ def test_a_clean_image_no_low_quality_image_pairs_with_is_named(scene):
     assert [(Path(item["file"]).name, item["detail"]) for item in items] == [
         ("unpaired.jpg", "no low-quality image pairs with it")
     ]
+
+
+def test_a_clean_image_in_two_formats_or_another_than_the_sidecar_s_source_does_not_pair(scene):
+    """The clean images of a refused pair were also warned about as having no low-quality
+    image, which their own low-quality image's error contradicts."""
+    shutil.copyfile(scene / "clean" / "demo_000001.jpg", scene / "clean" / "demo_000001.png")
+    sidecar = scene / "lowq" / "synthesis.json"
+    data = json.loads(sidecar.read_text())
+    data["images"][lowq_name(2)]["source"] = "demo_000003.jpg"
+    sidecar.write_text(json.dumps(data))
+    code, report = check(scene)
+    assert code == 2 and set(report["errors"]) == {"ambiguous_pair", "mispaired"}
+    [ambiguous] = report["errors"]["ambiguous_pair"]["items"]
+    assert (Path(ambiguous["file"]).name, ambiguous["detail"]) == (
+        lowq_name(1),
+        "several clean images: demo_000001.jpg, demo_000001.png",
+    )
+    [mispaired] = report["errors"]["mispaired"]["items"]
+    assert (Path(mispaired["file"]).name, mispaired["detail"]) == (
+        lowq_name(2),
+        "synthesis.json says it was made from demo_000003.jpg, its name pairs it with demo_000002.jpg",
+    )
+    assert report["counts"]["pairs"] == 6 and "clean_without_lowq" not in report["warnings"]
+
+
+def test_an_image_listed_twice_in_an_annotation_file_is_named(scene):
+    def list_twice(coco):
+        coco["images"][1]["file_name"] = coco["images"][0]["file_name"]
+
+    train = scene / "annotations" / "lowq_train.json"
+    edit(train, list_twice)
+    name = json.loads(train.read_text())["images"][0]["file_name"]
+    code, report = check(scene)
+    assert code == 2
+    assert [(item["file"], item["detail"]) for item in report["errors"]["duplicate_file_name"]["items"]] == [
+        (str(train), f"{name} is listed twice")
+    ]
+
+
+def test_a_degradation_other_than_the_sidecar_s_is_named_and_an_unknown_one_refused(scene, capsys):
+    code, report = check(scene, "--degradation", "rain")
+    assert code == 2 and report["degradation"] == "rain"
+    [mismatch] = report["errors"]["degradation_mismatch"]["items"]
+    assert mismatch == {
+        "file": str(scene / "lowq" / "synthesis.json"),
+        "detail": "the sidecar says fog, --degradation says rain",
+    }
+    assert report["errors"]["unpaired_lowq"]["count"] == 8  # foggy names: no rain image pairs
+    sidecar = scene / "lowq" / "synthesis.json"
+    edit(sidecar, lambda data: data.update(degradation="snow"))
+    capsys.readouterr()
+    report = scene.parent / "snow.json"
+    argv = ["data", "check", "--lowq", str(scene / "lowq"), "--clean", str(scene / "clean")]
+    assert lcp([*argv, "--report", str(report), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == f"lcp data: error: {sidecar}: unknown degradation 'snow'"
+    assert not report.exists()
+
+
+def test_an_image_far_wider_than_high_is_compared_not_a_traceback(tmp_path):
+    """Downscaled to the comparison size, a 6000x4 image had 0 rows: OpenCV's assertion."""
+    import numpy as np
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        cv2.imwrite(str(clean / f"{name}.png"), rng.integers(0, 256, (4, 6000, 3), dtype=np.uint8))
+    synth = ["data", "synth", "fog", "--src", str(clean), "--out", str(tmp_path / "fog"), "--workers", "1"]
+    assert lcp([*synth, "--no-progress"]) == 0
+    argv = ["data", "check", "--lowq", str(tmp_path / "fog"), "--clean", str(clean), "--workers", "1"]
+    report = tmp_path / "r.json"
+    lcp([*argv, "--report", str(report), "--no-progress"])
+    result = json.loads(report.read_text())
+    assert "content_mismatch" not in result["errors"]
+    assert all(entry["measured"] is not None for entry in result["images"].values())
+    a, b = tmp_path / "fog" / "a_foggy_beta_0.02.jpg", tmp_path / "fog" / "b_foggy_beta_0.02.jpg"
+    a.rename(tmp_path / "t.jpg")
+    b.rename(a)
+    (tmp_path / "t.jpg").rename(b)
+    assert lcp([*argv, "--report", str(report), "--no-progress"]) == 2
+    assert failing_files(json.loads(report.read_text()), "content_mismatch") == {a.name, b.name}
+
+
+# Images larger than the scene comparison size, as every real set (Cityscapes: 2048x1024) is.
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory) -> Path:
+    """Two 2048x1024 street-like frames (two shapes scenes side by side) with their depth,
+    and fog synthesised from them with that depth."""
+    import numpy as np
+
+    from lcp.data.depth import encode_depth_png
+    from lcp.data.shapes_scene import render_scene
+
+    root = tmp_path_factory.mktemp("large")
+    (root / "clean").mkdir()
+    (root / "depth").mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        left, right = render_scene(1024, rng), render_scene(1024, rng)
+        cv2.imwrite(str(root / "clean" / f"frame_{index}.png"), np.concatenate([left.image, right.image], axis=1))
+        depth = np.concatenate([left.depth, right.depth], axis=1)
+        (root / "depth" / f"frame_{index}.png").write_bytes(encode_depth_png(depth))
+    synth = ["data", "synth", "fog", "--src", str(root / "clean"), "--out", str(root / "fog"), "--beta", "0.01"]
+    depth = ["--depth-dir", str(root / "depth"), "--near", "3", "--far", "150"]
+    assert lcp([*synth, *depth, "--workers", "1", "--no-progress"]) == 0
+    return root
+
+
+def check_large(lowq: Path, clean: Path) -> tuple[int, dict]:
+    report = lowq.parent / "large.json"
+    argv = ["data", "check", "--lowq", str(lowq), "--clean", str(clean), "--report", str(report)]
+    code = lcp([*argv, "--workers", "1", "--no-progress"])
+    return code, json.loads(report.read_text())
+
+
+def test_large_images_are_compared_downscaled_as_they_would_be_at_full_size(large, monkeypatch):
+    from lcp.data.check import pairs
+    from lcp.data.degradations import DEGRADATIONS
+    from lcp.data.images import read_image, to_float
+
+    assert cv2.imread(str(large / "clean" / "frame_0.png")).shape[:2] == (1024, 2048)
+    assert 2048 > pairs.SCENE_COMPARISON_SIZE
+    code, report = check_large(large / "fog", large / "clean")
+    assert code == 0 and report["errors"] == {} and report["counts"]["pairs"] == 2
+    assert 0.85 < report["degradation_summary"]["by_variant"]["beta_0.01"]["mean"] < 0.95
+
+    sidecar = json.loads((large / "fog" / "synthesis.json").read_text())["images"]
+    fog = DEGRADATIONS["fog"]
+    clean = {name: to_float(read_image(large / "clean" / name)) for name in ("frame_0.png", "frame_1.png")}
+    correlations = {}
+    for size in (pairs.SCENE_COMPARISON_SIZE, 4096):
+        monkeypatch.setattr(pairs, "SCENE_COMPARISON_SIZE", size)
+        for name, record in sidecar.items():
+            lowq = fog.structure(to_float(read_image(large / "fog" / name)), record)
+            for source, image in clean.items():
+                correlation = pairs.scene_correlation(fog.structure(image, record), lowq)
+                correlations.setdefault((name, source == record["source"]), []).append(correlation)
+    for (name, own), (downscaled, full) in correlations.items():
+        assert abs(downscaled - full) < 0.05, (name, own, downscaled, full)
+        assert (downscaled >= pairs.MIN_SCENE_CORRELATION) == own, (name, own, downscaled)
+
+
+def test_large_images_swapped_or_undegraded_are_flagged(large, tmp_path):
+    fog = Path(shutil.copytree(large / "fog", tmp_path / "fog"))
+    a, b = fog / "frame_0_foggy_beta_0.01.jpg", fog / "frame_1_foggy_beta_0.01.jpg"
+    a.rename(tmp_path / "t.jpg")
+    b.rename(a)
+    (tmp_path / "t.jpg").rename(b)
+    code, report = check_large(fog, large / "clean")
+    assert code == 2 and failing_files(report, "content_mismatch") == {a.name, b.name}
+    shutil.copyfile(large / "fog" / a.name, a)
+    cv2.imwrite(str(b), cv2.imread(str(large / "clean" / "frame_1.png")))
+    code, report = check_large(fog, large / "clean")
+    assert code == 2 and set(report["errors"]) == {"not_degraded"} and failing_files(report, "not_degraded") == {b.name}

@@ -45,6 +45,7 @@ def pair_images(
         if not candidates:
             findings.error("unpaired_lowq", lowq, f"no clean image {clean_stem}.jpg/.png")
             continue
+        used.update(candidates)  # named by this image's error if it does not pair, not as without one
         if len(candidates) > 1:
             findings.error("ambiguous_pair", lowq, "several clean images: " + ", ".join(p.name for p in candidates))
             continue
@@ -56,7 +57,6 @@ def pair_images(
                 f"{SIDECAR_NAME} says it was made from {record.get('source')}, its name pairs it with {clean.name}",
             )
             continue
-        used.add(clean)
         label = "_".join(f"{k}_{v}" for k, v in params.items())
         pairs.append((lowq, clean, label))
     for clean in clean_images:
@@ -139,7 +139,7 @@ def scene_correlation(clean: np.ndarray, lowq: np.ndarray) -> float:
     longest = max(clean.shape[:2])
     if longest > SCENE_COMPARISON_SIZE:  # the scene's layout shows at this size; finer costs seconds
         factor = SCENE_COMPARISON_SIZE / longest
-        size = (round(clean.shape[1] * factor), round(clean.shape[0] * factor))
+        size = (max(1, round(clean.shape[1] * factor)), max(1, round(clean.shape[0] * factor)))
         clean, lowq = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (clean, lowq))
     scale = max(clean.shape[:2]) / 256.0
 
