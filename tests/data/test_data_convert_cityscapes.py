@@ -184,3 +184,80 @@ def test_a_class_the_rainy_subset_lacks_is_a_warning(cityscapes, capsys):
     )
     assert code == 0, stderr
     assert "class 'train' has no box on the Rainy Cityscapes images" in stderr
+
+
+def test_a_missing_gtfine_split_folder_leaves_that_split_out_and_says_so(cityscapes, capsys):
+    import shutil
+
+    shutil.rmtree(cityscapes["root"] / "gtFine" / "val")
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--workers", "1")
+    assert code == 0, stderr
+    assert f"warning: {cityscapes['root'] / 'gtFine' / 'val'}: no gtFine/val folder: the test split stays empty" in (
+        stderr
+    )
+    assert list(boxes_by_file(load_coco(cityscapes["out"] / "annotations/city_images_train.json"))) == [
+        f"{TRAIN_FRAME}_leftImg8bit.jpg"
+    ]
+    assert not (cityscapes["out"] / "annotations/city_images_test.json").exists()
+
+
+def test_a_frame_annotated_twice_is_refused(cityscapes, capsys):
+    again = write_polygons(cityscapes["root"], "val", TRAIN_FRAME, VAL_OBJECTS)
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--workers", "1")
+    first = cityscapes["root"] / "gtFine" / "train" / "aachen" / f"{TRAIN_FRAME}_gtFine_polygons.json"
+    assert code == 2 and stderr.strip() == (
+        f"lcp data: error: {again}: frame {TRAIN_FRAME} is annotated twice (also {first})"
+    )
+    assert not cityscapes["out"].exists()
+
+
+def test_a_polygon_without_points_is_skipped_with_a_warning(cityscapes, capsys):
+    path = write_polygons(cityscapes["root"], "val", VAL_FRAME, [*VAL_OBJECTS, {"label": "car", "polygon": []}])
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--workers", "1")
+    assert code == 0, stderr
+    assert f"warning: {path}: object 3 (car): polygon without points, skipped" in stderr
+    test = load_coco(cityscapes["out"] / "annotations/city_images_test.json")
+    assert [label for label, _, _ in boxes_by_file(test)[f"{VAL_FRAME}_leftImg8bit.jpg"]] == ["bus", "rider"]
+
+
+def test_rainy_variants_selected_by_beta_and_drop_size(cityscapes, capsys):
+    rainy = cityscapes["rainy"] / "train" / "aachen"
+    for beta, dropsize in (("0.015", "0.01"), ("0.005", "0.002")):
+        name = f"{TRAIN_FRAME}_leftImg8bit_rain_alpha_0.01_beta_{beta}_dropsize_{dropsize}_pattern_1.png"
+        write_image(rainy / name, WIDTH, HEIGHT)
+
+    def variants(*options: str) -> list[str]:
+        code, _, stderr = convert(
+            capsys, "cityscapes", cityscapes["root"], cityscapes["out"], "--rainy", rainy.parent.parent, *options
+        )
+        assert code == 0, stderr
+        names = boxes_by_file(load_coco(cityscapes["out"] / "annotations/rainy_city_images_train.json"))
+        return sorted(name.split("_rain_")[1] for name in names)
+
+    assert variants("--rain-beta", "0.015", "--workers", "1") == ["alpha_0.01_beta_0.015_dropsize_0.01_pattern_1.jpg"]
+    assert variants("--rain-dropsize", "0.002", "--overwrite") == ["alpha_0.01_beta_0.005_dropsize_0.002_pattern_1.jpg"]
+    assert variants("--rain-beta", "0.005", "--rain-dropsize", "0.01", "0.002", "--overwrite") == [
+        "alpha_0.01_beta_0.005_dropsize_0.002_pattern_1.jpg",
+        "alpha_0.01_beta_0.005_dropsize_0.01_pattern_1.jpg",
+        "alpha_0.01_beta_0.005_dropsize_0.01_pattern_2.jpg",
+    ]
+    none = cityscapes["out"].parent / "none"
+    code, _, stderr = convert(
+        capsys, "cityscapes", cityscapes["root"], none, "--rainy", cityscapes["rainy"], "--rain-beta", "0.02"
+    )
+    assert code == 2 and stderr.strip() == (
+        f"lcp data: error: {cityscapes['rainy']}: no Rainy Cityscapes images of annotated frames (with the chosen "
+        "variant)"
+    )
+    assert not none.exists()
+
+
+def test_a_file_whose_beta_is_no_number_is_not_taken_for_an_image_of_the_set(cityscapes, capsys):
+    # "0.0.1" matched the name pattern and float() raised a traceback
+    stray = cityscapes["foggy"] / "train" / "aachen" / f"{TRAIN_FRAME}_leftImg8bit_foggy_beta_0.0.1.png"
+    write_image(stray, WIDTH, HEIGHT)
+    files = ("--foggy", cityscapes["foggy"], "--beta", "0.01", "--workers", "1")
+    code, _, stderr = convert(capsys, "cityscapes", cityscapes["root"], cityscapes["out"], *files)
+    assert code == 0, stderr
+    assert f"warning: {stray}: file not named like Foggy Cityscapes images, ignored" in stderr
+    assert len(list((cityscapes["out"] / "foggy_city_images").glob("*.jpg"))) == 2

@@ -54,10 +54,11 @@ FOGGY_BETAS = (0.005, 0.01, 0.02)
 
 ANNOTATION_SUFFIX = "_gtFine_polygons.json"
 CLEAR_PATTERN = re.compile(r"^(?P<frame>.+)_leftImg8bit\.png$")
-FOGGY_PATTERN = re.compile(r"^(?P<frame>.+)_leftImg8bit_foggy_beta_(?P<beta>[0-9.]+)\.png$")
+NUMBER = r"[0-9]*\.?[0-9]+"  # a name with "0.0.1" in its place is no image of the set, not a traceback
+FOGGY_PATTERN = re.compile(rf"^(?P<frame>.+)_leftImg8bit_foggy_beta_(?P<beta>{NUMBER})\.png$")
 RAINY_PATTERN = re.compile(
-    r"^(?P<frame>.+)_leftImg8bit_rain_alpha_(?P<alpha>[0-9.]+)_beta_(?P<beta>[0-9.]+)"
-    r"_dropsize_(?P<dropsize>[0-9.]+)_pattern_(?P<pattern>[0-9]+)\.png$"
+    rf"^(?P<frame>.+)_leftImg8bit_rain_alpha_(?P<alpha>{NUMBER})_beta_(?P<beta>{NUMBER})"
+    rf"_dropsize_(?P<dropsize>{NUMBER})_pattern_(?P<pattern>[0-9]+)\.png$"
 )
 
 
