@@ -120,8 +120,20 @@ def test_resplit_pools_both_files(source, capsys):
         (lambda d: d.pop("categories"), "`categories` must be a list"),
         (lambda d: d["annotations"][0].update(iscrowd="0"), "annotations[0]: `iscrowd` is '0', expected 0 or 1"),
         (lambda d: d["annotations"][0].update(ignore=2), "annotations[0]: `ignore` is 2, expected 0 or 1"),
+        (lambda d: d["images"][1].update(id=1), "images[1]: image id 1 appears twice"),
+        (lambda d: d["categories"][1].update(id=5), "categories[1]: category id 5 appears twice"),
     ],
-    ids=["missing-image", "unknown-image", "unknown-category", "short-bbox", "no-categories", "text-crowd", "ignore-2"],
+    ids=[
+        "missing-image",
+        "unknown-image",
+        "unknown-category",
+        "short-bbox",
+        "no-categories",
+        "text-crowd",
+        "ignore-2",
+        "image-id-twice",
+        "category-id-twice",
+    ],
 )
 def test_malformed_coco_names_file_and_entry(source, capsys, edit, message):
     import json
@@ -130,7 +142,8 @@ def test_malformed_coco_names_file_and_entry(source, capsys, edit, message):
     edit(data)
     write_json(source["train"], data)
     code, _, stderr = convert(capsys, "coco", source["images"], source["out"], "--train", source["train"])
-    assert code == 2 and str(source["train"]) in stderr and message in stderr
+    assert code == 2 and stderr.strip().startswith(f"lcp data: error: {source['train']}: ") and message in stderr
+    assert len(stderr.strip().splitlines()) == 1 and not source["out"].exists()
 
 
 def test_image_in_both_files_is_an_error(source, capsys):
@@ -300,3 +313,37 @@ def test_a_climbing_file_name_below_a_linked_images_folder_climbs_out_of_the_lin
     code, _, stderr = convert(capsys, *argv, "--test-fraction", "0", "--classes", "car")
     assert code == 0, stderr
     assert sorted(path.name for path in (tmp_path / "scene/images").glob("*.jpg")) == ["a.jpg", "b.jpg"]
+
+
+def test_without_train_or_test_json_nothing_is_converted(source, capsys):
+    code, _, stderr = convert(capsys, "coco", source["images"], source["out"])
+    assert code == 2 and stderr.strip() == f"lcp data: error: {source['images']}: give --train JSON and/or --test JSON"
+    assert not source["out"].exists()
+
+
+def test_a_box_entirely_outside_its_image_is_dropped_and_said(source, capsys):
+    # a recorded size equal to the image's: no labelling at another size explains the box
+    write_json(source["train"], coco_file([(1, "day/x.png")], [(1, 5, [40, 2, 5, 5]), (1, 5, [1, 2, 10, 5])]))
+    files = ("--train", source["train"], "--classes", "car")
+    code, _, stderr = convert(capsys, "coco", source["images"], source["out"], *files)
+    assert code == 0, stderr
+    assert (
+        f"warning: {source['train']}: annotations[0] (car) (image 32x24): images: box entirely outside the image, "
+        "dropped"
+    ) in stderr
+    train = load_coco(source["out"] / "annotations/images_train.json")
+    assert boxes_by_file(train) == {"x.jpg": [("car", [1.0, 2.0, 10.0, 5.0], 0)]}
+
+
+def test_a_test_list_entry_that_matches_no_image_is_named(source, tmp_path, capsys):
+    test_list = tmp_path / "test.txt"
+    test_list.write_text("y.jpg\nz.jpg\n")
+    files = ("--train", source["train"], "--test", source["test"], "--test-list", test_list)
+    code, _, stderr = convert(capsys, "coco", source["images"], source["out"], *files, "--workers", "1")
+    assert code == 0, stderr
+    assert f"warning: {test_list}: z: test-list entry matches no converted image, ignored" in stderr
+    assert list(boxes_by_file(load_coco(source["out"] / "annotations/images_test.json"))) == ["y.jpg"]
+    assert sorted(boxes_by_file(load_coco(source["out"] / "annotations/images_train.json"))) == [
+        "day__x_png.jpg",
+        "night__x_png.jpg",
+    ]

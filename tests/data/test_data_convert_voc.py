@@ -132,3 +132,36 @@ def test_a_turned_photo_whose_size_says_it_was_labelled_unturned_is_refused(tmp_
     assert code == 2
     assert f"{tmp_path / 'VOC/a.xml'} records 32x24, the size of its stored pixels" in stderr
     assert f"b.jpg: {tmp_path / 'VOC/b.xml'} records 80x60, the image is 40x30" in stderr  # a warning
+
+
+def test_an_object_without_bndbox_and_two_xml_files_of_one_stem_are_refused(voc, tmp_path, capsys):
+    xml = voc / "Annotations/2008_000003.xml"
+    xml.write_text("<annotation><object><name>dog</name><difficult>0</difficult></object></annotation>")
+    code, _, stderr = convert(capsys, "voc", voc, tmp_path / "a")
+    assert code == 2 and stderr.strip() == f"lcp data: error: {xml}: object 1 (dog): no <bndbox>"
+    write_voc_xml(xml, "2008_000003.jpg", [("dog", 4, 4, 10, 22)])
+    other = voc / "Annotations/extra/2008_000003.xml"
+    write_voc_xml(other, "2008_000003.jpg", [("cat", 1, 1, 5, 5)])  # which one labels the image?
+    code, _, stderr = convert(capsys, "voc", voc, tmp_path / "b")
+    assert code == 2 and stderr.strip() == (
+        f"lcp data: error: {other}: same stem as {xml}; images and xml files are paired by stem, "
+        "so stems must be unique"
+    )
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_images_and_annotations_folders_given_as_options(voc, tmp_path, capsys):
+    """A set whose folders are not named JPEGImages/Annotations: each kind is taken from its own
+    folder only (the segmentation PNGs of the same stems stay out)."""
+    (voc / "JPEGImages").rename(voc / "pictures")
+    (voc / "Annotations").rename(voc / "labels")
+    write_image(voc / "labels/stray.png")  # an image among the xml files
+    folders = ("--images", voc / "pictures", "--annotations", voc / "labels")
+    code, _, stderr = convert(capsys, "voc", voc, tmp_path / "scene", *folders, "--test-fraction", "0")
+    assert code == 0, stderr
+    assert f"{voc / 'labels/stray.png'}: .png file, neither an image nor a VOC xml, ignored" in stderr
+    train = load_coco(tmp_path / "scene/annotations/images_train.json")
+    assert sorted(boxes_by_file(train)) == [f"2008_00000{i}.jpg" for i in range(1, 5)]
+    assert sorted(category_names(train)) == ["bird", "cat", "dog"]
+    code, _, stderr = convert(capsys, "voc", voc, tmp_path / "other", "--images", voc / "JPEGImages")
+    assert code == 2 and stderr.strip() == f"lcp data: error: {voc / 'JPEGImages'}: not a folder"
