@@ -5,9 +5,10 @@ mmdet's build_ddp accepts CUDA devices only and uses mmcv's MMDistributedDataPar
 whose train_step predates PyTorch 2 (see lcp/apis/distributed.py); everything else -
 data loaders, optimizer, runner, hooks, fp16 (Fp16OptimizerHook from the config's `fp16`),
 evaluation, resume - is mmdet's own code path, step for step, but for `load_from`, which
-the caller loads. One hook is added to every run: lcp.hooks.RandomStateHook, which saves the
+the caller loads. Two hooks are added to every run: lcp.hooks.RandomStateHook, which saves the
 random state with each checkpoint and restores it on resume, so that a resumed run ends
-bit-identical to an uninterrupted one.
+bit-identical to an uninterrupted one, and lcp.hooks.DivergenceHook, which stops a training
+whose weights became nan or inf instead of saving them and going on.
 
 Evaluation during training keeps the best checkpoint (mmcv's save_best; `auto` unless the
 config's `evaluation.save_best` says otherwise, `+evaluation.save_best=None` turns it off),
@@ -77,6 +78,7 @@ def train_detector(
     from lcp.apis.distributed import wrap_distributed
     from lcp.apis.resume import restore_best_record
     from lcp.apis.streams import annotation_loading_unprinted
+    from lcp.hooks.divergence import DivergenceHook
     from lcp.hooks.random_state import RandomStateHook
 
     cfg = compat_cfg(cfg)
@@ -133,6 +135,9 @@ def train_detector(
         # before everything else: it restores the state before the epoch's hooks and loader
         # draw, and captures it after the epoch before CheckpointHook saves runner.meta
         runner.register_hook(RandomStateHook(), priority="HIGHEST")
+    if not any(isinstance(hook, DivergenceHook) for hook in runner.hooks):
+        # after OptimizerHook's step (ABOVE_NORMAL), so it sees the weights that step left
+        runner.register_hook(DivergenceHook(), priority="NORMAL")
 
     if validate:
         val_loader_cfg = dict(

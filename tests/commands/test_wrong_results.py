@@ -6,6 +6,7 @@ image, a class without boxes, a negative worker count."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -510,3 +511,22 @@ def test_data_check_fails_a_class_without_boxes(capsys, scene, tmp_path):
         "class 'triangle' has no box in any annotation file"
     ]
     assert "FAILED: 1 error(s): class_without_boxes" in capsys.readouterr().out
+
+
+def test_a_training_whose_weights_became_nan_stops_there_naming_it_and_saves_none_of_them(capsys, workspace, tmp_path):
+    """At lr 50 the losses turn nan within a few epochs; mmcv's runner went on, saved nan weights
+    as epoch_N.pth and latest.pth and exited 0, and their evaluation reported AP 0."""
+    work = tmp_path / "work"
+    data = f"data_root={workspace / 'demo'}/"
+    argv = ["train", PLAIN_TINY, "--work-dir", str(work), "--no-validate", "--cfg-options", data, "optimizer.lr=50"]
+    assert lcp(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    diverged = re.match(r"lcp train: error: training diverged in epoch (\d+), iteration \d+: ", err)
+    assert diverged, err
+    assert "loss nan" in err and "the weights are no longer finite (backbone." in err, err
+    assert "lower the learning rate (optimizer.lr, 50 in this run)" in err, err
+    epoch = int(diverged.group(1))
+    assert sorted(path.name for path in work.glob("epoch_*.pth")) == [f"epoch_{n}.pth" for n in range(1, epoch)][-3:]
+    for path in work.glob("epoch_*.pth"):
+        weights = torch.load(path, map_location="cpu", weights_only=False)["state_dict"].values()
+        assert all(bool(torch.isfinite(value).all()) for value in weights if value.is_floating_point()), path
