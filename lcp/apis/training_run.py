@@ -227,7 +227,13 @@ def train_from_config(request: TrainingRequest) -> TrainedRun:
             cfg.checkpoint_config.meta = dict(mmdet_version=mmdet_version, CLASSES=datasets[0].CLASSES)
         model.CLASSES = datasets[0].CLASSES
 
-        meta = dict(env_info=env_info, config=cfg.pretty_text, seed=seed, exp_name=Path(request.config).name)
+        meta = dict(
+            env_info=env_info,
+            config=cfg.pretty_text,
+            seed=seed,
+            exp_name=Path(request.config).name,
+            deterministic=request.deterministic,  # no config key holds it; the MLflow param reads it here
+        )
         train_detector(
             model,
             datasets,
@@ -265,12 +271,14 @@ def _resume_checkpoint(request: TrainingRequest, cfg, work_dir: Path) -> str | N
         found = find_resume_checkpoint(work_dir)
         if found is not None:
             _check_same_run(request, work_dir, cfg.get("seed"))
-        return str(found) if found else None
-    if cfg.get("resume_from"):
+            return str(found)
+    if cfg.get("resume_from"):  # also under --auto-resume when the work dir holds none, as in mmdet's tool
+        if not Path(cfg.resume_from).is_file():
+            raise LCPError(f"{cfg.resume_from}: checkpoint to resume from (resume_from) does not exist")
         check_resumable(cfg.resume_from)
         return cfg.resume_from
     existing = numbered_checkpoints(work_dir)
-    if existing:
+    if existing and not request.auto_resume:
         raise LCPError(
             f"{work_dir}: already holds checkpoints (newest {existing[0].name}); pass "
             "--auto-resume to continue that run, or choose another --work-dir"
