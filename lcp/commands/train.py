@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--deterministic",
         action="store_true",
-        help="deterministic cuDNN settings (also turns the config's cudnn_benchmark off)",
+        help="deterministic cuDNN settings (also turns the config's cudnn_benchmark off; no effect on a CPU)",
     )
     parser.add_argument(
         "--fp16",

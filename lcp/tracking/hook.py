@@ -155,6 +155,7 @@ class LCPMlflowLoggerHook(LoggerHook):
                     gpus=get_dist_info()[1],
                     cfg=self.cfg,
                     lr=record.optimizer_lr(runner.optimizer),
+                    deterministic=(runner.meta or {}).get("deterministic"),
                 )
             )
             if self.cfg is not None:

@@ -55,11 +55,12 @@ def start_params(
     gpus: int,
     cfg,
     lr: float | None = None,
+    deterministic: bool | None = None,
 ) -> dict[str, Any]:
     """The params of a new training run: its names, seed and gpus, the config's settings and data
     fingerprints (lcp.tracking.params), the degradation records beside the config's training and
     test images, package versions and git state. `lr`, the lr the optimizer was built with
-    (optimizer_lr), replaces the config's."""
+    (optimizer_lr), replaces the config's; `deterministic`: `lcp train --deterministic` (runner.meta's)."""
     import torch
 
     # threads: a CPU training's result depends on torch's thread count (summation order), as on the seed
@@ -83,6 +84,8 @@ def start_params(
             log.warning("MLflow: degradation params not logged: %s", exc)
     if lr is not None:
         params["lr"] = str(lr)
+    if deterministic is not None:  # cuDNN's algorithms: on a GPU as much a part of the result as the seed
+        params["deterministic"] = str(bool(deterministic))
     params.update(run_params.package_versions())
     params.update(run_params.git_state())
     return params
