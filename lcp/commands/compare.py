@@ -63,18 +63,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def since_millis(since: str | None, days: float | None) -> int | None:
     if days is not None:
-        if days <= 0:
-            raise LCPError(f"--days {days}: must be positive")
-        return int((dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).timestamp() * 1000)
+        if not days > 0:  # also NaN
+            raise LCPError(f"--days {days}: must be a positive number of days")
+        try:
+            return int((dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).timestamp() * 1000)
+        except (OverflowError, ValueError):  # inf, or further back than year 1
+            raise LCPError(f"--days {days}: reaches back before year 1; leave --days out for every run") from None
     if since is None:
         return None
     try:
         moment = dt.datetime.fromisoformat(since)
     except ValueError:
         raise LCPError(f"--since {since!r}: not an ISO date/time (e.g. 2026-11-01 or 2026-11-01T12:00)") from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # a naive time means local time
-    return int(moment.timestamp() * 1000)
+    try:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()  # a naive time means local time
+        return int(moment.timestamp() * 1000)
+    except (OverflowError, OSError, ValueError):  # 0001-01-01: converting it to local time steps into year 0
+        raise LCPError(f"--since {since!r}: too early a date for this machine's clock; leave --since out") from None
 
 
 def parse_tags(items: list[str]) -> dict[str, str]:

@@ -4,6 +4,7 @@ the workflow (invocations, artifacts), left out of the action list."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 
@@ -145,8 +146,6 @@ def main_sync(args: argparse.Namespace) -> int:
 
 
 def main_log_artifacts(args: argparse.Namespace) -> int:
-    import os
-
     from lcp.tracking.settings import ENV_TRACKING
 
     if os.environ.get(ENV_TRACKING) == "off":  # a workflow run without tracking
@@ -175,7 +174,7 @@ def main_log_artifacts(args: argparse.Namespace) -> int:
 def main_uri(args: argparse.Namespace) -> int:
     from lcp.tracking import settings
 
-    target = settings.resolve_target(args.tracking_uri)
+    target = settings.check_target(settings.resolve_target(args.tracking_uri))
     print(target.uri)
     if settings.missing_store(target.uri):
         print(
@@ -184,12 +183,40 @@ def main_uri(args: argparse.Namespace) -> int:
         return 0
     if target.uri.startswith(("http://", "https://")):
         print(f"browse: open {target.uri} in a browser", file=sys.stderr)
+        problem = server_unreachable(target.uri)
+        if problem:
+            print(
+                f"not reachable now ({problem}): tracked runs keep what they log in their work dir's "
+                "mlflow-pending/ until it is (lcp tracking sync sends it)",
+                file=sys.stderr,
+            )
     else:
         print(f"browse: {settings.mlflow_ui_command(target.uri)}", file=sys.stderr)
         from lcp.tracking.relocate import warn_if_moved
 
         warn_if_moved(target.uri)
     return 0
+
+
+def server_unreachable(uri: str) -> str | None:
+    """Why nothing answers at the server `uri`, or None when something does (any HTTP status:
+    a server behind a proxy may not serve /health)."""
+    import urllib.error
+    import urllib.request
+
+    from lcp.tracking import settings
+
+    settings.apply_network_defaults()
+    timeout = float(os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except urllib.error.URLError as exc:
+        return str(exc.reason)
+    except (OSError, ValueError) as exc:  # a timeout, a malformed host or port
+        return f"{type(exc).__name__}: {exc}"
 
 
 def main_relocate(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ and writes them.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import sys
@@ -484,6 +485,14 @@ def compare(
     selected = within_plans(selected_runs(runs, trainings), plans)
     table = comparison_table(selected)
     if table.empty:
-        raise LCPError(f"{uri}: no evaluation runs match (tag lcp.step=evaluate with the metric test/AP)")
+        asked = [f"tag {key}={value!r}" for key, value in (tags or {}).items()]
+        if since_ms is not None:
+            started = dt.datetime.fromtimestamp(since_ms / 1000, dt.UTC)
+            asked.append(f"started since {started:%Y-%m-%d %H:%M:%S} UTC")
+        raise LCPError(
+            f"{uri}: no evaluation runs match (tag lcp.step=evaluate with the metric test/AP"
+            + "".join(f", {each}" for each in asked)
+            + ")"
+        )
     sweep_seeds, sweep_summaries = robustness_tables(selected)
     return Comparison(table, seed_rows(selected), sweep_seeds, sweep_summaries)
