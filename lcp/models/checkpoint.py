@@ -123,6 +123,15 @@ def check_resumable(path: str) -> None:
         )
 
 
+def checkpoint_seed(path: str | os.PathLike) -> int | None:
+    """The seed the model in `path` was trained with (meta.seed, which lcp train records), or None
+    when the checkpoint does not say (another tool's, the authors'); reads no weights."""
+    checkpoint = _torch_load(os.fspath(path), mmap=True)
+    meta = checkpoint.get("meta") if isinstance(checkpoint, Mapping) else None
+    seed = meta.get("seed") if isinstance(meta, Mapping) else None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None
+
+
 def _first_line(exc: Exception) -> str:
     lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()  # torch's messages carry colour codes
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"

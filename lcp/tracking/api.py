@@ -3,6 +3,7 @@ start_run, and run_names (the names of a tracked `lcp train` or `lcp test`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -124,12 +125,12 @@ def log_evaluation(
     and test/crux_mask_* with the tags lcp.crux_health "alive"/"collapsed" and lcp.crux_verdict for an
     LCP model's "crux_health"; params: the settings of the config (an mmcv Config or a config file;
     lcp.tracking.params.training_params), its data fingerprints, versions and git state, and the
-    model's training seed from LCP_SEED (also the tag lcp.seed); the test annotation file as a
-    dataset input (context evaluation); the checkpoint path as tag lcp.checkpoint; IoU thresholds
-    other than COCO's (--eval-options iou_thrs) as param iou_thrs and tag lcp.iou_thrs; the eval json,
-    the config and `artifacts` as artifacts. Prints the run's name, id and UI page. Returns the
-    run id (None while the tracking server is unreachable: the run is then kept for `lcp
-    tracking sync` in work_dir, default the eval json's folder).
+    model's training seed from LCP_SEED, else the checkpoint's meta (also the tag lcp.seed); the
+    test annotation file as a dataset input (context evaluation); the checkpoint path as tag
+    lcp.checkpoint; IoU thresholds other than COCO's (--eval-options iou_thrs) as param iou_thrs
+    and tag lcp.iou_thrs; the eval json, the config and `artifacts` as artifacts. Prints the run's
+    name, id and UI page. Returns the run id (None while the tracking server is unreachable: the
+    run is then kept for `lcp tracking sync` in work_dir, default the eval json's folder).
     """
     from lcp.io import read_json, write_json, write_text
     from lcp.tracking import params as run_params
@@ -151,6 +152,14 @@ def log_evaluation(
 
         config = load_config(config)
     work_dir = Path(work_dir) if work_dir else (eval_path.parent if eval_path else Path.cwd())
+    # the evaluated model's training seed: the job's (LCP_SEED), else the checkpoint's own record;
+    # without one, lcp compare took two seeds' evaluations for one model and showed the newer alone
+    seed = settings.job_seed()
+    if seed is None and checkpoint and Path(checkpoint).is_file():
+        from lcp.models.checkpoint import checkpoint_seed
+
+        with contextlib.suppress(LCPError):  # a record of the run, not worth refusing the evaluation for
+            seed = checkpoint_seed(checkpoint)
     run = start_run(
         scene=scene,
         step=step,
@@ -162,6 +171,7 @@ def log_evaluation(
         extra_tags={
             "lcp.checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
             settings.TAG_IOU_THRS: iou_thrs,
+            settings.TAG_SEED: None if seed is None else str(seed),
             **crux_health_tags(metrics.get("crux_health")),
         },
     )
@@ -176,7 +186,6 @@ def log_evaluation(
         params["variant"] = variant
     if iou_thrs:
         params["iou_thrs"] = iou_thrs
-    seed = settings.job_seed()  # the evaluated model's training seed, when the job names it (also tag lcp.seed)
     if seed is not None:
         params["seed"] = seed
     data = (config.get("data") or {}) if config is not None else {}

@@ -244,3 +244,37 @@ def test_seeds_and_severities_the_latest_workflow_run_dropped_are_left_out(tmp_p
         "warning: demo: 5 evaluation runs of seeds or severities its latest workflow run no longer has "
         "(seeds 0, 1; severities beta_0.02) left out"
     ) in err
+
+
+def test_evaluations_outside_the_workflow_carry_their_checkpoints_seed_and_compare_shows_each(
+    tmp_path, server_env, monkeypatch, capsys
+):
+    """`lcp test --track` of two seeds' models outside the workflow (no LCP_SEED) tagged no seed, so
+    lcp compare took them for one model and showed the newer evaluation alone, without a word."""
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("LCP_SEED", raising=False)
+    run_ids = []
+    for seed, ap in ((3, 0.2), (4, 0.3)):
+        checkpoint = tmp_path / f"seed{seed}.pth"
+        torch.save({"state_dict": {}, "meta": {"seed": seed, "epoch": 1}}, checkpoint)
+        run_ids.append(
+            log_evaluation(
+                metrics(ap, ap, ap), scene="own_seeds", method="lcp", checkpoint=str(checkpoint), work_dir=tmp_path
+            )
+        )
+    unrecorded = tmp_path / "authors.pth"
+    torch.save({"state_dict": {}}, unrecorded)  # a checkpoint of another tool: no seed to take
+    run_ids.append(
+        log_evaluation(metrics(0.1, 0.1, 0.1), scene="own_seeds", method="baseline", checkpoint=str(unrecorded))
+    )
+
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    runs = [client.get_run(run_id).data for run_id in run_ids]
+    assert [data.tags.get("lcp.seed") for data in runs] == ["3", "4", None]
+    assert [data.params.get("seed") for data in runs] == ["3", "4", None]
+    assert lcp(["compare", "--out-dir", str(tmp_path / "compare")]) == 0
+    with open(tmp_path / "compare" / "compare_seeds.csv") as file:
+        seeds = sorted((row["method"], row["seed"]) for row in csv.DictReader(file) if row["scene"] == "own_seeds")
+    assert seeds == [("baseline", ""), ("lcp", "3"), ("lcp", "4")]
