@@ -8,7 +8,8 @@ are themselves references work too.
 Every --cfg-options key must already be in the config (mmcv's merge would silently add a
 misspelt one, `optimzer.lr=0.5`, and train without it), and its value must have the kind
 of the value it replaces: see check_cfg_options. A key written with a leading `+`
-(`+fp16.loss_scale=dynamic`) may add settings the config does not have yet.
+(`+fp16.loss_scale=dynamic`) may add settings the config does not have yet, but not a
+top-level key that nothing reads (`+crux_lr_mult=10` in a plain Cascade R-CNN config).
 """
 
 from __future__ import annotations
@@ -190,11 +191,31 @@ def _same_kind(old: Any, new: Any) -> bool:
     return True
 
 
+# The top-level keys that mmdet's training and testing code or lcp's read by name (a `+KEY` may
+# add them); any other key is read only through a ${KEY} reference of the config.
+READ_TOP_LEVEL_KEYS = frozenset(
+    "model data optimizer optimizer_config lr_config momentum_config runner total_epochs checkpoint_config "
+    "log_config evaluation custom_hooks custom_imports fp16 auto_scale_lr workflow dist_params log_level "
+    "load_from resume_from auto_resume work_dir gpu_ids device seed cudnn_benchmark opencv_num_threads "
+    "mp_start_method find_unused_parameters train_cfg test_cfg classes num_classes img_scale data_root".split()
+)
+# Variables of the LCP configs that their model and optimizer refer to; a plain config has none.
+LCP_ONLY_KEYS = ("crux_lr_mult", "kl_loss_weight", "mode_plan")
+
+
+def _referred_to(root: Mapping[str, Any], key: str) -> bool:
+    import re
+
+    pattern = re.compile(r"\$\{" + re.escape(key) + r"[.}]")
+    return any(pattern.search(reference) for reference in _references(root))
+
+
 def check_cfg_options(cfg, cfg_options: Mapping[str, Any], source: str) -> dict[str, Any]:
     """The --cfg-options to merge into `cfg`, each checked against the config as read:
 
     - every part of a KEY must exist (a list's items by number), else one line names the key
-      and the nearest existing one; a KEY written `+KEY` may add what is missing;
+      and the nearest existing one; a KEY written `+KEY` may add what is missing, but not a
+      top-level key that nothing reads (READ_TOP_LEVEL_KEYS, or a ${KEY} of the config);
     - a VALUE must be of the kind of the value it replaces (see _same_kind), and a group of
       settings (a dict) can only be changed key by key.
 
@@ -211,6 +232,14 @@ def check_cfg_options(cfg, cfg_options: Mapping[str, Any], source: str) -> dict[
         parts = key.split(".")
         if not all(parts):
             raise CfgOptionError(source, raw_key, "not a KEY or dotted KEY.SUBKEY (an empty part)")
+        if adding and parts[0] not in root and parts[0] not in READ_TOP_LEVEL_KEYS and not _referred_to(root, parts[0]):
+            lcp_only = " (a setting of LCP configs)" if parts[0] in LCP_ONLY_KEYS else ""
+            raise CfgOptionError(
+                source,
+                raw_key,
+                f"adds {parts[0]}{lcp_only}, which neither mmdet nor lcp reads and no ${{{parts[0]}}} of the config "
+                "refers to, so it would change nothing",
+            )
         node, parent, walked = root, None, []
         for part in parts:
             prefix = ".".join(walked)
@@ -467,3 +496,104 @@ def build_model(cfg, source: str | os.PathLike, **cfgs):
 
     with built_from_settings(source, "model"):
         return build_detector(cfg.model, **cfgs)
+
+
+def _is_count(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _max_epochs(cfg) -> int | None:
+    value = (cfg.get("runner") or {}).get("max_epochs", cfg.get("total_epochs"))
+    return value if _is_count(value, 1) else None
+
+
+def check_training_settings(cfg, source: str) -> None:
+    """Refuse settings under which a training cannot give what it is run for:
+    - a batch or worker count that is no count (a traceback deep in the data loader);
+    - checkpoint_config = None, or an interval with save_last=False that skips the last epoch:
+      mmcv trains on without saving the run's end, the command exits 0, and --auto-resume and
+      the workflow (latest.pth) take an earlier epoch, or find nothing, as its result."""
+    data = cfg.get("data") or {}
+    for group in ("", "train_dataloader.", "val_dataloader.", "test_dataloader."):
+        settings = data.get(group[:-1], {}) if group else data
+        for key, least in (("samples_per_gpu", 1), ("workers_per_gpu", 0)):
+            value = settings.get(key) if isinstance(settings, Mapping) else None
+            if value is not None and not _is_count(value, least) and not _has_reference(value):
+                raise LCPError(
+                    f"{source}: data.{group}{key}={value!r} is not a count; give a whole number of {least} or more"
+                )
+    if "checkpoint_config" in cfg and cfg.checkpoint_config is None:
+        raise LCPError(
+            f"{source}: checkpoint_config=None saves no checkpoint, so the trained weights would be lost; "
+            "keep it, e.g. --cfg-options checkpoint_config.interval=1"
+        )
+    saving, max_epochs = cfg.get("checkpoint_config") or {}, _max_epochs(cfg)
+    if max_epochs is None or not saving.get("by_epoch", True) or saving.get("save_last", True):
+        return
+    interval = saving.get("interval", -1)
+    if not (_is_count(interval, 1) and max_epochs % interval == 0) and not _has_reference(interval):
+        raise LCPError(
+            f"{source}: checkpoint_config.interval={interval!r} with save_last=False saves no checkpoint of the "
+            f"last epoch (runner.max_epochs={max_epochs}), so latest.pth would be an earlier one; drop "
+            "save_last=False or give an interval that divides max_epochs"
+        )
+
+
+def schedule_warnings(cfg, source: str, iters_per_epoch: int | None = None, validate: bool = True) -> list[str]:
+    """Settings that mmcv accepts and that do nothing in this run, one line each: lr steps at or
+    after the last epoch, a warm-up that outlasts the training, an evaluation interval that
+    evaluates no epoch. Each can be deliberate (a short trial run of a longer schedule), so
+    they are said, not refused."""
+    max_epochs = _max_epochs(cfg)
+    if max_epochs is None:
+        return []
+    found = []
+    lr = cfg.get("lr_config") or {}
+    steps = lr.get("step")
+    steps = [steps] if _is_count(steps, 1) else list(steps) if isinstance(steps, (list, tuple)) else []
+    late = [step for step in steps if _is_count(step, max_epochs)]
+    if str(lr.get("policy", "")).lower() == "step" and lr.get("by_epoch", True) and late:
+        found.append(
+            f"{source}: lr_config.step={steps!r}: the lr never decays at {late} (runner.max_epochs={max_epochs}; "
+            f"a step at epoch N applies from epoch N+1)"
+        )
+    warmup = lr.get("warmup_iters") if lr.get("warmup") else None
+    if lr.get("warmup_by_epoch"):
+        total, whole = max_epochs, f"runner.max_epochs={max_epochs}; warmup_by_epoch=True"
+    else:
+        total = max_epochs * iters_per_epoch if iters_per_epoch else None
+        whole = f"runner.max_epochs={max_epochs} x {iters_per_epoch} iterations per epoch = {total} iterations"
+    if _is_count(warmup, 1) and total is not None and warmup >= total:
+        found.append(
+            f"{source}: lr_config.warmup_iters={warmup} outlasts the whole training ({whole}): "
+            "the lr never reaches optimizer.lr"
+        )
+    evaluation = cfg.get("evaluation") or {}
+    interval, start = evaluation.get("interval", 1), evaluation.get("start")
+    if validate and evaluation.get("by_epoch", True) and _is_count(interval, 1):
+        first = start if _is_count(start, 1) else interval  # start=0: the epochs by interval, and before training
+        if first > max_epochs:
+            setting = f"evaluation.interval={interval}" if start is None else f"evaluation.start={start}"
+            found.append(
+                f"{source}: {setting} evaluates none of the {max_epochs} epochs (runner.max_epochs): no validation "
+                "AP and no best checkpoint; lower it, or pass --no-validate to train without evaluation"
+            )
+    return found
+
+
+def check_custom_keys(model, optimizer_cfg: Mapping[str, Any], source: str) -> None:
+    """Refuse an optimizer.paramwise_cfg.custom_keys key that is in no parameter's name: mmcv's
+    DefaultOptimizerConstructor gives a key's lr_mult/decay_mult to the parameters whose dotted
+    name contains it, and one that matches none (a misspelt module) changes nothing, silently."""
+    if optimizer_cfg.get("constructor", "DefaultOptimizerConstructor") != "DefaultOptimizerConstructor":
+        return
+    keys = (optimizer_cfg.get("paramwise_cfg") or {}).get("custom_keys") or {}
+    # mmcv matches against "prefix.name", which is ".name" for a parameter of the top module
+    names = [name if "." in name else f".{name}" for name, _ in model.named_parameters()]
+    for key in keys:
+        if not any(key in name for name in names):
+            modules = [name for name, _ in getattr(model, "module", model).named_children()]
+            raise LCPError(
+                f"{source}: optimizer.paramwise_cfg.custom_keys.{key} is in no parameter's name, so its "
+                f"{dict(keys[key])} would apply to nothing; the model's modules are {', '.join(modules)}"
+            )

@@ -74,7 +74,7 @@ def train_detector(
     from mmdet.utils import build_dp, compat_cfg, get_root_logger
 
     from lcp.apis.checkpoint_saving import best_kept_until_replaced, save_checkpoints_atomically
-    from lcp.apis.config import built_from_settings
+    from lcp.apis.config import built_from_settings, check_custom_keys, schedule_warnings
     from lcp.apis.distributed import wrap_distributed
     from lcp.apis.resume import restore_best_record
     from lcp.apis.streams import annotation_loading_unprinted
@@ -105,6 +105,9 @@ def train_detector(
     source = source or cfg.filename
     with built_from_settings(source, "optimizer"):
         optimizer = build_optimizer(model, cfg.optimizer)
+    check_custom_keys(model, cfg.optimizer, source)
+    for warning in schedule_warnings(cfg, source, len(data_loaders[0]), validate):
+        logger.warning(warning)
     with built_from_settings(source, "runner"):
         runner = build_runner(
             cfg.runner,

@@ -404,9 +404,9 @@ def _log_to_file(log_file: Path, log_level: str, rank: int = 0) -> logging.Logge
 
 def _check_schedule(cfg, source: str) -> None:
     """Refuse a runner that would train nothing: mmcv's runners run 0 epochs (or iterations)
-    without complaint and the command would exit 0 with no trained model; and an LCP mode plan
-    that does not cover the run's epochs."""
-    from lcp.apis.config import check_mode_plan_length
+    without complaint and the command would exit 0 with no trained model; an LCP mode plan
+    that does not cover the run's epochs; and lcp.apis.config.check_training_settings."""
+    from lcp.apis.config import check_mode_plan_length, check_training_settings
 
     runner = cfg.get("runner") or {}
     if runner.get("type", "EpochBasedRunner") != "EpochBasedRunner":
@@ -424,6 +424,7 @@ def _check_schedule(cfg, source: str) -> None:
             name = key if key == "total_epochs" else f"runner.{key}"
             raise LCPError(f"{source}: {name}={value!r} trains nothing; give a whole number of 1 or more")
     check_mode_plan_length(cfg, source)
+    check_training_settings(cfg, source)
 
 
 def _enable_auto_scale_lr(cfg, source: str) -> None:

@@ -4,9 +4,10 @@ retries that cannot help. lcp.workflow.session and lcp.workflow.checks call thes
 - yaml_problem: a config file that is not valid YAML, or gives a key twice, with its line and
   column (snakemake's own message names neither; a key given twice it keeps silently).
 - check_model_step: a scene's mmdet config read with the --cfg-options its jobs will pass, so
-  that a misspelt key, a value of the wrong kind or an LCP mode plan that does not cover the
-  run's epochs stops the run instead of a job hours later. A check that passed is remembered
-  in .snakemake/ (PASSED_CHECKS) until the config, its options, lcp or mmcv change.
+  that a misspelt key, a value of the wrong kind, an LCP mode plan that does not cover the
+  run's epochs or a checkpoint setting that would not save the last epoch stops the run
+  instead of a job hours later. A check that passed is remembered in .snakemake/
+  (PASSED_CHECKS) until the config, its options, lcp or mmcv change.
 - missing_images: the images of a converted set that are no longer in its folder (the
   converter ran in an earlier run; a later deletion would only show inside a training job).
 - image_source, same_images: whether a scene's clean and low-quality sets are converted
@@ -103,7 +104,7 @@ PASSED_CHECKS = Path(".snakemake") / "lcp-passed-config-checks.json"
 
 @cache
 def _check_config(config: str, options: tuple[str, ...]) -> None:
-    from lcp.apis.config import check_image_scales, check_mode_plan_length, read_config
+    from lcp.apis.config import check_image_scales, check_mode_plan_length, check_training_settings, read_config
     from lcp.apis.options import parse_cfg_options
 
     key = _check_key(config, options)
@@ -112,6 +113,7 @@ def _check_config(config: str, options: tuple[str, ...]) -> None:
     cfg = read_config(config, parse_cfg_options(list(options)), import_modules=False)
     check_mode_plan_length(cfg, config)
     check_image_scales(cfg, config)
+    check_training_settings(cfg, config)
     if key is not None:
         _remember_passed(key)
 

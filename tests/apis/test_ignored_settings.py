@@ -1,0 +1,118 @@
+"""Training settings that mmcv accepts and then ignores, or that make a run lose its result
+without a word: refused with one line naming the config and the key when they can only be a
+mistake, said in the run's log when they can be deliberate (a short trial of a long schedule)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mmdet.models  # noqa: F401  (torch's import-time warnings come here, not in a command's stderr)
+import pytest
+
+from lcp.apis.config import load_config
+from lcp.apis.options import parse_cfg_options
+from lcp.cli import main as lcp
+from lcp.errors import LCPError
+
+REPO = Path(__file__).resolve().parents[2]
+PLAIN_TINY = str(REPO / "config" / "mmdet" / "cascade_rcnn_tiny_demo.py")
+
+ADDS_NOTHING = "which neither mmdet nor lcp reads and no ${{{0}}} of the config refers to, so it would change nothing"
+REFUSED = [
+    (
+        ["checkpoint_config=None"],
+        "checkpoint_config=None saves no checkpoint, so the trained weights would be lost; "
+        "keep it, e.g. --cfg-options checkpoint_config.interval=1",
+    ),
+    (
+        ["runner.max_epochs=3", "checkpoint_config.interval=2", "+checkpoint_config.save_last=False"],
+        "checkpoint_config.interval=2 with save_last=False saves no checkpoint of the last epoch "
+        "(runner.max_epochs=3), so latest.pth would be an earlier one; drop save_last=False or give an "
+        "interval that divides max_epochs",
+    ),
+    (["data.samples_per_gpu=0"], "data.samples_per_gpu=0 is not a count; give a whole number of 1 or more"),
+    (["data.workers_per_gpu=-1"], "data.workers_per_gpu=-1 is not a count; give a whole number of 0 or more"),
+    (
+        ["+data.train_dataloader.samples_per_gpu=-2"],
+        "data.train_dataloader.samples_per_gpu=-2 is not a count; give a whole number of 1 or more",
+    ),
+    (
+        ["+crux_lr_mult=10"],
+        "--cfg-options +crux_lr_mult: adds crux_lr_mult (a setting of LCP configs), "
+        + ADDS_NOTHING.format("crux_lr_mult"),
+    ),
+    (
+        ["+evaluation_interval=1"],
+        "--cfg-options +evaluation_interval: adds evaluation_interval, " + ADDS_NOTHING.format("evaluation_interval"),
+    ),
+]
+
+
+@pytest.mark.parametrize("options, problem", REFUSED, ids=[" ".join(options) for options, _ in REFUSED])
+def test_a_setting_that_loses_the_run_or_does_nothing_is_refused_before_the_work_dir(
+    options, problem, workspace, tmp_path, capsys
+):
+    argv = ["train", PLAIN_TINY, "--work-dir", str(tmp_path / "work"), "--cfg-options"]
+    assert lcp([*argv, f"data_root={workspace / 'demo'}/", *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lcp train: error: {PLAIN_TINY}: {problem}"
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_custom_keys_entry_that_names_no_parameter_is_refused_before_training(workspace, tmp_path, capsys):
+    options = [f"data_root={workspace / 'demo'}/", "+optimizer.paramwise_cfg.custom_keys.bakbone.lr_mult=0"]
+    assert lcp(["train", PLAIN_TINY, "--work-dir", str(tmp_path / "work"), "--cfg-options", *options]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"lcp train: error: {PLAIN_TINY}: optimizer.paramwise_cfg.custom_keys.bakbone is in no parameter's name, "
+        "so its {'lr_mult': 0} would apply to nothing; the model's modules are backbone, neck, rpn_head, roi_head"
+    )
+    assert not list((tmp_path / "work").glob("*.pth"))
+
+
+def test_a_schedule_cut_short_says_what_it_does_not_reach_in_the_log(workspace, tmp_path):
+    """The demo's step at 6, warm-up of 20 iterations and evaluation every 4th epoch, in a run of 1 epoch
+    (of 1 iteration: the 3-image demo's 2 training images make one batch)."""
+    work = tmp_path / "work"
+    options = [f"data_root={workspace / 'demo'}/", "runner.max_epochs=1"]
+    assert lcp(["train", PLAIN_TINY, "--work-dir", str(work), "--cfg-options", *options]) == 0
+    assert (work / "latest.pth").is_file()  # said, not refused
+    (log,) = work.glob("*.log")
+    warnings = [line.split(" - WARNING - ", 1)[1] for line in log.read_text().splitlines() if " - WARNING - " in line]
+    assert warnings == [
+        f"{PLAIN_TINY}: lr_config.step=[6]: the lr never decays at [6] (runner.max_epochs=1; "
+        "a step at epoch N applies from epoch N+1)",
+        f"{PLAIN_TINY}: lr_config.warmup_iters=20 outlasts the whole training (runner.max_epochs=1 x 1 iterations "
+        "per epoch = 1 iterations): the lr never reaches optimizer.lr",
+        f"{PLAIN_TINY}: evaluation.interval=4 evaluates none of the 1 epochs (runner.max_epochs): no validation AP "
+        "and no best checkpoint; lower it, or pass --no-validate to train without evaluation",
+    ]
+
+
+def test_the_published_and_workflow_schedules_give_no_warning():
+    from lcp.apis.config import schedule_warnings
+
+    runs = [(str(path), []) for path in sorted((REPO / "config" / "mmdet").glob("*.py"))]
+    runs += [
+        (PLAIN_TINY, ["runner.max_epochs=3", "lr_config.step=[2]", "evaluation.interval=3"]),
+        (
+            str(REPO / "config" / "mmdet" / "lcp_tiny_demo.py"),
+            ["runner.max_epochs=6", "mode_plan.num_epoch=[1,1,4]", "lr_config.step=[5]", "evaluation.interval=6"],
+        ),
+    ]
+    for config, options in runs:
+        cfg = load_config(config, parse_cfg_options(options))
+        assert schedule_warnings(cfg, config, iters_per_epoch=64) == [], (config, options)
+
+
+def test_the_workflow_preflight_refuses_a_checkpoint_setting_that_skips_the_last_epoch(tmp_path, monkeypatch):
+    from lcp.workflow import preflight
+
+    monkeypatch.chdir(tmp_path)  # its record of passed checks goes here
+    preflight._check_config.cache_clear()
+    preflight._passed_checks.cache_clear()
+    options = ["runner.max_epochs=3", "checkpoint_config.interval=2", "+checkpoint_config.save_last=False"]
+    with pytest.raises(LCPError) as refused:
+        preflight.check_model_step(PLAIN_TINY, options, {}, where="scenes.demo.baseline")
+    assert str(refused.value).startswith(
+        f"scenes.demo.baseline.config: {PLAIN_TINY}: checkpoint_config.interval=2 with save_last=False"
+    )
