@@ -210,6 +210,11 @@ def _referred_to(root: Mapping[str, Any], key: str) -> bool:
     return any(pattern.search(reference) for reference in _references(root))
 
 
+def _addable(root: Mapping[str, Any], name: str) -> bool:
+    """Whether a `+KEY` may add the top-level key `name`: something reads it by name or through a ${name}."""
+    return name in root or name in READ_TOP_LEVEL_KEYS or _referred_to(root, name)
+
+
 def check_cfg_options(cfg, cfg_options: Mapping[str, Any], source: str) -> dict[str, Any]:
     """The --cfg-options to merge into `cfg`, each checked against the config as read:
 
@@ -232,7 +237,7 @@ def check_cfg_options(cfg, cfg_options: Mapping[str, Any], source: str) -> dict[
         parts = key.split(".")
         if not all(parts):
             raise CfgOptionError(source, raw_key, "not a KEY or dotted KEY.SUBKEY (an empty part)")
-        if adding and parts[0] not in root and parts[0] not in READ_TOP_LEVEL_KEYS and not _referred_to(root, parts[0]):
+        if adding and not _addable(root, parts[0]):
             lcp_only = " (a setting of LCP configs)" if parts[0] in LCP_ONLY_KEYS else ""
             raise CfgOptionError(
                 source,
@@ -268,8 +273,13 @@ def check_cfg_options(cfg, cfg_options: Mapping[str, Any], source: str) -> dict[
                 missing = ".".join([*walked, part])
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]}?)" if close else ""
+                # +KEY adds what nothing reads at the top level only to be refused (above): no such advice
+                advice = f"to add a new key, write +{key}=VALUE" if walked or _addable(root, part) else ""
                 raise CfgOptionError(
-                    source, raw_key, f"the config has no key {missing}{hint}; to add a new key, write +{key}=VALUE"
+                    source,
+                    raw_key,
+                    f"the config has no key {missing}{hint}"
+                    + (f"; {advice}" if advice else ", and neither mmdet nor lcp reads one"),
                 )
             elif node is None:
                 raise CfgOptionError(
@@ -573,7 +583,7 @@ def schedule_warnings(cfg, source: str, iters_per_epoch: int | None = None, vali
     if validate and evaluation.get("by_epoch", True) and _is_count(interval, 1):
         first = start if _is_count(start, 1) else interval  # start=0: the epochs by interval, and before training
         if first > max_epochs:
-            setting = f"evaluation.interval={interval}" if start is None else f"evaluation.start={start}"
+            setting = f"evaluation.start={start}" if _is_count(start, 1) else f"evaluation.interval={interval}"
             found.append(
                 f"{source}: {setting} evaluates none of the {max_epochs} epochs (runner.max_epochs): no validation "
                 "AP and no best checkpoint; lower it, or pass --no-validate to train without evaluation"
@@ -581,19 +591,28 @@ def schedule_warnings(cfg, source: str, iters_per_epoch: int | None = None, vali
     return found
 
 
-def check_custom_keys(model, optimizer_cfg: Mapping[str, Any], source: str) -> None:
-    """Refuse an optimizer.paramwise_cfg.custom_keys key that is in no parameter's name: mmcv's
+def check_custom_keys(model, optimizer_cfg: Mapping[str, Any], source: str) -> list[str]:
+    """optimizer.paramwise_cfg.custom_keys keys that are in no parameter's name: mmcv's
     DefaultOptimizerConstructor gives a key's lr_mult/decay_mult to the parameters whose dotted
-    name contains it, and one that matches none (a misspelt module) changes nothing, silently."""
+    name contains it, and one that matches none changes nothing, silently. Refused when no key
+    matches any parameter (a misspelt module: the setting does nothing at all); otherwise each
+    key that matches none is returned as a line for the log: mmdet's own Swin configs give
+    absolute_pos_embed a decay_mult for the variants that have one, and train Swin-T without it."""
     if optimizer_cfg.get("constructor", "DefaultOptimizerConstructor") != "DefaultOptimizerConstructor":
-        return
+        return []
     keys = (optimizer_cfg.get("paramwise_cfg") or {}).get("custom_keys") or {}
     # mmcv matches against "prefix.name", which is ".name" for a parameter of the top module
     names = [name if "." in name else f".{name}" for name, _ in model.named_parameters()]
-    for key in keys:
-        if not any(key in name for name in names):
-            modules = [name for name, _ in getattr(model, "module", model).named_children()]
-            raise LCPError(
-                f"{source}: optimizer.paramwise_cfg.custom_keys.{key} is in no parameter's name, so its "
-                f"{dict(keys[key])} would apply to nothing; the model's modules are {', '.join(modules)}"
-            )
+    unmatched = [key for key in keys if not any(key in name for name in names)]
+    if unmatched and len(unmatched) == len(keys):
+        key = unmatched[0]
+        modules = [name for name, _ in getattr(model, "module", model).named_children()]
+        raise LCPError(
+            f"{source}: optimizer.paramwise_cfg.custom_keys.{key} is in no parameter's name, so its "
+            f"{dict(keys[key])} would apply to nothing; the model's modules are {', '.join(modules)}"
+        )
+    return [
+        f"{source}: optimizer.paramwise_cfg.custom_keys.{key} is in no parameter's name; its {dict(keys[key])} "
+        "applies to nothing in this model"
+        for key in unmatched
+    ]

@@ -105,8 +105,10 @@ def train_detector(
     source = source or cfg.filename
     with built_from_settings(source, "optimizer"):
         optimizer = build_optimizer(model, cfg.optimizer)
-    check_custom_keys(model, cfg.optimizer, source)
-    for warning in schedule_warnings(cfg, source, len(data_loaders[0]), validate):
+    for warning in [
+        *check_custom_keys(model, cfg.optimizer, source),
+        *schedule_warnings(cfg, source, len(data_loaders[0]), validate),
+    ]:
         logger.warning(warning)
     with built_from_settings(source, "runner"):
         runner = build_runner(

@@ -231,8 +231,9 @@ def main_relocate(args: argparse.Namespace) -> int:
     plan = relocate(database, from_folder)
     if not plan.changes:
         print(
-            f"{database}: nothing to change, no artifact location or path tag points into an earlier place of this "
-            "store (if its folder was renamed when it moved, pass --from OLD_FOLDER)"
+            f"{database}: nothing to change, no artifact location points into an earlier place of this store "
+            "(if its folder was renamed when it moved, or an earlier lcp relocated its artifact locations but "
+            "not its runs' path tags, pass --from OLD_FOLDER)"
         )
     else:
         what = "artifact locations" if plan.old_folders else "the runs' path tags"

@@ -54,8 +54,8 @@ def test_misspelt_key_is_refused_by_every_command_with_the_nearest_key(command, 
     ]
     assert one_error_line(capsys, argv) == (
         f"lcp {command}: error: {LCP_TINY}: --cfg-options optimzer.lr: the config has no key optimzer "
-        "(did you mean optimizer.lr?); to add a new key, write +optimzer.lr=VALUE"
-    )
+        "(did you mean optimizer.lr?), and neither mmdet nor lcp reads one"
+    )  # not "write +optimzer.lr=VALUE": a +KEY nothing reads is refused too
     assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists() and not (tmp_path / "maps").exists()
 
 

@@ -69,6 +69,23 @@ def test_a_custom_keys_entry_that_names_no_parameter_is_refused_before_training(
     assert not list((tmp_path / "work").glob("*.pth"))
 
 
+def test_mmdets_swin_config_trains_with_a_custom_key_of_its_larger_variants_said_not_refused():
+    """mmdet's Swin configs give absolute_pos_embed (a parameter of Swin with use_abs_pos_embed=True) a
+    decay_mult beside keys that match; Swin-T has no such parameter, and mmdet trains it as published."""
+    from mmcv import Config
+    from mmdet.models import build_detector
+
+    from lcp.apis.config import check_custom_keys
+
+    config = Path(mmdet.__file__).parent / ".mim" / "configs" / "swin" / "mask_rcnn_swin-t-p4-w7_fpn_1x_coco.py"
+    cfg = Config.fromfile(str(config))
+    cfg.model.backbone.init_cfg = None  # no download: the weights are not looked at
+    assert check_custom_keys(build_detector(cfg.model), cfg.optimizer, "swin.py") == [
+        "swin.py: optimizer.paramwise_cfg.custom_keys.absolute_pos_embed is in no parameter's name; its "
+        "{'decay_mult': 0.0} applies to nothing in this model"
+    ]
+
+
 def test_a_schedule_cut_short_says_what_it_does_not_reach_in_the_log(workspace, tmp_path):
     """The demo's step at 6, warm-up of 20 iterations and evaluation every 4th epoch, in a run of 1 epoch
     (of 1 iteration: the 3-image demo's 2 training images make one batch)."""
@@ -88,17 +105,43 @@ def test_a_schedule_cut_short_says_what_it_does_not_reach_in_the_log(workspace, 
     ]
 
 
-def test_the_published_and_workflow_schedules_give_no_warning():
+@pytest.mark.parametrize(
+    "evaluation, setting",
+    [
+        (dict(interval=4), "evaluation.interval=4"),
+        (dict(interval=4, start=0), "evaluation.interval=4"),
+        (dict(interval=1, start=5), "evaluation.start=5"),
+    ],
+)
+def test_an_evaluation_past_the_last_epoch_names_the_setting_that_puts_it_there(evaluation, setting):
+    """start=0 evaluates before training and then every `interval` epochs: the interval is the one too long."""
+    from mmcv import Config
+
     from lcp.apis.config import schedule_warnings
 
-    runs = [(str(path), []) for path in sorted((REPO / "config" / "mmdet").glob("*.py"))]
-    runs += [
-        (PLAIN_TINY, ["runner.max_epochs=3", "lr_config.step=[2]", "evaluation.interval=3"]),
-        (
-            str(REPO / "config" / "mmdet" / "lcp_tiny_demo.py"),
-            ["runner.max_epochs=6", "mode_plan.num_epoch=[1,1,4]", "lr_config.step=[5]", "evaluation.interval=6"],
-        ),
+    cfg = Config(dict(runner=dict(max_epochs=3), evaluation=evaluation))
+    assert schedule_warnings(cfg, "my.py") == [
+        f"my.py: {setting} evaluates none of the 3 epochs (runner.max_epochs): no validation AP and no best "
+        "checkpoint; lower it, or pass --no-validate to train without evaluation"
     ]
+
+
+def test_the_published_and_workflow_schedules_give_no_warning():
+    import yaml
+
+    from lcp.apis.config import schedule_warnings
+    from lcp.workflow.commands import mmcv_value
+
+    runs = [(str(path), []) for path in sorted((REPO / "config" / "mmdet").glob("*.py"))]
+    # every step of every scene of the workflow's own config.yaml (the demo's shortened schedules)
+    scenes = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["scenes"]
+    steps = [scene[step] for scene in scenes.values() for step in ("pretrain", "baseline", "lcp") if step in scene]
+    runs += [
+        (str(REPO / step["config"]), [f"{key}={mmcv_value(value)}" for key, value in step["cfg_options"].items()])
+        for step in steps
+        if step.get("cfg_options")
+    ]
+    assert sum(bool(options) for _, options in runs) >= 3  # the demo's pretrain, baseline and lcp
     for config, options in runs:
         cfg = load_config(config, parse_cfg_options(options))
         assert schedule_warnings(cfg, config, iters_per_epoch=64) == [], (config, options)

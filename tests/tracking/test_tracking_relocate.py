@@ -191,6 +191,33 @@ def test_relocate_points_the_runs_path_tags_at_the_files_moved_with_the_store(mo
     assert digest(database) == before
 
 
+def test_a_store_relocated_without_its_path_tags_is_told_to_give_the_old_folder(moved_runs, capsys):
+    """An lcp before path tags moved rewrote only the artifact locations: relocate then finds no old folder
+    to move the tags from, and its "nothing to change" said only "if its folder was renamed"."""
+    database, old_checkout = moved_runs
+    before = path_tags(database)
+    assert lcp(["tracking", "relocate"]) == 0
+    with sqlite3.connect(database) as connection:  # the tags as the earlier lcp left them
+        for (name, key), value in before.items():
+            connection.execute(
+                "UPDATE tags SET value = ? WHERE key = ? AND run_uuid IN (SELECT run_uuid FROM runs WHERE name = ?)",
+                (value, key, name),
+            )
+    capsys.readouterr()
+    assert lcp(["tracking", "relocate"]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"{database}: nothing to change, no artifact location points into an earlier place of this store (if its "
+        "folder was renamed when it moved, or an earlier lcp relocated its artifact locations but not its runs' "
+        "path tags, pass --from OLD_FOLDER)"
+    )
+    assert path_tags(database) == before
+    assert lcp(["tracking", "relocate", "--from", str(old_checkout / "results" / "mlflow")]) == 0
+    out = capsys.readouterr().out
+    assert f"{database}: the runs' path tags moved from {old_checkout}/results/mlflow to {database.parent}" in out
+    new_checkout = database.parents[2]
+    assert path_tags(database)[("demo/train/lcp", "lcp.work_dir")] == f"{new_checkout}/results/demo/lcp/work"
+
+
 def test_a_failing_relocate_leaves_the_path_tags_too(moved_runs, capsys):
     database, old_checkout = moved_runs
     with sqlite3.connect(database) as connection:  # tags are rewritten after every artifact location
