@@ -11,7 +11,8 @@ unchanged. So the hook then checks the weights, after the optimizer's step (Opti
 ABOVE_NORMAL priority comes before this hook's NORMAL), and stops the training when they
 are no longer finite: before its evaluation and checkpoint, so the work dir keeps the last
 finite epoch. The stop is an LCPError (exit status 2): the same settings diverge again on a
-rerun, so the workflow does not retry it.
+rerun, so the workflow does not retry it. Weights that are not finite before the first step
+(a nan checkpoint resumed or loaded) are refused as such.
 """
 
 from __future__ import annotations
@@ -41,10 +42,14 @@ def nonfinite_parameters(named_parameters: Iterable[tuple[str, Any]]) -> list[st
     return [name for name, parameter in named_parameters if not bool(torch.isfinite(parameter).all())]
 
 
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
 def divergence_message(epoch: int, inner_iter: int, losses: Mapping[str, float], parameters: list[str], lr) -> str:
     """One line: where the training diverged, which losses and weights, and what to change."""
     terms = ", ".join(f"{name} {value}" for name, value in losses.items())
-    weights = ", ".join(parameters[:3]) + (f" and {len(parameters) - 3} more" if len(parameters) > 3 else "")
+    weights = _some(parameters)
     return (
         f"training diverged in epoch {epoch}, iteration {inner_iter}: {terms}, and the weights are no longer "
         f"finite ({weights}); lower the learning rate (optimizer.lr, {lr} in this run) or clip the gradients "
@@ -55,6 +60,19 @@ def divergence_message(epoch: int, inner_iter: int, losses: Mapping[str, float],
 @HOOKS.register_module()
 class DivergenceHook(Hook):
     """Stop the training, naming where and why, once a step has left non-finite weights."""
+
+    def before_run(self, runner) -> None:
+        """Weights that are not finite before the first step (a checkpoint an earlier lcp saved
+        after its loss turned nan, resumed or loaded) would stop the first iteration with a
+        message about the learning rate; name where they came from instead."""
+        model = getattr(runner.model, "module", runner.model)
+        parameters = nonfinite_parameters(model.named_parameters())
+        if parameters:
+            raise LCPError(
+                f"the weights this training starts from are not finite ({_some(parameters)}): the checkpoint "
+                "it resumed or loaded was saved after a loss turned nan; resume from an earlier epoch_N.pth "
+                "(--resume-from) or train from the initial checkpoint again"
+            )
 
     def after_train_iter(self, runner) -> None:
         losses = nonfinite_losses((runner.outputs or {}).get("log_vars") or {})

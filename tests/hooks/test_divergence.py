@@ -47,3 +47,16 @@ def test_finite_losses_never_look_at_the_weights():
     with torch.no_grad():
         model.bias[0] = math.nan  # not reached: the check of the weights runs only after a non-finite loss
     DivergenceHook().after_train_iter(runner_after_step(model, {"loss_cls": 0.3, "loss": 0.3}))
+
+
+def test_weights_that_are_not_finite_before_the_first_step_are_named_as_a_nan_checkpoint():
+    """A checkpoint an earlier lcp saved after a nan loss, resumed: the first step stopped the run
+    with advice about the learning rate, which was not the cause."""
+    model = torch.nn.Linear(2, 2)
+    hook = DivergenceHook()
+    hook.before_run(runner_after_step(model, {}))  # finite: nothing to say
+    with torch.no_grad():
+        model.weight[0, 0] = math.inf
+    with pytest.raises(LCPError) as raised:
+        hook.before_run(runner_after_step(model, {}))
+    assert str(raised.value).startswith("the weights this training starts from are not finite (weight): ")
