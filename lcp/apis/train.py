@@ -81,7 +81,9 @@ def train_detector(
     from lcp.hooks.divergence import DivergenceHook
     from lcp.hooks.random_state import RandomStateHook
 
-    cfg = compat_cfg(cfg)
+    source = source or cfg.filename
+    with built_from_settings(source, "data loader"):  # mmdet asserts on a batch size given twice
+        cfg = compat_cfg(cfg)
     logger = get_root_logger(log_level=cfg.log_level)
     runner_type = cfg.runner["type"] if "runner" in cfg else "EpochBasedRunner"
     train_loader_cfg = dict(
@@ -102,7 +104,6 @@ def train_detector(
         model = build_dp(model, cfg.device, device_ids=cfg.gpu_ids)
 
     auto_scale_lr(cfg, distributed, logger)
-    source = source or cfg.filename
     with built_from_settings(source, "optimizer"):
         optimizer = build_optimizer(model, cfg.optimizer)
     for warning in [

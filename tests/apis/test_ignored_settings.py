@@ -69,6 +69,17 @@ def test_a_custom_keys_entry_that_names_no_parameter_is_refused_before_training(
     assert not list((tmp_path / "work").glob("*.pth"))
 
 
+def test_a_batch_size_given_in_data_and_in_its_loader_is_one_line_not_mmdets_assert(workspace, tmp_path, capsys):
+    """mmdet's compat_cfg asserts on it: a traceback with exit 1, which the workflow retried."""
+    options = [f"data_root={workspace / 'demo'}/", "+data.train_dataloader.samples_per_gpu=4"]
+    assert lcp(["train", PLAIN_TINY, "--work-dir", str(tmp_path / "work"), "--cfg-options", *options]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(
+        f"lcp train: error: {PLAIN_TINY}: the data loader cannot be built from its settings: `samples_per_gpu` are "
+        "set in `data` field and ` data.train_dataloader` at the same time"
+    ), err
+
+
 def test_mmdets_swin_config_trains_with_a_custom_key_of_its_larger_variants_said_not_refused():
     """mmdet's Swin configs give absolute_pos_embed (a parameter of Swin with use_abs_pos_embed=True) a
     decay_mult beside keys that match; Swin-T has no such parameter, and mmdet trains it as published."""
