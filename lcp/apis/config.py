@@ -522,7 +522,8 @@ def check_training_settings(cfg, source: str) -> None:
     - a batch or worker count that is no count (a traceback deep in the data loader);
     - checkpoint_config = None, or an interval with save_last=False that skips the last epoch:
       mmcv trains on without saving the run's end, the command exits 0, and --auto-resume and
-      the workflow (latest.pth) take an earlier epoch, or find nothing, as its result."""
+      the workflow (latest.pth) take an earlier epoch, or find nothing, as its result;
+    - checkpoint_config.out_dir: the checkpoints go where neither looks."""
     data = cfg.get("data") or {}
     for group in ("", "train_dataloader.", "val_dataloader.", "test_dataloader."):
         settings = data.get(group[:-1], {}) if group else data
@@ -538,6 +539,12 @@ def check_training_settings(cfg, source: str) -> None:
             "keep it, e.g. --cfg-options checkpoint_config.interval=1"
         )
     saving, max_epochs = cfg.get("checkpoint_config") or {}, _max_epochs(cfg)
+    if saving.get("out_dir"):
+        raise LCPError(
+            f"{source}: checkpoint_config.out_dir={saving['out_dir']!r} saves the checkpoints outside the work "
+            "dir, where --auto-resume and the workflow's latest.pth look for them; give --work-dir on that "
+            "disk instead"
+        )
     if max_epochs is None or not saving.get("by_epoch", True) or saving.get("save_last", True):
         return
     interval = saving.get("interval", -1)

@@ -30,6 +30,11 @@ REFUSED = [
         "(runner.max_epochs=3), so latest.pth would be an earlier one; drop save_last=False or give an "
         "interval that divides max_epochs",
     ),
+    (
+        ["+checkpoint_config.out_dir=/elsewhere"],
+        "checkpoint_config.out_dir='/elsewhere' saves the checkpoints outside the work dir, where --auto-resume "
+        "and the workflow's latest.pth look for them; give --work-dir on that disk instead",
+    ),
     (["data.samples_per_gpu=0"], "data.samples_per_gpu=0 is not a count; give a whole number of 1 or more"),
     (["data.workers_per_gpu=-1"], "data.workers_per_gpu=-1 is not a count; give a whole number of 0 or more"),
     (
