@@ -77,7 +77,8 @@ def _check_crux_health(path, health: Any) -> None:
         raise LCPError(f"{path}: {CRUX_KEY} must be a json object of mask statistics")
     for key in CRUX_STATISTICS:
         value = health.get(key)
-        if value is not None and not _is_fraction(value):
+        # NaN is what `lcp test` records for a diverged crux learner's mask (its verdict says so)
+        if value is not None and not _is_fraction(value) and not (isinstance(value, float) and math.isnan(value)):
             raise LCPError(f"{path}: {CRUX_KEY}.{key} = {value!r} is not a number in [0, 1] or null")
     if not isinstance(health.get("collapsed", False), bool):
         raise LCPError(f"{path}: {CRUX_KEY}.collapsed = {health['collapsed']!r} is not true or false")
@@ -419,7 +420,10 @@ def crux_markdown(grouped: Mapping[str, Mapping[int | None, Mapping[str, Any]]])
             cells = [method] + ([str(seed)] if several else []) + [number(health.get(key)) for key in CRUX_STATISTICS]
             lines.append("| " + " | ".join(cells + ["yes" if health.get("collapsed") else "no"]) + " |")
         if several and len(healths) > 1:
-            means = [pd.Series([h.get(key) for h in healths.values()], dtype=float).mean() for key in CRUX_STATISTICS]
+            means = [
+                pd.Series([h.get(key) for h in healths.values()], dtype=float).mean(skipna=False)  # as _over_seeds
+                for key in CRUX_STATISTICS
+            ]
             collapsed = sum(bool(h.get("collapsed")) for h in healths.values())
             lines.append(
                 "| "
@@ -488,6 +492,11 @@ def summary_markdown(
                 ),
                 markdown_table(_with_statistics(paired), index_name="seed"),
             ]
+        elif {"baseline", "lcp"} <= set(grouped):  # as with one seed each: no seed trained both
+            parts.append(
+                f"\n{PAIRED} is not shown: LCP was trained with seeds {_listed(list(grouped['lcp']))}, the "
+                f"baseline with seeds {_listed(list(grouped['baseline']))}.\n"
+            )
         per_seed = pd.concat(
             {method: seed_table(runs, summary) for method, runs in grouped.items()}, names=["method", "seed"]
         ).reset_index(level="seed")

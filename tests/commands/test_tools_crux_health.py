@@ -3,7 +3,9 @@ scene, with checkpoints of the tiny detectors whose crux learner is set stuck or
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.crux_health import make_live, make_stuck
+from helpers.crux_health import make_diverged, make_live, make_stuck
 from lcp.cli import main as lcp
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,8 +35,9 @@ def first_test_image(cfg) -> torch.Tensor:
 
 
 def save_model(config: str, workspace: Path, path: Path, crux: str | None = None) -> Path:
-    """A checkpoint of the config's detector as built (seed 0); crux 'stuck' or 'live' sets the crux
-    learner's last conv so its mask is ~0 everywhere or varies across the image around 0.5."""
+    """A checkpoint of the config's detector as built (seed 0); crux 'stuck', 'live' or 'diverged'
+    sets the crux learner's last conv so its mask is ~0 everywhere, varies across the image around
+    0.5, or is NaN."""
     from mmcv.runner import save_checkpoint
     from mmdet.models import build_detector
 
@@ -47,6 +50,8 @@ def save_model(config: str, workspace: Path, path: Path, crux: str | None = None
         make_stuck(model.crux_learner)
     elif crux == "live":
         make_live(model.crux_learner, first_test_image(cfg))
+    elif crux == "diverged":
+        make_diverged(model.crux_learner)
     save_checkpoint(model, str(path), meta=dict(CLASSES=("circle", "square", "triangle")))
     return path
 
@@ -56,6 +61,7 @@ def checkpoints(workspace) -> dict[str, Path]:
     return {
         "stuck": save_model(LCP_TINY, workspace, workspace / "stuck.pth", "stuck"),
         "live": save_model(LCP_TINY, workspace, workspace / "live.pth", "live"),
+        "diverged": save_model(LCP_TINY, workspace, workspace / "diverged.pth", "diverged"),
         "plain": save_model(PLAIN_TINY, workspace, workspace / "plain.pth"),
     }
 
@@ -119,6 +125,26 @@ def test_test_reports_a_live_crux_learner_with_the_statistics_of_its_test_masks(
     assert len(dataset) == 1
     assert {key: health[key] for key in expected} == pytest.approx(expected)
     assert health["mask_spatial_std"] > 0.05
+
+
+def test_the_report_shows_a_diverged_crux_learner_that_lcp_test_recorded(workspace, checkpoints):
+    # `lcp test` records a NaN mask's statistics as NaN beside the verdict; `lcp report metrics`
+    # refused that very file (not a number in [0, 1]), so the scene's report failed instead of
+    # saying that the crux learner diverged
+    eval_out = workspace / "diverged.json"
+    checkpoint = str(checkpoints["diverged"])
+    assert lcp(["test", LCP_TINY, checkpoint, "--eval-out", str(eval_out), "--no-track", *options(workspace)]) == 0
+    health = json.loads(eval_out.read_text())["crux_health"]
+    assert math.isnan(health["mask_mean"]) and health["collapsed"] is True
+    out = workspace / "diverged_report"
+    report = ["report", "metrics", "--eval", f"lcp={eval_out}", "--csv", str(out / "metrics.csv")]
+    assert lcp([*report, "--markdown", str(out / "summary.md"), "--html", str(out / "summary.html")]) == 0
+    row = next(csv.DictReader((out / "metrics.csv").open()))
+    assert row["crux_mask_mean"] == "" and row["crux_collapsed"] == "1"
+    summary = (out / "summary.md").read_text()
+    assert "\nLCP: crux learner collapsed: the mask is not finite (mean nan, std nan); " in summary
+    assert "| lcp | - | - | 0 | - | yes |" in summary
+    assert "the mask is not finite" in (out / "summary.html").read_text()
 
 
 def test_test_of_a_plain_detector_has_no_crux_health(workspace, checkpoints):
@@ -237,6 +263,17 @@ def test_heatmaps_refuses_bad_input_with_one_line(workspace, checkpoints, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith("lcp heatmaps: error: ") and err.endswith(message) and "\n" not in err
     assert not out_dir.exists()
+
+
+def test_sample_detections_draw_the_first_test_image_as_lcp_infer_does(workspace, checkpoints, capsys):
+    out = workspace / "samples" / "lcp_0.jpg"
+    args = ["report", "detections", LCP_TINY, str(checkpoints["live"]), "--out", str(out), *options(workspace)]
+    assert lcp(args) == 0
+    assert capsys.readouterr().out == f"sample detections written: {out}\n"
+    picture = cv2.imread(str(out))
+    # the 128-pixel test image drawn enlarged by a whole factor, as `lcp infer` draws it
+    assert picture is not None and picture.shape[0] % 128 == 0 and picture.shape[0] > 128
+    assert sorted(path.name for path in out.parent.iterdir()) == ["lcp_0.jpg"]
 
 
 def test_sample_detections_refuse_more_pictures_than_test_images(workspace, checkpoints, capsys):

@@ -1,5 +1,6 @@
-"""Crux learners set by hand for the crux-health tests: stuck (a flat mask) or live (a mask that
-varies across the image around 0.5), through the last conv of the last heat block."""
+"""Crux learners set by hand for the crux-health tests: stuck (a flat mask), live (a mask that
+varies across the image around 0.5) or diverged (a NaN mask), through the last conv of the last
+heat block."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ def make_stuck(crux_learner, h: float = -0.2) -> None:
     with torch.no_grad():
         conv.weight.zero_()
         conv.bias.fill_(h)
+
+
+def make_diverged(crux_learner) -> None:
+    """A NaN bias: the mask is NaN on every pixel, as after a diverged training."""
+    with torch.no_grad():
+        crux_learner.h_evaluation[-1].conv3.bias.fill_(float("nan"))
 
 
 def make_live(crux_learner, img: torch.Tensor, spread: float = 0.2, seed: int = 0) -> None:

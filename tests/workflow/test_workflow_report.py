@@ -118,6 +118,15 @@ def test_robustness_table_sorted_by_severity(tmp_path):
             "crux_health.mask_std = inf is not a number in [0, 1] or null",
         ),
         (None, "is a folder, not a json file"),
+        ([0.3, 0.5], "not an evaluation file (expected a json object from `lcp test --eval-out`)"),
+        (
+            {"bbox_mAP": 0.3, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.2, "classwise": [0.3]},
+            "'classwise' must map class names to AP",
+        ),
+        (
+            {"bbox_mAP": 0.3, "bbox_mAP_50": 0.5, "bbox_mAP_75": 0.2, "classwise": {}, "crux_health": 0.5},
+            "crux_health must be a json object of mask statistics",
+        ),
     ],
 )
 def test_bad_eval_file_is_one_clear_line(tmp_path, content, message):
@@ -131,6 +140,27 @@ def test_bad_eval_file_is_one_clear_line(tmp_path, content, message):
     assert result.stderr.startswith(f"lcp report: error: {bad}: ") and message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "m.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (["lcp"], "lcp report metrics: error: argument --eval: 'lcp': expected NAME=PATH"),
+        (["lcp=b.json", "lcp=b.json"], "--eval lcp=...: given twice"),
+    ],
+)
+def test_bad_eval_names_are_one_line(tmp_path, names, message):
+    write_eval(tmp_path / "b.json", 0.3, {"car": 0.3})
+    evals = [item for name in names for item in ("--eval", name)]
+    result = subprocess.run(
+        [sys.executable, "-m", "lcp.cli", "report", "metrics", *evals, "--csv", "m.csv"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "m.csv").exists()
 
 
 def test_bad_sweep_name(tmp_path):
@@ -290,6 +320,21 @@ def test_one_seed_with_crux_health_keeps_the_table_and_says_when_it_collapsed(tm
     assert "| lcp | 0.5 | 0.2 | 0.3 | 0.00034 | yes |" in summary
 
 
+def test_the_crux_mean_over_seeds_is_none_where_a_seed_lacks_the_statistic(tmp_path):
+    # "mask > 0.5" of seeds 0 and 1 (0.3 and none): the page's mean row showed 0.3, the mean of
+    # seed 0 alone, under seeds 0 and 1 (the csv's mean of the same column was empty)
+    evals = []
+    for seed, above in enumerate([0.3, None]):
+        health = {**crux_health(0.5), "mask_frac_above_half": above}
+        path = write_eval(tmp_path / f"l{seed}.json", 0.3, {"car": 0.3}, crux_health=health)
+        evals += ["--eval", f"lcp/seed{seed}={path}"]
+    result = lcp("report", "metrics", *evals, "--csv", str(tmp_path / "m.csv"), "--markdown", str(tmp_path / "s.md"))
+    assert result.returncode == 0, result.stderr
+    rows = {(row["method"], row["seed"]): row for row in csv.DictReader((tmp_path / "m.csv").open())}
+    assert rows["lcp", "mean"]["crux_mask_frac_above_half"] == ""
+    assert "| lcp | mean | 0.5 | 0.2 | - | 0.1 | 0 of 2 |" in (tmp_path / "s.md").read_text()
+
+
 def test_robustness_over_seeds(tmp_path):
     evals = []
     for method, aps in (("baseline", (0.20, 0.24)), ("lcp", (0.25, 0.27))):
@@ -373,6 +418,20 @@ def test_one_seed_each_shows_lcp_minus_baseline_only_for_the_same_seed(tmp_path)
         assert (
             "LCP - baseline is not shown: LCP was trained with seed 1, the baseline with seed 0." in summary
         ) != shown
+
+
+def test_several_seeds_without_a_seed_both_methods_trained_say_why_lcp_minus_baseline_is_missing(tmp_path):
+    # with one seed each the page said why; with seeds 0, 1 against 2, 3 the section was left out silently
+    evals = []
+    for seed in range(4):
+        method = "lcp" if seed < 2 else "baseline"
+        path = write_eval(tmp_path / f"{seed}.json", 0.3 + seed / 100, {"car": 0.3})
+        evals += ["--eval", f"{method}/seed{seed}={path}"]
+    result = lcp("report", "metrics", *evals, "--csv", str(tmp_path / "m.csv"), "--markdown", str(tmp_path / "s.md"))
+    assert result.returncode == 0, result.stderr
+    summary = (tmp_path / "s.md").read_text()
+    assert "\nLCP - baseline is not shown: LCP was trained with seeds 0, 1, the baseline with seeds 2, 3.\n" in summary
+    assert "LCP - baseline" not in {row["method"] for row in csv.DictReader((tmp_path / "m.csv").open())}
 
 
 def test_a_report_writes_no_output_over_an_input_and_nothing_when_an_input_is_bad(tmp_path):
@@ -555,6 +614,7 @@ def test_data_check_page(tmp_path):
         ('{"ok": false, "errors": ["missing image"]}', "'errors' must map each reason to {count, items"),
         ('{"ok": true, "warnings": {"r": {"count": 1, "items": ["a.jpg"]}}}', "'warnings' must map each reason"),
         ('{"ok": true, "counts": 5}', "'counts' must map names to counts"),
+        ('{"ok": true, "classes": "car"}', "'classes' must be a list"),
         ('{"ok": true, "degradation_summary": {"by_variant": [1]}}', "'degradation_summary.by_variant' must map"),
     ],
 )
