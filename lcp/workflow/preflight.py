@@ -91,7 +91,7 @@ def yaml_problem(path: str | Path) -> str | None:
         finally:
             loader.dispose()
     except UnicodeDecodeError as exc:
-        return f"{path}: not a text file ({exc.reason} at byte {exc.start})"
+        return f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
     except yaml.YAMLError as exc:
         return yaml_error_text(path, exc)
     return None

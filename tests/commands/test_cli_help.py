@@ -188,3 +188,31 @@ def test_a_misspelt_option_of_lcp_itself_is_refused_by_lcp(capsys):
         main(["--verison", "tracking", "uri"])
     err = capsys.readouterr().err
     assert err.startswith("usage: lcp [-h]") and "(did you mean --version?)" in err, err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["qqqqzz"], "lcp: error: argument COMMAND: invalid choice: 'qqqqzz' (choose from 'env', "),
+        (
+            ["test", "c.py", "c.pth", "--workers", "two"],
+            "lcp test: error: argument --workers: not a whole number: 'two'",
+        ),
+        (
+            ["data", "convert", "coco", "i", "o", "--ann", "a.json", "--rename", "car"],
+            "lcp data convert coco: error: argument --rename: expected OLD=NEW, got 'car'",
+        ),
+        (["data", "convert", "voc", "s", "o", "--classes", "car,,bus"], "empty class name in 'car,,bus'"),
+        (["data", "convert", "voc", "s", "o", "--classes", "car,bus,car"], "class listed twice: car"),
+        (["data", "convert", "folder", "s", "o", "--test-fraction", "1.5"], "must be between 0 and 1, got 1.5"),
+    ],
+)
+def test_a_bad_value_is_refused_by_its_command_before_anything_runs(tmp_path, monkeypatch, capsys, argv, message):
+    from lcp.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -389,6 +389,49 @@ def test_test_refuses_annotations_pycocotools_would_score_wrongly(
     assert err.startswith(f"lcp test: error: {edited}: {problem}")
 
 
+def _without_file_names(coco):
+    for image in coco["images"]:
+        del image["file_name"]
+
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (lambda coco: b"{", "annotation file is not valid JSON (Expecting property name"),
+        (lambda coco: b"\xff\xfe{}", "annotation file is not valid JSON ('utf-8' codec can't decode byte 0xff"),
+        (lambda coco: coco.pop("categories"), "not a COCO annotation file (no 'categories' list)"),
+        (lambda coco: coco["categories"][0].pop("name"), "a category has no 'name'"),
+        (
+            lambda coco: [category.update(id=str(category["id"])) for category in coco["categories"]],
+            "category ids ['1', '2', '3'] must be integers",
+        ),
+        (lambda coco: coco.update(annotations={"0": {}}), "not a COCO annotation file ('annotations' is not a list"),
+        (lambda coco: coco["images"][0].update(id=1.5), "images[0] has id 1.5, neither an integer nor a string"),
+        (lambda coco: coco.update(images=None), "not a COCO annotation file (no 'images' list)"),
+        (_without_file_names, "an image has no 'file_name'"),
+    ],
+    ids=[
+        "truncated",
+        "not-utf8",
+        "no-categories",
+        "category-without-name",
+        "category-ids-text",
+        "annotations-map",
+        "image-id-fraction",
+        "images-null",
+        "no-file-name",
+    ],
+)
+def test_test_names_an_annotation_file_of_another_shape(capsys, demo, tiny_lcp_checkpoint, tmp_path, edit, problem):
+    coco = json.loads((demo / "annotations" / "lowq_test.json").read_text())
+    content = edit(coco)
+    edited = tmp_path / "edited.json"
+    edited.write_bytes(content if isinstance(content, bytes) else json.dumps(coco).encode())
+    options = [f"data_root={demo}/", f"test_ann={edited}"]
+    err = error_line(capsys, ["test", LCP_TINY, str(tiny_lcp_checkpoint), "--eval", "bbox", "--cfg-options", *options])
+    assert err.startswith(f"lcp test: error: {edited}: {problem}"), err
+
+
 def test_a_classes_file_that_is_not_utf8_is_one_line(capsys, demo, tmp_path):
     classes = tmp_path / "classes.txt"
     classes.write_bytes("circle\nsquare\ntri\xe1ngulo\n".encode("latin-1"))

@@ -228,6 +228,13 @@ def test_fetch_keeps_what_the_cache_holds(hub_cache, capsys):
         weights(["fetch", "resnet50", "resnet101", "--from", "x.pth"])
 
 
+@pytest.mark.parametrize("name", ["s3://bucket/resnet50.pth", "mmcls://resnet50"])
+def test_fetch_names_weights_that_are_not_the_hub_caches(hub_cache, name):
+    with pytest.raises(LCPError, match=f"^{name}: not weights from torch's hub cache; give torchvision://NAME or an"):
+        weights(["fetch", name])
+    assert not hub_cache.exists()
+
+
 def test_lcp_train_checks_the_cache_before_it_builds_anything(hub_cache, workspace, tmp_path, capsys):
     from lcp.cli import main as lcp
 

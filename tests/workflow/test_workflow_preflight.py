@@ -248,6 +248,20 @@ def test_yaml_problem_names_line_and_column(tmp_path, monkeypatch, text, problem
     assert found == problem or (problem is not None and found is not None and found.startswith(problem))
 
 
+@pytest.mark.parametrize(
+    "encoding, problem",
+    [
+        ("utf-16", "x.yaml: not UTF-8 text (invalid start byte at byte 0); save it as UTF-8"),  # Notepad's "Unicode"
+        ("latin-1", "x.yaml: not UTF-8 text (invalid continuation byte at byte 18); save it as UTF-8"),
+    ],
+)
+def test_yaml_problem_names_a_config_saved_in_another_encoding(tmp_path, monkeypatch, encoding, problem):
+    # it was "not a text file", of a text file
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.yaml").write_bytes("run: [demo]  # caf\u00e9\n".encode(encoding))
+    assert yaml_problem("x.yaml") == problem
+
+
 # ---- training sets of a scene ---------------------------------------------------------
 
 

@@ -98,6 +98,20 @@ def test_reference_problems_name_the_key(config):
     ]
 
 
+def test_a_scene_with_demo_and_image_sets_or_a_set_synthesised_twice_is_named(config):
+    config["scenes"]["demo"]["image_sets"] = dict(config["scenes"]["custom"]["image_sets"])
+    del config["scenes"]["urpc"]["image_sets"]
+    custom = config["scenes"]["custom"]["image_sets"]
+    custom["foggier"] = {"synthesize": "fog", "from": "foggy", "options": {"beta": 0.04}}
+    problems = scene_reference_problems(config)
+    for expected in (
+        "scenes.demo: give exactly one of `demo` (generated scene) and `image_sets`",
+        "scenes.urpc: give exactly one of `demo` (generated scene) and `image_sets`",
+        "scenes.custom.image_sets.foggier.from: synthesise from a converted set, not a synthesised one",
+    ):
+        assert expected in problems, problems
+
+
 def test_a_step_may_not_set_what_the_workflow_sets(config):
     # applied after the workflow's own, a test set here was evaluated for every severity of the sweep
     config["scenes"]["demo"]["baseline"]["cfg_options"]["test_ann"] = "demo/annotations/clean_test.json"
