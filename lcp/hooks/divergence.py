@@ -42,6 +42,11 @@ def nonfinite_parameters(named_parameters: Iterable[tuple[str, Any]]) -> list[st
     return [name for name, parameter in named_parameters if not bool(torch.isfinite(parameter).all())]
 
 
+def _nonfinite_weights(runner) -> list[str]:
+    """nonfinite_parameters of the runner's model, unwrapped from its (distributed) data-parallel wrapper."""
+    return nonfinite_parameters(getattr(runner.model, "module", runner.model).named_parameters())
+
+
 def _some(names: list[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
@@ -65,8 +70,7 @@ class DivergenceHook(Hook):
         """Weights that are not finite before the first step (a checkpoint an earlier lcp saved
         after its loss turned nan, resumed or loaded) would stop the first iteration with a
         message about the learning rate; name where they came from instead."""
-        model = getattr(runner.model, "module", runner.model)
-        parameters = nonfinite_parameters(model.named_parameters())
+        parameters = _nonfinite_weights(runner)
         if parameters:
             raise LCPError(
                 f"the weights this training starts from are not finite ({_some(parameters)}): the checkpoint "
@@ -78,8 +82,7 @@ class DivergenceHook(Hook):
         losses = nonfinite_losses((runner.outputs or {}).get("log_vars") or {})
         if not losses:
             return
-        model = getattr(runner.model, "module", runner.model)
-        parameters = nonfinite_parameters(model.named_parameters())
+        parameters = _nonfinite_weights(runner)
         if not parameters:  # an fp16 step skipped for overflow: the weights did not change
             return
         lr = getattr(runner.optimizer, "defaults", {}).get("lr")  # the configured one, not warm-up's

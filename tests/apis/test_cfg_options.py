@@ -45,13 +45,14 @@ def command_line(command: str, workspace: Path, tmp_path: Path) -> list[str]:
     }[command]
 
 
+def with_option(command: str, workspace, tmp_path, option: str) -> list[str]:
+    """command_line's `lcp COMMAND` on the workspace's demo scene with one more --cfg-options OPTION."""
+    return command_line(command, workspace, tmp_path) + ["--cfg-options", f"data_root={workspace / 'demo'}/", option]
+
+
 @pytest.mark.parametrize("command", ["train", "test", "infer", "heatmaps"])
 def test_misspelt_key_is_refused_by_every_command_with_the_nearest_key(command, workspace, tmp_path, capsys):
-    argv = command_line(command, workspace, tmp_path) + [
-        "--cfg-options",
-        f"data_root={workspace / 'demo'}/",
-        "optimzer.lr=0.5",
-    ]
+    argv = with_option(command, workspace, tmp_path, "optimzer.lr=0.5")
     assert one_error_line(capsys, argv) == (
         f"lcp {command}: error: {LCP_TINY}: --cfg-options optimzer.lr: the config has no key optimzer "
         "(did you mean optimizer.lr?), and neither mmdet nor lcp reads one"
@@ -290,11 +291,7 @@ def test_a_value_whose_spaces_mmcv_would_drop_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize("command", ["train", "test", "infer", "heatmaps"])
 def test_an_image_size_of_zero_is_refused_by_every_command_naming_the_setting(command, workspace, tmp_path, capsys):
     """img_scale=(0, 0) ended in OpenCV's "Assertion failed inv_scale_x > 0" traceback from the first image."""
-    argv = command_line(command, workspace, tmp_path) + [
-        "--cfg-options",
-        f"data_root={workspace / 'demo'}/",
-        "img_scale=(0,0)",
-    ]
+    argv = with_option(command, workspace, tmp_path, "img_scale=(0,0)")
     assert one_error_line(capsys, argv) == (
         f"lcp {command}: error: {LCP_TINY}: img_scale=(0, 0) is not an image size; give two whole numbers above 0, "
         "e.g. img_scale=(1333, 800), or a list of such sizes"

@@ -120,6 +120,11 @@ def run_checked(args: list[str], env: dict[str, str], timeout: float = 240) -> N
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
 
 
+def lcp_train(config: Path, *args: str) -> list[str]:
+    """The command line of `lcp train CONFIG ARGS` in a fresh interpreter."""
+    return [sys.executable, "-m", "lcp.cli", "train", str(config), *args]
+
+
 @pytest.mark.slow
 def test_two_gpus_outside_slurm_train_as_two_torchrun_processes_in_lockstep(scene, tmp_path):
     probe_dir = tmp_path / "probe"
@@ -127,18 +132,7 @@ def test_two_gpus_outside_slurm_train_as_two_torchrun_processes_in_lockstep(scen
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     run_checked(
-        [
-            sys.executable,
-            "-m",
-            "lcp.cli",
-            "train",
-            str(config),
-            "--gpus",
-            "2",
-            "--no-validate",
-            "--work-dir",
-            str(tmp_path / "work"),
-        ],
+        lcp_train(config, "--gpus", "2", "--no-validate", "--work-dir", str(tmp_path / "work")),
         child_env(TMPDIR=str(scratch)),
     )
     check_two_rank_run(probe_dir)
@@ -165,16 +159,7 @@ def test_srun_two_tasks_train_both_modes_in_lockstep(scene, tmp_path, slurm_clus
             "3000",
             "--time",
             "5",
-            sys.executable,
-            "-m",
-            "lcp.cli",
-            "train",
-            str(config),
-            "--launcher",
-            "slurm",
-            "--no-validate",
-            "--work-dir",
-            str(tmp_path / "work"),
+            *lcp_train(config, "--launcher", "slurm", "--no-validate", "--work-dir", str(tmp_path / "work")),
         ],
         env,
     )
@@ -194,12 +179,8 @@ def test_two_processes_log_one_mlflow_run_with_the_gpus_and_the_lr_they_train_wi
         env.pop(name, None)
     work_dir = tmp_path / "work"
     run_checked(
-        [
-            sys.executable,
-            "-m",
-            "lcp.cli",
-            "train",
-            str(config),
+        lcp_train(
+            config,
             "--gpus",
             "2",
             "--auto-scale-lr",
@@ -211,7 +192,7 @@ def test_two_processes_log_one_mlflow_run_with_the_gpus_and_the_lr_they_train_wi
             "ddp",
             "--cfg-options",
             "evaluation.interval=1",
-        ],
+        ),
         env,
     )
     client = MlflowClient(uri)
@@ -234,7 +215,7 @@ def test_a_failed_process_ends_the_run_with_one_line_naming_what_happened(scene,
     config = probe_config(scene, probe_dir)
     with config.open("a") as text:
         text.write("custom_hooks.append(dict(type='FailOnRankHook', rank=1, epoch=2))\n")
-    args = [sys.executable, "-m", "lcp.cli", "train", str(config), "--gpus", "2", "--no-validate", "--no-track"]
+    args = lcp_train(config, "--gpus", "2", "--no-validate", "--no-track")
     result = subprocess.run(
         [*args, "--work-dir", str(tmp_path / "work")],
         env=child_env(),
