@@ -139,6 +139,8 @@ def main_metrics(args: argparse.Namespace) -> int:
     )
     from lcp.report.plots import plot_classwise
 
+    if args.samples and not args.html:
+        raise LCPError("--samples: the pictures are shown in the --html page only; give --html PAGE too")
     _check_outputs([args.csv, args.markdown, args.plot, args.html], [path for _, path in args.evals + args.samples])
     evaluations = _load_all(args.evals)
     grouped = group_by_method(evaluations)
@@ -168,7 +170,7 @@ def main_metrics(args: argparse.Namespace) -> int:
             errors=classwise_table(std) if several else None,
         )
     write_files(pages)
-    print(table[["AP", "AP50", "AP75"]].to_string(float_format=one_decimal))
+    print(table[["AP", "AP50", "AP75"]].to_string(float_format=one_decimal, na_rep="-"))
     return 0
 
 
@@ -194,7 +196,7 @@ def main_robustness(args: argparse.Namespace) -> int:
         spread = " (mean and sample std over seeds)" if "seed" in table else ""
         pages[args.plot] = plot_robustness(table, f"{args.title}: AP against {table['parameter'].iloc[0]}{spread}")
     write_files(pages)
-    print(shown.to_string(index=False, float_format=_two_decimals))
+    print(shown.to_string(index=False, float_format=_two_decimals, na_rep="-"))
     return 0
 
 

@@ -285,7 +285,7 @@ def parse_sweep_name(name: str) -> tuple[str, str, float]:
         number = float(value)
     except ValueError:
         number = math.nan
-    if not at or not method or not parameter or math.isnan(number):
+    if not at or not method or not parameter or not math.isfinite(number):
         raise LCPError(f"{name}: expected METHOD@PARAMETER_VALUE, e.g. lcp@beta_0.02 (or lcp/seed1@beta_0.02)")
     return method, parameter, number
 

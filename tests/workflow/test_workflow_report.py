@@ -163,11 +163,32 @@ def test_bad_eval_names_are_one_line(tmp_path, names, message):
     assert "Traceback" not in result.stderr and not (tmp_path / "m.csv").exists()
 
 
-def test_bad_sweep_name(tmp_path):
+@pytest.mark.parametrize("variant", ["strong", "beta_inf"])  # an infinite severity was a sweep point
+def test_bad_sweep_name(tmp_path, variant):
     path = write_eval(tmp_path / "e.json", 0.3, {"car": 0.3})
-    result = lcp("report", "robustness", "--eval", f"lcp@strong={path}", "--csv", str(tmp_path / "r.csv"))
-    assert result.returncode == 2
-    assert "lcp@strong: expected METHOD@PARAMETER_VALUE" in result.stderr
+    result = lcp("report", "robustness", "--eval", f"lcp@{variant}={path}", "--csv", str(tmp_path / "r.csv"))
+    assert result.returncode == 2 and not (tmp_path / "r.csv").exists()
+    assert result.stderr == (
+        f"lcp report: error: lcp@{variant}: expected METHOD@PARAMETER_VALUE, e.g. lcp@beta_0.02 "
+        "(or lcp/seed1@beta_0.02)\n"
+    )
+
+
+def test_the_printed_tables_show_a_missing_ap_as_the_pages_do(tmp_path):
+    """They printed NaN where the html and markdown pages show '-'."""
+    baseline = write_eval(tmp_path / "b.json", 0.3, {"car": 0.3}, bbox_mAP=None)
+    method = write_eval(tmp_path / "l.json", 0.35, {"car": 0.35})
+    evals = ["--eval", f"baseline={baseline}", "--eval", f"lcp={method}"]
+    result = lcp("report", "metrics", *evals, "--csv", str(tmp_path / "m.csv"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[2:] == ["baseline    -  50.0  25.0", "lcp      35.0  55.0  30.0"]
+    evals = ["--eval", f"baseline@beta_0.02={baseline}", "--eval", f"lcp@beta_0.02={method}"]
+    result = lcp("report", "robustness", *evals, "--csv", str(tmp_path / "r.csv"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "baseline      beta  0.02     - 50.00 25.00",
+        "     lcp      beta  0.02 35.00 55.00 30.00",
+    ]
 
 
 def crux_health(mean: float, collapsed: bool = False) -> dict:
@@ -637,6 +658,17 @@ def test_sample_detections_must_be_jpeg(tmp_path):
     )
     assert result.returncode == 2
     assert f"{tmp_path / 'sample.png'}: sample detections are JPEG pictures" in result.stderr
+
+
+def test_samples_without_the_html_page_they_go_into_are_refused(tmp_path):
+    """They were left out without a word (written nowhere, exit 0)."""
+    method = write_eval(tmp_path / "l.json", 0.3, {"car": 0.3})
+    outputs = ["--csv", str(tmp_path / "m.csv"), "--markdown", str(tmp_path / "s.md")]
+    result = lcp("report", "metrics", "--eval", f"lcp={method}", *outputs, "--samples", f"lcp={tmp_path / 'l_0.jpg'}")
+    assert result.returncode == 2 and result.stderr == (
+        "lcp report: error: --samples: the pictures are shown in the --html page only; give --html PAGE too\n"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["l.json"]
 
 
 def test_the_classwise_plot_marks_a_class_without_ap_instead_of_a_bar_of_0(tmp_path, monkeypatch):
