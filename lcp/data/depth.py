@@ -87,7 +87,7 @@ def cityscapes_depth(disparity_path: Path, camera_path: Path) -> np.ndarray:
         camera = json.loads(camera_path.read_text(encoding="utf-8"))
         given = camera["extrinsic"]["baseline"], camera["intrinsic"]["fx"]
         baseline, fx = (float(value) for value in given)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, OverflowError) as exc:
         raise LCPError(f"{camera_path}: not a Cityscapes camera json ({exc!r})") from None
     for key, value, number in zip(("extrinsic.baseline", "intrinsic.fx"), given, (baseline, fx), strict=True):
         # 0 gave no fog, a negative value a transmission above 1, NaN the far limit everywhere

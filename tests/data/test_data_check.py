@@ -754,6 +754,9 @@ def test_a_degradation_other_than_the_sidecar_s_is_named_and_an_unknown_one_refu
         "detail": "the sidecar says fog, --degradation says rain",
     }
     assert report["errors"]["unpaired_lowq"]["count"] == 8  # foggy names: no rain image pairs
+    # the boxes' visibility under the variant the sidecar records, not under an empty name "[]"
+    assert list(report["box_visibility"]["by_variant"]) == ["beta_0.04"]
+    assert "\n  box visibility [beta_0.04]: median " in capsys.readouterr().out
     sidecar = scene / "lowq" / "synthesis.json"
     edit(sidecar, lambda data: data.update(degradation="snow"))
     capsys.readouterr()

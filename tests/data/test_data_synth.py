@@ -631,8 +631,13 @@ def synth_cityscapes(tmp_path: Path) -> int:
         ('{"extrinsic": {"baseline": NaN}, "intrinsic": {"fx": 2000}}', "extrinsic.baseline is nan; a Cityscapes"),
         ('{"extrinsic": {"baseline": true}, "intrinsic": {"fx": 2000}}', "extrinsic.baseline is True; a Cityscapes"),
         ('{"extrinsic": {"baseline": 0.2}, "intrinsic": {"fx": 0}}', "intrinsic.fx is 0; a Cityscapes camera json"),
+        # a traceback (OverflowError: int too large to convert to float)
+        (
+            '{"extrinsic": {"baseline": 1%s}, "intrinsic": {"fx": 2000}}' % ("0" * 400),
+            "not a Cityscapes camera json (OverflowError('int too large to convert to float'))",
+        ),
     ],
-    ids=["not-json", "no-baseline", "text-baseline", "zero", "negative", "nan", "boolean", "zero-fx"],
+    ids=["not-json", "no-baseline", "text-baseline", "zero", "negative", "nan", "boolean", "zero-fx", "400-digits"],
 )
 def test_a_bad_camera_json_is_one_line_and_leaves_nothing(tmp_path, capsys, camera, problem):
     path = write_cityscapes_depth(tmp_path, camera)

@@ -11,7 +11,7 @@ import numpy as np
 
 from lcp.data.check.findings import Findings
 from lcp.data.degradations import DEGRADATIONS, split_lowq_stem
-from lcp.data.degradations.base import ERASED_BELOW, WHITENED_IMAGE_SHARE
+from lcp.data.degradations.base import ERASED_BELOW, WHITENED_IMAGE_SHARE, format_value
 from lcp.data.synth import SIDECAR_NAME
 
 # Default of --max-erased-share: above it, a variant hides too many objects to train on.
@@ -58,9 +58,11 @@ def check_objects(
             unknown += 1
             continue
         split = split_lowq_stem(path.stem, [marker])
-        label = "_".join(f"{k}_{v}" for k, v in split[2].items()) if split else ""
+        # a name without the marker (unpaired_lowq, e.g. --degradation rain on a fog set): the sidecar's variant
+        variant = split[2] if split else record.get("params")
         visible = [b["visibility"] for b in boxes if isinstance(b, dict) and b.get("visibility") is not None]
-        variants[label].extend(visible)
+        if isinstance(variant, dict) and variant:
+            variants["_".join(f"{k}_{format_value(v)}" for k, v in variant.items())].extend(visible)
         erased = [
             b
             for b in boxes
