@@ -348,8 +348,8 @@ def check_mode_plan_length(cfg, source: str) -> None:
         if not isinstance(num_epoch, (list, tuple)) or not isinstance(modes, (list, tuple)):
             return  # the hook's defaults, or references the hook's build resolves
         check_plan(num_epoch, modes, f"{source}: {name}")
-        max_epochs = (cfg.get("runner") or {}).get("max_epochs")
-        if isinstance(max_epochs, int) and not isinstance(max_epochs, bool):
+        max_epochs = _max_epochs(cfg)
+        if max_epochs is not None:
             check_plan_length(num_epoch, modes, max_epochs, f"{source}: {name}.num_epoch")
 
 

@@ -290,7 +290,7 @@ def read_classes_file(path: str) -> list[str]:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise LCPError(f"{path}: classes file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    names = [line.rstrip("\r") for line in text.split("\n")]
+    names = text.split("\n")  # read_text turned \r\n and \r into \n, as mmcv's list_from_file reads it
     if names[-1] == "":
         names.pop()  # the newline that ends the last line
     for number, name in enumerate(names, 1):

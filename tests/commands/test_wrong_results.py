@@ -193,6 +193,32 @@ def test_train_refuses_zero_epochs(capsys, workspace, tmp_path):
     assert not (tmp_path / "work").exists()
 
 
+def test_train_checks_the_mode_plan_against_an_older_configs_total_epochs(capsys, workspace, tmp_path):
+    """mmdet's older schedules give the run's length as total_epochs, without a runner: the plan
+    was checked against runner.max_epochs alone, so such a run was refused only once it had
+    started (its work dir made), and the workflow's dry run passed it."""
+    base = REPO / "config" / "mmdet" / "_base_"
+    schedule = tmp_path / "schedule.py"
+    published = (base / "schedules" / "lcp_24e.py").read_text()
+    schedule.write_text(published.replace("runner = dict(type='EpochBasedRunner', max_epochs=24)", "total_epochs = 1"))
+    config = tmp_path / "total_epochs.py"
+    bases = [str(base / "models" / "lcp_cascade_rcnn_tiny.py"), str(base / "datasets" / "lcp_paired_detection.py")]
+    config.write_text(
+        f"_base_ = {[*bases, str(schedule), str(base / 'default_runtime.py')]!r}\n"
+        f"classes = {CLASSES!r}\nnum_classes = 3\ndata_root = '{workspace / 'demo'}/'\nimg_scale = (128, 128)\n"
+        "train_img_dir = test_img_dir = 'lowq/'\ntrain_ann = 'annotations/lowq_train.json'\n"
+        "test_ann = 'annotations/lowq_test.json'\ndf_img_dir = 'clean/'\nkl_loss_weight = 1\n"
+        "mode_plan = dict(num_epoch=[1, 1, 2])\n"
+    )
+    err = error_line(capsys, ["train", str(config), "--work-dir", str(tmp_path / "work")])
+    assert err == (
+        f"lcp train: error: {config}: mode_plan.num_epoch = [1, 1, 2] plans 4 epochs but runner.max_epochs = 1: "
+        "the run would end before its first crux_learner epoch (2), so it never trains the crux_learner; give a "
+        "plan of 1 epochs"
+    )
+    assert not (tmp_path / "work").exists()
+
+
 def test_train_refuses_an_iteration_based_runner_and_a_random_seed(capsys, workspace, tmp_path):
     """An iteration-based run kept one LCP mode, resumed one iteration twice without its random
     state (and crashed resuming on a CPU); seed = None drew another seed on resume, so the
