@@ -64,13 +64,12 @@ def build_test_model(cfg, checkpoint: str, fp16: bool = False):
 
 def checkpoint_classes(checkpoint: str) -> tuple[str, ...] | None:
     """The class names mmdet stored in the checkpoint's meta, if any."""
-    import torch
+    from lcp.models.checkpoint import checkpoint_meta
 
     try:
-        meta = torch.load(checkpoint, map_location="cpu", weights_only=False).get("meta", {})
-    except Exception:  # load_lcp_checkpoint has already named any problem with the file
+        classes = checkpoint_meta(checkpoint).get("CLASSES")
+    except LCPError:  # load_lcp_checkpoint has already named any problem with the file
         return None
-    classes = meta.get("CLASSES") if isinstance(meta, dict) else None
     return tuple(classes) if classes else None
 
 

@@ -123,12 +123,17 @@ def check_resumable(path: str) -> None:
         )
 
 
-def checkpoint_seed(path: str | os.PathLike) -> int | None:
-    """The seed the model in `path` was trained with (meta.seed, which lcp train records), or None
-    when the checkpoint does not say (another tool's, the authors'); reads no weights."""
+def checkpoint_meta(path: str | os.PathLike) -> Mapping:
+    """The checkpoint's `meta` (empty when it has none); reads no weights."""
     checkpoint = _torch_load(os.fspath(path), mmap=True)
     meta = checkpoint.get("meta") if isinstance(checkpoint, Mapping) else None
-    seed = meta.get("seed") if isinstance(meta, Mapping) else None
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def checkpoint_seed(path: str | os.PathLike) -> int | None:
+    """The seed the model in `path` was trained with (meta.seed, which lcp train records), or None
+    when the checkpoint does not say (another tool's, the authors')."""
+    seed = checkpoint_meta(path).get("seed")
     return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None
 
 
