@@ -5,6 +5,7 @@ it and stops before any job starts (in a dry run too).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -126,6 +127,12 @@ def scene_reference_problems(config: Mapping) -> list[str]:
                 frozenset(sweep.get("sweep", {})),
                 "one value per severity of the sweep",
             )
+            for parameter, values in sweep.get("sweep", {}).items():
+                problems += [
+                    f"{key}.robustness.sweep.{parameter}.{index}: {value} is no severity; give a finite number"
+                    for index, value in enumerate(values)
+                    if not math.isfinite(value)  # YAML's .inf and .nan pass the schema's `number`
+                ]
         if "robustness" in scene and scene["degradation"] == "none":
             problems.append(f"{key}.robustness: needs a `degradation` to synthesise the sweep with")
         for index, name in enumerate(scene["classes"]):

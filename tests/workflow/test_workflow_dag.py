@@ -175,6 +175,10 @@ def misspelt_sweep_parameter(config):
     config["scenes"]["custom"]["robustness"] = {"sweep": {"betta": [0.01, 0.02]}}
 
 
+def infinite_sweep_value(config):  # passed the schema's `number`; its synth job failed after the trainings
+    config["scenes"]["custom"]["robustness"] = {"sweep": {"beta": [0.01, float("inf")]}}
+
+
 def sweep_without_degradation(config):  # real underwater images: nothing says what to synthesise
     config["scenes"]["urpc"]["robustness"] = {"sweep": {"beta": [0.01, 0.02]}}
 
@@ -342,6 +346,7 @@ def shared_set_made_two_ways(config):
             "of them split with `test-fraction: 0.2`",
         ),
         (misspelt_sweep_parameter, "scenes.custom.robustness.sweep.betta: `lcp data synth fog` has no option --betta"),
+        (infinite_sweep_value, "scenes.custom.robustness.sweep.beta.1: inf is no severity; give a finite number"),
         (sweep_without_degradation, "scenes.urpc.robustness: needs a `degradation` to synthesise the sweep with"),
         (  # the conversion took the first scene's --classes: traffic light was dropped without a word
             shared_folder_other_classes,
