@@ -173,6 +173,16 @@ def stdout_is_closed() -> bool:
         return False
 
 
+def exit_status(exc: Exception) -> int:
+    """The status an `lcp` command that raised `exc` exits with: INPUT_REFUSED for what the user
+    must change before a rerun can pass (a workflow does not retry it), 1 for anything else."""
+    if isinstance(exc, LCPError) or (
+        isinstance(exc, OSError) and exc.filename is not None and exc.errno in REFUSED_ERRNOS
+    ):
+        return INPUT_REFUSED
+    return 1
+
+
 class Terminated(BaseException):
     """SIGTERM (a cluster's time limit or scancel, `kill`): raised so that every `finally`
     removes what the command had not published yet, as Ctrl-C does."""
@@ -232,7 +242,7 @@ def _main(argv: list[str] | None) -> int:
         from lcp.io import published_path
 
         print(f"{name}: error: {published_path(exc.filename)}: {exc.strerror}", file=sys.stderr)
-        return INPUT_REFUSED if exc.errno in REFUSED_ERRNOS else 1
+        return exit_status(exc)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,14 @@ iteration: a parameter no rank used keeps .grad None, so the optimizer leaves it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from lcp.errors import LCPError
 
@@ -124,6 +127,45 @@ def process_launch_command(
         "--launcher",
         "pytorch",
     ]
+
+
+def record_failure(exc: Exception) -> None:
+    """Under torchrun: this process's error, and the status it exits with, in the error file
+    torchrun gives it (TORCHELASTIC_ERROR_FILE; its report quotes the message). torchrun exits 1
+    whatever its processes' statuses, so `lcp train --gpus N` reads them there (first_failure)."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    from lcp.cli import exit_status
+    from lcp.io import write_json
+    from lcp.tracking.client import error_line
+
+    with contextlib.suppress(OSError):  # a full disk: the error itself is still in the log
+        write_json(path, {"message": error_line(exc), "timestamp": time.time(), "lcp_exit_status": exit_status(exc)})
+
+
+@dataclass(frozen=True)
+class ProcessFailure:
+    error: str
+    status: int
+
+
+def first_failure(log_dir: str | os.PathLike) -> ProcessFailure | None:
+    """The failure that came first of those the processes torchrun ran with `log_dir` recorded
+    (record_failure), or None: none did (killed by a signal, or not under torchrun)."""
+    from lcp.io import read_json
+
+    failures = []
+    for path in Path(log_dir).rglob("error.json"):
+        try:
+            record = read_json(path)
+            failures.append((float(record["timestamp"]), str(record["message"]), int(record["lcp_exit_status"])))
+        except (LCPError, KeyError, TypeError, ValueError):  # another writer's, or cut short
+            continue
+    if not failures:
+        return None
+    _, error, status = min(failures)
+    return ProcessFailure(error, status)
 
 
 def init_distributed(launcher: str, backend: str | None = None, timeout_s: int | None = None) -> DistEnv:

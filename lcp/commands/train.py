@@ -35,7 +35,9 @@ import argparse
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
+from lcp.apis.distributed import record_failure
 from lcp.apis.options import add_cfg_options, parse_cfg_options
 from lcp.apis.training_run import TrainingRequest, checked_training_config, train_from_config
 from lcp.commands.tracking_flags import add_tracking_arguments, tracking_request
@@ -136,10 +138,15 @@ def run_launcher(command: list[str]) -> int:
 
 def launcher_failure(launcher: str, processes: int, status: int) -> str:
     """What ended a run of `processes` training processes whose launcher (torchrun, srun) exited with `status`."""
-    return (
-        f"a training process failed, so {launcher} stopped all {processes} (exit status {status}); {launcher}'s "
-        "report above names the one that failed first and how it ended; its own error, if it printed one, is above that"
-    )
+    return f"a training process failed, so {launcher} stopped all {processes} (exit status {status})"
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def main(args: argparse.Namespace) -> int:
@@ -147,19 +154,36 @@ def main(args: argparse.Namespace) -> int:
         raise LCPError(f"--gpus {args.gpus}: give 1 or more (no GPU: leave --gpus out)")
     request = training_request(args)
     if args.gpus is not None and args.gpus > 1 and args.launcher == "none":
-        from lcp.apis.distributed import process_launch_command
+        from lcp.apis.distributed import first_failure, process_launch_command
         from lcp.apis.training_lock import training_lock
+        from lcp.tracking.run_file import RUN_FILE, fail_stopped_run
 
         # once here, instead of in every process under the launcher's error report
         _, work_dir = checked_training_config(request)
+        run_file = Path(work_dir) / RUN_FILE
         with training_lock(work_dir), tempfile.TemporaryDirectory(prefix="lcp-launcher-") as launcher_files:
             command = process_launch_command(args.gpus, args._argv, log_dir=launcher_files)
             print(f"lcp train: {args.gpus} processes: {' '.join(command)}", file=sys.stderr, flush=True)
+            run_before = file_identity(run_file)
             status = run_launcher(command)
-        if status != 0:
-            # the launcher's report ends the log, and the processes it stopped say only "terminated (SIGTERM)"
+            if status == 0:
+                return 0
             launcher = "srun" if command[0] == "srun" else "torchrun"
-            print(f"lcp train: error: {launcher_failure(launcher, args.gpus, status)}", file=sys.stderr)
-        return status
-    train_from_config(request)
+            failed = launcher_failure(launcher, args.gpus, status)
+            failure = first_failure(launcher_files) if status > 0 else None  # not for a killed launcher
+            if status > 0 and file_identity(run_file) != run_before:  # rank 0 wrote it: this training's run
+                fail_stopped_run(Path(work_dir), failure.error if failure else failed)
+        # the launcher's report ends the log, and the processes it stopped say only "terminated (SIGTERM)"
+        print(
+            f"lcp train: error: {failed}; {launcher}'s report above names the one that failed first and how it "
+            "ended; its own error, if it printed one, is above that",
+            file=sys.stderr,
+        )
+        return failure.status if failure else status  # torchrun's is 1 even for an exit-2 refusal
+    try:
+        train_from_config(request)
+    except Exception as exc:
+        if request.launcher != "none":
+            record_failure(exc)
+        raise
     return 0

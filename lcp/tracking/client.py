@@ -80,6 +80,12 @@ def short_error(exc: BaseException) -> str:
     return clip(f"{type(exc).__name__}: {text}", 300)
 
 
+def error_line(exc: BaseException) -> str:
+    """The exception's type and its message's first line: what a run that stopped says of why."""
+    reason = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+
+
 def make_client(uri: str):
     """A client for the store at `uri`. A local sqlite store is opened (and migrated when older)
     under a lock beside it: MLflow migrates a database without one, and jobs starting at once on

@@ -56,9 +56,9 @@ from lcp.tracking import params as run_params
 from lcp.tracking import settings
 from lcp.tracking import training_record as record
 from lcp.tracking.classwise import ClasswiseCapture
-from lcp.tracking.client import clip
+from lcp.tracking.client import error_line
 from lcp.tracking.run import TrackedRun
-from lcp.tracking.run_file import previous_run, save_run_file
+from lcp.tracking.run_file import previous_run, save_run_file, stopped_reason
 from lcp.tracking.throughput import Throughput
 
 log = logging.getLogger("lcp.tracking")
@@ -198,11 +198,11 @@ class LCPMlflowLoggerHook(LoggerHook):
             return
         self._stop_watching(runner)
         status = "FAILED" if isinstance(exc, Exception) else "KILLED"  # lcp.cli's SIGTERM is no Exception
-        reason = (str(exc).strip().splitlines() or [""])[0]
-        error = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
         tag = f"lcp.stopped_in_epoch.{runner.epoch + 1:03d}"  # stays true when a resume reopens the run
-        self.run.set_tags({tag: clip(f"{status}: {error}", 500)})
-        self._end(runner, status)
+        self.run.set_tags({tag: stopped_reason(status, error_line(exc))})
+        # rank 0 of several (lcp train --gpus N) stopped because another rank failed (by the launcher's
+        # SIGTERM, or the lost connection): lcp train rewrites this tag with that rank's error
+        self._end(runner, status, stopped_tag=tag)
 
     def _stop_watching(self, runner) -> None:
         """Undo what before_run started: the class-wise capture, the exit fallback, system metrics."""
@@ -210,7 +210,7 @@ class LCPMlflowLoggerHook(LoggerHook):
         atexit.unregister(self._on_exit)
         self._stop_system_metrics()
 
-    def _end(self, runner, status: str) -> None:
+    def _end(self, runner, status: str, stopped_tag: str | None = None) -> None:
         """Upload the run's text and json logs, end the run with `status`, record it in the work dir."""
         work_dir = Path(runner.work_dir)
         timestamp = getattr(runner, "timestamp", None)
@@ -218,7 +218,7 @@ class LCPMlflowLoggerHook(LoggerHook):
             if timestamp and (work_dir / f"{timestamp}{suffix}").is_file():
                 self.run.log_artifact(work_dir / f"{timestamp}{suffix}", "logs")
         self.run.finish(status)
-        save_run_file(work_dir, self.run)
+        save_run_file(work_dir, self.run, stopped_tag)
 
     def _on_exit(self) -> None:
         """The process ends without after_run (training raised): close the run as FAILED."""

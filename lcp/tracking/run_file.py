@@ -1,13 +1,21 @@
 """<work dir>/mlflow-run.json: which MLflow run a work dir's training logs to, so that a resumed
-training continues the same run instead of starting another."""
+training continues the same run instead of starting another, and the tag saying why it stopped,
+which `lcp train --gpus N` rewrites when another process than the one that logs failed first."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
+from lcp.errors import LCPError
 from lcp.io import read_json, write_json
+from lcp.tracking.client import clip, now_ms
+from lcp.tracking.journal import Journal, journal_path
+from lcp.tracking.replay import replay
+
+log = logging.getLogger("lcp.tracking")
 
 RUN_FILE = "mlflow-run.json"
 
@@ -31,8 +39,8 @@ def previous_run(work_dir: Path, run_name: str) -> dict[str, Any] | None:
     return previous
 
 
-def save_run_file(work_dir: Path, run) -> None:
-    """Record TrackedRun `run` as the work dir's run."""
+def save_run_file(work_dir: Path, run, stopped_tag: str | None = None) -> None:
+    """Record TrackedRun `run` as the work dir's run; `stopped_tag`: the tag saying why it stopped, if it did."""
     write_json(
         work_dir / RUN_FILE,
         {
@@ -41,5 +49,50 @@ def save_run_file(work_dir: Path, run) -> None:
             "run_name": run.run_name,
             "experiment": run.experiment,
             "tracking_uri": run.tracking_uri,
+            **({"stopped_tag": stopped_tag} if stopped_tag else {}),
         },
     )
+
+
+def stopped_reason(status: str, error: str) -> str:
+    """The value of a stopped run's lcp.stopped_in_epoch.NNN tag."""
+    return clip(f"{status}: {error}", 500)
+
+
+def fail_stopped_run(work_dir: Path, error: str) -> None:
+    """End the work dir's run FAILED with `error`, as a training that raised, when its process stopped
+    it: a launcher (torchrun, srun) stopped the process that logs (KILLED "Terminated"), or it lost
+    its connection to the others (FAILED), because another process failed with `error`. Sent
+    through the run's pending journal, so a server that is down gets it with `lcp tracking sync`."""
+    try:
+        record = read_json(work_dir / RUN_FILE)
+    except LCPError:
+        return
+    if not isinstance(record, dict) or not record.get("stopped_tag") or not record.get("run_key"):
+        return
+    journal = Journal(journal_path(work_dir, record["run_key"]))
+    if not record.get("run_id") and not journal.exists():  # a run MLflow refused: nothing was tracked
+        return
+    header = {
+        "run_key": record["run_key"],
+        "run_id": record.get("run_id"),
+        "tracking_uri": record.get("tracking_uri"),
+        "experiment": record.get("experiment"),
+        "artifact_location": None,  # the run exists, or its journal's own header says where it goes
+        "run_name": record.get("run_name"),
+    }
+    try:
+        journal.add("tags", header, tags={record["stopped_tag"]: stopped_reason("FAILED", error)})
+        journal.add("terminate", header, status="FAILED", end_time=now_ms())
+    except OSError as exc:  # a full disk: the training's own failure is what to report
+        log.warning("MLflow: run %s not marked FAILED (%s: %s)", record.get("run_name"), exc.filename, exc.strerror)
+        return
+    result = replay(journal)
+    if result.remaining:
+        log.warning(
+            "MLflow: the failure of run %s is queued in %s (%s); when that is fixed, run: lcp tracking sync %s",
+            record.get("run_name"),
+            journal.path,
+            result.error,
+            work_dir,
+        )

@@ -7,6 +7,7 @@ import os
 import torch
 from mmcv.runner import HOOKS, Hook, get_dist_info
 
+from lcp.errors import LCPError
 from lcp.hooks.pairing import paired_datasets
 
 
@@ -46,11 +47,13 @@ class DDPProbeHook(Hook):
 
 @HOOKS.register_module()
 class FailOnRankHook(Hook):
-    """Raises on rank `rank` before epoch `epoch` (1-based): one process of a run fails."""
+    """Raises on rank `rank` before epoch `epoch` (1-based): one process of a run fails (with
+    `refuse`, refuses its input: exit 2)."""
 
-    def __init__(self, rank, epoch):
-        self.rank, self.epoch = rank, epoch
+    def __init__(self, rank, epoch, refuse=False):
+        self.rank, self.epoch, self.refuse = rank, epoch, refuse
 
     def before_train_epoch(self, runner):
         if get_dist_info()[0] == self.rank and runner.epoch + 1 == self.epoch:
-            raise RuntimeError(f"FailOnRankHook: rank {self.rank} fails in epoch {self.epoch}")
+            message = f"FailOnRankHook: rank {self.rank} fails in epoch {self.epoch}"
+            raise LCPError(message) if self.refuse else RuntimeError(message)

@@ -208,29 +208,39 @@ def test_two_processes_log_one_mlflow_run_with_the_gpus_and_the_lr_they_train_wi
 
 
 @pytest.mark.slow
-def test_a_failed_process_ends_the_run_with_one_line_naming_what_happened(scene, tmp_path):
+@pytest.mark.parametrize("error, status", [("RuntimeError", 1), ("LCPError", 2)])
+def test_a_failed_process_ends_the_run_with_one_line_and_its_status_and_fails_its_mlflow_run(
+    error, status, scene, tmp_path, mlflow_server
+):
     """torchrun stops the other process when one fails; lcp's own output ended with torchrun's
-    traceback and the stopped process's "terminated (SIGTERM)", with no line of its own."""
+    traceback and the stopped process's "terminated (SIGTERM)", with no line of its own. The
+    MLflow run, rank 0's, ended KILLED "Terminated" instead of FAILED with the error, and a
+    process's exit-2 refusal ended lcp train with torchrun's 1, which the workflow retries."""
+    from mlflow.tracking import MlflowClient
+
     probe_dir = tmp_path / "probe"
     config = probe_config(scene, probe_dir)
     with config.open("a") as text:
-        text.write("custom_hooks.append(dict(type='FailOnRankHook', rank=1, epoch=2))\n")
-    args = lcp_train(config, "--gpus", "2", "--no-validate", "--no-track")
-    result = subprocess.run(
-        [*args, "--work-dir", str(tmp_path / "work")],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=REPO,
-    )
-    assert result.returncode == 1
-    assert "RuntimeError: FailOnRankHook: rank 1 fails in epoch 2" in result.stderr
+        text.write(f"custom_hooks.append(dict(type='FailOnRankHook', rank=1, epoch=2, refuse={error == 'LCPError'}))\n")
+    env = child_env()
+    for name in ("MLFLOW_TRACKING_URI", "LCP_INVOCATION_ID", "LCP_MLFLOW_PARENT_RUN_IDS", "LCP_SNAKEMAKE_RULE"):
+        env.pop(name, None)
+    name = f"ddpfails{status}"
+    tracking = ["--tracking-uri", mlflow_server.uri, "--scene", name]
+    args = lcp_train(config, "--gpus", "2", "--no-validate", *tracking, "--work-dir", str(tmp_path / "work"))
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=240, cwd=REPO)
+    assert result.returncode == status, result.stderr[-5000:]
+    assert "FailOnRankHook: rank 1 fails in epoch 2" in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "lcp train: error: a training process failed, so torchrun stopped all 2 (exit status 1); torchrun's "
         "report above names the one that failed first and how it ended; its own error, if it printed one, is above that"
     )
     assert {p.name for p in (tmp_path / "work").glob("epoch_*.pth")} == {"epoch_1.pth"}
+    client = MlflowClient(mlflow_server.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(f"lcp/{name}").experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["lcp.stopped_in_epoch.002"] == f"FAILED: {error}: FailOnRankHook: rank 1 fails in epoch 2"
+    assert not list((tmp_path / "work" / "mlflow-pending").glob("*.jsonl"))  # sent: nothing left queued
 
 
 SLURM_JOB = {"SLURM_JOB_ID": "7"}
