@@ -89,6 +89,12 @@ def parse_tags(items: list[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise LCPError(f"--tag {item!r}: expected KEY=VALUE")
+        kind, dot, plain = key.partition(".")
+        if dot and kind in ("tags", "params", "metrics"):  # MLflow's search syntax: lcp writes the filter itself
+            plain = plain.strip("`")
+            if kind == "tags":
+                raise LCPError(f"--tag {item!r}: give the tag's plain key, --tag {plain}={value}")
+            raise LCPError(f"--tag {item!r}: --tag filters tags by their plain key (e.g. lcp.method=lcp), not {kind}")
         if "'" in value or "`" in key:
             raise LCPError(f"--tag {item!r}: quotes are not supported in tag filters")
         tags[key] = value

@@ -244,7 +244,7 @@ def main_relocate(args: argparse.Namespace) -> int:
     if plan.left:
         key, old, new = plan.left[0]
         print(
-            f"{database}: {len(plan.left)} path tag(s) kept as they are, no such file or folder in the new place, "
+            f"{database}: {len(plan.left)} path tag(s) kept as they are, not found in the new place, "
             f"e.g. {key} {old} (not at {new})"
         )
     return 0

@@ -212,8 +212,9 @@ def path_tag_changes(
     connection: sqlite3.Connection, old_store: Path, store: Path
 ) -> tuple[list[Change], list[tuple[str, str, Path]]]:
     """The rewrites of PATH_TAGS that lie in the folders the store moved with, and the tags
-    left as they are because their file or folder is not in the new place (a results/ folder
-    copied without its work dirs, a checkpoint removed since): (key, value, missing path) each."""
+    left as they are because their file or folder is not found in the new place (a results/ folder
+    copied without its work dirs, a checkpoint removed since, a work dir of another user's):
+    (key, value, missing path) each."""
     changes, left = [], []
     for key in PATH_TAGS:
         condition = f"key = '{key}'"
@@ -223,7 +224,7 @@ def path_tag_changes(
             moved = location and moved_path(location, old_store, store)
             if not moved or moved[0] == value:
                 continue
-            if not moved[1].exists():
+            if not os.path.exists(moved[1]):  # also for a folder on the way this user may not enter
                 left.append((key, value, moved[1]))
                 continue
             changes.append(Change("tags", "value", condition, value, moved[0], rows, what=f"tags {key}"))

@@ -78,6 +78,20 @@ def apply_network_defaults() -> None:
     """Short MLflow HTTP timeouts and retries, unless the user chose their own."""
     for name, value in NETWORK_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    check_network_settings()
+
+
+def check_network_settings() -> None:
+    """LCPError for a timeout or retry count the user set that is not a whole number: MLflow
+    reads both with int(), and its traceback named neither."""
+    for name, default in NETWORK_DEFAULTS.items():
+        value = os.environ.get(name, default)
+        try:
+            int(value)
+        except ValueError:
+            raise LCPError(
+                f"environment variable {name}={value!r}: not a whole number (lcp's default: {default})"
+            ) from None
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -135,7 +149,9 @@ STORE_SCHEMES = DATABASE_SCHEMES | {"http", "https", "databricks", "databricks-u
 
 def check_target(target: TrackingTarget) -> TrackingTarget:
     """LCPError for a store MLflow 3 refuses: the file store (./mlruns, file://) without its opt-in,
-    a scheme MLflow has no store for (a typo: htp://), or a database whose driver is not installed."""
+    a scheme MLflow has no store for (a typo: htp://), a database whose driver is not installed, or
+    MLflow network settings it cannot read."""
+    check_network_settings()
     file_store = target.uri.startswith("file:") or "://" not in target.uri and not target.uri.startswith("databricks")
     if file_store and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("true", "1"):
         raise LCPError(

@@ -16,6 +16,7 @@ from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
 from helpers.tracking import make_coco, run_toy_training, toy_config
+from helpers.unprivileged import run_lcp
 from helpers.workflow import prepare_workdir, repo_config, snakemake
 from lcp.cli import main as lcp
 from lcp.tracking import add_tracking
@@ -175,7 +176,7 @@ def test_relocate_points_the_runs_path_tags_at_the_files_moved_with_the_store(mo
     for key, rows in (("lcp.work_dir", 1), ("lcp.checkpoint", 2), ("lcp.config_file", 1)):
         assert f"  tags {key}: {rows} row(s)\n" in out
     assert (
-        f"{database}: 1 path tag(s) kept as they are, no such file or folder in the new place, e.g. lcp.checkpoint "
+        f"{database}: 1 path tag(s) kept as they are, not found in the new place, e.g. lcp.checkpoint "
         f"{old_checkout}/{work}/epoch_1.pth (not at {new_checkout}/{work}/epoch_1.pth)"
     ) in out
     after = path_tags(database)
@@ -216,6 +217,28 @@ def test_a_store_relocated_without_its_path_tags_is_told_to_give_the_old_folder(
     assert f"{database}: the runs' path tags moved from {old_checkout}/results/mlflow to {database.parent}" in out
     new_checkout = database.parents[2]
     assert path_tags(database)[("demo/train/lcp", "lcp.work_dir")] == f"{new_checkout}/results/demo/lcp/work"
+
+
+def test_path_tags_into_a_folder_the_user_may_not_enter_are_kept_as_they_are(moved_runs):
+    """Their files could not be looked for, and relocate refused the whole store with exists()'s
+    "Permission denied" for the folder, not saying what it wanted there."""
+    database, old_checkout = moved_runs
+    new_checkout = database.parents[2]
+    closed = new_checkout / "results" / "demo" / "lcp"
+    work = "results/demo/lcp/work"
+    closed.chmod(0)
+    try:
+        result = run_lcp("tracking", "relocate", cwd=new_checkout)
+    finally:
+        closed.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"{database}: 3 path tag(s) kept as they are, not found in the new place, e.g. lcp.work_dir "
+        f"{old_checkout}/{work} (not at {new_checkout}/{work})"
+    ) in result.stdout
+    tags = path_tags(database)
+    assert tags[("demo/train/lcp", "lcp.work_dir")] == f"{old_checkout}/{work}"
+    assert tags[("demo/train/lcp", "lcp.config_file")] == f"{new_checkout}/config/toy.py"
 
 
 def test_a_failing_relocate_leaves_the_path_tags_too(moved_runs, capsys):

@@ -198,6 +198,21 @@ def test_a_tracking_uri_mlflow_cannot_open_is_one_line_before_anything_runs(
     assert not (tmp_path / "mlflow.db").exists()  # checking a sqlite URI creates nothing
 
 
+@pytest.mark.parametrize("value", ["5s", "2.5", ""])
+def test_an_mlflow_timeout_that_is_no_whole_number_is_one_line_naming_it(value, tmp_path, capsys, monkeypatch):
+    """`lcp tracking uri` printed float()'s traceback for MLFLOW_HTTP_REQUEST_TIMEOUT=5s, and
+    MLflow's own int() failed inside every tracked command's first request."""
+    from lcp.cli import main as lcp
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", value)
+    said = f"environment variable MLFLOW_HTTP_REQUEST_TIMEOUT={value!r}: not a whole number (lcp's default: 5)"
+    for command in (["tracking", "uri"], ["compare", "--out-dir", str(tmp_path / "compare")]):
+        assert lcp([*command, "--tracking-uri", "http://127.0.0.1:9"]) == 2
+        captured = capsys.readouterr()
+        assert captured.err.splitlines() == [f"lcp {command[0]}: error: {said}"] and captured.out == ""
+
+
 def test_a_hook_config_written_before_sidecars_went_still_builds():
     """Work-dir config copies and checkpoints hold the hook with its old `sidecars=[]`."""
     from mmcv.runner import HOOKS

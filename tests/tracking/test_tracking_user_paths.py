@@ -111,6 +111,12 @@ def test_compare_since_selects_the_runs_started_after_it(user_run, capsys):
         (["--since", "0001-01-01"], "--since '0001-01-01': too early a date"),
         (["--tag", "lcp.method"], "--tag 'lcp.method': expected KEY=VALUE"),
         (["--tag", "=baseline"], "--tag '=baseline': expected KEY=VALUE"),
+        (
+            ["--tag", "tags.lcp.method=baseline"],
+            "--tag 'tags.lcp.method=baseline': give the tag's plain key, --tag lcp.method=baseline",
+        ),
+        (["--tag", "tags.`lcp.seed`=1"], "--tag 'tags.`lcp.seed`=1': give the tag's plain key, --tag lcp.seed=1"),
+        (["--tag", "params.lr=0.02"], "--tag 'params.lr=0.02': --tag filters tags by their plain key"),
     ],
 )
 def test_compare_refuses_a_filter_in_one_line_writing_nothing(user_run, capsys, option, refused):
