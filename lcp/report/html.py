@@ -29,7 +29,7 @@ th, td { border: 1px solid #cbd5e1; padding: 0.25em 0.6em; }
 th { background: #f1f5f9; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 code { background: #f1f5f9; padding: 0 0.2em; }
-img.sample { width: 360px; }
+img.sample { width: 360px; max-width: 100%; }
 .failed { color: #b91c1c; font-weight: bold; }
 """
 # Pictures embedded in a page are shrunk to this width (the report keeps the full-size ones).
