@@ -177,7 +177,7 @@ def main_metrics(args: argparse.Namespace) -> int:
 def main_robustness(args: argparse.Namespace) -> int:
     from lcp.io import write_files
     from lcp.report.html import frame_to_html, page
-    from lcp.report.metrics import robustness_table
+    from lcp.report.metrics import robustness_means, robustness_table
     from lcp.report.plots import plot_robustness
     from lcp.workflow.scenes import severity_value
 
@@ -191,6 +191,13 @@ def main_robustness(args: argparse.Namespace) -> int:
         body = f"<h1>{html.escape(title)}</h1>\n<p>COCO box AP in percent.</p>\n"
         ap_columns = [column for column in ("AP", "AP50", "AP75") if column in shown]
         as_text = shown.assign(**{column: shown[column].map(_two_decimals) for column in ap_columns})
+        if "seed" in table:  # the comparison first: the per-seed table runs to methods x values x (seeds + 2) rows
+            means = robustness_means(shown).reset_index()
+            body += (
+                "<h2>AP, mean ± sample standard deviation over seeds</h2>\n"
+                + frame_to_html(means, number_columns=list(means.columns))
+                + "<h2>Per seed</h2>\n"
+            )
         pages[args.html] = page(title, body + frame_to_html(as_text, number_columns=["value", *ap_columns]))
     if args.plot:
         spread = " (mean and sample std over seeds)" if "seed" in table else ""

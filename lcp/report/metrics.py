@@ -341,6 +341,17 @@ def robustness_table(evaluations: Mapping[str, Mapping[str, Any]]) -> pd.DataFra
     return pd.DataFrame(table, columns=["method", "seed", "parameter", "value", *metrics])
 
 
+def robustness_means(table: pd.DataFrame) -> pd.DataFrame:
+    """AP mean ± std over seeds of a robustness_table with seeds: one row per value of the
+    parameter, one column per method (as text, like the summary page's)."""
+    statistics = table[table["seed"].isin(["mean", "std"])]
+    cells: dict[str, dict[Any, str]] = {}
+    for (method, value), rows in statistics.groupby(["method", "value"], sort=False):
+        ap = rows.set_index("seed")["AP"]
+        cells.setdefault(method, {})[value] = _mean_and_std(ap["mean"], ap["std"])
+    return pd.DataFrame(cells).rename_axis(table["parameter"].iloc[0])
+
+
 # ---- the summary page --------------------------------------------------------------------
 
 
@@ -399,6 +410,22 @@ def collapse_sentences(grouped: Mapping[str, Mapping[int | None, Mapping[str, An
             sentences.append(f"{_label(method)}{where}: {verdict}.\n")
     if sentences:
         sentences.append(COLLAPSE_NEXT_STEPS)
+    return sentences
+
+
+def collapse_counts(grouped: Mapping[str, Mapping[int | None, Mapping[str, Any]]]) -> list[str]:
+    """Over several seeds, one sentence per method whose crux learner collapsed, e.g. "LCP: crux
+    learner collapsed in 5 of 5 seeds (0, 1, 2, 5, 10) ...": each seed's verdict (collapse_sentences)
+    stands under the crux learner's table, not between the title and the AP table."""
+    sentences = []
+    for method, runs in grouped.items():
+        measured = [seed for seed, evaluation in runs.items() if evaluation.get(CRUX_KEY)]
+        collapsed = [seed for seed in measured if runs[seed][CRUX_KEY].get("collapsed")]
+        if collapsed:
+            sentences.append(
+                f"{_label(method)}: crux learner collapsed in {len(collapsed)} of {len(measured)} seeds "
+                f"({_listed(collapsed)}); each seed's verdict is under Crux learner below.\n"
+            )
     return sentences
 
 
@@ -467,7 +494,7 @@ def summary_markdown(
                 f"COCO box AP in percent: mean ± sample standard deviation (n - 1) over seeds {_listed(seeds)}. "
                 "Every seed fine-tunes both methods from the same pretrained detector.\n\n"
             ),
-            *_paragraph(collapse_sentences(grouped)),
+            *_paragraph(collapse_counts(grouped)),
         ]
         overall = pd.DataFrame(
             {
@@ -508,6 +535,7 @@ def summary_markdown(
             "The crux mask on the test images: its mean, spread, share of pixels above 0.5 and "
             "spatial spread within an image, in [0, 1]"
             + (", per seed and their mean.\n\n" if several_seeds(grouped) else ".\n\n"),
+            *(_paragraph(collapse_sentences(grouped)) if several_seeds(grouped) else []),
             crux_markdown(grouped),
         ]
     heading = "Class-wise AP" + (" (mean over seeds)" if several_seeds(grouped) else "")

@@ -39,7 +39,7 @@ def plot_classwise(classwise: pd.DataFrame, title: str, errors: pd.DataFrame | N
     axes.set_ylabel("AP (%)")
     axes.set_xlabel("")
     axes.set_title(title)
-    axes.legend(title="")
+    axes.legend(title="", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over a bar or error bar
     axes.grid(axis="y", alpha=0.3)
     png = _png(figure)
     plt.close(figure)

@@ -265,6 +265,24 @@ def test_metrics_over_seeds_mean_spread_and_paired_gain(tmp_path):
     assert (out / "classwise.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
+def test_over_many_seeds_the_ap_table_comes_before_each_seeds_collapse_verdict(tmp_path):
+    # five collapsed seeds' verdicts stood between the title and the AP table: in Snakemake's report
+    # pane they filled the first screen and more
+    evals = []
+    for seed in (0, 1, 2, 5, 10):
+        baseline = write_eval(tmp_path / f"b{seed}.json", 0.30, {"car": 0.30})
+        health = crux_health(0.01, collapsed=seed != 2)
+        method = write_eval(tmp_path / f"l{seed}.json", 0.31, {"car": 0.31}, crux_health=health)
+        evals += ["--eval", f"baseline/seed{seed}={baseline}", "--eval", f"lcp/seed{seed}={method}"]
+    result = lcp("report", "metrics", *evals, "--csv", str(tmp_path / "m.csv"), "--markdown", str(tmp_path / "s.md"))
+    assert result.returncode == 0, result.stderr
+    summary = (tmp_path / "s.md").read_text()
+    top = "\nLCP: crux learner collapsed in 4 of 5 seeds (0, 1, 5, 10); each seed's verdict is under Crux learner"
+    assert summary.index(top) < summary.index("| method | seeds |") < summary.index("## Crux learner")
+    assert summary.index("## Crux learner") < summary.index("\nLCP (seed 0): crux learner collapsed: the mask is")
+    assert summary.count("collapsed:") == 4 and "LCP (seed 2)" not in summary
+
+
 def test_numbers_are_rounded_once_when_shown(tmp_path):
     # rounded to 0.01 when read and to 0.1 when shown, 20.2270 - 20.5815 = -0.3545 read -0.3
     # and 7.6451 read 7.7; spreads came from the rounded values, a crux mean of 0.000265 read 0.0003
@@ -370,6 +388,24 @@ def test_robustness_over_seeds(tmp_path):
     ]
     assert [float(r["AP"]) for r in rows] == pytest.approx([20, 24, 22, 2 * 2**0.5, 25, 27, 26, 2**0.5], abs=0.005)
     assert (tmp_path / "r.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_robustness_page_over_seeds_leads_with_the_methods_side_by_side(tmp_path):
+    # with 5 seeds and 6 severities the page was one table of 84 rows: method, seed, then mean and std
+    evals = []
+    for method, offset in (("baseline", 0.0), ("lcp", 0.02)):
+        for seed, ap in zip((0, 1, 2, 5, 10), (0.20, 0.24, 0.22, 0.21, 0.23), strict=True):
+            for beta, drop in (("0.02", 0.0), ("0.16", 0.1)):
+                path = write_eval(tmp_path / f"{method}{seed}_{beta}.json", ap + offset - drop, {"car": ap})
+                evals += ["--eval", f"{method}/seed{seed}@beta_{beta}={path}"]
+    result = lcp("report", "robustness", *evals, "--csv", str(tmp_path / "r.csv"), "--html", str(tmp_path / "r.html"))
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "r.html").read_text()
+    means = page.index("<h2>AP, mean ± sample standard deviation over seeds</h2>")
+    assert means < page.index("<h2>Per seed</h2>") < page.index("<td>baseline</td>")
+    row = '<tr><td class="number">{}</td><td class="number">{}</td><td class="number">{}</td></tr>'
+    assert row.format("0.02", "22.0 ± 1.6", "24.0 ± 1.6") in page[means:]
+    assert row.format("0.16", "12.0 ± 1.6", "14.0 ± 1.6") in page[means:]
 
 
 def test_robustness_outputs_keep_every_digit_of_a_severity_and_a_seed(tmp_path):
@@ -686,6 +722,24 @@ def test_the_classwise_plot_marks_a_class_without_ap_instead_of_a_bar_of_0(tmp_p
     labels = [(text.get_text(), round(text.get_position()[0], 2)) for text in figure.axes[0].texts]
     assert [label for label, _ in labels] == ["n/a", "n/a"]  # triangle (no ground truth) for both methods
     assert all(1.5 < x < 2.5 for _, x in labels)  # at the third class; square's 0.0 stays a bar of 0
+
+
+def test_the_classwise_plots_legend_covers_no_bar_and_no_error_bar(monkeypatch):
+    # eight classes near the same AP left the legend no free corner: it sat over an error bar
+    import pandas as pd
+
+    from lcp.report import plots
+
+    saved = []
+    monkeypatch.setattr(plots, "_png", lambda figure: saved.append(figure))
+    classes = ["person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle"]
+    classwise = pd.DataFrame({"baseline": [29.1, 23.0, 24.3, 23.6, 28.8, 20.0, 29.2, 29.8]}, index=classes)
+    classwise["lcp"] = classwise["baseline"] + [-4.1, 7.0, 0.7, 4.2, -5.2, 1.0, -5.6, -2.7]
+    plots.plot_classwise(classwise, "foggy_city", errors=classwise * 0 + 6)
+    (figure,) = saved
+    figure.canvas.draw()
+    axes = figure.axes[0]
+    assert axes.get_legend().get_window_extent().x0 >= axes.get_window_extent().x1
 
 
 @pytest.mark.parametrize(
