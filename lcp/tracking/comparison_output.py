@@ -116,8 +116,16 @@ def robustness_csv(summaries: dict, seeds: dict) -> tuple[str, str]:
     """The per-method summaries and the per-seed tables of every scene as csv (a scene column first)."""
     import pandas as pd
 
-    summary = pd.concat(summaries, names=["scene"]).reset_index()
-    per_seed = pd.concat(seeds, names=["scene"]).reset_index()
+    from lcp.tracking.robustness import SEED_COLUMNS, severities
+
+    def leading(frame, columns):
+        return frame[columns + [column for column in frame.columns if column not in columns]]
+
+    # every scene's severities before P, mPC and rPC (concat put a second sweep's after the first's statistics)
+    values = [*dict.fromkeys(column for table in seeds.values() for column in severities(table)), *SEED_COLUMNS]
+    summary = pd.concat(summaries, names=["scene"]).reset_index().astype({"paired seeds": "Int64"})  # a count
+    summary = leading(summary, ["scene", "method", "seeds", *values, *(f"{column} std" for column in values)])
+    per_seed = leading(pd.concat(seeds, names=["scene"]).reset_index(), ["scene", "method", "seed", *values])
     return summary.to_csv(index=False, float_format="%.2f"), per_seed.to_csv(index=False, float_format="%.2f")
 
 

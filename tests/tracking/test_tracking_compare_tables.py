@@ -85,6 +85,29 @@ def test_one_run_per_method_without_seeds_has_no_spread():
     assert summary[["mPC std", "rPC std", "mPC vs baseline std"]].isna().all().all()
 
 
+def test_the_robustness_csv_of_two_sweeps_keeps_each_severity_before_the_statistics():
+    # a second scene's sweep of another parameter came after the first's P, mPC, rPC, stds and paired
+    # count; the count itself was written 2.00
+    import csv
+    import io
+
+    from lcp.tracking.comparison_output import robustness_csv
+
+    seeds, summaries = {}, {}
+    for scene, severity in (("foggy_city", "beta_0.02"), ("rainy_city", "rain_0.5")):
+        test = {f"{method}/seed{seed}": evaluation(0.3) for method in ("baseline", "lcp") for seed in (2, 10)}
+        sweep = {f"{name}@{severity}": evaluation(0.2) for name in test}
+        seeds[scene] = seed_summary(test, sweep)
+        summaries[scene] = method_summary(seeds[scene])
+    summary_csv, seeds_csv = robustness_csv(summaries, seeds)
+    summary = list(csv.DictReader(io.StringIO(summary_csv)))
+    assert list(summary[0])[:8] == ["scene", "method", "seeds", "beta_0.02", "rain_0.5", "P", "mPC", "rPC"]
+    assert [row["paired seeds"] for row in summary] == ["", "2", "", "2"]
+    per_seed = list(csv.DictReader(io.StringIO(seeds_csv)))
+    assert list(per_seed[0]) == ["scene", "method", "seed", "beta_0.02", "rain_0.5", "P", "mPC", "rPC"]
+    assert [row["seed"] for row in per_seed[:2]] == ["2", "10"]
+
+
 def _table(rows):
     return pd.DataFrame(rows, columns=["scene", "method", "AP", "AP std", "paper AP"])
 
