@@ -7,6 +7,7 @@ score as records, and pictures of them (boxes, and an LCP detector's crux mask a
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 from lcp.errors import LCPError
@@ -63,13 +64,16 @@ def build_test_model(cfg, checkpoint: str, fp16: bool = False):
 
 
 def checkpoint_classes(checkpoint: str) -> tuple[str, ...] | None:
-    """The class names mmdet stored in the checkpoint's meta, if any."""
+    """The class names mmdet stored in the checkpoint's meta, if any: CLASSES (mmdet 2.x), or
+    dataset_meta.classes (mmdet 3.x, as its init_detector reads them)."""
     from lcp.models.checkpoint import checkpoint_meta
 
     try:
-        classes = checkpoint_meta(checkpoint).get("CLASSES")
+        meta = checkpoint_meta(checkpoint)
     except LCPError:  # load_lcp_checkpoint has already named any problem with the file
         return None
+    dataset_meta = meta.get("dataset_meta")
+    classes = meta.get("CLASSES") or (dataset_meta.get("classes") if isinstance(dataset_meta, Mapping) else None)
     return tuple(classes) if classes else None
 
 

@@ -62,8 +62,49 @@ def test_lcp_init_detector_refuses_a_plain_cascade_checkpoint_for_an_lcp_config(
     """mmcv's loader printed the missing crux and catch-up keys and left them random."""
     plain = build_detector(load_config(CONFIGS[1]).model)
     checkpoint = _saved(plain, tmp_path / "plain.pth", CLASSES=("circle", "square", "triangle"))
-    with pytest.raises(LCPError, match=r"does not match the model exactly: missing backbone\.catch_up_learner"):
+    with pytest.raises(
+        LCPError,
+        match=r"does not match the model exactly: missing backbone\.catch_up_learner.*; it is a plain detector's "
+        r"checkpoint, without LCP's modules: use it with a plain config, or start an LCP training from it "
+        r"\(--load-from\)$",
+    ):
         init_detector(CONFIGS[0], checkpoint, device="cpu")
+
+
+def test_a_checkpoint_of_mmdets_ema_hook_detects_as_mmdets_init_detector(tmp_path):
+    """mmdet's EMA hook keeps a buffer ema_<key> beside each entry (the raw weights; the entries hold
+    the averaged ones, which mmdet tests with): lcp test, lcp infer and init_detector refused such a
+    file as 'does not match the model exactly: unexpected ema_backbone_conv1_weight, ...'."""
+    from types import SimpleNamespace
+
+    from mmdet.core.hook import ExpMomentumEMAHook
+
+    config = CONFIGS[0]
+    torch.manual_seed(0)
+    model = build_detector(load_config(config).model)
+    ExpMomentumEMAHook().before_run(SimpleNamespace(model=model))  # registers the ema_ buffers, as in training
+    for name, buffer in model.named_buffers():
+        if name.startswith("ema_") and buffer.is_floating_point():
+            buffer.add_(0.5)  # the raw weights differ from the averaged ones
+    checkpoint = _saved(model, tmp_path / "ema.pth", CLASSES=("circle", "square", "triangle"))
+    assert "ema_backbone_conv1_weight" in torch.load(checkpoint, weights_only=True)["state_dict"]
+    image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+
+    ours = init_detector(config, checkpoint, device="cpu")
+    stock = mmdet_init_detector(replace_cfg_vals(Config.fromfile(config)), checkpoint, device="cpu")
+    detections = inference_detector(ours, image)
+    assert sum(len(boxes) for boxes in detections) > 0
+    for mine, theirs in zip(detections, inference_detector(stock, image), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_lcp_init_detector_names_the_classes_of_an_mmdet3_checkpoint(tmp_path):
+    """mmdet 3.x keeps the class names in meta.dataset_meta.classes: the config's were used, which
+    named every detection of a checkpoint trained in another class order wrongly."""
+    model = build_detector(load_config(CONFIGS[0]).model)
+    order = ("square", "circle", "triangle")
+    checkpoint = _saved(model, tmp_path / "mmdet3.pth", dataset_meta={"classes": order, "palette": None})
+    assert init_detector(CONFIGS[0], checkpoint, device="cpu").CLASSES == order
 
 
 def test_lcp_init_detector_refuses_a_checkpoint_of_another_class_count(tmp_path):
