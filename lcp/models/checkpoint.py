@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import re
+import tarfile
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -29,18 +31,32 @@ def _read_state_dict(path_or_state) -> tuple[str, Mapping[str, torch.Tensor]]:
         checkpoint = _torch_load(source)
     if not isinstance(checkpoint, Mapping):
         raise LCPError(f"{source}: not a checkpoint (holds a {type(checkpoint).__name__}, not a dict)")
+    if "state_dict" not in checkpoint and not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        # mmdet's and mmcv's loaders read the weights from 'state_dict' (or a file of tensors only)
+        raise LCPError(
+            f"{source}: not a checkpoint: it holds no 'state_dict' and is no state dict either (its entries: "
+            f"{_describe(list(map(str, checkpoint)), 3) or 'none'}); save the model's weights as 'state_dict'"
+        )
     state = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise LCPError(f"{source}: not a checkpoint: its 'state_dict' is not a mapping of names to tensors")
     # Checkpoints saved from a (distributed) data-parallel wrapper prefix every key with 'module.'.
     if state and all(key.startswith("module.") for key in state):
         state = OrderedDict((key[len("module.") :], value) for key, value in state.items())
+    # mmdet's and mmcv's EMA hooks add a buffer ema_<key, '.' as '_'> beside each entry: the entries
+    # hold the averaged weights, the buffers the raw ones, and mmdet's test ignores the buffers
+    ema_buffers = {f"ema_{key.replace('.', '_')}" for key in state}
+    if not ema_buffers.isdisjoint(state):
+        state = OrderedDict((key, value) for key, value in state.items() if key not in ema_buffers)
     return source, state
 
 
 def what_it_holds(path: str) -> str:
     """A short text file quoted (the workflow's placeholder of an unfinished training says what it
-    is), anything else as 'not in one of torch.save's formats'."""
+    is), a zip or tar archive by what it holds, anything else as 'not in one of torch.save's formats'."""
+    archive = _archive(path)
+    if archive:
+        return archive
     try:
         with open(path, "rb") as file:
             head = file.read(4097)
@@ -51,9 +67,45 @@ def what_it_holds(path: str) -> str:
     return f"a text file: {first_line!r}" if first_line else "not in one of torch.save's formats"
 
 
+def _archive(path: str) -> str | None:
+    """What a zip or tar archive that is no torch.save file holds (a checkpoint packed for the
+    download, or something else under a .pth name); None for any other file."""
+    try:
+        if tarfile.is_tarfile(path):  # before the zip test, which finds a packed checkpoint's zip inside
+            with tarfile.open(path) as archive:
+                kind, names = "tar", [member.name for member in itertools.islice(archive, 4)]
+        elif _starts_as_zip(path) and zipfile.is_zipfile(path) and not _torch_zip(path):
+            with zipfile.ZipFile(path) as archive:
+                kind, names = "zip", archive.namelist()
+        else:
+            return None
+    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile):
+        return None
+    held = f"a {kind} archive of {', '.join(names[:3]) + (', ...' if len(names) > 3 else '') or 'nothing'}"
+    packed = [name for name in names if name.endswith((".pth", ".pt"))]
+    return held + (f"; unpack {packed[0]} from it and give that file" if packed else "")
+
+
+def _starts_as_zip(path: str) -> bool:
+    with open(path, "rb") as file:
+        return file.read(4) == b"PK\x03\x04"
+
+
+def _torch_zip(path: str) -> bool:
+    """Whether `path` is in torch.save's zip format: a zip archive from its first byte whose
+    pickle is ARCHIVE/data.pkl (any zip passes zipfile.is_zipfile, and so does a tar holding one)."""
+    if not (_starts_as_zip(path) and zipfile.is_zipfile(path)):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(re.fullmatch(r"[^/]+/data\.pkl", name) for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _torch_load(path: str, mmap: bool = False):
     """The checkpoint at `path`; `mmap`: its tensors mapped, not read (for a look at its keys)."""
-    mmap = mmap and zipfile.is_zipfile(path)  # only torch.save's zip format maps
+    mmap = mmap and _torch_zip(path)  # only torch.save's zip format maps
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
@@ -84,6 +136,9 @@ def _unreadable(path: str, exc: Exception) -> LCPError:
     or damaged (a copy or a save that stopped; for the zip format: its directory is missing),
     unless what fails is finding a class its pickle names (of another numpy or package version):
     then it holds something this environment cannot load. Anything else is no checkpoint."""
+    archive = _archive(path)
+    if archive:
+        return LCPError(f"{path}: not a PyTorch checkpoint ({archive})")
     with open(path, "rb") as file:
         head = file.read(4)
     zipped, legacy = head == b"PK\x03\x04", head.startswith(b"\x80\x02\x8a")
@@ -95,16 +150,18 @@ def _unreadable(path: str, exc: Exception) -> LCPError:
             "copy or train it again"
         )
     if zipped or legacy:
-        return LCPError(f"{path}: a PyTorch checkpoint this environment cannot load ({_first_line(exc)})")
+        # e.g. an mmdet 3.x training checkpoint, whose message_hub holds mmengine's objects
+        fix = "; where it loads, save its 'state_dict' and 'meta' alone and give that file" if missing_code else ""
+        return LCPError(f"{path}: a PyTorch checkpoint this environment cannot load ({_first_line(exc)}){fix}")
     return LCPError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})")
 
 
 def saved_by_torch(path: str) -> bool:
-    """Whether `path` is in one of torch.save's formats: a zip archive, or the format before
+    """Whether `path` is in one of torch.save's formats: its zip archive, or the format before
     PyTorch 1.6 (a protocol-2 pickle of its magic number first)."""
     with open(path, "rb") as file:
         head = file.read(3)
-    return zipfile.is_zipfile(path) or head == b"\x80\x02\x8a"
+    return _torch_zip(path) or head == b"\x80\x02\x8a"
 
 
 def check_resumable(path: str) -> None:
@@ -174,7 +231,8 @@ def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = Fa
     current values. Raises LCPError naming the file when the checkpoint is of another
     architecture (no key in common, a common key with another shape, a missing key outside
     LCP's modules, or an extra key inside one of the model's modules), and with strict=True
-    also when any key is missing or unexpected; nothing is copied then. BatchNorm's
+    also when any key is missing or unexpected; nothing is copied then. The ema_* buffers of
+    mmdet's EMA hook are left out (the entries beside them hold the averaged weights). BatchNorm's
     num_batches_tracked, which older checkpoints lack, is never counted missing. A checkpoint
     trained for another number of classes loads with strict=False, its box heads'
     classification layers reported missing (they keep their initialisation: a fine-tuning to
@@ -243,6 +301,12 @@ def load_lcp_checkpoint(model: torch.nn.Module, path_or_state, strict: bool = Fa
             problems.append(f"missing {_describe(missing)}")
         if unexpected:
             problems.append(f"unexpected {_describe(unexpected)}")
+        plain = missing and all(key.startswith(LCP_ONLY_PREFIXES) for key in [*missing, *unexpected])
+        if plain and not any(key.startswith(LCP_ONLY_PREFIXES) for key in state):
+            problems.append(
+                "it is a plain detector's checkpoint, without LCP's modules: use it with a plain config, "
+                "or start an LCP training from it (--load-from)"
+            )
         raise LCPError(f"{source}: does not match the model exactly: {'; '.join(problems)}")
     model.load_state_dict(state, strict=False)
     return LoadResult(missing, unexpected)

@@ -114,6 +114,24 @@ def test_a_checkpoint_that_is_no_checkpoint_is_refused_before_the_work_dir_is_ma
     assert not (tmp_path / "work").exists()
 
 
+def test_a_packed_checkpoint_is_refused_before_the_work_dir_is_made(capsys, demo, tmp_path):
+    """A tar of a checkpoint passed the check (zipfile finds the zip inside it) and was refused only
+    once the work dir had its lock, request, log and config copy."""
+    import tarfile
+
+    checkpoint = tmp_path / "latest.pth"
+    torch.save({"state_dict": {}}, checkpoint)
+    packed = tmp_path / "packed.pth"
+    with tarfile.open(packed, "w") as archive:
+        archive.add(checkpoint, checkpoint.name)
+    err = train_error(capsys, demo, tmp_path, f"load_from={packed}")
+    assert err == (
+        f"lcp train: error: {packed}: not a PyTorch checkpoint (load_from: a tar archive of latest.pth; "
+        "unpack latest.pth from it and give that file)"
+    )
+    assert not (tmp_path / "work").exists()
+
+
 def test_the_config_copy_may_not_land_on_the_config_or_a_base_of_it(capsys, demo, tmp_path):
     """`lcp train exp/cfg.py --work-dir exp` replaced the config by its resolved copy."""
     configs = tmp_path / "configs"

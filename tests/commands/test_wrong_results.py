@@ -144,11 +144,17 @@ def test_train_refuses_boxes_mmdet_would_drop_or_crash_on(capsys, workspace, tmp
     assert not (tmp_path / "work").exists()
 
 
+@pytest.mark.parametrize("meta", ["mmdet2", "mmdet3"])
 def test_train_refuses_an_initial_checkpoint_of_the_same_classes_in_another_order(
-    capsys, workspace, checkpoint, tmp_path
+    capsys, workspace, checkpoint, tmp_path, meta
 ):
-    """mmdet loads heads by index: square's classifier started from circle's, with no key missing."""
+    """mmdet loads heads by index: square's classifier started from circle's, with no key missing.
+    mmdet 3.x keeps the class names in meta.dataset_meta.classes (such a checkpoint was not checked)."""
     demo = workspace / "demo"
+    if meta == "mmdet3":
+        state = torch.load(checkpoint, weights_only=True)["state_dict"]
+        checkpoint = tmp_path / "mmdet3.pth"
+        torch.save({"state_dict": state, "meta": {"dataset_meta": {"classes": CLASSES}, "epoch": 12}}, checkpoint)
     swapped = {1: 2, 2: 1, 3: 3}  # square first
     for split in ("train", "test"):
         coco = read_coco(demo / f"annotations/clean_{split}.json")

@@ -151,6 +151,19 @@ def test_a_checkpoint_without_batchnorm_counters_loads_strictly(tiny_model, tmp_
     assert load_lcp_checkpoint(tiny_model, {"state_dict": state}, strict=True) == ([], [])
 
 
+def test_a_checkpoint_without_state_dict_names_what_it_holds(tiny_model, tmp_path):
+    """Weights under another key (detectron2's and DETR's 'model') were 'its 'state_dict' is not a
+    mapping of names to tensors', of a file that has none."""
+    path = tmp_path / "other_tool.pth"
+    torch.save({"model": tiny_model.state_dict(), "optimizer": {}, "epoch": 3}, path)
+    with pytest.raises(
+        LCPError,
+        match=rf"^{re.escape(str(path))}: not a checkpoint: it holds no 'state_dict' and is no state dict either "
+        r"\(its entries: model, optimizer, epoch\); save the model's weights as 'state_dict'$",
+    ):
+        load_lcp_checkpoint(tiny_model, path)
+
+
 def test_checkpoint_without_any_model_key_is_refused(tiny_model, tmp_path):
     path = tmp_path / "classifier.pth"
     torch.save({"fc.weight": torch.zeros(10, 4), "fc.bias": torch.zeros(10)}, path)
@@ -200,7 +213,10 @@ def test_unreadable_or_missing_checkpoint_files(tiny_model, tmp_path, monkeypatc
     monkeypatch.delitem(sys.modules, "gonemod")
     with pytest.warns(UserWarning, match="only load checkpoints you trust"):
         with pytest.raises(
-            LCPError, match=rf"^{re.escape(str(whole))}: a PyTorch checkpoint this environment cannot load"
+            LCPError,
+            match=rf"^{re.escape(str(whole))}: a PyTorch checkpoint this environment cannot load "
+            r"\(ModuleNotFoundError: No module named 'gonemod'\); where it loads, save its 'state_dict' and 'meta' "
+            r"alone and give that file$",  # an mmdet 3.x training checkpoint needs mmengine for its message_hub
         ):
             load_lcp_checkpoint(tiny_model, whole)
 
@@ -218,3 +234,30 @@ def test_checkpoint_with_numpy_meta_loads_with_a_warning(tiny_model, tmp_path):
     torch.save(checkpoint, legacy, _use_new_zipfile_serialization=False)
     with pytest.warns(UserWarning, match="only load checkpoints you trust"):
         assert load_lcp_checkpoint(tiny_model, legacy, strict=True) == ([], [])
+
+
+def test_an_archive_under_a_checkpoint_name_says_what_it_holds(tiny_model, tmp_path):
+    """A zip of anything was 'a PyTorch checkpoint this environment cannot load (RuntimeError: [enforce
+    fail at inline_container.cc:180] ...)', a tar torch's long advice on weights_only=False."""
+    import tarfile
+    import zipfile
+
+    checkpoint = tmp_path / "lcp_r50_urpc.pth"
+    torch.save({"state_dict": tiny_model.state_dict()}, checkpoint)
+    with zipfile.ZipFile(tmp_path / "zipped.pth", "w") as archive:
+        archive.write(checkpoint, checkpoint.name)
+    with zipfile.ZipFile(tmp_path / "notes.pth", "w") as archive:
+        archive.writestr("readme.txt", "weights on request")
+    for mode, name in (("w", "tarred.pth"), ("w:gz", "tarred_gz.pth")):
+        with tarfile.open(tmp_path / name, mode) as archive:
+            archive.add(checkpoint, checkpoint.name)
+    unpack = "; unpack lcp_r50_urpc.pth from it and give that file)"
+    for name, holds in [
+        ("zipped.pth", "a zip archive of lcp_r50_urpc.pth" + unpack),
+        ("tarred.pth", "a tar archive of lcp_r50_urpc.pth" + unpack),
+        ("tarred_gz.pth", "a tar archive of lcp_r50_urpc.pth" + unpack),
+        ("notes.pth", "a zip archive of readme.txt)"),
+    ]:
+        path = tmp_path / name
+        with pytest.raises(LCPError, match=rf"^{re.escape(f'{path}: not a PyTorch checkpoint ({holds}')}$"):
+            load_lcp_checkpoint(tiny_model, path)
