@@ -2,9 +2,12 @@
 
 mmdet 2.x's Resize, RandomFlip, Normalize and Pad transform every key listed in
 results['img_fields'] with the same parameters (one scale, one flip decision), so the
-pair only has to be listed there: `LoadDFImage` appends 'img_df'. The KL loss compares
-the two images' features element by element, so they must end with the same shape:
-`LoadDFImage` first resizes the DF image to the low-quality image's size.
+pair only has to be listed there: `LoadDFImage` puts 'img_df' first, as the authors'
+LCPDataset does, because Resize and Pad take img_shape, scale_factor and pad_shape from
+the last key, which must be the low-quality 'img' the boxes belong to. The DF image is
+resized once, straight from its own size to the scale (Resize with keep_ratio=False, as
+LCP's configs have it), as the authors' pipeline resizes it. The KL loss compares the two
+images' features element by element, so `DFFormatBundle` refuses a pair of two shapes.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ class LoadDFImage:
     """Load the DF image that DFPairedDataset chose into results['img_df'].
 
     Put it right after LoadImageFromFile (which creates results['img_fields']).
-    Adds 'img_df' to img_fields and the image's path as 'df_filename' (add it to
+    Puts 'img_df' first in img_fields and the image's path in 'df_filename' (add it to
     Collect's meta_keys to see the pairing in img_metas).
     """
 
@@ -62,14 +65,11 @@ class LoadDFImage:
             raise LCPError(f"{filename}: cannot read the detection-favoured image ({exc})") from None
         if img is None:
             raise LCPError(f"{filename}: cannot decode the detection-favoured image")
-        height, width = results["img"].shape[:2]
-        if img.shape[:2] != (height, width):
-            img = mmcv.imresize(img, (width, height))
         if self.to_float32:
             img = img.astype(np.float32)
         results["img_df"] = img
         results["df_filename"] = filename
-        results["img_fields"] = list(results.get("img_fields", ["img"])) + ["img_df"]
+        results["img_fields"] = ["img_df"] + [key for key in results.get("img_fields", ["img"]) if key != "img_df"]
         return results
 
     def __repr__(self) -> str:
@@ -92,6 +92,13 @@ class DFFormatBundle(DefaultFormatBundle):
     """DefaultFormatBundle that also formats 'img_df' exactly like 'img' (stacked in batches)."""
 
     def __call__(self, results: dict) -> dict:
+        if "img_df" in results and results["img_df"].shape[:2] != results["img"].shape[:2]:
+            raise LCPError(
+                f"{results.get('df_filename', 'the detection-favoured image')}: ends at "
+                f"{results['img_df'].shape[1]}x{results['img_df'].shape[0]} pixels, its low-quality image "
+                f"{results.get('filename', '')} at {results['img'].shape[1]}x{results['img'].shape[0]}; the KL loss "
+                "needs one size: resize both to one scale (Resize with keep_ratio=False, as LCP's configs do)"
+            )
         results = super().__call__(results)
         if "img_df" in results:
             results["img_df"] = DataContainer(

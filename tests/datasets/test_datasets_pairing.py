@@ -102,6 +102,50 @@ def test_df_image_of_another_size_is_resized_to_the_low_quality_one(tmp_path):
     assert sample["img_df"].data.shape == sample["img"].data.shape == (3, 128, 128)
 
 
+def test_df_image_is_resized_once_straight_to_the_scale(tmp_path):
+    """As the authors' pipeline: the DF image goes from its own size to the scale in one resize (it was
+    resized to the low-quality image's size first, then again: a blurred copy of a larger DF image),
+    and the sample's scale_factor and shapes stay the low-quality image's, which its boxes need."""
+    from mmdet.datasets.pipelines import Compose
+
+    scene = make_tiny_scene(tmp_path / "scene", num_train=1, num_test=1)  # 128x128 low-quality image
+    df_dir = tmp_path / "df"
+    df_dir.mkdir()
+    df_raw = np.random.default_rng(0).integers(0, 256, (50, 300, 3), dtype=np.uint8)
+    cv2.imwrite(str(df_dir / "wide.png"), df_raw)
+    train = paired_train_cfg(scene, df_img_dir=str(df_dir), img_scale=(96, 64))
+    train.dataset.pipeline[4].flip_ratio = 0.0
+    dataset = build_dataset(train)
+    dataset.set_epoch(0)
+    sample = dataset[0]
+    norm = train.dataset.pipeline[5]
+    alone = Compose(
+        [
+            dict(type="Resize", img_scale=(96, 64), keep_ratio=False),
+            dict(type="Normalize", mean=norm.mean, std=norm.std, to_rgb=norm.to_rgb),
+            dict(type="Pad", size_divisor=32),
+            dict(type="ImageToTensor", keys=["img"]),
+        ]
+    )(dict(img=df_raw, img_fields=["img"]))
+    assert torch.equal(sample["img_df"].data, alone["img"])
+    meta = sample["img_metas"].data
+    assert meta["ori_shape"] == (128, 128, 3) and meta["img_shape"] == (64, 96, 3)
+    assert meta["scale_factor"].tolist() == [0.75, 0.5, 0.75, 0.5]
+
+
+def test_a_pair_resized_to_two_shapes_is_refused(tmp_path):
+    scene = make_tiny_scene(tmp_path / "scene", num_train=1, num_test=1)
+    df_dir = tmp_path / "df"
+    df_dir.mkdir()
+    cv2.imwrite(str(df_dir / "wide.jpg"), np.full((50, 300, 3), 128, np.uint8))
+    train = paired_train_cfg(scene, df_img_dir=str(df_dir))
+    train.dataset.pipeline[3].keep_ratio = True
+    dataset = build_dataset(train)
+    dataset.set_epoch(0)
+    with pytest.raises(LCPError, match=r"wide\.jpg: ends at 128x32 pixels, its low-quality image .* at 128x128; "):
+        dataset[0]
+
+
 class PairRecorder(torch.nn.Module):
     """A stand-in detector for the runner: records which DF image each sample got, per epoch."""
 
