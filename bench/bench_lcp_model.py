@@ -8,6 +8,8 @@ Fp16OptimizerHook trains):
 
   train images/s  one optimizer step as mmcv's runner does it: model.train_step (forward,
                   loss parsing with its .item() syncs), zero_grad, backward, SGD step;
+                  LCP with its front's CUDA graphs also sets the gradients to None before
+                  the forward, as lcp train does (lcp/hooks/gradients.py);
                   plain Cascade, and LCP in each training mode
   test images/s   model(return_loss=False, rescale=True) under no_grad, as `lcp test`
   peak memory     torch.cuda.max_memory_allocated of each measurement
@@ -253,7 +255,12 @@ class Bench:
         scaler = torch.amp.GradScaler("cuda", enabled=self.fp16)
         inputs = self.data if variant.detector == "lcp" else {k: v for k, v in self.data.items() if k != "img_df"}
 
+        # as lcp train does with its ReleaseGradientsHook: the front's graphs find no gradient kept
+        release = getattr(getattr(model, "front_graphs", None), "enabled", False)
+
         def step():
+            if release:
+                optimizer.zero_grad(set_to_none=True)
             outputs = model.train_step(inputs, optimizer)
             optimizer.zero_grad()
             scaler.scale(outputs["loss"]).backward()

@@ -79,6 +79,7 @@ def train_detector(
     from lcp.apis.resume import restore_best_record
     from lcp.apis.streams import annotation_loading_unprinted
     from lcp.hooks.divergence import DivergenceHook
+    from lcp.hooks.gradients import ReleaseGradientsHook, zeroes_every_step
     from lcp.hooks.random_state import RandomStateHook
 
     source = source or cfg.filename
@@ -144,6 +145,11 @@ def train_detector(
     if not any(isinstance(hook, DivergenceHook) for hook in runner.hooks):
         # after OptimizerHook's step (ABOVE_NORMAL), so it sees the weights that step left
         runner.register_hook(DivergenceHook(), priority="NORMAL")
+    graphs = getattr(getattr(model, "module", model), "front_graphs", None)
+    optimizer_hook = next((hook for hook in runner.hooks if isinstance(hook, OptimizerHook)), None)
+    if graphs is not None and graphs.enabled and zeroes_every_step(optimizer_hook):
+        # last before the forward, so LCPDetector's front graphs find no gradient kept from the last step
+        runner.register_hook(ReleaseGradientsHook(), priority="LOWEST")
 
     if validate:
         val_loader_cfg = dict(

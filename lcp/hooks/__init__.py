@@ -3,6 +3,7 @@
 
 from lcp.hooks.crux_health import CruxHealthHook, collapse_verdict, mask_statistics
 from lcp.hooks.divergence import DivergenceHook
+from lcp.hooks.gradients import ReleaseGradientsHook
 from lcp.hooks.mode_controller import TrainModeHook, mode_for_epoch
 from lcp.hooks.pairing import DFPairingHook
 from lcp.hooks.random_state import RandomStateHook
@@ -12,6 +13,7 @@ __all__ = [
     "DFPairingHook",
     "DivergenceHook",
     "RandomStateHook",
+    "ReleaseGradientsHook",
     "TrainModeHook",
     "collapse_verdict",
     "mask_statistics",

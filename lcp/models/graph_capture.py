@@ -14,10 +14,11 @@ would not compute the same function):
            BatchNorm or dropout in training mode inside the front (batch statistics and
            random masks: the published configs freeze BN with norm_eval), distributed
            training (DDP's gradient hooks are untested with graphs), gradients kept from an
-           earlier step (accumulation over steps), a stream already being captured, the
-           first `warmup_iters` calls of a key (cuDNN autotuning and lazy initialisation
-           stay out of the graph), and every new key once `max_graphs` are held (each graph
-           keeps its own activation memory);
+           earlier step (accumulation over steps; mmcv's OptimizerHook clears them only after
+           the forward, so lcp train clears them before it: lcp/hooks/gradients.py), a stream
+           already being captured, the first `warmup_iters` calls of a key (cuDNN autotuning
+           and lazy initialisation stay out of the graph), and every new key once `max_graphs`
+           are held (each graph keeps its own activation memory);
   capture  the call after the warmup: capture, check the graph against the eager front
            on the same batch (outputs, and in training the parameter gradients; a mismatch
            raises GraphCaptureError), then replay;

@@ -283,3 +283,42 @@ def test_a_graph_captured_under_mmdet_fp16_matches_eager_fp16():
         results.append({name: as_list(value) for name, value in losses.items()})
     assert len(graphed.front_graphs.graphs) == 1
     assert_close(results[0], results[1], 3e-2)
+
+
+def test_lcp_train_gives_each_forward_no_gradient_kept_from_the_step_before(workspace, tmp_path, monkeypatch):
+    """mmcv's OptimizerHook clears the gradients after the forward, so every crux-mode forward after the
+    first found the last step's and ran eagerly: the front's graphs never ran in a training. lcp train
+    now clears them before the forward where the optimizer hook clears them every step anyway, with
+    the same weights as clearing them after the step; accumulation over steps keeps them."""
+    from lcp.cli import main as lcp
+
+    reasons = []
+    ineligible = FrontGraphs.ineligible
+
+    def recorded(self, detector, img):
+        reason = ineligible(self, detector, img)
+        if detector.training and detector.train_mode == "crux_learner":
+            reasons.append(reason)
+        return reason
+
+    monkeypatch.setattr(FrontGraphs, "ineligible", recorded)
+    # one catch-up epoch, then a crux epoch of two steps (two training images, one per batch)
+    options = [f"data_root={workspace / 'demo'}/", "runner.max_epochs=2", "data.samples_per_gpu=1", "load_from=None"]
+    cumulative = ["+optimizer_config.type=GradientCumulativeOptimizerHook", "+optimizer_config.cumulative_iters"]
+    trained = {}
+    for name, optimizer_hook in {
+        "every step": [],
+        "after the step": [*cumulative[:1], f"{cumulative[1]}=1"],  # clears after the step: no hook added
+        "over two steps": [*cumulative[:1], f"{cumulative[1]}=2"],
+    }.items():
+        reasons.clear()
+        work_dir = tmp_path / name.replace(" ", "_")
+        argv = ["train", "config/mmdet/lcp_tiny_demo.py", "--work-dir", str(work_dir), "--no-validate"]
+        assert lcp([*argv, "--cfg-options", *options, *optimizer_hook]) == 0
+        trained[name] = (list(reasons), torch.load(work_dir / "latest.pth", weights_only=False)["state_dict"])
+    assert trained["every step"][0] == ["not on CUDA"] * 2  # on a GPU: a graph from the warm-up on
+    kept = "gradients kept from an earlier step (zero them with set_to_none, mmcv's default)"
+    assert trained["over two steps"][0] == ["not on CUDA", kept]
+    every_step, after_the_step = trained["every step"][1], trained["after the step"][1]
+    assert every_step.keys() == after_the_step.keys()
+    assert all(torch.equal(every_step[key], after_the_step[key]) for key in every_step)
