@@ -8,6 +8,8 @@ retries that cannot help. lcp.workflow.session and lcp.workflow.checks call thes
   run's epochs or a checkpoint setting that would not save the last epoch stops the run
   instead of a job hours later. A check that passed is remembered in .snakemake/
   (PASSED_CHECKS) until the config, its options, lcp or mmcv change.
+- evaluation_differences: the test settings (the test set, its pipeline, the detector's
+  test_cfg) in which a scene's baseline and LCP evaluations differ; LCP - baseline compares them.
 - missing_images: the images of a converted set that are no longer in its folder (the
   converter ran in an earlier run; a later deletion would only show inside a training job).
 - image_source, same_images: whether a scene's clean and low-quality sets are converted
@@ -23,6 +25,7 @@ retries that cannot help. lcp.workflow.session and lcp.workflow.checks call thes
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -197,6 +200,74 @@ def check_model_step(config: str, options: Sequence[str], scene_options: Mapping
         ) from None
     except LCPError as exc:
         raise LCPError(f"{where}.config: {exc}") from None
+
+
+# What decides a model's test-set AP besides its weights: the test set as read (images,
+# annotations, classes, pipeline and its img_scale), its loader and the detector's test_cfg.
+EVALUATION_SETTINGS = ("data.test", "data.test_dataloader", "model.test_cfg")
+# Of those, what makes two APs comparable at all; a test scale or test_cfg may differ on purpose
+# (another detector as the baseline), and is warned of.
+TEST_SET = ("data.test.ann_file", "data.test.img_prefix", "data.test.classes")
+
+
+def evaluation_differences(
+    baseline: tuple[str, Sequence[str]], lcp: tuple[str, Sequence[str]]
+) -> list[tuple[str, str]]:
+    """(key, one line) for each EVALUATION_SETTINGS key in which the evaluations of `baseline`
+    and `lcp` (each its mmdet config and its `lcp test` --cfg-options) differ. A pair found
+    alike is remembered as the other checks are (PASSED_CHECKS)."""
+    keys = [_check_key(config, tuple(options)) for config, options in (baseline, lcp)]
+    key = None if None in keys else f"evaluation\0{keys[0]}\0{keys[1]}"
+    if key is not None and key in _passed_checks():
+        return []
+    settings = [_evaluation_settings(config, tuple(options)) for config, options in (baseline, lcp)]
+    differences = []
+    for name in sorted(settings[0].keys() | settings[1].keys()):
+        values = [found.get(name, "not set") for found in settings]
+        if values[0] != values[1]:
+            differences.append(
+                (
+                    name,
+                    f"baseline and lcp are tested differently: {name} is {values[0]!r} for baseline "
+                    f"({baseline[0]}) but {values[1]!r} for lcp ({lcp[0]})",
+                )
+            )
+    if key is not None and not differences:
+        _remember_passed(key)
+    return differences
+
+
+@cache
+def _evaluation_settings(config: str, options: tuple[str, ...]) -> dict[str, object]:
+    """EVALUATION_SETTINGS of `config` read with `options`, ${...} resolved: dotted key -> value."""
+    from lcp.apis.config import read_config, resolve_references
+    from lcp.apis.options import parse_cfg_options
+
+    cfg = resolve_references(read_config(config, parse_cfg_options(list(options)), import_modules=False), config)
+    whole, found = cfg._cfg_dict.to_dict(), {}
+    for name in EVALUATION_SETTINGS:
+        value = whole
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        _flatten(name, value, found)
+    # the files as mmdet's CustomDataset opens them: data_root joined to a relative path
+    data_root = found.pop("data.test.data_root", None)
+    for name in ("data.test.ann_file", "data.test.img_prefix"):
+        path = found.get(name)
+        if isinstance(path, str) and path:
+            found[name] = os.path.normpath(os.path.join(data_root or "", path))
+    return found
+
+
+def _flatten(name: str, value: object, found: dict[str, object]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(f"{name}.{key}", item, found)
+    elif isinstance(value, list | tuple) and any(isinstance(item, dict | list | tuple) for item in value):
+        for index, item in enumerate(value):
+            _flatten(f"{name}.{index}", item, found)
+    elif value is not None:
+        found[name] = tuple(value) if isinstance(value, list) else value
 
 
 def missing_images(images: str | Path, ann_file: str | Path) -> tuple[list[str], int]:

@@ -28,8 +28,9 @@ from lcp.workflow.checks import (
     training_set_problems,
 )
 from lcp.workflow.converters import SYNTHESIS_PATH_OPTIONS, option_paths, recipe_sources
-from lcp.workflow.preflight import check_model_step, clear_unfixable
+from lcp.workflow.preflight import TEST_SET, check_model_step, clear_unfixable, evaluation_differences
 from lcp.workflow.scenes import (
+    METHODS,
     TRAINING_RULES,
     converted_sets,
     data_dir,
@@ -147,6 +148,31 @@ class WorkflowSession:
             self.log.warning(warning)
         if problem:
             self.stop(problem)
+
+    def check_same_evaluation(self, scene_name: str) -> None:
+        """Stop when the scene's baseline and LCP would be tested on other images, annotations or
+        classes; warn of other test settings that differ (a robustness test set replaces the same
+        keys in both)."""
+        if not self.once(("evaluation", scene_name)):
+            return
+        methods = [
+            (self.scenes[scene_name][method]["config"], commands.cfg_options(self.config, scene_name, method))
+            for method in METHODS
+        ]
+        for method, (_, options) in zip(METHODS, methods, strict=True):
+            self.preflight(scene_name, method, options)  # each config takes its options: named there if not
+        try:
+            differences = evaluation_differences(*methods)
+        except LCPError as exc:
+            self.stop(f"invalid config: {self.config_source()}: scenes.{scene_name}: {exc}")
+        where = f"{self.config_source()}: scenes.{scene_name}"
+        for name, line in differences:
+            if name in TEST_SET:
+                self.stop(
+                    f"invalid config: {where}: {line}; LCP - baseline compares their APs, so test both on one set"
+                )
+        for _, line in differences:
+            self.log.warning(f"warning: {where}: {line}; LCP - baseline also holds that difference")
 
     def preflight(self, scene_name: str, step: str, options: Sequence[str]) -> None:
         """Stop when the step's mmdet config does not take the --cfg-options its jobs would pass
@@ -388,6 +414,7 @@ class WorkflowSession:
         test_set = commands.test_set(wildcards.scene, severity)
         options = commands.cfg_options(self.config, wildcards.scene, wildcards.method, test_set)
         self.preflight(wildcards.scene, wildcards.method, options)
+        self.check_same_evaluation(wildcards.scene)
         if not severity:
             self.check_converted_sets(wildcards.scene, self.scenes[wildcards.scene]["lowq_set"])
         return inputs.evaluation_inputs(

@@ -67,6 +67,10 @@ def plain_config_for_lcp(config):
     config["scenes"]["demo"]["lcp"]["cfg_options"] = {}
 
 
+def baseline_tested_on_another_file(config):  # LCP - baseline then compared APs on two test sets, without a word
+    config["scenes"]["demo"]["baseline"]["cfg_options"]["data.test.ann_file"] = "demo/annotations/lowq_train.json"
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -139,6 +143,15 @@ def plain_config_for_lcp(config):
             (
                 f"invalid config: {SOURCE}: scenes.demo.lcp.config: config/mmdet/cascade_rcnn_tiny_demo.py "
                 "does not take the workflow's --cfg-options df_img_dir: the config has no key df_img_dir"
+            ),
+        ),
+        (
+            baseline_tested_on_another_file,
+            (
+                f"invalid config: {SOURCE}: scenes.demo: baseline and lcp are tested differently: "
+                "data.test.ann_file is 'data/demo/annotations/lowq_train.json' for baseline "
+                "(config/mmdet/cascade_rcnn_tiny_demo.py) but 'data/demo/annotations/lowq_test.json' for lcp "
+                "(config/mmdet/lcp_tiny_demo.py); LCP - baseline compares their APs, so test both on one set"
             ),
         ),
     ],
@@ -321,6 +334,28 @@ def test_a_clean_set_without_the_scenes_classes_stops_the_dry_run(workdir):
         "split of scenes.custom.clean_set 'clear'; nothing to train on",
     )
     assert sum("no box of the scene's classes" in line for line in result.stdout.splitlines()) == 1
+
+
+def test_test_settings_that_differ_between_the_methods_are_warned_of(workdir):
+    """A score threshold or test scale may differ on purpose (another detector as the baseline); it
+    was not said that LCP - baseline then holds that difference too."""
+
+    def tested_otherwise(config):
+        config["scenes"]["demo"]["baseline"]["cfg_options"]["model.test_cfg.rcnn.score_thr"] = 0.3
+        config["scenes"]["demo"]["lcp"]["cfg_options"]["img_scale"] = "(96,96)"
+
+    with_config(workdir, tested_otherwise)
+    result = snakemake(workdir, "-n")
+    assert result.returncode == 0, result.stdout[-3000:]
+    warnings = [line for line in result.stdout.splitlines() if "are tested differently" in line]
+    assert warnings == [
+        f"warning: {SOURCE}: scenes.demo: baseline and lcp are tested differently: "
+        f"data.test.pipeline.1.img_scale is (128, 128) for baseline (config/mmdet/cascade_rcnn_tiny_demo.py) "
+        f"but (96, 96) for lcp (config/mmdet/lcp_tiny_demo.py); LCP - baseline also holds that difference",
+        f"warning: {SOURCE}: scenes.demo: baseline and lcp are tested differently: "
+        "model.test_cfg.rcnn.score_thr is 0.3 for baseline (config/mmdet/cascade_rcnn_tiny_demo.py) but 0.05 "
+        "for lcp (config/mmdet/lcp_tiny_demo.py); LCP - baseline also holds that difference",
+    ]
 
 
 def test_a_scene_class_without_a_box_is_a_warning(workdir):
