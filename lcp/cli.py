@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 
-from lcp.errors import INPUT_REFUSED, LCPError
+from lcp.errors import INPUT_REFUSED, LCPError, error_message
 
 COMMANDS = {
     "env": "lcp.commands.env",
@@ -221,7 +221,7 @@ def _main(argv: list[str] | None) -> int:
             import_mmdet()
         return int(args._main(args) or 0)
     except LCPError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
+        print(f"{name}: error: {error_message(exc)}", file=sys.stderr)
         return INPUT_REFUSED
     except (KeyboardInterrupt, Terminated) as exc:
         cause = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"

@@ -61,8 +61,9 @@ class LoadDFImage:
             img = mmcv.imfrombytes(
                 self.file_client.get(filename), flag=self.color_type, channel_order=self.channel_order
             )
-        except Exception as exc:  # mmcv raises various errors for unreadable files
-            raise LCPError(f"{filename}: cannot read the detection-favoured image ({exc})") from None
+        except Exception as exc:  # mmcv raises various errors for unreadable files; OpenCV's span lines
+            problem = " ".join(str(exc).split())
+            raise LCPError(f"{filename}: cannot read the detection-favoured image ({problem})") from None
         if img is None:
             raise LCPError(f"{filename}: cannot decode the detection-favoured image")
         if self.to_float32:

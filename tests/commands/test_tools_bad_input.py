@@ -591,3 +591,25 @@ def test_a_text_file_given_to_train_as_a_checkpoint_is_quoted(capsys, demo, tmp_
     text.write_text("lcp workdir: placeholder while w trains; not a checkpoint\n")
     err = train_error(capsys, demo, tmp_path, f"{key}={text}")
     assert err.endswith("a text file: 'lcp workdir: placeholder while w trains; not a checkpoint')"), err
+
+
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        (b"not a jpeg", "cannot decode the detection-favoured image"),
+        # OpenCV's message for it spans lines
+        (b"", "cannot read the detection-favoured image (OpenCV"),
+    ],
+)
+def test_a_detection_favoured_image_that_fails_in_a_data_loader_worker_is_one_line(
+    capsys, demo, tmp_path, content, problem
+):
+    """The DF images are decoded only when drawn, in a data-loader worker: torch re-raises the
+    worker's LCPError with the worker's traceback as its message, which lcp train printed whole."""
+    df_dir = tmp_path / "df"
+    df_dir.mkdir()
+    (df_dir / "broken.jpg").write_bytes(content)
+    err = train_error(
+        capsys, demo, tmp_path, f"df_img_dir={df_dir}/", "df_ann=None", "data.workers_per_gpu=1", after_logging=True
+    )
+    assert err.startswith(f"lcp train: error: {df_dir}/broken.jpg: {problem}"), err
