@@ -15,6 +15,14 @@ import sys
 
 from lcp.workflow.preflight import yaml_problem
 
+# snakemake runs a module's onstart, onsuccess and onerror not at all (they guard the trainings
+# and open and close the MLflow runs), and a prefix `as x_*` renames the rules the jobs' settings follow
+if not workflow.modifier.is_main_snakefile():
+    sys.exit(
+        f"{workflow.main_snakefile}: lcp's Snakefile runs as the main workflow only, not as a module; run "
+        "`snakemake --snakefile LCP/Snakefile --directory PROJECT --configfile CONFIG` (README, Running the pipeline)"
+    )
+
 # snakemake's own message for a YAML error names neither the line nor the column
 if problem := yaml_problem("config/config.yaml"):
     sys.exit(f"invalid config: {problem}")

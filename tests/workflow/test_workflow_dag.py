@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from helpers.dry_run import RECORDINGS, dry_run_listing
-from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakemake, with_config
+from helpers.workflow import (
+    SNAKEFILE,
+    planned_jobs,
+    prepare_workdir,
+    repo_config,
+    snakemake,
+    with_config,
+    workflow_env,
+    write_config,
+)
 
 SCENES = ("demo", "urpc", "foggy_city", "rainy_city", "custom")
 # Rules every scene runs once (`check_data` too: a real low-quality set gets the annotation and image check).
@@ -373,6 +385,40 @@ def test_bad_config_fails_before_any_job_naming_the_key(workdir, change, message
     assert "Building DAG" not in result.stdout  # stopped while reading the workflow
     assert "Traceback" not in result.stdout and 'File "' not in result.stdout
     assert not (workdir / "results").exists()
+
+
+def test_a_project_folder_without_the_model_configs_names_snakemakes_working_directory(tmp_path):
+    # `--directory PROJECT` outside the repository: the config's relative paths are read from there
+    write_config(tmp_path, repo_config())
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode != 0
+    assert (
+        "scenes.demo.pretrain.config: config/mmdet/cascade_rcnn_tiny_demo.py does not exist "
+        f"in {tmp_path.resolve()}, snakemake's working directory"
+    ) in result.stdout
+
+
+def test_the_workflow_refuses_to_run_as_a_module(tmp_path):
+    # snakemake would skip its onstart and onerror (trainings' guards, MLflow runs) and rename its rules
+    prepare_workdir(tmp_path, repo_config())
+    (tmp_path / "Snakefile").write_text(
+        f'module lcp:\n    snakefile:\n        "{SNAKEFILE}"\n    config:\n        config\n\n\n'
+        "use rule * from lcp as lcp_*\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", "test-config.yaml"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+        env=workflow_env(),
+    )
+    assert result.returncode != 0
+    assert (
+        f"{tmp_path / 'Snakefile'}: lcp's Snakefile runs as the main workflow only, not as a module; run "
+        "`snakemake --snakefile LCP/Snakefile --directory PROJECT --configfile CONFIG`"
+    ) in result.stdout
 
 
 def job_resources(output: str, rule: str) -> dict[str, str]:
