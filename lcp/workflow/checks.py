@@ -150,7 +150,8 @@ def scene_reference_problems(config: Mapping) -> list[str]:
                     "is; keep to letters, digits and . _ / + @ : = - (not first), e.g. link the file under such a name"
                 )
             elif not Path(model_config).is_file():
-                problems.append(f"{key}.{step}.config: {model_config} does not exist")
+                where = "" if Path(model_config).is_absolute() else f" in {Path.cwd()}, snakemake's working directory"
+                problems.append(f"{key}.{step}.config: {model_config} does not exist{where}")
             for option, value in scene[step].get("cfg_options", {}).items():
                 if isinstance(value, str) and (problem := spaces_dropped(value)):
                     problems.append(f"{key}.{step}.cfg_options.{option}: {problem}")

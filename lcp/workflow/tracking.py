@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lcp.tracking.settings import ENV_TRACKING, snakemake_env_prefix
+from lcp.tracking.settings import ENV_TRACKING, LOCAL_STORE_DIR, snakemake_env_prefix
 from lcp.workflow.scenes import scene_of_job, scene_seeds, severities
 
 if TYPE_CHECKING:
@@ -27,9 +28,11 @@ def enabled(config: Mapping) -> bool:
     return config["tracking"]["enabled"]
 
 
-def configured_uri(config: Mapping) -> str | None:
-    """`tracking.uri`, None when empty (then $MLFLOW_TRACKING_URI, else the checkout's results/mlflow/)."""
-    return config["tracking"]["uri"] or None
+def configured_uri(config: Mapping) -> str:
+    """`tracking.uri`, else the store beside the working directory's results/ (results/mlflow/mlflow.db);
+    $MLFLOW_TRACKING_URI goes before either. Not the enclosing git checkout's, as for `lcp train`:
+    a project folder (`--directory`) inside another checkout keeps its own store."""
+    return config["tracking"]["uri"] or f"sqlite:///{Path.cwd() / LOCAL_STORE_DIR / 'mlflow.db'}"
 
 
 def moved_store_warning(uri: str) -> str | None:

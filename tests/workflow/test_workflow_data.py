@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from helpers.convert_sources import write_cityscapes, write_voc_xml
-from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakemake
+from helpers.workflow import planned_jobs, prepare_workdir, repo_config, snakemake, tiny_demo_config
 
 pytestmark = pytest.mark.slow
 
@@ -145,3 +145,17 @@ def test_yolo_scene_with_names_in_another_order_converts_with_the_right_labels(t
     assert list(names.values()) == ["person", "car"]  # the scene's class order
     boxes = sorted((names[ann["category_id"]], ann["bbox"]) for ann in converted["annotations"])
     assert boxes == [("car", [0.0, 16.0, 48.0, 32.0])] * 4 + [("person", [72.0, 0.0, 24.0, 64.0])] * 4
+
+
+def test_a_project_folder_inside_another_git_checkout_keeps_its_mlflow_store(tmp_path):
+    # `snakemake --directory PROJECT`, PROJECT in the user's own repository: the store goes
+    # beside PROJECT/results/, not to that repository's root (as for `lcp train` in a subfolder)
+    (tmp_path / ".git").mkdir()
+    project = tmp_path / "runs" / "fog"
+    config = tiny_demo_config(project)
+    config["tracking"] = {"enabled": True, "uri": ""}
+    prepare_workdir(project, config)
+    result = snakemake(project, "-c1", "data/demo", timeout=300)
+    assert result.returncode == 0, result.stdout
+    assert (project / "results" / "mlflow" / "mlflow.db").is_file()
+    assert not (tmp_path / "results").exists()

@@ -53,8 +53,9 @@ def test_tracked_scenes_take_plain_mappings_and_no_jobs():
     assert tracking.tracked_scenes(config, [{"dataset": "city"}, {"dataset": ""}]) == ["demo", "foggy_city", "urpc"]
 
 
-def test_uri_and_descriptions_of_the_invocation():
-    assert tracking.configured_uri(config_with(uri="")) is None
+def test_uri_and_descriptions_of_the_invocation(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert tracking.configured_uri(config_with(uri="")) == f"sqlite:///{tmp_path.resolve()}/results/mlflow/mlflow.db"
     assert tracking.configured_uri(config_with(uri="http://head:5000")) == "http://head:5000"
     config = config_with()
     descriptions = tracking.scene_descriptions(config)

@@ -18,7 +18,7 @@ os.environ.update(tracking.tracking_switch(config))
 if TRACKING:
     from lcp.tracking import close_invocation, open_invocation, resolve_target
 
-    # The store: $MLFLOW_TRACKING_URI, else tracking.uri, else results/mlflow/ in the checkout.
+    # The store: $MLFLOW_TRACKING_URI, else tracking.uri, else results/mlflow/ beside results/.
     os.environ.update(MLFLOW_TRACKING_URI=resolve_target(tracking.configured_uri(config)).uri)
     # once, by the process that runs the workflow (a SLURM job's own snakemake reads this file too)
     if workflow.is_main_process and (warning := tracking.moved_store_warning(os.environ["MLFLOW_TRACKING_URI"])):
