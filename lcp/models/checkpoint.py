@@ -74,9 +74,11 @@ def _archive(path: str) -> str | None:
         if tarfile.is_tarfile(path):  # before the zip test, which finds a packed checkpoint's zip inside
             with tarfile.open(path) as archive:
                 kind, names = "tar", [member.name for member in itertools.islice(archive, 4)]
-        elif _starts_as_zip(path) and zipfile.is_zipfile(path) and not _torch_zip(path):
+        elif _starts_as_zip(path) and zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 kind, names = "zip", archive.namelist()
+            if _holds_torch_pickle(names):
+                return None
         else:
             return None
     except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile):
@@ -91,14 +93,19 @@ def _starts_as_zip(path: str) -> bool:
         return file.read(4) == b"PK\x03\x04"
 
 
+def _holds_torch_pickle(names: list[str]) -> bool:
+    """Whether a zip archive of these member names is torch.save's: its pickle is ARCHIVE/data.pkl."""
+    return any(re.fullmatch(r"[^/]+/data\.pkl", name) for name in names)
+
+
 def _torch_zip(path: str) -> bool:
-    """Whether `path` is in torch.save's zip format: a zip archive from its first byte whose
-    pickle is ARCHIVE/data.pkl (any zip passes zipfile.is_zipfile, and so does a tar holding one)."""
+    """Whether `path` is in torch.save's zip format: a zip archive from its first byte that holds
+    its pickle (any zip passes zipfile.is_zipfile, and so does a tar holding one)."""
     if not (_starts_as_zip(path) and zipfile.is_zipfile(path)):
         return False
     try:
         with zipfile.ZipFile(path) as archive:
-            return any(re.fullmatch(r"[^/]+/data\.pkl", name) for name in archive.namelist())
+            return _holds_torch_pickle(archive.namelist())
     except (OSError, zipfile.BadZipFile):
         return False
 
