@@ -251,6 +251,7 @@ def main_detections(args: argparse.Namespace) -> int:
     from lcp.apis.options import parse_cfg_options
     from lcp.report.detections import draw_sample_detections
 
+    _check_outputs(args.outputs, [args.config, args.checkpoint])  # one picture each: none written over another
     draw_sample_detections(
         args.config, args.checkpoint, args.outputs, parse_cfg_options(args.cfg_options), gpu_id=args.gpu_id
     )

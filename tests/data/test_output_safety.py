@@ -604,6 +604,16 @@ def test_report_pictures_may_not_go_into_the_test_set_they_are_drawn_from(scene,
     assert digest(scene) == before
 
 
+def test_report_detections_refuses_two_pictures_into_one_file(scene, untrained, tmp_path, capsys):
+    """Two --out of one file kept the second picture alone, and said both were written."""
+    # the scene's train split (2 images) as the test set: one picture per image
+    options = ["--cfg-options", f"data_root={scene}/", "test_ann=annotations/lowq_train.json"]
+    for second in (tmp_path / "d.jpg", tmp_path / "x" / ".." / "d.jpg"):
+        argv = ["report", "detections", LCP_TINY, str(untrained), "--out", str(tmp_path / "d.jpg")]
+        refused(capsys, [*argv, "--out", str(second), *options], f"{second}: given for two outputs")
+        assert not (tmp_path / "d.jpg").exists()
+
+
 def test_infer_never_writes_over_an_input_image_or_beside_it(scene, untrained, tmp_path, capsys):
     image = tmp_path / "photo.jpg"
     image.write_bytes(sorted((scene / "lowq").glob("*.jpg"))[0].read_bytes())
