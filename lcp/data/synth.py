@@ -209,6 +209,8 @@ def synthesise_folder(
         cocos.append(load_coco(ann_in))
     boxes = boxes_by_image(cocos) if annotations else {}  # every listed image, with or without boxes
     sources = [source for source in list_images(src) if not annotations or source.name in boxes]
+    # an image linked from the output folder would go with the folder it replaces
+    check_outside_sources(out, [source for source in sources if source.is_symlink()])
     renames = output_names(degradation, sources)
     rewritten = [
         (ann_out, rename_images(coco, renames, source=ann_in))

@@ -528,6 +528,21 @@ def test_a_fog_check_fails_when_the_boxes_are_erased(scene, capsys):
     assert "FAILED" in out and "box visibility [beta_0.05]" in out and "8 images ground-plane" in out
 
 
+def test_a_synthesised_set_whose_annotations_hold_no_box_is_summarised_not_a_traceback(scene, capsys):
+    """Images listed without boxes (a converted `folder` set) left the visibility median None,
+    which the summary formatted as a number: a TypeError after the whole check."""
+    for split in ("train", "test"):
+        path = scene / "annotations" / f"clean_{split}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "annotations": []}))
+    synth_fog_with_boxes(scene, "empty")
+    capsys.readouterr()
+    code, report = check_lowq(scene, "empty")
+    assert report["box_visibility"]["by_variant"]["beta_0.02"]["boxes"] == 0
+    out = capsys.readouterr().out  # failed for the scene's classes without a box, and says so
+    assert code == 2 and "box visibility [beta_0.02]: no boxes" in out
+    assert out.rstrip().endswith("FAILED: 3 error(s): class_without_boxes")
+
+
 def test_the_erased_share_and_threshold_are_options(scene):
     synth_fog_with_boxes(scene, "fallback", "--beta", "0.05")
     code, report = check_lowq(scene, "fallback", "--max-erased-share", "0.9")

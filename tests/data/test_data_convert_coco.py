@@ -122,6 +122,7 @@ def test_resplit_pools_both_files(source, capsys):
         (lambda d: d["annotations"][0].update(ignore=2), "annotations[0]: `ignore` is 2, expected 0 or 1"),
         (lambda d: d["images"][1].update(id=1), "images[1]: image id 1 appears twice"),
         (lambda d: d["categories"][1].update(id=5), "categories[1]: category id 5 appears twice"),
+        (lambda d: d["images"][0].update(file_name="d\0ay/x.png"), "`file_name` 'd\\x00ay/x.png' holds a NUL"),
     ],
     ids=[
         "missing-image",
@@ -133,6 +134,7 @@ def test_resplit_pools_both_files(source, capsys):
         "ignore-2",
         "image-id-twice",
         "category-id-twice",
+        "nul-in-file-name",
     ],
 )
 def test_malformed_coco_names_file_and_entry(source, capsys, edit, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -60,6 +61,25 @@ def test_flat_names_ignore_listing_order_and_case_clashes():
     shuffled = paths[::-1]
     assert flat_names(shuffled) == names[::-1]
     assert len({n.lower() for n in names}) == len(names)
+
+
+def test_names_that_are_no_utf8_or_hold_control_characters_are_written_plain(tmp_path, capsys):
+    """A Latin-1 'é' from an old archive stopped every conversion with a UnicodeEncodeError
+    traceback (the split draw); a newline in a name went into the output set's file names."""
+    src = tmp_path / "src"
+    write_image(src / "new_line.png", 20, 10)
+    write_image(src / "new\nline.png", 30, 10)
+    write_image(src / "tab\there.png", seed=3)
+    write_image(src / "cafe.png", seed=4)
+    os.rename(src / "cafe.png", bytes(src / "caf") + b"\xe9.png")  # as a Latin-1 system wrote it
+    out = tmp_path / "scene"
+    code, _, stderr = convert(capsys, "folder", src, out, "--test-fraction", "0", "--workers", "1")
+    assert code == 0, stderr
+    images = load_coco(out / "annotations/images_train.json").dataset["images"]
+    widths = {image["file_name"]: image["width"] for image in images}
+    assert sorted(widths) == sorted(p.name for p in (out / "images").iterdir() if p.suffix == ".jpg")
+    assert sorted(widths) == ["caf_.jpg", "new_line.jpg", "new_line_2.jpg", "tab_here.jpg"]
+    assert (widths["new_line.jpg"], widths["new_line_2.jpg"]) == (20, 30)  # the file named so keeps its name
 
 
 def test_split_draw_is_seeded_and_each_stem_keeps_its_split_whatever_else_the_set_holds():

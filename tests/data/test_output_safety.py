@@ -150,6 +150,29 @@ def test_an_output_inside_containing_or_linked_to_a_source_is_refused(scene, tmp
     assert digest(scene) == before
 
 
+def test_an_image_linked_from_the_output_it_would_replace_is_refused(scene, tmp_path, capsys):
+    """Source images that are links into an earlier output (a subset picked by linking) were
+    read, then deleted with the folder --overwrite replaced: the links dangled, the source lost."""
+    out = tmp_path / "out"
+    assert lcp(["data", "convert", "folder", str(scene / "clean"), str(out), "--workers", "1"]) == 0
+    synth = ["data", "synth", "fog", "--src", str(scene / "clean"), "--no-progress", "--workers", "1"]
+    assert lcp([*synth, "--out", str(out / "fog")]) == 0
+    capsys.readouterr()
+    for folder in ("images", "fog"):
+        picked = tmp_path / "picked" / folder
+        picked.mkdir(parents=True)
+        for image in sorted((out / folder).glob("*.jpg"))[:2]:
+            (picked / image.name).symlink_to(image)
+    before = digest(out)
+    link = sorted((tmp_path / "picked/images").iterdir())[0]
+    convert = ["data", "convert", "folder", str(tmp_path / "picked/images"), str(out), "--overwrite"]
+    refused(capsys, [*convert, "--workers", "1"], f"{out / 'images'}: contains the source {link}")
+    link = sorted((tmp_path / "picked/fog").iterdir())[0]
+    synth[4] = str(link.parent)
+    refused(capsys, [*synth, "--out", str(out / "fog"), "--overwrite"], f"{out / 'fog'}: contains the source {link}")
+    assert digest(out) == before
+
+
 def test_rewritten_annotations_may_not_replace_their_source(scene, tmp_path, capsys):
     ann = scene / "annotations/clean_test.json"
     before = ann.read_bytes()

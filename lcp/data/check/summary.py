@@ -30,6 +30,9 @@ def format_summary(report: dict[str, Any]) -> str:
         lines.append("  depth: " + ", ".join(f"{n} images {source}" for source, n in report["depth_sources"].items()))
     visibility = report["box_visibility"]
     for variant, stats in visibility.get("by_variant", {}).items():
+        if not stats["boxes"]:  # the annotation files list images without boxes
+            lines.append(f"  box visibility [{variant}]: no boxes")
+            continue
         lines.append(
             f"  box visibility [{variant}]: median {stats['median']:.3f}, {stats['erased']} of "
             f"{stats['boxes']} boxes erased (< {visibility['erased_below']:g})"

@@ -99,7 +99,10 @@ def read_coco(path: Path, split: str, images_root: Path, renames: dict[str, str]
         # absolute, its folder resolved as the system resolves it (a ../ after a linked folder
         # climbs out of the link's target) and its own name kept: a file_name may be absolute or
         # climb out with ../, and the output names come from the paths below a common folder
-        given = images_root / _field(entry, "file_name", str, where)
+        file_name = _field(entry, "file_name", str, where)
+        if "\0" in file_name:  # os calls refuse it with a ValueError
+            raise LCPError(f"{where}: `file_name` {file_name!r} holds a NUL character, which no file name can")
+        given = images_root / file_name
         image = Path(os.path.realpath(given.parent)) / given.name
         if not image.is_file():
             raise LCPError(f"{where}: image file {image} not found")

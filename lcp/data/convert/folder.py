@@ -5,6 +5,8 @@ Rules:
     .jpg; a file keeps its stem unless another file shares it (ignoring case), then each of
     those is named after its path (sub/a.png -> sub__a_png.jpg): deterministic, whatever
     the listing order.
+  * a control character (a newline, a tab) or a byte that is no UTF-8 in a name becomes _
+    (new_line.jpg, unless a file has that name).
   * files without an image extension are skipped with a warning; a file with an image
     extension that does not decode is an error naming it.
   * the json lists the images (no annotations); --classes only fills its categories.

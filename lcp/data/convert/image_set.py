@@ -38,7 +38,11 @@ def write_image_set(
     """Write OUT/NAME/*.jpg and OUT/annotations/NAME_<split>.json, add their summary to the
     report; return the COCO dicts by split."""
     out, name = output.out, output.name
-    check_output_free(out, [name], output.overwrite, {sample.image.parent for sample in samples})
+    # an image file linked from elsewhere is read where its link points: an output holding that
+    # file (an earlier conversion, replaced with --overwrite) would delete it
+    linked = [sample.image for sample in samples if sample.image.is_symlink()]
+    sources = dict.fromkeys([*(sample.image.parent for sample in samples), *linked])  # in order, each once
+    check_output_free(out, [name], output.overwrite, sources)
     if not samples:
         raise LCPError(f"{out / name}: no images to write (nothing usable was found in the source)")
     check_labels(samples, classes)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -70,13 +71,19 @@ def check_output_free(out: Path, names: Iterable[str], overwrite: bool, sources:
                 raise LCPError(f"{path}: already exists; remove it or pass --overwrite")
 
 
+# control characters, and the surrogates Python reads a file name's non-UTF-8 bytes as
+UNWRITABLE = re.compile("[\x00-\x1f\x7f\udc80-\udcff]")
+
+
 def flat_names(paths: Sequence[Path]) -> list[str]:
     """Unique flat .jpg names for `paths`, also on case-insensitive file systems.
 
     A file keeps its stem unless another file shares it (ignoring case); then each file of
     that group is named after its path below the common folder, folders joined with '__'
-    and the extension kept as '_ext' (a/x.png -> a__x_png.jpg). The result depends only on
-    the set of paths, not on their listing order.
+    and the extension kept as '_ext' (a/x.png -> a__x_png.jpg). A control character (a
+    newline, a tab) or a byte that is no UTF-8 (a Latin-1 'é' from an old archive) becomes '_':
+    the names go into json files, logs and listings that such names would break. The result
+    depends only on the set of paths, not on their listing order.
     """
     if not paths:
         return []
@@ -89,14 +96,16 @@ def flat_names(paths: Sequence[Path]) -> list[str]:
             candidates.append(r.stem)
         else:
             candidates.append("__".join([*r.parent.parts, f"{r.stem}_{r.suffix.lstrip('.').lower()}"]))
-    # a derived name can still meet another file's stem (or differ from it only in case)
+    written = [UNWRITABLE.sub("_", candidate) for candidate in candidates]
+    # a derived name can still meet another file's stem (or differ from it only in case); a
+    # name with characters replaced yields to a file whose own it is (new_line.png: new_line.jpg)
     used: set[str] = set()
     names = [""] * len(paths)
-    for i in sorted(range(len(paths)), key=lambda i: relative[i].as_posix()):
-        name, n = candidates[i], 1
+    for i in sorted(range(len(paths)), key=lambda i: (written[i] != candidates[i], relative[i].as_posix())):
+        name, n = written[i], 1
         while name.lower() in used:
             n += 1
-            name = f"{candidates[i]}_{n}"
+            name = f"{written[i]}_{n}"
         used.add(name.lower())
         names[i] = name + ".jpg"
     return names

@@ -65,7 +65,8 @@ def split_by_fraction(samples: Sequence[Sample], test_fraction: float, seed: int
 
 def _stem_key(stem: str, seed: int) -> float:
     """A number in [0, 1) fixed by (seed, stem) alone, the same on every machine and Python."""
-    digest = hashlib.blake2b(f"{seed}/{stem}".encode(), digest_size=8).digest()
+    # a name need not be valid UTF-8 (its undecodable bytes are kept as they are on disk)
+    digest = hashlib.blake2b(f"{seed}/{stem}".encode("utf-8", "surrogateescape"), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
