@@ -179,13 +179,18 @@ def train_detector(
 
 def run_training(runner, data_loaders, workflow) -> None:
     """runner.run; if it raises, each hook with an after_failed_run(runner, exc) hears of it first
-    (mmcv's runner has no such point): the MLflow hook ends its run saying why."""
+    (mmcv's runner has no such point): the MLflow hook ends its run saying why. A hook that fails
+    there is a warning: the training's own error (or Ctrl-C, SIGTERM) is what the command reports."""
     try:
         runner.run(data_loaders, workflow)
     except BaseException as exc:
         for hook in runner.hooks:
             if callable(after_failed_run := getattr(hook, "after_failed_run", None)):
-                after_failed_run(runner, exc)
+                try:
+                    after_failed_run(runner, exc)
+                except Exception as error:  # noqa: BLE001  it would replace the error that stopped the training
+                    name = type(hook).__name__
+                    runner.logger.warning("%s: could not record how the training stopped: %s", name, error)
         raise
 
 

@@ -21,16 +21,18 @@ RUN_FILE = "mlflow-run.json"
 
 
 def previous_run(work_dir: Path, run_name: str) -> dict[str, Any] | None:
-    """The record of the work dir's run named `run_name`; None without one, for a damaged record or
-    another run's (then the training starts a new run)."""
+    """The record of the work dir's run named `run_name`; None without one, for a damaged record
+    (said: an empty file after a node's crash) or another run's (then the training starts a new run)."""
     path = work_dir / RUN_FILE
     if not path.is_file():
         return None
     try:
         previous = read_json(path)
-    except Exception:  # noqa: BLE001  a damaged record: start a new run
-        return None
+    except Exception as exc:  # noqa: BLE001  a damaged record: start a new run
+        previous = exc
     if not isinstance(previous, dict) or not previous.get("run_key"):
+        problem = previous if isinstance(previous, Exception) else f"{path}: no run_key"
+        log.warning("MLflow: %s; the resumed training starts a new run instead of continuing its own", problem)
         return None
     recorded = str(previous.get("run_name"))
     # a run started before run names carried the seed of a scene's several seeds: the same job's

@@ -247,3 +247,31 @@ def test_a_training_that_stops_ends_its_run_saying_why_with_its_log(tmp_path, tr
     assert run.info.status == status
     assert run.data.tags["lcp.stopped_in_epoch.002"] == said
     assert {a.path for a in client.list_artifacts(run.info.run_id, "logs")} == {"logs/toy.log.json"}
+
+
+def test_a_failure_to_record_the_stop_does_not_replace_why_the_training_stopped(tmp_path, tracking_env, caplog):
+    """A Ctrl-C (or SIGTERM) whose run record could not be written (here a folder where the file
+    goes) came out as that LCPError: exit 2, which the workflow never retries, instead of 130."""
+    from mmcv.runner import Hook
+
+    class StopsInEpoch2(Hook):
+        def before_train_iter(self, runner):
+            if runner.epoch == 1:
+                record = Path(runner.work_dir) / "mlflow-run.json"
+                record.unlink()
+                record.mkdir()
+                raise KeyboardInterrupt
+
+    client = tracking_env
+    ann_file = make_coco(tmp_path / "data")
+    cfg = toy_config(tmp_path / "data", ann_file)
+    tracking = {
+        k: v
+        for k, v in add_tracking(cfg, scene="toyunrecorded", step="train", method="lcp", num_heatmaps=0).items()
+        if k != "type"
+    }
+    with pytest.raises(KeyboardInterrupt):
+        run_toy_training(tmp_path / "work", cfg, tracking, epochs=3, iters_per_epoch=2, extra_hooks=[StopsInEpoch2()])
+    assert "mlflow-run.json: is a folder, not a file" in caplog.text  # said, as a warning
+    run = the_run(client, "lcp/toyunrecorded", "toyunrecorded/train/lcp")
+    assert run.info.status == "KILLED"

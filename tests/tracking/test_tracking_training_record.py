@@ -120,3 +120,12 @@ def test_a_resumed_training_finds_only_its_own_undamaged_run_record(tmp_path):
     assert previous_run(tmp_path, "demo/train/lcp") is None  # damaged
     (tmp_path / RUN_FILE).write_text(json.dumps(["demo/train/lcp"]))
     assert previous_run(tmp_path, "demo/train/lcp") is None  # not a record
+
+
+def test_a_damaged_run_record_is_said_when_the_resumed_training_starts_a_new_run(tmp_path, caplog):
+    """An empty mlflow-run.json (a node's crash after its rename) split a resumed training over two
+    MLflow runs without a word: its first epochs, and their best val/AP, missing from the second."""
+    (tmp_path / RUN_FILE).write_text("")
+    assert previous_run(tmp_path, "demo/train/lcp") is None
+    assert f"{tmp_path / RUN_FILE}: not valid JSON" in caplog.text
+    assert "the resumed training starts a new run" in caplog.text
