@@ -1,4 +1,5 @@
-"""Adaptations of mmcv 1.7, applied by the lcp commands.
+"""Adaptations of mmcv 1.7, applied by the lcp commands (the scatter one also by importing lcp.models,
+as a config's custom_imports do in mmdet's own tools).
 
 To the PyTorch this project pins: mmcv 1.7's Scatter (what MMDataParallel uses to move a batch to
 the GPU) passes GPU ids as ints to torch's private `_get_stream`, which takes a torch.device in current PyTorch:

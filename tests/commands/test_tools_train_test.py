@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -122,6 +124,42 @@ def test_each_mode_trains_its_own_loss_and_it_falls(lcp_run):
     assert all("loss_rpn_cls" in e and "kl_loss" not in e for e in crux)
     assert catch_up[-1]["kl_loss"] < catch_up[0]["kl_loss"]
     assert crux[-1]["loss"] < crux[0]["loss"]
+
+
+def test_mmdets_own_train_and_test_tools_run_an_lcp_config_through_its_custom_imports(
+    workspace, repeat_config, pretrained, tmp_path
+):
+    """mmdet's tools/train.py and tools/test.py, as mmdet installs them, on an LCP config: lcp comes
+    in through the config's custom_imports only; the mode plan and the crux health run, and
+    tools/test.py detects as `lcp test` does, the crux branch included."""
+    import mmdet
+
+    tools = Path(mmdet.__file__).parent / ".mim" / "tools"
+    env = {**os.environ, "MMDET_DATASETS": f"{workspace / 'demo'}/"}  # mmdet's way to move data_root
+
+    def mmdet_tool(name, *args):
+        result = subprocess.run(
+            [sys.executable, str(tools / name), *args], env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    work = tmp_path / "work"
+    options = [*QUICK, "runner.max_epochs=2", f"load_from={pretrained}"]
+    mmdet_tool("train.py", str(repeat_config), "--work-dir", str(work), "--seed", "0", "--cfg-options", *options)
+    entries = [json.loads(line) for line in next(work.glob("*.log.json")).read_text().splitlines()[1:]]
+    train = [e for e in entries if e["mode"] == "train"]
+    assert {e["epoch"] for e in train if "kl_loss" in e} == {1}  # the mode plan: catch-up, then crux
+    assert {e["epoch"] for e in train if "s0.loss_cls" in e} == {2}
+    (evaluated,) = [e for e in entries if e["mode"] == "val"]
+    assert evaluated["epoch"] == 2 and {"bbox_mAP", "crux/mask_mean"} <= set(evaluated)
+
+    checkpoint, stock_out, ours_out = str(work / "epoch_2.pth"), tmp_path / "mmdet.pkl", tmp_path / "lcp.pkl"
+    mmdet_tool("test.py", str(repeat_config), checkpoint, "--out", str(stock_out))
+    assert lcp(["test", LCP_TINY, checkpoint, "--out", str(ours_out), "--cfg-options", *scene_options(workspace)]) == 0
+    stock, ours = pickle.loads(stock_out.read_bytes()), pickle.loads(ours_out.read_bytes())
+    assert len(stock) == len(ours) == 1 and sum(len(boxes) for boxes in ours[0]) > 0
+    for stock_boxes, our_boxes in zip(stock[0], ours[0], strict=True):
+        np.testing.assert_array_equal(stock_boxes, our_boxes)
 
 
 @pytest.fixture(scope="module")
