@@ -1,7 +1,7 @@
 """Output that is complete or absent, never destroys an input, and leaves nothing behind.
 
 Every file or folder lcp publishes is written under a temporary name beside its target and
-renamed onto it at the end:
+renamed onto it at the end (a file's data put on disk first, `sync`):
   * an output may not be, contain or lie inside one of the command's sources (symlinks
     resolved), so no overwrite can reach the data it reads;
   * a folder gets a `.lcp-output` marker, and `--overwrite` replaces only folders holding
@@ -112,6 +112,30 @@ def release(tmp: Path) -> None:
     fd = _held.pop(Path(tmp), None)
     if fd is not None:
         os.close(fd)
+
+
+_said_no_flock = False
+
+
+def lock(file: Any, path: str | os.PathLike, operation: int = fcntl.LOCK_EX) -> bool:
+    """fcntl.flock(file, operation) on the open `path`; False where its file system has no flock
+    (some Lustre and NFS mounts: ENOLCK, ENOSYS), said once per process, and the caller goes on
+    unguarded. A held lock under LOCK_NB raises BlockingIOError as flock does."""
+    global _said_no_flock
+    try:
+        fcntl.flock(file, operation)
+    except BlockingIOError:
+        raise
+    except OSError as exc:
+        if not _said_no_flock:
+            _said_no_flock = True
+            print(
+                f"{path}: warning: cannot lock it ({exc.strerror}): this file system has no flock, so lcp "
+                "goes on without locks; run one lcp command at a time on its files",
+                file=sys.stderr,
+            )
+        return False
+    return True
 
 
 def _nobody_holds(entry: Path, host: str, pid: int) -> bool:
@@ -313,6 +337,20 @@ def naming(path: str | os.PathLike) -> Iterator[None]:
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
+def sync(path: str | os.PathLike) -> None:
+    """Put the data of the file `path` on disk (fsync). A file renamed into place without it may,
+    after a crash of its node (power, a kernel panic) soon after, be published empty or partly
+    written (XFS, Lustre, ext4 for a new name), while the next job, on another node, trusts it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):  # a file system that cannot (some FUSE mounts)
+            raise
+    finally:
+        os.close(fd)
+
+
 def _publish_new(tmp: Path, path: Path) -> None:
     """Put `tmp` at `path`, which must not exist: a link, unlike a rename, fails when another run
     made `path` since the caller checked. File systems without links (FAT, some FUSE and object
@@ -348,6 +386,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True, sources: Source
     try:
         with naming(path):
             yield tmp
+            sync(tmp)
         if overwrite:
             os.replace(tmp, path)
         else:

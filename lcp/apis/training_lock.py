@@ -4,7 +4,9 @@ Two trainings in one work dir overwrite each other's checkpoints and logs. It ha
 cluster: the login node's snakemake dies (a lost SSH session), its SLURM job trains on, and
 the rerun (after `--unlock`) submits the same training again. The lock is an flock, so the
 kernel releases it when its process ends, however it ends: a stale lock cannot stay behind.
-On a file system without flock support the training goes on unlocked, with a warning.
+On a file system without flock support the training goes on unlocked, with a warning. Where
+flocks stay on each node (BeeGFS by default, NFS mounted with local_lock=flock, Lustre's
+localflock), the lock does not see a training on another node.
 """
 
 from __future__ import annotations

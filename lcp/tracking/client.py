@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lcp.io import atomic_path
+from lcp.io import atomic_path, lock
 from lcp.tracking import settings
 
 MAX_METRICS_PER_BATCH = 1000
@@ -98,10 +98,8 @@ def make_client(uri: str):
     database = settings.sqlite_database(uri)
     if database is None:
         return MlflowClient(tracking_uri=uri)
-    import fcntl
-
-    with open(f"{database}.init-lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with open(f"{database}.init-lock", "a") as init_lock:
+        lock(init_lock, init_lock.name)
         if not database.exists():
             create_sqlite_store(database, settings.sqlite_artifact_location(uri))
         client = MlflowClient(tracking_uri=uri)

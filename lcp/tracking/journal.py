@@ -17,7 +17,8 @@ journal and its artifacts' copies are removed.
 The first line says which run the records belong to; a run whose creation failed has no
 id yet, and its `create_run` record carries the intent (acknowledged with the new id).
 Every line is written with one append + fsync under an exclusive lock, so concurrent
-writers (the training process and `lcp tracking sync`) never interleave. A writer killed
+writers (the training process and `lcp tracking sync`) never interleave (where the file
+system has no flock, lcp.io.lock says so once and they go on unguarded). A writer killed
 mid-line leaves a torn last line: readers skip it, and the next append starts a new line.
 """
 
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from lcp.errors import LCPError
+from lcp.io import lock
 
 PENDING_DIR = "mlflow-pending"
 
@@ -138,7 +140,7 @@ class Journal:
             self.path.with_suffix(".lock").unlink(missing_ok=True)
             return False
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            lock(fd, self.path)
             if os.fstat(fd).st_nlink == 0:
                 return False
             with open(fd, "rb", closefd=False) as file:
@@ -157,22 +159,23 @@ class Journal:
         """Held while replaying, so two replays of one journal never send the same record."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            with open(self.path.with_suffix(".lock"), "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
+            with open(self.path.with_suffix(".lock"), "a") as file:
+                locked = lock(file, file.name)
                 try:
-                    if os.fstat(lock.fileno()).st_nlink == 0:  # removed with its journal meanwhile
+                    if os.fstat(file.fileno()).st_nlink == 0:  # removed with its journal meanwhile
                         continue
                     yield
                     return
                 finally:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
+                    if locked:
+                        fcntl.flock(file, fcntl.LOCK_UN)
 
     def _append(self, entry: dict[str, Any], header: dict[str, Any] | None = None) -> None:
         data = (json.dumps(entry, allow_nan=True) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         while True:  # a journal removed (remove_if_done) between the open and the lock: open it anew
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            lock(fd, self.path)
             if os.fstat(fd).st_nlink:
                 break
             os.close(fd)

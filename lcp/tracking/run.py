@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lcp.io import sync
 from lcp.tracking import settings
 from lcp.tracking.client import (
     MAX_METRICS_PER_BATCH,
@@ -348,12 +349,17 @@ class TrackedRun:
                 self.journal.remove_if_done(run_over=True)
 
     def _keep_copy(self, local_path: str) -> str:
-        """A pending artifact is copied into the journal's folder: the original may be temporary."""
+        """A pending artifact is copied into the journal's folder: the original may be temporary.
+        The copy is on disk before the journal's record of it (fsynced), which a sync trusts."""
         source = Path(local_path)
         keep = self.journal.files_dir / uuid.uuid4().hex[:8] / source.name
         keep.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, keep)
+            files = sorted(path for path in keep.rglob("*") if path.is_file())
         else:
             shutil.copy2(source, keep)
+            files = [keep]
+        for file in files:
+            sync(file)
         return str(keep)

@@ -915,3 +915,28 @@ def test_a_child_process_publishes_inside_its_parent_s_temporary_folder(tmp_path
         )
         assert result.returncode == 0, result.stderr
     assert (tmp_path / "outer" / "inner" / MARKER).is_file()
+
+
+def test_a_published_file_is_on_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):
+    """Nothing put a file's data on disk before its rename: a crash of its node soon after (power,
+    a kernel panic) could leave an eval json or a checkpoint published empty on XFS or Lustre, and
+    the next job, on another node, read it."""
+    from lcp.io import write_json
+
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def recorded_fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def recorded_replace(source, target):
+        events.append(("replace", str(Path(source).resolve())))
+        replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    monkeypatch.setattr(os, "replace", recorded_replace)
+    write_json(tmp_path / "eval.json", {"bbox_mAP": 0.5})
+    (first, synced), (then, renamed) = events
+    assert (first, then) == ("fsync", "replace") and synced == renamed
+    assert Path(synced).parent == tmp_path.resolve() and Path(synced).name.startswith(".eval.json.")

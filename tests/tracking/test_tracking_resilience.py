@@ -287,3 +287,63 @@ def test_a_refused_run_says_it_is_not_tracked_not_where_its_records_wait(tmp_pat
     assert tracked.start().disabled
     assert tracked.where() == f"MLflow run s/evaluate/lcp: not tracked ({uri} refused it; see the warning above)"
     assert not tracked.journal.path.exists()
+
+
+def test_a_work_dir_without_flock_still_queues_and_syncs_the_records(tmp_path, clean_env, monkeypatch, capsys):
+    """On a file system without flock (a Lustre `noflock` or an NFS mount without lockd: ENOLCK),
+    the journal's lock failed: a training whose server was down stopped with a traceback at its
+    first record, and one tracked to a sqlite store there as well, at the store's init lock."""
+    import errno
+    import fcntl
+
+    import lcp.io as lcp_io
+
+    def no_flock(file, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    monkeypatch.setattr(lcp_io, "_said_no_flock", False, raising=False)
+    ann_file = make_coco(tmp_path / "data")
+    cfg = toy_config(tmp_path / "data", ann_file)
+    dead = f"http://127.0.0.1:{free_port()}"
+    work_dir = tmp_path / "work"
+    run_toy_training(work_dir, cfg, tracking_for(cfg, "toynolock", tracking_uri=dead), epochs=1, iters_per_epoch=3)
+    (journal,) = (work_dir / "mlflow-pending").glob("*.jsonl")
+    assert Journal(journal).read().pending[0]["op"] == "create_run"
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    assert lcp(["tracking", "sync", str(work_dir), "--tracking-uri", uri]) == 0
+    assert not journal.exists()
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("lcp/toynolock").experiment_id])
+    assert run.info.status == "FINISHED" and steps_of(client, run.info.run_id, "train/catch_up/loss") == [1, 2, 3]
+    assert capsys.readouterr().err.count("this file system has no flock") == 1  # said once, not per record
+
+
+def test_an_artifact_kept_for_a_later_sync_is_on_disk_before_its_record(tmp_path, clean_env, monkeypatch):
+    """The journal's record naming an artifact's copy was fsynced, the copy was not: after a crash
+    of the node, `lcp tracking sync` (on another node) sent the empty copy as the artifact."""
+    import os
+    from pathlib import Path
+
+    from lcp.tracking.run import TrackedRun
+
+    synced = []
+    fsync = os.fsync
+
+    def recorded_fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    (tmp_path / "eval.json").write_text("{}")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "run.log").write_text("epoch 1")
+    dead = f"http://127.0.0.1:{free_port()}"
+    run = TrackedRun(experiment="lcp/s", run_name="s/evaluate/lcp", work_dir=tmp_path / "work", tracking_uri=dead)
+    run.start()
+    run.log_artifact(tmp_path / "eval.json", "evaluation")
+    run.log_artifact(tmp_path / "logs", "logs")
+    kept = [Path(record["local_path"]) for record in run.journal.read().pending if record["op"] == "artifact"]
+    assert [path.name for path in kept] == ["eval.json", "logs"]
+    assert str(kept[0]) in synced and str(kept[1] / "run.log") in synced
+    assert synced.index(str(kept[1] / "run.log")) < len(synced) - 1  # before the record naming it
