@@ -103,7 +103,7 @@ def evaluate_checkpoint(
         loader_cfg["workers_per_gpu"] = workers
     if loader_cfg["samples_per_gpu"] > 1:
         test_cfg.pipeline = replace_ImageToTensor(test_cfg.pipeline)
-    check_dataset_cfg(test_cfg)
+    check_dataset_cfg(test_cfg, for_evaluation=metrics_wanted)
     with annotation_loading_unprinted(), built_from_settings(config, "test data set"):
         dataset = build_dataset(test_cfg)
     sources = [config, checkpoint, dataset.ann_file, dataset.img_prefix or None]

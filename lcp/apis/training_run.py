@@ -84,7 +84,7 @@ def checked_training_config(request: TrainingRequest):
         )
     check_dataset_cfg(cfg.data.train, for_training=True)
     if request.validate:
-        check_dataset_cfg(cfg.data.val)
+        check_dataset_cfg(cfg.data.val, for_evaluation=True)
     work_dir = _work_dir(request, cfg)
     cfg.work_dir = str(work_dir)
     cfg.resume_from = _resume_checkpoint(request, cfg, work_dir)

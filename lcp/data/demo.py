@@ -29,12 +29,18 @@ from lcp.io import atomic_folder, write_json
 # and leaves the farthest ones (30 m) at t ~ 0.3: visibly foggy but still detectable.
 DEFAULT_BETA = 0.04
 IMAGE_PREFIX = "demo_"
+NUM_IMAGES = 300
+
+
+def test_split_size(num_images: int, test_fraction: float = 0.2) -> int:
+    """How many of the scene's images its test split holds: at least one, and one fewer than all."""
+    return min(num_images - 1, max(1, int(round(num_images * test_fraction))))
 
 
 def make_demo(
     out: Path,
     seed: int = 0,
-    num_images: int = 300,
+    num_images: int = NUM_IMAGES,
     size: int = 128,
     beta: float = DEFAULT_BETA,
     test_fraction: float = 0.2,
@@ -80,7 +86,7 @@ def make_demo(
                 )
         coco = build_coco(images, annotations, categories, description=f"lcp demo scene, seed {seed}")
         order = np.random.default_rng(seed).permutation(num_images) + 1
-        num_test = min(num_images - 1, max(1, int(round(num_images * test_fraction))))
+        num_test = test_split_size(num_images, test_fraction)
         splits = {"train": sorted(order[num_test:].tolist()), "test": sorted(order[:num_test].tolist())}
         for split, ids in splits.items():
             write_coco(tmp / "annotations" / f"clean_{split}.json", subset(coco, ids))

@@ -134,6 +134,16 @@ def _has_trainable_box(data: dict, classes: Sequence[str] | None) -> bool:
     return found
 
 
+def _has_box_to_find(data: dict, classes: Sequence[str] | None) -> bool:
+    """Whether COCOeval has any box of `classes` to find: with none (crowd and `ignore` boxes
+    are not to be found) every AP is -1, "nothing to measure", whatever the detections."""
+    wanted = _class_category_ids(data, classes)
+    return any(
+        isinstance(ann, dict) and ann.get("category_id") in wanted and not ann.get("iscrowd") and not ann.get("ignore")
+        for ann in data.get("annotations") or []
+    )
+
+
 def _duplicate(values: list) -> Any:
     seen = set()
     for value in values:
@@ -213,22 +223,26 @@ def check_entries(ann_file: str, data: dict, classes: Sequence[str] | None, for_
 
 
 def check_annotation_file(
-    ann_file: str, img_prefix: str | None, classes: Sequence[str] | None = None, need_boxes: bool = False
+    ann_file: str,
+    img_prefix: str | None,
+    classes: Sequence[str] | None = None,
+    need_boxes: bool = False,
+    evaluated: bool = False,
 ) -> None:
     """A COCO annotation file the dataset can use: categories matching `classes`, at least one
     image, every image present in `img_prefix`, complete and of the size the file records (its
-    header and last bytes read, nothing decoded) and, with `need_boxes` (a training set), at
-    least one box to train on.
+    header and last bytes read, nothing decoded), with `need_boxes` (a training set) at least
+    one box to train on, and with `evaluated` (a set AP is measured on) at least one box to find.
 
     mmdet would evaluate a set of no images as AP 0 for every class, fail a training set
     without boxes with "need at least one array to concatenate", find a missing, empty or
     truncated image only inside a data-loader worker once training has started (a traceback
-    that names no file), and read boxes recorded for another size than the file's silently
-    at the wrong place.
+    that names no file), read boxes recorded for another size than the file's silently
+    at the wrong place, and evaluate a set without boxes as AP "n/a" for every class, exit 0.
     """
     stamp = osp.getmtime(ann_file) if osp.isfile(ann_file) else None  # a missing file: read_annotation_file says so
     checked = (ann_file, stamp, img_prefix, tuple(classes or ()))
-    if stamp is not None and checked in _CHECKED and (_CHECKED[checked] or not need_boxes):
+    if stamp is not None and checked in _CHECKED and (_CHECKED[checked] or not (need_boxes or evaluated)):
         return
     data = read_annotation_file(ann_file)
     if classes:
@@ -255,6 +269,9 @@ def check_annotation_file(
     if need_boxes and not _has_trainable_box(data, classes):
         which = f" of the classes {list(classes)}" if classes else ""
         raise LCPError(f"{ann_file}: no boxes{which} in its {len(images)} images; training needs at least one")
+    if evaluated and not _has_box_to_find(data, classes):
+        which = f" of the classes {list(classes)}" if classes else ""
+        raise LCPError(f"{ann_file}: no boxes{which} in its {len(images)} images; AP is undefined without one to find")
     if warning:
         print(warning, file=sys.stderr)
     _CHECKED[checked] = _CHECKED.get(checked, False) or need_boxes
@@ -302,21 +319,22 @@ def read_classes_file(path: str) -> list[str]:
     return names
 
 
-def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False) -> None:
+def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False, for_evaluation: bool = False) -> None:
     """Check the paths, classes and annotation files of an mmdet dataset config before it is
-    built; `for_training`: it is a training set, so it needs boxes.
+    built; `for_training`: it is a training set, so it needs boxes; `for_evaluation`: AP is
+    measured on it, so it needs a box of its classes to find.
 
     Wrappers (RepeatDataset, DFPairedDataset, ...) are followed through their `dataset`
     key; ConcatDataset-style lists of configs are checked one by one.
     """
     if isinstance(cfg, (list, tuple)):
         for item in cfg:
-            check_dataset_cfg(item, for_training)
+            check_dataset_cfg(item, for_training, for_evaluation)
         return
     if "dataset" in cfg:
-        check_dataset_cfg(cfg["dataset"], for_training)
+        check_dataset_cfg(cfg["dataset"], for_training, for_evaluation)
     if "datasets" in cfg:
-        check_dataset_cfg(cfg["datasets"], for_training)
+        check_dataset_cfg(cfg["datasets"], for_training, for_evaluation)
     if "df_img_prefix" in cfg:  # DFPairedDataset
         list_images(
             _join(cfg.get("data_root"), cfg["df_img_prefix"]), "detection-favoured image folder (df_img_prefix)"
@@ -344,5 +362,9 @@ def check_dataset_cfg(cfg: Mapping[str, Any], for_training: bool = False) -> Non
             classes = read_classes_file(classes)
         if ann_file.endswith(".json"):
             check_annotation_file(
-                ann_file, img_prefix, [str(name) for name in classes] if classes else None, need_boxes=for_training
+                ann_file,
+                img_prefix,
+                [str(name) for name in classes] if classes else None,
+                need_boxes=for_training,
+                evaluated=for_evaluation,
             )

@@ -5,6 +5,7 @@ it and stops before any job starts (in a dry run too).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -15,6 +16,7 @@ from lcp.apis.options import read_as_text, spaces_dropped
 from lcp.data import SPLITS
 from lcp.data.coco import load_coco
 from lcp.data.convert.urpc import CLASSES as URPC_CLASSES
+from lcp.data.demo import NUM_IMAGES, test_split_size
 from lcp.errors import LCPError
 from lcp.workflow import paths
 from lcp.workflow.commands import WORKFLOW_FLAGS
@@ -30,6 +32,7 @@ from lcp.workflow.scenes import (
     dataset_of,
     image_sets,
     resource_rules,
+    scene_seeds,
 )
 
 # Converter options that re-split a set's images into train and test.
@@ -353,3 +356,41 @@ def training_set_problems(config: Mapping, scene_name: str, config_source: str) 
                 f"{lowq_test}"
             )
     return None, warnings
+
+
+def report_test_set_problem(config: Mapping, scene_name: str, config_source: str) -> str | None:
+    """Why a scene's report cannot be drawn, or None: its crux heat maps and sample detections
+    are of distinct images of the low-quality test split, so the split needs as many. A demo
+    scene's split size follows from its settings, a converted set's from its file once converted
+    (one not converted yet is counted by the drawing jobs, which refuse too few images)."""
+    scene, key = config["scenes"][scene_name], f"scenes.{scene_name}"
+    wanted = max(paths.HEATMAPS, paths.SAMPLE_DETECTIONS)
+    drawn = (
+        f"the report draws its {paths.HEATMAPS} crux heat maps and {paths.SAMPLE_DETECTIONS} sample "
+        f"detections of each method from distinct test images"
+    )
+    seed_dir = paths.seed_dir(config, scene_name, scene_seeds(config, scene_name)[0])
+    only_evaluations = f"or ask for the evaluations alone, e.g. {paths.evaluation(scene_name, 'lcp', seed_dir)}"
+    if "demo" in scene:
+        num_images = scene["demo"].get("num_images", NUM_IMAGES)
+        count = test_split_size(num_images)
+        if count >= wanted:
+            return None
+        enough = next(n for n in itertools.count(num_images) if test_split_size(n) >= wanted)
+        return (
+            f"invalid config: {config_source}: {key}.demo.num_images: {num_images} images leave "
+            f"{count} to the test split, and {drawn}; give at least {enough} ({only_evaluations})"
+        )
+    ann_file = f"{data_dir(config)}/{paths.image_set_paths(config, scene_name, scene['lowq_set'])['test']}"
+    if not Path(ann_file).is_file():
+        return None
+    try:
+        count = len(load_coco(ann_file)["images"])
+    except LCPError as exc:
+        return str(exc)
+    if count >= wanted:
+        return None
+    return (
+        f"{ann_file}: {count} test image{'s' * (count != 1)} in {key}.lowq_set {scene['lowq_set']!r}, and "
+        f"{drawn}; give the test split at least {wanted} ({only_evaluations})"
+    )

@@ -24,6 +24,7 @@ from lcp.workflow import commands, inputs, paths, resources
 from lcp.workflow.checks import (
     converted_set_outdated,
     converted_set_problem,
+    report_test_set_problem,
     scene_reference_problems,
     training_set_problems,
 )
@@ -429,6 +430,9 @@ class WorkflowSession:
             model = method or wildcards.method
             self.preflight(wildcards.scene, model, commands.cfg_options(self.config, wildcards.scene, model))
             self.check_converted_sets(wildcards.scene, self.scenes[wildcards.scene]["lowq_set"])
+            if self.once(("report", wildcards.scene)):
+                if problem := report_test_set_problem(self.config, wildcards.scene, self.config_source()):
+                    self.stop(problem)
             return inputs.first_model_inputs(self.config, wildcards.scene, model)
 
         return named

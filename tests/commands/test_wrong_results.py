@@ -83,6 +83,25 @@ def test_test_refuses_a_test_set_of_no_images_and_writes_no_eval_json(capsys, wo
     assert not eval_json.exists()
 
 
+def test_a_test_set_without_boxes_is_refused_for_ap_but_still_drawn(capsys, workspace, checkpoint, tmp_path):
+    """COCOeval finds nothing to measure: every AP was "n/a" with exit status 0, and a training
+    validated on it kept its "best" checkpoint by an AP of -1; its detections are still wanted."""
+    demo = workspace / "demo"
+    no_boxes = write_coco(tmp_path / "no_boxes.json", read_coco(demo / "annotations/clean_test.json")["images"], [])
+    test_set = ["--no-track", "--cfg-options", f"data_root={demo}/", f"test_ann={no_boxes}"]
+    eval_json = tmp_path / "eval.json"
+    refused = f"{no_boxes}: no boxes of the classes ['circle', 'square', 'triangle'] in its 1 images; AP is undefined"
+    err = error_line(capsys, ["test", PLAIN_TINY, str(checkpoint), "--eval-out", str(eval_json), *test_set])
+    assert err == f"lcp test: error: {refused} without one to find"
+    assert not eval_json.exists()
+    err = error_line(capsys, ["train", PLAIN_TINY, "--work-dir", str(tmp_path / "work"), *test_set])
+    assert err == f"lcp train: error: {refused} without one to find"
+    assert not (tmp_path / "work").exists()
+    pickle = tmp_path / "detections.pkl"
+    assert lcp(["test", PLAIN_TINY, str(checkpoint), "--out", str(pickle), *test_set]) == 0
+    assert pickle.is_file()
+
+
 def training_set_refusal(capsys, tmp_path: Path, demo: Path, train_ann: Path, *cfg_options: str) -> str:
     """The error line of a tiny plain training on the demo scene with `train_ann` as its training set."""
     work = ["--work-dir", str(tmp_path / "work")]
