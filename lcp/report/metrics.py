@@ -92,8 +92,10 @@ def _is_fraction(value: Any) -> bool:
 
 
 def one_decimal(value: float, signed: bool = False) -> str:
-    """`value` to one decimal, with no "-0.0" for a small negative number (it reads as a loss)."""
-    rounded = round(value, 1) + 0.0  # -0.0 + 0.0 is 0.0
+    """`value` to one decimal, with no "-0.0" for a small negative number (it reads as a loss).
+    Rounded as Python rounds a float, as `lcp test` prints: round() of a numpy float64 (a pandas
+    cell) goes by way of value x 10 and made 19.05 (a little above as a double) 19.0, not 19.1."""
+    rounded = round(float(value), 1) + 0.0  # -0.0 + 0.0 is 0.0
     return f"{rounded:+.1f}" if signed and rounded else f"{rounded:.1f}"
 
 

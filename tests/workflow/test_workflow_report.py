@@ -311,6 +311,26 @@ def test_numbers_are_rounded_once_when_shown(tmp_path):
     assert robustness["baseline", "1"]["AP"] == "20.58" and robustness["lcp", "0"]["AP"] == "20.04"
 
 
+def test_an_ap_shows_as_lcp_test_prints_it_in_every_table(tmp_path):
+    # AP 0.1905 is 19.05 percent, a little above as a double: `lcp test` prints 19.1; numpy's
+    # rounding (by way of 190.5) gave 19.0 for the mean over seeds and in the printed table
+    from lcp.apis.evaluation import format_metrics
+
+    evals = []
+    for seed in (0, 1):
+        for method, ap in (("baseline", 0.17), ("lcp", 0.1905)):
+            path = write_eval(tmp_path / f"{method}{seed}.json", ap, {"car": ap})
+            evals += ["--eval", f"{method}/seed{seed}={path}"]
+    assert format_metrics(json.loads((tmp_path / "lcp0.json").read_text())).startswith("AP  19.1 ")
+    result = lcp("report", "metrics", *evals, "--csv", str(tmp_path / "m.csv"), "--markdown", str(tmp_path / "s.md"))
+    assert result.returncode == 0, result.stderr
+    summary = (tmp_path / "s.md").read_text()
+    assert "| lcp | 0, 1 | 19.1 ± 0.0 |" in summary and "| lcp | 0 | 19.1 |" in summary
+    lines = result.stdout.splitlines()
+    lcp_rows = lines[lines.index(next(line for line in lines if line.startswith("lcp"))) :][:3]
+    assert [line.split()[-3] for line in lcp_rows] == ["19.1", "19.1", "19.1"]  # seeds 0, 1 and their mean
+
+
 def test_a_value_one_seed_lacks_gets_no_mean_over_the_other_seeds(tmp_path):
     # the table says "over seeds 0, 1, 2": a mean of seeds 0 and 1 under it was silently wrong
     evals = []
