@@ -116,6 +116,13 @@ def snakemake(workdir: Path, *args: str, timeout: float = 120, env: dict | None 
     )
 
 
+def failure_details(workdir: Path, result: subprocess.CompletedProcess) -> str:
+    """The end of a failed snakemake's output and of every job log, for an assertion's message."""
+    logs = sorted((workdir / "results").rglob("*.log")) if (workdir / "results").exists() else []
+    tails = [f"--- {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]) for log in logs]
+    return "\n".join(result.stdout.splitlines()[-40:] + tails)
+
+
 def converted_clear(data: Path, names: list[str]) -> Path:
     """The custom scene's converted set `clear` under `data`, its annotations listing `names`
     (boxes of person only); only the first image is on disk."""

@@ -1,6 +1,6 @@
 """What a user sees in a browser: `mlflow server`'s run table and results/report.html's AP table.
 
-One real run of the tiny demo DAG (tests/helpers/workflow.py) gives both: its MLflow store,
+One real run of the tiny demo DAG (conftest.py's, shared with test_workflow_e2e.py) gives both: its MLflow store,
 served by a real `mlflow server` on 127.0.0.1, and `snakemake --report report.html`. A real
 headless Chromium (Debian's package, installed when missing and root; tests/helpers/browser.py)
 loads them and clicks through them as a user would; the assertions read the page's text.
@@ -14,7 +14,7 @@ import pytest
 
 from helpers.browser import Chromium, find_or_install_chromium
 from helpers.mlflow_server import MlflowServer
-from helpers.workflow import REPO, prepare_workdir, snakemake, tiny_demo_config
+from helpers.workflow import snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -50,15 +50,11 @@ def chromium_executable():
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory, chromium_executable):
-    """A finished tiny demo DAG with its MLflow store (mlflow.db) and report.html."""
-    workdir = tmp_path_factory.mktemp("browser-demo")
-    prepare_workdir(workdir, tiny_demo_config(workdir))
-    result = snakemake(workdir, "--profile", str(REPO / "profiles" / "local"), timeout=900)
+def demo(demo_dag, chromium_executable):
+    """The finished tiny demo DAG (conftest.py) with its MLflow store (mlflow.db) and report.html."""
+    result = snakemake(demo_dag, "--report", "report.html", timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
-    result = snakemake(workdir, "--report", "report.html", timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:]
-    return workdir
+    return demo_dag
 
 
 @pytest.fixture

@@ -20,12 +20,11 @@ import yaml
 import lcp.report.metrics
 from helpers.workflow import (
     REPO,
+    failure_details,
     kill_snakemake_when,
     planned_jobs,
-    prepare_workdir,
     snakemake,
     snakemake_command,
-    tiny_demo_config,
     workflow_env,
     write_config,
 )
@@ -38,24 +37,10 @@ PROFILE = ("--profile", str(REPO / "profiles" / "local"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def failure_details(workdir, result) -> str:
-    logs = sorted((workdir / "results").rglob("*.log")) if (workdir / "results").exists() else []
-    tails = [f"--- {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]) for log in logs]
-    return "\n".join(result.stdout.splitlines()[-40:] + tails)
-
-
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """A finished run of the tiny demo DAG; the tests below rerun parts of it in order."""
-    workdir = tmp_path_factory.mktemp("workflow-demo")
-    prepare_workdir(workdir, tiny_demo_config(workdir))
-    # as from a shell without the venv activated: the workflow finds its own lcp
-    venv_bin = str(Path(sys.executable).parent)
-    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
-    result = snakemake(workdir, *PROFILE, timeout=900, env={"PATH": path})
-    assert result.returncode == 0, failure_details(workdir, result)
-    (workdir / "first-run.out").write_text(result.stdout)
-    return workdir
+def demo(demo_dag):
+    """A finished run of the tiny demo DAG (conftest.py); the tests below rerun parts of it in order."""
+    return demo_dag
 
 
 def test_demo_dag_evaluates_both_methods_and_reports(demo):
