@@ -37,6 +37,13 @@ def history(client, run_id, key):
     return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
 
 
+def toy_tracked_config(data, scene):
+    """The toy training's config on a fresh toy data set, and the tracking hook's arguments for `scene`."""
+    cfg = toy_config(data, make_coco(data))
+    hook = add_tracking(cfg, scene=scene, step="train", method="lcp", num_heatmaps=0)
+    return cfg, {k: v for k, v in hook.items() if k != "type"}
+
+
 def test_training_run_logs_params_metrics_tags_and_artifacts(
     tmp_path, tracking_env, monkeypatch, caplog, mlflow_server
 ):
@@ -184,13 +191,7 @@ def test_training_run_logs_params_metrics_tags_and_artifacts(
 
 def test_resumed_training_continues_the_same_run(tmp_path, tracking_env, monkeypatch):
     client = tracking_env
-    ann_file = make_coco(tmp_path / "data")
-    cfg = toy_config(tmp_path / "data", ann_file)
-    tracking = {
-        k: v
-        for k, v in add_tracking(cfg, scene="toyresume", step="train", method="lcp", num_heatmaps=0).items()
-        if k != "type"
-    }
+    cfg, tracking = toy_tracked_config(tmp_path / "data", "toyresume")
     run_toy_training(tmp_path / "work", cfg, tracking, epochs=2, iters_per_epoch=2)
 
     # resumed by a later run of the workflow (its first was killed): the run moves under its parent
@@ -234,13 +235,7 @@ def test_a_training_that_stops_ends_its_run_saying_why_with_its_log(tmp_path, tr
                 raise error
 
     client = tracking_env
-    ann_file = make_coco(tmp_path / "data")
-    cfg = toy_config(tmp_path / "data", ann_file)
-    tracking = {
-        k: v
-        for k, v in add_tracking(cfg, scene=f"toy{status.lower()}", step="train", method="lcp", num_heatmaps=0).items()
-        if k != "type"
-    }
+    cfg, tracking = toy_tracked_config(tmp_path / "data", f"toy{status.lower()}")
     with pytest.raises(type(error)):
         run_toy_training(tmp_path / "work", cfg, tracking, epochs=3, iters_per_epoch=2, extra_hooks=[StopsInEpoch2()])
     run = the_run(client, f"lcp/toy{status.lower()}", f"toy{status.lower()}/train/lcp")
@@ -263,13 +258,7 @@ def test_a_failure_to_record_the_stop_does_not_replace_why_the_training_stopped(
                 raise KeyboardInterrupt
 
     client = tracking_env
-    ann_file = make_coco(tmp_path / "data")
-    cfg = toy_config(tmp_path / "data", ann_file)
-    tracking = {
-        k: v
-        for k, v in add_tracking(cfg, scene="toyunrecorded", step="train", method="lcp", num_heatmaps=0).items()
-        if k != "type"
-    }
+    cfg, tracking = toy_tracked_config(tmp_path / "data", "toyunrecorded")
     with pytest.raises(KeyboardInterrupt):
         run_toy_training(tmp_path / "work", cfg, tracking, epochs=3, iters_per_epoch=2, extra_hooks=[StopsInEpoch2()])
     assert "mlflow-run.json: is a folder, not a file" in caplog.text  # said, as a warning
