@@ -523,7 +523,11 @@ def check_training_settings(cfg, source: str) -> None:
     - checkpoint_config = None, or an interval with save_last=False that skips the last epoch:
       mmcv trains on without saving the run's end, the command exits 0, and --auto-resume and
       the workflow (latest.pth) take an earlier epoch, or find nothing, as its result;
-    - checkpoint_config.out_dir: the checkpoints go where neither looks."""
+    - checkpoint_config.out_dir: the checkpoints go where neither looks;
+    - a log_config hook that cannot log (check_logger_hooks);
+    - mmdet's EMA hook at a priority that swaps the averaged weights in after the epoch's
+      checkpoint is saved: the checkpoint held the raw weights in the place of the averaged ones,
+      and a resumed run went on from the averaged ones."""
     data = cfg.get("data") or {}
     for group in ("", "train_dataloader.", "val_dataloader.", "test_dataloader."):
         settings = data.get(group[:-1], {}) if group else data
@@ -538,6 +542,8 @@ def check_training_settings(cfg, source: str) -> None:
             f"{source}: checkpoint_config=None saves no checkpoint, so the trained weights would be lost; "
             "keep it, e.g. --cfg-options checkpoint_config.interval=1"
         )
+    check_logger_hooks(cfg, source)
+    check_ema_hooks(cfg, source)
     saving, max_epochs = cfg.get("checkpoint_config") or {}, _max_epochs(cfg)
     if saving.get("out_dir"):
         raise LCPError(
@@ -554,6 +560,64 @@ def check_training_settings(cfg, source: str) -> None:
             f"last epoch (runner.max_epochs={max_epochs}), so latest.pth would be an earlier one; drop "
             "save_last=False or give an interval that divides max_epochs"
         )
+
+
+# mmcv's logger hooks that need a package mmcv does not depend on (and lcp does not install)
+LOGGER_PACKAGES = {
+    "TensorboardLoggerHook": "tensorboard",
+    "WandbLoggerHook": "wandb",
+    "NeptuneLoggerHook": "neptune",
+    "DvcliveLoggerHook": "dvclive",
+    "ClearMLLoggerHook": "clearml",
+    "SegmindLoggerHook": "segmind",
+    "PaviLoggerHook": "pavi",
+}
+
+
+def check_logger_hooks(cfg, source: str) -> None:
+    """Refuse a log_config hook that would stop the run once it has started (after the work dir
+    is made, or at the very end): one whose package is not installed (TensorboardLoggerHook
+    imports tensorboard in before_run), and mmcv's MlflowLoggerHook with its default
+    log_model=True, whose mlflow.pytorch.log_model raises under MLflow 3 after the last epoch."""
+    import importlib.util
+
+    for hook in (cfg.get("log_config") or {}).get("hooks") or []:
+        kind = hook.get("type") if isinstance(hook, Mapping) else None
+        package = LOGGER_PACKAGES.get(kind)
+        if package and importlib.util.find_spec(package) is None:
+            raise LCPError(
+                f"{source}: log_config.hooks: {kind} needs the Python package {package}, which is not "
+                f"installed; install it (pip install {package}) or drop the hook"
+            )
+        if kind == "MlflowLoggerHook" and hook.get("log_model", True):
+            raise LCPError(
+                f"{source}: log_config.hooks: MlflowLoggerHook with log_model=True (its default) fails after "
+                "the last epoch (MLflow 3's mlflow.pytorch.log_model wants an input example mmcv does not "
+                "give); set log_model=False: the checkpoints are in the work dir"
+            )
+
+
+def check_ema_hooks(cfg, source: str) -> None:
+    """mmdet's EMA hooks must swap the weights before CheckpointHook (NORMAL) saves them, as their
+    docstring says and mmdet's configs do (priority=49); of equal priority, they run after it."""
+    from mmcv.runner import get_priority
+
+    for index, hook in enumerate(cfg.get("custom_hooks") or []):
+        kind = hook.get("type") if isinstance(hook, Mapping) else None
+        if kind not in ("ExpMomentumEMAHook", "LinearMomentumEMAHook"):
+            continue
+        priority = hook.get("priority", "NORMAL")
+        try:
+            late = get_priority(priority) >= get_priority("NORMAL")
+        except (ValueError, TypeError):
+            continue  # mmcv names the bad priority when it registers the hook
+        if late:
+            raise LCPError(
+                f"{source}: custom_hooks.{index} ({kind}) has priority {priority!r}, so it swaps the averaged "
+                "weights in after the epoch's checkpoint is saved (the checkpoint would hold the raw ones where "
+                "the averaged ones belong, and a resumed run would go on from the averaged ones); give it "
+                "priority=49, as mmdet's configs do"
+            )
 
 
 def schedule_warnings(cfg, source: str, iters_per_epoch: int | None = None, validate: bool = True) -> list[str]:

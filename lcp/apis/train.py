@@ -16,7 +16,8 @@ beside the last `checkpoint_config.max_keep_ckpts` epoch checkpoints (default_ru
 and a resumed run goes on replacing the same best file (lcp.apis.resume.restore_best_record).
 An epoch is evaluated before its checkpoint is saved (EVAL_PRIORITY). Checkpoints are written
 whole or not at all, and the best one is replaced only once its successor is saved
-(lcp.apis.checkpoint_saving).
+(lcp.apis.checkpoint_saving). With mmdet's EMA hooks, a resume restores their averaged weights
+too (ema_buffers_registered) and the evaluation is of the weights saved (eval_priority).
 """
 
 from __future__ import annotations
@@ -165,9 +166,10 @@ def train_detector(
         # keep the best checkpoint beside the last checkpoint_config.max_keep_ckpts ones
         eval_cfg.setdefault("save_best", "auto")
         eval_hook = best_kept_until_replaced(DistEvalHook if distributed else EvalHook)
-        runner.register_hook(eval_hook(val_loader, **eval_cfg), priority=EVAL_PRIORITY)
+        runner.register_hook(eval_hook(val_loader, **eval_cfg), priority=eval_priority(runner))
 
     if cfg.resume_from:
+        ema_buffers_registered(runner)
         runner.resume(cfg.resume_from)
         if validate and eval_cfg.get("save_best"):
             restore_best_record(runner)
@@ -175,6 +177,33 @@ def train_detector(
     # LCP-only keys reported); mmdet's runner.load_checkpoint here would load it again, silently
     with epoch_pauses_skipped(not distributed):
         run_training(runner, data_loaders, cfg.workflow)
+
+
+def eval_priority(runner) -> int:
+    """EVAL_PRIORITY, or that of mmdet's EMA hooks when later: they swap the averaged weights in at
+    the epoch's end (priority 49 in mmdet's configs, before CheckpointHook saves them), and the
+    evaluation (registered after them: of equal priority, it runs after) must see what is saved.
+    At ABOVE_NORMAL it evaluated the raw weights: val AP and the best checkpoint were not those of
+    the checkpoint `lcp test` evaluates."""
+    from mmcv.runner import get_priority
+    from mmdet.core.hook.ema import BaseEMAHook
+
+    swaps = [hook.priority for hook in runner.hooks if isinstance(hook, BaseEMAHook)]
+    return max([get_priority(EVAL_PRIORITY), *swaps])
+
+
+def ema_buffers_registered(runner) -> None:
+    """Register the ema_* buffers of mmdet's EMA hooks (ExpMomentumEMAHook, ...) before a resume
+    loads the checkpoint. The hooks register them in before_run, after the resume: the checkpoint's
+    raw weights (its ema_* entries, as the hook swaps them for the epoch's end) were dropped as
+    unexpected keys and the resumed run went on from the averaged weights, not bit-identical to
+    an uninterrupted run. Their before_run is then done; it would overwrite the loaded buffers."""
+    from mmdet.core.hook.ema import BaseEMAHook
+
+    for hook in runner.hooks:
+        if isinstance(hook, BaseEMAHook) and hook.checkpoint is None:
+            hook.before_run(runner)
+            hook.before_run = lambda runner: None
 
 
 def run_training(runner, data_loaders, workflow) -> None:

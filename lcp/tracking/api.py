@@ -64,6 +64,12 @@ def add_tracking(
     if cfg.get("log_config") is None:
         cfg.log_config = {"interval": 50, "hooks": []}
     cfg.log_config.setdefault("hooks", [])
+    if any(h.get("type") == "MlflowLoggerHook" for h in cfg.log_config.hooks):
+        raise LCPError(
+            f"{config_file or 'the config'}: log_config.hooks: mmcv's MlflowLoggerHook would record a second "
+            "MLflow run beside lcp's (in $MLFLOW_TRACKING_URI, else ./mlflow.db), the same losses again, "
+            "unsplit by training mode; drop it (lcp's tracking records them), or train with --no-track"
+        )
     cfg.log_config.hooks = [h for h in cfg.log_config.hooks if h.get("type") != "LCPMlflowLoggerHook"] + [hook]
     return hook
 

@@ -144,3 +144,50 @@ def test_a_checkpoint_the_disk_cannot_hold_leaves_no_part_and_the_previous_best_
     assert [name for name in on_disk if name.startswith("best_")] == [best]
     assert all(is_complete_checkpoint(tmp_path / name) for name in on_disk)
     assert (tmp_path / "latest.pth").readlink() == Path("epoch_2.pth")
+
+
+class EvaluatedWeight(torch.utils.data.Dataset):
+    """One sample; evaluate() returns the weight the model had when it was evaluated."""
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        return {"x": torch.zeros(1)}
+
+    def evaluate(self, results, logger=None):
+        return {"weight": float(results[0])}
+
+
+class WeightOut(OneWeight):
+    def forward(self, return_loss=False, x=None):
+        return [float(self.weight)]
+
+
+def test_with_mmdets_ema_hook_the_evaluated_weights_are_the_saved_ones(tmp_path):
+    """mmdet's EMA hook swaps the averaged weights in at priority 49, after lcp's evaluation
+    (ABOVE_NORMAL) and before the checkpoint: the val AP and the best checkpoint were the raw
+    weights', the checkpoint (what `lcp test` and the workflow evaluate) held the averaged ones."""
+    from mmdet.core.hook import ExpMomentumEMAHook
+
+    from lcp.apis.train import eval_priority
+
+    model = WeightOut()
+    runner = EpochBasedRunner(
+        model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        work_dir=str(tmp_path),
+        logger=logging.getLogger("retention"),
+        meta={},
+        max_epochs=1,
+    )
+    runner.register_optimizer_hook(OptimizerHook())
+    runner.register_hook(CheckpointHook(interval=1))
+    runner.register_hook(ExpMomentumEMAHook(momentum=0.5, total_iter=1), priority=49)  # as in mmdet's configs
+    evaluation = torch.utils.data.DataLoader(EvaluatedWeight(), batch_size=1)
+    runner.register_hook(EvalHook(evaluation, interval=1), priority=eval_priority(runner))
+    with epoch_pauses_skipped(True):
+        runner.run([torch.utils.data.DataLoader(torch.arange(4.0).reshape(2, 2), batch_size=1)], [("train", 1)])
+    saved = torch.load(tmp_path / "epoch_1.pth", weights_only=False)["state_dict"]
+    assert not torch.equal(saved["weight"], saved["ema_weight"])  # averaged and raw differ
+    assert runner.log_buffer.output["weight"] == float(saved["weight"])

@@ -4,6 +4,7 @@ mistake, said in the run's log when they can be deliberate (a short trial of a l
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import mmdet.models  # noqa: F401  (torch's import-time warnings come here, not in a command's stderr)
@@ -35,6 +36,18 @@ REFUSED = [
         "checkpoint_config.out_dir='/elsewhere' saves the checkpoints outside the work dir, where --auto-resume "
         "and the workflow's latest.pth look for them; give --work-dir on that disk instead",
     ),
+    (
+        ["log_config.hooks.0.type=MlflowLoggerHook"],
+        "log_config.hooks: MlflowLoggerHook with log_model=True (its default) fails after the last epoch (MLflow 3's "
+        "mlflow.pytorch.log_model wants an input example mmcv does not give); set log_model=False: the "
+        "checkpoints are in the work dir",
+    ),
+    (
+        ["custom_hooks.0.type=ExpMomentumEMAHook"],
+        "custom_hooks.0 (ExpMomentumEMAHook) has priority 'NORMAL', so it swaps the averaged weights in after the "
+        "epoch's checkpoint is saved (the checkpoint would hold the raw ones where the averaged ones belong, and a "
+        "resumed run would go on from the averaged ones); give it priority=49, as mmdet's configs do",
+    ),
     (["data.samples_per_gpu=0"], "data.samples_per_gpu=0 is not a count; give a whole number of 1 or more"),
     (["data.workers_per_gpu=-1"], "data.workers_per_gpu=-1 is not a count; give a whole number of 0 or more"),
     (
@@ -61,6 +74,38 @@ def test_a_setting_that_loses_the_run_or_does_nothing_is_refused_before_the_work
     assert lcp([*argv, f"data_root={workspace / 'demo'}/", *options]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"lcp train: error: {PLAIN_TINY}: {problem}"
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None, reason="tensorboard is installed")
+def test_a_logger_hook_whose_package_is_missing_is_refused_before_the_work_dir(workspace, tmp_path, capsys):
+    """mmcv's TensorboardLoggerHook imports tensorboard once the run starts: a traceback after the
+    work dir was made, which the workflow retried."""
+    options = [f"data_root={workspace / 'demo'}/", "log_config.hooks.0.type=TensorboardLoggerHook"]
+    assert lcp(["train", PLAIN_TINY, "--work-dir", str(tmp_path / "work"), "--cfg-options", *options]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"lcp train: error: {PLAIN_TINY}: log_config.hooks: TensorboardLoggerHook needs the Python package "
+        "tensorboard, which is not installed; install it (pip install tensorboard) or drop the hook"
+    )
+    assert not (tmp_path / "work").exists()
+
+
+def test_mmcvs_mlflow_hook_beside_lcps_tracking_is_refused_before_the_work_dir(workspace, tmp_path, capsys):
+    """mmcv's MlflowLoggerHook logs through MLflow's active run, in $MLFLOW_TRACKING_URI or ./mlflow.db:
+    a second run beside lcp's, with every loss again and the modes mixed."""
+    options = [
+        f"data_root={workspace / 'demo'}/",
+        "log_config.hooks.0.type=MlflowLoggerHook",
+        "+log_config.hooks.0.log_model=False",
+    ]
+    tracking = ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--scene", "demo"]
+    argv = ["train", PLAIN_TINY, "--work-dir", str(tmp_path / "work"), *tracking, "--cfg-options", *options]
+    assert lcp(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"lcp train: error: {PLAIN_TINY}: log_config.hooks: mmcv's MlflowLoggerHook would record a second MLflow "
+        "run beside lcp's (in $MLFLOW_TRACKING_URI, else ./mlflow.db), the same losses again, unsplit by training "
+        "mode; drop it (lcp's tracking records them), or train with --no-track"
+    )
     assert not (tmp_path / "work").exists()
 
 

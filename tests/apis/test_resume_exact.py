@@ -274,3 +274,30 @@ def test_killed_in_both_modes_and_resumed_logs_the_same_losses_crux_statistics_a
     assert got.keys() == expected.keys()
     # every epoch's crux statistics, in the text log (the killed runs' lines of an epoch retrained after)
     assert crux_lines(resumed) == crux_lines(whole) and sorted(crux_lines(whole)) == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_a_run_with_mmdets_ema_hook_killed_and_resumed_ends_with_the_same_weights(workspace, tmp_path):
+    """mmdet's EMA hook registers its ema_* buffers (the raw weights, after the epoch's swap) when
+    the run starts, after the resume: they were dropped as unexpected keys and the resumed run
+    went on from the averaged weights (170 of the 384 tensors differed at the end)."""
+    config = tmp_path / "lcp_tiny_ema.py"
+    config.write_text(
+        f"_base_ = {str(LCP_TINY)!r}\nload_from = None\ncustom_hooks = [\n"
+        "    dict(type='NumClassCheckHook'),\n"
+        "    dict(type='TrainModeHook', num_epoch='${mode_plan.num_epoch}', modes='${mode_plan.modes}'),\n"
+        "    dict(type='DFPairingHook'),\n"
+        "    dict(type='CruxHealthHook'),\n"
+        "    dict(type='ExpMomentumEMAHook', momentum=0.01, priority=49),\n"
+        "]\n"
+    )
+    whole, resumed, log = tmp_path / "whole", tmp_path / "resumed", tmp_path / "log.txt"
+    uninterrupted = start(train_command(workspace, config, whole), tmp_path / "whole.txt")
+    kill_in_epoch(train_command(workspace, config, resumed), resumed, 3, log)
+    finish(start(train_command(workspace, config, resumed, "--auto-resume"), log), log)
+    finish(uninterrupted, tmp_path / "whole.txt")
+    expected = torch.load(whole / "epoch_4.pth", map_location="cpu", weights_only=False)["state_dict"]
+    got = torch.load(resumed / "epoch_4.pth", map_location="cpu", weights_only=False)["state_dict"]
+    assert got.keys() == expected.keys() and "ema_backbone_conv1_weight" in got
+    differing = [name for name in expected if not torch.equal(got[name], expected[name])]
+    assert not differing, f"{len(differing)} of {len(expected)} tensors differ, e.g. {differing[:3]}"
