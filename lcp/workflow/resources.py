@@ -2,7 +2,8 @@
 
 The config's `resources` are layered: a scene's setting for the rule, else the scene's
 `default`, else the global setting for the rule, else the global `default` (config/config.yaml
-holds the one set of defaults).
+holds the one set of defaults). Site settings (partition, account, qos, constraint, gres,
+slurm_extra) have no default there: the profile's default-resources may set them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,17 @@ from lcp.workflow.scenes import TRAINING_RULES
 
 # The config keys and the names of Snakemake's slurm executor for them.
 EXECUTOR_NAMES = {"gpus": "gpu", "cpus": "cpus_per_task", "mem_mb": "mem_mb", "runtime": "runtime"}
+# Site settings, passed on as they are. A rule gets one only where the config sets it for the
+# rule (in any scene, or as a `default`): elsewhere the profile's default-resources apply, which
+# a rule's resource of None would drop.
+SITE_NAMES = {
+    "partition": "slurm_partition",
+    "account": "slurm_account",
+    "qos": "qos",
+    "constraint": "constraint",
+    "gres": "gres",
+    "slurm_extra": "slurm_extra",
+}
 
 
 def resource_setting(config: Mapping, scene_name: str, rule_name: str, key: str):
@@ -33,8 +45,13 @@ def training_processes(config: Mapping, scene_name: str, rule_name: str) -> int:
 def job_resources(config: Mapping, scene_name: str, rule_name: str) -> dict:
     """`resources:` of one job, with the slurm executor's names (None: the executor's default)."""
     resources = {name: resource_setting(config, scene_name, rule_name, key) for key, name in EXECUTOR_NAMES.items()}
-    # None leaves the partition to the cluster's default
-    resources["slurm_partition"] = resource_setting(config, scene_name, rule_name, "partition") or None
+    for key in site_settings(config, rule_name):
+        # None (or ""): not set for this scene, so the cluster's default (a partition's, an account's)
+        resources[SITE_NAMES[key]] = resource_setting(config, scene_name, rule_name, key) or None
+    if "gpu" in (resources.get("gres") or ""):
+        # GPUs asked for as generic resources (gres: "gpu:a100:1", per node), not with --gpus as
+        # well; `gpus` still counts the job's processes
+        resources["gpu"] = None
     if rule_name in TRAINING_RULES:
         # Several GPUs: one task per GPU (sbatch --gpus=N --ntasks-per-gpu=1 --ntasks=N
         # --nodes=M), and `mpi` makes the job's shell run in the batch step itself, where
@@ -57,7 +74,14 @@ def train_gpus_option(config: Mapping, scene_name: str, rule_name: str) -> str:
     return f"--gpus {processes}" if processes > 1 else ""
 
 
-def resource_names(rule_name: str) -> tuple[str, ...]:
+def site_settings(config: Mapping, rule_name: str) -> list[str]:
+    """The keys of SITE_NAMES that the config sets for a rule in any scene."""
+    layers = [config.get("resources", {})] + [scene.get("resources", {}) for scene in config["scenes"].values()]
+    settings = [layer.get(name, {}) for layer in layers for name in ("default", rule_name)]
+    return [key for key in SITE_NAMES if any(key in setting for setting in settings)]
+
+
+def resource_names(config: Mapping, rule_name: str) -> tuple[str, ...]:
     """The names job_resources gives a rule's jobs."""
     extra = ("nodes", "tasks", "tasks_per_gpu", "mpi") if rule_name in TRAINING_RULES else ()
-    return (*EXECUTOR_NAMES.values(), "slurm_partition", *extra)
+    return (*EXECUTOR_NAMES.values(), *(SITE_NAMES[key] for key in site_settings(config, rule_name)), *extra)

@@ -246,7 +246,7 @@ class WorkflowSession:
                 return lambda wildcards, threads: max(threads, configured(wildcards, name) or 1)
             return lambda wildcards: configured(wildcards, name)
 
-        return {name: setting(name) for name in resources.resource_names(rule_name)}
+        return {name: setting(name) for name in resources.resource_names(self.config, rule_name)}
 
     def job_threads(self, rule_name: str) -> Callable[[Wildcards], int | None]:
         return lambda wildcards: resources.resource_setting(self.config, self.job_scene(wildcards), rule_name, "cpus")

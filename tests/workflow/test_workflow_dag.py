@@ -474,6 +474,39 @@ def test_resources_come_from_the_scene_then_the_rule_then_the_default(workdir):
     assert "threads: 3" in threads.stdout
 
 
+def test_site_settings_reach_the_jobs_and_leave_the_profiles_defaults_where_unset(workdir):
+    def site(config):
+        config["resources"]["default"]["account"] = "lab"
+        config["resources"]["train_lcp"].update(constraint="a100", gres="gpu:a100:1", slurm_extra="--exclusive")
+        config["scenes"]["urpc"]["resources"] = {"evaluate": {"qos": "long"}}
+
+    with_config(workdir, site)
+
+    # the profile's default-resources stand for what the config does not set (here: the partition)
+    result = snakemake(workdir, "-n", "--config", "run=[urpc]", "--default-resources", "slurm_partition=site")
+    assert result.returncode == 0, result.stdout[-3000:]
+    site_keys = ("slurm_account", "qos", "constraint", "gres", "slurm_extra", "slurm_partition")
+    # on SLURM: sbatch -A lab -C a100 --gres=gpu:a100:1 --exclusive -p site, and no --gpus as well
+    assert picked(job_resources(result.stdout, "train_lcp"), "gpu", *site_keys) == {
+        "gpu": None,
+        "slurm_account": "lab",
+        "qos": None,
+        "constraint": "a100",
+        "gres": "gpu:a100:1",
+        "slurm_extra": "--exclusive",
+        "slurm_partition": "site",
+    }
+    assert picked(job_resources(result.stdout, "evaluate"), "gpu", *site_keys) == {
+        "gpu": "1",
+        "slurm_account": "lab",
+        "qos": "long",
+        "constraint": None,
+        "gres": None,
+        "slurm_extra": None,
+        "slurm_partition": "site",
+    }
+
+
 def test_pretrained_checkpoint_replaces_pretraining(workdir):
     checkpoint = workdir / "cascade_rcnn_r50_dfui.pth"
     checkpoint.write_bytes(b"weights")

@@ -277,7 +277,6 @@ def test_a_data_set_jobs_settings_are_those_of_the_first_scene_reading_it(workdi
         "gpu": 1,
         "mem_mb": 48000,
         "runtime": 2880,
-        "slurm_partition": None,
         "nodes": 1,
         "tasks": None,
         "tasks_per_gpu": None,
