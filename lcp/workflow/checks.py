@@ -359,7 +359,7 @@ def training_set_problems(config: Mapping, scene_name: str, config_source: str) 
 
 
 def report_test_set_problem(config: Mapping, scene_name: str, config_source: str) -> str | None:
-    """Why a scene's report cannot be drawn, or None: its crux heat maps and sample detections
+    """Why a scene's report will not be drawn, or None: its crux heat maps and sample detections
     are of distinct images of the low-quality test split, so the split needs as many. A demo
     scene's split size follows from its settings, a converted set's from its file once converted
     (one not converted yet is counted by the drawing jobs, which refuse too few images)."""
@@ -378,8 +378,8 @@ def report_test_set_problem(config: Mapping, scene_name: str, config_source: str
             return None
         enough = next(n for n in itertools.count(num_images) if test_split_size(n) >= wanted)
         return (
-            f"invalid config: {config_source}: {key}.demo.num_images: {num_images} images leave "
-            f"{count} to the test split, and {drawn}; give at least {enough} ({only_evaluations})"
+            f"{config_source}: {key}.demo.num_images: {num_images} images leave {count} to the test "
+            f"split, and {drawn}; give at least {enough} ({only_evaluations})"
         )
     ann_file = f"{data_dir(config)}/{paths.image_set_paths(config, scene_name, scene['lowq_set'])['test']}"
     if not Path(ann_file).is_file():
