@@ -53,9 +53,8 @@ class ScriptedScores(torch.utils.data.Dataset):
         return {"score": score}
 
 
-def train(work_dir: Path, epochs: int, scores: list[float | None], resume_from: Path | None = None) -> None:
-    model = OneWeight()
-    runner = EpochBasedRunner(
+def sgd_runner(model, work_dir: Path, epochs: int) -> EpochBasedRunner:
+    return EpochBasedRunner(
         model,
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
         work_dir=str(work_dir),
@@ -63,6 +62,10 @@ def train(work_dir: Path, epochs: int, scores: list[float | None], resume_from: 
         meta={},
         max_epochs=epochs,
     )
+
+
+def train(work_dir: Path, epochs: int, scores: list[float | None], resume_from: Path | None = None) -> None:
+    runner = sgd_runner(OneWeight(), work_dir, epochs)
     save_checkpoints_atomically(runner)
     runner.register_optimizer_hook(OptimizerHook())
     runner.register_hook(CheckpointHook(interval=1, max_keep_ckpts=1))
@@ -172,15 +175,7 @@ def test_with_mmdets_ema_hook_the_evaluated_weights_are_the_saved_ones(tmp_path)
 
     from lcp.apis.train import eval_priority
 
-    model = WeightOut()
-    runner = EpochBasedRunner(
-        model,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-        work_dir=str(tmp_path),
-        logger=logging.getLogger("retention"),
-        meta={},
-        max_epochs=1,
-    )
+    runner = sgd_runner(WeightOut(), tmp_path, epochs=1)
     runner.register_optimizer_hook(OptimizerHook())
     runner.register_hook(CheckpointHook(interval=1))
     runner.register_hook(ExpMomentumEMAHook(momentum=0.5, total_iter=1), priority=49)  # as in mmdet's configs
