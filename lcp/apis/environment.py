@@ -73,7 +73,6 @@ def run_environment() -> dict[str, str]:
 
     import cv2
     import torch
-    from mmcv.ops import get_compiler_version, get_compiling_cuda_version
 
     info = {
         "sys.platform": sys.platform,
@@ -103,6 +102,4 @@ def run_environment() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             info[label] = "missing"
     info["OpenCV"] = cv2.__version__
-    info["MMCV Compiler"] = get_compiler_version()
-    info["MMCV CUDA Compiler"] = get_compiling_cuda_version()
     return info
