@@ -5,6 +5,7 @@ The tests marked cuda compare captured and eager steps on a GPU."""
 from __future__ import annotations
 
 import copy
+import types
 
 import pytest
 import torch
@@ -181,6 +182,35 @@ def test_a_graph_that_computes_something_else_is_refused_loudly(training):
         FrontGraphs.check(model, model.front, img)
         with pytest.raises(GraphCaptureError, match="differs from the eager front.*graph_capture.enabled=False"):
             FrontGraphs.check(model, scaled_front, img)
+
+
+def test_a_capture_that_fails_is_said_once_and_the_front_runs_eagerly(monkeypatch, caplog):
+    """A CUDA graph is an optimisation: its capture failing (as lcp train's first crux-mode capture did
+    on an H200) must not end the run. Here on the CPU, the capture made to fail: the caller's stream is
+    made current again, the front runs eagerly from then on and computes what it computes eagerly."""
+    model = tiny_detector().eval()
+    img = batch()["img"]
+    monkeypatch.setattr(FrontGraphs, "ineligible", lambda self, detector, img: None if self.enabled else "off")
+    caller_stream, made_current, attempts = types.SimpleNamespace(device="cuda:0"), [], []
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: caller_stream)
+    monkeypatch.setattr(torch.cuda, "set_stream", made_current.append)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+
+    def failing_capture(self, detector, img):
+        attempts.append(detector)
+        raise GraphCaptureError("capturing LCPDetector's front failed: CUDA error: operation failed during capture")
+
+    monkeypatch.setattr(FrontGraphs, "capture", failing_capture)
+    with torch.no_grad():
+        expected = model.front(img)
+        outputs = [model.front_graphs.run(model, img) for _ in range(5)]  # 2 warm-up calls, then the capture
+    flat = torch.utils._pytree.tree_leaves
+    for output in outputs:
+        assert all(torch.equal(x, y) for x, y in zip(flat(output), flat(expected), strict=True))
+    assert len(attempts) == 1 and made_current == [caller_stream]
+    assert not model.front_graphs.enabled and model.front_graphs.graphs == {}
+    said = [r.getMessage() for r in caplog.records if "LCPDetector's front runs eagerly from now on" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("capturing LCPDetector's front failed: CUDA error")
 
 
 class Fp16Probe(BaseModule):
