@@ -4,8 +4,8 @@ Two trainings in one work dir overwrite each other's checkpoints and logs. It ha
 cluster: the login node's snakemake dies (a lost SSH session), its SLURM job trains on, and
 the rerun (after `--unlock`) submits the same training again. The lock is an flock, so the
 kernel releases it when its process ends, however it ends: a stale lock cannot stay behind.
-On a file system without flock support the training goes on unlocked, with a warning. Where
-flocks stay on each node (BeeGFS by default, NFS mounted with local_lock=flock, Lustre's
+On a file system without flock support the training goes on unlocked, with lcp.io.lock's
+warning. Where flocks stay on each node (BeeGFS by default, NFS mounted with local_lock=flock, Lustre's
 localflock), the lock does not see a training on another node.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import os
 import socket
 import time
@@ -21,10 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lcp.errors import LCPError
+from lcp.io import lock
 
 LOCK_FILE = "lcp-train.lock"
-
-log = logging.getLogger(__name__)
 
 # The lock's file descriptors this process holds. A forked child (a data-loader worker) closes its
 # copies: the lock belongs to the open file, which a child kept open after its trainer was killed
@@ -55,16 +53,15 @@ def training_lock(work_dir: str | os.PathLike) -> Iterator[None]:
     """Hold the work dir's training lock (creating the folder), or LCPError naming its holder."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(work_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    path = work_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     _HELD.add(fd)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = lock(fd, path, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise _busy(work_dir, fd) from None
-        except OSError as exc:  # e.g. ENOLCK: no flock on this file system
-            log.warning("%s: cannot lock %s (%s); make sure no other training runs in it", work_dir, LOCK_FILE, exc)
-        else:
+        if locked:
             os.ftruncate(fd, 0)
             holder = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
             os.pwrite(fd, holder.encode(), 0)
