@@ -51,16 +51,20 @@ def main(args: argparse.Namespace) -> int:  # replaced by the chosen tool's main
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     from lcp.data.demo import DEFAULT_BETA
+    from lcp.data.demo_sizes import NUM_IMAGES, TEST_FRACTION
 
     parser.add_argument("--out", required=True, help="scene folder to create, e.g. data/demo")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--num-images", type=int, default=300, help="number of images (default 300)")
+    parser.add_argument("--num-images", type=int, default=NUM_IMAGES, help=f"number of images (default {NUM_IMAGES})")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     parser.add_argument(
         "--beta", type=float, default=DEFAULT_BETA, help=f"fog attenuation coefficient in 1/m (default {DEFAULT_BETA})"
     )
     parser.add_argument(
-        "--test-fraction", type=float, default=0.2, help="share of images in the test split (default 0.2)"
+        "--test-fraction",
+        type=float,
+        default=TEST_FRACTION,
+        help=f"share of images in the test split (default {TEST_FRACTION})",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a scene folder an earlier lcp run wrote")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -18,6 +18,7 @@ import numpy as np
 
 from lcp.data.coco import build_coco, categories_for, subset, write_coco
 from lcp.data.degradations.fog import Fog
+from lcp.data.demo_sizes import NUM_IMAGES, TEST_FRACTION, test_split_size
 from lcp.data.depth import DepthSource, encode_depth_png
 from lcp.data.images import encode_jpeg
 from lcp.data.shapes_scene import CLASSES, FAR_M, HORIZON_RANGE, NEAR_M, OBJECT_MAX_DEPTH_M, render_scene
@@ -29,12 +30,6 @@ from lcp.io import atomic_folder, write_json
 # and leaves the farthest ones (30 m) at t ~ 0.3: visibly foggy but still detectable.
 DEFAULT_BETA = 0.04
 IMAGE_PREFIX = "demo_"
-NUM_IMAGES = 300
-
-
-def test_split_size(num_images: int, test_fraction: float = 0.2) -> int:
-    """How many of the scene's images its test split holds: at least one, and one fewer than all."""
-    return min(num_images - 1, max(1, int(round(num_images * test_fraction))))
 
 
 def make_demo(
@@ -43,7 +38,7 @@ def make_demo(
     num_images: int = NUM_IMAGES,
     size: int = 128,
     beta: float = DEFAULT_BETA,
-    test_fraction: float = 0.2,
+    test_fraction: float = TEST_FRACTION,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:

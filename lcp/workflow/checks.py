@@ -16,7 +16,7 @@ from lcp.apis.options import read_as_text, spaces_dropped
 from lcp.data import SPLITS
 from lcp.data.coco import load_coco
 from lcp.data.convert.urpc import CLASSES as URPC_CLASSES
-from lcp.data.demo import NUM_IMAGES, test_split_size
+from lcp.data.demo_sizes import NUM_IMAGES, test_split_size
 from lcp.errors import LCPError
 from lcp.workflow import paths
 from lcp.workflow.commands import WORKFLOW_FLAGS

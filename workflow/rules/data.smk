@@ -3,6 +3,8 @@
 # `degradation: none` gets `lcp data check --degradation none`: its real low-quality images
 # and annotations checked alone, nothing paired).
 
+from lcp.data.demo_sizes import NUM_IMAGES
+
 
 rule make_demo_data:
     output:
@@ -21,7 +23,7 @@ rule make_demo_data:
         **session.job_resources("make_demo_data"),
     params:
         seed=session.demo_setting("seed", config["seed"]),
-        num_images=session.demo_setting("num_images", 300),
+        num_images=session.demo_setting("num_images", NUM_IMAGES),
     shell:
         commands.job_command("lcp data demo --out {output} --seed {params.seed} --num-images {params.num_images}")
 
