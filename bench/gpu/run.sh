@@ -27,10 +27,15 @@
 #                     ../shared/wheels, searched file by file)
 #   --out DIR         where the json and the log go (default: $OUT if set, else bench-out/gpu)
 #   --check           only say whether this machine can run it and which mmcv-full it would use
+#   --study SECONDS   then run bench/gpu/study.py (issue 11's mini-study: baseline vs LCP, R50 on a
+#                     512 px synthetic-fog scene, seeds 0 and 1) for the last SECONDS of the run;
+#                     its scene is generated in the background while the bench measures
+#   --no-bench        skip the model bench (with --study: the study alone)
 #   -- ARGS           passed on to bench_lcp_model.py (default: --iters 10 --warmup 4)
 # Environment: PYTHON (default python3), LCP_GPU_ENV, LCP_GPU_WHEELS, LCP_GPU_SECONDS, MAX_JOBS.
 # Output: DIR/bench_lcp_model.json (rows with img/s, ratios to plain Cascade, peak memory, GPU
-# busy, syncs/step, graphs held), DIR/bench_lcp_model.log, DIR/setup.log.
+# busy, syncs/step, graphs held), DIR/bench_lcp_model.log, DIR/setup.log; with --study,
+# DIR/study.json, DIR/study.log and each training's log in DIR/study/.
 # Exit status: 0 measured, 2 this machine cannot run it (no torch, no GPU, files missing),
 # 1 a step failed.
 set -euo pipefail
@@ -50,7 +55,7 @@ say() { printf 'bench/gpu: %s\n' "$*" >&2; }
 die() { printf 'bench/gpu: error: %s\n' "$1" >&2; exit "${2:-1}"; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
-mode=run wheels_dir=${LCP_GPU_WHEELS:-} out=${OUT:-$repo/bench-out/gpu} fetch_dir=$repo/.whl/gpu
+mode=run wheels_dir=${LCP_GPU_WHEELS:-} out=${OUT:-$repo/bench-out/gpu} fetch_dir=$repo/.whl/gpu study=0 bench=1
 bench_args=(--iters 10 --warmup 4)
 while (($#)); do
     case $1 in
@@ -59,6 +64,8 @@ while (($#)); do
         --wheels) wheels_dir=${2:?--wheels needs a folder}; shift ;;
         --out) out=${2:?--out needs a folder}; shift ;;
         --check) mode=check ;;
+        --study) study=${2:?--study needs seconds}; shift ;;
+        --no-bench) bench=0 ;;
         --) shift; bench_args=("$@"); break ;;
         *) die "unknown option $1 (see --help)" 2 ;;
     esac
@@ -141,7 +148,7 @@ else
     "$python" -m pip install --disable-pip-version-check -q --no-index --no-deps --target "$env_dir" \
         "$build"/dist/mmcv_full-*.whl >>"$setup_log" 2>&1 || die "installing the built mmcv-full failed (see $setup_log)"
 fi
-"$python" - <<'EOF' 2>>"$setup_log" || die "mmcv's CUDA ops or the lcp models do not load (see $setup_log)"
+"$python" -X faulthandler - <<'EOF' 2>>"$setup_log" || { tail -n 30 "$setup_log" >&2; die "mmcv's CUDA ops or the lcp models do not load (see $setup_log)"; }
 import torch
 from mmcv.ops import nms, roi_align
 
@@ -152,25 +159,50 @@ kept, _ = nms(boxes, torch.tensor([0.9, 0.8], device="cuda"), 0.5)
 rois = torch.tensor([[0.0, 0.0, 0.0, 4.0, 4.0]], device="cuda")
 pooled = roi_align(torch.ones(1, 1, 8, 8, device="cuda"), rois, (2, 2), 1.0, 0)
 assert kept.shape[0] == 1 and torch.allclose(pooled, torch.ones_like(pooled)), "mmcv's CUDA ops compute wrong results"
+from lcp.apis.environment import run_environment
+
+run_environment()  # what lcp train logs first
 print(f"mmcv's CUDA ops run on {torch.cuda.get_device_name()}")
 EOF
 say "set up in $((SECONDS - start)) s; measuring for at most $((seconds - (SECONDS - start))) s more"
 
 json=$out/bench_lcp_model.json
-left=$((seconds - (SECONDS - start) - 15))
-((left > 30)) || die "no time left to measure after the setup ($((SECONDS - start)) s)"
-set +e
-PYTHONUNBUFFERED=1 timeout --signal=INT --kill-after=10 "$left" \
-    "$python" "$repo/bench/bench_lcp_model.py" --json "$json" "${bench_args[@]}" 2>&1 | tee "$out/bench_lcp_model.log"
-status=${PIPESTATUS[0]}
-set -e
+study_work=$env_dir-study
+if ((study > 0)); then
+    rm -rf "$study_work" && mkdir -p "$out/study"
+    "$python" "$repo/bench/gpu/study.py" --work "$study_work" --data-only >"$out/study/data.out" 2>&1 &
+    data_pid=$!
+fi
+status=0
+if ((bench)); then
+    left=$((seconds - (SECONDS - start) - study - 15))
+    ((left > 30)) || die "no time left to measure after the setup ($((SECONDS - start)) s)"
+    set +e
+    PYTHONUNBUFFERED=1 timeout --signal=INT --kill-after=10 "$left" \
+        "$python" "$repo/bench/bench_lcp_model.py" --json "$json" "${bench_args[@]}" 2>&1 | tee "$out/bench_lcp_model.log"
+    status=${PIPESTATUS[0]}
+    set -e
+fi
 if [[ $status != 0 ]]; then
     if [[ $status == 124 || $status == 130 || $status == 137 ]]; then
-        say "the time limit ($seconds s) cut the bench short; the table below holds the rows it measured"
+        say "the time limit cut the bench short; the table below holds the rows it measured"
     else
         say "the bench failed (exit $status, see $out/bench_lcp_model.log); the rows it measured follow"
     fi
     [[ -f $json ]] && "$python" "$repo/bench/bench_lcp_model.py" --table "$json"
-    exit 1
+    status=1
 fi
+if ((study > 0)); then
+    wait "$data_pid" || die "generating the study's scene failed (see $out/study/data.out)"
+    say "the study, for the remaining $((seconds - (SECONDS - start))) s"
+    set +e
+    PYTHONUNBUFFERED=1 "$python" "$repo/bench/gpu/study.py" --work "$study_work" --json "$out/study.json" \
+        --seconds $((seconds - (SECONDS - start) - 10)) 2>&1 | tee "$out/study.log"
+    ((PIPESTATUS[0] == 0)) || status=1
+    set -e
+    # one file: the device tool brings back a few files only
+    (cd "$study_work" && find . -name '*.out' -o -name '*.log' -o -name '*.log.json' -o -name eval.json |
+        tar -czf "$out/study/logs.tgz" -T -)
+fi
+((status == 0)) || exit 1
 say "done in $((SECONDS - start)) s: $json"

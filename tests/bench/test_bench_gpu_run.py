@@ -33,6 +33,7 @@ def test_help_says_how_to_prepare_and_run_it():
     result = run("--help")
     assert result.returncode == 0
     assert "bash bench/gpu/run.sh --fetch" in result.stdout and "--wheels DIR" in result.stdout
+    assert "--study SECONDS" in result.stdout and "--no-bench" in result.stdout
     assert "set -euo" not in result.stdout
 
 
@@ -77,3 +78,23 @@ def test_the_script_is_shellcheck_clean():
     shellcheck = find_or_install("shellcheck", "shellcheck", require="LCP_REQUIRE_SHELLCHECK")
     result = subprocess.run([shellcheck, "-x", str(SCRIPT)], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_studys_table_averages_only_seeds_every_method_finished():
+    spec = importlib.util.spec_from_file_location("bench_gpu_study", REPO / "bench" / "gpu" / "study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    collapsed = dict(mask_mean=0.005, mask_spatial_std=0.0001, collapsed=True)
+    rows = [
+        dict(seed=0, baseline=dict(ap=60.0), lcp=dict(ap=62.0, crux_health=collapsed)),  # a run failed
+        dict(seed=1, baseline=dict(ap=66.0), lcp=dict(ap=65.0, crux_health=None)),
+        dict(seed=2, baseline=dict(ap=68.0), lcp=dict(ap=70.0, crux_health=collapsed)),
+    ]
+    for row in rows[1:]:
+        row["lcp_pretrained_start"] = dict(ap=row["baseline"]["ap"] + 3.0, crux_health=None)
+    table = study.table(dict(pretrained=dict(ap=51.0), rows=rows))
+    assert "pretrained detector: 51.00 AP" in table
+    assert "seed 0: baseline 60.00, lcp 62.00\n    lcp: mask 0.005, spatial std 0.000 COLLAPSED" in table
+    assert "over seeds [1, 2]:" in table
+    assert "lcp                    67.50 ± 3.54   paired - baseline 0.50 ± 2.12" in table
+    assert "lcp_pretrained_start   70.00 ± 1.41   paired - baseline 3.00 ± 0.00" in table
