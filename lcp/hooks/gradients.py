@@ -1,4 +1,5 @@
-"""`ReleaseGradientsHook`: the gradients set to None before each training step's forward.
+"""`ReleaseGradientsHook`: the gradients set to None, and the last step's outputs dropped, before
+each training step's forward.
 
 mmcv's OptimizerHook clears them after the forward, just before backward, so every forward
 found the previous step's .grad still held, and LCPDetector's CUDA graphs of its front
@@ -6,6 +7,14 @@ found the previous step's .grad still held, and LCPDetector's CUDA graphs of its
 buffers every step, which a kept .grad would alias. Where the optimizer hook clears every
 step anyway (`zeroes_every_step`), clearing before the forward instead changes no number;
 mmcv's gradient-cumulative hooks keep .grad over steps on purpose and get no such hook.
+
+mmcv's runner also keeps the last step's outputs, whose loss holds that step's autograd graph,
+until the next step has returned. That graph keeps the parameters' gradient accumulators made
+on the default stream alive, and a front captured in the next step reused them from its capture
+stream: PyTorch warns that this "may ... break CUDA graph capture", and on an H200 `lcp train`'s
+capture failed where bench/bench_lcp_model.py's, whose step drops its outputs, succeeded.
+Nothing reads the outputs after the step's own hooks, so they are dropped before the next one
+(not yet checked on a GPU that this is what made the capture fail).
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ def zeroes_every_step(optimizer_hook) -> bool:
 
 @HOOKS.register_module()
 class ReleaseGradientsHook(Hook):
-    """Sets the optimizer's gradients to None before each training iteration (see the module doc)."""
+    """Sets the optimizer's gradients to None and drops the last step's outputs before each training
+    iteration (see the module doc)."""
 
     def before_train_iter(self, runner) -> None:
         runner.optimizer.zero_grad(set_to_none=True)
+        runner.outputs = {}

@@ -352,3 +352,20 @@ def test_lcp_train_gives_each_forward_no_gradient_kept_from_the_step_before(work
     every_step, after_the_step = trained["every step"][1], trained["after the step"][1]
     assert every_step.keys() == after_the_step.keys()
     assert all(torch.equal(every_step[key], after_the_step[key]) for key in every_step)
+
+
+def test_the_step_before_keeps_no_autograd_graph_alive_into_the_next_forward():
+    """mmcv's runner holds the last step's outputs until the next step returns; their loss keeps that
+    step's graph, and with it the gradient accumulators a capture must not reuse: dropped first."""
+    import weakref
+
+    from lcp.hooks.gradients import ReleaseGradientsHook
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    loss = (2 * weight).sum()
+    loss.backward()
+    runner = types.SimpleNamespace(optimizer=torch.optim.SGD([weight], lr=0.1), outputs=dict(loss=loss))
+    kept = weakref.ref(loss)
+    del loss
+    ReleaseGradientsHook().before_train_iter(runner)
+    assert kept() is None and weight.grad is None and runner.outputs == {}
