@@ -98,3 +98,22 @@ def test_the_studys_table_averages_only_seeds_every_method_finished():
     assert "over seeds [1, 2]:" in table
     assert "lcp                    67.50 ± 3.54   paired - baseline 0.50 ± 2.12" in table
     assert "lcp_pretrained_start   70.00 ± 1.41   paired - baseline 3.00 ± 0.00" in table
+
+
+def test_the_capture_check_tells_a_capture_from_a_fallback_and_from_no_attempt():
+    spec = importlib.util.spec_from_file_location(
+        "bench_gpu_capture_check", REPO / "bench" / "gpu" / "capture_check.py"
+    )
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    captured = "2026-11-30 14:28:03,033 - mmdet - INFO - graph capture: LCPDetector's front captured for phase test"
+    failed = (
+        "2026-11-30 14:35:38,502 - mmdet - WARNING - capturing LCPDetector's front for ('crux_learner', (4, 3, 512, "
+        "512)) failed: CUDA error: operation failed due to a previous error during capture; --cfg-options "
+        "model.graph_capture.enabled=False skips capturing; LCPDetector's front runs eagerly from now on"
+    )
+    assert check.verdict(f"epoch 1\n{captured}\nepoch 2") == "captured"
+    said = check.verdict(f"{captured}\n{failed}\n")
+    assert said.startswith("FAILED, ran eagerly: capturing LCPDetector's front for ('crux_learner'")
+    assert "operation failed due to a previous error during capture" in said
+    assert check.verdict("Epoch [1][10/10]\n").startswith("no capture attempted")
