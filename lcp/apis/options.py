@@ -124,6 +124,12 @@ def select_device(gpu_id: int = 0) -> str:
     import torch
 
     if torch.cuda.is_available():
+        visible = torch.cuda.device_count()
+        if not 0 <= gpu_id < visible:  # torch: "invalid device ordinal" (or, for -1, no change at all)
+            raise LCPError(
+                f"--gpu-id {gpu_id}: {visible} GPU(s) visible (CUDA_VISIBLE_DEVICES renumbers them from 0); "
+                f"pass a number from 0 to {visible - 1}"
+            )
         torch.cuda.set_device(gpu_id)
         return "cuda"
     return "cpu"
