@@ -17,7 +17,8 @@ What it records (metric steps: the global iteration for train/*, the epoch for e
   mode: train/catch_up/kl_loss, train/crux/loss_rpn_cls, ... (train/<term> for a model without
   modes); train/lr, train/momentum, train/img_per_s;
 - epoch/crux_learner_mode (1 crux learner, 0 catch-up learner; also tag
-  lcp.train_mode.epoch_NNN), epoch/img_per_s, epoch/train_time_s, epoch/peak_gpu_mem_mib (CUDA);
+  lcp.train_mode.epoch_NNN), epoch/img_per_s, epoch/train_time_s, epoch/peak_gpu_mem_mib
+  (CUDA; the epoch's own peak, its evaluation included);
 - epoch/crux_mask_mean, epoch/crux_mask_std, epoch/crux_mask_frac_above_half,
   epoch/crux_mask_spatial_std and epoch/crux_grad_norm when the config has CruxHealthHook
   (lcp.hooks.crux_health), and at the end the tags lcp.crux_health ("alive"/"collapsed") and
@@ -234,7 +235,11 @@ class LCPMlflowLoggerHook(LoggerHook):
     # ---- per iteration and per epoch ------------------------------------------------
 
     def before_train_epoch(self, runner) -> None:
+        import torch
+
         super().before_epoch(runner)
+        if self.run is not None and torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()  # else epoch/peak_gpu_mem_mib is the run's peak so far
         self._throughput.start_epoch()
         self._loss_sums = {}  # a logging point's means stay within one epoch, so one training mode
 
