@@ -35,9 +35,9 @@
 #   -- ARGS           passed on to bench_lcp_model.py (default: --iters 10 --warmup 4)
 # Environment: PYTHON (default python3), LCP_GPU_ENV, LCP_GPU_WHEELS, LCP_GPU_SECONDS, MAX_JOBS.
 # Output: DIR/bench_lcp_model.json (rows with img/s, ratios to plain Cascade, peak memory, GPU
-# busy, syncs/step, graphs held), DIR/bench_lcp_model.log, DIR/setup.log, DIR/capture_check.json
-# and .log; with --study,
-# DIR/study.json, DIR/study.log and each training's log in DIR/study/.
+# busy, syncs/step, graphs held), DIR/capture_check.json, with --study DIR/study.json; and
+# DIR/logs.tgz with every log (setup.log, bench_lcp_model.log, capture_check.log, study.log,
+# each study training's logs under study/, --profile-dir's tables when under DIR).
 # Exit status: 0 measured, 2 this machine cannot run it (no torch, no GPU, files missing),
 # 1 a step failed.
 set -euo pipefail
@@ -125,6 +125,12 @@ if [[ $mode == check ]]; then
 fi
 
 mkdir -p "$out"
+pack_logs() {  # the device tool brings back a few files only: the jsons, and one archive of the rest
+    (cd "$out" && find . -type f ! -name logs.tgz | grep -v '^\./[^/]*\.json$' | sort |
+        tar -czf logs.tgz --remove-files -T - && find . -mindepth 1 -type d -empty -delete) ||
+        say "could not pack the logs in $out"
+}
+trap pack_logs EXIT
 setup_log=$out/setup.log
 : >"$setup_log"
 say "setting up $env_dir (log: $setup_log)"
@@ -207,9 +213,8 @@ if ((study > 0)); then
         --seconds $((seconds - (SECONDS - start) - 10)) 2>&1 | tee "$out/study.log"
     ((PIPESTATUS[0] == 0)) || status=1
     set -e
-    # one file: the device tool brings back a few files only
-    (cd "$study_work" && find . -name '*.out' -o -name '*.log' -o -name '*.log.json' -o -name eval.json |
-        tar -czf "$out/study/logs.tgz" -T -)
+    (cd "$study_work" && find . \( -name '*.out' -o -name '*.log' -o -name '*.log.json' -o -name eval.json \) \
+        -exec cp --parents -t "$out/study" {} +)
 fi
 ((status == 0)) || exit 1
 say "done in $((SECONDS - start)) s: $json"
