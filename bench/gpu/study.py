@@ -24,9 +24,9 @@ Measured once on an H200 (2026-11-30, torch 2.11, fp32; six fine-tunings at once
 each; pretraining 148 s), AP on the 80 foggy test images:
   pretrained detector 51.0
   seed 0: baseline 67.39, LCP 68.04 (mask 0.005 flat), LCP pretrained start: diverged in its
-          second catch-up epoch (KL NaN; the KL started at 7.5 x 100 against the authors' 0.03)
+          second catch-up epoch (KL NaN; the KL started at 7.5 x 100 against the authors' 0.026)
   seed 1: baseline 66.63, LCP 65.47 (mask 0.211 flat), LCP pretrained start 69.67 (mask 0.002)
-Every mask ended flat (spatial std <= 0.003); within crux epochs the mask's level moved between
+Every mask ended flat (spatial std <= 0.0034); within crux epochs the mask's level moved between
 images (std over the epoch up to 0.22) but never within one.
 
 Rows reach --json as each run finishes; --seconds stops whatever still runs at that point.
