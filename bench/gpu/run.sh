@@ -17,8 +17,9 @@
 # made from a venv's python would not see that python's torch), unpacks the prebuilt mmcv-full
 # when bench/gpu/machine.py says it fits, and otherwise SAYS SO and builds mmcv-full from the
 # sdist for the GPU it finds (about 4-5 minutes on 16 cores, leaving less time to measure).
-# Then it checks that mmcv's CUDA ops run, whether lcp train and lcp test capture LCP's front as a
-# CUDA graph (bench/gpu/capture_check.py, about 40 s), and measures, stopping when 8 minutes are spent
+# Then it checks that mmcv's CUDA ops run, asks lcp train and lcp test what only a GPU can answer
+# (bench/gpu/gpu_checks.py: graph capture, graphs = eager, fp16 AP, --gpu-id; about a minute), and
+# measures, stopping when 8 minutes are spent
 # (LCP_GPU_SECONDS=480): each row reaches the json as soon as it is measured, so a run cut short
 # keeps what it measured, and the table is printed from the json in either case.
 #
@@ -35,8 +36,8 @@
 #   -- ARGS           passed on to bench_lcp_model.py (default: --iters 10 --warmup 4)
 # Environment: PYTHON (default python3), LCP_GPU_ENV, LCP_GPU_WHEELS, LCP_GPU_SECONDS, MAX_JOBS.
 # Output: DIR/bench_lcp_model.json (rows with img/s, ratios to plain Cascade, peak memory, GPU
-# busy, syncs/step, graphs held), DIR/capture_check.json, with --study DIR/study.json; and
-# DIR/logs.tgz with every log (setup.log, bench_lcp_model.log, capture_check.log, study.log,
+# busy, syncs/step, graphs held), DIR/gpu_checks.json, with --study DIR/study.json; and
+# DIR/logs.tgz with every log (setup.log, bench_lcp_model.log, gpu_checks.log, study.log,
 # each study training's logs under study/, --profile-dir's tables when under DIR).
 # Exit status: 0 measured, 2 this machine cannot run it (no torch, no GPU, files missing),
 # 1 a step failed.
@@ -174,10 +175,10 @@ print(f"mmcv's CUDA ops run on {torch.cuda.get_device_name()}")
 EOF
 say "set up in $((SECONDS - start)) s; measuring for at most $((seconds - (SECONDS - start))) s more"
 
-say "does lcp train capture the front as a CUDA graph here? (bench/gpu/capture_check.py)"
-timeout --kill-after=10 150 "$python" "$repo/bench/gpu/capture_check.py" --work "$env_dir-capture" \
-    --json "$out/capture_check.json" >"$out/capture_check.log" 2>&1 || say "the capture check failed (see $out/capture_check.log)"
-grep '^lcp ' "$out/capture_check.log" >&2 || true
+say "what only a GPU can answer about lcp train and lcp test (bench/gpu/gpu_checks.py)"
+timeout --kill-after=10 180 "$python" "$repo/bench/gpu/gpu_checks.py" --work "$env_dir-checks" \
+    --json "$out/gpu_checks.json" >"$out/gpu_checks.log" 2>&1 || say "the GPU checks failed (see $out/gpu_checks.log)"
+grep -E "^(train capture|test capture|graphs = eager|fp16|--gpu-id): " "$out/gpu_checks.log" >&2 || true
 
 json=$out/bench_lcp_model.json
 study_work=$env_dir-study

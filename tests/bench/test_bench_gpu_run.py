@@ -100,10 +100,8 @@ def test_the_studys_table_averages_only_seeds_every_method_finished():
     assert "lcp_pretrained_start   70.00 ± 1.41   paired - baseline 3.00 ± 0.00" in table
 
 
-def test_the_capture_check_tells_a_capture_from_a_fallback_and_from_no_attempt():
-    spec = importlib.util.spec_from_file_location(
-        "bench_gpu_capture_check", REPO / "bench" / "gpu" / "capture_check.py"
-    )
+def test_the_gpu_checks_tell_a_capture_from_a_fallback_and_from_no_attempt():
+    spec = importlib.util.spec_from_file_location("bench_gpu_checks", REPO / "bench" / "gpu" / "gpu_checks.py")
     check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check)
     captured = "2026-11-30 14:28:03,033 - mmdet - INFO - graph capture: LCPDetector's front captured for phase test"
@@ -117,3 +115,18 @@ def test_the_capture_check_tells_a_capture_from_a_fallback_and_from_no_attempt()
     assert said.startswith("FAILED, ran eagerly: capturing LCPDetector's front for ('crux_learner'")
     assert "operation failed due to a previous error during capture" in said
     assert check.verdict("Epoch [1][10/10]\n").startswith("no capture attempted")
+
+
+def test_the_gpu_checks_compare_detections_box_by_box_and_count_by_count():
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("bench_gpu_checks", REPO / "bench" / "gpu" / "gpu_checks.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    box = np.array([[1.0, 2.0, 30.0, 40.0, 0.9]], dtype=np.float32)
+    image = [box, np.zeros((0, 5), np.float32)]  # per class
+    assert check.largest_difference([image, image], [image, image]) == "largest difference 0"
+    moved = [box + np.float32(0.25), image[1]]
+    assert check.largest_difference([image], [moved]) == "largest difference 0.25"
+    extra = [np.concatenate([box, box]), image[1]]
+    assert check.largest_difference([image], [extra]).endswith("DETECTION COUNTS DIFFER")
