@@ -24,7 +24,9 @@ would not compute the same function):
            a capture that fails or a graph that differs is said in one warning, and the front
            runs eagerly from then on (on an H200, `lcp train`'s first crux-mode capture failed
            with cudaErrorStreamCaptureInvalidated while bench/bench_lcp_model.py's succeeded;
-           the cause is not known yet);
+           the suspected cause, the last step's autograd graph kept alive by mmcv's runner, is
+           dropped before each forward by lcp/hooks/gradients.py; bench/gpu/gpu_checks.py
+           tells whether that was it);
   replay   a key already captured.
 
 A graph reads the parameters it was captured with, at their addresses, and computes the
