@@ -32,6 +32,7 @@
 #   --study SECONDS   then run bench/gpu/study.py (issue 11's mini-study: baseline vs LCP, R50 on a
 #                     512 px synthetic-fog scene, seeds 0 and 1) for the last SECONDS of the run;
 #                     its scene is generated in the background while the bench measures
+#   --study-seeds "S ..."  the study's seeds (default: study.py's, 0 and 1)
 #   --no-bench        skip the model bench (with --study: the study alone)
 #   -- ARGS           passed on to bench_lcp_model.py (default: --iters 10 --warmup 4)
 # Environment: PYTHON (default python3), LCP_GPU_ENV, LCP_GPU_WHEELS, LCP_GPU_SECONDS, MAX_JOBS.
@@ -59,6 +60,7 @@ die() { printf 'bench/gpu: error: %s\n' "$1" >&2; exit "${2:-1}"; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 mode=run wheels_dir=${LCP_GPU_WHEELS:-} out=${OUT:-$repo/bench-out/gpu} fetch_dir=$repo/.whl/gpu study=0 bench=1
+study_seeds=()
 bench_args=(--iters 10 --warmup 4)
 while (($#)); do
     case $1 in
@@ -68,6 +70,7 @@ while (($#)); do
         --out) out=${2:?--out needs a folder}; shift ;;
         --check) mode=check ;;
         --study) study=${2:?--study needs seconds}; shift ;;
+        --study-seeds) read -ra study_seeds <<<"${2:?--study-seeds needs seeds}"; shift ;;
         --no-bench) bench=0 ;;
         --) shift; bench_args=("$@"); break ;;
         *) die "unknown option $1 (see --help)" 2 ;;
@@ -211,7 +214,7 @@ if ((study > 0)); then
     say "the study, for the remaining $((seconds - (SECONDS - start))) s"
     set +e
     PYTHONUNBUFFERED=1 "$python" "$repo/bench/gpu/study.py" --work "$study_work" --json "$out/study.json" \
-        --seconds $((seconds - (SECONDS - start) - 10)) 2>&1 | tee "$out/study.log"
+        ${study_seeds[@]+--seeds "${study_seeds[@]}"} --seconds $((seconds - (SECONDS - start) - 10)) 2>&1 | tee "$out/study.log"
     ((PIPESTATUS[0] == 0)) || status=1
     set -e
     (cd "$study_work" && find . \( -name '*.out' -o -name '*.log' -o -name '*.log.json' -o -name eval.json \) \

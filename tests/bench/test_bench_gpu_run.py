@@ -34,6 +34,7 @@ def test_help_says_how_to_prepare_and_run_it():
     assert result.returncode == 0
     assert "bash bench/gpu/run.sh --fetch" in result.stdout and "--wheels DIR" in result.stdout
     assert "--study SECONDS" in result.stdout and "--no-bench" in result.stdout
+    assert "--study-seeds" in result.stdout
     assert "set -euo" not in result.stdout
 
 
