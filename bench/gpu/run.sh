@@ -181,7 +181,7 @@ say "set up in $((SECONDS - start)) s; measuring for at most $((seconds - (SECON
 say "what only a GPU can answer about lcp train and lcp test (bench/gpu/gpu_checks.py)"
 timeout --kill-after=10 180 "$python" "$repo/bench/gpu/gpu_checks.py" --work "$env_dir-checks" \
     --json "$out/gpu_checks.json" >"$out/gpu_checks.log" 2>&1 || say "the GPU checks failed (see $out/gpu_checks.log)"
-grep -E "^(train capture|test capture|graphs = eager|fp16|--gpu-id): " "$out/gpu_checks.log" >&2 || true
+grep -E "^(collector in capture|capture after switch.*|failed capture|train capture|test capture|graphs = eager|eager = eager|fp16|--gpu-id): " "$out/gpu_checks.log" >&2 || true
 
 json=$out/bench_lcp_model.json
 study_work=$env_dir-study

@@ -8,13 +8,12 @@ buffers every step, which a kept .grad would alias. Where the optimizer hook cle
 step anyway (`zeroes_every_step`), clearing before the forward instead changes no number;
 mmcv's gradient-cumulative hooks keep .grad over steps on purpose and get no such hook.
 
-mmcv's runner also keeps the last step's outputs, whose loss holds that step's autograd graph,
-until the next step has returned. That graph keeps the parameters' gradient accumulators made
-on the default stream alive, and a front captured in the next step reused them from its capture
-stream: PyTorch warns that this "may ... break CUDA graph capture", and on an H200 `lcp train`'s
-capture failed where bench/bench_lcp_model.py's, whose step drops its outputs, succeeded.
-Nothing reads the outputs after the step's own hooks, so they are dropped before the next one
-(not yet checked on a GPU that this is what made the capture fail).
+mmcv's runner also keeps the last step's outputs, whose loss holds that step's autograd graph
+(and its activations) until the next step has returned. Nothing reads them after the step's own
+hooks, so they are dropped before the next one. (They were suspected of the failed captures seen
+on an H200; measured since, those came from graphs destroyed by Python's collector during a
+capture, lcp/models/graph_capture.py. PyTorch's warning that an AccumulateGrad node's stream
+"may ... break CUDA graph capture" still shows at the first capture, which succeeds.)
 """
 
 from __future__ import annotations

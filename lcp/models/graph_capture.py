@@ -22,11 +22,13 @@ would not compute the same function):
   capture  the call after the warmup: capture, check the graph against the eager front
            on the same batch (outputs, and in training the parameter gradients), then replay;
            a capture that fails or a graph that differs is said in one warning, and the front
-           runs eagerly from then on (on an H200, `lcp train`'s first crux-mode capture failed
-           with cudaErrorStreamCaptureInvalidated while bench/bench_lcp_model.py's succeeded;
-           the suspected cause, the last step's autograd graph kept alive by mmcv's runner, is
-           dropped before each forward by lcp/hooks/gradients.py; bench/gpu/gpu_checks.py
-           tells whether that was it);
+           runs eagerly from then on. On an H200 some of `lcp train`'s crux-mode captures
+           failed with cudaErrorStreamCaptureInvalidated, preceded by CUDA's "operation not
+           permitted when stream is capturing (function reset)": the graphs of an earlier crux
+           epoch, dropped at the mode switch, sit in reference cycles (make_graphed_callables'
+           autograd classes), and Python's cyclic collector happened to destroy them in the
+           middle of the next capture. So a capture starts with a collection and runs with the
+           collector paused (bench/gpu/gpu_checks.py reproduces the failure and checks both);
   replay   a key already captured.
 
 A graph reads the parameters it was captured with, at their addresses, and computes the
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 
 import torch
 import torch.distributed as dist
@@ -120,6 +123,31 @@ def capture_safe_autocast():
             yield
     finally:
         fp16_utils.autocast = saved
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Collect garbage now, then keep Python's cyclic collector from running inside the block.
+
+    A CUDA graph that is garbage in a reference cycle is destroyed whenever the collector runs;
+    during a capture its destruction is an illegal CUDA call that invalidates the capture."""
+    gc.collect()
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def release_generators(generators) -> None:
+    """After a capture that failed before its end: give each CUDA generator a copy of its own state
+    (same seed and offset). torch 2.11 leaves the generators registered with the failed capture,
+    and the next random op outside a graph (the samplers' keys) then raises "Offset increment
+    outside graph capture encountered unexpectedly"; the copy is not registered anywhere."""
+    for generator in generators:
+        generator.graphsafe_set_state(generator.clone_state())
 
 
 def _flat_tensors(outputs) -> list[torch.Tensor]:
@@ -254,6 +282,7 @@ class FrontGraphs:
 
         torch.cuda.set_stream(stream)
         torch.cuda.synchronize(stream.device)
+        release_generators(torch.cuda.default_generators)
         self.enabled = False
         self.clear()
         get_root_logger().warning(f"{error}; LCPDetector's front runs eagerly from now on")
@@ -265,7 +294,7 @@ class FrontGraphs:
         front = StaticFront(detector)
         sample = img.detach().clone()  # the graph's static input; requires_grad as the real one (False)
         try:
-            with capture_safe_autocast():
+            with capture_safe_autocast(), collector_paused():
                 graphed = torch.cuda.make_graphed_callables(front, (sample,), allow_unused_input=True)
         except Exception as error:
             raise GraphCaptureError(

@@ -5,6 +5,7 @@ The tests marked cuda compare captured and eager steps on a GPU."""
 from __future__ import annotations
 
 import copy
+import gc
 import types
 
 import pytest
@@ -15,6 +16,7 @@ from mmdet.models.detectors import CascadeRCNN
 from helpers.model_configs import batch, build, randomize_bn_statistics, tiny_lcp_cfg
 from lcp.apis.config import load_config
 from lcp.errors import LCPError
+from lcp.models import graph_capture
 from lcp.models.graph_capture import (
     CAPTURE,
     EAGER,
@@ -22,8 +24,10 @@ from lcp.models.graph_capture import (
     FrontGraphs,
     GraphCaptureError,
     capture_safe_autocast,
+    collector_paused,
     front_key,
     parameter_signature,
+    release_generators,
 )
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -195,6 +199,8 @@ def test_a_capture_that_fails_is_said_once_and_the_front_runs_eagerly(monkeypatc
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: caller_stream)
     monkeypatch.setattr(torch.cuda, "set_stream", made_current.append)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    released = []
+    monkeypatch.setattr(graph_capture, "release_generators", released.append)
 
     def failing_capture(self, detector, img):
         attempts.append(detector)
@@ -208,9 +214,71 @@ def test_a_capture_that_fails_is_said_once_and_the_front_runs_eagerly(monkeypatc
     for output in outputs:
         assert all(torch.equal(x, y) for x, y in zip(flat(output), flat(expected), strict=True))
     assert len(attempts) == 1 and made_current == [caller_stream]
+    assert released == [torch.cuda.default_generators]
     assert not model.front_graphs.enabled and model.front_graphs.graphs == {}
     said = [r.getMessage() for r in caplog.records if "LCPDetector's front runs eagerly from now on" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("capturing LCPDetector's front failed: CUDA error")
+
+
+class Cycle:
+    """Garbage only the cyclic collector frees, as make_graphed_callables' graphs are once dropped."""
+
+    def __init__(self, freed: list):
+        self.me, self.freed = self, freed
+
+    def __del__(self):
+        self.freed.append(gc.isenabled())
+
+
+def test_a_capture_runs_after_a_collection_with_the_collector_paused(monkeypatch):
+    """On an H200 a crux epoch's capture failed when the collector destroyed the graphs of the epoch
+    before in the middle of it: dropped graphs must be gone before a capture starts, and nothing
+    may be collected during it."""
+    model = tiny_detector().eval()
+    freed, seen = [], []
+    Cycle(freed)
+
+    def failing_make_graphed_callables(front, sample, **kwargs):
+        seen.append((list(freed), gc.isenabled()))
+        raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
+
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", failing_make_graphed_callables)
+    with pytest.raises(GraphCaptureError, match="operation failed due to a previous error during capture"):
+        model.front_graphs.capture(model, batch()["img"])
+    assert seen == [([True], False)]  # the cycle freed before the capture, the collector off during it
+    assert gc.isenabled()
+
+
+def test_the_collector_pause_restores_what_it_found():
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(KeyError), collector_paused():
+        raise KeyError("a failed capture")
+    assert gc.isenabled()
+
+
+def test_released_generators_keep_their_seed_and_offset():
+    class Generator:
+        def __init__(self, state):
+            self.state, self.calls = state, []
+
+        def clone_state(self):
+            return Generator(dict(self.state))
+
+        def graphsafe_set_state(self, other):
+            self.calls.append(other.state)
+            self.state = other.state
+
+    generators = [Generator({"seed": 3, "offset": 8}), Generator({"seed": 4, "offset": 0})]
+    states = [g.state for g in generators]
+    release_generators(generators)
+    for generator, state in zip(generators, states, strict=True):
+        assert generator.calls == [state] and generator.state == state and generator.state is not state
 
 
 class Fp16Probe(BaseModule):
