@@ -28,6 +28,13 @@ each; pretraining 148 s), AP on the 80 foggy test images:
   seed 1: baseline 66.63, LCP 65.47 (mask 0.211 flat), LCP pretrained start 69.67 (mask 0.002)
 Every mask ended flat (spatial std <= 0.0034); within crux epochs the mask's level moved between
 images (std over the epoch up to 0.22) but never within one.
+Seeds 2 and 3, a second H200 run the same day (pretraining cut at 9 of its 12 epochs by
+--pretrain-share: 44.4 AP), graph capture on:
+  seed 2: baseline 63.66, LCP crashed in its last crux epoch (a failed capture left torch's CUDA
+          generators marked as capturing; fixed since in lcp/models/graph_capture.py), LCP
+          pretrained start diverged in its second catch-up epoch
+  seed 3: baseline 63.01, LCP 63.72 (mask 0.006 flat), LCP pretrained start diverged in its
+          first epoch (KL 1e35, then NaN)
 
 Rows reach --json as each run finishes; --seconds stops whatever still runs at that point.
 Pretraining (12 epochs from scratch) may take at most --pretrain-share of it: stopped there, the
@@ -219,14 +226,17 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         pretrain = data_options(data, "clean", False, size) + COMMON + PRETRAIN + tiny
-        share = time.monotonic() + args.pretrain_share * (deadline - time.monotonic())
+        started = time.monotonic()
+        share = started + args.pretrain_share * (deadline - started)
         try:
             result["pretrained"] = train_and_test(work / "pretrain", PLAIN, pretrain, 0, None, share)
         except OutOfTime:  # latest.pth: its last finished epoch, tested on the remaining time
             if not (work / "pretrain/latest.pth").is_file():
                 raise
             result["pretrain_stopped_at"] = (work / "pretrain/latest.pth").resolve().stem
+            trained = round(time.monotonic() - started, 1)
             result["pretrained"] = train_and_test(work / "pretrain", PLAIN, pretrain, 0, None, deadline)
+            result["pretrained"]["train_s"] = trained
         print(
             f"pretrained in {result['pretrained']['train_s']:.0f} s: {result['pretrained']['ap']:.2f} AP on fog",
             flush=True,

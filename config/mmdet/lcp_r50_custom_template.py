@@ -46,8 +46,8 @@ load_from = 'checkpoints/cascade_rcnn_r50_my_scene.pth'
 # passes C3 through, crux mask at 0.5). On the demo it scored 16.8 AP against the authors'
 # start's 19.0 (seed 0, config/mmdet/lcp_tiny_demo.py): the fusion's catch-up half, zero at
 # the start, stays near zero in a short schedule. With R50 on a 512 px fog scene (bench/gpu/study.py,
-# one H200 run) it scored 69.7 against the baseline's 66.6 on one seed and diverged on the other:
-# its crux images carry the image, so the catch-up KL starts 250-475x the authors' start's
+# two H200 runs) it scored 69.7 against the baseline's 66.6 on one seed and diverged on the three
+# others: its crux images carry the image, so the catch-up KL starts 250-475x the authors' start's
 # (7.5-15.2 against 0.03), too much at kl_loss_weight 100 and lr 0.01; lower either, or clip the
 # gradients. Watch crux/mask_spatial_std in the log: a crux learner that ends flat is reported
 # as collapsed.
