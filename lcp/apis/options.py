@@ -36,10 +36,24 @@ def parse_cfg_options(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise LCPError(f"--cfg-options {item!r}: expected KEY=VALUE")
-        if problem := spaces_dropped(value):
+        if problem := spaces_dropped(value) or unreadable(key, value):
             raise LCPError(f"--cfg-options {key}: {problem}")
         options[key] = DictAction._parse_iterable(value)
     return options
+
+
+def unreadable(key: str, value: str) -> str | None:
+    """Why mmcv's --cfg-options cannot read `value` (it recursed forever on dict(...) and asserted on
+    unbalanced brackets), or None."""
+    if match := re.fullmatch(r"dict\((.*)\)", value):
+        settings = " ".join(f"+{key.lstrip('+')}.{pair}" for pair in match.group(1).split(",") if pair)
+        return f"{value!r}: --cfg-options takes no dict(...); set its keys one by one" + (
+            f", e.g. {settings}" if settings else ""
+        )
+    for opening, closing in ("()", "[]"):
+        if value.count(opening) != value.count(closing):
+            return f"{value!r}: unbalanced {opening}{closing}"
+    return None
 
 
 def spaces_dropped(value: str) -> str | None:

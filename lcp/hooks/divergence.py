@@ -58,7 +58,7 @@ def divergence_message(epoch: int, inner_iter: int, losses: Mapping[str, float],
     return (
         f"training diverged in epoch {epoch}, iteration {inner_iter}: {terms}, and the weights are no longer "
         f"finite ({weights}); lower the learning rate (optimizer.lr, {lr} in this run) or clip the gradients "
-        "(optimizer_config.grad_clip=dict(max_norm=35, norm_type=2)); this epoch was not saved"
+        "(--cfg-options +optimizer_config.grad_clip.max_norm=35); this epoch was not saved"
     )
 
 

@@ -4,6 +4,7 @@ from every command that reads a model config; `+KEY=VALUE` adds what the config 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import mmdet.models  # noqa: F401  (torch's import-time warnings come here, not in a command's stderr)
@@ -339,3 +340,32 @@ def test_an_image_size_opencv_cannot_resize_to_is_refused_naming_the_config_file
         f"e.g. {key}=(1333, 800), or a list of such sizes"
     )
     assert not eval_json.exists()
+
+
+@pytest.mark.parametrize(
+    "value, said",
+    [
+        (
+            "optimizer_config.grad_clip=dict(max_norm=35,norm_type=2)",
+            "--cfg-options optimizer_config.grad_clip: 'dict(max_norm=35,norm_type=2)': --cfg-options takes no "
+            "dict(...); set its keys one by one, e.g. +optimizer_config.grad_clip.max_norm=35 "
+            "+optimizer_config.grad_clip.norm_type=2",
+        ),
+        ("runner.max_epochs=(1", "--cfg-options runner.max_epochs: '(1': unbalanced ()"),
+    ],
+)
+def test_a_value_mmcv_cannot_read_is_one_line_not_a_recursion(value, said, tmp_path, capsys):
+    """mmcv's parser recursed until Python gave up on dict(...), which lcp's own divergence message
+    once advised."""
+    argv = ["train", LCP_TINY, "--work-dir", str(tmp_path / "work"), "--cfg-options", value]
+    assert one_error_line(capsys, argv).endswith(said)
+    assert not (tmp_path / "work").exists()
+
+
+def test_the_divergence_message_advises_an_option_that_works():
+    from lcp.hooks.divergence import divergence_message
+
+    said = divergence_message(3, 7, {"loss": float("nan")}, ["backbone.layer3.0.conv1.weight"], 0.02)
+    options = re.search(r"--cfg-options (\S+?)\)", said).group(1).split()
+    cfg = read_config(PLAIN_TINY, parse_cfg_options(options), import_modules=False)
+    assert cfg.optimizer_config.grad_clip == {"max_norm": 35}
