@@ -41,8 +41,10 @@ def make_demo(
     test_fraction: float = TEST_FRACTION,
     overwrite: bool = False,
     progress: bool = True,
+    render=None,
 ) -> dict:
-    """Write the demo scene folder; return the content of its demo.json."""
+    """Write the demo scene folder; return the content of its demo.json. `render(size, rng)` draws
+    one Scene (default lcp.data.shapes_scene.render_scene; bench/look_alikes.py passes a variant)."""
     from lcp.progress import progress as shown
 
     if seed < 0:
@@ -62,7 +64,7 @@ def make_demo(
         images, annotations = [], []
         indices = range(1, num_images + 1)
         for index in shown(indices, desc="demo scene") if progress else indices:
-            scene = render_scene(size, np.random.default_rng([seed, index]))
+            scene = (render or render_scene)(size, np.random.default_rng([seed, index]))
             name = f"{IMAGE_PREFIX}{index:06d}"
             (tmp / "clean" / f"{name}.jpg").write_bytes(encode_jpeg(scene.image))
             (tmp / "depth" / f"{name}.png").write_bytes(encode_depth_png(scene.depth))

@@ -226,3 +226,53 @@ def test_the_model_bench_counts_one_sync_per_wait():
         nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5)
         torch.ones(3).nonzero()
     assert bench.syncs_per_step(prof, 1) == 2
+
+
+def test_look_alikes_scene_hides_cool_shapes_among_warm_objects_and_its_gate_tells_them_apart(tmp_path, capsys):
+    """bench/look_alikes.py: annotated objects are warm, the unannotated look-alikes cool, and the
+    hand-set crux learner opens on warm pixels and shuts on cool ones (the open start everywhere)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from lcp.models.crux_learner import CruxLearner
+
+    look_alikes = load_bench("look_alikes")
+    scene = tmp_path / "demo"
+    assert look_alikes.main(["data", str(scene), "--num-images", "6", "--seed", "4"]) == 0
+    coco = json.loads((scene / "annotations" / "clean_train.json").read_text())
+    coco_test = json.loads((scene / "annotations" / "clean_test.json").read_text())
+    images = {image["id"]: image["file_name"] for image in coco["images"] + coco_test["images"]}
+    cool_outside_boxes = 0
+    for image_id, name in images.items():
+        rgb = np.asarray(Image.open(scene / "clean" / name), float)
+        inside = np.zeros(rgb.shape[:2], bool)
+        for annotation in coco["annotations"] + coco_test["annotations"]:
+            if annotation["image_id"] == image_id:
+                x, y, w, h = (int(round(v)) for v in annotation["bbox"])
+                box = rgb[y + h // 2 - 1 : y + h // 2 + 2, x + w // 2 - 1 : x + w // 2 + 2].reshape(-1, 3).mean(0)
+                assert box[0] > box[2], (name, annotation["bbox"])  # warm at the object's centre
+                inside[y : y + h, x : x + w] = True
+        cool = (rgb[..., 2] > 180) & (rgb[..., 0] < 80)
+        cool_outside_boxes += int((cool & ~inside).sum() > 20)
+    assert cool_outside_boxes == len(images)  # every image holds a look-alike
+    with pytest.raises(SystemExit, match="already exists; remove it or pass --overwrite"):
+        look_alikes.main(["data", str(scene)])
+
+    pretrained = tmp_path / "pretrained.pth"
+    torch.save({"state_dict": {}, "meta": {}}, pretrained)
+    for extra, warm_level, cool_level in (([], 0.99, 0.01), (["--open"], 0.99, 0.99)):
+        out = tmp_path / f"start{len(extra)}.pth"
+        assert look_alikes.main(["start", str(pretrained), str(out), *extra]) == 0
+        learner = CruxLearner()
+        state = torch.load(out, weights_only=False)["state_dict"]
+        learner.load_state_dict({k.removeprefix("crux_learner."): v for k, v in state.items()})
+        # normalised RGB of a warm (230, 120, 30) and a cool (30, 120, 230) pixel
+        mean, std = torch.tensor([123.675, 116.28, 103.53]), torch.tensor([58.395, 57.12, 57.375])
+        pixels = (torch.tensor([[230.0, 120, 30], [30, 120, 230]]) - mean) / std
+        img = pixels[:, :, None, None].expand(2, 3, 8, 8).contiguous()
+        mask = learner.mask(img)
+        warm, cool = float(mask[0].mean()), float(mask[1].mean())
+        assert warm > warm_level and (cool < cool_level if cool_level < 0.5 else cool > cool_level), (extra, warm, cool)
+        with pytest.raises(SystemExit, match="already exists; remove it or pass --overwrite"):
+            look_alikes.main(["start", str(pretrained), str(out), *extra])
