@@ -114,20 +114,13 @@ def tiny_crux_detector():
     import torch
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from helpers.model_configs import batch, build, tiny_lcp_cfg
+    from helpers.model_configs import batch, batch_on, build, tiny_lcp_cfg
 
     torch.manual_seed(0)
     model = build(tiny_lcp_cfg())
     model.init_weights()
     model.set_train_mode("crux_learner")
-    model = model.cuda().train()
-    data = batch()
-    data = {
-        key: [v.cuda() for v in value] if isinstance(value, list) and torch.is_tensor(value[0]) else value
-        for key, value in data.items()
-    }
-    data["img"] = data["img"].cuda()
-    return model, data
+    return model.cuda().train(), batch_on("cuda", batch())
 
 
 def training_steps(model, data, steps: int) -> list[float]:

@@ -95,3 +95,13 @@ def batch(num_images=2, height=64, width=64, num_boxes=3, num_classes=2, seed=0)
         boxes.append(torch.cat([xy, xy + wh], dim=1))
         labels.append(torch.randint(0, num_classes, (num_boxes,), generator=generator))
     return dict(img=img, img_metas=metas, gt_bboxes=boxes, gt_labels=labels, img_df=img_df)
+
+
+def batch_on(device, data):
+    """`data` (a batch()) with its tensors moved to `device`; img_metas stays as it is."""
+    moved = dict(data)
+    for key in ("img", "img_df"):
+        moved[key] = data[key].to(device)
+    for key in ("gt_bboxes", "gt_labels"):
+        moved[key] = [t.to(device) for t in data[key]]
+    return moved

@@ -13,7 +13,7 @@ import torch
 from mmcv.runner import BaseModule, auto_fp16, wrap_fp16_model
 from mmdet.models.detectors import CascadeRCNN
 
-from helpers.model_configs import batch, build, randomize_bn_statistics, tiny_lcp_cfg
+from helpers.model_configs import batch, batch_on, build, randomize_bn_statistics, tiny_lcp_cfg
 from lcp.apis.config import load_config
 from lcp.errors import LCPError
 from lcp.models import graph_capture
@@ -323,16 +323,7 @@ def assert_close(first, second, rtol):
 
 @cuda
 def test_captured_crux_steps_and_tests_match_eager_ones_on_a_gpu():
-    data = {
-        key: (
-            [v.cuda() for v in value]
-            if isinstance(value, list) and torch.is_tensor(value[0])
-            else value.cuda()
-            if torch.is_tensor(value)
-            else value
-        )
-        for key, value in batch().items()
-    }
+    data = batch_on("cuda", batch())
     graphed = tiny_detector().cuda()
     eager = tiny_detector(graph_capture=dict(enabled=False)).cuda()
     eager.load_state_dict(graphed.state_dict())

@@ -12,7 +12,7 @@ import pytest
 import torch
 from mmcv.runner import wrap_fp16_model
 
-from helpers.model_configs import batch, build, tiny_lcp_cfg
+from helpers.model_configs import batch, batch_on, build, tiny_lcp_cfg
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="mmcv fp16 runs under CUDA autocast")
 
@@ -23,15 +23,6 @@ def fp16_model(device):
     wrap_fp16_model(model)
     assert model.fp16_enabled
     return model
-
-
-def on(device, data):
-    moved = dict(data)
-    for key in ("img", "img_df"):
-        moved[key] = data[key].to(device)
-    for key in ("gt_bboxes", "gt_labels"):
-        moved[key] = [t.to(device) for t in data[key]]
-    return moved
 
 
 def test_catch_up_step_casts_img_and_img_df_to_half_on_cpu():
@@ -62,7 +53,7 @@ def test_fp16_train_steps_in_both_modes_and_test_step_on_gpu():
     model = fp16_model("cuda")
     reference = build(tiny_lcp_cfg()).cuda()
     reference.load_state_dict(model.state_dict())
-    data = on("cuda", batch())
+    data = batch_on("cuda", batch())
     catch_up_dtypes = []
     model.backbone.catch_up_learner.register_forward_hook(lambda m, i, out: catch_up_dtypes.append(out.dtype))
     model.train()
@@ -91,7 +82,7 @@ def test_fp16_train_steps_in_both_modes_and_test_step_on_gpu():
     torch.testing.assert_close(kl_fp16, kl_fp32, rtol=0.05, atol=1e-4)
 
     model.eval()
-    single = on("cuda", batch(num_images=1, height=96, width=128))
+    single = batch_on("cuda", batch(num_images=1, height=96, width=128))
     with torch.no_grad():
         results = model(img=[single["img"]], img_metas=[single["img_metas"]], return_loss=False)
     assert len(results) == 1 and len(results[0]) == 2
