@@ -93,9 +93,13 @@ def write_start(pretrained: Path, out: Path, open_mask: bool, overwrite: bool) -
     everywhere, a mask of 1."""
     import torch
 
+    from lcp.errors import LCPError
     from lcp.io import atomic_path
+    from lcp.models.checkpoint import _torch_load  # one line for a missing or unreadable file
 
-    checkpoint = torch.load(pretrained, map_location="cpu", weights_only=False)
+    checkpoint = _torch_load(str(pretrained))
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise LCPError(f"{pretrained}: not an mmdet checkpoint (no 'state_dict' of weights)")
     state = checkpoint["state_dict"]
     for index, (channels_in, channels_out, kernel) in enumerate(((3, 16, 3), (16, 16, 3), (16, 1, 5))):
         middle = 3 * channels_in

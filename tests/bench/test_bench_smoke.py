@@ -260,6 +260,13 @@ def test_look_alikes_scene_hides_cool_shapes_among_warm_objects_and_its_gate_tel
         look_alikes.main(["data", str(scene)])
 
     pretrained = tmp_path / "pretrained.pth"
+    for bad, said in ((tmp_path / "missing.pth", "file not found"), (scene / "demo.json", "not a PyTorch checkpoint")):
+        with pytest.raises(SystemExit, match=said):
+            look_alikes.main(["start", str(bad), str(tmp_path / "never.pth")])
+    torch.save({"meta": {}}, pretrained)
+    with pytest.raises(SystemExit, match="not an mmdet checkpoint"):
+        look_alikes.main(["start", str(pretrained), str(tmp_path / "never.pth")])
+    assert not (tmp_path / "never.pth").exists()
     torch.save({"state_dict": {}, "meta": {}}, pretrained)
     for extra, warm_level, cool_level in (([], 0.99, 0.01), (["--open"], 0.99, 0.99)):
         out = tmp_path / f"start{len(extra)}.pth"
